@@ -1,0 +1,150 @@
+//! The command line, as clap derive types and nothing else. `settings.rs` turns these into a
+//! validated `Settings`; no other module sees clap.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Mirror third-party container images into a private registry, in parallel and digest-exact",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log more (-v: each skopeo command, -vv: debug)
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the normalized source of every entry, one per line, in list order
+    ShowRawImages(ListArgs),
+    /// Print the target of every entry, one per line, in list order
+    ShowImages(ShowArgs),
+    /// Copy every entry to its target with skopeo, several at a time
+    Sync(Box<SyncArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Image list files, one reference per line ("-" reads standard input)
+    /// [default: ./source-images.list]
+    #[arg(value_name = "LIST")]
+    pub lists: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DestArgs {
+    /// Destination prefix: a registry host and optional path (e.g. harbor.example/third)
+    #[arg(long, env = "FERRY_DEST", value_name = "PREFIX")]
+    pub dest: Option<String>,
+
+    /// Local directory of OCI layouts used when no --dest is given
+    #[arg(long, value_name = "DIR", default_value = "mirror")]
+    pub dest_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub list: ListArgs,
+    #[command(flatten)]
+    pub dest: DestArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub list: ListArgs,
+    #[command(flatten)]
+    pub dest: DestArgs,
+    #[command(flatten)]
+    pub skopeo: SkopeoArgs,
+
+    /// Images copied at the same time
+    #[arg(short, long, default_value_t = 4, value_name = "N")]
+    pub jobs: usize,
+
+    /// Print the skopeo commands that would run (secrets redacted) and copy nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Write a JSON report of every image to FILE
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Write the failed entries to FILE in list format, ready to be fed back as input
+    #[arg(long, value_name = "FILE")]
+    pub failed_list: Option<PathBuf>,
+}
+
+/// Flags with skopeo's names and meanings, passed through to every skopeo run.
+#[derive(Debug, Args)]
+pub struct SkopeoArgs {
+    /// Auth file for both sides (skopeo's --authfile)
+    #[arg(long, value_name = "PATH")]
+    pub authfile: Option<PathBuf>,
+    /// Auth file for the sources
+    #[arg(long, value_name = "PATH")]
+    pub src_authfile: Option<PathBuf>,
+    /// Auth file for the destination
+    #[arg(long, value_name = "PATH")]
+    pub dest_authfile: Option<PathBuf>,
+
+    /// Require HTTPS and verify certificates for the sources
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub src_tls_verify: Option<bool>,
+    /// Require HTTPS and verify certificates for the destination
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub dest_tls_verify: Option<bool>,
+    /// Directory of certificates (*.crt, *.cert, *.key) for the sources
+    #[arg(long, value_name = "PATH")]
+    pub src_cert_dir: Option<PathBuf>,
+    /// Directory of certificates (*.crt, *.cert, *.key) for the destination
+    #[arg(long, value_name = "PATH")]
+    pub dest_cert_dir: Option<PathBuf>,
+
+    /// Times skopeo retries a failed network operation
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub retry_times: u32,
+
+    /// Source credentials USER:PASS (prefer the environment variable: argv is visible to other users)
+    #[arg(
+        long,
+        env = "FERRY_SRC_CREDS",
+        hide_env_values = true,
+        value_name = "USER:PASS"
+    )]
+    pub src_creds: Option<String>,
+    /// Destination credentials USER:PASS (or FERRY_DEST_USERNAME and FERRY_DEST_PASSWORD)
+    #[arg(
+        long,
+        env = "FERRY_DEST_CREDS",
+        hide_env_values = true,
+        value_name = "USER:PASS"
+    )]
+    pub dest_creds: Option<String>,
+    #[arg(long, env = "FERRY_DEST_USERNAME", hide = true)]
+    pub dest_username: Option<String>,
+    #[arg(long, env = "FERRY_DEST_PASSWORD", hide = true, hide_env_values = true)]
+    pub dest_password: Option<String>,
+
+    /// Run skopeo without a signature policy (skopeo's --insecure-policy)
+    #[arg(long)]
+    pub insecure_policy: bool,
+
+    /// containers registries.conf to use (redirects and mirrors); skopeo itself ignores the
+    /// environment variable, so ferry passes it on
+    #[arg(long, env = "CONTAINERS_REGISTRIES_CONF", value_name = "PATH")]
+    pub registries_conf: Option<PathBuf>,
+
+    /// The skopeo binary [default: skopeo from PATH]
+    #[arg(long, env = "FERRY_SKOPEO", value_name = "PATH")]
+    pub skopeo: Option<PathBuf>,
+}

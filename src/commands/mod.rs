@@ -1,0 +1,38 @@
+//! One function per subcommand. This is the layer that talks to the terminal: it prints
+//! results to stdout, problems to stderr, and returns the exit code.
+
+mod show;
+mod sync;
+
+use crate::input::{self, Entry, InputError, InputSource};
+use crate::settings::{CommandSettings, Settings};
+
+pub async fn run(settings: Settings) -> u8 {
+    match settings.command {
+        CommandSettings::ShowRawImages { inputs } => show::show_raw_images(&inputs),
+        CommandSettings::ShowImages {
+            inputs,
+            destination,
+        } => show::show_images(&inputs, &destination),
+        CommandSettings::Sync(sync) => sync::sync(*sync).await,
+    }
+}
+
+/// Prints every input error, one `FILE:LINE: reason` per line, on stderr.
+fn print_input_errors(errors: &[InputError]) {
+    for error in errors {
+        eprintln!("{error}");
+    }
+    eprintln!(
+        "ferry: {} problem{} in the input; nothing was copied",
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" }
+    );
+}
+
+/// Reads all inputs, printing every error on failure.
+fn read_entries(inputs: &[InputSource]) -> Option<Vec<Entry>> {
+    input::read_all(inputs)
+        .map_err(|errors| print_input_errors(&errors))
+        .ok()
+}

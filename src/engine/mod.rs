@@ -1,0 +1,49 @@
+//! The copy engines ferry drives. Today that is skopeo; the module boundary keeps argv
+//! building, output parsing and failure classification in one place per engine.
+
+pub mod skopeo;
+
+use serde::Serialize;
+
+/// Why an image failed, decided in one place from the engine's own words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureKind {
+    /// The source image, tag or repository does not exist.
+    NotFound,
+    /// Bad or missing credentials, or access denied.
+    Unauthorized,
+    /// The registry throttled us (HTTP 429 / toomanyrequests).
+    RateLimited,
+    /// The registry could not be reached or the connection broke.
+    Network,
+    /// Certificate or TLS handshake problems.
+    Tls,
+    /// ferry was interrupted before the image finished.
+    Interrupted,
+    /// ferry itself could not run the engine (spawn failed, bad output).
+    Internal,
+    /// Anything else the engine reported.
+    Other,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::NotFound => "not-found",
+            FailureKind::Unauthorized => "unauthorized",
+            FailureKind::RateLimited => "rate-limited",
+            FailureKind::Network => "network",
+            FailureKind::Tls => "tls",
+            FailureKind::Interrupted => "interrupted",
+            FailureKind::Internal => "internal",
+            FailureKind::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,686 @@
+//! skopeo as the copy engine: a pure argv builder (unit-tested on the argv it returns, binary
+//! path injectable), a parser for what skopeo prints while copying, and the one place that
+//! decides what kind of failure skopeo's `level=fatal` message describes.
+//!
+//! Credentials never appear here: when ferry holds credentials it writes them to a private
+//! auth file and the argv only names that file.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::FailureKind;
+use crate::mapping::{Destination, Job, Target};
+use crate::reference::{ImageRef, RepoPrefix};
+
+/// Everything about how skopeo is run that does not depend on the image.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SkopeoOptions {
+    pub binary: PathBuf,
+    /// Passed as skopeo's global `--registries-conf`: skopeo 1.9 does not read
+    /// `CONTAINERS_REGISTRIES_CONF` itself.
+    pub registries_conf: Option<PathBuf>,
+    pub authfile: Option<PathBuf>,
+    pub src_authfile: Option<PathBuf>,
+    pub dest_authfile: Option<PathBuf>,
+    pub src_tls_verify: Option<bool>,
+    pub dest_tls_verify: Option<bool>,
+    pub src_cert_dir: Option<PathBuf>,
+    pub dest_cert_dir: Option<PathBuf>,
+    pub retry_times: u32,
+    pub insecure_policy: bool,
+}
+
+/// Auth files ferry wrote for credentials it was given; they replace the user's auth file
+/// for that side.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthFiles {
+    pub src: Option<PathBuf>,
+    pub dest: Option<PathBuf>,
+}
+
+/// What one skopeo run does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action<'a> {
+    /// `skopeo sync --scoped` of one source (tag, digest or whole repository) under a prefix.
+    SyncScoped {
+        source: &'a ImageRef,
+        prefix: &'a RepoPrefix,
+    },
+    /// `skopeo copy` of one image to an exact target, optionally writing the pushed digest.
+    Copy {
+        source: &'a ImageRef,
+        target: &'a Target,
+        digest_file: Option<&'a Path>,
+    },
+    /// `skopeo list-tags` of a source repository.
+    ListTags { repository: &'a ImageRef },
+}
+
+/// Picks the skopeo command for a job. Scoped registry jobs use `sync --scoped` (the old
+/// script's command) except when the source pins both a tag and a digest: the docker transport
+/// rejects that form, so ferry pulls by digest and pushes to the tag with `copy`.
+pub fn action_for<'a>(
+    job: &'a Job,
+    destination: &'a Destination,
+    digest_file: Option<&'a Path>,
+) -> Action<'a> {
+    let pinned_and_tagged = job.source.tag().is_some() && job.source.digest().is_some();
+    match (destination, &job.target, job.explicit) {
+        (Destination::Registry(prefix), Target::Registry(_), false) if !pinned_and_tagged => {
+            Action::SyncScoped {
+                source: &job.source,
+                prefix,
+            }
+        }
+        _ => Action::Copy {
+            source: &job.source,
+            target: &job.target,
+            digest_file,
+        },
+    }
+}
+
+/// One skopeo command line. `Display` shell-quotes it for logs and `--dry-run`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+}
+
+impl fmt::Display for Invocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&shell_quote(&self.program.to_string_lossy()))?;
+        for arg in &self.args {
+            write!(f, " {}", shell_quote(arg))?;
+        }
+        Ok(())
+    }
+}
+
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// Builds the argv for one action. Pure.
+pub fn build(options: &SkopeoOptions, auth: &AuthFiles, action: &Action<'_>) -> Invocation {
+    let mut args = Vec::new();
+    if let Some(conf) = &options.registries_conf {
+        push_path(&mut args, "--registries-conf", conf);
+    }
+    if options.insecure_policy {
+        args.push("--insecure-policy".to_owned());
+    }
+    if !matches!(action, Action::ListTags { .. }) {
+        // Only skopeo's debug log says which blobs it reused: in a pipe its progress output
+        // prints "Copying blob" for copied and reused blobs alike.
+        args.push("--debug".to_owned());
+    }
+    match action {
+        Action::SyncScoped { source, prefix } => {
+            args.extend(
+                [
+                    "sync",
+                    "--all",
+                    "--scoped",
+                    "--preserve-digests",
+                    "--src",
+                    "docker",
+                    "--dest",
+                    "docker",
+                ]
+                .map(str::to_owned),
+            );
+            push_common(&mut args, options);
+            push_side(&mut args, options, auth, Side::Src);
+            push_side(&mut args, options, auth, Side::Dest);
+            args.push(source.to_string());
+            args.push(prefix.to_string());
+        }
+        Action::Copy {
+            source,
+            target,
+            digest_file,
+        } => {
+            args.extend(["copy", "--all", "--preserve-digests"].map(str::to_owned));
+            push_common(&mut args, options);
+            push_side(&mut args, options, auth, Side::Src);
+            if matches!(target, Target::Registry(_)) {
+                push_side(&mut args, options, auth, Side::Dest);
+            }
+            if let Some(file) = digest_file {
+                push_path(&mut args, "--digestfile", file);
+            }
+            args.push(source_transport(source));
+            args.push(target_transport(target));
+        }
+        Action::ListTags { repository } => {
+            args.push("list-tags".to_owned());
+            args.push(format!("--retry-times={}", options.retry_times));
+            if let Some(file) = auth.src.as_ref().or(options.src_authfile.as_ref()) {
+                push_path(&mut args, "--authfile", file);
+            } else if let Some(file) = &options.authfile {
+                push_path(&mut args, "--authfile", file);
+            }
+            if let Some(verify) = options.src_tls_verify {
+                args.push(format!("--tls-verify={verify}"));
+            }
+            if let Some(dir) = &options.src_cert_dir {
+                push_path(&mut args, "--cert-dir", dir);
+            }
+            args.push(format!(
+                "docker://{}",
+                repository.without_tag().without_digest()
+            ));
+        }
+    }
+    Invocation {
+        program: options.binary.clone(),
+        args,
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Side {
+    Src,
+    Dest,
+}
+
+fn push_common(args: &mut Vec<String>, options: &SkopeoOptions) {
+    args.push(format!("--retry-times={}", options.retry_times));
+    if let Some(file) = &options.authfile {
+        push_path(args, "--authfile", file);
+    }
+}
+
+fn push_side(args: &mut Vec<String>, options: &SkopeoOptions, auth: &AuthFiles, side: Side) {
+    let (name, ours, theirs, verify, cert_dir) = match side {
+        Side::Src => (
+            "src",
+            &auth.src,
+            &options.src_authfile,
+            options.src_tls_verify,
+            &options.src_cert_dir,
+        ),
+        Side::Dest => (
+            "dest",
+            &auth.dest,
+            &options.dest_authfile,
+            options.dest_tls_verify,
+            &options.dest_cert_dir,
+        ),
+    };
+    if let Some(file) = ours.as_ref().or(theirs.as_ref()) {
+        push_path(args, &format!("--{name}-authfile"), file);
+    }
+    if let Some(verify) = verify {
+        args.push(format!("--{name}-tls-verify={verify}"));
+    }
+    if let Some(dir) = cert_dir {
+        push_path(args, &format!("--{name}-cert-dir"), dir);
+    }
+}
+
+fn push_path(args: &mut Vec<String>, flag: &str, path: &Path) {
+    args.push(flag.to_owned());
+    args.push(path.to_string_lossy().into_owned());
+}
+
+/// The docker transport cannot read `name:tag@digest`; the digest is what was pinned.
+fn source_transport(source: &ImageRef) -> String {
+    if source.digest().is_some() {
+        format!("docker://{}", source.without_tag())
+    } else {
+        format!("docker://{source}")
+    }
+}
+
+fn target_transport(target: &Target) -> String {
+    match target {
+        Target::Registry(reference) if reference.tag().is_some() => {
+            format!("docker://{}", reference.without_digest())
+        }
+        Target::Registry(reference) => format!("docker://{reference}"),
+        Target::Oci { .. } => target.to_string(),
+    }
+}
+
+/// What skopeo said it did, counted from its progress lines (stdout) and debug log (stderr).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub blobs_copied: u32,
+    pub blobs_reused: u32,
+    /// Per-platform images skopeo found already present at the destination.
+    pub images_present: u32,
+    pub manifests_written: u32,
+}
+
+/// Counts skopeo's progress lines (the non-terminal format, one event per line) and the debug
+/// log's "Skipping blob … (already present)" lines, which are the reused blobs.
+pub fn parse_progress(stdout: &str, stderr: &str) -> Progress {
+    let mut progress = Progress {
+        blobs_reused: stderr
+            .lines()
+            .filter(|line| line.contains("level=debug") && line.contains("msg=\"Skipping blob "))
+            .count() as u32,
+        ..Progress::default()
+    };
+    let mut blobs_seen = 0u32;
+    for line in stdout.lines().map(str::trim) {
+        if line.starts_with("Copying blob ") {
+            blobs_seen += 1;
+        } else if line.starts_with("Skipping: image already present") {
+            progress.images_present += 1;
+        } else if line.starts_with("Writing manifest") {
+            progress.manifests_written += 1;
+        }
+    }
+    progress.blobs_copied = blobs_seen.saturating_sub(progress.blobs_reused);
+    progress
+}
+
+/// The message of skopeo's last `level=fatal` log line, unquoted; `None` when there is none.
+pub fn fatal_message(stderr: &str) -> Option<String> {
+    stderr
+        .lines()
+        .filter(|line| line.contains("level=fatal"))
+        .filter_map(|line| line.split_once("msg=").map(|(_, rest)| rest))
+        .map(unquote_logfmt)
+        .next_back()
+}
+
+/// logrus writes `msg="…"` with Go's escaping, or a bare word when no quoting is needed.
+fn unquote_logfmt(value: &str) -> String {
+    let Some(quoted) = value.strip_prefix('"') else {
+        return value.split_whitespace().next().unwrap_or("").to_owned();
+    };
+    let mut out = String::new();
+    let mut chars = quoted.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => break,
+            '\\' => match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some(other) => out.push(other),
+                None => break,
+            },
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Classifies a skopeo failure message. Order matters: a TLS failure is reported inside a
+/// "pinging container registry" network message, and a 404 during authentication is still a
+/// missing image.
+pub fn classify(message: &str) -> FailureKind {
+    let m = message.to_ascii_lowercase();
+    let any = |needles: &[&str]| needles.iter().any(|n| m.contains(n));
+    if any(&["toomanyrequests", "too many requests", "429"]) {
+        FailureKind::RateLimited
+    } else if any(&[
+        "unauthorized",
+        "authentication required",
+        "requested access to the resource is denied",
+        "denied:",
+        "invalid username/password",
+        "401",
+    ]) {
+        FailureKind::Unauthorized
+    } else if any(&[
+        "manifest unknown",
+        "name unknown",
+        "repository name not known",
+        "not found",
+        "404",
+    ]) {
+        FailureKind::NotFound
+    } else if any(&[
+        "x509:",
+        "tls:",
+        "certificate",
+        "server gave http response to https client",
+    ]) {
+        FailureKind::Tls
+    } else if any(&[
+        "connection refused",
+        "no such host",
+        "i/o timeout",
+        "connection reset",
+        "broken pipe",
+        "network is unreachable",
+        "no route to host",
+        "timeout awaiting",
+        "tls handshake timeout",
+        "unexpected eof",
+        ": eof",
+        "dial tcp",
+        "502 bad gateway",
+        "503 service unavailable",
+        "504 gateway timeout",
+    ]) {
+        FailureKind::Network
+    } else {
+        FailureKind::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::Origin;
+
+    fn options() -> SkopeoOptions {
+        SkopeoOptions {
+            binary: PathBuf::from("/opt/bin/skopeo"),
+            retry_times: 3,
+            ..SkopeoOptions::default()
+        }
+    }
+
+    fn job(source: &str, target: Target, explicit: bool) -> Job {
+        Job {
+            origin: Origin {
+                file: "l".into(),
+                line: 1,
+            },
+            source: ImageRef::parse(source).unwrap(),
+            target,
+            explicit,
+        }
+    }
+
+    fn registry_target(reference: &str) -> Target {
+        Target::Registry(ImageRef::parse(reference).unwrap())
+    }
+
+    #[test]
+    fn scoped_sync_is_the_old_scripts_command_plus_digest_preservation() {
+        let prefix = RepoPrefix::parse("harbor.local/third").unwrap();
+        let destination = Destination::Registry(prefix.clone());
+        let job = job(
+            "nginx:1.25",
+            Target::Registry(
+                prefix
+                    .scoped(&ImageRef::parse("nginx:1.25").unwrap())
+                    .unwrap(),
+            ),
+            false,
+        );
+        let invocation = build(
+            &options(),
+            &AuthFiles::default(),
+            &action_for(&job, &destination, None),
+        );
+        assert_eq!(invocation.program, PathBuf::from("/opt/bin/skopeo"));
+        assert_eq!(
+            invocation.args,
+            [
+                "--debug",
+                "sync",
+                "--all",
+                "--scoped",
+                "--preserve-digests",
+                "--src",
+                "docker",
+                "--dest",
+                "docker",
+                "--retry-times=3",
+                "docker.io/library/nginx:1.25",
+                "harbor.local/third"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_pass_through_flag_lands_on_its_side() {
+        let mut opts = options();
+        opts.registries_conf = Some("/etc/r.conf".into());
+        opts.insecure_policy = true;
+        opts.authfile = Some("/a/both.json".into());
+        opts.src_authfile = Some("/a/src.json".into());
+        opts.dest_authfile = Some("/a/dest.json".into());
+        opts.src_tls_verify = Some(true);
+        opts.dest_tls_verify = Some(false);
+        opts.src_cert_dir = Some("/c/src".into());
+        opts.dest_cert_dir = Some("/c/dest".into());
+        opts.retry_times = 5;
+        let auth = AuthFiles {
+            src: None,
+            dest: Some("/tmp/ferry-x/dest-auth.json".into()),
+        };
+        let source = ImageRef::parse("quay.io/a/b:1").unwrap();
+        let prefix = RepoPrefix::parse("h.example:5000/m").unwrap();
+        let invocation = build(
+            &opts,
+            &auth,
+            &Action::SyncScoped {
+                source: &source,
+                prefix: &prefix,
+            },
+        );
+        assert_eq!(
+            invocation.args,
+            [
+                "--registries-conf",
+                "/etc/r.conf",
+                "--insecure-policy",
+                "--debug",
+                "sync",
+                "--all",
+                "--scoped",
+                "--preserve-digests",
+                "--src",
+                "docker",
+                "--dest",
+                "docker",
+                "--retry-times=5",
+                "--authfile",
+                "/a/both.json",
+                "--src-authfile",
+                "/a/src.json",
+                "--src-tls-verify=true",
+                "--src-cert-dir",
+                "/c/src",
+                // ferry's own auth file replaces the user's for the side it has credentials for
+                "--dest-authfile",
+                "/tmp/ferry-x/dest-auth.json",
+                "--dest-tls-verify=false",
+                "--dest-cert-dir",
+                "/c/dest",
+                "quay.io/a/b:1",
+                "h.example:5000/m"
+            ]
+        );
+    }
+
+    #[test]
+    fn explicit_targets_use_copy_with_a_digest_file() {
+        let destination = Destination::Registry(RepoPrefix::parse("h.example/m").unwrap());
+        let job = job(
+            "nginx:1.25",
+            registry_target("harbor.example/base/nginx:1.25"),
+            true,
+        );
+        let file = PathBuf::from("/tmp/d/1.digest");
+        let invocation = build(
+            &options(),
+            &AuthFiles::default(),
+            &action_for(&job, &destination, Some(&file)),
+        );
+        assert_eq!(
+            invocation.args,
+            [
+                "--debug",
+                "copy",
+                "--all",
+                "--preserve-digests",
+                "--retry-times=3",
+                "--digestfile",
+                "/tmp/d/1.digest",
+                "docker://docker.io/library/nginx:1.25",
+                "docker://harbor.example/base/nginx:1.25"
+            ]
+        );
+    }
+
+    #[test]
+    fn tag_and_digest_pull_by_digest_and_push_to_the_tag() {
+        let digest = format!("sha256:{}", "b".repeat(64));
+        let prefix = RepoPrefix::parse("h.example/m").unwrap();
+        let destination = Destination::Registry(prefix.clone());
+        let source = ImageRef::parse(&format!("nginx:1.25@{digest}")).unwrap();
+        let job = job(
+            &source.to_string(),
+            Target::Registry(prefix.scoped(&source).unwrap()),
+            false,
+        );
+        let invocation = build(
+            &options(),
+            &AuthFiles::default(),
+            &action_for(&job, &destination, None),
+        );
+        let n = invocation.args.len();
+        assert_eq!(invocation.args[..2], ["--debug", "copy"]);
+        assert_eq!(
+            invocation.args[n - 2],
+            format!("docker://docker.io/library/nginx@{digest}")
+        );
+        assert_eq!(
+            invocation.args[n - 1],
+            "docker://h.example/m/docker.io/library/nginx:1.25"
+        );
+    }
+
+    #[test]
+    fn oci_targets_skip_destination_registry_flags() {
+        let mut opts = options();
+        opts.dest_tls_verify = Some(false);
+        opts.dest_authfile = Some("/a/dest.json".into());
+        let target = Target::Oci {
+            layout: "mirror/docker.io/library/nginx".into(),
+            name: Some("1.25".into()),
+        };
+        let destination = Destination::OciDir("mirror".into());
+        let job = job("nginx:1.25", target, false);
+        let invocation = build(
+            &opts,
+            &AuthFiles::default(),
+            &action_for(&job, &destination, None),
+        );
+        assert_eq!(
+            invocation.args,
+            [
+                "--debug",
+                "copy",
+                "--all",
+                "--preserve-digests",
+                "--retry-times=3",
+                "docker://docker.io/library/nginx:1.25",
+                "oci:mirror/docker.io/library/nginx:1.25"
+            ]
+        );
+    }
+
+    #[test]
+    fn list_tags_uses_source_side_settings() {
+        let mut opts = options();
+        opts.src_tls_verify = Some(false);
+        let auth = AuthFiles {
+            src: Some("/tmp/f/src-auth.json".into()),
+            dest: None,
+        };
+        let repository = ImageRef::parse("quay.io/a/b").unwrap();
+        let invocation = build(
+            &opts,
+            &auth,
+            &Action::ListTags {
+                repository: &repository,
+            },
+        );
+        assert_eq!(
+            invocation.args,
+            [
+                "list-tags",
+                "--retry-times=3",
+                "--authfile",
+                "/tmp/f/src-auth.json",
+                "--tls-verify=false",
+                "docker://quay.io/a/b"
+            ]
+        );
+    }
+
+    #[test]
+    fn display_quotes_what_a_shell_would_split() {
+        let invocation = Invocation {
+            program: "skopeo".into(),
+            args: vec!["copy".into(), "/tmp/my dir/a".into(), "it's".into()],
+        };
+        assert_eq!(
+            invocation.to_string(),
+            r"skopeo copy '/tmp/my dir/a' 'it'\''s'"
+        );
+    }
+
+    #[test]
+    fn progress_counts_blobs_and_manifests() {
+        let stdout = "Getting image list signatures\nCopying 2 of 2 images in list\n\
+            Copying image sha256:aa (1/2)\nGetting image source signatures\n\
+            Copying blob sha256:11\nCopying blob sha256:22\n\
+            Copying config sha256:33\nWriting manifest to image destination\nStoring signatures\n\
+            Copying image sha256:bb (2/2)\nGetting image source signatures\n\
+            Skipping: image already present at destination\n\
+            Writing manifest list to image destination\nStoring list signatures\n";
+        let stderr = "time=\"t\" level=debug msg=\"Checking if we can reuse blob sha256:22\"\n\
+            time=\"t\" level=debug msg=\"Skipping blob sha256:22 (already present):\"\n";
+        assert_eq!(
+            parse_progress(stdout, stderr),
+            Progress {
+                blobs_copied: 1,
+                blobs_reused: 1,
+                images_present: 1,
+                manifests_written: 2
+            }
+        );
+    }
+
+    #[test]
+    fn fatal_message_is_unquoted() {
+        let stderr = "time=\"2026-11-22T18:35:09Z\" level=info msg=\"Copying image ref 1/1\" from=\"docker://nope:1.25\"\n\
+            time=\"2026-11-22T18:35:09Z\" level=fatal msg=\"Error copying ref \\\"docker://nope:1.25\\\": reading manifest 1.25 in 127.0.0.1:5055/library/nope: manifest unknown: manifest unknown\"\n";
+        assert_eq!(
+            fatal_message(stderr).unwrap(),
+            "Error copying ref \"docker://nope:1.25\": reading manifest 1.25 in 127.0.0.1:5055/library/nope: manifest unknown: manifest unknown"
+        );
+        assert_eq!(fatal_message("level=info msg=hello\n"), None);
+    }
+
+    #[test]
+    fn failures_are_classified_from_skopeos_words() {
+        let table = [
+            ("reading manifest 1.25 in r/library/nope: manifest unknown: manifest unknown", FailureKind::NotFound),
+            ("reading manifest latest in quay.io/x/y: name unknown: repository name not known to registry", FailureKind::NotFound),
+            ("initializing source docker://x: reading manifest 1 in h/x: unauthorized: authentication required", FailureKind::Unauthorized),
+            ("trying to reuse blob sha256:aa at destination: checking whether a blob exists: authentication required", FailureKind::Unauthorized),
+            ("writing blob: initiating layer upload to /v2/x/blobs/uploads/ in h: denied: requested access to the resource is denied", FailureKind::Unauthorized),
+            ("reading manifest 1 in docker.io/library/x: toomanyrequests: You have reached your pull rate limit", FailureKind::RateLimited),
+            ("pinging container registry 127.0.0.1:5999: Get \"http://127.0.0.1:5999/v2/\": dial tcp 127.0.0.1:5999: connect: connection refused", FailureKind::Network),
+            ("pinging container registry registry-1.docker.io: Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup registry-1.docker.io: no such host", FailureKind::Network),
+            ("pinging container registry 127.0.0.1:5056: Get \"https://127.0.0.1:5056/v2/\": http: server gave HTTP response to HTTPS client", FailureKind::Tls),
+            ("pinging container registry h: Get \"https://h/v2/\": x509: certificate signed by unknown authority", FailureKind::Tls),
+            ("copying system image from manifest list: writing blob: happened", FailureKind::Other),
+        ];
+        for (message, kind) in table {
+            assert_eq!(classify(message), kind, "{message}");
+        }
+    }
+}

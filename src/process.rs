@@ -1,0 +1,234 @@
+//! Running one child process the way a mirror job needs: null stdin, stdout and stderr drained
+//! concurrently (a full pipe would stall the child), the child in its own process group so
+//! stopping it also stops anything it spawned, and a stop request that escalates from SIGTERM
+//! to SIGKILL after a grace period (or at once when asked to stop *now*).
+
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+use tokio::sync::watch;
+
+use crate::engine::skopeo::Invocation;
+
+/// How hard ferry is being asked to stop. Sent through a `watch` channel to every running job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stop {
+    /// Keep going.
+    Run,
+    /// Stop starting work; terminate running children (SIGTERM, grace period, SIGKILL).
+    Graceful,
+    /// Kill running children at once.
+    Now,
+}
+
+/// How long a child gets between SIGTERM and SIGKILL.
+pub const GRACE_PERIOD: Duration = Duration::from_secs(10);
+
+/// What a finished child left behind.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    /// True when the child was stopped because ferry was asked to stop.
+    pub stopped: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("failed to start `{command}`: {source}")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed while waiting for `{command}`: {source}")]
+    Wait {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs `invocation` to completion, or until `stop` asks it to end.
+pub async fn run(
+    invocation: &Invocation,
+    mut stop: watch::Receiver<Stop>,
+) -> Result<Finished, ProcessError> {
+    let mut child = Command::new(&invocation.program)
+        .args(&invocation.args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| ProcessError::Spawn {
+            command: invocation.to_string(),
+            source,
+        })?;
+    let pgid = child.id().map(|id| id as libc::pid_t);
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+
+    let wait = async {
+        let mut stopped = false;
+        let status = tokio::select! {
+            status = child.wait() => status,
+            () = wait_for(&mut stop, Stop::Graceful) => {
+                stopped = true;
+                terminate(pgid, &mut child, &mut stop).await
+            }
+        };
+        (status, stopped)
+    };
+    let ((status, stopped), stdout, stderr) = tokio::join!(wait, drain(stdout), drain(stderr));
+    let status = status.map_err(|source| ProcessError::Wait {
+        command: invocation.to_string(),
+        source,
+    })?;
+    Ok(Finished {
+        status,
+        stdout,
+        stderr,
+        stopped,
+    })
+}
+
+/// Resolves once the stop level reaches `level` (never, if the sender is gone).
+pub async fn wait_for(stop: &mut watch::Receiver<Stop>, level: Stop) {
+    if stop.wait_for(|current| *current >= level).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn terminate(
+    pgid: Option<libc::pid_t>,
+    child: &mut tokio::process::Child,
+    stop: &mut watch::Receiver<Stop>,
+) -> std::io::Result<ExitStatus> {
+    let now = *stop.borrow() >= Stop::Now;
+    signal_group(pgid, if now { libc::SIGKILL } else { libc::SIGTERM });
+    if !now {
+        tokio::select! {
+            status = child.wait() => {
+                // The leader is gone; make sure nothing it started lingers in the group.
+                signal_group(pgid, libc::SIGKILL);
+                return status;
+            }
+            () = tokio::time::sleep(GRACE_PERIOD) => {}
+            () = wait_for(stop, Stop::Now) => {}
+        }
+        signal_group(pgid, libc::SIGKILL);
+    }
+    child.wait().await
+}
+
+fn signal_group(pgid: Option<libc::pid_t>, signal: libc::c_int) {
+    if let Some(pgid) = pgid.filter(|&p| p > 0) {
+        // SAFETY: killpg has no memory-safety preconditions; a stale group id only yields ESRCH.
+        unsafe {
+            libc::killpg(pgid, signal);
+        }
+    }
+}
+
+async fn drain<R: AsyncRead + Unpin>(pipe: Option<R>) -> String {
+    let mut bytes = Vec::new();
+    if let Some(mut pipe) = pipe {
+        // A read error just ends the capture; the exit status still tells what happened.
+        let _ = pipe.read_to_end(&mut bytes).await;
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// A short, human description of how a child ended: `exit code 1` or `killed by SIGTERM`.
+pub fn describe_status(status: &ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => format!("killed by {}", signal_name(signal)),
+        (None, None) => "unknown exit status".to_owned(),
+    }
+}
+
+fn signal_name(signal: i32) -> String {
+    match signal {
+        libc::SIGTERM => "SIGTERM".to_owned(),
+        libc::SIGKILL => "SIGKILL".to_owned(),
+        libc::SIGINT => "SIGINT".to_owned(),
+        libc::SIGSEGV => "SIGSEGV".to_owned(),
+        libc::SIGABRT => "SIGABRT".to_owned(),
+        other => format!("signal {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn sh(script: &str) -> Invocation {
+        Invocation {
+            program: PathBuf::from("/bin/sh"),
+            args: vec!["-c".into(), script.into()],
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn captures_both_pipes_and_the_exit_code() {
+        let (_tx, rx) = watch::channel(Stop::Run);
+        // Enough output on both pipes to block a child whose pipes are read one after the other.
+        let script =
+            "i=0; while [ $i -lt 20000 ]; do echo out$i; echo err$i >&2; i=$((i+1)); done; exit 3";
+        let finished = run(&sh(script), rx).await.unwrap();
+        assert_eq!(finished.status.code(), Some(3));
+        assert!(finished.stdout.ends_with("out19999\n"));
+        assert!(finished.stderr.ends_with("err19999\n"));
+        assert!(!finished.stopped);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn stop_terminates_the_whole_process_group() {
+        let (tx, rx) = watch::channel(Stop::Run);
+        let marker = std::env::temp_dir().join(format!("ferry-grandchild-{}", std::process::id()));
+        let script = format!("(sleep 30; touch {}) & sleep 30", marker.display());
+        let task = tokio::spawn(async move { run(&sh(&script), rx).await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        tx.send(Stop::Graceful).unwrap();
+        let finished = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("child should end promptly on SIGTERM")
+            .unwrap()
+            .unwrap();
+        assert!(finished.stopped);
+        assert_eq!(describe_status(&finished.status), "killed by SIGTERM");
+        // The grandchild was in the same group and got the signal too.
+        let out = std::process::Command::new("pgrep")
+            .args(["-f", &marker.display().to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.stdout.is_empty(),
+            "grandchild survived: {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn spawn_failure_names_the_command() {
+        let (_tx, rx) = watch::channel(Stop::Run);
+        let invocation = Invocation {
+            program: PathBuf::from("/nonexistent/skopeo"),
+            args: vec!["sync".into()],
+        };
+        let err = run(&invocation, rx).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("failed to start `/nonexistent/skopeo sync`"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,839 @@
+//! Container image references: parsing, validation and normalization.
+//!
+//! Image lists are written by people (`nginx:1.25`, `quay.io/org/app@sha256:…`), but skopeo
+//! and registries only accept names that follow the docker/distribution reference grammar,
+//! and the same image can be spelled several ways (`nginx`, `index.docker.io/library/nginx`).
+//! [`ImageRef::parse`] rejects what a registry would reject, with a reason a person can act on,
+//! and normalizes Docker Hub spellings to one canonical form (`docker.io/library/nginx`) so
+//! that equal images compare equal. [`RepoPrefix`] is the destination side: a registry host
+//! plus optional path under which source images are mirrored, as `skopeo --scoped` does.
+//!
+//! The parser is written by hand rather than with regular expressions so that every failure
+//! can name the piece that is wrong and why.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The registry assumed when a reference names none (Docker Hub).
+pub const DEFAULT_DOMAIN: &str = "docker.io";
+
+/// Docker Hub keeps its official images here: `nginx` means `library/nginx`.
+const OFFICIAL_NAMESPACE: &str = "library";
+
+/// Host names that reach Docker Hub; folded into [`DEFAULT_DOMAIN`] so equal images compare equal.
+const DOCKER_HUB_ALIASES: [&str; 3] = ["docker.io", "index.docker.io", "registry-1.docker.io"];
+
+/// Registries reject longer `domain/path` names.
+const NAME_MAX_LEN: usize = 255;
+const TAG_MAX_LEN: usize = 128;
+
+/// Why a reference or destination prefix was rejected. Messages are fragments that name the
+/// offending piece; callers add the whole input and where it came from (file and line).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReferenceError {
+    #[error("reference must not be empty")]
+    Empty,
+    #[error("reference must not contain whitespace")]
+    ContainsWhitespace { input: String },
+    #[error("missing repository name before ':' or '@'")]
+    MissingName { input: String },
+    #[error("missing repository path after registry host {domain:?}")]
+    MissingPath { domain: String },
+    #[error("invalid registry host {domain:?}: {reason}")]
+    InvalidDomain {
+        domain: String,
+        reason: &'static str,
+    },
+    #[error("repository path {path:?} has an empty component")]
+    EmptyPathComponent { path: String },
+    #[error("repository name must be lowercase")]
+    UppercaseName { path: String },
+    #[error("invalid repository path component {component:?}: {reason}")]
+    InvalidPathComponent {
+        component: String,
+        reason: &'static str,
+    },
+    #[error("repository name must not be longer than 255 characters")]
+    NameTooLong { name: String },
+    #[error("tag after ':' must not be empty")]
+    EmptyTag,
+    #[error("invalid tag {tag:?}")]
+    InvalidTag { tag: String },
+    #[error("digest after '@' must not be empty")]
+    EmptyDigest,
+    #[error("invalid digest {digest:?}: {reason}")]
+    InvalidDigest {
+        digest: String,
+        reason: &'static str,
+    },
+    #[error("unsupported digest algorithm {algorithm:?}")]
+    UnsupportedDigestAlgorithm { algorithm: String },
+    #[error("{algorithm} digest must have {expected} hex characters")]
+    DigestLength {
+        algorithm: String,
+        expected: usize,
+        digest: String,
+    },
+    #[error("destination prefix must not have a tag or digest")]
+    PrefixHasTagOrDigest { prefix: String },
+    #[error("destination prefix must start with a registry host (e.g. harbor.example/mirror)")]
+    PrefixWithoutRegistry { prefix: String },
+    #[error(
+        "scoped name would contain {domain:?}, which is not a valid repository path component \
+         (skopeo --scoped cannot create it either); give this image an explicit target"
+    )]
+    ScopedDomainNotPathComponent { domain: String },
+}
+
+/// A validated, normalized image reference: `domain/path[:tag][@digest]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ImageRef {
+    domain: String,
+    path: String,
+    tag: Option<String>,
+    digest: Option<String>,
+}
+
+impl ImageRef {
+    /// Parses, validates and normalizes a reference such as `nginx:1.25`.
+    ///
+    /// # Errors
+    /// When `input` breaks the reference grammar; the error names the offending piece.
+    pub fn parse(input: &str) -> Result<ImageRef, ReferenceError> {
+        reject_empty_or_whitespace(input)?;
+        let (name_and_tag, digest) = match input.split_once('@') {
+            Some((name_and_tag, digest)) => (name_and_tag, Some(digest)),
+            None => (input, None),
+        };
+        let (domain, remainder) = split_domain(name_and_tag);
+        let (path, tag) = split_tag(remainder);
+        if path.is_empty() {
+            return Err(match domain {
+                Some(domain) => ReferenceError::MissingPath {
+                    domain: domain.to_owned(),
+                },
+                None => ReferenceError::MissingName {
+                    input: input.to_owned(),
+                },
+            });
+        }
+        let domain = match domain {
+            Some(domain) => {
+                validate_domain(domain)?;
+                normalize_domain(domain)
+            }
+            None => DEFAULT_DOMAIN,
+        };
+        validate_path(path)?;
+        let tag = tag.map(validate_tag).transpose()?;
+        let digest = digest.map(validate_digest).transpose()?;
+
+        let path = if domain == DEFAULT_DOMAIN && !path.contains('/') {
+            format!("{OFFICIAL_NAMESPACE}/{path}")
+        } else {
+            path.to_owned()
+        };
+        check_name_length(domain, &path)?;
+        Ok(ImageRef {
+            domain: domain.to_owned(),
+            path,
+            tag: tag.map(str::to_owned),
+            digest: digest.map(str::to_owned),
+        })
+    }
+
+    #[must_use]
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    #[must_use]
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// `domain/path`, without tag or digest.
+    #[must_use]
+    pub fn repository(&self) -> String {
+        format!("{}/{}", self.domain, self.path)
+    }
+
+    #[must_use]
+    pub fn tag(&self) -> Option<&str> {
+        self.tag.as_deref()
+    }
+
+    #[must_use]
+    pub fn digest(&self) -> Option<&str> {
+        self.digest.as_deref()
+    }
+
+    /// True when the reference names a repository rather than one image in it.
+    #[must_use]
+    pub fn is_whole_repository(&self) -> bool {
+        self.tag.is_none() && self.digest.is_none()
+    }
+
+    /// The same repository at `tag`; the digest is dropped because it pinned the old tag.
+    ///
+    /// # Errors
+    /// When `tag` is not a valid tag.
+    pub fn with_tag(&self, tag: &str) -> Result<ImageRef, ReferenceError> {
+        let tag = validate_tag(tag)?;
+        Ok(ImageRef {
+            tag: Some(tag.to_owned()),
+            digest: None,
+            ..self.clone()
+        })
+    }
+
+    /// The same repository pinned to `digest`; the tag is kept for readability.
+    ///
+    /// # Errors
+    /// When `digest` is malformed or uses an algorithm other than sha256 or sha512.
+    pub fn with_digest(&self, digest: &str) -> Result<ImageRef, ReferenceError> {
+        let digest = validate_digest(digest)?;
+        Ok(ImageRef {
+            digest: Some(digest.to_owned()),
+            ..self.clone()
+        })
+    }
+
+    #[must_use]
+    pub fn without_digest(&self) -> ImageRef {
+        ImageRef {
+            digest: None,
+            ..self.clone()
+        }
+    }
+
+    #[must_use]
+    pub fn without_tag(&self) -> ImageRef {
+        ImageRef {
+            tag: None,
+            ..self.clone()
+        }
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.domain, self.path)?;
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = &self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for ImageRef {
+    type Err = ReferenceError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        ImageRef::parse(input)
+    }
+}
+
+/// A destination prefix such as `harbor.example/third` or `localhost:5000` (registry host +
+/// optional path, no tag/digest).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RepoPrefix {
+    domain: String,
+    path: String,
+}
+
+impl RepoPrefix {
+    /// Parses a prefix; one trailing `/` is tolerated and dropped.
+    ///
+    /// # Errors
+    /// When `input` has no registry host, has a tag or digest, or breaks the name grammar.
+    pub fn parse(input: &str) -> Result<RepoPrefix, ReferenceError> {
+        reject_empty_or_whitespace(input)?;
+        let trimmed = input.strip_suffix('/').unwrap_or(input);
+        let (domain, path) = match trimmed.split_once('/') {
+            Some((domain, path)) => (domain, Some(path)),
+            None => (trimmed, None),
+        };
+        if input.contains('@') || path.is_some_and(|path| path.contains(':')) {
+            return Err(ReferenceError::PrefixHasTagOrDigest {
+                prefix: input.to_owned(),
+            });
+        }
+        // Unlike an image, a prefix has no Docker Hub default: `third` is almost surely a
+        // forgotten host, and mirroring into docker.io by accident would be costly.
+        if !looks_like_domain(domain) {
+            return Err(ReferenceError::PrefixWithoutRegistry {
+                prefix: input.to_owned(),
+            });
+        }
+        validate_domain(domain)?;
+        if let Some(path) = path {
+            validate_path(path)?;
+        }
+        let domain = normalize_domain(domain);
+        let path = path.unwrap_or_default();
+        check_name_length(domain, path)?;
+        Ok(RepoPrefix {
+            domain: domain.to_owned(),
+            path: path.to_owned(),
+        })
+    }
+
+    #[must_use]
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    /// The path under the registry host; empty when the prefix is a bare host.
+    #[must_use]
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The scoped target `PREFIX/<source domain>/<source path>[:tag][@digest]`, validated as
+    /// a full reference.
+    ///
+    /// # Errors
+    /// When the source host cannot be a path component (a port, brackets or uppercase
+    /// letters) or the result is longer than a registry accepts.
+    pub fn scoped(&self, source: &ImageRef) -> Result<ImageRef, ReferenceError> {
+        // The source host becomes a path component, so a port or uppercase letter in it
+        // makes a name no registry accepts.
+        if path_component_problem(&source.domain).is_some() {
+            return Err(ReferenceError::ScopedDomainNotPathComponent {
+                domain: source.domain.clone(),
+            });
+        }
+        let path = [self.path.as_str(), &source.domain, &source.path]
+            .into_iter()
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join("/");
+        check_name_length(&self.domain, &path)?;
+        Ok(ImageRef {
+            domain: self.domain.clone(),
+            path,
+            tag: source.tag.clone(),
+            digest: source.digest.clone(),
+        })
+    }
+}
+
+impl fmt::Display for RepoPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.domain)?;
+        if !self.path.is_empty() {
+            write!(f, "/{}", self.path)?;
+        }
+        Ok(())
+    }
+}
+
+fn reject_empty_or_whitespace(input: &str) -> Result<(), ReferenceError> {
+    if input.is_empty() {
+        return Err(ReferenceError::Empty);
+    }
+    if input.contains(char::is_whitespace) {
+        return Err(ReferenceError::ContainsWhitespace {
+            input: input.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// docker's rule: a first component is a registry host only if it could not be a Docker Hub
+/// repository name.
+fn looks_like_domain(component: &str) -> bool {
+    component.contains(['.', ':']) || component == "localhost"
+}
+
+/// Splits `[domain/]rest` into the registry host, if any, and the rest.
+fn split_domain(name: &str) -> (Option<&str>, &str) {
+    match name.split_once('/') {
+        Some((first, rest)) if looks_like_domain(first) => (Some(first), rest),
+        Some(_) => (None, name),
+        None => {
+            // A lone `docker.io` or `localhost:5000` is a registry typed without its
+            // repository far more often than a Docker Hub image with a dot in its name.
+            let (before_tag, _) = split_tag(name);
+            if before_tag.contains('.') || before_tag == "localhost" || name.starts_with('[') {
+                (Some(name), "")
+            } else {
+                (None, name)
+            }
+        }
+    }
+}
+
+/// Splits `path[:tag]`: the tag follows the last `:` after the last `/`.
+fn split_tag(name: &str) -> (&str, Option<&str>) {
+    let last_component = name.rfind('/').map_or(0, |slash| slash + 1);
+    match name[last_component..].rfind(':') {
+        Some(colon) => {
+            let colon = last_component + colon;
+            (&name[..colon], Some(&name[colon + 1..]))
+        }
+        None => (name, None),
+    }
+}
+
+fn normalize_domain(domain: &str) -> &str {
+    if DOCKER_HUB_ALIASES
+        .iter()
+        .any(|alias| alias.eq_ignore_ascii_case(domain))
+    {
+        DEFAULT_DOMAIN
+    } else {
+        domain
+    }
+}
+
+/// Host names (any case), IPv4 addresses or bracketed IPv6 literals, with an optional port.
+fn validate_domain(domain: &str) -> Result<(), ReferenceError> {
+    let invalid = |reason| ReferenceError::InvalidDomain {
+        domain: domain.to_owned(),
+        reason,
+    };
+    let (host, port) = if let Some(bracketed) = domain.strip_prefix('[') {
+        let (address, after) = bracketed
+            .split_once(']')
+            .ok_or_else(|| invalid("IPv6 address is missing its ']'"))?;
+        if address.is_empty() || !address.chars().all(|c| c.is_ascii_hexdigit() || c == ':') {
+            return Err(invalid("IPv6 address may only contain hex digits and ':'"));
+        }
+        if after.is_empty() {
+            (None, None)
+        } else {
+            let port = after
+                .strip_prefix(':')
+                .ok_or_else(|| invalid("expected ':port' after ']'"))?;
+            (None, Some(port))
+        }
+    } else {
+        match domain.split_once(':') {
+            Some((host, port)) => (Some(host), Some(port)),
+            None => (Some(domain), None),
+        }
+    };
+    for component in host.into_iter().flat_map(|host| host.split('.')) {
+        if component.is_empty() {
+            return Err(invalid("empty host component"));
+        }
+        if !component
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(invalid(
+                "host may only contain letters, digits, '-' and '.'",
+            ));
+        }
+        if component.starts_with('-') || component.ends_with('-') {
+            return Err(invalid("host components must not start or end with '-'"));
+        }
+    }
+    if port.is_some_and(|port| port.is_empty() || !port.chars().all(|c| c.is_ascii_digit())) {
+        return Err(invalid("port must be decimal digits"));
+    }
+    Ok(())
+}
+
+fn validate_path(path: &str) -> Result<(), ReferenceError> {
+    if path.split('/').any(str::is_empty) {
+        return Err(ReferenceError::EmptyPathComponent {
+            path: path.to_owned(),
+        });
+    }
+    // Checked before the grammar so the most common mistake gets docker's familiar message.
+    if path.contains(|c: char| c.is_ascii_uppercase()) {
+        return Err(ReferenceError::UppercaseName {
+            path: path.to_owned(),
+        });
+    }
+    for component in path.split('/') {
+        if let Some(reason) = path_component_problem(component) {
+            return Err(ReferenceError::InvalidPathComponent {
+                component: component.to_owned(),
+                reason,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Why `component` does not match `[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*`, if it does not.
+fn path_component_problem(component: &str) -> Option<&'static str> {
+    let is_alphanumeric = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if !component
+        .chars()
+        .all(|c| is_alphanumeric(c) || matches!(c, '.' | '_' | '-'))
+    {
+        return Some("only a-z, 0-9, '.', '_' and '-' are allowed");
+    }
+    if !component.starts_with(is_alphanumeric) || !component.ends_with(is_alphanumeric) {
+        return Some("must start and end with a lowercase letter or digit");
+    }
+    let separators_allowed = component
+        .split(is_alphanumeric)
+        .filter(|separator| !separator.is_empty())
+        .all(|separator| {
+            matches!(separator, "." | "_" | "__") || separator.chars().all(|c| c == '-')
+        });
+    if !separators_allowed {
+        return Some("separators must be '.', '_', '__' or dashes");
+    }
+    None
+}
+
+fn validate_tag(tag: &str) -> Result<&str, ReferenceError> {
+    if tag.is_empty() {
+        return Err(ReferenceError::EmptyTag);
+    }
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let valid = tag.len() <= TAG_MAX_LEN
+        && tag.starts_with(is_word)
+        && tag.chars().all(|c| is_word(c) || c == '.' || c == '-');
+    if valid {
+        Ok(tag)
+    } else {
+        Err(ReferenceError::InvalidTag {
+            tag: tag.to_owned(),
+        })
+    }
+}
+
+fn validate_digest(digest: &str) -> Result<&str, ReferenceError> {
+    if digest.is_empty() {
+        return Err(ReferenceError::EmptyDigest);
+    }
+    let invalid = |reason| ReferenceError::InvalidDigest {
+        digest: digest.to_owned(),
+        reason,
+    };
+    let (algorithm, hex) = digest
+        .split_once(':')
+        .ok_or_else(|| invalid("expected <algorithm>:<hex>, e.g. sha256:…"))?;
+    let algorithm_valid = algorithm.split(['.', '+', '_', '-']).all(|part| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    });
+    if !algorithm_valid {
+        return Err(invalid(
+            "algorithm must be a-z and 0-9 joined by '.', '+', '_' or '-'",
+        ));
+    }
+    // Only the algorithms registries actually serve; anything else could not be verified.
+    let expected = match algorithm {
+        "sha256" => 64,
+        "sha512" => 128,
+        _ => {
+            return Err(ReferenceError::UnsupportedDigestAlgorithm {
+                algorithm: algorithm.to_owned(),
+            });
+        }
+    };
+    if !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(invalid("only hex characters may follow the algorithm"));
+    }
+    if hex.contains(|c: char| c.is_ascii_uppercase()) {
+        return Err(invalid("hex characters must be lowercase"));
+    }
+    if hex.len() != expected {
+        return Err(ReferenceError::DigestLength {
+            algorithm: algorithm.to_owned(),
+            expected,
+            digest: digest.to_owned(),
+        });
+    }
+    Ok(digest)
+}
+
+fn check_name_length(domain: &str, path: &str) -> Result<(), ReferenceError> {
+    let name = if path.is_empty() {
+        domain.to_owned()
+    } else {
+        format!("{domain}/{path}")
+    };
+    if name.len() > NAME_MAX_LEN {
+        return Err(ReferenceError::NameTooLong { name });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    macro_rules! hex64 {
+        () => {
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+        };
+    }
+    const SHA256: &str = concat!("sha256:", hex64!());
+    const SHA512: &str = concat!("sha512:", hex64!(), hex64!());
+
+    /// Input → canonical display string.
+    #[rustfmt::skip]
+    const GOOD: &[(&str, &str)] = &[
+        ("nginx",                                   "docker.io/library/nginx"),
+        ("nginx:1.25",                              "docker.io/library/nginx:1.25"),
+        ("nginx:latest",                            "docker.io/library/nginx:latest"),
+        ("index.docker.io/library/nginx:1.25",      "docker.io/library/nginx:1.25"),
+        ("registry-1.docker.io/bitnami/redis",      "docker.io/bitnami/redis"),
+        ("docker.io/nginx",                         "docker.io/library/nginx"),
+        ("INDEX.Docker.IO/nginx",                   "docker.io/library/nginx"),
+        ("docker.io/library/nginx",                 "docker.io/library/nginx"),
+        ("bitnami/redis:7.2",                       "docker.io/bitnami/redis:7.2"),
+        ("k8s.gcr.io/pause:3.6",                    "k8s.gcr.io/pause:3.6"),
+        ("localhost/foo",                           "localhost/foo"),
+        ("localhost:5000/a/b:t",                    "localhost:5000/a/b:t"),
+        ("[::1]:5000/foo:bar",                      "[::1]:5000/foo:bar"),
+        ("[fe80::1]/foo",                           "[fe80::1]/foo"),
+        ("10.0.0.1:5000/app",                       "10.0.0.1:5000/app"),
+        ("quay.io/prometheus/node-exporter:v1.7.0", "quay.io/prometheus/node-exporter:v1.7.0"),
+        ("quay.io/foo",                             "quay.io/foo"),
+        ("ghcr.io/a__b/c-d--e.f:1",                 "ghcr.io/a__b/c-d--e.f:1"),
+        ("Registry.Example.com:443/team/app:v2",    "Registry.Example.com:443/team/app:v2"),
+        ("gcr.io/a/b/c/d:_tag",                     "gcr.io/a/b/c/d:_tag"),
+        ("foo:A_B.c-D",                             "docker.io/library/foo:A_B.c-D"),
+        ("a/b_c/d.e/f-g",                           "docker.io/a/b_c/d.e/f-g"),
+        ("registry.example/x:5000",                 "registry.example/x:5000"),
+        ("a1/2b",                                   "docker.io/a1/2b"),
+        (concat!("nginx@sha256:", hex64!()),        concat!("docker.io/library/nginx@sha256:", hex64!())),
+        (concat!("nginx:1.25@sha256:", hex64!()),   concat!("docker.io/library/nginx:1.25@sha256:", hex64!())),
+        (concat!("quay.io/a/b@", "sha512:", hex64!(), hex64!()),
+                                                    concat!("quay.io/a/b@sha512:", hex64!(), hex64!())),
+    ];
+
+    /// Input → error message.
+    #[rustfmt::skip]
+    const BAD: &[(&str, &str)] = &[
+        ("",                        "reference must not be empty"),
+        (" nginx",                  "reference must not contain whitespace"),
+        ("nginx\t",                 "reference must not contain whitespace"),
+        ("nginx :1.25",             "reference must not contain whitespace"),
+        ("Nginx:1.25",              "repository name must be lowercase"),
+        ("docker.io/Library/nginx", "repository name must be lowercase"),
+        ("Foo/bar",                 "repository name must be lowercase"),
+        ("a//b",                    r#"repository path "a//b" has an empty component"#),
+        ("nginx/",                  r#"repository path "nginx/" has an empty component"#),
+        ("docker.io",               r#"missing repository path after registry host "docker.io""#),
+        ("docker.io/",              r#"missing repository path after registry host "docker.io""#),
+        ("localhost:5000",          r#"missing repository path after registry host "localhost:5000""#),
+        ("quay.io/:1",              r#"missing repository path after registry host "quay.io""#),
+        (":1.25",                   "missing repository name before ':' or '@'"),
+        ("nginx:",                  "tag after ':' must not be empty"),
+        ("nginx@",                  "digest after '@' must not be empty"),
+        ("nginx:-bad",              r#"invalid tag "-bad""#),
+        ("nginx:bad!tag",           r#"invalid tag "bad!tag""#),
+        ("nginx@sha256:abc",        "sha256 digest must have 64 hex characters"),
+        (concat!("nginx@sha512:", hex64!()),
+                                    "sha512 digest must have 128 hex characters"),
+        ("nginx@md5:abc",           r#"unsupported digest algorithm "md5""#),
+        ("nginx@sha256:ABC",        r#"invalid digest "sha256:ABC": hex characters must be lowercase"#),
+        ("nginx@sha256:xyz",        r#"invalid digest "sha256:xyz": only hex characters may follow the algorithm"#),
+        ("nginx@sha256",            r#"invalid digest "sha256": expected <algorithm>:<hex>, e.g. sha256:…"#),
+        ("nginx@SHA256:abc",        r#"invalid digest "SHA256:abc": algorithm must be a-z and 0-9 joined by '.', '+', '_' or '-'"#),
+        ("a/b..c",                  r#"invalid repository path component "b..c": separators must be '.', '_', '__' or dashes"#),
+        ("a___b",                   r#"invalid repository path component "a___b": separators must be '.', '_', '__' or dashes"#),
+        ("a-/b",                    r#"invalid repository path component "a-": must start and end with a lowercase letter or digit"#),
+        ("_a",                      r#"invalid repository path component "_a": must start and end with a lowercase letter or digit"#),
+        ("a/b:c/d",                 r#"invalid repository path component "b:c": only a-z, 0-9, '.', '_' and '-' are allowed"#),
+        ("exa_mple.com/foo",        r#"invalid registry host "exa_mple.com": host may only contain letters, digits, '-' and '.'"#),
+        ("-bad.io/foo",             r#"invalid registry host "-bad.io": host components must not start or end with '-'"#),
+        ("a..io/foo",               r#"invalid registry host "a..io": empty host component"#),
+        ("host.io:http/foo",        r#"invalid registry host "host.io:http": port must be decimal digits"#),
+        ("host.io:/foo",            r#"invalid registry host "host.io:": port must be decimal digits"#),
+        ("[::1/foo",                r#"invalid registry host "[::1": IPv6 address is missing its ']'"#),
+        ("[::g]:5000/foo",          r#"invalid registry host "[::g]:5000": IPv6 address may only contain hex digits and ':'"#),
+    ];
+
+    /// Display on success, the error message on failure: what a person would see.
+    fn shown<T: fmt::Display>(result: Result<T, ReferenceError>) -> Result<String, String> {
+        result
+            .map(|ok| ok.to_string())
+            .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn parse_accepts_and_normalizes_good_references() {
+        for (input, expected) in GOOD {
+            let expected = Ok(expected.to_string());
+            assert_eq!(shown(ImageRef::parse(input)), expected, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn parse_rejects_bad_references_with_a_reason() {
+        for (input, expected) in BAD {
+            let expected = Err(expected.to_string());
+            assert_eq!(shown(ImageRef::parse(input)), expected, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn display_round_trips_through_parse() {
+        for (input, _) in GOOD {
+            let reference = ImageRef::parse(input).unwrap();
+            let reparsed: ImageRef = reference.to_string().parse().unwrap();
+            assert_eq!(reparsed, reference, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn length_limits() {
+        let tag_at_limit = "t".repeat(TAG_MAX_LEN);
+        assert!(ImageRef::parse(&format!("nginx:{tag_at_limit}")).is_ok());
+        let long_tag = format!("{tag_at_limit}x");
+        let error = ReferenceError::InvalidTag {
+            tag: long_tag.clone(),
+        };
+        assert_eq!(ImageRef::parse(&format!("nginx:{long_tag}")), Err(error));
+
+        let too_long = Err("repository name must not be longer than 255 characters".to_owned());
+        // The limit applies after normalization, and "docker.io/library/" is 18 characters.
+        let at_limit = "a".repeat(NAME_MAX_LEN - 18);
+        assert!(ImageRef::parse(&at_limit).is_ok());
+        assert_eq!(shown(ImageRef::parse(&format!("{at_limit}b"))), too_long);
+
+        // "harbor.example/m/" + "quay.io/" is 25 characters.
+        let prefix = RepoPrefix::parse("harbor.example/m").unwrap();
+        let fits = ImageRef::parse(&format!("quay.io/{}", "a".repeat(230))).unwrap();
+        assert!(prefix.scoped(&fits).is_ok());
+        let one_more = ImageRef::parse(&format!("quay.io/{}", "a".repeat(231))).unwrap();
+        assert_eq!(shown(prefix.scoped(&one_more)), too_long);
+    }
+
+    #[test]
+    fn accessors() {
+        let reference = ImageRef::parse(&format!("nginx:1.25@{SHA256}")).unwrap();
+        assert_eq!(reference.domain(), "docker.io");
+        assert_eq!(reference.path(), "library/nginx");
+        assert_eq!(reference.repository(), "docker.io/library/nginx");
+        assert_eq!(reference.tag(), Some("1.25"));
+        assert_eq!(reference.digest(), Some(SHA256));
+        assert!(!reference.is_whole_repository());
+        let untagged = reference.without_tag();
+        assert_eq!(
+            untagged.to_string(),
+            format!("docker.io/library/nginx@{SHA256}")
+        );
+        assert_eq!(
+            reference.without_digest().to_string(),
+            "docker.io/library/nginx:1.25"
+        );
+        assert!(untagged.without_digest().is_whole_repository());
+    }
+
+    type Edit = fn(&ImageRef, &str) -> Result<ImageRef, ReferenceError>;
+
+    /// Start → edit with argument → display or error message.
+    #[rustfmt::skip]
+    const EDITS: &[(&str, Edit, &str, Result<&str, &str>)] = &[
+        (concat!("nginx:1.25@sha256:", hex64!()), ImageRef::with_tag, "1.26", Ok("docker.io/library/nginx:1.26")),
+        ("quay.io/a/b", ImageRef::with_tag, "v1",       Ok("quay.io/a/b:v1")),
+        ("nginx",       ImageRef::with_tag, "bad tag!", Err(r#"invalid tag "bad tag!""#)),
+        ("nginx",       ImageRef::with_tag, "",         Err("tag after ':' must not be empty")),
+        ("nginx:1.25",  ImageRef::with_digest, SHA256,  Ok(concat!("docker.io/library/nginx:1.25@sha256:", hex64!()))),
+        (concat!("nginx@sha256:", hex64!()), ImageRef::with_digest, SHA512,
+                                                        Ok(concat!("docker.io/library/nginx@sha512:", hex64!(), hex64!()))),
+        ("nginx",       ImageRef::with_digest, "md5:abc", Err(r#"unsupported digest algorithm "md5""#)),
+        ("nginx",       ImageRef::with_digest, "",      Err("digest after '@' must not be empty")),
+    ];
+
+    #[test]
+    fn with_tag_and_with_digest() {
+        for (start, edit, argument, expected) in EDITS {
+            let result = edit(&ImageRef::parse(start).unwrap(), argument);
+            let expected = expected.map(str::to_owned).map_err(str::to_owned);
+            assert_eq!(shown(result), expected, "{start:?} with {argument:?}");
+        }
+    }
+
+    type DomainAndPath = (&'static str, &'static str);
+
+    /// Input → (domain, path) or error message.
+    #[rustfmt::skip]
+    const PREFIXES: &[(&str, Result<DomainAndPath, &str>)] = &[
+        ("harbor.example/third",       Ok(("harbor.example", "third"))),
+        ("harbor.example/third/",      Ok(("harbor.example", "third"))),
+        ("harbor.example/a/b",         Ok(("harbor.example", "a/b"))),
+        ("localhost:5000",             Ok(("localhost:5000", ""))),
+        ("localhost:5000/",            Ok(("localhost:5000", ""))),
+        ("localhost",                  Ok(("localhost", ""))),
+        ("[::1]:5000/m",               Ok(("[::1]:5000", "m"))),
+        // Docker Hub aliases fold, but a prefix never gains `library/`.
+        ("index.docker.io/me",         Ok(("docker.io", "me"))),
+        ("",                           Err("reference must not be empty")),
+        ("harbor.example/ third",      Err("reference must not contain whitespace")),
+        ("third",                      Err("destination prefix must start with a registry host (e.g. harbor.example/mirror)")),
+        ("third/x",                    Err("destination prefix must start with a registry host (e.g. harbor.example/mirror)")),
+        ("harbor.example/third:v1",    Err("destination prefix must not have a tag or digest")),
+        ("harbor.example/x@sha256:ab", Err("destination prefix must not have a tag or digest")),
+        ("harbor.example/Third",       Err("repository name must be lowercase")),
+        ("harbor.example//x",          Err(r#"repository path "/x" has an empty component"#)),
+        ("harbor.example/x//",         Err(r#"repository path "x/" has an empty component"#)),
+        ("harbor..example/x",          Err(r#"invalid registry host "harbor..example": empty host component"#)),
+    ];
+
+    #[test]
+    fn prefix_parse() {
+        for (input, expected) in PREFIXES {
+            let result = RepoPrefix::parse(input);
+            let parts = result
+                .as_ref()
+                .map(|prefix| (prefix.domain(), prefix.path()));
+            assert_eq!(
+                parts.map_err(ToString::to_string),
+                expected.map_err(str::to_owned),
+                "input {input:?}"
+            );
+            if let Ok(prefix) = &result {
+                assert_eq!(RepoPrefix::parse(&prefix.to_string()).as_ref(), Ok(prefix));
+            }
+        }
+        let with_trailing_slash = RepoPrefix::parse("harbor.example/a/b/").unwrap();
+        assert_eq!(with_trailing_slash.to_string(), "harbor.example/a/b");
+        assert_eq!(
+            RepoPrefix::parse("localhost:5000/").unwrap().to_string(),
+            "localhost:5000"
+        );
+    }
+
+    /// Prefix, source → scoped target or error message.
+    #[rustfmt::skip]
+    const SCOPED: &[(&str, &str, Result<&str, &str>)] = &[
+        ("harbor.example/third", "nginx:1.25",        Ok("harbor.example/third/docker.io/library/nginx:1.25")),
+        ("harbor.example/m/n",   "ghcr.io/o/r:1",     Ok("harbor.example/m/n/ghcr.io/o/r:1")),
+        ("localhost:5000",       concat!("quay.io/a/b@sha256:", hex64!()),
+                                                      Ok(concat!("localhost:5000/quay.io/a/b@sha256:", hex64!()))),
+        ("harbor.example/m",     concat!("k8s.gcr.io/pause:3.6@sha256:", hex64!()),
+                                                      Ok(concat!("harbor.example/m/k8s.gcr.io/pause:3.6@sha256:", hex64!()))),
+        ("harbor.example/m",     "localhost:5000/foo:1",
+            Err("scoped name would contain \"localhost:5000\", which is not a valid repository path component \
+                 (skopeo --scoped cannot create it either); give this image an explicit target")),
+        ("harbor.example",       "Registry.Example.com/x",
+            Err("scoped name would contain \"Registry.Example.com\", which is not a valid repository path component \
+                 (skopeo --scoped cannot create it either); give this image an explicit target")),
+        ("harbor.example",       "[::1]:5000/x",
+            Err("scoped name would contain \"[::1]:5000\", which is not a valid repository path component \
+                 (skopeo --scoped cannot create it either); give this image an explicit target")),
+    ];
+
+    #[test]
+    fn scoped_targets() {
+        for (prefix, source, expected) in SCOPED {
+            let prefix = RepoPrefix::parse(prefix).unwrap();
+            let result = prefix.scoped(&ImageRef::parse(source).unwrap());
+            if let Ok(target) = &result {
+                assert_eq!(ImageRef::parse(&target.to_string()).as_ref(), Ok(target));
+            }
+            let expected = expected.map(str::to_owned).map_err(str::to_owned);
+            assert_eq!(shown(result), expected, "{source:?} under {prefix}");
+        }
+    }
+}

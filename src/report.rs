@@ -1,0 +1,317 @@
+//! What ferry tells people and programs about a run: one line per image as it finishes and a
+//! summary (both built from scheduler events), the JSON report, and the failed list in input
+//! format so a rerun can take exactly what failed.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::scheduler::{ImageError, ImageResult, Status};
+
+/// Counts over a whole run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub total: usize,
+    pub synced: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    pub duration_ms: u128,
+    /// True when the run was stopped by a signal before every image finished.
+    pub interrupted: bool,
+}
+
+impl Summary {
+    pub fn of(results: &[ImageResult], duration: Duration, interrupted: bool) -> Summary {
+        let count = |status| results.iter().filter(|r| r.status == status).count();
+        Summary {
+            total: results.len(),
+            synced: count(Status::Synced),
+            skipped: count(Status::Skipped),
+            failed: count(Status::Failed),
+            duration_ms: duration.as_millis(),
+            interrupted,
+        }
+    }
+}
+
+/// The line printed when an image finishes, e.g.
+/// `synced  h/m/docker.io/library/nginx:1.25  1.2s  2 blobs copied, 0 reused`.
+pub fn result_line(result: &ImageResult) -> String {
+    let mut line = format!(
+        "{:<7} {}  {}",
+        status_word(result.status),
+        result.target,
+        seconds(result.duration)
+    );
+    match (&result.error, result.status) {
+        (Some(error), _) => {
+            let _ = write!(line, "  {}: {}", error.kind, short(&error.message));
+        }
+        (None, Status::Synced) => {
+            let p = result.progress;
+            let _ = write!(
+                line,
+                "  {} blobs copied, {} reused",
+                p.blobs_copied, p.blobs_reused
+            );
+            if p.images_present > 0 {
+                let _ = write!(line, ", {} images already present", p.images_present);
+            }
+        }
+        (None, _) => {
+            if let Some(digest) = &result.digest {
+                let _ = write!(line, "  current at {digest}");
+            }
+        }
+    }
+    line
+}
+
+/// The closing summary, e.g. `5 images: 4 synced, 0 skipped, 1 failed in 3.2s`.
+pub fn summary_line(summary: &Summary) -> String {
+    let mut line = format!(
+        "{} images: {} synced, {} skipped, {} failed in {}",
+        summary.total,
+        summary.synced,
+        summary.skipped,
+        summary.failed,
+        seconds(Duration::from_millis(summary.duration_ms as u64))
+    );
+    if summary.interrupted {
+        line.push_str(" (interrupted)");
+    }
+    line
+}
+
+fn status_word(status: Status) -> &'static str {
+    match status {
+        Status::Synced => "synced",
+        Status::Skipped => "skipped",
+        Status::Failed => "failed",
+    }
+}
+
+fn seconds(duration: Duration) -> String {
+    format!("{:.1}s", duration.as_secs_f64())
+}
+
+/// skopeo's messages wrap the cause in context; on one line the cause (at the end) matters most.
+fn short(message: &str) -> String {
+    const MAX: usize = 200;
+    let flat = message.replace('\n', " ");
+    let chars: Vec<char> = flat.chars().collect();
+    if chars.len() <= MAX {
+        flat
+    } else {
+        let tail: String = chars[chars.len() - MAX..].iter().collect();
+        format!("…{tail}")
+    }
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    ferry_version: &'static str,
+    destination: String,
+    images: Vec<JsonImage<'a>>,
+    summary: Summary,
+}
+
+#[derive(Serialize)]
+struct JsonImage<'a> {
+    source: &'a str,
+    target: &'a str,
+    origin: String,
+    status: Status,
+    digest: Option<&'a str>,
+    blobs_copied: u32,
+    blobs_reused: u32,
+    manifests_written: u32,
+    attempts: u32,
+    duration_ms: u128,
+    error: Option<&'a ImageError>,
+}
+
+/// The JSON report as a string.
+pub fn json_report(destination: &str, results: &[ImageResult], summary: Summary) -> String {
+    let images = results
+        .iter()
+        .map(|r| JsonImage {
+            source: &r.source,
+            target: &r.target,
+            origin: r.origin.to_string(),
+            status: r.status,
+            digest: r.digest.as_deref(),
+            blobs_copied: r.progress.blobs_copied,
+            blobs_reused: r.progress.blobs_reused,
+            manifests_written: r.progress.manifests_written,
+            attempts: r.attempts,
+            duration_ms: r.duration.as_millis(),
+            error: r.error.as_ref(),
+        })
+        .collect();
+    let report = JsonReport {
+        ferry_version: env!("CARGO_PKG_VERSION"),
+        destination: destination.to_owned(),
+        images,
+        summary,
+    };
+    let mut text = serde_json::to_string_pretty(&report).expect("the report always serializes");
+    text.push('\n');
+    text
+}
+
+/// The failed entries in list format, one per line.
+pub fn failed_list(results: &[ImageResult]) -> String {
+    let mut text = String::from(
+        "# images that failed in the last ferry run; feed back with: ferry sync THIS_FILE\n",
+    );
+    for result in results.iter().filter(|r| r.status == Status::Failed) {
+        let reason = result
+            .error
+            .as_ref()
+            .map(|e| e.kind.as_str())
+            .unwrap_or("failed");
+        let _ = writeln!(text, "{}  # {} ({reason})", result.list_line, result.origin);
+    }
+    text
+}
+
+/// Writes `contents` to `path` atomically (temporary file + rename), so a reader never sees a
+/// half-written report.
+pub fn write_file(path: &Path, contents: &str) -> io::Result<()> {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = parent.join(format!(".{name}.ferry-tmp-{}", std::process::id()));
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::skopeo::Progress;
+    use crate::engine::FailureKind;
+    use crate::input::Origin;
+
+    fn result(status: Status, error: Option<(FailureKind, &str)>) -> ImageResult {
+        ImageResult {
+            origin: Origin {
+                file: "list.txt".into(),
+                line: 4,
+            },
+            source: "docker.io/library/nginx:1.25".into(),
+            target: "h.example/m/docker.io/library/nginx:1.25".into(),
+            list_line: "docker.io/library/nginx:1.25".into(),
+            status,
+            digest: None,
+            progress: Progress {
+                blobs_copied: 4,
+                blobs_reused: 1,
+                images_present: 0,
+                manifests_written: 3,
+            },
+            attempts: 1,
+            duration: Duration::from_millis(1234),
+            error: error.map(|(kind, message)| ImageError {
+                kind,
+                message: message.into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn lines_say_what_happened() {
+        assert_eq!(
+            result_line(&result(Status::Synced, None)),
+            "synced  h.example/m/docker.io/library/nginx:1.25  1.2s  4 blobs copied, 1 reused"
+        );
+        assert_eq!(
+            result_line(&result(
+                Status::Failed,
+                Some((FailureKind::NotFound, "manifest unknown"))
+            )),
+            "failed  h.example/m/docker.io/library/nginx:1.25  1.2s  not-found: manifest unknown"
+        );
+    }
+
+    #[test]
+    fn long_messages_keep_their_cause() {
+        let message = format!("{} root cause", "context: ".repeat(50));
+        let line = result_line(&result(
+            Status::Failed,
+            Some((FailureKind::Other, &message)),
+        ));
+        assert!(line.ends_with("root cause"), "{line}");
+        assert!(line.chars().count() < 300);
+    }
+
+    #[test]
+    fn summary_counts_each_status() {
+        let results = [
+            result(Status::Synced, None),
+            result(Status::Failed, Some((FailureKind::NotFound, "x"))),
+            result(Status::Synced, None),
+        ];
+        let summary = Summary::of(&results, Duration::from_millis(3200), false);
+        assert_eq!(
+            summary_line(&summary),
+            "3 images: 2 synced, 0 skipped, 1 failed in 3.2s"
+        );
+    }
+
+    #[test]
+    fn json_report_has_every_field() {
+        let results = [result(
+            Status::Failed,
+            Some((FailureKind::Unauthorized, "authentication required")),
+        )];
+        let summary = Summary::of(&results, Duration::from_millis(10), false);
+        let value: serde_json::Value =
+            serde_json::from_str(&json_report("h.example/m", &results, summary)).unwrap();
+        let image = &value["images"][0];
+        for field in [
+            "source",
+            "target",
+            "status",
+            "digest",
+            "blobs_copied",
+            "blobs_reused",
+            "attempts",
+            "duration_ms",
+            "error",
+        ] {
+            assert!(image.get(field).is_some(), "missing {field}");
+        }
+        assert_eq!(image["status"], "failed");
+        assert_eq!(image["error"]["kind"], "unauthorized");
+        assert_eq!(image["origin"], "list.txt:4");
+        assert_eq!(value["summary"]["failed"], 1);
+    }
+
+    #[test]
+    fn failed_list_is_valid_input() {
+        let results = [
+            result(Status::Synced, None),
+            result(Status::Failed, Some((FailureKind::NotFound, "x"))),
+        ];
+        let text = failed_list(&results);
+        let (entries, errors) = crate::input::parse_list("failed.list", &text);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(entries.len(), 1);
+        assert_eq!(
+            entries[0].source.to_string(),
+            "docker.io/library/nginx:1.25"
+        );
+    }
+}

@@ -1,0 +1,285 @@
+//! Runs jobs several at a time and tells the rest of ferry what happens through one stream of
+//! events. The human output and the JSON report are both consumers of that stream; the
+//! scheduler itself never prints.
+//!
+//! Jobs start in list order, at most `limit` at once. Jobs that write the same OCI layout
+//! (two tags of one repository in a local mirror) never overlap, because skopeo rewrites the
+//! layout's `index.json`. Once a stop is requested no new job starts; the ones not started are
+//! reported as interrupted, so every job ends up with exactly one result.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{mpsc, watch, Mutex, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::engine::skopeo::Progress;
+use crate::engine::FailureKind;
+use crate::input::Origin;
+use crate::mapping::{Job, Target};
+use crate::process::{wait_for, Stop};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Synced,
+    Skipped,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageError {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+/// The outcome of one job.
+#[derive(Debug, Clone)]
+pub struct ImageResult {
+    pub origin: Origin,
+    pub source: String,
+    pub target: String,
+    /// The job as a list line, for `--failed-list`.
+    pub list_line: String,
+    pub status: Status,
+    pub digest: Option<String>,
+    pub progress: Progress,
+    pub attempts: u32,
+    pub duration: Duration,
+    pub error: Option<ImageError>,
+}
+
+impl ImageResult {
+    /// A result for a job that ended without (or before) running its copy.
+    pub fn failed(
+        job: &Job,
+        kind: FailureKind,
+        message: String,
+        attempts: u32,
+        duration: Duration,
+    ) -> ImageResult {
+        ImageResult {
+            origin: job.origin.clone(),
+            source: job.source.to_string(),
+            target: job.target.to_string(),
+            list_line: job.as_list_line(),
+            status: Status::Failed,
+            digest: None,
+            progress: Progress::default(),
+            attempts,
+            duration,
+            error: Some(ImageError { kind, message }),
+        }
+    }
+}
+
+/// What the scheduler reports while it runs.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Started { index: usize, target: String },
+    Finished { index: usize, result: ImageResult },
+}
+
+/// Runs every job through `execute` and returns one result per job, in job order.
+pub async fn run_all<F, Fut>(
+    jobs: Vec<Job>,
+    limit: usize,
+    stop: watch::Receiver<Stop>,
+    events: mpsc::UnboundedSender<Event>,
+    execute: F,
+) -> Vec<ImageResult>
+where
+    F: Fn(usize, Job, watch::Receiver<Stop>) -> Fut,
+    Fut: Future<Output = ImageResult> + Send + 'static,
+{
+    let total = jobs.len();
+    let permits = Arc::new(Semaphore::new(limit.max(1)));
+    let mut layout_locks: HashMap<PathBuf, Arc<Mutex<()>>> = HashMap::new();
+    let mut running = JoinSet::new();
+    let mut results: Vec<Option<ImageResult>> = vec![None; total];
+    let mut stop_watch = stop.clone();
+    let mut pending = jobs.into_iter().enumerate();
+
+    for (index, job) in pending.by_ref() {
+        let permit = tokio::select! {
+            biased;
+            () = wait_for(&mut stop_watch, Stop::Graceful) => {
+                record_not_started(&mut results, &events, index, &job);
+                break;
+            }
+            permit = Arc::clone(&permits).acquire_owned() => permit.expect("the semaphore is never closed"),
+        };
+        let layout_lock = match &job.target {
+            Target::Oci { layout, .. } => {
+                Some(Arc::clone(layout_locks.entry(layout.clone()).or_default()))
+            }
+            Target::Registry(_) => None,
+        };
+        let events = events.clone();
+        let target = job.target.to_string();
+        let work = execute(index, job, stop.clone());
+        running.spawn(async move {
+            let _permit = permit;
+            let _layout = match layout_lock {
+                Some(lock) => Some(lock.lock_owned().await),
+                None => None,
+            };
+            let _ = events.send(Event::Started { index, target });
+            let result = work.await;
+            let _ = events.send(Event::Finished {
+                index,
+                result: result.clone(),
+            });
+            (index, result)
+        });
+    }
+    for (index, job) in pending {
+        record_not_started(&mut results, &events, index, &job);
+    }
+    while let Some(joined) = running.join_next().await {
+        let (index, result) = joined.expect("a job task panicked");
+        results[index] = Some(result);
+    }
+    results
+        .into_iter()
+        .map(|r| r.expect("every job has a result"))
+        .collect()
+}
+
+fn record_not_started(
+    results: &mut [Option<ImageResult>],
+    events: &mpsc::UnboundedSender<Event>,
+    index: usize,
+    job: &Job,
+) {
+    let result = ImageResult::failed(
+        job,
+        FailureKind::Interrupted,
+        "not started: ferry was asked to stop".to_owned(),
+        0,
+        Duration::ZERO,
+    );
+    let _ = events.send(Event::Finished {
+        index,
+        result: result.clone(),
+    });
+    results[index] = Some(result);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference::ImageRef;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn jobs(n: usize, oci: bool) -> Vec<Job> {
+        (0..n)
+            .map(|i| {
+                let source = ImageRef::parse(&format!("nginx:{i}")).unwrap();
+                let target = if oci {
+                    Target::Oci {
+                        layout: "mirror/docker.io/library/nginx".into(),
+                        name: Some(i.to_string()),
+                    }
+                } else {
+                    Target::Registry(ImageRef::parse(&format!("h.example/m/nginx:{i}")).unwrap())
+                };
+                Job {
+                    origin: Origin {
+                        file: "l".into(),
+                        line: i + 1,
+                    },
+                    source,
+                    target,
+                    explicit: false,
+                }
+            })
+            .collect()
+    }
+
+    fn ok(job: &Job) -> ImageResult {
+        let mut result =
+            ImageResult::failed(job, FailureKind::Other, String::new(), 1, Duration::ZERO);
+        result.status = Status::Synced;
+        result.error = None;
+        result
+    }
+
+    /// Runs jobs that each take 20 ms and returns the highest number seen running at once.
+    async fn peak_concurrency(jobs: Vec<Job>, limit: usize) -> (usize, Vec<ImageResult>) {
+        let (_stop_tx, stop) = watch::channel(Stop::Run);
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let now = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let results = run_all(jobs, limit, stop, tx, |_, job, _| {
+            let (now, peak) = (Arc::clone(&now), Arc::clone(&peak));
+            async move {
+                let running = now.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(running, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                ok(&job)
+            }
+        })
+        .await;
+        (peak.load(Ordering::SeqCst), results)
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn runs_up_to_the_limit_at_once_and_keeps_job_order() {
+        let (peak, results) = peak_concurrency(jobs(10, false), 3).await;
+        assert_eq!(peak, 3);
+        let sources: Vec<_> = results.iter().map(|r| r.source.clone()).collect();
+        let expected: Vec<_> = (0..10)
+            .map(|i| format!("docker.io/library/nginx:{i}"))
+            .collect();
+        assert_eq!(sources, expected);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn jobs_writing_one_oci_layout_never_overlap() {
+        let (peak, results) = peak_concurrency(jobs(4, true), 4).await;
+        assert_eq!(peak, 1);
+        assert!(results.iter().all(|r| r.status == Status::Synced));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_stop_reports_unstarted_jobs_as_interrupted() {
+        let (stop_tx, stop) = watch::channel(Stop::Run);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let stop_tx = Arc::new(stop_tx);
+        let results = run_all(jobs(5, false), 1, stop, tx, |index, job, _| {
+            let stop_tx = Arc::clone(&stop_tx);
+            async move {
+                if index == 1 {
+                    stop_tx.send(Stop::Graceful).unwrap();
+                }
+                ok(&job)
+            }
+        })
+        .await;
+        let statuses: Vec<_> = results
+            .iter()
+            .map(|r| r.error.as_ref().map(|e| e.kind))
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                None,
+                None,
+                Some(FailureKind::Interrupted),
+                Some(FailureKind::Interrupted),
+                Some(FailureKind::Interrupted)
+            ]
+        );
+        let mut finished = 0;
+        while let Ok(event) = rx.try_recv() {
+            finished += usize::from(matches!(event, Event::Finished { .. }));
+        }
+        assert_eq!(finished, 5, "every job gets exactly one Finished event");
+    }
+}
