@@ -81,9 +81,10 @@ impl Job {
     }
 }
 
-/// The OCI layout directory for a source under `root`: `root/<domain>/<path>`.
+/// The OCI layout directory for a source under `root`: `root/<domain>/<path>`. A port's `:`
+/// becomes `_` (`localhost_5000`): skopeo splits `oci:PATH:NAME` at the first colon.
 pub fn oci_layout_for(root: &Path, source: &ImageRef) -> PathBuf {
-    let mut layout = root.join(source.domain());
+    let mut layout = root.join(source.domain().replace(':', "_"));
     for component in source.path().split('/') {
         layout.push(component);
     }
@@ -215,7 +216,7 @@ mod tests {
     #[test]
     fn oci_directory_targets_mirror_the_scoped_layout() {
         let got = targets(
-            "nginx:1.25\nquay.io/a/b\n",
+            "nginx:1.25\nquay.io/a/b\nlocalhost:5000/c:1\n",
             &Destination::OciDir("mirror".into()),
         )
         .unwrap();
@@ -223,7 +224,8 @@ mod tests {
             got,
             [
                 "oci:mirror/docker.io/library/nginx:1.25",
-                "oci:mirror/quay.io/a/b"
+                "oci:mirror/quay.io/a/b",
+                "oci:mirror/localhost_5000/c:1"
             ]
         );
     }
