@@ -1,0 +1,724 @@
+//! Fixtures for ferry's integration tests.
+//!
+//! They start real `docker-registry` processes on loopback ports (plain HTTP, or HTTPS with a
+//! per-registry CA plus htpasswd basic auth), generate small multi-arch OCI images on the spot and
+//! push them with skopeo, read results back (digests, tags, catalog), write registries.conf files,
+//! record the skopeo invocations of the binary under test, and run commands with failure messages
+//! that show the command line, exit status, stdout and stderr.
+//!
+//! Everything lives in unique temp dirs and on ports picked per registry, so tests can run in
+//! parallel. Nothing leaves 127.0.0.1. Every helper panics with a message that says what failed.
+#![allow(dead_code)] // each test binary uses a subset; `expect` would fire in binaries using all
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest as _, Sha256};
+
+/// The real skopeo: the fixtures and the recorder never go through a PATH stand-in.
+const SKOPEO: &str = "/usr/bin/skopeo";
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+const START_ATTEMPTS: usize = 5;
+
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+
+/// A number unique within this test binary, for names that parallel tests must not share.
+fn unique() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{:x}", Sha256::digest(bytes))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Temp dirs
+
+/// A fresh directory under the system temp dir, removed (with its contents) on drop.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!("{prefix}-{}-{}-{nanos}", std::process::id(), unique());
+        let path = std::env::temp_dir().join(name);
+        fs::create_dir(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        TempDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registries
+
+/// A `docker-registry` child process on 127.0.0.1, with config, log and storage in its temp dir.
+pub struct Registry {
+    dir: TempDir,
+    port: u16,
+    /// Sent back in an `X-Ferry-Fixture` header, so the readiness check knows it reached this
+    /// registry and not another test's that won a race for the same port.
+    id: String,
+    /// For a secure registry: the user and password htpasswd accepts.
+    credentials: Option<(String, String)>,
+    child: Option<Child>,
+}
+
+impl Registry {
+    /// Plain HTTP, no auth.
+    pub fn start_plain() -> Registry {
+        Registry::launch(TempDir::new("ferry-registry"), None)
+    }
+
+    /// HTTPS with a server cert for 127.0.0.1/localhost signed by a fresh CA, and basic auth.
+    pub fn start_secure(user: &str, password: &str) -> Registry {
+        let dir = TempDir::new("ferry-registry");
+        make_tls_and_htpasswd(dir.path(), user, password);
+        Registry::launch(dir, Some((user.to_string(), password.to_string())))
+    }
+
+    /// "127.0.0.1:PORT".
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// A directory holding only the CA as `ca.crt`, as `skopeo --cert-dir` wants; None for plain.
+    pub fn cert_dir(&self) -> Option<PathBuf> {
+        let certs = self.dir.path().join("certs");
+        self.credentials.as_ref().map(|_| certs)
+    }
+
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.cert_dir().map(|d| d.join("ca.crt"))
+    }
+
+    pub fn credentials(&self) -> Option<(String, String)> {
+        self.credentials.clone()
+    }
+
+    /// What the registry has logged (level error and up); part of every start failure message.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// Kill and reap the process; a no-op when it is not running.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start again on the same port with the same storage (stops it first if running).
+    pub fn restart(&mut self) {
+        self.stop();
+        let mut failures = String::new();
+        for _ in 0..START_ATTEMPTS {
+            match self.spawn_and_wait() {
+                Ok(()) => return,
+                Err(why) => writeln!(failures, "- {why}").unwrap(),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let addr = self.addr();
+        panic!("docker-registry did not restart on {addr}:\n{failures}");
+    }
+
+    fn launch(dir: TempDir, credentials: Option<(String, String)>) -> Registry {
+        let id = format!("{}-{}", std::process::id(), unique());
+        let mut registry = Registry {
+            dir,
+            port: 0,
+            id,
+            credentials,
+            child: None,
+        };
+        let mut failures = String::new();
+        for _ in 0..START_ATTEMPTS {
+            // Free a moment ago; if another process takes it first, the registry exits and we
+            // try the next one.
+            let probe = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+            registry.port = probe.local_addr().expect("probe listener address").port();
+            drop(probe);
+            match registry.spawn_and_wait() {
+                Ok(()) => return registry,
+                Err(why) => writeln!(failures, "- port {}: {why}", registry.port).unwrap(),
+            }
+        }
+        panic!("docker-registry did not start in {START_ATTEMPTS} attempts:\n{failures}");
+    }
+
+    /// Write the config for the current port, spawn, and wait until this registry answers.
+    /// On failure the process is gone and the error holds its log.
+    fn spawn_and_wait(&mut self) -> Result<(), String> {
+        let config = self.dir.path().join("config.yml");
+        fs::write(&config, self.config_yaml()).expect("write registry config");
+        let log = fs::File::create(self.dir.path().join("registry.log")).expect("create log");
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run docker-registry (apt install it): {e}"));
+        self.child = Some(child);
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                self.child = None;
+                let (status, log) = (describe(status), self.log());
+                return Err(format!("exited with {status}; log:\n{log}"));
+            }
+            if self.answers() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                self.stop();
+                let log = self.log();
+                return Err(format!("not ready after {READY_TIMEOUT:?}; log:\n{log}"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn config_yaml(&self) -> String {
+        let dir = self.dir.path();
+        let mut yaml = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
+             storage:\n  filesystem:\n    rootdirectory: {:?}\n  delete:\n    enabled: true\n\
+             http:\n  addr: {}\n  headers:\n    X-Ferry-Fixture: [{:?}]\n",
+            dir.join("storage"),
+            self.addr(),
+            self.id,
+        );
+        if self.credentials.is_some() {
+            let (cert, key) = (dir.join("tls/server.crt"), dir.join("tls/server.key"));
+            let htpasswd = dir.join("htpasswd");
+            write!(
+                yaml,
+                "  tls:\n    certificate: {cert:?}\n    key: {key:?}\n\
+                 auth:\n  htpasswd:\n    realm: ferry-test\n    path: {htpasswd:?}\n"
+            )
+            .unwrap();
+        }
+        yaml
+    }
+
+    /// True when the server on our port is this registry and serves requests.
+    fn answers(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let answer = if self.credentials.is_some() {
+            // TCP is up; one curl call checks TLS with our CA, our credentials and the marker.
+            drop(stream);
+            self.http_get("/v2/").ok()
+        } else {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut text = String::new();
+            let request = "GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+            let sent = stream.write_all(request.as_bytes()).is_ok();
+            (sent && stream.read_to_string(&mut text).is_ok()).then(|| HttpAnswer::parse(&text))
+        };
+        answer.is_some_and(|a| a.status == 200 && a.header("x-ferry-fixture") == Some(&self.id))
+    }
+
+    /// GET a registry API path with curl (TLS and credentials as needed).
+    fn http_get(&self, path: &str) -> Result<HttpAnswer, String> {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "-i", "--noproxy", "*", "--max-time", "10"]);
+        let url = match (self.ca_file(), &self.credentials) {
+            (Some(ca), Some((user, password))) => {
+                cmd.arg("--cacert").arg(ca);
+                cmd.arg("--user").arg(format!("{user}:{password}"));
+                format!("https://{}{path}", self.addr())
+            }
+            _ => format!("http://{}{path}", self.addr()),
+        };
+        let out = cmd.arg(url).stdin(Stdio::null()).output();
+        let out = out.map_err(|e| format!("cannot run curl: {e}"))?;
+        match out.status.success() {
+            true => Ok(HttpAnswer::parse(&stdout_of(&out))),
+            false => Err(failure_report(&cmd, &out)),
+        }
+    }
+
+    /// skopeo flags that reach this registry: `prefix` is "" for inspect, "dest-" for copy.
+    fn skopeo_access(&self, prefix: &str) -> Vec<String> {
+        match (self.cert_dir(), &self.credentials) {
+            (Some(certs), Some((user, password))) => vec![
+                format!("--{prefix}cert-dir={}", certs.display()),
+                format!("--{prefix}creds={user}:{password}"),
+            ],
+            _ => vec![format!("--{prefix}tls-verify=false")],
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// An HTTP response as far as the fixtures read one.
+struct HttpAnswer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl HttpAnswer {
+    fn parse(text: &str) -> HttpAnswer {
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text, ""));
+        let mut lines = head.lines();
+        let status_line = lines.next().unwrap_or_default();
+        let status = status_line.split(' ').nth(1).and_then(|s| s.parse().ok());
+        let status = status.unwrap_or(0);
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        HttpAnswer {
+            status,
+            headers,
+            body: body.to_string(),
+        }
+    }
+
+    /// The first value of a header; `name` in lowercase.
+    fn header(&self, name: &str) -> Option<&str> {
+        let found = self.headers.iter().find(|(key, _)| key == name);
+        found.map(|(_, value)| value.as_str())
+    }
+}
+
+/// CA, server cert (SAN IP:127.0.0.1, DNS:localhost) and htpasswd file under `dir`:
+/// `tls/` holds the keys and server cert, `certs/` only the CA as `ca.crt`.
+fn make_tls_and_htpasswd(dir: &Path, user: &str, password: &str) {
+    let tls = dir.join("tls");
+    fs::create_dir_all(&tls).expect("create tls dir");
+    fs::create_dir_all(dir.join("certs")).expect("create certs dir");
+    let cnf = "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = ferry-test\n\
+        [ca_ext]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\n\
+        [server_ext]\nbasicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature\n\
+        extendedKeyUsage = serverAuth\nsubjectAltName = IP:127.0.0.1,DNS:localhost\n";
+    fs::write(tls.join("openssl.cnf"), cnf).expect("write openssl.cnf");
+    let openssl = |args: &str| {
+        let mut cmd = Command::new("openssl");
+        run(cmd.args(args.split(' ')).current_dir(&tls), 0)
+    };
+    // EC keys: RSA key generation would cost more than starting the registry.
+    let new_key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -config openssl.cnf";
+    let ca_name = format!("/CN=ferry-test-ca-{}-{}", std::process::id(), unique());
+    openssl(&format!(
+        "req -x509 {new_key} -extensions ca_ext -subj {ca_name} -days 2 \
+         -keyout ca.key -out ../certs/ca.crt"
+    ));
+    openssl(&format!(
+        "req -new {new_key} -subj /CN=localhost -keyout server.key -out server.csr"
+    ));
+    openssl(
+        "x509 -req -in server.csr -CA ../certs/ca.crt -CAkey ca.key -set_serial 1 -days 2 \
+         -extfile openssl.cnf -extensions server_ext -out server.crt",
+    );
+    let entry = run(Command::new("htpasswd").args(["-Bbn", user, password]), 0);
+    let entry = format!("{}\n", stdout_of(&entry).trim_end());
+    fs::write(dir.join("htpasswd"), entry).expect("write htpasswd");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Images
+
+/// A generated multi-arch image: the index digest and its per-platform manifest digests
+/// (linux/amd64 first, then linux/arm64).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub digest: String,
+    pub platform_digests: Vec<String>,
+}
+
+/// Build an OCI layout in a fresh dir under `dir`: an index over linux/amd64 and linux/arm64, each
+/// a manifest with one uncompressed tar layer whose file depends on `seed` and the arch. Same seed,
+/// same digests. The layout's index.json names the index "latest".
+pub fn make_image(dir: &Path, seed: &str) -> (PathBuf, Image) {
+    let layout = loop {
+        let candidate = dir.join(format!("oci-{}", unique()));
+        if fs::create_dir(&candidate).is_ok() {
+            break candidate;
+        }
+        assert!(dir.is_dir(), "make_image: no directory {dir:?}");
+    };
+    let blobs = layout.join("blobs/sha256");
+    fs::create_dir_all(&blobs).expect("create blobs dir");
+
+    let mut entries = Vec::new();
+    let mut platform_digests = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let content = format!("ferry test image\nseed: {seed}\narch: {arch}\n");
+        let layer = tar_with_one_file("ferry-fixture.txt", content.as_bytes());
+        let layer = write_blob(&blobs, OCI_LAYER_TAR, layer);
+        let config = format!(
+            r#"{{"architecture":"{arch}","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+            layer.digest
+        );
+        let config = write_blob(&blobs, OCI_CONFIG, config.into_bytes());
+        let (config, layer) = (config.json(""), layer.json(""));
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{config},"layers":[{layer}]}}"#
+        );
+        let manifest = write_blob(&blobs, OCI_MANIFEST, manifest.into_bytes());
+        let platform = format!(r#","platform":{{"architecture":"{arch}","os":"linux"}}"#);
+        entries.push(manifest.json(&platform));
+        platform_digests.push(manifest.digest);
+    }
+    let entries = entries.join(",");
+    let index =
+        format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{entries}]}}"#);
+    let index = write_blob(&blobs, OCI_INDEX, index.into_bytes());
+    let top = index.json(r#","annotations":{"org.opencontainers.image.ref.name":"latest"}"#);
+    let index_json = format!(r#"{{"schemaVersion":2,"manifests":[{top}]}}"#);
+    fs::write(layout.join("index.json"), index_json).expect("write index.json");
+    let oci_layout = r#"{"imageLayoutVersion":"1.0.0"}"#;
+    fs::write(layout.join("oci-layout"), oci_layout).expect("write oci-layout");
+    let digest = index.digest;
+    (
+        layout,
+        Image {
+            digest,
+            platform_digests,
+        },
+    )
+}
+
+/// The descriptor of a blob written to a layout.
+struct Blob {
+    media_type: &'static str,
+    digest: String,
+    size: usize,
+}
+
+impl Blob {
+    /// The descriptor as JSON; `extra` is spliced in before the closing brace.
+    fn json(&self, extra: &str) -> String {
+        let Blob {
+            media_type,
+            digest,
+            size,
+        } = self;
+        format!(r#"{{"mediaType":"{media_type}","digest":"{digest}","size":{size}{extra}}}"#)
+    }
+}
+
+fn write_blob(blobs: &Path, media_type: &'static str, bytes: Vec<u8>) -> Blob {
+    let digest = sha256_digest(&bytes);
+    let path = blobs.join(&digest["sha256:".len()..]);
+    fs::write(&path, &bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    Blob {
+        media_type,
+        digest,
+        size: bytes.len(),
+    }
+}
+
+/// A ustar archive holding one regular file; fixed mode, owner and mtime keep it stable.
+fn tar_with_one_file(name: &str, content: &[u8]) -> Vec<u8> {
+    assert!(name.len() < 100, "name too long for a ustar header: {name}");
+    let mut header = [0u8; 512];
+    let mut put = |at: usize, bytes: &[u8]| header[at..at + bytes.len()].copy_from_slice(bytes);
+    put(0, name.as_bytes());
+    put(100, b"0000644\0"); // mode
+    put(108, b"0000000\0"); // uid
+    put(116, b"0000000\0"); // gid
+    put(124, format!("{:011o}\0", content.len()).as_bytes()); // size
+    put(136, b"00000000000\0"); // mtime
+    put(148, b"        "); // the checksum is summed with its own field as spaces
+    put(156, b"0"); // regular file
+    put(257, b"ustar\x0000"); // magic and version
+    put(265, b"root"); // owner name
+    put(297, b"root"); // group name
+    let sum: u32 = header.iter().map(|&b| u32::from(b)).sum();
+    header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+
+    let mut tar = header.to_vec();
+    tar.extend_from_slice(content);
+    tar.resize(tar.len().div_ceil(512) * 512, 0);
+    tar.resize(tar.len() + 1024, 0); // end of archive: two zero blocks
+    tar
+}
+
+/// Push an OCI layout (its "latest") with `skopeo copy --all --preserve-digests`; returns the
+/// digest skopeo reports for what it pushed.
+pub fn push(registry: &Registry, layout: &Path, repo_and_tag: &str) -> String {
+    let digest_file = registry.dir.path().join(format!("pushed-{}", unique()));
+    let mut cmd = Command::new(SKOPEO);
+    cmd.args("--insecure-policy copy --all --preserve-digests --quiet".split(' '));
+    cmd.args(registry.skopeo_access("dest-"))
+        .arg(format!("--digestfile={}", digest_file.display()))
+        .arg(format!("oci:{}:latest", layout.display()))
+        .arg(format!("docker://{}/{repo_and_tag}", registry.addr()));
+    run(&mut cmd, 0);
+    let digest = fs::read_to_string(&digest_file).expect("read skopeo --digestfile");
+    digest.trim().to_string()
+}
+
+/// `make_image` + `push`; checks that the registry kept the index digest.
+pub fn push_new_image(
+    registry: &Registry,
+    scratch: &Path,
+    repo_and_tag: &str,
+    seed: &str,
+) -> Image {
+    let (layout, image) = make_image(scratch, seed);
+    let pushed = push(registry, &layout, repo_and_tag);
+    assert_eq!(
+        pushed, image.digest,
+        "push changed the digest of {repo_and_tag}"
+    );
+    image
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading back
+
+/// The raw top-level manifest of `repo_ref` ("repo:tag" or "repo@sha256:…"); None when the
+/// registry says the manifest or the repository is unknown.
+pub fn raw_manifest(registry: &Registry, repo_ref: &str) -> Option<Vec<u8>> {
+    let mut cmd = Command::new(SKOPEO);
+    let url = format!("docker://{}/{repo_ref}", registry.addr());
+    cmd.args(["inspect", "--raw"])
+        .args(registry.skopeo_access(""))
+        .arg(url);
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .expect("run skopeo inspect");
+    let stderr = stderr_of(&out);
+    if out.status.success() {
+        Some(out.stdout)
+    } else if stderr.contains("manifest unknown") || stderr.contains("name unknown") {
+        None
+    } else {
+        let report = failure_report(&cmd, &out);
+        panic!("skopeo inspect failed, and not for a missing manifest\n{report}")
+    }
+}
+
+/// sha256 of the raw top-level manifest of `repo_ref`, None when it does not exist.
+pub fn remote_digest(registry: &Registry, repo_ref: &str) -> Option<String> {
+    raw_manifest(registry, repo_ref).map(|raw| sha256_digest(&raw))
+}
+
+/// The tags of `repo`, sorted; empty when the repository does not exist.
+pub fn tags(registry: &Registry, repo: &str) -> Vec<String> {
+    let (path, addr) = (format!("/v2/{repo}/tags/list"), registry.addr());
+    let HttpAnswer { status, body, .. } = registry_get(registry, &path);
+    match status {
+        200 => sorted(json_strings(&body, "tags")),
+        404 if body.contains("NAME_UNKNOWN") => Vec::new(),
+        _ => panic!("GET {path} in {addr}: HTTP {status}\n{body}"),
+    }
+}
+
+/// The repositories in the registry (`GET /v2/_catalog`, following its pages), sorted.
+pub fn catalog(registry: &Registry) -> Vec<String> {
+    let mut repositories = Vec::new();
+    let mut next = Some("/v2/_catalog".to_string());
+    while let Some(path) = next {
+        let answer = registry_get(registry, &path);
+        let (status, body) = (answer.status, &answer.body);
+        assert_eq!(status, 200, "GET {path} in {}:\n{body}", registry.addr());
+        repositories.extend(json_strings(&answer.body, "repositories"));
+        // Link: </v2/_catalog?last=x&n=100>; rel="next"
+        let link = answer.header("link").filter(|l| l.contains("rel=\"next\""));
+        next = link.and_then(|l| Some(l[l.find('<')? + 1..l.find('>')?].to_string()));
+    }
+    sorted(repositories)
+}
+
+fn registry_get(registry: &Registry, path: &str) -> HttpAnswer {
+    let answer = registry.http_get(path);
+    answer.unwrap_or_else(|e| panic!("GET {path} in {} failed:\n{e}", registry.addr()))
+}
+
+fn sorted(mut items: Vec<String>) -> Vec<String> {
+    items.sort();
+    items
+}
+
+/// The string array under `key` in a registry's JSON answer (`null` reads as empty). Registry
+/// names and tags never contain quotes, commas or escapes, which keeps this simple.
+fn json_strings(body: &str, key: &str) -> Vec<String> {
+    let key_at = body.find(&format!("\"{key}\":"));
+    let after_key = key_at.map(|at| &body[at + key.len() + 3..]);
+    let Some(value) = after_key.map(str::trim_start) else {
+        panic!("no {key:?} in {body}")
+    };
+    if value.starts_with("null") {
+        return Vec::new();
+    }
+    let Some(items) = value.strip_prefix('[').and_then(|v| v.split(']').next()) else {
+        panic!("{key:?} is not an array in {body}")
+    };
+    let items = items.split(',').map(|item| item.trim().trim_matches('"'));
+    items
+        .filter(|item| !item.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration and stand-ins for the binary under test
+
+/// Write a registries.conf that sends each prefix to a location (`insecure = true`); a new file
+/// per call, so several configs can share `dir`.
+pub fn registries_conf(dir: &Path, redirects: &[(&str, &str)]) -> PathBuf {
+    let mut text = String::from("# ferry test fixture\nunqualified-search-registries = []\n");
+    for (prefix, location) in redirects {
+        let entry = format!("prefix = {prefix:?}\nlocation = {location:?}\ninsecure = true");
+        write!(text, "\n[[registry]]\n{entry}\n").unwrap();
+    }
+    let path = dir.join(format!("registries-{}.conf", unique()));
+    fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    path
+}
+
+/// A fresh directory holding an executable `skopeo` that appends its argv (TAB-separated, one
+/// invocation per line) to `log`, then execs the real skopeo. Put it first on PATH.
+pub fn skopeo_recorder(dir: &Path, log: &Path) -> PathBuf {
+    let bin = dir.join(format!("skopeo-recorder-{}", unique()));
+    fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("create {}: {e}", bin.display()));
+    // The line is written with one printf, one append: parallel invocations do not interleave.
+    let script = format!(
+        "#!/bin/sh\n# skopeo stand-in written by ferry's test fixtures\n\
+         tab=$(printf '\\t')\nline=''\nsep=''\n\
+         for arg in \"$@\"; do\n  line=\"$line$sep$arg\"\n  sep=$tab\ndone\n\
+         printf '%s\\n' \"$line\" >> {}\nexec {SKOPEO} \"$@\"\n",
+        shell_quote(&log.to_string_lossy())
+    );
+    let path = bin.join("skopeo");
+    fs::write(&path, script).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod recorder");
+    bin
+}
+
+/// The invocations a recorder logged, in order; empty when it never ran.
+pub fn recorded_invocations(log: &Path) -> Vec<Vec<String>> {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    let args = |line: &str| match line {
+        "" => Vec::new(), // an invocation without arguments
+        _ => line.split('\t').map(String::from).collect(),
+    };
+    text.lines().map(args).collect()
+}
+
+/// The ferry binary under test.
+pub fn ferry() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ferry"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running commands
+
+/// Run `cmd` with a null stdin and captured output; panic with the command line, exit status,
+/// stdout and stderr unless it exits with `expect_code`.
+pub fn run(cmd: &mut Command, expect_code: i32) -> Output {
+    let out = cmd.stdin(Stdio::null()).output();
+    let out = out.unwrap_or_else(|e| panic!("cannot start `{}`: {e}", command_line(cmd)));
+    if out.status.code() != Some(expect_code) {
+        let report = failure_report(cmd, &out);
+        panic!("expected exit code {expect_code}\n{report}");
+    }
+    out
+}
+
+pub fn stdout_of(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr_of(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn failure_report(cmd: &Command, out: &Output) -> String {
+    let (line, status) = (command_line(cmd), describe(out.status));
+    let (stdout, stderr) = (stdout_of(out), stderr_of(out));
+    let (stdout, stderr) = (stdout.trim_end(), stderr.trim_end());
+    format!(
+        "command: {line}\nstatus: {status}\n\
+         --- stdout ---\n{stdout}\n--- stderr ---\n{stderr}\n---"
+    )
+}
+
+/// The command as a shell line, with the working dir and environment changes it runs with.
+fn command_line(cmd: &Command) -> String {
+    let mut line = String::new();
+    if let Some(dir) = cmd.get_current_dir() {
+        write!(line, "cd {} && ", shell_quote(&dir.to_string_lossy())).unwrap();
+    }
+    for (key, value) in cmd.get_envs() {
+        let key = key.to_string_lossy();
+        match value {
+            Some(value) => write!(line, "{key}={} ", shell_quote(&value.to_string_lossy())),
+            None => write!(line, "env -u {key} "),
+        }
+        .unwrap();
+    }
+    line.push_str(&shell_quote(&cmd.get_program().to_string_lossy()));
+    for arg in cmd.get_args() {
+        write!(line, " {}", shell_quote(&arg.to_string_lossy())).unwrap();
+    }
+    line
+}
+
+fn shell_quote(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// "exit code 1", or "killed by signal 9 (SIGKILL)".
+fn describe(status: ExitStatus) -> String {
+    if let Some(code) = status.code() {
+        return format!("exit code {code}");
+    }
+    let signal = status.signal().unwrap_or(0);
+    // Linux numbering of signals 1 to 15.
+    let names = "HUP INT QUIT ILL TRAP ABRT BUS FPE KILL USR1 SEGV USR2 PIPE ALRM TERM";
+    match names.split(' ').nth((signal as usize).wrapping_sub(1)) {
+        Some(name) => format!("killed by signal {signal} (SIG{name})"),
+        None => format!("killed by signal {signal}"),
+    }
+}

@@ -1,0 +1,558 @@
+//! End-to-end tests of `ferry sync` and the listing commands against real `docker-registry`
+//! processes and the real skopeo. Sources are pushed as generated multi-arch images with
+//! uncompressed layers; Docker Hub and Quay names reach the local source registry through a
+//! registries.conf redirect, exactly as a mirror of a mirror would be set up.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const USER: &str = "mirror-bot";
+const PASSWORD: &str = "Pa55-w0rd-never-in-argv";
+
+/// A source registry (docker.io and quay.io redirected to it), a destination registry, a
+/// scratch directory and a skopeo recorder first on PATH.
+struct Mirror {
+    scratch: TempDir,
+    source: Registry,
+    dest: Registry,
+    conf: PathBuf,
+    log: PathBuf,
+    recorder: PathBuf,
+}
+
+impl Mirror {
+    fn new(secure_dest: bool) -> Mirror {
+        let scratch = TempDir::new("ferry-sync");
+        let source = Registry::start_plain();
+        let dest = if secure_dest {
+            Registry::start_secure(USER, PASSWORD)
+        } else {
+            Registry::start_plain()
+        };
+        let quay = format!("{}/quay", source.addr());
+        let conf = registries_conf(
+            scratch.path(),
+            &[("docker.io", &source.addr()), ("quay.io", &quay)],
+        );
+        let log = scratch.path().join("skopeo-argv.log");
+        let recorder = skopeo_recorder(scratch.path(), &log);
+        Mirror {
+            scratch,
+            source,
+            dest,
+            conf,
+            log,
+            recorder,
+        }
+    }
+
+    fn push(&self, repo_and_tag: &str, seed: &str) -> String {
+        push_new_image(&self.source, self.scratch.path(), repo_and_tag, seed).digest
+    }
+
+    fn prefix(&self) -> String {
+        format!("{}/third", self.dest.addr())
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.scratch.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// ferry with the redirect, the recorder on PATH, and the destination's TLS settings.
+    fn ferry(&self) -> Command {
+        let mut cmd = ferry();
+        let path = format!(
+            "{}:{}",
+            self.recorder.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        cmd.current_dir(self.scratch.path())
+            .env("PATH", path)
+            .env("CONTAINERS_REGISTRIES_CONF", &self.conf)
+            .env_remove("FERRY_DEST")
+            .env_remove("FERRY_DEST_CREDS")
+            .env_remove("FERRY_DEST_USERNAME")
+            .env_remove("FERRY_DEST_PASSWORD");
+        cmd
+    }
+
+    fn sync(&self, list: &Path) -> Command {
+        let mut cmd = self.ferry();
+        cmd.arg("sync").arg(list).arg("--dest").arg(self.prefix());
+        match self.dest.cert_dir() {
+            Some(dir) => cmd.arg("--dest-cert-dir").arg(dir),
+            None => cmd.arg("--dest-tls-verify=false"),
+        };
+        cmd
+    }
+
+    fn invocations(&self) -> Vec<Vec<String>> {
+        recorded_invocations(&self.log)
+    }
+
+    /// The digest at a target printed by ferry (`HOST:PORT/repo:tag`) in the destination.
+    fn target_digest(&self, target: &str) -> Option<String> {
+        let repo_ref = target
+            .strip_prefix(&format!("{}/", self.dest.addr()))
+            .unwrap_or_else(|| panic!("{target} is not in the destination"));
+        remote_digest(&self.dest, repo_ref)
+    }
+}
+
+fn report(path: &Path) -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn images(report: &serde_json::Value) -> &Vec<serde_json::Value> {
+    report["images"].as_array().expect("images is an array")
+}
+
+#[test]
+fn targets_land_where_show_images_said_with_upstream_digests() {
+    let m = Mirror::new(true);
+    let nginx = m.push("library/nginx:1.25", "nginx-1.25");
+    let nginx_next = m.push("library/nginx:1.26", "nginx-1.26");
+    let redis = m.push("library/redis:7", "redis-7");
+    let exporter = m.push("quay/prometheus/node-exporter:v1.7.0", "node-exporter");
+    let alpine = m.push("library/alpine:3.19", "alpine");
+    let busybox = m.push("library/busybox:1.36", "busybox");
+    let explicit = format!("{}/base/nginx", m.dest.addr());
+    let list = m.write(
+        "source-images.list",
+        &format!(
+            "# the usual suspects\n\
+             nginx:1.25\n\
+             index.docker.io/library/nginx:1.26   # Docker Hub alias\n\
+             \n\
+             redis:7\n\
+             quay.io/prometheus/node-exporter:v1.7.0\n\
+             alpine@{alpine}\n\
+             busybox:1.36@{busybox}\n\
+             nginx:1.25 {explicit}\n"
+        ),
+    );
+
+    let shown = run(
+        m.ferry()
+            .arg("show-images")
+            .arg(&list)
+            .arg("--dest")
+            .arg(m.prefix()),
+        0,
+    );
+    let targets: Vec<String> = stdout_of(&shown).lines().map(str::to_owned).collect();
+    let p = m.prefix();
+    assert_eq!(
+        targets,
+        [
+            format!("{p}/docker.io/library/nginx:1.25"),
+            format!("{p}/docker.io/library/nginx:1.26"),
+            format!("{p}/docker.io/library/redis:7"),
+            format!("{p}/quay.io/prometheus/node-exporter:v1.7.0"),
+            format!("{p}/docker.io/library/alpine@{alpine}"),
+            format!("{p}/docker.io/library/busybox:1.36@{busybox}"),
+            format!("{explicit}:1.25"),
+        ]
+    );
+
+    let report_path = m.scratch.path().join("report.json");
+    let out = run(
+        m.sync(&list)
+            .arg("--report")
+            .arg(&report_path)
+            .env("FERRY_DEST_USERNAME", USER)
+            .env("FERRY_DEST_PASSWORD", PASSWORD),
+        0,
+    );
+    let expected = [
+        &nginx,
+        &nginx_next,
+        &redis,
+        &exporter,
+        &alpine,
+        &busybox,
+        &nginx,
+    ];
+    for (target, digest) in targets.iter().zip(expected) {
+        // busybox was pinned by digest and pushed to its tag: the tag must carry that digest.
+        let target = target.split('@').next().unwrap();
+        let target = if target.ends_with("alpine") {
+            format!("{target}@{alpine}")
+        } else {
+            target.to_owned()
+        };
+        assert_eq!(
+            m.target_digest(&target).as_deref(),
+            Some(digest.as_str()),
+            "{target}\n{}",
+            stdout_of(&out)
+        );
+    }
+
+    let report = report(&report_path);
+    assert_eq!(report["summary"]["synced"], 7, "{report:#}");
+    assert_eq!(report["summary"]["failed"], 0);
+    for image in images(&report) {
+        assert_eq!(image["status"], "synced", "{image:#}");
+        assert_eq!(image["attempts"], 1);
+        assert!(image["error"].is_null());
+    }
+    // Each first copy moves both platforms' layers; the pinned and explicit copies know their digest.
+    assert_eq!(images(&report)[0]["blobs_copied"], 2, "{report:#}");
+    assert_eq!(images(&report)[4]["digest"], alpine.as_str());
+    assert_eq!(images(&report)[6]["digest"], nginx.as_str());
+
+    // The password never reached skopeo's argv; a private auth file did, and it is gone now.
+    let invocations = m.invocations();
+    assert_eq!(invocations.len(), 7, "{invocations:?}");
+    for argv in &invocations {
+        assert!(
+            !argv.iter().any(|a| a.contains(PASSWORD)),
+            "password in argv: {argv:?}"
+        );
+        let at = argv
+            .iter()
+            .position(|a| a == "--dest-authfile")
+            .expect("--dest-authfile");
+        assert!(
+            !Path::new(&argv[at + 1]).exists(),
+            "auth file left behind: {}",
+            argv[at + 1]
+        );
+    }
+    assert!(!stdout_of(&out).contains(PASSWORD) && !stderr_of(&out).contains(PASSWORD));
+}
+
+#[test]
+fn a_missing_image_fails_alone_and_lands_in_the_failed_list() {
+    let m = Mirror::new(false);
+    let nginx = m.push("library/nginx:1.25", "nginx");
+    let redis = m.push("library/redis:7", "redis");
+    let list = m.write("images.list", "nginx:1.25\nnginx:9.9\nredis:7\n");
+    let report_path = m.scratch.path().join("report.json");
+    let failed_path = m.scratch.path().join("failed.list");
+
+    let out = run(
+        m.sync(&list)
+            .arg("--report")
+            .arg(&report_path)
+            .arg("--failed-list")
+            .arg(&failed_path),
+        1,
+    );
+
+    let p = m.prefix();
+    assert_eq!(
+        m.target_digest(&format!("{p}/docker.io/library/nginx:1.25")),
+        Some(nginx)
+    );
+    assert_eq!(
+        m.target_digest(&format!("{p}/docker.io/library/redis:7")),
+        Some(redis)
+    );
+    let report = report(&report_path);
+    let statuses: Vec<&str> = images(&report)
+        .iter()
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["synced", "failed", "synced"]);
+    let missing = &images(&report)[1];
+    assert_eq!(missing["source"], "docker.io/library/nginx:9.9");
+    assert_eq!(missing["error"]["kind"], "not-found", "{missing:#}");
+    assert!(missing["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("manifest unknown"));
+    assert!(stdout_of(&out).contains("not-found"), "{}", stdout_of(&out));
+    assert!(stdout_of(&out).contains("3 images: 2 synced, 0 skipped, 1 failed"));
+
+    // The failed list is valid input naming exactly the failed image.
+    let shown = run(m.ferry().arg("show-raw-images").arg(&failed_path), 0);
+    assert_eq!(stdout_of(&shown), "docker.io/library/nginx:9.9\n");
+}
+
+#[test]
+fn wrong_destination_credentials_are_unauthorized() {
+    let m = Mirror::new(true);
+    m.push("library/nginx:1.25", "nginx");
+    m.push("library/redis:7", "redis");
+    let list = m.write("images.list", "nginx:1.25\nredis:7\n");
+    let report_path = m.scratch.path().join("report.json");
+
+    run(
+        m.sync(&list)
+            .arg("--report")
+            .arg(&report_path)
+            .env("FERRY_DEST_CREDS", format!("{USER}:not-the-password")),
+        1,
+    );
+
+    let report = report(&report_path);
+    for image in images(&report) {
+        assert_eq!(image["status"], "failed", "{image:#}");
+        assert_eq!(image["error"]["kind"], "unauthorized", "{image:#}");
+    }
+    assert!(catalog(&m.dest).is_empty());
+}
+
+#[test]
+fn a_malformed_list_exits_2_naming_every_bad_line_and_copies_nothing() {
+    let m = Mirror::new(false);
+    m.push("library/nginx:1.25", "nginx");
+    let first = m.write(
+        "a.list",
+        "nginx:1.25\nnginx:1.25:extra\n\nredis:7 h.example/r:7 third-column\n",
+    );
+    let second = m.write(
+        "b.list",
+        "Nginx:1\nalpine@sha256:abc\ndocker.io/library/nginx:1.25\n",
+    );
+
+    let out = run(m.sync(&first).arg(&second), 2);
+
+    let stderr = stderr_of(&out);
+    let a = first.display();
+    let b = second.display();
+    for expected in [
+        format!("{a}:2: invalid image reference \"nginx:1.25:extra\""),
+        format!("{a}:4: unexpected third column \"third-column\""),
+        format!("{b}:1: invalid image reference \"Nginx:1\": repository name must be lowercase"),
+        format!("{b}:2: invalid image reference \"alpine@sha256:abc\": sha256 digest must have 64 hex characters"),
+    ] {
+        assert!(stderr.contains(&expected), "missing `{expected}` in:\n{stderr}");
+    }
+    assert!(
+        m.invocations().is_empty(),
+        "skopeo ran: {:?}",
+        m.invocations()
+    );
+    assert!(catalog(&m.dest).is_empty());
+
+    // Duplicates are found across files once each file is valid on its own.
+    let third = m.write("c.list", "docker.io/library/nginx:1.25\n");
+    let clean = m.write("a-clean.list", "nginx:1.25\n");
+    let out = run(m.sync(&clean).arg(&third), 2);
+    let expected = format!(
+        "{}:1: target \"{}/docker.io/library/nginx:1.25\" is also the target of {}:1",
+        third.display(),
+        m.prefix(),
+        clean.display()
+    );
+    assert!(stderr_of(&out).contains(&expected), "{}", stderr_of(&out));
+    assert!(m.invocations().is_empty());
+}
+
+#[test]
+fn without_a_destination_images_go_to_local_oci_layouts() {
+    let m = Mirror::new(false);
+    let nginx = m.push("library/nginx:1.25", "nginx-1.25");
+    let nginx_next = m.push("library/nginx:1.26", "nginx-1.26");
+    let redis6 = m.push("library/redis:6", "redis-6");
+    let redis7 = m.push("library/redis:7", "redis-7");
+    // A whole repository, straight from the source registry (skopeo lists its tags).
+    m.write(
+        "source-images.list",
+        &format!(
+            "nginx:1.25\nnginx:1.26\n{}/library/redis\n",
+            m.source.addr()
+        ),
+    );
+
+    let out = run(
+        m.ferry()
+            .arg("sync")
+            .arg("--src-tls-verify=false")
+            .arg("-j")
+            .arg("3"),
+        0,
+    );
+    assert!(
+        stdout_of(&out).contains("4 images: 4 synced"),
+        "{}",
+        stdout_of(&out)
+    );
+
+    let layout_refs = |dir: &str| -> Vec<(String, String)> {
+        let index = m.scratch.path().join("mirror").join(dir).join("index.json");
+        let index: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&index).unwrap()).unwrap();
+        let mut refs: Vec<(String, String)> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let name = m["annotations"]["org.opencontainers.image.ref.name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned();
+                (name, m["digest"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        refs.sort();
+        refs
+    };
+    assert_eq!(
+        layout_refs("docker.io/library/nginx"),
+        [("1.25".to_owned(), nginx), ("1.26".to_owned(), nginx_next)]
+    );
+    let redis_dir = format!("{}/library/redis", m.source.addr().replace(':', "_"));
+    assert_eq!(
+        layout_refs(&redis_dir),
+        [("6".to_owned(), redis6), ("7".to_owned(), redis7)]
+    );
+}
+
+#[test]
+fn a_whole_repository_with_an_explicit_target_copies_every_tag() {
+    let m = Mirror::new(false);
+    let v1 = m.push("team/app:1.0", "app-1");
+    let v2 = m.push("team/app:2.0", "app-2");
+    let list = m.write(
+        "images.list",
+        &format!(
+            "{}/team/app {}/mirror/app\n",
+            m.source.addr(),
+            m.dest.addr()
+        ),
+    );
+    run(m.sync(&list).arg("--src-tls-verify=false"), 0);
+    assert_eq!(tags(&m.dest, "mirror/app"), ["1.0", "2.0"]);
+    assert_eq!(remote_digest(&m.dest, "mirror/app:1.0"), Some(v1));
+    assert_eq!(remote_digest(&m.dest, "mirror/app:2.0"), Some(v2));
+}
+
+#[test]
+fn dry_run_prints_commands_without_secrets_and_copies_nothing() {
+    let m = Mirror::new(true);
+    m.push("library/nginx:1.25", "nginx");
+    let list = m.write("images.list", "nginx:1.25\n");
+    let out = run(
+        m.sync(&list)
+            .arg("--dry-run")
+            .arg("--dest-creds")
+            .arg(format!("{USER}:{PASSWORD}")),
+        0,
+    );
+    let stdout = stdout_of(&out);
+    let command = stdout
+        .lines()
+        .find(|l| l.contains(" sync --all --scoped --preserve-digests "))
+        .unwrap_or_else(|| panic!("no sync command in:\n{stdout}"));
+    assert!(
+        command.contains("--dest-authfile '<private auth file for --dest-creds>'"),
+        "{command}"
+    );
+    assert!(
+        command.ends_with(&format!("docker.io/library/nginx:1.25 {}", m.prefix())),
+        "{command}"
+    );
+    assert!(!stdout.contains(PASSWORD) && !stderr_of(&out).contains(PASSWORD));
+    assert!(m.invocations().is_empty());
+    assert!(catalog(&m.dest).is_empty());
+}
+
+#[test]
+fn missing_skopeo_is_a_configuration_error_with_a_hint() {
+    let scratch = TempDir::new("ferry-noskopeo");
+    let list = scratch.path().join("images.list");
+    std::fs::write(&list, "nginx:1.25\n").unwrap();
+    let out = run(
+        ferry()
+            .arg("sync")
+            .arg(&list)
+            .arg("--dest")
+            .arg("harbor.example/third")
+            .env("PATH", scratch.path()),
+        2,
+    );
+    assert!(
+        stderr_of(&out).contains("apt-get install skopeo"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn ctrl_c_stops_running_copies_and_still_writes_the_report() {
+    let scratch = TempDir::new("ferry-sigint");
+    // A skopeo that never finishes: ferry must stop it, not wait for it.
+    let stand_in = scratch.path().join("slow-skopeo");
+    std::fs::write(&stand_in, "#!/bin/sh\nsleep 2999\n").unwrap();
+    std::fs::set_permissions(
+        &stand_in,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let list = scratch.path().join("images.list");
+    std::fs::write(&list, "nginx:1.25\nredis:7\nalpine:3\n").unwrap();
+    let report_path = scratch.path().join("report.json");
+    let failed_path = scratch.path().join("failed.list");
+
+    let mut child = ferry()
+        .args([
+            "sync",
+            "--dest",
+            "harbor.example/third",
+            "-j",
+            "2",
+            "--skopeo",
+        ])
+        .arg(&stand_in)
+        .arg("--report")
+        .arg(&report_path)
+        .arg("--failed-list")
+        .arg(&failed_path)
+        .arg(&list)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let sent = Instant::now();
+    run(
+        Command::new("kill").args(["-INT", &child.id().to_string()]),
+        0,
+    );
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(15),
+            "ferry did not stop after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130));
+    let leftovers = Command::new("pgrep")
+        .args(["-f", "sleep 2999"])
+        .output()
+        .unwrap();
+    assert!(
+        leftovers.stdout.is_empty(),
+        "skopeo stand-ins outlived ferry: {}",
+        String::from_utf8_lossy(&leftovers.stdout)
+    );
+
+    let report = report(&report_path);
+    assert_eq!(report["summary"]["interrupted"], true);
+    assert_eq!(report["summary"]["failed"], 3);
+    for image in images(&report) {
+        assert_eq!(image["error"]["kind"], "interrupted", "{image:#}");
+    }
+    let failed = std::fs::read_to_string(&failed_path).unwrap();
+    assert_eq!(
+        failed.lines().filter(|l| !l.starts_with('#')).count(),
+        3,
+        "{failed}"
+    );
+}
