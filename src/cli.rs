@@ -27,7 +27,11 @@ pub enum Command {
     ShowRawImages(ListArgs),
     /// Print the target of every entry, one per line, in list order
     ShowImages(ShowArgs),
-    /// Copy every entry to its target with skopeo, several at a time
+    /// Show what a sync would do: each entry's state and both digests, copying nothing
+    Plan(Box<PlanArgs>),
+    /// Check that every target exists with its source's digest (exit 1 if not)
+    Verify(Box<PlanArgs>),
+    /// Copy every entry that is not already current, with skopeo, several at a time
     Sync(Box<SyncArgs>),
 }
 
@@ -59,13 +63,57 @@ pub struct ShowArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub list: ListArgs,
+    #[command(flatten)]
+    pub dest: DestArgs,
+    #[command(flatten)]
+    pub access: AccessArgs,
+    #[command(flatten)]
+    pub filters: FilterArgs,
+
+    /// Write the plan (or verification) as JSON to FILE
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+/// Which tags of a whole-repository line (no tag, no digest) are mirrored.
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// Only tags matching REGEX (the whole tag must match)
+    #[arg(long = "tags", value_name = "REGEX")]
+    pub tags: Option<String>,
+    /// Drop tags matching REGEX (the whole tag must match)
+    #[arg(long, value_name = "REGEX")]
+    pub exclude_tags: Option<String>,
+    /// Only tags whose version is in RANGE, e.g. ">=1.25, <1.27" (v1.2.3 and 3.10 are coerced)
+    #[arg(long, value_name = "RANGE")]
+    pub semver: Option<String>,
+    /// Only the N highest versions left by the other filters
+    #[arg(long, value_name = "N")]
+    pub latest: Option<usize>,
+    /// Drop alpha, beta, rc and similar pre-release tags
+    #[arg(long)]
+    pub no_prerelease: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct SyncArgs {
     #[command(flatten)]
     pub list: ListArgs,
     #[command(flatten)]
     pub dest: DestArgs,
     #[command(flatten)]
+    pub access: AccessArgs,
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    #[command(flatten)]
     pub skopeo: SkopeoArgs,
+
+    /// Copy every entry, even those whose target already has the source's digest
+    #[arg(long)]
+    pub force: bool,
 
     /// Images copied at the same time
     #[arg(short, long, default_value_t = 4, value_name = "N")]
@@ -84,9 +132,9 @@ pub struct SyncArgs {
     pub failed_list: Option<PathBuf>,
 }
 
-/// Flags with skopeo's names and meanings, passed through to every skopeo run.
+/// How registries are reached: skopeo's flags, used by ferry's own requests and passed to skopeo.
 #[derive(Debug, Args)]
-pub struct SkopeoArgs {
+pub struct AccessArgs {
     /// Auth file for both sides (skopeo's --authfile)
     #[arg(long, value_name = "PATH")]
     pub authfile: Option<PathBuf>,
@@ -110,10 +158,6 @@ pub struct SkopeoArgs {
     #[arg(long, value_name = "PATH")]
     pub dest_cert_dir: Option<PathBuf>,
 
-    /// Times skopeo retries a failed network operation
-    #[arg(long, default_value_t = 3, value_name = "N")]
-    pub retry_times: u32,
-
     /// Source credentials USER:PASS (prefer the environment variable: argv is visible to other users)
     #[arg(
         long,
@@ -135,14 +179,22 @@ pub struct SkopeoArgs {
     #[arg(long, env = "FERRY_DEST_PASSWORD", hide = true, hide_env_values = true)]
     pub dest_password: Option<String>,
 
-    /// Run skopeo without a signature policy (skopeo's --insecure-policy)
-    #[arg(long)]
-    pub insecure_policy: bool,
-
     /// containers registries.conf to use (redirects and mirrors); skopeo itself ignores the
     /// environment variable, so ferry passes it on
     #[arg(long, env = "CONTAINERS_REGISTRIES_CONF", value_name = "PATH")]
     pub registries_conf: Option<PathBuf>,
+}
+
+/// How skopeo itself is run.
+#[derive(Debug, Args)]
+pub struct SkopeoArgs {
+    /// Times skopeo retries a failed network operation
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub retry_times: u32,
+
+    /// Run skopeo without a signature policy (skopeo's --insecure-policy)
+    #[arg(long)]
+    pub insecure_policy: bool,
 
     /// The skopeo binary [default: skopeo from PATH]
     #[arg(long, env = "FERRY_SKOPEO", value_name = "PATH")]

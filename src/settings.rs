@@ -4,11 +4,17 @@
 
 use std::path::PathBuf;
 
-use crate::cli::{Cli, Command, DestArgs, ListArgs, SkopeoArgs, SyncArgs};
+use crate::cli::{
+    AccessArgs, Cli, Command, DestArgs, FilterArgs, ListArgs, PlanArgs, SkopeoArgs, SyncArgs,
+};
 use crate::engine::skopeo::SkopeoOptions;
+use crate::filter::{FilterError, FilterSpec, TagFilter};
 use crate::input::InputSource;
 use crate::mapping::Destination;
 use crate::reference::{ReferenceError, RepoPrefix};
+use crate::registry::auth::CredentialSources;
+use crate::registry::conf::{ConfError, RegistriesConf};
+use crate::registry::{ClientOptions, SideOptions};
 use crate::secret::{Credentials, Secret};
 
 /// The list read when none is named, as the old shell scripts did.
@@ -29,19 +35,32 @@ pub enum CommandSettings {
         inputs: Vec<InputSource>,
         destination: Destination,
     },
+    Plan(Box<PlanSettings>),
+    Verify(Box<PlanSettings>),
     Sync(Box<SyncSettings>),
+}
+
+/// What `plan`, `verify` and `sync` share: the inputs, where they go, and how registries are
+/// reached and repositories expanded.
+#[derive(Debug)]
+pub struct PlanSettings {
+    pub inputs: Vec<InputSource>,
+    pub destination: Destination,
+    pub registry: ClientOptions,
+    pub filter: TagFilter,
+    pub report: Option<PathBuf>,
+    pub verbosity: u8,
 }
 
 #[derive(Debug)]
 pub struct SyncSettings {
-    pub inputs: Vec<InputSource>,
-    pub destination: Destination,
+    pub plan: PlanSettings,
     pub skopeo: SkopeoOptions,
     pub src_creds: Option<Credentials>,
     pub dest_creds: Option<Credentials>,
     pub jobs: usize,
     pub dry_run: bool,
-    pub report: Option<PathBuf>,
+    pub force: bool,
     pub failed_list: Option<PathBuf>,
 }
 
@@ -63,10 +82,15 @@ pub enum SettingsError {
     SkopeoMissing { reason: String },
     #[error("{what} {} does not exist", path.display())]
     MissingPath { what: &'static str, path: PathBuf },
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+    #[error(transparent)]
+    RegistriesConf(#[from] ConfError),
 }
 
 impl Settings {
     pub fn from_cli(cli: Cli) -> Result<Settings, SettingsError> {
+        let verbosity = cli.verbose;
         let command = match cli.command {
             Command::ShowRawImages(list) => CommandSettings::ShowRawImages {
                 inputs: inputs(&list),
@@ -75,12 +99,17 @@ impl Settings {
                 inputs: inputs(&args.list),
                 destination: destination(&args.dest)?,
             },
-            Command::Sync(args) => CommandSettings::Sync(Box::new(sync_settings(*args)?)),
+            Command::Plan(args) => {
+                CommandSettings::Plan(Box::new(plan_settings(&args, verbosity)?))
+            }
+            Command::Verify(args) => {
+                CommandSettings::Verify(Box::new(plan_settings(&args, verbosity)?))
+            }
+            Command::Sync(args) => {
+                CommandSettings::Sync(Box::new(sync_settings(*args, verbosity)?))
+            }
         };
-        Ok(Settings {
-            verbosity: cli.verbose,
-            command,
-        })
+        Ok(Settings { verbosity, command })
     }
 }
 
@@ -107,26 +136,106 @@ fn destination(dest: &DestArgs) -> Result<Destination, SettingsError> {
     }
 }
 
-fn sync_settings(args: SyncArgs) -> Result<SyncSettings, SettingsError> {
+fn plan_settings(args: &PlanArgs, verbosity: u8) -> Result<PlanSettings, SettingsError> {
+    common(
+        &args.list,
+        &args.dest,
+        &args.access,
+        &args.filters,
+        args.report.clone(),
+        verbosity,
+    )
+}
+
+fn common(
+    list: &ListArgs,
+    dest: &DestArgs,
+    access: &AccessArgs,
+    filters: &FilterArgs,
+    report: Option<PathBuf>,
+    verbosity: u8,
+) -> Result<PlanSettings, SettingsError> {
+    check_paths(access)?;
+    let (src_creds, dest_creds) = credentials(access)?;
+    let conf = RegistriesConf::load(access.registries_conf.as_deref())?;
+    let side = |tls_verify, cert_dir: &Option<PathBuf>, side_creds, authfile: &Option<PathBuf>| {
+        SideOptions {
+            tls_verify,
+            cert_dir: cert_dir.clone(),
+            credentials: CredentialSources {
+                side: side_creds,
+                authfile: authfile.clone().or_else(|| access.authfile.clone()),
+                ..CredentialSources::default()
+            },
+        }
+    };
+    let registry = ClientOptions {
+        conf,
+        source: side(
+            access.src_tls_verify,
+            &access.src_cert_dir,
+            src_creds,
+            &access.src_authfile,
+        ),
+        destination: side(
+            access.dest_tls_verify,
+            &access.dest_cert_dir,
+            dest_creds,
+            &access.dest_authfile,
+        ),
+        per_registry_limit: 0,
+    };
+    let filter = TagFilter::new(&FilterSpec {
+        include: filters.tags.clone(),
+        exclude: filters.exclude_tags.clone(),
+        semver: filters.semver.clone(),
+        latest: filters.latest,
+        no_prerelease: filters.no_prerelease,
+    })?;
+    Ok(PlanSettings {
+        inputs: inputs(list),
+        destination: destination(dest)?,
+        registry,
+        filter,
+        report,
+        verbosity,
+    })
+}
+
+fn sync_settings(args: SyncArgs, verbosity: u8) -> Result<SyncSettings, SettingsError> {
     if args.jobs == 0 {
         return Err(SettingsError::NoJobs);
     }
-    let src_creds = creds(args.skopeo.src_creds.as_deref(), "--src-creds")?;
-    let dest_creds = match creds(args.skopeo.dest_creds.as_deref(), "--dest-creds")? {
-        Some(creds) => Some(creds),
-        None => split_creds(&args.skopeo)?,
-    };
+    let plan = common(
+        &args.list,
+        &args.dest,
+        &args.access,
+        &args.filters,
+        args.report.clone(),
+        verbosity,
+    )?;
+    let (src_creds, dest_creds) = credentials(&args.access)?;
     Ok(SyncSettings {
-        inputs: inputs(&args.list),
-        destination: destination(&args.dest)?,
-        skopeo: skopeo_options(&args.skopeo, args.dry_run)?,
+        skopeo: skopeo_options(&args.access, &args.skopeo, args.dry_run)?,
+        plan,
         src_creds,
         dest_creds,
         jobs: args.jobs,
         dry_run: args.dry_run,
-        report: args.report,
+        force: args.force,
         failed_list: args.failed_list,
     })
+}
+
+fn credentials(
+    access: &AccessArgs,
+) -> Result<(Option<Credentials>, Option<Credentials>), SettingsError> {
+    let src = creds(access.src_creds.as_deref(), "--src-creds")?;
+    let dest = match creds(access.dest_creds.as_deref(), "--dest-creds")? {
+        Some(creds) => Some(creds),
+        None => split_creds(access)?,
+    };
+    Ok((src, dest))
 }
 
 fn creds(value: Option<&str>, flag: &'static str) -> Result<Option<Credentials>, SettingsError> {
@@ -135,8 +244,8 @@ fn creds(value: Option<&str>, flag: &'static str) -> Result<Option<Credentials>,
         .transpose()
 }
 
-fn split_creds(args: &SkopeoArgs) -> Result<Option<Credentials>, SettingsError> {
-    match (&args.dest_username, &args.dest_password) {
+fn split_creds(access: &AccessArgs) -> Result<Option<Credentials>, SettingsError> {
+    match (&access.dest_username, &access.dest_password) {
         (None, None) => Ok(None),
         (Some(username), Some(password)) if !username.is_empty() && !password.is_empty() => {
             Ok(Some(Credentials {
@@ -148,24 +257,14 @@ fn split_creds(args: &SkopeoArgs) -> Result<Option<Credentials>, SettingsError> 
     }
 }
 
-fn skopeo_options(args: &SkopeoArgs, dry_run: bool) -> Result<SkopeoOptions, SettingsError> {
-    let binary = match (&args.skopeo, dry_run) {
-        (Some(path), _) => which::which(path).map_err(|e| SettingsError::SkopeoMissing {
-            reason: format!("{}: {e}", path.display()),
-        })?,
-        // A dry run copies nothing, so it works on a machine without skopeo.
-        (None, true) => which::which("skopeo").unwrap_or_else(|_| PathBuf::from("skopeo")),
-        (None, false) => which::which("skopeo").map_err(|e| SettingsError::SkopeoMissing {
-            reason: format!("not on PATH: {e}"),
-        })?,
-    };
+fn check_paths(access: &AccessArgs) -> Result<(), SettingsError> {
     for (what, path) in [
-        ("--authfile", &args.authfile),
-        ("--src-authfile", &args.src_authfile),
-        ("--dest-authfile", &args.dest_authfile),
-        ("--src-cert-dir", &args.src_cert_dir),
-        ("--dest-cert-dir", &args.dest_cert_dir),
-        ("registries.conf", &args.registries_conf),
+        ("--authfile", &access.authfile),
+        ("--src-authfile", &access.src_authfile),
+        ("--dest-authfile", &access.dest_authfile),
+        ("--src-cert-dir", &access.src_cert_dir),
+        ("--dest-cert-dir", &access.dest_cert_dir),
+        ("registries.conf", &access.registries_conf),
     ] {
         if let Some(path) = path {
             if !path.exists() {
@@ -176,16 +275,34 @@ fn skopeo_options(args: &SkopeoArgs, dry_run: bool) -> Result<SkopeoOptions, Set
             }
         }
     }
+    Ok(())
+}
+
+fn skopeo_options(
+    access: &AccessArgs,
+    args: &SkopeoArgs,
+    dry_run: bool,
+) -> Result<SkopeoOptions, SettingsError> {
+    let binary = match (&args.skopeo, dry_run) {
+        (Some(path), _) => which::which(path).map_err(|e| SettingsError::SkopeoMissing {
+            reason: format!("{}: {e}", path.display()),
+        })?,
+        // A dry run copies nothing, so it works on a machine without skopeo.
+        (None, true) => which::which("skopeo").unwrap_or_else(|_| PathBuf::from("skopeo")),
+        (None, false) => which::which("skopeo").map_err(|e| SettingsError::SkopeoMissing {
+            reason: format!("not on PATH: {e}"),
+        })?,
+    };
     Ok(SkopeoOptions {
         binary,
-        registries_conf: args.registries_conf.clone(),
-        authfile: args.authfile.clone(),
-        src_authfile: args.src_authfile.clone(),
-        dest_authfile: args.dest_authfile.clone(),
-        src_tls_verify: args.src_tls_verify,
-        dest_tls_verify: args.dest_tls_verify,
-        src_cert_dir: args.src_cert_dir.clone(),
-        dest_cert_dir: args.dest_cert_dir.clone(),
+        registries_conf: access.registries_conf.clone(),
+        authfile: access.authfile.clone(),
+        src_authfile: access.src_authfile.clone(),
+        dest_authfile: access.dest_authfile.clone(),
+        src_tls_verify: access.src_tls_verify,
+        dest_tls_verify: access.dest_tls_verify,
+        src_cert_dir: access.src_cert_dir.clone(),
+        dest_cert_dir: access.dest_cert_dir.clone(),
         retry_times: args.retry_times,
         insecure_policy: args.insecure_policy,
     })

@@ -1,23 +1,27 @@
-//! `ferry sync`: validate everything, then copy every entry with skopeo, several at a time,
-//! printing a line per image as it finishes and writing the report and failed list at the end.
+//! `ferry sync`: validate everything, plan (one HEAD per tag on each side), then copy only what
+//! is new or changed with skopeo, several at a time, printing a line per image as it finishes
+//! and writing the report and failed list at the end. A run with nothing to do starts no skopeo.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
 
-use super::{print_input_errors, read_entries};
-use crate::engine::skopeo::{self, Action, AuthFiles, SkopeoOptions};
+use super::load_jobs;
+use super::plan::plan_jobs;
+use crate::engine::skopeo::{self, AuthFiles, SkopeoOptions};
 use crate::engine::FailureKind;
 use crate::exit;
-use crate::mapping::{map_all, Destination, Job, Target};
+use crate::mapping::{Destination, Job, Target};
+use crate::plan::{PlanEntry, State};
 use crate::process::{self, Stop};
+use crate::registry::RegistryClient;
 use crate::report::{self, Summary};
 use crate::scheduler::{self, Event, ImageResult, Status};
 use crate::scratch::ScratchDir;
@@ -25,15 +29,8 @@ use crate::secret::Credentials;
 use crate::settings::SyncSettings;
 
 pub async fn sync(settings: SyncSettings) -> u8 {
-    let Some(entries) = read_entries(&settings.inputs) else {
+    let Some(jobs) = load_jobs(&settings.plan.inputs, &settings.plan.destination) else {
         return exit::USAGE;
-    };
-    let jobs = match map_all(&entries, &settings.destination) {
-        Ok(jobs) => jobs,
-        Err(errors) => {
-            print_input_errors(&errors);
-            return exit::USAGE;
-        }
     };
     if settings.dry_run {
         print_dry_run(&settings, &jobs);
@@ -73,23 +70,43 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
     let context = Arc::new(Context {
         options: settings.skopeo.clone(),
         auth,
-        destination: settings.destination.clone(),
+        destination: settings.plan.destination.clone(),
         scratch: scratch.path().to_owned(),
     });
 
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let printer = tokio::spawn(print_events(events_rx));
 
-    let (jobs, mut results) = expand_repositories(&context, jobs, &stop_rx, &events_tx).await;
+    let client = Arc::new(RegistryClient::new(settings.plan.registry.clone()));
+    let (entries, _dropped) = plan_jobs(&client, &settings.plan, jobs, settings.force).await;
+    info!(
+        "planned {} images with {} registry requests",
+        entries.len(),
+        client.requests_sent()
+    );
+    let (jobs, source_digests, positions, done) = split_plan(entries, &events_tx);
     let limit = settings.jobs;
     let execute = {
         let context = Arc::clone(&context);
         move |index: usize, job: Job, stop: watch::Receiver<Stop>| {
             let context = Arc::clone(&context);
-            async move { copy_one(&context, index, job, stop).await }
+            let planned_digest = source_digests[index].clone();
+            async move {
+                let mut result = copy_one(&context, index, job, stop).await;
+                if result.status == Status::Synced && result.digest.is_none() {
+                    result.digest = planned_digest;
+                }
+                result
+            }
         }
     };
-    results.extend(scheduler::run_all(jobs, limit, stop_rx, events_tx, execute).await);
+    let copied = scheduler::run_all(jobs, limit, stop_rx, events_tx, execute).await;
+    let mut ordered: Vec<(usize, ImageResult)> = done
+        .into_iter()
+        .chain(positions.into_iter().zip(copied))
+        .collect();
+    ordered.sort_by_key(|(position, _)| *position);
+    let results: Vec<ImageResult> = ordered.into_iter().map(|(_, result)| result).collect();
     let _ = printer.await;
     signals.abort();
 
@@ -111,13 +128,78 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
     exit_code
 }
 
+/// The jobs that need a copy, their planned source digests and their positions in the plan,
+/// and the results already known (with their positions).
+type Split = (
+    Vec<Job>,
+    Vec<Option<String>>,
+    Vec<usize>,
+    Vec<(usize, ImageResult)>,
+);
+
+/// Splits a plan into the jobs that need a copy and the results already known: current
+/// targets are skipped, missing sources failed.
+fn split_plan(entries: Vec<PlanEntry>, events: &mpsc::UnboundedSender<Event>) -> Split {
+    let mut jobs = Vec::new();
+    let mut digests = Vec::new();
+    let mut positions = Vec::new();
+    let mut done = Vec::new();
+    for (position, entry) in entries.into_iter().enumerate() {
+        if entry.state.needs_copy() {
+            jobs.push(entry.job);
+            digests.push(entry.source_digest);
+            positions.push(position);
+            continue;
+        }
+        let result = if entry.state == State::Current {
+            let mut result = ImageResult::failed(
+                &entry.job,
+                FailureKind::Other,
+                String::new(),
+                0,
+                Duration::ZERO,
+            );
+            result.status = Status::Skipped;
+            result.error = None;
+            result.digest = entry.source_digest;
+            result
+        } else {
+            // The registry's own words for a 404 on the manifest or the tag list.
+            let message = if entry.job.source.is_whole_repository() {
+                format!(
+                    "name unknown: repository {} does not exist in the source",
+                    entry.job.source
+                )
+            } else {
+                format!(
+                    "manifest unknown: {} does not exist in the source",
+                    entry.job.source
+                )
+            };
+            ImageResult::failed(
+                &entry.job,
+                FailureKind::NotFound,
+                message,
+                0,
+                Duration::ZERO,
+            )
+        };
+        let _ = events.send(Event::Finished {
+            index: usize::MAX,
+            result: result.clone(),
+        });
+        done.push((position, result));
+    }
+    (jobs, digests, positions, done)
+}
+
 fn write_outputs(
     settings: &SyncSettings,
     results: &[ImageResult],
     summary: Summary,
 ) -> Result<(), String> {
-    if let Some(path) = &settings.report {
-        let destination = destination_label(&settings.destination);
+    if let Some(path) = &settings.plan.report {
+        let destination = destination_label(&settings.plan.destination);
         report::write_file(path, &report::json_report(&destination, results, summary))
             .map_err(|e| format!("cannot write the report {}: {e}", path.display()))?;
     }
@@ -165,91 +247,6 @@ async fn print_events(mut events: mpsc::UnboundedReceiver<Event>) {
             Event::Finished { result, .. } => println!("{}", report::result_line(&result)),
         }
     }
-}
-
-/// A whole-repository source that skopeo cannot sync as one command (an OCI directory or an
-/// explicit target) is expanded to its tags first.
-fn needs_expansion(job: &Job, destination: &Destination) -> bool {
-    job.source.is_whole_repository()
-        && !matches!(
-            skopeo::action_for(job, destination, None),
-            Action::SyncScoped { .. }
-        )
-}
-
-async fn expand_repositories(
-    context: &Context,
-    jobs: Vec<Job>,
-    stop: &watch::Receiver<Stop>,
-    events: &mpsc::UnboundedSender<Event>,
-) -> (Vec<Job>, Vec<ImageResult>) {
-    let mut expanded = Vec::with_capacity(jobs.len());
-    let mut failures = Vec::new();
-    for job in jobs {
-        if !needs_expansion(&job, &context.destination) {
-            expanded.push(job);
-            continue;
-        }
-        match list_tags(context, &job, stop.clone()).await {
-            Ok(tags) => {
-                info!("{}: {} tags", job.source, tags.len());
-                expanded.extend(tags.iter().filter_map(|tag| job.for_tag(tag).ok()));
-            }
-            Err(result) => {
-                let _ = events.send(Event::Finished {
-                    index: usize::MAX,
-                    result: result.clone(),
-                });
-                failures.push(result);
-            }
-        }
-    }
-    (expanded, failures)
-}
-
-#[derive(serde::Deserialize)]
-struct TagList {
-    #[serde(rename = "Tags")]
-    tags: Vec<String>,
-}
-
-async fn list_tags(
-    context: &Context,
-    job: &Job,
-    stop: watch::Receiver<Stop>,
-) -> Result<Vec<String>, ImageResult> {
-    let started = Instant::now();
-    let invocation = skopeo::build(
-        &context.options,
-        &context.auth,
-        &Action::ListTags {
-            repository: &job.source,
-        },
-    );
-    info!("running {invocation}");
-    let fail =
-        |kind, message: String| ImageResult::failed(job, kind, message, 1, started.elapsed());
-    let finished = process::run(&invocation, stop)
-        .await
-        .map_err(|e| fail(FailureKind::Internal, e.to_string()))?;
-    if finished.stopped {
-        return Err(fail(
-            FailureKind::Interrupted,
-            "stopped while listing tags".to_owned(),
-        ));
-    }
-    if !finished.status.success() {
-        let message = failure_message(&finished);
-        return Err(fail(skopeo::classify(&message), message));
-    }
-    serde_json::from_str::<TagList>(&finished.stdout)
-        .map(|list| list.tags)
-        .map_err(|e| {
-            fail(
-                FailureKind::Internal,
-                format!("unexpected output from `{invocation}`: {e}"),
-            )
-        })
 }
 
 async fn copy_one(
@@ -385,27 +382,24 @@ fn print_dry_run(settings: &SyncSettings, jobs: &[Job]) {
             .map(|_| PathBuf::from("<private auth file for --dest-creds>")),
     };
     let digest_file = PathBuf::from("<digest file>");
+    let destination = &settings.plan.destination;
     for job in jobs {
         println!("# {} -> {}", job.origin, job.target);
-        if needs_expansion(job, &settings.destination) {
-            let list = skopeo::build(
-                &settings.skopeo,
-                &auth,
-                &Action::ListTags {
-                    repository: &job.source,
-                },
-            );
-            println!("{list}");
-            if let Ok(example) = job.for_tag("TAG") {
-                println!("# then, for each TAG listed:");
-                let action =
-                    skopeo::action_for(&example, &settings.destination, Some(&digest_file));
-                println!("{}", skopeo::build(&settings.skopeo, &auth, &action));
-            }
-            continue;
+        let (job, note) = match job.for_tag("TAG") {
+            Ok(example) if job.source.is_whole_repository() => (
+                example,
+                Some("# for each TAG of the repository that passes the tag filters:"),
+            ),
+            _ => (job.clone(), None),
+        };
+        if let Some(note) = note {
+            println!("{note}");
         }
-        let action = skopeo::action_for(job, &settings.destination, Some(&digest_file));
+        let action = skopeo::action_for(&job, destination, Some(&digest_file));
         println!("{}", skopeo::build(&settings.skopeo, &auth, &action));
     }
-    println!("# dry run: {} jobs, nothing copied", jobs.len());
+    println!(
+        "# dry run: {} entries, nothing copied; targets already current are skipped in a real run",
+        jobs.len()
+    );
 }

@@ -52,8 +52,6 @@ pub enum Action<'a> {
         target: &'a Target,
         digest_file: Option<&'a Path>,
     },
-    /// `skopeo list-tags` of a source repository.
-    ListTags { repository: &'a ImageRef },
 }
 
 /// Picks the skopeo command for a job. Scoped registry jobs use `sync --scoped` (the old
@@ -118,11 +116,9 @@ pub fn build(options: &SkopeoOptions, auth: &AuthFiles, action: &Action<'_>) -> 
     if options.insecure_policy {
         args.push("--insecure-policy".to_owned());
     }
-    if !matches!(action, Action::ListTags { .. }) {
-        // Only skopeo's debug log says which blobs it reused: in a pipe its progress output
-        // prints "Copying blob" for copied and reused blobs alike.
-        args.push("--debug".to_owned());
-    }
+    // Only skopeo's debug log says which blobs it reused: in a pipe its progress output
+    // prints "Copying blob" for copied and reused blobs alike.
+    args.push("--debug".to_owned());
     match action {
         Action::SyncScoped { source, prefix } => {
             args.extend(
@@ -160,25 +156,6 @@ pub fn build(options: &SkopeoOptions, auth: &AuthFiles, action: &Action<'_>) -> 
             }
             args.push(source_transport(source));
             args.push(target_transport(target));
-        }
-        Action::ListTags { repository } => {
-            args.push("list-tags".to_owned());
-            args.push(format!("--retry-times={}", options.retry_times));
-            if let Some(file) = auth.src.as_ref().or(options.src_authfile.as_ref()) {
-                push_path(&mut args, "--authfile", file);
-            } else if let Some(file) = &options.authfile {
-                push_path(&mut args, "--authfile", file);
-            }
-            if let Some(verify) = options.src_tls_verify {
-                args.push(format!("--tls-verify={verify}"));
-            }
-            if let Some(dir) = &options.src_cert_dir {
-                push_path(&mut args, "--cert-dir", dir);
-            }
-            args.push(format!(
-                "docker://{}",
-                repository.without_tag().without_digest()
-            ));
         }
     }
     Invocation {
@@ -586,35 +563,6 @@ mod tests {
                 "--retry-times=3",
                 "docker://docker.io/library/nginx:1.25",
                 "oci:mirror/docker.io/library/nginx:1.25"
-            ]
-        );
-    }
-
-    #[test]
-    fn list_tags_uses_source_side_settings() {
-        let mut opts = options();
-        opts.src_tls_verify = Some(false);
-        let auth = AuthFiles {
-            src: Some("/tmp/f/src-auth.json".into()),
-            dest: None,
-        };
-        let repository = ImageRef::parse("quay.io/a/b").unwrap();
-        let invocation = build(
-            &opts,
-            &auth,
-            &Action::ListTags {
-                repository: &repository,
-            },
-        );
-        assert_eq!(
-            invocation.args,
-            [
-                "list-tags",
-                "--retry-times=3",
-                "--authfile",
-                "/tmp/f/src-auth.json",
-                "--tls-verify=false",
-                "docker://quay.io/a/b"
             ]
         );
     }

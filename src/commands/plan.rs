@@ -1,0 +1,267 @@
+//! `ferry plan` and `ferry verify`: the digest-first view of a list. Both expand whole
+//! repositories and HEAD each side once per tag; `plan` shows what a sync would do, `verify`
+//! fails unless every target holds its source's digest. Neither copies anything.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::load_jobs;
+use crate::exit;
+use crate::mapping::Job;
+use crate::plan::{self, Dropped, PlanEntry, State};
+use crate::registry::RegistryClient;
+use crate::report::write_file;
+use crate::scheduler::ImageError;
+use crate::settings::PlanSettings;
+
+/// Expands and plans `jobs`; with `force`, skips the digest lookups and plans every job as new.
+pub(super) async fn plan_jobs(
+    client: &Arc<RegistryClient>,
+    settings: &PlanSettings,
+    jobs: Vec<Job>,
+    force: bool,
+) -> (Vec<PlanEntry>, Vec<Dropped>) {
+    let expansion = plan::expand(client, &settings.filter, jobs).await;
+    let mut entries = if force {
+        expansion
+            .jobs
+            .into_iter()
+            .map(|job| PlanEntry {
+                job,
+                state: State::New,
+                source_digest: None,
+                target_digest: None,
+                error: None,
+            })
+            .collect()
+    } else {
+        plan::plan(client, expansion.jobs).await
+    };
+    entries.extend(expansion.failed);
+    // Back into list order (files as given, then lines); the sort is stable, so a repository's
+    // tags keep the registry's order.
+    let file_rank = |file: &str| {
+        settings
+            .inputs
+            .iter()
+            .position(|input| input.to_string() == file)
+    };
+    entries.sort_by_key(|e| (file_rank(&e.job.origin.file), e.job.origin.line));
+    (entries, expansion.dropped)
+}
+
+pub async fn plan(settings: &PlanSettings) -> u8 {
+    let started = Instant::now();
+    let Some(jobs) = load_jobs(&settings.inputs, &settings.destination) else {
+        return exit::USAGE;
+    };
+    let client = Arc::new(RegistryClient::new(settings.registry.clone()));
+    let (entries, dropped) = plan_jobs(&client, settings, jobs, false).await;
+    print_table(&entries);
+    if settings.verbosity > 0 {
+        for drop in &dropped {
+            println!(
+                "dropped  {}  ({}, {})",
+                drop.source, drop.reason, drop.origin
+            );
+        }
+    }
+    let summary = PlanSummary::of(&entries, dropped.len(), client.requests_sent(), started);
+    println!("{}", summary.line());
+    if let Some(path) = &settings.report {
+        if let Err(e) = write_file(path, &plan_json(&entries, &summary)) {
+            eprintln!(
+                "ferry: error: cannot write the report {}: {e}",
+                path.display()
+            );
+            return exit::IMAGES_FAILED;
+        }
+    }
+    exit::SUCCESS
+}
+
+pub async fn verify(settings: &PlanSettings) -> u8 {
+    let started = Instant::now();
+    let Some(jobs) = load_jobs(&settings.inputs, &settings.destination) else {
+        return exit::USAGE;
+    };
+    let client = Arc::new(RegistryClient::new(settings.registry.clone()));
+    let (entries, _) = plan_jobs(&client, settings, jobs, false).await;
+    let mut problems = 0;
+    for entry in &entries {
+        let target = &entry.job.target;
+        let line = match entry.state {
+            State::Current => format!("ok        {target}  {}", digest(&entry.target_digest)),
+            State::New => format!(
+                "missing   {target}  (source {})",
+                digest(&entry.source_digest)
+            ),
+            State::Changed => format!(
+                "mismatch  {target}  target {} != source {}",
+                digest(&entry.target_digest),
+                digest(&entry.source_digest)
+            ),
+            State::SourceMissing => {
+                format!("no-source {target}  ({} does not exist)", entry.job.source)
+            }
+            State::Unknown => format!("error     {target}  {}", error_text(entry.error.as_ref())),
+        };
+        problems += usize::from(entry.state != State::Current);
+        println!("{line}");
+    }
+    let summary = PlanSummary::of(&entries, 0, client.requests_sent(), started);
+    println!(
+        "{} targets: {} verified, {problems} with problems ({} requests in {:.1}s)",
+        entries.len(),
+        entries.len() - problems,
+        summary.requests,
+        summary.seconds
+    );
+    if let Some(path) = &settings.report {
+        if let Err(e) = write_file(path, &plan_json(&entries, &summary)) {
+            eprintln!(
+                "ferry: error: cannot write the report {}: {e}",
+                path.display()
+            );
+            return exit::IMAGES_FAILED;
+        }
+    }
+    if problems == 0 {
+        exit::SUCCESS
+    } else {
+        exit::IMAGES_FAILED
+    }
+}
+
+fn digest(value: &Option<String>) -> String {
+    value.clone().unwrap_or_else(|| "-".to_owned())
+}
+
+fn short(value: &Option<String>) -> String {
+    match value {
+        Some(d) => d.chars().take(19).collect(),
+        None => "-".to_owned(),
+    }
+}
+
+fn error_text(error: Option<&ImageError>) -> String {
+    error.map_or_else(String::new, |e| format!("{}: {}", e.kind, e.message))
+}
+
+fn print_table(entries: &[PlanEntry]) {
+    let rows: Vec<[String; 5]> = entries
+        .iter()
+        .map(|e| {
+            [
+                e.state.as_str().to_owned(),
+                e.job.source.to_string(),
+                e.job.target.to_string(),
+                short(&e.source_digest),
+                match &e.error {
+                    Some(error) => format!("{} ({})", short(&e.target_digest), error.kind),
+                    None => short(&e.target_digest),
+                },
+            ]
+        })
+        .collect();
+    let header = [
+        "STATE",
+        "SOURCE",
+        "TARGET",
+        "SOURCE DIGEST",
+        "TARGET DIGEST",
+    ]
+    .map(str::to_owned);
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        println!("{}", cells.join("  ").trim_end());
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct PlanSummary {
+    total: usize,
+    new: usize,
+    changed: usize,
+    current: usize,
+    source_missing: usize,
+    unknown: usize,
+    dropped_tags: usize,
+    requests: u64,
+    seconds: f64,
+}
+
+impl PlanSummary {
+    fn of(
+        entries: &[PlanEntry],
+        dropped_tags: usize,
+        requests: u64,
+        started: Instant,
+    ) -> PlanSummary {
+        let count = |state| entries.iter().filter(|e| e.state == state).count();
+        PlanSummary {
+            total: entries.len(),
+            new: count(State::New),
+            changed: count(State::Changed),
+            current: count(State::Current),
+            source_missing: count(State::SourceMissing),
+            unknown: count(State::Unknown),
+            dropped_tags,
+            requests,
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "{} entries: {} new, {} changed, {} current, {} source-missing, {} unknown ({} requests in {:.1}s)",
+            self.total, self.new, self.changed, self.current, self.source_missing, self.unknown, self.requests, self.seconds
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct JsonEntry<'a> {
+    source: String,
+    target: String,
+    origin: String,
+    state: State,
+    source_digest: Option<&'a str>,
+    target_digest: Option<&'a str>,
+    error: Option<&'a ImageError>,
+}
+
+fn plan_json(entries: &[PlanEntry], summary: &PlanSummary) -> String {
+    let entries: Vec<JsonEntry<'_>> = entries
+        .iter()
+        .map(|e| JsonEntry {
+            source: e.job.source.to_string(),
+            target: e.job.target.to_string(),
+            origin: e.job.origin.to_string(),
+            state: e.state,
+            source_digest: e.source_digest.as_deref(),
+            target_digest: e.target_digest.as_deref(),
+            error: e.error.as_ref(),
+        })
+        .collect();
+    let value = serde_json::json!({
+        "ferry_version": env!("CARGO_PKG_VERSION"),
+        "entries": entries,
+        "summary": summary,
+    });
+    let mut text = serde_json::to_string_pretty(&value).expect("the plan always serializes");
+    text.push('\n');
+    text
+}

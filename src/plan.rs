@@ -1,0 +1,337 @@
+//! Digest-first planning: before any copy, find out what each job would change. Whole
+//! repositories are expanded to their tags (through the tag filters), then one `HEAD` per tag
+//! on each side resolves every job to `new`, `changed`, `current` or `source-missing`. Only
+//! `new` and `changed` jobs (and `unknown` ones, whose lookups failed) need skopeo.
+//!
+//! `decide` is pure; the async functions only gather lookups.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::engine::FailureKind;
+use crate::filter::{DropReason, TagFilter};
+use crate::input::Origin;
+use crate::mapping::{Job, Target};
+use crate::reference::ImageRef;
+use crate::registry::{RegistryClient, RegistryError, Side};
+use crate::scheduler::ImageError;
+
+/// Lookups in flight at once across all registries (each registry also has its own cap).
+const LOOKUPS_IN_FLIGHT: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// The target does not exist.
+    New,
+    /// The target exists with another digest.
+    Changed,
+    /// The target has the source's digest: nothing to do.
+    Current,
+    /// The source does not exist.
+    SourceMissing,
+    /// A lookup failed; the copy will tell.
+    Unknown,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::New => "new",
+            State::Changed => "changed",
+            State::Current => "current",
+            State::SourceMissing => "source-missing",
+            State::Unknown => "unknown",
+        }
+    }
+
+    /// Whether a sync has to run a copy for this state.
+    pub fn needs_copy(self) -> bool {
+        matches!(self, State::New | State::Changed | State::Unknown)
+    }
+}
+
+/// One planned job.
+#[derive(Debug, Clone)]
+pub struct PlanEntry {
+    pub job: Job,
+    pub state: State,
+    pub source_digest: Option<String>,
+    pub target_digest: Option<String>,
+    pub error: Option<ImageError>,
+}
+
+/// A lookup's answer: a digest, `None` for "not there", or why it could not be answered.
+pub type Lookup = Result<Option<String>, ImageError>;
+
+/// The state from both sides' lookups. Pure.
+pub fn decide(source: &Lookup, target: &Lookup) -> (State, Option<ImageError>) {
+    match (source, target) {
+        (Err(e), _) | (_, Err(e)) => (State::Unknown, Some(e.clone())),
+        (Ok(None), _) => (State::SourceMissing, None),
+        (Ok(Some(_)), Ok(None)) => (State::New, None),
+        (Ok(Some(s)), Ok(Some(t))) if s == t => (State::Current, None),
+        (Ok(Some(_)), Ok(Some(_))) => (State::Changed, None),
+    }
+}
+
+/// A tag a filter left out, for `plan -v`.
+#[derive(Debug, Clone)]
+pub struct Dropped {
+    pub origin: Origin,
+    pub source: String,
+    pub reason: DropReason,
+}
+
+/// Whole repositories turned into one job per selected tag.
+#[derive(Debug, Default)]
+pub struct Expansion {
+    pub jobs: Vec<Job>,
+    pub dropped: Vec<Dropped>,
+    /// Repositories that could not be listed, already planned (missing or unknown).
+    pub failed: Vec<PlanEntry>,
+}
+
+/// Lists every whole-repository job's tags (in parallel) and applies the filter; other jobs
+/// pass through. Job order is kept, with a repository's tags in the registry's order.
+pub async fn expand(client: &Arc<RegistryClient>, filter: &TagFilter, jobs: Vec<Job>) -> Expansion {
+    let mut listings = JoinSet::new();
+    for (index, job) in jobs.iter().enumerate() {
+        if job.source.is_whole_repository() {
+            let client = Arc::clone(client);
+            let name = job.source.repository();
+            listings.spawn(async move { (index, client.tags(Side::Source, &name).await) });
+        }
+    }
+    let mut listed = vec![None; jobs.len()];
+    while let Some(joined) = listings.join_next().await {
+        let (index, result) = joined.expect("a tag listing task panicked");
+        listed[index] = Some(result.map_err(|e| image_error(&e)));
+    }
+    let mut expansion = Expansion::default();
+    for (job, listing) in jobs.into_iter().zip(listed) {
+        let tags = match listing {
+            None => {
+                expansion.jobs.push(job);
+                continue;
+            }
+            Some(Ok(Some(tags))) => tags,
+            Some(Ok(None)) => {
+                expansion
+                    .failed
+                    .push(unlisted(job, State::SourceMissing, None));
+                continue;
+            }
+            Some(Err(error)) => {
+                expansion
+                    .failed
+                    .push(unlisted(job, State::Unknown, Some(error)));
+                continue;
+            }
+        };
+        let selection = filter.select(&tags);
+        for (tag, reason) in selection.dropped {
+            expansion.dropped.push(Dropped {
+                origin: job.origin.clone(),
+                source: format!("{}:{tag}", job.source),
+                reason,
+            });
+        }
+        // A tag the registry lists but the grammar rejects cannot be copied by name; skip it.
+        expansion.jobs.extend(
+            selection
+                .kept
+                .iter()
+                .filter_map(|tag| job.for_tag(tag).ok()),
+        );
+    }
+    expansion
+}
+
+fn unlisted(job: Job, state: State, error: Option<ImageError>) -> PlanEntry {
+    PlanEntry {
+        job,
+        state,
+        source_digest: None,
+        target_digest: None,
+        error,
+    }
+}
+
+/// Looks up both sides of every job (in parallel, capped) and decides each state.
+pub async fn plan(client: &Arc<RegistryClient>, jobs: Vec<Job>) -> Vec<PlanEntry> {
+    let permits = Arc::new(Semaphore::new(LOOKUPS_IN_FLIGHT));
+    let mut lookups = JoinSet::new();
+    let total = jobs.len();
+    for (index, job) in jobs.into_iter().enumerate() {
+        let client = Arc::clone(client);
+        let permits = Arc::clone(&permits);
+        lookups.spawn(async move {
+            let _permit = permits.acquire_owned().await.expect("never closed");
+            let (source, target) = tokio::join!(
+                source_digest(&client, &job.source),
+                target_digest(&client, &job.target, job.source.digest())
+            );
+            let (state, error) = decide(&source, &target);
+            let entry = PlanEntry {
+                state,
+                source_digest: source.ok().flatten(),
+                target_digest: target.ok().flatten(),
+                error,
+                job,
+            };
+            (index, entry)
+        });
+    }
+    let mut entries = vec![None; total];
+    while let Some(joined) = lookups.join_next().await {
+        let (index, entry) = joined.expect("a lookup task panicked");
+        entries[index] = Some(entry);
+    }
+    entries
+        .into_iter()
+        .map(|e| e.expect("every job is planned"))
+        .collect()
+}
+
+/// A pinned source needs no request: its digest is the pin.
+async fn source_digest(client: &RegistryClient, source: &ImageRef) -> Lookup {
+    if let Some(digest) = source.digest() {
+        return Ok(Some(digest.to_owned()));
+    }
+    let tag = source.tag().unwrap_or("latest");
+    client
+        .manifest_digest(Side::Source, &source.repository(), tag)
+        .await
+        .map_err(|e| image_error(&e))
+}
+
+async fn target_digest(client: &RegistryClient, target: &Target, pinned: Option<&str>) -> Lookup {
+    match target {
+        Target::Registry(reference) => {
+            let at = reference.tag().or(reference.digest()).unwrap_or("latest");
+            client
+                .manifest_digest(Side::Destination, &reference.repository(), at)
+                .await
+                .map_err(|e| image_error(&e))
+        }
+        Target::Oci { layout, name } => oci_digest(layout, name.as_deref(), pinned),
+    }
+}
+
+/// The digest a local OCI layout holds under `name`; an unnamed (digest-pinned) image counts
+/// as present when the layout holds that digest.
+pub fn oci_digest(layout: &Path, name: Option<&str>, pinned: Option<&str>) -> Lookup {
+    let index = layout.join("index.json");
+    let text = match std::fs::read_to_string(&index) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(internal(format!("cannot read {}: {e}", index.display()))),
+    };
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| internal(format!("invalid {}: {e}", index.display())))?;
+    let manifests = value["manifests"].as_array().cloned().unwrap_or_default();
+    let found = manifests.iter().find(|m| match name {
+        Some(name) => m["annotations"]["org.opencontainers.image.ref.name"].as_str() == Some(name),
+        None => pinned.is_some() && m["digest"].as_str() == pinned,
+    });
+    Ok(found.and_then(|m| m["digest"].as_str()).map(str::to_owned))
+}
+
+fn internal(message: String) -> ImageError {
+    ImageError {
+        kind: FailureKind::Internal,
+        message,
+    }
+}
+
+pub fn image_error(error: &RegistryError) -> ImageError {
+    ImageError {
+        kind: error.kind(),
+        message: error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err() -> Lookup {
+        Err(ImageError {
+            kind: FailureKind::Network,
+            message: "connection refused".into(),
+        })
+    }
+
+    #[test]
+    fn states_follow_from_both_lookups() {
+        let a = || Ok(Some("sha256:a".to_owned()));
+        let b = || Ok(Some("sha256:b".to_owned()));
+        let none = || Ok(None);
+        let table = [
+            (a(), none(), State::New),
+            (a(), a(), State::Current),
+            (a(), b(), State::Changed),
+            (none(), a(), State::SourceMissing),
+            (none(), none(), State::SourceMissing),
+            (err(), a(), State::Unknown),
+            (a(), err(), State::Unknown),
+        ];
+        for (source, target, expected) in table {
+            let (state, error) = decide(&source, &target);
+            assert_eq!(state, expected, "{source:?} {target:?}");
+            assert_eq!(error.is_some(), expected == State::Unknown);
+        }
+    }
+
+    #[test]
+    fn only_new_changed_and_unknown_need_a_copy() {
+        let copied: Vec<State> = [
+            State::New,
+            State::Changed,
+            State::Current,
+            State::SourceMissing,
+            State::Unknown,
+        ]
+        .into_iter()
+        .filter(|s| s.needs_copy())
+        .collect();
+        assert_eq!(copied, [State::New, State::Changed, State::Unknown]);
+    }
+
+    #[test]
+    fn oci_layout_digests_are_found_by_name() {
+        let dir = crate::scratch::ScratchDir::create().unwrap();
+        assert_eq!(oci_digest(dir.path(), Some("1.25"), None).unwrap(), None);
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [
+                { "digest": "sha256:aa", "annotations": { "org.opencontainers.image.ref.name": "1.25" } },
+                { "digest": "sha256:bb" }
+            ]
+        });
+        dir.write_private("index.json", index.to_string().as_bytes())
+            .unwrap();
+        assert_eq!(
+            oci_digest(dir.path(), Some("1.25"), None)
+                .unwrap()
+                .as_deref(),
+            Some("sha256:aa")
+        );
+        assert_eq!(oci_digest(dir.path(), Some("1.26"), None).unwrap(), None);
+        assert_eq!(
+            oci_digest(dir.path(), None, Some("sha256:bb"))
+                .unwrap()
+                .as_deref(),
+            Some("sha256:bb")
+        );
+        assert_eq!(
+            oci_digest(dir.path(), None, Some("sha256:cc")).unwrap(),
+            None
+        );
+    }
+}

@@ -1,0 +1,408 @@
+//! Registry credentials and authentication challenges.
+//!
+//! Credentials come from the same places skopeo reads, in the same order: credentials given to
+//! ferry (per host, or for a whole side), an explicit auth file (which then is the only file),
+//! else `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`,
+//! `~/.config/containers/auth.json`, and Docker's `config.json` (`$DOCKER_CONFIG`), including
+//! `credHelpers`/`credsStore` helpers and Docker Hub's `https://index.docker.io/v1/` key.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use base64::Engine as _;
+use serde::Deserialize;
+
+use crate::secret::{Credentials, Secret};
+
+/// Where one side's credentials come from.
+#[derive(Debug, Clone, Default)]
+pub struct CredentialSources {
+    /// Credentials for specific registry hosts (accounts files, skopeo YAML); they win.
+    pub per_host: HashMap<String, Credentials>,
+    /// Credentials for every registry on this side (`--src-creds` / `--dest-creds`).
+    pub side: Option<Credentials>,
+    /// An explicit auth file (`--src-authfile`, `--dest-authfile`, `--authfile`).
+    pub authfile: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("cannot read auth file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid auth file {}: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("invalid \"auth\" entry for {key} in {}", path.display())]
+    Entry { key: String, path: PathBuf },
+    #[error("credential helper docker-credential-{helper} failed for {host}: {reason}")]
+    Helper {
+        helper: String,
+        host: String,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct AuthFile {
+    #[serde(default)]
+    auths: HashMap<String, AuthEntry>,
+    #[serde(default, rename = "credHelpers")]
+    cred_helpers: HashMap<String, String>,
+    #[serde(default, rename = "credsStore")]
+    creds_store: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct AuthEntry {
+    #[serde(default)]
+    auth: Option<String>,
+}
+
+impl CredentialSources {
+    /// Credentials for `name` (`domain/path`, e.g. `docker.io/library/nginx`), if any.
+    pub fn lookup(&self, name: &str) -> Result<Option<Credentials>, AuthError> {
+        let host = name.split('/').next().unwrap_or(name);
+        if let Some(creds) = self.per_host.get(host) {
+            return Ok(Some(creds.clone()));
+        }
+        if let Some(creds) = &self.side {
+            return Ok(Some(creds.clone()));
+        }
+        let files = match &self.authfile {
+            Some(path) => vec![path.clone()],
+            None => default_auth_files(),
+        };
+        for path in files {
+            if let Some(creds) = lookup_in_file(&path, name)? {
+                return Ok(Some(creds));
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn default_auth_files() -> Vec<PathBuf> {
+    let env = |key: &str| {
+        std::env::var_os(key)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let home = env("HOME");
+    let mut files = Vec::new();
+    files.extend(env("REGISTRY_AUTH_FILE"));
+    files.extend(env("XDG_RUNTIME_DIR").map(|d| d.join("containers/auth.json")));
+    match env("XDG_CONFIG_HOME") {
+        Some(config) => files.push(config.join("containers/auth.json")),
+        None => files.extend(
+            home.as_ref()
+                .map(|h| h.join(".config/containers/auth.json")),
+        ),
+    }
+    match env("DOCKER_CONFIG") {
+        Some(dir) => files.push(dir.join("config.json")),
+        None => files.extend(home.as_ref().map(|h| h.join(".docker/config.json"))),
+    }
+    files
+}
+
+fn lookup_in_file(path: &Path, name: &str) -> Result<Option<Credentials>, AuthError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(AuthError::Read {
+                path: path.to_owned(),
+                source,
+            })
+        }
+    };
+    let file: AuthFile = serde_json::from_str(&text).map_err(|source| AuthError::Parse {
+        path: path.to_owned(),
+        source,
+    })?;
+    let host = name.split('/').next().unwrap_or(name);
+    let entries: HashMap<String, &AuthEntry> = file
+        .auths
+        .iter()
+        .map(|(key, entry)| (normalize_key(key), entry))
+        .collect();
+    // The most specific key wins: `host/ns/repo`, then `host/ns`, then `host`.
+    let mut candidate = name;
+    loop {
+        if let Some(entry) = entries.get(candidate) {
+            if let Some(auth) = entry.auth.as_deref().filter(|a| !a.is_empty()) {
+                return decode_auth(auth).map(Some).ok_or_else(|| AuthError::Entry {
+                    key: candidate.to_owned(),
+                    path: path.to_owned(),
+                });
+            }
+        }
+        match candidate.rfind('/') {
+            Some(at) => candidate = &candidate[..at],
+            None => break,
+        }
+    }
+    let helper = file
+        .cred_helpers
+        .iter()
+        .find(|(key, _)| normalize_key(key) == host)
+        .map(|(_, helper)| helper.clone())
+        .or(file.creds_store);
+    match helper {
+        Some(helper) => run_helper(&helper, host),
+        None => Ok(None),
+    }
+}
+
+/// Auth file keys may be URLs (`https://index.docker.io/v1/`) or Docker Hub aliases.
+fn normalize_key(key: &str) -> String {
+    let key = key
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let key = key
+        .strip_suffix("/v1")
+        .or_else(|| key.strip_suffix("/v2"))
+        .unwrap_or(key);
+    match key.split_once('/') {
+        Some((host, rest)) if is_docker_hub(host) => format!("docker.io/{rest}"),
+        None if is_docker_hub(key) => "docker.io".to_owned(),
+        _ => key.to_owned(),
+    }
+}
+
+fn is_docker_hub(host: &str) -> bool {
+    matches!(
+        host,
+        "docker.io" | "index.docker.io" | "registry-1.docker.io"
+    )
+}
+
+fn decode_auth(auth: &str) -> Option<Credentials> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(auth.trim())
+        .ok()?;
+    Credentials::parse_user_pass(&String::from_utf8(bytes).ok()?)
+}
+
+#[derive(Deserialize)]
+struct HelperReply {
+    #[serde(rename = "Username")]
+    username: String,
+    #[serde(rename = "Secret")]
+    secret: String,
+}
+
+/// Runs `docker-credential-HELPER get` with the server on stdin, as docker does.
+fn run_helper(helper: &str, host: &str) -> Result<Option<Credentials>, AuthError> {
+    let server = if host == "docker.io" {
+        "https://index.docker.io/v1/"
+    } else {
+        host
+    };
+    let fail = |reason: String| AuthError::Helper {
+        helper: helper.to_owned(),
+        host: host.to_owned(),
+        reason,
+    };
+    let mut child = Command::new(format!("docker-credential-{helper}"))
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(e.to_string()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(server.as_bytes())
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    let output = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
+    if !output.status.success() {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        // Helpers answer "credentials not found in native keychain" when there are none.
+        if stdout.contains("not found") {
+            return Ok(None);
+        }
+        return Err(fail(format!("exit status {}", output.status)));
+    }
+    let reply: HelperReply = serde_json::from_slice(&output.stdout)
+        .map_err(|e| fail(format!("unexpected reply: {e}")))?;
+    Ok(Some(Credentials {
+        username: reply.username,
+        password: Secret::new(reply.secret),
+    }))
+}
+
+/// A parsed `WWW-Authenticate` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Challenge {
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        scope: Option<String>,
+    },
+}
+
+/// Parses `Bearer realm="…",service="…",scope="…"` or `Basic realm="…"`.
+pub fn parse_challenge(header: &str) -> Option<Challenge> {
+    let header = header.trim();
+    let (scheme, params) = header.split_once(' ').unwrap_or((header, ""));
+    if scheme.eq_ignore_ascii_case("basic") {
+        return Some(Challenge::Basic);
+    }
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let params = parse_params(params);
+    let get = |key: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.clone())
+    };
+    Some(Challenge::Bearer {
+        realm: get("realm")?,
+        service: get("service"),
+        scope: get("scope"),
+    })
+}
+
+/// `key="quoted, value",key2=bare` pairs.
+fn parse_params(text: &str) -> Vec<(String, String)> {
+    let mut params = Vec::new();
+    let mut rest = text.trim();
+    while let Some(eq) = rest.find('=') {
+        let key = rest[..eq].trim().trim_start_matches(',').trim().to_owned();
+        rest = &rest[eq + 1..];
+        let value;
+        if let Some(quoted) = rest.strip_prefix('"') {
+            let mut out = String::new();
+            let mut chars = quoted.char_indices();
+            let mut end = quoted.len();
+            while let Some((at, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, escaped)) = chars.next() {
+                            out.push(escaped);
+                        }
+                    }
+                    '"' => {
+                        end = at + 1;
+                        break;
+                    }
+                    other => out.push(other),
+                }
+            }
+            value = out;
+            rest = &quoted[end.min(quoted.len())..];
+        } else {
+            let end = rest.find(',').unwrap_or(rest.len());
+            value = rest[..end].trim().to_owned();
+            rest = &rest[end..];
+        }
+        params.push((key, value));
+        rest = rest.trim_start().trim_start_matches(',').trim_start();
+    }
+    params
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(text: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(text)
+    }
+
+    #[test]
+    fn challenges_are_parsed() {
+        assert_eq!(
+            parse_challenge(
+                r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull""#
+            ),
+            Some(Challenge::Bearer {
+                realm: "https://auth.docker.io/token".into(),
+                service: Some("registry.docker.io".into()),
+                scope: Some("repository:library/nginx:pull".into()),
+            })
+        );
+        assert_eq!(
+            parse_challenge(r#"bearer realm="https://h/token", scope="repository:a/b:pull,push""#),
+            Some(Challenge::Bearer {
+                realm: "https://h/token".into(),
+                service: None,
+                scope: Some("repository:a/b:pull,push".into()),
+            })
+        );
+        assert_eq!(
+            parse_challenge(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic)
+        );
+        assert_eq!(parse_challenge("Negotiate"), None);
+        assert_eq!(parse_challenge("Bearer service=\"x\""), None);
+    }
+
+    #[test]
+    fn auth_file_keys_match_most_specific_first_and_docker_hub_aliases() {
+        let dir = crate::scratch::ScratchDir::create().unwrap();
+        let file = serde_json::json!({
+            "auths": {
+                "https://index.docker.io/v1/": { "auth": b64("hub:hubpw") },
+                "quay.io": { "auth": b64("quay:quaypw") },
+                "quay.io/team": { "auth": b64("team:teampw") },
+                "harbor.example:8443": { "auth": b64("harbor:harborpw") }
+            }
+        });
+        let path = dir
+            .write_private("auth.json", file.to_string().as_bytes())
+            .unwrap();
+        let sources = CredentialSources {
+            authfile: Some(path),
+            ..CredentialSources::default()
+        };
+        let user = |name: &str| sources.lookup(name).unwrap().map(|c| c.username);
+        assert_eq!(user("docker.io/library/nginx").as_deref(), Some("hub"));
+        assert_eq!(
+            user("quay.io/prometheus/node-exporter").as_deref(),
+            Some("quay")
+        );
+        assert_eq!(user("quay.io/team/app").as_deref(), Some("team"));
+        assert_eq!(
+            user("harbor.example:8443/third/x").as_deref(),
+            Some("harbor")
+        );
+        assert_eq!(user("ghcr.io/a/b"), None);
+    }
+
+    #[test]
+    fn given_credentials_win_over_files() {
+        let mut sources = CredentialSources {
+            side: Credentials::parse_user_pass("side:pw"),
+            authfile: Some("/nonexistent/auth.json".into()),
+            ..CredentialSources::default()
+        };
+        sources.per_host.insert(
+            "quay.io".into(),
+            Credentials::parse_user_pass("q:pw").unwrap(),
+        );
+        assert_eq!(
+            sources.lookup("quay.io/a/b").unwrap().unwrap().username,
+            "q"
+        );
+        assert_eq!(
+            sources.lookup("ghcr.io/a/b").unwrap().unwrap().username,
+            "side"
+        );
+    }
+}

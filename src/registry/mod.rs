@@ -1,0 +1,629 @@
+//! ferry's own registry client, for the cheap questions asked before any copy: "what digest
+//! does this tag have here?" (one `HEAD` per tag) and "which tags does this repository have?".
+//! It finds the same endpoint, credentials and TLS settings skopeo would use, so both agree.
+//!
+//! Authentication: anonymous, Basic, and the Bearer challenge flow; the `Authorization`
+//! value is cached per (host, repository) and a 401 triggers exactly one re-challenge.
+
+pub mod auth;
+pub mod conf;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, LINK, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::{Method, Response, StatusCode};
+use sha2::{Digest as _, Sha256};
+use tokio::sync::Semaphore;
+
+use self::auth::{parse_challenge, AuthError, Challenge, CredentialSources};
+use self::conf::{ConfError, Endpoint, RegistriesConf};
+use crate::engine::FailureKind;
+
+/// Every manifest type a multi-arch mirror deals with; the top-level digest is what matters.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
+    application/vnd.oci.image.manifest.v1+json, \
+    application/vnd.docker.distribution.manifest.list.v2+json, \
+    application/vnd.docker.distribution.manifest.v2+json";
+
+/// Requests in flight to one registry host at most, unless configured otherwise.
+pub const DEFAULT_PER_REGISTRY_LIMIT: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    Source,
+    Destination,
+}
+
+/// TLS and credential settings of one side, mirroring skopeo's `--src-*` / `--dest-*` flags.
+#[derive(Debug, Clone, Default)]
+pub struct SideOptions {
+    pub tls_verify: Option<bool>,
+    pub cert_dir: Option<PathBuf>,
+    pub credentials: CredentialSources,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    pub conf: RegistriesConf,
+    pub source: SideOptions,
+    pub destination: SideOptions,
+    pub per_registry_limit: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Conf(#[from] ConfError),
+    #[error("{what}: {source}")]
+    Credentials {
+        what: String,
+        #[source]
+        source: AuthError,
+    },
+    #[error("{what}: unauthorized (HTTP {status})")]
+    Unauthorized { what: String, status: u16 },
+    #[error("{what}: rate limited (HTTP 429)")]
+    RateLimited {
+        what: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("{what}: HTTP {status}")]
+    Status { what: String, status: u16 },
+    #[error("{what}: {message}")]
+    Network { what: String, message: String },
+    #[error("{what}: {message}")]
+    Tls { what: String, message: String },
+    #[error("{what}: unexpected response: {message}")]
+    Invalid { what: String, message: String },
+}
+
+impl RegistryError {
+    /// The failure kind, decided here once for every caller.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            RegistryError::Unauthorized { .. } | RegistryError::Credentials { .. } => {
+                FailureKind::Unauthorized
+            }
+            RegistryError::RateLimited { .. } => FailureKind::RateLimited,
+            RegistryError::Network { .. } => FailureKind::Network,
+            RegistryError::Status { status, .. } if *status >= 500 => FailureKind::Network,
+            RegistryError::Tls { .. } => FailureKind::Tls,
+            RegistryError::Conf(_)
+            | RegistryError::Status { .. }
+            | RegistryError::Invalid { .. } => FailureKind::Other,
+        }
+    }
+}
+
+pub struct RegistryClient {
+    options: ClientOptions,
+    clients: Mutex<HashMap<(String, Side), reqwest::Client>>,
+    schemes: Mutex<HashMap<(String, Side), &'static str>>,
+    authorizations: Mutex<HashMap<(String, String), String>>,
+    limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    requests: AtomicU64,
+}
+
+impl RegistryClient {
+    pub fn new(options: ClientOptions) -> RegistryClient {
+        RegistryClient {
+            options,
+            clients: Mutex::default(),
+            schemes: Mutex::default(),
+            authorizations: Mutex::default(),
+            limits: Mutex::default(),
+            requests: AtomicU64::new(0),
+        }
+    }
+
+    /// HTTP requests sent so far (including token requests and probes).
+    pub fn requests_sent(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    fn endpoint(&self, side: Side, name: &str) -> Result<Endpoint, RegistryError> {
+        Ok(match side {
+            Side::Source => self.options.conf.pull_endpoint(name)?,
+            Side::Destination => self.options.conf.push_endpoint(name)?,
+        })
+    }
+
+    fn side(&self, side: Side) -> &SideOptions {
+        match side {
+            Side::Source => &self.options.source,
+            Side::Destination => &self.options.destination,
+        }
+    }
+
+    /// The top-level digest of `name` (`domain/path`) at `reference` (tag or digest), or
+    /// `None` when it does not exist there.
+    pub async fn manifest_digest(
+        &self,
+        side: Side,
+        name: &str,
+        reference: &str,
+    ) -> Result<Option<String>, RegistryError> {
+        let endpoint = self.endpoint(side, name)?;
+        let what = format!("{name}:{reference}").replace(":sha256:", "@sha256:");
+        let path = format!("/v2/{}/manifests/{reference}", endpoint.repository);
+        let response = self
+            .send(
+                side,
+                name,
+                &endpoint,
+                Method::HEAD,
+                &path,
+                MANIFEST_ACCEPT,
+                &what,
+            )
+            .await?;
+        match response.status() {
+            status if status.is_success() => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            _ => return Err(status_error(&what, &response)),
+        }
+        if let Some(digest) = header(response.headers(), "docker-content-digest") {
+            return Ok(Some(digest));
+        }
+        // Some registries omit the header on HEAD: the digest is the sha256 of the body.
+        let response = self
+            .send(
+                side,
+                name,
+                &endpoint,
+                Method::GET,
+                &path,
+                MANIFEST_ACCEPT,
+                &what,
+            )
+            .await?;
+        if !response.status().is_success() {
+            return Err(status_error(&what, &response));
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(&what, &e))?;
+        Ok(Some(format!("sha256:{:x}", Sha256::digest(&body))))
+    }
+
+    /// Every tag of `name`, following `Link` pagination; `None` when the repository does not exist.
+    pub async fn tags(&self, side: Side, name: &str) -> Result<Option<Vec<String>>, RegistryError> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            tags: Option<Vec<String>>,
+        }
+        let endpoint = self.endpoint(side, name)?;
+        let what = format!("tags of {name}");
+        let mut path = format!("/v2/{}/tags/list?n=1000", endpoint.repository);
+        let mut tags = Vec::new();
+        loop {
+            let response = self
+                .send(
+                    side,
+                    name,
+                    &endpoint,
+                    Method::GET,
+                    &path,
+                    "application/json",
+                    &what,
+                )
+                .await?;
+            match response.status() {
+                status if status.is_success() => {}
+                StatusCode::NOT_FOUND => return Ok(None),
+                _ => return Err(status_error(&what, &response)),
+            }
+            let next = header(response.headers(), LINK.as_str()).and_then(|link| next_link(&link));
+            let page: Page = read_json(&what, response).await?;
+            tags.extend(page.tags.unwrap_or_default());
+            match next {
+                Some(next) => path = next,
+                None => return Ok(Some(tags)),
+            }
+        }
+    }
+
+    #[expect(clippy::too_many_arguments)]
+    async fn send(
+        &self,
+        side: Side,
+        name: &str,
+        endpoint: &Endpoint,
+        method: Method,
+        path: &str,
+        accept: &str,
+        what: &str,
+    ) -> Result<Response, RegistryError> {
+        let limit = self.limit(&endpoint.host);
+        let _permit = limit.acquire().await.expect("limits are never closed");
+        let client = self.client(side, endpoint)?;
+        let scheme = self.scheme(side, endpoint, &client, what).await?;
+        let url = format!("{scheme}://{}{path}", endpoint.host);
+        let key = (endpoint.host.clone(), endpoint.repository.clone());
+        let mut authorization = self.authorizations.lock().expect("lock").get(&key).cloned();
+        let mut challenged = false;
+        loop {
+            let mut request = client.request(method.clone(), &url).header(ACCEPT, accept);
+            if let Some(value) = &authorization {
+                request = request.header(AUTHORIZATION, value);
+            }
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let response = request
+                .send()
+                .await
+                .map_err(|e| transport_error(what, &e))?;
+            if response.status() != StatusCode::UNAUTHORIZED || challenged {
+                return Ok(response);
+            }
+            challenged = true;
+            let challenge = header(response.headers(), WWW_AUTHENTICATE.as_str())
+                .and_then(|h| parse_challenge(&h));
+            let Some(challenge) = challenge else {
+                return Ok(response);
+            };
+            match self
+                .authorize(side, name, endpoint, &client, challenge, what)
+                .await?
+            {
+                Some(value) => {
+                    self.authorizations
+                        .lock()
+                        .expect("lock")
+                        .insert(key.clone(), value.clone());
+                    authorization = Some(value);
+                }
+                None => return Ok(response),
+            }
+        }
+    }
+
+    /// The `Authorization` value that answers `challenge`, or `None` when there is nothing to
+    /// offer (Basic without credentials).
+    async fn authorize(
+        &self,
+        side: Side,
+        name: &str,
+        endpoint: &Endpoint,
+        client: &reqwest::Client,
+        challenge: Challenge,
+        what: &str,
+    ) -> Result<Option<String>, RegistryError> {
+        let credentials = self.credentials(side, name, endpoint, what)?;
+        let basic = credentials.as_ref().map(|c| {
+            let pair = format!("{}:{}", c.username, c.password.expose());
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            )
+        });
+        let (realm, service, scope) = match challenge {
+            Challenge::Basic => return Ok(basic),
+            Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            } => (realm, service, scope),
+        };
+        let scope = scope.unwrap_or_else(|| format!("repository:{}:pull", endpoint.repository));
+        let mut url = reqwest::Url::parse(&realm).map_err(|e| RegistryError::Invalid {
+            what: what.to_owned(),
+            message: format!("bad token realm {realm:?}: {e}"),
+        })?;
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(service) = &service {
+                query.append_pair("service", service);
+            }
+            query.append_pair("scope", &scope);
+        }
+        let mut request = client.get(url);
+        if let Some(value) = &basic {
+            request = request.header(AUTHORIZATION, value);
+        }
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let response = request
+            .send()
+            .await
+            .map_err(|e| transport_error(what, &e))?;
+        if !response.status().is_success() {
+            return Err(status_error(&format!("{what} (token)"), &response));
+        }
+        #[derive(serde::Deserialize)]
+        struct Token {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let token: Token = read_json(&format!("{what} (token)"), response).await?;
+        let token = token
+            .token
+            .or(token.access_token)
+            .ok_or_else(|| RegistryError::Invalid {
+                what: what.to_owned(),
+                message: "token response without a token".to_owned(),
+            })?;
+        Ok(Some(format!("Bearer {token}")))
+    }
+
+    /// Credentials by the name as written, then by the endpoint it was redirected to.
+    fn credentials(
+        &self,
+        side: Side,
+        name: &str,
+        endpoint: &Endpoint,
+        what: &str,
+    ) -> Result<Option<crate::secret::Credentials>, RegistryError> {
+        let sources = &self.side(side).credentials;
+        let wrap = |source| RegistryError::Credentials {
+            what: what.to_owned(),
+            source,
+        };
+        match sources.lookup(name).map_err(wrap)? {
+            Some(creds) => Ok(Some(creds)),
+            None => sources
+                .lookup(&format!("{}/{}", endpoint.host, endpoint.repository))
+                .map_err(wrap),
+        }
+    }
+
+    fn limit(&self, host: &str) -> Arc<Semaphore> {
+        let permits = match self.options.per_registry_limit {
+            0 => DEFAULT_PER_REGISTRY_LIMIT,
+            n => n,
+        };
+        let mut limits = self.limits.lock().expect("lock");
+        Arc::clone(
+            limits
+                .entry(host.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(permits))),
+        )
+    }
+
+    fn insecure(&self, side: Side, endpoint: &Endpoint) -> bool {
+        endpoint.insecure || self.side(side).tls_verify == Some(false)
+    }
+
+    fn client(&self, side: Side, endpoint: &Endpoint) -> Result<reqwest::Client, RegistryError> {
+        let key = (endpoint.host.clone(), side);
+        if let Some(client) = self.clients.lock().expect("lock").get(&key) {
+            return Ok(client.clone());
+        }
+        let client = build_client(
+            &endpoint.host,
+            self.insecure(side, endpoint),
+            self.side(side).cert_dir.as_deref(),
+        )
+        .map_err(|message| RegistryError::Tls {
+            what: endpoint.host.clone(),
+            message,
+        })?;
+        self.clients
+            .lock()
+            .expect("lock")
+            .insert(key, client.clone());
+        Ok(client)
+    }
+
+    /// HTTPS, unless the registry is insecure and does not speak it (as skopeo falls back).
+    async fn scheme(
+        &self,
+        side: Side,
+        endpoint: &Endpoint,
+        client: &reqwest::Client,
+        what: &str,
+    ) -> Result<&'static str, RegistryError> {
+        if !self.insecure(side, endpoint) {
+            return Ok("https");
+        }
+        let key = (endpoint.host.clone(), side);
+        if let Some(scheme) = self.schemes.lock().expect("lock").get(&key) {
+            return Ok(scheme);
+        }
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let probe = client
+            .get(format!("https://{}/v2/", endpoint.host))
+            .send()
+            .await;
+        let scheme = match probe {
+            Ok(_) => "https",
+            Err(e) if e.is_timeout() => return Err(transport_error(what, &e)),
+            Err(_) => "http",
+        };
+        self.schemes.lock().expect("lock").insert(key, scheme);
+        Ok(scheme)
+    }
+}
+
+/// A client with skopeo's TLS rules: system roots (and `SSL_CERT_FILE`/`SSL_CERT_DIR`), plus
+/// `*.crt` CAs and a `*.cert`/`*.key` client pair from the cert dir, which is the side's
+/// `--*-cert-dir` or else `/etc/containers/certs.d/HOST` and `/etc/docker/certs.d/HOST`.
+fn build_client(
+    host: &str,
+    insecure: bool,
+    cert_dir: Option<&Path>,
+) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(15))
+        .timeout(Duration::from_secs(120))
+        .danger_accept_invalid_certs(insecure);
+    let dirs: Vec<PathBuf> = match cert_dir {
+        Some(dir) => vec![dir.to_owned()],
+        None => ["/etc/containers/certs.d", "/etc/docker/certs.d"]
+            .iter()
+            .map(|base| Path::new(base).join(host))
+            .filter(|dir| dir.is_dir())
+            .collect(),
+    };
+    for dir in dirs {
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| format!("cannot read cert dir {}: {e}", dir.display()))?;
+        let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        files.sort();
+        for file in &files {
+            let read = |path: &Path| {
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+            };
+            match file.extension().and_then(|e| e.to_str()) {
+                Some("crt") => {
+                    for cert in reqwest::Certificate::from_pem_bundle(&read(file)?)
+                        .map_err(|e| format!("invalid certificate {}: {e}", file.display()))?
+                    {
+                        builder = builder.add_root_certificate(cert);
+                    }
+                }
+                Some("cert") => {
+                    let key = file.with_extension("key");
+                    let mut pem = read(file)?;
+                    pem.extend(read(&key)?);
+                    let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                        format!("invalid client certificate {}: {e}", file.display())
+                    })?;
+                    builder = builder.identity(identity);
+                }
+                _ => {}
+            }
+        }
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(
+    what: &str,
+    response: Response,
+) -> Result<T, RegistryError> {
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| transport_error(what, &e))?;
+    serde_json::from_slice(&body).map_err(|e| RegistryError::Invalid {
+        what: what.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)?
+        .to_str()
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// The next page from `Link: </v2/…/tags/list?last=x&n=1000>; rel="next"`.
+fn next_link(link: &str) -> Option<String> {
+    link.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        if !params.contains("rel=\"next\"") && !params.contains("rel=next") {
+            return None;
+        }
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        match reqwest::Url::parse(target) {
+            // An absolute link: keep its path and query (it points at the same registry).
+            Ok(url) => Some(match url.query() {
+                Some(query) => format!("{}?{query}", url.path()),
+                None => url.path().to_owned(),
+            }),
+            Err(_) => Some(target.to_owned()),
+        }
+    })
+}
+
+fn status_error(what: &str, response: &Response) -> RegistryError {
+    let what = what.to_owned();
+    let status = response.status();
+    match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => RegistryError::Unauthorized {
+            what,
+            status: status.as_u16(),
+        },
+        StatusCode::TOO_MANY_REQUESTS => RegistryError::RateLimited {
+            what,
+            retry_after: header(response.headers(), RETRY_AFTER.as_str())
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(Duration::from_secs),
+        },
+        _ => RegistryError::Status {
+            what,
+            status: status.as_u16(),
+        },
+    }
+}
+
+fn transport_error(what: &str, error: &reqwest::Error) -> RegistryError {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        message.push_str(": ");
+        message.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    let lower = message.to_ascii_lowercase();
+    let what = what.to_owned();
+    if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        RegistryError::Tls { what, message }
+    } else {
+        RegistryError::Network { what, message }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_headers_give_the_next_page() {
+        assert_eq!(
+            next_link(r#"</v2/library/nginx/tags/list?last=1.25&n=1000>; rel="next""#).as_deref(),
+            Some("/v2/library/nginx/tags/list?last=1.25&n=1000")
+        );
+        assert_eq!(
+            next_link(r#"<https://r.example/v2/a/tags/list?n=2&last=b>; rel="next""#).as_deref(),
+            Some("/v2/a/tags/list?n=2&last=b")
+        );
+        assert_eq!(next_link(r#"</v2/a/tags/list?n=2>; rel="prev""#), None);
+    }
+
+    #[test]
+    fn error_kinds_are_decided_once() {
+        let what = || "x".to_owned();
+        assert_eq!(
+            RegistryError::Unauthorized {
+                what: what(),
+                status: 401
+            }
+            .kind(),
+            FailureKind::Unauthorized
+        );
+        assert_eq!(
+            RegistryError::RateLimited {
+                what: what(),
+                retry_after: None
+            }
+            .kind(),
+            FailureKind::RateLimited
+        );
+        assert_eq!(
+            RegistryError::Status {
+                what: what(),
+                status: 503
+            }
+            .kind(),
+            FailureKind::Network
+        );
+        assert_eq!(
+            RegistryError::Status {
+                what: what(),
+                status: 400
+            }
+            .kind(),
+            FailureKind::Other
+        );
+    }
+}
