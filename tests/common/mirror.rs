@@ -1,0 +1,113 @@
+//! A ready-made mirror setup for end-to-end tests: a source registry that docker.io and
+//! quay.io redirect to, a destination registry (plain, or HTTPS with basic auth), a scratch
+//! directory, and a skopeo recorder first on PATH.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::*;
+
+pub const USER: &str = "mirror-bot";
+pub const PASSWORD: &str = "Pa55-w0rd-never-in-argv";
+
+/// A source registry (docker.io and quay.io redirected to it), a destination registry, a
+/// scratch directory and a skopeo recorder first on PATH.
+pub struct Mirror {
+    pub scratch: TempDir,
+    pub source: Registry,
+    pub dest: Registry,
+    pub conf: PathBuf,
+    pub log: PathBuf,
+    pub recorder: PathBuf,
+}
+
+impl Mirror {
+    pub fn new(secure_dest: bool) -> Mirror {
+        let scratch = TempDir::new("ferry-sync");
+        let source = Registry::start_plain();
+        let dest = if secure_dest {
+            Registry::start_secure(USER, PASSWORD)
+        } else {
+            Registry::start_plain()
+        };
+        let quay = format!("{}/quay", source.addr());
+        let conf = registries_conf(
+            scratch.path(),
+            &[("docker.io", &source.addr()), ("quay.io", &quay)],
+        );
+        let log = scratch.path().join("skopeo-argv.log");
+        let recorder = skopeo_recorder(scratch.path(), &log);
+        Mirror {
+            scratch,
+            source,
+            dest,
+            conf,
+            log,
+            recorder,
+        }
+    }
+
+    pub fn push(&self, repo_and_tag: &str, seed: &str) -> String {
+        push_new_image(&self.source, self.scratch.path(), repo_and_tag, seed).digest
+    }
+
+    pub fn prefix(&self) -> String {
+        format!("{}/third", self.dest.addr())
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.scratch.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// ferry with the redirect, the recorder on PATH, and the destination's TLS settings.
+    pub fn ferry(&self) -> Command {
+        let mut cmd = ferry();
+        let path = format!(
+            "{}:{}",
+            self.recorder.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        cmd.current_dir(self.scratch.path())
+            .env("PATH", path)
+            .env("CONTAINERS_REGISTRIES_CONF", &self.conf)
+            .env_remove("FERRY_DEST")
+            .env_remove("FERRY_DEST_CREDS")
+            .env_remove("FERRY_DEST_USERNAME")
+            .env_remove("FERRY_DEST_PASSWORD");
+        cmd
+    }
+
+    pub fn sync(&self, list: &Path) -> Command {
+        let mut cmd = self.ferry();
+        cmd.arg("sync").arg(list).arg("--dest").arg(self.prefix());
+        match self.dest.cert_dir() {
+            Some(dir) => cmd.arg("--dest-cert-dir").arg(dir),
+            None => cmd.arg("--dest-tls-verify=false"),
+        };
+        cmd
+    }
+
+    pub fn invocations(&self) -> Vec<Vec<String>> {
+        recorded_invocations(&self.log)
+    }
+
+    /// The digest at a target printed by ferry (`HOST:PORT/repo:tag`) in the destination.
+    pub fn target_digest(&self, target: &str) -> Option<String> {
+        let repo_ref = target
+            .strip_prefix(&format!("{}/", self.dest.addr()))
+            .unwrap_or_else(|| panic!("{target} is not in the destination"));
+        remote_digest(&self.dest, repo_ref)
+    }
+}
+
+pub fn report(path: &Path) -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+pub fn images(report: &serde_json::Value) -> &Vec<serde_json::Value> {
+    report["images"].as_array().expect("images is an array")
+}

@@ -1,0 +1,368 @@
+//! Digest-first planning end to end: real registries, real skopeo, the real binary. A rerun
+//! with nothing to do starts no skopeo; a re-pointed source tag is the one `changed` entry; a
+//! tampered target fails `verify`; whole repositories expand through the tag filters.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::mirror::*;
+use common::*;
+
+fn plan_report(m: &Mirror, list: &Path, extra: &[&str]) -> serde_json::Value {
+    let path = m.scratch.path().join("plan.json");
+    let mut cmd = m.ferry();
+    cmd.arg("plan")
+        .arg(list)
+        .arg("--dest")
+        .arg(m.prefix())
+        .arg("--dest-tls-verify=false");
+    cmd.arg("--report").arg(&path).args(extra);
+    run(&mut cmd, 0);
+    report(&path)
+}
+
+fn entries(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["source"].as_str().unwrap().to_owned(),
+                e["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_second_run_starts_no_skopeo_and_skips_everything() {
+    let m = Mirror::new(false);
+    let nginx = m.push("library/nginx:1.25", "nginx");
+    m.push("library/redis:7", "redis");
+    m.push("quay/prometheus/node-exporter:v1.7.0", "exporter");
+    let alpine = m.push("library/alpine:3.19", "alpine");
+    let list = m.write(
+        "images.list",
+        &format!("nginx:1.25\nredis:7\nquay.io/prometheus/node-exporter:v1.7.0\nalpine@{alpine}\n"),
+    );
+    run(&mut m.sync(&list), 0);
+    let first = m.invocations().len();
+    assert_eq!(first, 4);
+
+    let report_path = m.scratch.path().join("second.json");
+    let out = run(m.sync(&list).arg("--report").arg(&report_path), 0);
+    assert_eq!(m.invocations().len(), first, "the no-op run started skopeo");
+    assert!(
+        stdout_of(&out).contains("4 images: 0 synced, 4 skipped, 0 failed"),
+        "{}",
+        stdout_of(&out)
+    );
+    let report = report(&report_path);
+    for image in images(&report) {
+        assert_eq!(image["status"], "skipped", "{image:#}");
+        assert!(image["digest"].as_str().unwrap().starts_with("sha256:"));
+    }
+    assert_eq!(images(&report)[0]["digest"], nginx.as_str());
+}
+
+#[test]
+fn a_repointed_source_tag_is_the_one_changed_entry_and_the_next_sync_fixes_it() {
+    let m = Mirror::new(false);
+    m.push("library/nginx:1.25", "nginx-old");
+    m.push("library/redis:7", "redis");
+    let list = m.write("images.list", "nginx:1.25\nredis:7\nnginx:1.26\n");
+    m.push("library/nginx:1.26", "nginx-next");
+    run(&mut m.sync(&list), 0);
+
+    let newer = m.push("library/nginx:1.25", "nginx-new");
+    let plan = plan_report(&m, &list, &[]);
+    assert_eq!(
+        entries(&plan),
+        [
+            (
+                "docker.io/library/nginx:1.25".to_owned(),
+                "changed".to_owned()
+            ),
+            ("docker.io/library/redis:7".to_owned(), "current".to_owned()),
+            (
+                "docker.io/library/nginx:1.26".to_owned(),
+                "current".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(plan["entries"][0]["source_digest"], newer.as_str());
+    assert_ne!(plan["entries"][0]["target_digest"], newer.as_str());
+
+    let before = m.invocations().len();
+    let out = run(&mut m.sync(&list), 0);
+    assert!(
+        stdout_of(&out).contains("3 images: 1 synced, 2 skipped"),
+        "{}",
+        stdout_of(&out)
+    );
+    assert_eq!(
+        m.invocations().len(),
+        before + 1,
+        "only the changed image is copied"
+    );
+    let target = format!("{}/docker.io/library/nginx:1.25", m.prefix());
+    assert_eq!(m.target_digest(&target), Some(newer));
+    run(
+        m.ferry()
+            .arg("verify")
+            .arg(&list)
+            .arg("--dest")
+            .arg(m.prefix())
+            .arg("--dest-tls-verify=false"),
+        0,
+    );
+}
+
+#[test]
+fn verify_names_a_tampered_and_a_missing_target() {
+    let m = Mirror::new(false);
+    m.push("library/nginx:1.25", "nginx");
+    m.push("library/redis:7", "redis");
+    let list = m.write("images.list", "nginx:1.25\nredis:7\n");
+    run(&mut m.sync(&list), 0);
+    let verify = |m: &Mirror, code| {
+        let mut cmd = m.ferry();
+        cmd.arg("verify")
+            .arg(&list)
+            .arg("--dest")
+            .arg(m.prefix())
+            .arg("--dest-tls-verify=false");
+        stdout_of(&run(&mut cmd, code))
+    };
+    assert!(verify(&m, 0).contains("2 targets: 2 verified, 0 with problems"));
+
+    // Someone pushes another image over the mirror's nginx tag.
+    push_new_image(
+        &m.dest,
+        m.scratch.path(),
+        "third/docker.io/library/nginx:1.25",
+        "impostor",
+    );
+    let out = verify(&m, 1);
+    let target = format!("{}/docker.io/library/nginx:1.25", m.prefix());
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("mismatch") && l.contains(&target)),
+        "{out}"
+    );
+    assert!(out.contains("1 with problems"), "{out}");
+
+    // A new list entry that was never synced is reported missing.
+    std::fs::write(&list, "nginx:1.25\nredis:7\nalpine:3\n").unwrap();
+    m.push("library/alpine:3", "alpine");
+    let out = verify(&m, 1);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("missing") && l.contains("docker.io/library/alpine:3")),
+        "{out}"
+    );
+}
+
+#[test]
+fn whole_repositories_expand_through_each_tag_filter() {
+    let m = Mirror::new(false);
+    let tags = [
+        "1.24.0",
+        "1.25.0",
+        "1.25.3",
+        "1.25.3-alpine",
+        "1.26.0-rc.1",
+        "1.26.0",
+        "v1.27.1",
+        "latest",
+    ];
+    for tag in tags {
+        m.push(&format!("library/app:{tag}"), &format!("app-{tag}"));
+    }
+    let list = m.write("images.list", "# every tag of app\napp\n");
+    let kept = |extra: &[&str]| -> BTreeSet<String> {
+        entries(&plan_report(&m, &list, extra))
+            .into_iter()
+            .map(|(source, _)| {
+                source
+                    .trim_start_matches("docker.io/library/app:")
+                    .to_owned()
+            })
+            .collect()
+    };
+    let set = |tags: &[&str]| {
+        tags.iter()
+            .map(|t| (*t).to_owned())
+            .collect::<BTreeSet<_>>()
+    };
+
+    assert_eq!(kept(&[]), set(&tags));
+    assert_eq!(
+        kept(&["--tags", r"1\.25\..*"]),
+        set(&["1.25.0", "1.25.3", "1.25.3-alpine"])
+    );
+    assert_eq!(
+        kept(&["--exclude-tags", ".*-alpine|latest|v.*"]),
+        set(&["1.24.0", "1.25.0", "1.25.3", "1.26.0-rc.1", "1.26.0"])
+    );
+    assert_eq!(
+        kept(&["--no-prerelease"]),
+        set(&[
+            "1.24.0",
+            "1.25.0",
+            "1.25.3",
+            "1.25.3-alpine",
+            "1.26.0",
+            "v1.27.1",
+            "latest"
+        ])
+    );
+    assert_eq!(
+        kept(&["--semver", ">=1.25, <1.27"]),
+        set(&["1.25.0", "1.25.3", "1.25.3-alpine", "1.26.0"])
+    );
+    assert_eq!(
+        kept(&["--latest", "2", "--no-prerelease"]),
+        set(&["v1.27.1", "1.26.0"])
+    );
+
+    // `plan -v` says which filter dropped each tag.
+    let mut cmd = m.ferry();
+    cmd.args([
+        "plan",
+        "-v",
+        "--semver",
+        ">=1.25, <1.27",
+        "--dest-tls-verify=false",
+        "--dest",
+    ])
+    .arg(m.prefix())
+    .arg(&list);
+    let out = stdout_of(&run(&mut cmd, 0));
+    assert!(
+        out.contains("dropped  docker.io/library/app:1.24.0  (--semver,"),
+        "{out}"
+    );
+    assert!(
+        out.contains("dropped  docker.io/library/app:latest  (--semver (not a version),"),
+        "{out}"
+    );
+
+    // And a sync copies exactly the selected tags.
+    run(m.sync(&list).args(["--semver", ">=1.25, <1.27"]), 0);
+    assert_eq!(
+        tags_in(&m, "third/docker.io/library/app"),
+        set(&["1.25.0", "1.25.3", "1.25.3-alpine", "1.26.0"])
+    );
+}
+
+fn tags_in(m: &Mirror, repo: &str) -> BTreeSet<String> {
+    tags(&m.dest, repo).into_iter().collect()
+}
+
+#[test]
+fn a_missing_repository_or_tag_is_source_missing_and_needs_no_skopeo() {
+    let m = Mirror::new(false);
+    m.push("library/nginx:1.25", "nginx");
+    let list = m.write("images.list", "nginx:1.25\nnginx:9.9\nghost\n");
+    let plan = plan_report(&m, &list, &[]);
+    assert_eq!(
+        entries(&plan),
+        [
+            ("docker.io/library/nginx:1.25".to_owned(), "new".to_owned()),
+            (
+                "docker.io/library/nginx:9.9".to_owned(),
+                "source-missing".to_owned()
+            ),
+            (
+                "docker.io/library/ghost".to_owned(),
+                "source-missing".to_owned()
+            ),
+        ]
+    );
+    let report_path = m.scratch.path().join("sync.json");
+    run(m.sync(&list).arg("--report").arg(&report_path), 1);
+    assert_eq!(
+        m.invocations().len(),
+        1,
+        "only the existing image reaches skopeo"
+    );
+    let report = report(&report_path);
+    let kinds: Vec<&str> = images(&report)
+        .iter()
+        .map(|i| i["error"]["kind"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(kinds, ["-", "not-found", "not-found"]);
+}
+
+#[test]
+fn force_copies_even_what_is_current() {
+    let m = Mirror::new(false);
+    m.push("library/nginx:1.25", "nginx");
+    let list = m.write("images.list", "nginx:1.25\n");
+    run(&mut m.sync(&list), 0);
+    let out = run(m.sync(&list).arg("--force"), 0);
+    assert!(
+        stdout_of(&out).contains("1 images: 1 synced, 0 skipped"),
+        "{}",
+        stdout_of(&out)
+    );
+    assert_eq!(m.invocations().len(), 2);
+}
+
+#[test]
+fn credentials_come_from_a_docker_credential_helper() {
+    let m = Mirror::new(true);
+    m.push("library/nginx:1.25", "nginx");
+    let list = m.write("images.list", "nginx:1.25\n");
+    // A docker config naming a helper for the destination, and the helper on PATH.
+    let config_dir = m.scratch.path().join("docker-config");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(
+        config_dir.join("config.json"),
+        serde_json::json!({ "credHelpers": { m.dest.addr(): "ferrytest" } }).to_string(),
+    )
+    .unwrap();
+    let helper = m.recorder.join("docker-credential-ferrytest");
+    std::fs::write(
+        &helper,
+        format!("#!/bin/sh\ncat >/dev/null\necho '{{\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}'\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    let path = m.scratch.path().join("plan.json");
+    let mut cmd = m.ferry();
+    cmd.env("DOCKER_CONFIG", &config_dir)
+        .env("HOME", m.scratch.path());
+    cmd.args(["plan", "--dest"])
+        .arg(m.prefix())
+        .arg("--dest-cert-dir")
+        .arg(m.dest.cert_dir().unwrap());
+    cmd.arg("--report").arg(&path).arg(&list);
+    run(&mut cmd, 0);
+    // Authenticated HEAD on the destination: the target is simply not there yet.
+    let plan = report(&path);
+    assert_eq!(plan["entries"][0]["state"], "new", "{plan:#}");
+    assert!(plan["entries"][0]["error"].is_null(), "{plan:#}");
+
+    // Without the helper the same lookup is unauthorized.
+    let mut cmd = m.ferry();
+    cmd.env("HOME", m.scratch.path())
+        .env("DOCKER_CONFIG", m.scratch.path().join("none"));
+    cmd.args(["plan", "--dest"])
+        .arg(m.prefix())
+        .arg("--dest-cert-dir")
+        .arg(m.dest.cert_dir().unwrap());
+    cmd.arg("--report").arg(&path).arg(&list);
+    run(&mut cmd, 0);
+    let plan = report(&path);
+    assert_eq!(plan["entries"][0]["state"], "unknown", "{plan:#}");
+    assert_eq!(
+        plan["entries"][0]["error"]["kind"], "unauthorized",
+        "{plan:#}"
+    );
+}
