@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::filter::FilterSpec;
 use crate::input::{Entry, InputError, Origin};
 use crate::reference::{ImageRef, RepoPrefix};
 
@@ -52,6 +53,8 @@ pub struct Job {
     pub target: Target,
     /// True when the input named the target (second column) instead of the scoped mapping.
     pub explicit: bool,
+    /// Tag filters of this entry, for whole repositories.
+    pub filter: Option<FilterSpec>,
 }
 
 impl Job {
@@ -77,6 +80,7 @@ impl Job {
             source: self.source.with_tag(tag)?,
             target,
             explicit: self.explicit,
+            filter: None,
         })
     }
 }
@@ -156,6 +160,7 @@ pub fn map_all(entries: &[Entry], destination: &Destination) -> Result<Vec<Job>,
             source: entry.source.clone(),
             target,
             explicit: entry.explicit_target.is_some(),
+            filter: entry.filter.clone(),
         });
     }
     if errors.is_empty() {

@@ -133,7 +133,22 @@ pub async fn expand(client: &Arc<RegistryClient>, filter: &TagFilter, jobs: Vec<
                 continue;
             }
         };
-        let selection = filter.select(&tags);
+        let selection = match &job.filter {
+            None => filter.select(&tags),
+            Some(spec) => match filter.overridden_by(spec) {
+                Ok(own) => own.select(&tags),
+                Err(e) => {
+                    let error = ImageError {
+                        kind: FailureKind::Other,
+                        message: format!("invalid tag filter: {e}"),
+                    };
+                    expansion
+                        .failed
+                        .push(unlisted(job, State::Unknown, Some(error)));
+                    continue;
+                }
+            },
+        };
         for (tag, reason) in selection.dropped {
             expansion.dropped.push(Dropped {
                 origin: job.origin.clone(),

@@ -196,6 +196,7 @@ mod tests {
                     source,
                     target,
                     explicit: false,
+                    filter: None,
                 }
             })
             .collect()

@@ -372,6 +372,7 @@ mod tests {
             source: ImageRef::parse(source).unwrap(),
             target,
             explicit,
+            filter: None,
         }
     }
 

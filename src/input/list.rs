@@ -21,6 +21,7 @@ pub fn parse_list(file: &str, text: &str) -> (Vec<Entry>, Vec<InputError>) {
                 origin,
                 source,
                 explicit_target,
+                filter: None,
             }),
             Ok(None) => {}
             Err(reason) => errors.push(InputError::line(origin, reason)),

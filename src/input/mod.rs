@@ -7,6 +7,7 @@ mod list;
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::filter::FilterSpec;
 use crate::reference::ImageRef;
 
 pub use list::parse_list;
@@ -57,6 +58,8 @@ pub struct Entry {
     pub origin: Origin,
     pub source: ImageRef,
     pub explicit_target: Option<ImageRef>,
+    /// Tag filters of this entry (whole repositories only), on top of the command line's.
+    pub filter: Option<FilterSpec>,
 }
 
 /// A problem with the input, always tied to the file (and line, where there is one).
