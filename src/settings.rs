@@ -167,6 +167,7 @@ fn common(
                 authfile: authfile.clone().or_else(|| access.authfile.clone()),
                 ..CredentialSources::default()
             },
+            per_host: Default::default(),
         }
     };
     let registry = ClientOptions {
@@ -305,5 +306,6 @@ fn skopeo_options(
         dest_cert_dir: access.dest_cert_dir.clone(),
         retry_times: args.retry_times,
         insecure_policy: args.insecure_policy,
+        src_per_host: Default::default(),
     })
 }

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
@@ -21,11 +20,11 @@ use crate::exit;
 use crate::mapping::{Destination, Job, Target};
 use crate::plan::{PlanEntry, State};
 use crate::process::{self, Stop};
+use crate::registry::auth::AuthError;
 use crate::registry::RegistryClient;
 use crate::report::{self, Summary};
 use crate::scheduler::{self, Event, ImageResult, Status};
 use crate::scratch::ScratchDir;
-use crate::secret::Credentials;
 use crate::settings::SyncSettings;
 
 pub async fn sync(settings: SyncSettings) -> u8 {
@@ -46,7 +45,7 @@ pub async fn sync(settings: SyncSettings) -> u8 {
     let auth = match write_auth_files(&scratch, &settings, &jobs) {
         Ok(auth) => auth,
         Err(e) => {
-            eprintln!("ferry: error: cannot write the temporary auth file: {e}");
+            eprintln!("ferry: error: cannot prepare the auth file for skopeo: {e}");
             return exit::USAGE;
         }
     };
@@ -331,42 +330,46 @@ fn tail(text: &str, lines: usize) -> String {
 }
 
 /// Writes a private auth file per side ferry holds credentials for, covering every registry
-/// host on that side, so the secret reaches skopeo without touching its command line.
+/// host on that side, so secrets reach skopeo without touching its command line.
 fn write_auth_files(
     scratch: &ScratchDir,
     settings: &SyncSettings,
     jobs: &[Job],
-) -> std::io::Result<AuthFiles> {
-    let mut auth = AuthFiles::default();
-    if let Some(creds) = &settings.src_creds {
-        let hosts: BTreeSet<&str> = jobs.iter().map(|j| j.source.domain()).collect();
-        auth.src = Some(scratch.write_private("src-auth.json", &auth_json(creds, &hosts))?);
-    }
-    if let Some(creds) = &settings.dest_creds {
-        let hosts: BTreeSet<&str> = jobs
-            .iter()
-            .filter_map(|j| match &j.target {
-                Target::Registry(target) => Some(target.domain()),
-                Target::Oci { .. } => None,
-            })
-            .collect();
-        auth.dest = Some(scratch.write_private("dest-auth.json", &auth_json(creds, &hosts))?);
-    }
-    Ok(auth)
-}
-
-fn auth_json(creds: &Credentials, hosts: &BTreeSet<&str>) -> Vec<u8> {
-    let token = base64::engine::general_purpose::STANDARD.encode(format!(
-        "{}:{}",
-        creds.username,
-        creds.password.expose()
-    ));
-    let auths: serde_json::Map<String, serde_json::Value> = hosts
+) -> Result<AuthFiles, AuthError> {
+    let registry = &settings.plan.registry;
+    let source_hosts: BTreeSet<&str> = jobs.iter().map(|j| j.source.domain()).collect();
+    let target_hosts: BTreeSet<&str> = jobs
         .iter()
-        .map(|host| ((*host).to_owned(), serde_json::json!({ "auth": token })))
+        .filter_map(|j| match &j.target {
+            Target::Registry(target) => Some(target.domain()),
+            Target::Oci { .. } => None,
+        })
         .collect();
-    serde_json::to_vec_pretty(&serde_json::json!({ "auths": auths }))
-        .expect("auth JSON always serializes")
+    let write = |name: &str, contents: Option<Vec<u8>>| -> Result<Option<PathBuf>, AuthError> {
+        contents
+            .map(|bytes| {
+                scratch
+                    .write_private(name, &bytes)
+                    .map_err(|source| AuthError::Read {
+                        path: scratch.path().join(name),
+                        source,
+                    })
+            })
+            .transpose()
+    };
+    Ok(AuthFiles {
+        src: write(
+            "src-auth.json",
+            registry.source.credentials.skopeo_auth_file(source_hosts)?,
+        )?,
+        dest: write(
+            "dest-auth.json",
+            registry
+                .destination
+                .credentials
+                .skopeo_auth_file(target_hosts)?,
+        )?,
+    })
 }
 
 fn print_dry_run(settings: &SyncSettings, jobs: &[Job]) {

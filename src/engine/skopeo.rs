@@ -28,6 +28,8 @@ pub struct SkopeoOptions {
     pub dest_cert_dir: Option<PathBuf>,
     pub retry_times: u32,
     pub insecure_policy: bool,
+    /// `tls-verify`/`cert-dir` an input gave for one source registry host.
+    pub src_per_host: std::collections::HashMap<String, crate::registry::HostTls>,
 }
 
 /// Auth files ferry wrote for credentials it was given; they replace the user's auth file
@@ -135,7 +137,7 @@ pub fn build(options: &SkopeoOptions, auth: &AuthFiles, action: &Action<'_>) -> 
                 .map(str::to_owned),
             );
             push_common(&mut args, options);
-            push_side(&mut args, options, auth, Side::Src);
+            push_side(&mut args, options, auth, Side::Src(source.domain()));
             push_side(&mut args, options, auth, Side::Dest);
             args.push(source.to_string());
             args.push(prefix.to_string());
@@ -147,7 +149,7 @@ pub fn build(options: &SkopeoOptions, auth: &AuthFiles, action: &Action<'_>) -> 
         } => {
             args.extend(["copy", "--all", "--preserve-digests"].map(str::to_owned));
             push_common(&mut args, options);
-            push_side(&mut args, options, auth, Side::Src);
+            push_side(&mut args, options, auth, Side::Src(source.domain()));
             if matches!(target, Target::Registry(_)) {
                 push_side(&mut args, options, auth, Side::Dest);
             }
@@ -164,9 +166,10 @@ pub fn build(options: &SkopeoOptions, auth: &AuthFiles, action: &Action<'_>) -> 
     }
 }
 
+/// A side of the copy; the source side knows its registry host for per-host settings.
 #[derive(Clone, Copy)]
-enum Side {
-    Src,
+enum Side<'a> {
+    Src(&'a str),
     Dest,
 }
 
@@ -177,21 +180,25 @@ fn push_common(args: &mut Vec<String>, options: &SkopeoOptions) {
     }
 }
 
-fn push_side(args: &mut Vec<String>, options: &SkopeoOptions, auth: &AuthFiles, side: Side) {
+fn push_side(args: &mut Vec<String>, options: &SkopeoOptions, auth: &AuthFiles, side: Side<'_>) {
     let (name, ours, theirs, verify, cert_dir) = match side {
-        Side::Src => (
-            "src",
-            &auth.src,
-            &options.src_authfile,
-            options.src_tls_verify,
-            &options.src_cert_dir,
-        ),
+        Side::Src(host) => {
+            let own = options.src_per_host.get(host);
+            (
+                "src",
+                &auth.src,
+                &options.src_authfile,
+                own.and_then(|h| h.tls_verify).or(options.src_tls_verify),
+                own.and_then(|h| h.cert_dir.as_ref())
+                    .or(options.src_cert_dir.as_ref()),
+            )
+        }
         Side::Dest => (
             "dest",
             &auth.dest,
             &options.dest_authfile,
             options.dest_tls_verify,
-            &options.dest_cert_dir,
+            options.dest_cert_dir.as_ref(),
         ),
     };
     if let Some(file) = ours.as_ref().or(theirs.as_ref()) {

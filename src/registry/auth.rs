@@ -90,6 +90,95 @@ impl CredentialSources {
     }
 }
 
+impl CredentialSources {
+    /// An auth file for skopeo holding everything this side's lookups would find: the user's
+    /// auth files (`auths`, `credHelpers`, `credsStore`; the earlier file wins, as in lookups)
+    /// with ferry's credentials for `hosts` on top. `None` when ferry holds no credentials
+    /// for any of them, so skopeo keeps reading the user's files itself.
+    pub fn skopeo_auth_file<'a>(
+        &self,
+        hosts: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Option<Vec<u8>>, AuthError> {
+        let ours: Vec<(&str, &Credentials)> = hosts
+            .into_iter()
+            .filter_map(|host| {
+                self.per_host
+                    .get(host)
+                    .or(self.side.as_ref())
+                    .map(|c| (host, c))
+            })
+            .collect();
+        if ours.is_empty() {
+            return Ok(None);
+        }
+        let files = match &self.authfile {
+            Some(path) => vec![path.clone()],
+            None => default_auth_files(),
+        };
+        let mut auths = serde_json::Map::new();
+        let mut helpers = serde_json::Map::new();
+        let mut store = None;
+        for path in files.iter().rev() {
+            let Some(value) = read_json(path)? else {
+                continue;
+            };
+            for (key, entry) in value
+                .get("auths")
+                .and_then(|a| a.as_object())
+                .into_iter()
+                .flatten()
+            {
+                auths.insert(key.clone(), entry.clone());
+            }
+            for (key, helper) in value
+                .get("credHelpers")
+                .and_then(|a| a.as_object())
+                .into_iter()
+                .flatten()
+            {
+                helpers.insert(key.clone(), helper.clone());
+            }
+            if let Some(found) = value.get("credsStore") {
+                store = Some(found.clone());
+            }
+        }
+        for (host, creds) in ours {
+            let pair = format!("{}:{}", creds.username, creds.password.expose());
+            let token = base64::engine::general_purpose::STANDARD.encode(pair);
+            // Any other spelling of this host in the user's files would compete with ours.
+            auths.retain(|key, _| normalize_key(key) != host);
+            helpers.retain(|key, _| normalize_key(key) != host);
+            auths.insert(host.to_owned(), serde_json::json!({ "auth": token }));
+        }
+        let mut file = serde_json::json!({ "auths": auths });
+        if !helpers.is_empty() {
+            file["credHelpers"] = serde_json::Value::Object(helpers);
+        }
+        if let Some(store) = store {
+            file["credsStore"] = store;
+        }
+        Ok(Some(
+            serde_json::to_vec_pretty(&file).expect("auth JSON always serializes"),
+        ))
+    }
+}
+
+fn read_json(path: &Path) -> Result<Option<serde_json::Value>, AuthError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|source| AuthError::Parse {
+                path: path.to_owned(),
+                source,
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(AuthError::Read {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
 fn default_auth_files() -> Vec<PathBuf> {
     let env = |key: &str| {
         std::env::var_os(key)
@@ -383,6 +472,48 @@ mod tests {
             Some("harbor")
         );
         assert_eq!(user("ghcr.io/a/b"), None);
+    }
+
+    #[test]
+    fn skopeo_auth_files_keep_the_users_entries_under_ours() {
+        let dir = crate::scratch::ScratchDir::create().unwrap();
+        let file = serde_json::json!({
+            "auths": {
+                "https://index.docker.io/v1/": { "auth": b64("hub:hubpw") },
+                "quay.io": { "auth": b64("old:oldpw") }
+            },
+            "credHelpers": { "gcr.io": "gcloud" }
+        });
+        let path = dir
+            .write_private("auth.json", file.to_string().as_bytes())
+            .unwrap();
+        let mut sources = CredentialSources {
+            authfile: Some(path),
+            ..CredentialSources::default()
+        };
+        assert_eq!(
+            sources.skopeo_auth_file(["quay.io"]).unwrap(),
+            None,
+            "nothing of ours: no file"
+        );
+        sources.per_host.insert(
+            "quay.io".into(),
+            Credentials::parse_user_pass("new:newpw").unwrap(),
+        );
+        let written = sources
+            .skopeo_auth_file(["quay.io", "docker.io"])
+            .unwrap()
+            .unwrap();
+        let merged = dir.write_private("merged.json", &written).unwrap();
+        let reread = CredentialSources {
+            authfile: Some(merged),
+            ..CredentialSources::default()
+        };
+        let user = |name: &str| reread.lookup(name).unwrap().map(|c| c.username);
+        assert_eq!(user("quay.io/a/b").as_deref(), Some("new"));
+        assert_eq!(user("docker.io/library/nginx").as_deref(), Some("hub"));
+        let value: serde_json::Value = serde_json::from_slice(&written).unwrap();
+        assert_eq!(value["credHelpers"]["gcr.io"], "gcloud");
     }
 
     #[test]

@@ -45,6 +45,37 @@ pub struct SideOptions {
     pub tls_verify: Option<bool>,
     pub cert_dir: Option<PathBuf>,
     pub credentials: CredentialSources,
+    /// TLS settings an input gave for one registry host; they win over the side's.
+    pub per_host: HashMap<String, HostTls>,
+}
+
+/// `tls-verify` and `cert-dir` for one registry host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostTls {
+    pub tls_verify: Option<bool>,
+    pub cert_dir: Option<PathBuf>,
+}
+
+impl SideOptions {
+    /// Whether TLS may go unverified (and HTTP be used) for `name`: the host's own setting,
+    /// else the side's flag, else registries.conf's `insecure`, as skopeo decides.
+    fn insecure(&self, name: &str, endpoint: &Endpoint) -> bool {
+        let host = self.per_host.get(domain_of(name));
+        match host.and_then(|h| h.tls_verify).or(self.tls_verify) {
+            Some(verify) => !verify,
+            None => endpoint.insecure,
+        }
+    }
+
+    fn cert_dir(&self, name: &str) -> Option<&Path> {
+        let host = self.per_host.get(domain_of(name));
+        host.and_then(|h| h.cert_dir.as_deref())
+            .or(self.cert_dir.as_deref())
+    }
+}
+
+fn domain_of(name: &str) -> &str {
+    name.split('/').next().unwrap_or(name)
 }
 
 #[derive(Debug, Clone, Default)]
@@ -100,9 +131,12 @@ impl RegistryError {
     }
 }
 
+/// Clients differ by host, side and TLS settings.
+type ClientKey = (String, Side, bool, Option<PathBuf>);
+
 pub struct RegistryClient {
     options: ClientOptions,
-    clients: Mutex<HashMap<(String, Side), reqwest::Client>>,
+    clients: Mutex<HashMap<ClientKey, reqwest::Client>>,
     schemes: Mutex<HashMap<(String, Side), &'static str>>,
     authorizations: Mutex<HashMap<(String, String), String>>,
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -242,8 +276,9 @@ impl RegistryClient {
     ) -> Result<Response, RegistryError> {
         let limit = self.limit(&endpoint.host);
         let _permit = limit.acquire().await.expect("limits are never closed");
-        let client = self.client(side, endpoint)?;
-        let scheme = self.scheme(side, endpoint, &client, what).await?;
+        let insecure = self.side(side).insecure(name, endpoint);
+        let client = self.client(side, name, endpoint, insecure)?;
+        let scheme = self.scheme(side, endpoint, insecure, &client, what).await?;
         let url = format!("{scheme}://{}{path}", endpoint.host);
         let key = (endpoint.host.clone(), endpoint.repository.clone());
         let mut authorization = self.authorizations.lock().expect("lock").get(&key).cloned();
@@ -384,23 +419,28 @@ impl RegistryClient {
         )
     }
 
-    fn insecure(&self, side: Side, endpoint: &Endpoint) -> bool {
-        endpoint.insecure || self.side(side).tls_verify == Some(false)
-    }
-
-    fn client(&self, side: Side, endpoint: &Endpoint) -> Result<reqwest::Client, RegistryError> {
-        let key = (endpoint.host.clone(), side);
+    fn client(
+        &self,
+        side: Side,
+        name: &str,
+        endpoint: &Endpoint,
+        insecure: bool,
+    ) -> Result<reqwest::Client, RegistryError> {
+        let cert_dir = self.side(side).cert_dir(name);
+        let key = (
+            endpoint.host.clone(),
+            side,
+            insecure,
+            cert_dir.map(Path::to_owned),
+        );
         if let Some(client) = self.clients.lock().expect("lock").get(&key) {
             return Ok(client.clone());
         }
-        let client = build_client(
-            &endpoint.host,
-            self.insecure(side, endpoint),
-            self.side(side).cert_dir.as_deref(),
-        )
-        .map_err(|message| RegistryError::Tls {
-            what: endpoint.host.clone(),
-            message,
+        let client = build_client(&endpoint.host, insecure, cert_dir).map_err(|message| {
+            RegistryError::Tls {
+                what: endpoint.host.clone(),
+                message,
+            }
         })?;
         self.clients
             .lock()
@@ -414,10 +454,11 @@ impl RegistryClient {
         &self,
         side: Side,
         endpoint: &Endpoint,
+        insecure: bool,
         client: &reqwest::Client,
         what: &str,
     ) -> Result<&'static str, RegistryError> {
-        if !self.insecure(side, endpoint) {
+        if !insecure {
             return Ok("https");
         }
         let key = (endpoint.host.clone(), side);
