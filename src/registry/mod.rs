@@ -131,14 +131,19 @@ impl RegistryError {
     }
 }
 
+/// How to authenticate to one repository: unknown (`None`), anonymously (`Some(None)`), or
+/// with this `Authorization` value. The async lock makes the first request the only one that
+/// has to find out.
+type AuthSlot = Arc<tokio::sync::Mutex<Option<Option<String>>>>;
+
 /// Clients differ by host, side and TLS settings.
 type ClientKey = (String, Side, bool, Option<PathBuf>);
 
 pub struct RegistryClient {
     options: ClientOptions,
     clients: Mutex<HashMap<ClientKey, reqwest::Client>>,
-    schemes: Mutex<HashMap<(String, Side), &'static str>>,
-    authorizations: Mutex<HashMap<(String, String), String>>,
+    schemes: tokio::sync::Mutex<HashMap<(String, Side), &'static str>>,
+    authorizations: Mutex<HashMap<(String, String), AuthSlot>>,
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
     requests: AtomicU64,
 }
@@ -148,7 +153,7 @@ impl RegistryClient {
         RegistryClient {
             options,
             clients: Mutex::default(),
-            schemes: Mutex::default(),
+            schemes: tokio::sync::Mutex::default(),
             authorizations: Mutex::default(),
             limits: Mutex::default(),
             requests: AtomicU64::new(0),
@@ -280,8 +285,18 @@ impl RegistryClient {
         let client = self.client(side, name, endpoint, insecure)?;
         let scheme = self.scheme(side, endpoint, insecure, &client, what).await?;
         let url = format!("{scheme}://{}{path}", endpoint.host);
-        let key = (endpoint.host.clone(), endpoint.repository.clone());
-        let mut authorization = self.authorizations.lock().expect("lock").get(&key).cloned();
+        // One request per repository finds out how to authenticate (and fetches the token);
+        // the others wait for it and reuse the answer instead of all being challenged at once.
+        let slot = self.auth_slot(&endpoint.host, &endpoint.repository);
+        let guard = slot.lock().await;
+        let known = (*guard).clone();
+        let mut first = if known.is_none() {
+            Some(guard)
+        } else {
+            drop(guard);
+            None
+        };
+        let mut authorization = known.flatten();
         let mut challenged = false;
         loop {
             let mut request = client.request(method.clone(), &url).header(ACCEPT, accept);
@@ -294,6 +309,9 @@ impl RegistryClient {
                 .await
                 .map_err(|e| transport_error(what, &e))?;
             if response.status() != StatusCode::UNAUTHORIZED || challenged {
+                if let Some(mut guard) = first.take() {
+                    *guard = Some(authorization);
+                }
                 return Ok(response);
             }
             challenged = true;
@@ -302,20 +320,33 @@ impl RegistryClient {
             let Some(challenge) = challenge else {
                 return Ok(response);
             };
-            match self
-                .authorize(side, name, endpoint, &client, challenge, what)
-                .await?
-            {
-                Some(value) => {
-                    self.authorizations
-                        .lock()
-                        .expect("lock")
-                        .insert(key.clone(), value.clone());
-                    authorization = Some(value);
+            let mut guard = match first.take() {
+                Some(guard) => guard,
+                None => slot.lock().await,
+            };
+            let current = (*guard).clone().flatten();
+            if current.is_some() && current != authorization {
+                // Another request renewed it while this one was being refused.
+                authorization = current;
+            } else {
+                match self
+                    .authorize(side, name, endpoint, &client, challenge, what)
+                    .await?
+                {
+                    Some(value) => authorization = Some(value),
+                    None => return Ok(response),
                 }
-                None => return Ok(response),
             }
+            *guard = Some(authorization.clone());
         }
+    }
+
+    fn auth_slot(&self, host: &str, repository: &str) -> AuthSlot {
+        let mut slots = self.authorizations.lock().expect("lock");
+        let slot = slots
+            .entry((host.to_owned(), repository.to_owned()))
+            .or_default();
+        Arc::clone(slot)
     }
 
     /// The `Authorization` value that answers `challenge`, or `None` when there is nothing to
@@ -462,7 +493,9 @@ impl RegistryClient {
             return Ok("https");
         }
         let key = (endpoint.host.clone(), side);
-        if let Some(scheme) = self.schemes.lock().expect("lock").get(&key) {
+        // Held through the probe, so each host is probed once however many lookups start.
+        let mut schemes = self.schemes.lock().await;
+        if let Some(scheme) = schemes.get(&key) {
             return Ok(scheme);
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
@@ -475,7 +508,7 @@ impl RegistryClient {
             Err(e) if e.is_timeout() => return Err(transport_error(what, &e)),
             Err(_) => "http",
         };
-        self.schemes.lock().expect("lock").insert(key, scheme);
+        schemes.insert(key, scheme);
         Ok(scheme)
     }
 }

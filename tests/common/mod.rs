@@ -11,6 +11,7 @@
 #![allow(dead_code)] // each test binary uses a subset; `expect` would fire in binaries using all
 
 pub mod mirror;
+pub mod token_proxy;
 
 use std::fmt::Write as _;
 use std::fs;
