@@ -1,16 +1,25 @@
 //! Readers for the image lists ferry takes as input. Every reader turns its file into
 //! [`Entry`] values that remember where they came from, and reports *all* problems it finds
 //! as `FILE:LINE: reason` rather than stopping at the first, so one run shows every typo.
+//!
+//! Three formats are read: ferry's own seed list, skopeo's `sync --src yaml` file and
+//! ImagePorter's `images.json` / `accounts.json`. The last two also carry per-registry settings
+//! (credentials, TLS), returned as [`HostSettings`] beside the entries.
 
+mod images_json;
 mod list;
+mod skopeo_yaml;
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::filter::FilterSpec;
 use crate::reference::ImageRef;
+use crate::secret::Credentials;
 
+pub use images_json::{parse_accounts_json, parse_images_json};
 pub use list::parse_list;
+pub use skopeo_yaml::parse_skopeo_yaml;
 
 /// Where an input comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +71,91 @@ pub struct Entry {
     pub filter: Option<FilterSpec>,
 }
 
+/// Settings an input file gives for one registry host (a skopeo YAML registry section, an
+/// `accounts.json` element). Only what the file set is `Some`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSettings {
+    pub origin: Origin,
+    /// Normalized like [`ImageRef::domain`], so `index.docker.io` is `docker.io`.
+    pub host: String,
+    pub credentials: Option<Credentials>,
+    pub tls_verify: Option<bool>,
+    pub cert_dir: Option<PathBuf>,
+}
+
+/// Which reader an input file needs, told by its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputFormat {
+    List,
+    SkopeoYaml,
+    ImagesJson,
+}
+
+impl InputFormat {
+    /// `.yaml`/`.yml` is a skopeo sync file, `.json` an ImagePorter `images.json`, anything
+    /// else (including `-` for stdin) a seed list.
+    pub fn for_path(path: &str) -> InputFormat {
+        let extension = Path::new(path)
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match extension.as_deref() {
+            Some("yaml" | "yml") => InputFormat::SkopeoYaml,
+            Some("json") => InputFormat::ImagesJson,
+            _ => InputFormat::List,
+        }
+    }
+
+    /// Reads `text` (the contents of `file`) in this format.
+    pub fn parse(self, file: &str, text: &str) -> (Vec<Entry>, Vec<HostSettings>, Vec<InputError>) {
+        match self {
+            InputFormat::List => {
+                let (entries, errors) = parse_list(file, text);
+                (entries, Vec::new(), errors)
+            }
+            InputFormat::SkopeoYaml => parse_skopeo_yaml(file, text),
+            InputFormat::ImagesJson => {
+                let (entries, errors) = parse_images_json(file, text);
+                (entries, Vec::new(), errors)
+            }
+        }
+    }
+}
+
+/// The registry host that a skopeo YAML registry key or an `accounts.json` registry names,
+/// normalized as image references are (`index.docker.io` → `docker.io`). A trailing path
+/// (`quay.io/coreos`) is allowed here; callers that want a bare host check for `/` themselves.
+pub(crate) fn registry_host(name: &str) -> Result<String, String> {
+    if name.contains("://") {
+        return Err("a registry is a host name (e.g. harbor.example), not a URL".to_owned());
+    }
+    let first = name.split('/').next().unwrap_or(name);
+    // Two path components, so Docker Hub's `library/` is never added: the host was read as a
+    // host exactly when the path comes back unchanged.
+    let probe = ImageRef::parse(&format!("{first}/x/y")).map_err(|e| e.to_string())?;
+    if probe.path() != "x/y" {
+        // `myregistry/busybox` means docker.io/myregistry/busybox to every image tool, which
+        // is never what a key meant to be a registry wants.
+        return Err(format!(
+            "{first:?} is not a registry host (a host has a '.' or a ':port', or is localhost)"
+        ));
+    }
+    Ok(probe.domain().to_owned())
+}
+
+/// Drops the ` at line L column C` that serde's messages carry, since `FILE:LINE:` says it.
+pub(crate) fn without_position(message: &str, line: usize, column: usize) -> String {
+    message.replacen(&format!(" at line {line} column {column}"), "", 1)
+}
+
+/// Orders a file's errors by line, so they read top to bottom whatever order the checks ran in.
+pub(crate) fn sort_by_line(errors: &mut [InputError]) {
+    errors.sort_by_key(|error| match error {
+        InputError::Line { origin, .. } => origin.line,
+        InputError::Read { .. } => 0,
+    });
+}
+
 /// A problem with the input, always tied to the file (and line, where there is one).
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
@@ -107,5 +201,72 @@ pub fn read_all(inputs: &[InputSource]) -> Result<Vec<Entry>, Vec<InputError>> {
         Ok(entries)
     } else {
         Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_is_told_by_extension() {
+        let cases = [
+            ("sync.yaml", InputFormat::SkopeoYaml),
+            ("conf/Sync.YML", InputFormat::SkopeoYaml),
+            ("images.json", InputFormat::ImagesJson),
+            ("source-images.list", InputFormat::List),
+            ("images", InputFormat::List),
+            ("-", InputFormat::List),
+            ("dir.yaml/list", InputFormat::List),
+        ];
+        for (path, format) in cases {
+            assert_eq!(InputFormat::for_path(path), format, "{path}");
+        }
+    }
+
+    #[test]
+    fn parse_dispatches_to_the_reader() {
+        let cases = [
+            (InputFormat::List, "nginx:1.25\n"),
+            (
+                InputFormat::SkopeoYaml,
+                "docker.io:\n  images:\n    nginx: [\"1.25\"]\n",
+            ),
+            (
+                InputFormat::ImagesJson,
+                r#"[{"source": "nginx:1.25", "target": "h.example/nginx:1.25"}]"#,
+            ),
+        ];
+        for (format, text) in cases {
+            let (entries, hosts, errors) = format.parse("f", text);
+            assert!(
+                hosts.is_empty() && errors.is_empty(),
+                "{format:?}: {errors:?}"
+            );
+            assert_eq!(entries.len(), 1, "{format:?}");
+            assert_eq!(
+                entries[0].source.to_string(),
+                "docker.io/library/nginx:1.25"
+            );
+        }
+    }
+
+    #[test]
+    fn registry_hosts_are_normalized_and_checked() {
+        let cases = [
+            ("quay.io", Ok("quay.io")),
+            ("index.docker.io", Ok("docker.io")),
+            ("registry-1.docker.io", Ok("docker.io")),
+            ("localhost", Ok("localhost")),
+            ("localhost:5000", Ok("localhost:5000")),
+            ("quay.io/coreos", Ok("quay.io")),
+            ("library", Err("\"library\" is not a registry host (a host has a '.' or a ':port', or is localhost)")),
+            ("https://quay.io", Err("a registry is a host name (e.g. harbor.example), not a URL")),
+            ("exa_mple.com", Err("invalid registry host \"exa_mple.com\": host may only contain letters, digits, '-' and '.'")),
+        ];
+        for (name, expected) in cases {
+            let expected = expected.map(str::to_owned).map_err(str::to_owned);
+            assert_eq!(registry_host(name), expected, "{name}");
+        }
     }
 }
