@@ -37,10 +37,25 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Image list files, one reference per line ("-" reads standard input)
+    /// Image lists: files, "-" for standard input, or http(s) URLs
     /// [default: ./source-images.list]
     #[arg(value_name = "LIST")]
     pub lists: Vec<String>,
+
+    /// Read every LIST in this format [default: by extension: .yaml/.yml skopeo sync YAML,
+    /// .json ImagePorter images.json, anything else a list]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<FormatArg>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum FormatArg {
+    /// One reference per line, optional target column
+    List,
+    /// skopeo's `sync --src yaml` file
+    SkopeoYaml,
+    /// ImagePorter's images.json
+    ImagesJson,
 }
 
 #[derive(Debug, Args)]
@@ -178,6 +193,10 @@ pub struct AccessArgs {
     pub dest_username: Option<String>,
     #[arg(long, env = "FERRY_DEST_PASSWORD", hide = true, hide_env_values = true)]
     pub dest_password: Option<String>,
+
+    /// ImagePorter accounts.json: credentials per registry, for sources and destination
+    #[arg(long, value_name = "FILE")]
+    pub accounts: Option<PathBuf>,
 
     /// containers registries.conf to use (redirects and mirrors); skopeo itself ignores the
     /// environment variable, so ferry passes it on

@@ -5,11 +5,12 @@
 use std::path::PathBuf;
 
 use crate::cli::{
-    AccessArgs, Cli, Command, DestArgs, FilterArgs, ListArgs, PlanArgs, SkopeoArgs, SyncArgs,
+    AccessArgs, Cli, Command, DestArgs, FilterArgs, FormatArg, ListArgs, PlanArgs, SkopeoArgs,
+    SyncArgs,
 };
 use crate::engine::skopeo::SkopeoOptions;
 use crate::filter::{FilterError, FilterSpec, TagFilter};
-use crate::input::InputSource;
+use crate::input::{InputFormat, InputSource};
 use crate::mapping::Destination;
 use crate::reference::{ReferenceError, RepoPrefix};
 use crate::registry::auth::CredentialSources;
@@ -26,13 +27,20 @@ pub struct Settings {
     pub command: CommandSettings,
 }
 
+/// The inputs to read and the format to read them in (by extension when `None`).
+#[derive(Debug, Clone)]
+pub struct InputSettings {
+    pub sources: Vec<InputSource>,
+    pub format: Option<InputFormat>,
+}
+
 #[derive(Debug)]
 pub enum CommandSettings {
     ShowRawImages {
-        inputs: Vec<InputSource>,
+        inputs: InputSettings,
     },
     ShowImages {
-        inputs: Vec<InputSource>,
+        inputs: InputSettings,
         destination: Destination,
     },
     Plan(Box<PlanSettings>),
@@ -44,7 +52,9 @@ pub enum CommandSettings {
 /// reached and repositories expanded.
 #[derive(Debug)]
 pub struct PlanSettings {
-    pub inputs: Vec<InputSource>,
+    pub inputs: InputSettings,
+    /// ImagePorter accounts.json with credentials per registry host.
+    pub accounts: Option<PathBuf>,
     pub destination: Destination,
     pub registry: ClientOptions,
     pub filter: TagFilter,
@@ -113,15 +123,21 @@ impl Settings {
     }
 }
 
-fn inputs(list: &ListArgs) -> Vec<InputSource> {
-    if list.lists.is_empty() {
+fn inputs(list: &ListArgs) -> InputSettings {
+    let sources = if list.lists.is_empty() {
         vec![InputSource::File(PathBuf::from(DEFAULT_LIST))]
     } else {
         list.lists
             .iter()
             .map(|a| InputSource::from_arg(a))
             .collect()
-    }
+    };
+    let format = list.format.map(|format| match format {
+        FormatArg::List => InputFormat::List,
+        FormatArg::SkopeoYaml => InputFormat::SkopeoYaml,
+        FormatArg::ImagesJson => InputFormat::ImagesJson,
+    });
+    InputSettings { sources, format }
 }
 
 fn destination(dest: &DestArgs) -> Result<Destination, SettingsError> {
@@ -195,6 +211,7 @@ fn common(
     })?;
     Ok(PlanSettings {
         inputs: inputs(list),
+        accounts: access.accounts.clone(),
         destination: destination(dest)?,
         registry,
         filter,
@@ -266,6 +283,7 @@ fn check_paths(access: &AccessArgs) -> Result<(), SettingsError> {
         ("--src-cert-dir", &access.src_cert_dir),
         ("--dest-cert-dir", &access.dest_cert_dir),
         ("registries.conf", &access.registries_conf),
+        ("--accounts", &access.accounts),
     ] {
         if let Some(path) = path {
             if !path.exists() {

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::load_jobs;
+use super::load;
 use crate::exit;
 use crate::mapping::Job;
 use crate::plan::{self, Dropped, PlanEntry, State};
@@ -45,6 +45,7 @@ pub(super) async fn plan_jobs(
     let file_rank = |file: &str| {
         settings
             .inputs
+            .sources
             .iter()
             .position(|input| input.to_string() == file)
     };
@@ -54,11 +55,11 @@ pub(super) async fn plan_jobs(
 
 pub async fn plan(settings: &PlanSettings) -> u8 {
     let started = Instant::now();
-    let Some(jobs) = load_jobs(&settings.inputs, &settings.destination) else {
+    let Some(loaded) = load(settings).await else {
         return exit::USAGE;
     };
-    let client = Arc::new(RegistryClient::new(settings.registry.clone()));
-    let (entries, dropped) = plan_jobs(&client, settings, jobs, false).await;
+    let client = Arc::new(RegistryClient::new(loaded.registry));
+    let (entries, dropped) = plan_jobs(&client, settings, loaded.jobs, false).await;
     print_table(&entries);
     if settings.verbosity > 0 {
         for drop in &dropped {
@@ -84,11 +85,11 @@ pub async fn plan(settings: &PlanSettings) -> u8 {
 
 pub async fn verify(settings: &PlanSettings) -> u8 {
     let started = Instant::now();
-    let Some(jobs) = load_jobs(&settings.inputs, &settings.destination) else {
+    let Some(loaded) = load(settings).await else {
         return exit::USAGE;
     };
-    let client = Arc::new(RegistryClient::new(settings.registry.clone()));
-    let (entries, _) = plan_jobs(&client, settings, jobs, false).await;
+    let client = Arc::new(RegistryClient::new(loaded.registry));
+    let (entries, _) = plan_jobs(&client, settings, loaded.jobs, false).await;
     let mut problems = 0;
     for entry in &entries {
         let target = &entry.job.target;

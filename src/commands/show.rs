@@ -1,26 +1,26 @@
 //! `show-raw-images` and `show-images`: offline listings that need neither skopeo nor a
 //! network, so a list can be checked in CI before anything is copied.
 
-use super::{print_input_errors, read_entries};
+use super::{print_input_errors, read_inputs};
 use crate::exit;
-use crate::input::InputSource;
 use crate::mapping::{map_all, Destination};
+use crate::settings::InputSettings;
 
-pub fn show_raw_images(inputs: &[InputSource]) -> u8 {
-    let Some(entries) = read_entries(inputs) else {
+pub async fn show_raw_images(inputs: &InputSettings) -> u8 {
+    let Some(inputs) = read_inputs(inputs).await else {
         return exit::USAGE;
     };
-    for entry in &entries {
+    for entry in &inputs.entries {
         println!("{}", entry.source);
     }
     exit::SUCCESS
 }
 
-pub fn show_images(inputs: &[InputSource], destination: &Destination) -> u8 {
-    let Some(entries) = read_entries(inputs) else {
+pub async fn show_images(inputs: &InputSettings, destination: &Destination) -> u8 {
+    let Some(inputs) = read_inputs(inputs).await else {
         return exit::USAGE;
     };
-    match map_all(&entries, destination) {
+    match map_all(&inputs.entries, destination) {
         Ok(jobs) => {
             for job in &jobs {
                 println!("{}", job.target);

@@ -12,8 +12,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
 
-use super::load_jobs;
 use super::plan::plan_jobs;
+use super::{load, Loaded};
 use crate::engine::skopeo::{self, AuthFiles, SkopeoOptions};
 use crate::engine::FailureKind;
 use crate::exit;
@@ -28,9 +28,17 @@ use crate::scratch::ScratchDir;
 use crate::settings::SyncSettings;
 
 pub async fn sync(settings: SyncSettings) -> u8 {
-    let Some(jobs) = load_jobs(&settings.plan.inputs, &settings.plan.destination) else {
+    let Some(Loaded {
+        jobs,
+        registry,
+        src_per_host,
+    }) = load(&settings.plan).await
+    else {
         return exit::USAGE;
     };
+    let mut settings = settings;
+    settings.plan.registry = registry;
+    settings.skopeo.src_per_host = src_per_host;
     if settings.dry_run {
         print_dry_run(&settings, &jobs);
         return exit::SUCCESS;

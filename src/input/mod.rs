@@ -26,6 +26,8 @@ pub use skopeo_yaml::parse_skopeo_yaml;
 pub enum InputSource {
     File(PathBuf),
     Stdin,
+    /// A list published over HTTP(S), fetched at the start of the run.
+    Url(String),
 }
 
 impl InputSource {
@@ -33,6 +35,8 @@ impl InputSource {
     pub fn from_arg(arg: &str) -> InputSource {
         if arg == "-" {
             InputSource::Stdin
+        } else if arg.starts_with("https://") || arg.starts_with("http://") {
+            InputSource::Url(arg.to_owned())
         } else {
             InputSource::File(PathBuf::from(arg))
         }
@@ -44,6 +48,7 @@ impl fmt::Display for InputSource {
         match self {
             InputSource::File(path) => write!(f, "{}", path.display()),
             InputSource::Stdin => f.write_str("<stdin>"),
+            InputSource::Url(url) => f.write_str(url),
         }
     }
 }
@@ -179,29 +184,73 @@ impl InputError {
 }
 
 /// Reads every input in order. Returns all entries, or every error found across all inputs.
-pub fn read_all(inputs: &[InputSource]) -> Result<Vec<Entry>, Vec<InputError>> {
-    let mut entries = Vec::new();
+/// Everything the inputs asked for.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    pub entries: Vec<Entry>,
+    /// Per-registry settings the inputs gave (skopeo YAML sections).
+    pub hosts: Vec<HostSettings>,
+}
+
+/// How long a list URL may take to answer.
+const URL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Reads every input in order, each in `format` or else the format its name says. Returns
+/// everything, or every error found across all inputs.
+pub async fn read_all(
+    inputs: &[InputSource],
+    format: Option<InputFormat>,
+) -> Result<Inputs, Vec<InputError>> {
+    let mut read = Inputs::default();
     let mut errors = Vec::new();
     for input in inputs {
         let name = input.to_string();
         let text = match input {
             InputSource::File(path) => std::fs::read_to_string(path),
             InputSource::Stdin => std::io::read_to_string(std::io::stdin()),
+            InputSource::Url(url) => fetch(url).await,
         };
-        match text {
-            Ok(text) => {
-                let (mut found, mut bad) = parse_list(&name, &text);
-                entries.append(&mut found);
-                errors.append(&mut bad);
+        let text = match text {
+            Ok(text) => text,
+            Err(source) => {
+                errors.push(InputError::Read { file: name, source });
+                continue;
             }
-            Err(source) => errors.push(InputError::Read { file: name, source }),
-        }
+        };
+        let path = match input {
+            InputSource::Url(url) => url.split(['?', '#']).next().unwrap_or(url),
+            _ => &name,
+        };
+        let (mut entries, mut hosts, mut bad) = format
+            .unwrap_or_else(|| InputFormat::for_path(path))
+            .parse(&name, &text);
+        read.entries.append(&mut entries);
+        read.hosts.append(&mut hosts);
+        errors.append(&mut bad);
     }
     if errors.is_empty() {
-        Ok(entries)
+        Ok(read)
     } else {
         Err(errors)
     }
+}
+
+async fn fetch(url: &str) -> std::io::Result<String> {
+    let failed = |message: String| std::io::Error::other(message);
+    let client = reqwest::Client::builder()
+        .timeout(URL_TIMEOUT)
+        .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| failed(e.to_string()))?;
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    if !response.status().is_success() {
+        return Err(failed(format!("HTTP {}", response.status())));
+    }
+    response.text().await.map_err(|e| failed(e.to_string()))
 }
 
 #[cfg(test)]
