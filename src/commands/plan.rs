@@ -53,45 +53,68 @@ pub(super) async fn plan_jobs(
     (entries, expansion.dropped)
 }
 
-pub async fn plan(settings: &PlanSettings) -> u8 {
+/// A finished plan: every entry, the tags the filters dropped, and the summary.
+struct Planned {
+    entries: Vec<PlanEntry>,
+    dropped: Vec<Dropped>,
+    summary: PlanSummary,
+}
+
+/// Reads the inputs and plans them, as `plan` and `verify` both need.
+async fn planned(settings: &PlanSettings) -> Option<Planned> {
     let started = Instant::now();
-    let Some(loaded) = load(settings).await else {
-        return exit::USAGE;
-    };
+    let loaded = load(settings).await?;
     let client = Arc::new(RegistryClient::new(loaded.registry));
     let (entries, dropped) = plan_jobs(&client, settings, loaded.jobs, false).await;
-    print_table(&entries);
+    let summary = PlanSummary::of(&entries, dropped.len(), client.requests_sent(), started);
+    Some(Planned {
+        entries,
+        dropped,
+        summary,
+    })
+}
+
+/// Writes `--report` when asked; a failure to write turns a success into exit 1.
+fn finish(settings: &PlanSettings, planned: &Planned, code: u8) -> u8 {
+    let Some(path) = &settings.report else {
+        return code;
+    };
+    match write_file(path, &plan_json(&planned.entries, &planned.summary)) {
+        Ok(()) => code,
+        Err(e) => {
+            eprintln!(
+                "ferry: error: cannot write the report {}: {e}",
+                path.display()
+            );
+            code.max(exit::IMAGES_FAILED)
+        }
+    }
+}
+
+pub async fn plan(settings: &PlanSettings) -> u8 {
+    let Some(planned) = planned(settings).await else {
+        return exit::USAGE;
+    };
+    print_table(&planned.entries);
     if settings.verbosity > 0 {
-        for drop in &dropped {
+        for drop in &planned.dropped {
             println!(
                 "dropped  {}  ({}, {})",
                 drop.source, drop.reason, drop.origin
             );
         }
     }
-    let summary = PlanSummary::of(&entries, dropped.len(), client.requests_sent(), started);
-    println!("{}", summary.line());
-    if let Some(path) = &settings.report {
-        if let Err(e) = write_file(path, &plan_json(&entries, &summary)) {
-            eprintln!(
-                "ferry: error: cannot write the report {}: {e}",
-                path.display()
-            );
-            return exit::IMAGES_FAILED;
-        }
-    }
-    exit::SUCCESS
+    println!("{}", planned.summary.line());
+    finish(settings, &planned, exit::SUCCESS)
 }
 
 pub async fn verify(settings: &PlanSettings) -> u8 {
-    let started = Instant::now();
-    let Some(loaded) = load(settings).await else {
+    let Some(planned) = planned(settings).await else {
         return exit::USAGE;
     };
-    let client = Arc::new(RegistryClient::new(loaded.registry));
-    let (entries, _) = plan_jobs(&client, settings, loaded.jobs, false).await;
+    let entries = &planned.entries;
     let mut problems = 0;
-    for entry in &entries {
+    for entry in entries {
         let target = &entry.job.target;
         let line = match entry.state {
             State::Current => format!("ok        {target}  {}", digest(&entry.target_digest)),
@@ -112,28 +135,19 @@ pub async fn verify(settings: &PlanSettings) -> u8 {
         problems += usize::from(entry.state != State::Current);
         println!("{line}");
     }
-    let summary = PlanSummary::of(&entries, 0, client.requests_sent(), started);
     println!(
         "{} targets: {} verified, {problems} with problems ({} requests in {:.1}s)",
         entries.len(),
         entries.len() - problems,
-        summary.requests,
-        summary.seconds
+        planned.summary.requests,
+        planned.summary.seconds
     );
-    if let Some(path) = &settings.report {
-        if let Err(e) = write_file(path, &plan_json(&entries, &summary)) {
-            eprintln!(
-                "ferry: error: cannot write the report {}: {e}",
-                path.display()
-            );
-            return exit::IMAGES_FAILED;
-        }
-    }
-    if problems == 0 {
+    let code = if problems == 0 {
         exit::SUCCESS
     } else {
         exit::IMAGES_FAILED
-    }
+    };
+    finish(settings, &planned, code)
 }
 
 fn digest(value: &Option<String>) -> String {

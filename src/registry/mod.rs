@@ -303,11 +303,7 @@ impl RegistryClient {
             if let Some(value) = &authorization {
                 request = request.header(AUTHORIZATION, value);
             }
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            let response = request
-                .send()
-                .await
-                .map_err(|e| transport_error(what, &e))?;
+            let response = self.counted(request, what).await?;
             if response.status() != StatusCode::UNAUTHORIZED || challenged {
                 if let Some(mut guard) = first.take() {
                     *guard = Some(authorization);
@@ -339,6 +335,16 @@ impl RegistryClient {
             }
             *guard = Some(authorization.clone());
         }
+    }
+
+    /// Sends one request, counting it.
+    async fn counted(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<Response, RegistryError> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        request.send().await.map_err(|e| transport_error(what, &e))
     }
 
     fn auth_slot(&self, host: &str, repository: &str) -> AuthSlot {
@@ -392,11 +398,7 @@ impl RegistryClient {
         if let Some(value) = &basic {
             request = request.header(AUTHORIZATION, value);
         }
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        let response = request
-            .send()
-            .await
-            .map_err(|e| transport_error(what, &e))?;
+        let response = self.counted(request, what).await?;
         if !response.status().is_success() {
             return Err(status_error(&format!("{what} (token)"), &response));
         }
