@@ -207,9 +207,23 @@ pub struct AccessArgs {
 /// How skopeo itself is run.
 #[derive(Debug, Args)]
 pub struct SkopeoArgs {
-    /// Times skopeo retries a failed network operation
+    /// Times ferry retries an image whose copy failed for a transient reason (network,
+    /// rate limit, timeout); missing images and bad credentials are not retried
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub retry_times: u32,
+
+    /// Wait before the first retry; it doubles with each retry (with jitter)
+    #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = crate::retry::parse_duration)]
+    pub retry_delay: std::time::Duration,
+
+    /// Longest wait between two attempts
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = crate::retry::parse_duration)]
+    pub max_retry_delay: std::time::Duration,
+
+    /// Stop an image's copy (its whole skopeo process group) after this long; it fails as
+    /// `timeout` and is retried like other transient failures
+    #[arg(long, default_value = "30m", value_name = "DURATION", value_parser = crate::retry::parse_duration)]
+    pub image_timeout: std::time::Duration,
 
     /// Run skopeo without a signature policy (skopeo's --insecure-policy)
     #[arg(long)]

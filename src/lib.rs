@@ -17,6 +17,7 @@ pub mod process;
 pub mod reference;
 pub mod registry;
 pub mod report;
+pub mod retry;
 pub mod scheduler;
 pub mod scratch;
 pub mod secret;

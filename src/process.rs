@@ -34,6 +34,8 @@ pub struct Finished {
     pub stderr: String,
     /// True when the child was stopped because ferry was asked to stop.
     pub stopped: bool,
+    /// True when the child was stopped because it ran past its deadline.
+    pub timed_out: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,10 +54,12 @@ pub enum ProcessError {
     },
 }
 
-/// Runs `invocation` to completion, or until `stop` asks it to end.
+/// Runs `invocation` to completion, until `stop` asks it to end, or until `timeout` passes;
+/// either way the whole process group is terminated.
 pub async fn run(
     invocation: &Invocation,
     mut stop: watch::Receiver<Stop>,
+    timeout: Option<Duration>,
 ) -> Result<Finished, ProcessError> {
     let mut child = Command::new(&invocation.program)
         .args(&invocation.args)
@@ -73,18 +77,29 @@ pub async fn run(
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
 
+    let deadline = async {
+        match timeout {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    };
     let wait = async {
-        let mut stopped = false;
+        let (mut stopped, mut timed_out) = (false, false);
         let status = tokio::select! {
             status = child.wait() => status,
             () = wait_for(&mut stop, Stop::Graceful) => {
                 stopped = true;
                 terminate(pgid, &mut child, &mut stop).await
             }
+            () = deadline => {
+                timed_out = true;
+                terminate(pgid, &mut child, &mut stop).await
+            }
         };
-        (status, stopped)
+        (status, stopped, timed_out)
     };
-    let ((status, stopped), stdout, stderr) = tokio::join!(wait, drain(stdout), drain(stderr));
+    let ((status, stopped, timed_out), stdout, stderr) =
+        tokio::join!(wait, drain(stdout), drain(stderr));
     let status = status.map_err(|source| ProcessError::Wait {
         command: invocation.to_string(),
         source,
@@ -94,6 +109,7 @@ pub async fn run(
         stdout,
         stderr,
         stopped,
+        timed_out,
     })
 }
 
@@ -183,7 +199,7 @@ mod tests {
         // Enough output on both pipes to block a child whose pipes are read one after the other.
         let script =
             "i=0; while [ $i -lt 20000 ]; do echo out$i; echo err$i >&2; i=$((i+1)); done; exit 3";
-        let finished = run(&sh(script), rx).await.unwrap();
+        let finished = run(&sh(script), rx, None).await.unwrap();
         assert_eq!(finished.status.code(), Some(3));
         assert!(finished.stdout.ends_with("out19999\n"));
         assert!(finished.stderr.ends_with("err19999\n"));
@@ -195,7 +211,7 @@ mod tests {
         let (tx, rx) = watch::channel(Stop::Run);
         let marker = std::env::temp_dir().join(format!("ferry-grandchild-{}", std::process::id()));
         let script = format!("(sleep 30; touch {}) & sleep 30", marker.display());
-        let task = tokio::spawn(async move { run(&sh(&script), rx).await });
+        let task = tokio::spawn(async move { run(&sh(&script), rx, None).await });
         tokio::time::sleep(Duration::from_millis(200)).await;
         tx.send(Stop::Graceful).unwrap();
         let finished = tokio::time::timeout(Duration::from_secs(5), task)
@@ -218,13 +234,33 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread")]
+    async fn a_deadline_terminates_the_child() {
+        let (_tx, rx) = watch::channel(Stop::Run);
+        let started = std::time::Instant::now();
+        let finished = run(
+            &sh("echo started; sleep 30"),
+            rx,
+            Some(Duration::from_millis(300)),
+        )
+        .await
+        .unwrap();
+        assert!(finished.timed_out && !finished.stopped);
+        assert_eq!(finished.stdout, "started\n");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
     async fn spawn_failure_names_the_command() {
         let (_tx, rx) = watch::channel(Stop::Run);
         let invocation = Invocation {
             program: PathBuf::from("/nonexistent/skopeo"),
             args: vec!["sync".into()],
         };
-        let err = run(&invocation, rx).await.unwrap_err();
+        let err = run(&invocation, rx, None).await.unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("failed to start `/nonexistent/skopeo sync`"),

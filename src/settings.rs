@@ -3,6 +3,7 @@
 //! reported as a `SettingsError` (exit code 2).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::cli::{
     AccessArgs, Cli, Command, DestArgs, FilterArgs, FormatArg, ListArgs, PlanArgs, SkopeoArgs,
@@ -16,6 +17,7 @@ use crate::reference::{ReferenceError, RepoPrefix};
 use crate::registry::auth::CredentialSources;
 use crate::registry::conf::{ConfError, RegistriesConf};
 use crate::registry::{ClientOptions, SideOptions};
+use crate::retry::RetryPolicy;
 use crate::secret::{Credentials, Secret};
 
 /// The list read when none is named, as the old shell scripts did.
@@ -66,6 +68,8 @@ pub struct PlanSettings {
 pub struct SyncSettings {
     pub plan: PlanSettings,
     pub skopeo: SkopeoOptions,
+    pub retry: RetryPolicy,
+    pub image_timeout: Duration,
     pub src_creds: Option<Credentials>,
     pub dest_creds: Option<Credentials>,
     pub jobs: usize,
@@ -235,6 +239,12 @@ fn sync_settings(args: SyncArgs, verbosity: u8) -> Result<SyncSettings, Settings
     let (src_creds, dest_creds) = credentials(&args.access)?;
     Ok(SyncSettings {
         skopeo: skopeo_options(&args.access, &args.skopeo, args.dry_run)?,
+        retry: RetryPolicy {
+            retries: args.skopeo.retry_times,
+            delay: args.skopeo.retry_delay,
+            max_delay: args.skopeo.max_retry_delay.max(args.skopeo.retry_delay),
+        },
+        image_timeout: args.skopeo.image_timeout,
         plan,
         src_creds,
         dest_creds,
@@ -322,7 +332,8 @@ fn skopeo_options(
         dest_tls_verify: access.dest_tls_verify,
         src_cert_dir: access.src_cert_dir.clone(),
         dest_cert_dir: access.dest_cert_dir.clone(),
-        retry_times: args.retry_times,
+        // ferry retries whole images itself, with backoff that knows about rate limits.
+        retry_times: 0,
         insecure_policy: args.insecure_policy,
         src_per_host: Default::default(),
     })

@@ -23,6 +23,7 @@ use crate::process::{self, Stop};
 use crate::registry::auth::AuthError;
 use crate::registry::RegistryClient;
 use crate::report::{self, Summary};
+use crate::retry::{self, RetryPolicy};
 use crate::scheduler::{self, Event, ImageResult, Status};
 use crate::scratch::ScratchDir;
 use crate::settings::SyncSettings;
@@ -64,6 +65,8 @@ pub async fn sync(settings: SyncSettings) -> u8 {
 
 struct Context {
     options: SkopeoOptions,
+    retry: RetryPolicy,
+    image_timeout: Duration,
     auth: AuthFiles,
     destination: Destination,
     scratch: PathBuf,
@@ -76,6 +79,8 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
     let signals = tokio::spawn(watch_signals(stop_tx, Arc::clone(&signal_code)));
     let context = Arc::new(Context {
         options: settings.skopeo.clone(),
+        retry: settings.retry,
+        image_timeout: settings.image_timeout,
         auth,
         destination: settings.plan.destination.clone(),
         scratch: scratch.path().to_owned(),
@@ -256,7 +261,46 @@ async fn print_events(mut events: mpsc::UnboundedReceiver<Event>) {
     }
 }
 
+/// Copies one job, retrying transient failures with backoff; the result counts every attempt.
 async fn copy_one(
+    context: &Context,
+    index: usize,
+    job: Job,
+    mut stop: watch::Receiver<Stop>,
+) -> ImageResult {
+    let started = Instant::now();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut result = attempt_copy(context, index, job.clone(), stop.clone()).await;
+        result.attempts = attempt;
+        result.duration = started.elapsed();
+        let Some(kind) = result.error.as_ref().map(|e| e.kind) else {
+            return result;
+        };
+        if !RetryPolicy::is_retryable(kind) || attempt > context.retry.retries {
+            return result;
+        }
+        let delay = context.retry.backoff(attempt, kind, retry::jitter());
+        info!(
+            "{}: attempt {attempt} failed ({kind}); retrying in {:.1}s",
+            job.target,
+            delay.as_secs_f64()
+        );
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = process::wait_for(&mut stop, Stop::Graceful) => {
+                if let Some(error) = result.error.as_mut() {
+                    error.message = format!("stopped while waiting to retry after: {}", error.message);
+                    error.kind = FailureKind::Interrupted;
+                }
+                return result;
+            }
+        }
+    }
+}
+
+async fn attempt_copy(
     context: &Context,
     index: usize,
     job: Job,
@@ -279,10 +323,14 @@ async fn copy_one(
     }
     let invocation = skopeo::build(&context.options, &context.auth, &action);
     info!("running {invocation}");
-    let finished = match process::run(&invocation, stop).await {
+    let finished = match process::run(&invocation, stop, Some(context.image_timeout)).await {
         Ok(finished) => finished,
         Err(e) => return fail(FailureKind::Internal, e.to_string(), 1),
     };
+    if finished.timed_out {
+        let message = format!("stopped after --image-timeout {:?}", context.image_timeout);
+        return fail(FailureKind::Timeout, message, 1);
+    }
     if finished.stopped {
         return fail(
             FailureKind::Interrupted,

@@ -19,6 +19,8 @@ pub enum FailureKind {
     Network,
     /// Certificate or TLS handshake problems.
     Tls,
+    /// The copy ran past `--image-timeout` and was stopped.
+    Timeout,
     /// ferry was interrupted before the image finished.
     Interrupted,
     /// ferry itself could not run the engine (spawn failed, bad output).
@@ -35,6 +37,7 @@ impl FailureKind {
             FailureKind::RateLimited => "rate-limited",
             FailureKind::Network => "network",
             FailureKind::Tls => "tls",
+            FailureKind::Timeout => "timeout",
             FailureKind::Interrupted => "interrupted",
             FailureKind::Internal => "internal",
             FailureKind::Other => "other",

@@ -1,0 +1,240 @@
+//! Failures a nightly mirror meets: a skopeo that hangs, a connection that drops once, a
+//! missing image, a certificate nobody trusts, and a SIGTERM from the CI runner. Real
+//! registries and skopeo; a stand-in for skopeo only where a fault cannot be provoked
+//! otherwise (a hang, a one-off network error).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::mirror::*;
+use common::*;
+
+/// A skopeo stand-in: runs `script` (sh) with the arguments, then the real skopeo.
+fn stand_in(dir: &Path, script: &str) -> PathBuf {
+    let path = dir.join(format!("skopeo-stand-in-{}", std::process::id()));
+    std::fs::write(
+        &path,
+        format!("#!/bin/sh\n{script}\nexec /usr/bin/skopeo \"$@\"\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    path
+}
+
+fn kinds_and_attempts(report: &serde_json::Value) -> Vec<(String, u64)> {
+    images(report)
+        .iter()
+        .map(|i| {
+            let kind = i["error"]["kind"].as_str().unwrap_or("-").to_owned();
+            (kind, i["attempts"].as_u64().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn a_hung_copy_times_out_and_the_others_finish() {
+    let m = Mirror::new(false);
+    m.push("library/nginx:1.25", "nginx");
+    m.push("library/hang:1", "hang");
+    m.push("library/redis:7", "redis");
+    let list = m.write("images.list", "nginx:1.25\nhang:1\nredis:7\n");
+    let skopeo = stand_in(
+        m.scratch.path(),
+        "case \"$*\" in *library/hang*) exec sleep 300;; esac",
+    );
+    let report_path = m.scratch.path().join("report.json");
+    let started = Instant::now();
+    run(
+        m.sync(&list)
+            .arg("--skopeo")
+            .arg(&skopeo)
+            .args([
+                "--image-timeout",
+                "2s",
+                "--retry-times",
+                "1",
+                "--retry-delay",
+                "100ms",
+            ])
+            .arg("--report")
+            .arg(&report_path),
+        1,
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    let report = report(&report_path);
+    assert_eq!(
+        kinds_and_attempts(&report),
+        [
+            ("-".to_owned(), 1),
+            ("timeout".to_owned(), 2),
+            ("-".to_owned(), 1)
+        ],
+        "{report:#}"
+    );
+    let leftovers = Command::new("pgrep")
+        .args(["-f", "sleep 300"])
+        .output()
+        .unwrap();
+    assert!(
+        leftovers.stdout.is_empty(),
+        "the hung copy outlived its timeout"
+    );
+}
+
+#[test]
+fn a_transient_network_failure_is_retried_and_counted() {
+    let m = Mirror::new(false);
+    let nginx = m.push("library/nginx:1.25", "nginx");
+    let list = m.write("images.list", "nginx:1.25\n");
+    let marker = m.scratch.path().join("failed-once");
+    let skopeo = stand_in(
+        m.scratch.path(),
+        &format!(
+            "if [ ! -e {0} ]; then touch {0}; echo 'time=\"x\" level=fatal msg=\"writing blob: Patch \\\"http://r/v2/x\\\": read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer\"' >&2; exit 1; fi",
+            marker.display()
+        ),
+    );
+    let report_path = m.scratch.path().join("report.json");
+    run(
+        m.sync(&list)
+            .arg("--skopeo")
+            .arg(&skopeo)
+            .args(["--retry-delay", "100ms"])
+            .arg("--report")
+            .arg(&report_path),
+        0,
+    );
+    let report = report(&report_path);
+    assert_eq!(
+        kinds_and_attempts(&report),
+        [("-".to_owned(), 2)],
+        "{report:#}"
+    );
+    let target = format!("{}/docker.io/library/nginx:1.25", m.prefix());
+    assert_eq!(m.target_digest(&target), Some(nginx));
+}
+
+#[test]
+fn missing_images_and_untrusted_certificates_fail_on_the_first_attempt() {
+    // --force skips the plan, so skopeo itself meets the missing image.
+    let m = Mirror::new(false);
+    let list = m.write("images.list", "nginx:9.9\n");
+    let report_path = m.scratch.path().join("report.json");
+    run(
+        m.sync(&list)
+            .args(["--force", "--retry-delay", "5s"])
+            .arg("--report")
+            .arg(&report_path),
+        1,
+    );
+    let missing = report(&report_path);
+    assert_eq!(
+        kinds_and_attempts(&missing),
+        [("not-found".to_owned(), 1)],
+        "{missing:#}"
+    );
+
+    // A TLS destination whose CA ferry was not given.
+    let m = Mirror::new(true);
+    m.push("library/nginx:1.25", "nginx");
+    let list = m.write("images.list", "nginx:1.25\n");
+    let mut cmd = m.ferry();
+    cmd.arg("sync").arg(&list).arg("--dest").arg(m.prefix());
+    cmd.env("FERRY_DEST_CREDS", format!("{USER}:{PASSWORD}"))
+        .args(["--retry-delay", "5s"]);
+    cmd.arg("--report").arg(&report_path);
+    let started = Instant::now();
+    run(&mut cmd, 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a TLS failure must not be retried"
+    );
+    let report = report(&report_path);
+    assert_eq!(
+        kinds_and_attempts(&report),
+        [("tls".to_owned(), 1)],
+        "{report:#}"
+    );
+}
+
+#[test]
+fn sigterm_stops_everything_and_exits_143_with_a_report() {
+    let m = Mirror::new(false);
+    m.push("library/nginx:1.25", "nginx");
+    m.push("library/redis:7", "redis");
+    let list = m.write("images.list", "nginx:1.25\nredis:7\n");
+    let skopeo = stand_in(m.scratch.path(), "exec sleep 301");
+    let report_path = m.scratch.path().join("report.json");
+    let failed_path = m.scratch.path().join("failed.list");
+    let mut child = m
+        .sync(&list)
+        .arg("--skopeo")
+        .arg(&skopeo)
+        .arg("--report")
+        .arg(&report_path)
+        .arg("--failed-list")
+        .arg(&failed_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until both copies are running.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Command::new("pgrep")
+        .args(["-fc", "sleep 301"])
+        .output()
+        .unwrap()
+        .stdout
+        != b"2\n"
+    {
+        assert!(Instant::now() < deadline, "the copies never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sent = Instant::now();
+    run(
+        Command::new("kill").args(["-TERM", &child.id().to_string()]),
+        0,
+    );
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        // The grace period is 10 s; skopeo (here: sleep) dies on SIGTERM at once.
+        assert!(
+            sent.elapsed() < Duration::from_secs(12),
+            "ferry did not stop within the grace period"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(143));
+    let leftovers = Command::new("pgrep")
+        .args(["-f", "sleep 301"])
+        .output()
+        .unwrap();
+    assert!(leftovers.stdout.is_empty(), "skopeo outlived ferry");
+    let report = report(&report_path);
+    assert_eq!(report["summary"]["interrupted"], true);
+    let kinds: Vec<String> = kinds_and_attempts(&report)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(kinds, ["interrupted", "interrupted"]);
+    let failed = std::fs::read_to_string(&failed_path).unwrap();
+    assert_eq!(
+        failed.lines().filter(|l| !l.starts_with('#')).count(),
+        2,
+        "{failed}"
+    );
+    // A rerun completes what was interrupted.
+    run(&mut m.sync(&list), 0);
+    assert!(m
+        .target_digest(&format!("{}/docker.io/library/redis:7", m.prefix()))
+        .is_some());
+}
