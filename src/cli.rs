@@ -130,6 +130,10 @@ pub struct SyncArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// At most N copies at once touching registry HOST (repeatable) [default: docker.io=2]
+    #[arg(long = "registry-jobs", value_name = "HOST=N")]
+    pub registry_jobs: Vec<String>,
+
     /// Images copied at the same time
     #[arg(short, long, default_value_t = 4, value_name = "N")]
     pub jobs: usize,

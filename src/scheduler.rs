@@ -84,10 +84,22 @@ pub enum Event {
     Finished { index: usize, result: ImageResult },
 }
 
+/// How many jobs may run at once: overall, and per registry host.
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    pub global: usize,
+    /// Jobs touching this registry (as source or destination) at once.
+    pub per_registry: HashMap<String, usize>,
+}
+
 /// Runs every job through `execute` and returns one result per job, in job order.
+///
+/// Each job first waits for a slot at every limited registry it touches, then for a global
+/// slot, so a job queued behind a busy registry never holds a global slot idle. Semaphores
+/// are fair, so jobs still start in list order within those limits.
 pub async fn run_all<F, Fut>(
     jobs: Vec<Job>,
-    limit: usize,
+    limits: &Limits,
     stop: watch::Receiver<Stop>,
     events: mpsc::UnboundedSender<Event>,
     execute: F,
@@ -97,37 +109,61 @@ where
     Fut: Future<Output = ImageResult> + Send + 'static,
 {
     let total = jobs.len();
-    let permits = Arc::new(Semaphore::new(limit.max(1)));
+    let global = Arc::new(Semaphore::new(limits.global.max(1)));
+    let registries: HashMap<String, Arc<Semaphore>> = limits
+        .per_registry
+        .iter()
+        .map(|(host, n)| (host.clone(), Arc::new(Semaphore::new((*n).max(1)))))
+        .collect();
     let mut layout_locks: HashMap<PathBuf, Arc<Mutex<()>>> = HashMap::new();
     let mut running = JoinSet::new();
-    let mut results: Vec<Option<ImageResult>> = vec![None; total];
-    let mut stop_watch = stop.clone();
-    let mut pending = jobs.into_iter().enumerate();
-
-    for (index, job) in pending.by_ref() {
-        let permit = tokio::select! {
-            biased;
-            () = wait_for(&mut stop_watch, Stop::Graceful) => {
-                record_not_started(&mut results, &events, index, &job);
-                break;
-            }
-            permit = Arc::clone(&permits).acquire_owned() => permit.expect("the semaphore is never closed"),
-        };
+    for (index, job) in jobs.into_iter().enumerate() {
         let layout_lock = match &job.target {
             Target::Oci { layout, .. } => {
                 Some(Arc::clone(layout_locks.entry(layout.clone()).or_default()))
             }
             Target::Registry(_) => None,
         };
+        // Sorted, so two jobs never wait for the same pair of registries in opposite order.
+        let mut hosts: Vec<&str> = vec![job.source.domain()];
+        if let Target::Registry(target) = &job.target {
+            hosts.push(target.domain());
+        }
+        hosts.sort_unstable();
+        hosts.dedup();
+        let gates: Vec<Arc<Semaphore>> = hosts
+            .iter()
+            .filter_map(|h| registries.get(*h).cloned())
+            .collect();
+        let global = Arc::clone(&global);
         let events = events.clone();
+        let mut stop_watch = stop.clone();
+        let not_started = not_started_result(&job);
         let target = job.target.to_string();
         let work = execute(index, job, stop.clone());
         running.spawn(async move {
-            let _permit = permit;
+            let stopped = || {
+                let _ = events.send(Event::Finished {
+                    index,
+                    result: not_started.clone(),
+                });
+                (index, not_started.clone())
+            };
+            let mut held = Vec::with_capacity(gates.len() + 1);
+            for gate in gates.into_iter().chain(std::iter::once(global)) {
+                tokio::select! {
+                    biased;
+                    () = wait_for(&mut stop_watch, Stop::Graceful) => return stopped(),
+                    permit = gate.acquire_owned() => held.push(permit.expect("never closed")),
+                }
+            }
             let _layout = match layout_lock {
                 Some(lock) => Some(lock.lock_owned().await),
                 None => None,
             };
+            if *stop_watch.borrow() >= Stop::Graceful {
+                return stopped();
+            }
             let _ = events.send(Event::Started { index, target });
             let result = work.await;
             let _ = events.send(Event::Finished {
@@ -137,9 +173,7 @@ where
             (index, result)
         });
     }
-    for (index, job) in pending {
-        record_not_started(&mut results, &events, index, &job);
-    }
+    let mut results: Vec<Option<ImageResult>> = vec![None; total];
     while let Some(joined) = running.join_next().await {
         let (index, result) = joined.expect("a job task panicked");
         results[index] = Some(result);
@@ -150,24 +184,14 @@ where
         .collect()
 }
 
-fn record_not_started(
-    results: &mut [Option<ImageResult>],
-    events: &mpsc::UnboundedSender<Event>,
-    index: usize,
-    job: &Job,
-) {
-    let result = ImageResult::failed(
+fn not_started_result(job: &Job) -> ImageResult {
+    ImageResult::failed(
         job,
         FailureKind::Interrupted,
         "not started: ferry was asked to stop".to_owned(),
         0,
         Duration::ZERO,
-    );
-    let _ = events.send(Event::Finished {
-        index,
-        result: result.clone(),
-    });
-    results[index] = Some(result);
+    )
 }
 
 #[cfg(test)]
@@ -211,12 +235,23 @@ mod tests {
     }
 
     /// Runs jobs that each take 20 ms and returns the highest number seen running at once.
-    async fn peak_concurrency(jobs: Vec<Job>, limit: usize) -> (usize, Vec<ImageResult>) {
+    async fn peak_concurrency(
+        jobs: Vec<Job>,
+        limit: usize,
+        per_registry: Vec<(&str, usize)>,
+    ) -> (usize, Vec<ImageResult>) {
         let (_stop_tx, stop) = watch::channel(Stop::Run);
         let (tx, _rx) = mpsc::unbounded_channel();
         let now = Arc::new(AtomicUsize::new(0));
         let peak = Arc::new(AtomicUsize::new(0));
-        let results = run_all(jobs, limit, stop, tx, |_, job, _| {
+        let limits = Limits {
+            global: limit,
+            per_registry: per_registry
+                .into_iter()
+                .map(|(h, n)| (h.to_owned(), n))
+                .collect(),
+        };
+        let results = run_all(jobs, &limits, stop, tx, |_, job, _| {
             let (now, peak) = (Arc::clone(&now), Arc::clone(&peak));
             async move {
                 let running = now.fetch_add(1, Ordering::SeqCst) + 1;
@@ -232,7 +267,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn runs_up_to_the_limit_at_once_and_keeps_job_order() {
-        let (peak, results) = peak_concurrency(jobs(10, false), 3).await;
+        let (peak, results) = peak_concurrency(jobs(10, false), 3, vec![]).await;
         assert_eq!(peak, 3);
         let sources: Vec<_> = results.iter().map(|r| r.source.clone()).collect();
         let expected: Vec<_> = (0..10)
@@ -242,8 +277,18 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread")]
+    async fn a_registry_limit_caps_its_jobs_below_the_global_limit() {
+        // Every test job's source is docker.io.
+        let (peak, results) = peak_concurrency(jobs(8, false), 4, vec![("docker.io", 2)]).await;
+        assert_eq!(peak, 2);
+        assert_eq!(results.len(), 8);
+        let (peak, _) = peak_concurrency(jobs(8, false), 4, vec![("quay.io", 1)]).await;
+        assert_eq!(peak, 4, "a limit on another registry changes nothing");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
     async fn jobs_writing_one_oci_layout_never_overlap() {
-        let (peak, results) = peak_concurrency(jobs(4, true), 4).await;
+        let (peak, results) = peak_concurrency(jobs(4, true), 4, vec![]).await;
         assert_eq!(peak, 1);
         assert!(results.iter().all(|r| r.status == Status::Synced));
     }
@@ -253,7 +298,11 @@ mod tests {
         let (stop_tx, stop) = watch::channel(Stop::Run);
         let (tx, mut rx) = mpsc::unbounded_channel();
         let stop_tx = Arc::new(stop_tx);
-        let results = run_all(jobs(5, false), 1, stop, tx, |index, job, _| {
+        let limits = Limits {
+            global: 1,
+            ..Limits::default()
+        };
+        let results = run_all(jobs(5, false), &limits, stop, tx, |index, job, _| {
             let stop_tx = Arc::clone(&stop_tx);
             async move {
                 if index == 1 {

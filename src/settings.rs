@@ -2,6 +2,7 @@
 //! that can be wrong with the configuration is found here, before any work starts, and
 //! reported as a `SettingsError` (exit code 2).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -73,6 +74,8 @@ pub struct SyncSettings {
     pub src_creds: Option<Credentials>,
     pub dest_creds: Option<Credentials>,
     pub jobs: usize,
+    /// Copies at once per registry host.
+    pub registry_jobs: HashMap<String, usize>,
     pub dry_run: bool,
     pub force: bool,
     pub failed_list: Option<PathBuf>,
@@ -88,6 +91,8 @@ pub enum SettingsError {
     },
     #[error("--jobs must be at least 1")]
     NoJobs,
+    #[error("--registry-jobs \"{value}\" must be HOST=N with N at least 1")]
+    RegistryJobs { value: String },
     #[error("{flag} must be USER:PASS with both parts non-empty")]
     Credentials { flag: &'static str },
     #[error("FERRY_DEST_USERNAME and FERRY_DEST_PASSWORD must be set together")]
@@ -249,10 +254,40 @@ fn sync_settings(args: SyncArgs, verbosity: u8) -> Result<SyncSettings, Settings
         src_creds,
         dest_creds,
         jobs: args.jobs,
+        registry_jobs: registry_jobs(&args.registry_jobs)?,
         dry_run: args.dry_run,
         force: args.force,
         failed_list: args.failed_list,
     })
+}
+
+/// Docker Hub throttles anonymous and free accounts hard; two copies at once is what its
+/// limits allow without tripping them, unless told otherwise.
+const DEFAULT_REGISTRY_JOBS: [(&str, usize); 1] = [("docker.io", 2)];
+
+fn registry_jobs(values: &[String]) -> Result<HashMap<String, usize>, SettingsError> {
+    let mut limits: HashMap<String, usize> = DEFAULT_REGISTRY_JOBS
+        .iter()
+        .map(|(h, n)| ((*h).to_owned(), *n))
+        .collect();
+    for value in values {
+        let bad = || SettingsError::RegistryJobs {
+            value: value.clone(),
+        };
+        let (host, n) = value.split_once('=').ok_or_else(bad)?;
+        let n: usize = n.trim().parse().map_err(|_| bad())?;
+        let host = host.trim();
+        if host.is_empty() || n == 0 {
+            return Err(bad());
+        }
+        // Hosts as ferry writes them: Docker Hub's aliases are docker.io.
+        let host = match host {
+            "index.docker.io" | "registry-1.docker.io" => "docker.io",
+            other => other,
+        };
+        limits.insert(host.to_owned(), n);
+    }
+    Ok(limits)
 }
 
 fn credentials(

@@ -97,7 +97,10 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
         client.requests_sent()
     );
     let (jobs, source_digests, positions, done) = split_plan(entries, &events_tx);
-    let limit = settings.jobs;
+    let limits = scheduler::Limits {
+        global: settings.jobs,
+        per_registry: settings.registry_jobs.clone(),
+    };
     let execute = {
         let context = Arc::clone(&context);
         move |index: usize, job: Job, stop: watch::Receiver<Stop>| {
@@ -112,7 +115,7 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
             }
         }
     };
-    let copied = scheduler::run_all(jobs, limit, stop_rx, events_tx, execute).await;
+    let copied = scheduler::run_all(jobs, &limits, stop_rx, events_tx, execute).await;
     let mut ordered: Vec<(usize, ImageResult)> = done
         .into_iter()
         .chain(positions.into_iter().zip(copied))
