@@ -198,6 +198,11 @@ pub struct AccessArgs {
     #[arg(long, env = "FERRY_DEST_PASSWORD", hide = true, hide_env_values = true)]
     pub dest_password: Option<String>,
 
+    /// Pace ferry's own requests to registry HOST at R per second (repeatable); any registry
+    /// that answers 429 is slowed down by itself
+    #[arg(long = "registry-rps", value_name = "HOST=R")]
+    pub registry_rps: Vec<String>,
+
     /// ImagePorter accounts.json: credentials per registry, for sources and destination
     #[arg(long, value_name = "FILE")]
     pub accounts: Option<PathBuf>,

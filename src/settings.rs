@@ -93,6 +93,8 @@ pub enum SettingsError {
     NoJobs,
     #[error("--registry-jobs \"{value}\" must be HOST=N with N at least 1")]
     RegistryJobs { value: String },
+    #[error("--registry-rps \"{value}\" must be HOST=R with R a positive number")]
+    RegistryRps { value: String },
     #[error("{flag} must be USER:PASS with both parts non-empty")]
     Credentials { flag: &'static str },
     #[error("FERRY_DEST_USERNAME and FERRY_DEST_PASSWORD must be set together")]
@@ -210,6 +212,7 @@ fn common(
             &access.dest_authfile,
         ),
         per_registry_limit: 0,
+        per_registry_rps: registry_rps(&access.registry_rps)?,
     };
     let filter = TagFilter::new(&FilterSpec {
         include: filters.tags.clone(),
@@ -259,6 +262,29 @@ fn sync_settings(args: SyncArgs, verbosity: u8) -> Result<SyncSettings, Settings
         force: args.force,
         failed_list: args.failed_list,
     })
+}
+
+/// Request rates per registry host, keyed by the host requests go to (Docker Hub's API host
+/// for docker.io).
+fn registry_rps(values: &[String]) -> Result<HashMap<String, f64>, SettingsError> {
+    let mut rates = HashMap::new();
+    for value in values {
+        let bad = || SettingsError::RegistryRps {
+            value: value.clone(),
+        };
+        let (host, rate) = value.split_once('=').ok_or_else(bad)?;
+        let rate: f64 = rate.trim().parse().map_err(|_| bad())?;
+        let host = host.trim();
+        if host.is_empty() || !rate.is_finite() || rate <= 0.0 {
+            return Err(bad());
+        }
+        let host = match host {
+            "docker.io" | "index.docker.io" => "registry-1.docker.io",
+            other => other,
+        };
+        rates.insert(host.to_owned(), rate);
+    }
+    Ok(rates)
 }
 
 /// Docker Hub throttles anonymous and free accounts hard; two copies at once is what its

@@ -66,7 +66,8 @@ async fn planned(settings: &PlanSettings) -> Option<Planned> {
     let loaded = load(settings).await?;
     let client = Arc::new(RegistryClient::new(loaded.registry));
     let (entries, dropped) = plan_jobs(&client, settings, loaded.jobs, false).await;
-    let summary = PlanSummary::of(&entries, dropped.len(), client.requests_sent(), started);
+    let mut summary = PlanSummary::of(&entries, dropped.len(), client.requests_sent(), started);
+    summary.throttled = client.throttled_responses();
     Some(Planned {
         entries,
         dropped,
@@ -215,6 +216,8 @@ struct PlanSummary {
     unknown: usize,
     dropped_tags: usize,
     requests: u64,
+    /// 429 answers waited out.
+    throttled: u64,
     seconds: f64,
 }
 
@@ -235,13 +238,18 @@ impl PlanSummary {
             unknown: count(State::Unknown),
             dropped_tags,
             requests,
+            throttled: 0,
             seconds: started.elapsed().as_secs_f64(),
         }
     }
 
     fn line(&self) -> String {
+        let throttled = match self.throttled {
+            0 => String::new(),
+            n => format!(", {n} answered 429"),
+        };
         format!(
-            "{} entries: {} new, {} changed, {} current, {} source-missing, {} unknown ({} requests in {:.1}s)",
+            "{} entries: {} new, {} changed, {} current, {} source-missing, {} unknown ({} requests{throttled} in {:.1}s)",
             self.total, self.new, self.changed, self.current, self.source_missing, self.unknown, self.requests, self.seconds
         )
     }

@@ -92,9 +92,10 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
     let client = Arc::new(RegistryClient::new(settings.plan.registry.clone()));
     let (entries, _dropped) = plan_jobs(&client, &settings.plan, jobs, settings.force).await;
     info!(
-        "planned {} images with {} registry requests",
+        "planned {} images with {} registry requests ({} answered 429)",
         entries.len(),
-        client.requests_sent()
+        client.requests_sent(),
+        client.throttled_responses()
     );
     let (jobs, source_digests, positions, done) = split_plan(entries, &events_tx);
     let limits = scheduler::Limits {

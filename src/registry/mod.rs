@@ -7,12 +7,13 @@
 
 pub mod auth;
 pub mod conf;
+pub mod pace;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, LINK, RETRY_AFTER, WWW_AUTHENTICATE};
@@ -22,13 +23,20 @@ use tokio::sync::Semaphore;
 
 use self::auth::{parse_challenge, AuthError, Challenge, CredentialSources};
 use self::conf::{ConfError, Endpoint, RegistriesConf};
+use self::pace::{parse_retry_after, Pacer};
 use crate::engine::FailureKind;
+use tracing::warn;
 
 /// Every manifest type a multi-arch mirror deals with; the top-level digest is what matters.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
     application/vnd.oci.image.manifest.v1+json, \
     application/vnd.docker.distribution.manifest.list.v2+json, \
     application/vnd.docker.distribution.manifest.v2+json";
+
+/// 429s one request waits out before it reports the registry as rate limited.
+const MAX_THROTTLED_RETRIES: u32 = 8;
+/// The longest `Retry-After` honoured for one wait; longer ones fail the lookup instead.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
 
 /// Requests in flight to one registry host at most, unless configured otherwise.
 pub const DEFAULT_PER_REGISTRY_LIMIT: usize = 8;
@@ -84,6 +92,8 @@ pub struct ClientOptions {
     pub source: SideOptions,
     pub destination: SideOptions,
     pub per_registry_limit: usize,
+    /// Requests per second per registry endpoint host (`--registry-rps`).
+    pub per_registry_rps: HashMap<String, f64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,7 +155,9 @@ pub struct RegistryClient {
     schemes: tokio::sync::Mutex<HashMap<(String, Side), &'static str>>,
     authorizations: Mutex<HashMap<(String, String), AuthSlot>>,
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    pacers: Mutex<HashMap<String, Pacer>>,
     requests: AtomicU64,
+    throttled: AtomicU64,
 }
 
 impl RegistryClient {
@@ -156,13 +168,51 @@ impl RegistryClient {
             schemes: tokio::sync::Mutex::default(),
             authorizations: Mutex::default(),
             limits: Mutex::default(),
+            pacers: Mutex::default(),
             requests: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
         }
     }
 
     /// HTTP requests sent so far (including token requests and probes).
     pub fn requests_sent(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// 429 responses received so far.
+    pub fn throttled_responses(&self) -> u64 {
+        self.throttled.load(Ordering::Relaxed)
+    }
+
+    /// Waits for this host's next request slot.
+    async fn pace(&self, host: &str) {
+        let wait = {
+            let mut pacers = self.pacers.lock().expect("lock");
+            let rate = self.options.per_registry_rps.get(host).copied();
+            let pacer = pacers
+                .entry(host.to_owned())
+                .or_insert_with(|| Pacer::new(rate, Instant::now()));
+            pacer.reserve(Instant::now())
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Slows this host down after a 429 and returns how long the registry asked to wait.
+    fn throttle(&self, host: &str, response: &Response, attempt: u32) -> Duration {
+        self.throttled.fetch_add(1, Ordering::Relaxed);
+        let retry_after = header(response.headers(), RETRY_AFTER.as_str())
+            .and_then(|v| parse_retry_after(&v, SystemTime::now()))
+            .unwrap_or(Duration::from_secs(1 << attempt.min(5)))
+            .min(MAX_RETRY_AFTER);
+        let mut pacers = self.pacers.lock().expect("lock");
+        let rate = self.options.per_registry_rps.get(host).copied();
+        let pacer = pacers
+            .entry(host.to_owned())
+            .or_insert_with(|| Pacer::new(rate, Instant::now()));
+        pacer.throttled(Instant::now(), retry_after);
+        retry_after
     }
 
     fn endpoint(&self, side: Side, name: &str) -> Result<Endpoint, RegistryError> {
@@ -298,12 +348,27 @@ impl RegistryClient {
         };
         let mut authorization = known.flatten();
         let mut challenged = false;
+        let mut throttled = 0;
         loop {
+            self.pace(&endpoint.host).await;
             let mut request = client.request(method.clone(), &url).header(ACCEPT, accept);
             if let Some(value) = &authorization {
                 request = request.header(AUTHORIZATION, value);
             }
             let response = self.counted(request, what).await?;
+            if response.status() == StatusCode::TOO_MANY_REQUESTS
+                && throttled < MAX_THROTTLED_RETRIES
+            {
+                throttled += 1;
+                let wait = self.throttle(&endpoint.host, &response, throttled);
+                warn!(
+                    "{}: rate limited (HTTP 429); pausing {:.1}s and slowing down",
+                    endpoint.host,
+                    wait.as_secs_f64()
+                );
+                continue;
+            }
+            note_quota(&endpoint.host, response.headers());
             if response.status() != StatusCode::UNAUTHORIZED || challenged {
                 if let Some(mut guard) = first.take() {
                     *guard = Some(authorization);
@@ -581,6 +646,22 @@ async fn read_json<T: serde::de::DeserializeOwned>(
         what: what.to_owned(),
         message: e.to_string(),
     })
+}
+
+/// Docker Hub reports its pull quota as `ratelimit-remaining: 0;w=21600`; say so when it is
+/// spent, since the 429s that follow are the quota, not a fault.
+fn note_quota(host: &str, headers: &HeaderMap) {
+    let Some(remaining) = header(headers, "ratelimit-remaining") else {
+        return;
+    };
+    let count = remaining
+        .split(';')
+        .next()
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    if count == Some(0) {
+        let limit = header(headers, "ratelimit-limit").unwrap_or_else(|| "?".to_owned());
+        warn!("{host}: pull quota spent (ratelimit-limit {limit}); requests will wait for the registry to allow more");
+    }
 }
 
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {
