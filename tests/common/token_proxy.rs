@@ -1,9 +1,15 @@
-//! A stand-in for Docker Hub's token auth in front of a plain `docker-registry`: every `/v2/`
-//! request needs `Authorization: Bearer <token>`, tokens come from `GET /token` for Basic
-//! credentials and are bound to the one repository of the requested scope, and authorized
-//! `GET`/`HEAD` requests are forwarded to the real registry. docker-registry's own token auth
-//! needs a key pair and a token server; this std-only HTTP/1.1 server is small and records
-//! every request, so tests can check how often ferry asks for a token.
+//! Stand-ins for Docker Hub's front door in front of a plain `docker-registry`, in two modes.
+//!
+//! - Token auth (`TokenProxy::start`): every `/v2/` request needs `Authorization: Bearer
+//!   <token>`, tokens come from `GET /token` for Basic credentials and are bound to the one
+//!   repository of the requested scope, and authorized `GET`/`HEAD` requests are forwarded to the
+//!   real registry. docker-registry's own token auth needs a key pair and a token server.
+//! - Rate limit (`TokenProxy::rate_limited`): no auth, but a request limit like nginx
+//!   `limit_req` without `burst`; a request over it gets Docker Hub's `429` with `Retry-After`.
+//!   A real registry cannot be made to throttle on demand.
+//!
+//! This std-only HTTP/1.1 server is small and records every request, so tests can check how
+//! often ferry asks for a token or was told to slow down.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -13,7 +19,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
@@ -31,27 +37,83 @@ pub struct TokenProxy {
 
 struct Shared {
     upstream: String,
-    /// The `Authorization` value the token endpoint accepts.
-    basic: String,
-    realm: String,
-    /// Issued token -> the repository it opens (None: none, only `/v2/` itself).
-    tokens: Mutex<HashMap<String, Option<String>>>,
+    gate: Gate,
     /// "METHOD target [bearer] -> status", one line per request, in order of answer.
     log: Mutex<Vec<String>>,
     stopping: AtomicBool,
 }
 
+/// What a request must pass before it is forwarded.
+enum Gate {
+    Token(TokenAuth),
+    Rate(Mutex<Bucket>),
+}
+
+struct TokenAuth {
+    /// The `Authorization` value the token endpoint accepts.
+    basic: String,
+    realm: String,
+    /// Issued token -> the repository it opens (None: none, only `/v2/` itself).
+    tokens: Mutex<HashMap<String, Option<String>>>,
+}
+
+/// A token bucket of capacity one, full at the start. With room for a single token its whole
+/// state is the instant the next token arrives, which keeps the arithmetic exact.
+struct Bucket {
+    /// Time to refill one token; zero means no limit.
+    interval: Duration,
+    next: Instant,
+}
+
+impl Bucket {
+    fn new(requests_per_second: f64) -> Bucket {
+        let valid = requests_per_second > 0.0; // also false for NaN
+        assert!(valid, "rate limit must be positive: {requests_per_second}");
+        Bucket {
+            interval: Duration::from_secs_f64(1.0 / requests_per_second),
+            next: Instant::now(),
+        }
+    }
+
+    /// Takes the token, or says how long until there is one. A refused request takes nothing:
+    /// it does not push the next token further away (as with nginx).
+    fn take(&mut self, now: Instant) -> Result<(), Duration> {
+        if now < self.next {
+            return Err(self.next - now);
+        }
+        self.next = now + self.interval;
+        Ok(())
+    }
+}
+
 impl TokenProxy {
     /// Serve in front of `upstream` ("127.0.0.1:PORT"), issuing tokens to `user`:`password`.
     pub fn start(upstream: &str, user: &str, password: &str) -> TokenProxy {
+        let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        TokenProxy::serve(upstream, |addr| {
+            Gate::Token(TokenAuth {
+                basic: format!("Basic {pair}"),
+                realm: format!("http://{addr}/token"),
+                tokens: Mutex::default(),
+            })
+        })
+    }
+
+    /// Serve in front of `upstream` ("127.0.0.1:PORT") without auth, forwarding every `GET` and
+    /// `HEAD` as long as the client keeps under `requests_per_second` (`f64::INFINITY`: no
+    /// limit). A request while the bucket is empty gets `429` with `Retry-After` in whole
+    /// seconds (at least 1) and Docker Hub's `TOOMANYREQUESTS` error; the connection stays open.
+    pub fn rate_limited(upstream: &str, requests_per_second: f64) -> TokenProxy {
+        let bucket = Bucket::new(requests_per_second);
+        TokenProxy::serve(upstream, |_| Gate::Rate(Mutex::new(bucket)))
+    }
+
+    fn serve(upstream: &str, gate: impl FnOnce(SocketAddr) -> Gate) -> TokenProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the token proxy");
         let addr = listener.local_addr().expect("token proxy address");
-        let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         let shared = Arc::new(Shared {
             upstream: upstream.to_string(),
-            basic: format!("Basic {pair}"),
-            realm: format!("http://{addr}/token"),
-            tokens: Mutex::default(),
+            gate: gate(addr),
             log: Mutex::default(),
             stopping: AtomicBool::new(false),
         });
@@ -85,7 +147,7 @@ impl TokenProxy {
         self.count(|line| line.contains(" /token?") || line.contains(" /token "))
     }
 
-    /// Requests to `/v2/…`, forwarded or answered 401.
+    /// Requests to `/v2/…`, forwarded or refused (401 or 429).
     pub fn registry_requests(&self) -> usize {
         self.count(|line| line.contains(" /v2"))
     }
@@ -93,6 +155,11 @@ impl TokenProxy {
     /// `/v2/…` requests answered 401 with a challenge.
     pub fn unauthorized(&self) -> usize {
         self.count(|line| line.contains(" /v2") && line.ends_with("-> 401"))
+    }
+
+    /// Requests answered `429 Too Many Requests`.
+    pub fn rate_limited(&self) -> usize {
+        self.count(|line| line.ends_with("-> 429"))
     }
 
     /// Every request seen, one line each, for failure messages.
@@ -231,12 +298,38 @@ fn read_more(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> bool {
 }
 
 fn answer(shared: &Shared, request: &Request) -> Answer {
+    match &shared.gate {
+        Gate::Token(auth) => answer_with_token(shared, auth, request),
+        Gate::Rate(bucket) => {
+            let taken = bucket.lock().unwrap().take(Instant::now());
+            if let Err(wait) = taken {
+                return too_many_requests(wait);
+            }
+            if request.method != "GET" && request.method != "HEAD" {
+                return plain(405, "only GET and HEAD are forwarded");
+            }
+            forward(shared, request).unwrap_or_else(|e| plain(502, &format!("upstream: {e}")))
+        }
+    }
+}
+
+/// Docker Hub's answer over the pull limit; `Retry-After` is `wait` rounded up to whole seconds,
+/// at least 1, as the header has no fractions.
+fn too_many_requests(wait: Duration) -> Answer {
+    let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+    let body = r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"rate limit exceeded"}]}"#;
+    let mut answer = json(429, body.to_string());
+    answer.headers.push(("Retry-After", seconds.to_string()));
+    answer
+}
+
+fn answer_with_token(shared: &Shared, auth: &TokenAuth, request: &Request) -> Answer {
     let (path, query) = request
         .target
         .split_once('?')
         .unwrap_or((&request.target, ""));
     if path == "/token" {
-        return issue_token(shared, request, query);
+        return issue_token(auth, request, query);
     }
     if path != "/v2" && !path.starts_with("/v2/") {
         return plain(404, "not found");
@@ -245,14 +338,14 @@ fn answer(shared: &Shared, request: &Request) -> Answer {
     let bearer = request
         .header("authorization")
         .and_then(|v| v.strip_prefix("Bearer "));
-    let opens = bearer.and_then(|token| shared.tokens.lock().unwrap().get(token).cloned());
+    let opens = bearer.and_then(|token| auth.tokens.lock().unwrap().get(token).cloned());
     // Any token opens `/v2/`; a repository needs a token issued for it.
     let valid = opens.is_some_and(|opens| repository.is_none() || opens == repository);
     if !valid {
         let scope = repository.map_or(String::new(), |r| format!(",scope=\"repository:{r}:pull\""));
         let challenge = format!(
             "Bearer realm=\"{}\",service=\"{SERVICE}\"{scope}",
-            shared.realm
+            auth.realm
         );
         let body = r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#;
         let mut unauthorized = json(401, body.to_string());
@@ -273,7 +366,7 @@ fn repository_of(path: &str) -> Option<String> {
     Some(rest[..at].to_string())
 }
 
-fn issue_token(shared: &Shared, request: &Request, query: &str) -> Answer {
+fn issue_token(auth: &TokenAuth, request: &Request, query: &str) -> Answer {
     let pairs = query.split('&').filter_map(|pair| pair.split_once('='));
     let params: Vec<(String, String)> = pairs.map(|(k, v)| (unescape(k), unescape(v))).collect();
     let param = |key: &str| {
@@ -285,7 +378,7 @@ fn issue_token(shared: &Shared, request: &Request, query: &str) -> Answer {
     if param("service") != Some(SERVICE) {
         return plain(400, "unknown service");
     }
-    if request.header("authorization") != Some(shared.basic.as_str()) {
+    if request.header("authorization") != Some(auth.basic.as_str()) {
         return json(
             401,
             r#"{"details":"incorrect username or password"}"#.to_string(),
@@ -302,8 +395,7 @@ fn issue_token(shared: &Shared, request: &Request, query: &str) -> Answer {
     };
     let random = || RandomState::new().build_hasher().finish();
     let token = format!("{:016x}{:016x}", random(), random());
-    shared
-        .tokens
+    auth.tokens
         .lock()
         .unwrap()
         .insert(token.clone(), repository);
@@ -314,16 +406,23 @@ fn issue_token(shared: &Shared, request: &Request, query: &str) -> Answer {
 }
 
 /// Sends the request on to the registry as HTTP/1.0, so the body ends where the stream does.
+/// Every `Accept` line goes along: skopeo sends one per media type, and a registry that sees only
+/// the first would answer an index with one of its platform manifests. `Range` goes along too,
+/// for a client resuming a blob.
 fn forward(shared: &Shared, request: &Request) -> io::Result<Answer> {
     let mut upstream = TcpStream::connect(&shared.upstream)?;
     upstream.set_read_timeout(Some(IDLE_TIMEOUT))?;
-    let accept = request
-        .header("accept")
-        .map_or(String::new(), |a| format!("Accept: {a}\r\n"));
+    let passed = ["Accept", "Range"];
+    let mut passed_on = String::new();
+    for (key, value) in &request.headers {
+        if let Some(key) = passed.iter().find(|p| p.eq_ignore_ascii_case(key)) {
+            passed_on.push_str(&format!("{key}: {value}\r\n"));
+        }
+    }
     let (method, target, host) = (&request.method, &request.target, &shared.upstream);
     write!(
         upstream,
-        "{method} {target} HTTP/1.0\r\nHost: {host}\r\n{accept}\r\n"
+        "{method} {target} HTTP/1.0\r\nHost: {host}\r\n{passed_on}\r\n"
     )?;
     let mut raw = Vec::new();
     upstream.read_to_end(&mut raw)?;
@@ -336,20 +435,34 @@ fn forward(shared: &Shared, request: &Request) -> io::Result<Answer> {
     let kept = [
         "Content-Type",
         "Docker-Content-Digest",
+        "Docker-Distribution-Api-Version",
         "Content-Length",
+        "Content-Range",
         "Link",
     ];
     let mut headers = Vec::new();
+    let mut length = None;
     for (key, value) in lines.filter_map(|l| l.split_once(':')) {
         let Some(&key) = kept.iter().find(|k| k.eq_ignore_ascii_case(key.trim())) else {
             continue;
         };
+        let value = value.trim().to_string();
         // A GET's Content-Length is the body's, added on the way out; a HEAD's is the registry's.
+        if key == "Content-Length" {
+            length = value.parse::<usize>().ok();
+        }
         if key != "Content-Length" || method == "HEAD" {
-            headers.push((key, value.trim().to_string()));
+            headers.push((key, value));
         }
     }
     let body = raw[at + 4..].to_vec();
+    // A registry that dies mid-blob must not look like one that sent a short blob.
+    if let Some(length) = length.filter(|&n| method != "HEAD" && n != body.len()) {
+        let got = body.len();
+        return Err(io::Error::other(format!(
+            "the registry sent {got} of {length} bytes"
+        )));
+    }
     Ok(Answer {
         status,
         headers,
@@ -378,10 +491,13 @@ fn json(status: u16, text: String) -> Answer {
 fn write_answer(stream: &mut TcpStream, answer: Answer, head_only: bool) -> io::Result<()> {
     let reason = match answer.status {
         200 => "OK",
+        206 => "Partial Content",
         400 => "Bad Request",
         401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        416 => "Range Not Satisfiable",
+        429 => "Too Many Requests",
         502 => "Bad Gateway",
         _ => "",
     };
