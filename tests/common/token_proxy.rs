@@ -157,8 +157,9 @@ impl TokenProxy {
         self.count(|line| line.contains(" /v2") && line.ends_with("-> 401"))
     }
 
-    /// Requests answered `429 Too Many Requests`.
-    pub fn rate_limited(&self) -> usize {
+    /// Requests answered `429 Too Many Requests`. (Not `rate_limited`: that name is taken by the
+    /// constructor, and Rust has no overloading.)
+    pub fn throttled(&self) -> usize {
         self.count(|line| line.ends_with("-> 429"))
     }
 
