@@ -184,9 +184,10 @@ impl RegistryClient {
         self.throttled.load(Ordering::Relaxed)
     }
 
-    /// Waits for this host's next request slot.
-    async fn pace(&self, host: &str) {
-        let wait = {
+    /// Waits for this host's next request slot; returns when the slot was reserved, which
+    /// tells whether a 429 answered the current pace or an older one.
+    async fn pace(&self, host: &str) -> Instant {
+        let slot = {
             let mut pacers = self.pacers.lock().expect("lock");
             let rate = self.options.per_registry_rps.get(host).copied();
             let pacer = pacers
@@ -194,13 +195,13 @@ impl RegistryClient {
                 .or_insert_with(|| Pacer::new(rate, Instant::now()));
             pacer.reserve(Instant::now())
         };
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
+        let reserved = Instant::now();
+        tokio::time::sleep_until(slot.into()).await;
+        reserved
     }
 
     /// Slows this host down after a 429 and returns how long the registry asked to wait.
-    fn throttle(&self, host: &str, response: &Response, attempt: u32) -> Duration {
+    fn throttle(&self, host: &str, sent: Instant, response: &Response, attempt: u32) -> Duration {
         self.throttled.fetch_add(1, Ordering::Relaxed);
         let retry_after = header(response.headers(), RETRY_AFTER.as_str())
             .and_then(|v| parse_retry_after(&v, SystemTime::now()))
@@ -211,7 +212,7 @@ impl RegistryClient {
         let pacer = pacers
             .entry(host.to_owned())
             .or_insert_with(|| Pacer::new(rate, Instant::now()));
-        pacer.throttled(Instant::now(), retry_after);
+        pacer.throttled(Instant::now(), sent, retry_after);
         retry_after
     }
 
@@ -350,7 +351,7 @@ impl RegistryClient {
         let mut challenged = false;
         let mut throttled = 0;
         loop {
-            self.pace(&endpoint.host).await;
+            let sent = self.pace(&endpoint.host).await;
             let mut request = client.request(method.clone(), &url).header(ACCEPT, accept);
             if let Some(value) = &authorization {
                 request = request.header(AUTHORIZATION, value);
@@ -360,7 +361,7 @@ impl RegistryClient {
                 && throttled < MAX_THROTTLED_RETRIES
             {
                 throttled += 1;
-                let wait = self.throttle(&endpoint.host, &response, throttled);
+                let wait = self.throttle(&endpoint.host, sent, &response, throttled);
                 warn!(
                     "{}: rate limited (HTTP 429); pausing {:.1}s and slowing down",
                     endpoint.host,

@@ -13,6 +13,9 @@ const SLOWEST_INTERVAL: Duration = Duration::from_secs(10);
 pub struct Pacer {
     interval: Option<Duration>,
     next: Instant,
+    /// When the pace last slowed: 429s for requests sent before then were answers to the old
+    /// pace and must not slow it again (several are in flight when a registry starts refusing).
+    slowed_at: Option<Instant>,
 }
 
 impl Pacer {
@@ -23,23 +26,29 @@ impl Pacer {
                 .filter(|r| *r > 0.0)
                 .map(|r| Duration::from_secs_f64(1.0 / r)),
             next: now,
+            slowed_at: None,
         }
     }
 
-    /// Reserves the next slot and returns how long to wait for it.
-    pub fn reserve(&mut self, now: Instant) -> Duration {
+    /// Reserves the next slot: the instant the request may go out.
+    pub fn reserve(&mut self, now: Instant) -> Instant {
         let slot = self.next.max(now);
         self.next = slot + self.interval.unwrap_or(Duration::ZERO);
-        slot - now
+        slot
     }
 
-    /// A 429: nothing before `retry_after` from now, and half the pace from then on.
-    pub fn throttled(&mut self, now: Instant, retry_after: Duration) {
-        let slower = match self.interval {
-            None => FIRST_THROTTLED_INTERVAL,
-            Some(interval) => interval.saturating_mul(2).min(SLOWEST_INTERVAL),
-        };
-        self.interval = Some(slower.max(self.interval.unwrap_or(Duration::ZERO)));
+    /// A 429 for a request whose slot was reserved at `sent`: nothing before `retry_after`
+    /// from now, and half the pace from then on, unless the pace already slowed since that
+    /// reservation (it was spaced at the old pace).
+    pub fn throttled(&mut self, now: Instant, sent: Instant, retry_after: Duration) {
+        if self.slowed_at.is_none_or(|slowed| sent > slowed) {
+            let slower = match self.interval {
+                None => FIRST_THROTTLED_INTERVAL,
+                Some(interval) => interval.saturating_mul(2).min(SLOWEST_INTERVAL),
+            };
+            self.interval = Some(slower);
+            self.slowed_at = Some(now);
+        }
         self.next = self.next.max(now + retry_after);
     }
 
@@ -95,7 +104,7 @@ mod tests {
     fn a_configured_rate_spaces_requests() {
         let now = Instant::now();
         let mut pacer = Pacer::new(Some(2.0), now);
-        let waits: Vec<Duration> = (0..4).map(|_| pacer.reserve(now)).collect();
+        let waits: Vec<Duration> = (0..4).map(|_| pacer.reserve(now) - now).collect();
         let ms = |n| Duration::from_millis(n);
         assert_eq!(waits, [ms(0), ms(500), ms(1000), ms(1500)]);
     }
@@ -104,19 +113,25 @@ mod tests {
     fn unpaced_until_throttled_then_slower_with_each_429() {
         let now = Instant::now();
         let mut pacer = Pacer::new(None, now);
-        assert_eq!(pacer.reserve(now), Duration::ZERO);
-        assert_eq!(pacer.reserve(now), Duration::ZERO);
-        pacer.throttled(now, Duration::from_secs(1));
+        let first = pacer.reserve(now);
+        let second = pacer.reserve(now);
+        assert_eq!((first, second), (now, now));
+        pacer.throttled(now, first, Duration::from_secs(1));
+        // The other request was in flight at the old pace: its 429 does not slow us twice.
+        pacer.throttled(now, second, Duration::from_secs(1));
+        assert_eq!(pacer.interval(), Some(Duration::from_millis(250)));
         assert_eq!(
-            pacer.reserve(now),
+            pacer.reserve(now) - now,
             Duration::from_secs(1),
             "nothing before Retry-After"
         );
-        assert_eq!(pacer.interval(), Some(Duration::from_millis(250)));
-        pacer.throttled(now, Duration::ZERO);
+        let later = now + Duration::from_secs(2);
+        let sent = pacer.reserve(later);
+        pacer.throttled(later, sent, Duration::ZERO);
         assert_eq!(pacer.interval(), Some(Duration::from_millis(500)));
-        for _ in 0..20 {
-            pacer.throttled(now, Duration::ZERO);
+        for step in 3..30 {
+            let sent = pacer.reserve(now + Duration::from_secs(step * 20));
+            pacer.throttled(sent, sent, Duration::ZERO);
         }
         assert_eq!(pacer.interval(), Some(Duration::from_secs(10)));
     }

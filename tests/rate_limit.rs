@@ -1,0 +1,88 @@
+//! A source registry that allows 2 requests per second (a token bucket answering 429 with
+//! Retry-After, in front of a real registry): ferry and skopeo must get through it without
+//! a single failed image, and a no-op rerun must take about tags / rate seconds, not fail.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::mirror::*;
+use common::token_proxy::TokenProxy;
+use common::*;
+
+const RATE: f64 = 2.0;
+const IMAGES: usize = 8;
+
+#[test]
+fn a_throttled_source_syncs_without_failures_and_a_no_op_rerun_runs_at_its_rate() {
+    let m = Mirror::new(false);
+    let mut digests = Vec::new();
+    for i in 0..IMAGES {
+        digests.push(m.push(&format!("library/img-{i}:1.0"), &format!("img-{i}")));
+    }
+    let proxy = TokenProxy::rate_limited(&m.source.addr(), RATE);
+    // docker.io now reaches the source only through the limiter.
+    let conf = registries_conf(m.scratch.path(), &[("docker.io", &proxy.addr())]);
+    let list: String = (0..IMAGES).map(|i| format!("img-{i}:1.0\n")).collect();
+    let list = m.write("images.list", &list);
+    let sync = |report: &str| {
+        let mut cmd = m.sync(&list);
+        cmd.env("CONTAINERS_REGISTRIES_CONF", &conf);
+        cmd.args([
+            "--retry-delay",
+            "1s",
+            "--max-retry-delay",
+            "8s",
+            "--retry-times",
+            "8",
+            "--report",
+        ]);
+        cmd.arg(m.scratch.path().join(report));
+        cmd
+    };
+
+    let cold = Instant::now();
+    let out = run(&mut sync("cold.json"), 0);
+    let cold = cold.elapsed();
+    let report_cold = report(&m.scratch.path().join("cold.json"));
+    assert_eq!(
+        report_cold["summary"]["synced"],
+        IMAGES,
+        "{}",
+        stdout_of(&out)
+    );
+    assert_eq!(report_cold["summary"]["failed"], 0);
+    for (i, digest) in digests.iter().enumerate() {
+        let target = format!("{}/docker.io/library/img-{i}:1.0", m.prefix());
+        assert_eq!(m.target_digest(&target).as_ref(), Some(digest), "{target}");
+    }
+    let cold_429s = proxy.throttled();
+
+    let no_op = Instant::now();
+    let out = run(&mut sync("no-op.json"), 0);
+    let no_op = no_op.elapsed();
+    let report_no_op = report(&m.scratch.path().join("no-op.json"));
+    assert_eq!(
+        report_no_op["summary"]["skipped"],
+        IMAGES,
+        "{}",
+        stdout_of(&out)
+    );
+    let expected = Duration::from_secs_f64(IMAGES as f64 / RATE);
+    println!(
+        "cold {:.1}s ({cold_429s} x 429), no-op {:.1}s ({} x 429) for {IMAGES} tags at {RATE} req/s (expected about {:.1}s)",
+        cold.as_secs_f64(),
+        no_op.as_secs_f64(),
+        proxy.throttled() - cold_429s,
+        expected.as_secs_f64()
+    );
+    // One HEAD per tag at the source's pace: about tags / rate, never failing, never much slower.
+    assert!(
+        no_op >= expected / 2,
+        "the no-op run was faster than the limiter allows: {no_op:?}"
+    );
+    assert!(
+        no_op <= expected * 3,
+        "the no-op run took {no_op:?}, expected about {expected:?}"
+    );
+}
