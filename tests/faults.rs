@@ -123,13 +123,23 @@ fn a_transient_network_failure_is_retried_and_counted() {
 
 #[test]
 fn missing_images_and_untrusted_certificates_fail_on_the_first_attempt() {
-    // --force skips the plan, so skopeo itself meets the missing image.
+    // --force skips the plan, so skopeo itself meets the missing image. The source is named
+    // by its own address (with an explicit target, as a port requires), so no docker.io name
+    // and no registries.conf are involved.
     let m = Mirror::new(false);
-    let list = m.write("images.list", "nginx:9.9\n");
+    m.push("library/nginx:1.25", "nginx");
+    let list = m.write(
+        "images.list",
+        &format!(
+            "{}/library/nginx:9.9 {}/x/nginx:9.9\n",
+            m.source.addr(),
+            m.dest.addr()
+        ),
+    );
     let report_path = m.scratch.path().join("report.json");
     run(
         m.sync(&list)
-            .args(["--force", "--retry-delay", "5s"])
+            .args(["--force", "--retry-delay", "5s", "--src-tls-verify=false"])
             .arg("--report")
             .arg(&report_path),
         1,

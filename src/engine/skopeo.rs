@@ -304,11 +304,17 @@ fn unquote_logfmt(value: &str) -> String {
 
 /// Classifies a skopeo failure message. Order matters: a TLS failure is reported inside a
 /// "pinging container registry" network message, and a 404 during authentication is still a
-/// missing image.
+/// missing image. Status codes are matched only with their words: messages carry registry
+/// addresses, and a port such as 34291 must not read as a 429.
 pub fn classify(message: &str) -> FailureKind {
     let m = message.to_ascii_lowercase();
     let any = |needles: &[&str]| needles.iter().any(|n| m.contains(n));
-    if any(&["toomanyrequests", "too many requests", "429"]) {
+    if any(&[
+        "toomanyrequests",
+        "too many requests",
+        "status 429",
+        "status code 429",
+    ]) {
         FailureKind::RateLimited
     } else if any(&[
         "unauthorized",
@@ -316,7 +322,8 @@ pub fn classify(message: &str) -> FailureKind {
         "requested access to the resource is denied",
         "denied:",
         "invalid username/password",
-        "401",
+        "status 401",
+        "status code 401",
     ]) {
         FailureKind::Unauthorized
     } else if any(&[
@@ -324,7 +331,8 @@ pub fn classify(message: &str) -> FailureKind {
         "name unknown",
         "repository name not known",
         "not found",
-        "404",
+        "status 404",
+        "status code 404",
     ]) {
         FailureKind::NotFound
     } else if any(&[
@@ -634,6 +642,11 @@ mod tests {
             ("pinging container registry 127.0.0.1:5056: Get \"https://127.0.0.1:5056/v2/\": http: server gave HTTP response to HTTPS client", FailureKind::Tls),
             ("pinging container registry h: Get \"https://h/v2/\": x509: certificate signed by unknown authority", FailureKind::Tls),
             ("copying system image from manifest list: writing blob: happened", FailureKind::Other),
+            // Ports that look like status codes are just ports.
+            ("reading manifest 9.9 in 127.0.0.1:34291/library/nginx: manifest unknown: manifest unknown", FailureKind::NotFound),
+            ("reading manifest 1 in 127.0.0.1:54010/x: manifest unknown", FailureKind::NotFound),
+            ("pinging container registry 127.0.0.1:40404: dial tcp 127.0.0.1:40404: connect: connection refused", FailureKind::Network),
+            ("reading manifest 1 in r: received unexpected HTTP status: 429 Too Many Requests", FailureKind::RateLimited),
         ];
         for (message, kind) in table {
             assert_eq!(classify(message), kind, "{message}");
