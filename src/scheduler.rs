@@ -54,6 +54,22 @@ pub struct ImageResult {
 }
 
 impl ImageResult {
+    /// A result for a job whose target already holds the source's digest.
+    pub fn skipped(job: &Job, digest: Option<String>) -> ImageResult {
+        ImageResult {
+            origin: job.origin.clone(),
+            source: job.source.to_string(),
+            target: job.target.to_string(),
+            list_line: job.as_list_line(),
+            status: Status::Skipped,
+            digest,
+            progress: Progress::default(),
+            attempts: 0,
+            duration: Duration::ZERO,
+            error: None,
+        }
+    }
+
     /// A result for a job that ended without (or before) running its copy.
     pub fn failed(
         job: &Job,

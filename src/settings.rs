@@ -71,8 +71,6 @@ pub struct SyncSettings {
     pub skopeo: SkopeoOptions,
     pub retry: RetryPolicy,
     pub image_timeout: Duration,
-    pub src_creds: Option<Credentials>,
-    pub dest_creds: Option<Credentials>,
     pub jobs: usize,
     /// Copies at once per registry host.
     pub registry_jobs: HashMap<String, usize>,
@@ -244,7 +242,6 @@ fn sync_settings(args: SyncArgs, verbosity: u8) -> Result<SyncSettings, Settings
         args.report.clone(),
         verbosity,
     )?;
-    let (src_creds, dest_creds) = credentials(&args.access)?;
     Ok(SyncSettings {
         skopeo: skopeo_options(&args.access, &args.skopeo, args.dry_run)?,
         retry: RetryPolicy {
@@ -254,8 +251,6 @@ fn sync_settings(args: SyncArgs, verbosity: u8) -> Result<SyncSettings, Settings
         },
         image_timeout: args.skopeo.image_timeout,
         plan,
-        src_creds,
-        dest_creds,
         jobs: args.jobs,
         registry_jobs: registry_jobs(&args.registry_jobs)?,
         dry_run: args.dry_run,
@@ -267,53 +262,51 @@ fn sync_settings(args: SyncArgs, verbosity: u8) -> Result<SyncSettings, Settings
 /// Request rates per registry host, keyed by the host requests go to (Docker Hub's API host
 /// for docker.io).
 fn registry_rps(values: &[String]) -> Result<HashMap<String, f64>, SettingsError> {
-    let mut rates = HashMap::new();
-    for value in values {
-        let bad = || SettingsError::RegistryRps {
-            value: value.clone(),
-        };
-        let (host, rate) = value.split_once('=').ok_or_else(bad)?;
-        let rate: f64 = rate.trim().parse().map_err(|_| bad())?;
-        let host = host.trim();
-        if host.is_empty() || !rate.is_finite() || rate <= 0.0 {
-            return Err(bad());
-        }
-        let host = match host {
-            "docker.io" | "index.docker.io" => "registry-1.docker.io",
-            other => other,
-        };
-        rates.insert(host.to_owned(), rate);
-    }
-    Ok(rates)
+    let bad = |value: &String| SettingsError::RegistryRps {
+        value: value.clone(),
+    };
+    let valid = |rate: &f64| rate.is_finite() && *rate > 0.0;
+    host_values(values, HashMap::new(), "registry-1.docker.io", valid, bad)
 }
 
 /// Docker Hub throttles anonymous and free accounts hard; two copies at once is what its
 /// limits allow without tripping them, unless told otherwise.
 const DEFAULT_REGISTRY_JOBS: [(&str, usize); 1] = [("docker.io", 2)];
 
+/// Copies at once per registry host, keyed as ferry writes hosts (docker.io).
 fn registry_jobs(values: &[String]) -> Result<HashMap<String, usize>, SettingsError> {
-    let mut limits: HashMap<String, usize> = DEFAULT_REGISTRY_JOBS
+    let defaults = DEFAULT_REGISTRY_JOBS
         .iter()
         .map(|(h, n)| ((*h).to_owned(), *n))
         .collect();
+    let bad = |value: &String| SettingsError::RegistryJobs {
+        value: value.clone(),
+    };
+    host_values(values, defaults, "docker.io", |n: &usize| *n > 0, bad)
+}
+
+/// Parses repeated `HOST=VALUE` flags over `defaults`; Docker Hub's aliases become `hub`.
+fn host_values<T: std::str::FromStr>(
+    values: &[String],
+    mut map: HashMap<String, T>,
+    hub: &str,
+    valid: impl Fn(&T) -> bool,
+    bad: impl Fn(&String) -> SettingsError,
+) -> Result<HashMap<String, T>, SettingsError> {
     for value in values {
-        let bad = || SettingsError::RegistryJobs {
-            value: value.clone(),
-        };
-        let (host, n) = value.split_once('=').ok_or_else(bad)?;
-        let n: usize = n.trim().parse().map_err(|_| bad())?;
+        let (host, parsed) = value.split_once('=').ok_or_else(|| bad(value))?;
+        let parsed: T = parsed.trim().parse().map_err(|_| bad(value))?;
         let host = host.trim();
-        if host.is_empty() || n == 0 {
-            return Err(bad());
+        if host.is_empty() || !valid(&parsed) {
+            return Err(bad(value));
         }
-        // Hosts as ferry writes them: Docker Hub's aliases are docker.io.
         let host = match host {
-            "index.docker.io" | "registry-1.docker.io" => "docker.io",
+            "docker.io" | "index.docker.io" | "registry-1.docker.io" => hub,
             other => other,
         };
-        limits.insert(host.to_owned(), n);
+        map.insert(host.to_owned(), parsed);
     }
-    Ok(limits)
+    Ok(map)
 }
 
 fn credentials(

@@ -344,7 +344,7 @@ fn dry_run_prints_commands_without_secrets_and_copies_nothing() {
         .find(|l| l.contains(" sync --all --scoped --preserve-digests "))
         .unwrap_or_else(|| panic!("no sync command in:\n{stdout}"));
     assert!(
-        command.contains("--dest-authfile '<private auth file for --dest-creds>'"),
+        command.contains("--dest-authfile '<private auth file with the destination credentials>'"),
         "{command}"
     );
     assert!(

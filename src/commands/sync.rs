@@ -168,17 +168,7 @@ fn split_plan(entries: Vec<PlanEntry>, events: &mpsc::UnboundedSender<Event>) ->
             continue;
         }
         let result = if entry.state == State::Current {
-            let mut result = ImageResult::failed(
-                &entry.job,
-                FailureKind::Other,
-                String::new(),
-                0,
-                Duration::ZERO,
-            );
-            result.status = Status::Skipped;
-            result.error = None;
-            result.digest = entry.source_digest;
-            result
+            ImageResult::skipped(&entry.job, entry.source_digest)
         } else {
             // The registry's own words for a 404 on the manifest or the tag list.
             let message = if entry.job.source.is_whole_repository() {
@@ -389,6 +379,19 @@ fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// The registry hosts on each side of `jobs`: sources, and registry targets.
+fn side_hosts(jobs: &[Job]) -> (BTreeSet<&str>, BTreeSet<&str>) {
+    let sources = jobs.iter().map(|j| j.source.domain()).collect();
+    let targets = jobs
+        .iter()
+        .filter_map(|j| match &j.target {
+            Target::Registry(target) => Some(target.domain()),
+            Target::Oci { .. } => None,
+        })
+        .collect();
+    (sources, targets)
+}
+
 /// Writes a private auth file per side ferry holds credentials for, covering every registry
 /// host on that side, so secrets reach skopeo without touching its command line.
 fn write_auth_files(
@@ -397,14 +400,7 @@ fn write_auth_files(
     jobs: &[Job],
 ) -> Result<AuthFiles, AuthError> {
     let registry = &settings.plan.registry;
-    let source_hosts: BTreeSet<&str> = jobs.iter().map(|j| j.source.domain()).collect();
-    let target_hosts: BTreeSet<&str> = jobs
-        .iter()
-        .filter_map(|j| match &j.target {
-            Target::Registry(target) => Some(target.domain()),
-            Target::Oci { .. } => None,
-        })
-        .collect();
+    let (source_hosts, target_hosts) = side_hosts(jobs);
     let write = |name: &str, contents: Option<Vec<u8>>| -> Result<Option<PathBuf>, AuthError> {
         contents
             .map(|bytes| {
@@ -434,15 +430,20 @@ fn write_auth_files(
 
 fn print_dry_run(settings: &SyncSettings, jobs: &[Job]) {
     // The real auth files only exist during a real run; a dry run names them instead.
+    let registry = &settings.plan.registry;
+    let (source_hosts, target_hosts) = side_hosts(jobs);
+    let placeholder = |held: bool, side: &str| {
+        held.then(|| PathBuf::from(format!("<private auth file with the {side} credentials>")))
+    };
     let auth = AuthFiles {
-        src: settings
-            .src_creds
-            .as_ref()
-            .map(|_| PathBuf::from("<private auth file for --src-creds>")),
-        dest: settings
-            .dest_creds
-            .as_ref()
-            .map(|_| PathBuf::from("<private auth file for --dest-creds>")),
+        src: placeholder(
+            registry.source.credentials.holds_any(source_hosts),
+            "source",
+        ),
+        dest: placeholder(
+            registry.destination.credentials.holds_any(target_hosts),
+            "destination",
+        ),
     };
     let digest_file = PathBuf::from("<digest file>");
     let destination = &settings.plan.destination;

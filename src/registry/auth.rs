@@ -91,15 +91,12 @@ impl CredentialSources {
 }
 
 impl CredentialSources {
-    /// An auth file for skopeo holding everything this side's lookups would find: the user's
-    /// auth files (`auths`, `credHelpers`, `credsStore`; the earlier file wins, as in lookups)
-    /// with ferry's credentials for `hosts` on top. `None` when ferry holds no credentials
-    /// for any of them, so skopeo keeps reading the user's files itself.
-    pub fn skopeo_auth_file<'a>(
-        &self,
+    /// The credentials ferry itself holds for each of `hosts` (given per host or per side).
+    fn held_for<'a>(
+        &'a self,
         hosts: impl IntoIterator<Item = &'a str>,
-    ) -> Result<Option<Vec<u8>>, AuthError> {
-        let ours: Vec<(&str, &Credentials)> = hosts
+    ) -> Vec<(&'a str, &'a Credentials)> {
+        hosts
             .into_iter()
             .filter_map(|host| {
                 self.per_host
@@ -107,7 +104,24 @@ impl CredentialSources {
                     .or(self.side.as_ref())
                     .map(|c| (host, c))
             })
-            .collect();
+            .collect()
+    }
+
+    /// Whether ferry holds credentials for any of `hosts`, i.e. whether a run hands skopeo
+    /// an auth file of its own for them.
+    pub fn holds_any<'a>(&'a self, hosts: impl IntoIterator<Item = &'a str>) -> bool {
+        !self.held_for(hosts).is_empty()
+    }
+
+    /// An auth file for skopeo holding everything this side's lookups would find: the user's
+    /// auth files (`auths`, `credHelpers`, `credsStore`; the earlier file wins, as in lookups)
+    /// with ferry's credentials for `hosts` on top. `None` when ferry holds no credentials
+    /// for any of them, so skopeo keeps reading the user's files itself.
+    pub fn skopeo_auth_file<'a>(
+        &'a self,
+        hosts: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Option<Vec<u8>>, AuthError> {
+        let ours = self.held_for(hosts);
         if ours.is_empty() {
             return Ok(None);
         }
