@@ -1,7 +1,8 @@
 //! Failures a nightly mirror meets: a skopeo that hangs, a connection that drops once, a
-//! missing image, a certificate nobody trusts, and a SIGTERM from the CI runner. Real
-//! registries and skopeo; a stand-in for skopeo only where a fault cannot be provoked
-//! otherwise (a hang, a one-off network error).
+//! missing image, a certificate nobody trusts, a destination that goes away mid-run, and a
+//! SIGTERM from the CI runner. Real registries and skopeo; a stand-in for skopeo only where a
+//! fault cannot be provoked otherwise (a hang, a one-off network error, holding a copy back
+//! until the destination is gone).
 
 mod common;
 
@@ -247,4 +248,99 @@ fn sigterm_stops_everything_and_exits_143_with_a_report() {
     assert!(m
         .target_digest(&format!("{}/docker.io/library/redis:7", m.prefix()))
         .is_some());
+}
+
+#[test]
+fn a_destination_that_dies_mid_run_fails_the_rest_as_network_and_a_rerun_completes() {
+    let mut m = Mirror::new(false);
+    let mut digests = Vec::new();
+    for name in ["early-a", "early-b", "late-a", "late-b"] {
+        digests.push((name, m.push(&format!("library/{name}:1"), name)));
+    }
+    let list = m.write("images.list", "early-a:1\nearly-b:1\nlate-a:1\nlate-b:1\n");
+    // The late copies say they are waiting, then hold until the test has killed the
+    // destination; the early ones run at once.
+    let gate = m.scratch.path().join("go");
+    let waiting = m.scratch.path().join("waiting");
+    std::fs::create_dir(&waiting).unwrap();
+    let skopeo = stand_in(
+        m.scratch.path(),
+        &format!(
+            "case \"$*\" in *library/late-*) touch {waiting}/$$; \
+             while [ ! -e {gate} ]; do sleep 0.05; done;; esac",
+            waiting = waiting.display(),
+            gate = gate.display()
+        ),
+    );
+    let report_path = m.scratch.path().join("report.json");
+    let failed_path = m.scratch.path().join("failed.list");
+    let child = m
+        .sync(&list)
+        .arg("--skopeo")
+        .arg(&skopeo)
+        .args(["-j", "4", "--registry-jobs", "docker.io=4"])
+        .args(["--retry-times", "2", "--retry-delay", "200ms"])
+        .arg("--report")
+        .arg(&report_path)
+        .arg("--failed-list")
+        .arg(&failed_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let prefix = m.prefix();
+    let target = |name: &str| format!("{prefix}/docker.io/library/{name}:1");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(m.target_digest(&target("early-a")).is_some()
+        && m.target_digest(&target("early-b")).is_some()
+        && std::fs::read_dir(&waiting).unwrap().count() == 2)
+    {
+        assert!(Instant::now() < deadline, "the early copies never finished");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    m.dest.stop();
+    std::fs::write(&gate, "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout_of(&out),
+        stderr_of(&out)
+    );
+    let first = report(&report_path);
+    // The early images landed; the late ones failed as network errors after every retry.
+    assert_eq!(
+        kinds_and_attempts(&first),
+        [
+            ("-".to_owned(), 1),
+            ("-".to_owned(), 1),
+            ("network".to_owned(), 3),
+            ("network".to_owned(), 3)
+        ],
+        "{first:#}"
+    );
+    let failed = std::fs::read_to_string(&failed_path).unwrap();
+    let failed: Vec<&str> = failed.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(failed.iter().all(|l| l.contains("late-")), "{failed:?}");
+
+    // Back up with its storage: the failed tags were never written, the rerun copies only
+    // them, and every digest then matches the source's.
+    m.dest.restart();
+    for name in ["late-a", "late-b"] {
+        assert_eq!(m.target_digest(&target(name)), None, "{name}");
+    }
+    let second_path = m.scratch.path().join("second.json");
+    run(m.sync(&list).arg("--report").arg(&second_path), 0);
+    let second = report(&second_path);
+    assert_eq!(second["summary"]["skipped"], 2, "{second:#}");
+    assert_eq!(second["summary"]["synced"], 2, "{second:#}");
+    for (name, digest) in &digests {
+        assert_eq!(
+            m.target_digest(&target(name)).as_ref(),
+            Some(digest),
+            "{name}"
+        );
+    }
 }
