@@ -21,7 +21,7 @@ use crate::mapping::{Destination, Job, Target};
 use crate::plan::{PlanEntry, State};
 use crate::process::{self, Stop};
 use crate::registry::auth::AuthError;
-use crate::registry::RegistryClient;
+use crate::registry::{RegistryClient, Side};
 use crate::report::{self, Summary};
 use crate::retry::{self, RetryPolicy};
 use crate::scheduler::{self, Event, ImageResult, Status};
@@ -70,6 +70,9 @@ struct Context {
     auth: AuthFiles,
     destination: Destination,
     scratch: PathBuf,
+    /// The planner's client: its per-registry pace also spaces the retries of copies that a
+    /// registry refused with 429.
+    client: Arc<RegistryClient>,
 }
 
 async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: AuthFiles) -> u8 {
@@ -77,6 +80,7 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
     let (stop_tx, stop_rx) = watch::channel(Stop::Run);
     let signal_code = Arc::new(AtomicU8::new(0));
     let signals = tokio::spawn(watch_signals(stop_tx, Arc::clone(&signal_code)));
+    let client = Arc::new(RegistryClient::new(settings.plan.registry.clone()));
     let context = Arc::new(Context {
         options: settings.skopeo.clone(),
         retry: settings.retry,
@@ -84,12 +88,12 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
         auth,
         destination: settings.plan.destination.clone(),
         scratch: scratch.path().to_owned(),
+        client: Arc::clone(&client),
     });
 
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let printer = tokio::spawn(print_events(events_rx));
 
-    let client = Arc::new(RegistryClient::new(settings.plan.registry.clone()));
     let (entries, _dropped) = plan_jobs(&client, &settings.plan, jobs, settings.force).await;
     info!(
         "planned {} images with {} registry requests ({} answered 429)",
@@ -266,10 +270,12 @@ async fn copy_one(
     let mut attempt = 0;
     loop {
         attempt += 1;
+        let attempt_started = Instant::now();
         let mut result = attempt_copy(context, index, job.clone(), stop.clone()).await;
         result.attempts = attempt;
         result.duration = started.elapsed();
-        let Some(kind) = result.error.as_ref().map(|e| e.kind) else {
+        let Some((kind, message)) = result.error.as_ref().map(|e| (e.kind, e.message.clone()))
+        else {
             return result;
         };
         if !RetryPolicy::is_retryable(kind) || attempt > context.retry.retries {
@@ -277,12 +283,37 @@ async fn copy_one(
         }
         let delay = context.retry.backoff(attempt, kind, retry::jitter());
         info!(
-            "{}: attempt {attempt} failed ({kind}); retrying in {:.1}s",
+            "{}: attempt {attempt} failed ({kind}); retrying in {:.1}s{}",
             job.target,
-            delay.as_secs_f64()
+            delay.as_secs_f64(),
+            if kind == FailureKind::RateLimited {
+                " or later, at the registry's pace"
+            } else {
+                ""
+            }
         );
+        let wait = async {
+            if kind == FailureKind::RateLimited {
+                // Come back no sooner than the registry's own pace allows, and let the
+                // planner's requests to it (and other copies) slow down too.
+                let (side, name) = throttled_registry(&job, &message);
+                if let Ok(waited) = context
+                    .client
+                    .wait_out_throttled_copy(side, &name, attempt_started, delay)
+                    .await
+                {
+                    debug!(
+                        "{}: waited {:.1}s for {name}'s pace",
+                        job.target,
+                        waited.as_secs_f64()
+                    );
+                    return;
+                }
+            }
+            tokio::time::sleep(delay).await;
+        };
         tokio::select! {
-            () = tokio::time::sleep(delay) => {}
+            () = wait => {}
             () = process::wait_for(&mut stop, Stop::Graceful) => {
                 if let Some(error) = result.error.as_mut() {
                     error.message = format!("stopped while waiting to retry after: {}", error.message);
@@ -291,6 +322,17 @@ async fn copy_one(
                 return result;
             }
         }
+    }
+}
+
+/// The registry a 429 from skopeo came from, as a side and a repository name: the destination
+/// when skopeo's message names its host, the source otherwise (where pull limits live).
+fn throttled_registry(job: &Job, message: &str) -> (Side, String) {
+    match &job.target {
+        Target::Registry(target) if message.contains(target.domain()) => {
+            (Side::Destination, target.repository())
+        }
+        _ => (Side::Source, job.source.repository()),
     }
 }
 
@@ -466,4 +508,50 @@ fn print_dry_run(settings: &SyncSettings, jobs: &[Job]) {
         "# dry run: {} entries, nothing copied; targets already current are skipped in a real run",
         jobs.len()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::Origin;
+    use crate::reference::ImageRef;
+
+    #[test]
+    fn a_429_is_put_on_the_registry_its_message_names() {
+        let job = |target: Target| Job {
+            origin: Origin {
+                file: "l".into(),
+                line: 1,
+            },
+            source: ImageRef::parse("nginx:1.25").unwrap(),
+            target,
+            explicit: false,
+            filter: None,
+        };
+        let to_harbor = job(Target::Registry(
+            ImageRef::parse("harbor.example/m/docker.io/library/nginx:1.25").unwrap(),
+        ));
+        let source = (Side::Source, "docker.io/library/nginx".to_owned());
+        let destination = (
+            Side::Destination,
+            "harbor.example/m/docker.io/library/nginx".to_owned(),
+        );
+        let table = [
+            ("reading manifest 1.25 in docker.io/library/nginx: toomanyrequests: You have reached your pull rate limit.", &source),
+            ("writing manifest: uploading manifest 1.25 to harbor.example/m/docker.io/library/nginx: toomanyrequests: slow down", &destination),
+            ("skopeo ended with exit status 1: 429 Too Many Requests", &source),
+        ];
+        for (message, expected) in table {
+            assert_eq!(
+                &throttled_registry(&to_harbor, message),
+                expected,
+                "{message}"
+            );
+        }
+        let to_layout = job(Target::Oci {
+            layout: "mirror/docker.io/library/nginx".into(),
+            name: Some("1.25".into()),
+        });
+        assert_eq!(throttled_registry(&to_layout, "toomanyrequests"), source);
+    }
 }

@@ -187,14 +187,7 @@ impl RegistryClient {
     /// Waits for this host's next request slot; returns when the slot was reserved, which
     /// tells whether a 429 answered the current pace or an older one.
     async fn pace(&self, host: &str) -> Instant {
-        let slot = {
-            let mut pacers = self.pacers.lock().expect("lock");
-            let rate = self.options.per_registry_rps.get(host).copied();
-            let pacer = pacers
-                .entry(host.to_owned())
-                .or_insert_with(|| Pacer::new(rate, Instant::now()));
-            pacer.reserve(Instant::now())
-        };
+        let slot = self.with_pacer(host, |pacer| pacer.reserve(Instant::now()));
         let reserved = Instant::now();
         tokio::time::sleep_until(slot.into()).await;
         reserved
@@ -207,13 +200,40 @@ impl RegistryClient {
             .and_then(|v| parse_retry_after(&v, SystemTime::now()))
             .unwrap_or(Duration::from_secs(1 << attempt.min(5)))
             .min(MAX_RETRY_AFTER);
+        self.with_pacer(host, |pacer| {
+            pacer.throttled(Instant::now(), sent, retry_after)
+        });
+        retry_after
+    }
+
+    /// Runs `f` on this host's pacer, made on first use at the configured rate.
+    fn with_pacer<R>(&self, host: &str, f: impl FnOnce(&mut Pacer) -> R) -> R {
         let mut pacers = self.pacers.lock().expect("lock");
         let rate = self.options.per_registry_rps.get(host).copied();
         let pacer = pacers
             .entry(host.to_owned())
             .or_insert_with(|| Pacer::new(rate, Instant::now()));
-        pacer.throttled(Instant::now(), sent, retry_after);
-        retry_after
+        f(pacer)
+    }
+
+    /// A copy that ran outside this client (skopeo), started at `started`, was refused with a
+    /// 429 by the registry serving `name` on `side`: slow that host down as if this client had
+    /// been refused, with `backoff` as the wait asked for, then wait for the host's next slot.
+    /// Returns how long it waited. Parallel copies refused at once slow the pace only once.
+    pub async fn wait_out_throttled_copy(
+        &self,
+        side: Side,
+        name: &str,
+        started: Instant,
+        backoff: Duration,
+    ) -> Result<Duration, RegistryError> {
+        let host = self.endpoint(side, name)?.host;
+        self.with_pacer(&host, |pacer| {
+            pacer.throttled(Instant::now(), started, backoff)
+        });
+        let waiting = Instant::now();
+        self.pace(&host).await;
+        Ok(waiting.elapsed())
     }
 
     fn endpoint(&self, side: Side, name: &str) -> Result<Endpoint, RegistryError> {
@@ -746,6 +766,27 @@ mod tests {
             Some("/v2/a/tags/list?n=2&last=b")
         );
         assert_eq!(next_link(r#"</v2/a/tags/list?n=2>; rel="prev""#), None);
+    }
+
+    #[tokio::test]
+    async fn copies_refused_together_slow_the_pace_once_and_come_back_spaced() {
+        let client = RegistryClient::new(ClientOptions::default());
+        let started = Instant::now();
+        let backoff = Duration::from_millis(100);
+        let refused =
+            || client.wait_out_throttled_copy(Side::Source, "127.0.0.1:5000/x", started, backoff);
+        let (first, second) = tokio::join!(refused(), refused());
+        let (first, second) = (first.unwrap(), second.unwrap());
+        let pacers = client.pacers.lock().unwrap();
+        let interval = pacers["127.0.0.1:5000"].interval();
+        // Slowed from unpaced to its first throttled pace once, not once per refused copy.
+        assert_eq!(interval, Some(pace::FIRST_THROTTLED_INTERVAL));
+        let (early, late) = (first.min(second), first.max(second));
+        assert!(early >= backoff, "came back after {early:?}");
+        assert!(
+            late >= backoff + interval.unwrap(),
+            "came back after {late:?}"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The pace after the first 429 of a registry that had none configured (4 requests/s).
-const FIRST_THROTTLED_INTERVAL: Duration = Duration::from_millis(250);
+pub(crate) const FIRST_THROTTLED_INTERVAL: Duration = Duration::from_millis(250);
 /// The slowest pace 429s can push a registry to.
 const SLOWEST_INTERVAL: Duration = Duration::from_secs(10);
 
