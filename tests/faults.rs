@@ -344,3 +344,94 @@ fn a_destination_that_dies_mid_run_fails_the_rest_as_network_and_a_rerun_complet
         );
     }
 }
+
+#[test]
+fn a_signal_removes_the_private_auth_file_and_no_output_holds_the_password() {
+    let m = Mirror::new(true);
+    m.push("library/nginx:1.25", "nginx");
+    let list = m.write("images.list", "nginx:1.25\n");
+    let args_path = m.scratch.path().join("skopeo-args");
+    let skopeo = stand_in(
+        m.scratch.path(),
+        &format!(
+            "printf '%s\\n' \"$@\" >{0}.part && mv {0}.part {0}; exec sleep 302",
+            args_path.display()
+        ),
+    );
+    let report_path = m.scratch.path().join("report.json");
+    let failed_path = m.scratch.path().join("failed.list");
+    let child = m
+        .sync(&list)
+        .env("FERRY_DEST_CREDS", format!("{USER}:{PASSWORD}"))
+        .arg("-v")
+        .arg("--skopeo")
+        .arg(&skopeo)
+        .arg("--report")
+        .arg(&report_path)
+        .arg("--failed-list")
+        .arg(&failed_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !args_path.exists() {
+        assert!(Instant::now() < deadline, "the copy never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let args = std::fs::read_to_string(&args_path).unwrap();
+    let lines: Vec<&str> = args.lines().collect();
+    let auth_file = lines
+        .iter()
+        .position(|a| *a == "--dest-authfile")
+        .map(|i| lines[i + 1].to_owned())
+        .or_else(|| {
+            lines
+                .iter()
+                .find_map(|a| a.strip_prefix("--dest-authfile=").map(str::to_owned))
+        })
+        .unwrap_or_else(|| panic!("no --dest-authfile in {lines:?}"));
+    let auth_file = PathBuf::from(auth_file);
+    let auth_dir = auth_file.parent().unwrap().to_owned();
+    let mode = |p: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode(&auth_file), 0o600);
+    assert_eq!(mode(&auth_dir), 0o700);
+
+    run(
+        Command::new("kill").args(["-TERM", &child.id().to_string()]),
+        0,
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", stderr_of(&out));
+    assert!(
+        !auth_file.exists(),
+        "{} outlived ferry",
+        auth_file.display()
+    );
+    assert!(!auth_dir.exists(), "{} outlived ferry", auth_dir.display());
+    let outputs = [
+        ("argv", args),
+        ("stdout", stdout_of(&out)),
+        ("stderr (-v)", stderr_of(&out)),
+        ("report", std::fs::read_to_string(&report_path).unwrap()),
+        (
+            "failed list",
+            std::fs::read_to_string(&failed_path).unwrap(),
+        ),
+    ];
+    // Also as the auth file holds it: base64 of user:password.
+    let encoded = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{USER}:{PASSWORD}"),
+    );
+    for (name, text) in outputs {
+        assert!(!text.contains(PASSWORD), "the password is in the {name}");
+        assert!(
+            !text.contains(&encoded),
+            "the encoded login is in the {name}"
+        );
+    }
+}
