@@ -198,6 +198,8 @@ fn wrong_destination_credentials_are_unauthorized() {
         assert_eq!(image["error"]["kind"], "unauthorized", "{image:#}");
     }
     assert!(catalog(&m.dest).is_empty());
+    // The planner's lookups found the password wrong: no skopeo sends it again.
+    assert_eq!(m.invocations(), Vec::<Vec<String>>::new());
 }
 
 #[test]

@@ -101,7 +101,8 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
         client.requests_sent(),
         client.throttled_responses()
     );
-    let (jobs, source_digests, positions, done) = split_plan(entries, &events_tx);
+    let refused = |job: &Job| refused_credentials(&client, job);
+    let (jobs, source_digests, positions, done) = split_plan(entries, refused, &events_tx);
     let limits = scheduler::Limits {
         global: settings.jobs,
         per_registry: settings.registry_jobs.clone(),
@@ -158,20 +159,38 @@ type Split = (
 );
 
 /// Splits a plan into the jobs that need a copy and the results already known: current
-/// targets are skipped, missing sources failed.
-fn split_plan(entries: Vec<PlanEntry>, events: &mpsc::UnboundedSender<Event>) -> Split {
+/// targets are skipped, missing sources failed, and so are jobs whose credentials `refused`
+/// says a registry already turned down (a copy would only send them again).
+fn split_plan(
+    entries: Vec<PlanEntry>,
+    refused: impl Fn(&Job) -> Option<String>,
+    events: &mpsc::UnboundedSender<Event>,
+) -> Split {
     let mut jobs = Vec::new();
     let mut digests = Vec::new();
     let mut positions = Vec::new();
     let mut done = Vec::new();
     for (position, entry) in entries.into_iter().enumerate() {
-        if entry.state.needs_copy() {
+        let refusal = entry
+            .state
+            .needs_copy()
+            .then(|| refused(&entry.job))
+            .flatten();
+        if entry.state.needs_copy() && refusal.is_none() {
             jobs.push(entry.job);
             digests.push(entry.source_digest);
             positions.push(position);
             continue;
         }
-        let result = if entry.state == State::Current {
+        let result = if let Some(message) = refusal {
+            ImageResult::failed(
+                &entry.job,
+                FailureKind::Unauthorized,
+                message,
+                0,
+                Duration::ZERO,
+            )
+        } else if entry.state == State::Current {
             ImageResult::skipped(&entry.job, entry.source_digest)
         } else {
             // The registry's own words for a 404 on the manifest or the tag list.
@@ -323,6 +342,25 @@ async fn copy_one(
             }
         }
     }
+}
+
+/// Why a copy of `job` would be refused: the planner's lookups found the source's or the
+/// destination's credentials wrong.
+fn refused_credentials(client: &RegistryClient, job: &Job) -> Option<String> {
+    let refused = |side, label: &str, reference: &crate::reference::ImageRef| {
+        client
+            .credentials_refused(side, &reference.repository())
+            .then(|| {
+                format!(
+                    "unauthorized: {} refused the {label} credentials while planning; not sending them again",
+                    reference.domain()
+                )
+            })
+    };
+    refused(Side::Source, "source", &job.source).or_else(|| match &job.target {
+        Target::Registry(target) => refused(Side::Destination, "destination", target),
+        Target::Oci { .. } => None,
+    })
 }
 
 /// The registry a 429 from skopeo came from, as a side and a repository name: the destination

@@ -108,6 +108,12 @@ pub enum RegistryError {
     },
     #[error("{what}: unauthorized (HTTP {status})")]
     Unauthorized { what: String, status: u16 },
+    #[error("{what}: {host} refused the credentials of {username} earlier in this run; not sending them again")]
+    Refused {
+        what: String,
+        host: String,
+        username: String,
+    },
     #[error("{what}: rate limited (HTTP 429)")]
     RateLimited {
         what: String,
@@ -127,9 +133,9 @@ impl RegistryError {
     /// The failure kind, decided here once for every caller.
     pub fn kind(&self) -> FailureKind {
         match self {
-            RegistryError::Unauthorized { .. } | RegistryError::Credentials { .. } => {
-                FailureKind::Unauthorized
-            }
+            RegistryError::Unauthorized { .. }
+            | RegistryError::Refused { .. }
+            | RegistryError::Credentials { .. } => FailureKind::Unauthorized,
             RegistryError::RateLimited { .. } => FailureKind::RateLimited,
             RegistryError::Network { .. } => FailureKind::Network,
             RegistryError::Status { status, .. } if *status >= 500 => FailureKind::Network,
@@ -146,6 +152,20 @@ impl RegistryError {
 /// has to find out.
 type AuthSlot = Arc<tokio::sync::Mutex<Option<Option<String>>>>;
 
+/// What a host said of one login: not known yet (`None`), accepted, or refused. The async lock
+/// makes the first request with the login the only one that sends it before the answer.
+type Verdict = Arc<tokio::sync::Mutex<Option<bool>>>;
+
+/// The first use of a login on a host, holding back every other use until it is settled. When
+/// dropped unsettled (the request failed on the way), the next use tries again.
+struct Trial(tokio::sync::OwnedMutexGuard<Option<bool>>);
+
+impl Trial {
+    fn settle(mut self, accepted: bool) {
+        *self.0 = Some(accepted);
+    }
+}
+
 /// Clients differ by host, side and TLS settings.
 type ClientKey = (String, Side, bool, Option<PathBuf>);
 
@@ -156,6 +176,9 @@ pub struct RegistryClient {
     authorizations: Mutex<HashMap<(String, String), AuthSlot>>,
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
     pacers: Mutex<HashMap<String, Pacer>>,
+    /// What each host said of each login, by (host, username): a wrong password is sent once
+    /// per run, never again, so it fails every lookup at once and cannot lock the account out.
+    verdicts: Mutex<HashMap<(String, String), Verdict>>,
     requests: AtomicU64,
     throttled: AtomicU64,
 }
@@ -169,6 +192,7 @@ impl RegistryClient {
             authorizations: Mutex::default(),
             limits: Mutex::default(),
             pacers: Mutex::default(),
+            verdicts: Mutex::default(),
             requests: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
         }
@@ -370,7 +394,14 @@ impl RegistryClient {
         let mut authorization = known.flatten();
         let mut challenged = false;
         let mut throttled = 0;
+        let mut trial = None;
         loop {
+            if trial.is_none() && authorization.as_ref().is_some_and(|a| is_basic(a)) {
+                // Basic sends the password with every request: not once it was refused.
+                if let Some(credentials) = self.credentials(side, name, endpoint, what)? {
+                    trial = self.try_login(endpoint, &credentials, what).await?;
+                }
+            }
             let sent = self.pace(&endpoint.host).await;
             let mut request = client.request(method.clone(), &url).header(ACCEPT, accept);
             if let Some(value) = &authorization {
@@ -390,6 +421,10 @@ impl RegistryClient {
                 continue;
             }
             note_quota(&endpoint.host, response.headers());
+            if let Some(trial) = trial.take() {
+                // Settled before anything else is awaited: other lookups wait for it.
+                trial.settle(response.status() != StatusCode::UNAUTHORIZED);
+            }
             if response.status() != StatusCode::UNAUTHORIZED || challenged {
                 if let Some(mut guard) = first.take() {
                     *guard = Some(authorization);
@@ -415,8 +450,11 @@ impl RegistryClient {
                     .authorize(side, name, endpoint, &client, challenge, what)
                     .await?
                 {
-                    Some(value) => authorization = Some(value),
-                    None => return Ok(response),
+                    (Some(value), basic_trial) => {
+                        authorization = Some(value);
+                        trial = basic_trial;
+                    }
+                    (None, _) => return Ok(response),
                 }
             }
             *guard = Some(authorization.clone());
@@ -442,7 +480,8 @@ impl RegistryClient {
     }
 
     /// The `Authorization` value that answers `challenge`, or `None` when there is nothing to
-    /// offer (Basic without credentials).
+    /// offer (Basic without credentials). For Basic, also the trial of a login not yet known:
+    /// the request that sends it settles it.
     async fn authorize(
         &self,
         side: Side,
@@ -451,8 +490,12 @@ impl RegistryClient {
         client: &reqwest::Client,
         challenge: Challenge,
         what: &str,
-    ) -> Result<Option<String>, RegistryError> {
+    ) -> Result<(Option<String>, Option<Trial>), RegistryError> {
         let credentials = self.credentials(side, name, endpoint, what)?;
+        let trial = match &credentials {
+            Some(credentials) => self.try_login(endpoint, credentials, what).await?,
+            None => None,
+        };
         let basic = credentials.as_ref().map(|c| {
             let pair = format!("{}:{}", c.username, c.password.expose());
             format!(
@@ -461,7 +504,7 @@ impl RegistryClient {
             )
         });
         let (realm, service, scope) = match challenge {
-            Challenge::Basic => return Ok(basic),
+            Challenge::Basic => return Ok((basic, trial)),
             Challenge::Bearer {
                 realm,
                 service,
@@ -485,6 +528,13 @@ impl RegistryClient {
             request = request.header(AUTHORIZATION, value);
         }
         let response = self.counted(request, what).await?;
+        if let Some(trial) = trial {
+            match response.status() {
+                StatusCode::UNAUTHORIZED => trial.settle(false),
+                status if status.is_success() => trial.settle(true),
+                _ => {}
+            }
+        }
         if !response.status().is_success() {
             return Err(status_error(&format!("{what} (token)"), &response));
         }
@@ -501,7 +551,53 @@ impl RegistryClient {
                 what: what.to_owned(),
                 message: "token response without a token".to_owned(),
             })?;
-        Ok(Some(format!("Bearer {token}")))
+        Ok((Some(format!("Bearer {token}")), None))
+    }
+
+    /// Waits for this login's verdict on the host behind `endpoint`: an error when it was
+    /// refused, nothing when accepted, and the trial when it is not known yet.
+    async fn try_login(
+        &self,
+        endpoint: &Endpoint,
+        credentials: &crate::secret::Credentials,
+        what: &str,
+    ) -> Result<Option<Trial>, RegistryError> {
+        let guard = self
+            .verdict(&endpoint.host, &credentials.username)
+            .lock_owned()
+            .await;
+        match *guard {
+            Some(false) => Err(RegistryError::Refused {
+                what: what.to_owned(),
+                host: endpoint.host.clone(),
+                username: credentials.username.clone(),
+            }),
+            Some(true) => Ok(None),
+            None => Ok(Some(Trial(guard))),
+        }
+    }
+
+    fn verdict(&self, host: &str, username: &str) -> Verdict {
+        let mut verdicts = self.verdicts.lock().expect("lock");
+        Arc::clone(
+            verdicts
+                .entry((host.to_owned(), username.to_owned()))
+                .or_default(),
+        )
+    }
+
+    /// Whether the registry serving `name` on `side` refused the credentials ferry has for it
+    /// during this run: a copy with them would be refused too.
+    pub fn credentials_refused(&self, side: Side, name: &str) -> bool {
+        let Ok(endpoint) = self.endpoint(side, name) else {
+            return false;
+        };
+        let Ok(Some(credentials)) = self.credentials(side, name, &endpoint, name) else {
+            return false;
+        };
+        let verdict = self.verdict(&endpoint.host, &credentials.username);
+        let refused = verdict.try_lock().is_ok_and(|v| *v == Some(false));
+        refused
     }
 
     /// Credentials by the name as written, then by the endpoint it was redirected to.
@@ -711,6 +807,10 @@ fn next_link(link: &str) -> Option<String> {
             Err(_) => Some(target.to_owned()),
         }
     })
+}
+
+fn is_basic(authorization: &str) -> bool {
+    authorization.starts_with("Basic ")
 }
 
 fn status_error(what: &str, response: &Response) -> RegistryError {
