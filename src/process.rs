@@ -129,17 +129,42 @@ async fn terminate(
     signal_group(pgid, if now { libc::SIGKILL } else { libc::SIGTERM });
     if !now {
         tokio::select! {
-            status = child.wait() => {
-                // The leader is gone; make sure nothing it started lingers in the group.
-                signal_group(pgid, libc::SIGKILL);
-                return status;
-            }
+            // The leader exited; whatever it started must not linger in the group.
+            () = exited_unreaped(pgid) => {}
             () = tokio::time::sleep(GRACE_PERIOD) => {}
             () = wait_for(stop, Stop::Now) => {}
         }
         signal_group(pgid, libc::SIGKILL);
     }
+    // Reaped only now: while the leader is an unreaped zombie its pid, and so the group id
+    // signalled above, cannot have been reused by an unrelated process.
     child.wait().await
+}
+
+/// Returns once the group leader `pgid` has exited, leaving it unreaped (`WNOWAIT`). Polled:
+/// this runs only while a stopped copy winds down.
+async fn exited_unreaped(pgid: Option<libc::pid_t>) {
+    let Some(pid) = pgid.filter(|&p| p > 0) else {
+        return std::future::pending().await;
+    };
+    loop {
+        // SAFETY: waitid writes only into `info`, a zeroed siginfo_t we own.
+        let exited = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let found = libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT | libc::WNOHANG,
+            );
+            // 0 with si_pid set: exited; an error (ECHILD): already reaped, nothing to wait for.
+            found != 0 || info.si_pid() != 0
+        };
+        if exited {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn signal_group(pgid: Option<libc::pid_t>, signal: libc::c_int) {
@@ -229,6 +254,36 @@ mod tests {
         assert!(
             out.stdout.is_empty(),
             "grandchild survived: {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn what_ignores_sigterm_is_killed_once_the_leader_is_gone() {
+        let (tx, rx) = watch::channel(Stop::Run);
+        let marker = std::env::temp_dir().join(format!("ferry-stubborn-{}", std::process::id()));
+        // The grandchild ignores SIGTERM; the leader dies of it.
+        let script = format!(
+            "(trap '' TERM; sleep 31; touch {}) & sleep 31",
+            marker.display()
+        );
+        let task = tokio::spawn(async move { run(&sh(&script), rx, None).await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        tx.send(Stop::Graceful).unwrap();
+        // Well inside the grace period: the group is killed when the leader exits.
+        let finished = tokio::time::timeout(GRACE_PERIOD / 2, task)
+            .await
+            .expect("the stop should not wait out the grace period")
+            .unwrap()
+            .unwrap();
+        assert!(finished.stopped);
+        let out = std::process::Command::new("pgrep")
+            .args(["-f", &marker.display().to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.stdout.is_empty(),
+            "the grandchild survived: {:?}",
             String::from_utf8_lossy(&out.stdout)
         );
     }
