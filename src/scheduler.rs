@@ -96,8 +96,8 @@ impl ImageResult {
 /// What the scheduler reports while it runs.
 #[derive(Debug, Clone)]
 pub enum Event {
-    Started { index: usize, target: String },
-    Finished { index: usize, result: ImageResult },
+    Started { target: String },
+    Finished { result: ImageResult },
 }
 
 /// How many jobs may run at once: overall, and per registry host.
@@ -160,7 +160,6 @@ where
         running.spawn(async move {
             let stopped = || {
                 let _ = events.send(Event::Finished {
-                    index,
                     result: not_started.clone(),
                 });
                 (index, not_started.clone())
@@ -180,10 +179,9 @@ where
             if *stop_watch.borrow() >= Stop::Graceful {
                 return stopped();
             }
-            let _ = events.send(Event::Started { index, target });
+            let _ = events.send(Event::Started { target });
             let result = work.await;
             let _ = events.send(Event::Finished {
-                index,
                 result: result.clone(),
             });
             (index, result)

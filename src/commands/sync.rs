@@ -214,7 +214,6 @@ fn split_plan(
             )
         };
         let _ = events.send(Event::Finished {
-            index: usize::MAX,
             result: result.clone(),
         });
         done.push((position, result));
@@ -272,8 +271,8 @@ async fn watch_signals(stop: watch::Sender<Stop>, code: Arc<AtomicU8>) {
 async fn print_events(mut events: mpsc::UnboundedReceiver<Event>) {
     while let Some(event) = events.recv().await {
         match event {
-            Event::Started { target, .. } => debug!("started {target}"),
-            Event::Finished { result, .. } => println!("{}", report::result_line(&result)),
+            Event::Started { target } => debug!("started {target}"),
+            Event::Finished { result } => println!("{}", report::result_line(&result)),
         }
     }
 }
