@@ -57,6 +57,13 @@ fn a_throttled_source_syncs_without_failures_and_a_no_op_rerun_runs_at_its_rate(
         assert_eq!(m.target_digest(&target).as_ref(), Some(digest), "{target}");
     }
     let cold_429s = proxy.throttled();
+    // Said once, however many 429s carried the spent quota.
+    assert_eq!(
+        stderr_of(&out).matches("pull quota spent").count(),
+        1,
+        "{}",
+        stderr_of(&out)
+    );
 
     let no_op = Instant::now();
     let out = run(&mut sync("no-op.json"), 0);

@@ -9,7 +9,7 @@ pub mod auth;
 pub mod conf;
 pub mod pace;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -179,6 +179,8 @@ pub struct RegistryClient {
     /// What each host said of each login, by (host, username): a wrong password is sent once
     /// per run, never again, so it fails every lookup at once and cannot lock the account out.
     verdicts: Mutex<HashMap<(String, String), Verdict>>,
+    /// Hosts whose spent pull quota was already logged.
+    quota_spent: Mutex<HashSet<String>>,
     requests: AtomicU64,
     throttled: AtomicU64,
 }
@@ -193,6 +195,7 @@ impl RegistryClient {
             limits: Mutex::default(),
             pacers: Mutex::default(),
             verdicts: Mutex::default(),
+            quota_spent: Mutex::default(),
             requests: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
         }
@@ -408,6 +411,7 @@ impl RegistryClient {
                 request = request.header(AUTHORIZATION, value);
             }
             let response = self.counted(request, what).await?;
+            self.note_quota(&endpoint.host, response.headers());
             if response.status() == StatusCode::TOO_MANY_REQUESTS
                 && throttled < MAX_THROTTLED_RETRIES
             {
@@ -420,7 +424,6 @@ impl RegistryClient {
                 );
                 continue;
             }
-            note_quota(&endpoint.host, response.headers());
             if let Some(trial) = trial.take() {
                 // Settled before anything else is awaited: other lookups wait for it.
                 trial.settle(response.status() != StatusCode::UNAUTHORIZED);
@@ -600,6 +603,25 @@ impl RegistryClient {
         refused
     }
 
+    /// Says once per host when its pull quota is spent (Docker Hub's `ratelimit-remaining: 0`),
+    /// since the 429s that follow are the quota, not a fault; HEADs, which do not count, go on.
+    fn note_quota(&self, host: &str, headers: &HeaderMap) {
+        if quota_remaining(headers) != Some(0)
+            || !self
+                .quota_spent
+                .lock()
+                .expect("lock")
+                .insert(host.to_owned())
+        {
+            return;
+        }
+        let limit = header(headers, "ratelimit-limit").unwrap_or_else(|| "?".to_owned());
+        warn!(
+            "{host}: pull quota spent (ratelimit-limit {limit}); lookups and copies wait out its \
+             429s (Retry-After, --retry-delay) rather than fail at once"
+        );
+    }
+
     /// Credentials by the name as written, then by the endpoint it was redirected to.
     fn credentials(
         &self,
@@ -765,20 +787,15 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// Docker Hub reports its pull quota as `ratelimit-remaining: 0;w=21600`; say so when it is
-/// spent, since the 429s that follow are the quota, not a fault.
-fn note_quota(host: &str, headers: &HeaderMap) {
-    let Some(remaining) = header(headers, "ratelimit-remaining") else {
-        return;
-    };
-    let count = remaining
+/// The count in Docker Hub's `ratelimit-remaining: 0;w=21600` (pulls left in a window of
+/// `w` seconds).
+fn quota_remaining(headers: &HeaderMap) -> Option<u64> {
+    header(headers, "ratelimit-remaining")?
         .split(';')
-        .next()
-        .and_then(|n| n.trim().parse::<u64>().ok());
-    if count == Some(0) {
-        let limit = header(headers, "ratelimit-limit").unwrap_or_else(|| "?".to_owned());
-        warn!("{host}: pull quota spent (ratelimit-limit {limit}); requests will wait for the registry to allow more");
-    }
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -866,6 +883,19 @@ mod tests {
             Some("/v2/a/tags/list?n=2&last=b")
         );
         assert_eq!(next_link(r#"</v2/a/tags/list?n=2>; rel="prev""#), None);
+    }
+
+    #[test]
+    fn quota_headers_give_the_pulls_left() {
+        let headers = |value: &str| {
+            let mut map = HeaderMap::new();
+            map.insert("ratelimit-remaining", value.parse().unwrap());
+            map
+        };
+        assert_eq!(quota_remaining(&headers("0;w=21600")), Some(0));
+        assert_eq!(quota_remaining(&headers("76;w=21600")), Some(76));
+        assert_eq!(quota_remaining(&headers("many")), None);
+        assert_eq!(quota_remaining(&HeaderMap::new()), None);
     }
 
     #[tokio::test]

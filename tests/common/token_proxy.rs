@@ -314,13 +314,20 @@ fn answer(shared: &Shared, request: &Request) -> Answer {
     }
 }
 
-/// Docker Hub's answer over the pull limit; `Retry-After` is `wait` rounded up to whole seconds,
+/// Docker Hub's answer over the pull limit, with its quota headers; `Retry-After` is `wait` rounded up to whole seconds,
 /// at least 1, as the header has no fractions.
 fn too_many_requests(wait: Duration) -> Answer {
     let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
     let body = r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"rate limit exceeded"}]}"#;
     let mut answer = json(429, body.to_string());
     answer.headers.push(("Retry-After", seconds.to_string()));
+    // Docker Hub's quota headers, saying the quota is spent.
+    answer
+        .headers
+        .push(("ratelimit-remaining", "0;w=21600".to_owned()));
+    answer
+        .headers
+        .push(("ratelimit-limit", "100;w=21600".to_owned()));
     answer
 }
 
