@@ -2,16 +2,26 @@
 # Benchmark: the old serial `skopeo sync` loop against `ferry sync`, cold (empty destination) and
 # no-op (everything already there), on throwaway local registries. Prints wall time, HTTP requests
 # the source and the destination received and skopeo processes spawned, per phase.
+# Then the same four phases against a rate-limited source, as Docker Hub is: the source behind
+# scripts/rate-limit-proxy.py (a token bucket like nginx limit_req without burst, answering 429 with
+# Retry-After), the first BENCH_LIMITED_IMAGES images, two new empty (unlimited) destinations.
+# Prints a second table: wall time, 429s the limiter answered, requests that reached the source,
+# skopeo processes and failed images per phase (a failure there is counted, not fatal), and the
+# ideal no-op time (images / rate). Every mirrored digest is checked against the source.
 #   scripts/bench.sh
-# Environment: BENCH_IMAGES (20), BENCH_LAYER_KB (256), BENCH_JOBS (ferry -j, 4), FERRY_BIN (the
-# ferry to measure; default this checkout's target/release/ferry, built with cargo when missing),
-# BENCH_KEEP=1 keeps the scratch directory. Needs docker-registry, skopeo, curl and python3.
+# Environment: BENCH_IMAGES (20), BENCH_LAYER_KB (256), BENCH_JOBS (ferry -j, 4),
+# BENCH_LIMITED_IMAGES (images of the rate-limited phases, 8 or all if fewer; 0 skips them),
+# BENCH_RATE (the limiter's requests per second, 2), FERRY_BIN (the ferry to measure; default
+# this checkout's target/release/ferry, built with cargo when missing), BENCH_KEEP=1 keeps the
+# scratch directory. Needs docker-registry, skopeo, curl and python3.
 set -euo pipefail
 export LC_ALL=C # $EPOCHREALTIME and awk must agree on the decimal point
 
 images=${BENCH_IMAGES:-20}
 layer_kb=${BENCH_LAYER_KB:-256}
 jobs=${BENCH_JOBS:-4}
+limited=${BENCH_LIMITED_IMAGES:-8}
+rate=${BENCH_RATE:-2}
 scripts=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$scripts")
 oci_index=application/vnd.oci.image.index.v1+json
@@ -21,6 +31,14 @@ die() { echo "bench: $*" >&2; exit 1; }
 for n in "$images" "$layer_kb" "$jobs"; do
   [[ $n =~ ^[1-9][0-9]*$ ]] || die "BENCH_IMAGES, BENCH_LAYER_KB and BENCH_JOBS must be positive integers"
 done
+[ -n "${BENCH_LIMITED_IMAGES:-}" ] || ((limited <= images)) || limited=$images # the default: 8 at most
+if ! [[ $limited =~ ^[0-9]+$ ]] || ((10#$limited > images)); then
+  die "BENCH_LIMITED_IMAGES must be an integer from 0 to BENCH_IMAGES ($images)"
+fi
+limited=$((10#$limited))
+if ! [[ $rate =~ ^([0-9]+\.?[0-9]*|\.[0-9]+)$ ]] || ! awk -v r="$rate" 'BEGIN { exit !(r > 0) }'; then
+  die "BENCH_RATE must be a positive number of requests per second"
+fi
 for tool in docker-registry skopeo curl python3; do
   command -v "$tool" >/dev/null || die "$tool not found"
 done
@@ -54,6 +72,8 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# Ports of the registries, set by start_registry (through printf -v, which shellcheck cannot see).
+src_port='' loop_port='' ferry_port='' loop_limited_port='' ferry_limited_port=''
 # start_registry NAME VAR: serve $work/NAME on a free loopback port and store the port in VAR.
 # Access logging on at level info: distribution 2.8 then logs one "response completed" line
 # ("response completed with error" for 4xx/5xx) per request, which is what phases count.
@@ -104,28 +124,67 @@ quiet() {
   "$@" >"$log" 2>&1 </dev/null || { tail -n 30 "$log" >&2; die "failed: $* (log above)"; }
 }
 
-# The old script's way: one skopeo sync per list line, one after the other.
+# Failed images of the running phase. With strict=1 (the first four phases) a failure ends the
+# benchmark; behind the limiter (strict=0) failures are counted, shown and kept in failures.log.
+strict=1 failed=0
+# failure LOG IMAGE REASON: one image failed in the running phase (measure's $phase).
+failure() {
+  if [ "$strict" = 1 ]; then tail -n 30 "$1" >&2; die "$phase: $2 failed (log above)"; fi
+  failed=$((failed + 1))
+  echo "bench: $phase: $2 failed: $3" >&2
+  { echo "== $phase: $2"; cat "$1"; } >>"$work/failures.log"
+}
+
+# loop_sync CONF LIST DEST: the old script's way, one skopeo sync per list line, one after the other.
 loop_sync() {
-  local name
+  local conf=$1 list=$2 dest=$3 name
   while read -r name; do
-    quiet "$work/loop.log" skopeo --registries-conf "$conf" sync --all --scoped --preserve-digests \
-      --src docker --dest docker --dest-tls-verify=false "docker.io/library/$name" "$dest_loop/loop"
+    skopeo --registries-conf "$conf" sync --all --scoped --preserve-digests --src docker \
+      --dest docker --dest-tls-verify=false "docker.io/library/$name" "$dest/loop" \
+      >"$work/loop.log" 2>&1 </dev/null ||
+      failure "$work/loop.log" "$name" "$(tail -n 1 "$work/loop.log")"
   done <"$list"
 }
 
+# ferry_sync CONF LIST DEST [FLAG...]: exit 1 means some images failed (named in the report).
+# Output and report per phase (measure's $phase): ferry-PHASE.log, ferry-PHASE.json.
 ferry_sync() {
-  CONTAINERS_REGISTRIES_CONF=$conf quiet "$work/ferry.log" \
-    "$ferry" sync "$list" --dest "$dest_ferry/ferry" --dest-tls-verify=false -j "$jobs"
+  local conf=$1 list=$2 dest=$3 out=$work/ferry-${phase// /-} status=0 line
+  shift 3
+  CONTAINERS_REGISTRIES_CONF=$conf "$ferry" sync "$list" --dest "$dest/ferry" --dest-tls-verify=false \
+    -j "$jobs" --report "$out.json" "$@" >"$out.log" 2>&1 </dev/null || status=$?
+  [ "$status" = 0 ] && return
+  [ "$status" = 1 ] || { tail -n 30 "$out.log" >&2; die "$phase: ferry exited with $status (log above)"; }
+  python3 -c 'import json, sys
+for image in json.load(open(sys.argv[1]))["images"]:
+    if image["status"] == "failed":
+        error = image.get("error") or {}
+        print(image["source"], "%s: %s" % (error.get("kind"), error.get("message")))' "$out.json" \
+    >"$out.failed" || die "$phase: cannot read ferry's report $out.json"
+  while read -r line; do
+    failure "$out.log" "${line%% *}" "${line#* }"
+  done <"$out.failed"
 }
 
-declare -A secs src dst procs
+# 429 answers the limiter logged so far (none before it starts).
+too_many() {
+  if [ -f "$work/proxy/requests.log" ]; then
+    grep -c ' 429$' "$work/proxy/requests.log" || true
+  else
+    echo 0
+  fi
+}
+
+declare -A secs src dst procs throttled fails
+pause=0 # seconds to wait before each phase: behind the limiter, time for the bucket to refill
 # measure PHASE DEST CMD...: run CMD; record wall seconds, new requests to the source and to
-# registry DEST, skopeo processes started.
+# registry DEST, skopeo processes started, 429s from the limiter and failed images.
 measure() {
-  local phase=$1 to=$2 src0 dst0 procs0 t0 t1
+  local phase=$1 to=$2 src0 dst0 procs0 throttled0 t0 t1
   shift 2
   settle
-  src0=$(requests src) dst0=$(requests "$to") procs0=$(spawns)
+  sleep "$pause"
+  src0=$(requests src) dst0=$(requests "$to") procs0=$(spawns) throttled0=$(too_many) failed=0
   echo "running: $phase" >&2
   t0=$EPOCHREALTIME
   "$@"
@@ -135,6 +194,8 @@ measure() {
   src[$phase]=$(($(requests src) - src0))
   dst[$phase]=$(($(requests "$to") - dst0))
   procs[$phase]=$(($(spawns) - procs0))
+  throttled[$phase]=$(($(too_many) - throttled0))
+  fails[$phase]=$failed
 }
 
 # digest PORT REPO TAG: the Docker-Content-Digest of the tag's index, empty when missing.
@@ -143,19 +204,31 @@ digest() {
     tr -d '\r' | awk 'tolower($1) == "docker-content-digest:" { print $2 }' || true
 }
 
+declare -A missing mismatched
+# verify LIST PREFIX=PORT...: compare every image of LIST under PREFIX/docker.io/library/ on each
+# registry PORT with the source; name each problem and count them per PREFIX in missing and
+# mismatched.
 verify() {
-  local name repo tag want got prefix port_var bad=0
+  local list=$1 name repo tag want got dest prefix port
+  shift
+  missing=() mismatched=()
+  for dest in "$@"; do missing[${dest%%=*}]=0 mismatched[${dest%%=*}]=0; done
   while read -r name; do
     repo=${name%%:*} tag=${name#*:}
     want=$(digest "$src_port" "library/$repo" "$tag")
-    [ -n "$want" ] || { echo "source has no library/$name" >&2; bad=1; }
-    for prefix in loop ferry; do
-      port_var=${prefix}_port
-      got=$(digest "${!port_var}" "$prefix/docker.io/library/$repo" "$tag")
-      [ "$got" = "$want" ] || { echo "$prefix/docker.io/library/$name: ${got:-missing}, source $want" >&2; bad=1; }
+    [ -n "$want" ] || die "source has no library/$name"
+    for dest in "$@"; do
+      prefix=${dest%%=*} port=${dest#*=}
+      got=$(digest "$port" "$prefix/docker.io/library/$repo" "$tag")
+      [ "$got" = "$want" ] && continue
+      echo "127.0.0.1:$port/$prefix/docker.io/library/$name: ${got:-missing}, source $want" >&2
+      if [ -z "$got" ]; then
+        missing[$prefix]=$((missing[$prefix] + 1))
+      else
+        mismatched[$prefix]=$((mismatched[$prefix] + 1))
+      fi
     done
   done <"$list"
-  [ "$bad" = 0 ] || die "DIGEST MISMATCH: destination differs from source (see above)"
 }
 
 # 1. registries. Each approach gets its own empty destination: in a shared one, skopeo mounts
@@ -187,13 +260,15 @@ mkdir "$work/bin"
 printf '%s\n' '#!/bin/sh' "echo >>'$work/skopeo.count'" "exec '$real_skopeo' \"\$@\"" >"$work/bin/skopeo"
 chmod +x "$work/bin/skopeo"
 export PATH=$work/bin:$PATH
-measure "loop cold" dst-loop loop_sync
-measure "loop no-op" dst-loop loop_sync
-measure "ferry cold" dst-ferry ferry_sync
-measure "ferry no-op" dst-ferry ferry_sync
+measure "loop cold" dst-loop loop_sync "$conf" "$list" "$dest_loop"
+measure "loop no-op" dst-loop loop_sync "$conf" "$list" "$dest_loop"
+measure "ferry cold" dst-ferry ferry_sync "$conf" "$list" "$dest_ferry"
+measure "ferry no-op" dst-ferry ferry_sync "$conf" "$list" "$dest_ferry"
 
 # 5. both destinations hold exactly what the source holds
-verify
+verify "$list" loop="$loop_port" ferry="$ferry_port"
+((missing[loop] + missing[ferry] + mismatched[loop] + mismatched[ferry] == 0)) ||
+  die "DIGEST MISMATCH: destination differs from source (see above)"
 
 # 6. report
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2fx", a / b }'; }
@@ -215,3 +290,77 @@ for kind in cold no-op; do
 done
 echo
 echo "Digests verified: all $images indexes under loop/ and ferry/ equal the source's."
+[ "$limited" -gt 0 ] || exit 0
+
+# 7. the rate-limited source: the limiter in front of the same source, docker.io redirected to it,
+# the first $limited images into two new empty destinations (only the source is limited).
+echo >&2
+echo "rate-limited source: $rate requests/s, $limited images ..." >&2
+mkdir "$work/proxy"
+python3 "$scripts/rate-limit-proxy.py" --listen 127.0.0.1:0 --upstream "127.0.0.1:$src_port" \
+  --rate "$rate" --port-file "$work/proxy/port" --log "$work/proxy/requests.log" \
+  >"$work/proxy/proxy.log" 2>&1 </dev/null &
+pids+=("$!")
+for _ in $(seq 100); do # the port file appears once it listens
+  if [ -s "$work/proxy/port" ] || ! kill -0 "${pids[-1]}" 2>/dev/null; then break; fi
+  sleep 0.1
+done
+[ -s "$work/proxy/port" ] || { cat "$work/proxy/proxy.log" >&2; die "rate-limit-proxy.py did not start"; }
+proxy_port=$(<"$work/proxy/port")
+start_registry dst-loop-limited loop_limited_port
+start_registry dst-ferry-limited ferry_limited_port
+dest_loop_limited=127.0.0.1:$loop_limited_port dest_ferry_limited=127.0.0.1:$ferry_limited_port
+limited_list=$work/limited.list
+head -n "$limited" "$list" >"$limited_list"
+limited_conf=$work/registries-limited.conf
+printf '%s\n' '[[registry]]' 'prefix = "docker.io"' "location = \"127.0.0.1:$proxy_port\"" \
+  'insecure = true' >"$limited_conf"
+# As tests/rate_limit.rs runs ferry against its limiter.
+ferry_limited_flags=(--retry-times 8 --retry-delay 1s --max-retry-delay 8s)
+
+strict=0
+# Every phase starts with a full bucket (capacity one: refilled after 1/rate seconds).
+pause=$(awk -v r="$rate" 'BEGIN { printf "%.2f", 1 / r + 0.1 }')
+measure "limited loop cold" dst-loop-limited \
+  loop_sync "$limited_conf" "$limited_list" "$dest_loop_limited"
+measure "limited loop no-op" dst-loop-limited \
+  loop_sync "$limited_conf" "$limited_list" "$dest_loop_limited"
+measure "limited ferry cold" dst-ferry-limited \
+  ferry_sync "$limited_conf" "$limited_list" "$dest_ferry_limited" "${ferry_limited_flags[@]}"
+measure "limited ferry no-op" dst-ferry-limited \
+  ferry_sync "$limited_conf" "$limited_list" "$dest_ferry_limited" "${ferry_limited_flags[@]}"
+
+# 8. what arrived is the source's; an image may be missing only if a phase reported it failed.
+verify "$limited_list" loop="$loop_limited_port" ferry="$ferry_limited_port"
+((mismatched[loop] + mismatched[ferry] == 0)) ||
+  die "DIGEST MISMATCH: destination differs from source (see above)"
+
+# 9. report
+row2() { printf '| %-16s | %7s | %6s | %15s | %16s | %13s |\n' "$@"; }
+echo
+echo "Rate-limited source: the source behind scripts/rate-limit-proxy.py at $rate requests/s (token"
+echo "bucket of one, no burst; 429 + Retry-After like Docker Hub); the first $limited images into two"
+echo "new empty, unlimited destinations. ferry -j $jobs ${ferry_limited_flags[*]}."
+echo
+row2 phase seconds 429s "source requests" "skopeo processes" "failed images"
+echo "|------------------|--------:|-------:|----------------:|-----------------:|--------------:|"
+for phase in "loop cold" "loop no-op" "ferry cold" "ferry no-op"; do
+  p="limited $phase"
+  row2 "$phase" "${secs[$p]}" "${throttled[$p]}" "${src[$p]}" "${procs[$p]}" "${fails[$p]}"
+done
+for kind in cold no-op; do
+  f="limited ferry $kind" l="limited loop $kind"
+  row2 "ferry/loop $kind" "$(ratio "${secs[$f]}" "${secs[$l]}")" \
+    "$(ratio "${throttled[$f]}" "${throttled[$l]}")" "$(ratio "${src[$f]}" "${src[$l]}")" \
+    "$(ratio "${procs[$f]}" "${procs[$l]}")" "$(ratio "${fails[$f]}" "${fails[$l]}")"
+done
+echo
+awk -v n="$limited" -v r="$rate" \
+  'BEGIN { printf "Ideal no-op: %d tags / %s requests/s = %.2f s", n, r, n / r }'
+echo " (one source request per tag at the limit)."
+if ((missing[loop] + missing[ferry] == 0)); then
+  echo "Digests verified: all $limited indexes under loop/ and ferry/ equal the source's."
+else
+  echo "Digests verified: the indexes present equal the source's; missing after the failures above:"
+  echo "${missing[loop]} under loop/, ${missing[ferry]} under ferry/."
+fi

@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""A rate-limited stand-in for Docker Hub, for scripts/bench.sh: an HTTP reverse proxy in front
+of a plain-HTTP docker-registry on loopback that limits requests like nginx `limit_req` without
+`burst`.
+
+    rate-limit-proxy.py --upstream 127.0.0.1:PORT [--listen 127.0.0.1:0] [--rate 2]
+                        [--port-file PATH] [--log PATH]
+
+A token bucket of capacity one, full at the start, refilled at RATE requests per second. A
+request that finds it empty gets `429 Too Many Requests` with Docker Hub's TOOMANYREQUESTS body
+and `Retry-After` (the wait for the next token, rounded up to whole seconds, at least 1); a
+refused request takes nothing from the bucket. Every other request (any method) is forwarded
+with its headers, its Host included (so the registry builds its `Location` URLs with the
+proxy's address), and its body, and the registry's answer is relayed as it streams in (read
+whole first only when it has no Content-Length).
+
+--listen with port 0 picks a free port; --port-file receives the port once the proxy listens.
+--log gets one line per request, `METHOD PATH STATUS`, written before the answer is sent; a
+connection that does not speak HTTP (a client probing for TLS first) is logged as `- - 400`.
+Stdlib only.
+"""
+import argparse
+import http.client
+import http.server
+import math
+import os
+import socket
+import sys
+import threading
+import time
+
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer",
+              "transfer-encoding", "upgrade", "expect"}
+TOO_MANY = (b'{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate '
+            b'limit. You may increase the limit by authenticating and upgrading: '
+            b'https://www.docker.com/increase-rate-limit"}]}')
+CHUNK = 64 * 1024
+
+
+class Bucket:
+    """Capacity one: the whole state is the instant the next token arrives."""
+
+    def __init__(self, rate):
+        self.interval = 1.0 / rate
+        self.next = time.monotonic()
+        self.lock = threading.Lock()
+
+    def take(self):
+        """0 when the token was taken, else the seconds until there is one."""
+        with self.lock:
+            now = time.monotonic()
+            if now < self.next:
+                return self.next - now
+            self.next = now + self.interval
+            return 0
+
+
+class Proxy(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as a registry client expects
+    timeout = 60  # an idle or stuck client connection is dropped after this
+
+    def handle(self):
+        try:
+            # A TLS ClientHello would make the request-line read hang until the client's TLS
+            # timeout: refuse anything that does not start like an HTTP method, as Go does.
+            first = self.connection.recv(1, socket.MSG_PEEK)
+            if first and not first.isupper():
+                self.log_line("-", "-", 400)
+                self.connection.sendall(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                return
+            super().handle()
+        except (ConnectionError, TimeoutError):
+            pass  # the client went away: nothing to answer
+
+    def do_request(self):
+        body = self.request_body()
+        wait = self.server.bucket.take()
+        if wait:
+            for _ in body:  # drain it, so the connection can carry the next request
+                pass
+            self.answer(429, [("Content-Type", "application/json"),
+                              ("Retry-After", str(max(1, math.ceil(wait))))], TOO_MANY)
+            return
+        upstream = http.client.HTTPConnection(self.server.upstream, timeout=60)
+        try:
+            upstream.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+            for key, value in self.headers.items():  # items() keeps repeated headers (Accept)
+                if key.lower() not in HOP_BY_HOP:
+                    upstream.putheader(key, value)
+            if "host" not in self.headers:
+                upstream.putheader("Host", self.server.address)
+            chunked = "content-length" not in self.headers and self.has_chunked_body()
+            if chunked:
+                upstream.putheader("Transfer-Encoding", "chunked")
+            upstream.endheaders()
+            for data in body:
+                upstream.send(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+            if chunked:
+                upstream.send(b"0\r\n\r\n")
+            response = upstream.getresponse()
+        except (OSError, http.client.HTTPException) as e:
+            upstream.close()
+            self.close_connection = True  # the request body may be half read
+            self.answer(502, [("Content-Type", "text/plain")], f"upstream: {e}\n".encode())
+            return
+        try:
+            self.relay(response)
+        finally:
+            upstream.close()
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_request
+
+    def request_body(self):
+        """The request body as a generator of chunks (Content-Length or chunked)."""
+        if "content-length" in self.headers:
+            left = int(self.headers["content-length"])
+            while left > 0:
+                data = self.rfile.read(min(CHUNK, left))
+                if not data:
+                    raise ConnectionError("client closed mid-body")
+                left -= len(data)
+                yield data
+        elif self.has_chunked_body():
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return
+                yield self.rfile.read(size)
+                self.rfile.readline()
+
+    def has_chunked_body(self):
+        return "chunked" in self.headers.get("transfer-encoding", "").lower()
+
+    def relay(self, response):
+        headers, length = [], None
+        for key, value in response.msg.items():
+            lower = key.lower()
+            if lower in HOP_BY_HOP:
+                continue
+            if lower == "content-length":
+                length = value
+            elif lower == "location" and value.startswith(f"http://{self.server.upstream}/"):
+                own = self.headers.get("host") or self.server.address
+                value = f"http://{own}{value[len('http://' + self.server.upstream):]}"
+            headers.append((key, value))
+        no_body = self.command == "HEAD" or response.status in (204, 304)
+        if length is None and not no_body:
+            # Unknown length (chunked from the registry): read it all and say how long it is.
+            data = response.read()
+            self.answer(response.status, headers + [("Content-Length", str(len(data)))], data,
+                        response.reason)
+            return
+        self.log_line(self.command, self.path, response.status)
+        self.send_response_only(response.status, response.reason)
+        for key, value in headers:
+            self.send_header(key, value)
+        self.end_headers()
+        try:
+            while not no_body and (data := response.read(CHUNK)):
+                self.wfile.write(data)
+        except http.client.HTTPException:
+            self.close_connection = True  # the registry broke off: so does the answer
+
+    def answer(self, status, headers, body, reason=None):
+        self.log_line(self.command, self.path, status)
+        self.send_response_only(status, reason)
+        for key, value in headers:
+            self.send_header(key, value)
+        if not any(key.lower() == "content-length" for key, _ in headers):
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def log_line(self, method, path, status):
+        self.server.log(f"{method} {path} {status}")
+
+    def log_request(self, code="-", size="-"):
+        # Only BaseHTTPRequestHandler's own error answers (a malformed request) come here.
+        self.log_line(self.command or "-", getattr(self, "path", None) or "-", code)
+
+    def log_message(self, format, *args):
+        pass  # no access log on stderr: --log has it
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+    def log(self, line):
+        if self.log_file:
+            with self.log_lock:
+                self.log_file.write(line + "\n")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT (port 0: any free one)")
+    parser.add_argument("--upstream", required=True, help="the registry, HOST:PORT")
+    parser.add_argument("--rate", type=float, default=2.0, help="requests per second (2)")
+    parser.add_argument("--port-file", help="write the port here once listening")
+    parser.add_argument("--log", help="append METHOD PATH STATUS per request here")
+    args = parser.parse_args()
+    if not args.rate > 0:
+        parser.error("--rate must be positive")
+    host, _, port = args.listen.rpartition(":")
+    server = Server((host, int(port)), Proxy)
+    server.upstream = args.upstream
+    server.address = f"{host}:{server.server_address[1]}"
+    server.bucket = Bucket(args.rate)
+    server.log_lock = threading.Lock()
+    server.log_file = open(args.log, "a", buffering=1) if args.log else None
+    if args.port_file:  # written whole, then renamed: a reader never sees half a port
+        with open(args.port_file + ".tmp", "w") as f:
+            f.write(f"{server.server_address[1]}\n")
+        os.replace(args.port_file + ".tmp", args.port_file)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
