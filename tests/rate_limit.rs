@@ -93,3 +93,48 @@ fn a_throttled_source_syncs_without_failures_and_a_no_op_rerun_runs_at_its_rate(
         "the no-op run took {no_op:?}, expected about {expected:?}"
     );
 }
+
+/// Copies from a source that answered 429 go one at a time; from one that did not, in parallel.
+/// A skopeo stand-in notes any overlap (a second copy starting while one runs).
+#[test]
+fn copies_from_a_throttled_source_take_turns() {
+    let m = Mirror::new(false);
+    for i in 0..4 {
+        m.push(&format!("library/img-{i}:1.0"), &format!("img-{i}"));
+    }
+    let list: String = (0..4).map(|i| format!("img-{i}:1.0\n")).collect();
+    let list = m.write("images.list", &list);
+    let running = m.scratch.path().join("running");
+    let overlap = m.scratch.path().join("overlap");
+    let skopeo = m.write(
+        "skopeo-stand-in",
+        &format!(
+            "#!/bin/sh\nif mkdir {r} 2>/dev/null; then sleep 0.5; rmdir {r}; else touch {o}; fi\n",
+            r = running.display(),
+            o = overlap.display()
+        ),
+    );
+    std::fs::set_permissions(&skopeo, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let sync = |conf: &std::path::Path| {
+        let mut cmd = m.sync(&list);
+        cmd.env("CONTAINERS_REGISTRIES_CONF", conf)
+            .args(["-j", "4", "--registry-jobs", "docker.io=4", "--skopeo"])
+            .arg(&skopeo);
+        cmd
+    };
+
+    // Unthrottled: the four copies overlap (so the stand-in does see overlap).
+    run(&mut sync(&m.conf), 0);
+    assert!(overlap.exists(), "four parallel copies never overlapped");
+    std::fs::remove_file(&overlap).unwrap();
+
+    // Behind the limiter the parallel lookups draw 429s: the copies then take turns.
+    let proxy = TokenProxy::rate_limited(&m.source.addr(), RATE);
+    let conf = registries_conf(m.scratch.path(), &[("docker.io", &proxy.addr())]);
+    run(&mut sync(&conf), 0);
+    assert!(proxy.throttled() > 0, "the lookups were never throttled");
+    assert!(
+        !overlap.exists(),
+        "copies from a throttled source overlapped"
+    );
+}

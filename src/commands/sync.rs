@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info};
 
 use super::plan::plan_jobs;
@@ -73,6 +73,8 @@ struct Context {
     /// The planner's client: its per-registry pace also spaces the retries of copies that a
     /// registry refused with 429.
     client: Arc<RegistryClient>,
+    /// One turn per throttled source registry (by domain): see [`throttled_turn`].
+    throttled_turns: std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
 }
 
 async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: AuthFiles) -> u8 {
@@ -89,6 +91,7 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
         destination: settings.plan.destination.clone(),
         scratch: scratch.path().to_owned(),
         client: Arc::clone(&client),
+        throttled_turns: Default::default(),
     });
 
     let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -277,6 +280,26 @@ async fn print_events(mut events: mpsc::UnboundedReceiver<Event>) {
     }
 }
 
+/// While the job's source registry is throttling (it answered 429, to a lookup or a copy),
+/// copies from it go one at a time: parallel copies would only split its allowance and each
+/// draw their own 429s. `None` (no turn needed) while it is not throttling.
+async fn throttled_turn(context: &Context, job: &Job) -> Option<OwnedSemaphorePermit> {
+    if !context
+        .client
+        .is_throttled(Side::Source, &job.source.repository())
+    {
+        return None;
+    }
+    let gate = {
+        let mut turns = context.throttled_turns.lock().expect("lock");
+        let gate = turns
+            .entry(job.source.domain().to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(1)));
+        Arc::clone(gate)
+    };
+    gate.acquire_owned().await.ok()
+}
+
 /// Copies one job, retrying transient failures with backoff; the result counts every attempt.
 async fn copy_one(
     context: &Context,
@@ -288,8 +311,22 @@ async fn copy_one(
     let mut attempt = 0;
     loop {
         attempt += 1;
+        let turn = tokio::select! {
+            turn = throttled_turn(context, &job) => turn,
+            () = process::wait_for(&mut stop, Stop::Graceful) => {
+                return ImageResult::failed(
+                    &job,
+                    FailureKind::Interrupted,
+                    "stopped while waiting for its turn at a throttled registry".to_owned(),
+                    attempt - 1,
+                    started.elapsed(),
+                );
+            }
+        };
         let attempt_started = Instant::now();
         let mut result = attempt_copy(context, index, job.clone(), stop.clone()).await;
+        // The next copy's turn; this one's retry waits below without holding it.
+        drop(turn);
         result.attempts = attempt;
         result.duration = started.elapsed();
         let Some((kind, message)) = result.error.as_ref().map(|e| (e.kind, e.message.clone()))

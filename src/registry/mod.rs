@@ -233,6 +233,13 @@ impl RegistryClient {
         retry_after
     }
 
+    /// Whether the registry serving `name` on `side` has answered 429 in this run, to this
+    /// client or to a copy reported through [`RegistryClient::wait_out_throttled_copy`].
+    pub fn is_throttled(&self, side: Side, name: &str) -> bool {
+        self.endpoint(side, name)
+            .is_ok_and(|endpoint| self.with_pacer(&endpoint.host, |pacer| pacer.was_throttled()))
+    }
+
     /// Runs `f` on this host's pacer, made on first use at the configured rate.
     fn with_pacer<R>(&self, host: &str, f: impl FnOnce(&mut Pacer) -> R) -> R {
         let mut pacers = self.pacers.lock().expect("lock");

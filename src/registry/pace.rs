@@ -52,6 +52,11 @@ impl Pacer {
         self.next = self.next.max(now + retry_after);
     }
 
+    /// Whether the registry has answered 429 at some point.
+    pub fn was_throttled(&self) -> bool {
+        self.slowed_at.is_some()
+    }
+
     pub fn interval(&self) -> Option<Duration> {
         self.interval
     }
