@@ -200,6 +200,26 @@ fn wrong_destination_credentials_are_unauthorized() {
     assert!(catalog(&m.dest).is_empty());
     // The planner's lookups found the password wrong: no skopeo sends it again.
     assert_eq!(m.invocations(), Vec::<Vec<String>>::new());
+    for image in images(&report) {
+        assert_eq!(image["attempts"], 0, "{image:#}");
+    }
+
+    // Without the plan (--force), skopeo meets the refusal itself: final on its first attempt.
+    run(
+        m.sync(&list)
+            .args(["--force", "--retry-delay", "5s"])
+            .arg("--report")
+            .arg(&report_path)
+            .env("FERRY_DEST_CREDS", format!("{USER}:not-the-password")),
+        1,
+    );
+    let forced = common::mirror::report(&report_path);
+    for image in images(&forced) {
+        assert_eq!(image["error"]["kind"], "unauthorized", "{image:#}");
+        assert_eq!(image["attempts"], 1, "{image:#}");
+    }
+    assert_eq!(m.invocations().len(), 2);
+    assert!(catalog(&m.dest).is_empty());
 }
 
 #[test]
