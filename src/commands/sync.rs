@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
 
 use super::plan::plan_jobs;
@@ -73,8 +73,6 @@ struct Context {
     /// The planner's client: its per-registry pace also spaces the retries of copies that a
     /// registry refused with 429.
     client: Arc<RegistryClient>,
-    /// One turn per throttled source registry (by domain): see [`throttled_turn`].
-    throttled_turns: std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
 }
 
 async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: AuthFiles) -> u8 {
@@ -91,7 +89,6 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
         destination: settings.plan.destination.clone(),
         scratch: scratch.path().to_owned(),
         client: Arc::clone(&client),
-        throttled_turns: Default::default(),
     });
 
     let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -280,26 +277,6 @@ async fn print_events(mut events: mpsc::UnboundedReceiver<Event>) {
     }
 }
 
-/// While the job's source registry is throttling (it answered 429, to a lookup or a copy),
-/// copies from it go one at a time: parallel copies would only split its allowance and each
-/// draw their own 429s. `None` (no turn needed) while it is not throttling.
-async fn throttled_turn(context: &Context, job: &Job) -> Option<OwnedSemaphorePermit> {
-    if !context
-        .client
-        .is_throttled(Side::Source, &job.source.repository())
-    {
-        return None;
-    }
-    let gate = {
-        let mut turns = context.throttled_turns.lock().expect("lock");
-        let gate = turns
-            .entry(job.source.domain().to_owned())
-            .or_insert_with(|| Arc::new(Semaphore::new(1)));
-        Arc::clone(gate)
-    };
-    gate.acquire_owned().await.ok()
-}
-
 /// Copies one job, retrying transient failures with backoff; the result counts every attempt.
 async fn copy_one(
     context: &Context,
@@ -308,11 +285,13 @@ async fn copy_one(
     mut stop: watch::Receiver<Stop>,
 ) -> ImageResult {
     let started = Instant::now();
+    let source_repository = job.source.repository();
     let mut attempt = 0;
     loop {
         attempt += 1;
+        // Copies from a source that throttles take turns (see `throttled_turn`).
         let turn = tokio::select! {
-            turn = throttled_turn(context, &job) => turn,
+            turn = context.client.throttled_turn(Side::Source, &source_repository) => turn,
             () = process::wait_for(&mut stop, Stop::Graceful) => {
                 return ImageResult::failed(
                     &job,

@@ -19,7 +19,7 @@ use base64::Engine as _;
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, LINK, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Method, Response, StatusCode};
 use sha2::{Digest as _, Sha256};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use self::auth::{parse_challenge, AuthError, Challenge, CredentialSources};
 use self::conf::{ConfError, Endpoint, RegistriesConf};
@@ -179,6 +179,8 @@ pub struct RegistryClient {
     /// What each host said of each login, by (host, username): a wrong password is sent once
     /// per run, never again, so it fails every lookup at once and cannot lock the account out.
     verdicts: Mutex<HashMap<(String, String), Verdict>>,
+    /// One copy at a time per throttled host: see [`RegistryClient::throttled_turn`].
+    throttled_turns: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Hosts whose spent pull quota was already logged.
     quota_spent: Mutex<HashSet<String>>,
     requests: AtomicU64,
@@ -195,6 +197,7 @@ impl RegistryClient {
             limits: Mutex::default(),
             pacers: Mutex::default(),
             verdicts: Mutex::default(),
+            throttled_turns: Mutex::default(),
             quota_spent: Mutex::default(),
             requests: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
@@ -233,11 +236,25 @@ impl RegistryClient {
         retry_after
     }
 
-    /// Whether the registry serving `name` on `side` has answered 429 in this run, to this
-    /// client or to a copy reported through [`RegistryClient::wait_out_throttled_copy`].
-    pub fn is_throttled(&self, side: Side, name: &str) -> bool {
-        self.endpoint(side, name)
-            .is_ok_and(|endpoint| self.with_pacer(&endpoint.host, |pacer| pacer.was_throttled()))
+    /// A turn for one copy from the registry serving `name` on `side`, once it has answered
+    /// 429 in this run (to this client or to a copy reported through
+    /// [`RegistryClient::wait_out_throttled_copy`]): copies then go one at a time, since
+    /// parallel ones would only split its allowance and each draw their own 429s. `None` (no
+    /// turn needed) while it is not throttling.
+    pub async fn throttled_turn(&self, side: Side, name: &str) -> Option<OwnedSemaphorePermit> {
+        let host = self.endpoint(side, name).ok()?.host;
+        if !self.with_pacer(&host, |pacer| pacer.was_throttled()) {
+            return None;
+        }
+        let turn = {
+            let mut turns = self.throttled_turns.lock().expect("lock");
+            Arc::clone(
+                turns
+                    .entry(host)
+                    .or_insert_with(|| Arc::new(Semaphore::new(1))),
+            )
+        };
+        turn.acquire_owned().await.ok()
     }
 
     /// Runs `f` on this host's pacer, made on first use at the configured rate.
@@ -406,10 +423,10 @@ impl RegistryClient {
         let mut throttled = 0;
         let mut trial = None;
         loop {
-            if trial.is_none() && authorization.as_ref().is_some_and(|a| is_basic(a)) {
+            if trial.is_none() {
                 // Basic sends the password with every request: not once it was refused.
-                if let Some(credentials) = self.credentials(side, name, endpoint, what)? {
-                    trial = self.try_login(endpoint, &credentials, what).await?;
+                if let Some(username) = authorization.as_deref().and_then(basic_username) {
+                    trial = self.try_login(&endpoint.host, &username, what).await?;
                 }
             }
             let sent = self.pace(&endpoint.host).await;
@@ -503,7 +520,10 @@ impl RegistryClient {
     ) -> Result<(Option<String>, Option<Trial>), RegistryError> {
         let credentials = self.credentials(side, name, endpoint, what)?;
         let trial = match &credentials {
-            Some(credentials) => self.try_login(endpoint, credentials, what).await?,
+            Some(credentials) => {
+                self.try_login(&endpoint.host, &credentials.username, what)
+                    .await?
+            }
             None => None,
         };
         let basic = credentials.as_ref().map(|c| {
@@ -564,23 +584,20 @@ impl RegistryClient {
         Ok((Some(format!("Bearer {token}")), None))
     }
 
-    /// Waits for this login's verdict on the host behind `endpoint`: an error when it was
-    /// refused, nothing when accepted, and the trial when it is not known yet.
+    /// Waits for the verdict of `host` on `username`'s login: an error when it was refused,
+    /// nothing when accepted, and the trial when it is not known yet.
     async fn try_login(
         &self,
-        endpoint: &Endpoint,
-        credentials: &crate::secret::Credentials,
+        host: &str,
+        username: &str,
         what: &str,
     ) -> Result<Option<Trial>, RegistryError> {
-        let guard = self
-            .verdict(&endpoint.host, &credentials.username)
-            .lock_owned()
-            .await;
+        let guard = self.verdict(host, username).lock_owned().await;
         match *guard {
             Some(false) => Err(RegistryError::Refused {
                 what: what.to_owned(),
-                host: endpoint.host.clone(),
-                username: credentials.username.clone(),
+                host: host.to_owned(),
+                username: username.to_owned(),
             }),
             Some(true) => Ok(None),
             None => Ok(Some(Trial(guard))),
@@ -602,6 +619,18 @@ impl RegistryClient {
         let Ok(endpoint) = self.endpoint(side, name) else {
             return false;
         };
+        // Credential lookups read auth files and may run helpers: only when there is a refusal.
+        let any_refused = self
+            .verdicts
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|(key, verdict)| {
+                key.0 == endpoint.host && verdict.try_lock().is_ok_and(|v| *v == Some(false))
+            });
+        if !any_refused {
+            return false;
+        }
         let Ok(Some(credentials)) = self.credentials(side, name, &endpoint, name) else {
             return false;
         };
@@ -833,8 +862,14 @@ fn next_link(link: &str) -> Option<String> {
     })
 }
 
-fn is_basic(authorization: &str) -> bool {
-    authorization.starts_with("Basic ")
+/// The user in a `Basic` authorization value.
+fn basic_username(authorization: &str) -> Option<String> {
+    let encoded = authorization.strip_prefix("Basic ")?;
+    let pair = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let pair = String::from_utf8(pair).ok()?;
+    pair.split_once(':').map(|(user, _)| user.to_owned())
 }
 
 fn status_error(what: &str, response: &Response) -> RegistryError {
@@ -890,6 +925,17 @@ mod tests {
             Some("/v2/a/tags/list?n=2&last=b")
         );
         assert_eq!(next_link(r#"</v2/a/tags/list?n=2>; rel="prev""#), None);
+    }
+
+    #[test]
+    fn the_user_is_read_back_from_a_basic_authorization() {
+        let value = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("bot:pa:ss")
+        );
+        assert_eq!(basic_username(&value).as_deref(), Some("bot"));
+        assert_eq!(basic_username("Bearer abc"), None);
+        assert_eq!(basic_username("Basic !!!"), None);
     }
 
     #[test]
