@@ -218,6 +218,16 @@ mod tests {
         }
     }
 
+    /// No process left whose command line names `marker` (the test's grandchild).
+    fn assert_gone(marker: &std::path::Path) {
+        let out = std::process::Command::new("pgrep")
+            .args(["-fa", &marker.display().to_string()])
+            .output()
+            .unwrap();
+        let left = String::from_utf8_lossy(&out.stdout);
+        assert!(left.is_empty(), "the grandchild survived: {left}");
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn captures_both_pipes_and_the_exit_code() {
         let (_tx, rx) = watch::channel(Stop::Run);
@@ -247,15 +257,7 @@ mod tests {
         assert!(finished.stopped);
         assert_eq!(describe_status(&finished.status), "killed by SIGTERM");
         // The grandchild was in the same group and got the signal too.
-        let out = std::process::Command::new("pgrep")
-            .args(["-f", &marker.display().to_string()])
-            .output()
-            .unwrap();
-        assert!(
-            out.stdout.is_empty(),
-            "grandchild survived: {:?}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        assert_gone(&marker);
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -277,15 +279,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(finished.stopped);
-        let out = std::process::Command::new("pgrep")
-            .args(["-f", &marker.display().to_string()])
-            .output()
-            .unwrap();
-        assert!(
-            out.stdout.is_empty(),
-            "the grandchild survived: {:?}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        assert_gone(&marker);
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -79,13 +79,10 @@ fn a_hung_copy_times_out_and_the_others_finish() {
         ],
         "{report:#}"
     );
-    let leftovers = Command::new("pgrep")
-        .args(["-f", "sleep 300"])
-        .output()
-        .unwrap();
+    let leftovers = processes_matching("sleep 300");
     assert!(
-        leftovers.stdout.is_empty(),
-        "the hung copy outlived its timeout"
+        leftovers.is_empty(),
+        "the hung copy outlived its timeout: {leftovers}"
     );
 }
 
@@ -196,18 +193,9 @@ fn sigterm_stops_everything_and_exits_143_with_a_report() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until both copies are running.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Command::new("pgrep")
-        .args(["-fc", "sleep 301"])
-        .output()
-        .unwrap()
-        .stdout
-        != b"2\n"
-    {
-        assert!(Instant::now() < deadline, "the copies never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(Duration::from_secs(10), "the copies never started", || {
+        processes_matching("sleep 301").lines().count() == 2
+    });
     let sent = Instant::now();
     run(
         Command::new("kill").args(["-TERM", &child.id().to_string()]),
@@ -225,11 +213,8 @@ fn sigterm_stops_everything_and_exits_143_with_a_report() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(143));
-    let leftovers = Command::new("pgrep")
-        .args(["-f", "sleep 301"])
-        .output()
-        .unwrap();
-    assert!(leftovers.stdout.is_empty(), "skopeo outlived ferry");
+    let leftovers = processes_matching("sleep 301");
+    assert!(leftovers.is_empty(), "skopeo outlived ferry: {leftovers}");
     let report = report(&report_path);
     assert_eq!(report["summary"]["interrupted"], true);
     let kinds: Vec<String> = kinds_and_attempts(&report)
@@ -290,14 +275,15 @@ fn a_destination_that_dies_mid_run_fails_the_rest_as_network_and_a_rerun_complet
         .unwrap();
     let prefix = m.prefix();
     let target = |name: &str| format!("{prefix}/docker.io/library/{name}:1");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !(m.target_digest(&target("early-a")).is_some()
-        && m.target_digest(&target("early-b")).is_some()
-        && std::fs::read_dir(&waiting).unwrap().count() == 2)
-    {
-        assert!(Instant::now() < deadline, "the early copies never finished");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        Duration::from_secs(60),
+        "the early copies never finished",
+        || {
+            m.target_digest(&target("early-a")).is_some()
+                && m.target_digest(&target("early-b")).is_some()
+                && std::fs::read_dir(&waiting).unwrap().count() == 2
+        },
+    );
     m.dest.stop();
     std::fs::write(&gate, "").unwrap();
     let out = child.wait_with_output().unwrap();
@@ -374,11 +360,9 @@ fn a_signal_removes_the_private_auth_file_and_no_output_holds_the_password() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !args_path.exists() {
-        assert!(Instant::now() < deadline, "the copy never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(Duration::from_secs(20), "the copy never started", || {
+        args_path.exists()
+    });
     let args = std::fs::read_to_string(&args_path).unwrap();
     let lines: Vec<&str> = args.lines().collect();
     let auth_file = lines

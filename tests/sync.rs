@@ -451,14 +451,10 @@ fn ctrl_c_stops_running_copies_and_still_writes_the_report() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(130));
-    let leftovers = Command::new("pgrep")
-        .args(["-f", "sleep 2999"])
-        .output()
-        .unwrap();
+    let leftovers = processes_matching("sleep 2999");
     assert!(
-        leftovers.stdout.is_empty(),
-        "skopeo stand-ins outlived ferry: {}",
-        String::from_utf8_lossy(&leftovers.stdout)
+        leftovers.is_empty(),
+        "skopeo stand-ins outlived ferry: {leftovers}"
     );
 
     let report = report(&report_path);

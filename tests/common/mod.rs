@@ -664,6 +664,24 @@ pub fn run(cmd: &mut Command, expect_code: i32) -> Output {
     out
 }
 
+/// Polls `done` every 50 ms; panics with `what` when it is still false after `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `pgrep -fa PATTERN`: the processes whose command line matches, one per line; empty when none.
+pub fn processes_matching(pattern: &str) -> String {
+    let out = Command::new("pgrep")
+        .args(["-fa", pattern])
+        .output()
+        .expect("pgrep runs");
+    stdout_of(&out)
+}
+
 pub fn stdout_of(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
