@@ -434,7 +434,10 @@ fn ctrl_c_stops_running_copies_and_still_writes_the_report() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    // Two copies running (-j 2) also means ferry's signal handling is in place.
+    wait_until(Duration::from_secs(20), "the copies never started", || {
+        processes_matching("sleep 2999").lines().count() == 2
+    });
     let sent = Instant::now();
     run(
         Command::new("kill").args(["-INT", &child.id().to_string()]),
