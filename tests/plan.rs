@@ -314,10 +314,12 @@ fn force_copies_even_what_is_current() {
 }
 
 #[test]
-fn credentials_come_from_a_docker_credential_helper() {
+fn credentials_come_from_a_docker_credential_helper_asked_once_per_host() {
     let m = Mirror::new(true);
-    m.push("library/nginx:1.25", "nginx");
-    let list = m.write("images.list", "nginx:1.25\n");
+    for name in ["nginx", "redis", "alpine"] {
+        m.push(&format!("library/{name}:1"), name);
+    }
+    let list = m.write("images.list", "nginx:1\nredis:1\nalpine:1\n");
     // A docker config naming a helper for the destination, and the helper on PATH.
     let config_dir = m.scratch.path().join("docker-config");
     std::fs::create_dir_all(&config_dir).unwrap();
@@ -326,10 +328,15 @@ fn credentials_come_from_a_docker_credential_helper() {
         serde_json::json!({ "credHelpers": { m.dest.addr(): "ferrytest" } }).to_string(),
     )
     .unwrap();
+    // The helper notes each time it is asked, and for which server.
+    let asked = m.scratch.path().join("helper-asked");
     let helper = m.recorder.join("docker-credential-ferrytest");
     std::fs::write(
         &helper,
-        format!("#!/bin/sh\ncat >/dev/null\necho '{{\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}'\n"),
+        format!(
+            "#!/bin/sh\ncat >>{}; echo >>{0}\necho '{{\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}'\n",
+            asked.display()
+        ),
     )
     .unwrap();
     std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -344,10 +351,17 @@ fn credentials_come_from_a_docker_credential_helper() {
         .arg(m.dest.cert_dir().unwrap());
     cmd.arg("--report").arg(&path).arg(&list);
     run(&mut cmd, 0);
-    // Authenticated HEAD on the destination: the target is simply not there yet.
+    // Authenticated HEADs on the destination: the targets are simply not there yet.
     let plan = report(&path);
-    assert_eq!(plan["entries"][0]["state"], "new", "{plan:#}");
-    assert!(plan["entries"][0]["error"].is_null(), "{plan:#}");
+    for entry in plan["entries"].as_array().unwrap() {
+        assert_eq!(entry["state"], "new", "{plan:#}");
+        assert!(entry["error"].is_null(), "{plan:#}");
+    }
+    // Three repositories, each challenged, but one host: the helper was asked once.
+    assert_eq!(
+        std::fs::read_to_string(&asked).unwrap(),
+        format!("{}\n", m.dest.addr())
+    );
 
     // Without the helper the same lookup is unauthorized.
     let mut cmd = m.ferry();

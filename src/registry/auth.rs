@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -25,6 +26,39 @@ pub struct CredentialSources {
     pub side: Option<Credentials>,
     /// An explicit auth file (`--src-authfile`, `--dest-authfile`, `--authfile`).
     pub authfile: Option<PathBuf>,
+    /// What credential helpers answered during this run.
+    pub helper_answers: HelperAnswers,
+}
+
+/// Credential helper answers by (helper, host), kept for the run and shared by clones. Every
+/// repository's first challenge looks its credentials up, and a helper may be slow (a cloud
+/// login): it runs once per host, not once per repository.
+#[derive(Clone, Default)]
+pub struct HelperAnswers(Arc<Mutex<HashMap<HelperQuestion, Option<Credentials>>>>);
+
+/// (helper, host)
+type HelperQuestion = (String, String);
+
+impl std::fmt::Debug for HelperAnswers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HelperAnswers")
+    }
+}
+
+impl HelperAnswers {
+    /// The helper's answer for `host`: asked once, then remembered. Failures are not kept,
+    /// so a later lookup asks again. Held while the helper runs, so parallel lookups for one
+    /// host wait for its answer instead of running it again.
+    fn get(&self, helper: &str, host: &str) -> Result<Option<Credentials>, AuthError> {
+        let mut answers = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (helper.to_owned(), host.to_owned());
+        if let Some(answer) = answers.get(&key) {
+            return Ok(answer.clone());
+        }
+        let answer = run_helper(helper, host)?;
+        answers.insert(key, answer.clone());
+        Ok(answer)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +116,7 @@ impl CredentialSources {
             None => default_auth_files(),
         };
         for path in files {
-            if let Some(creds) = lookup_in_file(&path, name)? {
+            if let Some(creds) = lookup_in_file(&path, name, &self.helper_answers)? {
                 return Ok(Some(creds));
             }
         }
@@ -217,7 +251,11 @@ fn default_auth_files() -> Vec<PathBuf> {
     files
 }
 
-fn lookup_in_file(path: &Path, name: &str) -> Result<Option<Credentials>, AuthError> {
+fn lookup_in_file(
+    path: &Path,
+    name: &str,
+    helpers: &HelperAnswers,
+) -> Result<Option<Credentials>, AuthError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -261,7 +299,7 @@ fn lookup_in_file(path: &Path, name: &str) -> Result<Option<Credentials>, AuthEr
         .map(|(_, helper)| helper.clone())
         .or(file.creds_store);
     match helper {
-        Some(helper) => run_helper(&helper, host),
+        Some(helper) => helpers.get(&helper, host),
         None => Ok(None),
     }
 }
