@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """A rate-limited stand-in for Docker Hub, for scripts/bench.sh: an HTTP reverse proxy in front
 of a plain-HTTP docker-registry on loopback that limits requests like nginx `limit_req` without
-`burst`.
+`burst`. tests/faults.rs also puts it in front of a destination to refuse a manifest list upload.
 
     rate-limit-proxy.py --upstream 127.0.0.1:PORT [--listen 127.0.0.1:0] [--rate 2]
-                        [--port-file PATH] [--log PATH]
+                        [--port-file PATH] [--log PATH] [--fail-list-puts N]
 
 A token bucket of capacity one, full at the start, refilled at RATE requests per second. A
 request that finds it empty gets `429 Too Many Requests` with Docker Hub's TOOMANYREQUESTS body
@@ -17,6 +17,8 @@ whole first only when it has no Content-Length).
 --listen with port 0 picks a free port; --port-file receives the port once the proxy listens.
 --log gets one line per request, `METHOD PATH STATUS`, written before the answer is sent; a
 connection that does not speak HTTP (a client probing for TLS first) is logged as `- - 400`.
+--fail-list-puts answers the first N uploads of a manifest list or OCI index with `503 Service
+Unavailable` (before the rate limit; they take no token), as a registry under load might.
 Stdlib only.
 """
 import argparse
@@ -34,6 +36,9 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer",
 TOO_MANY = (b'{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate '
             b'limit. You may increase the limit by authenticating and upgrading: '
             b'https://www.docker.com/increase-rate-limit"}]}')
+UNAVAILABLE = b'{"errors":[{"code":"UNAVAILABLE","message":"service unavailable"}]}'
+LIST_TYPES = {"application/vnd.docker.distribution.manifest.list.v2+json",
+              "application/vnd.oci.image.index.v1+json"}
 CHUNK = 64 * 1024
 
 
@@ -74,6 +79,11 @@ class Proxy(http.server.BaseHTTPRequestHandler):
 
     def do_request(self):
         body = self.request_body()
+        if self.fails_list_put():
+            for _ in body:
+                pass
+            self.answer(503, [("Content-Type", "application/json")], UNAVAILABLE)
+            return
         wait = self.server.bucket.take()
         if wait:
             for _ in body:  # drain it, so the connection can carry the next request
@@ -107,6 +117,17 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             self.relay(response)
         finally:
             upstream.close()
+
+    def fails_list_put(self):
+        """Whether this is a manifest list or index upload that --fail-list-puts refuses."""
+        media_type = self.headers.get("content-type", "").split(";")[0].strip()
+        if self.command != "PUT" or media_type not in LIST_TYPES:
+            return False
+        with self.server.fail_lock:
+            if self.server.list_puts_to_fail <= 0:
+                return False
+            self.server.list_puts_to_fail -= 1
+            return True
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_request
 
@@ -205,6 +226,8 @@ def main():
     parser.add_argument("--rate", type=float, default=2.0, help="requests per second (2)")
     parser.add_argument("--port-file", help="write the port here once listening")
     parser.add_argument("--log", help="append METHOD PATH STATUS per request here")
+    parser.add_argument("--fail-list-puts", type=int, default=0, metavar="N",
+                        help="answer 503 to the first N manifest list/index uploads (0)")
     args = parser.parse_args()
     if not args.rate > 0:
         parser.error("--rate must be positive")
@@ -213,6 +236,8 @@ def main():
     server.upstream = args.upstream
     server.address = f"{host}:{server.server_address[1]}"
     server.bucket = Bucket(args.rate)
+    server.list_puts_to_fail = args.fail_list_puts
+    server.fail_lock = threading.Lock()
     server.log_lock = threading.Lock()
     server.log_file = open(args.log, "a", buffering=1) if args.log else None
     if args.port_file:  # written whole, then renamed: a reader never sees half a port

@@ -1,8 +1,8 @@
 //! Failures a nightly mirror meets: a skopeo that hangs, a connection that drops once, a
-//! missing image, a certificate nobody trusts, a destination that goes away mid-run, and a
-//! SIGTERM from the CI runner. Real registries and skopeo; a stand-in for skopeo only where a
-//! fault cannot be provoked otherwise (a hang, a one-off network error, holding a copy back
-//! until the destination is gone).
+//! missing image, a certificate nobody trusts, a destination that goes away mid-run, one that
+//! answers 503 to a manifest list upload, and a SIGTERM from the CI runner. Real registries
+//! and skopeo; a stand-in for skopeo only where a fault cannot be provoked otherwise (a hang,
+//! a one-off network error, holding a copy back until the destination is gone).
 
 mod common;
 
@@ -423,4 +423,101 @@ fn a_signal_removes_the_private_auth_file_and_no_output_holds_the_password() {
             "the encoded login is in the {name}"
         );
     }
+}
+
+/// `scripts/rate-limit-proxy.py` in front of `upstream` with `args`; killed on drop.
+struct ScriptProxy {
+    child: std::process::Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl ScriptProxy {
+    fn start(dir: &Path, upstream: &str, args: &[&str]) -> ScriptProxy {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/rate-limit-proxy.py");
+        let port_file = dir.join("proxy-port");
+        let log = dir.join("proxy.log");
+        let child = Command::new("python3")
+            .arg(script)
+            .args(["--listen", "127.0.0.1:0", "--upstream", upstream])
+            .arg("--port-file")
+            .arg(&port_file)
+            .arg("--log")
+            .arg(&log)
+            .args(args)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("run python3");
+        wait_until(Duration::from_secs(20), "the proxy never listened", || {
+            port_file.exists()
+        });
+        let port = std::fs::read_to_string(&port_file).unwrap();
+        ScriptProxy {
+            child,
+            port: port.trim().parse().unwrap(),
+            log,
+        }
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ScriptProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// skopeo reports a failed manifest list upload under `--preserve-digests` as "must be
+/// converted … but we cannot modify it", whatever the cause; a 503 is a passing fault. A proxy
+/// in front of the destination answers the first list upload with 503: ferry reads the cause
+/// from skopeo's debug log, retries as for any 5xx, and the image lands with its digest.
+#[test]
+fn a_manifest_list_upload_that_fails_once_is_retried() {
+    let m = Mirror::new(false);
+    let digest = m.push("library/nginx:1.25", "nginx");
+    let list = m.write("images.list", "nginx:1.25\n");
+    let proxy = ScriptProxy::start(
+        m.scratch.path(),
+        &m.dest.addr(),
+        &["--rate", "1000", "--fail-list-puts", "1"],
+    );
+    let report_path = m.scratch.path().join("report.json");
+    let mut cmd = m.ferry();
+    cmd.arg("sync")
+        .arg(&list)
+        .arg("--dest")
+        .arg(format!("{}/third", proxy.addr()))
+        .args(["--dest-tls-verify=false", "--retry-delay", "100ms", "-v"])
+        .arg("--report")
+        .arg(&report_path);
+    let out = run(&mut cmd, 0);
+    let log = proxy.log();
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.starts_with("PUT ") && l.ends_with(" 503"))
+            .count(),
+        1,
+        "{log}"
+    );
+    let stderr = stderr_of(&out);
+    assert!(
+        stderr.contains("attempt 1 failed (network: writing the manifest list: ")
+            && stderr.contains("503 Service Unavailable); retrying"),
+        "the refused upload was not retried as a network fault:\n{stderr}"
+    );
+    let report = report(&report_path);
+    assert_eq!(report["images"][0]["status"], "synced", "{report:#}");
+    assert_eq!(report["images"][0]["attempts"], 2, "{report:#}");
+    assert_eq!(
+        m.target_digest(&format!("{}/docker.io/library/nginx:1.25", m.prefix())),
+        Some(digest)
+    );
 }

@@ -317,7 +317,7 @@ async fn copy_one(
         }
         let delay = context.retry.backoff(attempt, kind, retry::jitter());
         info!(
-            "{}: attempt {attempt} failed ({kind}); retrying in {:.1}s{}",
+            "{}: attempt {attempt} failed ({kind}: {message}); retrying in {:.1}s{}",
             job.target,
             delay.as_secs_f64(),
             if kind == FailureKind::RateLimited {
@@ -460,7 +460,7 @@ async fn attempt_copy(
 
 /// skopeo's fatal message, or failing that the end of its stderr and how it exited.
 fn failure_message(finished: &process::Finished) -> String {
-    skopeo::fatal_message(&finished.stderr).unwrap_or_else(|| {
+    skopeo::failure_cause(&finished.stderr).unwrap_or_else(|| {
         let status = process::describe_status(&finished.status);
         match tail(&finished.stderr, 3) {
             tail if tail.is_empty() => format!("skopeo ended with {status}"),

@@ -280,6 +280,32 @@ pub fn fatal_message(stderr: &str) -> Option<String> {
         .next_back()
 }
 
+/// Why skopeo failed: its `level=fatal` message, except where that hides the cause. When a
+/// manifest list upload fails under `--preserve-digests`, skopeo goes on to the list types that
+/// would need a conversion and reports only that it may not convert; the upload's own error (a
+/// 5xx, a dropped connection, a refused type) is in its debug log, and is the answer here.
+pub fn failure_cause(stderr: &str) -> Option<String> {
+    let fatal = fatal_message(stderr)?;
+    if !fatal.contains("Instructed to preserve digests") {
+        return Some(fatal);
+    }
+    let upload_failed = stderr
+        .lines()
+        .filter(|line| line.contains("level=debug"))
+        .filter_map(|line| {
+            line.split_once("msg=")
+                .map(|(_, rest)| unquote_logfmt(rest))
+        })
+        .find_map(|msg| {
+            let rest = msg.strip_prefix("Upload of manifest list type ")?;
+            rest.split_once(" failed: ").map(|(_, why)| why.to_owned())
+        });
+    Some(match upload_failed {
+        Some(why) => format!("writing the manifest list: {why}"),
+        None => fatal,
+    })
+}
+
 /// logrus writes `msg="…"` with Go's escaping, or a bare word when no quoting is needed.
 fn unquote_logfmt(value: &str) -> String {
     let Some(quoted) = value.strip_prefix('"') else {
@@ -626,6 +652,37 @@ mod tests {
             "Error copying ref \"docker://nope:1.25\": reading manifest 1.25 in 127.0.0.1:5055/library/nope: manifest unknown: manifest unknown"
         );
         assert_eq!(fatal_message("level=info msg=hello\n"), None);
+    }
+
+    #[test]
+    fn a_manifest_list_upload_failure_is_reported_by_its_cause() {
+        // skopeo 1.9.3 on a 503 to the index upload, under --preserve-digests.
+        let stderr = concat!(
+            "time=\"2026-11-22T20:57:05Z\" level=debug msg=\"Trying to use manifest list type application/vnd.oci.image.index.v1+json…\"\n",
+            "time=\"2026-11-22T20:57:05Z\" level=debug msg=\"Upload of manifest list type application/vnd.oci.image.index.v1+json failed: uploading manifest 1.25 to 127.0.0.1:41979/x/nginx: received unexpected HTTP status: 503 Service Unavailable\"\n",
+            "time=\"2026-11-22T20:57:05Z\" level=debug msg=\"Trying to use manifest list type application/vnd.docker.distribution.manifest.list.v2+json…\"\n",
+            "time=\"2026-11-22T20:57:05Z\" level=fatal msg=\"Manifest list must be converted to type \\\"application/vnd.docker.distribution.manifest.list.v2+json\\\" to be written to destination, but we cannot modify it: \\\"Instructed to preserve digests\\\"\"\n",
+        );
+        let cause = failure_cause(stderr).unwrap();
+        assert_eq!(
+            cause,
+            "writing the manifest list: uploading manifest 1.25 to 127.0.0.1:41979/x/nginx: \
+             received unexpected HTTP status: 503 Service Unavailable"
+        );
+        assert_eq!(classify(&cause), FailureKind::Network);
+        // Without the debug line, skopeo's own words stay.
+        let fatal_only = stderr.lines().last().unwrap();
+        let kept = failure_cause(fatal_only).unwrap();
+        assert!(
+            kept.starts_with("Manifest list must be converted"),
+            "{kept}"
+        );
+        // Any other failure is the fatal message itself.
+        let other = "time=\"x\" level=fatal msg=\"reading manifest 1 in r/x: manifest unknown\"\n";
+        assert_eq!(
+            failure_cause(other).as_deref(),
+            Some("reading manifest 1 in r/x: manifest unknown")
+        );
     }
 
     #[test]
