@@ -69,11 +69,12 @@ pub enum AuthError {
         #[source]
         source: std::io::Error,
     },
-    #[error("invalid auth file {}: {source}", path.display())]
+    /// Only where: serde's message may quote a value of the file, and this one holds secrets.
+    #[error("invalid auth file {}: not the expected JSON at line {line}, column {column}", path.display())]
     Parse {
         path: PathBuf,
-        #[source]
-        source: serde_json::Error,
+        line: usize,
+        column: usize,
     },
     #[error("invalid \"auth\" entry for {key} in {}", path.display())]
     Entry { key: String, path: PathBuf },
@@ -215,15 +216,20 @@ fn read_json(path: &Path) -> Result<Option<serde_json::Value>, AuthError> {
     match std::fs::read_to_string(path) {
         Ok(text) => serde_json::from_str(&text)
             .map(Some)
-            .map_err(|source| AuthError::Parse {
-                path: path.to_owned(),
-                source,
-            }),
+            .map_err(|e| parse_error(path, &e)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(AuthError::Read {
             path: path.to_owned(),
             source,
         }),
+    }
+}
+
+fn parse_error(path: &Path, error: &serde_json::Error) -> AuthError {
+    AuthError::Parse {
+        path: path.to_owned(),
+        line: error.line(),
+        column: error.column(),
     }
 }
 
@@ -266,10 +272,7 @@ fn lookup_in_file(
             })
         }
     };
-    let file: AuthFile = serde_json::from_str(&text).map_err(|source| AuthError::Parse {
-        path: path.to_owned(),
-        source,
-    })?;
+    let file: AuthFile = serde_json::from_str(&text).map_err(|e| parse_error(path, &e))?;
     let host = name.split('/').next().unwrap_or(name);
     let entries: HashMap<String, &AuthEntry> = file
         .auths
@@ -566,6 +569,26 @@ mod tests {
         assert_eq!(user("docker.io/library/nginx").as_deref(), Some("hub"));
         let value: serde_json::Value = serde_json::from_slice(&written).unwrap();
         assert_eq!(value["credHelpers"]["gcr.io"], "gcloud");
+    }
+
+    #[test]
+    fn a_malformed_auth_file_is_named_without_quoting_it() {
+        let dir = crate::scratch::ScratchDir::create().unwrap();
+        let secret = b64("robot:s3cret-pw");
+        // An entry that is a bare string instead of {"auth": …}.
+        let text = format!("{{\n  \"auths\": {{\n    \"quay.io\": \"{secret}\"\n  }}\n}}\n");
+        let path = dir.write_private("auth.json", text.as_bytes()).unwrap();
+        let sources = CredentialSources {
+            authfile: Some(path.clone()),
+            ..CredentialSources::default()
+        };
+        let message = sources.lookup("quay.io/a/b").unwrap_err().to_string();
+        assert!(!message.contains(&secret), "{message}");
+        assert!(
+            message.starts_with(&format!("invalid auth file {}:", path.display())),
+            "{message}"
+        );
+        assert!(message.ends_with("at line 3, column 37"), "{message}");
     }
 
     #[test]
