@@ -449,8 +449,14 @@ impl RegistryClient {
                 continue;
             }
             if let Some(trial) = trial.take() {
-                // Settled before anything else is awaited: other lookups wait for it.
-                trial.settle(response.status() != StatusCode::UNAUTHORIZED);
+                // Settled before anything else is awaited: other lookups wait for it. Only an
+                // answer that shows the login was checked settles it; after a 429 or 5xx the
+                // next use tries again.
+                match response.status() {
+                    StatusCode::UNAUTHORIZED => trial.settle(false),
+                    status if login_was_checked(status) => trial.settle(true),
+                    _ => {}
+                }
             }
             if response.status() != StatusCode::UNAUTHORIZED || challenged {
                 if let Some(mut guard) = first.take() {
@@ -862,6 +868,15 @@ fn next_link(link: &str) -> Option<String> {
     })
 }
 
+/// Whether an answer other than 401 shows the registry checked a login and let it in: success,
+/// a missing manifest or a denied repository. A 429 or 5xx comes before or without the check.
+fn login_was_checked(status: StatusCode) -> bool {
+    status.is_success()
+        || status.is_redirection()
+        || status == StatusCode::NOT_FOUND
+        || status == StatusCode::FORBIDDEN
+}
+
 /// The user in a `Basic` authorization value.
 fn basic_username(authorization: &str) -> Option<String> {
     let encoded = authorization.strip_prefix("Basic ")?;
@@ -936,6 +951,23 @@ mod tests {
         assert_eq!(basic_username(&value).as_deref(), Some("bot"));
         assert_eq!(basic_username("Bearer abc"), None);
         assert_eq!(basic_username("Basic !!!"), None);
+    }
+
+    #[test]
+    fn only_answers_past_the_login_check_settle_a_login() {
+        for (status, checked) in [
+            (200, true),
+            (307, true),
+            (404, true),
+            (403, true),
+            (429, false),
+            (500, false),
+            (502, false),
+            (503, false),
+        ] {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert_eq!(login_was_checked(status), checked, "{status}");
+        }
     }
 
     #[test]
