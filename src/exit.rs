@@ -7,6 +7,8 @@ pub const SUCCESS: u8 = 0;
 pub const IMAGES_FAILED: u8 = 1;
 /// Bad usage, input or configuration: nothing was copied.
 pub const USAGE: u8 = 2;
+/// Hung up on (SIGHUP: the terminal or SSH session closed): 128 + 1.
+pub const HUNG_UP: u8 = 129;
 /// Interrupted by SIGINT (Ctrl-C): 128 + 2.
 pub const INTERRUPTED: u8 = 130;
 /// Terminated by SIGTERM: 128 + 15.

@@ -473,3 +473,56 @@ fn ctrl_c_stops_running_copies_and_still_writes_the_report() {
         "{failed}"
     );
 }
+
+/// A source that accepts connections and never answers holds the planner's lookups for minutes:
+/// SIGTERM or SIGHUP there still ends the run at once, with every image reported interrupted
+/// and nothing copied.
+#[test]
+fn a_signal_while_planning_ends_the_run_with_a_report() {
+    let m = Mirror::new(false);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let conf = registries_conf(
+        m.scratch.path(),
+        &[("docker.io", &silent.local_addr().unwrap().to_string())],
+    );
+    let list = m.write("images.list", "nginx:1.25\nredis:7\n");
+    for (signal, code) in [("TERM", 143), ("HUP", 129)] {
+        let report_path = m.scratch.path().join(format!("report-{signal}.json"));
+        let mut child = m
+            .sync(&list)
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .arg("--report")
+            .arg(&report_path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Planning has begun once ferry's lookup is connected (and left waiting).
+        silent.set_nonblocking(false).unwrap();
+        let (_held, _) = silent.accept().unwrap();
+        let sent = Instant::now();
+        run(
+            Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]),
+            0,
+        );
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                sent.elapsed() < Duration::from_secs(10),
+                "ferry went on planning after SIG{signal}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(status.code(), Some(code), "SIG{signal}");
+        let report = report(&report_path);
+        assert_eq!(report["summary"]["interrupted"], true, "{report:#}");
+        for image in images(&report) {
+            assert_eq!(image["error"]["kind"], "interrupted", "{image:#}");
+            assert_eq!(image["attempts"], 0, "{image:#}");
+        }
+        assert_eq!(images(&report).len(), 2, "{report:#}");
+    }
+    assert!(m.invocations().is_empty(), "a copy started");
+}

@@ -94,7 +94,24 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let printer = tokio::spawn(print_events(events_rx));
 
-    let (entries, _dropped) = plan_jobs(&client, &settings.plan, jobs, settings.force).await;
+    // A signal while planning (lookups can wait out long 429s) ends the run before any copy.
+    let mut stopping = stop_rx.clone();
+    let planned = tokio::select! {
+        planned = plan_jobs(&client, &settings.plan, jobs.clone(), settings.force) => Some(planned),
+        () = process::wait_for(&mut stopping, Stop::Graceful) => None,
+    };
+    let Some((entries, _dropped)) = planned else {
+        let results: Vec<ImageResult> = jobs.iter().map(not_planned).collect();
+        for result in &results {
+            let _ = events_tx.send(Event::Finished {
+                result: result.clone(),
+            });
+        }
+        drop(events_tx);
+        let _ = printer.await;
+        signals.abort();
+        return finish(&settings, &results, started, &signal_code, scratch);
+    };
     info!(
         "planned {} images with {} registry requests ({} answered 429)",
         entries.len(),
@@ -130,16 +147,37 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
     let results: Vec<ImageResult> = ordered.into_iter().map(|(_, result)| result).collect();
     let _ = printer.await;
     signals.abort();
+    finish(&settings, &results, started, &signal_code, scratch)
+}
 
+fn not_planned(job: &Job) -> ImageResult {
+    ImageResult::failed(
+        job,
+        FailureKind::Interrupted,
+        "not started: ferry was asked to stop while planning".to_owned(),
+        0,
+        Duration::ZERO,
+    )
+}
+
+/// Prints the summary, writes the report and failed list, and removes the scratch directory;
+/// returns the exit code.
+fn finish(
+    settings: &SyncSettings,
+    results: &[ImageResult],
+    started: Instant,
+    signal_code: &AtomicU8,
+    scratch: ScratchDir,
+) -> u8 {
     let code = signal_code.load(Ordering::SeqCst);
-    let summary = Summary::of(&results, started.elapsed(), code != 0);
+    let summary = Summary::of(results, started.elapsed(), code != 0);
     println!("{}", report::summary_line(&summary));
     let mut exit_code = match (code, summary.failed) {
         (0, 0) => exit::SUCCESS,
         (0, _) => exit::IMAGES_FAILED,
         (signal_exit, _) => signal_exit,
     };
-    if let Err(e) = write_outputs(&settings, &results, summary) {
+    if let Err(e) = write_outputs(settings, results, summary) {
         eprintln!("ferry: error: {e}");
         if exit_code == exit::SUCCESS {
             exit_code = exit::IMAGES_FAILED;
@@ -245,17 +283,20 @@ fn destination_label(destination: &Destination) -> String {
     }
 }
 
-/// First SIGINT/SIGTERM: stop gracefully and remember the exit code; a second one: stop now.
+/// First SIGINT/SIGTERM/SIGHUP: stop gracefully and remember the exit code; a second one: stop
+/// now. (SIGHUP too: a closed terminal or SSH session must not skip the cleanup.)
 async fn watch_signals(stop: watch::Sender<Stop>, code: Arc<AtomicU8>) {
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
+    let (Ok(mut interrupt), Ok(mut terminate), Ok(mut hangup)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
     ) else {
         return;
     };
     let first = tokio::select! {
         _ = interrupt.recv() => exit::INTERRUPTED,
         _ = terminate.recv() => exit::TERMINATED,
+        _ = hangup.recv() => exit::HUNG_UP,
     };
     code.store(first, Ordering::SeqCst);
     eprintln!("ferry: stopping: no new images start; running copies get {}s to end (signal again to stop at once)", process::GRACE_PERIOD.as_secs());
@@ -263,6 +304,7 @@ async fn watch_signals(stop: watch::Sender<Stop>, code: Arc<AtomicU8>) {
     tokio::select! {
         _ = interrupt.recv() => {}
         _ = terminate.recv() => {}
+        _ = hangup.recv() => {}
     }
     eprintln!("ferry: stopping now");
     let _ = stop.send(Stop::Now);
