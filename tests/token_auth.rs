@@ -7,6 +7,8 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
+use base64::Engine as _;
+
 use common::token_proxy::TokenProxy;
 use common::*;
 
@@ -48,8 +50,20 @@ impl Hub {
         format!("{}/third", self.dest.addr())
     }
 
-    /// `ferry plan` of `list_text` with source credentials `creds`; returns the JSON report.
+    /// `ferry plan` of `list_text` with source credentials `creds` (`user:password`) for the
+    /// proxy, in an auth file as for any registry that registries.conf redirects to; returns
+    /// the JSON report.
     fn plan(&self, list_text: &str, creds: &str) -> serde_json::Value {
+        let auth_file = self.scratch.path().join("auth.json");
+        let auth = base64::engine::general_purpose::STANDARD.encode(creds);
+        let auths = serde_json::json!({ "auths": { self.proxy.addr(): { "auth": auth } } });
+        std::fs::write(&auth_file, auths.to_string()).unwrap();
+        let auth_file = auth_file.display().to_string();
+        self.plan_with(list_text, &["--src-authfile", &auth_file])
+    }
+
+    /// `ferry plan` of `list_text` with `access` arguments; returns the JSON report.
+    fn plan_with(&self, list_text: &str, access: &[&str]) -> serde_json::Value {
         let list = self.scratch.path().join("source-images.list");
         std::fs::write(&list, list_text).unwrap();
         let report = self.scratch.path().join("plan.json");
@@ -71,8 +85,7 @@ impl Hub {
             .arg("--dest")
             .arg(self.prefix())
             .arg("--dest-tls-verify=false")
-            .arg("--src-creds")
-            .arg(creds)
+            .args(access)
             .arg("--report")
             .arg(&report);
         let out = run(&mut cmd, 0);
@@ -189,6 +202,28 @@ fn whole_repository_is_listed_through_the_token_flow() {
     }
     // The tag listing fetched nginx's token; both manifest lookups reused it.
     assert_eq!(hub.proxy.token_requests(), 1, "{}", hub.counts());
+}
+
+/// `--src-creds` are for the registries the list names. docker.io is redirected to the proxy,
+/// another host: like skopeo, ferry does not send it those credentials (the token endpoint
+/// only ever sees anonymous requests, and refuses them), while an auth file entry for the
+/// proxy's own address is used (the other tests).
+#[test]
+fn credentials_for_a_whole_side_do_not_follow_a_redirect() {
+    let hub = Hub::new();
+    hub.push("library/nginx:1.25", "nginx-1.25");
+    let creds = format!("{USER}:{PASSWORD}");
+    let report = hub.plan_with("nginx:1.25\n", &["--src-creds", &creds]);
+    let entry = &entries(&report)[0];
+    assert_eq!(entry["state"], "unknown", "{entry:#}\n{}", hub.counts());
+    assert_eq!(entry["error"]["kind"], "unauthorized", "{entry:#}");
+    assert!(hub.proxy.token_requests() >= 1, "{}", hub.counts());
+    assert_eq!(
+        hub.proxy.granted_tokens(),
+        0,
+        "the side's credentials reached the redirected host\n{}",
+        hub.counts()
+    );
 }
 
 /// The proxy itself, without ferry: challenge, token, scope binding, forwarding.

@@ -105,11 +105,23 @@ struct AuthEntry {
 impl CredentialSources {
     /// Credentials for `name` (`domain/path`, e.g. `docker.io/library/nginx`), if any.
     pub fn lookup(&self, name: &str) -> Result<Option<Credentials>, AuthError> {
+        self.lookup_with(name, true)
+    }
+
+    /// Credentials for `name` on a host that registries.conf redirected another registry's
+    /// name to: those held for that host only, never the ones given for a whole side, which
+    /// are meant for the registries named. (skopeo does the same, and so does not send
+    /// credentials meant for one registry to another host.)
+    pub fn lookup_redirected(&self, name: &str) -> Result<Option<Credentials>, AuthError> {
+        self.lookup_with(name, false)
+    }
+
+    fn lookup_with(&self, name: &str, with_side: bool) -> Result<Option<Credentials>, AuthError> {
         let host = name.split('/').next().unwrap_or(name);
         if let Some(creds) = self.per_host.get(host) {
             return Ok(Some(creds.clone()));
         }
-        if let Some(creds) = &self.side {
+        if let Some(creds) = self.side.as_ref().filter(|_| with_side) {
             return Ok(Some(creds.clone()));
         }
         let files = match &self.authfile {

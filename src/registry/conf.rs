@@ -145,15 +145,19 @@ fn prefix_matches(prefix: &str, name: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
-fn split(name: &str, insecure: bool) -> Endpoint {
-    let (host, repository) = name.split_once('/').unwrap_or((name, ""));
-    let host = if host == "docker.io" {
+/// The host serving a registry's API: Docker Hub's is not its name.
+pub fn api_host(domain: &str) -> &str {
+    if domain == "docker.io" {
         DOCKER_HUB_API
     } else {
-        host
-    };
+        domain
+    }
+}
+
+fn split(name: &str, insecure: bool) -> Endpoint {
+    let (host, repository) = name.split_once('/').unwrap_or((name, ""));
     Endpoint {
-        host: host.to_owned(),
+        host: api_host(host).to_owned(),
         repository: repository.to_owned(),
         insecure,
     }

@@ -664,7 +664,8 @@ impl RegistryClient {
         );
     }
 
-    /// Credentials by the name as written, then by the endpoint it was redirected to.
+    /// Credentials for `name` as written; where registries.conf redirected it to another host,
+    /// only those held for that host.
     fn credentials(
         &self,
         side: Side,
@@ -677,11 +678,13 @@ impl RegistryClient {
             what: what.to_owned(),
             source,
         };
-        match sources.lookup(name).map_err(wrap)? {
-            Some(creds) => Ok(Some(creds)),
-            None => sources
-                .lookup(&format!("{}/{}", endpoint.host, endpoint.repository))
-                .map_err(wrap),
+        let domain = name.split('/').next().unwrap_or(name);
+        if conf::api_host(domain) == endpoint.host {
+            sources.lookup(name).map_err(wrap)
+        } else {
+            sources
+                .lookup_redirected(&format!("{}/{}", endpoint.host, endpoint.repository))
+                .map_err(wrap)
         }
     }
 

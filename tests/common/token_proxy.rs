@@ -147,6 +147,11 @@ impl TokenProxy {
         self.count(|line| line.contains(" /token?") || line.contains(" /token "))
     }
 
+    /// Requests to `/token` that were granted a token.
+    pub fn granted_tokens(&self) -> usize {
+        self.count(|line| line.contains(" /token") && line.ends_with("-> 200"))
+    }
+
     /// Requests to `/v2/…`, forwarded or refused (401 or 429).
     pub fn registry_requests(&self) -> usize {
         self.count(|line| line.contains(" /v2"))
