@@ -138,3 +138,47 @@ fn copies_from_a_throttled_source_take_turns() {
         "copies from a throttled source overlapped"
     );
 }
+
+/// A registry that asks for an hour's silence (`Retry-After: 3600`) is not asked again every
+/// two minutes for a quarter of an hour per lookup: the lookups end `rate-limited` at once.
+#[test]
+fn a_long_retry_after_ends_the_lookup_instead_of_waiting() {
+    let m = Mirror::new(false);
+    m.push("library/nginx:1.25", "nginx");
+    m.push("library/redis:7", "redis");
+    // One request an hour: the first passes, every other one is told to wait up to 3600 s.
+    let proxy = TokenProxy::rate_limited(&m.source.addr(), 1.0 / 3600.0);
+    let conf = registries_conf(m.scratch.path(), &[("docker.io", &proxy.addr())]);
+    let list = m.write("images.list", "nginx:1.25\nredis:7\n");
+    let report_path = m.scratch.path().join("plan.json");
+    let mut cmd = m.ferry();
+    cmd.env("CONTAINERS_REGISTRIES_CONF", &conf)
+        .arg("plan")
+        .arg(&list)
+        .arg("--dest")
+        .arg(m.prefix())
+        .arg("--dest-tls-verify=false")
+        .arg("--report")
+        .arg(&report_path);
+    let started = Instant::now();
+    let out = run(&mut cmd, 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the lookups waited: {:?}\n{}",
+        started.elapsed(),
+        stderr_of(&out)
+    );
+    let plan = report(&report_path);
+    let kinds: Vec<&str> = plan["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["error"]["kind"].as_str().unwrap_or("-"))
+        .collect();
+    assert!(kinds.contains(&"rate-limited"), "{plan:#}");
+    assert!(
+        stderr_of(&out).contains("gives up rather than wait"),
+        "{}",
+        stderr_of(&out)
+    );
+}

@@ -224,16 +224,25 @@ impl RegistryClient {
     }
 
     /// Slows this host down after a 429 and returns how long the registry asked to wait.
-    fn throttle(&self, host: &str, sent: Instant, response: &Response, attempt: u32) -> Duration {
+    /// Counts a 429 and slows `host`'s pace; returns the wait before the next request (at
+    /// most [`MAX_RETRY_AFTER`]) and the wait the registry asked for (its `Retry-After`, else
+    /// a backoff by `attempt`).
+    fn throttle(
+        &self,
+        host: &str,
+        sent: Instant,
+        response: &Response,
+        attempt: u32,
+    ) -> (Duration, Duration) {
         self.throttled.fetch_add(1, Ordering::Relaxed);
-        let retry_after = header(response.headers(), RETRY_AFTER.as_str())
+        let asked = header(response.headers(), RETRY_AFTER.as_str())
             .and_then(|v| parse_retry_after(&v, SystemTime::now()))
-            .unwrap_or(Duration::from_secs(1 << attempt.min(5)))
-            .min(MAX_RETRY_AFTER);
+            .unwrap_or(Duration::from_secs(1 << attempt.min(5)));
+        let retry_after = asked.min(MAX_RETRY_AFTER);
         self.with_pacer(host, |pacer| {
             pacer.throttled(Instant::now(), sent, retry_after)
         });
-        retry_after
+        (retry_after, asked)
     }
 
     /// A turn for one copy from the registry serving `name` on `side`, once it has answered
@@ -440,13 +449,23 @@ impl RegistryClient {
                 && throttled < MAX_THROTTLED_RETRIES
             {
                 throttled += 1;
-                let wait = self.throttle(&endpoint.host, sent, &response, throttled);
+                let (wait, asked) = self.throttle(&endpoint.host, sent, &response, throttled);
+                if asked <= MAX_RETRY_AFTER {
+                    warn!(
+                        "{}: rate limited (HTTP 429); pausing {:.1}s and slowing down",
+                        endpoint.host,
+                        wait.as_secs_f64()
+                    );
+                    continue;
+                }
+                // Asked for a long silence: this lookup ends rate-limited rather than hold
+                // its slot (and its repository's others) through repeated waits.
                 warn!(
-                    "{}: rate limited (HTTP 429); pausing {:.1}s and slowing down",
+                    "{}: rate limited (HTTP 429) with Retry-After {}s; {what} gives up \
+                     rather than wait",
                     endpoint.host,
-                    wait.as_secs_f64()
+                    asked.as_secs()
                 );
-                continue;
             }
             if let Some(trial) = trial.take() {
                 // Settled before anything else is awaited: other lookups wait for it. Only an
