@@ -91,7 +91,9 @@ pub enum SettingsError {
     NoJobs,
     #[error("--registry-jobs \"{value}\" must be HOST=N with N at least 1")]
     RegistryJobs { value: String },
-    #[error("--registry-rps \"{value}\" must be HOST=R with R a positive number")]
+    #[error(
+        "--registry-rps \"{value}\" must be HOST=R with R requests per second, at least 0.001"
+    )]
     RegistryRps { value: String },
     #[error("{flag} must be USER:PASS with both parts non-empty")]
     Credentials { flag: &'static str },
@@ -259,13 +261,16 @@ fn sync_settings(args: SyncArgs, verbosity: u8) -> Result<SyncSettings, Settings
     })
 }
 
+/// The slowest pace `--registry-rps` takes (one request in about 17 minutes).
+const MIN_REGISTRY_RPS: f64 = 0.001;
+
 /// Request rates per registry host, keyed by the host requests go to (Docker Hub's API host
 /// for docker.io).
 fn registry_rps(values: &[String]) -> Result<HashMap<String, f64>, SettingsError> {
     let bad = |value: &String| SettingsError::RegistryRps {
         value: value.clone(),
     };
-    let valid = |rate: &f64| rate.is_finite() && *rate > 0.0;
+    let valid = |rate: &f64| rate.is_finite() && *rate >= MIN_REGISTRY_RPS;
     host_values(values, HashMap::new(), "registry-1.docker.io", valid, bad)
 }
 
@@ -391,4 +396,26 @@ fn skopeo_options(
         insecure_policy: args.insecure_policy,
         src_per_host: Default::default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_rates_are_per_api_host_and_not_absurdly_slow() {
+        let rates = registry_rps(&["docker.io=2".into(), "quay.io=0.5".into()]).unwrap();
+        assert_eq!(rates.get("registry-1.docker.io"), Some(&2.0));
+        assert_eq!(rates.get("quay.io"), Some(&0.5));
+        for bad in [
+            "quay.io=0",
+            "quay.io=1e-20",
+            "quay.io=NaN",
+            "quay.io=inf",
+            "quay.io",
+        ] {
+            let error = registry_rps(&[bad.into()]).unwrap_err().to_string();
+            assert!(error.contains("at least 0.001"), "{bad}: {error}");
+        }
+    }
 }

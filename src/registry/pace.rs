@@ -44,7 +44,11 @@ impl Pacer {
         if self.slowed_at.map_or(true, |slowed| sent > slowed) {
             let slower = match self.interval {
                 None => FIRST_THROTTLED_INTERVAL,
-                Some(interval) => interval.saturating_mul(2).min(SLOWEST_INTERVAL),
+                // Never faster: a configured pace may already be slower than the cap.
+                Some(interval) => interval
+                    .saturating_mul(2)
+                    .min(SLOWEST_INTERVAL)
+                    .max(interval),
             };
             self.interval = Some(slower);
             self.slowed_at = Some(now);
@@ -84,6 +88,9 @@ fn parse_http_date(value: &str) -> Option<u64> {
     ];
     let month = MONTHS.iter().position(|m| m == month)? as i64 + 1;
     let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
+    if !(1970..=9999).contains(&year) {
+        return None;
+    }
     let hms: Vec<i64> = time
         .split(':')
         .map(|p| p.parse().ok())
@@ -104,6 +111,25 @@ fn parse_http_date(value: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_429_never_speeds_up_a_slow_configured_pace() {
+        let now = Instant::now();
+        let mut pacer = Pacer::new(Some(0.05), now); // one request every 20 s
+        pacer.throttled(now, now, Duration::ZERO);
+        assert_eq!(pacer.interval(), Some(Duration::from_secs(20)));
+    }
+
+    #[test]
+    fn absurd_http_dates_are_no_dates() {
+        let now = SystemTime::now();
+        for value in [
+            "Sun, 06 Nov 99999999999999 08:49:37 GMT",
+            "Sun, 06 Nov 1969 08:49:37 GMT",
+        ] {
+            assert_eq!(parse_retry_after(value, now), None, "{value}");
+        }
+    }
 
     #[test]
     fn a_configured_rate_spaces_requests() {
