@@ -1,7 +1,8 @@
 //! Running one child process the way a mirror job needs: null stdin, stdout and stderr drained
 //! concurrently (a full pipe would stall the child), the child in its own process group so
-//! stopping it also stops anything it spawned, and a stop request that escalates from SIGTERM
-//! to SIGKILL after a grace period (or at once when asked to stop *now*).
+//! stopping it also stops anything it spawned (and anything left in the group when it exits is
+//! killed), and a stop request that escalates from SIGTERM to SIGKILL after a grace period (or
+//! at once when asked to stop *now*).
 
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -25,6 +26,9 @@ pub enum Stop {
 
 /// How long a child gets between SIGTERM and SIGKILL.
 pub const GRACE_PERIOD: Duration = Duration::from_secs(10);
+/// How long output is still read after the child's group is gone: a process that left the
+/// group (setsid) may hold the pipes open forever.
+const OUTPUT_GRACE: Duration = Duration::from_secs(2);
 
 /// What a finished child left behind.
 #[derive(Debug)]
@@ -83,10 +87,15 @@ pub async fn run(
             None => std::future::pending().await,
         }
     };
+    let (output_closed, closed) = watch::channel(false);
     let wait = async {
         let (mut stopped, mut timed_out) = (false, false);
         let status = tokio::select! {
-            status = child.wait() => status,
+            () = exited_unreaped(pgid) => {
+                // Whatever the leader left running in its group must not outlive it.
+                signal_group(pgid, libc::SIGKILL);
+                child.wait().await
+            }
             () = wait_for(&mut stop, Stop::Graceful) => {
                 stopped = true;
                 terminate(pgid, &mut child, &mut stop).await
@@ -96,10 +105,15 @@ pub async fn run(
                 terminate(pgid, &mut child, &mut stop).await
             }
         };
-        (status, stopped, timed_out)
+        let closing = tokio::spawn(async move {
+            tokio::time::sleep(OUTPUT_GRACE).await;
+            let _ = output_closed.send(true);
+        });
+        (status, stopped, timed_out, closing)
     };
-    let ((status, stopped, timed_out), stdout, stderr) =
-        tokio::join!(wait, drain(stdout), drain(stderr));
+    let ((status, stopped, timed_out, closing), stdout, stderr) =
+        tokio::join!(wait, drain(stdout, closed.clone()), drain(stderr, closed));
+    closing.abort();
     let status = status.map_err(|source| ProcessError::Wait {
         command: invocation.to_string(),
         source,
@@ -176,11 +190,23 @@ fn signal_group(pgid: Option<libc::pid_t>, signal: libc::c_int) {
     }
 }
 
-async fn drain<R: AsyncRead + Unpin>(pipe: Option<R>) -> String {
+/// Reads `pipe` to its end, or until `closed` turns true with nothing left to read.
+async fn drain<R: AsyncRead + Unpin>(pipe: Option<R>, mut closed: watch::Receiver<bool>) -> String {
     let mut bytes = Vec::new();
     if let Some(mut pipe) = pipe {
-        // A read error just ends the capture; the exit status still tells what happened.
-        let _ = pipe.read_to_end(&mut bytes).await;
+        let mut chunk = [0u8; 8192];
+        loop {
+            tokio::select! {
+                biased;
+                read = pipe.read(&mut chunk) => match read {
+                    Ok(0) => break,
+                    Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+                    // A read error just ends the capture; the exit status still tells.
+                    Err(_) => break,
+                },
+                _ = closed.wait_for(|closed| *closed) => break,
+            }
+        }
     }
     String::from_utf8_lossy(&bytes).into_owned()
 }
@@ -280,6 +306,43 @@ mod tests {
             .unwrap();
         assert!(finished.stopped);
         assert_gone(&marker);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn what_the_child_left_running_is_killed_when_it_exits() {
+        let (_tx, rx) = watch::channel(Stop::Run);
+        let marker = std::env::temp_dir().join(format!("ferry-leftover-{}", std::process::id()));
+        // The grandchild keeps stdout open: reading to its end would wait for it.
+        let script = format!("(sleep 32; touch {}) & echo done", marker.display());
+        let finished = tokio::time::timeout(Duration::from_secs(5), run(&sh(&script), rx, None))
+            .await
+            .expect("the run should end with its leader")
+            .unwrap();
+        assert_eq!(finished.status.code(), Some(0));
+        assert_eq!(finished.stdout, "done\n");
+        assert_gone(&marker);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn output_held_open_outside_the_group_is_read_for_a_moment_only() {
+        let (_tx, rx) = watch::channel(Stop::Run);
+        let marker = std::env::temp_dir().join(format!("ferry-escaped-{}", std::process::id()));
+        // setsid: a new session, out of the group's reach, holding stdout.
+        let script = format!(
+            "setsid sh -c 'sleep 33; touch {}' & echo done",
+            marker.display()
+        );
+        let finished = tokio::time::timeout(
+            OUTPUT_GRACE + Duration::from_secs(3),
+            run(&sh(&script), rx, None),
+        )
+        .await
+        .expect("the run should end soon after its leader")
+        .unwrap();
+        assert_eq!(finished.stdout, "done\n");
+        let _ = std::process::Command::new("pkill")
+            .args(["-f", &marker.display().to_string()])
+            .status();
     }
 
     #[tokio::test(flavor = "current_thread")]
