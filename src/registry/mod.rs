@@ -38,6 +38,10 @@ const MAX_THROTTLED_RETRIES: u32 = 8;
 /// The longest `Retry-After` honoured for one wait; longer ones fail the lookup instead.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
 
+/// How an insecure registry is spoken to (`https` or `http`), or why it could not be told;
+/// found out once per host.
+type Probe = tokio::sync::OnceCell<Result<&'static str, String>>;
+
 /// Requests in flight to one registry host at most, unless configured otherwise.
 pub const DEFAULT_PER_REGISTRY_LIMIT: usize = 8;
 
@@ -172,7 +176,7 @@ type ClientKey = (String, Side, bool, Option<PathBuf>);
 pub struct RegistryClient {
     options: ClientOptions,
     clients: Mutex<HashMap<ClientKey, reqwest::Client>>,
-    schemes: tokio::sync::Mutex<HashMap<(String, Side), &'static str>>,
+    schemes: Mutex<HashMap<(String, Side), Arc<Probe>>>,
     authorizations: Mutex<HashMap<(String, String), AuthSlot>>,
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
     pacers: Mutex<HashMap<String, Pacer>>,
@@ -192,7 +196,7 @@ impl RegistryClient {
         RegistryClient {
             options,
             clients: Mutex::default(),
-            schemes: tokio::sync::Mutex::default(),
+            schemes: Mutex::default(),
             authorizations: Mutex::default(),
             limits: Mutex::default(),
             pacers: Mutex::default(),
@@ -762,24 +766,30 @@ impl RegistryClient {
         if !insecure {
             return Ok("https");
         }
-        let key = (endpoint.host.clone(), side);
-        // Held through the probe, so each host is probed once however many lookups start.
-        let mut schemes = self.schemes.lock().await;
-        if let Some(scheme) = schemes.get(&key) {
-            return Ok(scheme);
-        }
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        let probe = client
-            .get(format!("https://{}/v2/", endpoint.host))
-            .send()
-            .await;
-        let scheme = match probe {
-            Ok(_) => "https",
-            Err(e) if e.is_timeout() => return Err(transport_error(what, &e)),
-            Err(_) => "http",
+        // One probe per host, however many lookups start; other hosts' lookups go on
+        // meanwhile. A host that did not answer in time is not asked again in this run.
+        let probed = {
+            let mut schemes = self.schemes.lock().expect("lock");
+            Arc::clone(schemes.entry((endpoint.host.clone(), side)).or_default())
         };
-        schemes.insert(key, scheme);
-        Ok(scheme)
+        let probed = probed
+            .get_or_init(|| async {
+                self.requests.fetch_add(1, Ordering::Relaxed);
+                let probe = client
+                    .get(format!("https://{}/v2/", endpoint.host))
+                    .send()
+                    .await;
+                match probe {
+                    Ok(_) => Ok("https"),
+                    Err(e) if e.is_timeout() => Err(transport_error("", &e).to_string()),
+                    Err(_) => Ok("http"),
+                }
+            })
+            .await;
+        probed.clone().map_err(|message| RegistryError::Network {
+            what: what.to_owned(),
+            message: format!("no answer to https://{}/v2/{message}", endpoint.host),
+        })
     }
 }
 
