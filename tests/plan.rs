@@ -379,4 +379,39 @@ fn credentials_come_from_a_docker_credential_helper_asked_once_per_host() {
         plan["entries"][0]["error"]["kind"], "unauthorized",
         "{plan:#}"
     );
+
+    // A failing helper fails every lookup for its host, but is asked once, not per repository.
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh
+cat >>{}; echo >>{0}
+exit 1
+",
+            asked.display()
+        ),
+    )
+    .unwrap();
+    std::fs::remove_file(&asked).unwrap();
+    let mut cmd = m.ferry();
+    cmd.env("DOCKER_CONFIG", &config_dir)
+        .env("HOME", m.scratch.path());
+    cmd.args(["plan", "--dest"])
+        .arg(m.prefix())
+        .arg("--dest-cert-dir")
+        .arg(m.dest.cert_dir().unwrap());
+    cmd.arg("--report").arg(&path).arg(&list);
+    run(&mut cmd, 0);
+    let plan = report(&path);
+    for entry in plan["entries"].as_array().unwrap() {
+        let message = entry["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("credential helper docker-credential-ferrytest failed"),
+            "{plan:#}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&asked).unwrap(),
+        format!("{}\n", m.dest.addr())
+    );
 }

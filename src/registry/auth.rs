@@ -7,10 +7,11 @@
 //! `credHelpers`/`credsStore` helpers and Docker Hub's `https://index.docker.io/v1/` key.
 
 use std::collections::HashMap;
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -34,7 +35,10 @@ pub struct CredentialSources {
 /// repository's first challenge looks its credentials up, and a helper may be slow (a cloud
 /// login): it runs once per host, not once per repository.
 #[derive(Clone, Default)]
-pub struct HelperAnswers(Arc<Mutex<HashMap<HelperQuestion, Option<Credentials>>>>);
+pub struct HelperAnswers(Arc<Mutex<HashMap<HelperQuestion, HelperAnswer>>>);
+
+/// Credentials or none, or why the helper failed.
+type HelperAnswer = Result<Option<Credentials>, String>;
 
 /// (helper, host)
 type HelperQuestion = (String, String);
@@ -46,18 +50,20 @@ impl std::fmt::Debug for HelperAnswers {
 }
 
 impl HelperAnswers {
-    /// The helper's answer for `host`: asked once, then remembered. Failures are not kept,
-    /// so a later lookup asks again. Held while the helper runs, so parallel lookups for one
-    /// host wait for its answer instead of running it again.
+    /// The helper's answer for `host`: asked once, then remembered, a failure too (a helper
+    /// that hangs or fails would only do so again, once per repository). Held while the
+    /// helper runs, so parallel lookups for one host wait for its answer.
     fn get(&self, helper: &str, host: &str) -> Result<Option<Credentials>, AuthError> {
         let mut answers = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let key = (helper.to_owned(), host.to_owned());
-        if let Some(answer) = answers.get(&key) {
-            return Ok(answer.clone());
-        }
-        let answer = run_helper(helper, host)?;
-        answers.insert(key, answer.clone());
-        Ok(answer)
+        let answer = answers
+            .entry(key)
+            .or_insert_with(|| run_helper(helper, host));
+        answer.clone().map_err(|reason| AuthError::Helper {
+            helper: helper.to_owned(),
+            host: host.to_owned(),
+            reason,
+        })
     }
 }
 
@@ -358,41 +364,61 @@ struct HelperReply {
     secret: String,
 }
 
-/// Runs `docker-credential-HELPER get` with the server on stdin, as docker does.
-fn run_helper(helper: &str, host: &str) -> Result<Option<Credentials>, AuthError> {
+/// How long a credential helper may take (a cloud login, say) before it counts as failed.
+const HELPER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `docker-credential-HELPER get` with the server on stdin, as docker does; the error is
+/// why it failed (never its output, which may hold the secret).
+fn run_helper(helper: &str, host: &str) -> Result<Option<Credentials>, String> {
     let server = if host == "docker.io" {
         "https://index.docker.io/v1/"
     } else {
         host
     };
-    let fail = |reason: String| AuthError::Helper {
-        helper: helper.to_owned(),
-        host: host.to_owned(),
-        reason,
-    };
     let mut child = Command::new(format!("docker-credential-{helper}"))
         .arg("get")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| e.to_string())?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin
             .write_all(server.as_bytes())
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
     }
-    let output = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
-    if !output.status.success() {
-        let stdout = String::from_utf8_lossy(&output.stdout);
+    // Its answer is a few hundred bytes, well within a pipe's buffer: wait, then read.
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if started.elapsed() > HELPER_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("no answer in {}s", HELPER_TIMEOUT.as_secs()));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let mut stdout = Vec::new();
+    if let Some(mut pipe) = child.stdout.take() {
+        pipe.read_to_end(&mut stdout).map_err(|e| e.to_string())?;
+    }
+    if !status.success() {
         // Helpers answer "credentials not found in native keychain" when there are none.
-        if stdout.contains("not found") {
+        if String::from_utf8_lossy(&stdout).contains("not found") {
             return Ok(None);
         }
-        return Err(fail(format!("exit status {}", output.status)));
+        return Err(format!("exit status {status}"));
     }
-    let reply: HelperReply = serde_json::from_slice(&output.stdout)
-        .map_err(|e| fail(format!("unexpected reply: {e}")))?;
+    let reply: HelperReply = serde_json::from_slice(&stdout).map_err(|e| {
+        // Not serde's words: they may quote the reply, secret and all.
+        format!(
+            "unexpected reply (line {}, column {})",
+            e.line(),
+            e.column()
+        )
+    })?;
     Ok(Some(Credentials {
         username: reply.username,
         password: Secret::new(reply.secret),
