@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
 
@@ -79,7 +79,13 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
     let started = Instant::now();
     let (stop_tx, stop_rx) = watch::channel(Stop::Run);
     let signal_code = Arc::new(AtomicU8::new(0));
-    let signals = tokio::spawn(watch_signals(stop_tx, Arc::clone(&signal_code)));
+    // Registered here, before any work starts, not when the watching task first runs.
+    let handlers = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    );
+    let signals = tokio::spawn(watch_signals(handlers, stop_tx, Arc::clone(&signal_code)));
     let client = Arc::new(RegistryClient::new(settings.plan.registry.clone()));
     let context = Arc::new(Context {
         options: settings.skopeo.clone(),
@@ -285,12 +291,16 @@ fn destination_label(destination: &Destination) -> String {
 
 /// First SIGINT/SIGTERM/SIGHUP: stop gracefully and remember the exit code; a second one: stop
 /// now. (SIGHUP too: a closed terminal or SSH session must not skip the cleanup.)
-async fn watch_signals(stop: watch::Sender<Stop>, code: Arc<AtomicU8>) {
-    let (Ok(mut interrupt), Ok(mut terminate), Ok(mut hangup)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
+async fn watch_signals(
+    handlers: (
+        std::io::Result<Signal>,
+        std::io::Result<Signal>,
+        std::io::Result<Signal>,
+    ),
+    stop: watch::Sender<Stop>,
+    code: Arc<AtomicU8>,
+) {
+    let (Ok(mut interrupt), Ok(mut terminate), Ok(mut hangup)) = handlers else {
         return;
     };
     let first = tokio::select! {
