@@ -11,10 +11,11 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::{mpsc, watch, Mutex, Semaphore};
+use tokio::sync::{mpsc, watch, Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::engine::skopeo::Progress;
@@ -108,11 +109,52 @@ pub struct Limits {
     pub per_registry: HashMap<String, usize>,
 }
 
+/// A running job's place among the `-j` jobs at once. A job that has to wait mid-way (for a
+/// throttled registry's turn, or before a retry) gives it up meanwhile through
+/// [`Slot::idle_while`], so jobs for other registries can run.
+#[derive(Clone)]
+pub struct Slot {
+    global: Arc<Semaphore>,
+    held: Arc<std::sync::Mutex<Option<OwnedSemaphorePermit>>>,
+}
+
+impl Slot {
+    fn new(global: Arc<Semaphore>) -> Slot {
+        Slot {
+            global,
+            held: Arc::default(),
+        }
+    }
+
+    fn hold(&self, permit: OwnedSemaphorePermit) {
+        *self.held.lock().expect("lock") = Some(permit);
+    }
+
+    /// Awaits `wait`; unless it is ready at once, without holding the slot, which is taken
+    /// back (in line with the jobs waiting to start) before this returns.
+    pub async fn idle_while<T>(&self, wait: impl Future<Output = T>) -> T {
+        let mut wait = std::pin::pin!(wait);
+        let ready = std::future::poll_fn(|cx| Poll::Ready(wait.as_mut().poll(cx))).await;
+        if let Poll::Ready(out) = ready {
+            return out;
+        }
+        // The permit is dropped here, before the wait: that is the lending.
+        let released = self.held.lock().expect("lock").take().is_some();
+        let out = wait.await;
+        if released {
+            let permit = Arc::clone(&self.global).acquire_owned().await;
+            self.hold(permit.expect("never closed"));
+        }
+        out
+    }
+}
+
 /// Runs every job through `execute` and returns one result per job, in job order.
 ///
 /// Each job first waits for a slot at every limited registry it touches, then for a global
-/// slot, so a job queued behind a busy registry never holds a global slot idle. Semaphores
-/// are fair, so jobs still start in list order within those limits.
+/// slot, so a job queued behind a busy registry never holds a global slot idle (nor does one
+/// waiting mid-way, see [`Slot`]). Semaphores are fair, so jobs still start in list order
+/// within those limits.
 pub async fn run_all<F, Fut>(
     jobs: Vec<Job>,
     limits: &Limits,
@@ -121,7 +163,7 @@ pub async fn run_all<F, Fut>(
     execute: F,
 ) -> Vec<ImageResult>
 where
-    F: Fn(usize, Job, watch::Receiver<Stop>) -> Fut,
+    F: Fn(usize, Job, watch::Receiver<Stop>, Slot) -> Fut,
     Fut: Future<Output = ImageResult> + Send + 'static,
 {
     let total = jobs.len();
@@ -156,7 +198,8 @@ where
         let mut stop_watch = stop.clone();
         let not_started = not_started_result(&job);
         let target = job.target.to_string();
-        let work = execute(index, job, stop.clone());
+        let slot = Slot::new(Arc::clone(&global));
+        let work = execute(index, job, stop.clone(), slot.clone());
         running.spawn(async move {
             let stopped = || {
                 let _ = events.send(Event::Finished {
@@ -172,6 +215,8 @@ where
                     permit = gate.acquire_owned() => held.push(permit.expect("never closed")),
                 }
             }
+            // The global permit (acquired last) goes to the slot, which the job may lend out.
+            slot.hold(held.pop().expect("the global permit"));
             let _layout = match layout_lock {
                 Some(lock) => Some(lock.lock_owned().await),
                 None => None,
@@ -265,7 +310,7 @@ mod tests {
                 .map(|(h, n)| (h.to_owned(), n))
                 .collect(),
         };
-        let results = run_all(jobs, &limits, stop, tx, |_, job, _| {
+        let results = run_all(jobs, &limits, stop, tx, |_, job, _, _| {
             let (now, peak) = (Arc::clone(&now), Arc::clone(&peak));
             async move {
                 let running = now.fetch_add(1, Ordering::SeqCst) + 1;
@@ -308,6 +353,45 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread")]
+    async fn a_job_waiting_mid_way_lends_its_slot() {
+        let (_stop_tx, stop) = watch::channel(Stop::Run);
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let limits = Limits {
+            global: 1,
+            ..Limits::default()
+        };
+        // Job 0 waits for job 1 to run: with one slot, only if it lends it while waiting.
+        let ran = Arc::new(tokio::sync::Notify::new());
+        let run = run_all(jobs(2, false), &limits, stop, tx, |index, job, _, slot| {
+            let ran = Arc::clone(&ran);
+            async move {
+                if index == 0 {
+                    slot.idle_while(ran.notified()).await;
+                    // Taken back: nothing else runs now.
+                    assert_eq!(slot.global.available_permits(), 0);
+                } else {
+                    ran.notify_one();
+                }
+                ok(&job)
+            }
+        });
+        let results = tokio::time::timeout(Duration::from_secs(5), run)
+            .await
+            .expect("the waiting job kept its slot");
+        assert!(results.iter().all(|r| r.status == Status::Synced));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_wait_that_is_ready_at_once_keeps_the_slot() {
+        let global = Arc::new(Semaphore::new(1));
+        let slot = Slot::new(Arc::clone(&global));
+        slot.hold(Arc::clone(&global).acquire_owned().await.unwrap());
+        assert_eq!(slot.idle_while(async { 7 }).await, 7);
+        assert!(slot.held.lock().unwrap().is_some());
+        assert_eq!(global.available_permits(), 0);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
     async fn a_stop_reports_unstarted_jobs_as_interrupted() {
         let (stop_tx, stop) = watch::channel(Stop::Run);
         let (tx, mut rx) = mpsc::unbounded_channel();
@@ -316,7 +400,7 @@ mod tests {
             global: 1,
             ..Limits::default()
         };
-        let results = run_all(jobs(5, false), &limits, stop, tx, |index, job, _| {
+        let results = run_all(jobs(5, false), &limits, stop, tx, |index, job, _, _| {
             let stop_tx = Arc::clone(&stop_tx);
             async move {
                 if index == 1 {

@@ -24,7 +24,7 @@ use crate::registry::auth::AuthError;
 use crate::registry::{RegistryClient, Side};
 use crate::report::{self, Summary};
 use crate::retry::{self, RetryPolicy};
-use crate::scheduler::{self, Event, ImageResult, Status};
+use crate::scheduler::{self, Event, ImageResult, Slot, Status};
 use crate::scratch::ScratchDir;
 use crate::settings::SyncSettings;
 
@@ -132,11 +132,11 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
     };
     let execute = {
         let context = Arc::clone(&context);
-        move |index: usize, job: Job, stop: watch::Receiver<Stop>| {
+        move |index: usize, job: Job, stop: watch::Receiver<Stop>, slot: Slot| {
             let context = Arc::clone(&context);
             let planned_digest = source_digests[index].clone();
             async move {
-                let mut result = copy_one(&context, index, job, stop).await;
+                let mut result = copy_one(&context, index, job, stop, &slot).await;
                 if result.status == Status::Synced && result.digest.is_none() {
                     result.digest = planned_digest;
                 }
@@ -335,15 +335,22 @@ async fn copy_one(
     index: usize,
     job: Job,
     mut stop: watch::Receiver<Stop>,
+    slot: &Slot,
 ) -> ImageResult {
     let started = Instant::now();
     let source_repository = job.source.repository();
     let mut attempt = 0;
     loop {
         attempt += 1;
-        // Copies from a source that throttles take turns (see `throttled_turn`).
+        // Copies from a source that throttles take turns (see `throttled_turn`); the wait
+        // lends this job's slot to jobs for other registries.
+        let turn = slot.idle_while(
+            context
+                .client
+                .throttled_turn(Side::Source, &source_repository),
+        );
         let turn = tokio::select! {
-            turn = context.client.throttled_turn(Side::Source, &source_repository) => turn,
+            turn = turn => turn,
             () = process::wait_for(&mut stop, Stop::Graceful) => {
                 return ImageResult::failed(
                     &job,
@@ -399,7 +406,7 @@ async fn copy_one(
             tokio::time::sleep(delay).await;
         };
         tokio::select! {
-            () = wait => {}
+            () = slot.idle_while(wait) => {}
             () = process::wait_for(&mut stop, Stop::Graceful) => {
                 if let Some(error) = result.error.as_mut() {
                     error.message = format!("stopped while waiting to retry after: {}", error.message);
