@@ -151,10 +151,11 @@ impl Slot {
 
 /// Runs every job through `execute` and returns one result per job, in job order.
 ///
-/// Each job first waits for a slot at every limited registry it touches, then for a global
-/// slot, so a job queued behind a busy registry never holds a global slot idle (nor does one
-/// waiting mid-way, see [`Slot`]). Semaphores are fair, so jobs still start in list order
-/// within those limits.
+/// Each job first waits for a slot at every limited registry it touches and for its OCI
+/// layout, then for a global slot, so a job queued behind a busy registry or layout never
+/// holds a global slot idle (nor does one waiting mid-way, see [`Slot`]). New jobs queue for
+/// the global slot one at a time, and semaphores are fair, so jobs still start in list order
+/// within those limits, and a job taking back a slot it lent is not sent to the back.
 pub async fn run_all<F, Fut>(
     jobs: Vec<Job>,
     limits: &Limits,
@@ -174,6 +175,7 @@ where
         .map(|(host, n)| (host.clone(), Arc::new(Semaphore::new((*n).max(1)))))
         .collect();
     let mut layout_locks: HashMap<PathBuf, Arc<Mutex<()>>> = HashMap::new();
+    let starting = Arc::new(Mutex::new(()));
     let mut running = JoinSet::new();
     for (index, job) in jobs.into_iter().enumerate() {
         let layout_lock = match &job.target {
@@ -194,6 +196,7 @@ where
             .filter_map(|h| registries.get(*h).cloned())
             .collect();
         let global = Arc::clone(&global);
+        let starting = Arc::clone(&starting);
         let events = events.clone();
         let mut stop_watch = stop.clone();
         let not_started = not_started_result(&job);
@@ -207,23 +210,38 @@ where
                 });
                 (index, not_started.clone())
             };
-            let mut held = Vec::with_capacity(gates.len() + 1);
-            for gate in gates.into_iter().chain(std::iter::once(global)) {
+            let mut held = Vec::with_capacity(gates.len());
+            for gate in gates {
                 tokio::select! {
                     biased;
                     () = wait_for(&mut stop_watch, Stop::Graceful) => return stopped(),
                     permit = gate.acquire_owned() => held.push(permit.expect("never closed")),
                 }
             }
-            // The global permit (acquired last) goes to the slot, which the job may lend out.
-            slot.hold(held.pop().expect("the global permit"));
+            // Before the global slot: a job holding the layout may lend its slot while it
+            // waits, and must find it free again, not taken by a job waiting for the layout.
             let _layout = match layout_lock {
-                Some(lock) => Some(lock.lock_owned().await),
+                Some(lock) => tokio::select! {
+                    biased;
+                    () = wait_for(&mut stop_watch, Stop::Graceful) => return stopped(),
+                    layout = lock.lock_owned() => Some(layout),
+                },
                 None => None,
             };
-            if *stop_watch.borrow() >= Stop::Graceful {
-                return stopped();
-            }
+            // One job at a time queues for a global slot, in list order, so a job taking back
+            // a slot it lent waits behind one new job at most, not behind all of them.
+            let admission = tokio::select! {
+                biased;
+                () = wait_for(&mut stop_watch, Stop::Graceful) => return stopped(),
+                admission = starting.lock_owned() => admission,
+            };
+            let permit = tokio::select! {
+                biased;
+                () = wait_for(&mut stop_watch, Stop::Graceful) => return stopped(),
+                permit = global.acquire_owned() => permit.expect("never closed"),
+            };
+            drop(admission);
+            slot.hold(permit);
             let _ = events.send(Event::Started { target });
             let result = work.await;
             let _ = events.send(Event::Finished {
@@ -379,6 +397,67 @@ mod tests {
             .await
             .expect("the waiting job kept its slot");
         assert!(results.iter().all(|r| r.status == Status::Synced));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn lending_a_slot_while_holding_a_layout_does_not_deadlock() {
+        let (_stop_tx, stop) = watch::channel(Stop::Run);
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let limits = Limits {
+            global: 1,
+            ..Limits::default()
+        };
+        // Three tags of one repository into one OCI layout; each waits mid-way (a retry).
+        let run = run_all(
+            jobs(3, true),
+            &limits,
+            stop,
+            tx,
+            |_, job, _, slot| async move {
+                slot.idle_while(tokio::time::sleep(Duration::from_millis(20)))
+                    .await;
+                ok(&job)
+            },
+        );
+        let results = tokio::time::timeout(Duration::from_secs(5), run)
+            .await
+            .expect("deadlocked");
+        assert!(results.iter().all(|r| r.status == Status::Synced));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_slot_taken_back_waits_behind_one_new_job_at_most() {
+        let (_stop_tx, stop) = watch::channel(Stop::Run);
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let limits = Limits {
+            global: 1,
+            ..Limits::default()
+        };
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        // Job 0 lends its slot for a moment; jobs 1..5 are new. Job 1 runs in the lent slot
+        // and job 2 may be in line already; job 0 comes next, not after all five.
+        let run = run_all(jobs(6, false), &limits, stop, tx, |index, job, _, slot| {
+            let order = Arc::clone(&order);
+            async move {
+                if index == 0 {
+                    slot.idle_while(tokio::time::sleep(Duration::from_millis(5)))
+                        .await;
+                } else {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                order.lock().unwrap().push(index);
+                ok(&job)
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(5), run)
+            .await
+            .expect("stalled");
+        let order = order.lock().unwrap().clone();
+        let position = order.iter().position(|i| *i == 0).unwrap();
+        assert!(
+            position <= 2,
+            "job 0 finished at position {position}: {order:?}"
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]
