@@ -526,3 +526,50 @@ fn a_signal_while_planning_ends_the_run_with_a_report() {
     }
     assert!(m.invocations().is_empty(), "a copy started");
 }
+
+/// Under `nohup` (SIGHUP ignored when ferry starts) a hangup does not stop the run; and when
+/// stdout is gone (a closed pipe, as a closed terminal), the run still ends with its report.
+#[test]
+fn nohup_is_honoured_and_a_closed_stdout_does_not_lose_the_report() {
+    let m = Mirror::new(false);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let conf = registries_conf(
+        m.scratch.path(),
+        &[("docker.io", &silent.local_addr().unwrap().to_string())],
+    );
+    let list = m.write("images.list", "nginx:1.25\n");
+    let report_path = m.scratch.path().join("report.json");
+    let ferry_cmd = m.sync(&list);
+    // sh ignores SIGHUP, as nohup does, then becomes ferry; stdout is a pipe nobody reads.
+    let mut argv = vec![ferry_cmd.get_program().to_owned()];
+    argv.extend(ferry_cmd.get_args().map(|a| a.to_owned()));
+    argv.push("--report".into());
+    argv.push(report_path.clone().into());
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "trap '' HUP; exec \"$@\"", "sh"]).args(&argv);
+    for (key, value) in ferry_cmd.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    cmd.env("CONTAINERS_REGISTRIES_CONF", &conf)
+        .current_dir(m.scratch.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    drop(child.stdout.take()); // stdout is now a closed pipe
+    let (_held, _) = silent.accept().unwrap();
+    let pid = child.id().to_string();
+    run(Command::new("kill").args(["-HUP", &pid]), 0);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP stopped ferry under nohup"
+    );
+    run(Command::new("kill").args(["-TERM", &pid]), 0);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", stderr_of(&out));
+    let report = report(&report_path);
+    assert_eq!(report["summary"]["interrupted"], true, "{report:#}");
+}

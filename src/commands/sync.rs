@@ -3,6 +3,7 @@
 //! and writing the report and failed list at the end. A run with nothing to do starts no skopeo.
 
 use std::collections::BTreeSet;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -80,11 +81,7 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
     let (stop_tx, stop_rx) = watch::channel(Stop::Run);
     let signal_code = Arc::new(AtomicU8::new(0));
     // Registered here, before any work starts, not when the watching task first runs.
-    let handlers = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    );
+    let handlers = Signals::install();
     let signals = tokio::spawn(watch_signals(handlers, stop_tx, Arc::clone(&signal_code)));
     let client = Arc::new(RegistryClient::new(settings.plan.registry.clone()));
     let context = Arc::new(Context {
@@ -177,14 +174,14 @@ fn finish(
 ) -> u8 {
     let code = signal_code.load(Ordering::SeqCst);
     let summary = Summary::of(results, started.elapsed(), code != 0);
-    println!("{}", report::summary_line(&summary));
+    say(&report::summary_line(&summary));
     let mut exit_code = match (code, summary.failed) {
         (0, 0) => exit::SUCCESS,
         (0, _) => exit::IMAGES_FAILED,
         (signal_exit, _) => signal_exit,
     };
     if let Err(e) = write_outputs(settings, results, summary) {
-        eprintln!("ferry: error: {e}");
+        say_err(&format!("ferry: error: {e}"));
         if exit_code == exit::SUCCESS {
             exit_code = exit::IMAGES_FAILED;
         }
@@ -289,42 +286,92 @@ fn destination_label(destination: &Destination) -> String {
     }
 }
 
-/// First SIGINT/SIGTERM/SIGHUP: stop gracefully and remember the exit code; a second one: stop
-/// now. (SIGHUP too: a closed terminal or SSH session must not skip the cleanup.)
+/// The signals that stop a sync. SIGHUP too, so a closed terminal or SSH session does not
+/// skip the cleanup; but not when it was ignored when ferry started (`nohup`).
+struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+    hangup: Option<Signal>,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+            hangup: match ignored(libc::SIGHUP) {
+                true => None,
+                false => Some(signal(SignalKind::hangup())?),
+            },
+        })
+    }
+
+    /// The next signal, as the exit code it stands for.
+    async fn next(&mut self) -> u8 {
+        let hangup = async {
+            match self.hangup.as_mut() {
+                Some(hangup) => hangup.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = self.interrupt.recv() => exit::INTERRUPTED,
+            _ = self.terminate.recv() => exit::TERMINATED,
+            _ = hangup => exit::HUNG_UP,
+        }
+    }
+}
+
+/// Whether `signal` is set to be ignored (as `nohup` does for SIGHUP).
+fn ignored(signal: libc::c_int) -> bool {
+    // SAFETY: sigaction with a null new action only reads the current one into `current`,
+    // a zeroed struct we own.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut current) == 0
+            && current.sa_sigaction == libc::SIG_IGN
+    }
+}
+
+/// First signal: stop gracefully and remember the exit code; a second one: stop now. The
+/// stop goes out before anything is printed: the terminal may be gone (SIGHUP).
 async fn watch_signals(
-    handlers: (
-        std::io::Result<Signal>,
-        std::io::Result<Signal>,
-        std::io::Result<Signal>,
-    ),
+    handlers: std::io::Result<Signals>,
     stop: watch::Sender<Stop>,
     code: Arc<AtomicU8>,
 ) {
-    let (Ok(mut interrupt), Ok(mut terminate), Ok(mut hangup)) = handlers else {
+    let Ok(mut signals) = handlers else {
         return;
     };
-    let first = tokio::select! {
-        _ = interrupt.recv() => exit::INTERRUPTED,
-        _ = terminate.recv() => exit::TERMINATED,
-        _ = hangup.recv() => exit::HUNG_UP,
-    };
+    let first = signals.next().await;
     code.store(first, Ordering::SeqCst);
-    eprintln!("ferry: stopping: no new images start; running copies get {}s to end (signal again to stop at once)", process::GRACE_PERIOD.as_secs());
     let _ = stop.send(Stop::Graceful);
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = terminate.recv() => {}
-        _ = hangup.recv() => {}
-    }
-    eprintln!("ferry: stopping now");
+    say_err(&format!(
+        "ferry: stopping: no new images start; running copies get {}s to end (signal again to \
+         stop at once)",
+        process::GRACE_PERIOD.as_secs()
+    ));
+    signals.next().await;
     let _ = stop.send(Stop::Now);
+    say_err("ferry: stopping now");
+}
+
+/// A line on stdout; dropped, not a panic, when stdout is gone (a closed terminal or pipe),
+/// so the report and the cleanup still happen.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+/// A line on stderr; dropped when stderr is gone, as with [`say`].
+fn say_err(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 async fn print_events(mut events: mpsc::UnboundedReceiver<Event>) {
     while let Some(event) = events.recv().await {
         match event {
             Event::Started { target } => debug!("started {target}"),
-            Event::Finished { result } => println!("{}", report::result_line(&result)),
+            Event::Finished { result } => say(&report::result_line(&result)),
         }
     }
 }
