@@ -155,8 +155,9 @@ async fn terminate(
     child.wait().await
 }
 
-/// Returns once the group leader `pgid` has exited, leaving it unreaped (`WNOWAIT`). Polled:
-/// this runs only while a stopped copy winds down.
+/// Returns once the group leader `pgid` has exited, leaving it unreaped (`WNOWAIT`), so its
+/// group can still be signalled safely. Polled every 20 ms: one `waitid` per running copy,
+/// cheap next to a copy's seconds.
 async fn exited_unreaped(pgid: Option<libc::pid_t>) {
     let Some(pid) = pgid.filter(|&p| p > 0) else {
         return std::future::pending().await;

@@ -546,7 +546,8 @@ fn nohup_is_honoured_and_a_closed_stdout_does_not_lose_the_report() {
     argv.push("--report".into());
     argv.push(report_path.clone().into());
     let mut cmd = Command::new("sh");
-    cmd.args(["-c", "trap '' HUP; exec \"$@\"", "sh"]).args(&argv);
+    cmd.args(["-c", "trap '' HUP; exec \"$@\"", "sh"])
+        .args(&argv);
     for (key, value) in ferry_cmd.get_envs() {
         match value {
             Some(value) => cmd.env(key, value),

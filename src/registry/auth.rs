@@ -387,23 +387,34 @@ fn run_helper(helper: &str, host: &str) -> Result<Option<Credentials>, String> {
             .write_all(server.as_bytes())
             .map_err(|e| e.to_string())?;
     }
-    // Its answer is a few hundred bytes, well within a pipe's buffer: wait, then read.
-    let started = Instant::now();
+    // Read on a thread, so the deadline also covers a pipe that something the helper left
+    // behind keeps open.
+    let (sender, answer) = std::sync::mpsc::channel();
+    if let Some(mut pipe) = child.stdout.take() {
+        std::thread::spawn(move || {
+            let mut stdout = Vec::new();
+            let read = pipe.read_to_end(&mut stdout).map(|_| stdout);
+            let _ = sender.send(read);
+        });
+    }
+    let deadline = Instant::now() + HELPER_TIMEOUT;
+    let timed_out = || format!("no answer in {}s", HELPER_TIMEOUT.as_secs());
+    let stdout = answer.recv_timeout(deadline.saturating_duration_since(Instant::now()));
     let status = loop {
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
             break status;
         }
-        if started.elapsed() > HELPER_TIMEOUT {
+        if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("no answer in {}s", HELPER_TIMEOUT.as_secs()));
+            return Err(timed_out());
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    let mut stdout = Vec::new();
-    if let Some(mut pipe) = child.stdout.take() {
-        pipe.read_to_end(&mut stdout).map_err(|e| e.to_string())?;
-    }
+    let stdout = match stdout {
+        Ok(read) => read.map_err(|e| e.to_string())?,
+        Err(_) => return Err(timed_out()),
+    };
     if !status.success() {
         // Helpers answer "credentials not found in native keychain" when there are none.
         if String::from_utf8_lossy(&stdout).contains("not found") {
