@@ -574,3 +574,30 @@ fn nohup_is_honoured_and_a_closed_stdout_does_not_lose_the_report() {
     let report = report(&report_path);
     assert_eq!(report["summary"]["interrupted"], true, "{report:#}");
 }
+
+/// `ferry show-images LIST | head -1`: the listing stops when its reader does, quietly.
+#[test]
+fn a_listing_piped_into_head_ends_quietly() {
+    use std::io::BufRead as _;
+    let scratch = TempDir::new("ferry-head");
+    let list = scratch.path().join("images.list");
+    let lines: String = (0..5000).map(|i| format!("nginx:1.{i}\n")).collect();
+    std::fs::write(&list, lines).unwrap();
+    for command in ["show-images", "show-raw-images"] {
+        let mut child = ferry()
+            .arg(command)
+            .arg(&list)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+        reader.read_line(&mut first).unwrap();
+        drop(reader); // the reader goes away, as head does
+        let out = child.wait_with_output().unwrap();
+        assert!(first.contains("nginx:1.0"), "{command}: {first}");
+        assert_eq!(out.status.code(), Some(0), "{command}: {}", stderr_of(&out));
+        assert!(stderr_of(&out).is_empty(), "{command}: {}", stderr_of(&out));
+    }
+}

@@ -6,6 +6,8 @@ mod show;
 mod sync;
 
 use std::collections::HashMap;
+use std::fmt::Display;
+use std::io::Write as _;
 use std::path::Path;
 
 use crate::input::{self, HostSettings, InputError, Inputs};
@@ -26,16 +28,27 @@ pub async fn run(settings: Settings) -> u8 {
     }
 }
 
+/// A line on stdout; false when stdout is gone (a closed pipe such as `| head`, or a closed
+/// terminal). Never a panic: a run still finishes its work, its report and its cleanup.
+fn say(line: impl Display) -> bool {
+    writeln!(std::io::stdout(), "{line}").is_ok()
+}
+
+/// A line on stderr; dropped when stderr is gone, as with [`say`].
+fn say_err(line: impl Display) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 /// Prints every input error, one `FILE:LINE: reason` per line, on stderr.
 fn print_input_errors(errors: &[InputError]) {
     for error in errors {
-        eprintln!("{error}");
+        say_err(error);
     }
-    eprintln!(
+    say_err(format!(
         "ferry: {} problem{} in the input; nothing was copied",
         errors.len(),
         if errors.len() == 1 { "" } else { "s" }
-    );
+    ));
 }
 
 /// Reads all inputs, printing every error on failure.

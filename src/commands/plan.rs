@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::load;
+use super::{load, say, say_err};
 use crate::exit;
 use crate::mapping::Job;
 use crate::plan::{self, Dropped, PlanEntry, State};
@@ -83,10 +83,10 @@ fn finish(settings: &PlanSettings, planned: &Planned, code: u8) -> u8 {
     match write_file(path, &plan_json(&planned.entries, &planned.summary)) {
         Ok(()) => code,
         Err(e) => {
-            eprintln!(
+            say_err(format!(
                 "ferry: error: cannot write the report {}: {e}",
                 path.display()
-            );
+            ));
             code.max(exit::IMAGES_FAILED)
         }
     }
@@ -99,13 +99,13 @@ pub async fn plan(settings: &PlanSettings) -> u8 {
     print_table(&planned.entries);
     if settings.verbosity > 0 {
         for drop in &planned.dropped {
-            println!(
+            say(format!(
                 "dropped  {}  ({}, {})",
                 drop.source, drop.reason, drop.origin
-            );
+            ));
         }
     }
-    println!("{}", planned.summary.line());
+    say(planned.summary.line());
     finish(settings, &planned, exit::SUCCESS)
 }
 
@@ -134,15 +134,15 @@ pub async fn verify(settings: &PlanSettings) -> u8 {
             State::Unknown => format!("error     {target}  {}", error_text(entry.error.as_ref())),
         };
         problems += usize::from(entry.state != State::Current);
-        println!("{line}");
+        say(line);
     }
-    println!(
+    say(format!(
         "{} targets: {} verified, {problems} with problems ({} requests in {:.1}s)",
         entries.len(),
         entries.len() - problems,
         planned.summary.requests,
         planned.summary.seconds
-    );
+    ));
     let code = if problems == 0 {
         exit::SUCCESS
     } else {
@@ -202,7 +202,7 @@ fn print_table(entries: &[PlanEntry]) {
             .zip(widths)
             .map(|(cell, w)| format!("{cell:<w$}"))
             .collect();
-        println!("{}", cells.join("  ").trim_end());
+        say(cells.join("  ").trim_end());
     }
 }
 

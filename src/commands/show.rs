@@ -1,7 +1,7 @@
 //! `show-raw-images` and `show-images`: offline listings that need neither skopeo nor a
 //! network, so a list can be checked in CI before anything is copied.
 
-use super::{print_input_errors, read_inputs};
+use super::{print_input_errors, read_inputs, say};
 use crate::exit;
 use crate::mapping::{map_all, Destination};
 use crate::settings::InputSettings;
@@ -10,8 +10,11 @@ pub async fn show_raw_images(inputs: &InputSettings) -> u8 {
     let Some(inputs) = read_inputs(inputs).await else {
         return exit::USAGE;
     };
+    // A reader that stops early (`| head`) ends the listing, not as a failure.
     for entry in &inputs.entries {
-        println!("{}", entry.source);
+        if !say(&entry.source) {
+            break;
+        }
     }
     exit::SUCCESS
 }
@@ -23,7 +26,9 @@ pub async fn show_images(inputs: &InputSettings, destination: &Destination) -> u
     match map_all(&inputs.entries, destination) {
         Ok(jobs) => {
             for job in &jobs {
-                println!("{}", job.target);
+                if !say(&job.target) {
+                    break;
+                }
             }
             exit::SUCCESS
         }

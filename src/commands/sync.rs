@@ -3,7 +3,6 @@
 //! and writing the report and failed list at the end. A run with nothing to do starts no skopeo.
 
 use std::collections::BTreeSet;
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -14,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
 
 use super::plan::plan_jobs;
-use super::{load, Loaded};
+use super::{load, say, say_err, Loaded};
 use crate::engine::skopeo::{self, AuthFiles, SkopeoOptions};
 use crate::engine::FailureKind;
 use crate::exit;
@@ -48,14 +47,18 @@ pub async fn sync(settings: SyncSettings) -> u8 {
     let scratch = match ScratchDir::create() {
         Ok(scratch) => scratch,
         Err(e) => {
-            eprintln!("ferry: error: cannot create a private temporary directory: {e}");
+            say_err(format!(
+                "ferry: error: cannot create a private temporary directory: {e}"
+            ));
             return exit::USAGE;
         }
     };
     let auth = match write_auth_files(&scratch, &settings, &jobs) {
         Ok(auth) => auth,
         Err(e) => {
-            eprintln!("ferry: error: cannot prepare the auth file for skopeo: {e}");
+            say_err(format!(
+                "ferry: error: cannot prepare the auth file for skopeo: {e}"
+            ));
             return exit::USAGE;
         }
     };
@@ -174,14 +177,14 @@ fn finish(
 ) -> u8 {
     let code = signal_code.load(Ordering::SeqCst);
     let summary = Summary::of(results, started.elapsed(), code != 0);
-    say(&report::summary_line(&summary));
+    say(report::summary_line(&summary));
     let mut exit_code = match (code, summary.failed) {
         (0, 0) => exit::SUCCESS,
         (0, _) => exit::IMAGES_FAILED,
         (signal_exit, _) => signal_exit,
     };
     if let Err(e) = write_outputs(settings, results, summary) {
-        say_err(&format!("ferry: error: {e}"));
+        say_err(format!("ferry: error: {e}"));
         if exit_code == exit::SUCCESS {
             exit_code = exit::IMAGES_FAILED;
         }
@@ -346,7 +349,7 @@ async fn watch_signals(
     let first = signals.next().await;
     code.store(first, Ordering::SeqCst);
     let _ = stop.send(Stop::Graceful);
-    say_err(&format!(
+    say_err(format!(
         "ferry: stopping: no new images start; running copies get {}s to end (signal again to \
          stop at once)",
         process::GRACE_PERIOD.as_secs()
@@ -356,22 +359,13 @@ async fn watch_signals(
     say_err("ferry: stopping now");
 }
 
-/// A line on stdout; dropped, not a panic, when stdout is gone (a closed terminal or pipe),
-/// so the report and the cleanup still happen.
-fn say(line: &str) {
-    let _ = writeln!(std::io::stdout(), "{line}");
-}
-
-/// A line on stderr; dropped when stderr is gone, as with [`say`].
-fn say_err(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
-
 async fn print_events(mut events: mpsc::UnboundedReceiver<Event>) {
     while let Some(event) = events.recv().await {
         match event {
             Event::Started { target } => debug!("started {target}"),
-            Event::Finished { result } => say(&report::result_line(&result)),
+            Event::Finished { result } => {
+                say(report::result_line(&result));
+            }
         }
     }
 }
@@ -649,7 +643,7 @@ fn print_dry_run(settings: &SyncSettings, jobs: &[Job]) {
     let digest_file = PathBuf::from("<digest file>");
     let destination = &settings.plan.destination;
     for job in jobs {
-        println!("# {} -> {}", job.origin, job.target);
+        say(format!("# {} -> {}", job.origin, job.target));
         let (job, note) = match job.for_tag("TAG") {
             Ok(example) if job.source.is_whole_repository() => (
                 example,
@@ -658,15 +652,15 @@ fn print_dry_run(settings: &SyncSettings, jobs: &[Job]) {
             _ => (job.clone(), None),
         };
         if let Some(note) = note {
-            println!("{note}");
+            say(note);
         }
         let action = skopeo::action_for(&job, destination, Some(&digest_file));
-        println!("{}", skopeo::build(&settings.skopeo, &auth, &action));
+        say(skopeo::build(&settings.skopeo, &auth, &action));
     }
-    println!(
+    say(format!(
         "# dry run: {} entries, nothing copied; targets already current are skipped in a real run",
         jobs.len()
-    );
+    ));
 }
 
 #[cfg(test)]
