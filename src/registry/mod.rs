@@ -227,7 +227,6 @@ impl RegistryClient {
         reserved
     }
 
-    /// Slows this host down after a 429 and returns how long the registry asked to wait.
     /// Counts a 429 and slows `host`'s pace; returns the wait before the next request (at
     /// most [`MAX_RETRY_AFTER`]) and the wait the registry asked for (its `Retry-After`, else
     /// a backoff by `attempt`).
