@@ -196,22 +196,13 @@ fn sigterm_stops_everything_and_exits_143_with_a_report() {
     wait_until(Duration::from_secs(10), "the copies never started", || {
         processes_matching("sleep 301").lines().count() == 2
     });
-    let sent = Instant::now();
-    run(
-        Command::new("kill").args(["-TERM", &child.id().to_string()]),
-        0,
+    // The grace period is 10 s; skopeo (here: sleep) dies on SIGTERM at once.
+    let status = signal_and_wait(
+        &mut child,
+        "TERM",
+        Duration::from_secs(12),
+        "ferry did not stop within the grace period",
     );
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        // The grace period is 10 s; skopeo (here: sleep) dies on SIGTERM at once.
-        assert!(
-            sent.elapsed() < Duration::from_secs(12),
-            "ferry did not stop within the grace period"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
     assert_eq!(status.code(), Some(143));
     let leftovers = processes_matching("sleep 301");
     assert!(leftovers.is_empty(), "skopeo outlived ferry: {leftovers}");
@@ -389,10 +380,7 @@ fn a_signal_removes_the_private_auth_file_and_no_output_holds_the_password() {
     assert_eq!(mode(&auth_file), 0o600);
     assert_eq!(mode(&auth_dir), 0o700);
 
-    run(
-        Command::new("kill").args(["-TERM", &child.id().to_string()]),
-        0,
-    );
+    send_signal(child.id(), "TERM");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(143), "{}", stderr_of(&out));
     assert!(

@@ -328,31 +328,38 @@ fn credentials_come_from_a_docker_credential_helper_asked_once_per_host() {
         serde_json::json!({ "credHelpers": { m.dest.addr(): "ferrytest" } }).to_string(),
     )
     .unwrap();
-    // The helper notes each time it is asked, and for which server.
+    // The helper notes each time it is asked, and for which server, then runs `answer`.
     let asked = m.scratch.path().join("helper-asked");
     let helper = m.recorder.join("docker-credential-ferrytest");
-    std::fs::write(
-        &helper,
-        format!(
-            "#!/bin/sh\ncat >>{}; echo >>{0}\necho '{{\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}'\n",
+    let install_helper = |answer: &str| {
+        let script = format!(
+            "#!/bin/sh\ncat >>{0}; echo >>{0}\n{answer}\n",
             asked.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-
+        );
+        std::fs::write(&helper, script).unwrap();
+        std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    };
+    // `ferry plan` with `docker_config` as DOCKER_CONFIG; the JSON report.
     let path = m.scratch.path().join("plan.json");
-    let mut cmd = m.ferry();
-    cmd.env("DOCKER_CONFIG", &config_dir)
-        .env("HOME", m.scratch.path());
-    cmd.args(["plan", "--dest"])
-        .arg(m.prefix())
-        .arg("--dest-cert-dir")
-        .arg(m.dest.cert_dir().unwrap());
-    cmd.arg("--report").arg(&path).arg(&list);
-    run(&mut cmd, 0);
+    let plan_with = |docker_config: &Path| {
+        let mut cmd = m.ferry();
+        cmd.env("DOCKER_CONFIG", docker_config)
+            .env("HOME", m.scratch.path());
+        cmd.args(["plan", "--dest"])
+            .arg(m.prefix())
+            .arg("--dest-cert-dir")
+            .arg(m.dest.cert_dir().unwrap());
+        cmd.arg("--report").arg(&path).arg(&list);
+        run(&mut cmd, 0);
+        report(&path)
+    };
+
+    install_helper(&format!(
+        "echo '{{\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}'"
+    ));
+    let plan = plan_with(&config_dir);
     // Authenticated HEADs on the destination: the targets are simply not there yet.
-    let plan = report(&path);
     for entry in plan["entries"].as_array().unwrap() {
         assert_eq!(entry["state"], "new", "{plan:#}");
         assert!(entry["error"].is_null(), "{plan:#}");
@@ -364,16 +371,7 @@ fn credentials_come_from_a_docker_credential_helper_asked_once_per_host() {
     );
 
     // Without the helper the same lookup is unauthorized.
-    let mut cmd = m.ferry();
-    cmd.env("HOME", m.scratch.path())
-        .env("DOCKER_CONFIG", m.scratch.path().join("none"));
-    cmd.args(["plan", "--dest"])
-        .arg(m.prefix())
-        .arg("--dest-cert-dir")
-        .arg(m.dest.cert_dir().unwrap());
-    cmd.arg("--report").arg(&path).arg(&list);
-    run(&mut cmd, 0);
-    let plan = report(&path);
+    let plan = plan_with(&m.scratch.path().join("none"));
     assert_eq!(plan["entries"][0]["state"], "unknown", "{plan:#}");
     assert_eq!(
         plan["entries"][0]["error"]["kind"], "unauthorized",
@@ -381,28 +379,9 @@ fn credentials_come_from_a_docker_credential_helper_asked_once_per_host() {
     );
 
     // A failing helper fails every lookup for its host, but is asked once, not per repository.
-    std::fs::write(
-        &helper,
-        format!(
-            "#!/bin/sh
-cat >>{}; echo >>{0}
-exit 1
-",
-            asked.display()
-        ),
-    )
-    .unwrap();
+    install_helper("exit 1");
     std::fs::remove_file(&asked).unwrap();
-    let mut cmd = m.ferry();
-    cmd.env("DOCKER_CONFIG", &config_dir)
-        .env("HOME", m.scratch.path());
-    cmd.args(["plan", "--dest"])
-        .arg(m.prefix())
-        .arg("--dest-cert-dir")
-        .arg(m.dest.cert_dir().unwrap());
-    cmd.arg("--report").arg(&path).arg(&list);
-    run(&mut cmd, 0);
-    let plan = report(&path);
+    let plan = plan_with(&config_dir);
     for entry in plan["entries"].as_array().unwrap() {
         let message = entry["error"]["message"].as_str().unwrap_or_default();
         assert!(

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::mirror::*;
 use common::*;
@@ -438,21 +438,12 @@ fn ctrl_c_stops_running_copies_and_still_writes_the_report() {
     wait_until(Duration::from_secs(20), "the copies never started", || {
         processes_matching("sleep 2999").lines().count() == 2
     });
-    let sent = Instant::now();
-    run(
-        Command::new("kill").args(["-INT", &child.id().to_string()]),
-        0,
+    let status = signal_and_wait(
+        &mut child,
+        "INT",
+        Duration::from_secs(15),
+        "ferry did not stop after SIGINT",
     );
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            sent.elapsed() < Duration::from_secs(15),
-            "ferry did not stop after SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
     assert_eq!(status.code(), Some(130));
     let leftovers = processes_matching("sleep 2999");
     assert!(
@@ -500,21 +491,12 @@ fn a_signal_while_planning_ends_the_run_with_a_report() {
         // Planning has begun once ferry's lookup is connected (and left waiting).
         silent.set_nonblocking(false).unwrap();
         let (_held, _) = silent.accept().unwrap();
-        let sent = Instant::now();
-        run(
-            Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]),
-            0,
+        let status = signal_and_wait(
+            &mut child,
+            signal,
+            Duration::from_secs(10),
+            &format!("ferry went on planning after SIG{signal}"),
         );
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                sent.elapsed() < Duration::from_secs(10),
-                "ferry went on planning after SIG{signal}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
         assert_eq!(status.code(), Some(code), "SIG{signal}");
         let report = report(&report_path);
         assert_eq!(report["summary"]["interrupted"], true, "{report:#}");
@@ -561,14 +543,13 @@ fn nohup_is_honoured_and_a_closed_stdout_does_not_lose_the_report() {
     let mut child = cmd.spawn().unwrap();
     drop(child.stdout.take()); // stdout is now a closed pipe
     let (_held, _) = silent.accept().unwrap();
-    let pid = child.id().to_string();
-    run(Command::new("kill").args(["-HUP", &pid]), 0);
+    send_signal(child.id(), "HUP");
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         child.try_wait().unwrap().is_none(),
         "SIGHUP stopped ferry under nohup"
     );
-    run(Command::new("kill").args(["-TERM", &pid]), 0);
+    send_signal(child.id(), "TERM");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(143), "{}", stderr_of(&out));
     let report = report(&report_path);

@@ -673,6 +673,28 @@ pub fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// `kill -SIGNAL PID` (`SIGNAL` as `TERM`, `INT`, `HUP`).
+pub fn send_signal(pid: u32, signal: &str) {
+    run(
+        Command::new("kill").args([&format!("-{signal}"), &pid.to_string()]),
+        0,
+    );
+}
+
+/// Sends `signal` to `child` and returns its exit status, which must come within `limit` of
+/// the signal (else panics with `what`).
+pub fn signal_and_wait(child: &mut Child, signal: &str, limit: Duration, what: &str) -> ExitStatus {
+    let sent = Instant::now();
+    send_signal(child.id(), signal);
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(sent.elapsed() < limit, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// `pgrep -fa PATTERN`: the processes whose command line matches, one per line; empty when none.
 pub fn processes_matching(pattern: &str) -> String {
     let out = Command::new("pgrep")
