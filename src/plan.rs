@@ -65,6 +65,19 @@ pub struct PlanEntry {
     pub error: Option<ImageError>,
 }
 
+impl PlanEntry {
+    /// An entry planned without lookups (`--force`, or a run stopped while planning): a copy.
+    pub fn unlooked(job: Job) -> PlanEntry {
+        PlanEntry {
+            job,
+            state: State::New,
+            source_digest: None,
+            target_digest: None,
+            error: None,
+        }
+    }
+}
+
 /// A lookup's answer: a digest, `None` for "not there", or why it could not be answered.
 pub type Lookup = Result<Option<String>, ImageError>;
 

@@ -28,13 +28,7 @@ pub(super) async fn plan_jobs(
         expansion
             .jobs
             .into_iter()
-            .map(|job| PlanEntry {
-                job,
-                state: State::New,
-                source_digest: None,
-                target_digest: None,
-                error: None,
-            })
+            .map(PlanEntry::unlooked)
             .collect()
     } else {
         plan::plan(client, expansion.jobs).await

@@ -100,30 +100,23 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let printer = tokio::spawn(print_events(events_rx));
 
-    // A signal while planning (lookups can wait out long 429s) ends the run before any copy.
+    // A signal while planning (lookups can wait out long 429s) ends the planning; the
+    // scheduler then starts none of the jobs and reports each one interrupted.
     let mut stopping = stop_rx.clone();
-    let planned = tokio::select! {
-        planned = plan_jobs(&client, &settings.plan, jobs.clone(), settings.force) => Some(planned),
-        () = process::wait_for(&mut stopping, Stop::Graceful) => None,
-    };
-    let Some((entries, _dropped)) = planned else {
-        let results: Vec<ImageResult> = jobs.iter().map(not_planned).collect();
-        for result in &results {
-            let _ = events_tx.send(Event::Finished {
-                result: result.clone(),
-            });
+    let entries = tokio::select! {
+        (entries, _dropped) = plan_jobs(&client, &settings.plan, jobs.clone(), settings.force) => {
+            info!(
+                "planned {} images with {} registry requests ({} answered 429)",
+                entries.len(),
+                client.requests_sent(),
+                client.throttled_responses()
+            );
+            entries
         }
-        drop(events_tx);
-        let _ = printer.await;
-        signals.abort();
-        return finish(&settings, &results, started, &signal_code, scratch);
+        () = process::wait_for(&mut stopping, Stop::Graceful) => {
+            jobs.into_iter().map(PlanEntry::unlooked).collect()
+        }
     };
-    info!(
-        "planned {} images with {} registry requests ({} answered 429)",
-        entries.len(),
-        client.requests_sent(),
-        client.throttled_responses()
-    );
     let refused = |job: &Job| refused_credentials(&client, job);
     let (jobs, source_digests, positions, done) = split_plan(entries, refused, &events_tx);
     let limits = scheduler::Limits {
@@ -153,37 +146,16 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
     let results: Vec<ImageResult> = ordered.into_iter().map(|(_, result)| result).collect();
     let _ = printer.await;
     signals.abort();
-    finish(&settings, &results, started, &signal_code, scratch)
-}
 
-fn not_planned(job: &Job) -> ImageResult {
-    ImageResult::failed(
-        job,
-        FailureKind::Interrupted,
-        "not started: ferry was asked to stop while planning".to_owned(),
-        0,
-        Duration::ZERO,
-    )
-}
-
-/// Prints the summary, writes the report and failed list, and removes the scratch directory;
-/// returns the exit code.
-fn finish(
-    settings: &SyncSettings,
-    results: &[ImageResult],
-    started: Instant,
-    signal_code: &AtomicU8,
-    scratch: ScratchDir,
-) -> u8 {
     let code = signal_code.load(Ordering::SeqCst);
-    let summary = Summary::of(results, started.elapsed(), code != 0);
+    let summary = Summary::of(&results, started.elapsed(), code != 0);
     say(report::summary_line(&summary));
     let mut exit_code = match (code, summary.failed) {
         (0, 0) => exit::SUCCESS,
         (0, _) => exit::IMAGES_FAILED,
         (signal_exit, _) => signal_exit,
     };
-    if let Err(e) = write_outputs(settings, results, summary) {
+    if let Err(e) = write_outputs(&settings, &results, summary) {
         say_err(format!("ferry: error: {e}"));
         if exit_code == exit::SUCCESS {
             exit_code = exit::IMAGES_FAILED;
