@@ -227,25 +227,18 @@ impl RegistryClient {
         reserved
     }
 
-    /// Counts a 429 and slows `host`'s pace; returns the wait before the next request (at
-    /// most [`MAX_RETRY_AFTER`]) and the wait the registry asked for (its `Retry-After`, else
-    /// a backoff by `attempt`).
-    fn throttle(
-        &self,
-        host: &str,
-        sent: Instant,
-        response: &Response,
-        attempt: u32,
-    ) -> (Duration, Duration) {
+    /// Counts a 429 and slows `host`'s pace (nothing goes out for the wait asked, at most
+    /// [`MAX_RETRY_AFTER`]); returns the wait the registry asked for: its `Retry-After`, else
+    /// a backoff by `attempt`.
+    fn throttle(&self, host: &str, sent: Instant, response: &Response, attempt: u32) -> Duration {
         self.throttled.fetch_add(1, Ordering::Relaxed);
         let asked = header(response.headers(), RETRY_AFTER.as_str())
             .and_then(|v| parse_retry_after(&v, SystemTime::now()))
             .unwrap_or(Duration::from_secs(1 << attempt.min(5)));
-        let retry_after = asked.min(MAX_RETRY_AFTER);
         self.with_pacer(host, |pacer| {
-            pacer.throttled(Instant::now(), sent, retry_after)
+            pacer.throttled(Instant::now(), sent, asked.min(MAX_RETRY_AFTER))
         });
-        (retry_after, asked)
+        asked
     }
 
     /// A turn for one copy from the registry serving `name` on `side`, once it has answered
@@ -452,12 +445,12 @@ impl RegistryClient {
                 && throttled < MAX_THROTTLED_RETRIES
             {
                 throttled += 1;
-                let (wait, asked) = self.throttle(&endpoint.host, sent, &response, throttled);
+                let asked = self.throttle(&endpoint.host, sent, &response, throttled);
                 if asked <= MAX_RETRY_AFTER {
                     warn!(
                         "{}: rate limited (HTTP 429); pausing {:.1}s and slowing down",
                         endpoint.host,
-                        wait.as_secs_f64()
+                        asked.as_secs_f64()
                     );
                     continue;
                 }
