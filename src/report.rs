@@ -98,17 +98,33 @@ fn seconds(duration: Duration) -> String {
     format!("{:.1}s", duration.as_secs_f64())
 }
 
-/// skopeo's messages wrap the cause in context; on one line the cause (at the end) matters most.
+/// A message on one line. The cause is usually at the end and the context that names the image
+/// or the step at the start, so a message too long for a line loses its middle, at word
+/// boundaries, never its ends.
 fn short(message: &str) -> String {
-    const MAX: usize = 200;
-    let flat = message.replace('\n', " ");
+    const MAX: usize = 400;
+    const HEAD: usize = 150;
+    let flat = message.split_whitespace().collect::<Vec<_>>().join(" ");
     let chars: Vec<char> = flat.chars().collect();
     if chars.len() <= MAX {
-        flat
-    } else {
-        let tail: String = chars[chars.len() - MAX..].iter().collect();
-        format!("…{tail}")
+        return flat;
     }
+    let tail = MAX - HEAD;
+    // Cut at spaces, so no word is split; a message without spaces there is cut where it is.
+    let head_end = chars[..HEAD]
+        .iter()
+        .rposition(|c| *c == ' ')
+        .filter(|&at| at > HEAD / 2)
+        .unwrap_or(HEAD);
+    let tail_start = chars.len() - tail;
+    let tail_start = chars[tail_start..]
+        .iter()
+        .position(|c| *c == ' ')
+        .filter(|&at| at < tail / 2)
+        .map_or(tail_start, |at| tail_start + at + 1);
+    let head: String = chars[..head_end].iter().collect();
+    let tail: String = chars[tail_start..].iter().collect();
+    format!("{} … {}", head.trim_end(), tail.trim_start())
 }
 
 #[derive(Serialize)]
@@ -246,14 +262,32 @@ mod tests {
     }
 
     #[test]
-    fn long_messages_keep_their_cause() {
-        let message = format!("{} root cause", "context: ".repeat(50));
-        let line = result_line(&result(
-            Status::Failed,
-            Some((FailureKind::Other, &message)),
-        ));
-        assert!(line.ends_with("root cause"), "{line}");
-        assert!(line.chars().count() < 300);
+    fn long_messages_keep_both_ends_and_whole_words() {
+        let short_enough = "network: initializing source docker://nginx:1.25: pinging container \
+            registry 127.0.0.1:5000: dial tcp 127.0.0.1:5000: connect: connection refused";
+        assert_eq!(short(short_enough), short_enough);
+        let message = format!(
+            "initializing source docker://nginx:1.25: {} root cause sha256:{}",
+            "context words ".repeat(40),
+            "a".repeat(64)
+        );
+        let cut = short(&message);
+        assert!(
+            cut.starts_with("initializing source docker://nginx:1.25: context words"),
+            "{cut}"
+        );
+        assert!(
+            cut.ends_with(&format!("root cause sha256:{}", "a".repeat(64))),
+            "{cut}"
+        );
+        assert!(cut.contains(" … "), "{cut}");
+        assert!(cut.chars().count() <= 403, "{}", cut.chars().count());
+        for word in cut.split(' ').filter(|w| *w != "…") {
+            assert!(
+                message.split(' ').any(|m| m == word),
+                "{word:?} was cut: {cut}"
+            );
+        }
     }
 
     #[test]
