@@ -87,6 +87,8 @@ pub struct PlanArgs {
     pub access: AccessArgs,
     #[command(flatten)]
     pub filters: FilterArgs,
+    #[command(flatten)]
+    pub retry: RetryArgs,
 
     /// Write the plan (or verification) as JSON to FILE
     #[arg(long, value_name = "FILE")]
@@ -123,6 +125,8 @@ pub struct SyncArgs {
     pub access: AccessArgs,
     #[command(flatten)]
     pub filters: FilterArgs,
+    #[command(flatten)]
+    pub retry: RetryArgs,
     #[command(flatten)]
     pub skopeo: SkopeoArgs,
 
@@ -213,11 +217,12 @@ pub struct AccessArgs {
     pub registries_conf: Option<PathBuf>,
 }
 
-/// How skopeo itself is run.
+/// How often a transient failure (network, rate limit, timeout) is tried again: a tag listing
+/// while planning, and a copy.
 #[derive(Debug, Args)]
-pub struct SkopeoArgs {
-    /// Times ferry retries an image whose copy failed for a transient reason (network,
-    /// rate limit, timeout); missing images and bad credentials are not retried
+pub struct RetryArgs {
+    /// Times ferry retries a tag listing or an image copy that failed for a transient reason
+    /// (network, rate limit, timeout); missing images and bad credentials are not retried
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub retry_times: u32,
 
@@ -228,7 +233,11 @@ pub struct SkopeoArgs {
     /// Longest wait between two attempts
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = crate::retry::parse_duration)]
     pub max_retry_delay: std::time::Duration,
+}
 
+/// How skopeo itself is run.
+#[derive(Debug, Args)]
+pub struct SkopeoArgs {
     /// Stop an image's copy (its whole skopeo process group) after this long; it fails as
     /// `timeout` and is retried like other transient failures
     #[arg(long, default_value = "30m", value_name = "DURATION", value_parser = crate::retry::parse_duration)]

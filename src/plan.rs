@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tracing::info;
 
 use crate::engine::FailureKind;
 use crate::filter::{DropReason, TagFilter};
@@ -18,6 +19,7 @@ use crate::input::Origin;
 use crate::mapping::{Job, Target};
 use crate::reference::ImageRef;
 use crate::registry::{RegistryClient, RegistryError, Side};
+use crate::retry::RetryPolicy;
 use crate::scheduler::ImageError;
 
 /// Lookups in flight at once across all registries (each registry also has its own cap).
@@ -49,7 +51,7 @@ impl State {
         }
     }
 
-    /// Whether a sync has to run a copy for this state.
+    /// Whether a sync has to run a copy for this state (see also [`PlanEntry::needs_copy`]).
     pub fn needs_copy(self) -> bool {
         matches!(self, State::New | State::Changed | State::Unknown)
     }
@@ -66,6 +68,13 @@ pub struct PlanEntry {
 }
 
 impl PlanEntry {
+    /// Whether a sync copies this entry: its state needs a copy, and it names one image. A
+    /// whole repository left in the plan is one whose tags could not be listed; it is never
+    /// handed to an engine as a whole.
+    pub fn needs_copy(&self) -> bool {
+        self.state.needs_copy() && !self.job.source.is_whole_repository()
+    }
+
     /// An entry planned without lookups (`--force`, or a run stopped while planning): a copy.
     pub fn unlooked(job: Job) -> PlanEntry {
         PlanEntry {
@@ -109,21 +118,30 @@ pub struct Expansion {
     pub failed: Vec<PlanEntry>,
 }
 
-/// Lists every whole-repository job's tags (in parallel) and applies the filter; other jobs
-/// pass through. Job order is kept, with a repository's tags in the registry's order.
-pub async fn expand(client: &Arc<RegistryClient>, filter: &TagFilter, jobs: Vec<Job>) -> Expansion {
+/// Lists every whole-repository job's tags (in parallel, each listing retried under `retry`
+/// like a copy) and applies the filter; other jobs pass through. Job order is kept, with a
+/// repository's tags in the registry's order. A repository that cannot be listed is planned
+/// as failed, never copied as a whole: only ferry's own listing (through the filters and the
+/// registries.conf redirects) decides which tags a whole-repository line stands for.
+pub async fn expand(
+    client: &Arc<RegistryClient>,
+    filter: &TagFilter,
+    retry: &RetryPolicy,
+    jobs: Vec<Job>,
+) -> Expansion {
     let mut listings = JoinSet::new();
     for (index, job) in jobs.iter().enumerate() {
         if job.source.is_whole_repository() {
             let client = Arc::clone(client);
             let name = job.source.repository();
-            listings.spawn(async move { (index, client.tags(Side::Source, &name).await) });
+            let retry = *retry;
+            listings.spawn(async move { (index, list_tags(&client, &retry, &name).await) });
         }
     }
     let mut listed = vec![None; jobs.len()];
     while let Some(joined) = listings.join_next().await {
         let (index, result) = joined.expect("a tag listing task panicked");
-        listed[index] = Some(result.map_err(|e| image_error(&e)));
+        listed[index] = Some(result);
     }
     let mut expansion = Expansion::default();
     for (job, listing) in jobs.into_iter().zip(listed) {
@@ -178,6 +196,45 @@ pub async fn expand(client: &Arc<RegistryClient>, filter: &TagFilter, jobs: Vec<
         );
     }
     expansion
+}
+
+/// The tags of `name`, retrying transient failures (network, rate limit) under `retry`; an
+/// error says the tags could not be listed, with the last failure's kind.
+async fn list_tags(
+    client: &RegistryClient,
+    retry: &RetryPolicy,
+    name: &str,
+) -> Result<Option<Vec<String>>, ImageError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let error = match client.tags(Side::Source, name).await {
+            Ok(tags) => return Ok(tags),
+            Err(e) => image_error(&e),
+        };
+        if !RetryPolicy::is_retryable(error.kind) || attempt > retry.retries {
+            let attempts = match attempt {
+                1 => "1 attempt".to_owned(),
+                n => format!("{n} attempts"),
+            };
+            let cause = error.message.strip_prefix(&format!("tags of {name}: "));
+            return Err(ImageError {
+                kind: error.kind,
+                message: format!(
+                    "could not list the tags of {name} ({attempts}), so nothing was copied for it: {}",
+                    cause.unwrap_or(&error.message)
+                ),
+            });
+        }
+        let delay = retry.backoff(attempt, error.kind, crate::retry::jitter());
+        info!(
+            "listing the tags of {name} failed ({}: {}); retrying in {:.1}s",
+            error.kind,
+            error.message,
+            delay.as_secs_f64()
+        );
+        tokio::time::sleep(delay).await;
+    }
 }
 
 fn unlisted(job: Job, state: State, error: Option<ImageError>) -> PlanEntry {

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{
-    AccessArgs, Cli, Command, DestArgs, FilterArgs, FormatArg, ListArgs, PlanArgs, SkopeoArgs,
-    SyncArgs,
+    AccessArgs, Cli, Command, DestArgs, FilterArgs, FormatArg, ListArgs, PlanArgs, RetryArgs,
+    SkopeoArgs, SyncArgs,
 };
 use crate::engine::skopeo::SkopeoOptions;
 use crate::filter::{FilterError, FilterSpec, TagFilter};
@@ -61,6 +61,8 @@ pub struct PlanSettings {
     pub destination: Destination,
     pub registry: ClientOptions,
     pub filter: TagFilter,
+    /// For tag listings while planning, and for copies.
+    pub retry: RetryPolicy,
     pub report: Option<PathBuf>,
     pub verbosity: u8,
 }
@@ -69,7 +71,6 @@ pub struct PlanSettings {
 pub struct SyncSettings {
     pub plan: PlanSettings,
     pub skopeo: SkopeoOptions,
-    pub retry: RetryPolicy,
     pub image_timeout: Duration,
     pub jobs: usize,
     /// Copies at once per registry host.
@@ -169,6 +170,7 @@ fn plan_settings(args: &PlanArgs, verbosity: u8) -> Result<PlanSettings, Setting
         &args.dest,
         &args.access,
         &args.filters,
+        &args.retry,
         args.report.clone(),
         verbosity,
     )
@@ -179,6 +181,7 @@ fn common(
     dest: &DestArgs,
     access: &AccessArgs,
     filters: &FilterArgs,
+    retry: &RetryArgs,
     report: Option<PathBuf>,
     verbosity: u8,
 ) -> Result<PlanSettings, SettingsError> {
@@ -227,6 +230,11 @@ fn common(
         destination: destination(dest)?,
         registry,
         filter,
+        retry: RetryPolicy {
+            retries: retry.retry_times,
+            delay: retry.retry_delay,
+            max_delay: retry.max_retry_delay.max(retry.retry_delay),
+        },
         report,
         verbosity,
     })
@@ -241,16 +249,12 @@ fn sync_settings(args: SyncArgs, verbosity: u8) -> Result<SyncSettings, Settings
         &args.dest,
         &args.access,
         &args.filters,
+        &args.retry,
         args.report.clone(),
         verbosity,
     )?;
     Ok(SyncSettings {
         skopeo: skopeo_options(&args.access, &args.skopeo, args.dry_run)?,
-        retry: RetryPolicy {
-            retries: args.skopeo.retry_times,
-            delay: args.skopeo.retry_delay,
-            max_delay: args.skopeo.max_retry_delay.max(args.skopeo.retry_delay),
-        },
         image_timeout: args.skopeo.image_timeout,
         plan,
         jobs: args.jobs,

@@ -394,3 +394,98 @@ fn credentials_come_from_a_docker_credential_helper_asked_once_per_host() {
         format!("{}\n", m.dest.addr())
     );
 }
+
+/// A whole-repository line whose tag listing fails is never handed to skopeo as a whole (which
+/// would copy `latest` or every tag, past the filters and the redirects): the listing is retried
+/// like a copy, and when it keeps failing the entry fails with the listing's kind.
+#[test]
+fn a_repository_listed_only_after_a_retry_is_copied_tag_by_tag_through_the_filter() {
+    let mut m = Mirror::new(false);
+    for tag in ["v3.5.12", "v3.5.13", "latest"] {
+        m.push(&format!("quay/coreos/etcd:{tag}"), &format!("etcd-{tag}"));
+    }
+    let list = m.write("repo.list", "quay.io/coreos/etcd\n");
+    let report_path = m.scratch.path().join("report.json");
+
+    // Down while ferry first lists the tags, back a moment later.
+    m.source.stop();
+    let mut cmd = m.sync(&list);
+    cmd.args(["--tags", r"v3\.5\.12", "--retry-delay", "1s", "--report"])
+        .arg(&report_path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("ferry starts");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    m.source.restart();
+    let out = child.wait_with_output().expect("ferry runs");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+
+    assert_eq!(
+        tags_in(&m, "third/quay.io/coreos/etcd"),
+        BTreeSet::from(["v3.5.12".to_owned()])
+    );
+    let copies: Vec<String> = m
+        .invocations()
+        .into_iter()
+        .map(|argv| argv.join(" "))
+        .collect();
+    assert_eq!(copies.len(), 1, "{copies:#?}");
+    assert!(
+        copies[0].contains("quay.io/coreos/etcd:v3.5.12"),
+        "{copies:#?}"
+    );
+    let report = report(&report_path);
+    let images = images(&report);
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0]["status"], "synced");
+    assert_eq!(
+        images[0]["target"],
+        format!("{}/quay.io/coreos/etcd:v3.5.12", m.prefix())
+    );
+}
+
+#[test]
+fn a_repository_that_cannot_be_listed_fails_with_the_listings_kind_and_copies_nothing() {
+    let mut m = Mirror::new(false);
+    m.push("quay/coreos/etcd:v3.5.12", "etcd");
+    m.source.stop();
+    let list = m.write("repo.list", "quay.io/coreos/etcd\n");
+    let report_path = m.scratch.path().join("report.json");
+    let out = run(
+        m.sync(&list)
+            .args(["--retry-times", "1", "--retry-delay", "100ms", "--report"])
+            .arg(&report_path),
+        1,
+    );
+    assert!(m.invocations().is_empty(), "{:?}", m.invocations());
+    let report = report(&report_path);
+    let images = images(&report);
+    assert_eq!(images.len(), 1, "{report}");
+    assert_eq!(images[0]["status"], "failed");
+    assert_eq!(images[0]["error"]["kind"], "network");
+    let message = images[0]["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("could not list the tags of quay.io/coreos/etcd (2 attempts)"),
+        "{message}"
+    );
+    assert!(
+        stdout_of(&out).contains("could not list the tags"),
+        "{}",
+        stdout_of(&out)
+    );
+
+    // `plan` says the same, and does not pretend a sync would copy it.
+    let mut cmd = m.ferry();
+    cmd.args([
+        "plan",
+        "--retry-times",
+        "0",
+        "--dest-tls-verify=false",
+        "--dest",
+    ])
+    .arg(m.prefix())
+    .arg(&list);
+    let planned = stdout_of(&run(&mut cmd, 0));
+    assert!(planned.contains("could not list the tags"), "{planned}");
+}

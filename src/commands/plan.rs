@@ -23,7 +23,7 @@ pub(super) async fn plan_jobs(
     jobs: Vec<Job>,
     force: bool,
 ) -> (Vec<PlanEntry>, Vec<Dropped>) {
-    let expansion = plan::expand(client, &settings.filter, jobs).await;
+    let expansion = plan::expand(client, &settings.filter, &settings.retry, jobs).await;
     let mut entries = if force {
         expansion
             .jobs
@@ -91,6 +91,15 @@ pub async fn plan(settings: &PlanSettings) -> u8 {
         return exit::USAGE;
     };
     print_table(&planned.entries);
+    // Why each lookup failed: the table has room for the kind only.
+    for entry in planned.entries.iter().filter(|e| e.error.is_some()) {
+        say(format!(
+            "{}  {}: {}",
+            entry.state.as_str(),
+            entry.job.source,
+            error_text(entry.error.as_ref())
+        ));
+    }
     if settings.verbosity > 0 {
         for drop in &planned.dropped {
             say(format!(

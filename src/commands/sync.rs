@@ -89,7 +89,7 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
     let client = Arc::new(RegistryClient::new(settings.plan.registry.clone()));
     let context = Arc::new(Context {
         options: settings.skopeo.clone(),
-        retry: settings.retry,
+        retry: settings.plan.retry,
         image_timeout: settings.image_timeout,
         auth,
         destination: settings.plan.destination.clone(),
@@ -187,27 +187,22 @@ fn split_plan(
     let mut positions = Vec::new();
     let mut done = Vec::new();
     for (position, entry) in entries.into_iter().enumerate() {
-        let refusal = entry
-            .state
-            .needs_copy()
-            .then(|| refused(&entry.job))
-            .flatten();
-        if entry.state.needs_copy() && refusal.is_none() {
+        let refusal = entry.needs_copy().then(|| refused(&entry.job)).flatten();
+        if entry.needs_copy() && refusal.is_none() {
             jobs.push(entry.job);
             digests.push(entry.source_digest);
             positions.push(position);
             continue;
         }
+        let fail =
+            |kind, message| ImageResult::failed(&entry.job, kind, message, 0, Duration::ZERO);
         let result = if let Some(message) = refusal {
-            ImageResult::failed(
-                &entry.job,
-                FailureKind::Unauthorized,
-                message,
-                0,
-                Duration::ZERO,
-            )
+            fail(FailureKind::Unauthorized, message)
         } else if entry.state == State::Current {
             ImageResult::skipped(&entry.job, entry.source_digest)
+        } else if let Some(error) = entry.error {
+            // A repository whose tags could not be listed: failed as the listing did.
+            fail(error.kind, error.message)
         } else {
             // The registry's own words for a 404 on the manifest or the tag list.
             let message = if entry.job.source.is_whole_repository() {
@@ -221,13 +216,7 @@ fn split_plan(
                     entry.job.source
                 )
             };
-            ImageResult::failed(
-                &entry.job,
-                FailureKind::NotFound,
-                message,
-                0,
-                Duration::ZERO,
-            )
+            fail(FailureKind::NotFound, message)
         };
         let _ = events.send(Event::Finished {
             result: result.clone(),
@@ -473,6 +462,18 @@ async fn attempt_copy(
     let fail = |kind, message: String, attempts| {
         ImageResult::failed(&job, kind, message, attempts, started.elapsed())
     };
+    if job.source.is_whole_repository() {
+        // Never reached from a plan (see `PlanEntry::needs_copy`); an engine given a whole
+        // repository would list its tags itself, past the filters and the redirects.
+        return fail(
+            FailureKind::Internal,
+            format!(
+                "{} is a whole repository: ferry copies it tag by tag",
+                job.source
+            ),
+            0,
+        );
+    }
     if let Target::Oci { layout, .. } = &job.target {
         if let Err(e) = std::fs::create_dir_all(layout) {
             return fail(
@@ -640,6 +641,52 @@ mod tests {
     use super::*;
     use crate::input::Origin;
     use crate::reference::ImageRef;
+
+    fn job_for(source: &str, target: &str) -> Job {
+        Job {
+            origin: Origin {
+                file: "l".into(),
+                line: 1,
+            },
+            source: ImageRef::parse(source).unwrap(),
+            target: Target::Registry(ImageRef::parse(target).unwrap()),
+            explicit: false,
+            filter: None,
+        }
+    }
+
+    #[test]
+    fn a_repository_that_could_not_be_listed_fails_and_is_never_copied() {
+        let error = crate::scheduler::ImageError {
+            kind: FailureKind::Network,
+            message: "could not list the tags of quay.io/coreos/etcd (4 attempts)".into(),
+        };
+        let unlisted = PlanEntry {
+            job: job_for("quay.io/coreos/etcd", "h.example/m/quay.io/coreos/etcd"),
+            state: State::Unknown,
+            source_digest: None,
+            target_digest: None,
+            error: Some(error.clone()),
+        };
+        let tag = PlanEntry {
+            error: None,
+            ..PlanEntry::unlooked(job_for(
+                "quay.io/coreos/etcd:v3",
+                "h.example/m/quay.io/coreos/etcd:v3",
+            ))
+        };
+        let (events, _rx) = mpsc::unbounded_channel();
+        let (jobs, _, positions, done) = split_plan(vec![unlisted, tag], |_| None, &events);
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].source.to_string(), "quay.io/coreos/etcd:v3");
+        assert_eq!(positions, [1]);
+        assert_eq!(done.len(), 1);
+        let (position, result) = &done[0];
+        assert_eq!(*position, 0);
+        assert_eq!(result.status, Status::Failed);
+        assert_eq!(result.error.as_ref(), Some(&error));
+        assert_eq!(result.attempts, 0);
+    }
 
     #[test]
     fn a_429_is_put_on_the_registry_its_message_names() {
