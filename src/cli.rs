@@ -107,7 +107,8 @@ pub struct FilterArgs {
     /// Only tags whose version is in RANGE, e.g. ">=1.25, <1.27" (v1.2.3 and 3.10 are coerced)
     #[arg(long, value_name = "RANGE")]
     pub semver: Option<String>,
-    /// Only the N highest versions left by the other filters
+    /// Only the tags of the N highest versions left by the other filters (a version's
+    /// variants, such as 1.25.3-alpine, stay with it)
     #[arg(long, value_name = "N")]
     pub latest: Option<usize>,
     /// Drop alpha, beta, rc and similar pre-release tags

@@ -9,7 +9,6 @@
 //! Registry tags are free-form, so versions are *coerced* (`v1.25`, `1.25.3-alpine`, `3.13.0a1`)
 //! rather than parsed as strict SemVer; see [`coerce_version`] and [`is_prerelease`].
 
-use std::cmp::Reverse;
 use std::fmt;
 use std::sync::LazyLock;
 
@@ -54,8 +53,11 @@ pub enum DropReason {
     NotIncluded,
     Excluded,
     Prerelease,
+    /// `--semver` needs a version, and the tag is none.
     NotAVersion,
     OutsideRange,
+    /// `--latest` (without `--semver`) needs a version, and the tag is none.
+    LatestNotAVersion,
     NotLatest,
 }
 
@@ -67,6 +69,7 @@ impl fmt::Display for DropReason {
             DropReason::Prerelease => "--no-prerelease",
             DropReason::NotAVersion => "--semver (not a version)",
             DropReason::OutsideRange => "--semver",
+            DropReason::LatestNotAVersion => "--latest (not a version)",
             DropReason::NotLatest => "--latest",
         })
     }
@@ -137,11 +140,24 @@ impl TagFilter {
         let mut verdicts: Vec<_> = tags.iter().map(|tag| self.verdict(tag)).collect();
         if let Some(n) = self.spec.latest {
             // Survivors all carry a version here: `verdict` drops the rest when --latest is set.
-            // The tag string breaks ties (`1.25.3` vs `1.25.3-alpine`) so every run agrees.
-            let mut ranked: Vec<usize> = (0..tags.len()).filter(|&i| verdicts[i].is_ok()).collect();
-            ranked.sort_by_key(|&i| Reverse((verdicts[i].as_ref().ok(), &tags[i])));
-            for i in ranked.into_iter().skip(n) {
-                verdicts[i] = Err(DropReason::NotLatest);
+            // The N highest distinct versions stay with all their tags (`1.25.3` and
+            // `1.25.3-alpine` are one version), so neither the registry's order nor a tie
+            // decides what is kept.
+            let mut versions: Vec<&Version> = verdicts
+                .iter()
+                .filter_map(|v| v.as_ref().ok()?.as_ref())
+                .collect();
+            versions.sort_unstable_by(|a, b| b.cmp(a));
+            versions.dedup();
+            let lowest_kept = versions.get(n.saturating_sub(1)).map(|v| (*v).clone());
+            for verdict in &mut verdicts {
+                let below = match (verdict.as_ref(), &lowest_kept) {
+                    (Ok(Some(version)), Some(lowest)) => version < lowest,
+                    _ => false,
+                };
+                if below {
+                    *verdict = Err(DropReason::NotLatest);
+                }
             }
         }
         let (mut kept, mut dropped) = (Vec::new(), Vec::new());
@@ -169,7 +185,11 @@ impl TagFilter {
         if self.range.is_none() && self.spec.latest.is_none() {
             return Ok(None);
         }
-        let version = coerce_version(tag).ok_or(DropReason::NotAVersion)?;
+        let needs_version = match self.range {
+            Some(_) => DropReason::NotAVersion,
+            None => DropReason::LatestNotAVersion,
+        };
+        let version = coerce_version(tag).ok_or(needs_version)?;
         match &self.range {
             Some(req) if !req.matches(&version) => Err(DropReason::OutsideRange),
             _ => Ok(Some(version)),
@@ -395,6 +415,7 @@ mod tests {
     }
 
     const NOT_VERSIONS: (DropReason, &str) = (NotAVersion, "latest stable mainline");
+    const LATEST_NOT_VERSIONS: (DropReason, &str) = (LatestNotAVersion, "latest stable mainline");
 
     /// (CLI-like options, expected kept tags, expected drops) over the `NGINX` list.
     type Drops = &'static [(DropReason, &'static str)];
@@ -417,8 +438,12 @@ mod tests {
         // SemVer's own rule: a prerelease matches only a comparator naming that release.
         ("--semver >=1.26.0-rc.0,<1.27", "1.26.0-rc.1 1.26.0", &[(OutsideRange,
             "1.24.0 1.25.0 1.25.3 1.25.3-alpine 1.27.0-beta v1.27.1 1.9 1.10"), NOT_VERSIONS]),
-        ("--latest 3", "1.26.0 1.27.0-beta v1.27.1",
-            &[(NotLatest, "1.24.0 1.25.0 1.25.3 1.25.3-alpine 1.26.0-rc.1 1.9 1.10"), NOT_VERSIONS]),
+        ("--latest 3", "1.26.0 1.27.0-beta v1.27.1", &[(NotLatest,
+            "1.24.0 1.25.0 1.25.3 1.25.3-alpine 1.26.0-rc.1 1.9 1.10"), LATEST_NOT_VERSIONS]),
+        // A version's variants stay with it: 1.25.3 and 1.25.3-alpine are one version.
+        ("--latest 4 --no-prerelease", "1.25.0 1.25.3 1.25.3-alpine 1.26.0 v1.27.1", &[
+            (Prerelease, "1.26.0-rc.1 1.27.0-beta"), (NotLatest, "1.24.0 1.9 1.10"),
+            LATEST_NOT_VERSIONS]),
     ];
 
     #[rustfmt::skip]
@@ -428,7 +453,7 @@ mod tests {
             (OutsideRange, "1.24.0 1.26.0 v1.27.1 1.9 1.10"), NOT_VERSIONS, (NotLatest, "1.25.0")]),
         (r"--tags v?1\.(9|1\d)|.*1\.27.*|latest --no-prerelease --latest 2", "v1.27.1 1.10", &[
             (NotIncluded, "1.24.0 1.25.0 1.25.3 1.25.3-alpine 1.26.0-rc.1 1.26.0 stable mainline"),
-            (Prerelease, "1.27.0-beta"), (NotAVersion, "latest"), (NotLatest, "1.9")]),
+            (Prerelease, "1.27.0-beta"), (LatestNotAVersion, "latest"), (NotLatest, "1.9")]),
     ];
 
     #[test]
@@ -436,9 +461,31 @@ mod tests {
         for &(args, kept, drops) in ALONE.iter().chain(COMBINED) {
             check(args, NGINX, kept, drops);
         }
-        // Same base version: the tag string, descending, breaks the tie.
-        let (tags, kept) = ("1.25.3 1.25.3-alpine", "1.25.3-alpine");
-        check("--latest 1", tags, kept, &[(NotLatest, "1.25.3")]);
+        // The tags of the N highest versions, whatever order the registry lists them in.
+        let tags = "1.26.0-alpine 1.26.0 1.25.4 1.25.4-alpine 1.24.0";
+        let mut shuffled = strings(tags);
+        for turn in 0..shuffled.len() {
+            shuffled.rotate_left(1);
+            if turn % 2 == 1 {
+                shuffled.reverse();
+            }
+            let order = shuffled.join(" ");
+            let kept = |args: &str| -> Vec<String> {
+                let mut kept = TagFilter::new(&spec(args)).unwrap().select(&shuffled).kept;
+                kept.sort();
+                kept
+            };
+            assert_eq!(
+                kept("--latest 1 --no-prerelease"),
+                strings("1.26.0 1.26.0-alpine"),
+                "{order}"
+            );
+            assert_eq!(
+                kept("--latest 2"),
+                strings("1.25.4 1.25.4-alpine 1.26.0 1.26.0-alpine"),
+                "{order}"
+            );
+        }
     }
 
     #[test]
@@ -483,11 +530,12 @@ mod tests {
             Prerelease,
             NotAVersion,
             OutsideRange,
+            LatestNotAVersion,
             NotLatest,
         ];
         let names: Vec<String> = reasons.iter().map(ToString::to_string).collect();
-        let want =
-            "--tags|--exclude-tags|--no-prerelease|--semver (not a version)|--semver|--latest";
+        let want = "--tags|--exclude-tags|--no-prerelease|--semver (not a version)|--semver|\
+                    --latest (not a version)|--latest";
         assert_eq!(names.join("|"), want);
     }
 }
