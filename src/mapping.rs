@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::filter::FilterSpec;
-use crate::input::{Entry, InputError, Origin};
+use crate::input::{Entry, InputError, Origin, TargetSpec};
 use crate::reference::{ImageRef, RepoPrefix};
 
 /// Where images are mirrored to.
@@ -23,10 +23,12 @@ pub enum Destination {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {
     Registry(ImageRef),
-    /// An OCI layout directory and the name (tag) the image gets inside it.
+    /// An OCI layout directory and the name (tag) the image gets inside it; an image pinned by
+    /// digest alone has no name there, and is told apart from the layout's others by `digest`.
     Oci {
         layout: PathBuf,
         name: Option<String>,
+        digest: Option<String>,
     },
 }
 
@@ -34,11 +36,16 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Target::Registry(reference) => write!(f, "{reference}"),
-            Target::Oci { layout, name } => {
+            Target::Oci {
+                layout,
+                name,
+                digest,
+            } => {
                 write!(f, "oci:{}", layout.display())?;
-                match name {
-                    Some(name) => write!(f, ":{name}"),
-                    None => Ok(()),
+                match (name, digest) {
+                    (Some(name), _) => write!(f, ":{name}"),
+                    (None, Some(digest)) => write!(f, "@{digest}"),
+                    (None, None) => Ok(()),
                 }
             }
         }
@@ -73,6 +80,7 @@ impl Job {
             Target::Oci { layout, .. } => Target::Oci {
                 layout: layout.clone(),
                 name: Some(tag.to_owned()),
+                digest: None,
             },
         };
         Ok(Job {
@@ -98,7 +106,27 @@ pub fn oci_layout_for(root: &Path, source: &ImageRef) -> PathBuf {
 /// The target for one entry.
 pub fn target_for(entry: &Entry, destination: &Destination) -> Result<Target, String> {
     if let Some(explicit) = &entry.explicit_target {
-        return explicit_target(&entry.source, explicit).map(Target::Registry);
+        let named = match (explicit, destination) {
+            (TargetSpec::Full(target), _) => target.clone(),
+            (TargetSpec::UnderDest(path), Destination::Registry(prefix)) => {
+                ImageRef::parse(&format!("{prefix}/{path}")).map_err(|e| {
+                    format!("cannot place target \"{path}\" under \"{prefix}\": {e}")
+                })?
+            }
+            (TargetSpec::UnderDest(path), Destination::OciDir(_)) => {
+                return Err(format!(
+                    "target \"{path}\" names no registry host: write it with one \
+                     (e.g. harbor.example/{path}), or give --dest PREFIX to place it under"
+                ))
+            }
+        };
+        let target = explicit_target(&entry.source, &named)?;
+        if target == entry.source {
+            return Err(format!(
+                "target \"{explicit}\" is the source itself; a mirror needs another place"
+            ));
+        }
+        return Ok(Target::Registry(target));
     }
     match destination {
         Destination::Registry(prefix) => prefix
@@ -108,6 +136,7 @@ pub fn target_for(entry: &Entry, destination: &Destination) -> Result<Target, St
         Destination::OciDir(root) => Ok(Target::Oci {
             layout: oci_layout_for(root, &entry.source),
             name: entry.source.tag().map(str::to_owned),
+            digest: entry.source.digest().map(str::to_owned),
         }),
     }
 }
@@ -133,41 +162,68 @@ fn explicit_target(source: &ImageRef, target: &ImageRef) -> Result<ImageRef, Str
     }
 }
 
-/// Maps every entry, collecting all errors: unmappable entries and duplicate targets (naming
-/// both lines).
-pub fn map_all(entries: &[Entry], destination: &Destination) -> Result<Vec<Job>, Vec<InputError>> {
-    let mut jobs = Vec::with_capacity(entries.len());
+/// Every entry mapped: the jobs, the entries that cannot be mapped (and two sources written to
+/// one target, naming both lines), and warnings (an entry repeated with the same source and
+/// target, as two overlapping lists do, is copied once).
+#[derive(Debug, Default)]
+pub struct Mapped {
+    pub jobs: Vec<Job>,
+    pub errors: Vec<InputError>,
+    pub warnings: Vec<InputError>,
+}
+
+/// Maps every entry, collecting every problem.
+pub fn map_all(entries: &[Entry], destination: &Destination) -> Mapped {
     let mut errors = Vec::new();
-    let mut seen: HashMap<Target, Origin> = HashMap::new();
+    let mut jobs = Vec::with_capacity(entries.len());
     for entry in entries {
-        let target = match target_for(entry, destination) {
-            Ok(target) => target,
-            Err(reason) => {
-                errors.push(InputError::line(entry.origin.clone(), reason));
-                continue;
-            }
-        };
-        if let Some(first) = seen.get(&target) {
-            errors.push(InputError::line(
-                entry.origin.clone(),
-                format!("target \"{target}\" is also the target of {first}"),
-            ));
+        match target_for(entry, destination) {
+            Ok(target) => jobs.push(Job {
+                origin: entry.origin.clone(),
+                source: entry.source.clone(),
+                target,
+                explicit: entry.explicit_target.is_some(),
+                filter: entry.filter.clone(),
+            }),
+            Err(reason) => errors.push(InputError::line(entry.origin.clone(), reason)),
+        }
+    }
+    let mut mapped = one_per_target(jobs);
+    errors.append(&mut mapped.errors);
+    mapped.errors = errors;
+    mapped
+}
+
+/// Keeps the first job for each target, in order: a later one with the same source is a
+/// repeat (a warning: it is copied once), with another source an error naming both lines.
+/// Run on the mapped entries, and again once whole repositories are expanded to their tags, so
+/// that `nginx:1.25.3` in one list and `nginx` in another make one copy and one entry.
+pub fn one_per_target(jobs: Vec<Job>) -> Mapped {
+    let mut mapped = Mapped::default();
+    let mut seen: HashMap<Target, (Origin, ImageRef)> = HashMap::new();
+    for job in jobs {
+        if let Some((first, source)) = seen.get(&job.target) {
+            let target = &job.target;
+            let (list, reason) = if *source == job.source {
+                (
+                    &mut mapped.warnings,
+                    format!(
+                        "warning: \"{source}\" to \"{target}\" is also at {first}; copied once"
+                    ),
+                )
+            } else {
+                (
+                    &mut mapped.errors,
+                    format!("target \"{target}\" is also the target of {first}"),
+                )
+            };
+            list.push(InputError::line(job.origin, reason));
             continue;
         }
-        seen.insert(target.clone(), entry.origin.clone());
-        jobs.push(Job {
-            origin: entry.origin.clone(),
-            source: entry.source.clone(),
-            target,
-            explicit: entry.explicit_target.is_some(),
-            filter: entry.filter.clone(),
-        });
+        seen.insert(job.target.clone(), (job.origin.clone(), job.source.clone()));
+        mapped.jobs.push(job);
     }
-    if errors.is_empty() {
-        Ok(jobs)
-    } else {
-        Err(errors)
-    }
+    mapped
 }
 
 #[cfg(test)]
@@ -182,9 +238,12 @@ mod tests {
     fn targets(list: &str, destination: &Destination) -> Result<Vec<String>, Vec<String>> {
         let (entries, errors) = parse_list("list.txt", list);
         assert!(errors.is_empty(), "{errors:?}");
-        map_all(&entries, destination)
-            .map(|jobs| jobs.iter().map(|j| j.target.to_string()).collect())
-            .map_err(|errors| errors.iter().map(ToString::to_string).collect())
+        let mapped = map_all(&entries, destination);
+        if mapped.errors.is_empty() {
+            Ok(mapped.jobs.iter().map(|j| j.target.to_string()).collect())
+        } else {
+            Err(mapped.errors.iter().map(ToString::to_string).collect())
+        }
     }
 
     #[test]
@@ -236,12 +295,82 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_targets_name_both_lines() {
-        let list = "nginx:1.25\n# same image, other spelling\ndocker.io/library/nginx:1.25\n";
-        let errors = targets(list, &registry("harbor.local/third")).unwrap_err();
+    fn two_sources_for_one_target_name_both_lines_and_a_repeat_is_a_warning() {
+        let list = "nginx:1.25\n# same image, other spelling\ndocker.io/library/nginx:1.25\n\
+                    quay.io/a/nginx:1 harbor.local/third/docker.io/library/nginx:1.25\n";
+        let (entries, _) = parse_list("list.txt", list);
+        let mapped = map_all(&entries, &registry("harbor.local/third"));
+        let shown = |e: &[InputError]| e.iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert_eq!(mapped.jobs.len(), 1);
+        assert_eq!(
+            shown(&mapped.warnings),
+            ["list.txt:3: warning: \"docker.io/library/nginx:1.25\" to \
+              \"harbor.local/third/docker.io/library/nginx:1.25\" is also at list.txt:1; copied once"]
+        );
+        assert_eq!(
+            shown(&mapped.errors),
+            ["list.txt:4: target \"harbor.local/third/docker.io/library/nginx:1.25\" is also the target of list.txt:1"]
+        );
+    }
+
+    #[test]
+    fn a_target_without_a_registry_goes_under_the_destination_never_to_docker_hub() {
+        let list = "redis:7.2.4 mynginx\nnginx:1.25 team/web:stable\nquay.io/a/b:1 h.example/a/b\n";
+        assert_eq!(
+            targets(list, &registry("reg.example/third")).unwrap(),
+            [
+                "reg.example/third/mynginx:7.2.4",
+                "reg.example/third/team/web:stable",
+                "h.example/a/b:1"
+            ]
+        );
+        assert_eq!(
+            targets("redis:7.2.4 mynginx\n", &registry("reg.example")).unwrap(),
+            ["reg.example/mynginx:7.2.4"]
+        );
+        // Without --dest there is nothing to put it under.
+        let errors = targets(
+            "redis:7.2.4 mynginx\n",
+            &Destination::OciDir("mirror".into()),
+        )
+        .unwrap_err();
         assert_eq!(
             errors,
-            ["list.txt:3: target \"harbor.local/third/docker.io/library/nginx:1.25\" is also the target of list.txt:1"]
+            [
+                "list.txt:1: target \"mynginx\" names no registry host: write it with one \
+              (e.g. harbor.example/mynginx), or give --dest PREFIX to place it under"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_target_equal_to_its_source_is_an_error() {
+        for list in [
+            "quay.io/a/b:1 quay.io/a/b\n",
+            "quay.io/a/b:1 quay.io/a/b:1\n",
+            "quay.io/a/b quay.io/a/b\n",
+            "nginx:1 docker.io/library/nginx\n",
+        ] {
+            let errors = targets(list, &registry("reg.example/third")).unwrap_err();
+            assert_eq!(errors.len(), 1, "{list}");
+            assert!(
+                errors[0].contains("is the source itself"),
+                "{list}: {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn digest_pins_of_one_repository_share_its_oci_layout() {
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let list = format!("nginx@sha256:{a}\nnginx@sha256:{b}\nnginx:1.25\n");
+        assert_eq!(
+            targets(&list, &Destination::OciDir("mirror".into())).unwrap(),
+            [
+                format!("oci:mirror/docker.io/library/nginx@sha256:{a}"),
+                format!("oci:mirror/docker.io/library/nginx@sha256:{b}"),
+                "oci:mirror/docker.io/library/nginx:1.25".to_owned(),
+            ]
         );
     }
 
@@ -275,7 +404,7 @@ mod tests {
     #[test]
     fn failed_jobs_round_trip_as_list_lines() {
         let (entries, _) = parse_list("l", "nginx:1.25 harbor.example/base/nginx\nredis:7\n");
-        let jobs = map_all(&entries, &registry("h.example/x")).unwrap();
+        let jobs = map_all(&entries, &registry("h.example/x")).jobs;
         assert_eq!(
             jobs[0].as_list_line(),
             "docker.io/library/nginx:1.25 harbor.example/base/nginx:1.25"

@@ -304,7 +304,7 @@ async fn target_digest(client: &RegistryClient, target: &Target, pinned: Option<
                 .await
                 .map_err(|e| image_error(&e))
         }
-        Target::Oci { layout, name } => oci_digest(layout, name.as_deref(), pinned),
+        Target::Oci { layout, name, .. } => oci_digest(layout, name.as_deref(), pinned),
     }
 }
 

@@ -216,6 +216,15 @@ impl ImageRef {
     }
 }
 
+/// Whether `input` (a reference as written) starts with a registry host, by docker's rule: a
+/// first component with a `.` or a `:port`, or `localhost`. `mynginx:1` and `team/app` name
+/// none, and `ImageRef::parse` would put them on Docker Hub.
+#[must_use]
+pub fn names_registry(input: &str) -> bool {
+    let name = input.split('@').next().unwrap_or(input);
+    split_domain(name).0.is_some()
+}
+
 impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.domain, self.path)?;

@@ -285,6 +285,7 @@ mod tests {
                     Target::Oci {
                         layout: "mirror/docker.io/library/nginx".into(),
                         name: Some(i.to_string()),
+                        digest: None,
                     }
                 } else {
                     Target::Registry(ImageRef::parse(&format!("h.example/m/nginx:{i}")).unwrap())

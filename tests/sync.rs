@@ -255,18 +255,139 @@ fn a_malformed_list_exits_2_naming_every_bad_line_and_copies_nothing() {
     );
     assert!(catalog(&m.dest).is_empty());
 
-    // Duplicates are found across files once each file is valid on its own.
-    let third = m.write("c.list", "docker.io/library/nginx:1.25\n");
-    let clean = m.write("a-clean.list", "nginx:1.25\n");
-    let out = run(m.sync(&clean).arg(&third), 2);
-    let expected = format!(
-        "{}:1: target \"{}/docker.io/library/nginx:1.25\" is also the target of {}:1",
-        third.display(),
-        m.prefix(),
-        clean.display()
+    // Every problem of every input in one report: syntax, a target two sources claim across
+    // files, a source that cannot be scoped, a target that is its source.
+    let third = m.write(
+        "c.list",
+        &format!(
+            "quay.io/other/nginx:1.25 {}/docker.io/library/nginx:1.25\n\
+             localhost:5000/app:1\nquay.io/a/b:1 quay.io/a/b\n",
+            m.prefix()
+        ),
     );
-    assert!(stderr_of(&out).contains(&expected), "{}", stderr_of(&out));
+    let out = run(m.sync(&first).arg(&second).arg(&third), 2);
+    let stderr = stderr_of(&out);
+    let c = third.display();
+    for expected in [
+        format!("{a}:2: invalid image reference \"nginx:1.25:extra\""),
+        format!("{b}:1: invalid image reference \"Nginx:1\""),
+        format!(
+            "{c}:1: target \"{}/docker.io/library/nginx:1.25\" is also the target of {a}:1",
+            m.prefix()
+        ),
+        format!("{c}:2: cannot map \"localhost:5000/app:1\""),
+        format!("{c}:3: target \"quay.io/a/b\" is the source itself"),
+    ] {
+        assert!(
+            stderr.contains(&expected),
+            "missing `{expected}` in:\n{stderr}"
+        );
+    }
     assert!(m.invocations().is_empty());
+}
+
+/// The same image asked for twice (two overlapping lists, or a whole repository beside a line
+/// naming one of its tags) is a warning, copied once and reported once.
+#[test]
+fn an_image_asked_for_twice_is_copied_once() {
+    let m = Mirror::new(false);
+    for tag in ["1.25.3", "1.26.0"] {
+        m.push(&format!("library/nginx:{tag}"), &format!("nginx-{tag}"));
+    }
+    let first = m.write("a.list", "nginx:1.25.3\n");
+    let again = m.write("b.list", "docker.io/library/nginx:1.25.3\n");
+    let repo = m.write("repo.list", "nginx\n");
+    let report_path = m.scratch.path().join("report.json");
+    let out = run(
+        m.sync(&first)
+            .arg(&again)
+            .arg(&repo)
+            .arg("--report")
+            .arg(&report_path),
+        0,
+    );
+    let stderr = stderr_of(&out);
+    assert!(
+        stderr.contains(&format!(
+            "{}:1: warning: \"docker.io/library/nginx:1.25.3\"",
+            again.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("is also at {}:1; copied once", first.display())),
+        "{stderr}"
+    );
+    let report = report(&report_path);
+    let targets: Vec<&str> = images(&report)
+        .iter()
+        .map(|i| i["target"].as_str().unwrap())
+        .collect();
+    let p = m.prefix();
+    assert_eq!(
+        targets,
+        [
+            format!("{p}/docker.io/library/nginx:1.25.3"),
+            format!("{p}/docker.io/library/nginx:1.26.0")
+        ]
+    );
+    assert_eq!(m.invocations().len(), 2, "{:?}", m.invocations());
+}
+
+/// A target without a registry host goes under --dest, not to Docker Hub; two digest pins of
+/// one repository share its OCI layout.
+#[test]
+fn targets_stay_under_the_destination_and_digest_pins_share_a_layout() {
+    let m = Mirror::new(false);
+    let redis = m.push("library/redis:7.2.4", "redis");
+    let list = m.write("images.list", "redis:7.2.4 mynginx\n");
+    let shown = run(
+        m.ferry()
+            .args(["show-images", "--dest", "reg.example/third"])
+            .arg(&list),
+        0,
+    );
+    assert_eq!(stdout_of(&shown), "reg.example/third/mynginx:7.2.4\n");
+    run(&mut m.sync(&list), 0);
+    assert_eq!(remote_digest(&m.dest, "third/mynginx:7.2.4"), Some(redis));
+    // Without a destination there is nothing to put it under.
+    let out = run(m.ferry().arg("show-images").arg(&list), 2);
+    assert!(
+        stderr_of(&out).contains(&format!(
+            "{}:1: target \"mynginx\" names no registry host",
+            list.display()
+        )),
+        "{}",
+        stderr_of(&out)
+    );
+
+    let a = m.push("library/nginx:a", "nginx-a");
+    let b = m.push("library/nginx:b", "nginx-b");
+    let pins = m.write("pins.list", &format!("nginx@{a}\nnginx@{b}\n"));
+    run(m.ferry().arg("sync").arg(&pins), 0);
+    let index = m
+        .scratch
+        .path()
+        .join("mirror/docker.io/library/nginx/index.json");
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&index).unwrap()).unwrap();
+    let mut digests: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap())
+        .collect();
+    digests.sort_unstable();
+    let mut want = [a.as_str(), b.as_str()];
+    want.sort_unstable();
+    assert_eq!(digests, want);
+    // And a rerun finds both current.
+    let out = run(m.ferry().arg("sync").arg(&pins), 0);
+    assert!(
+        stdout_of(&out).contains("2 images: 0 synced, 2 skipped"),
+        "{}",
+        stdout_of(&out)
+    );
 }
 
 #[test]

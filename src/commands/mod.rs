@@ -11,7 +11,7 @@ use std::io::Write as _;
 use std::path::Path;
 
 use crate::input::{self, HostSettings, InputError, Inputs};
-use crate::mapping::{map_all, Job};
+use crate::mapping::{map_all, Destination, Job};
 use crate::registry::{ClientOptions, HostTls};
 use crate::settings::{CommandSettings, InputSettings, PlanSettings, Settings};
 
@@ -53,10 +53,43 @@ fn print_input_errors(errors: &[InputError]) {
 
 /// Reads all inputs, printing every error on failure.
 async fn read_inputs(inputs: &InputSettings) -> Option<Inputs> {
-    input::read_all(&inputs.sources, inputs.format)
-        .await
-        .map_err(|errors| print_input_errors(&errors))
-        .ok()
+    let (read, errors) = input::read_all(&inputs.sources, inputs.format).await;
+    if errors.is_empty() {
+        Some(read)
+    } else {
+        print_input_errors(&errors);
+        None
+    }
+}
+
+/// Reads every input and the accounts file, and maps every entry: all their problems are
+/// printed in one report (syntax, unmappable entries, duplicate targets), and then `None`.
+/// Warnings are printed either way.
+async fn read_and_map(
+    inputs: &InputSettings,
+    destination: &Destination,
+    accounts: Option<&Path>,
+) -> Option<(Inputs, Vec<Job>, Vec<HostSettings>)> {
+    let (read, mut errors) = input::read_all(&inputs.sources, inputs.format).await;
+    let accounts = match accounts {
+        Some(path) => {
+            let (hosts, mut bad) = read_accounts(path);
+            errors.append(&mut bad);
+            hosts
+        }
+        None => Vec::new(),
+    };
+    let mapped = map_all(&read.entries, destination);
+    errors.extend(mapped.errors);
+    for warning in &mapped.warnings {
+        say_err(warning);
+    }
+    if errors.is_empty() {
+        Some((read, mapped.jobs, accounts))
+    } else {
+        print_input_errors(&errors);
+        None
+    }
 }
 
 /// What `plan`, `verify` and `sync` work on: the mapped jobs, and the registry settings with
@@ -70,14 +103,12 @@ struct Loaded {
 /// Reads, maps and folds in per-registry settings; prints every error and returns `None` on
 /// any (nothing may run then).
 async fn load(settings: &PlanSettings) -> Option<Loaded> {
-    let inputs = read_inputs(&settings.inputs).await?;
-    let accounts = match &settings.accounts {
-        Some(path) => read_accounts(path)?,
-        None => Vec::new(),
-    };
-    let jobs = map_all(&inputs.entries, &settings.destination)
-        .map_err(|errors| print_input_errors(&errors))
-        .ok()?;
+    let (inputs, jobs, accounts) = read_and_map(
+        &settings.inputs,
+        &settings.destination,
+        settings.accounts.as_deref(),
+    )
+    .await?;
     let mut registry = settings.registry.clone();
     let mut src_per_host = HashMap::new();
     // A registry section of the input describes a source registry.
@@ -119,20 +150,10 @@ async fn load(settings: &PlanSettings) -> Option<Loaded> {
     })
 }
 
-fn read_accounts(path: &Path) -> Option<Vec<HostSettings>> {
+fn read_accounts(path: &Path) -> (Vec<HostSettings>, Vec<InputError>) {
     let name = path.display().to_string();
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(source) => {
-            print_input_errors(&[InputError::Read { file: name, source }]);
-            return None;
-        }
-    };
-    let (hosts, errors) = input::parse_accounts_json(&name, &text);
-    if errors.is_empty() {
-        Some(hosts)
-    } else {
-        print_input_errors(&errors);
-        None
+    match std::fs::read_to_string(path) {
+        Ok(text) => input::parse_accounts_json(&name, &text),
+        Err(source) => (Vec::new(), vec![InputError::Read { file: name, source }]),
     }
 }

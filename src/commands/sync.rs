@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
 
 use super::plan::plan_jobs;
-use super::{load, say, say_err, Loaded};
+use super::{load, print_input_errors, say, say_err, Loaded};
 use crate::engine::skopeo::{self, AuthFiles, SkopeoOptions};
 use crate::engine::FailureKind;
 use crate::exit;
@@ -104,7 +104,15 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
     // scheduler then starts none of the jobs and reports each one interrupted.
     let mut stopping = stop_rx.clone();
     let entries = tokio::select! {
-        (entries, _dropped) = plan_jobs(&client, &settings.plan, jobs.clone(), settings.force) => {
+        planned = plan_jobs(&client, &settings.plan, jobs.clone(), settings.force) => {
+            let (entries, _dropped) = match planned {
+                Ok(planned) => planned,
+                Err(errors) => {
+                    print_input_errors(&errors);
+                    signals.abort();
+                    return exit::USAGE;
+                }
+            };
             info!(
                 "planned {} images with {} registry requests ({} answered 429)",
                 entries.len(),
@@ -723,6 +731,7 @@ mod tests {
         let to_layout = job(Target::Oci {
             layout: "mirror/docker.io/library/nginx".into(),
             name: Some("1.25".into()),
+            digest: None,
         });
         assert_eq!(throttled_registry(&to_layout, "toomanyrequests"), source);
     }

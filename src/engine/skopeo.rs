@@ -232,7 +232,11 @@ fn target_transport(target: &Target) -> String {
             format!("docker://{}", reference.without_digest())
         }
         Target::Registry(reference) => format!("docker://{reference}"),
-        Target::Oci { .. } => target.to_string(),
+        // skopeo's `oci:DIR[:NAME]`; an image pinned by digest alone gets no name.
+        Target::Oci { layout, name, .. } => match name {
+            Some(name) => format!("oci:{}:{name}", layout.display()),
+            None => format!("oci:{}", layout.display()),
+        },
     }
 }
 
@@ -587,6 +591,7 @@ mod tests {
         let target = Target::Oci {
             layout: "mirror/docker.io/library/nginx".into(),
             name: Some("1.25".into()),
+            digest: None,
         };
         let destination = Destination::OciDir("mirror".into());
         let job = job("nginx:1.25", target, false);

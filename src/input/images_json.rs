@@ -21,7 +21,7 @@ pub fn parse_images_json(file: &str, text: &str) -> (Vec<Entry>, Vec<InputError>
     let mut entries = Vec::new();
     let errors = read_array(file, text, IMAGE_KEYS, |object| {
         let source = object.reference("source", "image");
-        let target = object.reference("target", "target");
+        let target = object.target("target");
         if let (Some(source), Some(target)) = (source, target) {
             entries.push(Entry {
                 origin: object.origin_of("source"),
@@ -213,6 +213,18 @@ impl Object<'_> {
             Ok(reference) => Some(reference),
             Err(error) => {
                 let reason = format!("invalid {what} reference {text:?}: {error}");
+                self.error(self.origin_of(key), reason);
+                None
+            }
+        }
+    }
+
+    fn target(&mut self, key: &str) -> Option<super::TargetSpec> {
+        let text = self.string(key)?.to_owned();
+        match super::TargetSpec::parse(&text) {
+            Ok(target) => Some(target),
+            Err(error) => {
+                let reason = format!("invalid target reference {text:?}: {error}");
                 self.error(self.origin_of(key), reason);
                 None
             }

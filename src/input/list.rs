@@ -2,7 +2,7 @@
 //! second column naming an explicit target, `#` comments (whole line or after whitespace),
 //! blank lines and surrounding whitespace ignored.
 
-use super::{Entry, InputError, Origin};
+use super::{Entry, InputError, Origin, TargetSpec};
 use crate::reference::ImageRef;
 
 /// Parses one list file's text. Returns the good entries and one error per bad line.
@@ -43,7 +43,7 @@ fn strip_comment(line: &str) -> &str {
     line
 }
 
-type Columns = Option<(ImageRef, Option<ImageRef>)>;
+type Columns = Option<(ImageRef, Option<TargetSpec>)>;
 
 fn parse_columns(columns: &[&str]) -> Result<Columns, String> {
     match columns {
@@ -51,7 +51,7 @@ fn parse_columns(columns: &[&str]) -> Result<Columns, String> {
         [source] => Ok(Some((parse_source(source)?, None))),
         [source, target] => {
             let source = parse_source(source)?;
-            let target = ImageRef::parse(target)
+            let target = TargetSpec::parse(target)
                 .map_err(|e| format!("invalid target reference \"{target}\": {e}"))?;
             Ok(Some((source, Some(target))))
         }

@@ -71,9 +71,40 @@ impl fmt::Display for Origin {
 pub struct Entry {
     pub origin: Origin,
     pub source: ImageRef,
-    pub explicit_target: Option<ImageRef>,
+    pub explicit_target: Option<TargetSpec>,
     /// Tag filters of this entry (whole repositories only), on top of the command line's.
     pub filter: Option<FilterSpec>,
+}
+
+/// A target as an input wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetSpec {
+    /// A whole reference: its first component is a registry host.
+    Full(ImageRef),
+    /// A repository path (`mynginx:7.2.4`, `team/app`) without a registry host: it goes under
+    /// the destination prefix, never to Docker Hub by default. Kept as written, validated.
+    UnderDest(String),
+}
+
+impl TargetSpec {
+    /// Parses a target column or field.
+    pub fn parse(text: &str) -> Result<TargetSpec, crate::reference::ReferenceError> {
+        let reference = ImageRef::parse(text)?;
+        Ok(if crate::reference::names_registry(text) {
+            TargetSpec::Full(reference)
+        } else {
+            TargetSpec::UnderDest(text.to_owned())
+        })
+    }
+}
+
+impl fmt::Display for TargetSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TargetSpec::Full(reference) => write!(f, "{reference}"),
+            TargetSpec::UnderDest(path) => f.write_str(path),
+        }
+    }
 }
 
 /// Settings an input file gives for one registry host (a skopeo YAML registry section, an
@@ -196,11 +227,12 @@ pub struct Inputs {
 const URL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Reads every input in order, each in `format` or else the format its name says. Returns
-/// everything, or every error found across all inputs.
+/// everything that could be read, and every error found across all inputs, so that one report
+/// can hold every problem.
 pub async fn read_all(
     inputs: &[InputSource],
     format: Option<InputFormat>,
-) -> Result<Inputs, Vec<InputError>> {
+) -> (Inputs, Vec<InputError>) {
     let mut read = Inputs::default();
     let mut errors = Vec::new();
     for input in inputs {
@@ -228,11 +260,7 @@ pub async fn read_all(
         read.hosts.append(&mut hosts);
         errors.append(&mut bad);
     }
-    if errors.is_empty() {
-        Ok(read)
-    } else {
-        Err(errors)
-    }
+    (read, errors)
 }
 
 async fn fetch(url: &str) -> std::io::Result<String> {
