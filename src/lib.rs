@@ -22,6 +22,7 @@ pub mod scheduler;
 pub mod scratch;
 pub mod secret;
 pub mod settings;
+pub mod tls;
 
 use std::ffi::OsString;
 

@@ -489,3 +489,50 @@ fn a_repository_that_cannot_be_listed_fails_with_the_listings_kind_and_copies_no
     let planned = stdout_of(&run(&mut cmd, 0));
     assert!(planned.contains("could not list the tags"), "{planned}");
 }
+
+/// A plain-HTTP registry, or one whose CA ferry was not given, is one `tls` failure in plan,
+/// verify and sync alike, naming the registry and the flag that helps.
+#[test]
+fn tls_failures_read_the_same_in_plan_verify_and_sync_with_the_flag_that_helps() {
+    for secure in [false, true] {
+        let m = Mirror::new(secure);
+        m.push("library/nginx:1.25", "nginx");
+        let list = m.write("images.list", "nginx:1.25\n");
+        let (words, flag) = match secure {
+            false => ("speaks plain HTTP, not HTTPS", "--dest-tls-verify=false"),
+            true => (
+                "has a certificate from an authority this machine does not trust",
+                "--dest-cert-dir DIR",
+            ),
+        };
+        let dest = m.dest.addr();
+        let report_path = m.scratch.path().join("report.json");
+        for (command, code) in [("plan", 0), ("verify", 1), ("sync", 1)] {
+            let mut cmd = m.ferry();
+            cmd.arg(command)
+                .arg(&list)
+                .arg("--dest")
+                .arg(m.prefix())
+                .arg("--report")
+                .arg(&report_path);
+            if secure {
+                cmd.env("FERRY_DEST_CREDS", format!("{USER}:{PASSWORD}"));
+            }
+            let out = run(&mut cmd, code);
+            let stdout = stdout_of(&out);
+            let said = format!("tls: {dest} {words}");
+            assert!(
+                stdout.contains(&said),
+                "{command}: no `{said}` in:\n{stdout}"
+            );
+            assert!(
+                stdout.contains(flag),
+                "{command}: no `{flag}` in:\n{stdout}"
+            );
+        }
+        let report = report(&report_path);
+        assert_eq!(images(&report)[0]["error"]["kind"], "tls", "{report:#}");
+        let message = images(&report)[0]["error"]["message"].as_str().unwrap();
+        assert!(message.contains(flag), "{message}");
+    }
+}

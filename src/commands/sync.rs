@@ -447,6 +447,22 @@ fn refused_credentials(client: &RegistryClient, job: &Job) -> Option<String> {
     })
 }
 
+/// The side and registry host a failure message from skopeo is about: the host it names (where
+/// registries.conf redirected the source, the redirected one), on the destination's side when
+/// that is the destination.
+fn registry_of_failure(job: &Job, message: &str) -> (Side, String) {
+    let target = match &job.target {
+        Target::Registry(target) => Some(target.domain()),
+        Target::Oci { .. } => None,
+    };
+    match (skopeo::registry_in(message), target) {
+        (Some(host), Some(target)) if host == target => (Side::Destination, host.to_owned()),
+        (Some(host), _) => (Side::Source, host.to_owned()),
+        (None, Some(target)) if message.contains(target) => (Side::Destination, target.to_owned()),
+        (None, _) => (Side::Source, job.source.domain().to_owned()),
+    }
+}
+
 /// The registry a 429 from skopeo came from, as a side and a repository name: the destination
 /// when skopeo's message names its host, the source otherwise (where pull limits live).
 fn throttled_registry(job: &Job, message: &str) -> (Side, String) {
@@ -518,7 +534,15 @@ async fn attempt_copy(
             process::describe_status(&finished.status),
             tail(&finished.stderr, 10)
         );
-        return fail(skopeo::classify(&message), message, 1);
+        let kind = skopeo::classify(&message);
+        let message = match (kind, crate::tls::problem(&message)) {
+            (FailureKind::Tls, Some(problem)) => {
+                let (side, host) = registry_of_failure(&job, &message);
+                crate::tls::explain(side, &host, problem, &message)
+            }
+            _ => message,
+        };
+        return fail(kind, message, 1);
     }
     let digest = std::fs::read_to_string(&digest_file)
         .ok()

@@ -310,6 +310,14 @@ pub fn failure_cause(stderr: &str) -> Option<String> {
     })
 }
 
+/// The registry host a failure message is about: the one in skopeo's "pinging container
+/// registry HOST: …", else `None`.
+pub fn registry_in(message: &str) -> Option<&str> {
+    let (_, rest) = message.split_once("pinging container registry ")?;
+    let host = rest.split_once(": ").map_or(rest, |(host, _)| host);
+    (!host.is_empty() && !host.contains(' ')).then_some(host)
+}
+
 /// logrus writes `msg="…"` with Go's escaping, or a bare word when no quoting is needed.
 fn unquote_logfmt(value: &str) -> String {
     let Some(quoted) = value.strip_prefix('"') else {
@@ -365,12 +373,7 @@ pub fn classify(message: &str) -> FailureKind {
         "status code 404",
     ]) {
         FailureKind::NotFound
-    } else if any(&[
-        "x509:",
-        "tls:",
-        "certificate",
-        "server gave http response to https client",
-    ]) {
+    } else if crate::tls::problem(message).is_some() {
         FailureKind::Tls
     } else if any(&[
         "connection refused",

@@ -127,7 +127,9 @@ pub enum RegistryError {
     Status { what: String, status: u16 },
     #[error("{what}: {message}")]
     Network { what: String, message: String },
-    #[error("{what}: {message}")]
+    /// The message names the registry (see [`crate::tls::explain`]), so the same failure
+    /// reads the same from any lookup and from a copy.
+    #[error("{message}")]
     Tls { what: String, message: String },
     #[error("{what}: unexpected response: {message}")]
     Invalid { what: String, message: String },
@@ -439,7 +441,10 @@ impl RegistryClient {
             if let Some(value) = &authorization {
                 request = request.header(AUTHORIZATION, value);
             }
-            let response = self.counted(request, what).await?;
+            let response = self
+                .counted(request, what)
+                .await
+                .map_err(|e| explain_tls(side, &endpoint.host, e))?;
             self.note_quota(&endpoint.host, response.headers());
             if response.status() == StatusCode::TOO_MANY_REQUESTS
                 && throttled < MAX_THROTTLED_RETRIES
@@ -940,12 +945,25 @@ fn transport_error(what: &str, error: &reqwest::Error) -> RegistryError {
         message.push_str(&inner.to_string());
         source = inner.source();
     }
-    let lower = message.to_ascii_lowercase();
     let what = what.to_owned();
-    if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+    if crate::tls::problem(&message).is_some() {
         RegistryError::Tls { what, message }
     } else {
         RegistryError::Network { what, message }
+    }
+}
+
+/// A TLS failure with `host` told with its remedy (see [`crate::tls`]); other errors as they are.
+fn explain_tls(side: Side, host: &str, error: RegistryError) -> RegistryError {
+    match error {
+        RegistryError::Tls { what, message } => {
+            let problem = crate::tls::problem(&message).unwrap_or(crate::tls::TlsProblem::Other);
+            RegistryError::Tls {
+                what,
+                message: crate::tls::explain(side, host, problem, &message),
+            }
+        }
+        other => other,
     }
 }
 
