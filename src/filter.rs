@@ -31,6 +31,29 @@ pub struct FilterSpec {
     pub no_prerelease: bool,
 }
 
+impl FilterSpec {
+    /// The command-line flags that give this spec.
+    pub fn as_flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        for (flag, value) in [
+            ("--tags", &self.include),
+            ("--exclude-tags", &self.exclude),
+            ("--semver", &self.semver),
+        ] {
+            if let Some(value) = value {
+                flags.extend([flag.to_owned(), value.clone()]);
+            }
+        }
+        if let Some(n) = self.latest {
+            flags.extend(["--latest".to_owned(), n.to_string()]);
+        }
+        if self.no_prerelease {
+            flags.push("--no-prerelease".to_owned());
+        }
+        flags
+    }
+}
+
 /// A validated [`FilterSpec`]: regexes and the range are compiled once, not per tag.
 #[derive(Debug, Clone, Default)]
 pub struct TagFilter {
@@ -503,6 +526,15 @@ mod tests {
         assert!(cli.overridden_by(&spec("--semver nope")).is_err());
         assert!(TagFilter::default().is_empty() && TagFilter::new(&spec("")).unwrap().is_empty());
         assert!(!cli.is_empty());
+    }
+
+    #[test]
+    fn a_spec_gives_back_its_flags() {
+        let args =
+            r"--tags v?1\..* --exclude-tags .*-alpine --semver ^1 --latest 2 --no-prerelease";
+        let flags = spec(args).as_flags();
+        assert_eq!(flags.join(" "), args);
+        assert!(FilterSpec::default().as_flags().is_empty());
     }
 
     #[test]

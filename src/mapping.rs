@@ -65,11 +65,13 @@ pub struct Job {
 }
 
 impl Job {
-    /// The job as a line of the list format, so failed jobs can be fed straight back.
+    /// The job as a line of the list format, so failed jobs can be fed straight back: a
+    /// registry target is written out, so the line lands where it did whatever `--dest` the
+    /// rerun is given (an OCI layout target is told by `--dest-dir` instead).
     pub fn as_list_line(&self) -> String {
-        match (&self.target, self.explicit) {
-            (Target::Registry(target), true) => format!("{} {target}", self.source),
-            _ => self.source.to_string(),
+        match &self.target {
+            Target::Registry(target) => format!("{} {target}", self.source),
+            Target::Oci { .. } => self.source.to_string(),
         }
     }
 
@@ -409,6 +411,11 @@ mod tests {
             jobs[0].as_list_line(),
             "docker.io/library/nginx:1.25 harbor.example/base/nginx:1.25"
         );
-        assert_eq!(jobs[1].as_list_line(), "docker.io/library/redis:7");
+        assert_eq!(
+            jobs[1].as_list_line(),
+            "docker.io/library/redis:7 h.example/x/docker.io/library/redis:7"
+        );
+        let oci = map_all(&entries[1..], &Destination::OciDir("m".into())).jobs;
+        assert_eq!(oci[0].as_list_line(), "docker.io/library/redis:7");
     }
 }

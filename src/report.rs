@@ -179,11 +179,17 @@ pub fn json_report(destination: &str, results: &[ImageResult], summary: Summary)
     text
 }
 
-/// The failed entries in list format, one per line.
-pub fn failed_list(results: &[ImageResult]) -> String {
-    let mut text = String::from(
-        "# images that failed in the last ferry run; feed back with: ferry sync THIS_FILE\n",
-    );
+/// The failed entries in list format, one per line, under a header with the command that feeds
+/// them back: `ferry sync THIS_FILE` and `rerun_flags` (what the lines cannot carry: the OCI
+/// layout root, the tag filters of whole repositories).
+pub fn failed_list(results: &[ImageResult], rerun_flags: &[String]) -> String {
+    let mut command = String::from("ferry sync THIS_FILE");
+    for flag in rerun_flags {
+        command.push(' ');
+        command.push_str(&shell_word(flag));
+    }
+    let mut text =
+        format!("# images that failed in the last ferry run; feed back with: {command}\n");
     for result in results.iter().filter(|r| r.status == Status::Failed) {
         let reason = result
             .error
@@ -193,6 +199,19 @@ pub fn failed_list(results: &[ImageResult]) -> String {
         let _ = writeln!(text, "{}  # {} ({reason})", result.list_line, result.origin);
     }
     text
+}
+
+/// `word` quoted for a POSIX shell where it needs it.
+pub fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 /// Writes `contents` to `path` atomically (temporary file + rename), so a reader never sees a
@@ -339,7 +358,15 @@ mod tests {
             result(Status::Synced, None),
             result(Status::Failed, Some((FailureKind::NotFound, "x"))),
         ];
-        let text = failed_list(&results);
+        let flags = ["--dest-dir".to_owned(), "my mirror".to_owned()];
+        let text = failed_list(&results, &flags);
+        assert!(
+            text.starts_with(
+                "# images that failed in the last ferry run; feed back with: \
+                 ferry sync THIS_FILE --dest-dir 'my mirror'\n"
+            ),
+            "{text}"
+        );
         let (entries, errors) = crate::input::parse_list("failed.list", &text);
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(entries.len(), 1);

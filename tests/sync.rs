@@ -174,6 +174,28 @@ fn a_missing_image_fails_alone_and_lands_in_the_failed_list() {
     // The failed list is valid input naming exactly the failed image.
     let shown = run(m.ferry().arg("show-raw-images").arg(&failed_path), 0);
     assert_eq!(stdout_of(&shown), "docker.io/library/nginx:9.9\n");
+
+    // Fed back exactly as its header says, it lands where the first run meant it to.
+    let failed = std::fs::read_to_string(&failed_path).unwrap();
+    assert!(
+        failed.starts_with(
+            "# images that failed in the last ferry run; feed back with: ferry sync THIS_FILE\n"
+        ),
+        "{failed}"
+    );
+    let fixed = m.push("library/nginx:9.9", "nginx-9.9");
+    run(
+        m.ferry()
+            .arg("sync")
+            .arg(&failed_path)
+            .arg("--dest-tls-verify=false"),
+        0,
+    );
+    assert_eq!(
+        m.target_digest(&format!("{p}/docker.io/library/nginx:9.9")),
+        Some(fixed)
+    );
+    assert!(!m.scratch.path().join("mirror").exists());
 }
 
 #[test]

@@ -245,10 +245,28 @@ fn write_outputs(
             .map_err(|e| format!("cannot write the report {}: {e}", path.display()))?;
     }
     if let Some(path) = &settings.failed_list {
-        report::write_file(path, &report::failed_list(results))
+        let flags = rerun_flags(settings, results);
+        report::write_file(path, &report::failed_list(results, &flags))
             .map_err(|e| format!("cannot write the failed list {}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+/// What a rerun of the failed list needs beyond its lines: the OCI layout root (a registry
+/// target is on each line), and the tag filters when a whole repository failed (its listing).
+fn rerun_flags(settings: &SyncSettings, results: &[ImageResult]) -> Vec<String> {
+    let mut flags = Vec::new();
+    if let Destination::OciDir(dir) = &settings.plan.destination {
+        flags.extend(["--dest-dir".to_owned(), dir.display().to_string()]);
+    }
+    let whole_repository_failed = results.iter().any(|r| {
+        r.status == Status::Failed
+            && crate::reference::ImageRef::parse(&r.source).is_ok_and(|s| s.is_whole_repository())
+    });
+    if whole_repository_failed {
+        flags.extend(settings.plan.filter.spec().as_flags());
+    }
+    flags
 }
 
 fn destination_label(destination: &Destination) -> String {

@@ -89,23 +89,11 @@ pub struct Invocation {
 
 impl fmt::Display for Invocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&shell_quote(&self.program.to_string_lossy()))?;
+        f.write_str(&crate::report::shell_word(&self.program.to_string_lossy()))?;
         for arg in &self.args {
-            write!(f, " {}", shell_quote(arg))?;
+            write!(f, " {}", crate::report::shell_word(arg))?;
         }
         Ok(())
-    }
-}
-
-fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c));
-    if plain {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
     }
 }
 
