@@ -21,6 +21,18 @@ pub struct Cli {
     pub verbose: u8,
 }
 
+impl Command {
+    /// The destination flags, for the commands that have them.
+    pub fn dest_mut(&mut self) -> Option<&mut DestArgs> {
+        match self {
+            Command::ShowRawImages(_) => None,
+            Command::ShowImages(args) => Some(&mut args.dest),
+            Command::Plan(args) | Command::Verify(args) => Some(&mut args.dest),
+            Command::Sync(args) => Some(&mut args.dest),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print the normalized source of every entry, one per line, in list order
@@ -64,9 +76,14 @@ pub struct DestArgs {
     #[arg(long, env = "FERRY_DEST", value_name = "PREFIX")]
     pub dest: Option<String>,
 
-    /// Local directory of OCI layouts used when no --dest is given
-    #[arg(long, value_name = "DIR", default_value = "mirror")]
-    pub dest_dir: PathBuf,
+    /// Local directory of OCI layouts, used instead of a registry [default: mirror]; given on
+    /// the command line it wins over $FERRY_DEST
+    #[arg(long, value_name = "DIR")]
+    pub dest_dir: Option<PathBuf>,
+
+    /// Whether `dest` came from the environment rather than the command line.
+    #[arg(skip)]
+    pub dest_from_env: bool,
 }
 
 #[derive(Debug, Args)]
@@ -239,8 +256,8 @@ pub struct RetryArgs {
 /// How skopeo itself is run.
 #[derive(Debug, Args)]
 pub struct SkopeoArgs {
-    /// Stop an image's copy (its whole skopeo process group) after this long; it fails as
-    /// `timeout` and is retried like other transient failures
+    /// Stop a copy attempt (its whole skopeo process group) after this long; it fails as
+    /// `timeout` and is retried like other transient failures, each retry with the same limit
     #[arg(long, default_value = "30m", value_name = "DURATION", value_parser = crate::retry::parse_duration)]
     pub image_timeout: std::time::Duration,
 

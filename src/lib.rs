@@ -26,7 +26,7 @@ pub mod tls;
 
 use std::ffi::OsString;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::Cli;
 use crate::settings::Settings;
@@ -37,8 +37,19 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
-        Ok(cli) => cli,
+    let parsed = Cli::command()
+        .try_get_matches_from(args)
+        .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
+    let cli = match parsed {
+        Ok((mut cli, matches)) => {
+            let dest_source = matches
+                .subcommand()
+                .and_then(|(_, sub)| sub.value_source("dest"));
+            if let Some(dest) = cli.command.dest_mut() {
+                dest.dest_from_env = dest_source == Some(clap::parser::ValueSource::EnvVariable);
+            }
+            cli
+        }
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() {

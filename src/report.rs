@@ -215,8 +215,13 @@ pub fn shell_word(word: &str) -> String {
 }
 
 /// Writes `contents` to `path` atomically (temporary file + rename), so a reader never sees a
-/// half-written report.
+/// half-written report; `-` is standard output.
 pub fn write_file(path: &Path, contents: &str) -> io::Result<()> {
+    if path == Path::new("-") {
+        let mut stdout = io::stdout().lock();
+        stdout.write_all(contents.as_bytes())?;
+        return stdout.flush();
+    }
     let parent = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

@@ -105,8 +105,18 @@ pub enum Event {
 #[derive(Debug, Clone, Default)]
 pub struct Limits {
     pub global: usize,
-    /// Jobs touching this registry (as source or destination) at once.
+    /// Jobs touching this registry (as source or destination) at once, keyed by the host its
+    /// requests go to.
     pub per_registry: HashMap<String, usize>,
+    /// The host requests go to for a registry as jobs name it (`docker.io` to its API host or
+    /// to where registries.conf sends it); a name not here is its own host.
+    pub hosts: HashMap<String, String>,
+}
+
+impl Limits {
+    fn host<'a>(&'a self, name: &'a str) -> &'a str {
+        self.hosts.get(name).map_or(name, String::as_str)
+    }
 }
 
 /// A running job's place among the `-j` jobs at once. A job that has to wait mid-way (for a
@@ -185,9 +195,9 @@ where
             Target::Registry(_) => None,
         };
         // Sorted, so two jobs never wait for the same pair of registries in opposite order.
-        let mut hosts: Vec<&str> = vec![job.source.domain()];
+        let mut hosts: Vec<&str> = vec![limits.host(job.source.domain())];
         if let Target::Registry(target) = &job.target {
-            hosts.push(target.domain());
+            hosts.push(limits.host(target.domain()));
         }
         hosts.sort_unstable();
         hosts.dedup();
@@ -328,6 +338,7 @@ mod tests {
                 .into_iter()
                 .map(|(h, n)| (h.to_owned(), n))
                 .collect(),
+            ..Limits::default()
         };
         let results = run_all(jobs, &limits, stop, tx, |_, job, _, _| {
             let (now, peak) = (Arc::clone(&now), Arc::clone(&peak));

@@ -61,6 +61,8 @@ pub struct PlanSettings {
     pub destination: Destination,
     pub registry: ClientOptions,
     pub filter: TagFilter,
+    /// The `HOST=VALUE` limits the user gave, to point out hosts no image touches.
+    pub host_flags: Vec<HostFlag>,
     /// For tag listings while planning, and for copies.
     pub retry: RetryPolicy,
     pub report: Option<PathBuf>,
@@ -104,6 +106,22 @@ pub enum SettingsError {
     SkopeoMissing { reason: String },
     #[error("{what} {} does not exist", path.display())]
     MissingPath { what: &'static str, path: PathBuf },
+    #[error("{flag} \"{value}\": {reason}")]
+    RegistryHost {
+        flag: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("--dest and --dest-dir cannot be used together: --dest mirrors into a registry, --dest-dir into local OCI layouts")]
+    DestAndDestDir,
+    #[error("{flag} {}: {reason}", path.display())]
+    OutputPath {
+        flag: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("--report and --failed-list cannot both be \"-\" (standard output)")]
+    BothOnStdout,
     #[error(transparent)]
     Filter(#[from] FilterError),
     #[error(transparent)]
@@ -152,16 +170,62 @@ fn inputs(list: &ListArgs) -> InputSettings {
     InputSettings { sources, format }
 }
 
+/// The default root of local OCI layouts.
+const DEFAULT_DEST_DIR: &str = "mirror";
+
+/// `--dest`, else OCI layouts under `--dest-dir`. A flag on the command line wins over the
+/// environment (`--dest-dir` over `$FERRY_DEST`); both flags on the command line conflict.
 fn destination(dest: &DestArgs) -> Result<Destination, SettingsError> {
-    match dest.dest.as_deref().filter(|d| !d.trim().is_empty()) {
-        Some(value) => RepoPrefix::parse(value.trim())
+    let prefix = dest.dest.as_deref().filter(|d| !d.trim().is_empty());
+    match (prefix, &dest.dest_dir) {
+        (Some(_), Some(_)) if !dest.dest_from_env => Err(SettingsError::DestAndDestDir),
+        (Some(value), None) => RepoPrefix::parse(value.trim())
             .map(Destination::Registry)
             .map_err(|source| SettingsError::Destination {
                 value: value.to_owned(),
                 source,
             }),
-        None => Ok(Destination::OciDir(dest.dest_dir.clone())),
+        (_, dir) => Ok(Destination::OciDir(
+            dir.clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DEST_DIR)),
+        )),
     }
+}
+
+/// Checks before anything runs that an output file can be written: its directory exists and
+/// is writable, and it is not a directory itself. `-` is standard output.
+fn output_path(flag: &'static str, path: &Option<PathBuf>) -> Result<(), SettingsError> {
+    let Some(path) = path.as_deref().filter(|p| *p != std::path::Path::new("-")) else {
+        return Ok(());
+    };
+    let bad = |reason: &str| SettingsError::OutputPath {
+        flag,
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if path.is_dir() {
+        return Err(bad("is a directory"));
+    }
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    if !parent.is_dir() {
+        return Err(bad(&format!(
+            "its directory {} does not exist",
+            parent.display()
+        )));
+    }
+    let c_path = std::ffi::CString::new(parent.as_os_str().as_encoded_bytes())
+        .map_err(|_| bad("has a NUL byte"))?;
+    // SAFETY: access only reads the NUL-terminated path it is given.
+    if unsafe { libc::access(c_path.as_ptr(), libc::W_OK) } != 0 {
+        return Err(bad(&format!(
+            "its directory {} is not writable",
+            parent.display()
+        )));
+    }
+    Ok(())
 }
 
 fn plan_settings(args: &PlanArgs, verbosity: u8) -> Result<PlanSettings, SettingsError> {
@@ -186,8 +250,11 @@ fn common(
     verbosity: u8,
 ) -> Result<PlanSettings, SettingsError> {
     check_paths(access)?;
+    output_path("--report", &report)?;
     let (src_creds, dest_creds) = credentials(access)?;
     let conf = RegistriesConf::load(access.registries_conf.as_deref())?;
+    let mut host_flags = Vec::new();
+    let per_registry_rps = registry_rps(&access.registry_rps, &conf, &mut host_flags)?;
     let side = |tls_verify, cert_dir: &Option<PathBuf>, side_creds, authfile: &Option<PathBuf>| {
         SideOptions {
             tls_verify,
@@ -215,7 +282,7 @@ fn common(
             &access.dest_authfile,
         ),
         per_registry_limit: 0,
-        per_registry_rps: registry_rps(&access.registry_rps)?,
+        per_registry_rps,
     };
     let filter = TagFilter::new(&FilterSpec {
         include: filters.tags.clone(),
@@ -230,6 +297,7 @@ fn common(
         destination: destination(dest)?,
         registry,
         filter,
+        host_flags,
         retry: RetryPolicy {
             retries: retry.retry_times,
             delay: retry.retry_delay,
@@ -244,7 +312,12 @@ fn sync_settings(args: SyncArgs, verbosity: u8) -> Result<SyncSettings, Settings
     if args.jobs == 0 {
         return Err(SettingsError::NoJobs);
     }
-    let plan = common(
+    output_path("--failed-list", &args.failed_list)?;
+    let stdout = |path: &Option<PathBuf>| path.as_deref() == Some(std::path::Path::new("-"));
+    if stdout(&args.report) && stdout(&args.failed_list) {
+        return Err(SettingsError::BothOnStdout);
+    }
+    let mut plan = common(
         &args.list,
         &args.dest,
         &args.access,
@@ -253,12 +326,17 @@ fn sync_settings(args: SyncArgs, verbosity: u8) -> Result<SyncSettings, Settings
         args.report.clone(),
         verbosity,
     )?;
+    let registry_jobs = registry_jobs(
+        &args.registry_jobs,
+        &plan.registry.conf,
+        &mut plan.host_flags,
+    )?;
     Ok(SyncSettings {
         skopeo: skopeo_options(&args.access, &args.skopeo, args.dry_run)?,
         image_timeout: args.skopeo.image_timeout,
         plan,
         jobs: args.jobs,
-        registry_jobs: registry_jobs(&args.registry_jobs)?,
+        registry_jobs,
         dry_run: args.dry_run,
         force: args.force,
         failed_list: args.failed_list,
@@ -268,52 +346,97 @@ fn sync_settings(args: SyncArgs, verbosity: u8) -> Result<SyncSettings, Settings
 /// The slowest pace `--registry-rps` takes (one request in about 17 minutes).
 const MIN_REGISTRY_RPS: f64 = 0.001;
 
-/// Request rates per registry host, keyed by the host requests go to (Docker Hub's API host
-/// for docker.io).
-fn registry_rps(values: &[String]) -> Result<HashMap<String, f64>, SettingsError> {
+/// One `HOST=VALUE` of `--registry-rps` or `--registry-jobs`, as written and where it applies,
+/// so that a host no image of the run touches can be pointed out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFlag {
+    pub flag: &'static str,
+    pub written: String,
+    /// The host requests go to (see [`RegistriesConf::host_for`]).
+    pub host: String,
+}
+
+/// Request rates per registry, keyed by the host requests go to.
+fn registry_rps(
+    values: &[String],
+    conf: &RegistriesConf,
+    flags: &mut Vec<HostFlag>,
+) -> Result<HashMap<String, f64>, SettingsError> {
     let bad = |value: &String| SettingsError::RegistryRps {
         value: value.clone(),
     };
     let valid = |rate: &f64| rate.is_finite() && *rate >= MIN_REGISTRY_RPS;
-    host_values(values, HashMap::new(), "registry-1.docker.io", valid, bad)
+    host_values(
+        values,
+        HashMap::new(),
+        conf,
+        "--registry-rps",
+        flags,
+        valid,
+        bad,
+    )
 }
 
 /// Docker Hub throttles anonymous and free accounts hard; two copies at once is what its
 /// limits allow without tripping them, unless told otherwise.
 const DEFAULT_REGISTRY_JOBS: [(&str, usize); 1] = [("docker.io", 2)];
 
-/// Copies at once per registry host, keyed as ferry writes hosts (docker.io).
-fn registry_jobs(values: &[String]) -> Result<HashMap<String, usize>, SettingsError> {
+/// Copies at once per registry, keyed by the host requests go to, like the rates.
+fn registry_jobs(
+    values: &[String],
+    conf: &RegistriesConf,
+    flags: &mut Vec<HostFlag>,
+) -> Result<HashMap<String, usize>, SettingsError> {
     let defaults = DEFAULT_REGISTRY_JOBS
         .iter()
-        .map(|(h, n)| ((*h).to_owned(), *n))
+        .map(|(h, n)| (conf.host_for(h), *n))
         .collect();
     let bad = |value: &String| SettingsError::RegistryJobs {
         value: value.clone(),
     };
-    host_values(values, defaults, "docker.io", |n: &usize| *n > 0, bad)
+    host_values(
+        values,
+        defaults,
+        conf,
+        "--registry-jobs",
+        flags,
+        |n: &usize| *n > 0,
+        bad,
+    )
 }
 
-/// Parses repeated `HOST=VALUE` flags over `defaults`; Docker Hub's aliases become `hub`.
+/// Parses repeated `HOST=VALUE` flags over `defaults`. HOST is a registry as image names
+/// write it (Docker Hub's aliases are one), and the value applies where registries.conf sends
+/// it.
 fn host_values<T: std::str::FromStr>(
     values: &[String],
     mut map: HashMap<String, T>,
-    hub: &str,
+    conf: &RegistriesConf,
+    flag: &'static str,
+    flags: &mut Vec<HostFlag>,
     valid: impl Fn(&T) -> bool,
     bad: impl Fn(&String) -> SettingsError,
 ) -> Result<HashMap<String, T>, SettingsError> {
     for value in values {
         let (host, parsed) = value.split_once('=').ok_or_else(|| bad(value))?;
         let parsed: T = parsed.trim().parse().map_err(|_| bad(value))?;
-        let host = host.trim();
-        if host.is_empty() || !valid(&parsed) {
+        let written = host.trim();
+        if written.is_empty() || written.contains('/') || !valid(&parsed) {
             return Err(bad(value));
         }
-        let host = match host {
-            "docker.io" | "index.docker.io" | "registry-1.docker.io" => hub,
-            other => other,
-        };
-        map.insert(host.to_owned(), parsed);
+        let name =
+            crate::input::registry_host(written).map_err(|reason| SettingsError::RegistryHost {
+                flag,
+                value: value.clone(),
+                reason,
+            })?;
+        let host = conf.host_for(&name);
+        flags.push(HostFlag {
+            flag,
+            written: written.to_owned(),
+            host: host.clone(),
+        });
+        map.insert(host, parsed);
     }
     Ok(map)
 }
@@ -408,9 +531,14 @@ mod tests {
 
     #[test]
     fn registry_rates_are_per_api_host_and_not_absurdly_slow() {
-        let rates = registry_rps(&["docker.io=2".into(), "quay.io=0.5".into()]).unwrap();
-        assert_eq!(rates.get("registry-1.docker.io"), Some(&2.0));
-        assert_eq!(rates.get("quay.io"), Some(&0.5));
+        let conf = RegistriesConf::default();
+        let rates = |values: &[&str]| {
+            let values: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
+            registry_rps(&values, &conf, &mut Vec::new())
+        };
+        let got = rates(&["docker.io=2", "quay.io=0.5"]).unwrap();
+        assert_eq!(got.get("registry-1.docker.io"), Some(&2.0));
+        assert_eq!(got.get("quay.io"), Some(&0.5));
         for bad in [
             "quay.io=0",
             "quay.io=1e-20",
@@ -418,8 +546,95 @@ mod tests {
             "quay.io=inf",
             "quay.io",
         ] {
-            let error = registry_rps(&[bad.into()]).unwrap_err().to_string();
+            let error = rates(&[bad]).unwrap_err().to_string();
             assert!(error.contains("at least 0.001"), "{bad}: {error}");
         }
+        for bad in ["https://quay.io=1", "quay=1", "quay.io/org=1"] {
+            assert!(rates(&[bad]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn limits_keyed_by_a_registrys_name_apply_where_registries_conf_sends_it() {
+        let conf = RegistriesConf::parse(
+            "[[registry]]\nprefix = \"docker.io\"\nlocation = \"mirror.internal:5000\"\n",
+        )
+        .unwrap();
+        let mut flags = Vec::new();
+        let rates = registry_rps(
+            &[
+                "docker.io=2".into(),
+                "index.docker.io=3".into(),
+                "quay.io=1".into(),
+            ],
+            &conf,
+            &mut flags,
+        )
+        .unwrap();
+        assert_eq!(rates.get("mirror.internal:5000"), Some(&3.0));
+        assert_eq!(rates.get("registry-1.docker.io"), None);
+        let jobs = registry_jobs(&["quay.io=1".into()], &conf, &mut flags).unwrap();
+        assert_eq!(
+            jobs.get("mirror.internal:5000"),
+            Some(&2),
+            "the default, redirected"
+        );
+        assert_eq!(jobs.get("quay.io"), Some(&1));
+        let hosts: Vec<(&str, &str)> = flags
+            .iter()
+            .map(|f| (f.written.as_str(), f.host.as_str()))
+            .collect();
+        assert_eq!(
+            hosts,
+            [
+                ("docker.io", "mirror.internal:5000"),
+                ("index.docker.io", "mirror.internal:5000"),
+                ("quay.io", "quay.io"),
+                ("quay.io", "quay.io")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_flag_on_the_command_line_wins_over_the_environment() {
+        let dest = |dest: Option<&str>, dir: Option<&str>, from_env: bool| {
+            destination(&DestArgs {
+                dest: dest.map(str::to_owned),
+                dest_dir: dir.map(PathBuf::from),
+                dest_from_env: from_env,
+            })
+        };
+        assert_eq!(
+            dest(Some("reg.example/x"), Some("d"), true).unwrap(),
+            Destination::OciDir("d".into())
+        );
+        assert!(matches!(
+            dest(Some("reg.example/x"), Some("d"), false),
+            Err(SettingsError::DestAndDestDir)
+        ));
+        assert!(matches!(
+            dest(Some("reg.example/x"), None, true).unwrap(),
+            Destination::Registry(_)
+        ));
+        assert_eq!(
+            dest(None, None, false).unwrap(),
+            Destination::OciDir("mirror".into())
+        );
+    }
+
+    #[test]
+    fn output_files_are_checked_before_anything_runs() {
+        let dir = crate::scratch::ScratchDir::create().unwrap();
+        let ok = |path: PathBuf| output_path("--report", &Some(path));
+        assert!(ok(dir.path().join("r.json")).is_ok());
+        assert!(ok("-".into()).is_ok());
+        assert!(ok("r.json".into()).is_ok());
+        let missing = ok("/nonexistent/r.json".into()).unwrap_err().to_string();
+        assert_eq!(
+            missing,
+            "--report /nonexistent/r.json: its directory /nonexistent does not exist"
+        );
+        let is_dir = ok(dir.path().to_owned()).unwrap_err().to_string();
+        assert!(is_dir.ends_with("is a directory"), "{is_dir}");
     }
 }

@@ -725,3 +725,71 @@ fn a_listing_piped_into_head_ends_quietly() {
         assert!(stderr_of(&out).is_empty(), "{command}: {}", stderr_of(&out));
     }
 }
+
+/// Settings are checked before anything is copied, and none is silently ignored.
+#[test]
+fn settings_are_checked_up_front_and_none_is_ignored() {
+    let m = Mirror::new(false);
+    m.push("library/nginx:1.25", "nginx");
+    let list = m.write("images.list", "nginx:1.25\n");
+
+    // --dest-dir on the command line wins over $FERRY_DEST; both flags at once conflict.
+    let out = run(
+        m.ferry()
+            .env("FERRY_DEST", "reg.example/x")
+            .args(["show-images", "--dest-dir", "layouts"])
+            .arg(&list),
+        0,
+    );
+    assert_eq!(
+        stdout_of(&out),
+        "oci:layouts/docker.io/library/nginx:1.25\n"
+    );
+    let out = run(
+        m.ferry()
+            .args(["show-images", "--dest", "reg.example/x", "--dest-dir", "d"])
+            .arg(&list),
+        2,
+    );
+    assert!(
+        stderr_of(&out).contains("--dest and --dest-dir cannot be used together"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    // An output file that cannot be written stops the run before any copy.
+    let out = run(m.sync(&list).args(["--report", "/nonexistent/r.json"]), 2);
+    assert!(
+        stderr_of(&out)
+            .contains("--report /nonexistent/r.json: its directory /nonexistent does not exist"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(m.invocations().is_empty(), "{:?}", m.invocations());
+    assert!(catalog(&m.dest).is_empty());
+
+    // `-` is standard output, which the report then has to itself.
+    let mut cmd = m.ferry();
+    cmd.args(["plan", "--report", "-", "--dest-tls-verify=false", "--dest"])
+        .arg(m.prefix())
+        .arg(&list);
+    let out = run(&mut cmd, 0);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not the JSON plan ({e}):\n{}", stdout_of(&out)));
+    assert_eq!(plan["summary"]["new"], 1);
+    assert!(
+        stderr_of(&out).contains("1 entries: 1 new"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    // A limit for a registry no image touches is pointed out.
+    let out = run(m.sync(&list).args(["--registry-rps", "ghcr.io=1"]), 0);
+    assert!(
+        stderr_of(&out).contains(
+            "ferry: warning: --registry-rps ghcr.io: no image of this run comes from or goes to ghcr.io"
+        ),
+        "{}",
+        stderr_of(&out)
+    );
+}

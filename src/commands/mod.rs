@@ -9,13 +9,23 @@ use std::collections::HashMap;
 use std::fmt::Display;
 use std::io::Write as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::input::{self, HostSettings, InputError, Inputs};
-use crate::mapping::{map_all, Destination, Job};
+use crate::mapping::{map_all, Destination, Job, Target};
+use crate::registry::conf::{self, RegistriesConf};
 use crate::registry::{ClientOptions, HostTls};
 use crate::settings::{CommandSettings, InputSettings, PlanSettings, Settings};
 
 pub async fn run(settings: Settings) -> u8 {
+    let to_stdout = |path: &Option<std::path::PathBuf>| path.as_deref() == Some(Path::new("-"));
+    let report_on_stdout = match &settings.command {
+        CommandSettings::Plan(plan) | CommandSettings::Verify(plan) => to_stdout(&plan.report),
+        CommandSettings::Sync(sync) => to_stdout(&sync.plan.report) || to_stdout(&sync.failed_list),
+        _ => false,
+    };
+    // A report on stdout has it to itself: the lines meant for people go to stderr.
+    HUMAN_ON_STDERR.store(report_on_stdout, Ordering::Relaxed);
     match settings.command {
         CommandSettings::ShowRawImages { inputs } => show::show_raw_images(&inputs).await,
         CommandSettings::ShowImages {
@@ -28,9 +38,16 @@ pub async fn run(settings: Settings) -> u8 {
     }
 }
 
-/// A line on stdout; false when stdout is gone (a closed pipe such as `| head`, or a closed
-/// terminal). Never a panic: a run still finishes its work, its report and its cleanup.
+/// Set when `--report -` or `--failed-list -` gives stdout to a report.
+static HUMAN_ON_STDERR: AtomicBool = AtomicBool::new(false);
+
+/// A line on stdout (stderr when a report has stdout); false when it is gone (a closed pipe
+/// such as `| head`, or a closed terminal). Never a panic: a run still finishes its work, its
+/// report and its cleanup.
 fn say(line: impl Display) -> bool {
+    if HUMAN_ON_STDERR.load(Ordering::Relaxed) {
+        return writeln!(std::io::stderr(), "{line}").is_ok();
+    }
     writeln!(std::io::stdout(), "{line}").is_ok()
 }
 
@@ -100,6 +117,38 @@ struct Loaded {
     src_per_host: HashMap<String, HostTls>,
 }
 
+/// Where requests for each registry the jobs name go: a source through registries.conf, a
+/// destination to its API host (pushes are never redirected).
+fn request_hosts(jobs: &[Job], conf: &RegistriesConf) -> HashMap<String, String> {
+    let mut hosts = HashMap::new();
+    for job in jobs {
+        if let Target::Registry(target) = &job.target {
+            let domain = target.domain();
+            hosts.insert(domain.to_owned(), conf::api_host(domain).to_owned());
+        }
+    }
+    for job in jobs {
+        let domain = job.source.domain();
+        hosts.insert(domain.to_owned(), conf.host_for(domain));
+    }
+    hosts
+}
+
+/// Says which `--registry-rps`/`--registry-jobs` hosts no job of the run reaches: a typo, or a
+/// registry reached under another name.
+fn warn_unused_hosts(settings: &PlanSettings, jobs: &[Job], registry: &ClientOptions) {
+    let reached: std::collections::HashSet<String> =
+        request_hosts(jobs, &registry.conf).into_values().collect();
+    for flag in &settings.host_flags {
+        if !reached.contains(&flag.host) {
+            say_err(format!(
+                "ferry: warning: {} {}: no image of this run comes from or goes to {}",
+                flag.flag, flag.written, flag.host
+            ));
+        }
+    }
+}
+
 /// Reads, maps and folds in per-registry settings; prints every error and returns `None` on
 /// any (nothing may run then).
 async fn load(settings: &PlanSettings) -> Option<Loaded> {
@@ -143,6 +192,7 @@ async fn load(settings: &PlanSettings) -> Option<Loaded> {
             }
         }
     }
+    warn_unused_hosts(settings, &jobs, &registry);
     Some(Loaded {
         jobs,
         registry,

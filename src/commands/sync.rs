@@ -130,6 +130,7 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
     let limits = scheduler::Limits {
         global: settings.jobs,
         per_registry: settings.registry_jobs.clone(),
+        hosts: super::request_hosts(&jobs, &settings.plan.registry.conf),
     };
     let execute = {
         let context = Arc::clone(&context);

@@ -124,6 +124,15 @@ impl RegistriesConf {
         Ok(split(name, insecure))
     }
 
+    /// The host that requests for registry `host` (as names write it: `docker.io`, `quay.io`)
+    /// go to: where registries.conf sends the registry as a whole, else its API host. Limits
+    /// the user keys by a registry's name apply there.
+    pub fn host_for(&self, host: &str) -> String {
+        self.pull_endpoint(&format!("{host}/_"))
+            .map(|endpoint| endpoint.host)
+            .unwrap_or_else(|_| api_host(host).to_owned())
+    }
+
     fn best_match(&self, name: &str) -> Option<&RegistryEntry> {
         self.registries
             .iter()
