@@ -42,11 +42,10 @@ where
         .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
     let cli = match parsed {
         Ok((mut cli, matches)) => {
-            let dest_source = matches
-                .subcommand()
-                .and_then(|(_, sub)| sub.value_source("dest"));
-            if let Some(dest) = cli.command.dest_mut() {
-                dest.dest_from_env = dest_source == Some(clap::parser::ValueSource::EnvVariable);
+            // Only the commands with destination flags may be asked about `dest`.
+            if let (Some(dest), Some((_, sub))) = (cli.command.dest_mut(), matches.subcommand()) {
+                dest.dest_from_env =
+                    sub.value_source("dest") == Some(clap::parser::ValueSource::EnvVariable);
             }
             cli
         }
