@@ -69,6 +69,11 @@ where
 }
 
 fn init_logging(verbosity: u8) {
+    use std::io::IsTerminal as _;
+    let ansi = use_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let level = match verbosity {
         0 => tracing::Level::WARN,
         1 => tracing::Level::INFO,
@@ -79,5 +84,37 @@ fn init_logging(verbosity: u8) {
         .with_max_level(level)
         .with_target(false)
         .without_time()
+        .with_ansi(ansi)
         .try_init();
+}
+
+/// Colour codes only help a person at a terminal: in a file or a pipe they are noise. And
+/// `NO_COLOR` set to anything non-empty turns them off (<https://no-color.org>).
+fn use_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && !no_color.is_some_and(|value| !value.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        let table: [(bool, Option<&str>, bool); 6] = [
+            (true, None, true),
+            (true, Some(""), true),
+            (true, Some("1"), false),
+            (true, Some("0"), false),
+            (false, None, false),
+            (false, Some("1"), false),
+        ];
+        for (terminal, no_color, expected) in table {
+            let no_color = no_color.map(std::ffi::OsStr::new);
+            assert_eq!(
+                use_colour(terminal, no_color),
+                expected,
+                "{terminal} {no_color:?}"
+            );
+        }
+    }
 }

@@ -1,0 +1,67 @@
+//! The command line itself, without registries: how errors, help and logs look to a person,
+//! and the drop-in scripts' arguments.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+/// A sync that needs no network: `--force` skips the lookups and `true` stands in for skopeo,
+/// so `-v` logs its INFO lines and nothing else happens.
+fn offline_sync(dir: &TempDir) -> Command {
+    let list = dir.path().join("list.txt");
+    std::fs::write(&list, "127.0.0.1:9/x:1\n").unwrap();
+    let mut cmd = ferry();
+    cmd.args(["sync", "-v", "--force", "--skopeo", "true", "--dest-dir"])
+        .arg(dir.path().join("mirror"))
+        .arg(&list)
+        .env_remove("NO_COLOR")
+        .env_remove("FERRY_DEST");
+    cmd
+}
+
+#[test]
+fn logs_into_a_pipe_have_no_colour_codes() {
+    let dir = TempDir::new("cli-colour");
+    let out = run(&mut offline_sync(&dir), 0);
+    let stderr = stderr_of(&out);
+    assert!(stderr.contains("INFO"), "-v logs nothing: {stderr}");
+    assert!(
+        !stderr.contains('\x1b'),
+        "colour codes in a pipe: {stderr:?}"
+    );
+}
+
+/// `script` gives ferry a terminal; its output (the terminal's) comes back on stdout.
+fn on_a_terminal(cmd: &Command) -> String {
+    let line: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|arg| shell_quote(&arg.to_string_lossy()))
+        .collect();
+    let mut script = Command::new("script");
+    script.args(["-qec", &line.join(" "), "/dev/null"]);
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => script.env(key, value),
+            None => script.env_remove(key),
+        };
+    }
+    stdout_of(&run(&mut script, 0))
+}
+
+#[test]
+fn logs_on_a_terminal_are_coloured_unless_no_color_is_set() {
+    let dir = TempDir::new("cli-colour-tty");
+    let shown = on_a_terminal(&offline_sync(&dir));
+    assert!(shown.contains("INFO"), "-v logs nothing: {shown}");
+    assert!(shown.contains('\x1b'), "no colour on a terminal: {shown:?}");
+    let mut cmd = offline_sync(&dir);
+    cmd.env("NO_COLOR", "1");
+    let shown = on_a_terminal(&cmd);
+    assert!(shown.contains("INFO"), "-v logs nothing: {shown}");
+    assert!(
+        !shown.contains('\x1b'),
+        "colour despite NO_COLOR: {shown:?}"
+    );
+}
