@@ -65,3 +65,17 @@ fn logs_on_a_terminal_are_coloured_unless_no_color_is_set() {
         "colour despite NO_COLOR: {shown:?}"
     );
 }
+
+#[test]
+fn durations_need_a_unit_and_must_not_be_zero() {
+    for flag in ["--retry-delay", "--max-retry-delay", "--image-timeout"] {
+        for value in ["0", "5", "0s"] {
+            let out = run(ferry().args(["sync", "--dry-run", flag, value]), 2);
+            let stderr = stderr_of(&out);
+            assert!(
+                stderr.contains(flag) && stderr.contains("500ms, 2s, 5m, 1h"),
+                "{flag} {value}: {stderr}"
+            );
+        }
+    }
+}
