@@ -79,3 +79,24 @@ fn durations_need_a_unit_and_must_not_be_zero() {
         }
     }
 }
+
+#[test]
+fn a_typo_in_registries_conf_is_a_usage_error_with_its_line() {
+    let dir = TempDir::new("cli-conf");
+    let conf = dir.path().join("registries.conf");
+    std::fs::write(
+        &conf,
+        "# redirect Docker Hub\nunqualified-search-registries = []\n\n[[registry]]\n\
+         prefix = \"docker.io\"\n\nlocaton = \"127.0.0.1:9\"\ninsecure = true\n",
+    )
+    .unwrap();
+    let mut cmd = offline_sync(&dir);
+    cmd.arg("--registries-conf").arg(&conf);
+    let stderr = stderr_of(&run(&mut cmd, 2));
+    let expected = format!(
+        "ferry: error: {}:7: unknown key \"locaton\" in [[registry]] (known: prefix, location,",
+        conf.display()
+    );
+    assert!(stderr.starts_with(&expected), "{stderr}");
+    assert!(!dir.path().join("mirror").exists(), "something was copied");
+}
