@@ -100,3 +100,38 @@ fn a_typo_in_registries_conf_is_a_usage_error_with_its_line() {
     assert!(stderr.starts_with(&expected), "{stderr}");
     assert!(!dir.path().join("mirror").exists(), "something was copied");
 }
+
+#[test]
+fn a_byte_order_mark_is_dropped_in_every_input_format() {
+    let dir = TempDir::new("cli-bom");
+    for (name, text) in [
+        ("list.txt", "nginx:1.25\n"),
+        (
+            "sync.yaml",
+            "docker.io:\n  images:\n    nginx: [\"1.25\"]\n",
+        ),
+        (
+            "images.json",
+            "[{\"source\": \"nginx:1.25\", \"target\": \"h.example/nginx:1.25\"}]",
+        ),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("\u{feff}{text}")).unwrap();
+        let out = run(ferry().arg("show-raw-images").arg(&path), 0);
+        assert_eq!(stdout_of(&out), "docker.io/library/nginx:1.25\n", "{name}");
+    }
+}
+
+#[test]
+fn a_list_that_is_not_utf8_names_its_first_bad_line() {
+    let dir = TempDir::new("cli-utf8");
+    let path = dir.path().join("list.txt");
+    std::fs::write(&path, b"nginx:1.25\n# caf\xe9 au lait\nredis:7\n").unwrap();
+    let out = run(ferry().arg("show-raw-images").arg(&path), 2);
+    let expected = format!("{}:2: not valid UTF-8\n", path.display());
+    assert!(
+        stderr_of(&out).starts_with(&expected),
+        "{}",
+        stderr_of(&out)
+    );
+}

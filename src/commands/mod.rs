@@ -121,10 +121,16 @@ async fn load(settings: &PlanSettings) -> Option<Loaded> {
 
 fn read_accounts(path: &Path) -> Option<Vec<HostSettings>> {
     let name = path.display().to_string();
-    let text = match std::fs::read_to_string(path) {
+    let text = std::fs::read(path)
+        .map_err(|source| InputError::Read {
+            file: name.clone(),
+            source,
+        })
+        .and_then(|bytes| input::decode_text(&name, bytes));
+    let text = match text {
         Ok(text) => text,
-        Err(source) => {
-            print_input_errors(&[InputError::Read { file: name, source }]);
+        Err(error) => {
+            print_input_errors(&[error]);
             return None;
         }
     };
