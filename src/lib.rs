@@ -50,7 +50,7 @@ where
     let settings = match Settings::from_cli(cli) {
         Ok(settings) => settings,
         Err(e) => {
-            eprintln!("ferry: error: {e}");
+            eprintln!("ferry: error: {}", with_causes(&e));
             return exit::USAGE;
         }
     };
@@ -66,6 +66,30 @@ where
         }
     };
     runtime.block_on(commands::run(settings))
+}
+
+/// The error and every cause below it, `error: cause: cause`, on one line: the top message
+/// alone often says only what was refused (`invalid --semver range "banana"`), the cause why.
+/// A cause the message already quotes is not repeated.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        let reason = last_line(&error.to_string());
+        if !text.contains(&reason) {
+            text.push_str(": ");
+            text.push_str(&reason);
+        }
+        cause = error.source();
+    }
+    text
+}
+
+/// The regex crate's messages draw the pattern with a caret over several lines; the last line
+/// (`error: unclosed group`) is the reason, and fits on one line.
+pub(crate) fn last_line(message: &str) -> String {
+    let last = message.lines().last().unwrap_or(message).trim();
+    last.strip_prefix("error: ").unwrap_or(last).to_owned()
 }
 
 fn init_logging(verbosity: u8) {
@@ -97,6 +121,32 @@ fn use_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> b
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_show_their_causes_once_on_one_line() {
+        use crate::filter::{FilterSpec, TagFilter};
+        let filter = |spec: FilterSpec| with_causes(&TagFilter::new(&spec).unwrap_err());
+        let semver = filter(FilterSpec {
+            semver: Some("banana".into()),
+            ..FilterSpec::default()
+        });
+        assert_eq!(
+            semver,
+            "invalid --semver range \"banana\": unexpected character 'b' while parsing major version number"
+        );
+        let regex = filter(FilterSpec {
+            include: Some("(".into()),
+            ..FilterSpec::default()
+        });
+        assert_eq!(regex, "invalid --tags regex \"(\": unclosed group");
+        // The destination's message already quotes its cause.
+        let cli = Cli::try_parse_from(["ferry", "show-images", "--dest", "third"]).unwrap();
+        let destination = with_causes(&Settings::from_cli(cli).unwrap_err());
+        assert_eq!(
+            destination,
+            "invalid destination \"third\": destination prefix must start with a registry host (e.g. harbor.example/mirror)"
+        );
+    }
 
     #[test]
     fn colour_only_on_a_terminal_without_no_color() {

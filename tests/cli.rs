@@ -135,3 +135,24 @@ fn a_list_that_is_not_utf8_names_its_first_bad_line() {
         stderr_of(&out)
     );
 }
+
+#[test]
+fn filter_errors_on_the_command_line_say_why() {
+    for (flag, value, reason) in [
+        (
+            "--semver",
+            "banana",
+            "ferry: error: invalid --semver range \"banana\": unexpected character 'b'",
+        ),
+        (
+            "--tags",
+            "(",
+            "ferry: error: invalid --tags regex \"(\": unclosed group",
+        ),
+    ] {
+        let out = run(ferry().args(["plan", flag, value, "list.txt"]), 2);
+        let stderr = stderr_of(&out);
+        assert!(stderr.starts_with(reason), "{flag} {value}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}
