@@ -88,9 +88,10 @@ pub enum ReferenceError {
     PrefixHasTagOrDigest { prefix: String },
     #[error("destination prefix must start with a registry host (e.g. harbor.example/mirror)")]
     PrefixWithoutRegistry { prefix: String },
+    /// Callers add what the user can do instead, which depends on the input's format.
     #[error(
         "scoped name would contain {domain:?}, which is not a valid repository path component \
-         (skopeo --scoped cannot create it either); give this image an explicit target"
+         (skopeo --scoped cannot create it either)"
     )]
     ScopedDomainNotPathComponent { domain: String },
 }
@@ -867,13 +868,13 @@ mod tests {
                                                       Ok(concat!("harbor.example/m/k8s.gcr.io/pause:3.6@sha256:", hex64!()))),
         ("harbor.example/m",     "localhost:5000/foo:1",
             Err("scoped name would contain \"localhost:5000\", which is not a valid repository path component \
-                 (skopeo --scoped cannot create it either); give this image an explicit target")),
+                 (skopeo --scoped cannot create it either)")),
         ("harbor.example",       "Registry.Example.com/x",
             Err("scoped name would contain \"Registry.Example.com\", which is not a valid repository path component \
-                 (skopeo --scoped cannot create it either); give this image an explicit target")),
+                 (skopeo --scoped cannot create it either)")),
         ("harbor.example",       "[::1]:5000/x",
             Err("scoped name would contain \"[::1]:5000\", which is not a valid repository path component \
-                 (skopeo --scoped cannot create it either); give this image an explicit target")),
+                 (skopeo --scoped cannot create it either)")),
     ];
 
     #[test]

@@ -74,6 +74,9 @@ pub struct Entry {
     pub explicit_target: Option<ImageRef>,
     /// Tag filters of this entry (whole repositories only), on top of the command line's.
     pub filter: Option<FilterSpec>,
+    /// Whether the entry's format can name an explicit target (a list's second column,
+    /// images.json's `target`; skopeo's YAML cannot), so errors suggest only what can be written.
+    pub can_name_target: bool,
 }
 
 /// Settings an input file gives for one registry host (a skopeo YAML registry section, an

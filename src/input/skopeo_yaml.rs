@@ -453,6 +453,7 @@ impl Reader<'_> {
             source,
             explicit_target: None,
             filter,
+            can_name_target: false,
         });
     }
 }
