@@ -156,3 +156,36 @@ fn filter_errors_on_the_command_line_say_why() {
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
     }
 }
+
+#[test]
+fn typos_get_suggestions() {
+    for (args, tip) in [
+        (&["synk"][..], "a similar subcommand exists: 'sync'"),
+        (
+            &["sync", "--jobz", "2"][..],
+            "a similar argument exists: '--jobs'",
+        ),
+    ] {
+        let stderr = stderr_of(&run(ferry().args(args), 2));
+        assert!(stderr.contains(tip), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn help_lines_fit_in_100_columns() {
+    for columns in [None, Some("200")] {
+        let mut cmd = ferry();
+        cmd.args(["sync", "-h"]);
+        match columns {
+            Some(columns) => cmd.env("COLUMNS", columns),
+            None => cmd.env_remove("COLUMNS"),
+        };
+        let help = stdout_of(&run(&mut cmd, 0));
+        assert!(help.contains("--image-timeout"), "{help}");
+        let widest = help.lines().map(|l| l.chars().count()).max().unwrap();
+        assert!(
+            widest <= 100,
+            "COLUMNS={columns:?}: {widest} columns\n{help}"
+        );
+    }
+}
