@@ -24,6 +24,7 @@ pub mod secret;
 pub mod settings;
 
 use std::ffi::OsString;
+use std::io::Write as _;
 
 use clap::Parser;
 
@@ -38,13 +39,19 @@ where
 {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
+        // --help and --version go to stdout as clap prints them; usage errors to stderr,
+        // marked as ferry's like every other error.
+        Err(e) if e.use_stderr() => {
+            let _ = write!(
+                std::io::stderr(),
+                "{}",
+                as_ferry_error(&e.render().to_string())
+            );
+            return exit::USAGE;
+        }
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::SUCCESS
-            };
+            return exit::SUCCESS;
         }
     };
     let settings = match Settings::from_cli(cli) {
@@ -66,6 +73,17 @@ where
         }
     };
     runtime.block_on(commands::run(settings))
+}
+
+/// clap's usage error (`error: unexpected argument …`) as ferry's: every error ferry prints
+/// starts with `ferry: error:`, so scripts and people can tell it from other output. Text that
+/// is no error message (the help clap shows when the subcommand is missing) is left alone.
+fn as_ferry_error(rendered: &str) -> String {
+    if rendered.starts_with("error:") {
+        format!("ferry: {rendered}")
+    } else {
+        rendered.to_owned()
+    }
 }
 
 /// The error and every cause below it, `error: cause: cause`, on one line: the top message
@@ -146,6 +164,18 @@ mod tests {
             destination,
             "invalid destination \"third\": destination prefix must start with a registry host (e.g. harbor.example/mirror)"
         );
+    }
+
+    #[test]
+    fn usage_errors_are_marked_as_ferry_errors() {
+        let rendered = |args: &[&str]| Cli::try_parse_from(args).unwrap_err().render().to_string();
+        let unknown = as_ferry_error(&rendered(&["ferry", "synk"]));
+        assert!(
+            unknown.starts_with("ferry: error: unrecognized subcommand 'synk'"),
+            "{unknown}"
+        );
+        let missing = rendered(&["ferry"]);
+        assert_eq!(as_ferry_error(&missing), missing);
     }
 
     #[test]

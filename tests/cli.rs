@@ -189,3 +189,31 @@ fn help_lines_fit_in_100_columns() {
         );
     }
 }
+
+#[test]
+fn every_error_starts_with_ferry_error_and_help_does_not() {
+    let dir = TempDir::new("cli-prefix");
+    let bad_list = dir.path().join("bad.txt");
+    std::fs::write(&bad_list, "Nginx:1\n").unwrap();
+    let bad_list = bad_list.to_str().unwrap();
+    for args in [
+        &["synk"][..],
+        &["sync", "--jobz", "2"][..],
+        &["sync", "--image-timeout", "5"][..],
+        &["sync", "--dest"][..],
+        &["sync", "--jobs", "0", "--dry-run"][..],
+        &["show-images", "--dest", "third"][..],
+    ] {
+        let stderr = stderr_of(&run(ferry().args(args), 2));
+        assert!(stderr.starts_with("ferry: error: "), "{args:?}: {stderr}");
+    }
+    // An input's problems are FILE:LINE lines, closed by ferry's own error line.
+    let stderr = stderr_of(&run(ferry().args(["show-raw-images", bad_list]), 2));
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("ferry: error: 1 problem"), "{stderr}");
+    for args in [&["--help"][..], &["sync", "-h"][..], &["--version"][..]] {
+        let out = run(ferry().args(args), 0);
+        assert!(out.stderr.is_empty(), "{args:?}: {}", stderr_of(&out));
+        assert!(!stdout_of(&out).contains("error:"), "{args:?}");
+    }
+}

@@ -45,7 +45,7 @@ fn print_input_errors(errors: &[InputError]) {
         say_err(error);
     }
     say_err(format!(
-        "ferry: {} problem{} in the input; nothing was copied",
+        "ferry: error: {} problem{} in the input; nothing was copied",
         errors.len(),
         if errors.len() == 1 { "" } else { "s" }
     ));
