@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Drop-in for the old show-images.sh: prints the target of every image in the list.
-#   scripts/show-images.sh [LIST] [DEST_PREFIX]
+#   scripts/show-images.sh [LIST] [DEST_PREFIX] [`ferry show-images` flags ...]
 # LIST defaults to $SOURCE_IMAGES_LIST, then ./source-images.list; DEST_PREFIX to $FERRY_DEST.
+# Flags (words starting with `-`, and everything after `--`) go to ferry; other extra words
+# are an error.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-list=${1:-${SOURCE_IMAGES_LIST:-source-images.list}}
-dest=${2:-${FERRY_DEST:-}}
+split_args 2 "usage: $0 [LIST] [DEST_PREFIX] [ferry show-images flags ...]" "$@"
+list=${positional[0]:-${SOURCE_IMAGES_LIST:-source-images.list}}
+dest=${positional[1]:-${FERRY_DEST:-}}
 args=(show-images "$list")
 [ -n "$dest" ] && args+=(--dest "$dest")
-exec "$(ferry_bin)" "${args[@]}"
+exec "$(ferry_bin)" "${args[@]}" "${flags[@]}"

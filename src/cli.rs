@@ -10,7 +10,9 @@ use clap::{ArgAction, Args, Parser, Subcommand};
     name = "ferry",
     version,
     about = "Mirror third-party container images into a private registry, in parallel and digest-exact",
-    long_about = None
+    long_about = None,
+    // Help wraps to the terminal, but lines longer than this are hard to read however wide it is.
+    max_term_width = 100
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -25,6 +25,7 @@ pub mod settings;
 pub mod tls;
 
 use std::ffi::OsString;
+use std::io::Write as _;
 
 use clap::{CommandFactory, FromArgMatches};
 
@@ -49,19 +50,25 @@ where
             }
             cli
         }
+        // --help and --version go to stdout as clap prints them; usage errors to stderr,
+        // marked as ferry's like every other error.
+        Err(e) if e.use_stderr() => {
+            let _ = write!(
+                std::io::stderr(),
+                "{}",
+                as_ferry_error(&e.render().to_string())
+            );
+            return exit::USAGE;
+        }
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::SUCCESS
-            };
+            return exit::SUCCESS;
         }
     };
     let settings = match Settings::from_cli(cli) {
         Ok(settings) => settings,
         Err(e) => {
-            eprintln!("ferry: error: {e}");
+            eprintln!("ferry: error: {}", with_causes(&e));
             return exit::USAGE;
         }
     };
@@ -79,7 +86,47 @@ where
     runtime.block_on(commands::run(settings))
 }
 
+/// clap's usage error (`error: unexpected argument …`) as ferry's: every error ferry prints
+/// starts with `ferry: error:`, so scripts and people can tell it from other output. Text that
+/// is no error message (the help clap shows when the subcommand is missing) is left alone.
+fn as_ferry_error(rendered: &str) -> String {
+    if rendered.starts_with("error:") {
+        format!("ferry: {rendered}")
+    } else {
+        rendered.to_owned()
+    }
+}
+
+/// The error and every cause below it, `error: cause: cause`, on one line: the top message
+/// alone often says only what was refused (`invalid --semver range "banana"`), the cause why.
+/// A cause the message already quotes is not repeated.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        let reason = last_line(&error.to_string());
+        if !text.contains(&reason) {
+            text.push_str(": ");
+            text.push_str(&reason);
+        }
+        cause = error.source();
+    }
+    text
+}
+
+/// The regex crate's messages draw the pattern with a caret over several lines; the last line
+/// (`error: unclosed group`) is the reason, and fits on one line.
+pub(crate) fn last_line(message: &str) -> String {
+    let last = message.lines().last().unwrap_or(message).trim();
+    last.strip_prefix("error: ").unwrap_or(last).to_owned()
+}
+
 fn init_logging(verbosity: u8) {
+    use std::io::IsTerminal as _;
+    let ansi = use_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let level = match verbosity {
         0 => tracing::Level::WARN,
         1 => tracing::Level::INFO,
@@ -90,5 +137,76 @@ fn init_logging(verbosity: u8) {
         .with_max_level(level)
         .with_target(false)
         .without_time()
+        .with_ansi(ansi)
         .try_init();
+}
+
+/// Colour codes only help a person at a terminal: in a file or a pipe they are noise. And
+/// `NO_COLOR` set to anything non-empty turns them off (<https://no-color.org>).
+fn use_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && !no_color.is_some_and(|value| !value.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[test]
+    fn errors_show_their_causes_once_on_one_line() {
+        use crate::filter::{FilterSpec, TagFilter};
+        let filter = |spec: FilterSpec| with_causes(&TagFilter::new(&spec).unwrap_err());
+        let semver = filter(FilterSpec {
+            semver: Some("banana".into()),
+            ..FilterSpec::default()
+        });
+        assert_eq!(
+            semver,
+            "invalid --semver range \"banana\": unexpected character 'b' while parsing major version number"
+        );
+        let regex = filter(FilterSpec {
+            include: Some("(".into()),
+            ..FilterSpec::default()
+        });
+        assert_eq!(regex, "invalid --tags regex \"(\": unclosed group");
+        // The destination's message already quotes its cause.
+        let cli = Cli::try_parse_from(["ferry", "show-images", "--dest", "third"]).unwrap();
+        let destination = with_causes(&Settings::from_cli(cli).unwrap_err());
+        assert_eq!(
+            destination,
+            "invalid destination \"third\": destination prefix must start with a registry host (e.g. harbor.example/mirror)"
+        );
+    }
+
+    #[test]
+    fn usage_errors_are_marked_as_ferry_errors() {
+        let rendered = |args: &[&str]| Cli::try_parse_from(args).unwrap_err().render().to_string();
+        let unknown = as_ferry_error(&rendered(&["ferry", "synk"]));
+        assert!(
+            unknown.starts_with("ferry: error: unrecognized subcommand 'synk'"),
+            "{unknown}"
+        );
+        let missing = rendered(&["ferry"]);
+        assert_eq!(as_ferry_error(&missing), missing);
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        let table: [(bool, Option<&str>, bool); 6] = [
+            (true, None, true),
+            (true, Some(""), true),
+            (true, Some("1"), false),
+            (true, Some("0"), false),
+            (false, None, false),
+            (false, Some("1"), false),
+        ];
+        for (terminal, no_color, expected) in table {
+            let no_color = no_color.map(std::ffi::OsStr::new);
+            assert_eq!(
+                use_colour(terminal, no_color),
+                expected,
+                "{terminal} {no_color:?}"
+            );
+        }
+    }
 }

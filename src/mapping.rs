@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::filter::FilterSpec;
 use crate::input::{Entry, InputError, Origin, TargetSpec};
-use crate::reference::{ImageRef, RepoPrefix};
+use crate::reference::{ImageRef, ReferenceError, RepoPrefix};
 
 /// Where images are mirrored to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,7 +134,22 @@ pub fn target_for(entry: &Entry, destination: &Destination) -> Result<Target, St
         Destination::Registry(prefix) => prefix
             .scoped(&entry.source)
             .map(Target::Registry)
-            .map_err(|e| format!("cannot map \"{}\" under \"{prefix}\": {e}", entry.source)),
+            .map_err(|e| {
+                let instead = match (&e, entry.can_name_target) {
+                    (ReferenceError::ScopedDomainNotPathComponent { .. }, true) => {
+                        "; give this image an explicit target (a second column: SOURCE TARGET)"
+                    }
+                    (ReferenceError::ScopedDomainNotPathComponent { .. }, false) => {
+                        "; this file's format cannot name a target: list such images in a list \
+                         file with an explicit target column (SOURCE TARGET)"
+                    }
+                    _ => "",
+                };
+                format!(
+                    "cannot map \"{}\" under \"{prefix}\": {e}{instead}",
+                    entry.source
+                )
+            }),
         Destination::OciDir(root) => Ok(Target::Oci {
             layout: oci_layout_for(root, &entry.source),
             name: entry.source.tag().map(str::to_owned),
@@ -398,8 +413,26 @@ mod tests {
             targets("localhost:5000/foo:1\n", &registry("harbor.local/third")).unwrap_err();
         assert_eq!(errors.len(), 1);
         assert!(
-            errors[0].starts_with("list.txt:1: cannot map \"localhost:5000/foo:1\""),
+            errors[0].starts_with("list.txt:1: cannot map \"localhost:5000/foo:1\"")
+                && errors[0].ends_with(
+                    "; give this image an explicit target (a second column: SOURCE TARGET)"
+                ),
             "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn a_yaml_entry_that_cannot_be_scoped_is_told_what_works() {
+        let yaml = "localhost:5000:\n  images:\n    foo: [\"1\"]\n";
+        let (entries, _, errors) = crate::input::parse_skopeo_yaml("s.yaml", yaml);
+        assert!(errors.is_empty(), "{errors:?}");
+        let errors = map_all(&entries, &registry("harbor.local/third")).errors;
+        let message = errors[0].to_string();
+        assert!(
+            message.starts_with("s.yaml:3: cannot map \"localhost:5000/foo:1\"")
+                && message.contains("list such images in a list file")
+                && !message.contains("give this image an explicit target"),
+            "{message}"
         );
     }
 

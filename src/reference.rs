@@ -74,13 +74,24 @@ pub enum ReferenceError {
         expected: usize,
         digest: String,
     },
+    #[error(
+        "remove \"{scheme}\": a reference has no scheme{}",
+        write_instead(rest)
+    )]
+    SchemeInReference { scheme: String, rest: String },
+    #[error(
+        "remove \"{scheme}\": a destination is HOST[/PATH]{}",
+        if scheme == "http://" { "; for plain HTTP use --dest-tls-verify=false" } else { "" }
+    )]
+    SchemeInPrefix { scheme: String },
     #[error("destination prefix must not have a tag or digest")]
     PrefixHasTagOrDigest { prefix: String },
     #[error("destination prefix must start with a registry host (e.g. harbor.example/mirror)")]
     PrefixWithoutRegistry { prefix: String },
+    /// Callers add what the user can do instead, which depends on the input's format.
     #[error(
         "scoped name would contain {domain:?}, which is not a valid repository path component \
-         (skopeo --scoped cannot create it either); give this image an explicit target"
+         (skopeo --scoped cannot create it either)"
     )]
     ScopedDomainNotPathComponent { domain: String },
 }
@@ -101,6 +112,12 @@ impl ImageRef {
     /// When `input` breaks the reference grammar; the error names the offending piece.
     pub fn parse(input: &str) -> Result<ImageRef, ReferenceError> {
         reject_empty_or_whitespace(input)?;
+        if let Some((scheme, rest)) = split_scheme(input) {
+            return Err(ReferenceError::SchemeInReference {
+                scheme: scheme.to_owned(),
+                rest: rest.to_owned(),
+            });
+        }
         let (name_and_tag, digest) = match input.split_once('@') {
             Some((name_and_tag, digest)) => (name_and_tag, Some(digest)),
             None => (input, None),
@@ -261,6 +278,11 @@ impl RepoPrefix {
     /// When `input` has no registry host, has a tag or digest, or breaks the name grammar.
     pub fn parse(input: &str) -> Result<RepoPrefix, ReferenceError> {
         reject_empty_or_whitespace(input)?;
+        if let Some((scheme, _)) = split_scheme(input) {
+            return Err(ReferenceError::SchemeInPrefix {
+                scheme: scheme.to_owned(),
+            });
+        }
         let trimmed = input.strip_suffix('/').unwrap_or(input);
         let (domain, path) = match trimmed.split_once('/') {
             Some((domain, path)) => (domain, Some(path)),
@@ -351,6 +373,28 @@ fn reject_empty_or_whitespace(input: &str) -> Result<(), ReferenceError> {
         });
     }
     Ok(())
+}
+
+/// `docker://nginx` → (`docker://`, `nginx`): a URL scheme or a skopeo transport, which people
+/// paste from skopeo commands and browsers. Without this check the scheme's `:` would be read
+/// as a port or a tag, and the error would be about that.
+fn split_scheme(input: &str) -> Option<(&str, &str)> {
+    let at = input.find("://")?;
+    let scheme = &input[..at];
+    let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    is_scheme.then(|| input.split_at(at + 3))
+}
+
+/// " (write REST)", or nothing when nothing follows the scheme.
+fn write_instead(rest: &str) -> String {
+    if rest.is_empty() {
+        String::new()
+    } else {
+        format!(" (write {rest})")
+    }
 }
 
 /// docker's rule: a first component is a registry host only if it could not be a Docker Hub
@@ -659,6 +703,12 @@ mod tests {
         ("host.io:/foo",            r#"invalid registry host "host.io:": port must be decimal digits"#),
         ("[::1/foo",                r#"invalid registry host "[::1": IPv6 address is missing its ']'"#),
         ("[::g]:5000/foo",          r#"invalid registry host "[::g]:5000": IPv6 address may only contain hex digits and ':'"#),
+        ("docker://nginx",          r#"remove "docker://": a reference has no scheme (write nginx)"#),
+        ("docker://quay.io/a/b:1",  r#"remove "docker://": a reference has no scheme (write quay.io/a/b:1)"#),
+        ("https://ghcr.io/o/r",     r#"remove "https://": a reference has no scheme (write ghcr.io/o/r)"#),
+        ("http://127.0.0.1:5000/x", r#"remove "http://": a reference has no scheme (write 127.0.0.1:5000/x)"#),
+        ("docker://",               r#"remove "docker://": a reference has no scheme"#),
+        ("://nginx",                r#"invalid registry host ":": empty host component"#),
     ];
 
     /// Display on success, the error message on failure: what a person would see.
@@ -787,6 +837,9 @@ mod tests {
         ("harbor.example//x",          Err(r#"repository path "/x" has an empty component"#)),
         ("harbor.example/x//",         Err(r#"repository path "x/" has an empty component"#)),
         ("harbor..example/x",          Err(r#"invalid registry host "harbor..example": empty host component"#)),
+        ("http://127.0.0.1:5000/x",    Err(r#"remove "http://": a destination is HOST[/PATH]; for plain HTTP use --dest-tls-verify=false"#)),
+        ("https://harbor.example/x",   Err(r#"remove "https://": a destination is HOST[/PATH]"#)),
+        ("docker://harbor.example",    Err(r#"remove "docker://": a destination is HOST[/PATH]"#)),
     ];
 
     #[test]
@@ -824,13 +877,13 @@ mod tests {
                                                       Ok(concat!("harbor.example/m/k8s.gcr.io/pause:3.6@sha256:", hex64!()))),
         ("harbor.example/m",     "localhost:5000/foo:1",
             Err("scoped name would contain \"localhost:5000\", which is not a valid repository path component \
-                 (skopeo --scoped cannot create it either); give this image an explicit target")),
+                 (skopeo --scoped cannot create it either)")),
         ("harbor.example",       "Registry.Example.com/x",
             Err("scoped name would contain \"Registry.Example.com\", which is not a valid repository path component \
-                 (skopeo --scoped cannot create it either); give this image an explicit target")),
+                 (skopeo --scoped cannot create it either)")),
         ("harbor.example",       "[::1]:5000/x",
             Err("scoped name would contain \"[::1]:5000\", which is not a valid repository path component \
-                 (skopeo --scoped cannot create it either); give this image an explicit target")),
+                 (skopeo --scoped cannot create it either)")),
     ];
 
     #[test]

@@ -59,7 +59,13 @@ pub fn jitter() -> f64 {
     (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Parses `500ms`, `2s`, `5m`, `1h` or a plain number of seconds.
+/// The forms a duration flag takes, for error messages.
+const DURATION_FORMS: &str = "e.g. 500ms, 2s, 5m, 1h";
+
+/// Parses `500ms`, `2s`, `1.5s`, `5m` or `1h`. The unit is required: a bare `5` could mean
+/// seconds or minutes, and a wrong guess makes a timeout 60 times too short or too long. Zero
+/// is refused too: no duration flag means anything useful at zero (a zero `--image-timeout`
+/// fails every image at once).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -68,19 +74,26 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = text.split_at(split);
     let value: f64 = number
         .parse()
-        .map_err(|_| format!("invalid duration \"{text}\" (use e.g. 500ms, 2s, 5m, 1h)"))?;
+        .map_err(|_| format!("not a duration ({DURATION_FORMS})"))?;
     let seconds = match unit {
         "ms" => value / 1000.0,
-        "" | "s" => value,
+        "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
+        "" => return Err(format!("a duration needs a unit ({DURATION_FORMS})")),
         _ => {
             return Err(format!(
-                "invalid duration unit \"{unit}\" in \"{text}\" (ms, s, m or h)"
+                "unknown unit \"{unit}\" (ms, s, m or h: {DURATION_FORMS})"
             ))
         }
     };
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("invalid duration \"{text}\""))
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(duration) if duration.is_zero() => {
+            Err(format!("must be longer than zero ({DURATION_FORMS})"))
+        }
+        Ok(duration) => Ok(duration),
+        Err(_) => Err(format!("not a duration ({DURATION_FORMS})")),
+    }
 }
 
 #[cfg(test)]
@@ -147,7 +160,7 @@ mod tests {
         let table = [
             ("500ms", 500),
             ("2s", 2000),
-            ("2", 2000),
+            (" 2s ", 2000),
             ("1.5s", 1500),
             ("5m", 300_000),
             ("1h", 3_600_000),
@@ -159,8 +172,35 @@ mod tests {
                 "{text}"
             );
         }
-        for bad in ["", "s", "2d", "-1s", "fast"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
+    }
+
+    #[test]
+    fn durations_without_a_unit_or_of_zero_are_refused() {
+        let forms = "e.g. 500ms, 2s, 5m, 1h";
+        let table = [
+            ("2", format!("a duration needs a unit ({forms})")),
+            ("1.5", format!("a duration needs a unit ({forms})")),
+            ("0", format!("a duration needs a unit ({forms})")),
+            ("0s", format!("must be longer than zero ({forms})")),
+            ("0ms", format!("must be longer than zero ({forms})")),
+            ("0.0h", format!("must be longer than zero ({forms})")),
+            (
+                "0.0000000001s",
+                format!("must be longer than zero ({forms})"),
+            ),
+            ("2d", format!("unknown unit \"d\" (ms, s, m or h: {forms})")),
+            (
+                "2 s",
+                format!("unknown unit \" s\" (ms, s, m or h: {forms})"),
+            ),
+            ("", format!("not a duration ({forms})")),
+            ("s", format!("not a duration ({forms})")),
+            ("-1s", format!("not a duration ({forms})")),
+            ("fast", format!("not a duration ({forms})")),
+            ("99999999999999999999h", format!("not a duration ({forms})")),
+        ];
+        for (text, expected) in table {
+            assert_eq!(parse_duration(text), Err(expected), "{text:?}");
         }
     }
 }

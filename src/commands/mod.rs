@@ -62,7 +62,7 @@ fn print_input_errors(errors: &[InputError]) {
         say_err(error);
     }
     say_err(format!(
-        "ferry: {} problem{} in the input; nothing was copied",
+        "ferry: error: {} problem{} in the input; nothing was copied",
         errors.len(),
         if errors.len() == 1 { "" } else { "s" }
     ));
@@ -202,8 +202,14 @@ async fn load(settings: &PlanSettings) -> Option<Loaded> {
 
 fn read_accounts(path: &Path) -> (Vec<HostSettings>, Vec<InputError>) {
     let name = path.display().to_string();
-    match std::fs::read_to_string(path) {
+    let text = std::fs::read(path)
+        .map_err(|source| InputError::Read {
+            file: name.clone(),
+            source,
+        })
+        .and_then(|bytes| input::decode_text(&name, bytes));
+    match text {
         Ok(text) => input::parse_accounts_json(&name, &text),
-        Err(source) => (Vec::new(), vec![InputError::Read { file: name, source }]),
+        Err(error) => (Vec::new(), vec![error]),
     }
 }

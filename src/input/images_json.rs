@@ -28,6 +28,7 @@ pub fn parse_images_json(file: &str, text: &str) -> (Vec<Entry>, Vec<InputError>
                 source,
                 explicit_target: Some(target),
                 filter: None,
+                can_name_target: true,
             });
         }
     });

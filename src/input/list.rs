@@ -22,6 +22,7 @@ pub fn parse_list(file: &str, text: &str) -> (Vec<Entry>, Vec<InputError>) {
                 source,
                 explicit_target,
                 filter: None,
+                can_name_target: true,
             }),
             Ok(None) => {}
             Err(reason) => errors.push(InputError::line(origin, reason)),

@@ -74,6 +74,9 @@ pub struct Entry {
     pub explicit_target: Option<TargetSpec>,
     /// Tag filters of this entry (whole repositories only), on top of the command line's.
     pub filter: Option<FilterSpec>,
+    /// Whether the entry's format can name an explicit target (a list's second column,
+    /// images.json's `target`; skopeo's YAML cannot), so errors suggest only what can be written.
+    pub can_name_target: bool,
 }
 
 /// A target as an input wrote it.
@@ -237,15 +240,25 @@ pub async fn read_all(
     let mut errors = Vec::new();
     for input in inputs {
         let name = input.to_string();
-        let text = match input {
-            InputSource::File(path) => std::fs::read_to_string(path),
-            InputSource::Stdin => std::io::read_to_string(std::io::stdin()),
+        let bytes = match input {
+            InputSource::File(path) => std::fs::read(path),
+            InputSource::Stdin => {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).map(|_| bytes)
+            }
             InputSource::Url(url) => fetch(url).await,
+        };
+        let text = match bytes {
+            Ok(bytes) => decode_text(&name, bytes),
+            Err(source) => Err(InputError::Read {
+                file: name.clone(),
+                source,
+            }),
         };
         let text = match text {
             Ok(text) => text,
-            Err(source) => {
-                errors.push(InputError::Read { file: name, source });
+            Err(error) => {
+                errors.push(error);
                 continue;
             }
         };
@@ -263,7 +276,26 @@ pub async fn read_all(
     (read, errors)
 }
 
-async fn fetch(url: &str) -> std::io::Result<String> {
+/// An input file's bytes as text. A UTF-8 byte order mark, which some editors write first, is
+/// dropped (else it would be part of line 1's first word). Text that is not UTF-8 is refused
+/// with the first line that is not, so the user knows where to look.
+pub fn decode_text(file: &str, mut bytes: Vec<u8>) -> Result<String, InputError> {
+    const BOM: &[u8] = b"\xEF\xBB\xBF";
+    if bytes.starts_with(BOM) {
+        bytes.drain(..BOM.len());
+    }
+    String::from_utf8(bytes).map_err(|error| {
+        let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+        let origin = Origin {
+            file: file.to_owned(),
+            line,
+        };
+        InputError::line(origin, "not valid UTF-8")
+    })
+}
+
+async fn fetch(url: &str) -> std::io::Result<Vec<u8>> {
     let failed = |message: String| std::io::Error::other(message);
     let client = reqwest::Client::builder()
         .timeout(URL_TIMEOUT)
@@ -278,7 +310,8 @@ async fn fetch(url: &str) -> std::io::Result<String> {
     if !response.status().is_success() {
         return Err(failed(format!("HTTP {}", response.status())));
     }
-    response.text().await.map_err(|e| failed(e.to_string()))
+    let bytes = response.bytes().await.map_err(|e| failed(e.to_string()))?;
+    Ok(bytes.to_vec())
 }
 
 #[cfg(test)]
@@ -325,6 +358,24 @@ mod tests {
                 entries[0].source.to_string(),
                 "docker.io/library/nginx:1.25"
             );
+        }
+    }
+
+    #[test]
+    fn text_loses_its_byte_order_mark_and_must_be_utf8() {
+        let table: [(&[u8], Result<&str, &str>); 6] = [
+            (b"nginx:1.25\n", Ok("nginx:1.25\n")),
+            (b"\xEF\xBB\xBFnginx:1.25\n", Ok("nginx:1.25\n")),
+            (b"\xEF\xBB\xBF", Ok("")),
+            // Only a leading mark is one; elsewhere it is text, left for the reader to refuse.
+            (b"a\n\xEF\xBB\xBFb", Ok("a\n\u{feff}b")),
+            (b"\xFFnginx\n", Err("f:1: not valid UTF-8")),
+            (b"nginx\n# caf\xE9\n\xFF\n", Err("f:2: not valid UTF-8")),
+        ];
+        for (bytes, expected) in table {
+            let got = decode_text("f", bytes.to_vec()).map_err(|e| e.to_string());
+            let expected = expected.map(str::to_owned).map_err(str::to_owned);
+            assert_eq!(got, expected, "{bytes:?}");
         }
     }
 

@@ -16,6 +16,7 @@ use serde_yaml::Value;
 use super::{registry_host, sort_by_line, without_position};
 use super::{Entry, HostSettings, InputError, Origin};
 use crate::filter::{FilterSpec, TagFilter};
+use crate::last_line;
 use crate::reference::ImageRef;
 use crate::secret::{Credentials, Secret};
 
@@ -452,6 +453,7 @@ impl Reader<'_> {
             source,
             explicit_target: None,
             filter,
+            can_name_target: false,
         });
     }
 }
@@ -540,13 +542,6 @@ fn kind(value: &Value) -> &'static str {
         Value::Mapping(_) => "a mapping",
         Value::Tagged(_) => "a tagged value",
     }
-}
-
-/// The regex crate's messages draw the pattern with a caret over several lines; the last line
-/// (`error: unclosed group`) is the reason, and fits on one `FILE:LINE:` line.
-fn last_line(message: &str) -> String {
-    let last = message.lines().last().unwrap_or(message).trim();
-    last.strip_prefix("error: ").unwrap_or(last).to_owned()
 }
 
 /// Where the keys of a YAML file are: every line of the form `INDENT KEY:`, in file order.

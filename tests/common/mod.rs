@@ -743,7 +743,7 @@ fn command_line(cmd: &Command) -> String {
     line
 }
 
-fn shell_quote(s: &str) -> String {
+pub fn shell_quote(s: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c);
     if !s.is_empty() && s.chars().all(plain) {
         s.to_string()
