@@ -1,12 +1,13 @@
 //! When and how long to wait before trying an image again. Whether a failure is worth
-//! retrying is decided here, from its kind, and nowhere else: a missing image or bad
-//! credentials will not get better, a dropped connection, a throttled registry or a timeout
-//! may. Delays grow exponentially, are capped, and carry jitter so that parallel jobs hit by
-//! the same outage do not come back in lockstep.
+//! retrying is decided here, from the error, and nowhere else: a missing image, bad
+//! credentials or a host name that does not resolve will not get better, a dropped
+//! connection, a throttled registry or a timeout may. Delays grow exponentially, are capped,
+//! and carry jitter so that parallel jobs hit by the same outage do not come back in lockstep.
 
 use std::time::Duration;
 
 use crate::engine::FailureKind;
+use crate::scheduler::ImageError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -22,11 +23,14 @@ pub struct RetryPolicy {
 const RATE_LIMIT_FACTOR: u32 = 4;
 
 impl RetryPolicy {
-    pub fn is_retryable(kind: FailureKind) -> bool {
-        matches!(
-            kind,
-            FailureKind::Network | FailureKind::RateLimited | FailureKind::Timeout
-        )
+    /// Whether another attempt may fare better: by kind, and for a network failure also by
+    /// what it says, since a name that does not resolve stays `network` but is final.
+    pub fn is_retryable(error: &ImageError) -> bool {
+        match error.kind {
+            FailureKind::Network => !unresolvable_host(&error.message),
+            FailureKind::RateLimited | FailureKind::Timeout => true,
+            _ => false,
+        }
     }
 
     /// The wait before retry number `retry` (1 for the first retry) after a failure of
@@ -41,6 +45,21 @@ impl RetryPolicy {
             .min(self.max_delay)
             .mul_f64(0.5 + jitter.clamp(0.0, 1.0) / 2.0)
     }
+}
+
+/// Whether a network failure says the registry's host name does not exist: skopeo's "no such
+/// host", reqwest's "dns error: failed to lookup address information". A resolver that could
+/// not answer for now ("temporary failure in name resolution") is not that.
+pub fn unresolvable_host(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    !m.contains("temporary failure in name resolution")
+        && [
+            "no such host",
+            "failed to lookup address information",
+            "dns error",
+        ]
+        .iter()
+        .any(|needle| m.contains(needle))
 }
 
 /// A number in [0, 1) that differs between calls, for jitter (not for anything secret).
@@ -107,7 +126,12 @@ mod tests {
             FailureKind::Other,
         ]
         .into_iter()
-        .filter(|k| RetryPolicy::is_retryable(*k))
+        .filter(|&kind| {
+            RetryPolicy::is_retryable(&ImageError {
+                kind,
+                message: "connection refused".to_owned(),
+            })
+        })
         .collect();
         assert_eq!(
             retried,
@@ -117,6 +141,25 @@ mod tests {
                 FailureKind::Timeout
             ]
         );
+    }
+
+    #[test]
+    fn a_host_name_that_does_not_resolve_is_final() {
+        let table = [
+            ("pinging container registry nonexistent.invalid: Get \"https://nonexistent.invalid/v2/\": dial tcp: lookup nonexistent.invalid on 10.0.0.53:53: no such host", false),
+            ("nonexistent.invalid/x:1: error sending request for url (https://nonexistent.invalid/v2/x/manifests/1): client error (Connect): dns error: failed to lookup address information: Name or service not known", false),
+            ("r.example/x:1: error sending request: dns error: failed to lookup address information: Temporary failure in name resolution", true),
+            ("pinging container registry 127.0.0.1:5999: dial tcp 127.0.0.1:5999: connect: connection refused", true),
+            ("dial tcp: lookup r.example on 10.0.0.53:53: read udp 10.0.0.2:1->10.0.0.53:53: i/o timeout", true),
+            ("writing blob: read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer", true),
+        ];
+        for (message, retried) in table {
+            let error = ImageError {
+                kind: FailureKind::Network,
+                message: message.to_owned(),
+            };
+            assert_eq!(RetryPolicy::is_retryable(&error), retried, "{message}");
+        }
     }
 
     #[test]

@@ -509,3 +509,32 @@ fn a_manifest_list_upload_that_fails_once_is_retried() {
         Some(digest)
     );
 }
+
+/// A host name that does not resolve will not resolve on a retry either: the copy is tried
+/// once and fails `network`, without the retry delay.
+#[test]
+fn a_host_that_does_not_resolve_is_tried_once() {
+    let m = Mirror::new(false);
+    let list = m.write("images.list", "nonexistent.invalid/x/app:1\n");
+    let report_path = m.scratch.path().join("report.json");
+    let started = Instant::now();
+    run(
+        m.sync(&list)
+            .args(["--retry-times", "3", "--retry-delay", "10s"])
+            .arg("--report")
+            .arg(&report_path),
+        1,
+    );
+    let report = report(&report_path);
+    assert_eq!(
+        kinds_and_attempts(&report),
+        [("network".to_owned(), 1)],
+        "{report:#}"
+    );
+    assert_eq!(m.invocations().len(), 1, "{:?}", m.invocations());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+}

@@ -380,13 +380,13 @@ async fn copy_one(
         drop(turn);
         result.attempts = attempt;
         result.duration = started.elapsed();
-        let Some((kind, message)) = result.error.as_ref().map(|e| (e.kind, e.message.clone()))
-        else {
+        let Some(error) = result.error.clone() else {
             return result;
         };
-        if !RetryPolicy::is_retryable(kind) || attempt > context.retry.retries {
+        if !RetryPolicy::is_retryable(&error) || attempt > context.retry.retries {
             return result;
         }
+        let (kind, message) = (error.kind, error.message);
         let delay = context.retry.backoff(attempt, kind, retry::jitter());
         info!(
             "{}: attempt {attempt} failed ({kind}: {message}); retrying in {:.1}s{}",
