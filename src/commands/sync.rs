@@ -23,7 +23,7 @@ use crate::process::{self, Stop};
 use crate::registry::auth::AuthError;
 use crate::registry::{RegistryClient, Side};
 use crate::report::{self, Summary};
-use crate::retry::{self, RetryPolicy};
+use crate::retry::{self, Outages, RetryPolicy};
 use crate::scheduler::{self, Event, ImageResult, Slot, Status};
 use crate::scratch::ScratchDir;
 use crate::settings::SyncSettings;
@@ -77,6 +77,8 @@ struct Context {
     /// The planner's client: its per-registry pace also spaces the retries of copies that a
     /// registry refused with 429.
     client: Arc<RegistryClient>,
+    /// Registries that refused connections through a whole retry schedule in this run.
+    outages: Outages,
 }
 
 async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: AuthFiles) -> u8 {
@@ -95,6 +97,7 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
         destination: settings.plan.destination.clone(),
         scratch: scratch.path().to_owned(),
         client: Arc::clone(&client),
+        outages: Outages::default(),
     });
 
     let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -352,9 +355,25 @@ async fn copy_one(
 ) -> ImageResult {
     let started = Instant::now();
     let source_repository = job.source.repository();
+    let hosts = registry_hosts(&context.client, &job);
+    let host_names: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    let outage = |host: String, attempts| {
+        ImageResult::failed(
+            &job,
+            FailureKind::Network,
+            Outages::message(&host),
+            attempts,
+            started.elapsed(),
+        )
+    };
+    // The host that refused the connection in every attempt so far.
+    let mut refusing = None;
     let mut attempt = 0;
     loop {
         attempt += 1;
+        if let Some(host) = context.outages.down_among(&hosts) {
+            return outage(host, attempt - 1);
+        }
         // Copies from a source that throttles take turns (see `throttled_turn`); the wait
         // lends this job's slot to jobs for other registries.
         let turn = slot.idle_while(
@@ -374,6 +393,9 @@ async fn copy_one(
                 );
             }
         };
+        if let Some(host) = context.outages.down_among(&hosts) {
+            return outage(host, attempt - 1);
+        }
         let attempt_started = Instant::now();
         let mut result = attempt_copy(context, index, job.clone(), stop.clone()).await;
         // The next copy's turn; this one's retry waits below without holding it.
@@ -381,9 +403,16 @@ async fn copy_one(
         result.attempts = attempt;
         result.duration = started.elapsed();
         let Some(error) = result.error.clone() else {
+            context.outages.clear(&hosts);
             return result;
         };
-        if !RetryPolicy::is_retryable(&error) || attempt > context.retry.retries {
+        let refused = skopeo::refused_by(&error.message, &host_names);
+        refusing = refused.filter(|_| attempt == 1 || refusing == refused);
+        let retryable = RetryPolicy::is_retryable(&error);
+        if !retryable || attempt > context.retry.retries {
+            if let Some(host) = refusing.filter(|_| retryable) {
+                context.outages.record(host);
+            }
             return result;
         }
         let (kind, message) = (error.kind, error.message);
@@ -420,6 +449,7 @@ async fn copy_one(
         };
         tokio::select! {
             () = slot.idle_while(wait) => {}
+            host = context.outages.wait_down(&hosts) => return outage(host, attempt),
             () = process::wait_for(&mut stop, Stop::Graceful) => {
                 if let Some(error) = result.error.as_mut() {
                     error.message = format!("stopped while waiting to retry after: {}", error.message);
@@ -429,6 +459,16 @@ async fn copy_one(
             }
         }
     }
+}
+
+/// The registry hosts a copy of `job` connects to (after registries.conf), source first.
+fn registry_hosts(client: &RegistryClient, job: &Job) -> Vec<String> {
+    let source = client.endpoint_host(Side::Source, &job.source.repository());
+    let target = match &job.target {
+        Target::Registry(target) => client.endpoint_host(Side::Destination, &target.repository()),
+        Target::Oci { .. } => None,
+    };
+    source.into_iter().chain(target).collect()
 }
 
 /// Why a copy of `job` would be refused: the planner's lookups found the source's or the

@@ -292,6 +292,11 @@ impl RegistryClient {
         Ok(waiting.elapsed())
     }
 
+    /// The host ferry and skopeo talk to for `name` on `side`, after registries.conf.
+    pub fn endpoint_host(&self, side: Side, name: &str) -> Option<String> {
+        self.endpoint(side, name).ok().map(|endpoint| endpoint.host)
+    }
+
     fn endpoint(&self, side: Side, name: &str) -> Result<Endpoint, RegistryError> {
         Ok(match side {
             Side::Source => self.options.conf.pull_endpoint(name)?,
