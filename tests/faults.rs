@@ -599,3 +599,112 @@ fn a_registry_refusing_connections_costs_one_round_of_retries() {
     );
     assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
 }
+
+/// Every file under `dir`, relative to it, sorted; empty when `dir` does not exist.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(next) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&next) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            found.push(path.strip_prefix(dir).unwrap().display().to_string());
+            if path.is_dir() {
+                pending.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// A copy into a local OCI layout stopped by `--image-timeout` while skopeo was writing a
+/// blob leaves neither skopeo's temporary blob file nor the layout it had started.
+#[test]
+fn a_timed_out_oci_copy_leaves_no_temporary_blob() {
+    let m = Mirror::new(false);
+    m.push("library/nginx:1.25", "nginx");
+    let list = m.write("images.list", "nginx:1.25\n");
+    let started_blob = m.scratch.path().join("blob-started");
+    let skopeo = stand_in(
+        m.scratch.path(),
+        &format!(
+            "for a in \"$@\"; do last=$a; done\n\
+             case \"$last\" in oci:*) d=${{last#oci:}}; d=${{d%:*}}; mkdir -p \"$d/blobs\"; \
+             head -c 1048576 /dev/zero >\"$d/oci-put-blob123\"; touch {}; exec sleep 304;; esac",
+            started_blob.display()
+        ),
+    );
+    let report_path = m.scratch.path().join("report.json");
+    run(
+        m.ferry()
+            .arg("sync")
+            .arg(&list)
+            .arg("--skopeo")
+            .arg(&skopeo)
+            .args(["--image-timeout", "2s", "--retry-times", "0"])
+            .arg("--report")
+            .arg(&report_path),
+        1,
+    );
+    assert!(started_blob.exists(), "the stand-in never wrote its blob");
+    let report = report(&report_path);
+    assert_eq!(
+        kinds_and_attempts(&report),
+        [("timeout".to_owned(), 1)],
+        "{report:#}"
+    );
+    let mirror = m.scratch.path().join("mirror");
+    assert_eq!(files_under(&mirror), Vec::<String>::new());
+}
+
+/// A copy into a local OCI layout that fails (a missing image, met by skopeo under
+/// `--force`) leaves no directory below the mirror root.
+#[test]
+fn a_failed_oci_copy_leaves_no_directory() {
+    let m = Mirror::new(false);
+    let list = m.write("images.list", "nginx:9.9\n");
+    let report_path = m.scratch.path().join("report.json");
+    run(
+        m.ferry()
+            .arg("sync")
+            .arg(&list)
+            .arg("--force")
+            .arg("--report")
+            .arg(&report_path),
+        1,
+    );
+    let report = report(&report_path);
+    assert_eq!(
+        kinds_and_attempts(&report),
+        [("not-found".to_owned(), 1)],
+        "{report:#}"
+    );
+    assert_eq!(m.invocations().len(), 1);
+    let mirror = m.scratch.path().join("mirror");
+    assert_eq!(files_under(&mirror), Vec::<String>::new());
+}
+
+/// A temporary blob file an earlier run left when it was killed is removed by the next run,
+/// even one with nothing to copy.
+#[test]
+fn a_rerun_removes_the_temporary_blobs_a_crashed_run_left() {
+    let m = Mirror::new(false);
+    m.push("library/nginx:1.25", "nginx");
+    let list = m.write("images.list", "nginx:1.25\n");
+    run(m.ferry().arg("sync").arg(&list), 0);
+    let layout = m.scratch.path().join("mirror/docker.io/library/nginx");
+    assert!(layout.join("index.json").exists());
+    let leftover = layout.join("oci-put-blob4242");
+    std::fs::write(&leftover, vec![0u8; 4096]).unwrap();
+    let out = run(m.ferry().arg("sync").arg(&list), 0);
+    assert!(stdout_of(&out).contains("0 failed"), "{}", stdout_of(&out));
+    assert!(
+        !leftover.exists(),
+        "{} outlived the rerun",
+        leftover.display()
+    );
+    assert!(layout.join("index.json").exists());
+}

@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::plan::plan_jobs;
 use super::{load, say, say_err, Loaded};
 use crate::engine::skopeo::{self, AuthFiles, SkopeoOptions};
 use crate::engine::FailureKind;
 use crate::exit;
+use crate::layout::{self, Tidy};
 use crate::mapping::{Destination, Job, Target};
 use crate::plan::{PlanEntry, State};
 use crate::process::{self, Stop};
@@ -120,6 +121,7 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
             jobs.into_iter().map(PlanEntry::unlooked).collect()
         }
     };
+    remove_temp_blobs(&entries);
     let refused = |job: &Job| refused_credentials(&client, job);
     let (jobs, source_digests, positions, done) = split_plan(entries, refused, &events_tx);
     let limits = scheduler::Limits {
@@ -132,7 +134,19 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
             let context = Arc::clone(&context);
             let planned_digest = source_digests[index].clone();
             async move {
+                // Runs once the job holds its layout: no other job writes there until it ends.
+                let tidy = match (&job.target, &context.destination) {
+                    (Target::Oci { layout, .. }, Destination::OciDir(root)) => {
+                        Some(Tidy::before(layout, root))
+                    }
+                    _ => None,
+                };
                 let mut result = copy_one(&context, index, job, stop, &slot).await;
+                if let Some(tidy) = tidy {
+                    if let Err(e) = tidy.after() {
+                        warn!("cannot tidy the OCI layout of {}: {e}", result.target);
+                    }
+                }
                 if result.status == Status::Synced && result.digest.is_none() {
                     result.digest = planned_digest;
                 }
@@ -166,6 +180,28 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
     }
     drop(scratch);
     exit_code
+}
+
+/// Removes the temporary blob files an interrupted earlier run left in the run's OCI layouts,
+/// before any copy starts.
+fn remove_temp_blobs(entries: &[PlanEntry]) {
+    let layouts: BTreeSet<&std::path::Path> = entries
+        .iter()
+        .filter_map(|entry| match &entry.job.target {
+            Target::Oci { layout, .. } => Some(layout.as_path()),
+            Target::Registry(_) => None,
+        })
+        .collect();
+    for layout in layouts {
+        match layout::remove_temp_blobs(layout) {
+            Ok(0) => {}
+            Ok(n) => info!(
+                "removed {n} temporary blob files an earlier run left in {}",
+                layout.display()
+            ),
+            Err(e) => warn!("cannot remove temporary blobs in {}: {e}", layout.display()),
+        }
+    }
 }
 
 /// The jobs that need a copy, their planned source digests and their positions in the plan,
@@ -524,7 +560,14 @@ async fn attempt_copy(
     }
     let invocation = skopeo::build(&context.options, &context.auth, &action);
     info!("running {invocation}");
-    let finished = match process::run(&invocation, stop, Some(context.image_timeout)).await {
+    let finished = process::run(&invocation, stop, Some(context.image_timeout)).await;
+    if let Target::Oci { layout, .. } = &job.target {
+        // A stopped skopeo leaves its partial blob behind; the next attempt starts its own.
+        if let Err(e) = layout::remove_temp_blobs(layout) {
+            warn!("cannot remove temporary blobs in {}: {e}", layout.display());
+        }
+    }
+    let finished = match finished {
         Ok(finished) => finished,
         Err(e) => return fail(FailureKind::Internal, e.to_string(), 1),
     };
