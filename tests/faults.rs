@@ -708,3 +708,59 @@ fn a_rerun_removes_the_temporary_blobs_a_crashed_run_left() {
     );
     assert!(layout.join("index.json").exists());
 }
+
+/// `kill -9` runs none of ferry's cleanup: skopeo must still die with it, and the next run
+/// removes the private directory (with the credentials) the killed one left.
+#[test]
+fn a_killed_ferry_takes_skopeo_with_it_and_the_next_run_removes_its_credentials() {
+    let m = Mirror::new(false);
+    m.push("library/nginx:1.25", "nginx");
+    let list = m.write("images.list", "nginx:1.25\n");
+    let args_path = m.scratch.path().join("skopeo-args");
+    let skopeo = stand_in(
+        m.scratch.path(),
+        &format!(
+            "printf '%s\\n' \"$@\" >{0}.part && mv {0}.part {0}; exec sleep 306",
+            args_path.display()
+        ),
+    );
+    let mut child = m
+        .sync(&list)
+        .env("FERRY_SRC_CREDS", "someone:secret")
+        .arg("--skopeo")
+        .arg(&skopeo)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(20), "the copy never started", || {
+        args_path.exists()
+    });
+    let args = std::fs::read_to_string(&args_path).unwrap();
+    let lines: Vec<&str> = args.lines().collect();
+    let auth_file = lines
+        .iter()
+        .position(|a| *a == "--src-authfile")
+        .map(|i| PathBuf::from(lines[i + 1]))
+        .unwrap_or_else(|| panic!("no --src-authfile in {lines:?}"));
+    let scratch = auth_file.parent().unwrap().to_owned();
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_until(
+        Duration::from_secs(5),
+        "skopeo outlived the ferry that started it",
+        || processes_matching("sleep 306").is_empty(),
+    );
+    assert!(
+        auth_file.exists(),
+        "a SIGKILL leaves the scratch directory; the next run is the one to remove it"
+    );
+
+    run(&mut m.sync(&list), 0);
+    assert!(
+        !scratch.exists(),
+        "{} outlived the next run",
+        scratch.display()
+    );
+}

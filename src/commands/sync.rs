@@ -45,6 +45,12 @@ pub async fn sync(settings: SyncSettings) -> u8 {
         print_dry_run(&settings, &jobs);
         return exit::SUCCESS;
     }
+    for stale in crate::scratch::remove_stale() {
+        info!(
+            "removed {}, left by a ferry process that is gone",
+            stale.display()
+        );
+    }
     let scratch = match ScratchDir::create() {
         Ok(scratch) => scratch,
         Err(e) => {
