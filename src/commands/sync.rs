@@ -2,7 +2,7 @@
 //! is new or changed with skopeo, several at a time, printing a line per image as it finishes
 //! and writing the report and failed list at the end. A run with nothing to do starts no skopeo.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -21,6 +21,7 @@ use crate::layout::{self, Tidy};
 use crate::mapping::{Destination, Job, Target};
 use crate::plan::{PlanEntry, State};
 use crate::process::{self, Stop};
+use crate::reference::ImageRef;
 use crate::registry::auth::AuthError;
 use crate::registry::{RegistryClient, Side};
 use crate::report::{self, Summary};
@@ -113,8 +114,14 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
     // A signal while planning (lookups can wait out long 429s) ends the planning; the
     // scheduler then starts none of the jobs and reports each one interrupted.
     let mut stopping = stop_rx.clone();
+    let planning = async {
+        let (entries, _dropped) =
+            plan_jobs(&client, &settings.plan, jobs.clone(), settings.force).await;
+        settle_logins(&client, &entries).await;
+        entries
+    };
     let entries = tokio::select! {
-        (entries, _dropped) = plan_jobs(&client, &settings.plan, jobs.clone(), settings.force) => {
+        entries = planning => {
             info!(
                 "planned {} images with {} registry requests ({} answered 429)",
                 entries.len(),
@@ -186,6 +193,45 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
     }
     drop(scratch);
     exit_code
+}
+
+/// Settles, with one lookup per registry host and side, every login ferry holds and no lookup
+/// has tried yet (all of them under `--force`, which skips the digest lookups; a source pinned
+/// by digest otherwise): skopeo would send a wrong password with every copy, where ferry's
+/// client sends it once and then fails the copies `unauthorized` (see `refused_credentials`).
+async fn settle_logins(client: &Arc<RegistryClient>, entries: &[PlanEntry]) {
+    let mut probes: BTreeMap<(u8, String), (Side, ImageRef)> = BTreeMap::new();
+    for entry in entries.iter().filter(|e| e.state.needs_copy()) {
+        let sides = [
+            Some((Side::Source, &entry.job.source)),
+            match &entry.job.target {
+                Target::Registry(target) => Some((Side::Destination, target)),
+                Target::Oci { .. } => None,
+            },
+        ];
+        for (side, reference) in sides.into_iter().flatten() {
+            let name = reference.repository();
+            let Some(host) = client.endpoint_host(side, &name) else {
+                continue;
+            };
+            let key = (u8::from(side == Side::Destination), host);
+            if !probes.contains_key(&key) && client.login_unsettled(side, &name) {
+                probes.insert(key, (side, reference.clone()));
+            }
+        }
+    }
+    let mut lookups = tokio::task::JoinSet::new();
+    for (side, reference) in probes.into_values() {
+        let client = Arc::clone(client);
+        lookups.spawn(async move {
+            let at = reference.tag().or(reference.digest()).unwrap_or("latest");
+            let answer = client
+                .manifest_digest(side, &reference.repository(), at)
+                .await;
+            debug!("settling the login for {reference}: {answer:?}");
+        });
+    }
+    while lookups.join_next().await.is_some() {}
 }
 
 /// Removes the temporary blob files an interrupted earlier run left in the run's OCI layouts,
