@@ -11,6 +11,7 @@ pub mod engine;
 pub mod exit;
 pub mod filter;
 pub mod input;
+pub mod layout;
 pub mod mapping;
 pub mod plan;
 pub mod process;

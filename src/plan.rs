@@ -212,7 +212,7 @@ async fn list_tags(
             Ok(tags) => return Ok(tags),
             Err(e) => image_error(&e),
         };
-        if !RetryPolicy::is_retryable(error.kind) || attempt > retry.retries {
+        if !RetryPolicy::is_retryable(&error) || attempt > retry.retries {
             let attempts = match attempt {
                 1 => "1 attempt".to_owned(),
                 n => format!("{n} attempts"),

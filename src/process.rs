@@ -2,7 +2,8 @@
 //! concurrently (a full pipe would stall the child), the child in its own process group so
 //! stopping it also stops anything it spawned (and anything left in the group when it exits is
 //! killed), and a stop request that escalates from SIGTERM to SIGKILL after a grace period (or
-//! at once when asked to stop *now*).
+//! at once when asked to stop *now*). The child also dies with ferry, however ferry ends: a
+//! `kill -9` runs none of ferry's cleanup, and a skopeo left running would go on copying.
 
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -65,18 +66,24 @@ pub async fn run(
     mut stop: watch::Receiver<Stop>,
     timeout: Option<Duration>,
 ) -> Result<Finished, ProcessError> {
-    let mut child = Command::new(&invocation.program)
+    let mut command = Command::new(&invocation.program);
+    command
         .args(&invocation.args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|source| ProcessError::Spawn {
-            command: invocation.to_string(),
-            source,
-        })?;
+        .kill_on_drop(true);
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the forked child before exec; it allocates nothing and
+    // calls only async-signal-safe functions (prctl, getppid).
+    unsafe {
+        command.pre_exec(move || die_with_parent(parent));
+    }
+    let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
+        command: invocation.to_string(),
+        source,
+    })?;
     let pgid = child.id().map(|id| id as libc::pid_t);
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
@@ -125,6 +132,37 @@ pub async fn run(
         stopped,
         timed_out,
     })
+}
+
+/// In a freshly forked child: have the kernel SIGKILL it when its parent goes, and fail the
+/// spawn if the parent (`parent`) is already gone, which it may be by the time this runs.
+///
+/// Linux sends that signal when the *thread* that forked the child ends, not the process:
+/// ferry spawns from its current-thread runtime, on the main thread, which lives as long as
+/// ferry does.
+fn die_with_parent(parent: libc::pid_t) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: prctl and getppid take no pointers here and have no preconditions.
+        unsafe {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = parent;
+    Ok(())
 }
 
 /// Resolves once the stop level reaches `level` (never, if the sender is gone).
@@ -364,6 +402,30 @@ mod tests {
             "took {:?}",
             started.elapsed()
         );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_child_dies_with_the_thread_that_started_it() {
+        use std::os::unix::process::CommandExt as _;
+        let parent = std::process::id() as libc::pid_t;
+        let spawner = std::thread::spawn(move || {
+            let mut command = std::process::Command::new("sleep");
+            command.arg("35");
+            // SAFETY: as in `run`.
+            unsafe {
+                command.pre_exec(move || die_with_parent(parent));
+            }
+            // Not waited for, not killed: only the spawning thread's end can stop it.
+            command.spawn().unwrap().id() as libc::pid_t
+        });
+        let pid = spawner.join().unwrap();
+        let mut status = 0;
+        // SAFETY: waitpid writes only into `status`, an i32 we own.
+        let reaped = unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(reaped, pid);
+        assert!(libc::WIFSIGNALED(status), "exited with {status}");
+        assert_eq!(libc::WTERMSIG(status), libc::SIGKILL);
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -1,12 +1,16 @@
 //! When and how long to wait before trying an image again. Whether a failure is worth
-//! retrying is decided here, from its kind, and nowhere else: a missing image or bad
-//! credentials will not get better, a dropped connection, a throttled registry or a timeout
-//! may. Delays grow exponentially, are capped, and carry jitter so that parallel jobs hit by
-//! the same outage do not come back in lockstep.
+//! retrying is decided here, from the error, and nowhere else: a missing image, bad
+//! credentials or a host name that does not resolve will not get better, a dropped
+//! connection, a throttled registry or a timeout may. Delays grow exponentially, are capped,
+//! and carry jitter so that parallel jobs hit by the same outage do not come back in lockstep.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use crate::engine::FailureKind;
+use crate::scheduler::ImageError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -22,11 +26,14 @@ pub struct RetryPolicy {
 const RATE_LIMIT_FACTOR: u32 = 4;
 
 impl RetryPolicy {
-    pub fn is_retryable(kind: FailureKind) -> bool {
-        matches!(
-            kind,
-            FailureKind::Network | FailureKind::RateLimited | FailureKind::Timeout
-        )
+    /// Whether another attempt may fare better: by kind, and for a network failure also by
+    /// what it says, since a name that does not resolve stays `network` but is final.
+    pub fn is_retryable(error: &ImageError) -> bool {
+        match error.kind {
+            FailureKind::Network => !unresolvable_host(&error.message),
+            FailureKind::RateLimited | FailureKind::Timeout => true,
+            _ => false,
+        }
     }
 
     /// The wait before retry number `retry` (1 for the first retry) after a failure of
@@ -41,6 +48,83 @@ impl RetryPolicy {
             .min(self.max_delay)
             .mul_f64(0.5 + jitter.clamp(0.0, 1.0) / 2.0)
     }
+}
+
+/// Registries (by host) that refused connections through one image's whole retry schedule
+/// in this run. The copies still to run against one, and those waiting to retry against it,
+/// would only go through the same schedule: they fail at once instead. A copy that gets
+/// through to a host takes it off the list, so a registry that comes back is used again.
+#[derive(Debug)]
+pub struct Outages {
+    down: watch::Sender<BTreeSet<String>>,
+}
+
+impl Default for Outages {
+    fn default() -> Outages {
+        Outages {
+            down: watch::Sender::new(BTreeSet::new()),
+        }
+    }
+}
+
+impl Outages {
+    /// `host` refused every attempt of an image's retry schedule.
+    pub fn record(&self, host: &str) {
+        self.down
+            .send_if_modified(|down| down.insert(host.to_owned()));
+    }
+
+    /// A copy got through to each of `hosts`.
+    pub fn clear(&self, hosts: &[String]) {
+        self.down.send_if_modified(|down| {
+            let before = down.len();
+            down.retain(|host| !hosts.contains(host));
+            down.len() != before
+        });
+    }
+
+    /// The first of `hosts` that is down.
+    pub fn down_among(&self, hosts: &[String]) -> Option<String> {
+        let down = self.down.borrow();
+        hosts.iter().find(|host| down.contains(*host)).cloned()
+    }
+
+    /// Resolves with the first of `hosts` to be down, once one is.
+    pub async fn wait_down(&self, hosts: &[String]) -> String {
+        let mut down = self.down.subscribe();
+        loop {
+            if let Some(host) = self.down_among(hosts) {
+                return host;
+            }
+            // The sender lives in `self`, so the channel cannot close while this waits.
+            if down.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Why a copy against `host` was not tried.
+    pub fn message(host: &str) -> String {
+        format!(
+            "{host} refused connections through a whole round of retries; not tried again in \
+             this run"
+        )
+    }
+}
+
+/// Whether a network failure says the registry's host name does not exist: skopeo's "no such
+/// host", reqwest's "dns error: failed to lookup address information". A resolver that could
+/// not answer for now ("temporary failure in name resolution") is not that.
+pub fn unresolvable_host(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    !m.contains("temporary failure in name resolution")
+        && [
+            "no such host",
+            "failed to lookup address information",
+            "dns error",
+        ]
+        .iter()
+        .any(|needle| m.contains(needle))
 }
 
 /// A number in [0, 1) that differs between calls, for jitter (not for anything secret).
@@ -120,7 +204,12 @@ mod tests {
             FailureKind::Other,
         ]
         .into_iter()
-        .filter(|k| RetryPolicy::is_retryable(*k))
+        .filter(|&kind| {
+            RetryPolicy::is_retryable(&ImageError {
+                kind,
+                message: "connection refused".to_owned(),
+            })
+        })
         .collect();
         assert_eq!(
             retried,
@@ -129,6 +218,51 @@ mod tests {
                 FailureKind::Network,
                 FailureKind::Timeout
             ]
+        );
+    }
+
+    #[test]
+    fn a_host_name_that_does_not_resolve_is_final() {
+        let table = [
+            ("pinging container registry nonexistent.invalid: Get \"https://nonexistent.invalid/v2/\": dial tcp: lookup nonexistent.invalid on 10.0.0.53:53: no such host", false),
+            ("nonexistent.invalid/x:1: error sending request for url (https://nonexistent.invalid/v2/x/manifests/1): client error (Connect): dns error: failed to lookup address information: Name or service not known", false),
+            ("r.example/x:1: error sending request: dns error: failed to lookup address information: Temporary failure in name resolution", true),
+            ("pinging container registry 127.0.0.1:5999: dial tcp 127.0.0.1:5999: connect: connection refused", true),
+            ("dial tcp: lookup r.example on 10.0.0.53:53: read udp 10.0.0.2:1->10.0.0.53:53: i/o timeout", true),
+            ("writing blob: read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer", true),
+        ];
+        for (message, retried) in table {
+            let error = ImageError {
+                kind: FailureKind::Network,
+                message: message.to_owned(),
+            };
+            assert_eq!(RetryPolicy::is_retryable(&error), retried, "{message}");
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_host_is_down_from_its_failed_round_until_a_copy_gets_through() {
+        let outages = std::sync::Arc::new(Outages::default());
+        let hosts = |names: &[&str]| names.iter().map(|h| h.to_string()).collect::<Vec<_>>();
+        let job = hosts(&["src.example", "127.0.0.1:5000"]);
+        assert_eq!(outages.down_among(&job), None);
+        let waiting = tokio::spawn({
+            let (outages, job) = (std::sync::Arc::clone(&outages), job.clone());
+            async move { outages.wait_down(&job).await }
+        });
+        tokio::task::yield_now().await;
+        outages.record("other.example");
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "another host's outage woke it");
+        outages.record("127.0.0.1:5000");
+        let woken = tokio::time::timeout(Duration::from_secs(5), waiting).await;
+        assert_eq!(woken.unwrap().unwrap(), "127.0.0.1:5000");
+        assert_eq!(outages.down_among(&job).as_deref(), Some("127.0.0.1:5000"));
+        outages.clear(&hosts(&["127.0.0.1:5000"]));
+        assert_eq!(outages.down_among(&job), None);
+        assert_eq!(
+            outages.down_among(&hosts(&["other.example"])).as_deref(),
+            Some("other.example")
         );
     }
 

@@ -291,17 +291,24 @@ fn a_destination_that_dies_mid_run_fails_the_rest_as_network_and_a_rerun_complet
         stderr_of(&out)
     );
     let first = report(&report_path);
-    // The early images landed; the late ones failed as network errors after every retry.
+    // The early images landed; the late ones failed as network errors, one after every
+    // retry. The other too, unless it was waiting to retry when the first's schedule ended:
+    // then the destination was out of this run, and it failed at once.
+    let outcomes = kinds_and_attempts(&first);
     assert_eq!(
-        kinds_and_attempts(&first),
-        [
-            ("-".to_owned(), 1),
-            ("-".to_owned(), 1),
-            ("network".to_owned(), 3),
-            ("network".to_owned(), 3)
-        ],
+        outcomes[..2],
+        [("-".to_owned(), 1), ("-".to_owned(), 1)],
         "{first:#}"
     );
+    let mut late: Vec<u64> = outcomes[2..]
+        .iter()
+        .map(|(kind, attempts)| {
+            assert_eq!(kind, "network", "{first:#}");
+            *attempts
+        })
+        .collect();
+    late.sort_unstable();
+    assert!(late == [3, 3] || late == [2, 3], "{first:#}");
     let failed = std::fs::read_to_string(&failed_path).unwrap();
     let failed: Vec<&str> = failed.lines().filter(|l| !l.starts_with('#')).collect();
     assert_eq!(failed.len(), 2, "{failed:?}");
@@ -507,5 +514,253 @@ fn a_manifest_list_upload_that_fails_once_is_retried() {
     assert_eq!(
         m.target_digest(&format!("{}/docker.io/library/nginx:1.25", m.prefix())),
         Some(digest)
+    );
+}
+
+/// A host name that does not resolve will not resolve on a retry either: the copy is tried
+/// once and fails `network`, without the retry delay.
+#[test]
+fn a_host_that_does_not_resolve_is_tried_once() {
+    let m = Mirror::new(false);
+    let list = m.write("images.list", "nonexistent.invalid/x/app:1\n");
+    let report_path = m.scratch.path().join("report.json");
+    let started = Instant::now();
+    run(
+        m.sync(&list)
+            .args(["--retry-times", "3", "--retry-delay", "10s"])
+            .arg("--report")
+            .arg(&report_path),
+        1,
+    );
+    let report = report(&report_path);
+    assert_eq!(
+        kinds_and_attempts(&report),
+        [("network".to_owned(), 1)],
+        "{report:#}"
+    );
+    assert_eq!(m.invocations().len(), 1, "{:?}", m.invocations());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+/// A destination that refuses connections: once one image's whole retry schedule has met
+/// the refusal, the images still queued for it, and those waiting to retry, fail at once
+/// as `network` naming it, without starting skopeo.
+#[test]
+fn a_registry_refusing_connections_costs_one_round_of_retries() {
+    let mut m = Mirror::new(false);
+    let names: Vec<String> = (0..7).map(|i| format!("app{i}")).collect();
+    for name in &names {
+        m.push(&format!("library/{name}:1"), name);
+    }
+    let list: String = names.iter().map(|n| format!("{n}:1\n")).collect();
+    let list = m.write("images.list", &list);
+    let down = m.dest.addr();
+    m.dest.stop();
+    let report_path = m.scratch.path().join("report.json");
+    let started = Instant::now();
+    let out = run(
+        m.sync(&list)
+            .args(["-j", "2", "--retry-times", "3", "--retry-delay", "200ms"])
+            .arg("--report")
+            .arg(&report_path),
+        1,
+    );
+    let elapsed = started.elapsed();
+    let report = report(&report_path);
+    let results = images(&report);
+    assert_eq!(results.len(), names.len(), "{report:#}");
+    for image in results {
+        assert_eq!(image["error"]["kind"], "network", "{image:#}");
+    }
+    let runs = m.invocations().len();
+    // At most the two images running when the first schedule ended go through theirs.
+    assert!(
+        runs <= 2 * 4,
+        "{runs} skopeo runs for {} images\n{}",
+        names.len(),
+        stdout_of(&out)
+    );
+    let not_tried = format!(
+        "{down} refused connections through a whole round of retries; not tried again in this run"
+    );
+    let skipped = results
+        .iter()
+        .filter(|i| i["error"]["message"] == not_tried.as_str())
+        .count();
+    assert!(skipped >= names.len() - 2, "{report:#}");
+    assert!(
+        stdout_of(&out).contains(&format!("network: {not_tried}")),
+        "{}",
+        stdout_of(&out)
+    );
+    assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
+}
+
+/// Every file under `dir`, relative to it, sorted; empty when `dir` does not exist.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(next) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&next) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            found.push(path.strip_prefix(dir).unwrap().display().to_string());
+            if path.is_dir() {
+                pending.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// A copy into a local OCI layout stopped by `--image-timeout` while skopeo was writing a
+/// blob leaves neither skopeo's temporary blob file nor the layout it had started.
+#[test]
+fn a_timed_out_oci_copy_leaves_no_temporary_blob() {
+    let m = Mirror::new(false);
+    m.push("library/nginx:1.25", "nginx");
+    let list = m.write("images.list", "nginx:1.25\n");
+    let started_blob = m.scratch.path().join("blob-started");
+    let skopeo = stand_in(
+        m.scratch.path(),
+        &format!(
+            "for a in \"$@\"; do last=$a; done\n\
+             case \"$last\" in oci:*) d=${{last#oci:}}; d=${{d%:*}}; mkdir -p \"$d/blobs\"; \
+             head -c 1048576 /dev/zero >\"$d/oci-put-blob123\"; touch {}; exec sleep 304;; esac",
+            started_blob.display()
+        ),
+    );
+    let report_path = m.scratch.path().join("report.json");
+    run(
+        m.ferry()
+            .arg("sync")
+            .arg(&list)
+            .arg("--skopeo")
+            .arg(&skopeo)
+            .args(["--image-timeout", "2s", "--retry-times", "0"])
+            .arg("--report")
+            .arg(&report_path),
+        1,
+    );
+    assert!(started_blob.exists(), "the stand-in never wrote its blob");
+    let report = report(&report_path);
+    assert_eq!(
+        kinds_and_attempts(&report),
+        [("timeout".to_owned(), 1)],
+        "{report:#}"
+    );
+    let mirror = m.scratch.path().join("mirror");
+    assert_eq!(files_under(&mirror), Vec::<String>::new());
+}
+
+/// A copy into a local OCI layout that fails (a missing image, met by skopeo under
+/// `--force`) leaves no directory below the mirror root.
+#[test]
+fn a_failed_oci_copy_leaves_no_directory() {
+    let m = Mirror::new(false);
+    let list = m.write("images.list", "nginx:9.9\n");
+    let report_path = m.scratch.path().join("report.json");
+    run(
+        m.ferry()
+            .arg("sync")
+            .arg(&list)
+            .arg("--force")
+            .arg("--report")
+            .arg(&report_path),
+        1,
+    );
+    let report = report(&report_path);
+    assert_eq!(
+        kinds_and_attempts(&report),
+        [("not-found".to_owned(), 1)],
+        "{report:#}"
+    );
+    assert_eq!(m.invocations().len(), 1);
+    let mirror = m.scratch.path().join("mirror");
+    assert_eq!(files_under(&mirror), Vec::<String>::new());
+}
+
+/// A temporary blob file an earlier run left when it was killed is removed by the next run,
+/// even one with nothing to copy.
+#[test]
+fn a_rerun_removes_the_temporary_blobs_a_crashed_run_left() {
+    let m = Mirror::new(false);
+    m.push("library/nginx:1.25", "nginx");
+    let list = m.write("images.list", "nginx:1.25\n");
+    run(m.ferry().arg("sync").arg(&list), 0);
+    let layout = m.scratch.path().join("mirror/docker.io/library/nginx");
+    assert!(layout.join("index.json").exists());
+    let leftover = layout.join("oci-put-blob4242");
+    std::fs::write(&leftover, vec![0u8; 4096]).unwrap();
+    let out = run(m.ferry().arg("sync").arg(&list), 0);
+    assert!(stdout_of(&out).contains("0 failed"), "{}", stdout_of(&out));
+    assert!(
+        !leftover.exists(),
+        "{} outlived the rerun",
+        leftover.display()
+    );
+    assert!(layout.join("index.json").exists());
+}
+
+/// `kill -9` runs none of ferry's cleanup: skopeo must still die with it, and the next run
+/// removes the private directory (with the credentials) the killed one left.
+#[test]
+fn a_killed_ferry_takes_skopeo_with_it_and_the_next_run_removes_its_credentials() {
+    let m = Mirror::new(false);
+    m.push("library/nginx:1.25", "nginx");
+    let list = m.write("images.list", "nginx:1.25\n");
+    let args_path = m.scratch.path().join("skopeo-args");
+    let skopeo = stand_in(
+        m.scratch.path(),
+        &format!(
+            "printf '%s\\n' \"$@\" >{0}.part && mv {0}.part {0}; exec sleep 306",
+            args_path.display()
+        ),
+    );
+    let mut child = m
+        .sync(&list)
+        .env("FERRY_SRC_CREDS", "someone:secret")
+        .arg("--skopeo")
+        .arg(&skopeo)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(20), "the copy never started", || {
+        args_path.exists()
+    });
+    let args = std::fs::read_to_string(&args_path).unwrap();
+    let lines: Vec<&str> = args.lines().collect();
+    let auth_file = lines
+        .iter()
+        .position(|a| *a == "--src-authfile")
+        .map(|i| PathBuf::from(lines[i + 1]))
+        .unwrap_or_else(|| panic!("no --src-authfile in {lines:?}"));
+    let scratch = auth_file.parent().unwrap().to_owned();
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_until(
+        Duration::from_secs(5),
+        "skopeo outlived the ferry that started it",
+        || processes_matching("sleep 306").is_empty(),
+    );
+    assert!(
+        auth_file.exists(),
+        "a SIGKILL leaves the scratch directory; the next run is the one to remove it"
+    );
+
+    run(&mut m.sync(&list), 0);
+    assert!(
+        !scratch.exists(),
+        "{} outlived the next run",
+        scratch.display()
     );
 }

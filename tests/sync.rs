@@ -203,8 +203,17 @@ fn wrong_destination_credentials_are_unauthorized() {
     let m = Mirror::new(true);
     m.push("library/nginx:1.25", "nginx");
     m.push("library/redis:7", "redis");
-    let list = m.write("images.list", "nginx:1.25\nredis:7\n");
+    m.push("library/alpine:3.19", "alpine");
+    let list = m.write("images.list", "nginx:1.25\nredis:7\nalpine:3.19\n");
     let report_path = m.scratch.path().join("report.json");
+    let unauthorized_at_once = |report: &serde_json::Value| {
+        assert_eq!(images(report).len(), 3, "{report:#}");
+        for image in images(report) {
+            assert_eq!(image["status"], "failed", "{image:#}");
+            assert_eq!(image["error"]["kind"], "unauthorized", "{image:#}");
+            assert_eq!(image["attempts"], 0, "{image:#}");
+        }
+    };
 
     run(
         m.sync(&list)
@@ -213,20 +222,14 @@ fn wrong_destination_credentials_are_unauthorized() {
             .env("FERRY_DEST_CREDS", format!("{USER}:not-the-password")),
         1,
     );
-
-    let report = report(&report_path);
-    for image in images(&report) {
-        assert_eq!(image["status"], "failed", "{image:#}");
-        assert_eq!(image["error"]["kind"], "unauthorized", "{image:#}");
-    }
+    unauthorized_at_once(&report(&report_path));
     assert!(catalog(&m.dest).is_empty());
-    // The planner's lookups found the password wrong: no skopeo sends it again.
+    // The planner's lookups found the password wrong, sending it once: no skopeo sends it
+    // again.
+    assert_eq!(m.dest.failed_logins(), 1, "{}", m.dest.log());
     assert_eq!(m.invocations(), Vec::<Vec<String>>::new());
-    for image in images(&report) {
-        assert_eq!(image["attempts"], 0, "{image:#}");
-    }
 
-    // Without the plan (--force), skopeo meets the refusal itself: final on its first attempt.
+    // --force skips the digest lookups; one lookup still settles the login before any copy.
     run(
         m.sync(&list)
             .args(["--force", "--retry-delay", "5s"])
@@ -235,12 +238,9 @@ fn wrong_destination_credentials_are_unauthorized() {
             .env("FERRY_DEST_CREDS", format!("{USER}:not-the-password")),
         1,
     );
-    let forced = common::mirror::report(&report_path);
-    for image in images(&forced) {
-        assert_eq!(image["error"]["kind"], "unauthorized", "{image:#}");
-        assert_eq!(image["attempts"], 1, "{image:#}");
-    }
-    assert_eq!(m.invocations().len(), 2);
+    unauthorized_at_once(&report(&report_path));
+    assert_eq!(m.dest.failed_logins(), 2, "{}", m.dest.log());
+    assert_eq!(m.invocations(), Vec::<Vec<String>>::new());
     assert!(catalog(&m.dest).is_empty());
 }
 

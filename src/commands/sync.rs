@@ -2,7 +2,7 @@
 //! is new or changed with skopeo, several at a time, printing a line per image as it finishes
 //! and writing the report and failed list at the end. A run with nothing to do starts no skopeo.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -10,20 +10,22 @@ use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::plan::plan_jobs;
 use super::{load, print_input_errors, say, say_err, Loaded};
 use crate::engine::skopeo::{self, AuthFiles, SkopeoOptions};
 use crate::engine::FailureKind;
 use crate::exit;
+use crate::layout::{self, Tidy};
 use crate::mapping::{Destination, Job, Target};
 use crate::plan::{PlanEntry, State};
 use crate::process::{self, Stop};
+use crate::reference::ImageRef;
 use crate::registry::auth::AuthError;
 use crate::registry::{RegistryClient, Side};
 use crate::report::{self, Summary};
-use crate::retry::{self, RetryPolicy};
+use crate::retry::{self, Outages, RetryPolicy};
 use crate::scheduler::{self, Event, ImageResult, Slot, Status};
 use crate::scratch::ScratchDir;
 use crate::settings::SyncSettings;
@@ -43,6 +45,12 @@ pub async fn sync(settings: SyncSettings) -> u8 {
     if settings.dry_run {
         print_dry_run(&settings, &jobs);
         return exit::SUCCESS;
+    }
+    for stale in crate::scratch::remove_stale() {
+        info!(
+            "removed {}, left by a ferry process that is gone",
+            stale.display()
+        );
     }
     let scratch = match ScratchDir::create() {
         Ok(scratch) => scratch,
@@ -77,6 +85,8 @@ struct Context {
     /// The planner's client: its per-registry pace also spaces the retries of copies that a
     /// registry refused with 429.
     client: Arc<RegistryClient>,
+    /// Registries that refused connections through a whole retry schedule in this run.
+    outages: Outages,
 }
 
 async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: AuthFiles) -> u8 {
@@ -95,6 +105,7 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
         destination: settings.plan.destination.clone(),
         scratch: scratch.path().to_owned(),
         client: Arc::clone(&client),
+        outages: Outages::default(),
     });
 
     let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -103,10 +114,16 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
     // A signal while planning (lookups can wait out long 429s) ends the planning; the
     // scheduler then starts none of the jobs and reports each one interrupted.
     let mut stopping = stop_rx.clone();
+    let planning = async {
+        let (entries, _dropped) =
+            plan_jobs(&client, &settings.plan, jobs.clone(), settings.force).await?;
+        settle_logins(&client, &entries).await;
+        Ok::<_, Vec<crate::input::InputError>>(entries)
+    };
     let entries = tokio::select! {
-        planned = plan_jobs(&client, &settings.plan, jobs.clone(), settings.force) => {
-            let (entries, _dropped) = match planned {
-                Ok(planned) => planned,
+        planned = planning => {
+            let entries = match planned {
+                Ok(entries) => entries,
                 Err(errors) => {
                     print_input_errors(&errors);
                     signals.abort();
@@ -125,6 +142,7 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
             jobs.into_iter().map(PlanEntry::unlooked).collect()
         }
     };
+    remove_temp_blobs(&entries);
     let refused = |job: &Job| refused_credentials(&client, job);
     let (jobs, source_digests, positions, done) = split_plan(entries, refused, &events_tx);
     let limits = scheduler::Limits {
@@ -138,7 +156,19 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
             let context = Arc::clone(&context);
             let planned_digest = source_digests[index].clone();
             async move {
+                // Runs once the job holds its layout: no other job writes there until it ends.
+                let tidy = match (&job.target, &context.destination) {
+                    (Target::Oci { layout, .. }, Destination::OciDir(root)) => {
+                        Some(Tidy::before(layout, root))
+                    }
+                    _ => None,
+                };
                 let mut result = copy_one(&context, index, job, stop, &slot).await;
+                if let Some(tidy) = tidy {
+                    if let Err(e) = tidy.after() {
+                        warn!("cannot tidy the OCI layout of {}: {e}", result.target);
+                    }
+                }
                 if result.status == Status::Synced && result.digest.is_none() {
                     result.digest = planned_digest;
                 }
@@ -172,6 +202,67 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
     }
     drop(scratch);
     exit_code
+}
+
+/// Settles, with one lookup per registry host and side, every login ferry holds and no lookup
+/// has tried yet (all of them under `--force`, which skips the digest lookups; a source pinned
+/// by digest otherwise): skopeo would send a wrong password with every copy, where ferry's
+/// client sends it once and then fails the copies `unauthorized` (see `refused_credentials`).
+async fn settle_logins(client: &Arc<RegistryClient>, entries: &[PlanEntry]) {
+    let mut probes: BTreeMap<(u8, String), (Side, ImageRef)> = BTreeMap::new();
+    for entry in entries.iter().filter(|e| e.state.needs_copy()) {
+        let sides = [
+            Some((Side::Source, &entry.job.source)),
+            match &entry.job.target {
+                Target::Registry(target) => Some((Side::Destination, target)),
+                Target::Oci { .. } => None,
+            },
+        ];
+        for (side, reference) in sides.into_iter().flatten() {
+            let name = reference.repository();
+            let Some(host) = client.endpoint_host(side, &name) else {
+                continue;
+            };
+            let key = (u8::from(side == Side::Destination), host);
+            if !probes.contains_key(&key) && client.login_unsettled(side, &name) {
+                probes.insert(key, (side, reference.clone()));
+            }
+        }
+    }
+    let mut lookups = tokio::task::JoinSet::new();
+    for (side, reference) in probes.into_values() {
+        let client = Arc::clone(client);
+        lookups.spawn(async move {
+            let at = reference.tag().or(reference.digest()).unwrap_or("latest");
+            let answer = client
+                .manifest_digest(side, &reference.repository(), at)
+                .await;
+            debug!("settling the login for {reference}: {answer:?}");
+        });
+    }
+    while lookups.join_next().await.is_some() {}
+}
+
+/// Removes the temporary blob files an interrupted earlier run left in the run's OCI layouts,
+/// before any copy starts.
+fn remove_temp_blobs(entries: &[PlanEntry]) {
+    let layouts: BTreeSet<&std::path::Path> = entries
+        .iter()
+        .filter_map(|entry| match &entry.job.target {
+            Target::Oci { layout, .. } => Some(layout.as_path()),
+            Target::Registry(_) => None,
+        })
+        .collect();
+    for layout in layouts {
+        match layout::remove_temp_blobs(layout) {
+            Ok(0) => {}
+            Ok(n) => info!(
+                "removed {n} temporary blob files an earlier run left in {}",
+                layout.display()
+            ),
+            Err(e) => warn!("cannot remove temporary blobs in {}: {e}", layout.display()),
+        }
+    }
 }
 
 /// The jobs that need a copy, their planned source digests and their positions in the plan,
@@ -368,9 +459,25 @@ async fn copy_one(
 ) -> ImageResult {
     let started = Instant::now();
     let source_repository = job.source.repository();
+    let hosts = registry_hosts(&context.client, &job);
+    let host_names: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    let outage = |host: String, attempts| {
+        ImageResult::failed(
+            &job,
+            FailureKind::Network,
+            Outages::message(&host),
+            attempts,
+            started.elapsed(),
+        )
+    };
+    // The host that refused the connection in every attempt so far.
+    let mut refusing = None;
     let mut attempt = 0;
     loop {
         attempt += 1;
+        if let Some(host) = context.outages.down_among(&hosts) {
+            return outage(host, attempt - 1);
+        }
         // Copies from a source that throttles take turns (see `throttled_turn`); the wait
         // lends this job's slot to jobs for other registries.
         let turn = slot.idle_while(
@@ -390,19 +497,29 @@ async fn copy_one(
                 );
             }
         };
+        if let Some(host) = context.outages.down_among(&hosts) {
+            return outage(host, attempt - 1);
+        }
         let attempt_started = Instant::now();
         let mut result = attempt_copy(context, index, job.clone(), stop.clone()).await;
         // The next copy's turn; this one's retry waits below without holding it.
         drop(turn);
         result.attempts = attempt;
         result.duration = started.elapsed();
-        let Some((kind, message)) = result.error.as_ref().map(|e| (e.kind, e.message.clone()))
-        else {
+        let Some(error) = result.error.clone() else {
+            context.outages.clear(&hosts);
             return result;
         };
-        if !RetryPolicy::is_retryable(kind) || attempt > context.retry.retries {
+        let refused = skopeo::refused_by(&error.message, &host_names);
+        refusing = refused.filter(|_| attempt == 1 || refusing == refused);
+        let retryable = RetryPolicy::is_retryable(&error);
+        if !retryable || attempt > context.retry.retries {
+            if let Some(host) = refusing.filter(|_| retryable) {
+                context.outages.record(host);
+            }
             return result;
         }
+        let (kind, message) = (error.kind, error.message);
         let delay = context.retry.backoff(attempt, kind, retry::jitter());
         info!(
             "{}: attempt {attempt} failed ({kind}: {message}); retrying in {:.1}s{}",
@@ -436,6 +553,7 @@ async fn copy_one(
         };
         tokio::select! {
             () = slot.idle_while(wait) => {}
+            host = context.outages.wait_down(&hosts) => return outage(host, attempt),
             () = process::wait_for(&mut stop, Stop::Graceful) => {
                 if let Some(error) = result.error.as_mut() {
                     error.message = format!("stopped while waiting to retry after: {}", error.message);
@@ -445,6 +563,16 @@ async fn copy_one(
             }
         }
     }
+}
+
+/// The registry hosts a copy of `job` connects to (after registries.conf), source first.
+fn registry_hosts(client: &RegistryClient, job: &Job) -> Vec<String> {
+    let source = client.endpoint_host(Side::Source, &job.source.repository());
+    let target = match &job.target {
+        Target::Registry(target) => client.endpoint_host(Side::Destination, &target.repository()),
+        Target::Oci { .. } => None,
+    };
+    source.into_iter().chain(target).collect()
 }
 
 /// Why a copy of `job` would be refused: the planner's lookups found the source's or the
@@ -528,7 +656,14 @@ async fn attempt_copy(
     }
     let invocation = skopeo::build(&context.options, &context.auth, &action);
     info!("running {invocation}");
-    let finished = match process::run(&invocation, stop, Some(context.image_timeout)).await {
+    let finished = process::run(&invocation, stop, Some(context.image_timeout)).await;
+    if let Target::Oci { layout, .. } = &job.target {
+        // A stopped skopeo leaves its partial blob behind; the next attempt starts its own.
+        if let Err(e) = layout::remove_temp_blobs(layout) {
+            warn!("cannot remove temporary blobs in {}: {e}", layout.display());
+        }
+    }
+    let finished = match finished {
         Ok(finished) => finished,
         Err(e) => return fail(FailureKind::Internal, e.to_string(), 1),
     };

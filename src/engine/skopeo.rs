@@ -328,6 +328,36 @@ fn unquote_logfmt(value: &str) -> String {
     out
 }
 
+/// Which of `hosts` (registry hosts as `host[:port]`) refused the connection skopeo reports in
+/// `message`: it names the one it dialled in "dial tcp HOST:PORT: connect: connection
+/// refused", or the registry in "pinging container registry HOST". `None` for any other
+/// failure, and for a name server that refused a lookup ("dial tcp: lookup …"), which says
+/// nothing of the registry.
+pub fn refused_by<'a>(message: &str, hosts: &[&'a str]) -> Option<&'a str> {
+    if !message.contains("connection refused") || message.contains(": lookup ") {
+        return None;
+    }
+    let named = |marker: &'static str| {
+        message
+            .match_indices(marker)
+            .filter_map(move |(at, _)| message[at + marker.len()..].split(": ").next())
+    };
+    let mut named = named("dial tcp ").chain(named("pinging container registry "));
+    named.find_map(|name| hosts.iter().copied().find(|host| same_host(name, host)))
+}
+
+/// Whether two `host[:port]` names are one registry, a default port written or not.
+fn same_host(a: &str, b: &str) -> bool {
+    let bare = |name: &str| {
+        let name = name.trim_matches('"');
+        name.strip_suffix(":443")
+            .or_else(|| name.strip_suffix(":80"))
+            .unwrap_or(name)
+            .to_owned()
+    };
+    bare(a) == bare(b)
+}
+
 /// Classifies a skopeo failure message. Order matters: a TLS failure is reported inside a
 /// "pinging container registry" network message, and a 404 during authentication is still a
 /// missing image. Status codes are matched only with their words: messages carry registry
@@ -679,6 +709,27 @@ mod tests {
             failure_cause(other).as_deref(),
             Some("reading manifest 1 in r/x: manifest unknown")
         );
+    }
+
+    #[test]
+    fn a_refused_connection_is_put_on_the_host_skopeo_dialled() {
+        let hosts = ["127.0.0.1:5000", "registry-1.docker.io", "127.0.0.1:6000"];
+        let table = [
+            ("initializing source docker://x:1: pinging container registry 127.0.0.1:5000: Get \"http://127.0.0.1:5000/v2/\": dial tcp 127.0.0.1:5000: connect: connection refused", Some("127.0.0.1:5000")),
+            ("trying to reuse blob sha256:aa at destination: pinging container registry 127.0.0.1:6000: Get \"http://127.0.0.1:6000/v2/\": dial tcp 127.0.0.1:6000: connect: connection refused", Some("127.0.0.1:6000")),
+            // A name resolved to an address: the registry is named only where it is pinged.
+            ("pinging container registry registry-1.docker.io: Get \"https://registry-1.docker.io/v2/\": dial tcp 10.1.2.3:443: connect: connection refused", Some("registry-1.docker.io")),
+            ("reading blob sha256:aa: Get \"http://127.0.0.1:5000/v2/x/blobs/sha256:aa\": dial tcp 127.0.0.1:5000: connect: connection refused", Some("127.0.0.1:5000")),
+            // Another registry, or another fault, or the name server refusing a lookup.
+            ("pinging container registry 127.0.0.1:7000: dial tcp 127.0.0.1:7000: connect: connection refused", None),
+            ("pinging container registry 127.0.0.1:5000: dial tcp 127.0.0.1:5000: i/o timeout", None),
+            ("pinging container registry registry-1.docker.io: Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup registry-1.docker.io on 10.0.0.53:53: read udp 10.0.0.2:1->10.0.0.53:53: read: connection refused", None),
+        ];
+        for (message, expected) in table {
+            assert_eq!(refused_by(message, &hosts), expected, "{message}");
+        }
+        assert!(same_host("harbor.example:443", "harbor.example"));
+        assert!(!same_host("harbor.example:5000", "harbor.example"));
     }
 
     #[test]

@@ -294,6 +294,11 @@ impl RegistryClient {
         Ok(waiting.elapsed())
     }
 
+    /// The host ferry and skopeo talk to for `name` on `side`, after registries.conf.
+    pub fn endpoint_host(&self, side: Side, name: &str) -> Option<String> {
+        self.endpoint(side, name).ok().map(|endpoint| endpoint.host)
+    }
+
     fn endpoint(&self, side: Side, name: &str) -> Result<Endpoint, RegistryError> {
         Ok(match side {
             Side::Source => self.options.conf.pull_endpoint(name)?,
@@ -637,6 +642,32 @@ impl RegistryClient {
                 .entry((host.to_owned(), username.to_owned()))
                 .or_default(),
         )
+    }
+
+    /// Whether ferry holds credentials for the registry serving `name` on `side` that it has
+    /// neither accepted nor refused in this run, and no request has gone to that registry
+    /// yet: a lookup would settle the login, where a copy would send it without ferry
+    /// learning the answer. (A registry already asked either settled it, let ferry in without
+    /// it, or did not answer; asking again would only wait for it once more.)
+    pub fn login_unsettled(&self, side: Side, name: &str) -> bool {
+        let Ok(endpoint) = self.endpoint(side, name) else {
+            return false;
+        };
+        let asked = self
+            .authorizations
+            .lock()
+            .expect("lock")
+            .keys()
+            .any(|(host, _)| *host == endpoint.host);
+        if asked {
+            return false;
+        }
+        let Ok(Some(credentials)) = self.credentials(side, name, &endpoint, name) else {
+            return false;
+        };
+        let verdict = self.verdict(&endpoint.host, &credentials.username);
+        let unsettled = verdict.try_lock().is_ok_and(|v| v.is_none());
+        unsettled
     }
 
     /// Whether the registry serving `name` on `side` refused the credentials ferry has for it

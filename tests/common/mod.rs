@@ -128,6 +128,11 @@ impl Registry {
         fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 
+    /// Logins htpasswd refused: the registry logs each ("error authenticating user").
+    pub fn failed_logins(&self) -> usize {
+        self.log().matches("error authenticating user").count()
+    }
+
     /// Kill and reap the process; a no-op when it is not running.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
