@@ -13,6 +13,7 @@ pub mod filter;
 pub mod input;
 pub mod layout;
 pub mod mapping;
+pub mod model;
 pub mod plan;
 pub mod process;
 pub mod reference;

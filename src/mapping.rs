@@ -3,97 +3,12 @@
 //! writing the same target) before anything is copied.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::filter::FilterSpec;
-use crate::input::{Entry, InputError, Origin, TargetSpec};
-use crate::reference::{ImageRef, ReferenceError, RepoPrefix};
-
-/// Where images are mirrored to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Destination {
-    /// A registry, with images scoped under this prefix.
-    Registry(RepoPrefix),
-    /// A local directory holding one OCI image layout per repository, scoped the same way.
-    OciDir(PathBuf),
-}
-
-/// The place one job writes to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Target {
-    Registry(ImageRef),
-    /// An OCI layout directory and the name (tag) the image gets inside it; an image pinned by
-    /// digest alone has no name there, and is told apart from the layout's others by `digest`.
-    Oci {
-        layout: PathBuf,
-        name: Option<String>,
-        digest: Option<String>,
-    },
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Target::Registry(reference) => write!(f, "{reference}"),
-            Target::Oci {
-                layout,
-                name,
-                digest,
-            } => {
-                write!(f, "oci:{}", layout.display())?;
-                match (name, digest) {
-                    (Some(name), _) => write!(f, ":{name}"),
-                    (None, Some(digest)) => write!(f, "@{digest}"),
-                    (None, None) => Ok(()),
-                }
-            }
-        }
-    }
-}
-
-/// A source and where it goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Job {
-    pub origin: Origin,
-    pub source: ImageRef,
-    pub target: Target,
-    /// True when the input named the target (second column) instead of the scoped mapping.
-    pub explicit: bool,
-    /// Tag filters of this entry, for whole repositories.
-    pub filter: Option<FilterSpec>,
-}
-
-impl Job {
-    /// The job as a line of the list format, so failed jobs can be fed straight back: a
-    /// registry target is written out, so the line lands where it did whatever `--dest` the
-    /// rerun is given (an OCI layout target is told by `--dest-dir` instead).
-    pub fn as_list_line(&self) -> String {
-        match &self.target {
-            Target::Registry(target) => format!("{} {target}", self.source),
-            Target::Oci { .. } => self.source.to_string(),
-        }
-    }
-
-    /// The same job narrowed to one tag of a whole-repository source.
-    pub fn for_tag(&self, tag: &str) -> Result<Job, crate::reference::ReferenceError> {
-        let target = match &self.target {
-            Target::Registry(target) => Target::Registry(target.with_tag(tag)?),
-            Target::Oci { layout, .. } => Target::Oci {
-                layout: layout.clone(),
-                name: Some(tag.to_owned()),
-                digest: None,
-            },
-        };
-        Ok(Job {
-            origin: self.origin.clone(),
-            source: self.source.with_tag(tag)?,
-            target,
-            explicit: self.explicit,
-            filter: None,
-        })
-    }
-}
+use crate::input::{Entry, InputError, TargetSpec};
+use crate::model::Origin;
+use crate::model::{Destination, Job, Target};
+use crate::reference::{ImageRef, ReferenceError};
 
 /// The OCI layout directory for a source under `root`: `root/<domain>/<path>`. A port's `:`
 /// becomes `_` (`localhost_5000`): skopeo splits `oci:PATH:NAME` at the first colon.
@@ -247,6 +162,7 @@ pub fn one_per_target(jobs: Vec<Job>) -> Mapped {
 mod tests {
     use super::*;
     use crate::input::parse_list;
+    use crate::reference::RepoPrefix;
 
     fn registry(prefix: &str) -> Destination {
         Destination::Registry(RepoPrefix::parse(prefix).unwrap())

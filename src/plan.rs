@@ -13,14 +13,15 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::info;
 
-use crate::engine::FailureKind;
 use crate::filter::{DropReason, TagFilter};
-use crate::input::Origin;
-use crate::mapping::{Job, Target};
+use crate::model::FailureKind;
+use crate::model::ImageError;
+use crate::model::Origin;
+use crate::model::Side;
+use crate::model::{Job, Target};
 use crate::reference::ImageRef;
-use crate::registry::{RegistryClient, RegistryError, Side};
+use crate::registry::{RegistryClient, RegistryError};
 use crate::retry::RetryPolicy;
-use crate::scheduler::ImageError;
 
 /// Lookups in flight at once across all registries (each registry also has its own cap).
 const LOOKUPS_IN_FLIGHT: usize = 64;

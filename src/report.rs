@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::scheduler::{ImageError, ImageResult, Status};
+use crate::model::{ImageError, ImageResult, Status};
 
 /// Counts over a whole run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -51,7 +51,7 @@ pub fn result_line(result: &ImageResult) -> String {
             let _ = write!(line, "  {}: {}", error.kind, short(&error.message));
         }
         (None, Status::Synced) => {
-            let p = result.progress;
+            let p = result.counts;
             let _ = write!(
                 line,
                 "  {} blobs copied, {} reused",
@@ -160,9 +160,9 @@ pub fn json_report(destination: &str, results: &[ImageResult], summary: Summary)
             origin: r.origin.to_string(),
             status: r.status,
             digest: r.digest.as_deref(),
-            blobs_copied: r.progress.blobs_copied,
-            blobs_reused: r.progress.blobs_reused,
-            manifests_written: r.progress.manifests_written,
+            blobs_copied: r.counts.blobs_copied,
+            blobs_reused: r.counts.blobs_reused,
+            manifests_written: r.counts.manifests_written,
             attempts: r.attempts,
             duration_ms: r.duration.as_millis(),
             error: r.error.as_ref(),
@@ -240,9 +240,9 @@ pub fn write_file(path: &Path, contents: &str) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::skopeo::Progress;
-    use crate::engine::FailureKind;
-    use crate::input::Origin;
+    use crate::model::Counts;
+    use crate::model::FailureKind;
+    use crate::model::Origin;
 
     fn result(status: Status, error: Option<(FailureKind, &str)>) -> ImageResult {
         ImageResult {
@@ -255,7 +255,7 @@ mod tests {
             list_line: "docker.io/library/nginx:1.25".into(),
             status,
             digest: None,
-            progress: Progress {
+            counts: Counts {
                 blobs_copied: 4,
                 blobs_reused: 1,
                 images_present: 0,

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::engine::FailureKind;
-use crate::scheduler::ImageError;
+use crate::model::FailureKind;
+use crate::model::ImageError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {

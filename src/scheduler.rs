@@ -14,85 +14,11 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::{mpsc, watch, Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::engine::skopeo::Progress;
-use crate::engine::FailureKind;
-use crate::input::Origin;
-use crate::mapping::{Job, Target};
+use crate::model::{FailureKind, ImageResult, Job, Target};
 use crate::process::{wait_for, Stop};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Synced,
-    Skipped,
-    Failed,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ImageError {
-    pub kind: FailureKind,
-    pub message: String,
-}
-
-/// The outcome of one job.
-#[derive(Debug, Clone)]
-pub struct ImageResult {
-    pub origin: Origin,
-    pub source: String,
-    pub target: String,
-    /// The job as a list line, for `--failed-list`.
-    pub list_line: String,
-    pub status: Status,
-    pub digest: Option<String>,
-    pub progress: Progress,
-    pub attempts: u32,
-    pub duration: Duration,
-    pub error: Option<ImageError>,
-}
-
-impl ImageResult {
-    /// A result for a job whose target already holds the source's digest.
-    pub fn skipped(job: &Job, digest: Option<String>) -> ImageResult {
-        ImageResult {
-            origin: job.origin.clone(),
-            source: job.source.to_string(),
-            target: job.target.to_string(),
-            list_line: job.as_list_line(),
-            status: Status::Skipped,
-            digest,
-            progress: Progress::default(),
-            attempts: 0,
-            duration: Duration::ZERO,
-            error: None,
-        }
-    }
-
-    /// A result for a job that ended without (or before) running its copy.
-    pub fn failed(
-        job: &Job,
-        kind: FailureKind,
-        message: String,
-        attempts: u32,
-        duration: Duration,
-    ) -> ImageResult {
-        ImageResult {
-            origin: job.origin.clone(),
-            source: job.source.to_string(),
-            target: job.target.to_string(),
-            list_line: job.as_list_line(),
-            status: Status::Failed,
-            digest: None,
-            progress: Progress::default(),
-            attempts,
-            duration,
-            error: Some(ImageError { kind, message }),
-        }
-    }
-}
 
 /// What the scheduler reports while it runs.
 #[derive(Debug, Clone)]
@@ -284,6 +210,7 @@ fn not_started_result(job: &Job) -> ImageResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Origin, Status};
     use crate::reference::ImageRef;
     use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -13,7 +13,7 @@ use crate::cli::{
 use crate::engine::skopeo::SkopeoOptions;
 use crate::filter::{FilterError, FilterSpec, TagFilter};
 use crate::input::{InputFormat, InputSource};
-use crate::mapping::Destination;
+use crate::model::Destination;
 use crate::reference::{ReferenceError, RepoPrefix};
 use crate::registry::auth::CredentialSources;
 use crate::registry::conf::{ConfError, RegistriesConf};

@@ -3,7 +3,7 @@
 //! authority this machine does not trust, is told the same way everywhere, with the registry
 //! and the flag that helps.
 
-use crate::registry::Side;
+use crate::model::Side;
 
 /// What kind of TLS failure a message describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

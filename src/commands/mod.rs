@@ -12,7 +12,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::input::{self, HostSettings, InputError, Inputs};
-use crate::mapping::{map_all, Destination, Job, Target};
+use crate::mapping::map_all;
+use crate::model::{Destination, Job, Target};
 use crate::registry::conf::{self, RegistriesConf};
 use crate::registry::{ClientOptions, HostTls};
 use crate::settings::{CommandSettings, InputSettings, PlanSettings, Settings};

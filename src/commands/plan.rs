@@ -11,11 +11,11 @@ use super::{load, print_input_errors, say, say_err};
 use crate::exit;
 use crate::input::InputError;
 use crate::mapping;
-use crate::mapping::Job;
+use crate::model::ImageError;
+use crate::model::Job;
 use crate::plan::{self, Dropped, PlanEntry, State};
 use crate::registry::RegistryClient;
 use crate::report::write_file;
-use crate::scheduler::ImageError;
 use crate::settings::PlanSettings;
 
 /// Expands and plans `jobs`; with `force`, skips the digest lookups and plans every job as new.

@@ -3,7 +3,7 @@
 
 use super::{read_and_map, read_inputs, say};
 use crate::exit;
-use crate::mapping::Destination;
+use crate::model::Destination;
 use crate::settings::InputSettings;
 
 pub async fn show_raw_images(inputs: &InputSettings) -> u8 {

@@ -15,18 +15,20 @@ use tracing::{debug, info, warn};
 use super::plan::plan_jobs;
 use super::{load, print_input_errors, say, say_err, Loaded};
 use crate::engine::skopeo::{self, AuthFiles, SkopeoOptions};
-use crate::engine::FailureKind;
 use crate::exit;
 use crate::layout::{self, Tidy};
-use crate::mapping::{Destination, Job, Target};
+use crate::model::FailureKind;
+use crate::model::Side;
+use crate::model::{Destination, Job, Target};
+use crate::model::{ImageResult, Status};
 use crate::plan::{PlanEntry, State};
 use crate::process::{self, Stop};
 use crate::reference::ImageRef;
 use crate::registry::auth::AuthError;
-use crate::registry::{RegistryClient, Side};
+use crate::registry::RegistryClient;
 use crate::report::{self, Summary};
 use crate::retry::{self, Outages, RetryPolicy};
-use crate::scheduler::{self, Event, ImageResult, Slot, Status};
+use crate::scheduler::{self, Event, Slot};
 use crate::scratch::ScratchDir;
 use crate::settings::SyncSettings;
 
@@ -710,7 +712,7 @@ async fn attempt_copy(
         list_line: job.as_list_line(),
         status: Status::Synced,
         digest,
-        progress: skopeo::parse_progress(&finished.stdout, &finished.stderr),
+        counts: skopeo::parse_progress(&finished.stdout, &finished.stderr),
         attempts: 1,
         duration: started.elapsed(),
         error: None,
@@ -825,7 +827,7 @@ fn print_dry_run(settings: &SyncSettings, jobs: &[Job]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::Origin;
+    use crate::model::Origin;
     use crate::reference::ImageRef;
 
     fn job_for(source: &str, target: &str) -> Job {
@@ -843,7 +845,7 @@ mod tests {
 
     #[test]
     fn a_repository_that_could_not_be_listed_fails_and_is_never_copied() {
-        let error = crate::scheduler::ImageError {
+        let error = crate::model::ImageError {
             kind: FailureKind::Network,
             message: "could not list the tags of quay.io/coreos/etcd (4 attempts)".into(),
         };

@@ -8,8 +8,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::FailureKind;
-use crate::mapping::{Destination, Job, Target};
+use crate::model::{Counts, FailureKind};
+use crate::model::{Destination, Job, Target};
 use crate::reference::{ImageRef, RepoPrefix};
 
 /// Everything about how skopeo is run that does not depend on the image.
@@ -228,25 +228,15 @@ fn target_transport(target: &Target) -> String {
     }
 }
 
-/// What skopeo said it did, counted from its progress lines (stdout) and debug log (stderr).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Progress {
-    pub blobs_copied: u32,
-    pub blobs_reused: u32,
-    /// Per-platform images skopeo found already present at the destination.
-    pub images_present: u32,
-    pub manifests_written: u32,
-}
-
 /// Counts skopeo's progress lines (the non-terminal format, one event per line) and the debug
 /// log's "Skipping blob … (already present)" lines, which are the reused blobs.
-pub fn parse_progress(stdout: &str, stderr: &str) -> Progress {
-    let mut progress = Progress {
+pub fn parse_progress(stdout: &str, stderr: &str) -> Counts {
+    let mut progress = Counts {
         blobs_reused: stderr
             .lines()
             .filter(|line| line.contains("level=debug") && line.contains("msg=\"Skipping blob "))
             .count() as u32,
-        ..Progress::default()
+        ..Counts::default()
     };
     let mut blobs_seen = 0u32;
     for line in stdout.lines().map(str::trim) {
@@ -419,7 +409,7 @@ pub fn classify(message: &str) -> FailureKind {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::Origin;
+    use crate::model::Origin;
 
     fn options() -> SkopeoOptions {
         SkopeoOptions {
@@ -660,7 +650,7 @@ mod tests {
             time=\"t\" level=debug msg=\"Skipping blob sha256:22 (already present):\"\n";
         assert_eq!(
             parse_progress(stdout, stderr),
-            Progress {
+            Counts {
                 blobs_copied: 1,
                 blobs_reused: 1,
                 images_present: 1,

@@ -9,7 +9,8 @@
 use serde_json::{Map, Value};
 
 use super::{registry_host, sort_by_line, without_position};
-use super::{Entry, HostSettings, InputError, Origin};
+use super::{Entry, HostSettings, InputError};
+use crate::model::Origin;
 use crate::reference::ImageRef;
 use crate::secret::{Credentials, Secret};
 

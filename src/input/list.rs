@@ -2,7 +2,8 @@
 //! second column naming an explicit target, `#` comments (whole line or after whitespace),
 //! blank lines and surrounding whitespace ignored.
 
-use super::{Entry, InputError, Origin, TargetSpec};
+use super::{Entry, InputError, TargetSpec};
+use crate::model::Origin;
 use crate::reference::ImageRef;
 
 /// Parses one list file's text. Returns the good entries and one error per bad line.

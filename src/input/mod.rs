@@ -14,6 +14,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::filter::FilterSpec;
+use crate::model::Origin;
 use crate::reference::ImageRef;
 use crate::secret::Credentials;
 
@@ -50,19 +51,6 @@ impl fmt::Display for InputSource {
             InputSource::Stdin => f.write_str("<stdin>"),
             InputSource::Url(url) => f.write_str(url),
         }
-    }
-}
-
-/// A position in an input file, shown as `FILE:LINE`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Origin {
-    pub file: String,
-    pub line: usize,
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.file, self.line)
     }
 }
 

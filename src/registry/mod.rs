@@ -24,7 +24,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use self::auth::{parse_challenge, AuthError, Challenge, CredentialSources};
 use self::conf::{ConfError, Endpoint, RegistriesConf};
 use self::pace::{parse_retry_after, Pacer};
-use crate::engine::FailureKind;
+use crate::model::{FailureKind, Side};
 use tracing::warn;
 
 /// Every manifest type a multi-arch mirror deals with; the top-level digest is what matters.
@@ -44,12 +44,6 @@ type Probe = tokio::sync::OnceCell<Result<&'static str, String>>;
 
 /// Requests in flight to one registry host at most, unless configured otherwise.
 pub const DEFAULT_PER_REGISTRY_LIMIT: usize = 8;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Side {
-    Source,
-    Destination,
-}
 
 /// TLS and credential settings of one side, mirroring skopeo's `--src-*` / `--dest-*` flags.
 #[derive(Debug, Clone, Default)]

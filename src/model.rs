@@ -1,0 +1,243 @@
+//! The shared vocabulary of a run: where an entry comes from, what a job copies to where, how
+//! a copy failed and what came of it. Every other module speaks these types; this one depends
+//! on nothing but the reference and filter grammars.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::filter::FilterSpec;
+use crate::reference::{ImageRef, RepoPrefix};
+
+/// Which end of a copy a registry is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    Source,
+    Destination,
+}
+
+/// A position in an input file, shown as `FILE:LINE`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Origin {
+    pub file: String,
+    pub line: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// Where images are mirrored to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// A registry, with images scoped under this prefix.
+    Registry(RepoPrefix),
+    /// A local directory holding one OCI image layout per repository, scoped the same way.
+    OciDir(PathBuf),
+}
+
+/// The place one job writes to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    Registry(ImageRef),
+    /// An OCI layout directory and the name (tag) the image gets inside it; an image pinned by
+    /// digest alone has no name there, and is told apart from the layout's others by `digest`.
+    Oci {
+        layout: PathBuf,
+        name: Option<String>,
+        digest: Option<String>,
+    },
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Registry(reference) => write!(f, "{reference}"),
+            Target::Oci {
+                layout,
+                name,
+                digest,
+            } => {
+                write!(f, "oci:{}", layout.display())?;
+                match (name, digest) {
+                    (Some(name), _) => write!(f, ":{name}"),
+                    (None, Some(digest)) => write!(f, "@{digest}"),
+                    (None, None) => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// A source and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub origin: Origin,
+    pub source: ImageRef,
+    pub target: Target,
+    /// True when the input named the target (second column) instead of the scoped mapping.
+    pub explicit: bool,
+    /// Tag filters of this entry, for whole repositories.
+    pub filter: Option<FilterSpec>,
+}
+
+impl Job {
+    /// The job as a line of the list format, so failed jobs can be fed straight back: a
+    /// registry target is written out, so the line lands where it did whatever `--dest` the
+    /// rerun is given (an OCI layout target is told by `--dest-dir` instead).
+    pub fn as_list_line(&self) -> String {
+        match &self.target {
+            Target::Registry(target) => format!("{} {target}", self.source),
+            Target::Oci { .. } => self.source.to_string(),
+        }
+    }
+
+    /// The same job narrowed to one tag of a whole-repository source.
+    pub fn for_tag(&self, tag: &str) -> Result<Job, crate::reference::ReferenceError> {
+        let target = match &self.target {
+            Target::Registry(target) => Target::Registry(target.with_tag(tag)?),
+            Target::Oci { layout, .. } => Target::Oci {
+                layout: layout.clone(),
+                name: Some(tag.to_owned()),
+                digest: None,
+            },
+        };
+        Ok(Job {
+            origin: self.origin.clone(),
+            source: self.source.with_tag(tag)?,
+            target,
+            explicit: self.explicit,
+            filter: None,
+        })
+    }
+}
+
+/// Why an image failed, decided in one place from the engine's own words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureKind {
+    /// The source image, tag or repository does not exist.
+    NotFound,
+    /// Bad or missing credentials, or access denied.
+    Unauthorized,
+    /// The registry throttled us (HTTP 429 / toomanyrequests).
+    RateLimited,
+    /// The registry could not be reached or the connection broke.
+    Network,
+    /// Certificate or TLS handshake problems.
+    Tls,
+    /// The copy ran past `--image-timeout` and was stopped.
+    Timeout,
+    /// ferry was interrupted before the image finished.
+    Interrupted,
+    /// ferry itself could not run the engine (spawn failed, bad output).
+    Internal,
+    /// Anything else the engine reported.
+    Other,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::NotFound => "not-found",
+            FailureKind::Unauthorized => "unauthorized",
+            FailureKind::RateLimited => "rate-limited",
+            FailureKind::Network => "network",
+            FailureKind::Tls => "tls",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Interrupted => "interrupted",
+            FailureKind::Internal => "internal",
+            FailureKind::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a copy did, as its engine reported it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub blobs_copied: u32,
+    pub blobs_reused: u32,
+    /// Per-platform images the engine found already present at the destination.
+    pub images_present: u32,
+    pub manifests_written: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Synced,
+    Skipped,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageError {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+/// The outcome of one job.
+#[derive(Debug, Clone)]
+pub struct ImageResult {
+    pub origin: Origin,
+    pub source: String,
+    pub target: String,
+    /// The job as a list line, for `--failed-list`.
+    pub list_line: String,
+    pub status: Status,
+    pub digest: Option<String>,
+    pub counts: Counts,
+    pub attempts: u32,
+    pub duration: Duration,
+    pub error: Option<ImageError>,
+}
+
+impl ImageResult {
+    /// A result for a job whose target already holds the source's digest.
+    pub fn skipped(job: &Job, digest: Option<String>) -> ImageResult {
+        ImageResult {
+            origin: job.origin.clone(),
+            source: job.source.to_string(),
+            target: job.target.to_string(),
+            list_line: job.as_list_line(),
+            status: Status::Skipped,
+            digest,
+            counts: Counts::default(),
+            attempts: 0,
+            duration: Duration::ZERO,
+            error: None,
+        }
+    }
+
+    /// A result for a job that ended without (or before) running its copy.
+    pub fn failed(
+        job: &Job,
+        kind: FailureKind,
+        message: String,
+        attempts: u32,
+        duration: Duration,
+    ) -> ImageResult {
+        ImageResult {
+            origin: job.origin.clone(),
+            source: job.source.to_string(),
+            target: job.target.to_string(),
+            list_line: job.as_list_line(),
+            status: Status::Failed,
+            digest: None,
+            counts: Counts::default(),
+            attempts,
+            duration,
+            error: Some(ImageError { kind, message }),
+        }
+    }
+}
