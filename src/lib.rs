@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod commands;
 pub mod engine;
+pub mod exec;
 pub mod exit;
 pub mod filter;
 pub mod input;
@@ -15,7 +16,6 @@ pub mod layout;
 pub mod mapping;
 pub mod model;
 pub mod plan;
-pub mod process;
 pub mod reference;
 pub mod registry;
 pub mod report;

@@ -186,7 +186,7 @@ pub fn failed_list(results: &[ImageResult], rerun_flags: &[String]) -> String {
     let mut command = String::from("ferry sync THIS_FILE");
     for flag in rerun_flags {
         command.push(' ');
-        command.push_str(&shell_word(flag));
+        command.push_str(&crate::exec::shell_word(flag));
     }
     let mut text =
         format!("# images that failed in the last ferry run; feed back with: {command}\n");
@@ -199,19 +199,6 @@ pub fn failed_list(results: &[ImageResult], rerun_flags: &[String]) -> String {
         let _ = writeln!(text, "{}  # {} ({reason})", result.list_line, result.origin);
     }
     text
-}
-
-/// `word` quoted for a POSIX shell where it needs it.
-pub fn shell_word(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c));
-    if plain {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
 }
 
 /// Writes `contents` to `path` atomically (temporary file + rename), so a reader never sees a

@@ -17,8 +17,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch, Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::exec::{wait_for, Stop};
 use crate::model::{FailureKind, ImageResult, Job, Target};
-use crate::process::{wait_for, Stop};
 
 /// What the scheduler reports while it runs.
 #[derive(Debug, Clone)]

@@ -15,6 +15,7 @@ use tracing::{debug, info, warn};
 use super::plan::plan_jobs;
 use super::{load, print_input_errors, say, say_err, Loaded};
 use crate::engine::skopeo::{self, AuthFiles, SkopeoOptions};
+use crate::exec::{self, Stop};
 use crate::exit;
 use crate::layout::{self, Tidy};
 use crate::model::FailureKind;
@@ -22,7 +23,6 @@ use crate::model::Side;
 use crate::model::{Destination, Job, Target};
 use crate::model::{ImageResult, Status};
 use crate::plan::{PlanEntry, State};
-use crate::process::{self, Stop};
 use crate::reference::ImageRef;
 use crate::registry::auth::AuthError;
 use crate::registry::RegistryClient;
@@ -140,7 +140,7 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
             );
             entries
         }
-        () = process::wait_for(&mut stopping, Stop::Graceful) => {
+        () = exec::wait_for(&mut stopping, Stop::Graceful) => {
             jobs.into_iter().map(PlanEntry::unlooked).collect()
         }
     };
@@ -433,7 +433,7 @@ async fn watch_signals(
     say_err(format!(
         "ferry: stopping: no new images start; running copies get {}s to end (signal again to \
          stop at once)",
-        process::GRACE_PERIOD.as_secs()
+        exec::GRACE_PERIOD.as_secs()
     ));
     signals.next().await;
     let _ = stop.send(Stop::Now);
@@ -489,7 +489,7 @@ async fn copy_one(
         );
         let turn = tokio::select! {
             turn = turn => turn,
-            () = process::wait_for(&mut stop, Stop::Graceful) => {
+            () = exec::wait_for(&mut stop, Stop::Graceful) => {
                 return ImageResult::failed(
                     &job,
                     FailureKind::Interrupted,
@@ -556,7 +556,7 @@ async fn copy_one(
         tokio::select! {
             () = slot.idle_while(wait) => {}
             host = context.outages.wait_down(&hosts) => return outage(host, attempt),
-            () = process::wait_for(&mut stop, Stop::Graceful) => {
+            () = exec::wait_for(&mut stop, Stop::Graceful) => {
                 if let Some(error) = result.error.as_mut() {
                     error.message = format!("stopped while waiting to retry after: {}", error.message);
                     error.kind = FailureKind::Interrupted;
@@ -658,7 +658,7 @@ async fn attempt_copy(
     }
     let invocation = skopeo::build(&context.options, &context.auth, &action);
     info!("running {invocation}");
-    let finished = process::run(&invocation, stop, Some(context.image_timeout)).await;
+    let finished = exec::run(&invocation, stop, Some(context.image_timeout)).await;
     if let Target::Oci { layout, .. } = &job.target {
         // A stopped skopeo leaves its partial blob behind; the next attempt starts its own.
         if let Err(e) = layout::remove_temp_blobs(layout) {
@@ -678,7 +678,7 @@ async fn attempt_copy(
             FailureKind::Interrupted,
             format!(
                 "stopped by a signal ({})",
-                process::describe_status(&finished.status)
+                exec::describe_status(&finished.status)
             ),
             1,
         );
@@ -687,7 +687,7 @@ async fn attempt_copy(
         let message = failure_message(&finished);
         info!(
             "`{invocation}` failed with {}; stderr ends with:\n{}",
-            process::describe_status(&finished.status),
+            exec::describe_status(&finished.status),
             tail(&finished.stderr, 10)
         );
         let kind = skopeo::classify(&message);
@@ -720,9 +720,9 @@ async fn attempt_copy(
 }
 
 /// skopeo's fatal message, or failing that the end of its stderr and how it exited.
-fn failure_message(finished: &process::Finished) -> String {
+fn failure_message(finished: &exec::Finished) -> String {
     skopeo::failure_cause(&finished.stderr).unwrap_or_else(|| {
-        let status = process::describe_status(&finished.status);
+        let status = exec::describe_status(&finished.status);
         match tail(&finished.stderr, 3) {
             tail if tail.is_empty() => format!("skopeo ended with {status}"),
             tail => format!("skopeo ended with {status}: {tail}"),

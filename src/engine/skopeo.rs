@@ -5,9 +5,9 @@
 //! Credentials never appear here: when ferry holds credentials it writes them to a private
 //! auth file and the argv only names that file.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::exec::Invocation;
 use crate::model::{Counts, FailureKind};
 use crate::model::{Destination, Job, Target};
 use crate::reference::{ImageRef, RepoPrefix};
@@ -80,23 +80,6 @@ pub fn action_for<'a>(
     }
 }
 
-/// One skopeo command line. `Display` shell-quotes it for logs and `--dry-run`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invocation {
-    pub program: PathBuf,
-    pub args: Vec<String>,
-}
-
-impl fmt::Display for Invocation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::report::shell_word(&self.program.to_string_lossy()))?;
-        for arg in &self.args {
-            write!(f, " {}", crate::report::shell_word(arg))?;
-        }
-        Ok(())
-    }
-}
-
 /// Builds the argv for one action. Pure.
 pub fn build(options: &SkopeoOptions, auth: &AuthFiles, action: &Action<'_>) -> Invocation {
     let mut args = Vec::new();
@@ -151,6 +134,7 @@ pub fn build(options: &SkopeoOptions, auth: &AuthFiles, action: &Action<'_>) -> 
     Invocation {
         program: options.binary.clone(),
         args,
+        env: Vec::new(),
     }
 }
 
@@ -630,6 +614,7 @@ mod tests {
         let invocation = Invocation {
             program: "skopeo".into(),
             args: vec!["copy".into(), "/tmp/my dir/a".into(), "it's".into()],
+            env: Vec::new(),
         };
         assert_eq!(
             invocation.to_string(),

@@ -1,10 +1,13 @@
-//! Running one child process the way a mirror job needs: null stdin, stdout and stderr drained
-//! concurrently (a full pipe would stall the child), the child in its own process group so
+//! Running one child process the way a copy engine needs, knowing nothing of the engine: null
+//! stdin, stdout and stderr drained concurrently (a full pipe would stall the child), the child in its own process group so
 //! stopping it also stops anything it spawned (and anything left in the group when it exits is
 //! killed), and a stop request that escalates from SIGTERM to SIGKILL after a grace period (or
 //! at once when asked to stop *now*). The child also dies with ferry, however ferry ends: a
 //! `kill -9` runs none of ferry's cleanup, and a skopeo left running would go on copying.
 
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -12,7 +15,42 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 use tokio::sync::watch;
 
-use crate::engine::skopeo::Invocation;
+/// One child process to run: a program, its arguments and what its environment adds. Secrets
+/// go in files named here, never in the arguments. `Display` shell-quotes the command line
+/// (environment names only, never values) for logs and `--dry-run`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// Variables set for the child on top of ferry's own environment.
+    pub env: Vec<(String, OsString)>,
+}
+
+impl fmt::Display for Invocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (name, _) in &self.env {
+            write!(f, "{name}=… ")?;
+        }
+        f.write_str(&shell_word(&self.program.to_string_lossy()))?;
+        for arg in &self.args {
+            write!(f, " {}", shell_word(arg))?;
+        }
+        Ok(())
+    }
+}
+
+/// `word` quoted for a POSIX shell where it needs it.
+pub fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
 
 /// How hard ferry is being asked to stop. Sent through a `watch` channel to every running job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -69,6 +107,7 @@ pub async fn run(
     let mut command = Command::new(&invocation.program);
     command
         .args(&invocation.args)
+        .envs(invocation.env.iter().map(|(name, value)| (name, value)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -280,6 +319,7 @@ mod tests {
         Invocation {
             program: PathBuf::from("/bin/sh"),
             args: vec!["-c".into(), script.into()],
+            env: Vec::new(),
         }
     }
 
@@ -291,6 +331,21 @@ mod tests {
             .unwrap();
         let left = String::from_utf8_lossy(&out.stdout);
         assert!(left.is_empty(), "the grandchild survived: {left}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_environment_reaches_the_child_but_never_the_command_line() {
+        let (_tx, rx) = watch::channel(Stop::Run);
+        let mut invocation = sh("printf '%s' \"$FERRY_TEST_SECRET_DIR\"");
+        invocation.env = vec![("FERRY_TEST_SECRET_DIR".into(), "/private/dir".into())];
+        let finished = run(&invocation, rx, None).await.unwrap();
+        assert_eq!(finished.stdout, "/private/dir");
+        let shown = invocation.to_string();
+        assert!(
+            shown.starts_with("FERRY_TEST_SECRET_DIR=… /bin/sh -c"),
+            "{shown}"
+        );
+        assert!(!shown.contains("/private/dir"), "{shown}");
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -434,6 +489,7 @@ mod tests {
         let invocation = Invocation {
             program: PathBuf::from("/nonexistent/skopeo"),
             args: vec!["sync".into()],
+            env: Vec::new(),
         };
         let err = run(&invocation, rx, None).await.unwrap_err();
         assert!(
