@@ -5,6 +5,7 @@
 //! The flow is: `cli` (clap types) → `settings` (one validated value) → `commands` (one per
 //! subcommand), which use `input`, `mapping`, `engine`, `scheduler` and `report`.
 
+pub mod access;
 pub mod cli;
 pub mod commands;
 pub mod engine;

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::access::{Access, SideAccess};
 use crate::cli::{
     AccessArgs, Cli, Command, DestArgs, FilterArgs, FormatArg, ListArgs, PlanArgs, RetryArgs,
     SkopeoArgs, SyncArgs,
@@ -17,7 +18,7 @@ use crate::model::Destination;
 use crate::reference::{ReferenceError, RepoPrefix};
 use crate::registry::auth::CredentialSources;
 use crate::registry::conf::{ConfError, RegistriesConf};
-use crate::registry::{ClientOptions, SideOptions};
+use crate::registry::ClientOptions;
 use crate::retry::RetryPolicy;
 use crate::secret::{Credentials, Secret};
 
@@ -256,7 +257,7 @@ fn common(
     let mut host_flags = Vec::new();
     let per_registry_rps = registry_rps(&access.registry_rps, &conf, &mut host_flags)?;
     let side = |tls_verify, cert_dir: &Option<PathBuf>, side_creds, authfile: &Option<PathBuf>| {
-        SideOptions {
+        SideAccess {
             tls_verify,
             cert_dir: cert_dir.clone(),
             credentials: CredentialSources {
@@ -268,19 +269,21 @@ fn common(
         }
     };
     let registry = ClientOptions {
-        conf,
-        source: side(
-            access.src_tls_verify,
-            &access.src_cert_dir,
-            src_creds,
-            &access.src_authfile,
-        ),
-        destination: side(
-            access.dest_tls_verify,
-            &access.dest_cert_dir,
-            dest_creds,
-            &access.dest_authfile,
-        ),
+        access: Access {
+            conf,
+            source: side(
+                access.src_tls_verify,
+                &access.src_cert_dir,
+                src_creds,
+                &access.src_authfile,
+            ),
+            destination: side(
+                access.dest_tls_verify,
+                &access.dest_cert_dir,
+                dest_creds,
+                &access.dest_authfile,
+            ),
+        },
         per_registry_limit: 0,
         per_registry_rps,
     };
@@ -328,7 +331,7 @@ fn sync_settings(args: SyncArgs, verbosity: u8) -> Result<SyncSettings, Settings
     )?;
     let registry_jobs = registry_jobs(
         &args.registry_jobs,
-        &plan.registry.conf,
+        &plan.registry.access.conf,
         &mut plan.host_flags,
     )?;
     Ok(SyncSettings {
@@ -511,17 +514,9 @@ fn skopeo_options(
     Ok(SkopeoOptions {
         binary,
         registries_conf: access.registries_conf.clone(),
-        authfile: access.authfile.clone(),
-        src_authfile: access.src_authfile.clone(),
-        dest_authfile: access.dest_authfile.clone(),
-        src_tls_verify: access.src_tls_verify,
-        dest_tls_verify: access.dest_tls_verify,
-        src_cert_dir: access.src_cert_dir.clone(),
-        dest_cert_dir: access.dest_cert_dir.clone(),
         // ferry retries whole images itself, with backoff that knows about rate limits.
         retry_times: 0,
         insecure_policy: args.insecure_policy,
-        src_per_host: Default::default(),
     })
 }
 

@@ -11,11 +11,12 @@ use std::io::Write as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::access::HostTls;
 use crate::input::{self, HostSettings, InputError, Inputs};
 use crate::mapping::map_all;
 use crate::model::{Destination, Job, Target};
 use crate::registry::conf::{self, RegistriesConf};
-use crate::registry::{ClientOptions, HostTls};
+use crate::registry::ClientOptions;
 use crate::settings::{CommandSettings, InputSettings, PlanSettings, Settings};
 
 pub async fn run(settings: Settings) -> u8 {
@@ -115,7 +116,6 @@ async fn read_and_map(
 struct Loaded {
     jobs: Vec<Job>,
     registry: ClientOptions,
-    src_per_host: HashMap<String, HostTls>,
 }
 
 /// Where requests for each registry the jobs name go: a source through registries.conf, a
@@ -138,8 +138,9 @@ fn request_hosts(jobs: &[Job], conf: &RegistriesConf) -> HashMap<String, String>
 /// Says which `--registry-rps`/`--registry-jobs` hosts no job of the run reaches: a typo, or a
 /// registry reached under another name.
 fn warn_unused_hosts(settings: &PlanSettings, jobs: &[Job], registry: &ClientOptions) {
-    let reached: std::collections::HashSet<String> =
-        request_hosts(jobs, &registry.conf).into_values().collect();
+    let reached: std::collections::HashSet<String> = request_hosts(jobs, &registry.access.conf)
+        .into_values()
+        .collect();
     for flag in &settings.host_flags {
         if !reached.contains(&flag.host) {
             say_err(format!(
@@ -160,11 +161,11 @@ async fn load(settings: &PlanSettings) -> Option<Loaded> {
     )
     .await?;
     let mut registry = settings.registry.clone();
-    let mut src_per_host = HashMap::new();
+    let access = &mut registry.access;
     // A registry section of the input describes a source registry.
     for host in &inputs.hosts {
         if let Some(creds) = &host.credentials {
-            registry
+            access
                 .source
                 .credentials
                 .per_host
@@ -175,17 +176,13 @@ async fn load(settings: &PlanSettings) -> Option<Loaded> {
                 tls_verify: host.tls_verify,
                 cert_dir: host.cert_dir.clone(),
             };
-            registry
-                .source
-                .per_host
-                .insert(host.host.clone(), tls.clone());
-            src_per_host.insert(host.host.clone(), tls);
+            access.source.per_host.insert(host.host.clone(), tls);
         }
     }
     // An account is for its registry whichever side it is on; the input's own settings win.
     for account in &accounts {
         if let Some(creds) = &account.credentials {
-            for side in [&mut registry.source, &mut registry.destination] {
+            for side in [&mut access.source, &mut access.destination] {
                 side.credentials
                     .per_host
                     .entry(account.host.clone())
@@ -194,11 +191,7 @@ async fn load(settings: &PlanSettings) -> Option<Loaded> {
         }
     }
     warn_unused_hosts(settings, &jobs, &registry);
-    Some(Loaded {
-        jobs,
-        registry,
-        src_per_host,
-    })
+    Some(Loaded { jobs, registry })
 }
 
 fn read_accounts(path: &Path) -> (Vec<HostSettings>, Vec<InputError>) {

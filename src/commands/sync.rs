@@ -33,17 +33,11 @@ use crate::scratch::ScratchDir;
 use crate::settings::SyncSettings;
 
 pub async fn sync(settings: SyncSettings) -> u8 {
-    let Some(Loaded {
-        jobs,
-        registry,
-        src_per_host,
-    }) = load(&settings.plan).await
-    else {
+    let Some(Loaded { jobs, registry }) = load(&settings.plan).await else {
         return exit::USAGE;
     };
     let mut settings = settings;
     settings.plan.registry = registry;
-    settings.skopeo.src_per_host = src_per_host;
     if settings.dry_run {
         print_dry_run(&settings, &jobs);
         return exit::SUCCESS;
@@ -150,7 +144,7 @@ async fn run(settings: SyncSettings, jobs: Vec<Job>, scratch: ScratchDir, auth: 
     let limits = scheduler::Limits {
         global: settings.jobs,
         per_registry: settings.registry_jobs.clone(),
-        hosts: super::request_hosts(&jobs, &settings.plan.registry.conf),
+        hosts: super::request_hosts(&jobs, &settings.plan.registry.access.conf),
     };
     let execute = {
         let context = Arc::clone(&context);
@@ -656,7 +650,12 @@ async fn attempt_copy(
             );
         }
     }
-    let invocation = skopeo::build(&context.options, &context.auth, &action);
+    let invocation = skopeo::build(
+        &context.options,
+        context.client.access(),
+        &context.auth,
+        &action,
+    );
     info!("running {invocation}");
     let finished = exec::run(&invocation, stop, Some(context.image_timeout)).await;
     if let Target::Oci { layout, .. } = &job.target {
@@ -772,11 +771,16 @@ fn write_auth_files(
     Ok(AuthFiles {
         src: write(
             "src-auth.json",
-            registry.source.credentials.skopeo_auth_file(source_hosts)?,
+            registry
+                .access
+                .source
+                .credentials
+                .skopeo_auth_file(source_hosts)?,
         )?,
         dest: write(
             "dest-auth.json",
             registry
+                .access
                 .destination
                 .credentials
                 .skopeo_auth_file(target_hosts)?,
@@ -793,11 +797,15 @@ fn print_dry_run(settings: &SyncSettings, jobs: &[Job]) {
     };
     let auth = AuthFiles {
         src: placeholder(
-            registry.source.credentials.holds_any(source_hosts),
+            registry.access.source.credentials.holds_any(source_hosts),
             "source",
         ),
         dest: placeholder(
-            registry.destination.credentials.holds_any(target_hosts),
+            registry
+                .access
+                .destination
+                .credentials
+                .holds_any(target_hosts),
             "destination",
         ),
     };
@@ -816,7 +824,12 @@ fn print_dry_run(settings: &SyncSettings, jobs: &[Job]) {
             say(note);
         }
         let action = skopeo::action_for(&job, destination, Some(&digest_file));
-        say(skopeo::build(&settings.skopeo, &auth, &action));
+        say(skopeo::build(
+            &settings.skopeo,
+            &settings.plan.registry.access,
+            &auth,
+            &action,
+        ));
     }
     say(format!(
         "# dry run: {} entries, nothing copied; targets already current are skipped in a real run",

@@ -7,8 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::access::Access;
 use crate::exec::Invocation;
-use crate::model::{Counts, FailureKind};
+use crate::model::{Counts, FailureKind, Side};
 use crate::model::{Destination, Job, Target};
 use crate::reference::{ImageRef, RepoPrefix};
 
@@ -19,17 +20,8 @@ pub struct SkopeoOptions {
     /// Passed as skopeo's global `--registries-conf`: skopeo 1.9 does not read
     /// `CONTAINERS_REGISTRIES_CONF` itself.
     pub registries_conf: Option<PathBuf>,
-    pub authfile: Option<PathBuf>,
-    pub src_authfile: Option<PathBuf>,
-    pub dest_authfile: Option<PathBuf>,
-    pub src_tls_verify: Option<bool>,
-    pub dest_tls_verify: Option<bool>,
-    pub src_cert_dir: Option<PathBuf>,
-    pub dest_cert_dir: Option<PathBuf>,
     pub retry_times: u32,
     pub insecure_policy: bool,
-    /// `tls-verify`/`cert-dir` an input gave for one source registry host.
-    pub src_per_host: std::collections::HashMap<String, crate::registry::HostTls>,
 }
 
 /// Auth files ferry wrote for credentials it was given; they replace the user's auth file
@@ -81,7 +73,12 @@ pub fn action_for<'a>(
 }
 
 /// Builds the argv for one action. Pure.
-pub fn build(options: &SkopeoOptions, auth: &AuthFiles, action: &Action<'_>) -> Invocation {
+pub fn build(
+    options: &SkopeoOptions,
+    access: &Access,
+    auth: &AuthFiles,
+    action: &Action<'_>,
+) -> Invocation {
     let mut args = Vec::new();
     if let Some(conf) = &options.registries_conf {
         push_path(&mut args, "--registries-conf", conf);
@@ -108,8 +105,10 @@ pub fn build(options: &SkopeoOptions, auth: &AuthFiles, action: &Action<'_>) -> 
                 .map(str::to_owned),
             );
             push_common(&mut args, options);
-            push_side(&mut args, options, auth, Side::Src(source.domain()));
-            push_side(&mut args, options, auth, Side::Dest);
+            push_side(&mut args, access, auth, Side::Source, &source.repository());
+            let target = prefix.scoped(source).map(|t| t.repository());
+            let target = target.unwrap_or_else(|_| prefix.to_string());
+            push_side(&mut args, access, auth, Side::Destination, &target);
             args.push(source.to_string());
             args.push(prefix.to_string());
         }
@@ -120,9 +119,15 @@ pub fn build(options: &SkopeoOptions, auth: &AuthFiles, action: &Action<'_>) -> 
         } => {
             args.extend(["copy", "--all", "--preserve-digests"].map(str::to_owned));
             push_common(&mut args, options);
-            push_side(&mut args, options, auth, Side::Src(source.domain()));
-            if matches!(target, Target::Registry(_)) {
-                push_side(&mut args, options, auth, Side::Dest);
+            push_side(&mut args, access, auth, Side::Source, &source.repository());
+            if let Target::Registry(target) = target {
+                push_side(
+                    &mut args,
+                    access,
+                    auth,
+                    Side::Destination,
+                    &target.repository(),
+                );
             }
             if let Some(file) = digest_file {
                 push_path(&mut args, "--digestfile", file);
@@ -138,49 +143,27 @@ pub fn build(options: &SkopeoOptions, auth: &AuthFiles, action: &Action<'_>) -> 
     }
 }
 
-/// A side of the copy; the source side knows its registry host for per-host settings.
-#[derive(Clone, Copy)]
-enum Side<'a> {
-    Src(&'a str),
-    Dest,
-}
-
 fn push_common(args: &mut Vec<String>, options: &SkopeoOptions) {
     args.push(format!("--retry-times={}", options.retry_times));
-    if let Some(file) = &options.authfile {
-        push_path(args, "--authfile", file);
-    }
 }
 
-fn push_side(args: &mut Vec<String>, options: &SkopeoOptions, auth: &AuthFiles, side: Side<'_>) {
-    let (name, ours, theirs, verify, cert_dir) = match side {
-        Side::Src(host) => {
-            let own = options.src_per_host.get(host);
-            (
-                "src",
-                &auth.src,
-                &options.src_authfile,
-                own.and_then(|h| h.tls_verify).or(options.src_tls_verify),
-                own.and_then(|h| h.cert_dir.as_ref())
-                    .or(options.src_cert_dir.as_ref()),
-            )
-        }
-        Side::Dest => (
-            "dest",
-            &auth.dest,
-            &options.dest_authfile,
-            options.dest_tls_verify,
-            options.dest_cert_dir.as_ref(),
-        ),
+/// One side's flags for the registry serving `name`: ferry's private auth file for the side,
+/// else the user's; the TLS settings the user gave (registries.conf's `insecure` skopeo reads
+/// itself).
+fn push_side(args: &mut Vec<String>, access: &Access, auth: &AuthFiles, side: Side, name: &str) {
+    let (flag, ours) = match side {
+        Side::Source => ("src", &auth.src),
+        Side::Destination => ("dest", &auth.dest),
     };
-    if let Some(file) = ours.as_ref().or(theirs.as_ref()) {
-        push_path(args, &format!("--{name}-authfile"), file);
+    let reach = access.reach(side, name);
+    if let Some(file) = ours.as_deref().or(access.side(side).authfile()) {
+        push_path(args, &format!("--{flag}-authfile"), file);
     }
-    if let Some(verify) = verify {
-        args.push(format!("--{name}-tls-verify={verify}"));
+    if let Some(verify) = reach.tls_verify {
+        args.push(format!("--{flag}-tls-verify={verify}"));
     }
-    if let Some(dir) = cert_dir {
-        push_path(args, &format!("--{name}-cert-dir"), dir);
+    if let Some(dir) = &reach.cert_dir {
+        push_path(args, &format!("--{flag}-cert-dir"), dir);
     }
 }
 
@@ -393,7 +376,9 @@ pub fn classify(message: &str) -> FailureKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::SideAccess;
     use crate::model::Origin;
+    use crate::registry::auth::CredentialSources;
 
     fn options() -> SkopeoOptions {
         SkopeoOptions {
@@ -435,6 +420,7 @@ mod tests {
         );
         let invocation = build(
             &options(),
+            &Access::default(),
             &AuthFiles::default(),
             &action_for(&job, &destination, None),
         );
@@ -463,14 +449,21 @@ mod tests {
         let mut opts = options();
         opts.registries_conf = Some("/etc/r.conf".into());
         opts.insecure_policy = true;
-        opts.authfile = Some("/a/both.json".into());
-        opts.src_authfile = Some("/a/src.json".into());
-        opts.dest_authfile = Some("/a/dest.json".into());
-        opts.src_tls_verify = Some(true);
-        opts.dest_tls_verify = Some(false);
-        opts.src_cert_dir = Some("/c/src".into());
-        opts.dest_cert_dir = Some("/c/dest".into());
         opts.retry_times = 5;
+        let side = |verify, authfile: &str, cert_dir: &str| SideAccess {
+            tls_verify: Some(verify),
+            cert_dir: Some(cert_dir.into()),
+            credentials: CredentialSources {
+                authfile: Some(authfile.into()),
+                ..CredentialSources::default()
+            },
+            per_host: Default::default(),
+        };
+        let access = Access {
+            source: side(true, "/a/src.json", "/c/src"),
+            destination: side(false, "/a/dest.json", "/c/dest"),
+            ..Access::default()
+        };
         let auth = AuthFiles {
             src: None,
             dest: Some("/tmp/ferry-x/dest-auth.json".into()),
@@ -479,6 +472,7 @@ mod tests {
         let prefix = RepoPrefix::parse("h.example:5000/m").unwrap();
         let invocation = build(
             &opts,
+            &access,
             &auth,
             &Action::SyncScoped {
                 source: &source,
@@ -501,8 +495,6 @@ mod tests {
                 "--dest",
                 "docker",
                 "--retry-times=5",
-                "--authfile",
-                "/a/both.json",
                 "--src-authfile",
                 "/a/src.json",
                 "--src-tls-verify=true",
@@ -531,6 +523,7 @@ mod tests {
         let file = PathBuf::from("/tmp/d/1.digest");
         let invocation = build(
             &options(),
+            &Access::default(),
             &AuthFiles::default(),
             &action_for(&job, &destination, Some(&file)),
         );
@@ -563,6 +556,7 @@ mod tests {
         );
         let invocation = build(
             &options(),
+            &Access::default(),
             &AuthFiles::default(),
             &action_for(&job, &destination, None),
         );
@@ -580,9 +574,17 @@ mod tests {
 
     #[test]
     fn oci_targets_skip_destination_registry_flags() {
-        let mut opts = options();
-        opts.dest_tls_verify = Some(false);
-        opts.dest_authfile = Some("/a/dest.json".into());
+        let access = Access {
+            destination: SideAccess {
+                tls_verify: Some(false),
+                credentials: CredentialSources {
+                    authfile: Some("/a/dest.json".into()),
+                    ..CredentialSources::default()
+                },
+                ..SideAccess::default()
+            },
+            ..Access::default()
+        };
         let target = Target::Oci {
             layout: "mirror/docker.io/library/nginx".into(),
             name: Some("1.25".into()),
@@ -591,7 +593,8 @@ mod tests {
         let destination = Destination::OciDir("mirror".into());
         let job = job("nginx:1.25", target, false);
         let invocation = build(
-            &opts,
+            &options(),
+            &access,
             &AuthFiles::default(),
             &action_for(&job, &destination, None),
         );

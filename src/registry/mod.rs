@@ -21,9 +21,10 @@ use reqwest::{Method, Response, StatusCode};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use self::auth::{parse_challenge, AuthError, Challenge, CredentialSources};
-use self::conf::{ConfError, Endpoint, RegistriesConf};
+use self::auth::{parse_challenge, AuthError, Challenge};
+use self::conf::{ConfError, Endpoint};
 use self::pace::{parse_retry_after, Pacer};
+use crate::access::{Access, SideAccess};
 use crate::model::{FailureKind, Side};
 use tracing::warn;
 
@@ -45,50 +46,10 @@ type Probe = tokio::sync::OnceCell<Result<&'static str, String>>;
 /// Requests in flight to one registry host at most, unless configured otherwise.
 pub const DEFAULT_PER_REGISTRY_LIMIT: usize = 8;
 
-/// TLS and credential settings of one side, mirroring skopeo's `--src-*` / `--dest-*` flags.
-#[derive(Debug, Clone, Default)]
-pub struct SideOptions {
-    pub tls_verify: Option<bool>,
-    pub cert_dir: Option<PathBuf>,
-    pub credentials: CredentialSources,
-    /// TLS settings an input gave for one registry host; they win over the side's.
-    pub per_host: HashMap<String, HostTls>,
-}
-
-/// `tls-verify` and `cert-dir` for one registry host.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HostTls {
-    pub tls_verify: Option<bool>,
-    pub cert_dir: Option<PathBuf>,
-}
-
-impl SideOptions {
-    /// Whether TLS may go unverified (and HTTP be used) for `name`: the host's own setting,
-    /// else the side's flag, else registries.conf's `insecure`, as skopeo decides.
-    fn insecure(&self, name: &str, endpoint: &Endpoint) -> bool {
-        let host = self.per_host.get(domain_of(name));
-        match host.and_then(|h| h.tls_verify).or(self.tls_verify) {
-            Some(verify) => !verify,
-            None => endpoint.insecure,
-        }
-    }
-
-    fn cert_dir(&self, name: &str) -> Option<&Path> {
-        let host = self.per_host.get(domain_of(name));
-        host.and_then(|h| h.cert_dir.as_deref())
-            .or(self.cert_dir.as_deref())
-    }
-}
-
-fn domain_of(name: &str) -> &str {
-    name.split('/').next().unwrap_or(name)
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct ClientOptions {
-    pub conf: RegistriesConf,
-    pub source: SideOptions,
-    pub destination: SideOptions,
+    /// How each registry is reached (shared with the engines).
+    pub access: Access,
     pub per_registry_limit: usize,
     /// Requests per second per registry endpoint host (`--registry-rps`).
     pub per_registry_rps: HashMap<String, f64>,
@@ -204,6 +165,11 @@ impl RegistryClient {
         }
     }
 
+    /// How each registry is reached: what the engines use too.
+    pub fn access(&self) -> &Access {
+        &self.options.access
+    }
+
     /// HTTP requests sent so far (including token requests and probes).
     pub fn requests_sent(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
@@ -295,16 +261,13 @@ impl RegistryClient {
 
     fn endpoint(&self, side: Side, name: &str) -> Result<Endpoint, RegistryError> {
         Ok(match side {
-            Side::Source => self.options.conf.pull_endpoint(name)?,
-            Side::Destination => self.options.conf.push_endpoint(name)?,
+            Side::Source => self.options.access.conf.pull_endpoint(name)?,
+            Side::Destination => self.options.access.conf.push_endpoint(name)?,
         })
     }
 
-    fn side(&self, side: Side) -> &SideOptions {
-        match side {
-            Side::Source => &self.options.source,
-            Side::Destination => &self.options.destination,
-        }
+    fn side(&self, side: Side) -> &SideAccess {
+        self.options.access.side(side)
     }
 
     /// The top-level digest of `name` (`domain/path`) at `reference` (tag or digest), or
@@ -409,7 +372,7 @@ impl RegistryClient {
     ) -> Result<Response, RegistryError> {
         let limit = self.limit(&endpoint.host);
         let _permit = limit.acquire().await.expect("limits are never closed");
-        let insecure = self.side(side).insecure(name, endpoint);
+        let insecure = self.side(side).reach(name, endpoint.insecure).insecure;
         let client = self.client(side, name, endpoint, insecure)?;
         let scheme = self.scheme(side, endpoint, insecure, &client, what).await?;
         let url = format!("{scheme}://{}{path}", endpoint.host);
@@ -753,7 +716,8 @@ impl RegistryClient {
         endpoint: &Endpoint,
         insecure: bool,
     ) -> Result<reqwest::Client, RegistryError> {
-        let cert_dir = self.side(side).cert_dir(name);
+        let reach = self.side(side).reach(name, endpoint.insecure);
+        let cert_dir = reach.cert_dir.as_deref();
         let key = (
             endpoint.host.clone(),
             side,
