@@ -97,12 +97,30 @@ pub enum ProcessError {
     },
 }
 
+/// Which of a child's output pipes a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
 /// Runs `invocation` to completion, until `stop` asks it to end, or until `timeout` passes;
 /// either way the whole process group is terminated.
 pub async fn run(
     invocation: &Invocation,
+    stop: watch::Receiver<Stop>,
+    timeout: Option<Duration>,
+) -> Result<Finished, ProcessError> {
+    run_watched(invocation, stop, timeout, &|_, _| {}).await
+}
+
+/// [`run`], telling `on_line` each complete line of output as it arrives (the whole output is
+/// still returned), so a caller can follow a long copy while it runs.
+pub async fn run_watched(
+    invocation: &Invocation,
     mut stop: watch::Receiver<Stop>,
     timeout: Option<Duration>,
+    on_line: &(dyn Fn(Stream, &str) + Send + Sync),
 ) -> Result<Finished, ProcessError> {
     let mut command = Command::new(&invocation.program);
     command
@@ -157,8 +175,11 @@ pub async fn run(
         });
         (status, stopped, timed_out, closing)
     };
-    let ((status, stopped, timed_out, closing), stdout, stderr) =
-        tokio::join!(wait, drain(stdout, closed.clone()), drain(stderr, closed));
+    let ((status, stopped, timed_out, closing), stdout, stderr) = tokio::join!(
+        wait,
+        drain(stdout, closed.clone(), Stream::Stdout, on_line),
+        drain(stderr, closed, Stream::Stderr, on_line)
+    );
     closing.abort();
     let status = status.map_err(|source| ProcessError::Wait {
         command: invocation.to_string(),
@@ -269,16 +290,29 @@ fn signal_group(pgid: Option<libc::pid_t>, signal: libc::c_int) {
 }
 
 /// Reads `pipe` to its end, or until `closed` turns true with nothing left to read.
-async fn drain<R: AsyncRead + Unpin>(pipe: Option<R>, mut closed: watch::Receiver<bool>) -> String {
+async fn drain<R: AsyncRead + Unpin>(
+    pipe: Option<R>,
+    mut closed: watch::Receiver<bool>,
+    stream: Stream,
+    on_line: &(dyn Fn(Stream, &str) + Send + Sync),
+) -> String {
     let mut bytes = Vec::new();
     if let Some(mut pipe) = pipe {
         let mut chunk = [0u8; 8192];
+        // Where the line not yet told to `on_line` starts.
+        let mut told = 0;
         loop {
             tokio::select! {
                 biased;
                 read = pipe.read(&mut chunk) => match read {
                     Ok(0) => break,
-                    Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+                    Ok(n) => {
+                        bytes.extend_from_slice(&chunk[..n]);
+                        while let Some(end) = bytes[told..].iter().position(|b| *b == b'\n') {
+                            on_line(stream, &String::from_utf8_lossy(&bytes[told..told + end]));
+                            told += end + 1;
+                        }
+                    }
                     // A read error just ends the capture; the exit status still tells.
                     Err(_) => break,
                 },
@@ -331,6 +365,24 @@ mod tests {
             .unwrap();
         let left = String::from_utf8_lossy(&out.stdout);
         assert!(left.is_empty(), "the grandchild survived: {left}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn lines_are_told_as_they_come_and_still_returned() {
+        let (_tx, rx) = watch::channel(Stop::Run);
+        let seen = std::sync::Mutex::new(Vec::new());
+        let on_line = |stream: Stream, line: &str| {
+            seen.lock().unwrap().push(format!("{stream:?} {line}"));
+        };
+        let script = "echo one; sleep 0.1; printf 'two\\nthr'; sleep 0.1; echo ee; echo err >&2";
+        let finished = run_watched(&sh(script), rx, None, &on_line).await.unwrap();
+        assert_eq!(finished.stdout, "one\ntwo\nthree\n");
+        let mut seen = seen.into_inner().unwrap();
+        seen.sort();
+        assert_eq!(
+            seen,
+            ["Stderr err", "Stdout one", "Stdout three", "Stdout two"]
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]
