@@ -173,6 +173,24 @@ pub struct SyncArgs {
     /// Write the failed entries to FILE in list format, ready to be fed back as input
     #[arg(long, value_name = "FILE")]
     pub failed_list: Option<PathBuf>,
+
+    /// How progress is shown on stderr: a live view on a terminal (tty), a heartbeat line
+    /// every --progress-interval (plain), nothing (none); auto picks tty when stderr is a
+    /// terminal, else plain
+    #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
+    pub progress: ProgressArg,
+
+    /// Time between two heartbeat lines of --progress plain
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = crate::run::retry::parse_duration)]
+    pub progress_interval: std::time::Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressArg {
+    Auto,
+    Tty,
+    Plain,
+    None,
 }
 
 /// How registries are reached: skopeo's flags, used by ferry's own requests and passed to skopeo.
@@ -247,11 +265,11 @@ pub struct RetryArgs {
     pub retry_times: u32,
 
     /// Wait before the first retry; it doubles with each retry (with jitter)
-    #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = crate::retry::parse_duration)]
+    #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = crate::run::retry::parse_duration)]
     pub retry_delay: std::time::Duration,
 
     /// Longest wait between two attempts
-    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = crate::retry::parse_duration)]
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = crate::run::retry::parse_duration)]
     pub max_retry_delay: std::time::Duration,
 }
 
@@ -260,7 +278,7 @@ pub struct RetryArgs {
 pub struct SkopeoArgs {
     /// Stop a copy attempt (its whole skopeo process group) after this long; it fails as
     /// `timeout` and is retried like other transient failures, each retry with the same limit
-    #[arg(long, default_value = "30m", value_name = "DURATION", value_parser = crate::retry::parse_duration)]
+    #[arg(long, default_value = "30m", value_name = "DURATION", value_parser = crate::run::retry::parse_duration)]
     pub image_timeout: std::time::Duration,
 
     /// Run skopeo without a signature policy (skopeo's --insecure-policy)

@@ -20,11 +20,12 @@ pub mod plan;
 pub mod reference;
 pub mod registry;
 pub mod report;
-pub mod retry;
-pub mod scheduler;
+
+pub mod run;
 pub mod scratch;
 pub mod secret;
 pub mod settings;
+pub mod signals;
 pub mod tls;
 
 use std::ffi::OsString;

@@ -219,6 +219,24 @@ impl ImageResult {
         }
     }
 
+    /// A result for a job whose copy succeeded.
+    pub fn synced(
+        job: &Job,
+        digest: Option<String>,
+        counts: Counts,
+        attempts: u32,
+        duration: Duration,
+    ) -> ImageResult {
+        ImageResult {
+            status: Status::Synced,
+            digest,
+            counts,
+            attempts,
+            duration,
+            ..ImageResult::skipped(job, None)
+        }
+    }
+
     /// A result for a job that ended without (or before) running its copy.
     pub fn failed(
         job: &Job,
@@ -238,6 +256,32 @@ impl ImageResult {
             attempts,
             duration,
             error: Some(ImageError { kind, message }),
+        }
+    }
+}
+
+/// Counts over a whole run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub total: usize,
+    pub synced: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    pub duration_ms: u128,
+    /// True when the run was stopped by a signal before every image finished.
+    pub interrupted: bool,
+}
+
+impl Summary {
+    pub fn of(results: &[ImageResult], duration: Duration, interrupted: bool) -> Summary {
+        let count = |status| results.iter().filter(|r| r.status == status).count();
+        Summary {
+            total: results.len(),
+            synced: count(Status::Synced),
+            skipped: count(Status::Skipped),
+            failed: count(Status::Failed),
+            duration_ms: duration.as_millis(),
+            interrupted,
         }
     }
 }

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::filter::{DropReason, TagFilter};
+use crate::input::InputError;
 use crate::model::FailureKind;
 use crate::model::ImageError;
 use crate::model::Origin;
@@ -21,7 +22,8 @@ use crate::model::Side;
 use crate::model::{Job, Target};
 use crate::reference::ImageRef;
 use crate::registry::{RegistryClient, RegistryError};
-use crate::retry::RetryPolicy;
+use crate::run::retry::RetryPolicy;
+use crate::settings::PlanSettings;
 
 /// Lookups in flight at once across all registries (each registry also has its own cap).
 const LOOKUPS_IN_FLIGHT: usize = 64;
@@ -227,7 +229,7 @@ async fn list_tags(
                 ),
             });
         }
-        let delay = retry.backoff(attempt, error.kind, crate::retry::jitter());
+        let delay = retry.backoff(attempt, error.kind, crate::run::retry::jitter());
         info!(
             "listing the tags of {name} failed ({}: {}); retrying in {:.1}s",
             error.kind,
@@ -236,6 +238,42 @@ async fn list_tags(
         );
         tokio::time::sleep(delay).await;
     }
+}
+
+/// Expands and plans `jobs`; with `force`, skips the digest lookups and plans every job as new.
+/// A tag that two lines ask for (a whole repository and a line naming one of its tags) is
+/// planned once; two sources expanded onto one target are input errors, found before any copy.
+pub async fn plan_all(
+    client: &Arc<RegistryClient>,
+    settings: &PlanSettings,
+    jobs: Vec<Job>,
+    force: bool,
+) -> Result<(Vec<PlanEntry>, Vec<Dropped>), Vec<InputError>> {
+    let expansion = expand(client, &settings.filter, &settings.retry, jobs).await;
+    let expanded = crate::mapping::one_per_target(expansion.jobs);
+    if !expanded.errors.is_empty() {
+        return Err(expanded.errors);
+    }
+    for warning in &expanded.warnings {
+        warn!("{warning}");
+    }
+    let mut entries = if force {
+        expanded.jobs.into_iter().map(PlanEntry::unlooked).collect()
+    } else {
+        plan(client, expanded.jobs).await
+    };
+    entries.extend(expansion.failed);
+    // Back into list order (files as given, then lines); the sort is stable, so a repository's
+    // tags keep the registry's order.
+    let file_rank = |file: &str| {
+        settings
+            .inputs
+            .sources
+            .iter()
+            .position(|input| input.to_string() == file)
+    };
+    entries.sort_by_key(|e| (file_rank(&e.job.origin.file), e.job.origin.line));
+    Ok((entries, expansion.dropped))
 }
 
 fn unlisted(job: Job, state: State, error: Option<ImageError>) -> PlanEntry {

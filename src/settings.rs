@@ -3,10 +3,12 @@
 //! reported as a `SettingsError` (exit code 2).
 
 use std::collections::HashMap;
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::access::{Access, SideAccess};
+use crate::cli::ProgressArg;
 use crate::cli::{
     AccessArgs, Cli, Command, DestArgs, FilterArgs, FormatArg, ListArgs, PlanArgs, RetryArgs,
     SkopeoArgs, SyncArgs,
@@ -19,7 +21,8 @@ use crate::reference::{ReferenceError, RepoPrefix};
 use crate::registry::auth::CredentialSources;
 use crate::registry::conf::{ConfError, RegistriesConf};
 use crate::registry::ClientOptions;
-use crate::retry::RetryPolicy;
+use crate::report::progress;
+use crate::run::retry::RetryPolicy;
 use crate::secret::{Credentials, Secret};
 
 /// The list read when none is named, as the old shell scripts did.
@@ -81,6 +84,7 @@ pub struct SyncSettings {
     pub dry_run: bool,
     pub force: bool,
     pub failed_list: Option<PathBuf>,
+    pub progress: progress::Mode,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -343,6 +347,17 @@ fn sync_settings(args: SyncArgs, verbosity: u8) -> Result<SyncSettings, Settings
         dry_run: args.dry_run,
         force: args.force,
         failed_list: args.failed_list,
+        progress: match args.progress {
+            // Log lines (-v) and a live view would draw over each other.
+            ProgressArg::Auto if std::io::stderr().is_terminal() && verbosity == 0 => {
+                progress::Mode::Tty
+            }
+            ProgressArg::Auto | ProgressArg::Plain => progress::Mode::Plain {
+                interval: args.progress_interval,
+            },
+            ProgressArg::Tty => progress::Mode::Tty,
+            ProgressArg::None => progress::Mode::None,
+        },
     })
 }
 

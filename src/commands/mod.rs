@@ -5,7 +5,6 @@ mod plan;
 mod show;
 mod sync;
 
-use std::collections::HashMap;
 use std::fmt::Display;
 use std::io::Write as _;
 use std::path::Path;
@@ -14,8 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::access::HostTls;
 use crate::input::{self, HostSettings, InputError, Inputs};
 use crate::mapping::map_all;
-use crate::model::{Destination, Job, Target};
-use crate::registry::conf::{self, RegistriesConf};
+use crate::model::{Destination, Job};
 use crate::registry::ClientOptions;
 use crate::settings::{CommandSettings, InputSettings, PlanSettings, Settings};
 
@@ -118,29 +116,13 @@ struct Loaded {
     registry: ClientOptions,
 }
 
-/// Where requests for each registry the jobs name go: a source through registries.conf, a
-/// destination to its API host (pushes are never redirected).
-fn request_hosts(jobs: &[Job], conf: &RegistriesConf) -> HashMap<String, String> {
-    let mut hosts = HashMap::new();
-    for job in jobs {
-        if let Target::Registry(target) = &job.target {
-            let domain = target.domain();
-            hosts.insert(domain.to_owned(), conf::api_host(domain).to_owned());
-        }
-    }
-    for job in jobs {
-        let domain = job.source.domain();
-        hosts.insert(domain.to_owned(), conf.host_for(domain));
-    }
-    hosts
-}
-
 /// Says which `--registry-rps`/`--registry-jobs` hosts no job of the run reaches: a typo, or a
 /// registry reached under another name.
 fn warn_unused_hosts(settings: &PlanSettings, jobs: &[Job], registry: &ClientOptions) {
-    let reached: std::collections::HashSet<String> = request_hosts(jobs, &registry.access.conf)
-        .into_values()
-        .collect();
+    let reached: std::collections::HashSet<String> =
+        crate::run::request_hosts(jobs, &registry.access.conf)
+            .into_values()
+            .collect();
     for flag in &settings.host_flags {
         if !reached.contains(&flag.host) {
             say_err(format!(

@@ -9,50 +9,11 @@ use serde::Serialize;
 
 use super::{load, print_input_errors, say, say_err};
 use crate::exit;
-use crate::input::InputError;
-use crate::mapping;
 use crate::model::ImageError;
-use crate::model::Job;
 use crate::plan::{self, Dropped, PlanEntry, State};
 use crate::registry::RegistryClient;
 use crate::report::write_file;
 use crate::settings::PlanSettings;
-
-/// Expands and plans `jobs`; with `force`, skips the digest lookups and plans every job as new.
-/// A tag that two lines ask for (a whole repository and a line naming one of its tags) is
-/// planned once; two sources expanded onto one target are input errors, found before any copy.
-pub(super) async fn plan_jobs(
-    client: &Arc<RegistryClient>,
-    settings: &PlanSettings,
-    jobs: Vec<Job>,
-    force: bool,
-) -> Result<(Vec<PlanEntry>, Vec<Dropped>), Vec<InputError>> {
-    let expansion = plan::expand(client, &settings.filter, &settings.retry, jobs).await;
-    let expanded = mapping::one_per_target(expansion.jobs);
-    if !expanded.errors.is_empty() {
-        return Err(expanded.errors);
-    }
-    for warning in &expanded.warnings {
-        say_err(warning);
-    }
-    let mut entries = if force {
-        expanded.jobs.into_iter().map(PlanEntry::unlooked).collect()
-    } else {
-        plan::plan(client, expanded.jobs).await
-    };
-    entries.extend(expansion.failed);
-    // Back into list order (files as given, then lines); the sort is stable, so a repository's
-    // tags keep the registry's order.
-    let file_rank = |file: &str| {
-        settings
-            .inputs
-            .sources
-            .iter()
-            .position(|input| input.to_string() == file)
-    };
-    entries.sort_by_key(|e| (file_rank(&e.job.origin.file), e.job.origin.line));
-    Ok((entries, expansion.dropped))
-}
 
 /// A finished plan: every entry, the tags the filters dropped, and the summary.
 struct Planned {
@@ -66,7 +27,7 @@ async fn planned(settings: &PlanSettings) -> Option<Planned> {
     let started = Instant::now();
     let loaded = load(settings).await?;
     let client = Arc::new(RegistryClient::new(loaded.registry));
-    let (entries, dropped) = plan_jobs(&client, settings, loaded.jobs, false)
+    let (entries, dropped) = plan::plan_all(&client, settings, loaded.jobs, false)
         .await
         .map_err(|errors| print_input_errors(&errors))
         .ok()?;

@@ -5,13 +5,23 @@
 //! Credentials never appear here: when ferry holds credentials it writes them to a private
 //! auth file and the argv only names that file.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
+use tracing::{info, warn};
+
+use super::{tail, Attempt, BoxFuture, Copied, Engine, Progress};
 use crate::access::Access;
-use crate::exec::Invocation;
+use crate::exec::{self, Invocation, Stream};
+use crate::layout;
+use crate::model::ImageError;
 use crate::model::{Counts, FailureKind, Side};
 use crate::model::{Destination, Job, Target};
 use crate::reference::{ImageRef, RepoPrefix};
+use crate::registry::auth::AuthError;
+use crate::scratch::ScratchDir;
 
 /// Everything about how skopeo is run that does not depend on the image.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -69,6 +79,252 @@ pub fn action_for<'a>(
             target: &job.target,
             digest_file,
         },
+    }
+}
+
+/// skopeo behind the [`Engine`] trait: the settings of one run and the private auth files that
+/// carry ferry's credentials to it.
+pub struct Skopeo {
+    options: SkopeoOptions,
+    access: Access,
+    auth: AuthFiles,
+    destination: Destination,
+    image_timeout: Duration,
+    /// Where skopeo writes the digest files of copies (the run's private directory).
+    digests: PathBuf,
+}
+
+impl Skopeo {
+    /// Writes a private auth file per side ferry holds credentials for, covering every
+    /// registry host of `jobs` on that side, into `scratch`.
+    pub fn new(
+        options: SkopeoOptions,
+        access: Access,
+        destination: Destination,
+        image_timeout: Duration,
+        scratch: &ScratchDir,
+        jobs: &[Job],
+    ) -> Result<Skopeo, AuthError> {
+        let (source_hosts, target_hosts) = side_hosts(jobs);
+        let write = |name: &str, contents: Option<Vec<u8>>| {
+            contents
+                .map(|bytes| {
+                    scratch
+                        .write_private(name, &bytes)
+                        .map_err(|source| AuthError::Read {
+                            path: scratch.path().join(name),
+                            source,
+                        })
+                })
+                .transpose()
+        };
+        let auth = AuthFiles {
+            src: write(
+                "src-auth.json",
+                access.source.credentials.skopeo_auth_file(source_hosts)?,
+            )?,
+            dest: write(
+                "dest-auth.json",
+                access
+                    .destination
+                    .credentials
+                    .skopeo_auth_file(target_hosts)?,
+            )?,
+        };
+        Ok(Skopeo {
+            options,
+            access,
+            auth,
+            destination,
+            image_timeout,
+            digests: scratch.path().to_owned(),
+        })
+    }
+
+    /// For `--dry-run`: the auth files are named, not written.
+    pub fn for_dry_run(
+        options: SkopeoOptions,
+        access: Access,
+        destination: Destination,
+        jobs: &[Job],
+    ) -> Skopeo {
+        let (source_hosts, target_hosts) = side_hosts(jobs);
+        let placeholder = |held: bool, side: &str| {
+            held.then(|| PathBuf::from(format!("<private auth file with the {side} credentials>")))
+        };
+        let auth = AuthFiles {
+            src: placeholder(access.source.credentials.holds_any(source_hosts), "source"),
+            dest: placeholder(
+                access.destination.credentials.holds_any(target_hosts),
+                "destination",
+            ),
+        };
+        Skopeo {
+            options,
+            access,
+            auth,
+            destination,
+            image_timeout: Duration::ZERO,
+            digests: PathBuf::from("<private directory>"),
+        }
+    }
+
+    async fn attempt(&self, attempt: Attempt<'_>) -> Result<Copied, ImageError> {
+        let job = attempt.job;
+        let fail = |kind, message: String| ImageError { kind, message };
+        if let Target::Oci { layout, .. } = &job.target {
+            std::fs::create_dir_all(layout).map_err(|e| {
+                fail(
+                    FailureKind::Internal,
+                    format!("cannot create {}: {e}", layout.display()),
+                )
+            })?;
+        }
+        let digest_file = self.digests.join(format!("{}.digest", attempt.index));
+        let action = action_for(job, &self.destination, Some(&digest_file));
+        let invocation = build(&self.options, &self.access, &self.auth, &action);
+        info!("running {invocation}");
+        let blobs = AtomicU32::new(0);
+        let on_line = |stream: Stream, line: &str| {
+            if stream == Stream::Stdout && line.trim_start().starts_with("Copying blob ") {
+                let done = blobs.fetch_add(1, Ordering::Relaxed) + 1;
+                (attempt.progress)(Progress {
+                    blobs_done: done,
+                    ..Progress::default()
+                });
+            }
+        };
+        let finished = exec::run_watched(
+            &invocation,
+            attempt.stop,
+            Some(self.image_timeout),
+            &on_line,
+        )
+        .await;
+        if let Target::Oci { layout, .. } = &job.target {
+            // A stopped skopeo leaves its partial blob behind; the next attempt starts its own.
+            if let Err(e) = layout::remove_temp_blobs(layout) {
+                warn!("cannot remove temporary blobs in {}: {e}", layout.display());
+            }
+        }
+        let finished = finished.map_err(|e| fail(FailureKind::Internal, e.to_string()))?;
+        if finished.timed_out {
+            return Err(fail(
+                FailureKind::Timeout,
+                format!("stopped after --image-timeout {:?}", self.image_timeout),
+            ));
+        }
+        if finished.stopped {
+            return Err(fail(
+                FailureKind::Interrupted,
+                format!(
+                    "stopped by a signal ({})",
+                    exec::describe_status(&finished.status)
+                ),
+            ));
+        }
+        if !finished.status.success() {
+            let message = failure_message(&finished);
+            info!(
+                "`{invocation}` failed with {}; stderr ends with:\n{}",
+                exec::describe_status(&finished.status),
+                tail(&finished.stderr, 10)
+            );
+            let kind = classify(&message);
+            let message = match (kind, crate::tls::problem(&message)) {
+                (FailureKind::Tls, Some(problem)) => {
+                    let (side, host) = registry_of_failure(job, &message);
+                    crate::tls::explain(side, &host, problem, &message)
+                }
+                _ => message,
+            };
+            return Err(fail(kind, message));
+        }
+        let digest = std::fs::read_to_string(&digest_file)
+            .ok()
+            .map(|d| d.trim().to_owned())
+            .filter(|d| !d.is_empty())
+            .or_else(|| job.source.digest().map(str::to_owned));
+        Ok(Copied {
+            digest,
+            counts: parse_progress(&finished.stdout, &finished.stderr),
+        })
+    }
+}
+
+impl Engine for Skopeo {
+    fn name(&self) -> &'static str {
+        "skopeo"
+    }
+
+    fn copy<'a>(&'a self, attempt: Attempt<'a>) -> BoxFuture<'a, Result<Copied, ImageError>> {
+        Box::pin(self.attempt(attempt))
+    }
+
+    fn describe(&self, job: &Job) -> String {
+        let digest_file = self.digests.join("<digest file>");
+        let action = action_for(job, &self.destination, Some(&digest_file));
+        build(&self.options, &self.access, &self.auth, &action).to_string()
+    }
+
+    fn before_run(&self, targets: &[&Target]) {
+        let layouts: BTreeSet<&Path> = targets
+            .iter()
+            .filter_map(|target| match target {
+                Target::Oci { layout, .. } => Some(layout.as_path()),
+                Target::Registry(_) => None,
+            })
+            .collect();
+        for layout in layouts {
+            match layout::remove_temp_blobs(layout) {
+                Ok(0) => {}
+                Ok(n) => info!(
+                    "removed {n} temporary blob files an earlier run left in {}",
+                    layout.display()
+                ),
+                Err(e) => warn!("cannot remove temporary blobs in {}: {e}", layout.display()),
+            }
+        }
+    }
+}
+
+/// The registry hosts on each side of `jobs`: sources, and registry targets.
+fn side_hosts(jobs: &[Job]) -> (BTreeSet<&str>, BTreeSet<&str>) {
+    let sources = jobs.iter().map(|j| j.source.domain()).collect();
+    let targets = jobs
+        .iter()
+        .filter_map(|j| match &j.target {
+            Target::Registry(target) => Some(target.domain()),
+            Target::Oci { .. } => None,
+        })
+        .collect();
+    (sources, targets)
+}
+
+/// skopeo's fatal message, or failing that the end of its stderr and how it exited.
+fn failure_message(finished: &exec::Finished) -> String {
+    failure_cause(&finished.stderr).unwrap_or_else(|| {
+        let status = exec::describe_status(&finished.status);
+        match tail(&finished.stderr, 3) {
+            tail if tail.is_empty() => format!("skopeo ended with {status}"),
+            tail => format!("skopeo ended with {status}: {tail}"),
+        }
+    })
+}
+
+/// The side and registry host a failure message from skopeo is about: the host it names (where
+/// registries.conf redirected the source, the redirected one), on the destination's side when
+/// that is the destination.
+fn registry_of_failure(job: &Job, message: &str) -> (Side, String) {
+    let target = match &job.target {
+        Target::Registry(target) => Some(target.domain()),
+        Target::Oci { .. } => None,
+    };
+    match (registry_in(message), target) {
+        (Some(host), Some(target)) if host == target => (Side::Destination, host.to_owned()),
+        (Some(host), _) => (Side::Source, host.to_owned()),
+        (None, Some(target)) if message.contains(target) => (Side::Destination, target.to_owned()),
+        (None, _) => (Side::Source, job.source.domain().to_owned()),
     }
 }
 
@@ -283,36 +539,6 @@ fn unquote_logfmt(value: &str) -> String {
         }
     }
     out
-}
-
-/// Which of `hosts` (registry hosts as `host[:port]`) refused the connection skopeo reports in
-/// `message`: it names the one it dialled in "dial tcp HOST:PORT: connect: connection
-/// refused", or the registry in "pinging container registry HOST". `None` for any other
-/// failure, and for a name server that refused a lookup ("dial tcp: lookup …"), which says
-/// nothing of the registry.
-pub fn refused_by<'a>(message: &str, hosts: &[&'a str]) -> Option<&'a str> {
-    if !message.contains("connection refused") || message.contains(": lookup ") {
-        return None;
-    }
-    let named = |marker: &'static str| {
-        message
-            .match_indices(marker)
-            .filter_map(move |(at, _)| message[at + marker.len()..].split(": ").next())
-    };
-    let mut named = named("dial tcp ").chain(named("pinging container registry "));
-    named.find_map(|name| hosts.iter().copied().find(|host| same_host(name, host)))
-}
-
-/// Whether two `host[:port]` names are one registry, a default port written or not.
-fn same_host(a: &str, b: &str) -> bool {
-    let bare = |name: &str| {
-        let name = name.trim_matches('"');
-        name.strip_suffix(":443")
-            .or_else(|| name.strip_suffix(":80"))
-            .unwrap_or(name)
-            .to_owned()
-    };
-    bare(a) == bare(b)
 }
 
 /// Classifies a skopeo failure message. Order matters: a TLS failure is reported inside a
@@ -687,27 +913,6 @@ mod tests {
             failure_cause(other).as_deref(),
             Some("reading manifest 1 in r/x: manifest unknown")
         );
-    }
-
-    #[test]
-    fn a_refused_connection_is_put_on_the_host_skopeo_dialled() {
-        let hosts = ["127.0.0.1:5000", "registry-1.docker.io", "127.0.0.1:6000"];
-        let table = [
-            ("initializing source docker://x:1: pinging container registry 127.0.0.1:5000: Get \"http://127.0.0.1:5000/v2/\": dial tcp 127.0.0.1:5000: connect: connection refused", Some("127.0.0.1:5000")),
-            ("trying to reuse blob sha256:aa at destination: pinging container registry 127.0.0.1:6000: Get \"http://127.0.0.1:6000/v2/\": dial tcp 127.0.0.1:6000: connect: connection refused", Some("127.0.0.1:6000")),
-            // A name resolved to an address: the registry is named only where it is pinged.
-            ("pinging container registry registry-1.docker.io: Get \"https://registry-1.docker.io/v2/\": dial tcp 10.1.2.3:443: connect: connection refused", Some("registry-1.docker.io")),
-            ("reading blob sha256:aa: Get \"http://127.0.0.1:5000/v2/x/blobs/sha256:aa\": dial tcp 127.0.0.1:5000: connect: connection refused", Some("127.0.0.1:5000")),
-            // Another registry, or another fault, or the name server refusing a lookup.
-            ("pinging container registry 127.0.0.1:7000: dial tcp 127.0.0.1:7000: connect: connection refused", None),
-            ("pinging container registry 127.0.0.1:5000: dial tcp 127.0.0.1:5000: i/o timeout", None),
-            ("pinging container registry registry-1.docker.io: Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup registry-1.docker.io on 10.0.0.53:53: read udp 10.0.0.2:1->10.0.0.53:53: read: connection refused", None),
-        ];
-        for (message, expected) in table {
-            assert_eq!(refused_by(message, &hosts), expected, "{message}");
-        }
-        assert!(same_host("harbor.example:443", "harbor.example"));
-        assert!(!same_host("harbor.example:5000", "harbor.example"));
     }
 
     #[test]

@@ -146,7 +146,12 @@ pub struct RegistryClient {
     quota_spent: Mutex<HashSet<String>>,
     requests: AtomicU64,
     throttled: AtomicU64,
+    /// Told of every 429 a lookup waits out: the registry host and the wait.
+    on_throttle: std::sync::OnceLock<ThrottleObserver>,
 }
+
+/// Told of every 429 a lookup waits out: the registry host and the wait.
+pub type ThrottleObserver = Box<dyn Fn(&str, Duration) + Send + Sync>;
 
 impl RegistryClient {
     pub fn new(options: ClientOptions) -> RegistryClient {
@@ -162,6 +167,7 @@ impl RegistryClient {
             quota_spent: Mutex::default(),
             requests: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
+            on_throttle: std::sync::OnceLock::new(),
         }
     }
 
@@ -200,7 +206,16 @@ impl RegistryClient {
         self.with_pacer(host, |pacer| {
             pacer.throttled(Instant::now(), sent, asked.min(MAX_RETRY_AFTER))
         });
+        if let Some(observe) = self.on_throttle.get() {
+            observe(host, asked.min(MAX_RETRY_AFTER));
+        }
         asked
+    }
+
+    /// Has `observe` told of every 429 a lookup waits out from now on (the first observer
+    /// set stays).
+    pub fn observe_throttling(&self, observe: ThrottleObserver) {
+        let _ = self.on_throttle.set(observe);
     }
 
     /// A turn for one copy from the registry serving `name` on `side`, once it has answered

@@ -2,6 +2,9 @@
 //! summary (both built from scheduler events), the JSON report, and the failed list in input
 //! format so a rerun can take exactly what failed.
 
+pub mod console;
+pub mod progress;
+
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::Path;
@@ -9,33 +12,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::model::{ImageError, ImageResult, Status};
-
-/// Counts over a whole run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Summary {
-    pub total: usize,
-    pub synced: usize,
-    pub skipped: usize,
-    pub failed: usize,
-    pub duration_ms: u128,
-    /// True when the run was stopped by a signal before every image finished.
-    pub interrupted: bool,
-}
-
-impl Summary {
-    pub fn of(results: &[ImageResult], duration: Duration, interrupted: bool) -> Summary {
-        let count = |status| results.iter().filter(|r| r.status == status).count();
-        Summary {
-            total: results.len(),
-            synced: count(Status::Synced),
-            skipped: count(Status::Skipped),
-            failed: count(Status::Failed),
-            duration_ms: duration.as_millis(),
-            interrupted,
-        }
-    }
-}
+use crate::model::{ImageError, ImageResult, Status, Summary};
 
 /// The line printed when an image finishes, e.g.
 /// `synced  h/m/docker.io/library/nginx:1.25  1.2s  2 blobs copied, 0 reused`.

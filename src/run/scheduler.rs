@@ -1,6 +1,5 @@
-//! Runs jobs several at a time and tells the rest of ferry what happens through one stream of
-//! events. The human output and the JSON report are both consumers of that stream; the
-//! scheduler itself never prints.
+//! Runs jobs several at a time and tells its caller each result as it ends; the scheduler
+//! itself never prints.
 //!
 //! Jobs start in list order, at most `limit` at once. Jobs that write the same OCI layout
 //! (two tags of one repository in a local mirror) never overlap, because skopeo rewrites the
@@ -14,18 +13,14 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch, Mutex, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::exec::{wait_for, Stop};
 use crate::model::{FailureKind, ImageResult, Job, Target};
 
-/// What the scheduler reports while it runs.
-#[derive(Debug, Clone)]
-pub enum Event {
-    Started { target: String },
-    Finished { result: ImageResult },
-}
+/// Told each job's result as it ends, started or not, with the job's index.
+pub type OnFinished = Arc<dyn Fn(usize, &ImageResult) + Send + Sync>;
 
 /// How many jobs may run at once: overall, and per registry host.
 #[derive(Debug, Clone, Default)]
@@ -96,7 +91,7 @@ pub async fn run_all<F, Fut>(
     jobs: Vec<Job>,
     limits: &Limits,
     stop: watch::Receiver<Stop>,
-    events: mpsc::UnboundedSender<Event>,
+    finished: OnFinished,
     execute: F,
 ) -> Vec<ImageResult>
 where
@@ -133,17 +128,14 @@ where
             .collect();
         let global = Arc::clone(&global);
         let starting = Arc::clone(&starting);
-        let events = events.clone();
+        let finished = Arc::clone(&finished);
         let mut stop_watch = stop.clone();
         let not_started = not_started_result(&job);
-        let target = job.target.to_string();
         let slot = Slot::new(Arc::clone(&global));
         let work = execute(index, job, stop.clone(), slot.clone());
         running.spawn(async move {
             let stopped = || {
-                let _ = events.send(Event::Finished {
-                    result: not_started.clone(),
-                });
+                finished(index, &not_started);
                 (index, not_started.clone())
             };
             let mut held = Vec::with_capacity(gates.len());
@@ -178,11 +170,8 @@ where
             };
             drop(admission);
             slot.hold(permit);
-            let _ = events.send(Event::Started { target });
             let result = work.await;
-            let _ = events.send(Event::Finished {
-                result: result.clone(),
-            });
+            finished(index, &result);
             (index, result)
         });
     }
@@ -256,7 +245,7 @@ mod tests {
         per_registry: Vec<(&str, usize)>,
     ) -> (usize, Vec<ImageResult>) {
         let (_stop_tx, stop) = watch::channel(Stop::Run);
-        let (tx, _rx) = mpsc::unbounded_channel();
+        let tx: OnFinished = Arc::new(|_, _| {});
         let now = Arc::new(AtomicUsize::new(0));
         let peak = Arc::new(AtomicUsize::new(0));
         let limits = Limits {
@@ -312,7 +301,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_job_waiting_mid_way_lends_its_slot() {
         let (_stop_tx, stop) = watch::channel(Stop::Run);
-        let (tx, _rx) = mpsc::unbounded_channel();
+        let tx: OnFinished = Arc::new(|_, _| {});
         let limits = Limits {
             global: 1,
             ..Limits::default()
@@ -341,7 +330,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn lending_a_slot_while_holding_a_layout_does_not_deadlock() {
         let (_stop_tx, stop) = watch::channel(Stop::Run);
-        let (tx, _rx) = mpsc::unbounded_channel();
+        let tx: OnFinished = Arc::new(|_, _| {});
         let limits = Limits {
             global: 1,
             ..Limits::default()
@@ -367,7 +356,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_slot_taken_back_waits_behind_one_new_job_at_most() {
         let (_stop_tx, stop) = watch::channel(Stop::Run);
-        let (tx, _rx) = mpsc::unbounded_channel();
+        let tx: OnFinished = Arc::new(|_, _| {});
         let limits = Limits {
             global: 1,
             ..Limits::default()
@@ -412,7 +401,11 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_stop_reports_unstarted_jobs_as_interrupted() {
         let (stop_tx, stop) = watch::channel(Stop::Run);
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let told = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let tx: OnFinished = {
+            let told = Arc::clone(&told);
+            Arc::new(move |index, _| told.lock().unwrap().push(index))
+        };
         let stop_tx = Arc::new(stop_tx);
         let limits = Limits {
             global: 1,
@@ -442,10 +435,12 @@ mod tests {
                 Some(FailureKind::Interrupted)
             ]
         );
-        let mut finished = 0;
-        while let Ok(event) = rx.try_recv() {
-            finished += usize::from(matches!(event, Event::Finished { .. }));
-        }
-        assert_eq!(finished, 5, "every job gets exactly one Finished event");
+        let mut told = told.lock().unwrap().clone();
+        told.sort_unstable();
+        assert_eq!(
+            told,
+            [0, 1, 2, 3, 4],
+            "every job's result is told exactly once"
+        );
     }
 }

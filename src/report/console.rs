@@ -1,0 +1,77 @@
+//! The run's events as people read them: one result line per image on stdout as it finishes
+//! and the summary at the end, each failed attempt in the log (`-v`), and the progress view on
+//! stderr (see [`super::progress`]).
+
+use tokio::sync::mpsc;
+use tracing::info;
+
+use super::progress::View;
+use super::{result_line, summary_line};
+use crate::model::FailureKind;
+use crate::run::events::Event;
+
+/// Where the lines go: `line` for stdout's result lines (false when stdout is gone).
+pub struct Console<'a> {
+    pub line: &'a (dyn Fn(String) -> bool + Send + Sync),
+    pub view: View,
+}
+
+impl Console<'_> {
+    /// Consumes `events` until the run finishes (or its sender is gone).
+    pub async fn consume(mut self, mut events: mpsc::UnboundedReceiver<Event>) {
+        loop {
+            let beat = self.view.next_beat();
+            let heartbeat = async {
+                match beat {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let event = tokio::select! {
+                event = events.recv() => event,
+                () = heartbeat => {
+                    self.view.beat(std::time::Instant::now());
+                    continue;
+                }
+            };
+            let Some(event) = event else { break };
+            let last = matches!(event, Event::RunFinished { .. });
+            self.event(&event);
+            if last {
+                break;
+            }
+        }
+        self.view.finish();
+    }
+
+    fn event(&mut self, event: &Event) {
+        self.view.event(event);
+        match event {
+            Event::Finished { result, .. } => {
+                let line = result_line(result);
+                self.view.suspend(|| (self.line)(line));
+            }
+            Event::AttemptFailed {
+                target,
+                attempt,
+                kind,
+                message,
+                retry_in: Some(delay),
+                ..
+            } => info!(
+                "{target}: attempt {attempt} failed ({kind}: {message}); retrying in {:.1}s{}",
+                delay.as_secs_f64(),
+                if *kind == FailureKind::RateLimited {
+                    " or later, at the registry's pace"
+                } else {
+                    ""
+                }
+            ),
+            Event::RunFinished { summary, .. } => {
+                let line = summary_line(summary);
+                self.view.suspend(|| (self.line)(line));
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,428 @@
+//! The progress of a run, on stderr. On a terminal, a live view: one overall bar (images
+//! done of all, skipped, failed, elapsed, ETA) and one line per image in flight with its phase,
+//! redrawn at most 10 times a second and gone when the run ends. Elsewhere (a CI log) no
+//! control character at all: a heartbeat line every `interval` with what is done, in flight and
+//! waiting, so that a long copy shows life.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::model::Status;
+use crate::run::events::{Event, Wait};
+
+/// How progress is shown (`--progress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The live view.
+    Tty,
+    /// A heartbeat line every so often.
+    Plain { interval: Duration },
+    /// Nothing but the result lines.
+    None,
+}
+
+/// What one image in flight is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    Copying {
+        attempt: u32,
+        of: u32,
+        blobs: u32,
+        total: Option<u32>,
+    },
+    Turn {
+        registry: String,
+    },
+    Retry {
+        next: u32,
+        of: u32,
+        at: Instant,
+    },
+}
+
+impl Phase {
+    fn describe(&self, now: Instant) -> String {
+        match self {
+            Phase::Copying {
+                attempt,
+                of,
+                blobs,
+                total,
+            } => {
+                let blobs = match (blobs, total) {
+                    (0, None) => String::new(),
+                    (n, None) => format!(", {n} blobs"),
+                    (n, Some(total)) => format!(", {n}/{total} blobs"),
+                };
+                match attempt {
+                    1 => format!("copying{blobs}"),
+                    _ => format!("copying, attempt {attempt}/{of}{blobs}"),
+                }
+            }
+            Phase::Turn { registry } => format!("waiting for {registry}'s turn"),
+            Phase::Retry { next, of, at } => format!(
+                "attempt {next}/{of} in {}",
+                seconds(at.saturating_duration_since(now))
+            ),
+        }
+    }
+
+    fn waiting(&self) -> bool {
+        !matches!(self, Phase::Copying { .. })
+    }
+}
+
+fn seconds(duration: Duration) -> String {
+    format!("{}s", duration.as_secs_f64().ceil() as u64)
+}
+
+/// The counts every mode shows.
+#[derive(Debug, Default)]
+struct Tally {
+    total: usize,
+    done: usize,
+    skipped: usize,
+    failed: usize,
+    in_flight: BTreeMap<usize, (String, Phase)>,
+}
+
+impl Tally {
+    fn event(&mut self, event: &Event, now: Instant) {
+        match event {
+            Event::Planned { .. } => self.total += 1,
+            Event::AttemptStarted {
+                index,
+                target,
+                attempt,
+                of,
+            } => {
+                let phase = Phase::Copying {
+                    attempt: *attempt,
+                    of: *of,
+                    blobs: 0,
+                    total: None,
+                };
+                self.in_flight.insert(*index, (target.clone(), phase));
+            }
+            Event::Progress {
+                index, progress, ..
+            } => {
+                if let Some((_, Phase::Copying { blobs, total, .. })) =
+                    self.in_flight.get_mut(index)
+                {
+                    *blobs = progress.blobs_done;
+                    *total = progress.blobs_total;
+                }
+            }
+            Event::Waiting {
+                index,
+                target,
+                reason,
+            } => {
+                let phase = match reason {
+                    Wait::Turn { registry } => Phase::Turn {
+                        registry: registry.clone(),
+                    },
+                    Wait::Retry { next, of, delay } => Phase::Retry {
+                        next: *next,
+                        of: *of,
+                        at: now + *delay,
+                    },
+                };
+                self.in_flight.insert(*index, (target.clone(), phase));
+            }
+            Event::Finished { index, result } => {
+                self.in_flight.remove(index);
+                self.done += 1;
+                match result.status {
+                    Status::Skipped => self.skipped += 1,
+                    Status::Failed => self.failed += 1,
+                    Status::Synced => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn waiting(&self) -> usize {
+        self.in_flight.values().filter(|(_, p)| p.waiting()).count()
+    }
+
+    /// The heartbeat line: counts only, no control characters.
+    fn heartbeat(&self, elapsed: Duration) -> String {
+        let waiting = self.waiting();
+        format!(
+            "ferry: {}/{} images done ({} skipped, {} failed), {} copying, {} waiting, {} elapsed",
+            self.done,
+            self.total,
+            self.skipped,
+            self.failed,
+            self.in_flight.len() - waiting,
+            waiting,
+            seconds(elapsed)
+        )
+    }
+}
+
+/// The progress display of one run.
+pub struct View {
+    mode: Mode,
+    started: Instant,
+    tally: Tally,
+    next_beat: Instant,
+    live: Option<Live>,
+}
+
+/// The live view's bars.
+struct Live {
+    bars: MultiProgress,
+    overall: ProgressBar,
+    images: BTreeMap<usize, ProgressBar>,
+}
+
+impl View {
+    pub fn new(mode: Mode) -> View {
+        let now = Instant::now();
+        let next_beat = match mode {
+            Mode::Plain { interval } => now + interval,
+            _ => now,
+        };
+        View {
+            mode,
+            started: now,
+            tally: Tally::default(),
+            next_beat,
+            live: None,
+        }
+    }
+
+    /// When the next heartbeat is due, in plain mode.
+    pub fn next_beat(&self) -> Option<Instant> {
+        matches!(self.mode, Mode::Plain { .. }).then_some(self.next_beat)
+    }
+
+    /// Writes the heartbeat if it is due.
+    pub fn beat(&mut self, now: Instant) {
+        if let Mode::Plain { interval } = self.mode {
+            if now >= self.next_beat {
+                let line = self.tally.heartbeat(now - self.started);
+                let _ = writeln!(std::io::stderr(), "{line}");
+                self.next_beat = now + interval;
+            }
+        }
+    }
+
+    pub fn event(&mut self, event: &Event) {
+        let now = Instant::now();
+        self.tally.event(event, now);
+        if self.mode == Mode::Tty {
+            self.redraw(event, now);
+        }
+    }
+
+    /// Runs `print` (a line on stdout) with the live view out of its way.
+    pub fn suspend<T>(&self, print: impl FnOnce() -> T) -> T {
+        match &self.live {
+            Some(live) => live.bars.suspend(print),
+            None => print(),
+        }
+    }
+
+    /// Ends the view: the live one is cleared from the terminal.
+    pub fn finish(&mut self) {
+        if let Some(live) = self.live.take() {
+            for bar in live.images.values() {
+                bar.finish_and_clear();
+            }
+            live.overall.finish_and_clear();
+            let _ = live.bars.clear();
+        }
+    }
+
+    fn redraw(&mut self, event: &Event, now: Instant) {
+        let live = self.live.get_or_insert_with(|| {
+            let bars = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+            let overall = bars.add(ProgressBar::new(0));
+            overall.set_style(
+                ProgressStyle::with_template(
+                    "{elapsed_precise} [{bar:30}] {pos}/{len} images{msg}, ETA {eta}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            overall.enable_steady_tick(Duration::from_millis(500));
+            Live {
+                bars,
+                overall,
+                images: BTreeMap::new(),
+            }
+        });
+        let tally = &self.tally;
+        live.overall.set_length(tally.total as u64);
+        live.overall.set_position(tally.done as u64);
+        live.overall.set_message(format!(
+            " ({} skipped, {} failed)",
+            tally.skipped, tally.failed
+        ));
+        let index = match event {
+            Event::AttemptStarted { index, .. }
+            | Event::Progress { index, .. }
+            | Event::Waiting { index, .. }
+            | Event::Finished { index, .. } => *index,
+            _ => return,
+        };
+        match tally.in_flight.get(&index) {
+            Some((target, phase)) => {
+                let bar = live.images.entry(index).or_insert_with(|| {
+                    let bar = live.bars.add(ProgressBar::new_spinner());
+                    bar.set_style(
+                        ProgressStyle::with_template("  {spinner} {msg}")
+                            .expect("a valid template"),
+                    );
+                    bar.enable_steady_tick(Duration::from_millis(200));
+                    bar
+                });
+                bar.set_message(format!("{target}: {}", phase.describe(now)));
+            }
+            None => {
+                if let Some(bar) = live.images.remove(&index) {
+                    bar.finish_and_clear();
+                    live.bars.remove(&bar);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Progress;
+    use crate::model::{FailureKind, ImageResult, Job, Origin, Target};
+    use crate::plan::State;
+    use crate::reference::ImageRef;
+
+    fn job(tag: &str) -> Job {
+        Job {
+            origin: Origin {
+                file: "l".into(),
+                line: 1,
+            },
+            source: ImageRef::parse(&format!("nginx:{tag}")).unwrap(),
+            target: Target::Registry(ImageRef::parse(&format!("h.example/nginx:{tag}")).unwrap()),
+            explicit: false,
+            filter: None,
+        }
+    }
+
+    #[test]
+    fn the_heartbeat_counts_what_is_done_in_flight_and_waiting() {
+        let now = Instant::now();
+        let mut tally = Tally::default();
+        let target = |t: &str| format!("h.example/nginx:{t}");
+        let events = [
+            Event::Planned {
+                index: 0,
+                target: target("1"),
+                state: State::Current,
+            },
+            Event::Planned {
+                index: 1,
+                target: target("2"),
+                state: State::New,
+            },
+            Event::Planned {
+                index: 2,
+                target: target("3"),
+                state: State::New,
+            },
+            Event::Planned {
+                index: 3,
+                target: target("4"),
+                state: State::New,
+            },
+            Event::Finished {
+                index: 0,
+                result: ImageResult::skipped(&job("1"), None),
+            },
+            Event::AttemptStarted {
+                index: 1,
+                target: target("2"),
+                attempt: 1,
+                of: 4,
+            },
+            Event::AttemptStarted {
+                index: 2,
+                target: target("3"),
+                attempt: 1,
+                of: 4,
+            },
+            Event::Progress {
+                index: 2,
+                target: target("3"),
+                progress: Progress {
+                    blobs_done: 3,
+                    blobs_total: Some(7),
+                    ..Progress::default()
+                },
+            },
+            Event::Waiting {
+                index: 1,
+                target: target("2"),
+                reason: Wait::Retry {
+                    next: 2,
+                    of: 4,
+                    delay: Duration::from_secs(8),
+                },
+            },
+            Event::Waiting {
+                index: 3,
+                target: target("4"),
+                reason: Wait::Turn {
+                    registry: "docker.io".into(),
+                },
+            },
+        ];
+        for event in &events {
+            tally.event(event, now);
+        }
+        assert_eq!(
+            tally.heartbeat(Duration::from_secs(90)),
+            "ferry: 1/4 images done (1 skipped, 0 failed), 1 copying, 2 waiting, 90s elapsed"
+        );
+        let phases: Vec<String> = tally
+            .in_flight
+            .values()
+            .map(|(_, p)| p.describe(now))
+            .collect();
+        assert_eq!(
+            phases,
+            [
+                "attempt 2/4 in 8s",
+                "copying, 3/7 blobs",
+                "waiting for docker.io's turn"
+            ]
+        );
+        let failed = ImageResult::failed(
+            &job("3"),
+            FailureKind::Network,
+            "x".into(),
+            4,
+            Duration::ZERO,
+        );
+        tally.event(
+            &Event::Finished {
+                index: 2,
+                result: failed,
+            },
+            now,
+        );
+        assert!(tally
+            .heartbeat(Duration::ZERO)
+            .starts_with("ferry: 2/4 images done (1 skipped, 1 failed), 0 copying, 2 waiting"));
+        assert!(!tally.heartbeat(Duration::ZERO).contains('\x1b'));
+    }
+}

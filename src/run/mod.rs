@@ -1,0 +1,605 @@
+//! The run core: plan every job, copy what needs a copy through an [`Engine`] with retries,
+//! and end with one result per entry. It knows no terminal, no signals and no exit codes:
+//! what happens goes out as [`Event`]s, a stop comes in on a watch channel, and the outcome is
+//! data, so `sync` (and a server mode) only wire it up.
+
+pub mod events;
+pub mod retry;
+pub mod scheduler;
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use self::events::{Event, Events, Wait};
+use self::retry::{Outages, RetryPolicy};
+use self::scheduler::{Limits, OnFinished, Slot};
+use crate::engine::{Attempt, Engine};
+use crate::exec::{wait_for, Stop};
+use crate::input::InputError;
+use crate::layout::Tidy;
+use crate::model::{
+    Destination, FailureKind, ImageError, ImageResult, Job, Side, Status, Summary, Target,
+};
+use crate::plan::{self, PlanEntry, State};
+use crate::reference::ImageRef;
+use crate::registry::conf::{self, RegistriesConf};
+use crate::registry::RegistryClient;
+use crate::settings::SyncSettings;
+
+/// What a finished run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// One per entry, in plan order.
+    pub results: Vec<ImageResult>,
+    pub summary: Summary,
+}
+
+/// Everything one copy job needs, shared by all of them.
+struct Context {
+    engine: Arc<dyn Engine>,
+    retry: RetryPolicy,
+    destination: Destination,
+    /// The planner's client: its per-registry pace also spaces the retries of copies that a
+    /// registry refused with 429.
+    client: Arc<RegistryClient>,
+    /// Registries that refused connections through a whole retry schedule in this run.
+    outages: Outages,
+    events: Events,
+}
+
+/// Plans `jobs`, then copies every one that needs it through `engine`, `settings.jobs` at a
+/// time. A stop while planning ends the planning (every entry is then reported interrupted);
+/// a stop while copying starts no new copy and stops the running ones. Input errors found
+/// only once whole repositories are expanded (two sources for one target) end the run before
+/// any copy.
+pub async fn sync(
+    settings: &SyncSettings,
+    client: Arc<RegistryClient>,
+    engine: Arc<dyn Engine>,
+    jobs: Vec<Job>,
+    stop: watch::Receiver<Stop>,
+    events: Events,
+) -> Result<RunOutcome, Vec<InputError>> {
+    let started = Instant::now();
+    events.send(Event::RunStarted {
+        entries: jobs.len(),
+    });
+    {
+        let events = events.clone();
+        client.observe_throttling(Box::new(move |registry: &str, wait: Duration| {
+            events.send(Event::LookupThrottled {
+                registry: registry.to_owned(),
+                wait,
+            });
+        }));
+    }
+    let mut stopping = stop.clone();
+    let planning = async {
+        let (entries, _dropped) =
+            plan::plan_all(&client, &settings.plan, jobs.clone(), settings.force).await?;
+        settle_logins(&client, &entries).await;
+        Ok::<_, Vec<InputError>>(entries)
+    };
+    let entries = tokio::select! {
+        planned = planning => {
+            let entries = planned?;
+            info!(
+                "planned {} images with {} registry requests ({} answered 429)",
+                entries.len(),
+                client.requests_sent(),
+                client.throttled_responses()
+            );
+            entries
+        }
+        () = wait_for(&mut stopping, Stop::Graceful) => {
+            jobs.into_iter().map(PlanEntry::unlooked).collect()
+        }
+    };
+    for (index, entry) in entries.iter().enumerate() {
+        events.send(Event::Planned {
+            index,
+            target: entry.job.target.to_string(),
+            state: entry.state,
+        });
+    }
+    let targets: Vec<&Target> = entries.iter().map(|e| &e.job.target).collect();
+    engine.before_run(&targets);
+
+    let refused = |job: &Job| refused_credentials(&client, job);
+    let split = split_plan(entries, refused);
+    for (index, result) in &split.done {
+        events.send(Event::Finished {
+            index: *index,
+            result: result.clone(),
+        });
+    }
+    let limits = Limits {
+        global: settings.jobs,
+        per_registry: settings.registry_jobs.clone(),
+        hosts: request_hosts(&split.jobs, &settings.plan.registry.access.conf),
+    };
+    let context = Arc::new(Context {
+        engine,
+        retry: settings.plan.retry,
+        destination: settings.plan.destination.clone(),
+        client: Arc::clone(&client),
+        outages: Outages::default(),
+        events: events.clone(),
+    });
+    let positions = Arc::new(split.positions);
+    let digests = split.digests;
+    let execute = {
+        let context = Arc::clone(&context);
+        let positions = Arc::clone(&positions);
+        move |index: usize, job: Job, stop: watch::Receiver<Stop>, slot: Slot| {
+            let context = Arc::clone(&context);
+            let position = positions[index];
+            let planned_digest = digests[index].clone();
+            async move {
+                // Runs once the job holds its layout: no other job writes there until it ends.
+                let tidy = match (&job.target, &context.destination) {
+                    (Target::Oci { layout, .. }, Destination::OciDir(root)) => {
+                        Some(Tidy::before(layout, root))
+                    }
+                    _ => None,
+                };
+                let mut result = copy_one(&context, position, job, stop, &slot).await;
+                if let Some(tidy) = tidy {
+                    if let Err(e) = tidy.after() {
+                        warn!("cannot tidy the OCI layout of {}: {e}", result.target);
+                    }
+                }
+                if result.status == Status::Synced && result.digest.is_none() {
+                    result.digest = planned_digest;
+                }
+                result
+            }
+        }
+    };
+    let finished: OnFinished = {
+        let events = events.clone();
+        let positions = Arc::clone(&positions);
+        Arc::new(move |index, result: &ImageResult| {
+            events.send(Event::Finished {
+                index: positions[index],
+                result: result.clone(),
+            });
+        })
+    };
+    let copied = scheduler::run_all(split.jobs, &limits, stop.clone(), finished, execute).await;
+    let mut ordered: Vec<(usize, ImageResult)> = split
+        .done
+        .into_iter()
+        .chain(positions.iter().copied().zip(copied))
+        .collect();
+    ordered.sort_by_key(|(position, _)| *position);
+    let results: Vec<ImageResult> = ordered.into_iter().map(|(_, result)| result).collect();
+    let interrupted = *stop.borrow() != Stop::Run;
+    let summary = Summary::of(&results, started.elapsed(), interrupted);
+    events.send(Event::RunFinished {
+        results: results.clone(),
+        summary,
+    });
+    Ok(RunOutcome { results, summary })
+}
+
+/// Where requests for each registry the jobs name go: a source through registries.conf, a
+/// destination to its API host (pushes are never redirected).
+pub fn request_hosts(jobs: &[Job], conf: &RegistriesConf) -> HashMap<String, String> {
+    let mut hosts = HashMap::new();
+    for job in jobs {
+        if let Target::Registry(target) = &job.target {
+            let domain = target.domain();
+            hosts.insert(domain.to_owned(), conf::api_host(domain).to_owned());
+        }
+    }
+    for job in jobs {
+        let domain = job.source.domain();
+        hosts.insert(domain.to_owned(), conf.host_for(domain));
+    }
+    hosts
+}
+
+/// Settles, with one lookup per registry host and side, every login ferry holds and no lookup
+/// has tried yet (all of them under `--force`, which skips the digest lookups; a source pinned
+/// by digest otherwise): an engine would send a wrong password with every copy, where ferry's
+/// client sends it once and then fails the copies `unauthorized` (see `refused_credentials`).
+async fn settle_logins(client: &Arc<RegistryClient>, entries: &[PlanEntry]) {
+    let mut probes: BTreeMap<(u8, String), (Side, ImageRef)> = BTreeMap::new();
+    for entry in entries.iter().filter(|e| e.state.needs_copy()) {
+        let sides = [
+            Some((Side::Source, &entry.job.source)),
+            match &entry.job.target {
+                Target::Registry(target) => Some((Side::Destination, target)),
+                Target::Oci { .. } => None,
+            },
+        ];
+        for (side, reference) in sides.into_iter().flatten() {
+            let name = reference.repository();
+            let Some(host) = client.endpoint_host(side, &name) else {
+                continue;
+            };
+            let key = (u8::from(side == Side::Destination), host);
+            if !probes.contains_key(&key) && client.login_unsettled(side, &name) {
+                probes.insert(key, (side, reference.clone()));
+            }
+        }
+    }
+    let mut lookups = tokio::task::JoinSet::new();
+    for (side, reference) in probes.into_values() {
+        let client = Arc::clone(client);
+        lookups.spawn(async move {
+            let at = reference.tag().or(reference.digest()).unwrap_or("latest");
+            let answer = client
+                .manifest_digest(side, &reference.repository(), at)
+                .await;
+            debug!("settling the login for {reference}: {answer:?}");
+        });
+    }
+    while lookups.join_next().await.is_some() {}
+}
+
+/// A plan split into the jobs that need a copy (with their planned source digests and their
+/// positions in the plan) and the results already known (with their positions).
+struct Split {
+    jobs: Vec<Job>,
+    digests: Vec<Option<String>>,
+    positions: Vec<usize>,
+    done: Vec<(usize, ImageResult)>,
+}
+
+/// Splits a plan: current targets are skipped, missing sources failed, and so are jobs whose
+/// credentials `refused` says a registry already turned down (a copy would only send them
+/// again).
+fn split_plan(entries: Vec<PlanEntry>, refused: impl Fn(&Job) -> Option<String>) -> Split {
+    let mut split = Split {
+        jobs: Vec::new(),
+        digests: Vec::new(),
+        positions: Vec::new(),
+        done: Vec::new(),
+    };
+    for (position, entry) in entries.into_iter().enumerate() {
+        let refusal = entry.needs_copy().then(|| refused(&entry.job)).flatten();
+        if entry.needs_copy() && refusal.is_none() {
+            split.jobs.push(entry.job);
+            split.digests.push(entry.source_digest);
+            split.positions.push(position);
+            continue;
+        }
+        let fail =
+            |kind, message| ImageResult::failed(&entry.job, kind, message, 0, Duration::ZERO);
+        let result = if let Some(message) = refusal {
+            fail(FailureKind::Unauthorized, message)
+        } else if entry.state == State::Current {
+            ImageResult::skipped(&entry.job, entry.source_digest)
+        } else if let Some(error) = entry.error {
+            // A repository whose tags could not be listed: failed as the listing did.
+            fail(error.kind, error.message)
+        } else {
+            // The registry's own words for a 404 on the manifest or the tag list.
+            let message = if entry.job.source.is_whole_repository() {
+                format!(
+                    "name unknown: repository {} does not exist in the source",
+                    entry.job.source
+                )
+            } else {
+                format!(
+                    "manifest unknown: {} does not exist in the source",
+                    entry.job.source
+                )
+            };
+            fail(FailureKind::NotFound, message)
+        };
+        split.done.push((position, result));
+    }
+    split
+}
+
+/// Copies one job, retrying transient failures with backoff; the result counts every attempt.
+async fn copy_one(
+    context: &Context,
+    index: usize,
+    job: Job,
+    mut stop: watch::Receiver<Stop>,
+    slot: &Slot,
+) -> ImageResult {
+    let started = Instant::now();
+    let target = job.target.to_string();
+    let result = |outcome: Result<(Option<String>, crate::model::Counts), ImageError>,
+                  attempts: u32| match outcome {
+        Ok((digest, counts)) => {
+            ImageResult::synced(&job, digest, counts, attempts, started.elapsed())
+        }
+        Err(error) => {
+            ImageResult::failed(&job, error.kind, error.message, attempts, started.elapsed())
+        }
+    };
+    let failed =
+        |kind, message: String, attempts| result(Err(ImageError { kind, message }), attempts);
+    if job.source.is_whole_repository() {
+        // Never reached from a plan (see `PlanEntry::needs_copy`); an engine given a whole
+        // repository would list its tags itself, past the filters and the redirects.
+        let message = format!(
+            "{} is a whole repository: ferry copies it tag by tag",
+            job.source
+        );
+        return failed(FailureKind::Internal, message, 0);
+    }
+    let source_repository = job.source.repository();
+    let hosts = registry_hosts(&context.client, &job);
+    let host_names: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    let outage =
+        |host: String, attempts| failed(FailureKind::Network, Outages::message(&host), attempts);
+    let attempts_allowed = context.retry.retries + 1;
+    // The host that refused the connection in every attempt so far.
+    let mut refusing = None;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        if let Some(host) = context.outages.down_among(&hosts) {
+            return outage(host, attempt - 1);
+        }
+        // Copies from a source that throttles take turns (see `throttled_turn`); the wait
+        // lends this job's slot to jobs for other registries.
+        let turn = context
+            .client
+            .throttled_turn(Side::Source, &source_repository);
+        let mut turn = std::pin::pin!(turn);
+        let ready = std::future::poll_fn(|cx| std::task::Poll::Ready(turn.as_mut().poll(cx))).await;
+        let turn = match ready {
+            std::task::Poll::Ready(turn) => turn,
+            std::task::Poll::Pending => {
+                if let Some(host) = context
+                    .client
+                    .endpoint_host(Side::Source, &source_repository)
+                {
+                    context.events.send(Event::Waiting {
+                        index,
+                        target: target.clone(),
+                        reason: Wait::Turn { registry: host },
+                    });
+                }
+                tokio::select! {
+                    turn = slot.idle_while(turn) => turn,
+                    () = wait_for(&mut stop, Stop::Graceful) => {
+                        let message = "stopped while waiting for its turn at a throttled registry";
+                        return failed(FailureKind::Interrupted, message.to_owned(), attempt - 1);
+                    }
+                }
+            }
+        };
+        if let Some(host) = context.outages.down_among(&hosts) {
+            return outage(host, attempt - 1);
+        }
+        let attempt_started = Instant::now();
+        context.events.send(Event::AttemptStarted {
+            index,
+            target: target.clone(),
+            attempt,
+            of: attempts_allowed,
+        });
+        let progress = |progress| {
+            context.events.send(Event::Progress {
+                index,
+                target: target.clone(),
+                progress,
+            });
+        };
+        let outcome = context
+            .engine
+            .copy(Attempt {
+                index,
+                job: &job,
+                number: attempt,
+                stop: stop.clone(),
+                progress: &progress,
+            })
+            .await;
+        // The next copy's turn; this one's retry waits below without holding it.
+        drop(turn);
+        let error = match outcome {
+            Ok(copied) => {
+                context.outages.clear(&hosts);
+                return result(Ok((copied.digest, copied.counts)), attempt);
+            }
+            Err(error) => error,
+        };
+        let refused = context.engine.refused_by(&error.message, &host_names);
+        refusing = refused.filter(|_| attempt == 1 || refusing == refused);
+        let retryable = RetryPolicy::is_retryable(&error);
+        let last = !retryable || attempt > context.retry.retries;
+        let delay = (!last).then(|| context.retry.backoff(attempt, error.kind, retry::jitter()));
+        context.events.send(Event::AttemptFailed {
+            index,
+            target: target.clone(),
+            attempt,
+            kind: error.kind,
+            message: error.message.clone(),
+            retry_in: delay,
+        });
+        let Some(delay) = delay else {
+            if let Some(host) = refusing.filter(|_| retryable) {
+                context.outages.record(host);
+            }
+            return result(Err(error), attempt);
+        };
+        context.events.send(Event::Waiting {
+            index,
+            target: target.clone(),
+            reason: Wait::Retry {
+                next: attempt + 1,
+                of: attempts_allowed,
+                delay,
+            },
+        });
+        let wait = async {
+            if error.kind == FailureKind::RateLimited {
+                // Come back no sooner than the registry's own pace allows, and let the
+                // planner's requests to it (and other copies) slow down too.
+                let (side, name) = throttled_registry(&job, &error.message);
+                if let Ok(waited) = context
+                    .client
+                    .wait_out_throttled_copy(side, &name, attempt_started, delay)
+                    .await
+                {
+                    debug!(
+                        "{target}: waited {:.1}s for {name}'s pace",
+                        waited.as_secs_f64()
+                    );
+                    return;
+                }
+            }
+            tokio::time::sleep(delay).await;
+        };
+        tokio::select! {
+            () = slot.idle_while(wait) => {}
+            host = context.outages.wait_down(&hosts) => return outage(host, attempt),
+            () = wait_for(&mut stop, Stop::Graceful) => {
+                let message = format!("stopped while waiting to retry after: {}", error.message);
+                return failed(FailureKind::Interrupted, message, attempt);
+            }
+        }
+    }
+}
+
+/// The registry hosts a copy of `job` connects to (after registries.conf), source first.
+fn registry_hosts(client: &RegistryClient, job: &Job) -> Vec<String> {
+    let source = client.endpoint_host(Side::Source, &job.source.repository());
+    let target = match &job.target {
+        Target::Registry(target) => client.endpoint_host(Side::Destination, &target.repository()),
+        Target::Oci { .. } => None,
+    };
+    source.into_iter().chain(target).collect()
+}
+
+/// Why a copy of `job` would be refused: the planner's lookups found the source's or the
+/// destination's credentials wrong.
+fn refused_credentials(client: &RegistryClient, job: &Job) -> Option<String> {
+    let refused = |side, label: &str, reference: &ImageRef| {
+        client
+            .credentials_refused(side, &reference.repository())
+            .then(|| {
+                format!(
+                    "unauthorized: {} refused the {label} credentials while planning; not sending them again",
+                    reference.domain()
+                )
+            })
+    };
+    refused(Side::Source, "source", &job.source).or_else(|| match &job.target {
+        Target::Registry(target) => refused(Side::Destination, "destination", target),
+        Target::Oci { .. } => None,
+    })
+}
+
+/// The registry a 429 came from, as a side and a repository name: the destination when the
+/// engine's message names its host, the source otherwise (where pull limits live).
+fn throttled_registry(job: &Job, message: &str) -> (Side, String) {
+    match &job.target {
+        Target::Registry(target) if message.contains(target.domain()) => {
+            (Side::Destination, target.repository())
+        }
+        _ => (Side::Source, job.source.repository()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Origin;
+    use crate::reference::ImageRef;
+
+    fn job_for(source: &str, target: &str) -> Job {
+        Job {
+            origin: Origin {
+                file: "l".into(),
+                line: 1,
+            },
+            source: ImageRef::parse(source).unwrap(),
+            target: Target::Registry(ImageRef::parse(target).unwrap()),
+            explicit: false,
+            filter: None,
+        }
+    }
+
+    #[test]
+    fn a_repository_that_could_not_be_listed_fails_and_is_never_copied() {
+        let error = crate::model::ImageError {
+            kind: FailureKind::Network,
+            message: "could not list the tags of quay.io/coreos/etcd (4 attempts)".into(),
+        };
+        let unlisted = PlanEntry {
+            job: job_for("quay.io/coreos/etcd", "h.example/m/quay.io/coreos/etcd"),
+            state: State::Unknown,
+            source_digest: None,
+            target_digest: None,
+            error: Some(error.clone()),
+        };
+        let tag = PlanEntry {
+            error: None,
+            ..PlanEntry::unlooked(job_for(
+                "quay.io/coreos/etcd:v3",
+                "h.example/m/quay.io/coreos/etcd:v3",
+            ))
+        };
+        let Split {
+            jobs,
+            positions,
+            done,
+            ..
+        } = split_plan(vec![unlisted, tag], |_| None);
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].source.to_string(), "quay.io/coreos/etcd:v3");
+        assert_eq!(positions, [1]);
+        assert_eq!(done.len(), 1);
+        let (position, result) = &done[0];
+        assert_eq!(*position, 0);
+        assert_eq!(result.status, Status::Failed);
+        assert_eq!(result.error.as_ref(), Some(&error));
+        assert_eq!(result.attempts, 0);
+    }
+
+    #[test]
+    fn a_429_is_put_on_the_registry_its_message_names() {
+        let job = |target: Target| Job {
+            origin: Origin {
+                file: "l".into(),
+                line: 1,
+            },
+            source: ImageRef::parse("nginx:1.25").unwrap(),
+            target,
+            explicit: false,
+            filter: None,
+        };
+        let to_harbor = job(Target::Registry(
+            ImageRef::parse("harbor.example/m/docker.io/library/nginx:1.25").unwrap(),
+        ));
+        let source = (Side::Source, "docker.io/library/nginx".to_owned());
+        let destination = (
+            Side::Destination,
+            "harbor.example/m/docker.io/library/nginx".to_owned(),
+        );
+        let table = [
+            ("reading manifest 1.25 in docker.io/library/nginx: toomanyrequests: You have reached your pull rate limit.", &source),
+            ("writing manifest: uploading manifest 1.25 to harbor.example/m/docker.io/library/nginx: toomanyrequests: slow down", &destination),
+            ("skopeo ended with exit status 1: 429 Too Many Requests", &source),
+        ];
+        for (message, expected) in table {
+            assert_eq!(
+                &throttled_registry(&to_harbor, message),
+                expected,
+                "{message}"
+            );
+        }
+        let to_layout = job(Target::Oci {
+            layout: "mirror/docker.io/library/nginx".into(),
+            name: Some("1.25".into()),
+            digest: None,
+        });
+        assert_eq!(throttled_registry(&to_layout, "toomanyrequests"), source);
+    }
+}
