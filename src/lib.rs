@@ -9,8 +9,8 @@ pub mod access;
 pub mod cli;
 pub mod commands;
 pub mod engine;
+pub mod error;
 pub mod exec;
-pub mod exit;
 pub mod filter;
 pub mod input;
 pub mod layout;
@@ -34,6 +34,7 @@ use std::io::Write as _;
 use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::Cli;
+use crate::error::Error;
 use crate::settings::Settings;
 
 /// Runs ferry with these arguments and returns the process exit code.
@@ -62,19 +63,16 @@ where
                 "{}",
                 as_ferry_error(&e.render().to_string())
             );
-            return exit::USAGE;
+            return error::USAGE;
         }
         Err(e) => {
             let _ = e.print();
-            return exit::SUCCESS;
+            return error::SUCCESS;
         }
     };
     let settings = match Settings::from_cli(cli) {
         Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("ferry: error: {}", with_causes(&e));
-            return exit::USAGE;
-        }
+        Err(e) => return fail(&Error::from(e)),
     };
     init_logging(settings.verbosity);
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -83,11 +81,21 @@ where
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("ferry: error: cannot start the async runtime: {e}");
-            return exit::USAGE;
+            return fail(&Error::Internal(format!(
+                "cannot start the async runtime: {e}"
+            )))
         }
     };
-    runtime.block_on(commands::run(settings))
+    match runtime.block_on(commands::run(settings)) {
+        Ok(outcome) => outcome.exit_code(),
+        Err(error) => fail(&error),
+    }
+}
+
+/// Prints `error` once, on stderr, and gives its exit code.
+fn fail(error: &Error) -> u8 {
+    let _ = write!(std::io::stderr(), "{}", error.report());
+    error.exit_code()
 }
 
 /// clap's usage error (`error: unexpected argument …`) as ferry's: every error ferry prints
@@ -99,30 +107,6 @@ fn as_ferry_error(rendered: &str) -> String {
     } else {
         rendered.to_owned()
     }
-}
-
-/// The error and every cause below it, `error: cause: cause`, on one line: the top message
-/// alone often says only what was refused (`invalid --semver range "banana"`), the cause why.
-/// A cause the message already quotes is not repeated.
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(error) = cause {
-        let reason = last_line(&error.to_string());
-        if !text.contains(&reason) {
-            text.push_str(": ");
-            text.push_str(&reason);
-        }
-        cause = error.source();
-    }
-    text
-}
-
-/// The regex crate's messages draw the pattern with a caret over several lines; the last line
-/// (`error: unclosed group`) is the reason, and fits on one line.
-pub(crate) fn last_line(message: &str) -> String {
-    let last = message.lines().last().unwrap_or(message).trim();
-    last.strip_prefix("error: ").unwrap_or(last).to_owned()
 }
 
 fn init_logging(verbosity: u8) {
@@ -154,6 +138,7 @@ fn use_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> b
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::with_causes;
     use clap::Parser as _;
 
     #[test]

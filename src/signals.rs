@@ -10,8 +10,8 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::error;
 use crate::exec::{self, Stop};
-use crate::exit;
 
 /// Signal handling for one run: registered when made, before any work starts.
 pub struct Watch {
@@ -73,9 +73,9 @@ impl Signals {
             }
         };
         tokio::select! {
-            _ = self.interrupt.recv() => exit::INTERRUPTED,
-            _ = self.terminate.recv() => exit::TERMINATED,
-            _ = hangup => exit::HUNG_UP,
+            _ = self.interrupt.recv() => error::INTERRUPTED,
+            _ = self.terminate.recv() => error::TERMINATED,
+            _ = hangup => error::HUNG_UP,
         }
     }
 }

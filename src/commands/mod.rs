@@ -1,5 +1,6 @@
-//! One function per subcommand. This is the layer that talks to the terminal: it prints
-//! results to stdout, problems to stderr, and returns the exit code.
+//! One function per subcommand, each thin: settings → the work → an [`Outcome`], or the
+//! [`Error`] that stopped it. This is the layer that talks to the terminal: it prints results
+//! to stdout and warnings to stderr.
 
 mod plan;
 mod show;
@@ -11,13 +12,14 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::access::HostTls;
+use crate::error::{Error, Outcome};
 use crate::input::{self, HostSettings, InputError, Inputs};
 use crate::mapping::map_all;
 use crate::model::{Destination, Job};
 use crate::registry::ClientOptions;
 use crate::settings::{CommandSettings, InputSettings, PlanSettings, Settings};
 
-pub async fn run(settings: Settings) -> u8 {
+pub async fn run(settings: Settings) -> Result<Outcome, Error> {
     let to_stdout = |path: &Option<std::path::PathBuf>| path.as_deref() == Some(Path::new("-"));
     let report_on_stdout = match &settings.command {
         CommandSettings::Plan(plan) | CommandSettings::Verify(plan) => to_stdout(&plan.report),
@@ -56,37 +58,23 @@ fn say_err(line: impl Display) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-/// Prints every input error, one `FILE:LINE: reason` per line, on stderr.
-fn print_input_errors(errors: &[InputError]) {
-    for error in errors {
-        say_err(error);
-    }
-    say_err(format!(
-        "ferry: error: {} problem{} in the input; nothing was copied",
-        errors.len(),
-        if errors.len() == 1 { "" } else { "s" }
-    ));
-}
-
-/// Reads all inputs, printing every error on failure.
-async fn read_inputs(inputs: &InputSettings) -> Option<Inputs> {
+/// Reads all inputs; every problem in them is the error.
+async fn read_inputs(inputs: &InputSettings) -> Result<Inputs, Error> {
     let (read, errors) = input::read_all(&inputs.sources, inputs.format).await;
     if errors.is_empty() {
-        Some(read)
+        Ok(read)
     } else {
-        print_input_errors(&errors);
-        None
+        Err(Error::Input(errors))
     }
 }
 
-/// Reads every input and the accounts file, and maps every entry: all their problems are
-/// printed in one report (syntax, unmappable entries, duplicate targets), and then `None`.
-/// Warnings are printed either way.
+/// Reads every input and the accounts file, and maps every entry: all their problems make one
+/// error (syntax, unmappable entries, duplicate targets). Warnings are printed either way.
 async fn read_and_map(
     inputs: &InputSettings,
     destination: &Destination,
     accounts: Option<&Path>,
-) -> Option<(Inputs, Vec<Job>, Vec<HostSettings>)> {
+) -> Result<(Inputs, Vec<Job>, Vec<HostSettings>), Error> {
     let (read, mut errors) = input::read_all(&inputs.sources, inputs.format).await;
     let accounts = match accounts {
         Some(path) => {
@@ -102,10 +90,9 @@ async fn read_and_map(
         say_err(warning);
     }
     if errors.is_empty() {
-        Some((read, mapped.jobs, accounts))
+        Ok((read, mapped.jobs, accounts))
     } else {
-        print_input_errors(&errors);
-        None
+        Err(Error::Input(errors))
     }
 }
 
@@ -133,9 +120,9 @@ fn warn_unused_hosts(settings: &PlanSettings, jobs: &[Job], registry: &ClientOpt
     }
 }
 
-/// Reads, maps and folds in per-registry settings; prints every error and returns `None` on
-/// any (nothing may run then).
-async fn load(settings: &PlanSettings) -> Option<Loaded> {
+/// Reads, maps and folds in per-registry settings; any problem is the error (nothing may run
+/// then).
+async fn load(settings: &PlanSettings) -> Result<Loaded, Error> {
     let (inputs, jobs, accounts) = read_and_map(
         &settings.inputs,
         &settings.destination,
@@ -173,7 +160,7 @@ async fn load(settings: &PlanSettings) -> Option<Loaded> {
         }
     }
     warn_unused_hosts(settings, &jobs, &registry);
-    Some(Loaded { jobs, registry })
+    Ok(Loaded { jobs, registry })
 }
 
 fn read_accounts(path: &Path) -> (Vec<HostSettings>, Vec<InputError>) {

@@ -5,14 +5,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::Serialize;
-
-use super::{load, print_input_errors, say, say_err};
-use crate::exit;
+use super::{load, say, say_err};
+use crate::error::{Error, Outcome};
 use crate::model::ImageError;
 use crate::plan::{self, Dropped, PlanEntry, State};
 use crate::registry::RegistryClient;
-use crate::report::write_file;
+use crate::report::{plan_json, write_file, PlanSummary};
 use crate::settings::PlanSettings;
 
 /// A finished plan: every entry, the tags the filters dropped, and the summary.
@@ -23,44 +21,41 @@ struct Planned {
 }
 
 /// Reads the inputs and plans them, as `plan` and `verify` both need.
-async fn planned(settings: &PlanSettings) -> Option<Planned> {
+async fn planned(settings: &PlanSettings) -> Result<Planned, Error> {
     let started = Instant::now();
     let loaded = load(settings).await?;
     let client = Arc::new(RegistryClient::new(loaded.registry));
     let (entries, dropped) = plan::plan_all(&client, settings, loaded.jobs, false)
         .await
-        .map_err(|errors| print_input_errors(&errors))
-        .ok()?;
+        .map_err(Error::Input)?;
     let mut summary = PlanSummary::of(&entries, dropped.len(), client.requests_sent(), started);
     summary.throttled = client.throttled_responses();
-    Some(Planned {
+    Ok(Planned {
         entries,
         dropped,
         summary,
     })
 }
 
-/// Writes `--report` when asked; a failure to write turns a success into exit 1.
-fn finish(settings: &PlanSettings, planned: &Planned, code: u8) -> u8 {
+/// Writes `--report` when asked; a failure to write makes a success an `ImagesFailed`.
+fn finish(settings: &PlanSettings, planned: &Planned, outcome: Outcome) -> Outcome {
     let Some(path) = &settings.report else {
-        return code;
+        return outcome;
     };
     match write_file(path, &plan_json(&planned.entries, &planned.summary)) {
-        Ok(()) => code,
+        Ok(()) => outcome,
         Err(e) => {
             say_err(format!(
                 "ferry: error: cannot write the report {}: {e}",
                 path.display()
             ));
-            code.max(exit::IMAGES_FAILED)
+            outcome.max(Outcome::ImagesFailed)
         }
     }
 }
 
-pub async fn plan(settings: &PlanSettings) -> u8 {
-    let Some(planned) = planned(settings).await else {
-        return exit::USAGE;
-    };
+pub async fn plan(settings: &PlanSettings) -> Result<Outcome, Error> {
+    let planned = planned(settings).await?;
     print_table(&planned.entries);
     // Why each lookup failed: the table has room for the kind only.
     for entry in planned.entries.iter().filter(|e| e.error.is_some()) {
@@ -80,13 +75,11 @@ pub async fn plan(settings: &PlanSettings) -> u8 {
         }
     }
     say(planned.summary.line());
-    finish(settings, &planned, exit::SUCCESS)
+    Ok(finish(settings, &planned, Outcome::Done))
 }
 
-pub async fn verify(settings: &PlanSettings) -> u8 {
-    let Some(planned) = planned(settings).await else {
-        return exit::USAGE;
-    };
+pub async fn verify(settings: &PlanSettings) -> Result<Outcome, Error> {
+    let planned = planned(settings).await?;
     let entries = &planned.entries;
     let mut problems = 0;
     for entry in entries {
@@ -117,12 +110,11 @@ pub async fn verify(settings: &PlanSettings) -> u8 {
         planned.summary.requests,
         planned.summary.seconds
     ));
-    let code = if problems == 0 {
-        exit::SUCCESS
-    } else {
-        exit::IMAGES_FAILED
+    let outcome = match problems {
+        0 => Outcome::Done,
+        _ => Outcome::ImagesFailed,
     };
-    finish(settings, &planned, code)
+    Ok(finish(settings, &planned, outcome))
 }
 
 fn digest(value: &Option<String>) -> String {
@@ -178,87 +170,4 @@ fn print_table(entries: &[PlanEntry]) {
             .collect();
         say(cells.join("  ").trim_end());
     }
-}
-
-#[derive(Debug, Serialize)]
-struct PlanSummary {
-    total: usize,
-    new: usize,
-    changed: usize,
-    current: usize,
-    source_missing: usize,
-    unknown: usize,
-    dropped_tags: usize,
-    requests: u64,
-    /// 429 answers waited out.
-    throttled: u64,
-    seconds: f64,
-}
-
-impl PlanSummary {
-    fn of(
-        entries: &[PlanEntry],
-        dropped_tags: usize,
-        requests: u64,
-        started: Instant,
-    ) -> PlanSummary {
-        let count = |state| entries.iter().filter(|e| e.state == state).count();
-        PlanSummary {
-            total: entries.len(),
-            new: count(State::New),
-            changed: count(State::Changed),
-            current: count(State::Current),
-            source_missing: count(State::SourceMissing),
-            unknown: count(State::Unknown),
-            dropped_tags,
-            requests,
-            throttled: 0,
-            seconds: started.elapsed().as_secs_f64(),
-        }
-    }
-
-    fn line(&self) -> String {
-        let throttled = match self.throttled {
-            0 => String::new(),
-            n => format!(", {n} answered 429"),
-        };
-        format!(
-            "{} entries: {} new, {} changed, {} current, {} source-missing, {} unknown ({} requests{throttled} in {:.1}s)",
-            self.total, self.new, self.changed, self.current, self.source_missing, self.unknown, self.requests, self.seconds
-        )
-    }
-}
-
-#[derive(Serialize)]
-struct JsonEntry<'a> {
-    source: String,
-    target: String,
-    origin: String,
-    state: State,
-    source_digest: Option<&'a str>,
-    target_digest: Option<&'a str>,
-    error: Option<&'a ImageError>,
-}
-
-fn plan_json(entries: &[PlanEntry], summary: &PlanSummary) -> String {
-    let entries: Vec<JsonEntry<'_>> = entries
-        .iter()
-        .map(|e| JsonEntry {
-            source: e.job.source.to_string(),
-            target: e.job.target.to_string(),
-            origin: e.job.origin.to_string(),
-            state: e.state,
-            source_digest: e.source_digest.as_deref(),
-            target_digest: e.target_digest.as_deref(),
-            error: e.error.as_ref(),
-        })
-        .collect();
-    let value = serde_json::json!({
-        "ferry_version": env!("CARGO_PKG_VERSION"),
-        "entries": entries,
-        "summary": summary,
-    });
-    let mut text = serde_json::to_string_pretty(&value).expect("the plan always serializes");
-    text.push('\n');
-    text
 }

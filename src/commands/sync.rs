@@ -8,11 +8,11 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tracing::info;
 
-use super::{load, print_input_errors, say, say_err, Loaded};
+use super::{load, say, say_err, Loaded};
 use crate::engine::skopeo::Skopeo;
 use crate::engine::Engine;
+use crate::error::{Error, Outcome};
 use crate::exec::Stop;
-use crate::exit;
 use crate::model::{Destination, ImageResult, Job, Status, Summary};
 use crate::registry::RegistryClient;
 use crate::report;
@@ -23,15 +23,13 @@ use crate::scratch::ScratchDir;
 use crate::settings::SyncSettings;
 use crate::signals;
 
-pub async fn sync(settings: SyncSettings) -> u8 {
-    let Some(Loaded { jobs, registry }) = load(&settings.plan).await else {
-        return exit::USAGE;
-    };
+pub async fn sync(settings: SyncSettings) -> Result<Outcome, Error> {
+    let Loaded { jobs, registry } = load(&settings.plan).await?;
     let mut settings = settings;
     settings.plan.registry = registry;
     if settings.dry_run {
         print_dry_run(&settings, &jobs);
-        return exit::SUCCESS;
+        return Ok(Outcome::Done);
     }
     for stale in crate::scratch::remove_stale() {
         info!(
@@ -39,15 +37,9 @@ pub async fn sync(settings: SyncSettings) -> u8 {
             stale.display()
         );
     }
-    let scratch = match ScratchDir::create() {
-        Ok(scratch) => scratch,
-        Err(e) => {
-            say_err(format!(
-                "ferry: error: cannot create a private temporary directory: {e}"
-            ));
-            return exit::IMAGES_FAILED;
-        }
-    };
+    let scratch = ScratchDir::create().map_err(|e| {
+        Error::Internal(format!("cannot create a private temporary directory: {e}"))
+    })?;
     let engine = Skopeo::new(
         settings.skopeo.clone(),
         settings.plan.registry.access.clone(),
@@ -56,15 +48,10 @@ pub async fn sync(settings: SyncSettings) -> u8 {
         &scratch,
         &jobs,
     );
-    let engine: Arc<dyn Engine> = match engine {
-        Ok(engine) => Arc::new(engine),
-        Err(e) => {
-            say_err(format!(
-                "ferry: error: cannot prepare the auth file for skopeo: {e}"
-            ));
-            return exit::IMAGES_FAILED;
-        }
-    };
+    let engine: Arc<dyn Engine> =
+        Arc::new(engine.map_err(|e| {
+            Error::Internal(format!("cannot prepare the auth file for skopeo: {e}"))
+        })?);
     let (stop_tx, stop_rx) = watch::channel(Stop::Run);
     let signals = signals::Watch::start(stop_tx, say_err);
     let client = Arc::new(RegistryClient::new(settings.plan.registry.clone()));
@@ -77,28 +64,20 @@ pub async fn sync(settings: SyncSettings) -> u8 {
         run::sync(&settings, client, engine, jobs, stop_rx, events),
         console.consume(received)
     );
-    let outcome = match outcome {
-        Ok(outcome) => outcome,
-        Err(errors) => {
-            print_input_errors(&errors);
-            return exit::USAGE;
-        }
+    let run = outcome.map_err(Error::Input)?;
+    let mut outcome = match (signals.code(), run.summary.failed) {
+        (Some(code), _) => Outcome::Stopped { code },
+        (None, 0) => Outcome::Done,
+        (None, _) => Outcome::ImagesFailed,
     };
-    let mut exit_code = match (signals.code(), outcome.summary.failed) {
-        (Some(signal_exit), _) => signal_exit,
-        (None, 0) => exit::SUCCESS,
-        (None, _) => exit::IMAGES_FAILED,
-    };
-    if let Err(e) = write_outputs(&settings, &outcome.results, outcome.summary) {
+    if let Err(e) = write_outputs(&settings, &run.results, run.summary) {
         say_err(format!("ferry: error: {e}"));
-        if exit_code == exit::SUCCESS {
-            exit_code = exit::IMAGES_FAILED;
-        }
+        outcome = outcome.max(Outcome::ImagesFailed);
     }
     // The scratch directory (and the credentials in it) lives until here, on every path,
     // including a stop by signal.
     drop(scratch);
-    exit_code
+    Ok(outcome)
 }
 
 fn write_outputs(

@@ -15,8 +15,8 @@ use serde_yaml::Value;
 
 use super::{registry_host, sort_by_line, without_position};
 use super::{Entry, HostSettings, InputError};
+use crate::error::last_line;
 use crate::filter::{FilterSpec, TagFilter};
-use crate::last_line;
 use crate::model::Origin;
 use crate::reference::ImageRef;
 use crate::secret::{Credentials, Secret};

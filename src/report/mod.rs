@@ -8,9 +8,11 @@ pub mod progress;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
+
+use crate::plan::{PlanEntry, State};
 
 use crate::model::{ImageError, ImageResult, Status, Summary};
 
@@ -199,6 +201,91 @@ pub fn write_file(path: &Path, contents: &str) -> io::Result<()> {
     file.write_all(contents.as_bytes())?;
     file.sync_all()?;
     std::fs::rename(&temporary, path)
+}
+
+/// Counts over a plan or a verification.
+#[derive(Debug, Serialize)]
+pub struct PlanSummary {
+    pub total: usize,
+    pub new: usize,
+    pub changed: usize,
+    pub current: usize,
+    pub source_missing: usize,
+    pub unknown: usize,
+    pub dropped_tags: usize,
+    pub requests: u64,
+    /// 429 answers waited out.
+    pub throttled: u64,
+    pub seconds: f64,
+}
+
+impl PlanSummary {
+    pub fn of(
+        entries: &[PlanEntry],
+        dropped_tags: usize,
+        requests: u64,
+        started: Instant,
+    ) -> PlanSummary {
+        let count = |state| entries.iter().filter(|e| e.state == state).count();
+        PlanSummary {
+            total: entries.len(),
+            new: count(State::New),
+            changed: count(State::Changed),
+            current: count(State::Current),
+            source_missing: count(State::SourceMissing),
+            unknown: count(State::Unknown),
+            dropped_tags,
+            requests,
+            throttled: 0,
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+
+    pub fn line(&self) -> String {
+        let throttled = match self.throttled {
+            0 => String::new(),
+            n => format!(", {n} answered 429"),
+        };
+        format!(
+            "{} entries: {} new, {} changed, {} current, {} source-missing, {} unknown ({} requests{throttled} in {:.1}s)",
+            self.total, self.new, self.changed, self.current, self.source_missing, self.unknown, self.requests, self.seconds
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct JsonEntry<'a> {
+    source: String,
+    target: String,
+    origin: String,
+    state: State,
+    source_digest: Option<&'a str>,
+    target_digest: Option<&'a str>,
+    error: Option<&'a ImageError>,
+}
+
+/// The JSON report of `plan` and `verify`.
+pub fn plan_json(entries: &[PlanEntry], summary: &PlanSummary) -> String {
+    let entries: Vec<JsonEntry<'_>> = entries
+        .iter()
+        .map(|e| JsonEntry {
+            source: e.job.source.to_string(),
+            target: e.job.target.to_string(),
+            origin: e.job.origin.to_string(),
+            state: e.state,
+            source_digest: e.source_digest.as_deref(),
+            target_digest: e.target_digest.as_deref(),
+            error: e.error.as_ref(),
+        })
+        .collect();
+    let value = serde_json::json!({
+        "ferry_version": env!("CARGO_PKG_VERSION"),
+        "entries": entries,
+        "summary": summary,
+    });
+    let mut text = serde_json::to_string_pretty(&value).expect("the plan always serializes");
+    text.push('\n');
+    text
 }
 
 #[cfg(test)]
