@@ -106,6 +106,7 @@ pub enum Stream {
 
 /// Runs `invocation` to completion, until `stop` asks it to end, or until `timeout` passes;
 /// either way the whole process group is terminated.
+#[cfg(test)]
 pub async fn run(
     invocation: &Invocation,
     stop: watch::Receiver<Stop>,

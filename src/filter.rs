@@ -122,11 +122,6 @@ impl TagFilter {
         TagFilter::default().overridden_by(spec)
     }
 
-    /// True when the filter selects every tag.
-    pub fn is_empty(&self) -> bool {
-        self.spec == FilterSpec::default()
-    }
-
     pub fn spec(&self) -> &FilterSpec {
         &self.spec
     }
@@ -524,8 +519,6 @@ mod tests {
         let unchanged = cli.overridden_by(&FilterSpec::default()).unwrap();
         assert_eq!(unchanged.spec(), cli.spec());
         assert!(cli.overridden_by(&spec("--semver nope")).is_err());
-        assert!(TagFilter::default().is_empty() && TagFilter::new(&spec("")).unwrap().is_empty());
-        assert!(!cli.is_empty());
     }
 
     #[test]

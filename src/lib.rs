@@ -5,28 +5,28 @@
 //! The flow is: `cli` (clap types) → `settings` (one validated value) → `commands` (one per
 //! subcommand), which use `input`, `mapping`, `engine`, `scheduler` and `report`.
 
-pub mod access;
-pub mod cli;
-pub mod commands;
-pub mod engine;
-pub mod error;
-pub mod exec;
-pub mod filter;
-pub mod input;
-pub mod layout;
-pub mod mapping;
-pub mod model;
-pub mod plan;
+pub(crate) mod access;
+pub(crate) mod cli;
+pub(crate) mod commands;
+pub(crate) mod engine;
+pub(crate) mod error;
+pub(crate) mod exec;
+pub(crate) mod filter;
+pub(crate) mod input;
+pub(crate) mod layout;
+pub(crate) mod mapping;
+pub(crate) mod model;
+pub(crate) mod plan;
 pub mod reference;
-pub mod registry;
-pub mod report;
+pub(crate) mod registry;
+pub(crate) mod report;
 
-pub mod run;
-pub mod scratch;
-pub mod secret;
-pub mod settings;
-pub mod signals;
-pub mod tls;
+pub(crate) mod run;
+pub(crate) mod scratch;
+pub(crate) mod secret;
+pub(crate) mod settings;
+pub(crate) mod signals;
+pub(crate) mod tls;
 
 use std::ffi::OsString;
 use std::io::Write as _;

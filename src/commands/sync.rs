@@ -13,11 +13,11 @@ use crate::engine::skopeo::Skopeo;
 use crate::engine::Engine;
 use crate::error::{Error, Outcome};
 use crate::exec::Stop;
-use crate::model::{Destination, ImageResult, Job, Status, Summary};
+use crate::model::{Destination, Job};
 use crate::registry::RegistryClient;
-use crate::report;
 use crate::report::console::Console;
 use crate::report::progress::View;
+use crate::report::Outputs;
 use crate::run::{self, events::Events};
 use crate::scratch::ScratchDir;
 use crate::settings::SyncSettings;
@@ -56,11 +56,13 @@ pub async fn sync(settings: SyncSettings) -> Result<Outcome, Error> {
     let signals = signals::Watch::start(stop_tx, say_err);
     let client = Arc::new(RegistryClient::new(settings.plan.registry.clone()));
     let (events, received) = Events::channel();
+    info!("copying with {}", engine.name());
     let console = Console {
         line: &|line| say(line),
         view: View::new(settings.progress),
+        outputs: outputs(&settings),
     };
-    let (outcome, ()) = tokio::join!(
+    let (outcome, written) = tokio::join!(
         run::sync(&settings, client, engine, jobs, stop_rx, events),
         console.consume(received)
     );
@@ -70,7 +72,7 @@ pub async fn sync(settings: SyncSettings) -> Result<Outcome, Error> {
         (None, 0) => Outcome::Done,
         (None, _) => Outcome::ImagesFailed,
     };
-    if let Err(e) = write_outputs(&settings, &run.results, run.summary) {
+    if let Err(e) = written {
         say_err(format!("ferry: error: {e}"));
         outcome = outcome.max(Outcome::ImagesFailed);
     }
@@ -80,39 +82,21 @@ pub async fn sync(settings: SyncSettings) -> Result<Outcome, Error> {
     Ok(outcome)
 }
 
-fn write_outputs(
-    settings: &SyncSettings,
-    results: &[ImageResult],
-    summary: Summary,
-) -> Result<(), String> {
-    if let Some(path) = &settings.plan.report {
-        let destination = destination_label(&settings.plan.destination);
-        report::write_file(path, &report::json_report(&destination, results, summary))
-            .map_err(|e| format!("cannot write the report {}: {e}", path.display()))?;
+/// The report and failed list to write: what a rerun of the failed list needs beyond its
+/// lines is the OCI layout root (a registry target is on each line), and the tag filters when a
+/// whole repository failed (its listing).
+fn outputs(settings: &SyncSettings) -> Outputs {
+    let rerun_flags = match &settings.plan.destination {
+        Destination::OciDir(dir) => vec!["--dest-dir".to_owned(), dir.display().to_string()],
+        Destination::Registry(_) => Vec::new(),
+    };
+    Outputs {
+        report: settings.plan.report.clone(),
+        failed_list: settings.failed_list.clone(),
+        destination: destination_label(&settings.plan.destination),
+        rerun_flags,
+        repository_flags: settings.plan.filter.spec().as_flags(),
     }
-    if let Some(path) = &settings.failed_list {
-        let flags = rerun_flags(settings, results);
-        report::write_file(path, &report::failed_list(results, &flags))
-            .map_err(|e| format!("cannot write the failed list {}: {e}", path.display()))?;
-    }
-    Ok(())
-}
-
-/// What a rerun of the failed list needs beyond its lines: the OCI layout root (a registry
-/// target is on each line), and the tag filters when a whole repository failed (its listing).
-fn rerun_flags(settings: &SyncSettings, results: &[ImageResult]) -> Vec<String> {
-    let mut flags = Vec::new();
-    if let Destination::OciDir(dir) = &settings.plan.destination {
-        flags.extend(["--dest-dir".to_owned(), dir.display().to_string()]);
-    }
-    let whole_repository_failed = results.iter().any(|r| {
-        r.status == Status::Failed
-            && crate::reference::ImageRef::parse(&r.source).is_ok_and(|s| s.is_whole_repository())
-    });
-    if whole_repository_failed {
-        flags.extend(settings.plan.filter.spec().as_flags());
-    }
-    flags
 }
 
 fn destination_label(destination: &Destination) -> String {

@@ -183,7 +183,7 @@ impl Skopeo {
         let digest_file = self.digests.join(format!("{}.digest", attempt.index));
         let action = action_for(job, &self.destination, Some(&digest_file));
         let invocation = build(&self.options, &self.access, &self.auth, &action);
-        info!("running {invocation}");
+        info!("attempt {}: running {invocation}", attempt.number);
         let blobs = AtomicU32::new(0);
         let on_line = |stream: Stream, line: &str| {
             if stream == Stream::Stdout && line.trim_start().starts_with("Copying blob ") {

@@ -171,11 +171,6 @@ impl RegistryClient {
         }
     }
 
-    /// How each registry is reached: what the engines use too.
-    pub fn access(&self) -> &Access {
-        &self.options.access
-    }
-
     /// HTTP requests sent so far (including token requests and probes).
     pub fn requests_sent(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)

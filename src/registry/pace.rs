@@ -61,6 +61,7 @@ impl Pacer {
         self.slowed_at.is_some()
     }
 
+    #[cfg(test)]
     pub fn interval(&self) -> Option<Duration> {
         self.interval
     }

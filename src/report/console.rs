@@ -6,19 +6,26 @@ use tokio::sync::mpsc;
 use tracing::info;
 
 use super::progress::View;
-use super::{result_line, summary_line};
+use super::{result_line, summary_line, Outputs};
 use crate::model::FailureKind;
 use crate::run::events::Event;
 
-/// Where the lines go: `line` for stdout's result lines (false when stdout is gone).
+/// Where the lines go: `line` for stdout's result lines (false when stdout is gone), the view
+/// for progress, and the files written when the run finishes.
 pub struct Console<'a> {
     pub line: &'a (dyn Fn(String) -> bool + Send + Sync),
     pub view: View,
+    pub outputs: Outputs,
 }
 
 impl Console<'_> {
-    /// Consumes `events` until the run finishes (or its sender is gone).
-    pub async fn consume(mut self, mut events: mpsc::UnboundedReceiver<Event>) {
+    /// Consumes `events` until the run finishes (or its sender is gone); the error says which
+    /// output file could not be written.
+    pub async fn consume(
+        mut self,
+        mut events: mpsc::UnboundedReceiver<Event>,
+    ) -> Result<(), String> {
+        let mut written = Ok(());
         loop {
             let beat = self.view.next_beat();
             let heartbeat = async {
@@ -35,13 +42,14 @@ impl Console<'_> {
                 }
             };
             let Some(event) = event else { break };
-            let last = matches!(event, Event::RunFinished { .. });
             self.event(&event);
-            if last {
+            if let Event::RunFinished { results, summary } = &event {
+                written = self.outputs.write(results, *summary);
                 break;
             }
         }
         self.view.finish();
+        written
     }
 
     fn event(&mut self, event: &Event) {

@@ -7,12 +7,13 @@ pub mod progress;
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::plan::{PlanEntry, State};
+use crate::reference::ImageRef;
 
 use crate::model::{ImageError, ImageResult, Status, Summary};
 
@@ -178,6 +179,42 @@ pub fn failed_list(results: &[ImageResult], rerun_flags: &[String]) -> String {
         let _ = writeln!(text, "{}  # {} ({reason})", result.list_line, result.origin);
     }
     text
+}
+
+/// The files a sync writes when it ends: the JSON report and the failed list.
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    pub report: Option<PathBuf>,
+    pub failed_list: Option<PathBuf>,
+    /// The destination as the report names it.
+    pub destination: String,
+    /// What the failed list's rerun command needs whatever failed (`--dest-dir DIR`).
+    pub rerun_flags: Vec<String>,
+    /// What it needs too when a whole repository failed (its tag filters).
+    pub repository_flags: Vec<String>,
+}
+
+impl Outputs {
+    /// Writes both files; the error names the one that could not be written.
+    pub fn write(&self, results: &[ImageResult], summary: Summary) -> Result<(), String> {
+        if let Some(path) = &self.report {
+            write_file(path, &json_report(&self.destination, results, summary))
+                .map_err(|e| format!("cannot write the report {}: {e}", path.display()))?;
+        }
+        if let Some(path) = &self.failed_list {
+            let repository_failed = results.iter().any(|r| {
+                r.status == Status::Failed
+                    && ImageRef::parse(&r.source).is_ok_and(|s| s.is_whole_repository())
+            });
+            let mut flags = self.rerun_flags.clone();
+            if repository_failed {
+                flags.extend(self.repository_flags.iter().cloned());
+            }
+            write_file(path, &failed_list(results, &flags))
+                .map_err(|e| format!("cannot write the failed list {}: {e}", path.display()))?;
+        }
+        Ok(())
+    }
 }
 
 /// Writes `contents` to `path` atomically (temporary file + rename), so a reader never sees a

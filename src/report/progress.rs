@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::model::Status;
+use crate::model::{FailureKind, Status};
+use crate::plan::State;
 use crate::run::events::{Event, Wait};
 
 /// How progress is shown (`--progress`).
@@ -82,17 +83,33 @@ fn seconds(duration: Duration) -> String {
 /// The counts every mode shows.
 #[derive(Debug, Default)]
 struct Tally {
-    total: usize,
+    /// Entries before whole repositories are expanded, while planning.
+    entries: usize,
+    /// Each entry's planned state, by index.
+    planned: BTreeMap<usize, State>,
     done: usize,
     skipped: usize,
     failed: usize,
     in_flight: BTreeMap<usize, (String, Phase)>,
+    /// The kind of each in-flight image's last failed attempt.
+    last_failure: BTreeMap<usize, FailureKind>,
+    /// The registry that last answered a lookup 429, and until when it is paused.
+    throttled: Option<(String, Instant)>,
 }
 
 impl Tally {
     fn event(&mut self, event: &Event, now: Instant) {
         match event {
-            Event::Planned { .. } => self.total += 1,
+            Event::RunStarted { entries } => self.entries = *entries,
+            Event::Planned { index, state } => {
+                self.planned.insert(*index, *state);
+            }
+            Event::LookupThrottled { registry, wait } => {
+                self.throttled = Some((registry.clone(), now + *wait));
+            }
+            Event::AttemptFailed { index, kind, .. } => {
+                self.last_failure.insert(*index, *kind);
+            }
             Event::AttemptStarted {
                 index,
                 target,
@@ -136,6 +153,7 @@ impl Tally {
             }
             Event::Finished { index, result } => {
                 self.in_flight.remove(index);
+                self.last_failure.remove(index);
                 self.done += 1;
                 match result.status {
                     Status::Skipped => self.skipped += 1,
@@ -151,19 +169,47 @@ impl Tally {
         self.in_flight.values().filter(|(_, p)| p.waiting()).count()
     }
 
+    /// What one image in flight is doing, with the kind of its last failure when it waits
+    /// to retry.
+    fn phase(&self, index: usize, phase: &Phase, now: Instant) -> String {
+        match (phase, self.last_failure.get(&index)) {
+            (Phase::Retry { .. }, Some(kind)) => format!("{} (after {kind})", phase.describe(now)),
+            _ => phase.describe(now),
+        }
+    }
+
+    /// A registry that throttles lookups right now.
+    fn throttling(&self, now: Instant) -> Option<&str> {
+        match &self.throttled {
+            Some((registry, until)) if *until > now => Some(registry),
+            _ => None,
+        }
+    }
+
     /// The heartbeat line: counts only, no control characters.
-    fn heartbeat(&self, elapsed: Duration) -> String {
+    fn heartbeat(&self, now: Instant, elapsed: Duration) -> String {
+        if self.planned.is_empty() {
+            return format!(
+                "ferry: planning {} entries, {} elapsed",
+                self.entries,
+                seconds(elapsed)
+            );
+        }
         let waiting = self.waiting();
-        format!(
+        let mut line = format!(
             "ferry: {}/{} images done ({} skipped, {} failed), {} copying, {} waiting, {} elapsed",
             self.done,
-            self.total,
+            self.planned.len(),
             self.skipped,
             self.failed,
             self.in_flight.len() - waiting,
             waiting,
             seconds(elapsed)
-        )
+        );
+        if let Some(registry) = self.throttling(now) {
+            line.push_str(&format!("; {registry} is rate limiting"));
+        }
+        line
     }
 }
 
@@ -208,7 +254,7 @@ impl View {
     pub fn beat(&mut self, now: Instant) {
         if let Mode::Plain { interval } = self.mode {
             if now >= self.next_beat {
-                let line = self.tally.heartbeat(now - self.started);
+                let line = self.tally.heartbeat(now, now - self.started);
                 let _ = writeln!(std::io::stderr(), "{line}");
                 self.next_beat = now + interval;
             }
@@ -261,10 +307,14 @@ impl View {
             }
         });
         let tally = &self.tally;
-        live.overall.set_length(tally.total as u64);
+        live.overall.set_length(tally.planned.len() as u64);
         live.overall.set_position(tally.done as u64);
+        let throttling = match tally.throttling(now) {
+            Some(registry) => format!("; {registry} is rate limiting"),
+            None => String::new(),
+        };
         live.overall.set_message(format!(
-            " ({} skipped, {} failed)",
+            " ({} skipped, {} failed){throttling}",
             tally.skipped, tally.failed
         ));
         let index = match event {
@@ -285,7 +335,7 @@ impl View {
                     bar.enable_steady_tick(Duration::from_millis(200));
                     bar
                 });
-                bar.set_message(format!("{target}: {}", phase.describe(now)));
+                bar.set_message(format!("{target}: {}", tally.phase(index, phase, now)));
             }
             None => {
                 if let Some(bar) = live.images.remove(&index) {
@@ -302,7 +352,6 @@ mod tests {
     use super::*;
     use crate::engine::Progress;
     use crate::model::{FailureKind, ImageResult, Job, Origin, Target};
-    use crate::plan::State;
     use crate::reference::ImageRef;
 
     fn job(tag: &str) -> Job {
@@ -323,25 +372,26 @@ mod tests {
         let now = Instant::now();
         let mut tally = Tally::default();
         let target = |t: &str| format!("h.example/nginx:{t}");
+        tally.event(&Event::RunStarted { entries: 4 }, now);
+        assert_eq!(
+            tally.heartbeat(now, Duration::from_secs(2)),
+            "ferry: planning 4 entries, 2s elapsed"
+        );
         let events = [
             Event::Planned {
                 index: 0,
-                target: target("1"),
                 state: State::Current,
             },
             Event::Planned {
                 index: 1,
-                target: target("2"),
                 state: State::New,
             },
             Event::Planned {
                 index: 2,
-                target: target("3"),
                 state: State::New,
             },
             Event::Planned {
                 index: 3,
-                target: target("4"),
                 state: State::New,
             },
             Event::Finished {
@@ -362,12 +412,19 @@ mod tests {
             },
             Event::Progress {
                 index: 2,
-                target: target("3"),
                 progress: Progress {
                     blobs_done: 3,
                     blobs_total: Some(7),
                     ..Progress::default()
                 },
+            },
+            Event::AttemptFailed {
+                index: 1,
+                target: target("2"),
+                attempt: 1,
+                kind: FailureKind::Network,
+                message: "connection reset".into(),
+                retry_in: Some(Duration::from_secs(8)),
             },
             Event::Waiting {
                 index: 1,
@@ -389,23 +446,32 @@ mod tests {
         for event in &events {
             tally.event(event, now);
         }
+        let to_copy = tally.planned.values().filter(|s| s.needs_copy()).count();
+        assert_eq!(to_copy, 3);
         assert_eq!(
-            tally.heartbeat(Duration::from_secs(90)),
+            tally.heartbeat(now, Duration::from_secs(90)),
             "ferry: 1/4 images done (1 skipped, 0 failed), 1 copying, 2 waiting, 90s elapsed"
         );
         let phases: Vec<String> = tally
             .in_flight
-            .values()
-            .map(|(_, p)| p.describe(now))
+            .iter()
+            .map(|(i, (_, p))| tally.phase(*i, p, now))
             .collect();
         assert_eq!(
             phases,
             [
-                "attempt 2/4 in 8s",
+                "attempt 2/4 in 8s (after network)",
                 "copying, 3/7 blobs",
                 "waiting for docker.io's turn"
             ]
         );
+        let throttled = Event::LookupThrottled {
+            registry: "docker.io".into(),
+            wait: Duration::from_secs(5),
+        };
+        tally.event(&throttled, now);
+        let line = tally.heartbeat(now, Duration::ZERO);
+        assert!(line.ends_with("; docker.io is rate limiting"), "{line}");
         let failed = ImageResult::failed(
             &job("3"),
             FailureKind::Network,
@@ -420,9 +486,14 @@ mod tests {
             },
             now,
         );
-        assert!(tally
-            .heartbeat(Duration::ZERO)
-            .starts_with("ferry: 2/4 images done (1 skipped, 1 failed), 0 copying, 2 waiting"));
-        assert!(!tally.heartbeat(Duration::ZERO).contains('\x1b'));
+        let line = tally.heartbeat(now + Duration::from_secs(10), Duration::ZERO);
+        assert!(
+            line.starts_with("ferry: 2/4 images done (1 skipped, 1 failed), 0 copying, 2 waiting"),
+            "{line}"
+        );
+        assert!(
+            !line.contains("rate limiting") && !line.contains('\x1b'),
+            "{line}"
+        );
     }
 }

@@ -17,11 +17,7 @@ pub enum Event {
     /// Planning starts for this many entries (before whole repositories are expanded).
     RunStarted { entries: usize },
     /// An entry's state is known: what a sync will do with it.
-    Planned {
-        index: usize,
-        target: String,
-        state: State,
-    },
+    Planned { index: usize, state: State },
     /// A registry answered a lookup with 429: nothing goes to it for `wait`.
     LookupThrottled { registry: String, wait: Duration },
     /// A copy attempt starts.
@@ -33,11 +29,7 @@ pub enum Event {
         of: u32,
     },
     /// A copy got further.
-    Progress {
-        index: usize,
-        target: String,
-        progress: Progress,
-    },
+    Progress { index: usize, progress: Progress },
     /// A copy attempt failed; `retry_in` is the wait before the next one, `None` when this was
     /// the last.
     AttemptFailed {

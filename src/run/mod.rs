@@ -31,11 +31,9 @@ use crate::registry::conf::{self, RegistriesConf};
 use crate::registry::RegistryClient;
 use crate::settings::SyncSettings;
 
-/// What a finished run produced.
+/// What a finished run produced (each entry's result went out in the events).
 #[derive(Debug)]
 pub struct RunOutcome {
-    /// One per entry, in plan order.
-    pub results: Vec<ImageResult>,
     pub summary: Summary,
 }
 
@@ -103,7 +101,6 @@ pub async fn sync(
     for (index, entry) in entries.iter().enumerate() {
         events.send(Event::Planned {
             index,
-            target: entry.job.target.to_string(),
             state: entry.state,
         });
     }
@@ -181,11 +178,8 @@ pub async fn sync(
     let results: Vec<ImageResult> = ordered.into_iter().map(|(_, result)| result).collect();
     let interrupted = *stop.borrow() != Stop::Run;
     let summary = Summary::of(&results, started.elapsed(), interrupted);
-    events.send(Event::RunFinished {
-        results: results.clone(),
-        summary,
-    });
-    Ok(RunOutcome { results, summary })
+    events.send(Event::RunFinished { results, summary });
+    Ok(RunOutcome { summary })
 }
 
 /// Where requests for each registry the jobs name go: a source through registries.conf, a
@@ -384,11 +378,7 @@ async fn copy_one(
             of: attempts_allowed,
         });
         let progress = |progress| {
-            context.events.send(Event::Progress {
-                index,
-                target: target.clone(),
-                progress,
-            });
+            context.events.send(Event::Progress { index, progress });
         };
         let outcome = context
             .engine
