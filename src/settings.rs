@@ -288,7 +288,6 @@ fn common(
                 &access.dest_authfile,
             ),
         },
-        per_registry_limit: 0,
         per_registry_rps,
     };
     let filter = TagFilter::new(&FilterSpec {

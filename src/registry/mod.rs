@@ -43,14 +43,13 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
 /// found out once per host.
 type Probe = tokio::sync::OnceCell<Result<&'static str, String>>;
 
-/// Requests in flight to one registry host at most, unless configured otherwise.
-pub const DEFAULT_PER_REGISTRY_LIMIT: usize = 8;
+/// Requests in flight to one registry host at most.
+const REQUESTS_IN_FLIGHT: usize = 8;
 
 #[derive(Debug, Clone, Default)]
 pub struct ClientOptions {
     /// How each registry is reached (shared with the engines).
     pub access: Access,
-    pub per_registry_limit: usize,
     /// Requests per second per registry endpoint host (`--registry-rps`).
     pub per_registry_rps: HashMap<String, f64>,
 }
@@ -707,15 +706,11 @@ impl RegistryClient {
     }
 
     fn limit(&self, host: &str) -> Arc<Semaphore> {
-        let permits = match self.options.per_registry_limit {
-            0 => DEFAULT_PER_REGISTRY_LIMIT,
-            n => n,
-        };
         let mut limits = self.limits.lock().expect("lock");
         Arc::clone(
             limits
                 .entry(host.to_owned())
-                .or_insert_with(|| Arc::new(Semaphore::new(permits))),
+                .or_insert_with(|| Arc::new(Semaphore::new(REQUESTS_IN_FLIGHT))),
         )
     }
 
