@@ -207,7 +207,7 @@ impl ImageRef {
     /// The same repository pinned to `digest`; the tag is kept for readability.
     ///
     /// # Errors
-    /// When `digest` is malformed or uses an algorithm other than sha256 or sha512.
+    /// When `digest` is malformed or uses an algorithm other than sha256, sha384 or sha512.
     pub fn with_digest(&self, digest: &str) -> Result<ImageRef, ReferenceError> {
         let digest = validate_digest(digest)?;
         Ok(ImageRef {
@@ -568,20 +568,24 @@ fn validate_digest(digest: &str) -> Result<&str, ReferenceError> {
     let (algorithm, hex) = digest
         .split_once(':')
         .ok_or_else(|| invalid("expected <algorithm>:<hex>, e.g. sha256:…"))?;
+    // What both distribution's grammar and go-digest's allow: lowercase letters and digits,
+    // each part starting with a letter.
     let algorithm_valid = algorithm.split(['.', '+', '_', '-']).all(|part| {
-        !part.is_empty()
+        part.starts_with(|c: char| c.is_ascii_lowercase())
             && part
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
     });
     if !algorithm_valid {
         return Err(invalid(
-            "algorithm must be a-z and 0-9 joined by '.', '+', '_' or '-'",
+            "algorithm must be lowercase letters and digits joined by '.', '+', '_' or '-', \
+             each part starting with a letter",
         ));
     }
-    // Only the algorithms registries actually serve; anything else could not be verified.
+    // The algorithms go-digest registers; anything else could not be verified.
     let expected = match algorithm {
         "sha256" => 64,
+        "sha384" => 96,
         "sha512" => 128,
         _ => {
             return Err(ReferenceError::UnsupportedDigestAlgorithm {
@@ -660,6 +664,8 @@ mod tests {
         (concat!("nginx:1.25@sha256:", hex64!()),   concat!("docker.io/library/nginx:1.25@sha256:", hex64!())),
         (concat!("quay.io/a/b@", "sha512:", hex64!(), hex64!()),
                                                     concat!("quay.io/a/b@sha512:", hex64!(), hex64!())),
+        (concat!("quay.io/a/b:1@", "sha384:", hex64!(), "0123456789abcdef0123456789abcdef"),
+                                                    concat!("quay.io/a/b:1@sha384:", hex64!(), "0123456789abcdef0123456789abcdef")),
     ];
 
     /// Input → error message.
@@ -686,11 +692,16 @@ mod tests {
         ("nginx@sha256:abc",        "sha256 digest must have 64 hex characters"),
         (concat!("nginx@sha512:", hex64!()),
                                     "sha512 digest must have 128 hex characters"),
+        (concat!("nginx@sha384:", hex64!()),
+                                    "sha384 digest must have 96 hex characters"),
         ("nginx@md5:abc",           r#"unsupported digest algorithm "md5""#),
+        ("nginx@sha256+b64:abc",    r#"unsupported digest algorithm "sha256+b64""#),
         ("nginx@sha256:ABC",        r#"invalid digest "sha256:ABC": hex characters must be lowercase"#),
         ("nginx@sha256:xyz",        r#"invalid digest "sha256:xyz": only hex characters may follow the algorithm"#),
         ("nginx@sha256",            r#"invalid digest "sha256": expected <algorithm>:<hex>, e.g. sha256:…"#),
-        ("nginx@SHA256:abc",        r#"invalid digest "SHA256:abc": algorithm must be a-z and 0-9 joined by '.', '+', '_' or '-'"#),
+        ("nginx@SHA256:abc",        r#"invalid digest "SHA256:abc": algorithm must be lowercase letters and digits joined by '.', '+', '_' or '-', each part starting with a letter"#),
+        ("nginx@sha256.1x:abc",     r#"invalid digest "sha256.1x:abc": algorithm must be lowercase letters and digits joined by '.', '+', '_' or '-', each part starting with a letter"#),
+        ("nginx@sha256-:abc",       r#"invalid digest "sha256-:abc": algorithm must be lowercase letters and digits joined by '.', '+', '_' or '-', each part starting with a letter"#),
         ("a/b..c",                  r#"invalid repository path component "b..c": separators must be '.', '_', '__' or dashes"#),
         ("a___b",                   r#"invalid repository path component "a___b": separators must be '.', '_', '__' or dashes"#),
         ("a-/b",                    r#"invalid repository path component "a-": must start and end with a lowercase letter or digit"#),
