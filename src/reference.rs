@@ -35,6 +35,11 @@ pub enum ReferenceError {
     Empty,
     #[error("reference must not contain whitespace")]
     ContainsWhitespace { input: String },
+    #[error(
+        "a 64-character hex string is an image ID, not a repository name \
+         (to pin an image, write NAME@sha256:…)"
+    )]
+    ImageId { input: String },
     #[error("missing repository name before ':' or '@'")]
     MissingName { input: String },
     #[error("missing repository path after registry host {domain:?}")]
@@ -116,6 +121,16 @@ impl ImageRef {
             return Err(ReferenceError::SchemeInReference {
                 scheme: scheme.to_owned(),
                 rest: rest.to_owned(),
+            });
+        }
+        // distribution refuses these so that a name can never be mistaken for an image ID.
+        if input.len() == 64
+            && input
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Err(ReferenceError::ImageId {
+                input: input.to_owned(),
             });
         }
         let (name_and_tag, digest) = match input.split_once('@') {
@@ -660,6 +675,9 @@ mod tests {
         ("a/b_c/d.e/f-g",                           "docker.io/a/b_c/d.e/f-g"),
         ("registry.example/x:5000",                 "registry.example/x:5000"),
         ("a1/2b",                                   "docker.io/a1/2b"),
+        // Only the whole name is an image ID.
+        (concat!(hex64!(), ":1"),                   concat!("docker.io/library/", hex64!(), ":1")),
+        (concat!("a/", hex64!()),                   concat!("docker.io/a/", hex64!())),
         (concat!("nginx@sha256:", hex64!()),        concat!("docker.io/library/nginx@sha256:", hex64!())),
         (concat!("nginx:1.25@sha256:", hex64!()),   concat!("docker.io/library/nginx:1.25@sha256:", hex64!())),
         (concat!("quay.io/a/b@", "sha512:", hex64!(), hex64!()),
@@ -678,6 +696,7 @@ mod tests {
         ("Nginx:1.25",              "repository name must be lowercase"),
         ("docker.io/Library/nginx", "repository name must be lowercase"),
         ("Foo/bar",                 "repository name must be lowercase"),
+        (hex64!(),                  "a 64-character hex string is an image ID, not a repository name (to pin an image, write NAME@sha256:…)"),
         ("a//b",                    r#"repository path "a//b" has an empty component"#),
         ("nginx/",                  r#"repository path "nginx/" has an empty component"#),
         ("docker.io",               r#"missing repository path after registry host "docker.io""#),
