@@ -3,10 +3,12 @@
 //! Image lists are written by people (`nginx:1.25`, `quay.io/org/app@sha256:…`), but skopeo
 //! and registries only accept names that follow the docker/distribution reference grammar,
 //! and the same image can be spelled several ways (`nginx`, `index.docker.io/library/nginx`).
-//! [`ImageRef::parse`] rejects what a registry would reject, with a reason a person can act on,
-//! and normalizes Docker Hub spellings to one canonical form (`docker.io/library/nginx`) so
-//! that equal images compare equal. [`RepoPrefix`] is the destination side: a registry host
-//! plus optional path under which source images are mirrored, as `skopeo --scoped` does.
+//! [`ImageRef::parse`] reads a reference exactly as distribution's `ParseNormalizedNamed`
+//! does (docker's rules; skopeo's copy of them differs in refusing uppercase hosts), rejects
+//! what it would reject with a reason a person can act on, and normalizes Docker Hub
+//! spellings to one canonical form (`docker.io/library/nginx`) so that equal images compare
+//! equal. [`RepoPrefix`] is the destination side: a registry host plus optional path under
+//! which source images are mirrored, as `skopeo --scoped` does.
 //!
 //! The parser is written by hand rather than with regular expressions so that every failure
 //! can name the piece that is wrong and why.
@@ -20,8 +22,10 @@ pub const DEFAULT_DOMAIN: &str = "docker.io";
 /// Docker Hub keeps its official images here: `nginx` means `library/nginx`.
 const OFFICIAL_NAMESPACE: &str = "library";
 
-/// Host names that reach Docker Hub; folded into [`DEFAULT_DOMAIN`] so equal images compare equal.
-const DOCKER_HUB_ALIASES: [&str; 3] = ["docker.io", "index.docker.io", "registry-1.docker.io"];
+/// Docker Hub's old name, which distribution folds into [`DEFAULT_DOMAIN`] (exactly this
+/// spelling: other hosts that reach Docker Hub, like `registry-1.docker.io`, stay as written,
+/// as they do in skopeo's scoped names).
+const LEGACY_DEFAULT_DOMAIN: &str = "index.docker.io";
 
 /// Registries reject longer `domain/path` names.
 const NAME_MAX_LEN: usize = 255;
@@ -53,6 +57,13 @@ pub enum ReferenceError {
     EmptyPathComponent { path: String },
     #[error("repository name must be lowercase")]
     UppercaseName { path: String },
+    /// A lone `Registry.Example.com:5000` is a Docker Hub repository with a tag, so the
+    /// person most likely meant a registry and forgot the repository.
+    #[error(
+        "repository name must be lowercase (with no '/', {name:?} is a Docker Hub repository, \
+         not a registry host)"
+    )]
+    UppercaseLoneName { name: String },
     #[error("invalid repository path component {component:?}: {reason}")]
     InvalidPathComponent {
         component: String,
@@ -133,28 +144,30 @@ impl ImageRef {
                 input: input.to_owned(),
             });
         }
-        let (name_and_tag, digest) = match input.split_once('@') {
+        let (domain, remainder) = split_domain(input);
+        let (name_and_tag, digest) = match remainder.split_once('@') {
             Some((name_and_tag, digest)) => (name_and_tag, Some(digest)),
-            None => (input, None),
+            None => (remainder, None),
         };
-        let (domain, remainder) = split_domain(name_and_tag);
-        let (path, tag) = split_tag(remainder);
-        if path.is_empty() {
-            return Err(match domain {
-                Some(domain) => ReferenceError::MissingPath {
-                    domain: domain.to_owned(),
-                },
-                None => ReferenceError::MissingName {
-                    input: input.to_owned(),
-                },
-            });
-        }
+        let (path, tag) = split_tag(name_and_tag);
         let domain = match domain {
-            Some(domain) => {
-                validate_domain(domain)?;
-                normalize_domain(domain)
+            Some(written) if path.is_empty() => {
+                return Err(ReferenceError::MissingPath {
+                    domain: written.to_owned(),
+                });
             }
-            None => DEFAULT_DOMAIN,
+            Some(written) => checked_domain(written)?,
+            None if path.is_empty() => {
+                return Err(ReferenceError::MissingName {
+                    input: input.to_owned(),
+                });
+            }
+            None => {
+                if !input.contains('/') {
+                    lone_name_check(name_and_tag, path)?;
+                }
+                DEFAULT_DOMAIN
+            }
         };
         validate_path(path)?;
         let tag = tag.map(validate_tag).transpose()?;
@@ -248,13 +261,13 @@ impl ImageRef {
     }
 }
 
-/// Whether `input` (a reference as written) starts with a registry host, by docker's rule: a
-/// first component with a `.` or a `:port`, or `localhost`. `mynginx:1` and `team/app` name
-/// none, and `ImageRef::parse` would put them on Docker Hub.
+/// Whether `input` (a reference as written) starts with a registry host, by distribution's
+/// rule: a first component before a `/` with a `.`, a `:` or an uppercase letter, or
+/// `localhost`. `mynginx:1` and `team/app` name none, and `ImageRef::parse` would put them on
+/// Docker Hub.
 #[must_use]
 pub fn names_registry(input: &str) -> bool {
-    let name = input.split('@').next().unwrap_or(input);
-    split_domain(name).0.is_some()
+    split_domain(input).0.is_some()
 }
 
 impl fmt::Display for ImageRef {
@@ -309,8 +322,9 @@ impl RepoPrefix {
             });
         }
         // Unlike an image, a prefix has no Docker Hub default: `third` is almost surely a
-        // forgotten host, and mirroring into docker.io by accident would be costly.
-        if !looks_like_domain(domain) {
+        // forgotten host, and mirroring into docker.io by accident would be costly. For the
+        // same reason uppercase letters alone (`Third`) do not make a host here.
+        if !has_host_marks(domain) {
             return Err(ReferenceError::PrefixWithoutRegistry {
                 prefix: input.to_owned(),
             });
@@ -412,27 +426,26 @@ fn write_instead(rest: &str) -> String {
     }
 }
 
-/// docker's rule: a first component is a registry host only if it could not be a Docker Hub
-/// repository name.
-fn looks_like_domain(component: &str) -> bool {
+/// Whether a first component names a registry host by its form alone: a `.` (a domain or an
+/// IPv4 address), a `:` (a port, or an IPv6 literal), or `localhost`.
+fn has_host_marks(component: &str) -> bool {
     component.contains(['.', ':']) || component == "localhost"
 }
 
-/// Splits `[domain/]rest` into the registry host, if any, and the rest.
-fn split_domain(name: &str) -> (Option<&str>, &str) {
-    match name.split_once('/') {
+/// distribution's rule: a first component is a registry host if it could not be a Docker Hub
+/// namespace, so uppercase letters (which no repository path may have) make one too:
+/// `Docker/docker` is repository `docker` on host `Docker`.
+fn looks_like_domain(component: &str) -> bool {
+    has_host_marks(component) || component.contains(|c: char| c.is_ascii_uppercase())
+}
+
+/// Splits `[domain/]rest` into the registry host, if any, and the rest. Only a component
+/// before a `/` can be a host: a lone `quay.io:5000` is Docker Hub's `library/quay.io` at tag
+/// `5000`, exactly as distribution reads it.
+fn split_domain(input: &str) -> (Option<&str>, &str) {
+    match input.split_once('/') {
         Some((first, rest)) if looks_like_domain(first) => (Some(first), rest),
-        Some(_) => (None, name),
-        None => {
-            // A lone `docker.io` or `localhost:5000` is a registry typed without its
-            // repository far more often than a Docker Hub image with a dot in its name.
-            let (before_tag, _) = split_tag(name);
-            if before_tag.contains('.') || before_tag == "localhost" || name.starts_with('[') {
-                (Some(name), "")
-            } else {
-                (None, name)
-            }
-        }
+        _ => (None, input),
     }
 }
 
@@ -448,11 +461,44 @@ fn split_tag(name: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// Validates a first component read as a registry host and normalizes it.
+fn checked_domain(domain: &str) -> Result<&str, ReferenceError> {
+    if let Err(error) = validate_domain(domain) {
+        // Only its uppercase letters made it a host, and lowercased it would be a fine
+        // namespace: the mistake is the case (distribution says so too).
+        if !has_host_marks(domain) && path_component_problem(&domain.to_ascii_lowercase()).is_none()
+        {
+            return Err(ReferenceError::UppercaseName {
+                path: domain.to_owned(),
+            });
+        }
+        return Err(error);
+    }
+    Ok(normalize_domain(domain))
+}
+
+/// Refuses a reference without a `/` that is most likely a registry host typed without its
+/// repository, saying so: an IPv6 literal, or a host name with uppercase letters, which the
+/// Docker Hub repository it is read as may not have.
+fn lone_name_check(name_and_tag: &str, path: &str) -> Result<(), ReferenceError> {
+    // An IPv6 literal can only be a host.
+    if name_and_tag.starts_with('[') {
+        validate_domain(name_and_tag)?;
+        return Err(ReferenceError::MissingPath {
+            domain: name_and_tag.to_owned(),
+        });
+    }
+    let host_like = path.contains('.') || path.eq_ignore_ascii_case("localhost");
+    if host_like && path.contains(|c: char| c.is_ascii_uppercase()) {
+        return Err(ReferenceError::UppercaseLoneName {
+            name: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
 fn normalize_domain(domain: &str) -> &str {
-    if DOCKER_HUB_ALIASES
-        .iter()
-        .any(|alias| alias.eq_ignore_ascii_case(domain))
-    {
+    if domain == LEGACY_DEFAULT_DOMAIN {
         DEFAULT_DOMAIN
     } else {
         domain
@@ -482,6 +528,11 @@ fn validate_domain(domain: &str) -> Result<(), ReferenceError> {
         }
     } else {
         match domain.split_once(':') {
+            Some((_, port)) if port.contains(':') => {
+                return Err(invalid(
+                    "an IPv6 address must be in brackets (e.g. [fc00::1]:5000)",
+                ));
+            }
             Some((host, port)) => (Some(host), Some(port)),
             None => (Some(domain), None),
         }
@@ -655,9 +706,10 @@ mod tests {
         ("nginx:1.25",                              "docker.io/library/nginx:1.25"),
         ("nginx:latest",                            "docker.io/library/nginx:latest"),
         ("index.docker.io/library/nginx:1.25",      "docker.io/library/nginx:1.25"),
-        ("registry-1.docker.io/bitnami/redis",      "docker.io/bitnami/redis"),
+        // Only this exact spelling of Docker Hub's old name folds, as in distribution.
+        ("registry-1.docker.io/bitnami/redis",      "registry-1.docker.io/bitnami/redis"),
         ("docker.io/nginx",                         "docker.io/library/nginx"),
-        ("INDEX.Docker.IO/nginx",                   "docker.io/library/nginx"),
+        ("INDEX.Docker.IO/nginx",                   "INDEX.Docker.IO/nginx"),
         ("docker.io/library/nginx",                 "docker.io/library/nginx"),
         ("bitnami/redis:7.2",                       "docker.io/bitnami/redis:7.2"),
         ("k8s.gcr.io/pause:3.6",                    "k8s.gcr.io/pause:3.6"),
@@ -675,6 +727,14 @@ mod tests {
         ("a/b_c/d.e/f-g",                           "docker.io/a/b_c/d.e/f-g"),
         ("registry.example/x:5000",                 "registry.example/x:5000"),
         ("a1/2b",                                   "docker.io/a1/2b"),
+        // Only a component before a '/' can be a host: a lone one is a Docker Hub repository.
+        ("docker.io",                               "docker.io/library/docker.io"),
+        ("localhost",                               "docker.io/library/localhost"),
+        ("localhost:5000",                          "docker.io/library/localhost:5000"),
+        ("quay.io:443",                             "docker.io/library/quay.io:443"),
+        // Uppercase letters make a first component a host (they cannot be a namespace).
+        ("Foo/bar",                                 "Foo/bar"),
+        ("Docker/docker:1",                         "Docker/docker:1"),
         // Only the whole name is an image ID.
         (concat!(hex64!(), ":1"),                   concat!("docker.io/library/", hex64!(), ":1")),
         (concat!("a/", hex64!()),                   concat!("docker.io/a/", hex64!())),
@@ -695,13 +755,19 @@ mod tests {
         ("nginx :1.25",             "reference must not contain whitespace"),
         ("Nginx:1.25",              "repository name must be lowercase"),
         ("docker.io/Library/nginx", "repository name must be lowercase"),
-        ("Foo/bar",                 "repository name must be lowercase"),
+        ("Foo_Bar/x",               "repository name must be lowercase"),
+        ("Registry.Example.com",    r#"repository name must be lowercase (with no '/', "Registry.Example.com" is a Docker Hub repository, not a registry host)"#),
+        ("Quay.io:5000",            r#"repository name must be lowercase (with no '/', "Quay.io" is a Docker Hub repository, not a registry host)"#),
+        ("LocalHost:5000@sha256:0", r#"repository name must be lowercase (with no '/', "LocalHost" is a Docker Hub repository, not a registry host)"#),
         (hex64!(),                  "a 64-character hex string is an image ID, not a repository name (to pin an image, write NAME@sha256:…)"),
+        ("[::1]",                   r#"missing repository path after registry host "[::1]""#),
+        ("[::1]:5000@sha256:0",     r#"missing repository path after registry host "[::1]:5000""#),
+        ("[::1]:x",                 r#"invalid registry host "[::1]:x": port must be decimal digits"#),
         ("a//b",                    r#"repository path "a//b" has an empty component"#),
         ("nginx/",                  r#"repository path "nginx/" has an empty component"#),
-        ("docker.io",               r#"missing repository path after registry host "docker.io""#),
         ("docker.io/",              r#"missing repository path after registry host "docker.io""#),
-        ("localhost:5000",          r#"missing repository path after registry host "localhost:5000""#),
+        ("index.docker.io/",        r#"missing repository path after registry host "index.docker.io""#),
+        ("localhost:5000/",         r#"missing repository path after registry host "localhost:5000""#),
         ("quay.io/:1",              r#"missing repository path after registry host "quay.io""#),
         (":1.25",                   "missing repository name before ':' or '@'"),
         ("nginx:",                  "tag after ':' must not be empty"),
@@ -726,7 +792,11 @@ mod tests {
         ("a-/b",                    r#"invalid repository path component "a-": must start and end with a lowercase letter or digit"#),
         ("_a",                      r#"invalid repository path component "_a": must start and end with a lowercase letter or digit"#),
         ("a/b:c/d",                 r#"invalid repository path component "b:c": only a-z, 0-9, '.', '_' and '-' are allowed"#),
+        // distribution's regexp would read this as a path without a host (which no registry
+        // serves): a deliberate difference.
         ("exa_mple.com/foo",        r#"invalid registry host "exa_mple.com": host may only contain letters, digits, '-' and '.'"#),
+        ("Foo-/x",                  r#"invalid registry host "Foo-": host components must not start or end with '-'"#),
+        ("fc00::1/x",               r#"invalid registry host "fc00::1": an IPv6 address must be in brackets (e.g. [fc00::1]:5000)"#),
         ("-bad.io/foo",             r#"invalid registry host "-bad.io": host components must not start or end with '-'"#),
         ("a..io/foo",               r#"invalid registry host "a..io": empty host component"#),
         ("host.io:http/foo",        r#"invalid registry host "host.io:http": port must be decimal digits"#),
@@ -857,10 +927,13 @@ mod tests {
         ("[::1]:5000/m",               Ok(("[::1]:5000", "m"))),
         // Docker Hub aliases fold, but a prefix never gains `library/`.
         ("index.docker.io/me",         Ok(("docker.io", "me"))),
+        ("registry-1.docker.io/me",    Ok(("registry-1.docker.io", "me"))),
         ("",                           Err("reference must not be empty")),
         ("harbor.example/ third",      Err("reference must not contain whitespace")),
         ("third",                      Err("destination prefix must start with a registry host (e.g. harbor.example/mirror)")),
         ("third/x",                    Err("destination prefix must start with a registry host (e.g. harbor.example/mirror)")),
+        // Uppercase letters make a host in a reference, not in a prefix.
+        ("Third/x",                    Err("destination prefix must start with a registry host (e.g. harbor.example/mirror)")),
         ("harbor.example/third:v1",    Err("destination prefix must not have a tag or digest")),
         ("harbor.example/x@sha256:ab", Err("destination prefix must not have a tag or digest")),
         ("harbor.example/Third",       Err("repository name must be lowercase")),
@@ -901,6 +974,8 @@ mod tests {
     const SCOPED: &[(&str, &str, Result<&str, &str>)] = &[
         ("harbor.example/third", "nginx:1.25",        Ok("harbor.example/third/docker.io/library/nginx:1.25")),
         ("harbor.example/m/n",   "ghcr.io/o/r:1",     Ok("harbor.example/m/n/ghcr.io/o/r:1")),
+        ("harbor.example/m",     "registry-1.docker.io/o/r:1",
+                                                      Ok("harbor.example/m/registry-1.docker.io/o/r:1")),
         ("localhost:5000",       concat!("quay.io/a/b@sha256:", hex64!()),
                                                       Ok(concat!("localhost:5000/quay.io/a/b@sha256:", hex64!()))),
         ("harbor.example/m",     concat!("k8s.gcr.io/pause:3.6@sha256:", hex64!()),
