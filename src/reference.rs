@@ -811,6 +811,270 @@ mod tests {
         ("://nginx",                r#"invalid registry host ":": empty host component"#),
     ];
 
+    /// Expected normalized parts: (domain, path, tag, digest).
+    type Parts = (
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+        Option<&'static str>,
+    );
+
+    macro_rules! f64hex {
+        () => {
+            "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+        };
+    }
+
+    /// distribution's own test inputs (github.com/distribution/reference `reference_test.go`
+    /// and `normalize_test.go`), each with what `ParseNormalizedNamed` makes of it, or ferry's
+    /// reason where distribution refuses it too. Tests there that call `Parse`, `WithName` or
+    /// `ParseAnyReference` are taken through `ParseNormalizedNamed` here, as ferry reads every
+    /// reference that way: single names gain `docker.io/library/`. Repeated inputs are listed
+    /// once; the two built with `strings.Repeat` are in `distribution_length_cases`.
+    #[rustfmt::skip]
+    const DISTRIBUTION: &[(&str, Result<Parts, &str>)] = &[
+        // reference_test.go, TestReferenceParse
+        ("test_com",                        Ok(("docker.io", "library/test_com", None, None))),
+        ("test.com:tag",                    Ok(("docker.io", "library/test.com", Some("tag"), None))),
+        ("test.com:5000",                   Ok(("docker.io", "library/test.com", Some("5000"), None))),
+        ("test.com/repo:tag",               Ok(("test.com", "repo", Some("tag"), None))),
+        ("test:5000/repo",                  Ok(("test:5000", "repo", None, None))),
+        ("test:5000/repo:tag",              Ok(("test:5000", "repo", Some("tag"), None))),
+        (concat!("test:5000/repo@sha256:", f64hex!()),
+                                            Ok(("test:5000", "repo", None, Some(concat!("sha256:", f64hex!()))))),
+        (concat!("test:5000/repo:tag@sha256:", f64hex!()),
+                                            Ok(("test:5000", "repo", Some("tag"), Some(concat!("sha256:", f64hex!()))))),
+        ("",                                Err("reference must not be empty")),
+        (":justtag",                        Err("missing repository name before ':' or '@'")),
+        (concat!("@sha256:", f64hex!()),    Err("missing repository name before ':' or '@'")),
+        ("repo@sha256:ffffffffffffffffffffffffffffffffff",
+                                            Err("sha256 digest must have 64 hex characters")),
+        (concat!("validname@invaliddigest:", f64hex!()),
+                                            Err(r#"unsupported digest algorithm "invaliddigest""#)),
+        ("Uppercase:tag",                   Err("repository name must be lowercase")),
+        // Commented out there ("FIXME"): ParseNormalizedNamed reads "Uppercase" as a host.
+        ("Uppercase/lowercase:tag",         Ok(("Uppercase", "lowercase", Some("tag"), None))),
+        ("test:5000/Uppercase/lowercase:tag",
+                                            Err("repository name must be lowercase")),
+        ("lowercase:Uppercase",             Ok(("docker.io", "library/lowercase", Some("Uppercase"), None))),
+        ("aa/asdf$$^/aa",                   Err(r#"invalid repository path component "asdf$$^": only a-z, 0-9, '.', '_' and '-' are allowed"#)),
+        ("sub-dom1.foo.com/bar/baz/quux",   Ok(("sub-dom1.foo.com", "bar/baz/quux", None, None))),
+        ("sub-dom1.foo.com/bar/baz/quux:some-long-tag",
+                                            Ok(("sub-dom1.foo.com", "bar/baz/quux", Some("some-long-tag"), None))),
+        ("b.gcr.io/test.example.com/my-app:test.example.com",
+                                            Ok(("b.gcr.io", "test.example.com/my-app", Some("test.example.com"), None))),
+        ("xn--n3h.com/myimage:xn--n3h.com", Ok(("xn--n3h.com", "myimage", Some("xn--n3h.com"), None))),
+        (concat!("xn--7o8h.com/myimage:xn--7o8h.com@sha512:", f64hex!(), f64hex!()),
+                                            Ok(("xn--7o8h.com", "myimage", Some("xn--7o8h.com"), Some(concat!("sha512:", f64hex!(), f64hex!()))))),
+        ("foo_bar.com:8080",                Ok(("docker.io", "library/foo_bar.com", Some("8080"), None))),
+        ("foo/foo_bar.com:8080",            Ok(("docker.io", "foo/foo_bar.com", Some("8080"), None))),
+        ("192.168.1.1",                     Ok(("docker.io", "library/192.168.1.1", None, None))),
+        ("192.168.1.1:tag",                 Ok(("docker.io", "library/192.168.1.1", Some("tag"), None))),
+        ("192.168.1.1:5000",                Ok(("docker.io", "library/192.168.1.1", Some("5000"), None))),
+        ("192.168.1.1/repo",                Ok(("192.168.1.1", "repo", None, None))),
+        ("192.168.1.1:5000/repo",           Ok(("192.168.1.1:5000", "repo", None, None))),
+        ("192.168.1.1:5000/repo:5050",      Ok(("192.168.1.1:5000", "repo", Some("5050"), None))),
+        ("[2001:db8::1]",                   Err(r#"missing repository path after registry host "[2001:db8::1]""#)),
+        ("[2001:db8::1]:5000",              Err(r#"missing repository path after registry host "[2001:db8::1]:5000""#)),
+        ("[2001:db8::1]:tag",               Err(r#"invalid registry host "[2001:db8::1]:tag": port must be decimal digits"#)),
+        ("[2001:db8::1]/repo",              Ok(("[2001:db8::1]", "repo", None, None))),
+        ("[2001:db8:1:2:3:4:5:6]/repo:tag", Ok(("[2001:db8:1:2:3:4:5:6]", "repo", Some("tag"), None))),
+        ("[2001:db8::1]:5000/repo",         Ok(("[2001:db8::1]:5000", "repo", None, None))),
+        ("[2001:db8::1]:5000/repo:tag",     Ok(("[2001:db8::1]:5000", "repo", Some("tag"), None))),
+        (concat!("[2001:db8::1]:5000/repo@sha256:", f64hex!()),
+                                            Ok(("[2001:db8::1]:5000", "repo", None, Some(concat!("sha256:", f64hex!()))))),
+        (concat!("[2001:db8::1]:5000/repo:tag@sha256:", f64hex!()),
+                                            Ok(("[2001:db8::1]:5000", "repo", Some("tag"), Some(concat!("sha256:", f64hex!()))))),
+        ("[2001:db8::]:5000/repo",          Ok(("[2001:db8::]:5000", "repo", None, None))),
+        ("[::1]:5000/repo",                 Ok(("[::1]:5000", "repo", None, None))),
+        ("[fe80::1%eth0]:5000/repo",        Err(r#"invalid registry host "[fe80::1%eth0]:5000": IPv6 address may only contain hex digits and ':'"#)),
+        ("[fe80::1%@invalidzone]:5000/repo",
+                                            Err(r#"invalid registry host "[fe80::1%@invalidzone]:5000": IPv6 address may only contain hex digits and ':'"#)),
+        // reference_test.go, TestDomainAndPath, TestParseNamed and TestSerialization
+        ("test.com/foo",                    Ok(("test.com", "foo", None, None))),
+        ("test_com/foo",                    Ok(("docker.io", "test_com/foo", None, None))),
+        ("test:8080/foo",                   Ok(("test:8080", "foo", None, None))),
+        ("test.com:8080/foo",               Ok(("test.com:8080", "foo", None, None))),
+        ("test-com:8080/foo",               Ok(("test-com:8080", "foo", None, None))),
+        ("xn--n3h.com:18080/foo",           Ok(("xn--n3h.com:18080", "foo", None, None))),
+        ("test.com",                        Ok(("docker.io", "library/test.com", None, None))),
+        ("foo",                             Ok(("docker.io", "library/foo", None, None))),
+        ("library/foo",                     Ok(("docker.io", "library/foo", None, None))),
+        ("docker.io/library/foo",           Ok(("docker.io", "library/foo", None, None))),
+        ("docker.io/foo",                   Ok(("docker.io", "library/foo", None, None))),
+        ("example.com:8000/named",          Ok(("example.com:8000", "named", None, None))),
+        ("example.com:8000/named:tagged",   Ok(("example.com:8000", "named", Some("tagged"), None))),
+        ("other.com/named@sha256:1234567890098765432112345667890098765432112345667890098765432112",
+                                            Ok(("other.com", "named", None, Some("sha256:1234567890098765432112345667890098765432112345667890098765432112")))),
+        // normalize_test.go, TestValidateReferenceName
+        ("docker/docker",                   Ok(("docker.io", "docker/docker", None, None))),
+        ("library/debian",                  Ok(("docker.io", "library/debian", None, None))),
+        ("debian",                          Ok(("docker.io", "library/debian", None, None))),
+        ("docker.io/docker/docker",         Ok(("docker.io", "docker/docker", None, None))),
+        ("docker.io/library/debian",        Ok(("docker.io", "library/debian", None, None))),
+        ("docker.io/debian",                Ok(("docker.io", "library/debian", None, None))),
+        ("index.docker.io/docker/docker",   Ok(("docker.io", "docker/docker", None, None))),
+        ("index.docker.io/library/debian",  Ok(("docker.io", "library/debian", None, None))),
+        ("index.docker.io/debian",          Ok(("docker.io", "library/debian", None, None))),
+        ("127.0.0.1:5000/docker/docker",    Ok(("127.0.0.1:5000", "docker/docker", None, None))),
+        ("127.0.0.1:5000/library/debian",   Ok(("127.0.0.1:5000", "library/debian", None, None))),
+        ("127.0.0.1:5000/debian",           Ok(("127.0.0.1:5000", "debian", None, None))),
+        ("192.168.0.1",                     Ok(("docker.io", "library/192.168.0.1", None, None))),
+        ("192.168.0.1:80",                  Ok(("docker.io", "library/192.168.0.1", Some("80"), None))),
+        ("192.168.0.1:8/debian",            Ok(("192.168.0.1:8", "debian", None, None))),
+        ("192.168.0.2:25000/debian",        Ok(("192.168.0.2:25000", "debian", None, None))),
+        ("thisisthesongthatneverendsitgoesonandonandonthisisthesongthatnev",
+                                            Ok(("docker.io", "library/thisisthesongthatneverendsitgoesonandonandonthisisthesongthatnev", None, None))),
+        ("[fc00::1]:5000/docker",           Ok(("[fc00::1]:5000", "docker", None, None))),
+        ("[fc00::1]:5000/docker/docker",    Ok(("[fc00::1]:5000", "docker/docker", None, None))),
+        ("[fc00:1:2:3:4:5:6:7]:5000/library/debian",
+                                            Ok(("[fc00:1:2:3:4:5:6:7]:5000", "library/debian", None, None))),
+        ("docker.io/1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a",
+                                            Ok(("docker.io", "library/1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a", None, None))),
+        ("Docker/docker",                   Ok(("Docker", "docker", None, None))),
+        ("DOCKER/docker",                   Ok(("DOCKER", "docker", None, None))),
+        ("https://github.com/docker/docker",
+                                            Err(r#"remove "https://": a reference has no scheme (write github.com/docker/docker)"#)),
+        ("docker/Docker",                   Err("repository name must be lowercase")),
+        ("-docker",                         Err(r#"invalid repository path component "-docker": must start and end with a lowercase letter or digit"#)),
+        ("-docker/docker",                  Err(r#"invalid repository path component "-docker": must start and end with a lowercase letter or digit"#)),
+        ("-docker.io/docker/docker",        Err(r#"invalid registry host "-docker.io": host components must not start or end with '-'"#)),
+        ("docker///docker",                 Err(r#"repository path "docker///docker" has an empty component"#)),
+        ("docker.io/docker/Docker",         Err("repository name must be lowercase")),
+        ("docker.io/docker///docker",       Err(r#"repository path "docker///docker" has an empty component"#)),
+        ("[fc00::1]",                       Err(r#"missing repository path after registry host "[fc00::1]""#)),
+        ("[fc00::1]:5000",                  Err(r#"missing repository path after registry host "[fc00::1]:5000""#)),
+        ("fc00::1:5000/debian",             Err(r#"invalid registry host "fc00::1:5000": an IPv6 address must be in brackets (e.g. [fc00::1]:5000)"#)),
+        ("[fe80::1%eth0]:5000/debian",      Err(r#"invalid registry host "[fe80::1%eth0]:5000": IPv6 address may only contain hex digits and ':'"#)),
+        ("[2001:db8:3:4::192.0.2.33]:5000/debian",
+                                            Err(r#"invalid registry host "[2001:db8:3:4::192.0.2.33]:5000": IPv6 address may only contain hex digits and ':'"#)),
+        ("1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a",
+                                            Err("a 64-character hex string is an image ID, not a repository name (to pin an image, write NAME@sha256:…)")),
+        // normalize_test.go, TestValidateRemoteName
+        ("docker-rules/docker",             Ok(("docker.io", "docker-rules/docker", None, None))),
+        ("docker---rules/docker",           Ok(("docker.io", "docker---rules/docker", None, None))),
+        ("doc/docker",                      Ok(("docker.io", "doc/docker", None, None))),
+        ("d/docker",                        Ok(("docker.io", "d/docker", None, None))),
+        ("jess/t",                          Ok(("docker.io", "jess/t", None, None))),
+        ("dock__er/docker",                 Ok(("docker.io", "dock__er/docker", None, None))),
+        ("docker-/docker",                  Err(r#"invalid repository path component "docker-": must start and end with a lowercase letter or digit"#)),
+        ("-docker-/docker",                 Err(r#"invalid repository path component "-docker-": must start and end with a lowercase letter or digit"#)),
+        ("____/____",                       Err(r#"invalid repository path component "____": must start and end with a lowercase letter or digit"#)),
+        ("_docker/_docker",                 Err(r#"invalid repository path component "_docker": must start and end with a lowercase letter or digit"#)),
+        ("dock..er/docker",                 Err(r#"invalid registry host "dock..er": empty host component"#)),
+        ("dock_.er/docker",                 Err(r#"invalid registry host "dock_.er": host may only contain letters, digits, '-' and '.'"#)),
+        ("dock-.er/docker",                 Err(r#"invalid registry host "dock-.er": host components must not start or end with '-'"#)),
+        ("docker/",                         Err(r#"repository path "docker/" has an empty component"#)),
+        ("this_is_not_a_valid_namespace_because_its_lenth_is_greater_than_255_this_is_not_a_valid_namespace_because_its_lenth_is_greater_than_255_this_is_not_a_valid_namespace_because_its_lenth_is_greater_than_255_this_is_not_a_valid_namespace_because_its_lenth_is_greater_than_255/docker",
+                                            Err("repository name must not be longer than 255 characters")),
+        // normalize_test.go, TestParseRepositoryInfo (familiar, full and ambiguous names)
+        ("fooo/bar",                        Ok(("docker.io", "fooo/bar", None, None))),
+        ("docker.io/fooo/bar",              Ok(("docker.io", "fooo/bar", None, None))),
+        ("index.docker.io/fooo/bar",        Ok(("docker.io", "fooo/bar", None, None))),
+        ("ubuntu",                          Ok(("docker.io", "library/ubuntu", None, None))),
+        ("docker.io/library/ubuntu",        Ok(("docker.io", "library/ubuntu", None, None))),
+        ("library/ubuntu",                  Ok(("docker.io", "library/ubuntu", None, None))),
+        ("nonlibrary/ubuntu",               Ok(("docker.io", "nonlibrary/ubuntu", None, None))),
+        ("docker.io/nonlibrary/ubuntu",     Ok(("docker.io", "nonlibrary/ubuntu", None, None))),
+        ("other/library",                   Ok(("docker.io", "other/library", None, None))),
+        ("docker.io/other/library",         Ok(("docker.io", "other/library", None, None))),
+        ("127.0.0.1:8000/private/moonbase", Ok(("127.0.0.1:8000", "private/moonbase", None, None))),
+        ("127.0.0.1:8000/privatebase",      Ok(("127.0.0.1:8000", "privatebase", None, None))),
+        ("example.com/private/moonbase",    Ok(("example.com", "private/moonbase", None, None))),
+        ("example.com/privatebase",         Ok(("example.com", "privatebase", None, None))),
+        ("example.com:8000/private/moonbase",
+                                            Ok(("example.com:8000", "private/moonbase", None, None))),
+        ("example.com:8000/privatebasee",   Ok(("example.com:8000", "privatebasee", None, None))),
+        ("ubuntu-12.04-base",               Ok(("docker.io", "library/ubuntu-12.04-base", None, None))),
+        ("docker.io/library/ubuntu-12.04-base",
+                                            Ok(("docker.io", "library/ubuntu-12.04-base", None, None))),
+        ("index.docker.io/library/ubuntu-12.04-base",
+                                            Ok(("docker.io", "library/ubuntu-12.04-base", None, None))),
+        ("library/foo/bar",                 Ok(("docker.io", "library/foo/bar", None, None))),
+        ("docker.io/library/foo/bar",       Ok(("docker.io", "library/foo/bar", None, None))),
+        ("store/foo/bar",                   Ok(("docker.io", "store/foo/bar", None, None))),
+        ("docker.io/store/foo/bar",         Ok(("docker.io", "store/foo/bar", None, None))),
+        ("Foo/bar",                         Ok(("Foo", "bar", None, None))),
+        ("FOO/bar",                         Ok(("FOO", "bar", None, None))),
+        // normalize_test.go, TestParseReferenceWithTagAndDigest and TestInvalidReferenceComponents
+        ("busybox:latest@sha256:86e0e091d0da6bde2456dbb48306f3956bbeb2eae1b5b9a43045843f69fe4aaa",
+                                            Ok(("docker.io", "library/busybox", Some("latest"), Some("sha256:86e0e091d0da6bde2456dbb48306f3956bbeb2eae1b5b9a43045843f69fe4aaa")))),
+        ("-foo",                            Err(r#"invalid repository path component "-foo": must start and end with a lowercase letter or digit"#)),
+        // normalize_test.go, TestParseAnyReference (the names; the bare hex ID and the bare
+        // digest are image IDs only to ParseAnyReference) and TestNormalizedSplitHostname
+        ("redis",                           Ok(("docker.io", "library/redis", None, None))),
+        ("redis:latest",                    Ok(("docker.io", "library/redis", Some("latest"), None))),
+        ("docker.io/library/redis:latest",  Ok(("docker.io", "library/redis", Some("latest"), None))),
+        ("redis@sha256:dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c",
+                                            Ok(("docker.io", "library/redis", None, Some("sha256:dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c")))),
+        ("docker.io/library/redis@sha256:dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c",
+                                            Ok(("docker.io", "library/redis", None, Some("sha256:dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c")))),
+        ("dmcgowan/myapp",                  Ok(("docker.io", "dmcgowan/myapp", None, None))),
+        ("dmcgowan/myapp:latest",           Ok(("docker.io", "dmcgowan/myapp", Some("latest"), None))),
+        ("docker.io/mcgowan/myapp:latest",  Ok(("docker.io", "mcgowan/myapp", Some("latest"), None))),
+        ("dmcgowan/myapp@sha256:dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c",
+                                            Ok(("docker.io", "dmcgowan/myapp", None, Some("sha256:dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c")))),
+        ("docker.io/dmcgowan/myapp@sha256:dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c",
+                                            Ok(("docker.io", "dmcgowan/myapp", None, Some("sha256:dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c")))),
+        ("dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c",
+                                            Err("a 64-character hex string is an image ID, not a repository name (to pin an image, write NAME@sha256:…)")),
+        ("sha256:dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c",
+                                            Ok(("docker.io", "library/sha256", Some("dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c"), None))),
+        ("dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9",
+                                            Ok(("docker.io", "library/dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9", None, None))),
+        ("dbcc1",                           Ok(("docker.io", "library/dbcc1", None, None))),
+        ("docker/migrator",                 Ok(("docker.io", "docker/migrator", None, None))),
+        ("xn--n3h.com/foo",                 Ok(("xn--n3h.com", "foo", None, None))),
+        // Not from distribution's tables: where ferry deliberately differs. A first component
+        // with a '.' that is no host name but is a path component is, to distribution's
+        // regexp, the start of a path without a host (Domain "", Path "x_y.example/app"),
+        // which no registry can serve (skopeo then connects to an empty host name).
+        ("x_y.example/app",                 Err(r#"invalid registry host "x_y.example": host may only contain letters, digits, '-' and '.'"#)),
+    ];
+
+    #[test]
+    fn parse_reads_distribution_test_inputs_as_parse_normalized_named_does() {
+        for (input, expected) in DISTRIBUTION {
+            let result = ImageRef::parse(input);
+            let parts = result
+                .as_ref()
+                .map(|r| (r.domain(), r.path(), r.tag(), r.digest()));
+            assert_eq!(
+                parts.map_err(ToString::to_string),
+                expected.map_err(str::to_owned),
+                "input {input:?}"
+            );
+            if let (Ok(reference), Ok((domain, path, tag, digest))) = (&result, expected) {
+                let tag = tag.map(|tag| format!(":{tag}")).unwrap_or_default();
+                let digest = digest
+                    .map(|digest| format!("@{digest}"))
+                    .unwrap_or_default();
+                assert_eq!(
+                    reference.to_string(),
+                    format!("{domain}/{path}{tag}{digest}")
+                );
+                assert_eq!(
+                    ImageRef::parse(&reference.to_string()).as_ref(),
+                    Ok(reference)
+                );
+            }
+        }
+    }
+
+    /// reference_test.go, TestReferenceParse: the two inputs built with `strings.Repeat`.
+    #[test]
+    fn distribution_length_cases() {
+        let too_long = Err("repository name must not be longer than 255 characters".to_owned());
+        let path_of_257 = format!("{}a:tag", "a/".repeat(128));
+        assert_eq!(shown(ImageRef::parse(&path_of_257)), too_long);
+        // A deliberate difference: distribution/reference now limits only the path (255
+        // here), but skopeo's copy of the grammar (containers/image), like distribution
+        // before, limits the whole normalized name, "docker.io/" included, and would refuse
+        // it; so does ferry.
+        let path_of_255 = format!("{}a:tag-puts-this-over-max", "a/".repeat(127));
+        assert_eq!(shown(ImageRef::parse(&path_of_255)), too_long);
+    }
+
     /// Display on success, the error message on failure: what a person would see.
     fn shown<T: fmt::Display>(result: Result<T, ReferenceError>) -> Result<String, String> {
         result
@@ -902,6 +1166,18 @@ mod tests {
                                                         Ok(concat!("docker.io/library/nginx@sha512:", hex64!(), hex64!()))),
         ("nginx",       ImageRef::with_digest, "md5:abc", Err(r#"unsupported digest algorithm "md5""#)),
         ("nginx",       ImageRef::with_digest, "",      Err("digest after '@' must not be empty")),
+        // reference_test.go, TestWithTag and TestWithDigest, and normalize_test.go,
+        // TestInvalidReferenceComponents. Deliberately, ferry's with_digest checks the digest
+        // as go-digest's Parse does (distribution's WithDigest only matches the pattern, so
+        // it takes this 37-digit one), and with_tag drops a digest, which pinned the old tag.
+        ("test.com/foo",      ImageRef::with_tag, "tag",  Ok("test.com/foo:tag")),
+        ("foo",               ImageRef::with_tag, "tag2", Ok("docker.io/library/foo:tag2")),
+        ("test.com:8000/foo", ImageRef::with_tag, "tag4", Ok("test.com:8000/foo:tag4")),
+        ("test.com:8000/foo", ImageRef::with_tag, "TAG5", Ok("test.com:8000/foo:TAG5")),
+        ("test.com/foo",      ImageRef::with_digest, "sha256:1234567890098765432112345667890098765",
+                                                        Err("sha256 digest must have 64 hex characters")),
+        ("busybox",           ImageRef::with_tag, "-foo", Err(r#"invalid tag "-foo""#)),
+        ("busybox",           ImageRef::with_digest, "foo", Err(r#"invalid digest "foo": expected <algorithm>:<hex>, e.g. sha256:…"#)),
     ];
 
     #[test]
