@@ -3,10 +3,12 @@
 //! Image lists are written by people (`nginx:1.25`, `quay.io/org/app@sha256:…`), but skopeo
 //! and registries only accept names that follow the docker/distribution reference grammar,
 //! and the same image can be spelled several ways (`nginx`, `index.docker.io/library/nginx`).
-//! [`ImageRef::parse`] rejects what a registry would reject, with a reason a person can act on,
-//! and normalizes Docker Hub spellings to one canonical form (`docker.io/library/nginx`) so
-//! that equal images compare equal. [`RepoPrefix`] is the destination side: a registry host
-//! plus optional path under which source images are mirrored, as `skopeo --scoped` does.
+//! [`ImageRef::parse`] reads a reference exactly as distribution's `ParseNormalizedNamed`
+//! does (docker's rules; skopeo's copy of them differs in refusing uppercase hosts), rejects
+//! what it would reject with a reason a person can act on, and normalizes Docker Hub
+//! spellings to one canonical form (`docker.io/library/nginx`) so that equal images compare
+//! equal. [`RepoPrefix`] is the destination side: a registry host plus optional path under
+//! which source images are mirrored, as `skopeo --scoped` does.
 //!
 //! The parser is written by hand rather than with regular expressions so that every failure
 //! can name the piece that is wrong and why.
@@ -20,8 +22,10 @@ pub const DEFAULT_DOMAIN: &str = "docker.io";
 /// Docker Hub keeps its official images here: `nginx` means `library/nginx`.
 const OFFICIAL_NAMESPACE: &str = "library";
 
-/// Host names that reach Docker Hub; folded into [`DEFAULT_DOMAIN`] so equal images compare equal.
-const DOCKER_HUB_ALIASES: [&str; 3] = ["docker.io", "index.docker.io", "registry-1.docker.io"];
+/// Docker Hub's old name, which distribution folds into [`DEFAULT_DOMAIN`] (exactly this
+/// spelling: other hosts that reach Docker Hub, like `registry-1.docker.io`, stay as written,
+/// as they do in skopeo's scoped names).
+const LEGACY_DEFAULT_DOMAIN: &str = "index.docker.io";
 
 /// Registries reject longer `domain/path` names.
 const NAME_MAX_LEN: usize = 255;
@@ -35,6 +39,11 @@ pub enum ReferenceError {
     Empty,
     #[error("reference must not contain whitespace")]
     ContainsWhitespace { input: String },
+    #[error(
+        "a 64-character hex string is an image ID, not a repository name \
+         (to pin an image, write NAME@sha256:…)"
+    )]
+    ImageId { input: String },
     #[error("missing repository name before ':' or '@'")]
     MissingName { input: String },
     #[error("missing repository path after registry host {domain:?}")]
@@ -48,6 +57,13 @@ pub enum ReferenceError {
     EmptyPathComponent { path: String },
     #[error("repository name must be lowercase")]
     UppercaseName { path: String },
+    /// A lone `Registry.Example.com:5000` is a Docker Hub repository with a tag, so the
+    /// person most likely meant a registry and forgot the repository.
+    #[error(
+        "repository name must be lowercase (with no '/', {name:?} is a Docker Hub repository, \
+         not a registry host)"
+    )]
+    UppercaseLoneName { name: String },
     #[error("invalid repository path component {component:?}: {reason}")]
     InvalidPathComponent {
         component: String,
@@ -118,28 +134,40 @@ impl ImageRef {
                 rest: rest.to_owned(),
             });
         }
-        let (name_and_tag, digest) = match input.split_once('@') {
-            Some((name_and_tag, digest)) => (name_and_tag, Some(digest)),
-            None => (input, None),
-        };
-        let (domain, remainder) = split_domain(name_and_tag);
-        let (path, tag) = split_tag(remainder);
-        if path.is_empty() {
-            return Err(match domain {
-                Some(domain) => ReferenceError::MissingPath {
-                    domain: domain.to_owned(),
-                },
-                None => ReferenceError::MissingName {
-                    input: input.to_owned(),
-                },
+        // distribution refuses these so that a name can never be mistaken for an image ID.
+        if input.len() == 64
+            && input
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Err(ReferenceError::ImageId {
+                input: input.to_owned(),
             });
         }
+        let (domain, remainder) = split_domain(input);
+        let (name_and_tag, digest) = match remainder.split_once('@') {
+            Some((name_and_tag, digest)) => (name_and_tag, Some(digest)),
+            None => (remainder, None),
+        };
+        let (path, tag) = split_tag(name_and_tag);
         let domain = match domain {
-            Some(domain) => {
-                validate_domain(domain)?;
-                normalize_domain(domain)
+            Some(written) if path.is_empty() => {
+                return Err(ReferenceError::MissingPath {
+                    domain: written.to_owned(),
+                });
             }
-            None => DEFAULT_DOMAIN,
+            Some(written) => checked_domain(written)?,
+            None if path.is_empty() => {
+                return Err(ReferenceError::MissingName {
+                    input: input.to_owned(),
+                });
+            }
+            None => {
+                if !input.contains('/') {
+                    lone_name_check(name_and_tag, path)?;
+                }
+                DEFAULT_DOMAIN
+            }
         };
         validate_path(path)?;
         let tag = tag.map(validate_tag).transpose()?;
@@ -207,7 +235,7 @@ impl ImageRef {
     /// The same repository pinned to `digest`; the tag is kept for readability.
     ///
     /// # Errors
-    /// When `digest` is malformed or uses an algorithm other than sha256 or sha512.
+    /// When `digest` is malformed or uses an algorithm other than sha256, sha384 or sha512.
     pub fn with_digest(&self, digest: &str) -> Result<ImageRef, ReferenceError> {
         let digest = validate_digest(digest)?;
         Ok(ImageRef {
@@ -233,13 +261,13 @@ impl ImageRef {
     }
 }
 
-/// Whether `input` (a reference as written) starts with a registry host, by docker's rule: a
-/// first component with a `.` or a `:port`, or `localhost`. `mynginx:1` and `team/app` name
-/// none, and `ImageRef::parse` would put them on Docker Hub.
+/// Whether `input` (a reference as written) starts with a registry host, by distribution's
+/// rule: a first component before a `/` with a `.`, a `:` or an uppercase letter, or
+/// `localhost`. `mynginx:1` and `team/app` name none, and `ImageRef::parse` would put them on
+/// Docker Hub.
 #[must_use]
 pub fn names_registry(input: &str) -> bool {
-    let name = input.split('@').next().unwrap_or(input);
-    split_domain(name).0.is_some()
+    split_domain(input).0.is_some()
 }
 
 impl fmt::Display for ImageRef {
@@ -294,8 +322,9 @@ impl RepoPrefix {
             });
         }
         // Unlike an image, a prefix has no Docker Hub default: `third` is almost surely a
-        // forgotten host, and mirroring into docker.io by accident would be costly.
-        if !looks_like_domain(domain) {
+        // forgotten host, and mirroring into docker.io by accident would be costly. For the
+        // same reason uppercase letters alone (`Third`) do not make a host here.
+        if !has_host_marks(domain) {
             return Err(ReferenceError::PrefixWithoutRegistry {
                 prefix: input.to_owned(),
             });
@@ -397,27 +426,26 @@ fn write_instead(rest: &str) -> String {
     }
 }
 
-/// docker's rule: a first component is a registry host only if it could not be a Docker Hub
-/// repository name.
-fn looks_like_domain(component: &str) -> bool {
+/// Whether a first component names a registry host by its form alone: a `.` (a domain or an
+/// IPv4 address), a `:` (a port, or an IPv6 literal), or `localhost`.
+fn has_host_marks(component: &str) -> bool {
     component.contains(['.', ':']) || component == "localhost"
 }
 
-/// Splits `[domain/]rest` into the registry host, if any, and the rest.
-fn split_domain(name: &str) -> (Option<&str>, &str) {
-    match name.split_once('/') {
+/// distribution's rule: a first component is a registry host if it could not be a Docker Hub
+/// namespace, so uppercase letters (which no repository path may have) make one too:
+/// `Docker/docker` is repository `docker` on host `Docker`.
+fn looks_like_domain(component: &str) -> bool {
+    has_host_marks(component) || component.contains(|c: char| c.is_ascii_uppercase())
+}
+
+/// Splits `[domain/]rest` into the registry host, if any, and the rest. Only a component
+/// before a `/` can be a host: a lone `quay.io:5000` is Docker Hub's `library/quay.io` at tag
+/// `5000`, exactly as distribution reads it.
+fn split_domain(input: &str) -> (Option<&str>, &str) {
+    match input.split_once('/') {
         Some((first, rest)) if looks_like_domain(first) => (Some(first), rest),
-        Some(_) => (None, name),
-        None => {
-            // A lone `docker.io` or `localhost:5000` is a registry typed without its
-            // repository far more often than a Docker Hub image with a dot in its name.
-            let (before_tag, _) = split_tag(name);
-            if before_tag.contains('.') || before_tag == "localhost" || name.starts_with('[') {
-                (Some(name), "")
-            } else {
-                (None, name)
-            }
-        }
+        _ => (None, input),
     }
 }
 
@@ -433,11 +461,44 @@ fn split_tag(name: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// Validates a first component read as a registry host and normalizes it.
+fn checked_domain(domain: &str) -> Result<&str, ReferenceError> {
+    if let Err(error) = validate_domain(domain) {
+        // Only its uppercase letters made it a host, and lowercased it would be a fine
+        // namespace: the mistake is the case (distribution says so too).
+        if !has_host_marks(domain) && path_component_problem(&domain.to_ascii_lowercase()).is_none()
+        {
+            return Err(ReferenceError::UppercaseName {
+                path: domain.to_owned(),
+            });
+        }
+        return Err(error);
+    }
+    Ok(normalize_domain(domain))
+}
+
+/// Refuses a reference without a `/` that is most likely a registry host typed without its
+/// repository, saying so: an IPv6 literal, or a host name with uppercase letters, which the
+/// Docker Hub repository it is read as may not have.
+fn lone_name_check(name_and_tag: &str, path: &str) -> Result<(), ReferenceError> {
+    // An IPv6 literal can only be a host.
+    if name_and_tag.starts_with('[') {
+        validate_domain(name_and_tag)?;
+        return Err(ReferenceError::MissingPath {
+            domain: name_and_tag.to_owned(),
+        });
+    }
+    let host_like = path.contains('.') || path.eq_ignore_ascii_case("localhost");
+    if host_like && path.contains(|c: char| c.is_ascii_uppercase()) {
+        return Err(ReferenceError::UppercaseLoneName {
+            name: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
 fn normalize_domain(domain: &str) -> &str {
-    if DOCKER_HUB_ALIASES
-        .iter()
-        .any(|alias| alias.eq_ignore_ascii_case(domain))
-    {
+    if domain == LEGACY_DEFAULT_DOMAIN {
         DEFAULT_DOMAIN
     } else {
         domain
@@ -467,6 +528,11 @@ fn validate_domain(domain: &str) -> Result<(), ReferenceError> {
         }
     } else {
         match domain.split_once(':') {
+            Some((_, port)) if port.contains(':') => {
+                return Err(invalid(
+                    "an IPv6 address must be in brackets (e.g. [fc00::1]:5000)",
+                ));
+            }
             Some((host, port)) => (Some(host), Some(port)),
             None => (Some(domain), None),
         }
@@ -568,20 +634,24 @@ fn validate_digest(digest: &str) -> Result<&str, ReferenceError> {
     let (algorithm, hex) = digest
         .split_once(':')
         .ok_or_else(|| invalid("expected <algorithm>:<hex>, e.g. sha256:…"))?;
+    // What both distribution's grammar and go-digest's allow: lowercase letters and digits,
+    // each part starting with a letter.
     let algorithm_valid = algorithm.split(['.', '+', '_', '-']).all(|part| {
-        !part.is_empty()
+        part.starts_with(|c: char| c.is_ascii_lowercase())
             && part
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
     });
     if !algorithm_valid {
         return Err(invalid(
-            "algorithm must be a-z and 0-9 joined by '.', '+', '_' or '-'",
+            "algorithm must be lowercase letters and digits joined by '.', '+', '_' or '-', \
+             each part starting with a letter",
         ));
     }
-    // Only the algorithms registries actually serve; anything else could not be verified.
+    // The algorithms go-digest registers; anything else could not be verified.
     let expected = match algorithm {
         "sha256" => 64,
+        "sha384" => 96,
         "sha512" => 128,
         _ => {
             return Err(ReferenceError::UnsupportedDigestAlgorithm {
@@ -636,9 +706,10 @@ mod tests {
         ("nginx:1.25",                              "docker.io/library/nginx:1.25"),
         ("nginx:latest",                            "docker.io/library/nginx:latest"),
         ("index.docker.io/library/nginx:1.25",      "docker.io/library/nginx:1.25"),
-        ("registry-1.docker.io/bitnami/redis",      "docker.io/bitnami/redis"),
+        // Only this exact spelling of Docker Hub's old name folds, as in distribution.
+        ("registry-1.docker.io/bitnami/redis",      "registry-1.docker.io/bitnami/redis"),
         ("docker.io/nginx",                         "docker.io/library/nginx"),
-        ("INDEX.Docker.IO/nginx",                   "docker.io/library/nginx"),
+        ("INDEX.Docker.IO/nginx",                   "INDEX.Docker.IO/nginx"),
         ("docker.io/library/nginx",                 "docker.io/library/nginx"),
         ("bitnami/redis:7.2",                       "docker.io/bitnami/redis:7.2"),
         ("k8s.gcr.io/pause:3.6",                    "k8s.gcr.io/pause:3.6"),
@@ -656,10 +727,23 @@ mod tests {
         ("a/b_c/d.e/f-g",                           "docker.io/a/b_c/d.e/f-g"),
         ("registry.example/x:5000",                 "registry.example/x:5000"),
         ("a1/2b",                                   "docker.io/a1/2b"),
+        // Only a component before a '/' can be a host: a lone one is a Docker Hub repository.
+        ("docker.io",                               "docker.io/library/docker.io"),
+        ("localhost",                               "docker.io/library/localhost"),
+        ("localhost:5000",                          "docker.io/library/localhost:5000"),
+        ("quay.io:443",                             "docker.io/library/quay.io:443"),
+        // Uppercase letters make a first component a host (they cannot be a namespace).
+        ("Foo/bar",                                 "Foo/bar"),
+        ("Docker/docker:1",                         "Docker/docker:1"),
+        // Only the whole name is an image ID.
+        (concat!(hex64!(), ":1"),                   concat!("docker.io/library/", hex64!(), ":1")),
+        (concat!("a/", hex64!()),                   concat!("docker.io/a/", hex64!())),
         (concat!("nginx@sha256:", hex64!()),        concat!("docker.io/library/nginx@sha256:", hex64!())),
         (concat!("nginx:1.25@sha256:", hex64!()),   concat!("docker.io/library/nginx:1.25@sha256:", hex64!())),
         (concat!("quay.io/a/b@", "sha512:", hex64!(), hex64!()),
                                                     concat!("quay.io/a/b@sha512:", hex64!(), hex64!())),
+        (concat!("quay.io/a/b:1@", "sha384:", hex64!(), "0123456789abcdef0123456789abcdef"),
+                                                    concat!("quay.io/a/b:1@sha384:", hex64!(), "0123456789abcdef0123456789abcdef")),
     ];
 
     /// Input → error message.
@@ -671,12 +755,19 @@ mod tests {
         ("nginx :1.25",             "reference must not contain whitespace"),
         ("Nginx:1.25",              "repository name must be lowercase"),
         ("docker.io/Library/nginx", "repository name must be lowercase"),
-        ("Foo/bar",                 "repository name must be lowercase"),
+        ("Foo_Bar/x",               "repository name must be lowercase"),
+        ("Registry.Example.com",    r#"repository name must be lowercase (with no '/', "Registry.Example.com" is a Docker Hub repository, not a registry host)"#),
+        ("Quay.io:5000",            r#"repository name must be lowercase (with no '/', "Quay.io" is a Docker Hub repository, not a registry host)"#),
+        ("LocalHost:5000@sha256:0", r#"repository name must be lowercase (with no '/', "LocalHost" is a Docker Hub repository, not a registry host)"#),
+        (hex64!(),                  "a 64-character hex string is an image ID, not a repository name (to pin an image, write NAME@sha256:…)"),
+        ("[::1]",                   r#"missing repository path after registry host "[::1]""#),
+        ("[::1]:5000@sha256:0",     r#"missing repository path after registry host "[::1]:5000""#),
+        ("[::1]:x",                 r#"invalid registry host "[::1]:x": port must be decimal digits"#),
         ("a//b",                    r#"repository path "a//b" has an empty component"#),
         ("nginx/",                  r#"repository path "nginx/" has an empty component"#),
-        ("docker.io",               r#"missing repository path after registry host "docker.io""#),
         ("docker.io/",              r#"missing repository path after registry host "docker.io""#),
-        ("localhost:5000",          r#"missing repository path after registry host "localhost:5000""#),
+        ("index.docker.io/",        r#"missing repository path after registry host "index.docker.io""#),
+        ("localhost:5000/",         r#"missing repository path after registry host "localhost:5000""#),
         ("quay.io/:1",              r#"missing repository path after registry host "quay.io""#),
         (":1.25",                   "missing repository name before ':' or '@'"),
         ("nginx:",                  "tag after ':' must not be empty"),
@@ -686,17 +777,26 @@ mod tests {
         ("nginx@sha256:abc",        "sha256 digest must have 64 hex characters"),
         (concat!("nginx@sha512:", hex64!()),
                                     "sha512 digest must have 128 hex characters"),
+        (concat!("nginx@sha384:", hex64!()),
+                                    "sha384 digest must have 96 hex characters"),
         ("nginx@md5:abc",           r#"unsupported digest algorithm "md5""#),
+        ("nginx@sha256+b64:abc",    r#"unsupported digest algorithm "sha256+b64""#),
         ("nginx@sha256:ABC",        r#"invalid digest "sha256:ABC": hex characters must be lowercase"#),
         ("nginx@sha256:xyz",        r#"invalid digest "sha256:xyz": only hex characters may follow the algorithm"#),
         ("nginx@sha256",            r#"invalid digest "sha256": expected <algorithm>:<hex>, e.g. sha256:…"#),
-        ("nginx@SHA256:abc",        r#"invalid digest "SHA256:abc": algorithm must be a-z and 0-9 joined by '.', '+', '_' or '-'"#),
+        ("nginx@SHA256:abc",        r#"invalid digest "SHA256:abc": algorithm must be lowercase letters and digits joined by '.', '+', '_' or '-', each part starting with a letter"#),
+        ("nginx@sha256.1x:abc",     r#"invalid digest "sha256.1x:abc": algorithm must be lowercase letters and digits joined by '.', '+', '_' or '-', each part starting with a letter"#),
+        ("nginx@sha256-:abc",       r#"invalid digest "sha256-:abc": algorithm must be lowercase letters and digits joined by '.', '+', '_' or '-', each part starting with a letter"#),
         ("a/b..c",                  r#"invalid repository path component "b..c": separators must be '.', '_', '__' or dashes"#),
         ("a___b",                   r#"invalid repository path component "a___b": separators must be '.', '_', '__' or dashes"#),
         ("a-/b",                    r#"invalid repository path component "a-": must start and end with a lowercase letter or digit"#),
         ("_a",                      r#"invalid repository path component "_a": must start and end with a lowercase letter or digit"#),
         ("a/b:c/d",                 r#"invalid repository path component "b:c": only a-z, 0-9, '.', '_' and '-' are allowed"#),
+        // distribution's regexp would read this as a path without a host (which no registry
+        // serves): a deliberate difference.
         ("exa_mple.com/foo",        r#"invalid registry host "exa_mple.com": host may only contain letters, digits, '-' and '.'"#),
+        ("Foo-/x",                  r#"invalid registry host "Foo-": host components must not start or end with '-'"#),
+        ("fc00::1/x",               r#"invalid registry host "fc00::1": an IPv6 address must be in brackets (e.g. [fc00::1]:5000)"#),
         ("-bad.io/foo",             r#"invalid registry host "-bad.io": host components must not start or end with '-'"#),
         ("a..io/foo",               r#"invalid registry host "a..io": empty host component"#),
         ("host.io:http/foo",        r#"invalid registry host "host.io:http": port must be decimal digits"#),
@@ -710,6 +810,270 @@ mod tests {
         ("docker://",               r#"remove "docker://": a reference has no scheme"#),
         ("://nginx",                r#"invalid registry host ":": empty host component"#),
     ];
+
+    /// Expected normalized parts: (domain, path, tag, digest).
+    type Parts = (
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+        Option<&'static str>,
+    );
+
+    macro_rules! f64hex {
+        () => {
+            "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+        };
+    }
+
+    /// distribution's own test inputs (github.com/distribution/reference `reference_test.go`
+    /// and `normalize_test.go`), each with what `ParseNormalizedNamed` makes of it, or ferry's
+    /// reason where distribution refuses it too. Tests there that call `Parse`, `WithName` or
+    /// `ParseAnyReference` are taken through `ParseNormalizedNamed` here, as ferry reads every
+    /// reference that way: single names gain `docker.io/library/`. Repeated inputs are listed
+    /// once; the two built with `strings.Repeat` are in `distribution_length_cases`.
+    #[rustfmt::skip]
+    const DISTRIBUTION: &[(&str, Result<Parts, &str>)] = &[
+        // reference_test.go, TestReferenceParse
+        ("test_com",                        Ok(("docker.io", "library/test_com", None, None))),
+        ("test.com:tag",                    Ok(("docker.io", "library/test.com", Some("tag"), None))),
+        ("test.com:5000",                   Ok(("docker.io", "library/test.com", Some("5000"), None))),
+        ("test.com/repo:tag",               Ok(("test.com", "repo", Some("tag"), None))),
+        ("test:5000/repo",                  Ok(("test:5000", "repo", None, None))),
+        ("test:5000/repo:tag",              Ok(("test:5000", "repo", Some("tag"), None))),
+        (concat!("test:5000/repo@sha256:", f64hex!()),
+                                            Ok(("test:5000", "repo", None, Some(concat!("sha256:", f64hex!()))))),
+        (concat!("test:5000/repo:tag@sha256:", f64hex!()),
+                                            Ok(("test:5000", "repo", Some("tag"), Some(concat!("sha256:", f64hex!()))))),
+        ("",                                Err("reference must not be empty")),
+        (":justtag",                        Err("missing repository name before ':' or '@'")),
+        (concat!("@sha256:", f64hex!()),    Err("missing repository name before ':' or '@'")),
+        ("repo@sha256:ffffffffffffffffffffffffffffffffff",
+                                            Err("sha256 digest must have 64 hex characters")),
+        (concat!("validname@invaliddigest:", f64hex!()),
+                                            Err(r#"unsupported digest algorithm "invaliddigest""#)),
+        ("Uppercase:tag",                   Err("repository name must be lowercase")),
+        // Commented out there ("FIXME"): ParseNormalizedNamed reads "Uppercase" as a host.
+        ("Uppercase/lowercase:tag",         Ok(("Uppercase", "lowercase", Some("tag"), None))),
+        ("test:5000/Uppercase/lowercase:tag",
+                                            Err("repository name must be lowercase")),
+        ("lowercase:Uppercase",             Ok(("docker.io", "library/lowercase", Some("Uppercase"), None))),
+        ("aa/asdf$$^/aa",                   Err(r#"invalid repository path component "asdf$$^": only a-z, 0-9, '.', '_' and '-' are allowed"#)),
+        ("sub-dom1.foo.com/bar/baz/quux",   Ok(("sub-dom1.foo.com", "bar/baz/quux", None, None))),
+        ("sub-dom1.foo.com/bar/baz/quux:some-long-tag",
+                                            Ok(("sub-dom1.foo.com", "bar/baz/quux", Some("some-long-tag"), None))),
+        ("b.gcr.io/test.example.com/my-app:test.example.com",
+                                            Ok(("b.gcr.io", "test.example.com/my-app", Some("test.example.com"), None))),
+        ("xn--n3h.com/myimage:xn--n3h.com", Ok(("xn--n3h.com", "myimage", Some("xn--n3h.com"), None))),
+        (concat!("xn--7o8h.com/myimage:xn--7o8h.com@sha512:", f64hex!(), f64hex!()),
+                                            Ok(("xn--7o8h.com", "myimage", Some("xn--7o8h.com"), Some(concat!("sha512:", f64hex!(), f64hex!()))))),
+        ("foo_bar.com:8080",                Ok(("docker.io", "library/foo_bar.com", Some("8080"), None))),
+        ("foo/foo_bar.com:8080",            Ok(("docker.io", "foo/foo_bar.com", Some("8080"), None))),
+        ("192.168.1.1",                     Ok(("docker.io", "library/192.168.1.1", None, None))),
+        ("192.168.1.1:tag",                 Ok(("docker.io", "library/192.168.1.1", Some("tag"), None))),
+        ("192.168.1.1:5000",                Ok(("docker.io", "library/192.168.1.1", Some("5000"), None))),
+        ("192.168.1.1/repo",                Ok(("192.168.1.1", "repo", None, None))),
+        ("192.168.1.1:5000/repo",           Ok(("192.168.1.1:5000", "repo", None, None))),
+        ("192.168.1.1:5000/repo:5050",      Ok(("192.168.1.1:5000", "repo", Some("5050"), None))),
+        ("[2001:db8::1]",                   Err(r#"missing repository path after registry host "[2001:db8::1]""#)),
+        ("[2001:db8::1]:5000",              Err(r#"missing repository path after registry host "[2001:db8::1]:5000""#)),
+        ("[2001:db8::1]:tag",               Err(r#"invalid registry host "[2001:db8::1]:tag": port must be decimal digits"#)),
+        ("[2001:db8::1]/repo",              Ok(("[2001:db8::1]", "repo", None, None))),
+        ("[2001:db8:1:2:3:4:5:6]/repo:tag", Ok(("[2001:db8:1:2:3:4:5:6]", "repo", Some("tag"), None))),
+        ("[2001:db8::1]:5000/repo",         Ok(("[2001:db8::1]:5000", "repo", None, None))),
+        ("[2001:db8::1]:5000/repo:tag",     Ok(("[2001:db8::1]:5000", "repo", Some("tag"), None))),
+        (concat!("[2001:db8::1]:5000/repo@sha256:", f64hex!()),
+                                            Ok(("[2001:db8::1]:5000", "repo", None, Some(concat!("sha256:", f64hex!()))))),
+        (concat!("[2001:db8::1]:5000/repo:tag@sha256:", f64hex!()),
+                                            Ok(("[2001:db8::1]:5000", "repo", Some("tag"), Some(concat!("sha256:", f64hex!()))))),
+        ("[2001:db8::]:5000/repo",          Ok(("[2001:db8::]:5000", "repo", None, None))),
+        ("[::1]:5000/repo",                 Ok(("[::1]:5000", "repo", None, None))),
+        ("[fe80::1%eth0]:5000/repo",        Err(r#"invalid registry host "[fe80::1%eth0]:5000": IPv6 address may only contain hex digits and ':'"#)),
+        ("[fe80::1%@invalidzone]:5000/repo",
+                                            Err(r#"invalid registry host "[fe80::1%@invalidzone]:5000": IPv6 address may only contain hex digits and ':'"#)),
+        // reference_test.go, TestDomainAndPath, TestParseNamed and TestSerialization
+        ("test.com/foo",                    Ok(("test.com", "foo", None, None))),
+        ("test_com/foo",                    Ok(("docker.io", "test_com/foo", None, None))),
+        ("test:8080/foo",                   Ok(("test:8080", "foo", None, None))),
+        ("test.com:8080/foo",               Ok(("test.com:8080", "foo", None, None))),
+        ("test-com:8080/foo",               Ok(("test-com:8080", "foo", None, None))),
+        ("xn--n3h.com:18080/foo",           Ok(("xn--n3h.com:18080", "foo", None, None))),
+        ("test.com",                        Ok(("docker.io", "library/test.com", None, None))),
+        ("foo",                             Ok(("docker.io", "library/foo", None, None))),
+        ("library/foo",                     Ok(("docker.io", "library/foo", None, None))),
+        ("docker.io/library/foo",           Ok(("docker.io", "library/foo", None, None))),
+        ("docker.io/foo",                   Ok(("docker.io", "library/foo", None, None))),
+        ("example.com:8000/named",          Ok(("example.com:8000", "named", None, None))),
+        ("example.com:8000/named:tagged",   Ok(("example.com:8000", "named", Some("tagged"), None))),
+        ("other.com/named@sha256:1234567890098765432112345667890098765432112345667890098765432112",
+                                            Ok(("other.com", "named", None, Some("sha256:1234567890098765432112345667890098765432112345667890098765432112")))),
+        // normalize_test.go, TestValidateReferenceName
+        ("docker/docker",                   Ok(("docker.io", "docker/docker", None, None))),
+        ("library/debian",                  Ok(("docker.io", "library/debian", None, None))),
+        ("debian",                          Ok(("docker.io", "library/debian", None, None))),
+        ("docker.io/docker/docker",         Ok(("docker.io", "docker/docker", None, None))),
+        ("docker.io/library/debian",        Ok(("docker.io", "library/debian", None, None))),
+        ("docker.io/debian",                Ok(("docker.io", "library/debian", None, None))),
+        ("index.docker.io/docker/docker",   Ok(("docker.io", "docker/docker", None, None))),
+        ("index.docker.io/library/debian",  Ok(("docker.io", "library/debian", None, None))),
+        ("index.docker.io/debian",          Ok(("docker.io", "library/debian", None, None))),
+        ("127.0.0.1:5000/docker/docker",    Ok(("127.0.0.1:5000", "docker/docker", None, None))),
+        ("127.0.0.1:5000/library/debian",   Ok(("127.0.0.1:5000", "library/debian", None, None))),
+        ("127.0.0.1:5000/debian",           Ok(("127.0.0.1:5000", "debian", None, None))),
+        ("192.168.0.1",                     Ok(("docker.io", "library/192.168.0.1", None, None))),
+        ("192.168.0.1:80",                  Ok(("docker.io", "library/192.168.0.1", Some("80"), None))),
+        ("192.168.0.1:8/debian",            Ok(("192.168.0.1:8", "debian", None, None))),
+        ("192.168.0.2:25000/debian",        Ok(("192.168.0.2:25000", "debian", None, None))),
+        ("thisisthesongthatneverendsitgoesonandonandonthisisthesongthatnev",
+                                            Ok(("docker.io", "library/thisisthesongthatneverendsitgoesonandonandonthisisthesongthatnev", None, None))),
+        ("[fc00::1]:5000/docker",           Ok(("[fc00::1]:5000", "docker", None, None))),
+        ("[fc00::1]:5000/docker/docker",    Ok(("[fc00::1]:5000", "docker/docker", None, None))),
+        ("[fc00:1:2:3:4:5:6:7]:5000/library/debian",
+                                            Ok(("[fc00:1:2:3:4:5:6:7]:5000", "library/debian", None, None))),
+        ("docker.io/1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a",
+                                            Ok(("docker.io", "library/1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a", None, None))),
+        ("Docker/docker",                   Ok(("Docker", "docker", None, None))),
+        ("DOCKER/docker",                   Ok(("DOCKER", "docker", None, None))),
+        ("https://github.com/docker/docker",
+                                            Err(r#"remove "https://": a reference has no scheme (write github.com/docker/docker)"#)),
+        ("docker/Docker",                   Err("repository name must be lowercase")),
+        ("-docker",                         Err(r#"invalid repository path component "-docker": must start and end with a lowercase letter or digit"#)),
+        ("-docker/docker",                  Err(r#"invalid repository path component "-docker": must start and end with a lowercase letter or digit"#)),
+        ("-docker.io/docker/docker",        Err(r#"invalid registry host "-docker.io": host components must not start or end with '-'"#)),
+        ("docker///docker",                 Err(r#"repository path "docker///docker" has an empty component"#)),
+        ("docker.io/docker/Docker",         Err("repository name must be lowercase")),
+        ("docker.io/docker///docker",       Err(r#"repository path "docker///docker" has an empty component"#)),
+        ("[fc00::1]",                       Err(r#"missing repository path after registry host "[fc00::1]""#)),
+        ("[fc00::1]:5000",                  Err(r#"missing repository path after registry host "[fc00::1]:5000""#)),
+        ("fc00::1:5000/debian",             Err(r#"invalid registry host "fc00::1:5000": an IPv6 address must be in brackets (e.g. [fc00::1]:5000)"#)),
+        ("[fe80::1%eth0]:5000/debian",      Err(r#"invalid registry host "[fe80::1%eth0]:5000": IPv6 address may only contain hex digits and ':'"#)),
+        ("[2001:db8:3:4::192.0.2.33]:5000/debian",
+                                            Err(r#"invalid registry host "[2001:db8:3:4::192.0.2.33]:5000": IPv6 address may only contain hex digits and ':'"#)),
+        ("1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a",
+                                            Err("a 64-character hex string is an image ID, not a repository name (to pin an image, write NAME@sha256:…)")),
+        // normalize_test.go, TestValidateRemoteName
+        ("docker-rules/docker",             Ok(("docker.io", "docker-rules/docker", None, None))),
+        ("docker---rules/docker",           Ok(("docker.io", "docker---rules/docker", None, None))),
+        ("doc/docker",                      Ok(("docker.io", "doc/docker", None, None))),
+        ("d/docker",                        Ok(("docker.io", "d/docker", None, None))),
+        ("jess/t",                          Ok(("docker.io", "jess/t", None, None))),
+        ("dock__er/docker",                 Ok(("docker.io", "dock__er/docker", None, None))),
+        ("docker-/docker",                  Err(r#"invalid repository path component "docker-": must start and end with a lowercase letter or digit"#)),
+        ("-docker-/docker",                 Err(r#"invalid repository path component "-docker-": must start and end with a lowercase letter or digit"#)),
+        ("____/____",                       Err(r#"invalid repository path component "____": must start and end with a lowercase letter or digit"#)),
+        ("_docker/_docker",                 Err(r#"invalid repository path component "_docker": must start and end with a lowercase letter or digit"#)),
+        ("dock..er/docker",                 Err(r#"invalid registry host "dock..er": empty host component"#)),
+        ("dock_.er/docker",                 Err(r#"invalid registry host "dock_.er": host may only contain letters, digits, '-' and '.'"#)),
+        ("dock-.er/docker",                 Err(r#"invalid registry host "dock-.er": host components must not start or end with '-'"#)),
+        ("docker/",                         Err(r#"repository path "docker/" has an empty component"#)),
+        ("this_is_not_a_valid_namespace_because_its_lenth_is_greater_than_255_this_is_not_a_valid_namespace_because_its_lenth_is_greater_than_255_this_is_not_a_valid_namespace_because_its_lenth_is_greater_than_255_this_is_not_a_valid_namespace_because_its_lenth_is_greater_than_255/docker",
+                                            Err("repository name must not be longer than 255 characters")),
+        // normalize_test.go, TestParseRepositoryInfo (familiar, full and ambiguous names)
+        ("fooo/bar",                        Ok(("docker.io", "fooo/bar", None, None))),
+        ("docker.io/fooo/bar",              Ok(("docker.io", "fooo/bar", None, None))),
+        ("index.docker.io/fooo/bar",        Ok(("docker.io", "fooo/bar", None, None))),
+        ("ubuntu",                          Ok(("docker.io", "library/ubuntu", None, None))),
+        ("docker.io/library/ubuntu",        Ok(("docker.io", "library/ubuntu", None, None))),
+        ("library/ubuntu",                  Ok(("docker.io", "library/ubuntu", None, None))),
+        ("nonlibrary/ubuntu",               Ok(("docker.io", "nonlibrary/ubuntu", None, None))),
+        ("docker.io/nonlibrary/ubuntu",     Ok(("docker.io", "nonlibrary/ubuntu", None, None))),
+        ("other/library",                   Ok(("docker.io", "other/library", None, None))),
+        ("docker.io/other/library",         Ok(("docker.io", "other/library", None, None))),
+        ("127.0.0.1:8000/private/moonbase", Ok(("127.0.0.1:8000", "private/moonbase", None, None))),
+        ("127.0.0.1:8000/privatebase",      Ok(("127.0.0.1:8000", "privatebase", None, None))),
+        ("example.com/private/moonbase",    Ok(("example.com", "private/moonbase", None, None))),
+        ("example.com/privatebase",         Ok(("example.com", "privatebase", None, None))),
+        ("example.com:8000/private/moonbase",
+                                            Ok(("example.com:8000", "private/moonbase", None, None))),
+        ("example.com:8000/privatebasee",   Ok(("example.com:8000", "privatebasee", None, None))),
+        ("ubuntu-12.04-base",               Ok(("docker.io", "library/ubuntu-12.04-base", None, None))),
+        ("docker.io/library/ubuntu-12.04-base",
+                                            Ok(("docker.io", "library/ubuntu-12.04-base", None, None))),
+        ("index.docker.io/library/ubuntu-12.04-base",
+                                            Ok(("docker.io", "library/ubuntu-12.04-base", None, None))),
+        ("library/foo/bar",                 Ok(("docker.io", "library/foo/bar", None, None))),
+        ("docker.io/library/foo/bar",       Ok(("docker.io", "library/foo/bar", None, None))),
+        ("store/foo/bar",                   Ok(("docker.io", "store/foo/bar", None, None))),
+        ("docker.io/store/foo/bar",         Ok(("docker.io", "store/foo/bar", None, None))),
+        ("Foo/bar",                         Ok(("Foo", "bar", None, None))),
+        ("FOO/bar",                         Ok(("FOO", "bar", None, None))),
+        // normalize_test.go, TestParseReferenceWithTagAndDigest and TestInvalidReferenceComponents
+        ("busybox:latest@sha256:86e0e091d0da6bde2456dbb48306f3956bbeb2eae1b5b9a43045843f69fe4aaa",
+                                            Ok(("docker.io", "library/busybox", Some("latest"), Some("sha256:86e0e091d0da6bde2456dbb48306f3956bbeb2eae1b5b9a43045843f69fe4aaa")))),
+        ("-foo",                            Err(r#"invalid repository path component "-foo": must start and end with a lowercase letter or digit"#)),
+        // normalize_test.go, TestParseAnyReference (the names; the bare hex ID and the bare
+        // digest are image IDs only to ParseAnyReference) and TestNormalizedSplitHostname
+        ("redis",                           Ok(("docker.io", "library/redis", None, None))),
+        ("redis:latest",                    Ok(("docker.io", "library/redis", Some("latest"), None))),
+        ("docker.io/library/redis:latest",  Ok(("docker.io", "library/redis", Some("latest"), None))),
+        ("redis@sha256:dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c",
+                                            Ok(("docker.io", "library/redis", None, Some("sha256:dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c")))),
+        ("docker.io/library/redis@sha256:dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c",
+                                            Ok(("docker.io", "library/redis", None, Some("sha256:dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c")))),
+        ("dmcgowan/myapp",                  Ok(("docker.io", "dmcgowan/myapp", None, None))),
+        ("dmcgowan/myapp:latest",           Ok(("docker.io", "dmcgowan/myapp", Some("latest"), None))),
+        ("docker.io/mcgowan/myapp:latest",  Ok(("docker.io", "mcgowan/myapp", Some("latest"), None))),
+        ("dmcgowan/myapp@sha256:dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c",
+                                            Ok(("docker.io", "dmcgowan/myapp", None, Some("sha256:dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c")))),
+        ("docker.io/dmcgowan/myapp@sha256:dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c",
+                                            Ok(("docker.io", "dmcgowan/myapp", None, Some("sha256:dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c")))),
+        ("dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c",
+                                            Err("a 64-character hex string is an image ID, not a repository name (to pin an image, write NAME@sha256:…)")),
+        ("sha256:dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c",
+                                            Ok(("docker.io", "library/sha256", Some("dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c"), None))),
+        ("dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9",
+                                            Ok(("docker.io", "library/dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9", None, None))),
+        ("dbcc1",                           Ok(("docker.io", "library/dbcc1", None, None))),
+        ("docker/migrator",                 Ok(("docker.io", "docker/migrator", None, None))),
+        ("xn--n3h.com/foo",                 Ok(("xn--n3h.com", "foo", None, None))),
+        // Not from distribution's tables: where ferry deliberately differs. A first component
+        // with a '.' that is no host name but is a path component is, to distribution's
+        // regexp, the start of a path without a host (Domain "", Path "x_y.example/app"),
+        // which no registry can serve (skopeo then connects to an empty host name).
+        ("x_y.example/app",                 Err(r#"invalid registry host "x_y.example": host may only contain letters, digits, '-' and '.'"#)),
+    ];
+
+    #[test]
+    fn parse_reads_distribution_test_inputs_as_parse_normalized_named_does() {
+        for (input, expected) in DISTRIBUTION {
+            let result = ImageRef::parse(input);
+            let parts = result
+                .as_ref()
+                .map(|r| (r.domain(), r.path(), r.tag(), r.digest()));
+            assert_eq!(
+                parts.map_err(ToString::to_string),
+                expected.map_err(str::to_owned),
+                "input {input:?}"
+            );
+            if let (Ok(reference), Ok((domain, path, tag, digest))) = (&result, expected) {
+                let tag = tag.map(|tag| format!(":{tag}")).unwrap_or_default();
+                let digest = digest
+                    .map(|digest| format!("@{digest}"))
+                    .unwrap_or_default();
+                assert_eq!(
+                    reference.to_string(),
+                    format!("{domain}/{path}{tag}{digest}")
+                );
+                assert_eq!(
+                    ImageRef::parse(&reference.to_string()).as_ref(),
+                    Ok(reference)
+                );
+            }
+        }
+    }
+
+    /// reference_test.go, TestReferenceParse: the two inputs built with `strings.Repeat`.
+    #[test]
+    fn distribution_length_cases() {
+        let too_long = Err("repository name must not be longer than 255 characters".to_owned());
+        let path_of_257 = format!("{}a:tag", "a/".repeat(128));
+        assert_eq!(shown(ImageRef::parse(&path_of_257)), too_long);
+        // A deliberate difference: distribution/reference now limits only the path (255
+        // here), but skopeo's copy of the grammar (containers/image), like distribution
+        // before, limits the whole normalized name, "docker.io/" included, and would refuse
+        // it; so does ferry.
+        let path_of_255 = format!("{}a:tag-puts-this-over-max", "a/".repeat(127));
+        assert_eq!(shown(ImageRef::parse(&path_of_255)), too_long);
+    }
 
     /// Display on success, the error message on failure: what a person would see.
     fn shown<T: fmt::Display>(result: Result<T, ReferenceError>) -> Result<String, String> {
@@ -802,6 +1166,18 @@ mod tests {
                                                         Ok(concat!("docker.io/library/nginx@sha512:", hex64!(), hex64!()))),
         ("nginx",       ImageRef::with_digest, "md5:abc", Err(r#"unsupported digest algorithm "md5""#)),
         ("nginx",       ImageRef::with_digest, "",      Err("digest after '@' must not be empty")),
+        // reference_test.go, TestWithTag and TestWithDigest, and normalize_test.go,
+        // TestInvalidReferenceComponents. Deliberately, ferry's with_digest checks the digest
+        // as go-digest's Parse does (distribution's WithDigest only matches the pattern, so
+        // it takes this 37-digit one), and with_tag drops a digest, which pinned the old tag.
+        ("test.com/foo",      ImageRef::with_tag, "tag",  Ok("test.com/foo:tag")),
+        ("foo",               ImageRef::with_tag, "tag2", Ok("docker.io/library/foo:tag2")),
+        ("test.com:8000/foo", ImageRef::with_tag, "tag4", Ok("test.com:8000/foo:tag4")),
+        ("test.com:8000/foo", ImageRef::with_tag, "TAG5", Ok("test.com:8000/foo:TAG5")),
+        ("test.com/foo",      ImageRef::with_digest, "sha256:1234567890098765432112345667890098765",
+                                                        Err("sha256 digest must have 64 hex characters")),
+        ("busybox",           ImageRef::with_tag, "-foo", Err(r#"invalid tag "-foo""#)),
+        ("busybox",           ImageRef::with_digest, "foo", Err(r#"invalid digest "foo": expected <algorithm>:<hex>, e.g. sha256:…"#)),
     ];
 
     #[test]
@@ -827,10 +1203,13 @@ mod tests {
         ("[::1]:5000/m",               Ok(("[::1]:5000", "m"))),
         // Docker Hub aliases fold, but a prefix never gains `library/`.
         ("index.docker.io/me",         Ok(("docker.io", "me"))),
+        ("registry-1.docker.io/me",    Ok(("registry-1.docker.io", "me"))),
         ("",                           Err("reference must not be empty")),
         ("harbor.example/ third",      Err("reference must not contain whitespace")),
         ("third",                      Err("destination prefix must start with a registry host (e.g. harbor.example/mirror)")),
         ("third/x",                    Err("destination prefix must start with a registry host (e.g. harbor.example/mirror)")),
+        // Uppercase letters make a host in a reference, not in a prefix.
+        ("Third/x",                    Err("destination prefix must start with a registry host (e.g. harbor.example/mirror)")),
         ("harbor.example/third:v1",    Err("destination prefix must not have a tag or digest")),
         ("harbor.example/x@sha256:ab", Err("destination prefix must not have a tag or digest")),
         ("harbor.example/Third",       Err("repository name must be lowercase")),
@@ -871,6 +1250,8 @@ mod tests {
     const SCOPED: &[(&str, &str, Result<&str, &str>)] = &[
         ("harbor.example/third", "nginx:1.25",        Ok("harbor.example/third/docker.io/library/nginx:1.25")),
         ("harbor.example/m/n",   "ghcr.io/o/r:1",     Ok("harbor.example/m/n/ghcr.io/o/r:1")),
+        ("harbor.example/m",     "registry-1.docker.io/o/r:1",
+                                                      Ok("harbor.example/m/registry-1.docker.io/o/r:1")),
         ("localhost:5000",       concat!("quay.io/a/b@sha256:", hex64!()),
                                                       Ok(concat!("localhost:5000/quay.io/a/b@sha256:", hex64!()))),
         ("harbor.example/m",     concat!("k8s.gcr.io/pause:3.6@sha256:", hex64!()),

@@ -548,6 +548,11 @@ mod tests {
         let got = rates(&["docker.io=2", "quay.io=0.5"]).unwrap();
         assert_eq!(got.get("registry-1.docker.io"), Some(&2.0));
         assert_eq!(got.get("quay.io"), Some(&0.5));
+        // Docker Hub's other names reach the same API host.
+        for alias in ["index.docker.io", "registry-1.docker.io"] {
+            let got = rates(&[&format!("{alias}=3")]).unwrap();
+            assert_eq!(got.get("registry-1.docker.io"), Some(&3.0), "{alias}");
+        }
         for bad in [
             "quay.io=0",
             "quay.io=1e-20",
@@ -574,6 +579,7 @@ mod tests {
             &[
                 "docker.io=2".into(),
                 "index.docker.io=3".into(),
+                "registry-1.docker.io=4".into(),
                 "quay.io=1".into(),
             ],
             &conf,
@@ -581,7 +587,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(rates.get("mirror.internal:5000"), Some(&3.0));
-        assert_eq!(rates.get("registry-1.docker.io"), None);
+        // Images written `registry-1.docker.io/…` are not under the `docker.io` prefix, so
+        // their requests, and this limit, go to Docker Hub's API host itself.
+        assert_eq!(rates.get("registry-1.docker.io"), Some(&4.0));
         let jobs = registry_jobs(&["quay.io=1".into()], &conf, &mut flags).unwrap();
         assert_eq!(
             jobs.get("mirror.internal:5000"),
@@ -598,6 +606,7 @@ mod tests {
             [
                 ("docker.io", "mirror.internal:5000"),
                 ("index.docker.io", "mirror.internal:5000"),
+                ("registry-1.docker.io", "registry-1.docker.io"),
                 ("quay.io", "quay.io"),
                 ("quay.io", "quay.io")
             ]

@@ -122,6 +122,40 @@ fn a_byte_order_mark_is_dropped_in_every_input_format() {
     }
 }
 
+/// Names are read as distribution's `ParseNormalizedNamed` reads them and land where
+/// `skopeo sync --scoped` puts them; an image ID is no name.
+#[test]
+fn references_are_read_as_distribution_reads_them() {
+    let dir = TempDir::new("cli-grammar");
+    let list = dir.path().join("list.txt");
+    std::fs::write(
+        &list,
+        "localhost:5000\nregistry-1.docker.io/bitnami/redis:7\nindex.docker.io/library/nginx:1\n",
+    )
+    .unwrap();
+    let out = run(
+        ferry()
+            .args(["show-images", "--dest", "harbor.example/third"])
+            .arg(&list),
+        0,
+    );
+    assert_eq!(
+        stdout_of(&out),
+        "harbor.example/third/docker.io/library/localhost:5000\n\
+         harbor.example/third/registry-1.docker.io/bitnami/redis:7\n\
+         harbor.example/third/docker.io/library/nginx:1\n"
+    );
+    let id = "0123456789abcdef".repeat(4);
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(&bad, format!("nginx:1.25\n{id}\n")).unwrap();
+    let stderr = stderr_of(&run(ferry().arg("show-raw-images").arg(&bad), 2));
+    let expected = format!(
+        "{}:2: invalid image reference \"{id}\": a 64-character hex string is an image ID",
+        bad.display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+}
+
 #[test]
 fn a_list_that_is_not_utf8_names_its_first_bad_line() {
     let dir = TempDir::new("cli-utf8");

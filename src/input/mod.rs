@@ -150,8 +150,10 @@ impl InputFormat {
 }
 
 /// The registry host that a skopeo YAML registry key or an `accounts.json` registry names,
-/// normalized as image references are (`index.docker.io` → `docker.io`). A trailing path
-/// (`quay.io/coreos`) is allowed here; callers that want a bare host check for `/` themselves.
+/// normalized as image references are (`index.docker.io` → `docker.io`, while
+/// `registry-1.docker.io` stays itself, as the domain of the images written with it does). A
+/// trailing path (`quay.io/coreos`) is allowed here; callers that want a bare host check for
+/// `/` themselves.
 pub(crate) fn registry_host(name: &str) -> Result<String, String> {
     if name.contains("://") {
         return Err("a registry is a host name (e.g. harbor.example), not a URL".to_owned());
@@ -160,7 +162,10 @@ pub(crate) fn registry_host(name: &str) -> Result<String, String> {
     // Two path components, so Docker Hub's `library/` is never added: the host was read as a
     // host exactly when the path comes back unchanged.
     let probe = ImageRef::parse(&format!("{first}/x/y")).map_err(|e| e.to_string())?;
-    if probe.path() != "x/y" {
+    // Uppercase letters alone make a reference's first component a host, but a registry's
+    // name without a '.', a port or `localhost` is much more likely a mistake.
+    let host_by_form = first.contains(['.', ':']) || first == "localhost";
+    if probe.path() != "x/y" || !host_by_form {
         // `myregistry/busybox` means docker.io/myregistry/busybox to every image tool, which
         // is never what a key meant to be a registry wants.
         return Err(format!(
@@ -372,7 +377,10 @@ mod tests {
         let cases = [
             ("quay.io", Ok("quay.io")),
             ("index.docker.io", Ok("docker.io")),
-            ("registry-1.docker.io", Ok("docker.io")),
+            // A name of its own, like the images written with it; its API host is Docker
+            // Hub's, like docker.io's.
+            ("registry-1.docker.io", Ok("registry-1.docker.io")),
+            ("Library", Err("\"Library\" is not a registry host (a host has a '.' or a ':port', or is localhost)")),
             ("localhost", Ok("localhost")),
             ("localhost:5000", Ok("localhost:5000")),
             ("quay.io/coreos", Ok("quay.io")),

@@ -291,6 +291,13 @@ fn lookup_in_file(
         }
     };
     let file: AuthFile = serde_json::from_str(&text).map_err(|e| parse_error(path, &e))?;
+    // Keys are read with Docker Hub's names folded into docker.io, so names are too: skopeo
+    // gives `registry-1.docker.io/…` Docker Hub's login.
+    let folded = match name.split_once('/') {
+        Some((host, rest)) if is_docker_hub(host) => format!("docker.io/{rest}"),
+        _ => name.to_owned(),
+    };
+    let name = folded.as_str();
     let host = name.split('/').next().unwrap_or(name);
     let entries: HashMap<String, &AuthEntry> = file
         .auths
@@ -566,6 +573,10 @@ mod tests {
         };
         let user = |name: &str| sources.lookup(name).unwrap().map(|c| c.username);
         assert_eq!(user("docker.io/library/nginx").as_deref(), Some("hub"));
+        assert_eq!(
+            user("registry-1.docker.io/bitnami/redis").as_deref(),
+            Some("hub")
+        );
         assert_eq!(
             user("quay.io/prometheus/node-exporter").as_deref(),
             Some("quay")
