@@ -342,13 +342,13 @@ impl RepoPrefix {
         })
     }
 
-    #[must_use]
+    #[cfg(test)]
     pub fn domain(&self) -> &str {
         &self.domain
     }
 
     /// The path under the registry host; empty when the prefix is a bare host.
-    #[must_use]
+    #[cfg(test)]
     pub fn path(&self) -> &str {
         &self.path
     }
