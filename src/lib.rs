@@ -132,7 +132,7 @@ fn init_logging(verbosity: u8) {
 /// Colour codes only help a person at a terminal: in a file or a pipe they are noise. And
 /// `NO_COLOR` set to anything non-empty turns them off (<https://no-color.org>).
 fn use_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
-    stderr_is_terminal && !no_color.is_some_and(|value| !value.is_empty())
+    stderr_is_terminal && no_color.is_none_or(|value| value.is_empty())
 }
 
 #[cfg(test)]

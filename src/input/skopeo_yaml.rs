@@ -2,7 +2,7 @@
 //! tags (`images`), a tag regex (`images-by-tag-regex`) or a SemVer range (`images-by-semver`),
 //! plus the registry's `credentials`, `tls-verify` and `cert-dir`.
 //!
-//! The file is read into a [`serde_yaml::Value`] and checked by hand rather than through
+//! The file is read into a [`yaml_serde::Value`] and checked by hand rather than through
 //! derived structs, because serde stops at the first problem and this reader reports them all.
 //! `Value` keeps no positions, so [`Outline`] finds lines by scanning the text for the keys;
 //! that is exact for the usual block layout and falls back to the enclosing key otherwise.
@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use super::{registry_host, sort_by_line, without_position};
 use super::{Entry, HostSettings, InputError};
@@ -41,12 +41,12 @@ pub fn parse_skopeo_yaml(
         file,
         outline: Outline::scan(text),
         // Only used to recover scalars as written, so a file it cannot read just goes without.
-        verbatim: serde_yaml::from_str(text).unwrap_or_default(),
+        verbatim: yaml_serde::from_str(text).unwrap_or_default(),
         entries: Vec::new(),
         hosts: Vec::new(),
         errors: Vec::new(),
     };
-    match serde_yaml::from_str::<Value>(text) {
+    match yaml_serde::from_str::<Value>(text) {
         Ok(mut document) => match document.apply_merge() {
             Ok(()) => reader.document(&document),
             Err(error) => reader.yaml_error(&error),
@@ -85,7 +85,7 @@ impl Reader<'_> {
         self.errors.push(InputError::line(origin, reason));
     }
 
-    fn yaml_error(&mut self, error: &serde_yaml::Error) {
+    fn yaml_error(&mut self, error: &yaml_serde::Error) {
         let (line, reason) = match error.location() {
             Some(at) => {
                 let reason = without_position(&error.to_string(), at.line(), at.column());
@@ -600,11 +600,11 @@ impl<'a> Outline<'a> {
         line
     }
 
-    /// serde_yaml places a duplicate key at the start of its mapping; this finds the second
+    /// yaml_serde places a duplicate key at the start of its mapping; this finds the second
     /// occurrence among that mapping's keys, which is the line to fix.
     fn duplicate_line(&self, mapping_line: usize, message: &str) -> Option<usize> {
         let (_, quoted) = message.split_once("duplicate entry with key ")?;
-        let name: String = serde_yaml::from_str(quoted).ok()?;
+        let name: String = yaml_serde::from_str(quoted).ok()?;
         let first = self.keys.iter().position(|k| k.line == mapping_line)?;
         let indent = self.keys[first].indent;
         self.keys[first..]
@@ -849,7 +849,7 @@ quay.io:
             &["s.yaml:4: invalid YAML: did not find expected ',' or ']', while parsing a flow sequence at line 3 column 8"],
         ),
         (
-            // serde_yaml says line 3 (where the mapping starts); the second `a` is the line to fix.
+            // yaml_serde says line 3 (where the mapping starts); the second `a` is the line to fix.
             "quay.io:\n  images:\n    a: []\n    b: []\n    a: [x]\n",
             &["s.yaml:5: invalid YAML: quay.io.images: duplicate entry with key \"a\""],
         ),

@@ -41,7 +41,7 @@ impl Pacer {
     /// from now, and half the pace from then on, unless the pace already slowed since that
     /// reservation (it was spaced at the old pace).
     pub fn throttled(&mut self, now: Instant, sent: Instant, retry_after: Duration) {
-        if self.slowed_at.map_or(true, |slowed| sent > slowed) {
+        if self.slowed_at.is_none_or(|slowed| sent > slowed) {
             let slower = match self.interval {
                 None => FIRST_THROTTLED_INTERVAL,
                 // Never faster: a configured pace may already be slower than the cap.
