@@ -27,10 +27,10 @@ impl Command {
     /// The destination flags, for the commands that have them.
     pub fn dest_mut(&mut self) -> Option<&mut DestArgs> {
         match self {
-            Command::ShowRawImages(_) => None,
-            Command::ShowImages(args) => Some(&mut args.dest),
+            Command::ShowRawImages(args) | Command::ShowImages(args) => Some(&mut args.dest),
             Command::Plan(args) | Command::Verify(args) => Some(&mut args.dest),
             Command::Sync(args) => Some(&mut args.dest),
+            Command::Report(_) => None,
         }
     }
 }
@@ -38,7 +38,7 @@ impl Command {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print the normalized source of every entry, one per line, in list order
-    ShowRawImages(ListArgs),
+    ShowRawImages(ShowArgs),
     /// Print the target of every entry, one per line, in list order
     ShowImages(ShowArgs),
     /// Show what a sync would do: each entry's state and both digests, copying nothing
@@ -47,6 +47,23 @@ pub enum Command {
     Verify(Box<PlanArgs>),
     /// Copy every entry that is not already current, with skopeo, several at a time
     Sync(Box<SyncArgs>),
+    /// Work on JSON reports
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Merge the reports of several shards (sync, or plan/verify) into OUT, counting the
+    /// summary again; exit 1 when any image failed
+    Merge {
+        /// The merged report ("-" for standard output)
+        #[arg(value_name = "OUT")]
+        out: PathBuf,
+        /// The shards' reports
+        #[arg(value_name = "IN", required = true)]
+        inputs: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -60,6 +77,16 @@ pub struct ListArgs {
     /// .json ImagePorter images.json, anything else a list]
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub format: Option<FormatArg>,
+
+    /// Work on shard K of N only (0 <= K < N): the entries whose target repository hashes to K
+    /// (FNV-1a 64 mod N); N alone takes K from --shard-index-env
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+
+    /// The environment variable holding K for --shard N [default: JOB_COMPLETION_INDEX, set by
+    /// a Kubernetes Indexed Job]
+    #[arg(long, value_name = "VAR", requires = "shard")]
+    pub shard_index_env: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -29,6 +29,10 @@ pub enum Error {
     /// The inputs have problems, every one of them listed: nothing ran.
     #[error("{} problem{} in the input; nothing was copied", .0.len(), if .0.len() == 1 { "" } else { "s" })]
     Input(Vec<InputError>),
+    /// A command's own arguments are wrong (a report to merge that cannot be read): nothing
+    /// was done.
+    #[error("{0}")]
+    Usage(String),
     /// ferry could not do its work (no private directory, no runtime): not the user's input.
     #[error("{0}")]
     Internal(String),
@@ -37,7 +41,7 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Settings(_) | Error::Input(_) => USAGE,
+            Error::Settings(_) | Error::Input(_) | Error::Usage(_) => USAGE,
             Error::Internal(_) => IMAGES_FAILED,
         }
     }

@@ -25,6 +25,7 @@ pub(crate) mod run;
 pub(crate) mod scratch;
 pub(crate) mod secret;
 pub(crate) mod settings;
+pub(crate) mod shard;
 pub(crate) mod signals;
 pub(crate) mod tls;
 

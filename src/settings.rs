@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::access::{Access, SideAccess};
-use crate::cli::ProgressArg;
 use crate::cli::{
     AccessArgs, Cli, Command, DestArgs, FilterArgs, FormatArg, ListArgs, PlanArgs, RetryArgs,
     SkopeoArgs, SyncArgs,
 };
+use crate::cli::{ProgressArg, ReportCommand};
 use crate::engine::skopeo::SkopeoOptions;
 use crate::filter::{FilterError, FilterSpec, TagFilter};
 use crate::input::{InputFormat, InputSource};
@@ -24,6 +24,7 @@ use crate::registry::ClientOptions;
 use crate::report::progress;
 use crate::run::retry::RetryPolicy;
 use crate::secret::{Credentials, Secret};
+use crate::shard::Shard;
 
 /// The list read when none is named, as the old shell scripts did.
 pub const DEFAULT_LIST: &str = "source-images.list";
@@ -39,12 +40,16 @@ pub struct Settings {
 pub struct InputSettings {
     pub sources: Vec<InputSource>,
     pub format: Option<InputFormat>,
+    /// Only this shard's entries (`--shard`).
+    pub shard: Option<Shard>,
 }
 
 #[derive(Debug)]
 pub enum CommandSettings {
     ShowRawImages {
         inputs: InputSettings,
+        /// Only to tell which entries a `--shard` holds.
+        destination: Destination,
     },
     ShowImages {
         inputs: InputSettings,
@@ -53,6 +58,11 @@ pub enum CommandSettings {
     Plan(Box<PlanSettings>),
     Verify(Box<PlanSettings>),
     Sync(Box<SyncSettings>),
+    /// `report merge OUT IN…`
+    ReportMerge {
+        out: PathBuf,
+        inputs: Vec<PathBuf>,
+    },
 }
 
 /// What `plan`, `verify` and `sync` share: the inputs, where they go, and how registries are
@@ -117,6 +127,8 @@ pub enum SettingsError {
         value: String,
         reason: String,
     },
+    #[error("--shard {value}: {reason}")]
+    Shard { value: String, reason: String },
     #[error("--dest and --dest-dir cannot be used together: --dest mirrors into a registry, --dest-dir into local OCI layouts")]
     DestAndDestDir,
     #[error("{flag} {}: {reason}", path.display())]
@@ -137,11 +149,12 @@ impl Settings {
     pub fn from_cli(cli: Cli) -> Result<Settings, SettingsError> {
         let verbosity = cli.verbose;
         let command = match cli.command {
-            Command::ShowRawImages(list) => CommandSettings::ShowRawImages {
-                inputs: inputs(&list),
+            Command::ShowRawImages(args) => CommandSettings::ShowRawImages {
+                inputs: inputs(&args.list)?,
+                destination: destination(&args.dest)?,
             },
             Command::ShowImages(args) => CommandSettings::ShowImages {
-                inputs: inputs(&args.list),
+                inputs: inputs(&args.list)?,
                 destination: destination(&args.dest)?,
             },
             Command::Plan(args) => {
@@ -153,12 +166,16 @@ impl Settings {
             Command::Sync(args) => {
                 CommandSettings::Sync(Box::new(sync_settings(*args, verbosity)?))
             }
+            Command::Report(ReportCommand::Merge { out, inputs }) => {
+                output_path("report merge OUT", &Some(out.clone()))?;
+                CommandSettings::ReportMerge { out, inputs }
+            }
         };
         Ok(Settings { verbosity, command })
     }
 }
 
-fn inputs(list: &ListArgs) -> InputSettings {
+fn inputs(list: &ListArgs) -> Result<InputSettings, SettingsError> {
     let sources = if list.lists.is_empty() {
         vec![InputSource::File(PathBuf::from(DEFAULT_LIST))]
     } else {
@@ -172,7 +189,24 @@ fn inputs(list: &ListArgs) -> InputSettings {
         FormatArg::SkopeoYaml => InputFormat::SkopeoYaml,
         FormatArg::ImagesJson => InputFormat::ImagesJson,
     });
-    InputSettings { sources, format }
+    let shard = list
+        .shard
+        .as_deref()
+        .map(|value| {
+            Shard::parse(value, list.shard_index_env.as_deref(), |var| {
+                std::env::var(var).ok()
+            })
+            .map_err(|reason| SettingsError::Shard {
+                value: value.to_owned(),
+                reason,
+            })
+        })
+        .transpose()?;
+    Ok(InputSettings {
+        sources,
+        format,
+        shard,
+    })
 }
 
 /// The default root of local OCI layouts.
@@ -298,7 +332,7 @@ fn common(
         no_prerelease: filters.no_prerelease,
     })?;
     Ok(PlanSettings {
-        inputs: inputs(list),
+        inputs: inputs(list)?,
         accounts: access.accounts.clone(),
         destination: destination(dest)?,
         registry,

@@ -3,6 +3,7 @@
 //! to stdout and warnings to stderr.
 
 mod plan;
+mod report;
 mod show;
 mod sync;
 
@@ -29,7 +30,10 @@ pub async fn run(settings: Settings) -> Result<Outcome, Error> {
     // A report on stdout has it to itself: the lines meant for people go to stderr.
     HUMAN_ON_STDERR.store(report_on_stdout, Ordering::Relaxed);
     match settings.command {
-        CommandSettings::ShowRawImages { inputs } => show::show_raw_images(&inputs).await,
+        CommandSettings::ShowRawImages {
+            inputs,
+            destination,
+        } => show::show_raw_images(&inputs, &destination).await,
         CommandSettings::ShowImages {
             inputs,
             destination,
@@ -37,6 +41,7 @@ pub async fn run(settings: Settings) -> Result<Outcome, Error> {
         CommandSettings::Plan(plan) => plan::plan(&plan).await,
         CommandSettings::Verify(plan) => plan::verify(&plan).await,
         CommandSettings::Sync(sync) => sync::sync(*sync).await,
+        CommandSettings::ReportMerge { out, inputs } => report::merge(&out, &inputs),
     }
 }
 
@@ -84,8 +89,11 @@ async fn read_and_map(
         }
         None => Vec::new(),
     };
-    let mapped = map_all(&read.entries, destination);
+    let mut mapped = map_all(&read.entries, destination);
     errors.extend(mapped.errors);
+    if let Some(shard) = inputs.shard {
+        mapped.jobs.retain(|job| shard.contains(job));
+    }
     for warning in &mapped.warnings {
         say_err(warning);
     }

@@ -6,11 +6,29 @@ use crate::error::{Error, Outcome};
 use crate::model::Destination;
 use crate::settings::InputSettings;
 
-pub async fn show_raw_images(inputs: &InputSettings) -> Result<Outcome, Error> {
-    let inputs = read_inputs(inputs).await?;
+/// The sources, as read; with `--shard`, those of the shard's entries (which needs their
+/// targets, so the list is mapped as `show-images` maps it).
+pub async fn show_raw_images(
+    inputs: &InputSettings,
+    destination: &Destination,
+) -> Result<Outcome, Error> {
+    let sources: Vec<String> = match inputs.shard {
+        None => read_inputs(inputs)
+            .await?
+            .entries
+            .iter()
+            .map(|e| e.source.to_string())
+            .collect(),
+        Some(_) => read_and_map(inputs, destination, None)
+            .await?
+            .1
+            .iter()
+            .map(|job| job.source.to_string())
+            .collect(),
+    };
     // A reader that stops early (`| head`) ends the listing, not as a failure.
-    for entry in &inputs.entries {
-        if !say(&entry.source) {
+    for source in &sources {
+        if !say(source) {
             break;
         }
     }

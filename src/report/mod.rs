@@ -3,6 +3,7 @@
 //! format so a rerun can take exactly what failed.
 
 pub mod console;
+pub mod merge;
 pub mod progress;
 
 use std::fmt::Write as _;

@@ -1,0 +1,143 @@
+//! Splitting one list over several workers (`--shard K/N`): an entry belongs to shard
+//! `fnv1a64(target repository) mod N`. The target repository is the target without its tag or
+//! digest (`harbor.example/third/docker.io/library/nginx`, or the OCI layout directory), so
+//! every tag of a repository, and the blobs they share, go to one worker, and a whole
+//! repository is listed by its shard only. FNV-1a (64-bit, offset basis 0xcbf29ce484222325,
+//! prime 0x100000001b3) over the name's UTF-8 bytes is fixed here and stays the same across
+//! versions, so shards agree whichever ferry each worker runs.
+
+use std::fmt;
+
+use crate::model::{Job, Target};
+
+/// One worker's part of a list: shard `index` of `count`, counted from 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+/// The variable a Kubernetes Indexed Job sets to each pod's index.
+pub const KUBERNETES_INDEX: &str = "JOB_COMPLETION_INDEX";
+
+impl Shard {
+    /// Parses `K/N`, or `N` with K read from the environment variable `index_env` (by default
+    /// [`KUBERNETES_INDEX`]), through `env`.
+    pub fn parse(
+        value: &str,
+        index_env: Option<&str>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Shard, String> {
+        let form = "K/N with 0 <= K < N (e.g. 0/3), or N with K from --shard-index-env";
+        let number = |text: &str, what: &str| {
+            text.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("{what} {text:?} is not a number: write {form}"))
+        };
+        let (index, count) = match value.split_once('/') {
+            Some((index, count)) => (number(index, "shard index")?, number(count, "shard count")?),
+            None => {
+                let count = number(value, "shard count")?;
+                let var = index_env.unwrap_or(KUBERNETES_INDEX);
+                let index = env(var).ok_or_else(|| {
+                    format!("--shard {value} takes its index from ${var}, which is not set")
+                })?;
+                (number(&index, &format!("${var} ="))?, count)
+            }
+        };
+        if count == 0 {
+            return Err(format!("there must be at least one shard: write {form}"));
+        }
+        if index >= count {
+            return Err(format!(
+                "shard {index} of {count} does not exist: shards are counted from 0, so K < N"
+            ));
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// Whether `job` belongs to this shard.
+    pub fn contains(&self, job: &Job) -> bool {
+        of(&job.target) % self.count == self.index
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// The hash that places a target: FNV-1a 64 of its repository.
+pub fn of(target: &Target) -> u64 {
+    let repository = match target {
+        Target::Registry(reference) => reference.repository(),
+        Target::Oci { layout, .. } => layout.display().to_string(),
+    };
+    fnv1a64(repository.as_bytes())
+}
+
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference::ImageRef;
+
+    #[test]
+    fn the_hash_is_fnv1a_64_and_never_changes() {
+        // FNV-1a's published test vectors.
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+        // Where a repository lands: pinned, so a later version cannot move it.
+        let target = Target::Registry(
+            ImageRef::parse("harbor.example/third/docker.io/library/nginx:1.25").unwrap(),
+        );
+        assert_eq!(of(&target), 0xeb9a_a4a0_7723_156b);
+        assert_eq!(of(&target) % 3, 2);
+    }
+
+    #[test]
+    fn every_tag_of_a_repository_is_in_one_shard() {
+        let tag = |t: &str| {
+            Target::Registry(
+                ImageRef::parse(&format!("h.example/m/docker.io/library/nginx:{t}")).unwrap(),
+            )
+        };
+        let shards: Vec<u64> = ["1", "2", "latest"]
+            .iter()
+            .map(|t| of(&tag(t)) % 5)
+            .collect();
+        assert!(shards.windows(2).all(|w| w[0] == w[1]), "{shards:?}");
+    }
+
+    #[test]
+    fn shards_are_parsed_from_the_flag_or_the_environment() {
+        let none = |_: &str| None;
+        let k8s = |var: &str| (var == KUBERNETES_INDEX).then(|| "2".to_owned());
+        let custom = |var: &str| (var == "CI_NODE_INDEX").then(|| "1".to_owned());
+        assert_eq!(
+            Shard::parse("1/3", None, none),
+            Ok(Shard { index: 1, count: 3 })
+        );
+        assert_eq!(
+            Shard::parse("3", None, k8s),
+            Ok(Shard { index: 2, count: 3 })
+        );
+        assert_eq!(
+            Shard::parse("4", Some("CI_NODE_INDEX"), custom),
+            Ok(Shard { index: 1, count: 4 })
+        );
+        let error = |value, env: Option<&str>| Shard::parse(value, env, k8s).unwrap_err();
+        assert!(error("3/3", None).contains("shards are counted from 0"));
+        assert!(error("0/0", None).contains("at least one shard"));
+        assert!(error("a/3", None).contains("is not a number"));
+        assert!(error("3", Some("CI_NODE_INDEX")).contains("$CI_NODE_INDEX, which is not set"));
+        assert!(error("2", None).contains("shards are counted from 0"));
+    }
+}
