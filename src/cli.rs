@@ -30,7 +30,7 @@ impl Command {
             Command::ShowRawImages(args) | Command::ShowImages(args) => Some(&mut args.dest),
             Command::Plan(args) | Command::Verify(args) => Some(&mut args.dest),
             Command::Sync(args) => Some(&mut args.dest),
-            Command::Report(_) => None,
+            Command::Report(_) | Command::Completions { .. } | Command::Manpage => None,
         }
     }
 }
@@ -50,6 +50,20 @@ pub enum Command {
     /// Work on JSON reports
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Print a shell completion script (e.g. `ferry completions bash > /etc/bash_completion.d/ferry`)
+    Completions {
+        #[arg(value_enum)]
+        shell: ShellArg,
+    },
+    /// Print the man page, in roff (`ferry manpage > ferry.1; man ./ferry.1`)
+    Manpage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShellArg {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Subcommand)]

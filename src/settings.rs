@@ -58,6 +58,10 @@ pub enum CommandSettings {
     Plan(Box<PlanSettings>),
     Verify(Box<PlanSettings>),
     Sync(Box<SyncSettings>),
+    /// `completions SHELL`
+    Completions(crate::cli::ShellArg),
+    /// `manpage`
+    Manpage,
     /// `report merge OUT IN…`
     ReportMerge {
         out: PathBuf,
@@ -166,6 +170,8 @@ impl Settings {
             Command::Sync(args) => {
                 CommandSettings::Sync(Box::new(sync_settings(*args, verbosity)?))
             }
+            Command::Completions { shell } => CommandSettings::Completions(shell),
+            Command::Manpage => CommandSettings::Manpage,
             Command::Report(ReportCommand::Merge { out, inputs }) => {
                 output_path("report merge OUT", &Some(out.clone()))?;
                 CommandSettings::ReportMerge { out, inputs }

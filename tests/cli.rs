@@ -251,3 +251,38 @@ fn every_error_starts_with_ferry_error_and_help_does_not() {
         assert!(!stdout_of(&out).contains("error:"), "{args:?}");
     }
 }
+
+#[test]
+fn completions_and_the_man_page_are_generated_for_every_command() {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef ferry"),
+        ("fish", "complete -c ferry"),
+    ] {
+        let out = run(ferry().args(["completions", shell]), 0);
+        let script = stdout_of(&out);
+        assert!(script.contains(marker), "{shell}: {script}");
+        for command in ["sync", "plan", "verify", "show-images", "report"] {
+            assert!(script.contains(command), "{shell} completes no {command}");
+        }
+        assert!(
+            script.contains("--dest") || script.contains("-l dest"),
+            "{shell} completes no --dest"
+        );
+    }
+    let page = stdout_of(&run(ferry().arg("manpage"), 0));
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH ferry 1"),
+        "{page}"
+    );
+    assert!(
+        page.contains(".TH ferry 1") && page.contains("sync"),
+        "{page}"
+    );
+    let out = run(ferry().args(["completions", "tcsh"]), 2);
+    assert!(
+        stderr_of(&out).contains("invalid value 'tcsh'"),
+        "{}",
+        stderr_of(&out)
+    );
+}

@@ -42,6 +42,8 @@ pub async fn run(settings: Settings) -> Result<Outcome, Error> {
         CommandSettings::Verify(plan) => plan::verify(&plan).await,
         CommandSettings::Sync(sync) => sync::sync(*sync).await,
         CommandSettings::ReportMerge { out, inputs } => report::merge(&out, &inputs),
+        CommandSettings::Completions(shell) => show::completions(shell),
+        CommandSettings::Manpage => show::manpage(),
     }
 }
 

@@ -2,6 +2,11 @@
 //! network, so a list can be checked in CI before anything is copied.
 
 use super::{read_and_map, read_inputs, say};
+use std::io::Write as _;
+
+use clap::CommandFactory as _;
+
+use crate::cli::{Cli, ShellArg};
 use crate::error::{Error, Outcome};
 use crate::model::Destination;
 use crate::settings::InputSettings;
@@ -45,5 +50,33 @@ pub async fn show_images(
             break;
         }
     }
+    Ok(Outcome::Done)
+}
+
+/// A completion script for `shell`, on stdout.
+pub fn completions(shell: ShellArg) -> Result<Outcome, Error> {
+    let shell = match shell {
+        ShellArg::Bash => clap_complete::Shell::Bash,
+        ShellArg::Zsh => clap_complete::Shell::Zsh,
+        ShellArg::Fish => clap_complete::Shell::Fish,
+    };
+    let mut command = Cli::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "ferry", &mut script);
+    print_bytes(&script)
+}
+
+/// The man page, in roff, on stdout.
+pub fn manpage() -> Result<Outcome, Error> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut page)
+        .map_err(|e| Error::Internal(format!("cannot render the man page: {e}")))?;
+    print_bytes(&page)
+}
+
+fn print_bytes(bytes: &[u8]) -> Result<Outcome, Error> {
+    // A closed pipe (`| head`) is the reader's choice, not a failure.
+    let _ = std::io::stdout().write_all(bytes);
     Ok(Outcome::Done)
 }
