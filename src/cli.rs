@@ -30,6 +30,7 @@ impl Command {
             Command::ShowRawImages(args) | Command::ShowImages(args) => Some(&mut args.dest),
             Command::Plan(args) | Command::Verify(args) => Some(&mut args.dest),
             Command::Sync(args) => Some(&mut args.dest),
+            Command::Serve(args) => Some(&mut args.sync.dest),
             Command::Report(_) | Command::Completions { .. } | Command::Manpage => None,
         }
     }
@@ -47,6 +48,8 @@ pub enum Command {
     Verify(Box<PlanArgs>),
     /// Copy every entry that is not already current, with skopeo, several at a time
     Sync(Box<SyncArgs>),
+    /// Run the sync on a schedule, with Prometheus metrics and health endpoints
+    Serve(Box<ServeArgs>),
     /// Work on JSON reports
     #[command(subcommand)]
     Report(ReportCommand),
@@ -174,6 +177,31 @@ pub struct FilterArgs {
     /// Drop alpha, beta, rc and similar pre-release tags
     #[arg(long)]
     pub no_prerelease: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub sync: SyncArgs,
+
+    /// Run now and then every DURATION (e.g. 1h)
+    #[arg(long, value_name = "DURATION", value_parser = crate::run::retry::parse_duration, conflicts_with = "cron", required_unless_present = "cron")]
+    pub every: Option<std::time::Duration>,
+
+    /// Run at the times a cron expression names, in $TZ (e.g. "0 3 * * *"; 6 fields with
+    /// seconds first)
+    #[arg(long, value_name = "EXPR")]
+    pub cron: Option<String>,
+
+    /// Wait a random time up to DURATION before each run, so that servers do not all start
+    /// at once
+    #[arg(long, value_name = "DURATION", value_parser = crate::run::retry::parse_duration)]
+    pub splay: Option<std::time::Duration>,
+
+    /// Serve /metrics, /healthz and /readyz on ADDR (e.g. 0.0.0.0:9090; port 0 picks one,
+    /// printed on stderr)
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -24,6 +24,7 @@ pub(crate) mod report;
 pub(crate) mod run;
 pub(crate) mod scratch;
 pub(crate) mod secret;
+pub(crate) mod serve;
 pub(crate) mod settings;
 pub(crate) mod shard;
 pub(crate) mod signals;

@@ -170,6 +170,8 @@ pub struct Counts {
     /// Per-platform images the engine found already present at the destination.
     pub images_present: u32,
     pub manifests_written: u32,
+    /// Bytes moved, where the engine sees them.
+    pub bytes_copied: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

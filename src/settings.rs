@@ -12,7 +12,7 @@ use crate::cli::{
     AccessArgs, Cli, Command, DestArgs, FilterArgs, FormatArg, ListArgs, PlanArgs, RetryArgs,
     SkopeoArgs, SyncArgs,
 };
-use crate::cli::{ProgressArg, ReportCommand};
+use crate::cli::{ProgressArg, ReportCommand, ServeArgs};
 use crate::engine::skopeo::SkopeoOptions;
 use crate::filter::{FilterError, FilterSpec, TagFilter};
 use crate::input::{InputFormat, InputSource};
@@ -24,6 +24,7 @@ use crate::registry::ClientOptions;
 use crate::report::progress;
 use crate::run::retry::RetryPolicy;
 use crate::secret::{Credentials, Secret};
+use crate::serve::Schedule;
 use crate::shard::Shard;
 
 /// The list read when none is named, as the old shell scripts did.
@@ -58,6 +59,7 @@ pub enum CommandSettings {
     Plan(Box<PlanSettings>),
     Verify(Box<PlanSettings>),
     Sync(Box<SyncSettings>),
+    Serve(Box<ServeSettings>),
     /// `completions SHELL`
     Completions(crate::cli::ShellArg),
     /// `manpage`
@@ -131,6 +133,8 @@ pub enum SettingsError {
         value: String,
         reason: String,
     },
+    #[error("{0}")]
+    Serve(String),
     #[error("--shard {value}: {reason}")]
     Shard { value: String, reason: String },
     #[error("--dest and --dest-dir cannot be used together: --dest mirrors into a registry, --dest-dir into local OCI layouts")]
@@ -169,6 +173,9 @@ impl Settings {
             }
             Command::Sync(args) => {
                 CommandSettings::Sync(Box::new(sync_settings(*args, verbosity)?))
+            }
+            Command::Serve(args) => {
+                CommandSettings::Serve(Box::new(serve_settings(*args, verbosity)?))
             }
             Command::Completions { shell } => CommandSettings::Completions(shell),
             Command::Manpage => CommandSettings::Manpage,
@@ -351,6 +358,49 @@ fn common(
         },
         report,
         verbosity,
+    })
+}
+
+/// What `serve` runs, and when.
+#[derive(Debug)]
+pub struct ServeSettings {
+    pub sync: SyncSettings,
+    pub schedule: Schedule,
+    pub splay: Option<Duration>,
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+fn serve_settings(args: ServeArgs, verbosity: u8) -> Result<ServeSettings, SettingsError> {
+    if args.sync.dry_run {
+        return Err(SettingsError::Serve(
+            "--dry-run prints what one sync would run: use `ferry sync --dry-run`".to_owned(),
+        ));
+    }
+    let schedule = match (args.every, &args.cron) {
+        (Some(every), None) => Schedule::Every(every),
+        (None, Some(expression)) => Schedule::cron(expression).map_err(SettingsError::Serve)?,
+        _ => {
+            return Err(SettingsError::Serve(
+                "give one of --every DURATION or --cron EXPR".to_owned(),
+            ))
+        }
+    };
+    let listen = args
+        .listen
+        .as_deref()
+        .map(|addr| {
+            addr.parse().map_err(|_| {
+                SettingsError::Serve(format!(
+                    "--listen {addr:?} is not an address: write HOST:PORT, e.g. 0.0.0.0:9090"
+                ))
+            })
+        })
+        .transpose()?;
+    Ok(ServeSettings {
+        sync: sync_settings(args.sync, verbosity)?,
+        schedule,
+        splay: args.splay,
+        listen,
     })
 }
 

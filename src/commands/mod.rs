@@ -4,6 +4,7 @@
 
 mod plan;
 mod report;
+mod serve;
 mod show;
 mod sync;
 
@@ -25,6 +26,9 @@ pub async fn run(settings: Settings) -> Result<Outcome, Error> {
     let report_on_stdout = match &settings.command {
         CommandSettings::Plan(plan) | CommandSettings::Verify(plan) => to_stdout(&plan.report),
         CommandSettings::Sync(sync) => to_stdout(&sync.plan.report) || to_stdout(&sync.failed_list),
+        CommandSettings::Serve(serve) => {
+            to_stdout(&serve.sync.plan.report) || to_stdout(&serve.sync.failed_list)
+        }
         _ => false,
     };
     // A report on stdout has it to itself: the lines meant for people go to stderr.
@@ -41,6 +45,7 @@ pub async fn run(settings: Settings) -> Result<Outcome, Error> {
         CommandSettings::Plan(plan) => plan::plan(&plan).await,
         CommandSettings::Verify(plan) => plan::verify(&plan).await,
         CommandSettings::Sync(sync) => sync::sync(*sync).await,
+        CommandSettings::Serve(settings) => serve::serve(*settings).await,
         CommandSettings::ReportMerge { out, inputs } => report::merge(&out, &inputs),
         CommandSettings::Completions(shell) => show::completions(shell),
         CommandSettings::Manpage => show::manpage(),

@@ -9,27 +9,72 @@ use tokio::sync::watch;
 use tracing::info;
 
 use super::{load, say, say_err, Loaded};
+use crate::access::Access;
 use crate::engine::skopeo::Skopeo;
 use crate::engine::Engine;
 use crate::error::{Error, Outcome};
 use crate::exec::Stop;
-use crate::model::{Destination, Job};
+use crate::model::{Destination, Job, Summary};
 use crate::registry::RegistryClient;
 use crate::report::console::Console;
 use crate::report::progress::View;
 use crate::report::Outputs;
-use crate::run::{self, events::Events};
+use crate::run::events::{Event, Events};
+use crate::run::{self};
 use crate::scratch::ScratchDir;
 use crate::settings::SyncSettings;
 use crate::signals;
 
 pub async fn sync(settings: SyncSettings) -> Result<Outcome, Error> {
+    let (stop_tx, stop_rx) = watch::channel(Stop::Run);
+    // Registered before any work starts.
+    let signals = signals::Watch::start(stop_tx, say_err);
+    let ran = run_once(&settings, stop_rx, &|_| {}).await?;
+    Ok(ran.outcome(signals.code()))
+}
+
+/// What one sync did.
+pub(super) struct Ran {
+    /// `None` for a dry run.
+    pub summary: Option<Summary>,
+    /// Whether the report and failed list were written.
+    pub written: Result<(), String>,
+    /// ferry's own registry requests, by host and answer class.
+    pub answers: Vec<(String, &'static str, u64)>,
+}
+
+impl Ran {
+    /// The outcome, given the exit code of the signal that stopped the run, if one did.
+    pub fn outcome(&self, signal: Option<u8>) -> Outcome {
+        let failed = self.summary.map_or(0, |s| s.failed);
+        let outcome = match (signal, failed) {
+            (Some(code), _) => Outcome::Stopped { code },
+            (None, 0) => Outcome::Done,
+            (None, _) => Outcome::ImagesFailed,
+        };
+        match &self.written {
+            Ok(()) => outcome,
+            Err(_) => outcome.max(Outcome::ImagesFailed),
+        }
+    }
+}
+
+/// One sync: reads and maps the inputs (an error, and nothing runs, on any problem in them),
+/// makes the engine and its private directory, runs the plan and the copies until done or
+/// `stop`, with the console (and `observe`) reading the events, then writes the outputs.
+pub(super) async fn run_once(
+    settings: &SyncSettings,
+    stop: watch::Receiver<Stop>,
+    observe: &(dyn Fn(&Event) + Send + Sync),
+) -> Result<Ran, Error> {
     let Loaded { jobs, registry } = load(&settings.plan).await?;
-    let mut settings = settings;
-    settings.plan.registry = registry;
     if settings.dry_run {
-        print_dry_run(&settings, &jobs);
-        return Ok(Outcome::Done);
+        print_dry_run(settings, &registry.access, &jobs);
+        return Ok(Ran {
+            summary: None,
+            written: Ok(()),
+            answers: Vec::new(),
+        });
     }
     for stale in crate::scratch::remove_stale() {
         info!(
@@ -42,7 +87,7 @@ pub async fn sync(settings: SyncSettings) -> Result<Outcome, Error> {
     })?;
     let engine = Skopeo::new(
         settings.skopeo.clone(),
-        settings.plan.registry.access.clone(),
+        registry.access.clone(),
         settings.plan.destination.clone(),
         settings.image_timeout,
         &scratch,
@@ -52,34 +97,31 @@ pub async fn sync(settings: SyncSettings) -> Result<Outcome, Error> {
         Arc::new(engine.map_err(|e| {
             Error::Internal(format!("cannot prepare the auth file for skopeo: {e}"))
         })?);
-    let (stop_tx, stop_rx) = watch::channel(Stop::Run);
-    let signals = signals::Watch::start(stop_tx, say_err);
-    let client = Arc::new(RegistryClient::new(settings.plan.registry.clone()));
+    let client = Arc::new(RegistryClient::new(registry));
     let (events, received) = Events::channel();
     info!("copying with {}", engine.name());
     let console = Console {
         line: &|line| say(line),
         view: View::new(settings.progress),
-        outputs: outputs(&settings),
+        outputs: outputs(settings),
+        observe,
     };
     let (outcome, written) = tokio::join!(
-        run::sync(&settings, client, engine, jobs, stop_rx, events),
+        run::sync(settings, Arc::clone(&client), engine, jobs, stop, events),
         console.consume(received)
     );
     let run = outcome.map_err(Error::Input)?;
-    let mut outcome = match (signals.code(), run.summary.failed) {
-        (Some(code), _) => Outcome::Stopped { code },
-        (None, 0) => Outcome::Done,
-        (None, _) => Outcome::ImagesFailed,
-    };
-    if let Err(e) = written {
+    if let Err(e) = &written {
         say_err(format!("ferry: error: {e}"));
-        outcome = outcome.max(Outcome::ImagesFailed);
     }
     // The scratch directory (and the credentials in it) lives until here, on every path,
     // including a stop by signal.
     drop(scratch);
-    Ok(outcome)
+    Ok(Ran {
+        summary: Some(run.summary),
+        written,
+        answers: client.answers(),
+    })
 }
 
 /// The report and failed list to write: what a rerun of the failed list needs beyond its
@@ -106,11 +148,11 @@ fn destination_label(destination: &Destination) -> String {
     }
 }
 
-fn print_dry_run(settings: &SyncSettings, jobs: &[Job]) {
+fn print_dry_run(settings: &SyncSettings, access: &Access, jobs: &[Job]) {
     // The real auth files only exist during a real run; a dry run names them instead.
     let engine = Skopeo::for_dry_run(
         settings.skopeo.clone(),
-        settings.plan.registry.access.clone(),
+        access.clone(),
         settings.plan.destination.clone(),
         jobs,
     );

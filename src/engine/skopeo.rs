@@ -868,7 +868,8 @@ mod tests {
                 blobs_copied: 1,
                 blobs_reused: 1,
                 images_present: 1,
-                manifests_written: 2
+                manifests_written: 2,
+                bytes_copied: None
             }
         );
     }

@@ -144,6 +144,8 @@ pub struct RegistryClient {
     /// Hosts whose spent pull quota was already logged.
     quota_spent: Mutex<HashSet<String>>,
     requests: AtomicU64,
+    /// Requests by (host, answer class).
+    answers: Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
     throttled: AtomicU64,
     /// Told of every 429 a lookup waits out: the registry host and the wait.
     on_throttle: std::sync::OnceLock<ThrottleObserver>,
@@ -165,6 +167,7 @@ impl RegistryClient {
             throttled_turns: Mutex::default(),
             quota_spent: Mutex::default(),
             requests: AtomicU64::new(0),
+            answers: Mutex::default(),
             throttled: AtomicU64::new(0),
             on_throttle: std::sync::OnceLock::new(),
         }
@@ -485,14 +488,40 @@ impl RegistryClient {
         }
     }
 
-    /// Sends one request, counting it.
+    /// Sends one request, counting it, by host and answer (see [`RegistryClient::answers`]).
     async fn counted(
         &self,
         request: reqwest::RequestBuilder,
         what: &str,
     ) -> Result<Response, RegistryError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        request.send().await.map_err(|e| transport_error(what, &e))
+        let sent = request.send().await;
+        let (url, class) = match &sent {
+            Ok(response) if response.status() == StatusCode::TOO_MANY_REQUESTS => {
+                (Some(response.url()), "429")
+            }
+            Ok(response) => (Some(response.url()), status_class(response.status())),
+            Err(error) => (error.url(), "error"),
+        };
+        if let Some(host) = url.and_then(url_host) {
+            *self
+                .answers
+                .lock()
+                .expect("lock")
+                .entry((host, class))
+                .or_default() += 1;
+        }
+        sent.map_err(|e| transport_error(what, &e))
+    }
+
+    /// Requests sent so far by registry host and answer class (`2xx` … `5xx`; `429` on its
+    /// own, not in `4xx`; `error` when no answer came), for metrics.
+    pub fn answers(&self) -> Vec<(String, &'static str, u64)> {
+        let answers = self.answers.lock().expect("lock");
+        answers
+            .iter()
+            .map(|((host, class), n)| (host.clone(), *class, *n))
+            .collect()
     }
 
     fn auth_slot(&self, host: &str, repository: &str) -> AuthSlot {
@@ -908,6 +937,25 @@ fn basic_username(authorization: &str) -> Option<String> {
         .ok()?;
     let pair = String::from_utf8(pair).ok()?;
     pair.split_once(':').map(|(user, _)| user.to_owned())
+}
+
+/// `2xx`, `3xx`, `4xx` or `5xx`.
+fn status_class(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// `host[:port]` of a URL.
+fn url_host(url: &reqwest::Url) -> Option<String> {
+    let host = url.host_str()?;
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    })
 }
 
 fn status_error(what: &str, response: &Response) -> RegistryError {

@@ -16,6 +16,8 @@ pub struct Console<'a> {
     pub line: &'a (dyn Fn(String) -> bool + Send + Sync),
     pub view: View,
     pub outputs: Outputs,
+    /// Told every event first (metrics, in `serve`).
+    pub observe: &'a (dyn Fn(&Event) + Send + Sync),
 }
 
 impl Console<'_> {
@@ -53,6 +55,7 @@ impl Console<'_> {
     }
 
     fn event(&mut self, event: &Event) {
+        (self.observe)(event);
         self.view.event(event);
         match event {
             Event::Finished { result, .. } => {

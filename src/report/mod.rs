@@ -349,6 +349,7 @@ mod tests {
                 blobs_reused: 1,
                 images_present: 0,
                 manifests_written: 3,
+                bytes_copied: None,
             },
             attempts: 1,
             duration: Duration::from_millis(1234),

@@ -1,0 +1,148 @@
+//! `ferry serve`: the sync of `ferry sync`, again and again on a schedule, with `/metrics`,
+//! `/healthz` and `/readyz`. Inputs are read again before each run, so an edited list takes
+//! effect on the next run; a broken one fails that run (its FILE:LINE errors in the log, the
+//! `invalid-input` result in the metrics, `/readyz` 503) and the server stays up. Runs never
+//! overlap. SIGHUP starts a run now; SIGTERM and SIGINT stop the current run as `sync` does
+//! (children terminated, report written) and end the server with 143 or 130.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+use super::sync::{run_once, Ran};
+use super::{load, say_err};
+use crate::error::{self, Error, Outcome};
+use crate::exec::Stop;
+use crate::serve::metrics::{Metrics, RunResult};
+use crate::serve::{http, splay};
+use crate::settings::ServeSettings;
+
+pub async fn serve(settings: ServeSettings) -> Result<Outcome, Error> {
+    let signal_error = |e: std::io::Error| Error::Internal(format!("cannot watch signals: {e}"));
+    let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(signal_error)?;
+    let metrics = Arc::new(Metrics::new());
+    // Ready once the inputs read; checked before the first run, which may be hours away.
+    match load(&settings.sync.plan).await {
+        Ok(_) => metrics.inputs_checked(true),
+        Err(e) => {
+            say_err(e.report().trim_end());
+            metrics.inputs_checked(false);
+        }
+    }
+    let _endpoint = match settings.listen {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| Error::Internal(format!("cannot listen on {addr}: {e}")))?;
+            let bound = listener
+                .local_addr()
+                .map_err(|e| Error::Internal(format!("cannot listen on {addr}: {e}")))?;
+            say_err(format!(
+                "ferry: serving /metrics, /healthz and /readyz on http://{bound}"
+            ));
+            Some(AbortOnDrop(tokio::spawn(http::serve(
+                listener,
+                Arc::clone(&metrics),
+            ))))
+        }
+        None => None,
+    };
+    say_err(format!("ferry: syncing {}", settings.schedule));
+    let (stop_tx, stop_rx) = watch::channel(Stop::Run);
+    let mut due = settings.schedule.first(SystemTime::now());
+    loop {
+        let wait =
+            due.duration_since(SystemTime::now()).unwrap_or_default() + splay(settings.splay);
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = hangup.recv() => {
+                say_err("ferry: SIGHUP: starting a run now");
+                due = SystemTime::now();
+            }
+            _ = terminate.recv() => return Ok(Outcome::Stopped { code: error::TERMINATED }),
+            _ = interrupt.recv() => return Ok(Outcome::Stopped { code: error::INTERRUPTED }),
+        }
+        let started = SystemTime::now();
+        metrics.run_started(started);
+        let observe = |event: &crate::run::events::Event| metrics.event(event);
+        let run = run_once(&settings.sync, stop_rx.clone(), &observe);
+        let mut run = std::pin::pin!(run);
+        // A stop signal during the run stops it as `sync` stops (a second one: now); a SIGHUP
+        // asks for another run as soon as this one ends.
+        let mut stopped = None;
+        let mut again = false;
+        let ran = loop {
+            tokio::select! {
+                ran = &mut run => break ran,
+                _ = terminate.recv() => stop(&stop_tx, &mut stopped, error::TERMINATED),
+                _ = interrupt.recv() => stop(&stop_tx, &mut stopped, error::INTERRUPTED),
+                _ = hangup.recv() => again = true,
+            }
+        };
+        let ended = SystemTime::now();
+        record(&metrics, ran, stopped, ended);
+        if let Some(code) = stopped {
+            return Ok(Outcome::Stopped { code });
+        }
+        let (next, skipped) = settings.schedule.next(due, ended);
+        for _ in 0..skipped {
+            metrics.run_not_run(RunResult::Skipped, ended);
+        }
+        if skipped > 0 {
+            say_err(format!(
+                "ferry: the run took until the next one was due: {skipped} skipped"
+            ));
+        }
+        due = if again { ended } else { next };
+    }
+}
+
+/// The first stop signal stops the run gracefully and sets the exit code; another, now.
+fn stop(stop_tx: &watch::Sender<Stop>, stopped: &mut Option<u8>, code: u8) {
+    match stopped {
+        None => {
+            let _ = stop_tx.send(Stop::Graceful);
+            *stopped = Some(code);
+            say_err("ferry: stopping: no new images start; running copies are stopped (signal again to stop at once)");
+        }
+        Some(_) => {
+            let _ = stop_tx.send(Stop::Now);
+        }
+    }
+}
+
+/// A run's end in the metrics (and its errors in the log).
+fn record(metrics: &Metrics, ran: Result<Ran, Error>, stopped: Option<u8>, at: SystemTime) {
+    match ran {
+        Ok(ran) => {
+            metrics.registry_answers(ran.answers.clone());
+            let result = match ran.outcome(stopped) {
+                Outcome::Done => RunResult::Success,
+                Outcome::ImagesFailed => RunResult::ImagesFailed,
+                Outcome::Stopped { .. } => RunResult::Interrupted,
+            };
+            metrics.run_result(result, at);
+        }
+        Err(error) => {
+            say_err(error.report().trim_end());
+            match error {
+                Error::Internal(_) => metrics.run_result(RunResult::ImagesFailed, at),
+                _ => metrics.run_not_run(RunResult::InvalidInput, at),
+            }
+        }
+    }
+}
+
+/// Stops the endpoint's task with the server.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

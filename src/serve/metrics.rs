@@ -1,0 +1,350 @@
+//! What `ferry serve` exports on `/metrics`, in the Prometheus (OpenMetrics) text format, built
+//! with `prometheus-client`. Updated from each run's events and outcome.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::model::{ImageResult, Status, Summary};
+use crate::run::events::Event;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    registry: String,
+    class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RegistryLabel {
+    registry: String,
+}
+
+/// How a run ended, as `ferry_runs_total{result}` counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunResult {
+    /// Every image synced or current.
+    Success,
+    /// Some images failed.
+    ImagesFailed,
+    /// The inputs had problems: nothing ran.
+    InvalidInput,
+    /// Stopped by a signal.
+    Interrupted,
+    /// Due while the previous one still ran: not started.
+    Skipped,
+}
+
+impl RunResult {
+    fn label(self) -> &'static str {
+        match self {
+            RunResult::Success => "success",
+            RunResult::ImagesFailed => "images-failed",
+            RunResult::InvalidInput => "invalid-input",
+            RunResult::Interrupted => "interrupted",
+            RunResult::Skipped => "skipped",
+        }
+    }
+}
+
+/// Every metric of the server.
+pub struct Metrics {
+    registry: Registry,
+    runs: Family<ResultLabel, Counter>,
+    last_images: Family<StatusLabel, Gauge>,
+    last_failures: Family<KindLabel, Gauge>,
+    images: Family<StatusLabel, Counter>,
+    failures: Family<KindLabel, Counter>,
+    last_start: Gauge<f64, AtomicU64>,
+    last_end: Gauge<f64, AtomicU64>,
+    last_success: Gauge<f64, AtomicU64>,
+    inputs_valid: Gauge,
+    duration: Histogram,
+    in_flight: Gauge,
+    requests: Family<RequestLabels, Counter>,
+    throttled: Family<RegistryLabel, Counter>,
+    bytes: Counter,
+    /// The images copying now, by event index.
+    copying: Mutex<BTreeSet<usize>>,
+    /// The registry request counts already added, per run's client (they only grow).
+    requests_seen: Mutex<Vec<(String, &'static str, u64)>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+fn unix_seconds(at: SystemTime) -> f64 {
+    at.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("ferry");
+        let runs = Family::<ResultLabel, Counter>::default();
+        registry.register("runs", "Runs by result", runs.clone());
+        let last_images = Family::<StatusLabel, Gauge>::default();
+        registry.register(
+            "last_run_images",
+            "Images of the last run by status",
+            last_images.clone(),
+        );
+        let last_failures = Family::<KindLabel, Gauge>::default();
+        registry.register(
+            "last_run_failures",
+            "Failed images of the last run by failure kind",
+            last_failures.clone(),
+        );
+        let images = Family::<StatusLabel, Counter>::default();
+        registry.register("images", "Images since start by status", images.clone());
+        let failures = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "failures",
+            "Failed images since start by failure kind",
+            failures.clone(),
+        );
+        let last_start = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "last_run_start_timestamp_seconds",
+            "When the last run started (Unix time)",
+            last_start.clone(),
+        );
+        let last_end = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "last_run_end_timestamp_seconds",
+            "When the last run ended (Unix time)",
+            last_end.clone(),
+        );
+        let last_success = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "last_success_timestamp_seconds",
+            "When the last fully successful run ended (Unix time; 0 before the first)",
+            last_success.clone(),
+        );
+        let inputs_valid = Gauge::default();
+        registry.register(
+            "inputs_valid",
+            "1 when the last run's inputs were valid, else 0",
+            inputs_valid.clone(),
+        );
+        let duration = Histogram::new([
+            1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+        ]);
+        registry.register(
+            "run_duration_seconds",
+            "How long runs took",
+            duration.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register("copies_in_flight", "Copies running now", in_flight.clone());
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "registry_requests",
+            "ferry's own registry requests by registry and answer class (2xx..5xx, 429, error)",
+            requests.clone(),
+        );
+        let throttled = Family::<RegistryLabel, Counter>::default();
+        registry.register(
+            "registry_throttled",
+            "429 answers to ferry's own requests, by registry",
+            throttled.clone(),
+        );
+        let bytes = Counter::default();
+        registry.register(
+            "copied_bytes",
+            "Bytes copied, where the engine reports them (native)",
+            bytes.clone(),
+        );
+        Metrics {
+            registry,
+            runs,
+            last_images,
+            last_failures,
+            images,
+            failures,
+            last_start,
+            last_end,
+            last_success,
+            inputs_valid,
+            duration,
+            in_flight,
+            requests,
+            throttled,
+            bytes,
+            copying: Mutex::default(),
+            requests_seen: Mutex::default(),
+        }
+    }
+
+    /// The text `/metrics` answers with.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
+    }
+
+    pub fn run_started(&self, at: SystemTime) {
+        self.last_start.set(unix_seconds(at));
+        self.requests_seen.lock().expect("lock").clear();
+    }
+
+    /// A run that could not start (its inputs) or was not started (the previous one ran on).
+    pub fn run_not_run(&self, result: RunResult, at: SystemTime) {
+        if result == RunResult::InvalidInput {
+            self.inputs_valid.set(0);
+            self.last_end.set(unix_seconds(at));
+        }
+        self.runs
+            .get_or_create(&ResultLabel {
+                result: result.label().to_owned(),
+            })
+            .inc();
+    }
+
+    /// Whether the inputs read before the first run are valid.
+    pub fn inputs_checked(&self, valid: bool) {
+        self.inputs_valid.set(i64::from(valid));
+    }
+
+    pub fn inputs_valid(&self) -> bool {
+        self.inputs_valid.get() == 1
+    }
+
+    /// A run's events, as they come.
+    pub fn event(&self, event: &Event) {
+        match event {
+            Event::AttemptStarted { index, .. } => {
+                self.copying.lock().expect("lock").insert(*index);
+            }
+            Event::Waiting { index, .. } | Event::Finished { index, .. } => {
+                self.copying.lock().expect("lock").remove(index);
+            }
+            Event::RunFinished { results, summary } => return self.run_ended(summary, results),
+            _ => return,
+        }
+        let copying = self.copying.lock().expect("lock").len();
+        self.in_flight.set(copying as i64);
+        if let Event::Finished { result, .. } = event {
+            self.finished(result);
+        }
+    }
+
+    fn finished(&self, result: &ImageResult) {
+        let status = match result.status {
+            Status::Synced => "synced",
+            Status::Skipped => "skipped",
+            Status::Failed => "failed",
+        };
+        self.images
+            .get_or_create(&StatusLabel {
+                status: status.to_owned(),
+            })
+            .inc();
+        if let Some(error) = &result.error {
+            self.failures
+                .get_or_create(&KindLabel {
+                    kind: error.kind.to_string(),
+                })
+                .inc();
+        }
+        if let Some(bytes) = result.counts.bytes_copied {
+            self.bytes.inc_by(bytes);
+        }
+    }
+
+    /// The last run's counts, from its `RunFinished` event.
+    fn run_ended(&self, summary: &Summary, results: &[ImageResult]) {
+        self.last_images.clear();
+        for (status, n) in [
+            ("synced", summary.synced),
+            ("skipped", summary.skipped),
+            ("failed", summary.failed),
+        ] {
+            self.last_images
+                .get_or_create(&StatusLabel {
+                    status: status.to_owned(),
+                })
+                .set(n as i64);
+        }
+        self.last_failures.clear();
+        for error in results.iter().filter_map(|r| r.error.as_ref()) {
+            self.last_failures
+                .get_or_create(&KindLabel {
+                    kind: error.kind.to_string(),
+                })
+                .inc();
+        }
+        self.duration
+            .observe(Duration::from_millis(summary.duration_ms as u64).as_secs_f64());
+        self.copying.lock().expect("lock").clear();
+        self.in_flight.set(0);
+    }
+
+    /// How a run that ran ended, at `at`.
+    pub fn run_result(&self, result: RunResult, at: SystemTime) {
+        self.inputs_valid.set(1);
+        self.runs
+            .get_or_create(&ResultLabel {
+                result: result.label().to_owned(),
+            })
+            .inc();
+        self.last_end.set(unix_seconds(at));
+        if result == RunResult::Success {
+            self.last_success.set(unix_seconds(at));
+        }
+    }
+
+    /// Adds what a run's registry client counted since the last call (counts only grow).
+    pub fn registry_answers(&self, answers: Vec<(String, &'static str, u64)>) {
+        let mut seen = self.requests_seen.lock().expect("lock");
+        for (host, class, n) in answers {
+            let before = seen
+                .iter()
+                .find(|(h, c, _)| *h == host && *c == class)
+                .map_or(0, |(_, _, n)| *n);
+            let added = n.saturating_sub(before);
+            self.requests
+                .get_or_create(&RequestLabels {
+                    registry: host.clone(),
+                    class: class.to_owned(),
+                })
+                .inc_by(added);
+            if class == "429" {
+                self.throttled
+                    .get_or_create(&RegistryLabel {
+                        registry: host.clone(),
+                    })
+                    .inc_by(added);
+            }
+            seen.retain(|(h, c, _)| !(*h == host && *c == class));
+            seen.push((host, class, n));
+        }
+    }
+}
