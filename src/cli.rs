@@ -21,6 +21,17 @@ pub struct Cli {
     /// Log more (-v: each skopeo command, -vv: debug)
     #[arg(short, long, action = ArgAction::Count, global = true)]
     pub verbose: u8,
+
+    /// How log lines and run events are written on stderr: for people (text), or one JSON
+    /// object per line (json) for log collectors
+    #[arg(
+        long,
+        value_enum,
+        default_value = "text",
+        global = true,
+        value_name = "FORMAT"
+    )]
+    pub log_format: LogFormat,
 }
 
 impl Command {
@@ -60,6 +71,12 @@ pub enum Command {
     },
     /// Print the man page, in roff (`ferry manpage > ferry.1; man ./ferry.1`)
     Manpage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

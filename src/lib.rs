@@ -35,7 +35,7 @@ use std::io::Write as _;
 
 use clap::{CommandFactory, FromArgMatches};
 
-use crate::cli::Cli;
+use crate::cli::{Cli, LogFormat};
 use crate::error::Error;
 use crate::settings::Settings;
 
@@ -76,7 +76,7 @@ where
         Ok(settings) => settings,
         Err(e) => return fail(&Error::from(e)),
     };
-    init_logging(settings.verbosity);
+    init_logging(settings.verbosity, settings.log_format);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -111,7 +111,7 @@ fn as_ferry_error(rendered: &str) -> String {
     }
 }
 
-fn init_logging(verbosity: u8) {
+fn init_logging(verbosity: u8, format: LogFormat) {
     use std::io::IsTerminal as _;
     let ansi = use_colour(
         std::io::stderr().is_terminal(),
@@ -122,13 +122,14 @@ fn init_logging(verbosity: u8) {
         1 => tracing::Level::INFO,
         _ => tracing::Level::DEBUG,
     };
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(level)
-        .with_target(false)
-        .without_time()
-        .with_ansi(ansi)
-        .try_init();
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Text => builder.without_time().with_ansi(ansi).try_init(),
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
 }
 
 /// Colour codes only help a person at a terminal: in a file or a pipe they are noise. And

@@ -12,7 +12,7 @@ use crate::cli::{
     AccessArgs, Cli, Command, DestArgs, FilterArgs, FormatArg, ListArgs, PlanArgs, RetryArgs,
     SkopeoArgs, SyncArgs,
 };
-use crate::cli::{ProgressArg, ReportCommand, ServeArgs};
+use crate::cli::{LogFormat, ProgressArg, ReportCommand, ServeArgs};
 use crate::engine::skopeo::SkopeoOptions;
 use crate::filter::{FilterError, FilterSpec, TagFilter};
 use crate::input::{InputFormat, InputSource};
@@ -33,6 +33,7 @@ pub const DEFAULT_LIST: &str = "source-images.list";
 #[derive(Debug)]
 pub struct Settings {
     pub verbosity: u8,
+    pub log_format: LogFormat,
     pub command: CommandSettings,
 }
 
@@ -156,6 +157,7 @@ pub enum SettingsError {
 impl Settings {
     pub fn from_cli(cli: Cli) -> Result<Settings, SettingsError> {
         let verbosity = cli.verbose;
+        let log_format = cli.log_format;
         let command = match cli.command {
             Command::ShowRawImages(args) => CommandSettings::ShowRawImages {
                 inputs: inputs(&args.list)?,
@@ -184,7 +186,20 @@ impl Settings {
                 CommandSettings::ReportMerge { out, inputs }
             }
         };
-        Ok(Settings { verbosity, command })
+        let mut command = command;
+        if log_format == LogFormat::Json {
+            // Log collectors get every event as a JSON line instead of a progress display.
+            match &mut command {
+                CommandSettings::Sync(sync) => sync.progress = progress::Mode::Json,
+                CommandSettings::Serve(serve) => serve.sync.progress = progress::Mode::Json,
+                _ => {}
+            }
+        }
+        Ok(Settings {
+            verbosity,
+            log_format,
+            command,
+        })
     }
 }
 

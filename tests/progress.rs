@@ -126,3 +126,40 @@ fn on_a_terminal_the_live_view_goes_to_stderr_and_stdout_keeps_the_result_lines(
     assert!(!stdout.contains('\x1b'), "{stdout:?}");
     assert_eq!(result_lines(&stdout), ["synced", "synced", "2"], "{stdout}");
 }
+
+/// `--log-format json`: every line on stderr, log lines and run events alike, is one JSON
+/// object; stdout keeps the result lines.
+#[test]
+fn json_logs_are_one_object_per_line_with_the_events_fields() {
+    let dir = TempDir::new("progress-json");
+    let out = run(
+        offline_sync(&dir, "0.2").args(["--log-format", "json", "-v"]),
+        0,
+    );
+    let stderr = stderr_of(&out);
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}")))
+        .collect();
+    let events: Vec<&str> = lines.iter().filter_map(|l| l["event"].as_str()).collect();
+    for wanted in [
+        "run_started",
+        "planned",
+        "attempt_started",
+        "progress",
+        "finished",
+        "run_finished",
+    ] {
+        assert!(events.contains(&wanted), "no {wanted} in {events:?}");
+    }
+    let finished = lines.iter().find(|l| l["event"] == "finished").unwrap();
+    assert!(
+        finished["image"].as_str().unwrap().ends_with(":1"),
+        "{finished}"
+    );
+    assert_eq!(finished["status"], "synced");
+    assert_eq!(finished["attempts"], 1);
+    // The -v log lines are JSON too.
+    assert!(lines.iter().any(|l| l["level"] == "INFO"), "{stderr}");
+    assert_eq!(result_lines(&stdout_of(&out)), ["synced", "synced", "2"]);
+}

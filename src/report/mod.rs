@@ -182,6 +182,73 @@ pub fn failed_list(results: &[ImageResult], rerun_flags: &[String]) -> String {
     text
 }
 
+/// One event as a JSON object for `--log-format json`: `event` names it, and the fields it
+/// carries follow (`image`, `registry`, `attempt`, `kind`, `wait_ms`, …). Events with an entry
+/// carry its `index`.
+pub fn json_event(event: &crate::run::events::Event) -> serde_json::Value {
+    use crate::run::events::{Event, Wait};
+    use serde_json::json;
+    let ms = |d: &Duration| d.as_millis() as u64;
+    match event {
+        Event::RunStarted { entries } => json!({ "event": "run_started", "entries": entries }),
+        Event::Planned { index, state } => {
+            json!({ "event": "planned", "index": index, "state": state })
+        }
+        Event::LookupThrottled { registry, wait } => {
+            json!({ "event": "lookup_throttled", "registry": registry, "wait_ms": ms(wait) })
+        }
+        Event::AttemptStarted {
+            index,
+            target,
+            attempt,
+            of,
+        } => json!({
+            "event": "attempt_started", "index": index, "image": target,
+            "attempt": attempt, "of": of,
+        }),
+        Event::Progress { index, progress } => json!({
+            "event": "progress", "index": index, "blobs_done": progress.blobs_done,
+            "blobs_total": progress.blobs_total, "bytes_done": progress.bytes_done,
+            "bytes_total": progress.bytes_total,
+        }),
+        Event::AttemptFailed {
+            index,
+            target,
+            attempt,
+            kind,
+            message,
+            retry_in,
+        } => json!({
+            "event": "attempt_failed", "index": index, "image": target, "attempt": attempt,
+            "kind": kind, "message": message, "retry_in_ms": retry_in.as_ref().map(ms),
+        }),
+        Event::Waiting {
+            index,
+            target,
+            reason,
+        } => match reason {
+            Wait::Turn { registry } => json!({
+                "event": "waiting", "index": index, "image": target, "for": "turn",
+                "registry": registry,
+            }),
+            Wait::Retry { next, of, delay } => json!({
+                "event": "waiting", "index": index, "image": target, "for": "retry",
+                "attempt": next, "of": of, "wait_ms": ms(delay),
+            }),
+        },
+        Event::Finished { index, result } => json!({
+            "event": "finished", "index": index, "image": result.target,
+            "source": result.source, "status": result.status, "digest": result.digest,
+            "attempts": result.attempts, "duration_ms": result.duration.as_millis() as u64,
+            "kind": result.error.as_ref().map(|e| e.kind),
+            "message": result.error.as_ref().map(|e| &e.message),
+        }),
+        Event::RunFinished { summary, .. } => {
+            json!({ "event": "run_finished", "summary": summary })
+        }
+    }
+}
+
 /// The files a sync writes when it ends: the JSON report and the failed list.
 #[derive(Debug, Clone, Default)]
 pub struct Outputs {

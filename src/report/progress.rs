@@ -23,6 +23,8 @@ pub enum Mode {
     Plain { interval: Duration },
     /// Nothing but the result lines.
     None,
+    /// Every event as one JSON object per line (`--log-format json`).
+    Json,
 }
 
 /// What one image in flight is doing.
@@ -264,8 +266,13 @@ impl View {
     pub fn event(&mut self, event: &Event) {
         let now = Instant::now();
         self.tally.event(event, now);
-        if self.mode == Mode::Tty {
-            self.redraw(event, now);
+        match self.mode {
+            Mode::Tty => self.redraw(event, now),
+            Mode::Json => {
+                let line = super::json_event(event);
+                let _ = writeln!(std::io::stderr(), "{line}");
+            }
+            Mode::Plain { .. } | Mode::None => {}
         }
     }
 
