@@ -340,11 +340,14 @@ fn a_signal_removes_the_private_auth_file_and_no_output_holds_the_password() {
     m.push("library/nginx:1.25", "nginx");
     let list = m.write("images.list", "nginx:1.25\n");
     let args_path = m.scratch.path().join("skopeo-args");
+    let env_path = m.scratch.path().join("skopeo-env");
     let skopeo = stand_in(
         m.scratch.path(),
         &format!(
-            "printf '%s\\n' \"$@\" >{0}.part && mv {0}.part {0}; exec sleep 302",
-            args_path.display()
+            "env >{1}.part && mv {1}.part {1}\n\
+             printf '%s\\n' \"$@\" >{0}.part && mv {0}.part {0}; exec sleep 302",
+            args_path.display(),
+            env_path.display()
         ),
     );
     let report_path = m.scratch.path().join("report.json");
@@ -398,6 +401,7 @@ fn a_signal_removes_the_private_auth_file_and_no_output_holds_the_password() {
     assert!(!auth_dir.exists(), "{} outlived ferry", auth_dir.display());
     let outputs = [
         ("argv", args),
+        ("environment", std::fs::read_to_string(&env_path).unwrap()),
         ("stdout", stdout_of(&out)),
         ("stderr (-v)", stderr_of(&out)),
         ("report", std::fs::read_to_string(&report_path).unwrap()),

@@ -107,7 +107,14 @@ fn targets_land_where_show_images_said_with_upstream_digests() {
     assert_eq!(images(&report)[4]["digest"], alpine.as_str());
     assert_eq!(images(&report)[6]["digest"], nginx.as_str());
 
-    // The password never reached skopeo's argv; a private auth file did, and it is gone now.
+    // The password never reached skopeo's argv or environment; a private auth file did, and
+    // it is gone now.
+    for env in m.environments() {
+        assert!(
+            !env.contains(PASSWORD),
+            "password in the environment:\n{env}"
+        );
+    }
     let invocations = m.invocations();
     assert_eq!(invocations.len(), 7, "{invocations:?}");
     for argv in &invocations {

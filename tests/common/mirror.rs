@@ -93,6 +93,11 @@ impl Mirror {
         recorded_invocations(&self.log)
     }
 
+    /// The environments skopeo ran with, one per run.
+    pub fn environments(&self) -> Vec<String> {
+        recorded_environments(&self.log)
+    }
+
     /// The digest at a target printed by ferry (`HOST:PORT/repo:tag`) in the destination.
     pub fn target_digest(&self, target: &str) -> Option<String> {
         let repo_ref = target
