@@ -9,18 +9,19 @@ use tokio::sync::watch;
 use tracing::info;
 
 use super::{load, print_input_errors, say, say_err, Loaded};
+use crate::engine::crane::Crane;
 use crate::engine::skopeo::Skopeo;
 use crate::engine::Engine;
 use crate::exec::Stop;
 use crate::exit;
-use crate::model::{Destination, ImageResult, Job, Status, Summary};
+use crate::model::{Destination, ImageResult, Job, Status, Summary, Target};
 use crate::registry::RegistryClient;
 use crate::report;
 use crate::report::console::Console;
 use crate::report::progress::View;
 use crate::run::{self, events::Events};
 use crate::scratch::ScratchDir;
-use crate::settings::SyncSettings;
+use crate::settings::{EngineSettings, SyncSettings};
 use crate::signals;
 
 pub async fn sync(settings: SyncSettings) -> u8 {
@@ -29,6 +30,16 @@ pub async fn sync(settings: SyncSettings) -> u8 {
     };
     let mut settings = settings;
     settings.plan.registry = registry;
+    let layouts = jobs
+        .iter()
+        .any(|job| matches!(job.target, Target::Oci { .. }));
+    if layouts && matches!(settings.engine, EngineSettings::Crane(_)) {
+        say_err(format!(
+            "ferry: error: {}",
+            crate::engine::crane::NO_OCI_LAYOUTS
+        ));
+        return exit::USAGE;
+    }
     if settings.dry_run {
         print_dry_run(&settings, &jobs);
         return exit::SUCCESS;
@@ -48,19 +59,35 @@ pub async fn sync(settings: SyncSettings) -> u8 {
             return exit::IMAGES_FAILED;
         }
     };
-    let engine = Skopeo::new(
-        settings.skopeo.clone(),
-        settings.plan.registry.access.clone(),
-        settings.plan.destination.clone(),
-        settings.image_timeout,
-        &scratch,
-        &jobs,
-    );
-    let engine: Arc<dyn Engine> = match engine {
-        Ok(engine) => Arc::new(engine),
+    let access = settings.plan.registry.access.clone();
+    let engine: Result<Arc<dyn Engine>, _> = match &settings.engine {
+        EngineSettings::Skopeo(options) => Skopeo::new(
+            options.clone(),
+            access,
+            settings.plan.destination.clone(),
+            settings.image_timeout,
+            &scratch,
+            &jobs,
+        )
+        .map(|engine| Arc::new(engine) as Arc<dyn Engine>),
+        EngineSettings::Crane(options) => Crane::new(
+            options.clone(),
+            access,
+            settings.image_timeout,
+            &scratch,
+            &jobs,
+        )
+        .map(|engine| Arc::new(engine) as Arc<dyn Engine>),
+    };
+    let engine = match engine {
+        Ok(engine) => engine,
         Err(e) => {
+            let name = match settings.engine {
+                EngineSettings::Skopeo(_) => "skopeo",
+                EngineSettings::Crane(_) => "crane",
+            };
             say_err(format!(
-                "ferry: error: cannot prepare the auth file for skopeo: {e}"
+                "ferry: error: cannot prepare the auth file for {name}: {e}"
             ));
             return exit::IMAGES_FAILED;
         }
@@ -145,12 +172,16 @@ fn destination_label(destination: &Destination) -> String {
 
 fn print_dry_run(settings: &SyncSettings, jobs: &[Job]) {
     // The real auth files only exist during a real run; a dry run names them instead.
-    let engine = Skopeo::for_dry_run(
-        settings.skopeo.clone(),
-        settings.plan.registry.access.clone(),
-        settings.plan.destination.clone(),
-        jobs,
-    );
+    let access = settings.plan.registry.access.clone();
+    let engine: Box<dyn Engine> = match &settings.engine {
+        EngineSettings::Skopeo(options) => Box::new(Skopeo::for_dry_run(
+            options.clone(),
+            access,
+            settings.plan.destination.clone(),
+            jobs,
+        )),
+        EngineSettings::Crane(options) => Box::new(Crane::for_dry_run(options.clone(), access)),
+    };
     for job in jobs {
         say(format!("# {} -> {}", job.origin, job.target));
         let (job, note) = match job.for_tag("TAG") {
