@@ -10,6 +10,7 @@
 //! parallel. Nothing leaves 127.0.0.1. Every helper panics with a message that says what failed.
 #![allow(dead_code)] // each test binary uses a subset; `expect` would fire in binaries using all
 
+pub mod engines;
 pub mod mirror;
 pub mod token_proxy;
 
