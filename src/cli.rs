@@ -18,7 +18,7 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
-    /// Log more (-v: each skopeo command, -vv: debug)
+    /// Log more (-v: each skopeo or crane command, -vv: debug)
     #[arg(short, long, action = ArgAction::Count, global = true)]
     pub verbose: u8,
 
@@ -57,7 +57,7 @@ pub enum Command {
     Plan(Box<PlanArgs>),
     /// Check that every target exists with its source's digest (exit 1 if not)
     Verify(Box<PlanArgs>),
-    /// Copy every entry that is not already current, with skopeo, several at a time
+    /// Copy every entry that is not already current, with skopeo or crane, several at a time
     Sync(Box<SyncArgs>),
     /// Run the sync on a schedule, with Prometheus metrics and health endpoints
     Serve(Box<ServeArgs>),
@@ -235,6 +235,8 @@ pub struct SyncArgs {
     pub retry: RetryArgs,
     #[command(flatten)]
     pub skopeo: SkopeoArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 
     /// Copy every entry, even those whose target already has the source's digest
     #[arg(long)]
@@ -248,7 +250,7 @@ pub struct SyncArgs {
     #[arg(short, long, default_value_t = 4, value_name = "N")]
     pub jobs: usize,
 
-    /// Print the skopeo commands that would run (secrets redacted) and copy nothing
+    /// Print the skopeo or crane commands that would run (secrets redacted) and copy nothing
     #[arg(long)]
     pub dry_run: bool,
 
@@ -374,4 +376,29 @@ pub struct SkopeoArgs {
     /// The skopeo binary [default: skopeo from PATH]
     #[arg(long, env = "FERRY_SKOPEO", value_name = "PATH")]
     pub skopeo: Option<PathBuf>,
+}
+
+/// Which program copies the images.
+#[derive(Debug, Args)]
+pub struct EngineArgs {
+    /// The copy engine: skopeo, or crane (go-containerregistry), which needs --dest: it
+    /// cannot write OCI layouts ferry can read back
+    #[arg(
+        long,
+        env = "FERRY_ENGINE",
+        value_enum,
+        default_value = "skopeo",
+        value_name = "ENGINE"
+    )]
+    pub engine: EngineArg,
+
+    /// The crane binary, for --engine crane [default: crane from PATH]
+    #[arg(long, env = "FERRY_CRANE", value_name = "PATH")]
+    pub crane: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineArg {
+    Skopeo,
+    Crane,
 }

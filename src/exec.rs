@@ -63,6 +63,17 @@ pub enum Stop {
     Now,
 }
 
+/// ferry's own environment variables that carry credentials (read into its settings at
+/// start): no child needs them, and none gets them. A child's environment is not argv, but it
+/// is no place for a secret either: tools dump it in their debug output, and it outlives the
+/// child in core dumps and `/proc/PID/environ`.
+const SECRET_VARIABLES: [&str; 4] = [
+    "FERRY_SRC_CREDS",
+    "FERRY_DEST_CREDS",
+    "FERRY_DEST_USERNAME",
+    "FERRY_DEST_PASSWORD",
+];
+
 /// How long a child gets between SIGTERM and SIGKILL.
 pub const GRACE_PERIOD: Duration = Duration::from_secs(10);
 /// How long output is still read after the child's group is gone: a process that left the
@@ -124,6 +135,9 @@ pub async fn run_watched(
     on_line: &(dyn Fn(Stream, &str) + Send + Sync),
 ) -> Result<Finished, ProcessError> {
     let mut command = Command::new(&invocation.program);
+    for name in SECRET_VARIABLES {
+        command.env_remove(name);
+    }
     command
         .args(&invocation.args)
         .envs(invocation.env.iter().map(|(name, value)| (name, value)))

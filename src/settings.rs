@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use crate::access::{Access, SideAccess};
 use crate::cli::{
-    AccessArgs, Cli, Command, DestArgs, FilterArgs, FormatArg, ListArgs, PlanArgs, RetryArgs,
-    SkopeoArgs, SyncArgs,
+    AccessArgs, Cli, Command, DestArgs, EngineArg, EngineArgs, FilterArgs, FormatArg, ListArgs,
+    PlanArgs, RetryArgs, SkopeoArgs, SyncArgs,
 };
 use crate::cli::{LogFormat, ProgressArg, ReportCommand, ServeArgs};
+use crate::engine::crane::CraneOptions;
 use crate::engine::skopeo::SkopeoOptions;
 use crate::filter::{FilterError, FilterSpec, TagFilter};
 use crate::input::{InputFormat, InputSource};
@@ -90,10 +91,27 @@ pub struct PlanSettings {
     pub verbosity: u8,
 }
 
+/// Which engine copies, and how it is run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineSettings {
+    Skopeo(SkopeoOptions),
+    Crane(CraneOptions),
+}
+
+impl EngineSettings {
+    /// The engine as `--engine` names it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EngineSettings::Skopeo(_) => "skopeo",
+            EngineSettings::Crane(_) => "crane",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct SyncSettings {
     pub plan: PlanSettings,
-    pub skopeo: SkopeoOptions,
+    pub engine: EngineSettings,
     pub image_timeout: Duration,
     pub jobs: usize,
     /// Copies at once per registry host.
@@ -126,6 +144,10 @@ pub enum SettingsError {
     HalfCredentials,
     #[error("skopeo was not found ({reason}); install it (Debian/Ubuntu: apt-get install skopeo, Fedora: dnf install skopeo, macOS: brew install skopeo) or point --skopeo/FERRY_SKOPEO at it")]
     SkopeoMissing { reason: String },
+    #[error("crane was not found ({reason}); install it (go install github.com/google/go-containerregistry/cmd/crane@latest) or point --crane/FERRY_CRANE at it")]
+    CraneMissing { reason: String },
+    #[error("--insecure-policy is a skopeo option; crane checks no signature policy (drop it, or use --engine skopeo)")]
+    CraneInsecurePolicy,
     #[error("{what} {} does not exist", path.display())]
     MissingPath { what: &'static str, path: PathBuf },
     #[error("{flag} \"{value}\": {reason}")]
@@ -442,8 +464,19 @@ fn sync_settings(args: SyncArgs, verbosity: u8) -> Result<SyncSettings, Settings
         &plan.registry.access.conf,
         &mut plan.host_flags,
     )?;
+    let engine = match args.engine.engine {
+        EngineArg::Skopeo => {
+            EngineSettings::Skopeo(skopeo_options(&args.access, &args.skopeo, args.dry_run)?)
+        }
+        EngineArg::Crane => {
+            if args.skopeo.insecure_policy {
+                return Err(SettingsError::CraneInsecurePolicy);
+            }
+            EngineSettings::Crane(crane_options(&args.engine, args.dry_run)?)
+        }
+    };
     Ok(SyncSettings {
-        skopeo: skopeo_options(&args.access, &args.skopeo, args.dry_run)?,
+        engine,
         image_timeout: args.skopeo.image_timeout,
         plan,
         jobs: args.jobs,
@@ -639,6 +672,23 @@ fn skopeo_options(
     })
 }
 
+fn crane_options(args: &EngineArgs, dry_run: bool) -> Result<CraneOptions, SettingsError> {
+    let binary = match (&args.crane, dry_run) {
+        (Some(path), _) => which::which(path).map_err(|e| SettingsError::CraneMissing {
+            reason: format!("{}: {e}", path.display()),
+        })?,
+        // A dry run copies nothing, so it works on a machine without crane.
+        (None, true) => which::which("crane").unwrap_or_else(|_| PathBuf::from("crane")),
+        (None, false) => which::which("crane").map_err(|e| SettingsError::CraneMissing {
+            reason: format!("not on PATH: {e}"),
+        })?,
+    };
+    Ok(CraneOptions {
+        binary,
+        ssl_cert_dir: std::env::var_os("SSL_CERT_DIR").filter(|dirs| !dirs.is_empty()),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -743,6 +793,47 @@ mod tests {
             dest(None, None, false).unwrap(),
             Destination::OciDir("mirror".into())
         );
+    }
+
+    #[test]
+    fn crane_is_found_and_refused_a_skopeo_option() {
+        use clap::Parser as _;
+        let engine = |args: &[&str]| {
+            let mut argv = vec![
+                "ferry",
+                "sync",
+                "--dest",
+                "h.example/m",
+                "--engine",
+                "crane",
+            ];
+            argv.extend(args);
+            let settings = Settings::from_cli(Cli::try_parse_from(argv).unwrap())?;
+            match settings.command {
+                CommandSettings::Sync(sync) => Ok::<_, SettingsError>(sync.engine),
+                _ => unreachable!("a sync command"),
+            }
+        };
+        match engine(&["--crane", "/bin/sh"]).unwrap() {
+            EngineSettings::Crane(options) => {
+                assert_eq!(options.binary, std::path::Path::new("/bin/sh"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let missing = engine(&["--crane", "/nonexistent/crane"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.starts_with("crane was not found (/nonexistent/crane: ")
+                && missing.ends_with(
+                    "install it (go install github.com/google/go-containerregistry/cmd/crane@latest) or point --crane/FERRY_CRANE at it"
+                ),
+            "{missing}"
+        );
+        assert!(matches!(
+            engine(&["--crane", "/bin/sh", "--insecure-policy"]),
+            Err(SettingsError::CraneInsecurePolicy)
+        ));
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! Failures a nightly mirror meets: a skopeo that hangs, a connection that drops once, a
+//! Failures a nightly mirror meets: an engine that hangs, a connection that drops once, a
 //! missing image, a certificate nobody trusts, a destination that goes away mid-run, one that
 //! answers 503 to a manifest list upload, and a SIGTERM from the CI runner. Real registries
-//! and skopeo; a stand-in for skopeo only where a fault cannot be provoked otherwise (a hang,
-//! a one-off network error, holding a copy back until the destination is gone).
+//! and the real skopeo and crane (the engine-independent faults run once per engine); a
+//! stand-in for the engine only where a fault cannot be provoked otherwise (a hang, a one-off
+//! network error, holding a copy back until the destination is gone).
 
 mod common;
 
@@ -10,15 +11,37 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::engines::{per_engine, Engine};
 use common::mirror::*;
 use common::*;
 
-/// A skopeo stand-in: runs `script` (sh) with the arguments, then the real skopeo.
-fn stand_in(dir: &Path, script: &str) -> PathBuf {
-    let path = dir.join(format!("skopeo-stand-in-{}", std::process::id()));
+per_engine!(
+    a_hung_copy_times_out_and_the_others_finish,
+    a_transient_network_failure_is_retried_and_counted,
+    missing_images_fail_on_the_first_attempt,
+    sigterm_stops_everything_and_exits_143_with_a_report,
+    a_destination_that_dies_mid_run_fails_the_rest_as_network_and_a_rerun_completes,
+    a_signal_removes_the_private_auth_file_and_no_output_holds_the_password,
+    a_host_that_does_not_resolve_is_tried_once,
+    a_registry_refusing_connections_costs_one_round_of_retries,
+    a_killed_ferry_takes_the_engine_with_it_and_the_next_run_removes_its_credentials,
+);
+
+/// A stand-in for the mirror's engine: runs `script` (sh) with the arguments, then the real
+/// engine. `sync_with` runs ferry with it.
+fn stand_in(m: &Mirror, script: &str) -> PathBuf {
+    let dir = m.scratch.path();
+    let path = dir.join(format!(
+        "{}-stand-in-{}",
+        m.engine.name(),
+        std::process::id()
+    ));
     std::fs::write(
         &path,
-        format!("#!/bin/sh\n{script}\nexec /usr/bin/skopeo \"$@\"\n"),
+        format!(
+            "#!/bin/sh\n{script}\nexec {} \"$@\"\n",
+            m.engine.binary().display()
+        ),
     )
     .unwrap();
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -35,23 +58,28 @@ fn kinds_and_attempts(report: &serde_json::Value) -> Vec<(String, u64)> {
         .collect()
 }
 
-#[test]
-fn a_hung_copy_times_out_and_the_others_finish() {
-    let m = Mirror::new(false);
+/// `m.sync(list)` with the engine run from `stand_in`.
+fn sync_with(m: &Mirror, list: &Path, stand_in: &Path) -> Command {
+    let mut cmd = m.sync(list);
+    cmd.args(m.engine.with_binary(stand_in));
+    cmd
+}
+
+fn a_hung_copy_times_out_and_the_others_finish(engine: Engine) {
+    let m = Mirror::with_engine(false, engine);
     m.push("library/nginx:1.25", "nginx");
     m.push("library/hang:1", "hang");
     m.push("library/redis:7", "redis");
     let list = m.write("images.list", "nginx:1.25\nhang:1\nredis:7\n");
+    let sleep = format!("sleep {}", m.engine.seconds(300));
     let skopeo = stand_in(
-        m.scratch.path(),
-        "case \"$*\" in *library/hang*) exec sleep 300;; esac",
+        &m,
+        &format!("case \"$*\" in *library/hang*) exec {sleep};; esac"),
     );
     let report_path = m.scratch.path().join("report.json");
     let started = Instant::now();
     run(
-        m.sync(&list)
-            .arg("--skopeo")
-            .arg(&skopeo)
+        sync_with(&m, &list, &skopeo)
             .args([
                 "--image-timeout",
                 "2s",
@@ -79,31 +107,33 @@ fn a_hung_copy_times_out_and_the_others_finish() {
         ],
         "{report:#}"
     );
-    let leftovers = processes_matching("sleep 300");
+    let leftovers = processes_matching(&sleep);
     assert!(
         leftovers.is_empty(),
         "the hung copy outlived its timeout: {leftovers}"
     );
 }
 
-#[test]
-fn a_transient_network_failure_is_retried_and_counted() {
-    let m = Mirror::new(false);
+fn a_transient_network_failure_is_retried_and_counted(engine: Engine) {
+    let m = Mirror::with_engine(false, engine);
     let nginx = m.push("library/nginx:1.25", "nginx");
     let list = m.write("images.list", "nginx:1.25\n");
     let marker = m.scratch.path().join("failed-once");
+    // What each engine says when a connection drops.
+    let said = match m.engine {
+        Engine::Skopeo => "time=\"x\" level=fatal msg=\"writing blob: Patch \\\"http://r/v2/x\\\": read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer\"",
+        Engine::Crane(_) => "Error: PATCH http://r/v2/x/blobs/uploads/u: read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer",
+    };
     let skopeo = stand_in(
-        m.scratch.path(),
+        &m,
         &format!(
-            "if [ ! -e {0} ]; then touch {0}; echo 'time=\"x\" level=fatal msg=\"writing blob: Patch \\\"http://r/v2/x\\\": read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer\"' >&2; exit 1; fi",
+            "if [ ! -e {0} ]; then touch {0}; echo '{said}' >&2; exit 1; fi",
             marker.display()
         ),
     );
     let report_path = m.scratch.path().join("report.json");
     run(
-        m.sync(&list)
-            .arg("--skopeo")
-            .arg(&skopeo)
+        sync_with(&m, &list, &skopeo)
             .args(["--retry-delay", "100ms"])
             .arg("--report")
             .arg(&report_path),
@@ -119,12 +149,11 @@ fn a_transient_network_failure_is_retried_and_counted() {
     assert_eq!(m.target_digest(&target), Some(nginx));
 }
 
-#[test]
-fn missing_images_and_untrusted_certificates_fail_on_the_first_attempt() {
-    // --force skips the plan, so skopeo itself meets the missing image. The source is named
-    // by its own address (with an explicit target, as a port requires), so no docker.io name
-    // and no registries.conf are involved.
-    let m = Mirror::new(false);
+fn missing_images_fail_on_the_first_attempt(engine: Engine) {
+    // --force skips the plan, so the engine itself meets the missing image. The source is
+    // named by its own address (with an explicit target, as a port requires), so no docker.io
+    // name and no registries.conf are involved.
+    let m = Mirror::with_engine(false, engine);
     m.push("library/nginx:1.25", "nginx");
     let list = m.write(
         "images.list",
@@ -148,9 +177,18 @@ fn missing_images_and_untrusted_certificates_fail_on_the_first_attempt() {
         [("not-found".to_owned(), 1)],
         "{missing:#}"
     );
+    let message = images(&missing)[0]["error"]["message"].as_str().unwrap();
+    assert!(message.contains("manifest unknown"), "{message}");
+}
 
+/// skopeo verifies each side by its own settings: the source is insecure (registries.conf), the
+/// destination is not, and its CA was not given. (crane has one switch for both sides; its
+/// verification is in `sync::registries_behind_tls_are_verified_with_the_cas_given`.)
+#[test]
+fn an_untrusted_destination_certificate_fails_on_the_first_attempt() {
     // A TLS destination whose CA ferry was not given.
     let m = Mirror::new(true);
+    let report_path = m.scratch.path().join("report.json");
     m.push("library/nginx:1.25", "nginx");
     let list = m.write("images.list", "nginx:1.25\n");
     let mut cmd = m.ferry();
@@ -172,19 +210,16 @@ fn missing_images_and_untrusted_certificates_fail_on_the_first_attempt() {
     );
 }
 
-#[test]
-fn sigterm_stops_everything_and_exits_143_with_a_report() {
-    let m = Mirror::new(false);
+fn sigterm_stops_everything_and_exits_143_with_a_report(engine: Engine) {
+    let m = Mirror::with_engine(false, engine);
     m.push("library/nginx:1.25", "nginx");
     m.push("library/redis:7", "redis");
     let list = m.write("images.list", "nginx:1.25\nredis:7\n");
-    let skopeo = stand_in(m.scratch.path(), "exec sleep 301");
+    let sleep = format!("sleep {}", m.engine.seconds(301));
+    let skopeo = stand_in(&m, &format!("exec {sleep}"));
     let report_path = m.scratch.path().join("report.json");
     let failed_path = m.scratch.path().join("failed.list");
-    let mut child = m
-        .sync(&list)
-        .arg("--skopeo")
-        .arg(&skopeo)
+    let mut child = sync_with(&m, &list, &skopeo)
         .arg("--report")
         .arg(&report_path)
         .arg("--failed-list")
@@ -194,9 +229,9 @@ fn sigterm_stops_everything_and_exits_143_with_a_report() {
         .spawn()
         .unwrap();
     wait_until(Duration::from_secs(10), "the copies never started", || {
-        processes_matching("sleep 301").lines().count() == 2
+        processes_matching(&sleep).lines().count() == 2
     });
-    // The grace period is 10 s; skopeo (here: sleep) dies on SIGTERM at once.
+    // The grace period is 10 s; the engine (here: sleep) dies on SIGTERM at once.
     let status = signal_and_wait(
         &mut child,
         "TERM",
@@ -204,8 +239,11 @@ fn sigterm_stops_everything_and_exits_143_with_a_report() {
         "ferry did not stop within the grace period",
     );
     assert_eq!(status.code(), Some(143));
-    let leftovers = processes_matching("sleep 301");
-    assert!(leftovers.is_empty(), "skopeo outlived ferry: {leftovers}");
+    let leftovers = processes_matching(&sleep);
+    assert!(
+        leftovers.is_empty(),
+        "the engine outlived ferry: {leftovers}"
+    );
     let report = report(&report_path);
     assert_eq!(report["summary"]["interrupted"], true);
     let kinds: Vec<String> = kinds_and_attempts(&report)
@@ -226,17 +264,16 @@ fn sigterm_stops_everything_and_exits_143_with_a_report() {
         .is_some());
 }
 
-#[test]
-fn a_destination_that_dies_mid_run_fails_the_rest_as_network_and_a_rerun_completes() {
-    let mut m = Mirror::new(false);
+fn a_destination_that_dies_mid_run_fails_the_rest_as_network_and_a_rerun_completes(engine: Engine) {
+    let mut m = Mirror::with_engine(false, engine);
     let mut digests = Vec::new();
     for name in ["early-a", "early-b", "late-a", "late-b"] {
         digests.push((name, m.push(&format!("library/{name}:1"), name)));
     }
     let list = m.write("images.list", "early-a:1\nearly-b:1\nlate-a:1\nlate-b:1\n");
     // The late copies say they are waiting, then hold until the test has killed the
-    // destination; the early ones run at once and say when skopeo has exited. (A tag is
-    // visible a moment before skopeo has its answer: stopping the registry in that moment
+    // destination; the early ones run at once and say when the engine has exited. (A tag is
+    // visible a moment before the engine has its answer: stopping the registry in that moment
     // would fail an early copy too.)
     let gate = m.scratch.path().join("go");
     let waiting = m.scratch.path().join("waiting");
@@ -244,22 +281,20 @@ fn a_destination_that_dies_mid_run_fails_the_rest_as_network_and_a_rerun_complet
     std::fs::create_dir(&waiting).unwrap();
     std::fs::create_dir(&done).unwrap();
     let skopeo = stand_in(
-        m.scratch.path(),
+        &m,
         &format!(
             "case \"$*\" in *library/late-*) touch {waiting}/$$; \
              while [ ! -e {gate} ]; do sleep 0.05; done;; \
-             *library/early-*) /usr/bin/skopeo \"$@\"; s=$?; touch {done}/$$; exit $s;; esac",
+             *library/early-*) {engine} \"$@\"; s=$?; touch {done}/$$; exit $s;; esac",
             waiting = waiting.display(),
             done = done.display(),
-            gate = gate.display()
+            gate = gate.display(),
+            engine = m.engine.binary().display(),
         ),
     );
     let report_path = m.scratch.path().join("report.json");
     let failed_path = m.scratch.path().join("failed.list");
-    let child = m
-        .sync(&list)
-        .arg("--skopeo")
-        .arg(&skopeo)
+    let child = sync_with(&m, &list, &skopeo)
         .args(["-j", "4", "--registry-jobs", "docker.io=4"])
         .args(["--retry-times", "2", "--retry-delay", "200ms"])
         .arg("--report")
@@ -334,27 +369,17 @@ fn a_destination_that_dies_mid_run_fails_the_rest_as_network_and_a_rerun_complet
     }
 }
 
-#[test]
-fn a_signal_removes_the_private_auth_file_and_no_output_holds_the_password() {
-    let m = Mirror::new(true);
+fn a_signal_removes_the_private_auth_file_and_no_output_holds_the_password(engine: Engine) {
+    let m = Mirror::with_engine(true, engine);
     m.push("library/nginx:1.25", "nginx");
     let list = m.write("images.list", "nginx:1.25\n");
-    let args_path = m.scratch.path().join("skopeo-args");
-    let skopeo = stand_in(
-        m.scratch.path(),
-        &format!(
-            "printf '%s\\n' \"$@\" >{0}.part && mv {0}.part {0}; exec sleep 302",
-            args_path.display()
-        ),
-    );
+    let sleep = format!("exec sleep {}", m.engine.seconds(302));
+    let (skopeo, args_path, env_path) = recording_stand_in(&m, &sleep);
     let report_path = m.scratch.path().join("report.json");
     let failed_path = m.scratch.path().join("failed.list");
-    let child = m
-        .sync(&list)
+    let child = sync_with(&m, &list, &skopeo)
         .env("FERRY_DEST_CREDS", format!("{USER}:{PASSWORD}"))
         .arg("-v")
-        .arg("--skopeo")
-        .arg(&skopeo)
         .arg("--report")
         .arg(&report_path)
         .arg("--failed-list")
@@ -367,18 +392,8 @@ fn a_signal_removes_the_private_auth_file_and_no_output_holds_the_password() {
         args_path.exists()
     });
     let args = std::fs::read_to_string(&args_path).unwrap();
-    let lines: Vec<&str> = args.lines().collect();
-    let auth_file = lines
-        .iter()
-        .position(|a| *a == "--dest-authfile")
-        .map(|i| lines[i + 1].to_owned())
-        .or_else(|| {
-            lines
-                .iter()
-                .find_map(|a| a.strip_prefix("--dest-authfile=").map(str::to_owned))
-        })
-        .unwrap_or_else(|| panic!("no --dest-authfile in {lines:?}"));
-    let auth_file = PathBuf::from(auth_file);
+    let env = std::fs::read_to_string(&env_path).unwrap();
+    let (auth_file, scratch) = private_file(&m.engine, &args, &env, "--dest-authfile");
     let auth_dir = auth_file.parent().unwrap().to_owned();
     let mode = |p: &Path| {
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
@@ -386,18 +401,17 @@ fn a_signal_removes_the_private_auth_file_and_no_output_holds_the_password() {
     };
     assert_eq!(mode(&auth_file), 0o600);
     assert_eq!(mode(&auth_dir), 0o700);
+    assert_eq!(mode(&scratch), 0o700);
 
     send_signal(child.id(), "TERM");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(143), "{}", stderr_of(&out));
-    assert!(
-        !auth_file.exists(),
-        "{} outlived ferry",
-        auth_file.display()
-    );
-    assert!(!auth_dir.exists(), "{} outlived ferry", auth_dir.display());
+    for gone in [&auth_file, &auth_dir, &scratch] {
+        assert!(!gone.exists(), "{} outlived ferry", gone.display());
+    }
     let outputs = [
         ("argv", args),
+        ("environment", env),
         ("stdout", stdout_of(&out)),
         ("stderr (-v)", stderr_of(&out)),
         ("report", std::fs::read_to_string(&report_path).unwrap()),
@@ -417,6 +431,44 @@ fn a_signal_removes_the_private_auth_file_and_no_output_holds_the_password() {
             !text.contains(&encoded),
             "the encoded login is in the {name}"
         );
+    }
+}
+
+/// A stand-in for the mirror's engine that writes its arguments (one per line) and its
+/// environment to files, then runs `then`; returns it and the two files.
+fn recording_stand_in(m: &Mirror, then: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let args_path = m.scratch.path().join("engine-args");
+    let env_path = m.scratch.path().join("engine-env");
+    let script = format!(
+        "env >{1}.part && mv {1}.part {1}\n\
+         printf '%s\\n' \"$@\" >{0}.part && mv {0}.part {0}; {then}",
+        args_path.display(),
+        env_path.display()
+    );
+    (stand_in(m, &script), args_path, env_path)
+}
+
+/// The private file an engine's credentials were handed over in, and the run's scratch
+/// directory holding it: skopeo's auth file (`flag`, in its argv), crane's `config.json` in
+/// the `DOCKER_CONFIG` of its environment.
+fn private_file(engine: &Engine, args: &str, env: &str, flag: &str) -> (PathBuf, PathBuf) {
+    match engine {
+        Engine::Skopeo => {
+            let lines: Vec<&str> = args.lines().collect();
+            let file = lines
+                .iter()
+                .position(|a| *a == flag)
+                .map(|i| PathBuf::from(lines[i + 1]))
+                .unwrap_or_else(|| panic!("no {flag} in {lines:?}"));
+            let scratch = file.parent().unwrap().to_owned();
+            (file, scratch)
+        }
+        Engine::Crane(_) => {
+            let dir = env_value(env, "DOCKER_CONFIG")
+                .unwrap_or_else(|| panic!("no DOCKER_CONFIG in the environment:\n{env}"));
+            let dir = PathBuf::from(dir);
+            (dir.join("config.json"), dir.parent().unwrap().to_owned())
+        }
     }
 }
 
@@ -517,11 +569,56 @@ fn a_manifest_list_upload_that_fails_once_is_retried() {
     );
 }
 
+/// crane retries a 5xx itself (go-containerregistry's transport: three tries, 1 s then 3 s
+/// apart) within one of ferry's attempts: the index upload the proxy refuses once lands on
+/// ferry's first attempt, with its digest.
+#[test]
+fn crane_retries_a_refused_manifest_list_upload_itself() {
+    let Some(engine) = Engine::crane() else {
+        return;
+    };
+    let m = Mirror::with_engine(false, engine);
+    let digest = m.push("library/nginx:1.25", "nginx");
+    let list = m.write("images.list", "nginx:1.25\n");
+    // crane sends its requests in parallel: the proxy's bucket must never run dry.
+    let proxy = ScriptProxy::start(
+        m.scratch.path(),
+        &m.dest.addr(),
+        &["--rate", "1000000", "--fail-list-puts", "1"],
+    );
+    let report_path = m.scratch.path().join("report.json");
+    let mut cmd = m.ferry();
+    cmd.arg("sync")
+        .arg(&list)
+        .arg("--dest")
+        .arg(format!("{}/third", proxy.addr()))
+        .args(["--dest-tls-verify=false", "--retry-delay", "100ms"])
+        .arg("--report")
+        .arg(&report_path);
+    run(&mut cmd, 0);
+    let log = proxy.log();
+    let puts: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("PUT ") && l.contains("/manifests/1.25 "))
+        .collect();
+    assert_eq!(puts.len(), 2, "{log}");
+    assert!(
+        puts[0].ends_with(" 503") && puts[1].ends_with(" 201"),
+        "{log}"
+    );
+    let report = report(&report_path);
+    assert_eq!(report["images"][0]["status"], "synced", "{report:#}");
+    assert_eq!(report["images"][0]["attempts"], 1, "{report:#}");
+    assert_eq!(
+        m.target_digest(&format!("{}/docker.io/library/nginx:1.25", m.prefix())),
+        Some(digest)
+    );
+}
+
 /// A host name that does not resolve will not resolve on a retry either: the copy is tried
 /// once and fails `network`, without the retry delay.
-#[test]
-fn a_host_that_does_not_resolve_is_tried_once() {
-    let m = Mirror::new(false);
+fn a_host_that_does_not_resolve_is_tried_once(engine: Engine) {
+    let m = Mirror::with_engine(false, engine);
     let list = m.write("images.list", "nonexistent.invalid/x/app:1\n");
     let report_path = m.scratch.path().join("report.json");
     let started = Instant::now();
@@ -548,10 +645,9 @@ fn a_host_that_does_not_resolve_is_tried_once() {
 
 /// A destination that refuses connections: once one image's whole retry schedule has met
 /// the refusal, the images still queued for it, and those waiting to retry, fail at once
-/// as `network` naming it, without starting skopeo.
-#[test]
-fn a_registry_refusing_connections_costs_one_round_of_retries() {
-    let mut m = Mirror::new(false);
+/// as `network` naming it, without starting the engine.
+fn a_registry_refusing_connections_costs_one_round_of_retries(engine: Engine) {
+    let mut m = Mirror::with_engine(false, engine);
     let names: Vec<String> = (0..7).map(|i| format!("app{i}")).collect();
     for name in &names {
         m.push(&format!("library/{name}:1"), name);
@@ -580,7 +676,7 @@ fn a_registry_refusing_connections_costs_one_round_of_retries() {
     // At most the two images running when the first schedule ended go through theirs.
     assert!(
         runs <= 2 * 4,
-        "{runs} skopeo runs for {} images\n{}",
+        "{runs} engine runs for {} images\n{}",
         names.len(),
         stdout_of(&out)
     );
@@ -629,7 +725,7 @@ fn a_timed_out_oci_copy_leaves_no_temporary_blob() {
     let list = m.write("images.list", "nginx:1.25\n");
     let started_blob = m.scratch.path().join("blob-started");
     let skopeo = stand_in(
-        m.scratch.path(),
+        &m,
         &format!(
             "for a in \"$@\"; do last=$a; done\n\
              case \"$last\" in oci:*) d=${{last#oci:}}; d=${{d%:*}}; mkdir -p \"$d/blobs\"; \
@@ -709,26 +805,18 @@ fn a_rerun_removes_the_temporary_blobs_a_crashed_run_left() {
     assert!(layout.join("index.json").exists());
 }
 
-/// `kill -9` runs none of ferry's cleanup: skopeo must still die with it, and the next run
+/// `kill -9` runs none of ferry's cleanup: the engine must still die with it, and the next run
 /// removes the private directory (with the credentials) the killed one left.
-#[test]
-fn a_killed_ferry_takes_skopeo_with_it_and_the_next_run_removes_its_credentials() {
-    let m = Mirror::new(false);
+fn a_killed_ferry_takes_the_engine_with_it_and_the_next_run_removes_its_credentials(
+    engine: Engine,
+) {
+    let m = Mirror::with_engine(false, engine);
     m.push("library/nginx:1.25", "nginx");
     let list = m.write("images.list", "nginx:1.25\n");
-    let args_path = m.scratch.path().join("skopeo-args");
-    let skopeo = stand_in(
-        m.scratch.path(),
-        &format!(
-            "printf '%s\\n' \"$@\" >{0}.part && mv {0}.part {0}; exec sleep 306",
-            args_path.display()
-        ),
-    );
-    let mut child = m
-        .sync(&list)
+    let sleep = format!("sleep {}", m.engine.seconds(306));
+    let (skopeo, args_path, env_path) = recording_stand_in(&m, &format!("exec {sleep}"));
+    let mut child = sync_with(&m, &list, &skopeo)
         .env("FERRY_SRC_CREDS", "someone:secret")
-        .arg("--skopeo")
-        .arg(&skopeo)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -737,20 +825,15 @@ fn a_killed_ferry_takes_skopeo_with_it_and_the_next_run_removes_its_credentials(
         args_path.exists()
     });
     let args = std::fs::read_to_string(&args_path).unwrap();
-    let lines: Vec<&str> = args.lines().collect();
-    let auth_file = lines
-        .iter()
-        .position(|a| *a == "--src-authfile")
-        .map(|i| PathBuf::from(lines[i + 1]))
-        .unwrap_or_else(|| panic!("no --src-authfile in {lines:?}"));
-    let scratch = auth_file.parent().unwrap().to_owned();
+    let env = std::fs::read_to_string(&env_path).unwrap();
+    let (auth_file, scratch) = private_file(&m.engine, &args, &env, "--src-authfile");
 
     child.kill().unwrap();
     child.wait().unwrap();
     wait_until(
         Duration::from_secs(5),
-        "skopeo outlived the ferry that started it",
-        || processes_matching("sleep 306").is_empty(),
+        "the engine outlived the ferry that started it",
+        || processes_matching(&sleep).is_empty(),
     );
     assert!(
         auth_file.exists(),

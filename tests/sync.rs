@@ -1,20 +1,31 @@
 //! End-to-end tests of `ferry sync` and the listing commands against real `docker-registry`
-//! processes and the real skopeo. Sources are pushed as generated multi-arch images with
-//! uncompressed layers; Docker Hub and Quay names reach the local source registry through a
-//! registries.conf redirect, exactly as a mirror of a mirror would be set up.
+//! processes and the real skopeo and crane (the tests that copy run once per engine). Sources
+//! are pushed as generated multi-arch images with uncompressed layers; Docker Hub and Quay
+//! names reach the local source registry through a registries.conf redirect, exactly as a
+//! mirror of a mirror would be set up.
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::engines::{per_engine, Engine};
 use common::mirror::*;
 use common::*;
 
-#[test]
-fn targets_land_where_show_images_said_with_upstream_digests() {
-    let m = Mirror::new(true);
+per_engine!(
+    targets_land_where_show_images_said_with_upstream_digests,
+    a_missing_image_fails_alone_and_lands_in_the_failed_list,
+    wrong_destination_credentials_are_unauthorized,
+    a_whole_repository_with_an_explicit_target_copies_every_tag,
+    registries_behind_tls_are_verified_with_the_cas_given,
+    credentials_a_docker_credential_helper_gives_reach_the_engine,
+    ctrl_c_stops_running_copies_and_still_writes_the_report,
+);
+
+fn targets_land_where_show_images_said_with_upstream_digests(engine: Engine) {
+    let m = Mirror::with_engine(true, engine);
     let nginx = m.push("library/nginx:1.25", "nginx-1.25");
     let nginx_next = m.push("library/nginx:1.26", "nginx-1.26");
     let redis = m.push("library/redis:7", "redis-7");
@@ -102,12 +113,19 @@ fn targets_land_where_show_images_said_with_upstream_digests() {
         assert_eq!(image["attempts"], 1);
         assert!(image["error"].is_null());
     }
-    // Each first copy moves both platforms' layers; the pinned and explicit copies know their digest.
-    assert_eq!(images(&report)[0]["blobs_copied"], 2, "{report:#}");
+    // Each first copy moves both platforms' layers (crane counts their configs too, as it
+    // does not tell them apart); the pinned and explicit copies know their digest.
+    let blobs = match m.engine {
+        Engine::Skopeo => 2,
+        Engine::Crane(_) => 4,
+    };
+    assert_eq!(images(&report)[0]["blobs_copied"], blobs, "{report:#}");
+    assert_eq!(images(&report)[0]["manifests_written"], 3, "{report:#}");
     assert_eq!(images(&report)[4]["digest"], alpine.as_str());
     assert_eq!(images(&report)[6]["digest"], nginx.as_str());
 
-    // The password never reached skopeo's argv; a private auth file did, and it is gone now.
+    // The password never reached the engine's argv or environment; the private file that
+    // carried it (skopeo's auth file, crane's DOCKER_CONFIG) did, and it is gone now.
     let invocations = m.invocations();
     assert_eq!(invocations.len(), 7, "{invocations:?}");
     for argv in &invocations {
@@ -115,22 +133,39 @@ fn targets_land_where_show_images_said_with_upstream_digests() {
             !argv.iter().any(|a| a.contains(PASSWORD)),
             "password in argv: {argv:?}"
         );
-        let at = argv
-            .iter()
-            .position(|a| a == "--dest-authfile")
-            .expect("--dest-authfile");
+    }
+    let environments = m.environments();
+    assert_eq!(environments.len(), 7);
+    for env in &environments {
         assert!(
-            !Path::new(&argv[at + 1]).exists(),
-            "auth file left behind: {}",
-            argv[at + 1]
+            !env.contains(PASSWORD),
+            "password in the environment:\n{env}"
         );
+    }
+    let private: Vec<PathBuf> = match m.engine {
+        Engine::Skopeo => invocations
+            .iter()
+            .map(|argv| {
+                let at = argv.iter().position(|a| a == "--dest-authfile");
+                PathBuf::from(&argv[at.expect("--dest-authfile") + 1])
+            })
+            .collect(),
+        Engine::Crane(_) => environments
+            .iter()
+            .map(|env| {
+                let dir = env_value(env, "DOCKER_CONFIG").expect("DOCKER_CONFIG is set");
+                Path::new(dir).join("config.json")
+            })
+            .collect(),
+    };
+    for file in private {
+        assert!(!file.exists(), "left behind: {}", file.display());
     }
     assert!(!stdout_of(&out).contains(PASSWORD) && !stderr_of(&out).contains(PASSWORD));
 }
 
-#[test]
-fn a_missing_image_fails_alone_and_lands_in_the_failed_list() {
-    let m = Mirror::new(false);
+fn a_missing_image_fails_alone_and_lands_in_the_failed_list(engine: Engine) {
+    let m = Mirror::with_engine(false, engine);
     let nginx = m.push("library/nginx:1.25", "nginx");
     let redis = m.push("library/redis:7", "redis");
     let list = m.write("images.list", "nginx:1.25\nnginx:9.9\nredis:7\n");
@@ -198,9 +233,8 @@ fn a_missing_image_fails_alone_and_lands_in_the_failed_list() {
     assert!(!m.scratch.path().join("mirror").exists());
 }
 
-#[test]
-fn wrong_destination_credentials_are_unauthorized() {
-    let m = Mirror::new(true);
+fn wrong_destination_credentials_are_unauthorized(engine: Engine) {
+    let m = Mirror::with_engine(true, engine);
     m.push("library/nginx:1.25", "nginx");
     m.push("library/redis:7", "redis");
     m.push("library/alpine:3.19", "alpine");
@@ -224,7 +258,7 @@ fn wrong_destination_credentials_are_unauthorized() {
     );
     unauthorized_at_once(&report(&report_path));
     assert!(catalog(&m.dest).is_empty());
-    // The planner's lookups found the password wrong, sending it once: no skopeo sends it
+    // The planner's lookups found the password wrong, sending it once: no engine sends it
     // again.
     assert_eq!(m.dest.failed_logins(), 1, "{}", m.dest.log());
     assert_eq!(m.invocations(), Vec::<Vec<String>>::new());
@@ -472,9 +506,8 @@ fn without_a_destination_images_go_to_local_oci_layouts() {
     );
 }
 
-#[test]
-fn a_whole_repository_with_an_explicit_target_copies_every_tag() {
-    let m = Mirror::new(false);
+fn a_whole_repository_with_an_explicit_target_copies_every_tag(engine: Engine) {
+    let m = Mirror::with_engine(false, engine);
     let v1 = m.push("team/app:1.0", "app-1");
     let v2 = m.push("team/app:2.0", "app-2");
     let list = m.write(
@@ -489,6 +522,108 @@ fn a_whole_repository_with_an_explicit_target_copies_every_tag() {
     assert_eq!(tags(&m.dest, "mirror/app"), ["1.0", "2.0"]);
     assert_eq!(remote_digest(&m.dest, "mirror/app:1.0"), Some(v1));
     assert_eq!(remote_digest(&m.dest, "mirror/app:2.0"), Some(v2));
+    // ferry listed the tags: the engine was given one tag at a time, never the repository.
+    let invocations = m.invocations();
+    assert_eq!(invocations.len(), 2, "{invocations:?}");
+    for argv in &invocations {
+        let last = argv.last().unwrap();
+        assert!(last.ends_with(":1.0") || last.ends_with(":2.0"), "{argv:?}");
+    }
+}
+
+/// Both registries speak HTTPS with certificates from their own CA and want a login: with the
+/// CAs given (`--src-cert-dir`, `--dest-cert-dir`) the copy is verified on both sides and
+/// lands; without one, it fails once as `tls`, naming the registry and its side's flag.
+fn registries_behind_tls_are_verified_with_the_cas_given(engine: Engine) {
+    const SOURCE_PASSWORD: &str = "S0urce-pw-never-in-argv";
+    let scratch = TempDir::new("ferry-tls");
+    let source = Registry::start_secure("reader", SOURCE_PASSWORD);
+    let dest = Registry::start_secure(USER, PASSWORD);
+    let digest = push_new_image(&source, scratch.path(), "team/app:1", "tls-app").digest;
+    let list = scratch.path().join("images.list");
+    let line = format!(
+        "{}/team/app:1 {}/mirror/app:1\n",
+        source.addr(),
+        dest.addr()
+    );
+    std::fs::write(&list, line).unwrap();
+    let log = scratch.path().join("argv.log");
+    let recorder = recorder(scratch.path(), engine.name(), &engine.binary(), &log);
+    let report_path = scratch.path().join("report.json");
+    let (src_certs, dest_certs) = (source.cert_dir().unwrap(), dest.cert_dir().unwrap());
+    let sync = |cert_dirs: &[(&str, &Path)]| {
+        let mut cmd = ferry();
+        cmd.current_dir(scratch.path())
+            .env("PATH", format!("{}:/usr/bin:/bin", recorder.display()))
+            .env(
+                "CONTAINERS_REGISTRIES_CONF",
+                scratch.path().join("none.conf"),
+            )
+            .env("FERRY_ENGINE", engine.name())
+            .env("FERRY_SRC_CREDS", format!("reader:{SOURCE_PASSWORD}"))
+            .env("FERRY_DEST_CREDS", format!("{USER}:{PASSWORD}"))
+            .args(["sync", "--retry-delay", "5s", "--report"])
+            .arg(&report_path)
+            .arg(&list);
+        for (flag, dir) in cert_dirs {
+            cmd.arg(flag).arg(dir);
+        }
+        cmd
+    };
+    std::fs::write(scratch.path().join("none.conf"), "").unwrap();
+
+    run(
+        &mut sync(&[
+            ("--src-cert-dir", src_certs.as_path()),
+            ("--dest-cert-dir", dest_certs.as_path()),
+        ]),
+        0,
+    );
+    assert_eq!(remote_digest(&dest, "mirror/app:1"), Some(digest));
+    let argv = recorded_invocations(&log);
+    assert_eq!(argv.len(), 1, "{argv:?}");
+    if let Engine::Crane(_) = engine {
+        // Verified: no --insecure, and both CAs where Go reads them.
+        assert_eq!(argv[0][0], "copy", "{argv:?}");
+        assert!(!argv[0].contains(&"--insecure".to_owned()), "{argv:?}");
+        let environments = recorded_environments(&log);
+        let dirs = env_value(&environments[0], "SSL_CERT_DIR").expect("SSL_CERT_DIR");
+        let want = format!("{}:{}:", src_certs.display(), dest_certs.display());
+        assert!(dirs.starts_with(&want), "{dirs}");
+    }
+    for env in recorded_environments(&log) {
+        assert!(
+            !env.contains(PASSWORD) && !env.contains(SOURCE_PASSWORD),
+            "{env}"
+        );
+    }
+
+    // Each CA missing in turn: one attempt, `tls`, the registry and the flag of its side.
+    for (given, missing, flag) in [
+        (
+            ("--src-cert-dir", src_certs.as_path()),
+            &dest,
+            "--dest-cert-dir DIR",
+        ),
+        (
+            ("--dest-cert-dir", dest_certs.as_path()),
+            &source,
+            "--src-cert-dir DIR",
+        ),
+    ] {
+        let target = format!("{}/mirror/app:2", dest.addr());
+        let line = format!("{}/team/app:1 {target}\n", source.addr());
+        std::fs::write(&list, line).unwrap();
+        run(&mut sync(&[given]), 1);
+        let report = report(&report_path);
+        let image = &images(&report)[0];
+        assert_eq!(image["error"]["kind"], "tls", "{image:#}");
+        assert_eq!(image["attempts"], 1, "{image:#}");
+        let message = image["error"]["message"].as_str().unwrap();
+        let said = format!("{} has a certificate from an authority", missing.addr());
+        assert!(message.starts_with(&said), "{message}");
+        assert!(message.contains(flag), "{message}");
+    }
 }
 
 #[test]
@@ -521,6 +656,127 @@ fn dry_run_prints_commands_without_secrets_and_copies_nothing() {
     assert!(catalog(&m.dest).is_empty());
 }
 
+/// The destination's login comes from the user's Docker config through a credential helper:
+/// skopeo reads that config itself; crane is handed what the helper told ferry (in ferry's
+/// own private DOCKER_CONFIG, which names no helper), so the helper is asked once per run.
+fn credentials_a_docker_credential_helper_gives_reach_the_engine(engine: Engine) {
+    let m = Mirror::with_engine(true, engine);
+    let digest = m.push("library/nginx:1.25", "nginx");
+    let list = m.write("images.list", "nginx:1.25\n");
+    let config_dir = m.scratch.path().join("docker-config");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(
+        config_dir.join("config.json"),
+        serde_json::json!({ "credHelpers": { m.dest.addr(): "ferrytest" } }).to_string(),
+    )
+    .unwrap();
+    let asked = m.scratch.path().join("helper-asked");
+    let helper = m.recorder.join("docker-credential-ferrytest");
+    let script = format!(
+        "#!/bin/sh\ncat >>{0}; echo >>{0}\n\
+         echo '{{\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}'\n",
+        asked.display()
+    );
+    std::fs::write(&helper, script).unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    run(
+        m.sync(&list)
+            .env("DOCKER_CONFIG", &config_dir)
+            .env("HOME", m.scratch.path())
+            .env_remove("REGISTRY_AUTH_FILE")
+            .env_remove("XDG_RUNTIME_DIR"),
+        0,
+    );
+    let target = format!("{}/docker.io/library/nginx:1.25", m.prefix());
+    assert_eq!(m.target_digest(&target), Some(digest));
+    let asked = std::fs::read_to_string(&asked).unwrap();
+    let times = asked.lines().filter(|l| *l == m.dest.addr()).count();
+    match m.engine {
+        Engine::Skopeo => assert!(times >= 1, "{asked}"),
+        Engine::Crane(_) => assert_eq!(times, 1, "{asked}"),
+    }
+    for env in m.environments() {
+        assert!(!env.contains(PASSWORD), "{env}");
+    }
+}
+
+/// crane's commands: the source is where registries.conf sends it (crane reads no
+/// registries.conf), the credentials are in a private DOCKER_CONFIG, named but never shown.
+#[test]
+fn dry_run_prints_crane_commands_with_the_redirect_applied() {
+    let Some(engine) = Engine::crane() else {
+        return;
+    };
+    let m = Mirror::with_engine(true, engine);
+    m.push("library/nginx:1.25", "nginx");
+    let list = m.write("images.list", "nginx:1.25\n");
+    let out = run(
+        m.sync(&list)
+            .arg("--dry-run")
+            .env("FERRY_DEST_CREDS", format!("{USER}:{PASSWORD}")),
+        0,
+    );
+    let stdout = stdout_of(&out);
+    let crane = m.recorder.join("crane");
+    let command = format!(
+        "DOCKER_CONFIG=… SSL_CERT_DIR=… {} copy --insecure {}/library/nginx:1.25 {}/docker.io/library/nginx:1.25",
+        crane.display(),
+        m.source.addr(),
+        m.prefix()
+    );
+    assert!(
+        stdout.lines().any(|l| l == command),
+        "no `{command}` in:\n{stdout}"
+    );
+    assert!(!stdout.contains(PASSWORD) && !stderr_of(&out).contains(PASSWORD));
+    assert!(m.invocations().is_empty());
+    assert!(catalog(&m.dest).is_empty());
+}
+
+/// crane's OCI layouts cannot be read back (it names images by their full reference and adds
+/// a duplicate on every pull): without a registry to copy to, `--engine crane` stops before
+/// anything runs. So does a skopeo-only flag, and a missing crane.
+#[test]
+fn crane_refuses_what_it_cannot_do_before_anything_runs() {
+    let Some(engine) = Engine::crane() else {
+        return;
+    };
+    let m = Mirror::with_engine(false, engine);
+    m.push("library/nginx:1.25", "nginx");
+    let list = m.write("images.list", "nginx:1.25\n");
+    let out = run(m.ferry().arg("sync").arg(&list), 2);
+    let stderr = stderr_of(&out);
+    assert!(
+        stderr.contains("ferry: error: --engine crane cannot mirror into local OCI layouts")
+            && stderr.contains("--dest PREFIX")
+            && stderr.contains("--engine skopeo"),
+        "{stderr}"
+    );
+    let out = run(m.sync(&list).arg("--insecure-policy"), 2);
+    assert!(
+        stderr_of(&out).contains("--insecure-policy is a skopeo option"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(m.invocations().is_empty(), "{:?}", m.invocations());
+    assert!(!m.scratch.path().join("mirror").exists());
+
+    let out = run(
+        m.sync(&list)
+            .env("PATH", m.scratch.path())
+            .env("FERRY_CRANE", "/nonexistent/crane"),
+        2,
+    );
+    assert!(
+        stderr_of(&out).contains("crane was not found (/nonexistent/crane")
+            && stderr_of(&out)
+                .contains("go install github.com/google/go-containerregistry/cmd/crane@latest"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(catalog(&m.dest).is_empty());
+}
+
 #[test]
 fn missing_skopeo_is_a_configuration_error_with_a_hint() {
     let scratch = TempDir::new("ferry-noskopeo");
@@ -542,12 +798,12 @@ fn missing_skopeo_is_a_configuration_error_with_a_hint() {
     );
 }
 
-#[test]
-fn ctrl_c_stops_running_copies_and_still_writes_the_report() {
+fn ctrl_c_stops_running_copies_and_still_writes_the_report(engine: Engine) {
     let scratch = TempDir::new("ferry-sigint");
-    // A skopeo that never finishes: ferry must stop it, not wait for it.
-    let stand_in = scratch.path().join("slow-skopeo");
-    std::fs::write(&stand_in, "#!/bin/sh\nsleep 2999\n").unwrap();
+    // An engine that never finishes: ferry must stop it, not wait for it.
+    let stand_in = scratch.path().join("slow-engine");
+    let sleep = format!("sleep {}", engine.seconds(2999));
+    std::fs::write(&stand_in, format!("#!/bin/sh\n{sleep}\n")).unwrap();
     std::fs::set_permissions(
         &stand_in,
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
@@ -559,15 +815,8 @@ fn ctrl_c_stops_running_copies_and_still_writes_the_report() {
     let failed_path = scratch.path().join("failed.list");
 
     let mut child = ferry()
-        .args([
-            "sync",
-            "--dest",
-            "harbor.example/third",
-            "-j",
-            "2",
-            "--skopeo",
-        ])
-        .arg(&stand_in)
+        .args(["sync", "--dest", "harbor.example/third", "-j", "2"])
+        .args(engine.with_binary(&stand_in))
         .arg("--report")
         .arg(&report_path)
         .arg("--failed-list")
@@ -579,7 +828,7 @@ fn ctrl_c_stops_running_copies_and_still_writes_the_report() {
         .unwrap();
     // Two copies running (-j 2) also means ferry's signal handling is in place.
     wait_until(Duration::from_secs(20), "the copies never started", || {
-        processes_matching("sleep 2999").lines().count() == 2
+        processes_matching(&sleep).lines().count() == 2
     });
     let status = signal_and_wait(
         &mut child,
@@ -588,10 +837,11 @@ fn ctrl_c_stops_running_copies_and_still_writes_the_report() {
         "ferry did not stop after SIGINT",
     );
     assert_eq!(status.code(), Some(130));
-    let leftovers = processes_matching("sleep 2999");
+    let leftovers = processes_matching(&sleep);
     assert!(
         leftovers.is_empty(),
-        "skopeo stand-ins outlived ferry: {leftovers}"
+        "{} stand-ins outlived ferry: {leftovers}",
+        engine.name()
     );
 
     let report = report(&report_path);

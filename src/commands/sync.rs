@@ -10,11 +10,12 @@ use tracing::info;
 
 use super::{load, say, say_err, Loaded};
 use crate::access::Access;
+use crate::engine::crane::{Crane, NO_OCI_LAYOUTS};
 use crate::engine::skopeo::Skopeo;
 use crate::engine::Engine;
 use crate::error::{Error, Outcome};
 use crate::exec::Stop;
-use crate::model::{Destination, Job, Summary};
+use crate::model::{Destination, Job, Summary, Target};
 use crate::registry::RegistryClient;
 use crate::report::console::Console;
 use crate::report::progress::View;
@@ -22,7 +23,7 @@ use crate::report::Outputs;
 use crate::run::events::{Event, Events};
 use crate::run::{self};
 use crate::scratch::ScratchDir;
-use crate::settings::SyncSettings;
+use crate::settings::{EngineSettings, SyncSettings};
 use crate::signals;
 
 pub async fn sync(settings: SyncSettings) -> Result<Outcome, Error> {
@@ -68,6 +69,12 @@ pub(super) async fn run_once(
     observe: &(dyn Fn(&Event) + Send + Sync),
 ) -> Result<Ran, Error> {
     let Loaded { jobs, registry } = load(&settings.plan).await?;
+    let layouts = jobs
+        .iter()
+        .any(|job| matches!(job.target, Target::Oci { .. }));
+    if layouts && matches!(settings.engine, EngineSettings::Crane(_)) {
+        return Err(Error::Usage(NO_OCI_LAYOUTS.to_owned()));
+    }
     if settings.dry_run {
         print_dry_run(settings, &registry.access, &jobs);
         return Ok(Ran {
@@ -85,18 +92,32 @@ pub(super) async fn run_once(
     let scratch = ScratchDir::create().map_err(|e| {
         Error::Internal(format!("cannot create a private temporary directory: {e}"))
     })?;
-    let engine = Skopeo::new(
-        settings.skopeo.clone(),
-        registry.access.clone(),
-        settings.plan.destination.clone(),
-        settings.image_timeout,
-        &scratch,
-        &jobs,
-    );
-    let engine: Arc<dyn Engine> =
-        Arc::new(engine.map_err(|e| {
-            Error::Internal(format!("cannot prepare the auth file for skopeo: {e}"))
-        })?);
+    let access = registry.access.clone();
+    let engine: Result<Arc<dyn Engine>, _> = match &settings.engine {
+        EngineSettings::Skopeo(options) => Skopeo::new(
+            options.clone(),
+            access,
+            settings.plan.destination.clone(),
+            settings.image_timeout,
+            &scratch,
+            &jobs,
+        )
+        .map(|engine| Arc::new(engine) as Arc<dyn Engine>),
+        EngineSettings::Crane(options) => Crane::new(
+            options.clone(),
+            access,
+            settings.image_timeout,
+            &scratch,
+            &jobs,
+        )
+        .map(|engine| Arc::new(engine) as Arc<dyn Engine>),
+    };
+    let engine = engine.map_err(|e| {
+        Error::Internal(format!(
+            "cannot prepare the private auth file for {}: {e}",
+            settings.engine.name()
+        ))
+    })?;
     let client = Arc::new(RegistryClient::new(registry));
     let (events, received) = Events::channel();
     info!("copying with {}", engine.name());
@@ -150,12 +171,17 @@ fn destination_label(destination: &Destination) -> String {
 
 fn print_dry_run(settings: &SyncSettings, access: &Access, jobs: &[Job]) {
     // The real auth files only exist during a real run; a dry run names them instead.
-    let engine = Skopeo::for_dry_run(
-        settings.skopeo.clone(),
-        access.clone(),
-        settings.plan.destination.clone(),
-        jobs,
-    );
+    let engine: Box<dyn Engine> = match &settings.engine {
+        EngineSettings::Skopeo(options) => Box::new(Skopeo::for_dry_run(
+            options.clone(),
+            access.clone(),
+            settings.plan.destination.clone(),
+            jobs,
+        )),
+        EngineSettings::Crane(options) => {
+            Box::new(Crane::for_dry_run(options.clone(), access.clone()))
+        }
+    };
     for job in jobs {
         say(format!("# {} -> {}", job.origin, job.target));
         let (job, note) = match job.for_tag("TAG") {

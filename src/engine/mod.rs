@@ -3,6 +3,7 @@
 //! how to read what the tool says; the run core (plans, retries, turns, outages) knows no
 //! engine by name.
 
+pub mod crane;
 pub mod skopeo;
 
 use std::future::Future;

@@ -719,19 +719,12 @@ impl RegistryClient {
         endpoint: &Endpoint,
         what: &str,
     ) -> Result<Option<crate::secret::Credentials>, RegistryError> {
-        let sources = &self.side(side).credentials;
-        let wrap = |source| RegistryError::Credentials {
-            what: what.to_owned(),
-            source,
-        };
-        let domain = name.split('/').next().unwrap_or(name);
-        if conf::api_host(domain) == endpoint.host {
-            sources.lookup(name).map_err(wrap)
-        } else {
-            sources
-                .lookup_redirected(&format!("{}/{}", endpoint.host, endpoint.repository))
-                .map_err(wrap)
-        }
+        credentials_for(&self.options.access, side, name, endpoint).map_err(|source| {
+            RegistryError::Credentials {
+                what: what.to_owned(),
+                source,
+            }
+        })
     }
 
     fn limit(&self, host: &str) -> Arc<Semaphore> {
@@ -810,6 +803,26 @@ impl RegistryClient {
             what: what.to_owned(),
             message: format!("no answer to https://{}/v2/{message}", endpoint.host),
         })
+    }
+}
+
+/// The credentials ferry uses for `name` (`domain/path`, as written) on `side`, whose requests
+/// go to `endpoint`: those for the name; where registries.conf redirected it to another host,
+/// only those held for that host (never the ones given for a whole side, which are meant for
+/// the registries named). ferry's own lookups and every engine's private auth files use this
+/// one rule, so a copy never authenticates differently from the lookup that planned it.
+pub fn credentials_for(
+    access: &Access,
+    side: Side,
+    name: &str,
+    endpoint: &Endpoint,
+) -> Result<Option<crate::secret::Credentials>, AuthError> {
+    let sources = &access.side(side).credentials;
+    let domain = name.split('/').next().unwrap_or(name);
+    if conf::api_host(domain) == endpoint.host {
+        sources.lookup(name)
+    } else {
+        sources.lookup_redirected(&format!("{}/{}", endpoint.host, endpoint.repository))
     }
 }
 

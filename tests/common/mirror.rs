@@ -1,28 +1,39 @@
 //! A ready-made mirror setup for end-to-end tests: a source registry that docker.io and
 //! quay.io redirect to, a destination registry (plain, or HTTPS with basic auth), a scratch
-//! directory, and a skopeo recorder first on PATH.
+//! directory, the copy engine to run (skopeo unless told), and a recorder of that engine first
+//! on PATH.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::engines::Engine;
 use super::*;
 
 pub const USER: &str = "mirror-bot";
 pub const PASSWORD: &str = "Pa55-w0rd-never-in-argv";
 
 /// A source registry (docker.io and quay.io redirected to it), a destination registry, a
-/// scratch directory and a skopeo recorder first on PATH.
+/// scratch directory, the engine `sync` runs, and a recorder of it first on PATH.
 pub struct Mirror {
     pub scratch: TempDir,
     pub source: Registry,
     pub dest: Registry,
     pub conf: PathBuf,
+    /// What the engine's recorder logs (argv lines; environments under `LOG.env/`).
     pub log: PathBuf,
+    /// The directory of the recorder, first on PATH.
     pub recorder: PathBuf,
+    pub engine: Engine,
 }
 
 impl Mirror {
+    /// A mirror that copies with skopeo.
     pub fn new(secure_dest: bool) -> Mirror {
+        Mirror::with_engine(secure_dest, Engine::Skopeo)
+    }
+
+    /// A mirror whose `sync` (and `ferry()`) runs `engine`, through a recorder on PATH.
+    pub fn with_engine(secure_dest: bool, engine: Engine) -> Mirror {
         let scratch = TempDir::new("ferry-sync");
         let source = Registry::start_plain();
         let dest = if secure_dest {
@@ -35,8 +46,8 @@ impl Mirror {
             scratch.path(),
             &[("docker.io", &source.addr()), ("quay.io", &quay)],
         );
-        let log = scratch.path().join("skopeo-argv.log");
-        let recorder = skopeo_recorder(scratch.path(), &log);
+        let log = scratch.path().join(format!("{}-argv.log", engine.name()));
+        let recorder = recorder(scratch.path(), engine.name(), &engine.binary(), &log);
         Mirror {
             scratch,
             source,
@@ -44,6 +55,7 @@ impl Mirror {
             conf,
             log,
             recorder,
+            engine,
         }
     }
 
@@ -61,7 +73,8 @@ impl Mirror {
         path
     }
 
-    /// ferry with the redirect, the recorder on PATH, and the destination's TLS settings.
+    /// ferry with the redirect, the engine (its recorder on PATH), and no credentials or
+    /// destination from the test's own environment.
     pub fn ferry(&self) -> Command {
         let mut cmd = ferry();
         let path = format!(
@@ -72,6 +85,9 @@ impl Mirror {
         cmd.current_dir(self.scratch.path())
             .env("PATH", path)
             .env("CONTAINERS_REGISTRIES_CONF", &self.conf)
+            .env("FERRY_ENGINE", self.engine.name())
+            .env_remove("FERRY_SKOPEO")
+            .env_remove("FERRY_CRANE")
             .env_remove("FERRY_DEST")
             .env_remove("FERRY_DEST_CREDS")
             .env_remove("FERRY_DEST_USERNAME")
@@ -89,8 +105,14 @@ impl Mirror {
         cmd
     }
 
+    /// The engine's argv, one per run, in order.
     pub fn invocations(&self) -> Vec<Vec<String>> {
         recorded_invocations(&self.log)
+    }
+
+    /// The environments the engine ran with, one per run.
+    pub fn environments(&self) -> Vec<String> {
+        recorded_environments(&self.log)
     }
 
     /// The digest at a target printed by ferry (`HOST:PORT/repo:tag`) in the destination.

@@ -10,6 +10,7 @@
 //! parallel. Nothing leaves 127.0.0.1. Every helper panics with a message that says what failed.
 #![allow(dead_code)] // each test binary uses a subset; `expect` would fire in binaries using all
 
+pub mod engines;
 pub mod mirror;
 pub mod token_proxy;
 
@@ -621,22 +622,56 @@ pub fn registries_conf(dir: &Path, redirects: &[(&str, &str)]) -> PathBuf {
 }
 
 /// A fresh directory holding an executable `skopeo` that appends its argv (TAB-separated, one
-/// invocation per line) to `log`, then execs the real skopeo. Put it first on PATH.
+/// invocation per line) to `log` and its environment to a file of its own under `log.env/`,
+/// then execs the real skopeo. Put it first on PATH.
 pub fn skopeo_recorder(dir: &Path, log: &Path) -> PathBuf {
-    let bin = dir.join(format!("skopeo-recorder-{}", unique()));
+    recorder(dir, "skopeo", Path::new(SKOPEO), log)
+}
+
+/// A recorder (as [`skopeo_recorder`]) named `name` in a fresh directory, that execs `real`.
+pub fn recorder(dir: &Path, name: &str, real: &Path, log: &Path) -> PathBuf {
+    let bin = dir.join(format!("{name}-recorder-{}", unique()));
     fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("create {}: {e}", bin.display()));
+    let environments = env_dumps(log);
+    fs::create_dir_all(&environments).expect("create the environment dump dir");
     // The line is written with one printf, one append: parallel invocations do not interleave.
     let script = format!(
-        "#!/bin/sh\n# skopeo stand-in written by ferry's test fixtures\n\
+        "#!/bin/sh\n# {name} stand-in written by ferry's test fixtures\n\
          tab=$(printf '\\t')\nline=''\nsep=''\n\
          for arg in \"$@\"; do\n  line=\"$line$sep$arg\"\n  sep=$tab\ndone\n\
-         printf '%s\\n' \"$line\" >> {}\nexec {SKOPEO} \"$@\"\n",
-        shell_quote(&log.to_string_lossy())
+         env >{}/$$\n\
+         printf '%s\\n' \"$line\" >> {}\nexec {} \"$@\"\n",
+        shell_quote(&environments.to_string_lossy()),
+        shell_quote(&log.to_string_lossy()),
+        shell_quote(&real.to_string_lossy()),
     );
-    let path = bin.join("skopeo");
+    let path = bin.join(name);
     fs::write(&path, script).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod recorder");
     bin
+}
+
+/// Where a recorder logging argv to `log` dumps the environments it ran with.
+fn env_dumps(log: &Path) -> PathBuf {
+    let mut dir = log.as_os_str().to_owned();
+    dir.push(".env");
+    PathBuf::from(dir)
+}
+
+/// The environments (`env` output) a recorder ran with, one per invocation, in no order.
+pub fn recorded_environments(log: &Path) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(env_dumps(log)) else {
+        return Vec::new();
+    };
+    entries
+        .map(|entry| fs::read_to_string(entry.expect("read dir entry").path()).expect("read dump"))
+        .collect()
+}
+
+/// The value of `name` in an `env` dump, if set.
+pub fn env_value<'a>(dump: &'a str, name: &str) -> Option<&'a str> {
+    dump.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix('='))
 }
 
 /// The invocations a recorder logged, in order; empty when it never ran.
