@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmark: the old serial `skopeo sync` loop against `ferry sync`, cold (empty destination) and
-# no-op (everything already there), on throwaway local registries. Prints wall time, HTTP requests
+# Benchmark: the old serial `skopeo sync` loop against `ferry sync` (with skopeo, and with crane
+# when one is found), cold (empty destination) and no-op (everything already there), on
+# throwaway local registries. Prints wall time, HTTP requests
 # the source and the destination received and skopeo processes spawned, per phase.
 # Then the same four phases against a rate-limited source, as Docker Hub is: the source behind
 # scripts/rate-limit-proxy.py (a token bucket like nginx limit_req without burst, answering 429 with
@@ -12,8 +13,10 @@
 # Environment: BENCH_IMAGES (20), BENCH_LAYER_KB (256), BENCH_JOBS (ferry -j, 4),
 # BENCH_LIMITED_IMAGES (images of the rate-limited phases, 8 or all if fewer; 0 skips them),
 # BENCH_RATE (the limiter's requests per second, 2), FERRY_BIN (the ferry to measure; default
-# this checkout's target/release/ferry, built with cargo when missing), BENCH_KEEP=1 keeps the
-# scratch directory. Needs docker-registry, skopeo, curl and python3.
+# this checkout's target/release/ferry, built with cargo when missing), FERRY_CRANE (the crane
+# for ferry's crane phases; default crane on PATH, else ../shared/crane/bin/crane; without one
+# they are left out), BENCH_KEEP=1 keeps the scratch directory. Needs docker-registry, skopeo,
+# curl and python3.
 set -euo pipefail
 export LC_ALL=C # $EPOCHREALTIME and awk must agree on the decimal point
 
@@ -51,6 +54,8 @@ if [ ! -x "$ferry" ]; then
   echo "building ferry (cargo build --release) ..." >&2
   cargo build --release --quiet --manifest-path "$root/Cargo.toml" >&2
 fi
+crane=${FERRY_CRANE:-$(command -v crane || true)}
+[ -n "$crane" ] || [ ! -x "$root/../shared/crane/bin/crane" ] || crane=$root/../shared/crane/bin/crane
 # A user's FERRY_SKOPEO would bypass the counting wrapper and FERRY_DEST_CREDS etc. would change
 # what is measured: ferry sees only the flags below.
 unset "${!FERRY_@}"
@@ -73,7 +78,7 @@ free_port() {
 }
 
 # Ports of the registries, set by start_registry (through printf -v, which shellcheck cannot see).
-src_port='' loop_port='' ferry_port='' loop_limited_port='' ferry_limited_port=''
+src_port='' loop_port='' ferry_port='' crane_port='' loop_limited_port='' ferry_limited_port=''
 # start_registry NAME VAR: serve $work/NAME on a free loopback port and store the port in VAR.
 # Access logging on at level info: distribution 2.8 then logs one "response completed" line
 # ("response completed with error" for 4xx/5xx) per request, which is what phases count.
@@ -108,7 +113,7 @@ start_registry() {
 }
 
 requests() { grep -c 'response completed' "$work/$1/registry.log" || true; }
-spawns() { wc -l <"$work/skopeo.count"; }
+spawns() { cat "$work/skopeo.count" "$work/crane.count" | wc -l; }
 # A registry logs a request just after answering it: wait until the logs stop growing.
 settle() {
   local before after
@@ -147,11 +152,13 @@ loop_sync() {
 }
 
 # ferry_sync CONF LIST DEST [FLAG...]: exit 1 means some images failed (named in the report).
-# Output and report per phase (measure's $phase): ferry-PHASE.log, ferry-PHASE.json.
+# Output and report per phase (measure's $phase): ferry-PHASE.log, ferry-PHASE.json. The images go
+# under DEST/ferry (DEST/crane with --engine crane).
 ferry_sync() {
-  local conf=$1 list=$2 dest=$3 out=$work/ferry-${phase// /-} status=0 line
+  local conf=$1 list=$2 dest=$3 out=$work/ferry-${phase// /-} status=0 line under=ferry
   shift 3
-  CONTAINERS_REGISTRIES_CONF=$conf "$ferry" sync "$list" --dest "$dest/ferry" --dest-tls-verify=false \
+  [[ " $* " != *" --engine crane "* ]] || under=crane
+  CONTAINERS_REGISTRIES_CONF=$conf "$ferry" sync "$list" --dest "$dest/$under" --dest-tls-verify=false \
     -j "$jobs" --report "$out.json" "$@" >"$out.log" 2>&1 </dev/null || status=$?
   [ "$status" = 0 ] && return
   [ "$status" = 1 ] || { tail -n 30 "$out.log" >&2; die "$phase: ferry exited with $status (log above)"; }
@@ -238,6 +245,7 @@ start_registry src src_port
 start_registry dst-loop loop_port
 start_registry dst-ferry ferry_port
 dest_loop=127.0.0.1:$loop_port dest_ferry=127.0.0.1:$ferry_port
+[ -z "$crane" ] || start_registry dst-crane crane_port
 
 # 2. corpus, pushed to the source as library/img-NN:1.0
 echo "generating and pushing $images images ..." >&2
@@ -257,6 +265,7 @@ printf '%s\n' '[[registry]]' 'prefix = "docker.io"' "location = \"127.0.0.1:$src
 # 4. phases; every skopeo start goes through the counting wrapper
 mkdir "$work/bin"
 : >"$work/skopeo.count"
+: >"$work/crane.count"
 printf '%s\n' '#!/bin/sh' "echo >>'$work/skopeo.count'" "exec '$real_skopeo' \"\$@\"" >"$work/bin/skopeo"
 chmod +x "$work/bin/skopeo"
 export PATH=$work/bin:$PATH
@@ -264,11 +273,27 @@ measure "loop cold" dst-loop loop_sync "$conf" "$list" "$dest_loop"
 measure "loop no-op" dst-loop loop_sync "$conf" "$list" "$dest_loop"
 measure "ferry cold" dst-ferry ferry_sync "$conf" "$list" "$dest_ferry"
 measure "ferry no-op" dst-ferry ferry_sync "$conf" "$list" "$dest_ferry"
+phases=("loop cold" "loop no-op" "ferry cold" "ferry no-op")
+verified=(loop="$loop_port" ferry="$ferry_port")
+if [ -n "$crane" ]; then
+  # Counted like skopeo: every crane start goes through a wrapper.
+  printf '%s\n' '#!/bin/sh' "echo >>'$work/crane.count'" "exec '$crane' \"\$@\"" >"$work/bin/crane-counted"
+  chmod +x "$work/bin/crane-counted"
+  crane_flags=(--engine crane --crane "$work/bin/crane-counted")
+  measure "crane cold" dst-crane ferry_sync "$conf" "$list" "127.0.0.1:$crane_port" "${crane_flags[@]}"
+  measure "crane no-op" dst-crane ferry_sync "$conf" "$list" "127.0.0.1:$crane_port" "${crane_flags[@]}"
+  phases+=("crane cold" "crane no-op")
+  verified+=(crane="$crane_port")
+else
+  echo "bench: no crane found (FERRY_CRANE): ferry's crane phases are left out" >&2
+fi
 
-# 5. both destinations hold exactly what the source holds
-verify "$list" loop="$loop_port" ferry="$ferry_port"
-((missing[loop] + missing[ferry] + mismatched[loop] + mismatched[ferry] == 0)) ||
-  die "DIGEST MISMATCH: destination differs from source (see above)"
+# 5. every destination holds exactly what the source holds
+verify "$list" "${verified[@]}"
+for dest in "${verified[@]}"; do
+  ((missing[${dest%%=*}] + mismatched[${dest%%=*}] == 0)) ||
+    die "DIGEST MISMATCH: destination differs from source (see above)"
+done
 
 # 6. report
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2fx", a / b }'; }
@@ -276,20 +301,23 @@ row() { printf '| %-16s | %7s | %15s | %20s | %16s |\n' "$@"; }
 echo
 echo "ferry benchmark: $images images x 2 platforms (linux/amd64, linux/arm64), one uncompressed"
 echo "$layer_kb KiB layer each; ferry -j $jobs; nproc $(nproc); $("$real_skopeo" --version)."
-echo "Loop and ferry each sync into their own empty docker-registry 2.8 on loopback."
+echo "The loop, ferry (skopeo) and ferry --engine crane (\"crane\" rows${crane:+, $("$crane" version)})"
+echo "each sync into their own empty docker-registry 2.8 on loopback."
 echo
-row phase seconds "source requests" "destination requests" "skopeo processes"
+row phase seconds "source requests" "destination requests" "engine processes"
 echo "|------------------|--------:|----------------:|---------------------:|-----------------:|"
-for phase in "loop cold" "loop no-op" "ferry cold" "ferry no-op"; do
+for phase in "${phases[@]}"; do
   row "$phase" "${secs[$phase]}" "${src[$phase]}" "${dst[$phase]}" "${procs[$phase]}"
 done
-for kind in cold no-op; do
-  f="ferry $kind" l="loop $kind"
-  row "ferry/loop $kind" "$(ratio "${secs[$f]}" "${secs[$l]}")" "$(ratio "${src[$f]}" "${src[$l]}")" \
-    "$(ratio "${dst[$f]}" "${dst[$l]}")" "$(ratio "${procs[$f]}" "${procs[$l]}")"
+for tool in ferry ${crane:+crane}; do
+  for kind in cold no-op; do
+    f="$tool $kind" l="loop $kind"
+    row "$tool/loop $kind" "$(ratio "${secs[$f]}" "${secs[$l]}")" "$(ratio "${src[$f]}" "${src[$l]}")" \
+      "$(ratio "${dst[$f]}" "${dst[$l]}")" "$(ratio "${procs[$f]}" "${procs[$l]}")"
+  done
 done
 echo
-echo "Digests verified: all $images indexes under loop/ and ferry/ equal the source's."
+echo "Digests verified: all $images indexes under ${verified[*]%%=*} equal the source's."
 [ "$limited" -gt 0 ] || exit 0
 
 # 7. the rate-limited source: the limiter in front of the same source, docker.io redirected to it,
