@@ -1,13 +1,23 @@
-//! The deployables: the Dockerfile. There is no Docker engine here, so it is read as its
-//! instructions and checked for what ferry's image relies on. Each checker returns the
+//! The deployables: the Dockerfile and the Kubernetes manifests in deploy/kubernetes/. There is
+//! no Docker engine or cluster here, so each file is read for what it is (the YAML parsed with
+//! yaml_serde, the Dockerfile as its instructions) and checked for the fields ferry relies on;
+//! and what can run here does: the CronJob's command line, once per completion index as the
+//! kubelet would start it, through the real ferry (as a dry run). Each checker returns the
 //! problems it finds, so that it is also shown broken copies of the files and must name what
 //! broke.
+mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize as _;
+use yaml_serde::Value;
+
+use common::*;
+
 const DOCKERFILE: &str = "Dockerfile";
+const KUBERNETES: &str = "deploy/kubernetes";
 
 // ---------------------------------------------------------------------------------------------
 // Reading
@@ -21,6 +31,46 @@ fn read(path: &str) -> String {
     fs::read_to_string(&file).unwrap_or_else(|e| panic!("read {}: {e}", file.display()))
 }
 
+/// Every YAML document of `text` (`---` separates them), empty ones left out.
+fn documents(name: &str, text: &str) -> Vec<Value> {
+    yaml_serde::Deserializer::from_str(text)
+        .map(|doc| Value::deserialize(doc).unwrap_or_else(|e| panic!("{name}: {e}")))
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+/// The YAML files of deploy/kubernetes/ as (path, text), by name.
+fn kubernetes_files() -> Vec<(String, String)> {
+    let dir = repo_path(KUBERNETES);
+    let entries = fs::read_dir(&dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
+    let mut files: Vec<(String, String)> = entries
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            )
+        })
+        .map(|path| {
+            let name = format!(
+                "{KUBERNETES}/{}",
+                path.file_name().unwrap().to_string_lossy()
+            );
+            let text = read(&name);
+            (name, text)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn manifests(files: &[(String, String)]) -> Vec<Value> {
+    files
+        .iter()
+        .flat_map(|(name, text)| documents(name, text))
+        .collect()
+}
+
 /// `text` with its one occurrence of `from` replaced by `to`.
 fn mutated(text: &str, from: &str, to: &str) -> String {
     assert_eq!(
@@ -32,7 +82,439 @@ fn mutated(text: &str, from: &str, to: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
+// YAML values
+
+/// A scalar as written: strings as they are, numbers and booleans in their YAML spelling, ""
+/// for anything else.
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn seq(value: &Value) -> &[Value] {
+    value.as_sequence().map_or(&[], Vec::as_slice)
+}
+
+fn entries(value: &Value) -> Vec<(String, &Value)> {
+    value
+        .as_mapping()
+        .map(|m| m.iter().map(|(k, v)| (text(k), v)).collect())
+        .unwrap_or_default()
+}
+
+/// An expression or command with its blanks taken out, so that `${{ inputs.x }}` and
+/// `${{inputs.x}}` compare equal.
+fn squeezed(s: &str) -> String {
+    s.split_whitespace().collect()
+}
+
+/// The one manifest of `kind`.
+fn the<'a>(docs: &'a [Value], kind: &str) -> Result<&'a Value, String> {
+    let found: Vec<&Value> = docs
+        .iter()
+        .filter(|doc| doc["kind"].as_str() == Some(kind))
+        .collect();
+    match found[..] {
+        [one] => Ok(one),
+        _ => Err(format!(
+            "expected one {kind} in {KUBERNETES}, found {}",
+            found.len()
+        )),
+    }
+}
+
+fn named<'a>(docs: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
+    docs.iter().find(|doc| {
+        doc["kind"].as_str() == Some(kind) && doc["metadata"]["name"].as_str() == Some(name)
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pods
+
+/// ferry's container in a pod spec.
+fn ferry_container(pod: &Value) -> Option<&Value> {
+    seq(&pod["containers"])
+        .iter()
+        .find(|c| c["name"].as_str() == Some("ferry"))
+}
+
+/// The arguments ferry gets (the image's entrypoint is ferry, so a `command` must be just that).
+fn ferry_args(what: &str, container: &Value, problems: &mut Vec<String>) -> Vec<String> {
+    let command: Vec<String> = seq(&container["command"]).iter().map(text).collect();
+    if !command.is_empty() && command != ["ferry"] {
+        problems.push(format!(
+            "{what}: command {command:?} is not the image's entrypoint [\"ferry\"]"
+        ));
+    }
+    seq(&container["args"]).iter().map(text).collect()
+}
+
+/// The value of `--flag VALUE` or `--flag=VALUE` in `args`.
+fn option<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    args.iter().enumerate().find_map(|(i, arg)| {
+        if arg == flag {
+            args.get(i + 1).map(String::as_str)
+        } else {
+            arg.strip_prefix(flag)?.strip_prefix('=')
+        }
+    })
+}
+
+fn env_value<'a>(container: &'a Value, name: &str) -> Option<&'a str> {
+    seq(&container["env"])
+        .iter()
+        .find(|e| e["name"].as_str() == Some(name))
+        .and_then(|e| e["value"].as_str())
+}
+
+/// The volume mount that holds `path`, and the rest of `path` inside it.
+fn mount_of<'a>(container: &'a Value, path: &str) -> Option<(&'a Value, String)> {
+    seq(&container["volumeMounts"])
+        .iter()
+        .filter_map(|mount| {
+            let at = mount["mountPath"].as_str()?.trim_end_matches('/');
+            let rest = path.strip_prefix(at)?;
+            (rest.is_empty() || rest.starts_with('/'))
+                .then(|| (mount, rest.trim_start_matches('/').to_owned()))
+        })
+        .max_by_key(|(mount, _)| mount["mountPath"].as_str().map_or(0, str::len))
+}
+
+fn volume<'a>(pod: &'a Value, name: &str) -> Option<&'a Value> {
+    seq(&pod["volumes"])
+        .iter()
+        .find(|v| v["name"].as_str() == Some(name))
+}
+
+/// The key of an item list (`items: [{key, path}]`) that lands at `path`, or `path` itself when
+/// the volume has every key.
+fn item_key(source: &Value, path: &str) -> Option<String> {
+    match source["items"].as_sequence() {
+        None => Some(path.to_owned()),
+        Some(items) => items
+            .iter()
+            .find(|item| item["path"].as_str() == Some(path))
+            .map(|item| text(&item["key"])),
+    }
+}
+
+/// What a pod template must give ferry: the list it reads from the ConfigMap, the Docker config
+/// from a dockerconfigjson Secret where DOCKER_CONFIG points, a non-root user, a read-only root
+/// with /tmp writable.
+fn pod_problems(what: &str, pod: &Value, docs: &[Value], problems: &mut Vec<String>) {
+    let Some(container) = ferry_container(pod) else {
+        problems.push(format!("{what}: no container named ferry"));
+        return;
+    };
+    let args = ferry_args(what, container, problems);
+
+    // The list: the first argument after the command.
+    match args.get(1) {
+        None => problems.push(format!("{what}: no list in the arguments {args:?}")),
+        Some(list) => match mount_of(container, list) {
+            None => problems.push(format!("{what}: the list {list} is on no volume")),
+            Some((mount, rest)) => {
+                if mount.get("subPath").is_some() {
+                    problems.push(format!(
+                        "{what}: the list's volume is mounted with subPath, so edits to the \
+                         ConfigMap never reach ferry"
+                    ));
+                }
+                let source = volume(pod, &text(&mount["name"])).map(|v| &v["configMap"]);
+                let config_map = source
+                    .and_then(|s| s["name"].as_str())
+                    .and_then(|name| named(docs, "ConfigMap", name));
+                let key = source.and_then(|s| item_key(s, &rest));
+                match (config_map, key) {
+                    (Some(config_map), Some(key)) if config_map["data"].get(&key).is_some() => {}
+                    (Some(config_map), key) => problems.push(format!(
+                        "{what}: ferry reads {list}, but ConfigMap {} has no key {:?}",
+                        text(&config_map["metadata"]["name"]),
+                        key.unwrap_or(rest)
+                    )),
+                    (None, _) => problems.push(format!(
+                        "{what}: the list {list} is not from a ConfigMap of {KUBERNETES}"
+                    )),
+                }
+            }
+        },
+    }
+
+    // The credentials: a kubernetes.io/dockerconfigjson Secret (key .dockerconfigjson) as
+    // config.json right where DOCKER_CONFIG points.
+    match env_value(container, "DOCKER_CONFIG") {
+        None => problems.push(format!("{what}: DOCKER_CONFIG is not set")),
+        Some(dir) => match mount_of(container, dir) {
+            Some((mount, rest)) if rest.is_empty() => {
+                let secret = volume(pod, &text(&mount["name"])).map(|v| &v["secret"]);
+                let key = secret.and_then(|s| item_key(s, "config.json"));
+                if secret.is_none_or(|s| s["secretName"].as_str().is_none()) {
+                    problems.push(format!("{what}: DOCKER_CONFIG={dir} is not a Secret"));
+                } else if key.as_deref() != Some(".dockerconfigjson") {
+                    problems.push(format!(
+                        "{what}: {dir}/config.json is not the Secret's .dockerconfigjson"
+                    ));
+                }
+            }
+            _ => problems.push(format!(
+                "{what}: DOCKER_CONFIG={dir} is not where a volume is mounted"
+            )),
+        },
+    }
+
+    // Not root, on a read-only root file system with a writable /tmp (ferry's private
+    // directory, skopeo's temporary files).
+    let context = |key: &str| {
+        let own = &container["securityContext"][key];
+        if own.is_null() {
+            pod["securityContext"][key].clone()
+        } else {
+            own.clone()
+        }
+    };
+    if context("runAsNonRoot").as_bool() != Some(true) {
+        problems.push(format!("{what}: runAsNonRoot is not true"));
+    }
+    if context("runAsUser").as_u64() == Some(0) {
+        problems.push(format!("{what}: runAsUser is 0"));
+    }
+    if container["securityContext"]["readOnlyRootFilesystem"].as_bool() != Some(true) {
+        problems.push(format!("{what}: readOnlyRootFilesystem is not true"));
+    }
+    let tmp = mount_of(container, "/tmp")
+        .filter(|(_, rest)| rest.is_empty())
+        .and_then(|(mount, _)| volume(pod, &text(&mount["name"])));
+    if tmp.is_none_or(|v| v.get("emptyDir").is_none()) {
+        problems.push(format!("{what}: /tmp is no emptyDir"));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Checkers: each returns the problems it finds, empty when the files are right.
+
+/// The sync CronJob: N shards as an Indexed Job, each pod's index reaching `--shard N`.
+fn cronjob_problems(docs: &[Value]) -> Vec<String> {
+    let cronjob = match the(docs, "CronJob") {
+        Ok(cronjob) => cronjob,
+        Err(problem) => return vec![problem],
+    };
+    let mut problems = Vec::new();
+    let what = "CronJob";
+    if cronjob["spec"]["concurrencyPolicy"].as_str() != Some("Forbid") {
+        problems.push(format!(
+            "{what}: concurrencyPolicy is not Forbid, so a slow run overlaps the next"
+        ));
+    }
+    let job = &cronjob["spec"]["jobTemplate"]["spec"];
+    if job["completionMode"].as_str() != Some("Indexed") {
+        problems.push(format!(
+            "{what}: completionMode is not Indexed, so no pod gets JOB_COMPLETION_INDEX"
+        ));
+    }
+    let completions = job["completions"].as_u64();
+    let parallelism = job["parallelism"].as_u64();
+    if completions.is_none() || completions != parallelism {
+        problems.push(format!(
+            "{what}: completions ({}) and parallelism ({}) differ: each shard needs a pod \
+             running at once",
+            text(&job["completions"]),
+            text(&job["parallelism"])
+        ));
+    }
+    if job["backoffLimit"].as_u64().is_none() {
+        problems.push(format!("{what}: no backoffLimit"));
+    }
+    let pod = &job["template"]["spec"];
+    if let Some(container) = ferry_container(pod) {
+        let args = ferry_args(what, container, &mut problems);
+        if args.first().map(String::as_str) != Some("sync") {
+            problems.push(format!("{what}: ferry runs {args:?}, not sync"));
+        }
+        match option(&args, "--shard") {
+            None => problems.push(format!("{what}: no --shard")),
+            Some(shard) if shard.contains('/') => problems.push(format!(
+                "{what}: --shard {shard} names K, so every pod runs the same shard; \
+                 give N alone and K comes from JOB_COMPLETION_INDEX"
+            )),
+            Some(shard) if shard.parse::<u64>().ok() != completions => problems.push(format!(
+                "{what}: --shard {shard} but {} completions: shards would be left out or \
+                 pods fail",
+                text(&job["completions"])
+            )),
+            Some(_) => {}
+        }
+        if let Some(var) = option(&args, "--shard-index-env") {
+            if var != "JOB_COMPLETION_INDEX" {
+                problems.push(format!(
+                    "{what}: --shard-index-env {var}: Kubernetes sets JOB_COMPLETION_INDEX"
+                ));
+            }
+        }
+        if !option(&args, "--report").is_some_and(|r| r.contains("$(JOB_COMPLETION_INDEX)")) {
+            problems.push(format!(
+                "{what}: the --report name does not carry $(JOB_COMPLETION_INDEX)"
+            ));
+        }
+        if option(&args, "--progress") != Some("plain") {
+            problems.push(format!("{what}: no --progress plain"));
+        }
+    }
+    pod_problems(what, pod, docs, &mut problems);
+    problems
+}
+
+/// The port a probe or Service names, as a container port number.
+fn container_port(container: &Value, port: &Value) -> Option<u64> {
+    port.as_u64().or_else(|| {
+        seq(&container["ports"])
+            .iter()
+            .find(|p| p["name"].as_str() == port.as_str())
+            .and_then(|p| p["containerPort"].as_u64())
+    })
+}
+
+/// The serve Deployment and its Service: probes and scrape annotations on the --listen port.
+fn serve_problems(docs: &[Value]) -> Vec<String> {
+    let deployment = match the(docs, "Deployment") {
+        Ok(deployment) => deployment,
+        Err(problem) => return vec![problem],
+    };
+    let mut problems = Vec::new();
+    let what = "Deployment";
+    if deployment["spec"]["replicas"].as_u64() != Some(1) {
+        problems.push(format!("{what}: not one replica: each would sync the list"));
+    }
+    if deployment["spec"]["strategy"]["type"].as_str() != Some("Recreate") {
+        problems.push(format!(
+            "{what}: a rolling update runs two servers at once: use Recreate"
+        ));
+    }
+    let template = &deployment["spec"]["template"];
+    let pod = &template["spec"];
+    pod_problems(what, pod, docs, &mut problems);
+    let Some(container) = ferry_container(pod) else {
+        return problems;
+    };
+    let args = ferry_args(what, container, &mut problems);
+    if args.first().map(String::as_str) != Some("serve") {
+        problems.push(format!("{what}: ferry runs {args:?}, not serve"));
+    }
+    if option(&args, "--every").is_none() && option(&args, "--cron").is_none() {
+        problems.push(format!("{what}: neither --every nor --cron"));
+    }
+    let listen = option(&args, "--listen").and_then(|addr| {
+        let (host, port) = addr.rsplit_once(':')?;
+        Some((host.to_owned(), port.parse::<u64>().ok()?))
+    });
+    let Some((host, port)) = listen else {
+        problems.push(format!("{what}: no --listen HOST:PORT"));
+        return problems;
+    };
+    if ["127.0.0.1", "localhost", "[::1]"].contains(&host.as_str()) {
+        problems.push(format!(
+            "{what}: --listen {host}:{port} is loopback only: the kubelet's probes and \
+             Prometheus cannot reach it"
+        ));
+    }
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        let get = &container[probe]["httpGet"];
+        if get["path"].as_str() != Some(path) {
+            problems.push(format!("{what}: {probe} does not ask {path}"));
+        }
+        if container_port(container, &get["port"]) != Some(port) {
+            problems.push(format!(
+                "{what}: {probe} asks another port than --listen's {port}"
+            ));
+        }
+    }
+
+    let service = match the(docs, "Service") {
+        Ok(service) => service,
+        Err(problem) => {
+            problems.push(problem);
+            return problems;
+        }
+    };
+    let labels = &template["metadata"]["labels"];
+    let selector = entries(&service["spec"]["selector"]);
+    if selector.is_empty() || selector.iter().any(|(k, v)| labels[k.as_str()] != **v) {
+        problems.push("Service: its selector does not pick the serve pods".to_owned());
+    }
+    let reaches = seq(&service["spec"]["ports"]).iter().any(|p| {
+        let target = if p["targetPort"].is_null() {
+            &p["port"]
+        } else {
+            &p["targetPort"]
+        };
+        container_port(container, target) == Some(port)
+    });
+    if !reaches {
+        problems.push(format!("Service: no port leads to --listen's {port}"));
+    }
+    let annotations = &service["metadata"]["annotations"];
+    let port_text = port.to_string();
+    for (key, want) in [
+        ("prometheus.io/scrape", "true"),
+        ("prometheus.io/port", port_text.as_str()),
+        ("prometheus.io/path", "/metrics"),
+    ] {
+        // Annotations are strings: an unquoted true or 9090 is refused by the API server.
+        if annotations[key].as_str() != Some(want) {
+            problems.push(format!(
+                "Service: annotation {key} is not the string {want:?}"
+            ));
+        }
+    }
+    problems
+}
+
+/// The sample alerts: the mirror fell behind, the last run's inputs were invalid.
+fn alert_problems(docs: &[Value]) -> Vec<String> {
+    let rule = match the(docs, "PrometheusRule") {
+        Ok(rule) => rule,
+        Err(problem) => return vec![problem],
+    };
+    let rules: Vec<&Value> = seq(&rule["spec"]["groups"])
+        .iter()
+        .flat_map(|group| seq(&group["rules"]))
+        .collect();
+    let mut problems = Vec::new();
+    let exprs: Vec<String> = rules.iter().map(|r| squeezed(&text(&r["expr"]))).collect();
+    if !exprs.iter().any(|e| {
+        e.contains("time()-ferry_last_success_timestamp_seconds>2*3600")
+            || e.contains("time()-ferry_last_success_timestamp_seconds>7200")
+    }) {
+        problems.push("PrometheusRule: no alert when the last success is over 2h old".to_owned());
+    }
+    if !exprs
+        .iter()
+        .any(|e| e.contains("ferry_runs_total") && e.contains("invalid"))
+    {
+        problems.push("PrometheusRule: no alert on a run with invalid inputs".to_owned());
+    }
+    for rule in rules {
+        if text(&rule["alert"]).is_empty() || text(&rule["annotations"]["summary"]).is_empty() {
+            problems.push(format!(
+                "PrometheusRule: rule {:?} lacks an alert name or a summary",
+                text(&rule["expr"])
+            ));
+        }
+    }
+    problems
+}
+
+fn kubernetes_problems(files: &[(String, String)]) -> Vec<String> {
+    let docs = manifests(files);
+    let mut problems = cronjob_problems(&docs);
+    problems.extend(serve_problems(&docs));
+    problems.extend(alert_problems(&docs));
+    problems
+}
 
 /// One Dockerfile instruction: its keyword (upper case) and the rest, continuation lines joined.
 struct Instruction {
@@ -259,6 +741,16 @@ fn dockerignore_problems(text: &str) -> Vec<String> {
 fn problems_of(path: &str, text: &str) -> Vec<String> {
     match path {
         DOCKERFILE => dockerfile_problems(text),
+        _ if path.starts_with(KUBERNETES) => {
+            let files: Vec<(String, String)> = kubernetes_files()
+                .into_iter()
+                .map(|(name, old)| {
+                    let new = if name == path { text.to_owned() } else { old };
+                    (name, new)
+                })
+                .collect();
+            kubernetes_problems(&files)
+        }
         _ => panic!("no checker for {path}"),
     }
 }
@@ -270,11 +762,14 @@ fn problems_of(path: &str, text: &str) -> Vec<String> {
 fn the_deployables_have_what_ferry_relies_on() {
     let mut problems = dockerfile_problems(&read(DOCKERFILE));
     problems.extend(dockerignore_problems(&read(".dockerignore")));
+    problems.extend(kubernetes_problems(&kubernetes_files()));
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 #[test]
 fn the_checkers_name_what_a_broken_copy_breaks() {
+    let cronjob = "deploy/kubernetes/cronjob.yaml";
+    let serve = "deploy/kubernetes/serve.yaml";
     let cases = [
         (
             DOCKERFILE,
@@ -291,6 +786,64 @@ fn the_checkers_name_what_a_broken_copy_breaks() {
             "COPY --from=build",
             "crane is not copied",
         ),
+        (
+            cronjob,
+            "completionMode: Indexed",
+            "completionMode: NonIndexed",
+            "Indexed",
+        ),
+        (cronjob, "parallelism: 3", "parallelism: 2", "parallelism"),
+        (cronjob, "- \"3\"", "- \"4\"", "--shard 4 but"),
+        (cronjob, "- \"3\"", "- \"1/3\"", "names K"),
+        (
+            cronjob,
+            "  value: /home/ferry/.docker",
+            "  value: /root/.docker",
+            "DOCKER_CONFIG",
+        ),
+        (
+            cronjob,
+            "- key: .dockerconfigjson",
+            "- key: config.json",
+            ".dockerconfigjson",
+        ),
+        (
+            cronjob,
+            "- /config/source-images.list",
+            "- /config/images.list",
+            "no key",
+        ),
+        (
+            cronjob,
+            "runAsNonRoot: true",
+            "runAsNonRoot: false",
+            "runAsNonRoot",
+        ),
+        (
+            serve,
+            "path: /readyz",
+            "path: /healthz",
+            "readinessProbe does not ask /readyz",
+        ),
+        (serve, "- 0.0.0.0:9090", "- 0.0.0.0:8080", "another port"),
+        (
+            serve,
+            "prometheus.io/port: \"9090\"",
+            "prometheus.io/port: 9090",
+            "prometheus.io/port",
+        ),
+        (
+            serve,
+            "mountPath: /config\n",
+            concat!("mountPath: /config\n", "              subPath: x\n"),
+            "subPath",
+        ),
+        (
+            "deploy/kubernetes/prometheus-rule.yaml",
+            "> 2 * 3600",
+            "> 24 * 3600",
+            "over 2h old",
+        ),
     ];
     for (path, from, to, expected) in cases {
         let text = read(path);
@@ -305,4 +858,140 @@ fn the_checkers_name_what_a_broken_copy_breaks() {
              got {problems:#?}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What can run here
+
+/// Expands `$(NAME)` as the kubelet does in a container's args and env, for the names in `env`.
+fn kubelet_expand(value: &str, env: &[(String, String)]) -> String {
+    env.iter().fold(value.to_owned(), |value, (name, v)| {
+        value.replace(&format!("$({name})"), v)
+    })
+}
+
+/// ferry's arguments and environment as the kubelet starts the pod `pod` with `injected` (what
+/// the Job controller adds), its volumes made under `root`: a ConfigMap's keys as files, a
+/// Secret's items as files of an empty Docker config, emptyDirs empty. Paths under a mount are
+/// moved under `root`.
+fn start_pod(
+    pod: &Value,
+    docs: &[Value],
+    root: &Path,
+    injected: &[(&str, String)],
+) -> (Vec<String>, Vec<(String, String)>) {
+    let container = ferry_container(pod).expect("a ferry container");
+    let mut mounts: Vec<(String, PathBuf)> = Vec::new();
+    for mount in seq(&container["volumeMounts"]) {
+        let name = text(&mount["name"]);
+        let host = root.join(&name);
+        fs::create_dir_all(&host).unwrap();
+        let volume = volume(pod, &name).unwrap_or_else(|| panic!("no volume {name}"));
+        let write = |path: &str, content: &str| fs::write(host.join(path), content).unwrap();
+        if let Some(config_map) = volume["configMap"]["name"].as_str() {
+            let config_map = named(docs, "ConfigMap", config_map).expect("the ConfigMap");
+            for (key, value) in entries(&config_map["data"]) {
+                if let Some(path) = match volume["configMap"]["items"].as_sequence() {
+                    None => Some(key.clone()),
+                    Some(items) => items
+                        .iter()
+                        .find(|i| text(&i["key"]) == key)
+                        .map(|i| text(&i["path"])),
+                } {
+                    write(&path, &text(value));
+                }
+            }
+        } else if volume.get("secret").is_some() {
+            for item in seq(&volume["secret"]["items"]) {
+                write(&text(&item["path"]), r#"{"auths":{}}"#);
+            }
+        }
+        mounts.push((text(&mount["mountPath"]), host));
+    }
+    let moved = |value: String| {
+        for (at, host) in &mounts {
+            if let Some(rest) = value.strip_prefix(at.as_str()) {
+                if rest.is_empty() || rest.starts_with('/') {
+                    return format!("{}{rest}", host.display());
+                }
+            }
+        }
+        value
+    };
+    let mut env: Vec<(String, String)> = injected
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    for var in seq(&container["env"]) {
+        let value = kubelet_expand(&text(&var["value"]), &env);
+        env.push((text(&var["name"]), value));
+    }
+    let args = seq(&container["args"])
+        .iter()
+        .map(|arg| moved(kubelet_expand(&text(arg), &env)))
+        .collect();
+    let env = env.into_iter().map(|(k, v)| (k, moved(v))).collect();
+    (args, env)
+}
+
+/// The targets a dry run of `ferry sync` lists (`# FILE:LINE -> TARGET`).
+fn dry_run_targets(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|line| Some(line.strip_prefix("# ")?.split_once(" -> ")?.1.to_owned()))
+        .collect()
+}
+
+#[test]
+fn each_cronjob_pod_mirrors_its_shard_and_together_they_cover_the_list() {
+    let docs = manifests(&kubernetes_files());
+    let job = &the(&docs, "CronJob").unwrap()["spec"]["jobTemplate"]["spec"];
+    let completions = job["completions"].as_u64().expect("completions");
+    let pod = &job["template"]["spec"];
+    let dir = TempDir::new("deploy-cronjob");
+    let path = std::env::var("PATH").unwrap_or_default();
+
+    let mut copied = Vec::new();
+    let mut reports = BTreeSet::new();
+    let mut first = None;
+    for index in 0..completions {
+        let root = dir.path().join(format!("pod-{index}"));
+        let injected = [("JOB_COMPLETION_INDEX", index.to_string())];
+        let (args, env) = start_pod(pod, &docs, &root, &injected);
+        let mut cmd = ferry();
+        cmd.args(&args)
+            .arg("--dry-run")
+            .env_clear()
+            .env("PATH", &path)
+            .envs(env);
+        let out = run(&mut cmd, 0);
+        copied.extend(dry_run_targets(&stdout_of(&out)));
+        let report = option(&args, "--report").expect("--report");
+        reports.insert(Path::new(report).file_name().unwrap().to_owned());
+        first.get_or_insert(args);
+    }
+    assert_eq!(
+        reports.len() as u64,
+        completions,
+        "the pods' reports share names: {reports:?}"
+    );
+
+    // Together the shards are the list, each entry once.
+    let args = first.unwrap();
+    let mut listing = ferry();
+    listing
+        .args(["show-images", &args[1], "--dest"])
+        .arg(option(&args, "--dest").unwrap())
+        .env_clear();
+    let mut all: Vec<String> = stdout_of(&run(&mut listing, 0))
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(!all.is_empty(), "the ConfigMap's list is empty");
+    copied.sort();
+    all.sort();
+    assert_eq!(
+        copied, all,
+        "the shards' entries are not the list's, once each"
+    );
 }
