@@ -1,15 +1,19 @@
-//! The deployables: the Dockerfile and the Kubernetes manifests in deploy/kubernetes/. There is
-//! no Docker engine or cluster here, so each file is read for what it is (the YAML parsed with
-//! yaml_serde, the Dockerfile as its instructions) and checked for the fields ferry relies on;
-//! and what can run here does: the CronJob's command line, once per completion index as the
-//! kubelet would start it, through the real ferry (as a dry run). Each checker returns the
-//! problems it finds, so that it is also shown broken copies of the files and must name what
-//! broke.
+//! The deployables: the Dockerfile, the Kubernetes manifests in deploy/kubernetes/, the GitHub
+//! Action (action.yml) and its example workflow. There is no Docker engine, cluster or Actions
+//! runner here, so each file is read for what it is (the YAML parsed with yaml_serde, the
+//! Dockerfile as its instructions) and checked for the fields ferry relies on; and what can run
+//! here does: the CronJob's command line, once per completion index as the kubelet would start
+//! it, through the real ferry (as a dry run), and the action's and the merge job's scripts
+//! through bash with the real ferry. Each checker returns the problems it finds, so that it is
+//! also shown broken copies of the files and must name what broke.
+
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use serde::Deserialize as _;
 use yaml_serde::Value;
@@ -18,6 +22,8 @@ use common::*;
 
 const DOCKERFILE: &str = "Dockerfile";
 const KUBERNETES: &str = "deploy/kubernetes";
+const ACTION: &str = "action.yml";
+const WORKFLOW: &str = ".github/workflows/mirror-example.yml";
 
 // ---------------------------------------------------------------------------------------------
 // Reading
@@ -37,6 +43,12 @@ fn documents(name: &str, text: &str) -> Vec<Value> {
         .map(|doc| Value::deserialize(doc).unwrap_or_else(|e| panic!("{name}: {e}")))
         .filter(|doc| !doc.is_null())
         .collect()
+}
+
+fn yaml(name: &str, text: &str) -> Value {
+    let mut docs = documents(name, text);
+    assert_eq!(docs.len(), 1, "{name}: expected one YAML document");
+    docs.remove(0)
 }
 
 /// The YAML files of deploy/kubernetes/ as (path, text), by name.
@@ -737,10 +749,234 @@ fn dockerignore_problems(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// action.yml: its inputs, and every input reaching the scripts through the environment, the
+/// password as FERRY_DEST_PASSWORD.
+fn action_problems(action: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let inputs = &action["inputs"];
+    for (name, default) in [
+        ("list", Some("source-images.list")),
+        ("dest", None),
+        ("username", None),
+        ("password", None),
+        ("engine", Some("skopeo")),
+        ("shard", None),
+        ("report", None),
+    ] {
+        let input = &inputs[name];
+        if input.as_mapping().is_none() {
+            problems.push(format!("{ACTION}: no input {name}"));
+        } else if default.is_some_and(|d| input["default"].as_str() != Some(d)) {
+            problems.push(format!(
+                "{ACTION}: input {name} does not default to {default:?}"
+            ));
+        }
+    }
+    if inputs["dest"]["required"].as_bool() != Some(true) {
+        problems.push(format!("{ACTION}: input dest is not required"));
+    }
+    if text(&action["outputs"]["report"]["value"]).is_empty() {
+        problems.push(format!("{ACTION}: no output report"));
+    }
+    if action["runs"]["using"].as_str() != Some("composite") {
+        problems.push(format!("{ACTION}: not a composite action"));
+    }
+    let steps = seq(&action["runs"]["steps"]);
+    for step in steps {
+        let run = text(&step["run"]);
+        if let Some(line) = run.lines().find(|l| l.contains("${{")) {
+            problems.push(format!(
+                "{ACTION}: step {:?} pastes an expression into its script instead of reading \
+                 it from env: {}",
+                text(&step["name"]),
+                line.trim()
+            ));
+        }
+    }
+    for (var, input) in [
+        ("FERRY_DEST_USERNAME", "username"),
+        ("FERRY_DEST_PASSWORD", "password"),
+    ] {
+        let passed = steps.iter().any(|step| {
+            squeezed(&text(&step["env"][var])) == format!("${{{{inputs.{input}}}}}")
+                && text(&step["run"]).contains("ferry ")
+        });
+        if !passed {
+            problems.push(format!(
+                "{ACTION}: no step running ferry gets input {input} as {var}"
+            ));
+        }
+    }
+    let scripts: Vec<String> = steps.iter().map(|s| text(&s["run"])).collect();
+    if !scripts.iter().any(|s| s.contains("cargo install --locked")) {
+        problems.push(format!(
+            "{ACTION}: ferry is not installed with cargo install --locked"
+        ));
+    }
+    if !scripts
+        .iter()
+        .any(|s| s.contains("apt-get install") && s.contains("skopeo"))
+    {
+        problems.push(format!("{ACTION}: skopeo is not installed with apt-get"));
+    }
+    problems
+}
+
+/// The example workflow: a matrix of N shards, each running the action on its shard and
+/// uploading its report, and a job that merges them; guarded so that it does not run in a
+/// repository that has not configured it.
+fn workflow_problems(workflow: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let on = &workflow["on"];
+    for trigger in ["workflow_dispatch", "schedule"] {
+        if on.get(trigger).is_none() {
+            problems.push(format!("{WORKFLOW}: not triggered by {trigger}"));
+        }
+    }
+    let jobs = entries(&workflow["jobs"]);
+    for (name, job) in &jobs {
+        for step in seq(&job["steps"]) {
+            let run = text(&step["run"]);
+            if run.contains("${{") {
+                problems.push(format!(
+                    "{WORKFLOW}: job {name} pastes an expression into a script: {run:?}"
+                ));
+            }
+        }
+    }
+    let Some((mirror, job)) = jobs
+        .iter()
+        .find(|(_, job)| !job["strategy"]["matrix"]["shard"].is_null())
+    else {
+        problems.push(format!("{WORKFLOW}: no job with a matrix of shards"));
+        return problems;
+    };
+    let shards: Vec<Option<u64>> = seq(&job["strategy"]["matrix"]["shard"])
+        .iter()
+        .map(Value::as_u64)
+        .collect();
+    let n = shards.len() as u64;
+    if n < 2 || shards != (0..n).map(Some).collect::<Vec<_>>() {
+        problems.push(format!(
+            "{WORKFLOW}: the matrix's shards {shards:?} are not 0..N-1 for N >= 2"
+        ));
+    }
+    if !squeezed(&text(&job["if"])).contains("vars.FERRY_DEST!=''") {
+        problems.push(format!(
+            "{WORKFLOW}: job {mirror} runs in any repository, configured or not \
+             (guard it with vars.FERRY_DEST != '')"
+        ));
+    }
+    if job["strategy"]["fail-fast"].as_bool() != Some(false) {
+        problems.push(format!(
+            "{WORKFLOW}: one failing shard cancels the others (fail-fast)"
+        ));
+    }
+    let steps = seq(&job["steps"]);
+    let uses = |step: &Value, prefix: &str| text(&step["uses"]).starts_with(prefix);
+    let action = steps.iter().find(|s| {
+        let used = text(&s["uses"]);
+        used == "./" || used.contains("/ferry@")
+    });
+    let Some(action) = action else {
+        problems.push(format!(
+            "{WORKFLOW}: job {mirror} does not use the ferry action"
+        ));
+        return problems;
+    };
+    let with = &action["with"];
+    if squeezed(&text(&with["shard"])) != format!("${{{{matrix.shard}}}}/{n}") {
+        problems.push(format!(
+            "{WORKFLOW}: the action's shard is {:?}, not the matrix's shard of {n}",
+            text(&with["shard"])
+        ));
+    }
+    if !squeezed(&text(&with["password"])).starts_with("${{secrets.") {
+        problems.push(format!("{WORKFLOW}: the password is not a secret"));
+    }
+    let report = squeezed(&text(&with["report"]));
+    let upload = steps.iter().find(|s| uses(s, "actions/upload-artifact@"));
+    let artifact = match upload {
+        None => {
+            problems.push(format!("{WORKFLOW}: job {mirror} uploads no report"));
+            String::new()
+        }
+        Some(upload) => {
+            if report.is_empty() || squeezed(&text(&upload["with"]["path"])) != report {
+                problems.push(format!(
+                    "{WORKFLOW}: the uploaded path is not the action's report"
+                ));
+            }
+            if !squeezed(&text(&upload["if"])).contains("always()") {
+                problems.push(format!(
+                    "{WORKFLOW}: a shard that failed an image uploads no report (if: always())"
+                ));
+            }
+            let name = squeezed(&text(&upload["with"]["name"]));
+            if !name.contains("${{matrix.shard}}") {
+                problems.push(format!(
+                    "{WORKFLOW}: the shards' artifacts share the name {name}"
+                ));
+            }
+            name.split("${{").next().unwrap_or("").to_owned()
+        }
+    };
+
+    let merge = jobs.iter().find(|(_, job)| {
+        seq(&job["steps"])
+            .iter()
+            .any(|s| text(&s["run"]).contains("ferry report merge"))
+    });
+    let Some((merge, job)) = merge else {
+        problems.push(format!("{WORKFLOW}: no job runs ferry report merge"));
+        return problems;
+    };
+    let needs: Vec<String> = match &job["needs"] {
+        Value::Sequence(needs) => needs.iter().map(text).collect(),
+        other => vec![text(other)],
+    };
+    if !needs.contains(mirror) {
+        problems.push(format!("{WORKFLOW}: job {merge} does not need {mirror}"));
+    }
+    if !squeezed(&text(&job["if"])).contains("always()") {
+        problems.push(format!(
+            "{WORKFLOW}: job {merge} is skipped when a shard failed (if: always())"
+        ));
+    }
+    let steps = seq(&job["steps"]);
+    let download = steps.iter().find(|s| uses(s, "actions/download-artifact@"));
+    if download.is_none_or(|d| {
+        text(&d["with"]["pattern"]) != format!("{artifact}*")
+            || d["with"]["merge-multiple"].as_bool() != Some(true)
+    }) {
+        problems.push(format!(
+            "{WORKFLOW}: job {merge} does not download every {artifact}* artifact into one \
+             directory"
+        ));
+    }
+    if steps.iter().any(|s| {
+        text(&s["run"]).contains("ferry report merge")
+            && s["continue-on-error"].as_bool() == Some(true)
+    }) {
+        problems.push(format!(
+            "{WORKFLOW}: a failed merge does not fail the workflow"
+        ));
+    }
+    if text(&job["env"]["SHARDS"]) != n.to_string() {
+        problems.push(format!(
+            "{WORKFLOW}: job {merge} expects {:?} reports, the matrix has {n} shards",
+            text(&job["env"]["SHARDS"])
+        ));
+    }
+    problems
+}
+
 /// The problems of the file at `path` (one of the deployables), read as `text`.
 fn problems_of(path: &str, text: &str) -> Vec<String> {
     match path {
         DOCKERFILE => dockerfile_problems(text),
+        ACTION => action_problems(&yaml(path, text)),
+        WORKFLOW => workflow_problems(&yaml(path, text)),
         _ if path.starts_with(KUBERNETES) => {
             let files: Vec<(String, String)> = kubernetes_files()
                 .into_iter()
@@ -763,6 +999,8 @@ fn the_deployables_have_what_ferry_relies_on() {
     let mut problems = dockerfile_problems(&read(DOCKERFILE));
     problems.extend(dockerignore_problems(&read(".dockerignore")));
     problems.extend(kubernetes_problems(&kubernetes_files()));
+    problems.extend(action_problems(&yaml(ACTION, &read(ACTION))));
+    problems.extend(workflow_problems(&yaml(WORKFLOW, &read(WORKFLOW))));
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
@@ -843,6 +1081,42 @@ fn the_checkers_name_what_a_broken_copy_breaks() {
             "> 2 * 3600",
             "> 24 * 3600",
             "over 2h old",
+        ),
+        (
+            ACTION,
+            "ferry \"${args[@]}\"",
+            "ferry \"${args[@]}\" --dest-creds \"${{ inputs.username }}:${{ inputs.password }}\"",
+            "pastes an expression",
+        ),
+        (
+            ACTION,
+            "FERRY_DEST_PASSWORD: ${{ inputs.password }}",
+            "FERRY_DEST_PASSWORD: ''",
+            "input password as FERRY_DEST_PASSWORD",
+        ),
+        (
+            WORKFLOW,
+            "shard: [0, 1, 2]",
+            "shard: [0, 1]",
+            "expects \"3\" reports",
+        ),
+        (
+            WORKFLOW,
+            "shard: [0, 1, 2]",
+            "shard: [1, 2, 3]",
+            "not 0..N-1",
+        ),
+        (
+            WORKFLOW,
+            "if: vars.FERRY_DEST != ''",
+            "if: true",
+            "runs in any repository",
+        ),
+        (
+            WORKFLOW,
+            "which.\n      - if: always()",
+            "which.\n      - if: success()",
+            "no report",
         ),
     ];
     for (path, from, to, expected) in cases {
@@ -994,4 +1268,267 @@ fn each_cronjob_pod_mirrors_its_shard_and_together_they_cover_the_list() {
         copied, all,
         "the shards' entries are not the list's, once each"
     );
+}
+
+/// The inputs of `action`, as a workflow's `with:` gives them over its defaults.
+fn action_inputs(action: &Value, with: &[(&str, &str)]) -> BTreeMap<String, String> {
+    entries(&action["inputs"])
+        .into_iter()
+        .map(|(name, input)| {
+            let given = with
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string());
+            let value = given.unwrap_or_else(|| text(&input["default"]));
+            (name, value)
+        })
+        .collect()
+}
+
+/// A step's `env:` as the runner sets it, `${{ inputs.NAME }}` evaluated (the only expression
+/// the action's env uses).
+fn step_env(step: &Value, inputs: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    entries(&step["env"])
+        .into_iter()
+        .map(|(name, value)| {
+            let value = text(value);
+            let squeezed = squeezed(&value);
+            let value = match squeezed
+                .strip_prefix("${{inputs.")
+                .and_then(|rest| rest.strip_suffix("}}"))
+            {
+                Some(input) => inputs[input].clone(),
+                None => {
+                    assert!(!value.contains("${{"), "unsupported expression {value}");
+                    value
+                }
+            };
+            (name, value)
+        })
+        .collect()
+}
+
+fn step<'a>(steps: &'a [Value], name: &str) -> &'a Value {
+    steps
+        .iter()
+        .find(|s| s["name"].as_str() == Some(name))
+        .unwrap_or_else(|| panic!("no step {name:?}"))
+}
+
+/// `script` as a `shell: bash` step runs it, in `workspace`, with only `env` (and PATH, HOME).
+fn bash_step(script: &str, dir: &Path, workspace: &Path, env: &[(String, String)]) -> Command {
+    let file = dir.join("step.sh");
+    fs::write(&file, script).unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = Command::new("bash");
+    cmd.args(["--noprofile", "--norc", "-eo", "pipefail"])
+        .arg(&file)
+        .current_dir(workspace)
+        .env_clear()
+        .env("PATH", path)
+        .env("HOME", dir)
+        .env("GITHUB_OUTPUT", dir.join("output"))
+        .env("GITHUB_PATH", dir.join("path"))
+        .env("GITHUB_ACTION_PATH", repo_path(""))
+        .envs(env.iter().cloned());
+    cmd
+}
+
+/// A `ferry` first on PATH that records its arguments and the credentials it was given, then
+/// runs the real ferry as a dry run.
+fn recording_ferry(dir: &Path) {
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let stub = bin.join("ferry");
+    let script = format!(
+        "#!/bin/sh\n\
+         printf '%s\\n' \"$@\" > {argv}\n\
+         printf '%s\\n' \"${{FERRY_DEST_USERNAME-(unset)}}\" \\\n\
+         \"${{FERRY_DEST_PASSWORD-(unset)}}\" > {creds}\n\
+         exec {real} \"$@\" --dry-run\n",
+        argv = shell_quote(&dir.join("argv").to_string_lossy()),
+        creds = shell_quote(&dir.join("creds").to_string_lossy()),
+        real = shell_quote(env!("CARGO_BIN_EXE_ferry")),
+    );
+    fs::write(&stub, script).unwrap();
+    fs::set_permissions(&stub, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn the_action_runs_ferry_on_its_shard_with_the_password_in_the_environment_only() {
+    let action = yaml(ACTION, &read(ACTION));
+    let steps = seq(&action["runs"]["steps"]);
+    let mirror = step(steps, "Mirror");
+    let password = "s3cret-Never-In-Argv";
+    let cases = [
+        (
+            vec![
+                ("dest", "harbor.example/third"),
+                ("username", "robot"),
+                ("password", password),
+                ("shard", "1/3"),
+                ("report", "shard-1.json"),
+                ("args", "-j 8"),
+            ],
+            ("robot", password),
+        ),
+        // Empty credentials are none: ferry would refuse a user without a password.
+        (
+            vec![("dest", "harbor.example/third")],
+            ("(unset)", "(unset)"),
+        ),
+    ];
+    for (with, (user, pass)) in cases {
+        let dir = TempDir::new("deploy-action");
+        let workspace = dir.path().join("workspace");
+        fs::create_dir(&workspace).unwrap();
+        fs::copy(
+            repo_path("source-images.list"),
+            workspace.join("source-images.list"),
+        )
+        .unwrap();
+        recording_ferry(dir.path());
+        let inputs = action_inputs(&action, &with);
+        let env = step_env(mirror, &inputs);
+        let script = text(&mirror["run"]);
+        let out = run(&mut bash_step(&script, dir.path(), &workspace, &env), 0);
+
+        let argv: Vec<String> = fs::read_to_string(dir.path().join("argv"))
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(argv[..2], ["sync", inputs["list"].as_str()], "{argv:?}");
+        assert_eq!(option(&argv, "--dest"), Some(inputs["dest"].as_str()));
+        assert_eq!(option(&argv, "--report"), Some(inputs["report"].as_str()));
+        let shard = Some(inputs["shard"].as_str()).filter(|s| !s.is_empty());
+        assert_eq!(option(&argv, "--shard"), shard, "{argv:?}");
+        assert_eq!(
+            option(&argv, "-j"),
+            with.contains(&("args", "-j 8")).then_some("8")
+        );
+        assert!(
+            !argv.iter().any(|a| a.contains(password)),
+            "the password is in ferry's argv: {argv:?}"
+        );
+        let output = stdout_of(&out) + &stderr_of(&out);
+        assert!(
+            !output.contains(password),
+            "the password is in the log: {output}"
+        );
+        let creds = fs::read_to_string(dir.path().join("creds")).unwrap();
+        assert_eq!(creds, format!("{user}\n{pass}\n"));
+        let outputs = fs::read_to_string(dir.path().join("output")).unwrap();
+        assert!(
+            outputs
+                .lines()
+                .any(|l| l == format!("report={}", inputs["report"])),
+            "output report not set: {outputs:?}"
+        );
+    }
+}
+
+#[test]
+fn the_action_install_step_accepts_none_and_refuses_an_unknown_method() {
+    let action = yaml(ACTION, &read(ACTION));
+    let install = step(
+        seq(&action["runs"]["steps"]),
+        "Install ferry and its engine",
+    );
+    let script = text(&install["run"]);
+    for (method, code) in [("none", 0), ("nonsense", 1)] {
+        let dir = TempDir::new("deploy-install");
+        recording_ferry(dir.path());
+        let env = step_env(install, &action_inputs(&action, &[("install", method)]));
+        let out = run(&mut bash_step(&script, dir.path(), dir.path(), &env), code);
+        if code != 0 {
+            assert!(
+                stdout_of(&out).contains("::error::install must be"),
+                "{}",
+                stdout_of(&out)
+            );
+        }
+    }
+}
+
+fn sync_report(destination: &str, statuses: &[&str]) -> serde_json::Value {
+    let images: Vec<serde_json::Value> = statuses
+        .iter()
+        .enumerate()
+        .map(|(i, status)| {
+            serde_json::json!({
+                "source": format!("docker.io/library/app{i}:1"),
+                "target": format!("{destination}/docker.io/library/app{i}:1"),
+                "status": status,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "destination": destination,
+        "images": images,
+        "summary": { "total": statuses.len(), "duration_ms": 10, "interrupted": false },
+    })
+}
+
+#[test]
+fn the_merge_job_fails_the_workflow_when_a_shard_failed_an_image_or_left_no_report() {
+    let workflow = yaml(WORKFLOW, &read(WORKFLOW));
+    let jobs = entries(&workflow["jobs"]);
+    let (_, merge) = jobs
+        .iter()
+        .find(|(_, job)| {
+            seq(&job["steps"])
+                .iter()
+                .any(|s| text(&s["run"]).contains("ferry report merge"))
+        })
+        .expect("a merge job");
+    let script = seq(&merge["steps"])
+        .iter()
+        .map(|s| text(&s["run"]))
+        .find(|run| run.contains("ferry report merge"))
+        .unwrap();
+    let env: Vec<(String, String)> = entries(&merge["env"])
+        .into_iter()
+        .map(|(k, v)| (k, text(v)))
+        .collect();
+    let shards: usize = env
+        .iter()
+        .find(|(k, _)| k == "SHARDS")
+        .and_then(|(_, v)| v.parse().ok())
+        .expect("SHARDS");
+
+    let all_good = vec![vec!["synced", "skipped"]; shards];
+    let mut one_failed = all_good.clone();
+    one_failed[shards - 1] = vec!["synced", "failed"];
+    let one_missing = all_good[1..].to_vec();
+    for (reports, code, says) in [
+        (all_good, 0, "merged"),
+        (one_failed, 1, "1 failed"),
+        (one_missing, 1, "::error::"),
+    ] {
+        let dir = TempDir::new("deploy-merge");
+        let workspace = dir.path().join("workspace");
+        fs::create_dir_all(workspace.join("reports")).unwrap();
+        fs::create_dir_all(dir.path().join("bin")).unwrap();
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_ferry"), dir.path().join("bin/ferry"))
+            .unwrap();
+        for (k, statuses) in reports.iter().enumerate() {
+            let report = sync_report("harbor.example/third", statuses);
+            let file = workspace.join(format!("reports/shard-{k}.json"));
+            fs::write(file, report.to_string()).unwrap();
+        }
+        let out = run(&mut bash_step(&script, dir.path(), &workspace, &env), code);
+        let output = stdout_of(&out) + &stderr_of(&out);
+        assert!(output.contains(says), "expected {says:?} in: {output}");
+        // The merged report is written in every case, for the upload after it.
+        let merged: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(workspace.join("report.json")).unwrap())
+                .unwrap();
+        let total = reports.iter().map(Vec::len).sum::<usize>() as u64;
+        assert_eq!(merged["summary"]["total"].as_u64(), Some(total));
+    }
 }
