@@ -503,10 +503,7 @@ fn alert_problems(docs: &[Value]) -> Vec<String> {
     }) {
         problems.push("PrometheusRule: no alert when the last success is over 2h old".to_owned());
     }
-    if !exprs
-        .iter()
-        .any(|e| e.contains("ferry_runs_total") && e.contains("invalid"))
-    {
+    if !exprs.iter().any(|e| e.contains("ferry_inputs_valid==0")) {
         problems.push("PrometheusRule: no alert on a run with invalid inputs".to_owned());
     }
     for rule in rules {
