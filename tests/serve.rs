@@ -218,3 +218,25 @@ fn sigterm_in_the_middle_of_a_run_stops_it_and_exits_143_with_no_child_left() {
         "{written:#}"
     );
 }
+
+#[test]
+fn sighup_starts_a_run_now() {
+    let m = Mirror::new(false);
+    m.push("library/nginx:1", "nginx-1");
+    let list = m.write("images.list", "nginx:1\n");
+    let (mut child, addr, _stderr) = start(&m, &list, &["--every", "1h"]);
+    wait_for_runs(&addr, "success", 1.0);
+    send_signal(child.id(), "HUP");
+    let second = wait_for_runs(&addr, "success", 2.0);
+    assert_eq!(
+        value(&second, "ferry_last_run_images", &[("status", "skipped")]),
+        1.0
+    );
+    let status = signal_and_wait(
+        &mut child,
+        "INT",
+        Duration::from_secs(15),
+        "serve ends on SIGINT",
+    );
+    assert_eq!(status.code(), Some(130));
+}
