@@ -150,6 +150,11 @@ pub struct SyncArgs {
     #[command(flatten)]
     pub skopeo: SkopeoArgs,
 
+    /// What copies the images: skopeo, or ferry's own engine (native) [default: skopeo; native
+    /// when skopeo is not installed]
+    #[arg(long, env = "FERRY_ENGINE", value_enum, value_name = "ENGINE")]
+    pub engine: Option<EngineArg>,
+
     /// Copy every entry, even those whose target already has the source's digest
     #[arg(long)]
     pub force: bool,
@@ -183,6 +188,14 @@ pub struct SyncArgs {
     /// Time between two heartbeat lines of --progress plain
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = crate::run::retry::parse_duration)]
     pub progress_interval: std::time::Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineArg {
+    /// skopeo copy / skopeo sync, one process per image
+    Skopeo,
+    /// ferry's own registry client: blobs streamed, mounted and shared within the run
+    Native,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

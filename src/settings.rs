@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::access::{Access, SideAccess};
-use crate::cli::ProgressArg;
 use crate::cli::{
     AccessArgs, Cli, Command, DestArgs, FilterArgs, FormatArg, ListArgs, PlanArgs, RetryArgs,
-    SkopeoArgs, SyncArgs,
+    SyncArgs,
 };
+use crate::cli::{EngineArg, ProgressArg};
 use crate::engine::skopeo::SkopeoOptions;
 use crate::filter::{FilterError, FilterSpec, TagFilter};
 use crate::input::{InputFormat, InputSource};
@@ -73,9 +73,20 @@ pub struct PlanSettings {
     pub verbosity: u8,
 }
 
+/// The copy engine of a sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    Skopeo,
+    Native,
+}
+
 #[derive(Debug)]
 pub struct SyncSettings {
     pub plan: PlanSettings,
+    pub engine: EngineKind,
+    /// Why the native engine copies though none was named (skopeo is not installed), to be
+    /// said once.
+    pub engine_note: Option<String>,
     pub skopeo: SkopeoOptions,
     pub image_timeout: Duration,
     pub jobs: usize,
@@ -107,7 +118,7 @@ pub enum SettingsError {
     Credentials { flag: &'static str },
     #[error("FERRY_DEST_USERNAME and FERRY_DEST_PASSWORD must be set together")]
     HalfCredentials,
-    #[error("skopeo was not found ({reason}); install it (Debian/Ubuntu: apt-get install skopeo, Fedora: dnf install skopeo, macOS: brew install skopeo) or point --skopeo/FERRY_SKOPEO at it")]
+    #[error("skopeo was not found ({reason}); install it (Debian/Ubuntu: apt-get install skopeo, Fedora: dnf install skopeo, macOS: brew install skopeo), point --skopeo/FERRY_SKOPEO at it, or copy with --engine native")]
     SkopeoMissing { reason: String },
     #[error("{what} {} does not exist", path.display())]
     MissingPath { what: &'static str, path: PathBuf },
@@ -337,8 +348,11 @@ fn sync_settings(args: SyncArgs, verbosity: u8) -> Result<SyncSettings, Settings
         &plan.registry.access.conf,
         &mut plan.host_flags,
     )?;
+    let (engine, skopeo, engine_note) = engine(&args)?;
     Ok(SyncSettings {
-        skopeo: skopeo_options(&args.access, &args.skopeo, args.dry_run)?,
+        engine,
+        engine_note,
+        skopeo,
         image_timeout: args.skopeo.image_timeout,
         plan,
         jobs: args.jobs,
@@ -510,28 +524,50 @@ fn check_paths(access: &AccessArgs) -> Result<(), SettingsError> {
     Ok(())
 }
 
-fn skopeo_options(
-    access: &AccessArgs,
-    args: &SkopeoArgs,
-    dry_run: bool,
-) -> Result<SkopeoOptions, SettingsError> {
-    let binary = match (&args.skopeo, dry_run) {
-        (Some(path), _) => which::which(path).map_err(|e| SettingsError::SkopeoMissing {
-            reason: format!("{}: {e}", path.display()),
-        })?,
-        // A dry run copies nothing, so it works on a machine without skopeo.
-        (None, true) => which::which("skopeo").unwrap_or_else(|_| PathBuf::from("skopeo")),
-        (None, false) => which::which("skopeo").map_err(|e| SettingsError::SkopeoMissing {
-            reason: format!("not on PATH: {e}"),
-        })?,
+/// The engine, skopeo's options, and why the native engine was picked when none was named.
+/// skopeo stays the default; only when no engine is named and skopeo is not installed does
+/// the native engine take over (so a machine with nothing but Rust can run the quick start).
+fn engine(args: &SyncArgs) -> Result<(EngineKind, SkopeoOptions, Option<String>), SettingsError> {
+    let found = match &args.skopeo.skopeo {
+        Some(path) => which::which(path).map_err(|e| format!("{}: {e}", path.display())),
+        None => which::which("skopeo").map_err(|e| format!("not on PATH: {e}")),
     };
-    Ok(SkopeoOptions {
+    let (kind, binary, note) = match (args.engine, found) {
+        (Some(EngineArg::Native), found) => (
+            EngineKind::Native,
+            found.unwrap_or_else(|_| PathBuf::from("skopeo")),
+            None,
+        ),
+        (_, Ok(binary)) => (EngineKind::Skopeo, binary, None),
+        // An explicit --skopeo that is not there is a mistake, not a reason to switch.
+        (_, Err(reason)) if args.skopeo.skopeo.is_some() => {
+            return Err(SettingsError::SkopeoMissing { reason })
+        }
+        // A dry run copies nothing, so it works on a machine without skopeo.
+        (Some(EngineArg::Skopeo), Err(_)) if args.dry_run => {
+            (EngineKind::Skopeo, PathBuf::from("skopeo"), None)
+        }
+        (Some(EngineArg::Skopeo), Err(reason)) => {
+            return Err(SettingsError::SkopeoMissing { reason })
+        }
+        (None, Err(_)) => (
+            EngineKind::Native,
+            PathBuf::from("skopeo"),
+            Some(
+                "ferry: skopeo is not installed (not on PATH): copying with ferry's native engine \
+                 (--engine native; install skopeo or pass --engine skopeo to use skopeo)"
+                    .to_owned(),
+            ),
+        ),
+    };
+    let options = SkopeoOptions {
         binary,
-        registries_conf: access.registries_conf.clone(),
+        registries_conf: args.access.registries_conf.clone(),
         // ferry retries whole images itself, with backoff that knows about rate limits.
         retry_times: 0,
-        insecure_policy: args.insecure_policy,
-    })
+        insecure_policy: args.skopeo.insecure_policy,
+    };
+    Ok((kind, options, note))
 }
 
 #[cfg(test)]

@@ -7,10 +7,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::mirror::*;
+use common::script_proxy::ScriptProxy;
 use common::*;
 
 /// A skopeo stand-in: runs `script` (sh) with the arguments, then the real skopeo.
@@ -417,56 +418,6 @@ fn a_signal_removes_the_private_auth_file_and_no_output_holds_the_password() {
             !text.contains(&encoded),
             "the encoded login is in the {name}"
         );
-    }
-}
-
-/// `scripts/rate-limit-proxy.py` in front of `upstream` with `args`; killed on drop.
-struct ScriptProxy {
-    child: std::process::Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl ScriptProxy {
-    fn start(dir: &Path, upstream: &str, args: &[&str]) -> ScriptProxy {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/rate-limit-proxy.py");
-        let port_file = dir.join("proxy-port");
-        let log = dir.join("proxy.log");
-        let child = Command::new("python3")
-            .arg(script)
-            .args(["--listen", "127.0.0.1:0", "--upstream", upstream])
-            .arg("--port-file")
-            .arg(&port_file)
-            .arg("--log")
-            .arg(&log)
-            .args(args)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("run python3");
-        wait_until(Duration::from_secs(20), "the proxy never listened", || {
-            port_file.exists()
-        });
-        let port = std::fs::read_to_string(&port_file).unwrap();
-        ScriptProxy {
-            child,
-            port: port.trim().parse().unwrap(),
-            log,
-        }
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for ScriptProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tracing::info;
 
 use super::{load, say, say_err, Loaded};
+use crate::engine::native::Native;
 use crate::engine::skopeo::Skopeo;
 use crate::engine::Engine;
 use crate::error::{Error, Outcome};
@@ -20,7 +21,7 @@ use crate::report::progress::View;
 use crate::report::Outputs;
 use crate::run::{self, events::Events};
 use crate::scratch::ScratchDir;
-use crate::settings::SyncSettings;
+use crate::settings::{EngineKind, SyncSettings};
 use crate::signals;
 
 pub async fn sync(settings: SyncSettings) -> Result<Outcome, Error> {
@@ -40,21 +41,13 @@ pub async fn sync(settings: SyncSettings) -> Result<Outcome, Error> {
     let scratch = ScratchDir::create().map_err(|e| {
         Error::Internal(format!("cannot create a private temporary directory: {e}"))
     })?;
-    let engine = Skopeo::new(
-        settings.skopeo.clone(),
-        settings.plan.registry.access.clone(),
-        settings.plan.destination.clone(),
-        settings.image_timeout,
-        &scratch,
-        &jobs,
-    );
-    let engine: Arc<dyn Engine> =
-        Arc::new(engine.map_err(|e| {
-            Error::Internal(format!("cannot prepare the auth file for skopeo: {e}"))
-        })?);
+    let client = Arc::new(RegistryClient::new(settings.plan.registry.clone()));
+    let engine = make_engine(&settings, &client, &scratch, &jobs)?;
     let (stop_tx, stop_rx) = watch::channel(Stop::Run);
     let signals = signals::Watch::start(stop_tx, say_err);
-    let client = Arc::new(RegistryClient::new(settings.plan.registry.clone()));
+    if let Some(note) = &settings.engine_note {
+        say_err(note);
+    }
     let (events, received) = Events::channel();
     info!("copying with {}", engine.name());
     let console = Console {
@@ -80,6 +73,33 @@ pub async fn sync(settings: SyncSettings) -> Result<Outcome, Error> {
     // including a stop by signal.
     drop(scratch);
     Ok(outcome)
+}
+
+/// The engine the settings name: skopeo with its private auth files in `scratch`, or the
+/// native engine on the run's own registry client.
+fn make_engine(
+    settings: &SyncSettings,
+    client: &Arc<RegistryClient>,
+    scratch: &ScratchDir,
+    jobs: &[Job],
+) -> Result<Arc<dyn Engine>, Error> {
+    Ok(match settings.engine {
+        EngineKind::Native => Arc::new(Native::new(Arc::clone(client), settings.image_timeout)),
+        EngineKind::Skopeo => {
+            let engine = Skopeo::new(
+                settings.skopeo.clone(),
+                settings.plan.registry.access.clone(),
+                settings.plan.destination.clone(),
+                settings.image_timeout,
+                scratch,
+                jobs,
+            )
+            .map_err(|e| {
+                Error::Internal(format!("cannot prepare the auth file for skopeo: {e}"))
+            })?;
+            Arc::new(engine)
+        }
+    })
 }
 
 /// The report and failed list to write: what a rerun of the failed list needs beyond its
@@ -108,12 +128,21 @@ fn destination_label(destination: &Destination) -> String {
 
 fn print_dry_run(settings: &SyncSettings, jobs: &[Job]) {
     // The real auth files only exist during a real run; a dry run names them instead.
-    let engine = Skopeo::for_dry_run(
-        settings.skopeo.clone(),
-        settings.plan.registry.access.clone(),
-        settings.plan.destination.clone(),
-        jobs,
-    );
+    let engine: Box<dyn Engine> = match settings.engine {
+        EngineKind::Native => Box::new(Native::new(
+            Arc::new(RegistryClient::new(settings.plan.registry.clone())),
+            settings.image_timeout,
+        )),
+        EngineKind::Skopeo => Box::new(Skopeo::for_dry_run(
+            settings.skopeo.clone(),
+            settings.plan.registry.access.clone(),
+            settings.plan.destination.clone(),
+            jobs,
+        )),
+    };
+    if let Some(note) = &settings.engine_note {
+        say_err(note);
+    }
     for job in jobs {
         say(format!("# {} -> {}", job.origin, job.target));
         let (job, note) = match job.for_tag("TAG") {
