@@ -472,6 +472,9 @@ impl RegistryClient {
                 Err(error) => return Err(explain_tls(side, &endpoint.host, error)),
             };
             self.note_quota(&endpoint.host, response.headers());
+            if response.status() != StatusCode::TOO_MANY_REQUESTS {
+                self.with_pacer(&endpoint.host, |pacer| pacer.passed(Instant::now(), sent));
+            }
             if response.status() == StatusCode::TOO_MANY_REQUESTS
                 && throttled < MAX_THROTTLED_RETRIES
             {
