@@ -512,3 +512,71 @@ fn without_skopeo_the_quick_start_copies_natively_and_says_so_once() {
         stderr_of(&out)
     );
 }
+
+/// The native engine tells the bytes it moves: on a terminal each image's line shows MB, MB/s
+/// and ETA; in a log the heartbeat says how much moved. (The source is paced at 4 requests a
+/// second, so the copy lasts long enough to be seen.)
+#[test]
+fn native_progress_shows_bytes_rate_and_time_left() {
+    let m = Mirror::new(false);
+    let layers = Layers {
+        top_bytes: 2 << 20,
+        ..Layers::default()
+    };
+    let (layout, _) = make_layered_image(m.scratch.path(), "big", &layers);
+    push(&m.source, &layout, "library/big:1");
+    let proxy = ScriptProxy::start(m.scratch.path(), &m.source.addr(), &["--rate", "1000"]);
+    let conf = registries_conf(m.scratch.path(), &[("docker.io", &proxy.addr())]);
+    let list = m.write("images.list", "big:1\n");
+    let sync = |dest: &str, progress: &[&str]| {
+        let mut cmd = m.ferry();
+        cmd.env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .arg("sync")
+            .arg(&list)
+            .args(["--dest", dest, "--dest-tls-verify=false", "--engine", "native"])
+            .args(["--registry-rps", "docker.io=4"])
+            .args(progress);
+        cmd
+    };
+    let plain = run(
+        &mut sync(
+            &format!("{}/plain", m.dest.addr()),
+            &["--progress", "plain", "--progress-interval", "200ms"],
+        ),
+        0,
+    );
+    let stderr = stderr_of(&plain);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("ferry: 0/1 images done") && l.contains(" MB moved (")),
+        "{stderr}"
+    );
+
+    let cmd = sync(&format!("{}/tty", m.dest.addr()), &["--progress", "tty"]);
+    let line: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|arg| shell_quote(&arg.to_string_lossy()))
+        .collect();
+    let stdout_file = m.scratch.path().join("stdout.txt");
+    let shell = format!(
+        "{} > {}",
+        line.join(" "),
+        shell_quote(&stdout_file.to_string_lossy())
+    );
+    let mut script = Command::new("script");
+    script.args(["-qec", &shell, "/dev/null"]);
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => script.env(key, value),
+            None => script.env_remove(key),
+        };
+    }
+    let drawn = stdout_of(&run(&mut script, 0));
+    assert!(
+        drawn.contains(" MB/s, ETA "),
+        "no bytes, rate and ETA in the live view: {drawn:?}"
+    );
+    let stdout = std::fs::read_to_string(&stdout_file).unwrap();
+    assert!(stdout.starts_with("synced "), "{stdout}");
+}
