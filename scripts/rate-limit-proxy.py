@@ -4,7 +4,8 @@ of a plain-HTTP docker-registry on loopback that limits requests like nginx `lim
 `burst`. tests/faults.rs also puts it in front of a destination to refuse a manifest list upload.
 
     rate-limit-proxy.py --upstream 127.0.0.1:PORT [--listen 127.0.0.1:0] [--rate 2]
-                        [--port-file PATH] [--log PATH] [--fail-list-puts N]
+                        [--port-file PATH] [--log PATH] [--log-bytes] [--fail-list-puts N]
+                        [--corrupt-blobs TEXT] [--cut-blobs-after BYTES]
 
 A token bucket of capacity one, full at the start, refilled at RATE requests per second. A
 request that finds it empty gets `429 Too Many Requests` with Docker Hub's TOOMANYREQUESTS body
@@ -17,8 +18,14 @@ whole first only when it has no Content-Length).
 --listen with port 0 picks a free port; --port-file receives the port once the proxy listens.
 --log gets one line per request, `METHOD PATH STATUS`, written before the answer is sent; a
 connection that does not speak HTTP (a client probing for TLS first) is logged as `- - 400`.
+--log-bytes adds a fourth field to each line: the body bytes relayed to the client (a relayed
+answer is then logged once it is sent).
 --fail-list-puts answers the first N uploads of a manifest list or OCI index with `503 Service
 Unavailable` (before the rate limit; they take no token), as a registry under load might.
+--corrupt-blobs flips one byte (the middle one) of every blob GET whose path contains TEXT, as
+a broken cache or disk would. --cut-blobs-after closes the connection after BYTES body bytes of
+the first GET of each blob larger than that, as a dropped connection would (later GETs of it,
+a resumed Range or a retry, come through whole).
 Stdlib only.
 """
 import argparse
@@ -173,19 +180,46 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             self.answer(response.status, headers + [("Content-Length", str(len(data)))], data,
                         response.reason)
             return
-        self.log_line(self.command, self.path, response.status)
+        blob = self.command == "GET" and "/blobs/sha256:" in self.path and response.status in (200, 206)
+        corrupt_at = None
+        if blob and self.server.corrupt and self.server.corrupt in self.path and length:
+            corrupt_at = int(length) // 2
+        cut_at = None
+        if blob and self.server.cut_after and length and int(length) > self.server.cut_after:
+            with self.server.fail_lock:
+                if self.path not in self.server.cut_paths:
+                    self.server.cut_paths.add(self.path)
+                    cut_at = self.server.cut_after
+        sent = 0
+        if not self.server.log_bytes:  # logged before the answer, as documented
+            self.log_line(self.command, self.path, response.status)
         self.send_response_only(response.status, response.reason)
         for key, value in headers:
             self.send_header(key, value)
         self.end_headers()
         try:
             while not no_body and (data := response.read(CHUNK)):
+                if corrupt_at is not None and sent <= corrupt_at < sent + len(data):
+                    data = bytearray(data)
+                    data[corrupt_at - sent] ^= 0xFF
+                    data = bytes(data)
+                if cut_at is not None and sent + len(data) >= cut_at:
+                    data = data[:cut_at - sent]
+                    self.wfile.write(data)
+                    sent += len(data)
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    break
                 self.wfile.write(data)
+                sent += len(data)
         except http.client.HTTPException:
             self.close_connection = True  # the registry broke off: so does the answer
+        if self.server.log_bytes:
+            self.log_line(self.command, self.path, response.status, sent)
 
     def answer(self, status, headers, body, reason=None):
-        self.log_line(self.command, self.path, status)
+        self.log_line(self.command, self.path, status, 0 if self.command == "HEAD" else len(body))
         self.send_response_only(status, reason)
         for key, value in headers:
             self.send_header(key, value)
@@ -195,8 +229,11 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def log_line(self, method, path, status):
-        self.server.log(f"{method} {path} {status}")
+    def log_line(self, method, path, status, sent=0):
+        if self.server.log_bytes:
+            self.server.log(f"{method} {path} {status} {sent}")
+        else:
+            self.server.log(f"{method} {path} {status}")
 
     def log_request(self, code="-", size="-"):
         # Only BaseHTTPRequestHandler's own error answers (a malformed request) come here.
@@ -226,8 +263,14 @@ def main():
     parser.add_argument("--rate", type=float, default=2.0, help="requests per second (2)")
     parser.add_argument("--port-file", help="write the port here once listening")
     parser.add_argument("--log", help="append METHOD PATH STATUS per request here")
+    parser.add_argument("--log-bytes", action="store_true",
+                        help="log the body bytes relayed per request as a fourth field")
     parser.add_argument("--fail-list-puts", type=int, default=0, metavar="N",
                         help="answer 503 to the first N manifest list/index uploads (0)")
+    parser.add_argument("--corrupt-blobs", metavar="TEXT",
+                        help="flip one byte of every blob GET whose path contains TEXT")
+    parser.add_argument("--cut-blobs-after", type=int, default=0, metavar="BYTES",
+                        help="cut the first GET of each larger blob after BYTES body bytes")
     args = parser.parse_args()
     if not args.rate > 0:
         parser.error("--rate must be positive")
@@ -237,6 +280,10 @@ def main():
     server.address = f"{host}:{server.server_address[1]}"
     server.bucket = Bucket(args.rate)
     server.list_puts_to_fail = args.fail_list_puts
+    server.log_bytes = args.log_bytes
+    server.corrupt = args.corrupt_blobs
+    server.cut_after = args.cut_blobs_after
+    server.cut_paths = set()
     server.fail_lock = threading.Lock()
     server.log_lock = threading.Lock()
     server.log_file = open(args.log, "a", buffering=1) if args.log else None

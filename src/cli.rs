@@ -381,16 +381,9 @@ pub struct SkopeoArgs {
 /// Which program copies the images.
 #[derive(Debug, Args)]
 pub struct EngineArgs {
-    /// The copy engine: skopeo, or crane (go-containerregistry), which needs --dest: it
-    /// cannot write OCI layouts ferry can read back
-    #[arg(
-        long,
-        env = "FERRY_ENGINE",
-        value_enum,
-        default_value = "skopeo",
-        value_name = "ENGINE"
-    )]
-    pub engine: EngineArg,
+    /// The copy engine [default: skopeo, or native when skopeo is not installed]
+    #[arg(long, env = "FERRY_ENGINE", value_enum, value_name = "ENGINE")]
+    pub engine: Option<EngineArg>,
 
     /// The crane binary, for --engine crane [default: crane from PATH]
     #[arg(long, env = "FERRY_CRANE", value_name = "PATH")]
@@ -399,6 +392,11 @@ pub struct EngineArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum EngineArg {
+    /// skopeo copy / skopeo sync, one process per image
     Skopeo,
+    /// go-containerregistry's crane, one process per image; needs --dest (it cannot write OCI
+    /// layouts ferry can read back)
     Crane,
+    /// ferry's own registry client: blobs streamed, mounted and shared within the run
+    Native,
 }

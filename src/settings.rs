@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::access::{Access, SideAccess};
 use crate::cli::{
     AccessArgs, Cli, Command, DestArgs, EngineArg, EngineArgs, FilterArgs, FormatArg, ListArgs,
-    PlanArgs, RetryArgs, SkopeoArgs, SyncArgs,
+    PlanArgs, RetryArgs, SyncArgs,
 };
 use crate::cli::{LogFormat, ProgressArg, ReportCommand, ServeArgs};
 use crate::engine::crane::CraneOptions;
@@ -96,6 +96,8 @@ pub struct PlanSettings {
 pub enum EngineSettings {
     Skopeo(SkopeoOptions),
     Crane(CraneOptions),
+    /// ferry's own registry client.
+    Native,
 }
 
 impl EngineSettings {
@@ -104,6 +106,7 @@ impl EngineSettings {
         match self {
             EngineSettings::Skopeo(_) => "skopeo",
             EngineSettings::Crane(_) => "crane",
+            EngineSettings::Native => "native",
         }
     }
 }
@@ -112,6 +115,9 @@ impl EngineSettings {
 pub struct SyncSettings {
     pub plan: PlanSettings,
     pub engine: EngineSettings,
+    /// Why the native engine copies though none was named (skopeo is not installed), to be
+    /// said once.
+    pub engine_note: Option<String>,
     pub image_timeout: Duration,
     pub jobs: usize,
     /// Copies at once per registry host.
@@ -142,7 +148,7 @@ pub enum SettingsError {
     Credentials { flag: &'static str },
     #[error("FERRY_DEST_USERNAME and FERRY_DEST_PASSWORD must be set together")]
     HalfCredentials,
-    #[error("skopeo was not found ({reason}); install it (Debian/Ubuntu: apt-get install skopeo, Fedora: dnf install skopeo, macOS: brew install skopeo) or point --skopeo/FERRY_SKOPEO at it")]
+    #[error("skopeo was not found ({reason}); install it (Debian/Ubuntu: apt-get install skopeo, Fedora: dnf install skopeo, macOS: brew install skopeo), point --skopeo/FERRY_SKOPEO at it, or copy with --engine native")]
     SkopeoMissing { reason: String },
     #[error("crane was not found ({reason}); install it (go install github.com/google/go-containerregistry/cmd/crane@latest) or point --crane/FERRY_CRANE at it")]
     CraneMissing { reason: String },
@@ -464,19 +470,10 @@ fn sync_settings(args: SyncArgs, verbosity: u8) -> Result<SyncSettings, Settings
         &plan.registry.access.conf,
         &mut plan.host_flags,
     )?;
-    let engine = match args.engine.engine {
-        EngineArg::Skopeo => {
-            EngineSettings::Skopeo(skopeo_options(&args.access, &args.skopeo, args.dry_run)?)
-        }
-        EngineArg::Crane => {
-            if args.skopeo.insecure_policy {
-                return Err(SettingsError::CraneInsecurePolicy);
-            }
-            EngineSettings::Crane(crane_options(&args.engine, args.dry_run)?)
-        }
-    };
+    let (engine, engine_note) = engine(&args)?;
     Ok(SyncSettings {
         engine,
+        engine_note,
         image_timeout: args.skopeo.image_timeout,
         plan,
         jobs: args.jobs,
@@ -648,27 +645,50 @@ fn check_paths(access: &AccessArgs) -> Result<(), SettingsError> {
     Ok(())
 }
 
-fn skopeo_options(
-    access: &AccessArgs,
-    args: &SkopeoArgs,
-    dry_run: bool,
-) -> Result<SkopeoOptions, SettingsError> {
-    let binary = match (&args.skopeo, dry_run) {
-        (Some(path), _) => which::which(path).map_err(|e| SettingsError::SkopeoMissing {
-            reason: format!("{}: {e}", path.display()),
-        })?,
-        // A dry run copies nothing, so it works on a machine without skopeo.
-        (None, true) => which::which("skopeo").unwrap_or_else(|_| PathBuf::from("skopeo")),
-        (None, false) => which::which("skopeo").map_err(|e| SettingsError::SkopeoMissing {
-            reason: format!("not on PATH: {e}"),
-        })?,
+/// The engine and, when the native engine was picked though none was named, why. skopeo stays
+/// the default; only when no engine is named and skopeo is not installed does the native
+/// engine take over (so a machine with nothing but Rust can run the quick start).
+fn engine(args: &SyncArgs) -> Result<(EngineSettings, Option<String>), SettingsError> {
+    if let Some(EngineArg::Crane) = args.engine.engine {
+        if args.skopeo.insecure_policy {
+            return Err(SettingsError::CraneInsecurePolicy);
+        }
+        let options = crane_options(&args.engine, args.dry_run)?;
+        return Ok((EngineSettings::Crane(options), None));
+    }
+    let found = match &args.skopeo.skopeo {
+        Some(path) => which::which(path).map_err(|e| format!("{}: {e}", path.display())),
+        None => which::which("skopeo").map_err(|e| format!("not on PATH: {e}")),
     };
-    Ok(SkopeoOptions {
-        binary,
-        registries_conf: access.registries_conf.clone(),
-        // ferry retries whole images itself, with backoff that knows about rate limits.
-        retry_times: 0,
-        insecure_policy: args.insecure_policy,
+    let skopeo = |binary| {
+        EngineSettings::Skopeo(SkopeoOptions {
+            binary,
+            registries_conf: args.access.registries_conf.clone(),
+            // ferry retries whole images itself, with backoff that knows about rate limits.
+            retry_times: 0,
+            insecure_policy: args.skopeo.insecure_policy,
+        })
+    };
+    Ok(match (args.engine.engine, found) {
+        (Some(EngineArg::Native), _) => (EngineSettings::Native, None),
+        (_, Ok(binary)) => (skopeo(binary), None),
+        // An explicit --skopeo that is not there is a mistake, not a reason to switch.
+        (_, Err(reason)) if args.skopeo.skopeo.is_some() => {
+            return Err(SettingsError::SkopeoMissing { reason })
+        }
+        // A dry run copies nothing, so it works on a machine without skopeo.
+        (Some(EngineArg::Skopeo), Err(_)) if args.dry_run => {
+            (skopeo(PathBuf::from("skopeo")), None)
+        }
+        (Some(_), Err(reason)) => return Err(SettingsError::SkopeoMissing { reason }),
+        (None, Err(_)) => (
+            EngineSettings::Native,
+            Some(
+                "ferry: skopeo is not installed (not on PATH): copying with ferry's native engine \
+                 (--engine native; install skopeo or pass --engine skopeo to use skopeo)"
+                    .to_owned(),
+            ),
+        ),
     })
 }
 

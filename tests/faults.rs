@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::engines::{per_engine, Engine};
 use common::mirror::*;
+use common::script_proxy::ScriptProxy;
 use common::*;
 
 per_engine!(
@@ -472,56 +473,6 @@ fn private_file(engine: &Engine, args: &str, env: &str, flag: &str) -> (PathBuf,
     }
 }
 
-/// `scripts/rate-limit-proxy.py` in front of `upstream` with `args`; killed on drop.
-struct ScriptProxy {
-    child: std::process::Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl ScriptProxy {
-    fn start(dir: &Path, upstream: &str, args: &[&str]) -> ScriptProxy {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/rate-limit-proxy.py");
-        let port_file = dir.join("proxy-port");
-        let log = dir.join("proxy.log");
-        let child = Command::new("python3")
-            .arg(script)
-            .args(["--listen", "127.0.0.1:0", "--upstream", upstream])
-            .arg("--port-file")
-            .arg(&port_file)
-            .arg("--log")
-            .arg(&log)
-            .args(args)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("run python3");
-        wait_until(Duration::from_secs(20), "the proxy never listened", || {
-            port_file.exists()
-        });
-        let port = std::fs::read_to_string(&port_file).unwrap();
-        ScriptProxy {
-            child,
-            port: port.trim().parse().unwrap(),
-            log,
-        }
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for ScriptProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// skopeo reports a failed manifest list upload under `--preserve-digests` as "must be
 /// converted … but we cannot modify it", whatever the cause; a 503 is a passing fault. A proxy
 /// in front of the destination answers the first list upload with 503: ferry reads the cause
@@ -846,4 +797,156 @@ fn a_killed_ferry_takes_the_engine_with_it_and_the_next_run_removes_its_credenti
         "{} outlived the next run",
         scratch.display()
     );
+}
+
+/// The destination killed while the native engine copies (the source paced at 2 requests a
+/// second so the run takes a while): what landed stays, the rest fails as `network` after
+/// one round of retries without a tag, and a rerun on the same storage completes it.
+#[test]
+fn native_a_destination_that_dies_mid_run_fails_the_rest_as_network_and_a_rerun_completes() {
+    let mut m = Mirror::new(false);
+    let names = ["first", "second", "third", "fourth"];
+    let digests: Vec<String> = names
+        .iter()
+        .map(|n| m.push(&format!("library/{n}:1"), n))
+        .collect();
+    let list: String = names.iter().map(|n| format!("{n}:1\n")).collect();
+    let list = m.write("images.list", &list);
+    let report_path = m.scratch.path().join("report.json");
+    let child = m
+        .sync(&list)
+        .args([
+            "--engine",
+            "native",
+            "-j",
+            "1",
+            "--registry-rps",
+            "docker.io=2",
+        ])
+        .args(["--retry-times", "2", "--retry-delay", "200ms"])
+        .arg("--report")
+        .arg(&report_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let prefix = m.prefix();
+    let target = |name: &str| format!("{prefix}/docker.io/library/{name}:1");
+    wait_until(
+        Duration::from_secs(60),
+        "the first image never landed",
+        || m.target_digest(&target("first")).is_some(),
+    );
+    m.dest.stop();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let first = report(&report_path);
+    let outcomes = kinds_and_attempts(&first);
+    assert_eq!(outcomes[0], ("-".to_owned(), 1), "{first:#}");
+    let failed: Vec<&(String, u64)> = outcomes.iter().filter(|(k, _)| k != "-").collect();
+    assert!(failed.len() >= 2, "{first:#}");
+    assert!(
+        failed.iter().all(|(kind, _)| kind == "network"),
+        "{first:#}"
+    );
+    // One image went through its whole schedule; the others failed at once after it.
+    assert!(
+        failed.iter().any(|(_, attempts)| *attempts == 3),
+        "{first:#}"
+    );
+
+    m.dest.restart();
+    let landed = outcomes.iter().filter(|(k, _)| k == "-").count();
+    for (name, (kind, _)) in names.iter().zip(&outcomes) {
+        if kind != "-" {
+            assert_eq!(m.target_digest(&target(name)), None, "{name} was tagged");
+        }
+    }
+    let second_path = m.scratch.path().join("second.json");
+    run(
+        m.sync(&list)
+            .args(["--engine", "native"])
+            .arg("--report")
+            .arg(&second_path),
+        0,
+    );
+    let second = report(&second_path);
+    assert_eq!(second["summary"]["skipped"], landed, "{second:#}");
+    assert_eq!(
+        second["summary"]["synced"],
+        names.len() - landed,
+        "{second:#}"
+    );
+    for (name, digest) in names.iter().zip(&digests) {
+        assert_eq!(
+            m.target_digest(&target(name)).as_ref(),
+            Some(digest),
+            "{name}"
+        );
+    }
+}
+
+/// SIGTERM while the native engine copies from a slow source: ferry exits 143 at once with the
+/// report, the copies in flight are interrupted without a tag or a manifest at the
+/// destination, and a rerun completes them.
+#[test]
+fn native_sigterm_stops_the_copies_without_writing_a_tag() {
+    let m = Mirror::new(false);
+    let pushed: Vec<Image> = ["nginx", "redis"]
+        .iter()
+        .map(|name| {
+            let (layout, image) = make_image(m.scratch.path(), name);
+            push(&m.source, &layout, &format!("library/{name}:1"));
+            image
+        })
+        .collect();
+    let list = m.write("images.list", "nginx:1\nredis:1\n");
+    let proxy = ScriptProxy::start(m.scratch.path(), &m.source.addr(), &["--rate", "1"]);
+    let conf = registries_conf(m.scratch.path(), &[("docker.io", &proxy.addr())]);
+    let report_path = m.scratch.path().join("report.json");
+    let mut child = m
+        .sync(&list)
+        .env("CONTAINERS_REGISTRIES_CONF", &conf)
+        .args(["--engine", "native", "--registry-rps", "docker.io=1"])
+        .arg("--report")
+        .arg(&report_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        "no blob was ever asked for",
+        || proxy.log().contains("/blobs/sha256:"),
+    );
+    let status = signal_and_wait(
+        &mut child,
+        "TERM",
+        Duration::from_secs(5),
+        "ferry did not stop at once",
+    );
+    assert_eq!(status.code(), Some(143));
+    let report = report(&report_path);
+    assert_eq!(report["summary"]["interrupted"], true, "{report:#}");
+    for image in images(&report) {
+        assert_eq!(image["status"], "failed", "{image:#}");
+        assert_eq!(image["error"]["kind"], "interrupted", "{image:#}");
+    }
+    for (name, image) in ["nginx", "redis"].iter().zip(&pushed) {
+        let repo = format!("{}/docker.io/library/{name}", m.prefix());
+        assert_eq!(
+            m.target_digest(&format!("{repo}:1")),
+            None,
+            "{name} was tagged"
+        );
+        for manifest in image.platform_digests.iter().chain([&image.digest]) {
+            let at = format!("{repo}@{manifest}");
+            assert_eq!(m.target_digest(&at), None, "{at} was written");
+        }
+    }
+    run(m.sync(&list).args(["--engine", "native"]), 0);
+    for (name, image) in ["nginx", "redis"].iter().zip(&pushed) {
+        let target = format!("{}/docker.io/library/{name}:1", m.prefix());
+        assert_eq!(m.target_digest(&target), Some(image.digest.clone()));
+    }
 }

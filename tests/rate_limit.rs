@@ -15,6 +15,16 @@ const IMAGES: usize = 8;
 
 #[test]
 fn a_throttled_source_syncs_without_failures_and_a_no_op_rerun_runs_at_its_rate() {
+    throttled_source_syncs_without_failures("skopeo");
+}
+
+/// The same with the native engine, which paces and retries each request itself.
+#[test]
+fn a_throttled_source_syncs_natively_without_failures() {
+    throttled_source_syncs_without_failures("native");
+}
+
+fn throttled_source_syncs_without_failures(engine: &str) {
     let m = Mirror::new(false);
     let mut digests = Vec::new();
     for i in 0..IMAGES {
@@ -28,6 +38,7 @@ fn a_throttled_source_syncs_without_failures_and_a_no_op_rerun_runs_at_its_rate(
     let sync = |report: &str| {
         let mut cmd = m.sync(&list);
         cmd.env("CONTAINERS_REGISTRIES_CONF", &conf);
+        cmd.args(["--engine", engine]);
         cmd.args([
             "--retry-delay",
             "1s",
@@ -77,7 +88,7 @@ fn a_throttled_source_syncs_without_failures_and_a_no_op_rerun_runs_at_its_rate(
     );
     let expected = Duration::from_secs_f64(IMAGES as f64 / RATE);
     println!(
-        "cold {:.1}s ({cold_429s} x 429), no-op {:.1}s ({} x 429) for {IMAGES} tags at {RATE} req/s (expected about {:.1}s)",
+        "{engine}: cold {:.1}s ({cold_429s} x 429), no-op {:.1}s ({} x 429) for {IMAGES} tags at {RATE} req/s (expected about {:.1}s)",
         cold.as_secs_f64(),
         no_op.as_secs_f64(),
         proxy.throttled() - cold_429s,

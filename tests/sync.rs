@@ -782,12 +782,14 @@ fn missing_skopeo_is_a_configuration_error_with_a_hint() {
     let scratch = TempDir::new("ferry-noskopeo");
     let list = scratch.path().join("images.list");
     std::fs::write(&list, "nginx:1.25\n").unwrap();
+    // Named, skopeo must be there (without a name ferry would copy natively instead).
     let out = run(
         ferry()
             .arg("sync")
             .arg(&list)
             .arg("--dest")
             .arg("harbor.example/third")
+            .args(["--engine", "skopeo"])
             .env("PATH", scratch.path()),
         2,
     );

@@ -11,6 +11,7 @@ use tracing::info;
 use super::{load, say, say_err, Loaded};
 use crate::access::Access;
 use crate::engine::crane::{Crane, NO_OCI_LAYOUTS};
+use crate::engine::native::Native;
 use crate::engine::skopeo::Skopeo;
 use crate::engine::Engine;
 use crate::error::{Error, Outcome};
@@ -93,6 +94,7 @@ pub(super) async fn run_once(
         Error::Internal(format!("cannot create a private temporary directory: {e}"))
     })?;
     let access = registry.access.clone();
+    let client = Arc::new(RegistryClient::new(registry));
     let engine: Result<Arc<dyn Engine>, _> = match &settings.engine {
         EngineSettings::Skopeo(options) => Skopeo::new(
             options.clone(),
@@ -111,6 +113,10 @@ pub(super) async fn run_once(
             &jobs,
         )
         .map(|engine| Arc::new(engine) as Arc<dyn Engine>),
+        EngineSettings::Native => Ok(Arc::new(Native::new(
+            Arc::clone(&client),
+            settings.image_timeout,
+        )) as Arc<dyn Engine>),
     };
     let engine = engine.map_err(|e| {
         Error::Internal(format!(
@@ -118,7 +124,9 @@ pub(super) async fn run_once(
             settings.engine.name()
         ))
     })?;
-    let client = Arc::new(RegistryClient::new(registry));
+    if let Some(note) = &settings.engine_note {
+        say_err(note);
+    }
     let (events, received) = Events::channel();
     info!("copying with {}", engine.name());
     let console = Console {
@@ -181,7 +189,14 @@ fn print_dry_run(settings: &SyncSettings, access: &Access, jobs: &[Job]) {
         EngineSettings::Crane(options) => {
             Box::new(Crane::for_dry_run(options.clone(), access.clone()))
         }
+        EngineSettings::Native => Box::new(Native::new(
+            Arc::new(RegistryClient::new(settings.plan.registry.clone())),
+            settings.image_timeout,
+        )),
     };
+    if let Some(note) = &settings.engine_note {
+        say_err(note);
+    }
     for job in jobs {
         say(format!("# {} -> {}", job.origin, job.target));
         let (job, note) = match job.for_tag("TAG") {

@@ -4,6 +4,7 @@
 //! engine by name.
 
 pub mod crane;
+pub mod native;
 pub mod skopeo;
 
 use std::future::Future;
@@ -34,6 +35,9 @@ pub struct Attempt<'a> {
     /// The job's place in the run, unique among its jobs (for private file names).
     pub index: usize,
     pub job: &'a Job,
+    /// The source's digest as the plan found it, when it looked: an engine that reads
+    /// manifests itself reads this one, so the tag cannot move between plan and copy.
+    pub digest: Option<&'a str>,
     /// 1 for the first attempt.
     pub number: u32,
     /// Stop the copy (gracefully, then now) when this says so.
@@ -52,7 +56,7 @@ pub struct Copied {
 
 /// A copy engine.
 pub trait Engine: Send + Sync {
-    /// How the engine is called on the command line (`skopeo`, `crane`).
+    /// How the engine is called on the command line (`skopeo`, `native`).
     fn name(&self) -> &'static str;
 
     /// Runs one attempt to its end: copied, or failed with a classified error.

@@ -5,9 +5,11 @@
 //! Authentication: anonymous, Basic, and the Bearer challenge flow; the `Authorization`
 //! value is cached per (host, repository) and a 401 triggers exactly one re-challenge.
 
+pub mod api;
 pub mod auth;
 pub mod conf;
 pub mod pace;
+pub mod request;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -24,6 +26,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use self::auth::{parse_challenge, AuthError, Challenge};
 use self::conf::{ConfError, Endpoint};
 use self::pace::{parse_retry_after, Pacer};
+use self::request::{
+    retries_transport, transient_backoff, url_authority, Payload, Request, Scope,
+    MAX_TRANSIENT_RETRIES,
+};
 use crate::access::{Access, SideAccess};
 use crate::model::{FailureKind, Side};
 use tracing::warn;
@@ -79,6 +85,13 @@ pub enum RegistryError {
     },
     #[error("{what}: HTTP {status}")]
     Status { what: String, status: u16 },
+    /// An answer other than the one expected, with the registry's own words for it.
+    #[error("{what}: HTTP {status}{}", if detail.is_empty() { String::new() } else { format!(": {detail}") })]
+    Rejected {
+        what: String,
+        status: u16,
+        detail: String,
+    },
     #[error("{what}: {message}")]
     Network { what: String, message: String },
     /// The message names the registry (see [`crate::tls::explain`]), so the same failure
@@ -98,10 +111,16 @@ impl RegistryError {
             | RegistryError::Credentials { .. } => FailureKind::Unauthorized,
             RegistryError::RateLimited { .. } => FailureKind::RateLimited,
             RegistryError::Network { .. } => FailureKind::Network,
-            RegistryError::Status { status, .. } if *status >= 500 => FailureKind::Network,
+            RegistryError::Status { status, .. } | RegistryError::Rejected { status, .. }
+                if *status >= 500 =>
+            {
+                FailureKind::Network
+            }
+            RegistryError::Rejected { status: 404, .. } => FailureKind::NotFound,
             RegistryError::Tls { .. } => FailureKind::Tls,
             RegistryError::Conf(_)
             | RegistryError::Status { .. }
+            | RegistryError::Rejected { .. }
             | RegistryError::Invalid { .. } => FailureKind::Other,
         }
     }
@@ -133,7 +152,8 @@ pub struct RegistryClient {
     options: ClientOptions,
     clients: Mutex<HashMap<ClientKey, reqwest::Client>>,
     schemes: Mutex<HashMap<(String, Side), Arc<Probe>>>,
-    authorizations: Mutex<HashMap<(String, String), AuthSlot>>,
+    /// By (host, repository, scope).
+    authorizations: Mutex<HashMap<(String, String, String), AuthSlot>>,
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
     pacers: Mutex<HashMap<String, Pacer>>,
     /// What each host said of each login, by (host, username): a wrong password is sent once
@@ -293,17 +313,11 @@ impl RegistryClient {
         let endpoint = self.endpoint(side, name)?;
         let what = format!("{name}:{reference}").replace(":sha256:", "@sha256:");
         let path = format!("/v2/{}/manifests/{reference}", endpoint.repository);
-        let response = self
-            .send(
-                side,
-                name,
-                &endpoint,
-                Method::HEAD,
-                &path,
-                MANIFEST_ACCEPT,
-                &what,
-            )
-            .await?;
+        let lookup = |method| Request {
+            accept: Some(MANIFEST_ACCEPT),
+            ..Request::new(side, name, method, path.clone(), &what)
+        };
+        let response = self.send(lookup(Method::HEAD)).await?;
         match response.status() {
             status if status.is_success() => {}
             StatusCode::NOT_FOUND => return Ok(None),
@@ -313,17 +327,7 @@ impl RegistryClient {
             return Ok(Some(digest));
         }
         // Some registries omit the header on HEAD: the digest is the sha256 of the body.
-        let response = self
-            .send(
-                side,
-                name,
-                &endpoint,
-                Method::GET,
-                &path,
-                MANIFEST_ACCEPT,
-                &what,
-            )
-            .await?;
+        let response = self.send(lookup(Method::GET)).await?;
         if !response.status().is_success() {
             return Err(status_error(&what, &response));
         }
@@ -346,15 +350,10 @@ impl RegistryClient {
         let mut tags = Vec::new();
         loop {
             let response = self
-                .send(
-                    side,
-                    name,
-                    &endpoint,
-                    Method::GET,
-                    &path,
-                    "application/json",
-                    &what,
-                )
+                .send(Request {
+                    accept: Some("application/json"),
+                    ..Request::new(side, name, Method::GET, path.clone(), &what)
+                })
                 .await?;
             match response.status() {
                 status if status.is_success() => {}
@@ -371,26 +370,45 @@ impl RegistryClient {
         }
     }
 
-    #[expect(clippy::too_many_arguments)]
-    async fn send(
-        &self,
-        side: Side,
-        name: &str,
-        endpoint: &Endpoint,
-        method: Method,
-        path: &str,
-        accept: &str,
-        what: &str,
-    ) -> Result<Response, RegistryError> {
+    /// Sends `request` under this host's in-flight cap and pace, authenticating as the
+    /// registry asks (one challenge per repository and scope, shared by every request for it),
+    /// waiting out 429s and, for requests that allow it, retrying connection errors and 5xx
+    /// with backoff. A streamed body goes out once: whatever the answer to it, it is returned
+    /// (after a 401 the authorization is renewed for the next request).
+    pub(crate) async fn send(&self, request: Request<'_>) -> Result<Response, RegistryError> {
+        let Request {
+            side,
+            name,
+            method,
+            target,
+            accept,
+            headers,
+            mut body,
+            scope,
+            retry,
+            timeout,
+            what,
+        } = request;
+        let endpoint = self.endpoint(side, name)?;
         let limit = self.limit(&endpoint.host);
         let _permit = limit.acquire().await.expect("limits are never closed");
         let insecure = self.side(side).reach(name, endpoint.insecure).insecure;
-        let client = self.client(side, name, endpoint, insecure)?;
-        let scheme = self.scheme(side, endpoint, insecure, &client, what).await?;
-        let url = format!("{scheme}://{}{path}", endpoint.host);
-        // One request per repository finds out how to authenticate (and fetches the token);
-        // the others wait for it and reuse the answer instead of all being challenged at once.
-        let slot = self.auth_slot(&endpoint.host, &endpoint.repository);
+        let client = self.client(side, name, &endpoint, insecure)?;
+        let (url, own_host) = if target.starts_with('/') {
+            let scheme = self
+                .scheme(side, &endpoint, insecure, &client, what)
+                .await?;
+            (format!("{scheme}://{}{target}", endpoint.host), true)
+        } else {
+            let own = reqwest::Url::parse(&target)
+                .ok()
+                .is_some_and(|url| url_authority(&url) == endpoint.host);
+            (target, own)
+        };
+        // One request per repository and scope finds out how to authenticate (and fetches
+        // the token); the others wait for it and reuse the answer instead of all being
+        // challenged at once.
+        let slot = self.auth_slot(&endpoint.host, &endpoint.repository, &scope);
         let guard = slot.lock().await;
         let known = (*guard).clone();
         let mut first = if known.is_none() {
@@ -402,6 +420,7 @@ impl RegistryClient {
         let mut authorization = known.flatten();
         let mut challenged = false;
         let mut throttled = 0;
+        let mut transient = 0;
         let mut trial = None;
         loop {
             if trial.is_none() {
@@ -411,20 +430,62 @@ impl RegistryClient {
                 }
             }
             let sent = self.pace(&endpoint.host).await;
-            let mut request = client.request(method.clone(), &url).header(ACCEPT, accept);
-            if let Some(value) = &authorization {
-                request = request.header(AUTHORIZATION, value);
+            let mut builder = client.request(method.clone(), &url);
+            if let Some(accept) = accept {
+                builder = builder.header(ACCEPT, accept);
             }
-            let response = self
-                .counted(request, what)
-                .await
-                .map_err(|e| explain_tls(side, &endpoint.host, e))?;
+            for (key, value) in &headers {
+                builder = builder.header(key, value);
+            }
+            if let Some(value) = authorization.as_ref().filter(|_| own_host) {
+                builder = builder.header(AUTHORIZATION, value);
+            }
+            if let Some(timeout) = timeout {
+                builder = builder.timeout(timeout);
+            }
+            let resendable = !matches!(body, Payload::Stream(_));
+            builder = match &mut body {
+                Payload::Empty => builder,
+                Payload::Bytes(bytes) => builder.body(bytes.clone()),
+                Payload::Stream(stream) => match stream.take() {
+                    Some(stream) => builder.body(stream),
+                    None => {
+                        return Err(RegistryError::Invalid {
+                            what: what.to_owned(),
+                            message: "a streamed body cannot be sent twice".to_owned(),
+                        })
+                    }
+                },
+            };
+            let response = match self.counted(builder, what).await {
+                Ok(response) => response,
+                Err(error) if retry && resendable && transient < MAX_TRANSIENT_RETRIES => {
+                    if !retries_transport(&error) {
+                        return Err(explain_tls(side, &endpoint.host, error));
+                    }
+                    transient += 1;
+                    let wait = transient_backoff(transient);
+                    warn!(
+                        "{what}: {error}; trying again in {:.1}s",
+                        wait.as_secs_f64()
+                    );
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                Err(error) => return Err(explain_tls(side, &endpoint.host, error)),
+            };
             self.note_quota(&endpoint.host, response.headers());
+            if response.status() != StatusCode::TOO_MANY_REQUESTS {
+                self.with_pacer(&endpoint.host, |pacer| pacer.passed(Instant::now(), sent));
+            }
             if response.status() == StatusCode::TOO_MANY_REQUESTS
                 && throttled < MAX_THROTTLED_RETRIES
             {
                 throttled += 1;
                 let asked = self.throttle(&endpoint.host, sent, &response, throttled);
+                if !resendable {
+                    return Ok(response);
+                }
                 if asked <= MAX_RETRY_AFTER {
                     warn!(
                         "{}: rate limited (HTTP 429); pausing {:.1}s and slowing down",
@@ -452,7 +513,22 @@ impl RegistryClient {
                     _ => {}
                 }
             }
-            if response.status() != StatusCode::UNAUTHORIZED || challenged {
+            if retry
+                && resendable
+                && response.status().is_server_error()
+                && transient < MAX_TRANSIENT_RETRIES
+            {
+                transient += 1;
+                let wait = transient_backoff(transient);
+                warn!(
+                    "{what}: HTTP {}; trying again in {:.1}s",
+                    response.status().as_u16(),
+                    wait.as_secs_f64()
+                );
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            if response.status() != StatusCode::UNAUTHORIZED || challenged || !own_host {
                 if let Some(mut guard) = first.take() {
                     *guard = Some(authorization);
                 }
@@ -474,7 +550,7 @@ impl RegistryClient {
                 authorization = current;
             } else {
                 match self
-                    .authorize(side, name, endpoint, &client, challenge, what)
+                    .authorize(side, name, &endpoint, &client, challenge, &scope, what)
                     .await?
                 {
                     (Some(value), basic_trial) => {
@@ -485,6 +561,10 @@ impl RegistryClient {
                 }
             }
             *guard = Some(authorization.clone());
+            if !resendable {
+                // Renewed for the next request; this one's body is gone.
+                return Ok(response);
+            }
         }
     }
 
@@ -524,10 +604,10 @@ impl RegistryClient {
             .collect()
     }
 
-    fn auth_slot(&self, host: &str, repository: &str) -> AuthSlot {
+    fn auth_slot(&self, host: &str, repository: &str, scope: &Scope) -> AuthSlot {
         let mut slots = self.authorizations.lock().expect("lock");
         let slot = slots
-            .entry((host.to_owned(), repository.to_owned()))
+            .entry((host.to_owned(), repository.to_owned(), scope.key()))
             .or_default();
         Arc::clone(slot)
     }
@@ -535,6 +615,7 @@ impl RegistryClient {
     /// The `Authorization` value that answers `challenge`, or `None` when there is nothing to
     /// offer (Basic without credentials). For Basic, also the trial of a login not yet known:
     /// the request that sends it settles it.
+    #[expect(clippy::too_many_arguments)]
     async fn authorize(
         &self,
         side: Side,
@@ -542,6 +623,7 @@ impl RegistryClient {
         endpoint: &Endpoint,
         client: &reqwest::Client,
         challenge: Challenge,
+        wanted: &Scope,
         what: &str,
     ) -> Result<(Option<String>, Option<Trial>), RegistryError> {
         let credentials = self.credentials(side, name, endpoint, what)?;
@@ -567,7 +649,7 @@ impl RegistryClient {
                 scope,
             } => (realm, service, scope),
         };
-        let scope = scope.unwrap_or_else(|| format!("repository:{}:pull", endpoint.repository));
+        let scopes = wanted.token_scopes(&endpoint.repository, scope);
         let mut url = reqwest::Url::parse(&realm).map_err(|e| RegistryError::Invalid {
             what: what.to_owned(),
             message: format!("bad token realm {realm:?}: {e}"),
@@ -577,7 +659,9 @@ impl RegistryClient {
             if let Some(service) = &service {
                 query.append_pair("service", service);
             }
-            query.append_pair("scope", &scope);
+            for scope in &scopes {
+                query.append_pair("scope", scope);
+            }
         }
         let mut request = client.get(url);
         if let Some(value) = &basic {
@@ -653,7 +737,7 @@ impl RegistryClient {
             .lock()
             .expect("lock")
             .keys()
-            .any(|(host, _)| *host == endpoint.host);
+            .any(|(host, _, _)| *host == endpoint.host);
         if asked {
             return false;
         }
@@ -992,7 +1076,8 @@ fn status_error(what: &str, response: &Response) -> RegistryError {
     }
 }
 
-fn transport_error(what: &str, error: &reqwest::Error) -> RegistryError {
+/// A transport failure with all its causes, on one line.
+pub fn describe_transport(error: &reqwest::Error) -> String {
     let mut message = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(inner) = source {
@@ -1000,6 +1085,11 @@ fn transport_error(what: &str, error: &reqwest::Error) -> RegistryError {
         message.push_str(&inner.to_string());
         source = inner.source();
     }
+    message
+}
+
+fn transport_error(what: &str, error: &reqwest::Error) -> RegistryError {
+    let message = describe_transport(error);
     let what = what.to_owned();
     if crate::tls::problem(&message).is_some() {
         RegistryError::Tls { what, message }

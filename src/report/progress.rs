@@ -35,6 +35,10 @@ enum Phase {
         of: u32,
         blobs: u32,
         total: Option<u32>,
+        /// Bytes moved and still to move, for engines that tell them.
+        bytes: Option<(u64, Option<u64>)>,
+        /// When the attempt started, for its rate.
+        started: Instant,
     },
     Turn {
         registry: String,
@@ -54,12 +58,21 @@ impl Phase {
                 of,
                 blobs,
                 total,
+                bytes,
+                started,
             } => {
-                let blobs = match (blobs, total) {
+                let mut blobs = match (blobs, total) {
                     (0, None) => String::new(),
                     (n, None) => format!(", {n} blobs"),
                     (n, Some(total)) => format!(", {n}/{total} blobs"),
                 };
+                if let Some((done, to_move)) = bytes {
+                    blobs.push_str(&transfer(
+                        *done,
+                        *to_move,
+                        now.saturating_duration_since(*started),
+                    ));
+                }
                 match attempt {
                     1 => format!("copying{blobs}"),
                     _ => format!("copying, attempt {attempt}/{of}{blobs}"),
@@ -76,6 +89,27 @@ impl Phase {
     fn waiting(&self) -> bool {
         !matches!(self, Phase::Copying { .. })
     }
+}
+
+/// `, 12.5/64.0 MB, 25.0 MB/s, ETA 3s`: bytes moved of those to move, the rate since the
+/// attempt started and the time left at that rate (each part once it can be told).
+fn transfer(done: u64, to_move: Option<u64>, elapsed: Duration) -> String {
+    const MB: f64 = 1e6;
+    let mut text = match to_move {
+        Some(total) => format!(", {:.1}/{:.1} MB", done as f64 / MB, total as f64 / MB),
+        None => format!(", {:.1} MB", done as f64 / MB),
+    };
+    let rate = done as f64 / elapsed.as_secs_f64().max(0.001);
+    if done > 0 && elapsed >= Duration::from_millis(500) {
+        text.push_str(&format!(", {:.1} MB/s", rate / MB));
+        if let Some(left) = to_move.map(|total| total.saturating_sub(done)) {
+            text.push_str(&format!(
+                ", ETA {}",
+                seconds(Duration::from_secs_f64(left as f64 / rate))
+            ));
+        }
+    }
+    text
 }
 
 fn seconds(duration: Duration) -> String {
@@ -97,6 +131,10 @@ struct Tally {
     last_failure: BTreeMap<usize, FailureKind>,
     /// The registry that last answered a lookup 429, and until when it is paused.
     throttled: Option<(String, Instant)>,
+    /// Bytes the engine told it moved, over every attempt, and each in-flight attempt's
+    /// count so far.
+    moved: u64,
+    attempt_bytes: BTreeMap<usize, u64>,
 }
 
 impl Tally {
@@ -123,17 +161,32 @@ impl Tally {
                     of: *of,
                     blobs: 0,
                     total: None,
+                    bytes: None,
+                    started: now,
                 };
                 self.in_flight.insert(*index, (target.clone(), phase));
+                self.attempt_bytes.insert(*index, 0);
             }
             Event::Progress {
                 index, progress, ..
             } => {
-                if let Some((_, Phase::Copying { blobs, total, .. })) =
-                    self.in_flight.get_mut(index)
+                if let Some((
+                    _,
+                    Phase::Copying {
+                        blobs,
+                        total,
+                        bytes,
+                        ..
+                    },
+                )) = self.in_flight.get_mut(index)
                 {
                     *blobs = progress.blobs_done;
                     *total = progress.blobs_total;
+                    *bytes = progress.bytes_done.map(|done| (done, progress.bytes_total));
+                }
+                if let Some(done) = progress.bytes_done {
+                    let before = self.attempt_bytes.insert(*index, done).unwrap_or(0);
+                    self.moved += done.saturating_sub(before);
                 }
             }
             Event::Waiting {
@@ -155,6 +208,7 @@ impl Tally {
             }
             Event::Finished { index, result } => {
                 self.in_flight.remove(index);
+                self.attempt_bytes.remove(index);
                 self.last_failure.remove(index);
                 self.done += 1;
                 match result.status {
@@ -208,6 +262,14 @@ impl Tally {
             waiting,
             seconds(elapsed)
         );
+        if self.moved > 0 {
+            let rate = self.moved as f64 / elapsed.as_secs_f64().max(0.001);
+            line.push_str(&format!(
+                ", {:.1} MB moved ({:.1} MB/s)",
+                self.moved as f64 / 1e6,
+                rate / 1e6
+            ));
+        }
         if let Some(registry) = self.throttling(now) {
             line.push_str(&format!("; {registry} is rate limiting"));
         }
@@ -372,6 +434,87 @@ mod tests {
             explicit: false,
             filter: None,
         }
+    }
+
+    #[test]
+    fn bytes_show_with_their_rate_and_time_left() {
+        let s = Duration::from_secs;
+        let table = [
+            (0, Some(64_000_000), s(0), ", 0.0/64.0 MB"),
+            (
+                16_000_000,
+                Some(64_000_000),
+                s(2),
+                ", 16.0/64.0 MB, 8.0 MB/s, ETA 6s",
+            ),
+            (
+                64_000_000,
+                Some(64_000_000),
+                s(4),
+                ", 64.0/64.0 MB, 16.0 MB/s, ETA 0s",
+            ),
+            (5_000_000, None, s(1), ", 5.0 MB, 5.0 MB/s"),
+            // Too early for a rate.
+            (
+                1_000_000,
+                Some(2_000_000),
+                Duration::from_millis(100),
+                ", 1.0/2.0 MB",
+            ),
+        ];
+        for (done, total, elapsed, expected) in table {
+            assert_eq!(transfer(done, total, elapsed), expected, "{done} {total:?}");
+        }
+        let mut tally = Tally::default();
+        let now = Instant::now();
+        let planned = Event::Planned {
+            index: 0,
+            state: State::New,
+        };
+        tally.event(&planned, now);
+        tally.event(
+            &Event::AttemptStarted {
+                index: 0,
+                target: "t".into(),
+                attempt: 1,
+                of: 4,
+            },
+            now,
+        );
+        let progress = Progress {
+            blobs_done: 1,
+            blobs_total: Some(4),
+            bytes_done: Some(10_000_000),
+            bytes_total: Some(30_000_000),
+        };
+        tally.event(&Event::Progress { index: 0, progress }, now);
+        let (_, phase) = &tally.in_flight[&0];
+        assert_eq!(
+            tally.phase(0, phase, now + s(2)),
+            "copying, 1/4 blobs, 10.0/30.0 MB, 5.0 MB/s, ETA 4s"
+        );
+        // The heartbeat counts what every attempt moved, a retry's bytes too.
+        let more = Progress {
+            bytes_done: Some(15_000_000),
+            ..progress
+        };
+        tally.event(
+            &Event::Progress {
+                index: 0,
+                progress: more,
+            },
+            now,
+        );
+        let retry = Event::AttemptStarted {
+            index: 0,
+            target: "t".into(),
+            attempt: 2,
+            of: 4,
+        };
+        tally.event(&retry, now);
+        tally.event(&Event::Progress { index: 0, progress }, now);
+        let line = tally.heartbeat(now, s(5));
+        assert!(line.ends_with(", 25.0 MB moved (5.0 MB/s)"), "{line}");
     }
 
     #[test]

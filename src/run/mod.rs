@@ -145,7 +145,15 @@ pub async fn sync(
                     }
                     _ => None,
                 };
-                let mut result = copy_one(&context, position, job, stop, &slot).await;
+                let mut result = copy_one(
+                    &context,
+                    position,
+                    job,
+                    planned_digest.as_deref(),
+                    stop,
+                    &slot,
+                )
+                .await;
                 if let Some(tidy) = tidy {
                     if let Err(e) = tidy.after() {
                         warn!("cannot tidy the OCI layout of {}: {e}", result.target);
@@ -299,6 +307,7 @@ async fn copy_one(
     context: &Context,
     index: usize,
     job: Job,
+    planned_digest: Option<&str>,
     mut stop: watch::Receiver<Stop>,
     slot: &Slot,
 ) -> ImageResult {
@@ -385,6 +394,7 @@ async fn copy_one(
             .copy(Attempt {
                 index,
                 job: &job,
+                digest: planned_digest,
                 number: attempt,
                 stop: stop.clone(),
                 progress: &progress,

@@ -12,6 +12,7 @@
 
 pub mod engines;
 pub mod mirror;
+pub mod script_proxy;
 pub mod token_proxy;
 
 use std::fmt::Write as _;
@@ -38,7 +39,7 @@ const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 
 /// A number unique within this test binary, for names that parallel tests must not share.
-fn unique() -> usize {
+pub fn unique() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
@@ -374,12 +375,46 @@ fn make_tls_and_htpasswd(dir: &Path, user: &str, password: &str) {
 pub struct Image {
     pub digest: String,
     pub platform_digests: Vec<String>,
+    /// Every layer digest, per platform bottom first (linux/amd64's, then linux/arm64's).
+    pub layers: Vec<String>,
 }
 
 /// Build an OCI layout in a fresh dir under `dir`: an index over linux/amd64 and linux/arm64, each
 /// a manifest with one uncompressed tar layer whose file depends on `seed` and the arch. Same seed,
 /// same digests. The layout's index.json names the index "latest".
 pub fn make_image(dir: &Path, seed: &str) -> (PathBuf, Image) {
+    make_layered_image(dir, seed, &Layers::default())
+}
+
+/// What else [`make_layered_image`] puts in each platform's image.
+#[derive(Debug, Clone, Default)]
+pub struct Layers<'a> {
+    /// A base layer first, depending only on this seed and the arch: images with the same
+    /// base share it, as images built `FROM` one base do.
+    pub base: Option<&'a str>,
+    /// Bytes of incompressible content added to the top layer (0: a few lines of text).
+    pub top_bytes: usize,
+}
+
+/// Deterministic, incompressible bytes: xorshift64* seeded by the sha256 of `seed` (fast in
+/// a debug build, where tests generate tens of MiB).
+pub fn seeded_bytes(seed: &str, length: usize) -> Vec<u8> {
+    let hash = Sha256::digest(seed.as_bytes());
+    let mut state = u64::from_le_bytes(hash[..8].try_into().unwrap()) | 1;
+    let mut bytes = Vec::with_capacity(length + 8);
+    while bytes.len() < length {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        bytes.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    bytes.truncate(length);
+    bytes
+}
+
+/// [`make_image`] with `layers`: an optional shared base layer under the top one, and a top
+/// layer of any size. The image's `layers` list each platform's layer digests, bottom first.
+pub fn make_layered_image(dir: &Path, seed: &str, layers: &Layers) -> (PathBuf, Image) {
     let layout = loop {
         let candidate = dir.join(format!("oci-{}", unique()));
         if fs::create_dir(&candidate).is_ok() {
@@ -392,18 +427,30 @@ pub fn make_image(dir: &Path, seed: &str) -> (PathBuf, Image) {
 
     let mut entries = Vec::new();
     let mut platform_digests = Vec::new();
+    let mut all_layers = Vec::new();
     for arch in ["amd64", "arm64"] {
-        let content = format!("ferry test image\nseed: {seed}\narch: {arch}\n");
-        let layer = tar_with_one_file("ferry-fixture.txt", content.as_bytes());
-        let layer = write_blob(&blobs, OCI_LAYER_TAR, layer);
+        let mut written = Vec::new();
+        if let Some(base) = layers.base {
+            let content = format!("ferry test base layer\nbase: {base}\narch: {arch}\n");
+            let tar = tar_with_one_file("ferry-base.txt", content.as_bytes());
+            written.push(write_blob(&blobs, OCI_LAYER_TAR, tar));
+        }
+        let mut content = format!("ferry test image\nseed: {seed}\narch: {arch}\n").into_bytes();
+        content.extend(seeded_bytes(&format!("{seed}/{arch}"), layers.top_bytes));
+        let tar = tar_with_one_file("ferry-fixture.txt", &content);
+        written.push(write_blob(&blobs, OCI_LAYER_TAR, tar));
+        let diff_ids: Vec<String> = written.iter().map(|l| format!("{:?}", l.digest)).collect();
         let config = format!(
-            r#"{{"architecture":"{arch}","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
-            layer.digest
+            r#"{{"architecture":"{arch}","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
+            diff_ids.join(",")
         );
         let config = write_blob(&blobs, OCI_CONFIG, config.into_bytes());
-        let (config, layer) = (config.json(""), layer.json(""));
+        let layer_json: Vec<String> = written.iter().map(|l| l.json("")).collect();
+        all_layers.extend(written.iter().map(|l| l.digest.clone()));
         let manifest = format!(
-            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{config},"layers":[{layer}]}}"#
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{},"layers":[{}]}}"#,
+            config.json(""),
+            layer_json.join(",")
         );
         let manifest = write_blob(&blobs, OCI_MANIFEST, manifest.into_bytes());
         let platform = format!(r#","platform":{{"architecture":"{arch}","os":"linux"}}"#);
@@ -425,6 +472,7 @@ pub fn make_image(dir: &Path, seed: &str) -> (PathBuf, Image) {
         Image {
             digest,
             platform_digests,
+            layers: all_layers,
         },
     )
 }
@@ -488,9 +536,43 @@ fn tar_with_one_file(name: &str, content: &[u8]) -> Vec<u8> {
 /// Push an OCI layout (its "latest") with `skopeo copy --all --preserve-digests`; returns the
 /// digest skopeo reports for what it pushed.
 pub fn push(registry: &Registry, layout: &Path, repo_and_tag: &str) -> String {
+    push_as(registry, layout, repo_and_tag, Form::OciIndex)
+}
+
+/// How [`push_as`] writes a generated image to a registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// As generated: an OCI index of OCI manifests with uncompressed layers.
+    OciIndex,
+    /// Converted by skopeo to a Docker schema 2 manifest list (gzip layers).
+    DockerList,
+    /// The linux/amd64 image alone, as its OCI manifest.
+    OciSingle,
+    /// The linux/amd64 image alone, converted to a Docker schema 2 manifest.
+    DockerSingle,
+}
+
+/// Push an OCI layout (its "latest") in `form`; returns the digest skopeo reports for what it
+/// pushed (for a converted form, a digest of its own).
+pub fn push_as(registry: &Registry, layout: &Path, repo_and_tag: &str, form: Form) -> String {
     let digest_file = registry.dir.path().join(format!("pushed-{}", unique()));
     let mut cmd = Command::new(SKOPEO);
-    cmd.args("--insecure-policy copy --all --preserve-digests --quiet".split(' '));
+    cmd.args([
+        "--insecure-policy",
+        "--override-arch",
+        "amd64",
+        "--override-os",
+        "linux",
+    ]);
+    cmd.args(
+        match form {
+            Form::OciIndex => "copy --all --preserve-digests --quiet",
+            Form::DockerList => "copy --all --format v2s2 --quiet",
+            Form::OciSingle => "copy --preserve-digests --quiet",
+            Form::DockerSingle => "copy --format v2s2 --quiet",
+        }
+        .split(' '),
+    );
     cmd.args(registry.skopeo_access("dest-"))
         .arg(format!("--digestfile={}", digest_file.display()))
         .arg(format!("oci:{}:latest", layout.display()))
@@ -545,6 +627,12 @@ pub fn raw_manifest(registry: &Registry, repo_ref: &str) -> Option<Vec<u8>> {
 /// sha256 of the raw top-level manifest of `repo_ref`, None when it does not exist.
 pub fn remote_digest(registry: &Registry, repo_ref: &str) -> Option<String> {
     raw_manifest(registry, repo_ref).map(|raw| sha256_digest(&raw))
+}
+
+/// Whether `repo` in `registry` holds blob `digest` whole (`GET` answered 200 with its bytes).
+pub fn has_blob(registry: &Registry, repo: &str, digest: &str) -> bool {
+    let answer = registry_get(registry, &format!("/v2/{repo}/blobs/{digest}"));
+    answer.status == 200
 }
 
 /// The tags of `repo`, sorted; empty when the repository does not exist.

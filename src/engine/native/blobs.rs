@@ -1,0 +1,434 @@
+//! Moving one blob: read from the source as a stream (a cut download resumes with `Range`),
+//! its size and sha256 checked as the bytes pass, and written into a destination upload or a
+//! layout file without ever holding the blob whole. The last bytes reach the destination only
+//! once the digest checked out, so a corrupt blob is never committed. The [`Ledger`] makes a
+//! blob wanted by several images of a run travel once per destination registry.
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use sha2::{Digest as _, Sha256};
+use tokio::io::AsyncWriteExt as _;
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+use crate::model::{FailureKind, ImageError};
+use crate::plan::image_error;
+use crate::registry::RegistryClient;
+
+/// Blobs up to this size go up in one `PUT`; larger ones in `PATCH` chunks of [`CHUNK`].
+pub const MONOLITHIC_MAX: u64 = 16 << 20;
+/// The chunk size of a chunked upload (unless the registry asks for larger ones).
+pub const CHUNK: u64 = 16 << 20;
+/// How often one download is resumed after a cut before the blob fails.
+const MAX_RESUMES: u32 = 5;
+/// A download that delivers nothing for this long counts as cut.
+const IDLE: Duration = Duration::from_secs(60);
+/// Chunks in flight between the download and the upload: the only buffer a transfer holds.
+const CHANNEL_DEPTH: usize = 8;
+
+/// Which repositories of each destination registry hold each blob, as this run pushed or
+/// found them; one lock per (registry, digest) makes the first image that wants a blob the
+/// one that moves it, while the others wait and then mount it or find it there.
+#[derive(Default)]
+pub struct Ledger {
+    entries: Mutex<HashMap<(String, String), Holders>>,
+}
+
+/// The repositories (names as written) known to hold one blob on one registry.
+pub type Holders = Arc<tokio::sync::Mutex<BTreeSet<String>>>;
+
+impl Ledger {
+    pub fn holders(&self, registry: &str, digest: &str) -> Holders {
+        let mut entries = self.entries.lock().expect("lock");
+        Arc::clone(
+            entries
+                .entry((registry.to_owned(), digest.to_owned()))
+                .or_default(),
+        )
+    }
+}
+
+/// One blob being read from the source.
+pub struct SourceBlob<'a> {
+    client: &'a RegistryClient,
+    /// The source repository (`domain/path`).
+    name: &'a str,
+    digest: &'a str,
+    size: u64,
+    timeout: Duration,
+    response: Option<reqwest::Response>,
+    /// Bytes read and hashed so far.
+    received: u64,
+    /// Bytes of a whole-blob answer to skip (the source ignored a `Range`).
+    skip: u64,
+    hasher: Sha256,
+    pending: Option<Bytes>,
+    resumes: u32,
+    /// Told of every byte that arrives.
+    moved: &'a (dyn Fn(u64) + Send + Sync),
+    /// Bytes that arrived, counting those fetched twice.
+    pub fetched: u64,
+}
+
+impl<'a> SourceBlob<'a> {
+    /// Starts reading `digest` (of `size` bytes) from source `name`.
+    pub async fn open(
+        client: &'a RegistryClient,
+        name: &'a str,
+        digest: &'a str,
+        size: u64,
+        timeout: Duration,
+        moved: &'a (dyn Fn(u64) + Send + Sync),
+    ) -> Result<SourceBlob<'a>, ImageError> {
+        let mut blob = SourceBlob {
+            client,
+            name,
+            digest,
+            size,
+            timeout,
+            response: None,
+            received: 0,
+            skip: 0,
+            hasher: Sha256::new(),
+            pending: None,
+            resumes: 0,
+            moved,
+            fetched: 0,
+        };
+        if size == 0 {
+            blob.verify()?;
+            return Ok(blob);
+        }
+        let response = client
+            .blob(name, digest, 0, timeout, &blob.what())
+            .await
+            .map_err(|e| image_error(&e))?;
+        blob.response = Some(response);
+        Ok(blob)
+    }
+
+    fn what(&self) -> String {
+        format!("blob {} of {}", self.digest, self.name)
+    }
+
+    /// The next bytes of the blob, at most `max`; `None` once it is all read. The bytes that
+    /// complete it come only after its size and digest checked out.
+    pub async fn take(&mut self, max: u64) -> Result<Option<Bytes>, ImageError> {
+        let max = usize::try_from(max).unwrap_or(usize::MAX).max(1);
+        let chunk = match self.pending.take() {
+            Some(chunk) => chunk,
+            None => match self.read().await? {
+                Some(chunk) => chunk,
+                None => return Ok(None),
+            },
+        };
+        if chunk.len() > max {
+            let mut chunk = chunk;
+            let rest = chunk.split_off(max);
+            self.pending = Some(rest);
+            return Ok(Some(chunk));
+        }
+        Ok(Some(chunk))
+    }
+
+    /// The next chunk from the network, checked; resumes a cut download.
+    async fn read(&mut self) -> Result<Option<Bytes>, ImageError> {
+        loop {
+            if self.received == self.size {
+                return Ok(None);
+            }
+            let Some(response) = self.response.as_mut() else {
+                self.resume().await?;
+                continue;
+            };
+            let cut = match tokio::time::timeout(IDLE, response.chunk()).await {
+                Ok(Ok(Some(chunk))) => {
+                    self.fetched += chunk.len() as u64;
+                    let mut chunk = chunk;
+                    if self.skip > 0 {
+                        let skipped = self.skip.min(chunk.len() as u64);
+                        self.skip -= skipped;
+                        chunk = chunk.split_off(skipped as usize);
+                        if chunk.is_empty() {
+                            continue;
+                        }
+                    }
+                    return self.accept(chunk).map(Some);
+                }
+                Ok(Ok(None)) => "the download ended early".to_owned(),
+                Ok(Err(e)) => crate::registry::describe_transport(&e),
+                Err(_) => format!("nothing arrived for {}s", IDLE.as_secs()),
+            };
+            info!(
+                "{}: cut after {} of {} bytes ({cut}); resuming",
+                self.what(),
+                self.received,
+                self.size
+            );
+            self.response = None;
+            self.resumes += 1;
+            if self.resumes > MAX_RESUMES {
+                return Err(ImageError {
+                    kind: FailureKind::Network,
+                    message: format!(
+                        "{}: the download was cut {} times, the last after {} of {} bytes: {cut}",
+                        self.what(),
+                        self.resumes,
+                        self.received,
+                        self.size
+                    ),
+                });
+            }
+        }
+    }
+
+    /// Asks for the rest of the blob: a `Range` from where the cut left it, or the whole
+    /// blob again (skipping what arrived already) when the source does not do ranges.
+    async fn resume(&mut self) -> Result<(), ImageError> {
+        let response = self
+            .client
+            .blob(
+                self.name,
+                self.digest,
+                self.received,
+                self.timeout,
+                &self.what(),
+            )
+            .await
+            .map_err(|e| image_error(&e))?;
+        let resumed_at = (response.status() == reqwest::StatusCode::PARTIAL_CONTENT)
+            .then(|| content_range_start(response.headers()))
+            .flatten();
+        match resumed_at {
+            Some(start) if start == self.received => self.skip = 0,
+            _ => {
+                debug!(
+                    "{}: the source sends the whole blob again; skipping {} bytes",
+                    self.what(),
+                    self.received
+                );
+                self.skip = self.received;
+            }
+        }
+        self.response = Some(response);
+        Ok(())
+    }
+
+    /// Hashes `chunk` and counts it; the chunk that completes the blob is checked first.
+    fn accept(&mut self, chunk: Bytes) -> Result<Bytes, ImageError> {
+        let length = chunk.len() as u64;
+        if self.received + length > self.size {
+            return Err(mismatch(format!(
+                "{} is larger than the {} bytes its manifest says",
+                self.what(),
+                self.size
+            )));
+        }
+        self.hasher.update(&chunk);
+        self.received += length;
+        (self.moved)(length);
+        if self.received == self.size {
+            self.verify()?;
+        }
+        Ok(chunk)
+    }
+
+    fn verify(&self) -> Result<(), ImageError> {
+        let actual = format!("sha256:{:x}", self.hasher.clone().finalize());
+        if actual == self.digest {
+            Ok(())
+        } else {
+            Err(mismatch(format!(
+                "{} hashes to {actual}: digest mismatch",
+                self.what()
+            )))
+        }
+    }
+}
+
+fn mismatch(message: String) -> ImageError {
+    let message = if message.contains("digest mismatch") {
+        message
+    } else {
+        format!("digest mismatch: {message}")
+    };
+    ImageError {
+        kind: FailureKind::Other,
+        message,
+    }
+}
+
+/// The first byte of `Content-Range: bytes START-END/SIZE`.
+fn content_range_start(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    let value = headers.get("content-range")?.to_str().ok()?;
+    let range = value.trim().strip_prefix("bytes")?.trim();
+    range.split('-').next()?.trim().parse().ok()
+}
+
+/// Why pumping bytes into an upload stopped early.
+pub enum Pumped {
+    /// The source failed (or the blob did not check out): the upload must not complete.
+    Source(ImageError),
+    /// The upload stopped taking bytes: its own answer says why.
+    Closed,
+}
+
+/// A request body fed through a channel, and the end that feeds it.
+pub fn channel_body() -> (mpsc::Sender<Result<Bytes, std::io::Error>>, reqwest::Body) {
+    let (sender, receiver) = mpsc::channel(CHANNEL_DEPTH);
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    });
+    (sender, reqwest::Body::wrap_stream(stream))
+}
+
+/// Feeds `length` bytes of `source` into `sender`. On a source failure the body ends with
+/// an error, so the upload it feeds is aborted rather than completed.
+pub async fn pump(
+    source: &mut SourceBlob<'_>,
+    sender: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    length: u64,
+) -> Result<(), Pumped> {
+    let mut sent = 0;
+    while sent < length {
+        let chunk = match source.take(length - sent).await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => {
+                let error = ImageError {
+                    kind: FailureKind::Internal,
+                    message: format!("{}: ended before {length} bytes", source.what()),
+                };
+                let _ = sender
+                    .send(Err(std::io::Error::other("source ended")))
+                    .await;
+                return Err(Pumped::Source(error));
+            }
+            Err(error) => {
+                let _ = sender
+                    .send(Err(std::io::Error::other(error.message.clone())))
+                    .await;
+                return Err(Pumped::Source(error));
+            }
+        };
+        sent += chunk.len() as u64;
+        if sender.send(Ok(chunk)).await.is_err() {
+            return Err(Pumped::Closed);
+        }
+    }
+    Ok(())
+}
+
+/// Runs an upload and the pump feeding it: a source failure wins over the upload's own error
+/// (which is only its consequence), and drops the upload at once.
+pub async fn pumped<T>(
+    upload: impl Future<Output = Result<T, crate::registry::RegistryError>>,
+    pump: impl Future<Output = Result<(), Pumped>>,
+) -> Result<T, ImageError> {
+    tokio::pin!(upload);
+    tokio::pin!(pump);
+    let mut pumped = false;
+    loop {
+        tokio::select! {
+            biased;
+            done = &mut pump, if !pumped => match done {
+                Err(Pumped::Source(error)) => return Err(error),
+                Ok(()) | Err(Pumped::Closed) => pumped = true,
+            },
+            answer = &mut upload => {
+                return match answer {
+                    Ok(value) => Ok(value),
+                    Err(error) if !pumped => {
+                        // The body ended early: was it the source?
+                        match tokio::time::timeout(Duration::from_secs(5), &mut pump).await {
+                            Ok(Err(Pumped::Source(source))) => Err(source),
+                            _ => Err(image_error(&error)),
+                        }
+                    }
+                    Err(error) => Err(image_error(&error)),
+                };
+            }
+        }
+    }
+}
+
+/// Writes the whole of `source` into the layout's blob store as `digest`: into a temporary
+/// file first (named as skopeo names its own, so an interrupted copy's leftover is tidied the
+/// same way), renamed into place once the digest checked out.
+pub async fn to_layout(
+    source: &mut SourceBlob<'_>,
+    layout: &Path,
+    digest: &str,
+) -> Result<(), ImageError> {
+    let internal = |what: String| ImageError {
+        kind: FailureKind::Internal,
+        message: what,
+    };
+    let hex = digest.trim_start_matches("sha256:");
+    let blobs = layout.join("blobs/sha256");
+    tokio::fs::create_dir_all(&blobs)
+        .await
+        .map_err(|e| internal(format!("cannot create {}: {e}", blobs.display())))?;
+    let temp = super::layout::temp_path(layout);
+    let written = async {
+        let mut file = tokio::fs::File::create(&temp)
+            .await
+            .map_err(|e| internal(format!("cannot create {}: {e}", temp.display())))?;
+        while let Some(chunk) = source.take(u64::MAX).await? {
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| internal(format!("cannot write {}: {e}", temp.display())))?;
+        }
+        file.flush()
+            .await
+            .map_err(|e| internal(format!("cannot write {}: {e}", temp.display())))?;
+        let path = blobs.join(hex);
+        tokio::fs::rename(&temp, &path)
+            .await
+            .map_err(|e| internal(format!("cannot write {}: {e}", path.display())))
+    }
+    .await;
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resumed_download_starts_where_the_content_range_says() {
+        let headers = |value: &str| {
+            let mut map = reqwest::header::HeaderMap::new();
+            map.insert("content-range", value.parse().unwrap());
+            map
+        };
+        assert_eq!(
+            content_range_start(&headers("bytes 1024-2047/2048")),
+            Some(1024)
+        );
+        assert_eq!(content_range_start(&headers("bytes 0-9/*")), Some(0));
+        assert_eq!(content_range_start(&headers("items 1-2/3")), None);
+        assert_eq!(
+            content_range_start(&reqwest::header::HeaderMap::new()),
+            None
+        );
+    }
+
+    #[test]
+    fn mismatches_say_so_once() {
+        assert_eq!(
+            mismatch("blob x hashes to y: digest mismatch".into()).message,
+            "blob x hashes to y: digest mismatch"
+        );
+        let larger = mismatch("blob x is larger".into());
+        assert_eq!(larger.message, "digest mismatch: blob x is larger");
+        assert_eq!(larger.kind, FailureKind::Other);
+    }
+}

@@ -1,0 +1,571 @@
+//! ferry's own copy engine, on its registry client: no process per image, every request paced
+//! and retried alone, and a blob that several images share moved once per run.
+//!
+//! One copy: the source manifest is read once (by the digest the plan found, so no tag can
+//! move under it), then the manifests an index names, each checked against its digest. Each
+//! blob is then found at the destination (HEAD), or mounted from a repository of the same
+//! registry this run pushed or saw it in, or streamed from the source into an upload, its
+//! sha256 checked on the way (see [`blobs`]). Then the child manifests go up by digest and the
+//! top one by tag, byte for byte as read: every digest is upstream's, and the tag is written
+//! last, so an interrupted copy never leaves a tag on an incomplete image. What cannot be
+//! copied exactly (schema 1, foreign layers) fails the image with the reason.
+
+mod blobs;
+mod layout;
+mod manifest;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use sha2::{Digest as _, Sha256};
+use tracing::{debug, info};
+
+use self::blobs::{channel_body, pump, pumped, Ledger, SourceBlob, CHUNK, MONOLITHIC_MAX};
+use self::manifest::{Descriptor, Manifest};
+use super::{Attempt, BoxFuture, Copied, Engine, Progress};
+use crate::exec::{wait_for, Stop};
+use crate::model::{Counts, FailureKind, ImageError, Job, Side, Target};
+use crate::plan::image_error;
+use crate::registry::api::{Upload, UploadStart};
+use crate::registry::RegistryClient;
+
+/// Blobs of one image in flight at once (images run in parallel too, under `-j`).
+const BLOBS_AT_ONCE: usize = 3;
+/// Indexes inside indexes, at most.
+const MAX_DEPTH: usize = 4;
+/// Progress is told at least every this many bytes moved.
+const PROGRESS_STEP: u64 = 1 << 20;
+
+/// The native engine: the run's registry client (its pace, tokens and limits), and what it
+/// learnt about blobs at the destinations.
+pub struct Native {
+    client: Arc<RegistryClient>,
+    image_timeout: Duration,
+    ledger: Ledger,
+}
+
+impl Native {
+    pub fn new(client: Arc<RegistryClient>, image_timeout: Duration) -> Native {
+        Native {
+            client,
+            image_timeout,
+            ledger: Ledger::default(),
+        }
+    }
+
+    async fn attempt(&self, attempt: Attempt<'_>) -> Result<Copied, ImageError> {
+        let mut stop = attempt.stop.clone();
+        let copy = self.copy(&attempt);
+        tokio::select! {
+            copied = tokio::time::timeout(self.image_timeout, copy) => {
+                copied.unwrap_or_else(|_| Err(ImageError {
+                    kind: FailureKind::Timeout,
+                    message: format!("stopped after --image-timeout {:?}", self.image_timeout),
+                }))
+            }
+            () = wait_for(&mut stop, Stop::Graceful) => Err(ImageError {
+                kind: FailureKind::Interrupted,
+                message: "stopped by a signal; no tag was written".to_owned(),
+            }),
+        }
+    }
+
+    async fn copy(&self, attempt: &Attempt<'_>) -> Result<Copied, ImageError> {
+        let job = attempt.job;
+        let source = job.source.repository();
+        let pinned = attempt.digest.or(job.source.digest());
+        let reference = pinned.or(job.source.tag()).unwrap_or("latest");
+        let top = self.fetch(&source, reference, pinned).await?;
+        let mut tree = Vec::new();
+        self.children(&source, &top, 0, &mut tree).await?;
+        let place = self.place(&job.target)?;
+        let mut seen = HashSet::new();
+        let needed: Vec<&Descriptor> = tree
+            .iter()
+            .chain(std::iter::once(&top))
+            .flat_map(|m| &m.manifest.blobs)
+            .filter(|b| seen.insert(b.digest.clone()))
+            .collect();
+        let run = Run::new(self, source, &place, &needed, attempt.progress);
+        run.tell();
+        // Collected first: a stream over a closure would not be `Send` for every lifetime.
+        let moves: Vec<_> = needed.iter().map(|blob| run.blob(blob)).collect();
+        let mut moving = futures_util::stream::iter(moves).buffer_unordered(BLOBS_AT_ONCE);
+        while let Some(moved) = moving.next().await {
+            moved?;
+        }
+        drop(moving);
+        let mut written = 0;
+        for child in &tree {
+            self.put(&place, child, None).await?;
+            written += 1;
+        }
+        self.put(&place, &top, Some(&job.target)).await?;
+        written += 1;
+        info!(
+            "{}: {} blobs copied, {} reused, {written} manifests written ({} bytes moved)",
+            job.target,
+            run.copied.load(Ordering::Relaxed),
+            run.reused.load(Ordering::Relaxed),
+            run.bytes_done.load(Ordering::Relaxed)
+        );
+        Ok(Copied {
+            digest: Some(top.digest.clone()),
+            counts: Counts {
+                blobs_copied: run.copied.load(Ordering::Relaxed),
+                blobs_reused: run.reused.load(Ordering::Relaxed),
+                images_present: 0,
+                manifests_written: written,
+                bytes_copied: Some(run.bytes_done.load(Ordering::Relaxed)),
+            },
+        })
+    }
+
+    /// The manifest `reference` of source `name`, checked against `expected` when known.
+    async fn fetch(
+        &self,
+        name: &str,
+        reference: &str,
+        expected: Option<&str>,
+    ) -> Result<Fetched, ImageError> {
+        let at = if reference.starts_with("sha256:") {
+            format!("{name}@{reference}")
+        } else {
+            format!("{name}:{reference}")
+        };
+        let what = format!("reading manifest {at}");
+        let raw = self
+            .client
+            .manifest(Side::Source, name, reference, &what)
+            .await
+            .map_err(|e| image_error(&e))?
+            .ok_or_else(|| ImageError {
+                kind: FailureKind::NotFound,
+                message: format!("manifest unknown: {at} does not exist in the source"),
+            })?;
+        let digest = format!("sha256:{:x}", Sha256::digest(&raw.bytes));
+        if let Some(expected) = expected.filter(|e| **e != *digest) {
+            return Err(ImageError {
+                kind: FailureKind::Other,
+                message: format!("{what}: digest mismatch: it hashes to {digest}, not {expected}"),
+            });
+        }
+        let manifest =
+            manifest::parse(&raw.bytes, raw.content_type.as_deref()).map_err(|reason| {
+                ImageError {
+                    kind: FailureKind::Other,
+                    message: format!("{name}@{digest} is {reason}"),
+                }
+            })?;
+        Ok(Fetched {
+            digest,
+            bytes: raw.bytes,
+            manifest,
+        })
+    }
+
+    /// Every manifest under `index`, each read by its digest, children before their parents.
+    async fn children(
+        &self,
+        name: &str,
+        index: &Fetched,
+        depth: usize,
+        tree: &mut Vec<Fetched>,
+    ) -> Result<(), ImageError> {
+        if depth >= MAX_DEPTH && index.manifest.is_index() {
+            return Err(ImageError {
+                kind: FailureKind::Other,
+                message: format!("{name}@{}: indexes nested too deep", index.digest),
+            });
+        }
+        for child in &index.manifest.children {
+            let fetched = self.fetch(name, &child.digest, Some(&child.digest)).await?;
+            if fetched.bytes.len() as u64 != child.size {
+                return Err(ImageError {
+                    kind: FailureKind::Other,
+                    message: format!(
+                        "digest mismatch: manifest {name}@{} is {} bytes, its index says {}",
+                        child.digest,
+                        fetched.bytes.len(),
+                        child.size
+                    ),
+                });
+            }
+            if fetched.manifest.is_index() {
+                Box::pin(self.children(name, &fetched, depth + 1, tree)).await?;
+            }
+            if !tree.iter().any(|t| t.digest == fetched.digest) {
+                tree.push(fetched);
+            }
+        }
+        Ok(())
+    }
+
+    /// Where a job writes.
+    fn place(&self, target: &Target) -> Result<Place, ImageError> {
+        match target {
+            Target::Registry(target) => {
+                let name = target.repository();
+                let (host, _) = self
+                    .client
+                    .registry_of(Side::Destination, &name)
+                    .map_err(|e| image_error(&e))?;
+                Ok(Place::Registry { name, host })
+            }
+            Target::Oci { layout, .. } => {
+                std::fs::create_dir_all(layout).map_err(|e| ImageError {
+                    kind: FailureKind::Internal,
+                    message: format!("cannot create {}: {e}", layout.display()),
+                })?;
+                Ok(Place::Layout(layout.clone()))
+            }
+        }
+    }
+
+    /// Writes one manifest as read: a child by its digest, the top one (`target`) by the
+    /// target's tag, or its digest when it has none.
+    async fn put(
+        &self,
+        place: &Place,
+        fetched: &Fetched,
+        target: Option<&Target>,
+    ) -> Result<(), ImageError> {
+        let media_type = &fetched.manifest.media_type;
+        match place {
+            Place::Registry { name, .. } => {
+                let reference = match target {
+                    Some(Target::Registry(target)) => target.tag().unwrap_or(&fetched.digest),
+                    _ => &fetched.digest,
+                };
+                let what = format!("writing manifest {reference} to {name}");
+                let stored = self
+                    .client
+                    .put_manifest(name, reference, media_type, &fetched.bytes, &what)
+                    .await
+                    .map_err(|e| image_error(&e))?;
+                match stored {
+                    Some(stored) if stored != fetched.digest => Err(ImageError {
+                        kind: FailureKind::Other,
+                        message: format!(
+                            "{what}: digest mismatch: the registry stored {stored}, not {}",
+                            fetched.digest
+                        ),
+                    }),
+                    _ => Ok(()),
+                }
+            }
+            Place::Layout(dir) => {
+                let internal = |e: std::io::Error| ImageError {
+                    kind: FailureKind::Internal,
+                    message: format!("cannot write to the OCI layout {}: {e}", dir.display()),
+                };
+                layout::write_blob(dir, &fetched.digest, &fetched.bytes).map_err(internal)?;
+                if let Some(Target::Oci { name, .. }) = target {
+                    let size = fetched.bytes.len() as u64;
+                    layout::add_to_index(dir, media_type, &fetched.digest, size, name.as_deref())
+                        .map_err(internal)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Engine for Native {
+    fn name(&self) -> &'static str {
+        "native"
+    }
+
+    fn copy<'a>(&'a self, attempt: Attempt<'a>) -> BoxFuture<'a, Result<Copied, ImageError>> {
+        Box::pin(self.attempt(attempt))
+    }
+
+    fn describe(&self, job: &Job) -> String {
+        let target = match &job.target {
+            Target::Registry(target) => format!("docker://{target}"),
+            Target::Oci { .. } => job.target.to_string(),
+        };
+        format!(
+            "ferry native copy docker://{} {target} (every platform, digests kept)",
+            job.source
+        )
+    }
+
+    fn before_run(&self, targets: &[&Target]) {
+        let layouts: std::collections::BTreeSet<&Path> = targets
+            .iter()
+            .filter_map(|target| match target {
+                Target::Oci { layout, .. } => Some(layout.as_path()),
+                Target::Registry(_) => None,
+            })
+            .collect();
+        for layout in layouts {
+            match crate::layout::remove_temp_blobs(layout) {
+                Ok(0) => {}
+                Ok(n) => info!(
+                    "removed {n} temporary blob files an earlier run left in {}",
+                    layout.display()
+                ),
+                Err(e) => {
+                    tracing::warn!("cannot remove temporary blobs in {}: {e}", layout.display())
+                }
+            }
+        }
+    }
+
+    fn refused_by<'h>(&self, message: &str, hosts: &[&'h str]) -> Option<&'h str> {
+        refused_by(message, hosts)
+    }
+}
+
+/// Which of `hosts` refused the connection that ferry's client reports in `message`: the
+/// host of the URL it names ("error sending request for url (http://HOST/…)") when the
+/// cause is a refused connection.
+fn refused_by<'h>(message: &str, hosts: &[&'h str]) -> Option<&'h str> {
+    if !message.to_ascii_lowercase().contains("connection refused") {
+        return None;
+    }
+    message.match_indices("for url (").find_map(|(at, marker)| {
+        let rest = &message[at + marker.len()..];
+        let url = reqwest::Url::parse(rest.split(')').next()?).ok()?;
+        let host = crate::registry::request::url_authority(&url);
+        hosts.iter().copied().find(|h| **h == host)
+    })
+}
+
+/// A manifest as read from the source, with its digest.
+struct Fetched {
+    digest: String,
+    bytes: Vec<u8>,
+    manifest: Manifest,
+}
+
+/// Where one job writes: a destination repository (`domain/path`) and the registry host it
+/// lives on, or a local OCI layout.
+enum Place {
+    Registry { name: String, host: String },
+    Layout(std::path::PathBuf),
+}
+
+/// One attempt's blobs and what it tells of them.
+struct Run<'a> {
+    engine: &'a Native,
+    source: String,
+    place: &'a Place,
+    progress: &'a (dyn Fn(Progress) + Send + Sync),
+    blobs_total: u32,
+    blobs_done: AtomicU32,
+    /// Bytes still to move: the blobs' sizes less those found at the destination.
+    bytes_total: AtomicU64,
+    bytes_done: AtomicU64,
+    told_at: AtomicU64,
+    copied: AtomicU32,
+    reused: AtomicU32,
+}
+
+impl<'a> Run<'a> {
+    fn new(
+        engine: &'a Native,
+        source: String,
+        place: &'a Place,
+        blobs: &[&Descriptor],
+        progress: &'a (dyn Fn(Progress) + Send + Sync),
+    ) -> Run<'a> {
+        Run {
+            engine,
+            source,
+            place,
+            progress,
+            blobs_total: blobs.len() as u32,
+            blobs_done: AtomicU32::new(0),
+            bytes_total: AtomicU64::new(blobs.iter().map(|b| b.size).sum()),
+            bytes_done: AtomicU64::new(0),
+            told_at: AtomicU64::new(0),
+            copied: AtomicU32::new(0),
+            reused: AtomicU32::new(0),
+        }
+    }
+
+    fn tell(&self) {
+        let done = self.bytes_done.load(Ordering::Relaxed);
+        self.told_at.store(done, Ordering::Relaxed);
+        (self.progress)(Progress {
+            blobs_done: self.blobs_done.load(Ordering::Relaxed),
+            blobs_total: Some(self.blobs_total),
+            bytes_done: Some(done),
+            bytes_total: Some(self.bytes_total.load(Ordering::Relaxed)),
+        });
+    }
+
+    fn moved(&self, bytes: u64) {
+        let done = self.bytes_done.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if done - self.told_at.load(Ordering::Relaxed) >= PROGRESS_STEP {
+            self.tell();
+        }
+    }
+
+    fn finished(&self, blob: &Descriptor, copied: bool) {
+        if copied {
+            self.copied.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.reused.fetch_add(1, Ordering::Relaxed);
+            self.bytes_total.fetch_sub(blob.size, Ordering::Relaxed);
+        }
+        self.blobs_done.fetch_add(1, Ordering::Relaxed);
+        self.tell();
+    }
+
+    async fn blob(&self, blob: &Descriptor) -> Result<(), ImageError> {
+        let copied = match self.place {
+            Place::Registry { name, host } => self.to_registry(blob, name, host).await?,
+            Place::Layout(dir) => self.to_layout(blob, dir).await?,
+        };
+        self.finished(blob, copied);
+        Ok(())
+    }
+
+    /// Gets `blob` into destination repository `name` on `host`; true when it was moved,
+    /// false when it was there already or mounted.
+    async fn to_registry(
+        &self,
+        blob: &Descriptor,
+        name: &str,
+        host: &str,
+    ) -> Result<bool, ImageError> {
+        let client = &self.engine.client;
+        let holders = self.engine.ledger.holders(host, &blob.digest);
+        // Held until the blob is in: an image wanting it meanwhile waits, then mounts it.
+        let mut holders = holders.lock().await;
+        if holders.contains(name) {
+            return Ok(false);
+        }
+        let what = format!("blob {} in {name}", blob.digest);
+        let present = client
+            .blob_exists(Side::Destination, name, &blob.digest, &what)
+            .await
+            .map_err(|e| image_error(&e))?;
+        if present {
+            holders.insert(name.to_owned());
+            return Ok(false);
+        }
+        let from = holders.iter().next().cloned();
+        let mount = from.as_deref().map(|from| (blob.digest.as_str(), from));
+        let started = client
+            .start_upload(name, mount, &what)
+            .await
+            .map_err(|e| image_error(&e))?;
+        let (location, chunk_min) = match started {
+            UploadStart::Mounted => {
+                debug!("{what}: mounted from {}", from.unwrap_or_default());
+                holders.insert(name.to_owned());
+                return Ok(false);
+            }
+            UploadStart::Session {
+                location,
+                chunk_min,
+            } => (location, chunk_min),
+        };
+        let uploaded = self.upload(blob, name, &location, chunk_min, &what).await;
+        if let Err(error) = &uploaded {
+            if error.kind != FailureKind::Network {
+                client.cancel_upload(name, &location, &what).await;
+            }
+        }
+        uploaded?;
+        holders.insert(name.to_owned());
+        Ok(true)
+    }
+
+    /// Streams `blob` from the source into the upload at `location`: in one `PUT`, or in
+    /// chunks when it is large or the registry wants chunks of at least `chunk_min`.
+    async fn upload(
+        &self,
+        blob: &Descriptor,
+        name: &str,
+        location: &str,
+        chunk_min: Option<u64>,
+        what: &str,
+    ) -> Result<(), ImageError> {
+        let client = &self.engine.client;
+        let timeout = self.engine.image_timeout;
+        let moved = |bytes| self.moved(bytes);
+        let mut source = SourceBlob::open(
+            client,
+            &self.source,
+            &blob.digest,
+            blob.size,
+            timeout,
+            &moved,
+        )
+        .await?;
+        let (size, digest) = (blob.size, blob.digest.as_str());
+        let mut upload = Upload {
+            name,
+            location: location.to_owned(),
+            timeout,
+            what,
+        };
+        if size <= MONOLITHIC_MAX && chunk_min.is_none() {
+            let (sender, body) = channel_body();
+            let put = client.finish_upload(&upload, digest, size, Some(body));
+            return pumped(put, pump(&mut source, sender, size)).await;
+        }
+        let chunk = CHUNK.max(chunk_min.unwrap_or(0));
+        let mut offset = 0;
+        while offset < size {
+            let length = chunk.min(size - offset);
+            let (sender, body) = channel_body();
+            let patch = client.patch_upload(&upload, offset, length, body);
+            upload.location = pumped(patch, pump(&mut source, sender, length)).await?;
+            offset += length;
+        }
+        client
+            .finish_upload(&upload, digest, 0, None)
+            .await
+            .map_err(|e| image_error(&e))
+    }
+
+    /// Gets `blob` into the layout at `dir`; true when it was moved.
+    async fn to_layout(&self, blob: &Descriptor, dir: &Path) -> Result<bool, ImageError> {
+        if layout::has_blob(dir, &blob.digest, blob.size) {
+            return Ok(false);
+        }
+        let client = &self.engine.client;
+        let moved = |bytes| self.moved(bytes);
+        let timeout = self.engine.image_timeout;
+        let mut source = SourceBlob::open(
+            client,
+            &self.source,
+            &blob.digest,
+            blob.size,
+            timeout,
+            &moved,
+        )
+        .await?;
+        blobs::to_layout(&mut source, dir, &blob.digest).await?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_connection_is_put_on_the_host_of_the_url() {
+        let hosts = ["127.0.0.1:5000", "127.0.0.1:6000"];
+        let table = [
+            ("blob sha256:aa in 127.0.0.1:6000/m/x: error sending request for url (http://127.0.0.1:6000/v2/m/x/blobs/sha256:aa): client error (Connect): tcp connect error: Connection refused (os error 111)", Some("127.0.0.1:6000")),
+            ("reading manifest 127.0.0.1:6000/x:1: error sending request for url (http://127.0.0.1:5000/v2/x/manifests/1): client error (Connect): tcp connect error: Connection refused (os error 111)", Some("127.0.0.1:5000")),
+            ("error sending request for url (http://127.0.0.1:7000/v2/): Connection refused", None),
+            ("error sending request for url (http://127.0.0.1:5000/v2/): connection reset by peer", None),
+        ];
+        for (message, expected) in table {
+            assert_eq!(refused_by(message, &hosts), expected, "{message}");
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! One request as [`RegistryClient::send`](super::RegistryClient::send) sends it: where it
+//! goes, what it carries, which access it needs, and whether it may be sent again on its own
+//! after a dropped connection or a 5xx.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderName, HeaderValue};
+use reqwest::Method;
+
+use super::RegistryError;
+use crate::model::Side;
+
+/// Connection errors and 5xx answers one request waits out (with backoff) before its caller
+/// sees them, for the requests that allow it.
+pub const MAX_TRANSIENT_RETRIES: u32 = 3;
+
+/// One request to the registry serving `name` on `side`.
+pub struct Request<'a> {
+    pub side: Side,
+    /// The image name as written (`domain/path`): it picks the endpoint, the credentials and
+    /// the TLS rules.
+    pub name: &'a str,
+    pub method: Method,
+    /// A path on the endpoint (`/v2/…`), or an absolute URL the registry gave (an upload's
+    /// `Location`). Credentials go only to the endpoint's own host.
+    pub target: String,
+    pub accept: Option<&'a str>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Payload,
+    pub scope: Scope,
+    /// Whether a connection error or a 5xx is retried (alone, with backoff) before the caller
+    /// sees it. Lookups leave that to their callers' own retry policy.
+    pub retry: bool,
+    /// Replaces the client's timeout for the whole exchange (a blob takes longer than a HEAD).
+    pub timeout: Option<Duration>,
+    /// What the request is about, for messages.
+    pub what: &'a str,
+}
+
+impl<'a> Request<'a> {
+    /// A request without body, extra headers or retries, with pull access.
+    pub fn new(side: Side, name: &'a str, method: Method, target: String, what: &'a str) -> Self {
+        Request {
+            side,
+            name,
+            method,
+            target,
+            accept: None,
+            headers: Vec::new(),
+            body: Payload::Empty,
+            scope: Scope::Pull,
+            retry: false,
+            timeout: None,
+            what,
+        }
+    }
+}
+
+/// A request's body.
+pub enum Payload {
+    Empty,
+    /// Small and kept, so the request can be sent again.
+    Bytes(Vec<u8>),
+    /// Streamed as it is produced: sent once at most.
+    Stream(Option<reqwest::Body>),
+}
+
+/// The access a request needs to its repository; a Bearer token is asked for exactly that.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Pull,
+    /// Pull and push.
+    Push,
+    /// Pull and push, and pull from `from` (a repository on the same registry) to mount a
+    /// blob from it.
+    Mount {
+        from: String,
+    },
+}
+
+impl Scope {
+    /// The key of the authorizations cached for this scope.
+    pub fn key(&self) -> String {
+        match self {
+            Scope::Pull => "pull".to_owned(),
+            Scope::Push => "pull,push".to_owned(),
+            Scope::Mount { from } => format!("pull,push+{from}:pull"),
+        }
+    }
+
+    /// The `scope` parameters of a token request for `repository`. Pulls take what the
+    /// registry's challenge asked for (else pull on the repository); pushes and mounts ask
+    /// for what they need, and the challenge's scope too when it names something else.
+    pub fn token_scopes(&self, repository: &str, challenged: Option<String>) -> Vec<String> {
+        let pull = |repository: &str| format!("repository:{repository}:pull");
+        let mut scopes = match self {
+            Scope::Pull => {
+                return vec![challenged.unwrap_or_else(|| pull(repository))];
+            }
+            Scope::Push => vec![format!("repository:{repository}:pull,push")],
+            Scope::Mount { from } => {
+                vec![format!("repository:{repository}:pull,push"), pull(from)]
+            }
+        };
+        if let Some(challenged) = challenged {
+            let covered = challenged
+                .split(' ')
+                .all(|asked| scopes.iter().any(|have| have == asked) || *asked == pull(repository));
+            if !covered {
+                scopes.push(challenged);
+            }
+        }
+        scopes
+    }
+}
+
+/// `host[:port]` of `url`, as endpoints name hosts (the port only when it is written).
+pub fn url_authority(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
+/// Whether a transport failure may pass if the request is sent again: a refused or dropped
+/// connection or a timeout may, a TLS failure or a host name that does not exist will not.
+pub fn retries_transport(error: &RegistryError) -> bool {
+    match error {
+        RegistryError::Network { message, .. } => !crate::run::retry::unresolvable_host(message),
+        _ => false,
+    }
+}
+
+/// The wait before retry number `retry` (from 1) of one request: 0.5 s, 1 s, 2 s, …
+pub fn transient_backoff(retry: u32) -> Duration {
+    Duration::from_millis(500).saturating_mul(1 << retry.saturating_sub(1).min(6))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_asked_for_exactly_the_access_a_request_needs() {
+        let challenge = |s: &str| Some(s.to_owned());
+        let table: [(Scope, Option<String>, Vec<&str>); 6] = [
+            (Scope::Pull, None, vec!["repository:m/a:pull"]),
+            (
+                Scope::Pull,
+                challenge("repository:m/a:pull"),
+                vec!["repository:m/a:pull"],
+            ),
+            (Scope::Push, None, vec!["repository:m/a:pull,push"]),
+            // Docker Hub challenges a HEAD with pull: the push token covers it.
+            (
+                Scope::Push,
+                challenge("repository:m/a:pull"),
+                vec!["repository:m/a:pull,push"],
+            ),
+            (
+                Scope::Mount { from: "m/b".into() },
+                challenge("repository:m/a:pull,push"),
+                vec!["repository:m/a:pull,push", "repository:m/b:pull"],
+            ),
+            // A challenge for something else is asked for as well.
+            (
+                Scope::Push,
+                challenge("registry:catalog:*"),
+                vec!["repository:m/a:pull,push", "registry:catalog:*"],
+            ),
+        ];
+        for (scope, challenged, expected) in table {
+            assert_eq!(
+                scope.token_scopes("m/a", challenged.clone()),
+                expected,
+                "{scope:?} {challenged:?}"
+            );
+        }
+        assert_ne!(Scope::Push.key(), Scope::Pull.key());
+    }
+
+    #[test]
+    fn transient_failures_back_off_and_only_some_are_retried() {
+        let waits: Vec<u64> = (1..=4)
+            .map(|n| transient_backoff(n).as_millis() as u64)
+            .collect();
+        assert_eq!(waits, [500, 1000, 2000, 4000]);
+        let network = |message: &str| RegistryError::Network {
+            what: "x".into(),
+            message: message.into(),
+        };
+        assert!(retries_transport(&network(
+            "error sending request: tcp connect error: Connection refused (os error 111)"
+        )));
+        assert!(!retries_transport(&network(
+            "dns error: failed to lookup address information: Name or service not known"
+        )));
+        assert!(!retries_transport(&RegistryError::Tls {
+            what: "x".into(),
+            message: "invalid peer certificate: UnknownIssuer".into()
+        }));
+        let url =
+            reqwest::Url::parse("http://127.0.0.1:5000/v2/x/blobs/uploads/u?_state=s").unwrap();
+        assert_eq!(url_authority(&url), "127.0.0.1:5000");
+        let url = reqwest::Url::parse("https://harbor.example/v2/").unwrap();
+        assert_eq!(url_authority(&url), "harbor.example");
+    }
+}
