@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Generate the benchmark corpus for scripts/bench.sh: N multi-arch OCI layouts.
 
-    bench-image.py OUT_DIR COUNT LAYER_KIB
+    bench-image.py OUT_DIR COUNT LAYER_KIB [BASE_KIB]
 
 Writes OUT_DIR/img-01 ... OUT_DIR/img-COUNT, each an OCI image layout whose index.json names an
 OCI image index "latest" over linux/amd64 and linux/arm64; each platform is a manifest, a config
-and ONE uncompressed tar layer holding LAYER_KIB KiB of pseudo-random bytes. The bytes come from
-SHAKE-256 seeded by image and arch: incompressible (so transfer sizes are honest), unique per
-image and arch (so no blob is shared between images), and reproducible (same digests every run).
-Stdlib only, so the benchmark needs nothing beyond python3.
+and an uncompressed tar layer holding LAYER_KIB KiB of pseudo-random bytes (the image's own top
+layer), on top of, when BASE_KIB is given and not 0, a base layer of BASE_KIB KiB shared by
+every image of that platform, as images built FROM one base share it in real registries. The
+bytes come from SHAKE-256 seeded by image and arch (by arch alone for the base): incompressible
+(so transfer sizes are honest), unique per image and arch apart from the base, and reproducible
+(same digests every run). Stdlib only, so the benchmark needs nothing beyond python3.
 """
 import hashlib
 import io
@@ -47,20 +49,23 @@ def layer_tar(seed, size):
     return buf.getvalue()
 
 
-def make_image(layout, name, layer_kib):
+def make_image(layout, name, layer_kib, base_kib):
     os.makedirs(os.path.join(layout, "blobs", "sha256"), exist_ok=True)
     platforms = []
     for arch in ("amd64", "arm64"):
-        layer = write_blob(layout, OCI_LAYER_TAR, layer_tar(f"{name}/{arch}", layer_kib * 1024))
+        layers = []
+        if base_kib:
+            layers.append(write_blob(layout, OCI_LAYER_TAR, layer_tar(f"base/{arch}", base_kib * 1024)))
+        layers.append(write_blob(layout, OCI_LAYER_TAR, layer_tar(f"{name}/{arch}", layer_kib * 1024)))
         config = {
             "architecture": arch,
             "os": "linux",
             "config": {},
-            # Uncompressed layer: its diff_id is its own digest.
-            "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]},
+            # Uncompressed layers: a diff_id is the layer's own digest.
+            "rootfs": {"type": "layers", "diff_ids": [layer["digest"] for layer in layers]},
         }
         config = write_blob(layout, OCI_CONFIG, canonical(config))
-        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": [layer]}
+        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": layers}
         manifest = write_blob(layout, OCI_MANIFEST, canonical(manifest))
         manifest["platform"] = {"architecture": arch, "os": "linux"}
         platforms.append(manifest)
@@ -74,12 +79,13 @@ def make_image(layout, name, layer_kib):
 
 
 def main():
-    if len(sys.argv) != 4:
-        sys.exit("usage: bench-image.py OUT_DIR COUNT LAYER_KIB")
+    if len(sys.argv) not in (4, 5):
+        sys.exit("usage: bench-image.py OUT_DIR COUNT LAYER_KIB [BASE_KIB]")
     out, count, layer_kib = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    base_kib = int(sys.argv[4]) if len(sys.argv) == 5 else 0
     for i in range(1, count + 1):
         name = f"img-{i:02d}"
-        make_image(os.path.join(out, name), name, layer_kib)
+        make_image(os.path.join(out, name), name, layer_kib, base_kib)
 
 
 if __name__ == "__main__":

@@ -1,28 +1,39 @@
 #!/usr/bin/env bash
-# Benchmark: the old serial `skopeo sync` loop against `ferry sync` (with skopeo, and with crane
-# when one is found), cold (empty destination) and no-op (everything already there), on
-# throwaway local registries. Prints wall time, HTTP requests
-# the source and the destination received and skopeo processes spawned, per phase.
-# Then the same four phases against a rate-limited source, as Docker Hub is: the source behind
-# scripts/rate-limit-proxy.py (a token bucket like nginx limit_req without burst, answering 429 with
-# Retry-After), the first BENCH_LIMITED_IMAGES images, two new empty (unlimited) destinations.
-# Prints a second table: wall time, 429s the limiter answered, requests that reached the source,
-# skopeo processes and failed images per phase (a failure there is counted, not fatal), and the
-# ideal no-op time (images / rate). Every mirrored digest is checked against the source.
+# Benchmark: the old serial `skopeo sync` loop against `ferry sync` with each engine (skopeo, crane
+# when one is found, and ferry's own native engine), cold (empty destination) and no-op (everything already there), on
+# throwaway local registries. The corpus is multi-arch and, as in real registries, its images
+# share a base layer per platform under a top layer of their own. Prints, per phase, wall time,
+# the HTTP requests the source and the destination received and the engine processes (skopeo or
+# crane) spawned, then
+# the same requests per image.
+# Then a large-layer corpus (BENCH_LARGE_IMAGES images x 2 platforms x BENCH_LARGE_MB MiB), cold,
+# with each tool's peak RSS (GNU time's "Maximum resident set size"; for the loop, its largest
+# skopeo process).
+# Then the rate-limited source, as Docker Hub is: the source behind scripts/rate-limit-proxy.py (a
+# token bucket like nginx limit_req without burst, answering 429 with Retry-After), the first
+# BENCH_LIMITED_IMAGES images, new empty (unlimited) destinations. Prints wall time, 429s the
+# limiter answered, requests that reached the source, the bound those requests allow (requests /
+# rate: no client can be faster), engine processes and failed images per phase (a failure there is
+# counted, not fatal). Every mirrored digest is checked against the source.
 #   scripts/bench.sh
-# Environment: BENCH_IMAGES (20), BENCH_LAYER_KB (256), BENCH_JOBS (ferry -j, 4),
-# BENCH_LIMITED_IMAGES (images of the rate-limited phases, 8 or all if fewer; 0 skips them),
-# BENCH_RATE (the limiter's requests per second, 2), FERRY_BIN (the ferry to measure; default
-# this checkout's target/release/ferry, built with cargo when missing), FERRY_CRANE (the crane
-# for ferry's crane phases; default crane on PATH, else ../shared/crane/bin/crane; without one
-# they are left out), BENCH_KEEP=1 keeps the scratch directory. Needs docker-registry, skopeo,
-# curl and python3.
+# Environment: BENCH_IMAGES (20), BENCH_LAYER_KB (top layers, 256), BENCH_BASE_KB (the shared base
+# layers, 1024; 0: none), BENCH_JOBS (ferry -j, 4), BENCH_LARGE_IMAGES (4; 0 skips the large
+# corpus), BENCH_LARGE_MB (64), BENCH_LIMITED_IMAGES (images of the rate-limited phases, 8 or all
+# if fewer; 0 skips them), BENCH_RATE (the limiter's requests per second, 2), FERRY_BIN (the ferry
+# to measure; default this checkout's target/release/ferry, built with cargo when missing),
+# FERRY_CRANE (the crane of the crane phases; default crane on PATH, else ../shared/crane/bin/crane;
+# without one they are left out), BENCH_TOOLS (the tools to measure, of: loop skopeo native crane;
+# default all), BENCH_KEEP=1 keeps the scratch directory. Needs docker-registry, skopeo, curl,
+# python3 and GNU time (/usr/bin/time; Debian: apt-get install time).
 set -euo pipefail
 export LC_ALL=C # $EPOCHREALTIME and awk must agree on the decimal point
 
 images=${BENCH_IMAGES:-20}
 layer_kb=${BENCH_LAYER_KB:-256}
+base_kb=${BENCH_BASE_KB:-1024}
 jobs=${BENCH_JOBS:-4}
+large=${BENCH_LARGE_IMAGES:-4}
+large_mb=${BENCH_LARGE_MB:-64}
 limited=${BENCH_LIMITED_IMAGES:-8}
 rate=${BENCH_RATE:-2}
 scripts=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -31,8 +42,11 @@ oci_index=application/vnd.oci.image.index.v1+json
 
 die() { echo "bench: $*" >&2; exit 1; }
 
-for n in "$images" "$layer_kb" "$jobs"; do
-  [[ $n =~ ^[1-9][0-9]*$ ]] || die "BENCH_IMAGES, BENCH_LAYER_KB and BENCH_JOBS must be positive integers"
+for n in "$images" "$layer_kb" "$jobs" "$large_mb"; do
+  [[ $n =~ ^[1-9][0-9]*$ ]] || die "BENCH_IMAGES, BENCH_LAYER_KB, BENCH_JOBS and BENCH_LARGE_MB must be positive integers"
+done
+for n in "$base_kb" "$large"; do
+  [[ $n =~ ^[0-9]+$ ]] || die "BENCH_BASE_KB and BENCH_LARGE_IMAGES must be integers (0: none)"
 done
 [ -n "${BENCH_LIMITED_IMAGES:-}" ] || ((limited <= images)) || limited=$images # the default: 8 at most
 if ! [[ $limited =~ ^[0-9]+$ ]] || ((10#$limited > images)); then
@@ -45,8 +59,11 @@ fi
 for tool in docker-registry skopeo curl python3; do
   command -v "$tool" >/dev/null || die "$tool not found"
 done
+[ -x /usr/bin/time ] || die "GNU time not found at /usr/bin/time (Debian/Ubuntu: apt-get install time)"
 # Resolved before the counting wrapper goes first on PATH, so the wrapper can exec the real one.
 real_skopeo=$(command -v skopeo)
+real_crane=${FERRY_CRANE:-$(command -v crane || true)}
+[ -n "$real_crane" ] || [ ! -x "$root/../shared/crane/bin/crane" ] || real_crane=$root/../shared/crane/bin/crane
 
 ferry=${FERRY_BIN:-$root/target/release/ferry}
 if [ ! -x "$ferry" ]; then
@@ -54,8 +71,6 @@ if [ ! -x "$ferry" ]; then
   echo "building ferry (cargo build --release) ..." >&2
   cargo build --release --quiet --manifest-path "$root/Cargo.toml" >&2
 fi
-crane=${FERRY_CRANE:-$(command -v crane || true)}
-[ -n "$crane" ] || [ ! -x "$root/../shared/crane/bin/crane" ] || crane=$root/../shared/crane/bin/crane
 # A user's FERRY_SKOPEO would bypass the counting wrapper and FERRY_DEST_CREDS etc. would change
 # what is measured: ferry sees only the flags below.
 unset "${!FERRY_@}"
@@ -77,29 +92,28 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# Ports of the registries, set by start_registry (through printf -v, which shellcheck cannot see).
-src_port='' loop_port='' ferry_port='' crane_port='' loop_limited_port='' ferry_limited_port=''
-# start_registry NAME VAR: serve $work/NAME on a free loopback port and store the port in VAR.
+# start_registry NAME: serve $work/NAME on a free loopback port, stored in port[NAME].
 # Access logging on at level info: distribution 2.8 then logs one "response completed" line
 # ("response completed with error" for 4xx/5xx) per request, which is what phases count.
 # A port free a moment ago can be taken before the registry binds it, so retry on another one.
+declare -A port
 start_registry() {
-  local name=$1 dir=$work/$1 port pid
+  local name=$1 dir=$work/$1 p pid
   mkdir -p "$dir"
   for _ in 1 2 3 4 5; do
-    port=$(free_port)
+    p=$(free_port)
     printf '%s\n' "version: 0.1" "log:" "  level: info" "  accesslog:" "    disabled: false" \
       "storage:" "  filesystem:" "    rootdirectory: $dir/storage" \
-      "http:" "  addr: 127.0.0.1:$port" >"$dir/config.yml"
+      "http:" "  addr: 127.0.0.1:$p" >"$dir/config.yml"
     docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 </dev/null &
     pid=$!
     pids+=("$pid")
     # Ours once it logs that it listens (logged after the bind succeeded) and answers /v2/.
     for _ in $(seq 100); do
       kill -0 "$pid" 2>/dev/null || break
-      if grep -q "listening on 127.0.0.1:$port" "$dir/registry.log" &&
-        curl -fsS --noproxy '*' -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null; then
-        printf -v "$2" %s "$port"
+      if grep -q "listening on 127.0.0.1:$p" "$dir/registry.log" &&
+        curl -fsS --noproxy '*' -o /dev/null "http://127.0.0.1:$p/v2/" 2>/dev/null; then
+        port[$name]=$p
         return
       fi
       sleep 0.1
@@ -129,7 +143,7 @@ quiet() {
   "$@" >"$log" 2>&1 </dev/null || { tail -n 30 "$log" >&2; die "failed: $* (log above)"; }
 }
 
-# Failed images of the running phase. With strict=1 (the first four phases) a failure ends the
+# Failed images of the running phase. With strict=1 (the unlimited phases) a failure ends the
 # benchmark; behind the limiter (strict=0) failures are counted, shown and kept in failures.log.
 strict=1 failed=0
 # failure LOG IMAGE REASON: one image failed in the running phase (measure's $phase).
@@ -140,26 +154,31 @@ failure() {
   { echo "== $phase: $2"; cat "$1"; } >>"$work/failures.log"
 }
 
+# With rss set (measure --rss), every tool process runs under GNU time, appending to $rss.
+rss=''
+timed() {
+  if [ -n "$rss" ]; then /usr/bin/time -v -a -o "$rss" "$@"; else "$@"; fi
+}
+
 # loop_sync CONF LIST DEST: the old script's way, one skopeo sync per list line, one after the other.
 loop_sync() {
   local conf=$1 list=$2 dest=$3 name
   while read -r name; do
-    skopeo --registries-conf "$conf" sync --all --scoped --preserve-digests --src docker \
+    timed skopeo --registries-conf "$conf" sync --all --scoped --preserve-digests --src docker \
       --dest docker --dest-tls-verify=false "docker.io/library/$name" "$dest/loop" \
       >"$work/loop.log" 2>&1 </dev/null ||
       failure "$work/loop.log" "$name" "$(tail -n 1 "$work/loop.log")"
   done <"$list"
 }
 
-# ferry_sync CONF LIST DEST [FLAG...]: exit 1 means some images failed (named in the report).
-# Output and report per phase (measure's $phase): ferry-PHASE.log, ferry-PHASE.json. The images go
-# under DEST/ferry (DEST/crane with --engine crane).
+# ferry_sync ENGINE CONF LIST DEST [FLAG...]: exit 1 means some images failed (named in the
+# report). Output and report per phase (measure's $phase): ferry-PHASE.log, ferry-PHASE.json.
 ferry_sync() {
-  local conf=$1 list=$2 dest=$3 out=$work/ferry-${phase// /-} status=0 line under=ferry
-  shift 3
-  [[ " $* " != *" --engine crane "* ]] || under=crane
-  CONTAINERS_REGISTRIES_CONF=$conf "$ferry" sync "$list" --dest "$dest/$under" --dest-tls-verify=false \
-    -j "$jobs" --report "$out.json" "$@" >"$out.log" 2>&1 </dev/null || status=$?
+  local engine=$1 conf=$2 list=$3 dest=$4 out=$work/ferry-${phase// /-} status=0 line
+  shift 4
+  timed env CONTAINERS_REGISTRIES_CONF="$conf" "$ferry" sync "$list" --dest "$dest/$engine" \
+    --dest-tls-verify=false --engine "$engine" -j "$jobs" --report "$out.json" "$@" \
+    >"$out.log" 2>&1 </dev/null || status=$?
   [ "$status" = 0 ] && return
   [ "$status" = 1 ] || { tail -n 30 "$out.log" >&2; die "$phase: ferry exited with $status (log above)"; }
   python3 -c 'import json, sys
@@ -182,27 +201,36 @@ too_many() {
   fi
 }
 
-declare -A secs src dst procs throttled fails
+declare -A secs src dst procs throttled fails peak
 pause=0 # seconds to wait before each phase: behind the limiter, time for the bucket to refill
-# measure PHASE DEST CMD...: run CMD; record wall seconds, new requests to the source and to
-# registry DEST, skopeo processes started, 429s from the limiter and failed images.
+# measure [--rss] PHASE SOURCE DEST CMD...: run CMD; record wall seconds, new requests to registry
+# SOURCE and to registry DEST, engine processes started, 429s from the limiter, failed images and,
+# with --rss, the peak RSS in MiB of the tool's processes.
 measure() {
-  local phase=$1 to=$2 src0 dst0 procs0 throttled0 t0 t1
-  shift 2
+  local with_rss=0
+  if [ "$1" = --rss ]; then with_rss=1; shift; fi
+  local phase=$1 from=$2 to=$3 src0 dst0 procs0 throttled0 t0 t1
+  shift 3
   settle
   sleep "$pause"
-  src0=$(requests src) dst0=$(requests "$to") procs0=$(spawns) throttled0=$(too_many) failed=0
+  src0=$(requests "$from") dst0=$(requests "$to") procs0=$(spawns) throttled0=$(too_many) failed=0
+  rss=''
+  if [ "$with_rss" = 1 ]; then rss=$work/rss-${phase// /-}.txt; : >"$rss"; fi
   echo "running: $phase" >&2
   t0=$EPOCHREALTIME
   "$@"
   t1=$EPOCHREALTIME
   settle
   secs[$phase]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
-  src[$phase]=$(($(requests src) - src0))
+  src[$phase]=$(($(requests "$from") - src0))
   dst[$phase]=$(($(requests "$to") - dst0))
   procs[$phase]=$(($(spawns) - procs0))
   throttled[$phase]=$(($(too_many) - throttled0))
   fails[$phase]=$failed
+  if [ -n "$rss" ]; then
+    peak[$phase]=$(awk -F': ' '/Maximum resident set size/ { if ($2 > m) m = $2 } END { printf "%.1f", m / 1024 }' "$rss")
+    rss=''
+  fi
 }
 
 # digest PORT REPO TAG: the Docker-Content-Digest of the tag's index, empty when missing.
@@ -212,23 +240,23 @@ digest() {
 }
 
 declare -A missing mismatched
-# verify LIST PREFIX=PORT...: compare every image of LIST under PREFIX/docker.io/library/ on each
-# registry PORT with the source; name each problem and count them per PREFIX in missing and
-# mismatched.
+# verify SOURCE_PORT LIST PREFIX=PORT...: compare every image of LIST under
+# PREFIX/docker.io/library/ on each registry PORT with the source; name each problem and count
+# them per PREFIX in missing and mismatched.
 verify() {
-  local list=$1 name repo tag want got dest prefix port
-  shift
+  local source=$1 list=$2 name repo tag want got dest prefix p
+  shift 2
   missing=() mismatched=()
   for dest in "$@"; do missing[${dest%%=*}]=0 mismatched[${dest%%=*}]=0; done
   while read -r name; do
     repo=${name%%:*} tag=${name#*:}
-    want=$(digest "$src_port" "library/$repo" "$tag")
+    want=$(digest "$source" "library/$repo" "$tag")
     [ -n "$want" ] || die "source has no library/$name"
     for dest in "$@"; do
-      prefix=${dest%%=*} port=${dest#*=}
-      got=$(digest "$port" "$prefix/docker.io/library/$repo" "$tag")
+      prefix=${dest%%=*} p=${dest#*=}
+      got=$(digest "$p" "$prefix/docker.io/library/$repo" "$tag")
       [ "$got" = "$want" ] && continue
-      echo "127.0.0.1:$port/$prefix/docker.io/library/$name: ${got:-missing}, source $want" >&2
+      echo "127.0.0.1:$p/$prefix/docker.io/library/$name: ${got:-missing}, source $want" >&2
       if [ -z "$got" ]; then
         missing[$prefix]=$((missing[$prefix] + 1))
       else
@@ -238,94 +266,183 @@ verify() {
   done <"$list"
 }
 
+# push_corpus DIR NAME_PREFIX: push every layout under DIR to the source as library/PREFIX-NN:1.0.
+push_corpus() {
+  local layout
+  for layout in "$1"/img-*; do
+    quiet "$work/push.log" "$real_skopeo" --insecure-policy copy --all --preserve-digests \
+      --dest-tls-verify=false "oci:$layout:latest" \
+      "docker://127.0.0.1:${port[src]}/library/$2-${layout##*-}:1.0"
+  done
+}
+
+# redirect PORT: a registries.conf sending docker.io to 127.0.0.1:PORT.
+redirect() {
+  local conf=$work/registries-$1.conf
+  printf '%s\n' '[[registry]]' 'prefix = "docker.io"' "location = \"127.0.0.1:$1\"" \
+    'insecure = true' >"$conf"
+  echo "$conf"
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2fx", a / b }'; }
+per() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / b }'; }
+tools=(loop skopeo native)
+if [ -n "$real_crane" ]; then
+  tools+=(crane)
+else
+  echo "bench: no crane found (FERRY_CRANE): ferry's crane phases are left out" >&2
+fi
+if [ -n "${BENCH_TOOLS:-}" ]; then
+  read -ra wanted <<<"$BENCH_TOOLS"
+  for tool in "${wanted[@]}"; do
+    [[ " ${tools[*]} " == *" $tool "* ]] || die "BENCH_TOOLS: $tool is not one of: ${tools[*]}"
+  done
+  tools=("${wanted[@]}")
+fi
+measured() { [[ " ${tools[*]} " == *" $1 "* ]]; }
+label() { case $1 in loop) echo "loop" ;; *) echo "ferry $1" ;; esac; }
+# dests PREFIX: verify's TOOL=PORT arguments for the destinations dst-PREFIXTOOL of every tool.
+dests() {
+  local tool
+  for tool in "${tools[@]}"; do echo "$tool=${port[dst-$1$tool]}"; done
+}
+# checked_all: every tool's destination matched the source, else the benchmark ends.
+checked_all() {
+  local tool
+  for tool in "${tools[@]}"; do
+    ((missing[$tool] + mismatched[$tool] == 0)) || die "DIGEST MISMATCH: destination differs from source (see above)"
+  done
+}
+under_all() { local IFS=,; echo "${tools[*]/%//}" | sed 's/,/, /g'; }
+
 # 1. registries. Each approach gets its own empty destination: in a shared one, skopeo mounts
-# the blobs the loop already pushed (POST ...?mount=&from=loop/...) instead of fetching them
-# from the source, so the second approach would never run cold.
-start_registry src src_port
-start_registry dst-loop loop_port
-start_registry dst-ferry ferry_port
-dest_loop=127.0.0.1:$loop_port dest_ferry=127.0.0.1:$ferry_port
-[ -z "$crane" ] || start_registry dst-crane crane_port
+# the blobs an earlier approach pushed (POST ...?mount=&from=...) instead of fetching them from
+# the source, so the later approaches would never run cold.
+start_registry src
+for tool in "${tools[@]}"; do start_registry "dst-$tool"; done
 
 # 2. corpus, pushed to the source as library/img-NN:1.0
 echo "generating and pushing $images images ..." >&2
-python3 "$scripts/bench-image.py" "$work/corpus" "$images" "$layer_kb"
-for layout in "$work"/corpus/img-*; do
-  quiet "$work/push.log" "$real_skopeo" --insecure-policy copy --all --preserve-digests \
-    --dest-tls-verify=false "oci:$layout:latest" "docker://127.0.0.1:$src_port/library/${layout##*/}:1.0"
-done
+python3 "$scripts/bench-image.py" "$work/corpus" "$images" "$layer_kb" "$base_kb"
+push_corpus "$work/corpus" img
 
 # 3. list and the docker.io -> source redirect
 list=$work/images.list
 for ((i = 1; i <= images; i++)); do printf 'img-%02d:1.0\n' "$i"; done >"$list"
-conf=$work/registries.conf
-printf '%s\n' '[[registry]]' 'prefix = "docker.io"' "location = \"127.0.0.1:$src_port\"" \
-  'insecure = true' >"$conf"
+conf=$(redirect "${port[src]}")
 
-# 4. phases; every skopeo start goes through the counting wrapper
+# 4. phases; every skopeo and crane start goes through a counting wrapper
 mkdir "$work/bin"
 : >"$work/skopeo.count"
 : >"$work/crane.count"
 printf '%s\n' '#!/bin/sh' "echo >>'$work/skopeo.count'" "exec '$real_skopeo' \"\$@\"" >"$work/bin/skopeo"
-chmod +x "$work/bin/skopeo"
+[ -z "$real_crane" ] ||
+  printf '%s\n' '#!/bin/sh' "echo >>'$work/crane.count'" "exec '$real_crane' \"\$@\"" >"$work/bin/crane"
+chmod +x "$work"/bin/*
 export PATH=$work/bin:$PATH
-measure "loop cold" dst-loop loop_sync "$conf" "$list" "$dest_loop"
-measure "loop no-op" dst-loop loop_sync "$conf" "$list" "$dest_loop"
-measure "ferry cold" dst-ferry ferry_sync "$conf" "$list" "$dest_ferry"
-measure "ferry no-op" dst-ferry ferry_sync "$conf" "$list" "$dest_ferry"
-phases=("loop cold" "loop no-op" "ferry cold" "ferry no-op")
-verified=(loop="$loop_port" ferry="$ferry_port")
-if [ -n "$crane" ]; then
-  # Counted like skopeo: every crane start goes through a wrapper.
-  printf '%s\n' '#!/bin/sh' "echo >>'$work/crane.count'" "exec '$crane' \"\$@\"" >"$work/bin/crane-counted"
-  chmod +x "$work/bin/crane-counted"
-  crane_flags=(--engine crane --crane "$work/bin/crane-counted")
-  measure "crane cold" dst-crane ferry_sync "$conf" "$list" "127.0.0.1:$crane_port" "${crane_flags[@]}"
-  measure "crane no-op" dst-crane ferry_sync "$conf" "$list" "127.0.0.1:$crane_port" "${crane_flags[@]}"
-  phases+=("crane cold" "crane no-op")
-  verified+=(crane="$crane_port")
-else
-  echo "bench: no crane found (FERRY_CRANE): ferry's crane phases are left out" >&2
-fi
+# run_tool TOOL CONF LIST DEST [FLAG...]: one sync of LIST to DEST by TOOL.
+run_tool() {
+  local tool=$1
+  shift
+  case $tool in
+    loop) loop_sync "$1" "$2" "$3" ;;
+    *) ferry_sync "$tool" "$@" ;;
+  esac
+}
+for tool in "${tools[@]}"; do
+  for kind in cold no-op; do
+    measure "$tool $kind" src "dst-$tool" run_tool "$tool" "$conf" "$list" "127.0.0.1:${port[dst-$tool]}"
+  done
+done
 
 # 5. every destination holds exactly what the source holds
-verify "$list" "${verified[@]}"
-for dest in "${verified[@]}"; do
-  ((missing[${dest%%=*}] + mismatched[${dest%%=*}] == 0)) ||
-    die "DIGEST MISMATCH: destination differs from source (see above)"
-done
+mapfile -t checked < <(dests '')
+verify "${port[src]}" "$list" "${checked[@]}"
+checked_all
 
 # 6. report
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2fx", a / b }'; }
-row() { printf '| %-16s | %7s | %15s | %20s | %16s |\n' "$@"; }
+row() { printf '| %-20s | %7s | %15s | %20s | %16s |\n' "$@"; }
 echo
-echo "ferry benchmark: $images images x 2 platforms (linux/amd64, linux/arm64), one uncompressed"
-echo "$layer_kb KiB layer each; ferry -j $jobs; nproc $(nproc); $("$real_skopeo" --version)."
-echo "The loop, ferry (skopeo) and ferry --engine crane (\"crane\" rows${crane:+, $("$crane" version)})"
-echo "each sync into their own empty docker-registry 2.8 on loopback."
+base_text="no shared base layer"
+[ "$base_kb" = 0 ] || base_text="a $base_kb KiB base layer per platform shared by every image"
+echo "ferry benchmark: $images images x 2 platforms (linux/amd64, linux/arm64), each an uncompressed"
+echo "$layer_kb KiB top layer on $base_text; ferry -j $jobs; nproc $(nproc);"
+echo "$("$real_skopeo" --version). Each tool syncs into its own empty docker-registry 2.8 on loopback."
 echo
 row phase seconds "source requests" "destination requests" "engine processes"
-echo "|------------------|--------:|----------------:|---------------------:|-----------------:|"
-for phase in "${phases[@]}"; do
-  row "$phase" "${secs[$phase]}" "${src[$phase]}" "${dst[$phase]}" "${procs[$phase]}"
-done
-for tool in ferry ${crane:+crane}; do
+echo "|----------------------|--------:|----------------:|---------------------:|-----------------:|"
+for tool in "${tools[@]}"; do
   for kind in cold no-op; do
-    f="$tool $kind" l="loop $kind"
-    row "$tool/loop $kind" "$(ratio "${secs[$f]}" "${secs[$l]}")" "$(ratio "${src[$f]}" "${src[$l]}")" \
-      "$(ratio "${dst[$f]}" "${dst[$l]}")" "$(ratio "${procs[$f]}" "${procs[$l]}")"
+    p="$tool $kind"
+    row "$(label "$tool") $kind" "${secs[$p]}" "${src[$p]}" "${dst[$p]}" "${procs[$p]}"
+  done
+done
+for pair in "skopeo loop" "native loop" "native skopeo" "crane loop" "native crane"; do
+  read -r a b <<<"$pair"
+  measured "$a" && measured "$b" || continue
+  for kind in cold no-op; do
+    row "$a/$b $kind" "$(ratio "${secs[$a $kind]}" "${secs[$b $kind]}")" \
+      "$(ratio "${src[$a $kind]}" "${src[$b $kind]}")" "$(ratio "${dst[$a $kind]}" "${dst[$b $kind]}")" \
+      "$(ratio "${procs[$a $kind]}" "${procs[$b $kind]}")"
   done
 done
 echo
-echo "Digests verified: all $images indexes under ${verified[*]%%=*} equal the source's."
+echo "Requests per image (the counts above / $images):"
+echo
+row2() { printf '| %-14s | %11s | %16s | %12s | %17s |\n' "$@"; }
+row2 tool "source cold" "destination cold" "source no-op" "destination no-op"
+echo "|----------------|------------:|-----------------:|-------------:|------------------:|"
+for tool in "${tools[@]}"; do
+  row2 "$(label "$tool")" "$(per "${src[$tool cold]}" "$images")" "$(per "${dst[$tool cold]}" "$images")" \
+    "$(per "${src[$tool no-op]}" "$images")" "$(per "${dst[$tool no-op]}" "$images")"
+done
+echo
+echo "Digests verified: all $images indexes under $(under_all) equal the source's."
+
+# 7. the large-layer corpus, cold, with peak RSS
+if [ "$large" -gt 0 ]; then
+  echo >&2
+  echo "large layers: $large images x 2 platforms x $large_mb MiB ..." >&2
+  python3 "$scripts/bench-image.py" "$work/large" "$large" "$((large_mb * 1024))"
+  push_corpus "$work/large" big
+  rm -rf "$work/large"
+  large_list=$work/large.list
+  for ((i = 1; i <= large; i++)); do printf 'big-%02d:1.0\n' "$i"; done >"$large_list"
+  for tool in "${tools[@]}"; do
+    start_registry "dst-large-$tool"
+    measure --rss "large $tool" src "dst-large-$tool" run_tool "$tool" "$conf" "$large_list" \
+      "127.0.0.1:${port[dst-large-$tool]}"
+  done
+  mapfile -t checked < <(dests large-)
+  verify "${port[src]}" "$large_list" "${checked[@]}"
+  checked_all
+  row3() { printf '| %-14s | %7s | %13s | %15s | %20s | %16s |\n' "$@"; }
+  echo
+  echo "Large layers: $large images x 2 platforms x one $large_mb MiB uncompressed layer, cold, each tool"
+  echo "into its own empty destination. Peak RSS: GNU time's maximum resident set size of ferry (with"
+  echo "the skopeo or crane engine, ferry or its largest child), and of the loop's largest skopeo."
+  echo
+  row3 tool seconds "peak RSS MiB" "source requests" "destination requests" "engine processes"
+  echo "|----------------|--------:|--------------:|----------------:|---------------------:|-----------------:|"
+  for tool in "${tools[@]}"; do
+    p="large $tool"
+    row3 "$(label "$tool")" "${secs[$p]}" "${peak[$p]}" "${src[$p]}" "${dst[$p]}" "${procs[$p]}"
+  done
+  ! measured native || ! measured skopeo || row3 "native/skopeo" "$(ratio "${secs[large native]}" "${secs[large skopeo]}")" \
+    "$(ratio "${peak[large native]}" "${peak[large skopeo]}")" \
+    "$(ratio "${src[large native]}" "${src[large skopeo]}")" \
+    "$(ratio "${dst[large native]}" "${dst[large skopeo]}")" "n/a"
+  echo
+  echo "Digests verified: all $large indexes under $(under_all) equal the source's."
+fi
 [ "$limited" -gt 0 ] || exit 0
 
-# 7. the rate-limited source: the limiter in front of the same source, docker.io redirected to it,
-# the first $limited images into two new empty destinations (only the source is limited).
+# 8. the rate-limited source: the limiter in front of the same source, docker.io redirected to it,
+# the first $limited images into new empty destinations (only the source is limited).
 echo >&2
 echo "rate-limited source: $rate requests/s, $limited images ..." >&2
 mkdir "$work/proxy"
-python3 "$scripts/rate-limit-proxy.py" --listen 127.0.0.1:0 --upstream "127.0.0.1:$src_port" \
+python3 "$scripts/rate-limit-proxy.py" --listen 127.0.0.1:0 --upstream "127.0.0.1:${port[src]}" \
   --rate "$rate" --port-file "$work/proxy/port" --log "$work/proxy/requests.log" \
   >"$work/proxy/proxy.log" 2>&1 </dev/null &
 pids+=("$!")
@@ -334,61 +451,57 @@ for _ in $(seq 100); do # the port file appears once it listens
   sleep 0.1
 done
 [ -s "$work/proxy/port" ] || { cat "$work/proxy/proxy.log" >&2; die "rate-limit-proxy.py did not start"; }
-proxy_port=$(<"$work/proxy/port")
-start_registry dst-loop-limited loop_limited_port
-start_registry dst-ferry-limited ferry_limited_port
-dest_loop_limited=127.0.0.1:$loop_limited_port dest_ferry_limited=127.0.0.1:$ferry_limited_port
+limited_conf=$(redirect "$(<"$work/proxy/port")")
 limited_list=$work/limited.list
 head -n "$limited" "$list" >"$limited_list"
-limited_conf=$work/registries-limited.conf
-printf '%s\n' '[[registry]]' 'prefix = "docker.io"' "location = \"127.0.0.1:$proxy_port\"" \
-  'insecure = true' >"$limited_conf"
 # As tests/rate_limit.rs runs ferry against its limiter.
 ferry_limited_flags=(--retry-times 8 --retry-delay 1s --max-retry-delay 8s)
 
 strict=0
 # Every phase starts with a full bucket (capacity one: refilled after 1/rate seconds).
 pause=$(awk -v r="$rate" 'BEGIN { printf "%.2f", 1 / r + 0.1 }')
-measure "limited loop cold" dst-loop-limited \
-  loop_sync "$limited_conf" "$limited_list" "$dest_loop_limited"
-measure "limited loop no-op" dst-loop-limited \
-  loop_sync "$limited_conf" "$limited_list" "$dest_loop_limited"
-measure "limited ferry cold" dst-ferry-limited \
-  ferry_sync "$limited_conf" "$limited_list" "$dest_ferry_limited" "${ferry_limited_flags[@]}"
-measure "limited ferry no-op" dst-ferry-limited \
-  ferry_sync "$limited_conf" "$limited_list" "$dest_ferry_limited" "${ferry_limited_flags[@]}"
+for tool in "${tools[@]}"; do
+  start_registry "dst-limited-$tool"
+  for kind in cold no-op; do
+    measure "limited $tool $kind" src "dst-limited-$tool" run_tool "$tool" "$limited_conf" \
+      "$limited_list" "127.0.0.1:${port[dst-limited-$tool]}" "${ferry_limited_flags[@]}"
+  done
+done
 
-# 8. what arrived is the source's; an image may be missing only if a phase reported it failed.
-verify "$limited_list" loop="$loop_limited_port" ferry="$ferry_limited_port"
-((mismatched[loop] + mismatched[ferry] == 0)) ||
-  die "DIGEST MISMATCH: destination differs from source (see above)"
+# 9. what arrived is the source's; an image may be missing only if a phase reported it failed.
+mapfile -t checked < <(dests limited-)
+verify "${port[src]}" "$limited_list" "${checked[@]}"
+for tool in "${tools[@]}"; do
+  ((mismatched[$tool] == 0)) || die "DIGEST MISMATCH: destination differs from source (see above)"
+done
 
-# 9. report
-row2() { printf '| %-16s | %7s | %6s | %15s | %16s | %13s |\n' "$@"; }
+# 10. report
+row4() { printf '| %-20s | %7s | %6s | %15s | %9s | %11s | %16s | %13s |\n' "$@"; }
 echo
 echo "Rate-limited source: the source behind scripts/rate-limit-proxy.py at $rate requests/s (token"
-echo "bucket of one, no burst; 429 + Retry-After like Docker Hub); the first $limited images into two"
-echo "new empty, unlimited destinations. ferry -j $jobs ${ferry_limited_flags[*]}."
+echo "bucket of one, no burst; 429 + Retry-After like Docker Hub); the first $limited images into new"
+echo "empty, unlimited destinations. ferry -j $jobs ${ferry_limited_flags[*]}. Bound: the source"
+echo "requests that got through / $rate requests/s, the least time those requests can take."
 echo
-row2 phase seconds 429s "source requests" "skopeo processes" "failed images"
-echo "|------------------|--------:|-------:|----------------:|-----------------:|--------------:|"
-for phase in "loop cold" "loop no-op" "ferry cold" "ferry no-op"; do
-  p="limited $phase"
-  row2 "$phase" "${secs[$p]}" "${throttled[$p]}" "${src[$p]}" "${procs[$p]}" "${fails[$p]}"
-done
-for kind in cold no-op; do
-  f="limited ferry $kind" l="limited loop $kind"
-  row2 "ferry/loop $kind" "$(ratio "${secs[$f]}" "${secs[$l]}")" \
-    "$(ratio "${throttled[$f]}" "${throttled[$l]}")" "$(ratio "${src[$f]}" "${src[$l]}")" \
-    "$(ratio "${procs[$f]}" "${procs[$l]}")" "$(ratio "${fails[$f]}" "${fails[$l]}")"
+row4 phase seconds 429s "source requests" "bound (s)" "time/bound" "engine processes" "failed images"
+echo "|----------------------|--------:|-------:|----------------:|----------:|------------:|-----------------:|--------------:|"
+for tool in "${tools[@]}"; do
+  for kind in cold no-op; do
+    p="limited $tool $kind"
+    bound=$(awk -v n="${src[$p]}" -v r="$rate" 'BEGIN { printf "%.2f", n / r }')
+    row4 "$(label "$tool") $kind" "${secs[$p]}" "${throttled[$p]}" "${src[$p]}" "$bound" \
+      "$(ratio "${secs[$p]}" "$bound")" "${procs[$p]}" "${fails[$p]}"
+  done
 done
 echo
 awk -v n="$limited" -v r="$rate" \
   'BEGIN { printf "Ideal no-op: %d tags / %s requests/s = %.2f s", n, r, n / r }'
 echo " (one source request per tag at the limit)."
-if ((missing[loop] + missing[ferry] == 0)); then
-  echo "Digests verified: all $limited indexes under loop/ and ferry/ equal the source's."
+absent=()
+for tool in "${tools[@]}"; do ((missing[$tool] == 0)) || absent+=("${missing[$tool]} under $tool/"); done
+if ((${#absent[@]} == 0)); then
+  echo "Digests verified: all $limited indexes under $(under_all) equal the source's."
 else
   echo "Digests verified: the indexes present equal the source's; missing after the failures above:"
-  echo "${missing[loop]} under loop/, ${missing[ferry]} under ferry/."
+  echo "${absent[*]}."
 fi

@@ -6,6 +6,7 @@ of a plain-HTTP docker-registry on loopback that limits requests like nginx `lim
     rate-limit-proxy.py --upstream 127.0.0.1:PORT [--listen 127.0.0.1:0] [--rate 2]
                         [--port-file PATH] [--log PATH] [--log-bytes] [--fail-list-puts N]
                         [--corrupt-blobs TEXT] [--cut-blobs-after BYTES]
+                        [--throttle-uploads N]
 
 A token bucket of capacity one, full at the start, refilled at RATE requests per second. A
 request that finds it empty gets `429 Too Many Requests` with Docker Hub's TOOMANYREQUESTS body
@@ -25,7 +26,9 @@ Unavailable` (before the rate limit; they take no token), as a registry under lo
 --corrupt-blobs flips one byte (the middle one) of every blob GET whose path contains TEXT, as
 a broken cache or disk would. --cut-blobs-after closes the connection after BYTES body bytes of
 the first GET of each blob larger than that, as a dropped connection would (later GETs of it,
-a resumed Range or a retry, come through whole).
+a resumed Range or a retry, come through whole). --throttle-uploads answers the first N blob
+uploads (`PUT` or `PATCH` of `/blobs/uploads/`) with 429 and `Retry-After: 1`, as a registry
+limiting pushes would (they take no token).
 Stdlib only.
 """
 import argparse
@@ -91,6 +94,11 @@ class Proxy(http.server.BaseHTTPRequestHandler):
                 pass
             self.answer(503, [("Content-Type", "application/json")], UNAVAILABLE)
             return
+        if self.throttles_upload():
+            for _ in body:
+                pass
+            self.answer(429, [("Content-Type", "application/json"), ("Retry-After", "1")], TOO_MANY)
+            return
         wait = self.server.bucket.take()
         if wait:
             for _ in body:  # drain it, so the connection can carry the next request
@@ -134,6 +142,16 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             if self.server.list_puts_to_fail <= 0:
                 return False
             self.server.list_puts_to_fail -= 1
+            return True
+
+    def throttles_upload(self):
+        """Whether this is a blob upload that --throttle-uploads refuses."""
+        if self.command not in ("PUT", "PATCH") or "/blobs/uploads/" not in self.path:
+            return False
+        with self.server.fail_lock:
+            if self.server.uploads_to_throttle <= 0:
+                return False
+            self.server.uploads_to_throttle -= 1
             return True
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_request
@@ -267,6 +285,8 @@ def main():
                         help="log the body bytes relayed per request as a fourth field")
     parser.add_argument("--fail-list-puts", type=int, default=0, metavar="N",
                         help="answer 503 to the first N manifest list/index uploads (0)")
+    parser.add_argument("--throttle-uploads", type=int, default=0, metavar="N",
+                        help="answer 429 to the first N blob uploads (0)")
     parser.add_argument("--corrupt-blobs", metavar="TEXT",
                         help="flip one byte of every blob GET whose path contains TEXT")
     parser.add_argument("--cut-blobs-after", type=int, default=0, metavar="BYTES",
@@ -281,6 +301,7 @@ def main():
     server.bucket = Bucket(args.rate)
     server.list_puts_to_fail = args.fail_list_puts
     server.log_bytes = args.log_bytes
+    server.uploads_to_throttle = args.throttle_uploads
     server.corrupt = args.corrupt_blobs
     server.cut_after = args.cut_blobs_after
     server.cut_paths = set()

@@ -152,8 +152,8 @@ pub enum SettingsError {
     SkopeoMissing { reason: String },
     #[error("crane was not found ({reason}); install it (go install github.com/google/go-containerregistry/cmd/crane@latest) or point --crane/FERRY_CRANE at it")]
     CraneMissing { reason: String },
-    #[error("--insecure-policy is a skopeo option; crane checks no signature policy (drop it, or use --engine skopeo)")]
-    CraneInsecurePolicy,
+    #[error("--insecure-policy is a skopeo option; {engine} checks no signature policy (drop it, or use --engine skopeo)")]
+    InsecurePolicyWithout { engine: &'static str },
     #[error("{what} {} does not exist", path.display())]
     MissingPath { what: &'static str, path: PathBuf },
     #[error("{flag} \"{value}\": {reason}")]
@@ -651,7 +651,7 @@ fn check_paths(access: &AccessArgs) -> Result<(), SettingsError> {
 fn engine(args: &SyncArgs) -> Result<(EngineSettings, Option<String>), SettingsError> {
     if let Some(EngineArg::Crane) = args.engine.engine {
         if args.skopeo.insecure_policy {
-            return Err(SettingsError::CraneInsecurePolicy);
+            return Err(SettingsError::InsecurePolicyWithout { engine: "crane" });
         }
         let options = crane_options(&args.engine, args.dry_run)?;
         return Ok((EngineSettings::Crane(options), None));
@@ -669,8 +669,15 @@ fn engine(args: &SyncArgs) -> Result<(EngineSettings, Option<String>), SettingsE
             insecure_policy: args.skopeo.insecure_policy,
         })
     };
+    if let Some(EngineArg::Native) = args.engine.engine {
+        if args.skopeo.insecure_policy {
+            return Err(SettingsError::InsecurePolicyWithout {
+                engine: "the native engine",
+            });
+        }
+        return Ok((EngineSettings::Native, None));
+    }
     Ok(match (args.engine.engine, found) {
-        (Some(EngineArg::Native), _) => (EngineSettings::Native, None),
         (_, Ok(binary)) => (skopeo(binary), None),
         // An explicit --skopeo that is not there is a mistake, not a reason to switch.
         (_, Err(reason)) if args.skopeo.skopeo.is_some() => {
@@ -816,6 +823,26 @@ mod tests {
     }
 
     #[test]
+    fn native_is_refused_a_skopeo_option() {
+        use clap::Parser as _;
+        let argv = [
+            "ferry",
+            "sync",
+            "--dest",
+            "h.example/m",
+            "--engine",
+            "native",
+            "--insecure-policy",
+        ];
+        let error = Settings::from_cli(Cli::try_parse_from(argv).unwrap()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "--insecure-policy is a skopeo option; the native engine checks no signature policy \
+             (drop it, or use --engine skopeo)"
+        );
+    }
+
+    #[test]
     fn crane_is_found_and_refused_a_skopeo_option() {
         use clap::Parser as _;
         let engine = |args: &[&str]| {
@@ -852,7 +879,7 @@ mod tests {
         );
         assert!(matches!(
             engine(&["--crane", "/bin/sh", "--insecure-policy"]),
-            Err(SettingsError::CraneInsecurePolicy)
+            Err(SettingsError::InsecurePolicyWithout { engine: "crane" })
         ));
     }
 

@@ -123,7 +123,7 @@ fn a_shared_base_layer_is_uploaded_once_and_mounted_once() {
         pushed.push(image);
     }
     assert_eq!(pushed[0].layers[0], pushed[1].layers[0], "no shared base");
-    let proxy = ScriptProxy::start(m.scratch.path(), &m.dest.addr(), &["--rate", "1000"]);
+    let proxy = ScriptProxy::start(m.scratch.path(), &m.dest.addr(), &["--rate", "inf"]);
     let list = m.write("images.list", "app-a:1\napp-b:1\n");
     let prefix = format!("{}/third", proxy.addr());
     let sync = || {
@@ -242,7 +242,7 @@ fn a_corrupt_blob_fails_its_image_and_never_lands() {
     let proxy = ScriptProxy::start(
         m.scratch.path(),
         &m.source.addr(),
-        &["--rate", "1000", "--corrupt-blobs", "/library/bad/"],
+        &["--rate", "inf", "--corrupt-blobs", "/library/bad/"],
     );
     let conf = registries_conf(m.scratch.path(), &[("docker.io", &proxy.addr())]);
     let list = m.write("images.list", "good:1\nbad:1\nother:1\n");
@@ -295,9 +295,9 @@ fn a_large_blob_goes_up_in_chunks_and_a_cut_download_resumes_where_it_was_cut() 
     let source = ScriptProxy::start(
         m.scratch.path(),
         &m.source.addr(),
-        &["--rate", "1000", "--log-bytes", "--cut-blobs-after", &cut],
+        &["--rate", "inf", "--log-bytes", "--cut-blobs-after", &cut],
     );
-    let dest = ScriptProxy::start(m.scratch.path(), &m.dest.addr(), &["--rate", "1000"]);
+    let dest = ScriptProxy::start(m.scratch.path(), &m.dest.addr(), &["--rate", "inf"]);
     let conf = registries_conf(m.scratch.path(), &[("docker.io", &source.addr())]);
     let list = m.write("images.list", "big:1\n");
     let report_path = m.scratch.path().join("report.json");
@@ -500,6 +500,24 @@ fn without_skopeo_the_quick_start_copies_natively_and_says_so_once() {
         [("7".to_owned(), redis)]
     );
 
+    // A dry run names the native copy and copies nothing.
+    let dry = run(
+        m.ferry()
+            .args(["sync", "--dry-run", "--dest", &m.prefix()])
+            .env("PATH", &bare)
+            .env_remove("FERRY_ENGINE"),
+        0,
+    );
+    let p = m.prefix();
+    assert!(
+        stdout_of(&dry).contains(&format!(
+            "ferry native copy docker://docker.io/library/nginx:1.25 docker://{p}/docker.io/library/nginx:1.25"
+        )),
+        "{}",
+        stdout_of(&dry)
+    );
+    assert!(catalog(&m.dest).is_empty());
+
     let out = run(
         m.ferry()
             .args(["sync", "--engine", "skopeo"])
@@ -525,7 +543,7 @@ fn native_progress_shows_bytes_rate_and_time_left() {
     };
     let (layout, _) = make_layered_image(m.scratch.path(), "big", &layers);
     push(&m.source, &layout, "library/big:1");
-    let proxy = ScriptProxy::start(m.scratch.path(), &m.source.addr(), &["--rate", "1000"]);
+    let proxy = ScriptProxy::start(m.scratch.path(), &m.source.addr(), &["--rate", "inf"]);
     let conf = registries_conf(m.scratch.path(), &[("docker.io", &proxy.addr())]);
     let list = m.write("images.list", "big:1\n");
     let sync = |dest: &str, progress: &[&str]| {
@@ -585,4 +603,38 @@ fn native_progress_shows_bytes_rate_and_time_left() {
     );
     let stdout = std::fs::read_to_string(&stdout_file).unwrap();
     assert!(stdout.starts_with("synced "), "{stdout}");
+}
+
+/// A destination that answers 429 to blob uploads (streamed bodies, which cannot simply be
+/// sent again): the blob's upload starts again at the slower pace, and the image lands on its
+/// first attempt.
+#[test]
+fn a_429_to_a_streamed_upload_starts_that_blob_again() {
+    let m = Mirror::new(false);
+    let nginx = m.push("library/nginx:1.25", "nginx");
+    let proxy = ScriptProxy::start(
+        m.scratch.path(),
+        &m.dest.addr(),
+        &["--rate", "inf", "--throttle-uploads", "2"],
+    );
+    let list = m.write("images.list", "nginx:1.25\n");
+    let report_path = m.scratch.path().join("report.json");
+    let mut cmd = m.ferry();
+    cmd.arg("sync")
+        .arg(&list)
+        .arg("--dest")
+        .arg(format!("{}/third", proxy.addr()))
+        .args(["--dest-tls-verify=false", "--engine", "native", "-v"])
+        .args(["--retry-delay", "10s"])
+        .arg("--report")
+        .arg(&report_path);
+    let out = run(&mut cmd, 0);
+    let report = report(&report_path);
+    assert_eq!(report["images"][0]["attempts"], 1, "{}", stderr_of(&out));
+    let refused = proxy.log().lines().filter(|l| l.ends_with(" 429")).count();
+    assert_eq!(refused, 2, "{}", proxy.log());
+    assert_eq!(
+        remote_digest(&m.dest, "third/docker.io/library/nginx:1.25"),
+        Some(nginx)
+    );
 }

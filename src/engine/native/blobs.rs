@@ -323,12 +323,29 @@ pub async fn pump(
     Ok(())
 }
 
+/// Which end of a transfer failed.
+#[derive(Debug)]
+pub enum Failed {
+    /// The source (or the blob itself: a digest mismatch).
+    Source(ImageError),
+    /// The destination's upload.
+    Upload(ImageError),
+}
+
+impl Failed {
+    pub fn into_error(self) -> ImageError {
+        match self {
+            Failed::Source(error) | Failed::Upload(error) => error,
+        }
+    }
+}
+
 /// Runs an upload and the pump feeding it: a source failure wins over the upload's own error
 /// (which is only its consequence), and drops the upload at once.
 pub async fn pumped<T>(
     upload: impl Future<Output = Result<T, crate::registry::RegistryError>>,
     pump: impl Future<Output = Result<(), Pumped>>,
-) -> Result<T, ImageError> {
+) -> Result<T, Failed> {
     tokio::pin!(upload);
     tokio::pin!(pump);
     let mut pumped = false;
@@ -336,7 +353,7 @@ pub async fn pumped<T>(
         tokio::select! {
             biased;
             done = &mut pump, if !pumped => match done {
-                Err(Pumped::Source(error)) => return Err(error),
+                Err(Pumped::Source(error)) => return Err(Failed::Source(error)),
                 Ok(()) | Err(Pumped::Closed) => pumped = true,
             },
             answer = &mut upload => {
@@ -345,11 +362,11 @@ pub async fn pumped<T>(
                     Err(error) if !pumped => {
                         // The body ended early: was it the source?
                         match tokio::time::timeout(Duration::from_secs(5), &mut pump).await {
-                            Ok(Err(Pumped::Source(source))) => Err(source),
-                            _ => Err(image_error(&error)),
+                            Ok(Err(Pumped::Source(source))) => Err(Failed::Source(source)),
+                            _ => Err(Failed::Upload(image_error(&error))),
                         }
                     }
-                    Err(error) => Err(image_error(&error)),
+                    Err(error) => Err(Failed::Upload(image_error(&error))),
                 };
             }
         }

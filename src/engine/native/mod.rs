@@ -24,7 +24,7 @@ use futures_util::StreamExt as _;
 use sha2::{Digest as _, Sha256};
 use tracing::{debug, info};
 
-use self::blobs::{channel_body, pump, pumped, Ledger, SourceBlob, CHUNK, MONOLITHIC_MAX};
+use self::blobs::{channel_body, pump, pumped, Failed, Ledger, SourceBlob, CHUNK, MONOLITHIC_MAX};
 use self::manifest::{Descriptor, Manifest};
 use super::{Attempt, BoxFuture, Copied, Engine, Progress};
 use crate::exec::{wait_for, Stop};
@@ -37,6 +37,8 @@ use crate::registry::RegistryClient;
 const BLOBS_AT_ONCE: usize = 3;
 /// Indexes inside indexes, at most.
 const MAX_DEPTH: usize = 4;
+/// Times one blob's upload starts again after a 429 or a dropped connection on the way.
+const BLOB_RETRIES: u32 = 2;
 /// Progress is told at least every this many bytes moved.
 const PROGRESS_STEP: u64 = 1 << 20;
 
@@ -453,29 +455,52 @@ impl<'a> Run<'a> {
             return Ok(false);
         }
         let from = holders.iter().next().cloned();
-        let mount = from.as_deref().map(|from| (blob.digest.as_str(), from));
-        let started = client
-            .start_upload(name, mount, &what)
-            .await
-            .map_err(|e| image_error(&e))?;
-        let (location, chunk_min) = match started {
-            UploadStart::Mounted => {
-                debug!("{what}: mounted from {}", from.unwrap_or_default());
-                holders.insert(name.to_owned());
-                return Ok(false);
-            }
-            UploadStart::Session {
-                location,
-                chunk_min,
-            } => (location, chunk_min),
-        };
-        let uploaded = self.upload(blob, name, &location, chunk_min, &what).await;
-        if let Err(error) = &uploaded {
+        let mut tries = 0;
+        loop {
+            let mount = from.as_deref().map(|from| (blob.digest.as_str(), from));
+            let started = client
+                .start_upload(name, mount, &what)
+                .await
+                .map_err(|e| image_error(&e))?;
+            let (location, chunk_min) = match started {
+                UploadStart::Mounted => {
+                    debug!("{what}: mounted from {}", from.unwrap_or_default());
+                    holders.insert(name.to_owned());
+                    return Ok(false);
+                }
+                UploadStart::Session {
+                    location,
+                    chunk_min,
+                } => (location, chunk_min),
+            };
+            let failed = match self.upload(blob, name, &location, chunk_min, &what).await {
+                Ok(()) => break,
+                Err(failed) => failed,
+            };
+            let retry = match &failed {
+                // A streamed body goes out once: a 429 or a dropped connection on the
+                // upload starts the blob again (the pace has slowed meanwhile).
+                Failed::Upload(error) if tries < BLOB_RETRIES => {
+                    matches!(error.kind, FailureKind::RateLimited | FailureKind::Network)
+                }
+                _ => false,
+            };
+            let error = failed.into_error();
             if error.kind != FailureKind::Network {
                 client.cancel_upload(name, &location, &what).await;
             }
+            if !retry {
+                return Err(error);
+            }
+            tries += 1;
+            info!(
+                "{what}: the upload failed ({}); starting it again",
+                error.message
+            );
+            if error.kind == FailureKind::Network {
+                tokio::time::sleep(crate::registry::request::transient_backoff(tries)).await;
+            }
         }
-        uploaded?;
         holders.insert(name.to_owned());
         Ok(true)
     }
@@ -489,7 +514,7 @@ impl<'a> Run<'a> {
         location: &str,
         chunk_min: Option<u64>,
         what: &str,
-    ) -> Result<(), ImageError> {
+    ) -> Result<(), Failed> {
         let client = &self.engine.client;
         let timeout = self.engine.image_timeout;
         let moved = |bytes| self.moved(bytes);
@@ -501,7 +526,8 @@ impl<'a> Run<'a> {
             timeout,
             &moved,
         )
-        .await?;
+        .await
+        .map_err(Failed::Source)?;
         let (size, digest) = (blob.size, blob.digest.as_str());
         let mut upload = Upload {
             name,
@@ -526,7 +552,7 @@ impl<'a> Run<'a> {
         client
             .finish_upload(&upload, digest, 0, None)
             .await
-            .map_err(|e| image_error(&e))
+            .map_err(|e| Failed::Upload(image_error(&e)))
     }
 
     /// Gets `blob` into the layout at `dir`; true when it was moved.
