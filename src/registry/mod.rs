@@ -44,6 +44,8 @@ pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
 const MAX_THROTTLED_RETRIES: u32 = 8;
 /// The longest `Retry-After` honoured for one wait; longer ones fail the lookup instead.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+/// Times a request gives up a slot that a 429 made stale before it takes the one it has.
+const MAX_STALE_SLOTS: u32 = 3;
 
 /// How an insecure registry is spoken to (`https` or `http`), or why it could not be told;
 /// found out once per host.
@@ -204,12 +206,21 @@ impl RegistryClient {
     }
 
     /// Waits for this host's next request slot; returns when the slot was reserved, which
-    /// tells whether a 429 answered the current pace or an older one.
+    /// tells whether a 429 answered the current pace or an older one. A slot that a 429
+    /// made stale while it was awaited (spaced for a pace now known to be too fast, perhaps
+    /// inside the `Retry-After`) is given up for a new one, a few times at most.
     async fn pace(&self, host: &str) -> Instant {
-        let slot = self.with_pacer(host, |pacer| pacer.reserve(Instant::now()));
-        let reserved = Instant::now();
-        tokio::time::sleep_until(slot.into()).await;
-        reserved
+        let mut stale = 0;
+        loop {
+            let reserved = Instant::now();
+            let slot = self.with_pacer(host, |pacer| pacer.reserve(reserved));
+            tokio::time::sleep_until(slot.into()).await;
+            if stale < MAX_STALE_SLOTS && self.with_pacer(host, |p| p.slowed_since(reserved)) {
+                stale += 1;
+                continue;
+            }
+            return reserved;
+        }
     }
 
     /// Counts a 429 and slows `host`'s pace (nothing goes out for the wait asked, at most
