@@ -783,7 +783,12 @@ fn a_killed_ferry_takes_the_engine_with_it_and_the_next_run_removes_its_credenti
     let list = m.write("images.list", "nginx:1.25\n");
     let sleep = format!("sleep {}", m.engine.seconds(306));
     let (skopeo, args_path, env_path) = recording_stand_in(&m, &format!("exec {sleep}"));
+    // A temporary directory of this test's runs alone: any ferry starting in the shared one
+    // (another test's) would remove what the killed run left before the test looks.
+    let tmp = m.scratch.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
     let mut child = sync_with(&m, &list, &skopeo)
+        .env("TMPDIR", &tmp)
         .env("FERRY_SRC_CREDS", "someone:secret")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -808,7 +813,9 @@ fn a_killed_ferry_takes_the_engine_with_it_and_the_next_run_removes_its_credenti
         "a SIGKILL leaves the scratch directory; the next run is the one to remove it"
     );
 
-    run(&mut m.sync(&list), 0);
+    assert!(scratch.starts_with(&tmp), "{}", scratch.display());
+
+    run(m.sync(&list).env("TMPDIR", &tmp), 0);
     assert!(
         !scratch.exists(),
         "{} outlived the next run",
