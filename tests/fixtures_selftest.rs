@@ -1,6 +1,7 @@
 //! Proves the integration-test fixtures in `common` work against real processes: registries
 //! start, images push and read back digest-exact, TLS + auth is enforced, restart keeps data,
-//! registries.conf redirects skopeo, the recorder logs argv, and `run` reports failures fully.
+//! registries.conf redirects skopeo, the recorders log argv (a native mirror's, of every engine
+//! binary), and `run` reports failures fully.
 
 mod common;
 
@@ -333,6 +334,36 @@ fn recorder_logs_argv_and_runs_real_skopeo() {
             ]
         ]
     );
+}
+
+/// A mirror for the native engine puts recorders of skopeo and crane on PATH: a test that
+/// finds none of them ran sees it, not an unrecorded run.
+#[test]
+fn a_native_mirror_records_every_engine_binary() {
+    let m = mirror::Mirror::with_engine(false, engines::Engine::Native);
+    let recorded: Vec<&str> = engines::Engine::Native
+        .recorded()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert!(recorded.contains(&"skopeo"), "{recorded:?}");
+    if std::env::var_os("FERRY_TEST_CRANE").is_some_and(|c| !c.is_empty()) {
+        assert!(recorded.contains(&"crane"), "{recorded:?}");
+    }
+    assert_eq!(m.invocations(), Vec::<Vec<String>>::new());
+    // `skopeo --version` and `crane version`, each through its recorder, in one log.
+    let mut asked = Vec::new();
+    for name in &recorded {
+        let arg = if *name == "skopeo" {
+            "--version"
+        } else {
+            "version"
+        };
+        run(Command::new(m.recorder.join(name)).arg(arg), 0);
+        asked.push(vec![arg.to_owned()]);
+    }
+    assert_eq!(m.invocations(), asked);
+    assert_eq!(m.environments().len(), recorded.len());
 }
 
 #[test]

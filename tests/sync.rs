@@ -1,5 +1,6 @@
 //! End-to-end tests of `ferry sync` and the listing commands against real `docker-registry`
-//! processes and the real skopeo and crane (the tests that copy run once per engine). Sources
+//! processes and the real skopeo and crane, and ferry's native engine (the tests that copy run
+//! once per engine; the one with a stand-in engine for skopeo and crane only). Sources
 //! are pushed as generated multi-arch images with uncompressed layers; Docker Hub and Quay
 //! names reach the local source registry through a registries.conf redirect, exactly as a
 //! mirror of a mirror would be set up.
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::engines::{per_engine, Engine};
+use common::engines::{per_binary_engine, per_engine, Engine};
 use common::mirror::*;
 use common::*;
 
@@ -21,8 +22,10 @@ per_engine!(
     a_whole_repository_with_an_explicit_target_copies_every_tag,
     registries_behind_tls_are_verified_with_the_cas_given,
     credentials_a_docker_credential_helper_gives_reach_the_engine,
-    ctrl_c_stops_running_copies_and_still_writes_the_report,
 );
+
+// A stand-in engine binary that never finishes: there is none to stand in for natively.
+per_binary_engine!(ctrl_c_stops_running_copies_and_still_writes_the_report);
 
 fn targets_land_where_show_images_said_with_upstream_digests(engine: Engine) {
     let m = Mirror::with_engine(true, engine);
@@ -113,11 +116,11 @@ fn targets_land_where_show_images_said_with_upstream_digests(engine: Engine) {
         assert_eq!(image["attempts"], 1);
         assert!(image["error"].is_null());
     }
-    // Each first copy moves both platforms' layers (crane counts their configs too, as it
-    // does not tell them apart); the pinned and explicit copies know their digest.
+    // Each first copy moves both platforms' layers (crane and native count their configs too,
+    // as blobs); the pinned and explicit copies know their digest.
     let blobs = match m.engine {
         Engine::Skopeo => 2,
-        Engine::Crane(_) => 4,
+        Engine::Crane(_) | Engine::Native => 4,
     };
     assert_eq!(images(&report)[0]["blobs_copied"], blobs, "{report:#}");
     assert_eq!(images(&report)[0]["manifests_written"], 3, "{report:#}");
@@ -125,9 +128,14 @@ fn targets_land_where_show_images_said_with_upstream_digests(engine: Engine) {
     assert_eq!(images(&report)[6]["digest"], nginx.as_str());
 
     // The password never reached the engine's argv or environment; the private file that
-    // carried it (skopeo's auth file, crane's DOCKER_CONFIG) did, and it is gone now.
+    // carried it (skopeo's auth file, crane's DOCKER_CONFIG) did, and it is gone now. The
+    // native engine copies in-process: it started no skopeo and no crane.
+    let runs = match m.engine {
+        Engine::Skopeo | Engine::Crane(_) => 7,
+        Engine::Native => 0,
+    };
     let invocations = m.invocations();
-    assert_eq!(invocations.len(), 7, "{invocations:?}");
+    assert_eq!(invocations.len(), runs, "{invocations:?}");
     for argv in &invocations {
         assert!(
             !argv.iter().any(|a| a.contains(PASSWORD)),
@@ -135,7 +143,7 @@ fn targets_land_where_show_images_said_with_upstream_digests(engine: Engine) {
         );
     }
     let environments = m.environments();
-    assert_eq!(environments.len(), 7);
+    assert_eq!(environments.len(), runs);
     for env in &environments {
         assert!(
             !env.contains(PASSWORD),
@@ -157,11 +165,17 @@ fn targets_land_where_show_images_said_with_upstream_digests(engine: Engine) {
                 Path::new(dir).join("config.json")
             })
             .collect(),
+        Engine::Native => Vec::new(),
     };
     for file in private {
         assert!(!file.exists(), "left behind: {}", file.display());
     }
     assert!(!stdout_of(&out).contains(PASSWORD) && !stderr_of(&out).contains(PASSWORD));
+    let report = std::fs::read_to_string(&report_path).unwrap();
+    assert!(
+        !report.contains(PASSWORD),
+        "password in the report:\n{report}"
+    );
 }
 
 fn a_missing_image_fails_alone_and_lands_in_the_failed_list(engine: Engine) {
@@ -522,9 +536,11 @@ fn a_whole_repository_with_an_explicit_target_copies_every_tag(engine: Engine) {
     assert_eq!(tags(&m.dest, "mirror/app"), ["1.0", "2.0"]);
     assert_eq!(remote_digest(&m.dest, "mirror/app:1.0"), Some(v1));
     assert_eq!(remote_digest(&m.dest, "mirror/app:2.0"), Some(v2));
-    // ferry listed the tags: the engine was given one tag at a time, never the repository.
+    // ferry listed the tags: the engine was given one tag at a time, never the repository
+    // (the native engine, copying in-process, started no skopeo or crane).
     let invocations = m.invocations();
-    assert_eq!(invocations.len(), 2, "{invocations:?}");
+    let runs = if m.engine == Engine::Native { 0 } else { 2 };
+    assert_eq!(invocations.len(), runs, "{invocations:?}");
     for argv in &invocations {
         let last = argv.last().unwrap();
         assert!(last.ends_with(":1.0") || last.ends_with(":2.0"), "{argv:?}");
@@ -548,7 +564,7 @@ fn registries_behind_tls_are_verified_with_the_cas_given(engine: Engine) {
     );
     std::fs::write(&list, line).unwrap();
     let log = scratch.path().join("argv.log");
-    let recorder = recorder(scratch.path(), engine.name(), &engine.binary(), &log);
+    let recorder = engine.recorder(scratch.path(), &log);
     let report_path = scratch.path().join("report.json");
     let (src_certs, dest_certs) = (source.cert_dir().unwrap(), dest.cert_dir().unwrap());
     let sync = |cert_dirs: &[(&str, &Path)]| {
@@ -581,7 +597,8 @@ fn registries_behind_tls_are_verified_with_the_cas_given(engine: Engine) {
     );
     assert_eq!(remote_digest(&dest, "mirror/app:1"), Some(digest));
     let argv = recorded_invocations(&log);
-    assert_eq!(argv.len(), 1, "{argv:?}");
+    let runs = if engine == Engine::Native { 0 } else { 1 };
+    assert_eq!(argv.len(), runs, "{argv:?}");
     if let Engine::Crane(_) = engine {
         // Verified: no --insecure, and both CAs where Go reads them.
         assert_eq!(argv[0][0], "copy", "{argv:?}");
@@ -597,6 +614,11 @@ fn registries_behind_tls_are_verified_with_the_cas_given(engine: Engine) {
             "{env}"
         );
     }
+    let written = std::fs::read_to_string(&report_path).unwrap();
+    assert!(
+        !written.contains(PASSWORD) && !written.contains(SOURCE_PASSWORD),
+        "{written}"
+    );
 
     // Each CA missing in turn: one attempt, `tls`, the registry and the flag of its side.
     for (given, missing, flag) in [
@@ -624,6 +646,9 @@ fn registries_behind_tls_are_verified_with_the_cas_given(engine: Engine) {
         assert!(message.starts_with(&said), "{message}");
         assert!(message.contains(flag), "{message}");
     }
+    // One engine run for each of the three copies; none at all for the native engine.
+    let argv = recorded_invocations(&log);
+    assert_eq!(argv.len(), 3 * runs, "{argv:?}");
 }
 
 #[test]
@@ -658,7 +683,8 @@ fn dry_run_prints_commands_without_secrets_and_copies_nothing() {
 
 /// The destination's login comes from the user's Docker config through a credential helper:
 /// skopeo reads that config itself; crane is handed what the helper told ferry (in ferry's
-/// own private DOCKER_CONFIG, which names no helper), so the helper is asked once per run.
+/// own private DOCKER_CONFIG, which names no helper), and the native engine logs in with it,
+/// so for those two the helper is asked once per run.
 fn credentials_a_docker_credential_helper_gives_reach_the_engine(engine: Engine) {
     let m = Mirror::with_engine(true, engine);
     let digest = m.push("library/nginx:1.25", "nginx");
@@ -679,7 +705,7 @@ fn credentials_a_docker_credential_helper_gives_reach_the_engine(engine: Engine)
     );
     std::fs::write(&helper, script).unwrap();
     std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    run(
+    let out = run(
         m.sync(&list)
             .env("DOCKER_CONFIG", &config_dir)
             .env("HOME", m.scratch.path())
@@ -693,11 +719,15 @@ fn credentials_a_docker_credential_helper_gives_reach_the_engine(engine: Engine)
     let times = asked.lines().filter(|l| *l == m.dest.addr()).count();
     match m.engine {
         Engine::Skopeo => assert!(times >= 1, "{asked}"),
-        Engine::Crane(_) => assert_eq!(times, 1, "{asked}"),
+        Engine::Crane(_) | Engine::Native => assert_eq!(times, 1, "{asked}"),
+    }
+    if m.engine == Engine::Native {
+        assert_eq!(m.invocations(), Vec::<Vec<String>>::new());
     }
     for env in m.environments() {
         assert!(!env.contains(PASSWORD), "{env}");
     }
+    assert!(!stdout_of(&out).contains(PASSWORD) && !stderr_of(&out).contains(PASSWORD));
 }
 
 /// crane's commands: the source is where registries.conf sends it (crane reads no

@@ -1,4 +1,5 @@
-//! The copy engines the end-to-end tests run once each: the real skopeo and the real crane.
+//! The copy engines the end-to-end tests run once each: the real skopeo, the real crane, and
+//! ferry's native engine (its own registry client, no binary).
 //!
 //! crane is found through `$FERRY_TEST_CRANE`, else on `PATH` (`scripts/test` exports the first
 //! from `../shared/crane/bin`). Without one, a crane test says loudly that it was skipped and
@@ -10,30 +11,30 @@ use std::path::{Path, PathBuf};
 
 use super::SKOPEO;
 
-/// A copy engine of ferry's, with its real binary.
+/// A copy engine of ferry's, with its real binary (the native engine copies in-process).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Engine {
     Skopeo,
     Crane(PathBuf),
+    Native,
 }
 
 impl Engine {
+    /// The engine `name` (`skopeo`, `crane`, `native`) for a test, `None` when its test is
+    /// skipped (see [`Engine::crane`]).
+    pub fn for_test(name: &str) -> Option<Engine> {
+        match name {
+            "skopeo" => Some(Engine::Skopeo),
+            "crane" => Engine::crane(),
+            "native" => Some(Engine::Native),
+            _ => panic!("no engine {name:?}"),
+        }
+    }
+
     /// The real crane, or `None` after saying that the test was skipped (on the terminal:
     /// cargo test shows no output of a test that passes). Panics when crane is required.
     pub fn crane() -> Option<Engine> {
-        let given = std::env::var_os("FERRY_TEST_CRANE").filter(|v| !v.is_empty());
-        let found = match given {
-            Some(path) => {
-                let path = PathBuf::from(path);
-                assert!(
-                    is_executable(&path),
-                    "FERRY_TEST_CRANE={} is not an executable file",
-                    path.display()
-                );
-                Some(path)
-            }
-            None => on_path("crane"),
-        };
+        let found = crane_binary();
         if found.is_none() {
             assert!(
                 std::env::var("FERRY_REQUIRE_CRANE").as_deref() != Ok("1"),
@@ -48,40 +49,87 @@ impl Engine {
         found.map(Engine::Crane)
     }
 
-    /// `skopeo` or `crane`, as `--engine` takes it.
+    /// `skopeo`, `crane` or `native`, as `--engine` takes it.
     pub fn name(&self) -> &'static str {
         match self {
             Engine::Skopeo => "skopeo",
             Engine::Crane(_) => "crane",
+            Engine::Native => "native",
         }
     }
 
-    /// The real binary.
+    /// The real binary. The native engine has none: a test that needs one (a stand-in that
+    /// hangs, fails once, is killed…) runs with `per_binary_engine!`.
     pub fn binary(&self) -> PathBuf {
         match self {
             Engine::Skopeo => PathBuf::from(SKOPEO),
             Engine::Crane(path) => path.clone(),
+            Engine::Native => panic!("the native engine has no binary (use per_binary_engine!)"),
         }
     }
 
-    /// `base` for skopeo, another number for crane: stand-ins sleep this long, and tests find
-    /// them by it (`sleep N`), so that the two engines' runs of one test, running at the same
-    /// time, never count each other's.
+    /// The binaries a run with this engine could start, for recorders on PATH: the engine's
+    /// own, and for native every other engine's (skopeo, crane when installed), so that a
+    /// test sees that a native run started none.
+    pub fn recorded(&self) -> Vec<(&'static str, PathBuf)> {
+        match self {
+            Engine::Skopeo | Engine::Crane(_) => vec![(self.name(), self.binary())],
+            Engine::Native => std::iter::once(("skopeo", PathBuf::from(SKOPEO)))
+                .chain(crane_binary().map(|crane| ("crane", crane)))
+                .collect(),
+        }
+    }
+
+    /// A fresh directory under `dir` with a recorder of each of [`Engine::recorded`], all
+    /// logging to `log`; put it first on PATH.
+    pub fn recorder(&self, dir: &Path, log: &Path) -> PathBuf {
+        let recorded = self.recorded();
+        let binaries: Vec<(&str, &Path)> = recorded
+            .iter()
+            .map(|(name, real)| (*name, real.as_path()))
+            .collect();
+        super::recorders(dir, &binaries, log)
+    }
+
+    /// `base` for skopeo, other numbers for crane and native: stand-ins sleep this long, and
+    /// tests find them by it (`sleep N`), so that the engines' runs of one test, running at
+    /// the same time, never count each other's.
     pub fn seconds(&self, base: u32) -> u32 {
         match self {
             Engine::Skopeo => base,
             Engine::Crane(_) => base + 1000,
+            Engine::Native => base + 2000,
         }
     }
 
     /// ferry's flags that run this engine from `binary` (a stand-in).
     pub fn with_binary(&self, binary: &Path) -> Vec<OsString> {
+        assert!(
+            *self != Engine::Native,
+            "the native engine runs no binary (use per_binary_engine!)"
+        );
         vec![
             "--engine".into(),
             self.name().into(),
             format!("--{}", self.name()).into(),
             binary.into(),
         ]
+    }
+}
+
+/// crane from `$FERRY_TEST_CRANE` (which must then be executable), else from `PATH`.
+fn crane_binary() -> Option<PathBuf> {
+    match std::env::var_os("FERRY_TEST_CRANE").filter(|v| !v.is_empty()) {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            assert!(
+                is_executable(&path),
+                "FERRY_TEST_CRANE={} is not an executable file",
+                path.display()
+            );
+            Some(path)
+        }
+        None => on_path("crane"),
     }
 }
 
@@ -98,26 +146,40 @@ fn on_path(name: &str) -> Option<PathBuf> {
 }
 
 /// `per_engine!(name, …)`: for each `fn name(engine: Engine)`, a test module `name` with one
-/// test per engine, `name::skopeo` and `name::crane` (skipped, loudly, without a crane).
+/// test per engine, `name::skopeo`, `name::crane` (skipped, loudly, without a crane) and
+/// `name::native`.
 #[allow(unused_macros)] // not every test binary runs tests per engine
 macro_rules! per_engine {
     ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[test]
-                fn skopeo() {
-                    super::$name(crate::common::engines::Engine::Skopeo);
-                }
+        $(crate::common::engines::engine_tests!($name: skopeo, crane, native);)*
+    };
+}
 
+/// `per_binary_engine!(name, …)`: as `per_engine!`, for the engines that run a binary
+/// (`name::skopeo`, `name::crane`): tests that put a stand-in in its place.
+#[allow(unused_macros)]
+macro_rules! per_binary_engine {
+    ($($name:ident),* $(,)?) => {
+        $(crate::common::engines::engine_tests!($name: skopeo, crane);)*
+    };
+}
+
+/// The module `name` with a test per engine named, each calling `super::name(engine)`.
+#[allow(unused_macros)]
+macro_rules! engine_tests {
+    ($name:ident: $($engine:ident),*) => {
+        mod $name {
+            $(
                 #[test]
-                fn crane() {
-                    if let Some(engine) = crate::common::engines::Engine::crane() {
+                fn $engine() {
+                    let name = stringify!($engine);
+                    if let Some(engine) = crate::common::engines::Engine::for_test(name) {
                         super::$name(engine);
                     }
                 }
-            }
-        )*
+            )*
+        }
     };
 }
 #[allow(unused_imports)] // not every test binary runs tests per engine
-pub(crate) use per_engine;
+pub(crate) use {engine_tests, per_binary_engine, per_engine};

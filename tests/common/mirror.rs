@@ -1,7 +1,7 @@
 //! A ready-made mirror setup for end-to-end tests: a source registry that docker.io and
 //! quay.io redirect to, a destination registry (plain, or HTTPS with basic auth), a scratch
 //! directory, the copy engine to run (skopeo unless told), and a recorder of that engine first
-//! on PATH.
+//! on PATH (for the native engine, recorders of skopeo and crane, which it must never start).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,9 +19,10 @@ pub struct Mirror {
     pub source: Registry,
     pub dest: Registry,
     pub conf: PathBuf,
-    /// What the engine's recorder logs (argv lines; environments under `LOG.env/`).
+    /// What the engine's recorder logs (argv lines; environments under `LOG.env/`); for the
+    /// native engine, what any of skopeo's and crane's recorders logs.
     pub log: PathBuf,
-    /// The directory of the recorder, first on PATH.
+    /// The directory of the recorders, first on PATH.
     pub recorder: PathBuf,
     pub engine: Engine,
 }
@@ -32,7 +33,8 @@ impl Mirror {
         Mirror::with_engine(secure_dest, Engine::Skopeo)
     }
 
-    /// A mirror whose `sync` (and `ferry()`) runs `engine`, through a recorder on PATH.
+    /// A mirror whose `sync` (and `ferry()`) runs `engine`, through a recorder on PATH (see
+    /// [`Engine::recorded`]).
     pub fn with_engine(secure_dest: bool, engine: Engine) -> Mirror {
         let scratch = TempDir::new("ferry-sync");
         let source = Registry::start_plain();
@@ -47,7 +49,7 @@ impl Mirror {
             &[("docker.io", &source.addr()), ("quay.io", &quay)],
         );
         let log = scratch.path().join(format!("{}-argv.log", engine.name()));
-        let recorder = recorder(scratch.path(), engine.name(), &engine.binary(), &log);
+        let recorder = engine.recorder(scratch.path(), &log);
         Mirror {
             scratch,
             source,
@@ -105,7 +107,7 @@ impl Mirror {
         cmd
     }
 
-    /// The engine's argv, one per run, in order.
+    /// The engine's argv, one per run, in order (for native: of every skopeo or crane run).
     pub fn invocations(&self) -> Vec<Vec<String>> {
         recorded_invocations(&self.log)
     }

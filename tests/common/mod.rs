@@ -718,10 +718,24 @@ pub fn skopeo_recorder(dir: &Path, log: &Path) -> PathBuf {
 
 /// A recorder (as [`skopeo_recorder`]) named `name` in a fresh directory, that execs `real`.
 pub fn recorder(dir: &Path, name: &str, real: &Path, log: &Path) -> PathBuf {
-    let bin = dir.join(format!("{name}-recorder-{}", unique()));
+    recorders(dir, &[(name, real)], log)
+}
+
+/// A fresh directory holding a recorder (as [`skopeo_recorder`]) of each `(name, real)`, all
+/// logging to `log`: one log of every process any of them started.
+pub fn recorders(dir: &Path, binaries: &[(&str, &Path)], log: &Path) -> PathBuf {
+    let names: Vec<&str> = binaries.iter().map(|(name, _)| *name).collect();
+    let bin = dir.join(format!("{}-recorder-{}", names.join("-"), unique()));
     fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("create {}: {e}", bin.display()));
     let environments = env_dumps(log);
     fs::create_dir_all(&environments).expect("create the environment dump dir");
+    for (name, real) in binaries {
+        write_recorder(&bin, name, real, log, &environments);
+    }
+    bin
+}
+
+fn write_recorder(bin: &Path, name: &str, real: &Path, log: &Path, environments: &Path) {
     // The line is written with one printf, one append: parallel invocations do not interleave.
     let script = format!(
         "#!/bin/sh\n# {name} stand-in written by ferry's test fixtures\n\
@@ -736,7 +750,6 @@ pub fn recorder(dir: &Path, name: &str, real: &Path, log: &Path) -> PathBuf {
     let path = bin.join(name);
     fs::write(&path, script).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod recorder");
-    bin
 }
 
 /// Where a recorder logging argv to `log` dumps the environments it ran with.
