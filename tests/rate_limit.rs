@@ -193,3 +193,42 @@ fn a_long_retry_after_ends_the_lookup_instead_of_waiting() {
         stderr_of(&out)
     );
 }
+
+/// crane retries no 429 to a read and asks for the manifest right after its `/v2/` ping, so
+/// behind a limiter without burst its run meets a 429: the failure is `rate-limited` and says
+/// which engines wait such a limit out.
+#[test]
+fn a_crane_copy_refused_with_429_names_the_engines_that_wait_it_out() {
+    let Some(engine) = common::engines::Engine::crane() else {
+        return;
+    };
+    let m = Mirror::with_engine(false, engine);
+    m.push("library/img-0:1.0", "img-0");
+    let proxy = TokenProxy::rate_limited(&m.source.addr(), RATE);
+    let conf = registries_conf(m.scratch.path(), &[("docker.io", &proxy.addr())]);
+    let list = m.write("images.list", "img-0:1.0\n");
+    let report_path = m.scratch.path().join("report.json");
+    let out = run(
+        m.sync(&list)
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .args(["--retry-times", "0", "--report"])
+            .arg(&report_path),
+        1,
+    );
+    let image = &report(&report_path)["images"][0];
+    assert_eq!(
+        image["error"]["kind"],
+        "rate-limited",
+        "{}",
+        stdout_of(&out)
+    );
+    let message = image["error"]["message"].as_str().unwrap();
+    assert!(
+        message.ends_with(
+            "(crane does not wait out a 429 itself; behind a strict rate limit, \
+             --engine native or --engine skopeo does)"
+        ),
+        "{message}"
+    );
+    assert!(proxy.throttled() >= 1);
+}
