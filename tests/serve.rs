@@ -240,3 +240,55 @@ fn sighup_starts_a_run_now() {
     );
     assert_eq!(status.code(), Some(130));
 }
+
+/// With the native engine the bytes copied are counted, once: the second run copies nothing.
+#[test]
+fn serve_with_the_native_engine_counts_the_bytes_it_copies() {
+    let m = Mirror::new(false);
+    m.push("library/nginx:1", "nginx-1");
+    let list = m.write("images.list", "nginx:1\n");
+    let (mut child, addr, _stderr) = start(&m, &list, &["--every", "2s", "--engine", "native"]);
+    let first = wait_for_runs(&addr, "success", 1.0);
+    let bytes = value(&first, "ferry_copied_bytes_total", &[]);
+    // At least the image's layers and configs: what the source holds for it.
+    let blobs = blob_bytes(&m.source, "library/nginx", "1");
+    assert!(blobs > 0);
+    assert_eq!(
+        bytes, blobs as f64,
+        "the bytes counted are the image's blobs"
+    );
+    let second = wait_for_runs(&addr, "success", 2.0);
+    assert_eq!(value(&second, "ferry_copied_bytes_total", &[]), bytes);
+    assert!(
+        m.invocations().is_empty(),
+        "the native engine starts no skopeo"
+    );
+    let status = signal_and_wait(&mut child, "TERM", Duration::from_secs(15), "serve ends");
+    assert_eq!(status.code(), Some(143));
+}
+
+/// The sizes of every config and layer under `repo:reference` in `registry`, each blob once.
+fn blob_bytes(registry: &Registry, repo: &str, reference: &str) -> u64 {
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    let mut pending = vec![reference.to_owned()];
+    while let Some(reference) = pending.pop() {
+        let separator = if reference.starts_with("sha256:") {
+            "@"
+        } else {
+            ":"
+        };
+        let raw = raw_manifest(registry, &format!("{repo}{separator}{reference}")).unwrap();
+        let manifest: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        for child in manifest["manifests"].as_array().into_iter().flatten() {
+            pending.push(child["digest"].as_str().unwrap().to_owned());
+        }
+        let blobs = manifest["layers"].as_array().into_iter().flatten();
+        for blob in blobs.chain(manifest.get("config")) {
+            if seen.insert(blob["digest"].as_str().unwrap().to_owned()) {
+                total += blob["size"].as_u64().unwrap();
+            }
+        }
+    }
+    total
+}
