@@ -248,6 +248,7 @@ pub async fn plan_all(
     settings: &PlanSettings,
     jobs: Vec<Job>,
     force: bool,
+    lookups: Lookups,
 ) -> Result<(Vec<PlanEntry>, Vec<Dropped>), Vec<InputError>> {
     let expansion = expand(client, &settings.filter, &settings.retry, jobs).await;
     let expanded = crate::mapping::one_per_target(expansion.jobs);
@@ -260,7 +261,7 @@ pub async fn plan_all(
     let mut entries = if force {
         expanded.jobs.into_iter().map(PlanEntry::unlooked).collect()
     } else {
-        plan(client, expanded.jobs).await
+        plan(client, expanded.jobs, lookups).await
     };
     entries.extend(expansion.failed);
     // Back into list order (files as given, then lines); the sort is stable, so a repository's
@@ -286,8 +287,19 @@ fn unlisted(job: Job, state: State, error: Option<ImageError>) -> PlanEntry {
     }
 }
 
-/// Looks up both sides of every job (in parallel, capped) and decides each state.
-pub async fn plan(client: &Arc<RegistryClient>, jobs: Vec<Job>) -> Vec<PlanEntry> {
+/// Which sides the plan looks up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookups {
+    /// Both sides of every job, at once: what `plan` and `verify` show.
+    Both,
+    /// The target first, and the source only where the target exists (to compare): for an
+    /// engine that reads the source's manifest by tag anyway, a new target costs no source
+    /// request before its copy.
+    SourceWhereTargetExists,
+}
+
+/// Looks up the sides of every job (in parallel, capped) and decides each state.
+pub async fn plan(client: &Arc<RegistryClient>, jobs: Vec<Job>, sides: Lookups) -> Vec<PlanEntry> {
     let permits = Arc::new(Semaphore::new(LOOKUPS_IN_FLIGHT));
     let mut lookups = JoinSet::new();
     let total = jobs.len();
@@ -296,10 +308,28 @@ pub async fn plan(client: &Arc<RegistryClient>, jobs: Vec<Job>) -> Vec<PlanEntry
         let permits = Arc::clone(&permits);
         lookups.spawn(async move {
             let _permit = permits.acquire_owned().await.expect("never closed");
-            let (source, target) = tokio::join!(
-                source_digest(&client, &job.source),
-                target_digest(&client, &job.target, job.source.digest())
-            );
+            let (source, target) = match sides {
+                Lookups::Both => {
+                    tokio::join!(
+                        source_digest(&client, &job.source),
+                        target_digest(&client, &job.target, job.source.digest())
+                    )
+                }
+                Lookups::SourceWhereTargetExists => {
+                    let target = target_digest(&client, &job.target, job.source.digest()).await;
+                    if matches!(target, Ok(None)) && job.source.digest().is_none() {
+                        let entry = PlanEntry {
+                            state: State::New,
+                            source_digest: None,
+                            target_digest: None,
+                            error: None,
+                            job,
+                        };
+                        return (index, entry);
+                    }
+                    (source_digest(&client, &job.source).await, target)
+                }
+            };
             let (state, error) = decide(&source, &target);
             let entry = PlanEntry {
                 state,

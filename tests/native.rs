@@ -638,3 +638,49 @@ fn a_429_to_a_streamed_upload_starts_that_blob_again() {
         Some(nginx)
     );
 }
+
+/// A target that does not exist needs no source lookup before its copy: the native engine's
+/// read of the manifest by tag is that lookup. So a cold copy sends the source no HEAD, and a
+/// rerun one HEAD per tag on each side.
+#[test]
+fn a_new_target_costs_no_source_head_before_its_copy() {
+    let m = Mirror::new(false);
+    let nginx = m.push("library/nginx:1.25", "nginx-1.25");
+    let redis = m.push("library/redis:7", "redis-7");
+    let proxy = ScriptProxy::start(m.scratch.path(), &m.source.addr(), &["--rate", "inf"]);
+    let conf = registries_conf(m.scratch.path(), &[("docker.io", &proxy.addr())]);
+    let list = m.write("images.list", "nginx:1.25\nredis:7\n");
+    let sync = || {
+        let mut cmd = m.sync(&list);
+        cmd.env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .args(["--engine", "native"]);
+        cmd
+    };
+    run(&mut sync(), 0);
+    for (repo_ref, digest) in [("nginx:1.25", &nginx), ("redis:7", &redis)] {
+        let target = format!("{}/docker.io/library/{repo_ref}", m.prefix());
+        assert_eq!(m.target_digest(&target).as_ref(), Some(digest), "{target}");
+    }
+    let cold = proxy.log();
+    assert!(proxy.requests("HEAD", "/manifests/").is_empty(), "{cold}");
+    // Each top manifest read once, by tag.
+    for tag in ["nginx/manifests/1.25", "redis/manifests/7"] {
+        assert_eq!(proxy.requests("GET", tag).len(), 1, "{cold}");
+    }
+
+    let before = cold.lines().count();
+    let out = run(&mut sync(), 0);
+    assert!(stdout_of(&out).contains("2 skipped"), "{}", stdout_of(&out));
+    let rerun: Vec<String> = proxy
+        .log()
+        .lines()
+        .skip(before)
+        .map(str::to_owned)
+        .collect();
+    let heads = rerun.iter().filter(|l| l.starts_with("HEAD ")).count();
+    assert_eq!(heads, 2, "{rerun:?}");
+    assert!(
+        rerun.iter().all(|l| !l.starts_with("GET /v2/library")),
+        "{rerun:?}"
+    );
+}

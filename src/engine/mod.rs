@@ -65,6 +65,13 @@ pub trait Engine: Send + Sync {
     /// What the engine would run for `job`, for `--dry-run` (secrets never shown).
     fn describe(&self, job: &Job) -> String;
 
+    /// Whether the engine reads the source's manifest by tag itself when the plan does not
+    /// know its digest: then a target that does not exist needs no source lookup first (the
+    /// copy's read of the manifest is that lookup).
+    fn reads_sources_by_tag(&self) -> bool {
+        false
+    }
+
     /// Called once before any copy, with every target of the run (to clear what an earlier,
     /// killed run of the engine left there).
     fn before_run(&self, _targets: &[&Target]) {}

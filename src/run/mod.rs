@@ -76,10 +76,21 @@ pub async fn sync(
             });
         }));
     }
+    let lookups = if engine.reads_sources_by_tag() {
+        plan::Lookups::SourceWhereTargetExists
+    } else {
+        plan::Lookups::Both
+    };
     let mut stopping = stop.clone();
     let planning = async {
-        let (entries, _dropped) =
-            plan::plan_all(&client, &settings.plan, jobs.clone(), settings.force).await?;
+        let (entries, _dropped) = plan::plan_all(
+            &client,
+            &settings.plan,
+            jobs.clone(),
+            settings.force,
+            lookups,
+        )
+        .await?;
         settle_logins(&client, &entries).await;
         Ok::<_, Vec<InputError>>(entries)
     };

@@ -282,6 +282,10 @@ impl Engine for Native {
         "native"
     }
 
+    fn reads_sources_by_tag(&self) -> bool {
+        true
+    }
+
     fn copy<'a>(&'a self, attempt: Attempt<'a>) -> BoxFuture<'a, Result<Copied, ImageError>> {
         Box::pin(self.attempt(attempt))
     }
