@@ -72,9 +72,30 @@ pub trait Engine: Send + Sync {
         false
     }
 
-    /// Called once before any copy, with every target of the run (to clear what an earlier,
-    /// killed run of the engine left there).
-    fn before_run(&self, _targets: &[&Target]) {}
+    /// Called once before any copy, with every target of the run, to clear what an earlier,
+    /// killed run left there: the temporary blob files in the local layouts (skopeo's and
+    /// the native engine's are named alike).
+    fn before_run(&self, targets: &[&Target]) {
+        let layouts: std::collections::BTreeSet<&std::path::Path> = targets
+            .iter()
+            .filter_map(|target| match target {
+                Target::Oci { layout, .. } => Some(layout.as_path()),
+                Target::Registry(_) => None,
+            })
+            .collect();
+        for layout in layouts {
+            match crate::layout::remove_temp_blobs(layout) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    "removed {n} temporary blob files an earlier run left in {}",
+                    layout.display()
+                ),
+                Err(e) => {
+                    tracing::warn!("cannot remove temporary blobs in {}: {e}", layout.display())
+                }
+            }
+        }
+    }
 
     /// The registry host among `hosts` that refused the connection, as `message` (a failure
     /// of this engine) tells it; `None` when it was not a refused connection.

@@ -266,26 +266,6 @@ impl Engine for Skopeo {
         let action = action_for(job, &self.destination, Some(&digest_file));
         build(&self.options, &self.access, &self.auth, &action).to_string()
     }
-
-    fn before_run(&self, targets: &[&Target]) {
-        let layouts: BTreeSet<&Path> = targets
-            .iter()
-            .filter_map(|target| match target {
-                Target::Oci { layout, .. } => Some(layout.as_path()),
-                Target::Registry(_) => None,
-            })
-            .collect();
-        for layout in layouts {
-            match layout::remove_temp_blobs(layout) {
-                Ok(0) => {}
-                Ok(n) => info!(
-                    "removed {n} temporary blob files an earlier run left in {}",
-                    layout.display()
-                ),
-                Err(e) => warn!("cannot remove temporary blobs in {}: {e}", layout.display()),
-            }
-        }
-    }
 }
 
 /// The registry hosts on each side of `jobs`: sources, and registry targets.

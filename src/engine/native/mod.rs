@@ -301,28 +301,6 @@ impl Engine for Native {
         )
     }
 
-    fn before_run(&self, targets: &[&Target]) {
-        let layouts: std::collections::BTreeSet<&Path> = targets
-            .iter()
-            .filter_map(|target| match target {
-                Target::Oci { layout, .. } => Some(layout.as_path()),
-                Target::Registry(_) => None,
-            })
-            .collect();
-        for layout in layouts {
-            match crate::layout::remove_temp_blobs(layout) {
-                Ok(0) => {}
-                Ok(n) => info!(
-                    "removed {n} temporary blob files an earlier run left in {}",
-                    layout.display()
-                ),
-                Err(e) => {
-                    tracing::warn!("cannot remove temporary blobs in {}: {e}", layout.display())
-                }
-            }
-        }
-    }
-
     fn refused_by<'h>(&self, message: &str, hosts: &[&'h str]) -> Option<&'h str> {
         refused_by(message, hosts)
     }
