@@ -152,6 +152,9 @@ fn a_shared_base_layer_is_uploaded_once_and_mounted_once() {
         let mounts = proxy.requests("POST", &format!("mount={base}"));
         assert_eq!(mounts.len(), 1, "{base} mounted {mounts:?}\n{log}");
         assert!(mounts[0].ends_with(" 201"), "{mounts:?}");
+        // Looked for once, where it was first uploaded: the mount's 201 says it is in.
+        let heads = proxy.requests("HEAD", &format!("/blobs/{base}"));
+        assert_eq!(heads.len(), 1, "{base}: {heads:?}\n{log}");
     }
     for image in &pushed {
         for top in [&image.layers[1], &image.layers[3]] {

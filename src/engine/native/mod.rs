@@ -428,15 +428,19 @@ impl<'a> Run<'a> {
             return Ok(false);
         }
         let what = format!("blob {} in {name}", blob.digest);
-        let present = client
-            .blob_exists(Side::Destination, name, &blob.digest, &what)
-            .await
-            .map_err(|e| image_error(&e))?;
-        if present {
-            holders.insert(name.to_owned());
-            return Ok(false);
-        }
         let from = holders.iter().next().cloned();
+        // With a repository to mount from, the mount's answer tells whether the blob is in
+        // (201) or opens the upload (202): no HEAD first.
+        if from.is_none() {
+            let present = client
+                .blob_exists(Side::Destination, name, &blob.digest, &what)
+                .await
+                .map_err(|e| image_error(&e))?;
+            if present {
+                holders.insert(name.to_owned());
+                return Ok(false);
+            }
+        }
         let mut tries = 0;
         loop {
             let mount = from.as_deref().map(|from| (blob.digest.as_str(), from));
