@@ -6,7 +6,7 @@ of a plain-HTTP docker-registry on loopback that limits requests like nginx `lim
     rate-limit-proxy.py --upstream 127.0.0.1:PORT [--listen 127.0.0.1:0] [--rate 2]
                         [--port-file PATH] [--log PATH] [--log-bytes] [--fail-list-puts N]
                         [--corrupt-blobs TEXT] [--cut-blobs-after BYTES]
-                        [--throttle-uploads N]
+                        [--throttle-uploads N] [--redirect-blobs URL] [--refuse-authorization]
 
 A token bucket of capacity one, full at the start, refilled at RATE requests per second. A
 request that finds it empty gets `429 Too Many Requests` with Docker Hub's TOOMANYREQUESTS body
@@ -29,6 +29,10 @@ the first GET of each blob larger than that, as a dropped connection would (late
 a resumed Range or a retry, come through whole). --throttle-uploads answers the first N blob
 uploads (`PUT` or `PATCH` of `/blobs/uploads/`) with 429 and `Retry-After: 1`, as a registry
 limiting pushes would (they take no token).
+--redirect-blobs answers every blob GET with `307 Temporary Redirect` to URL followed by the
+request's path, as Docker Hub and gcr.io send blob downloads to a CDN on another host (before the
+rate limit; they take no token). --refuse-authorization answers any request that carries an
+`Authorization` header with `400 Bad Request`, as a CDN given a registry's credentials should.
 Stdlib only.
 """
 import argparse
@@ -89,6 +93,16 @@ class Proxy(http.server.BaseHTTPRequestHandler):
 
     def do_request(self):
         body = self.request_body()
+        if self.server.refuse_authorization and "authorization" in self.headers:
+            for _ in body:
+                pass
+            self.answer(400, [("Content-Type", "text/plain")], b"credentials sent to a CDN\n")
+            return
+        if self.server.redirect_blobs and self.command == "GET" and "/blobs/sha256:" in self.path:
+            for _ in body:
+                pass
+            self.answer(307, [("Location", self.server.redirect_blobs + self.path)], b"")
+            return
         if self.fails_list_put():
             for _ in body:
                 pass
@@ -291,6 +305,10 @@ def main():
                         help="flip one byte of every blob GET whose path contains TEXT")
     parser.add_argument("--cut-blobs-after", type=int, default=0, metavar="BYTES",
                         help="cut the first GET of each larger blob after BYTES body bytes")
+    parser.add_argument("--redirect-blobs", metavar="URL",
+                        help="answer blob GETs with 307 to URL + the request's path")
+    parser.add_argument("--refuse-authorization", action="store_true",
+                        help="answer 400 to any request with an Authorization header")
     args = parser.parse_args()
     if not args.rate > 0:
         parser.error("--rate must be positive")
@@ -305,6 +323,8 @@ def main():
     server.corrupt = args.corrupt_blobs
     server.cut_after = args.cut_blobs_after
     server.cut_paths = set()
+    server.redirect_blobs = args.redirect_blobs.rstrip("/") if args.redirect_blobs else None
+    server.refuse_authorization = args.refuse_authorization
     server.fail_lock = threading.Lock()
     server.log_lock = threading.Lock()
     server.log_file = open(args.log, "a", buffering=1) if args.log else None

@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::io::{Read as _, Write as _};
 use std::process::Command;
 
 use common::mirror::*;
@@ -685,5 +686,74 @@ fn a_new_target_costs_no_source_head_before_its_copy() {
     assert!(
         rerun.iter().all(|l| !l.starts_with("GET /v2/library")),
         "{rerun:?}"
+    );
+}
+
+/// Docker Hub, gcr.io and quay.io send blob downloads to a CDN on another host. Behind a
+/// Bearer-token source whose blob GETs answer 307 to such a host, the native engine follows
+/// the redirect without taking the registry's token along (the stand-in CDN refuses any
+/// `Authorization`), and the digests are upstream's.
+#[test]
+fn blob_downloads_redirected_to_another_host_carry_no_credentials() {
+    const HUB_USER: &str = "hub-reader";
+    const HUB_PASSWORD: &str = "t0ken-Pa55";
+    let m = Mirror::new(false);
+    let nginx = m.push("library/nginx:1.25", "nginx");
+    let cdn = ScriptProxy::start(
+        m.scratch.path(),
+        &m.source.addr(),
+        &["--rate", "inf", "--refuse-authorization"],
+    );
+    let tokens = TokenProxy::start(&m.source.addr(), HUB_USER, HUB_PASSWORD);
+    let redirect = format!("http://{}", cdn.addr());
+    let hub = ScriptProxy::start(
+        m.scratch.path(),
+        &tokens.addr(),
+        &["--rate", "inf", "--redirect-blobs", &redirect],
+    );
+    let conf = registries_conf(m.scratch.path(), &[("docker.io", &hub.addr())]);
+    let auth = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{HUB_USER}:{HUB_PASSWORD}"),
+    );
+    let auth_file = m.write(
+        "auth.json",
+        &serde_json::json!({ "auths": { hub.addr(): { "auth": auth } } }).to_string(),
+    );
+    let list = m.write("images.list", "nginx:1.25\n");
+    let out = run(
+        native(&mut m.sync(&list))
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .arg("--src-authfile")
+            .arg(&auth_file),
+        0,
+    );
+    let target = format!("{}/docker.io/library/nginx:1.25", m.prefix());
+    assert_eq!(m.target_digest(&target), Some(nginx), "{}", stdout_of(&out));
+    let redirected = hub.requests("GET", "/blobs/sha256:");
+    let fetched = cdn.requests("GET", "/blobs/sha256:");
+    assert!(!redirected.is_empty(), "{}", hub.log());
+    assert!(
+        redirected.iter().all(|l| l.ends_with(" 307")),
+        "{redirected:?}"
+    );
+    assert_eq!(fetched.len(), redirected.len(), "{}", cdn.log());
+    assert!(fetched.iter().all(|l| l.ends_with(" 200")), "{}", cdn.log());
+    // The manifests did need the token.
+    assert!(tokens.granted_tokens() >= 1, "{}", tokens.log());
+    // And the stand-in CDN does refuse a request that carries one.
+    let path = fetched[0].split(' ').nth(1).unwrap();
+    let mut stream = std::net::TcpStream::connect(cdn.addr()).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer x\r\nConnection: close\r\n\r\n",
+        cdn.addr()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.0 400") || answer.starts_with("HTTP/1.1 400"),
+        "{answer}"
     );
 }
