@@ -123,13 +123,23 @@ pub fn url_authority(url: &reqwest::Url) -> String {
     }
 }
 
-/// Whether a transport failure may pass if the request is sent again: a refused or dropped
-/// connection or a timeout may, a TLS failure or a host name that does not exist will not.
+/// Whether a transport failure may pass if the request is sent again at once: a dropped
+/// connection or a timeout may. A TLS failure or a host name that does not exist will not,
+/// and a refused connection is a registry that is down: the image's retries (and the run's
+/// outage check, which fails the rest once one image's round met only refusals) take it, so
+/// a registry that is down costs one round of retries, not one per request.
 pub fn retries_transport(error: &RegistryError) -> bool {
     match error {
-        RegistryError::Network { message, .. } => !crate::run::retry::unresolvable_host(message),
+        RegistryError::Network { message, .. } => {
+            !crate::run::retry::unresolvable_host(message) && !refused(message)
+        }
         _ => false,
     }
+}
+
+/// A connection the host refused (nothing listens there), as reqwest words it.
+fn refused(message: &str) -> bool {
+    message.to_ascii_lowercase().contains("connection refused")
 }
 
 /// The wait before retry number `retry` (from 1) of one request: 0.5 s, 1 s, 2 s, …
@@ -190,8 +200,14 @@ mod tests {
             what: "x".into(),
             message: message.into(),
         };
-        assert!(retries_transport(&network(
+        assert!(!retries_transport(&network(
             "error sending request: tcp connect error: Connection refused (os error 111)"
+        )));
+        assert!(retries_transport(&network(
+            "error sending request: connection closed before message completed"
+        )));
+        assert!(retries_transport(&network(
+            "error sending request: connection reset by peer (os error 104)"
         )));
         assert!(!retries_transport(&network(
             "dns error: failed to lookup address information: Name or service not known"
