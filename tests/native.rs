@@ -185,25 +185,30 @@ fn a_shared_base_layer_is_uploaded_once_and_mounted_once() {
     );
 }
 
+/// The login of the token proxies below.
+const HUB_USER: &str = "hub-reader";
+const HUB_PASSWORD: &str = "t0ken-Pa55";
+
+/// An auth file with that login for `host`.
+fn hub_auth_file(m: &Mirror, host: &str) -> std::path::PathBuf {
+    let auth = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{HUB_USER}:{HUB_PASSWORD}"),
+    );
+    let auths = serde_json::json!({ "auths": { host: { "auth": auth } } });
+    m.write("auth.json", &auths.to_string())
+}
+
 /// A source behind Docker Hub-style token auth: blobs and manifests come through with the
 /// Bearer token of each repository.
 #[test]
 fn a_bearer_token_source_is_copied_with_upstream_digests() {
-    const HUB_USER: &str = "hub-reader";
-    const HUB_PASSWORD: &str = "t0ken-Pa55";
     let m = Mirror::new(false);
     let nginx = m.push("library/nginx:1.25", "nginx");
     let redis = m.push("library/redis:7", "redis");
     let proxy = TokenProxy::start(&m.source.addr(), HUB_USER, HUB_PASSWORD);
     let conf = registries_conf(m.scratch.path(), &[("docker.io", &proxy.addr())]);
-    let auth = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        format!("{HUB_USER}:{HUB_PASSWORD}"),
-    );
-    let auth_file = m.write(
-        "auth.json",
-        &serde_json::json!({ "auths": { proxy.addr(): { "auth": auth } } }).to_string(),
-    );
+    let auth_file = hub_auth_file(&m, &proxy.addr());
     let list = m.write("images.list", "nginx:1.25\nredis:7\n");
     run(
         native(&mut m.sync(&list))
@@ -695,8 +700,6 @@ fn a_new_target_costs_no_source_head_before_its_copy() {
 /// `Authorization`), and the digests are upstream's.
 #[test]
 fn blob_downloads_redirected_to_another_host_carry_no_credentials() {
-    const HUB_USER: &str = "hub-reader";
-    const HUB_PASSWORD: &str = "t0ken-Pa55";
     let m = Mirror::new(false);
     let nginx = m.push("library/nginx:1.25", "nginx");
     let cdn = ScriptProxy::start(
@@ -712,14 +715,7 @@ fn blob_downloads_redirected_to_another_host_carry_no_credentials() {
         &["--rate", "inf", "--redirect-blobs", &redirect],
     );
     let conf = registries_conf(m.scratch.path(), &[("docker.io", &hub.addr())]);
-    let auth = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        format!("{HUB_USER}:{HUB_PASSWORD}"),
-    );
-    let auth_file = m.write(
-        "auth.json",
-        &serde_json::json!({ "auths": { hub.addr(): { "auth": auth } } }).to_string(),
-    );
+    let auth_file = hub_auth_file(&m, &hub.addr());
     let list = m.write("images.list", "nginx:1.25\n");
     let out = run(
         native(&mut m.sync(&list))

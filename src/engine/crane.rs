@@ -151,20 +151,8 @@ impl Crane {
         )
         .await
         .map_err(|e| fail(FailureKind::Internal, e.to_string()))?;
-        if finished.timed_out {
-            return Err(fail(
-                FailureKind::Timeout,
-                format!("stopped after --image-timeout {:?}", self.image_timeout),
-            ));
-        }
-        if finished.stopped {
-            return Err(fail(
-                FailureKind::Interrupted,
-                format!(
-                    "stopped by a signal ({})",
-                    exec::describe_status(&finished.status)
-                ),
-            ));
+        if let Some(ended) = super::ended_early(&finished, self.image_timeout) {
+            return Err(ended);
         }
         if !finished.status.success() {
             let message = failure_message(&finished);

@@ -9,11 +9,12 @@ pub mod skopeo;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use tokio::sync::watch;
 
 use crate::exec::Stop;
-use crate::model::{Counts, ImageError, Job, Target};
+use crate::model::{Counts, FailureKind, ImageError, Job, Target};
 
 /// A future an engine returns; boxed so that engines can sit behind `dyn Engine`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -133,6 +134,27 @@ fn same_host(a: &str, b: &str) -> bool {
             .to_owned()
     };
     bare(a) == bare(b)
+}
+
+/// How an engine's child was cut short: at `--image-timeout`, or by a signal ferry got.
+/// `None` when it ran to its end.
+pub fn ended_early(
+    finished: &crate::exec::Finished,
+    image_timeout: Duration,
+) -> Option<ImageError> {
+    if finished.timed_out {
+        return Some(ImageError {
+            kind: FailureKind::Timeout,
+            message: format!("stopped after --image-timeout {image_timeout:?}"),
+        });
+    }
+    finished.stopped.then(|| ImageError {
+        kind: FailureKind::Interrupted,
+        message: format!(
+            "stopped by a signal ({})",
+            crate::exec::describe_status(&finished.status)
+        ),
+    })
 }
 
 /// The last `lines` non-empty lines of `text`, for failure messages.

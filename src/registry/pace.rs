@@ -46,6 +46,7 @@ pub struct Pacer {
     /// in a row (kept only while it is slower than the other).
     too_fast: Option<Duration>,
     fast_enough: Option<Duration>,
+    /// Requests in a row that went through at the current pace since it was set.
     passes: u32,
     /// Since the pace last changed: what staying at it rather than at the next one to try
     /// (halfway to `too_fast`) has cost.
@@ -55,8 +56,6 @@ pub struct Pacer {
     /// failed.
     probe_cost: Duration,
     failed_tries: u32,
-    /// Requests in a row that went through at the current pace since it was set.
-    streak: u32,
 }
 
 impl Pacer {
@@ -78,7 +77,6 @@ impl Pacer {
             lost: Duration::ZERO,
             probe_cost: Duration::ZERO,
             failed_tries: 0,
-            streak: 0,
         }
     }
 
@@ -123,7 +121,7 @@ impl Pacer {
             let slower = match (self.fast_enough, self.interval) {
                 (Some(good), _) => good,
                 (None, None) => FIRST_THROTTLED_INTERVAL,
-                (None, Some(interval)) if self.streak >= NEAR_THE_LIMIT => interval + interval / 4,
+                (None, Some(interval)) if self.passes >= NEAR_THE_LIMIT => interval + interval / 4,
                 (None, Some(interval)) => interval.saturating_mul(2),
             }
             .min(SLOWEST_INTERVAL);
@@ -137,7 +135,6 @@ impl Pacer {
             self.lost = Duration::ZERO;
             self.probe_cost =
                 (retry_after + self.interval.unwrap_or_default()) * (1 << self.failed_tries);
-            self.streak = 0;
             // Every slot handed out so far is stale (see `slowed_since`): the new pace
             // starts once the registry's wait is over.
             self.next = now + retry_after;
@@ -154,7 +151,6 @@ impl Pacer {
         if !self.throttled || !self.at_current_pace(sent) {
             return;
         }
-        self.streak += 1;
         self.passes += 1;
         let Some(current) = self.interval else {
             return;
@@ -175,7 +171,6 @@ impl Pacer {
             self.changed_at = Some(now);
             self.passes = 0;
             self.lost = Duration::ZERO;
-            self.streak = 0;
         }
     }
 
