@@ -3,10 +3,11 @@
 #   scripts/sync-image.sh [LIST] [DEST_PREFIX] [`ferry sync` flags ...]
 # LIST defaults to $SOURCE_IMAGES_LIST, then ./source-images.list; DEST_PREFIX to $FERRY_DEST
 # (with neither, images go to the local OCI directory ./mirror). Flags (words starting with
-# `-`, and everything after `--`) go to ferry wherever they stand: `list.txt --dry-run`.
+# `-`, with their values, and everything after `--`) go to ferry wherever they stand:
+# `-j 8 list.txt harbor.example/x --dry-run` as well as `list.txt harbor.example/x -j 8`.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-split_args 2 "usage: $0 [LIST] [DEST_PREFIX] [ferry sync flags ...]" "$@"
+split_args sync 2 "usage: $0 [LIST] [DEST_PREFIX] [ferry sync flags ...]" "$@"
 list=${positional[0]:-${SOURCE_IMAGES_LIST:-source-images.list}}
 dest=${positional[1]:-${FERRY_DEST:-}}
 args=(sync "$list")

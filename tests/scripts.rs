@@ -54,6 +54,47 @@ fn sync_image_passes_flags_after_the_list_to_ferry() {
 }
 
 #[test]
+fn scripts_take_flags_before_list_and_dest() {
+    let dir = TempDir::new("scripts-flags-first");
+    list_named_yaml(&dir);
+    // Flags with values, a boolean written as its own word, all before LIST and DEST: the
+    // list is read as a list only if `--format list` reached ferry whole.
+    let args = [
+        "-j",
+        "2",
+        "--format",
+        "list",
+        "--dest-tls-verify",
+        "false",
+        "list.yaml",
+        "harbor.example/x",
+        "--dry-run",
+    ];
+    let out = run(&mut script(dir.path(), "sync-image.sh", &args), 0);
+    let stdout = stdout_of(&out);
+    assert!(
+        stdout.contains("list.yaml:1 -> harbor.example/x/docker.io/library/nginx:1.25"),
+        "{stdout}"
+    );
+    assert!(!dir.path().join("mirror").exists(), "a dry run copied");
+    let args = ["--format", "list", "list.yaml", "harbor.example/x"];
+    let out = run(&mut script(dir.path(), "show-images.sh", &args), 0);
+    assert_eq!(
+        stdout_of(&out),
+        "harbor.example/x/docker.io/library/nginx:1.25\n"
+    );
+    let out = run(
+        &mut script(
+            dir.path(),
+            "show-raw-images.sh",
+            &["--format", "list", "list.yaml"],
+        ),
+        0,
+    );
+    assert_eq!(stdout_of(&out), "docker.io/library/nginx:1.25\n");
+}
+
+#[test]
 fn show_scripts_pass_flags_to_ferry() {
     let dir = TempDir::new("scripts-show");
     list_named_yaml(&dir);
