@@ -17,7 +17,8 @@ COPY src ./src
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked \
- && install -m 0755 target/release/ferry /usr/local/bin/ferry
+ && install -m 0755 target/release/ferry /usr/local/bin/ferry \
+ && ferry manpage --dir /usr/local/share/man/man1 >/dev/null
 
 # crane, which Debian does not package: a static binary (no cgo), so it needs nothing from the
 # runtime image.
@@ -36,6 +37,9 @@ RUN apt-get update \
       skopeo \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /usr/local/bin/ferry /usr/local/bin/ferry
+# ferry(1) and a page per subcommand (ferry-sync(1), …), for `man` where the image has it, or
+# to copy out with `docker cp`.
+COPY --from=build /usr/local/share/man/man1 /usr/local/share/man/man1
 COPY --from=crane /go/bin/crane /usr/local/bin/crane
 # A numeric USER, so that Kubernetes' runAsNonRoot can verify it without a runAsUser. /work is
 # the default working directory (ferry's ./source-images.list and ./mirror), writable by the user

@@ -42,7 +42,7 @@ impl Command {
             Command::Plan(args) | Command::Verify(args) => Some(&mut args.dest),
             Command::Sync(args) => Some(&mut args.dest),
             Command::Serve(args) => Some(&mut args.sync.dest),
-            Command::Report(_) | Command::Completions { .. } | Command::Manpage => None,
+            Command::Report(_) | Command::Completions { .. } | Command::Manpage { .. } => None,
         }
     }
 }
@@ -69,8 +69,13 @@ pub enum Command {
         #[arg(value_enum)]
         shell: ShellArg,
     },
-    /// Print the man page, in roff (`ferry manpage > ferry.1; man ./ferry.1`)
-    Manpage,
+    /// Print the man page, in roff (`ferry manpage > ferry.1; man ./ferry.1`), or write every
+    /// subcommand's page too (`ferry manpage --dir /usr/local/share/man/man1`)
+    Manpage {
+        /// Write ferry.1 and one page per subcommand (ferry-sync.1, …) into DIR
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

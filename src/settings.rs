@@ -64,8 +64,8 @@ pub enum CommandSettings {
     Serve(Box<ServeSettings>),
     /// `completions SHELL`
     Completions(crate::cli::ShellArg),
-    /// `manpage`
-    Manpage,
+    /// `manpage [--dir DIR]`
+    Manpage(Option<PathBuf>),
     /// `report merge OUT IN…`
     ReportMerge {
         out: PathBuf,
@@ -208,7 +208,7 @@ impl Settings {
                 CommandSettings::Serve(Box::new(serve_settings(*args, verbosity)?))
             }
             Command::Completions { shell } => CommandSettings::Completions(shell),
-            Command::Manpage => CommandSettings::Manpage,
+            Command::Manpage { dir } => CommandSettings::Manpage(dir),
             Command::Report(ReportCommand::Merge { out, inputs }) => {
                 output_path("report merge OUT", &Some(out.clone()))?;
                 CommandSettings::ReportMerge { out, inputs }

@@ -279,6 +279,47 @@ fn completions_and_the_man_page_are_generated_for_every_command() {
         page.contains(".TH ferry 1") && page.contains("sync"),
         "{page}"
     );
+    // Every subcommand's page, written into a directory, each one that man(1) reads when it
+    // is there to read them.
+    let dir = TempDir::new("manpages");
+    let out = run(
+        ferry()
+            .args(["manpage", "--dir"])
+            .arg(dir.path().join("man1")),
+        0,
+    );
+    let written = stdout_of(&out);
+    for name in [
+        "ferry",
+        "ferry-sync",
+        "ferry-serve",
+        "ferry-report-merge",
+        "ferry-verify",
+    ] {
+        let file = dir.path().join("man1").join(format!("{name}.1"));
+        assert!(written.contains(&file.display().to_string()), "{written}");
+        let page = std::fs::read_to_string(&file).unwrap();
+        assert!(page.contains(&format!(".TH {name} 1")), "{name}: {page}");
+        assert!(page.contains(".SH \"EXIT STATUS\""), "{name}: {page}");
+        if std::process::Command::new("man")
+            .arg("--version")
+            .output()
+            .is_ok()
+        {
+            let shown = std::process::Command::new("man")
+                .args(["--warnings", "-l"])
+                .arg(&file)
+                .env("MANWIDTH", "80")
+                .output()
+                .unwrap();
+            assert!(shown.status.success(), "man {name}: {shown:?}");
+            assert!(
+                String::from_utf8_lossy(&shown.stderr).trim().is_empty(),
+                "man warns about {name}: {}",
+                String::from_utf8_lossy(&shown.stderr)
+            );
+        }
+    }
     let out = run(ferry().args(["completions", "tcsh"]), 2);
     assert!(
         stderr_of(&out).contains("invalid value 'tcsh'"),

@@ -630,6 +630,12 @@ fn dockerfile_problems(text: &str) -> Vec<String> {
                     "Dockerfile: the Rust stage does not cargo build --release --locked".to_owned(),
                 );
             }
+            if !runs(stage)
+                .iter()
+                .any(|r| r.contains("ferry manpage --dir /usr/local/share/man/man1"))
+            {
+                problems.push("Dockerfile: the Rust stage writes no man pages".to_owned());
+            }
         }
     }
     let go = stage_of("golang:1.22-bookworm");
@@ -690,6 +696,9 @@ fn dockerfile_problems(text: &str) -> Vec<String> {
     };
     if !copies_from(rust, "ferry") {
         problems.push("Dockerfile: ferry is not copied into the runtime".to_owned());
+    }
+    if !copies_from(rust, "/usr/local/share/man/man1") {
+        problems.push("Dockerfile: the man pages are not copied into the runtime".to_owned());
     }
     if !copies_from(go, "crane") {
         problems.push("Dockerfile: crane is not copied into the runtime".to_owned());
@@ -1015,6 +1024,12 @@ fn the_checkers_name_what_a_broken_copy_breaks() {
         (DOCKERFILE, "USER 10001:10001", "USER ferry", "numeric"),
         (DOCKERFILE, "USER 10001:10001", "USER 0", "root"),
         (DOCKERFILE, "      skopeo \\\n", "", "install skopeo"),
+        (
+            DOCKERFILE,
+            "COPY --from=build /usr/local/share/man/man1",
+            "COPY --from=crane /usr/local/share/man/man1",
+            "man pages are not copied",
+        ),
         (
             DOCKERFILE,
             "COPY --from=crane",

@@ -2,6 +2,7 @@
 //! [`Error`] that stopped it. This is the layer that talks to the terminal: it prints results
 //! to stdout and warnings to stderr.
 
+mod manpage;
 mod plan;
 mod report;
 mod serve;
@@ -48,7 +49,7 @@ pub async fn run(settings: Settings) -> Result<Outcome, Error> {
         CommandSettings::Serve(settings) => serve::serve(*settings).await,
         CommandSettings::ReportMerge { out, inputs } => report::merge(&out, &inputs),
         CommandSettings::Completions(shell) => show::completions(shell),
-        CommandSettings::Manpage => show::manpage(),
+        CommandSettings::Manpage(dir) => manpage::manpage(dir.as_deref()),
     }
 }
 

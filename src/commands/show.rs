@@ -66,15 +66,6 @@ pub fn completions(shell: ShellArg) -> Result<Outcome, Error> {
     print_bytes(&script)
 }
 
-/// The man page, in roff, on stdout.
-pub fn manpage() -> Result<Outcome, Error> {
-    let mut page = Vec::new();
-    clap_mangen::Man::new(Cli::command())
-        .render(&mut page)
-        .map_err(|e| Error::Internal(format!("cannot render the man page: {e}")))?;
-    print_bytes(&page)
-}
-
 fn print_bytes(bytes: &[u8]) -> Result<Outcome, Error> {
     // A closed pipe (`| head`) is the reader's choice, not a failure.
     let _ = std::io::stdout().write_all(bytes);
