@@ -119,6 +119,8 @@ pub struct Expansion {
     pub dropped: Vec<Dropped>,
     /// Repositories that could not be listed, already planned (missing or unknown).
     pub failed: Vec<PlanEntry>,
+    /// Whole repositories that stand for no tag at all: none listed, or the filters kept none.
+    pub warnings: Vec<String>,
 }
 
 /// Lists every whole-repository job's tags (in parallel, each listing retried under `retry`
@@ -183,6 +185,23 @@ pub async fn expand(
                 }
             },
         };
+        if selection.kept.is_empty() {
+            expansion.warnings.push(if tags.is_empty() {
+                format!(
+                    "{}: {} lists no tags, so nothing is copied for it",
+                    job.origin, job.source
+                )
+            } else {
+                format!(
+                    "{}: the tag filters keep none of the {} tag{} of {}, so nothing is copied \
+                     for it (plan -v says why each was left out)",
+                    job.origin,
+                    tags.len(),
+                    if tags.len() == 1 { "" } else { "s" },
+                    job.source
+                )
+            });
+        }
         for (tag, reason) in selection.dropped {
             expansion.dropped.push(Dropped {
                 origin: job.origin.clone(),
@@ -256,6 +275,9 @@ pub async fn plan_all(
         return Err(expanded.errors);
     }
     for warning in &expanded.warnings {
+        warn!("{warning}");
+    }
+    for warning in &expansion.warnings {
         warn!("{warning}");
     }
     let mut entries = if force {

@@ -251,6 +251,39 @@ fn whole_repositories_expand_through_each_tag_filter() {
         "{out}"
     );
 
+    // A filter that keeps nothing is no error, but it is said, naming the line.
+    let mut cmd = m.ferry();
+    cmd.args([
+        "plan",
+        "--tags",
+        "nomatch",
+        "--dest-tls-verify=false",
+        "--dest",
+    ])
+    .arg(m.prefix())
+    .arg(&list);
+    let out = run(&mut cmd, 0);
+    assert!(
+        stderr_of(&out).contains(&format!(
+            "{}:2: the tag filters keep none of the 8 tags of docker.io/library/app",
+            list.display()
+        )),
+        "{}",
+        stderr_of(&out)
+    );
+    // So is a list with no image in it.
+    let empty = m.write("empty.list", "# nothing yet\n");
+    let mut cmd = m.ferry();
+    cmd.args(["plan", "--dest-tls-verify=false", "--dest"])
+        .arg(m.prefix())
+        .arg(&empty);
+    let out = run(&mut cmd, 0);
+    assert!(
+        stderr_of(&out).contains(&format!("{}: no images in this list", empty.display())),
+        "{}",
+        stderr_of(&out)
+    );
+
     // And a sync copies exactly the selected tags.
     run(m.sync(&list).args(["--semver", ">=1.25, <1.27"]), 0);
     assert_eq!(

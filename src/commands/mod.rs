@@ -97,6 +97,9 @@ async fn read_and_map(
         }
         None => Vec::new(),
     };
+    if errors.is_empty() {
+        warn_empty_inputs(inputs, &read);
+    }
     let mut mapped = map_all(&read.entries, destination);
     errors.extend(mapped.errors);
     if let Some(shard) = inputs.shard {
@@ -109,6 +112,17 @@ async fn read_and_map(
         Ok((read, mapped.jobs, accounts))
     } else {
         Err(Error::Input(errors))
+    }
+}
+
+/// Says which inputs hold no image at all: an empty list does nothing, which is worth a word
+/// (a list truncated on its way, a wrong file), though it is no error.
+fn warn_empty_inputs(inputs: &InputSettings, read: &Inputs) {
+    for source in &inputs.sources {
+        let name = source.to_string();
+        if !read.entries.iter().any(|entry| entry.origin.file == name) {
+            say_err(format!("ferry: warning: {name}: no images in this list"));
+        }
     }
 }
 
