@@ -2,11 +2,18 @@
 //! `oci-put-blob*` file in the layout and renames it when complete; a copy stopped on the way
 //! (timeout, signal, a crash of ferry) leaves the file behind, and a failed first copy leaves
 //! a layout with `blobs/` but no `index.json`, which holds no image. ferry removes both after
-//! each copy (the scheduler runs one job at a time per layout, so nothing else writes there
-//! meanwhile), and at the start of a run removes the temporary files an earlier run left.
+//! each copy, and at the start of a run removes the temporary files an earlier run left.
+//!
+//! Two ferry processes may write one layout (two lists naming one repository, two shards of a
+//! run given one `--dest-dir`): a job holds the layout's [`LayoutLock`] (an advisory `flock` on
+//! the layout directory itself, so nothing is added to the layout) while it writes and tidies,
+//! and the start-of-run tidying takes it without waiting, leaving a layout another process
+//! holds alone. A temporary file seen under the lock is provably stale: every writer holds it.
 
 use std::fs;
 use std::io;
+use std::os::fd::AsRawFd as _;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
 /// The prefix of skopeo's temporary blob files in an OCI layout.
@@ -36,6 +43,63 @@ pub fn remove_temp_blobs(layout: &Path) -> io::Result<usize> {
         }
     }
     Ok(removed)
+}
+
+/// The exclusive right to write one layout, across ferry processes, until dropped.
+#[derive(Debug)]
+pub struct LayoutLock {
+    _directory: fs::File,
+}
+
+impl LayoutLock {
+    /// Takes the lock of `layout` if no other process holds it, creating the directory (and
+    /// its parents) first when `create`; `None` when another process holds it, or when the
+    /// layout does not exist and is not to be created.
+    pub fn try_acquire(layout: &Path, create: bool) -> io::Result<Option<LayoutLock>> {
+        loop {
+            if create {
+                fs::create_dir_all(layout)?;
+            }
+            let directory = match fs::File::open(layout) {
+                Ok(directory) => directory,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !create => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            // SAFETY: flock on a descriptor this function owns; no memory is shared.
+            let locked =
+                unsafe { libc::flock(directory.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if locked != 0 {
+                let error = io::Error::last_os_error();
+                if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                    return Ok(None);
+                }
+                return Err(error);
+            }
+            // The holder before us may have removed the layout (a failed first copy) and
+            // another process made it anew: a lock on the removed directory guards nothing.
+            let held = directory.metadata()?;
+            match fs::metadata(layout) {
+                Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => {
+                    return Ok(Some(LayoutLock {
+                        _directory: directory,
+                    }))
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !create => return Ok(None),
+                Ok(_) | Err(_) => continue,
+            }
+        }
+    }
+}
+
+/// Removes the temporary blob files an earlier run left in `layout`, unless another ferry
+/// process is writing it now (its files are not stale); returns how many went, or `None` when
+/// the layout was left to the other process.
+pub fn remove_stale_temp_blobs(layout: &Path) -> io::Result<Option<usize>> {
+    match LayoutLock::try_acquire(layout, false)? {
+        Some(_lock) => remove_temp_blobs(layout).map(Some),
+        None if layout.exists() => Ok(None),
+        None => Ok(Some(0)),
+    }
 }
 
 /// A layout a job is about to write, with the directories up to `root` (not included) that do

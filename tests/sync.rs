@@ -1075,3 +1075,66 @@ fn settings_are_checked_up_front_and_none_is_ignored() {
         stderr_of(&out)
     );
 }
+
+/// Holds the advisory lock of a layout directory as another ferry process would.
+struct HeldLayout {
+    _directory: std::fs::File,
+}
+
+impl HeldLayout {
+    fn hold(layout: &Path) -> HeldLayout {
+        use std::os::fd::AsRawFd as _;
+        std::fs::create_dir_all(layout).unwrap();
+        let directory = std::fs::File::open(layout).unwrap();
+        // SAFETY: flock on a descriptor the test owns.
+        let locked = unsafe { libc::flock(directory.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        assert_eq!(locked, 0, "cannot lock {}", layout.display());
+        HeldLayout {
+            _directory: directory,
+        }
+    }
+}
+
+/// A layout another ferry process is writing keeps that process's temporary files, and a job
+/// for it waits for the other process instead of writing beside it; once it is free, the job
+/// copies and tidies.
+#[test]
+fn a_layout_another_ferry_writes_is_waited_for_and_its_files_left_alone() {
+    for engine in ["native", "skopeo"] {
+        let m = Mirror::new(false);
+        let digest = m.push("library/nginx:1.25", "nginx-1.25");
+        let list = m.write("images.list", "nginx:1.25\n");
+        let layout = m.scratch.path().join("mirror/docker.io/library/nginx");
+        let held = HeldLayout::hold(&layout);
+        let theirs = layout.join("oci-put-blob-ferry-99999-0");
+        std::fs::write(&theirs, b"half a blob").unwrap();
+
+        let mut child = m
+            .ferry()
+            .args(["sync", "--engine", engine])
+            .arg(&list)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{engine}: ferry did not wait for the layout"
+        );
+        assert!(
+            theirs.exists(),
+            "{engine}: ferry removed a temporary file of a process still writing the layout"
+        );
+        assert!(
+            !layout.join("index.json").exists(),
+            "{engine}: wrote beside the other process"
+        );
+        drop(held);
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{engine}: {out:?}");
+        let index = std::fs::read_to_string(layout.join("index.json")).unwrap();
+        assert!(index.contains(&digest), "{engine}: {index}");
+        assert!(!theirs.exists(), "{engine}: a stale temporary file stayed");
+    }
+}

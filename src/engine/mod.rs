@@ -75,7 +75,7 @@ pub trait Engine: Send + Sync {
 
     /// Called once before any copy, with every target of the run, to clear what an earlier,
     /// killed run left there: the temporary blob files in the local layouts (skopeo's and
-    /// the native engine's are named alike).
+    /// the native engine's are named alike) that no other ferry process is writing now.
     fn before_run(&self, targets: &[&Target]) {
         let layouts: std::collections::BTreeSet<&std::path::Path> = targets
             .iter()
@@ -85,10 +85,14 @@ pub trait Engine: Send + Sync {
             })
             .collect();
         for layout in layouts {
-            match crate::layout::remove_temp_blobs(layout) {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(
+            match crate::layout::remove_stale_temp_blobs(layout) {
+                Ok(Some(0)) => {}
+                Ok(Some(n)) => tracing::info!(
                     "removed {n} temporary blob files an earlier run left in {}",
+                    layout.display()
+                ),
+                Ok(None) => tracing::info!(
+                    "another ferry is writing {}; its temporary files are its own",
                     layout.display()
                 ),
                 Err(e) => {

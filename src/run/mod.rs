@@ -21,7 +21,7 @@ use self::scheduler::{Limits, OnFinished, Slot};
 use crate::engine::{Attempt, Engine};
 use crate::exec::{wait_for, Stop};
 use crate::input::InputError;
-use crate::layout::Tidy;
+use crate::layout::{LayoutLock, Tidy};
 use crate::model::{
     Destination, FailureKind, ImageError, ImageResult, Job, Side, Status, Summary, Target,
 };
@@ -149,12 +149,28 @@ pub async fn sync(
             let position = positions[index];
             let planned_digest = digests[index].clone();
             async move {
-                // Runs once the job holds its layout: no other job writes there until it ends.
+                // Runs once the job holds its layout: no other job of this run writes there
+                // until it ends, and, once it holds the layout's lock, no other ferry either.
                 let tidy = match (&job.target, &context.destination) {
                     (Target::Oci { layout, .. }, Destination::OciDir(root)) => {
-                        Some(Tidy::before(layout, root))
+                        Some((Tidy::before(layout, root), layout.clone()))
                     }
                     _ => None,
+                };
+                let lock = match &tidy {
+                    Some((_, layout)) => match lock_layout(layout, stop.clone()).await {
+                        Ok(lock) => Some(lock),
+                        Err(error) => {
+                            return ImageResult::failed(
+                                &job,
+                                error.kind,
+                                error.message,
+                                0,
+                                Duration::ZERO,
+                            )
+                        }
+                    },
+                    None => None,
                 };
                 let mut result = copy_one(
                     &context,
@@ -165,11 +181,12 @@ pub async fn sync(
                     &slot,
                 )
                 .await;
-                if let Some(tidy) = tidy {
+                if let Some((tidy, _)) = tidy {
                     if let Err(e) = tidy.after() {
                         warn!("cannot tidy the OCI layout of {}: {e}", result.target);
                     }
                 }
+                drop(lock);
                 if result.status == Status::Synced && result.digest.is_none() {
                     result.digest = planned_digest;
                 }
@@ -199,6 +216,49 @@ pub async fn sync(
     let summary = Summary::of(&results, started.elapsed(), interrupted);
     events.send(Event::RunFinished { results, summary });
     Ok(RunOutcome { summary })
+}
+
+/// How often a job waiting for a layout another ferry process writes looks again.
+const LAYOUT_POLL: Duration = Duration::from_millis(100);
+
+/// The lock of `layout` (made when missing), waited for while another ferry process holds it;
+/// an error when the layout cannot be made or locked, or when the run is stopped meanwhile.
+async fn lock_layout(
+    layout: &std::path::Path,
+    mut stop: watch::Receiver<Stop>,
+) -> Result<LayoutLock, ImageError> {
+    let mut told = false;
+    loop {
+        match LayoutLock::try_acquire(layout, true) {
+            Ok(Some(lock)) => return Ok(lock),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(ImageError {
+                    kind: FailureKind::Internal,
+                    message: format!("cannot lock the OCI layout {}: {e}", layout.display()),
+                })
+            }
+        }
+        if !told {
+            info!(
+                "another ferry is writing {}; waiting for it",
+                layout.display()
+            );
+            told = true;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(LAYOUT_POLL) => {}
+            () = wait_for(&mut stop, Stop::Graceful) => {
+                return Err(ImageError {
+                    kind: FailureKind::Interrupted,
+                    message: format!(
+                        "stopped while another ferry was writing {}",
+                        layout.display()
+                    ),
+                })
+            }
+        }
+    }
 }
 
 /// Where requests for each registry the jobs name go: a source through registries.conf, a
