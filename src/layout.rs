@@ -174,6 +174,28 @@ mod tests {
     }
 
     #[test]
+    fn a_held_layout_is_neither_locked_again_nor_tidied() {
+        let dir = ScratchDir::create().unwrap();
+        let layout = dir.path().join("a/nginx");
+        assert!(LayoutLock::try_acquire(&layout, false).unwrap().is_none());
+        assert_eq!(remove_stale_temp_blobs(&layout).unwrap(), Some(0));
+        let held = LayoutLock::try_acquire(&layout, true).unwrap().unwrap();
+        touch(&layout.join("oci-put-blob-ferry-1-0"));
+        assert!(LayoutLock::try_acquire(&layout, true).unwrap().is_none());
+        assert_eq!(remove_stale_temp_blobs(&layout).unwrap(), None);
+        assert!(layout.join("oci-put-blob-ferry-1-0").exists());
+        drop(held);
+        assert_eq!(remove_stale_temp_blobs(&layout).unwrap(), Some(1));
+        // A layout removed under the lock and made anew is locked afresh, not through the
+        // descriptor of the removed one.
+        let held = LayoutLock::try_acquire(&layout, true).unwrap().unwrap();
+        fs::remove_dir(&layout).unwrap();
+        fs::create_dir(&layout).unwrap();
+        assert!(LayoutLock::try_acquire(&layout, true).unwrap().is_some());
+        drop(held);
+    }
+
+    #[test]
     fn temporary_blobs_go_and_nothing_else() {
         let dir = ScratchDir::create().unwrap();
         let layout = dir.path().join("nginx");
