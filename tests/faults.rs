@@ -973,3 +973,57 @@ fn native_sigterm_stops_the_copies_without_writing_a_tag() {
         assert_eq!(m.target_digest(&target), Some(image.digest.clone()));
     }
 }
+
+/// A source that accepts connections and never answers, held open by a thread of the test.
+fn stalled_source() -> (String, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let handle = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            match stream {
+                Ok(stream) => held.push(stream),
+                Err(_) => return,
+            }
+        }
+    });
+    (addr, handle)
+}
+
+/// A run stopped while a whole repository's tags are being listed reports it `interrupted`,
+/// never as a repository the source does not have.
+#[test]
+fn a_tag_listing_cut_short_by_a_signal_is_interrupted_not_missing() {
+    let m = Mirror::new(false);
+    let (stalled, _thread) = stalled_source();
+    let list = m.write(
+        "images.list",
+        &format!("{stalled}/team/app {}/app\n", m.prefix()),
+    );
+    let report_path = m.scratch.path().join("report.json");
+    let mut child = m
+        .sync(&list)
+        .args(["--engine", "native", "--src-tls-verify=false", "--report"])
+        .arg(&report_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let status = signal_and_wait(
+        &mut child,
+        "TERM",
+        Duration::from_secs(5),
+        "ferry did not stop at once",
+    );
+    assert_eq!(status.code(), Some(143));
+    let report = report(&report_path);
+    let images = images(&report);
+    assert_eq!(images.len(), 1, "{report:#}");
+    assert_eq!(images[0]["error"]["kind"], "interrupted", "{report:#}");
+    let message = images[0]["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("stopped before the tags of") && !message.contains("does not exist"),
+        "{message}"
+    );
+}

@@ -106,7 +106,7 @@ pub async fn sync(
             entries
         }
         () = wait_for(&mut stopping, Stop::Graceful) => {
-            jobs.into_iter().map(PlanEntry::unlooked).collect()
+            jobs.into_iter().map(stopped_while_planning).collect()
         }
     };
     for (index, entry) in entries.iter().enumerate() {
@@ -216,6 +216,27 @@ pub async fn sync(
     let summary = Summary::of(&results, started.elapsed(), interrupted);
     events.send(Event::RunFinished { results, summary });
     Ok(RunOutcome { summary })
+}
+
+/// A job the run was stopped before it planned: one image is handed on to be stopped (it is
+/// reported `interrupted`); a whole repository, whose tags were never listed, is interrupted
+/// here, never mistaken for one the source does not have.
+fn stopped_while_planning(job: Job) -> PlanEntry {
+    if !job.source.is_whole_repository() {
+        return PlanEntry::unlooked(job);
+    }
+    let error = ImageError {
+        kind: FailureKind::Interrupted,
+        message: format!(
+            "stopped before the tags of {} were listed",
+            job.source.repository()
+        ),
+    };
+    PlanEntry {
+        state: State::Unknown,
+        error: Some(error),
+        ..PlanEntry::unlooked(job)
+    }
 }
 
 /// How often a job waiting for a layout another ferry process writes looks again.
