@@ -21,6 +21,7 @@ per_engine!(
     wrong_destination_credentials_are_unauthorized,
     a_whole_repository_with_an_explicit_target_copies_every_tag,
     registries_behind_tls_are_verified_with_the_cas_given,
+    a_side_nobody_marked_insecure_is_verified_though_the_other_side_is_insecure,
     credentials_a_docker_credential_helper_gives_reach_the_engine,
 );
 
@@ -651,6 +652,175 @@ fn registries_behind_tls_are_verified_with_the_cas_given(engine: Engine) {
     assert_eq!(argv.len(), 3 * runs, "{argv:?}");
 }
 
+/// `ferry sync LIST` with the engine, a recorder of it on PATH, no registries.conf and no
+/// credentials from the test's environment; the caller adds the rest.
+fn sync_one_line(scratch: &Path, engine: &Engine, recorder: &Path, list: &Path) -> Command {
+    let mut cmd = ferry();
+    let none = scratch.join("none.conf");
+    std::fs::write(&none, "").unwrap();
+    cmd.current_dir(scratch)
+        .env("PATH", format!("{}:/usr/bin:/bin", recorder.display()))
+        .env("CONTAINERS_REGISTRIES_CONF", none)
+        .env("FERRY_ENGINE", engine.name())
+        .env_remove("FERRY_SRC_CREDS")
+        .env_remove("FERRY_DEST_CREDS")
+        .args(["sync", "--retry-delay", "5s"])
+        .arg(list);
+    cmd
+}
+
+/// The one image of a failed run's report: its error kind and message, and its attempts.
+fn failure_of(report_path: &Path) -> (String, String, u64) {
+    let report = report(report_path);
+    let image = &images(&report)[0];
+    let kind = image["error"]["kind"].as_str().unwrap_or("-").to_owned();
+    let message = image["error"]["message"].as_str().unwrap_or("-").to_owned();
+    (kind, message, image["attempts"].as_u64().unwrap())
+}
+
+/// A registry nobody marked insecure is verified, whatever the other side of the copy is: an
+/// untrusted TLS source (a CA nothing was given) with a plain-HTTP destination
+/// (`--dest-tls-verify=false`), then an insecure plain-HTTP source with an untrusted TLS
+/// destination. Every engine fails the image as `tls` on its first attempt, naming the
+/// registry and its side's flag, and not one request reaches the untrusted registry (so
+/// neither login is sent). crane has one `--insecure` for both sides, so it runs without it;
+/// with the CA given it still reaches the plain-HTTP side on 127.0.0.1 by itself, and the copy
+/// lands.
+fn a_side_nobody_marked_insecure_is_verified_though_the_other_side_is_insecure(engine: Engine) {
+    const SECRET: &str = "Untrusted-pw-never-sent";
+    let scratch = TempDir::new("ferry-one-side");
+    let untrusted = Registry::start_secure_logging_requests("robot", SECRET);
+    let plain = Registry::start_plain();
+    let certs = untrusted.cert_dir().unwrap();
+    let from_untrusted = push_new_image(&untrusted, scratch.path(), "team/app:1", "tls-a").digest;
+    let from_plain = push_new_image(&plain, scratch.path(), "team/app:2", "plain-b").digest;
+    let log = scratch.path().join("argv.log");
+    let recorder = engine.recorder(scratch.path(), &log);
+    let report_path = scratch.path().join("report.json");
+    let list = scratch.path().join("images.list");
+    let (u, p) = (untrusted.addr(), plain.addr());
+
+    // The untrusted source: read with its login by nobody.
+    std::fs::write(&list, format!("{u}/team/app:1 {p}/mirror/app:1\n")).unwrap();
+    let before = untrusted.requests().len();
+    let out = run(
+        sync_one_line(scratch.path(), &engine, &recorder, &list)
+            .args(["--dest-tls-verify=false", "--report"])
+            .arg(&report_path)
+            .env("FERRY_SRC_CREDS", format!("robot:{SECRET}")),
+        1,
+    );
+    let (kind, message, attempts) = failure_of(&report_path);
+    assert_eq!((kind.as_str(), attempts), ("tls", 1), "{message}");
+    let said = format!("{u} has a certificate from an authority this machine does not trust");
+    assert!(message.starts_with(&said), "{message}");
+    assert!(message.contains("--src-cert-dir DIR"), "{message}");
+    assert_eq!(untrusted.requests()[before..], [] as [String; 0]);
+    assert!(tags(&plain, "mirror/app").is_empty());
+    assert!(!stdout_of(&out).contains(" synced "), "{}", stdout_of(&out));
+    // With its CA given, the same copy lands.
+    run(
+        sync_one_line(scratch.path(), &engine, &recorder, &list)
+            .arg("--dest-tls-verify=false")
+            .arg("--src-cert-dir")
+            .arg(&certs)
+            .env("FERRY_SRC_CREDS", format!("robot:{SECRET}")),
+        0,
+    );
+    assert_eq!(remote_digest(&plain, "mirror/app:1"), Some(from_untrusted));
+
+    // The untrusted destination: given its login by nobody.
+    std::fs::write(&list, format!("{p}/team/app:2 {u}/mirror/app:2\n")).unwrap();
+    let before = untrusted.requests().len();
+    run(
+        sync_one_line(scratch.path(), &engine, &recorder, &list)
+            .args(["--src-tls-verify=false", "--report"])
+            .arg(&report_path)
+            .env("FERRY_DEST_CREDS", format!("robot:{SECRET}")),
+        1,
+    );
+    let (kind, message, attempts) = failure_of(&report_path);
+    assert_eq!((kind.as_str(), attempts), ("tls", 1), "{message}");
+    assert!(message.starts_with(&said), "{message}");
+    assert!(message.contains("--dest-cert-dir DIR"), "{message}");
+    assert_eq!(untrusted.requests()[before..], [] as [String; 0]);
+    run(
+        sync_one_line(scratch.path(), &engine, &recorder, &list)
+            .arg("--src-tls-verify=false")
+            .arg("--dest-cert-dir")
+            .arg(&certs)
+            .env("FERRY_DEST_CREDS", format!("robot:{SECRET}")),
+        0,
+    );
+    assert_eq!(remote_digest(&untrusted, "mirror/app:2"), Some(from_plain));
+
+    // crane never got --insecure: one side was verified in every run.
+    let argv = recorded_invocations(&log);
+    let runs = if engine == Engine::Native { 0 } else { 4 };
+    assert_eq!(argv.len(), runs, "{argv:?}");
+    for args in &argv {
+        assert!(!args.contains(&"--insecure".to_owned()), "{args:?}");
+    }
+    for env in recorded_environments(&log) {
+        assert!(!env.contains(SECRET), "{env}");
+    }
+}
+
+/// crane cannot skip verification for one side alone: a source that is insecure for ferry
+/// (`--src-tls-verify=false`) but speaks TLS with a certificate nothing trusts, copied to a
+/// verified destination, is verified anyway and fails as `tls`, with the reason and the
+/// engines that treat each side by its own settings; skopeo, which does, copies it.
+#[test]
+fn crane_verifies_an_insecure_side_when_the_other_is_verified_and_names_the_engines_that_do_not() {
+    let Some(engine) = Engine::crane() else {
+        return;
+    };
+    let scratch = TempDir::new("ferry-crane-one-side");
+    let source = Registry::start_secure_logging_requests("reader", "Reader-pw");
+    let dest = Registry::start_secure(USER, PASSWORD);
+    let digest = push_new_image(&source, scratch.path(), "team/app:1", "one-side").digest;
+    let log = scratch.path().join("argv.log");
+    let recorder = engine.recorder(scratch.path(), &log);
+    let report_path = scratch.path().join("report.json");
+    let list = scratch.path().join("images.list");
+    let (s, d) = (source.addr(), dest.addr());
+    std::fs::write(&list, format!("{s}/team/app:1 {d}/mirror/app:1\n")).unwrap();
+    let sync = |engine: &Engine| {
+        let mut cmd = sync_one_line(scratch.path(), engine, &recorder, &list);
+        cmd.args(["--src-tls-verify=false", "--dest-cert-dir"])
+            .arg(dest.cert_dir().unwrap())
+            .env("FERRY_SRC_CREDS", "reader:Reader-pw")
+            .env("FERRY_DEST_CREDS", format!("{USER}:{PASSWORD}"))
+            .arg("--report")
+            .arg(&report_path);
+        cmd
+    };
+    run(&mut sync(&engine), 1);
+    let (kind, message, attempts) = failure_of(&report_path);
+    assert_eq!((kind.as_str(), attempts), ("tls", 1), "{message}");
+    assert!(
+        message.starts_with(&format!(
+            "{s} has a certificate from an authority this machine does not trust. The source is \
+             insecure for ferry, but crane has one --insecure for both sides"
+        )) && message.ends_with("copy with --engine skopeo or --engine native, which treat each side by its own settings"),
+        "{message}"
+    );
+    // ferry's own lookups read the source, as told; crane sent it nothing.
+    let by_crane: Vec<String> = source
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("go-containerregistry"))
+        .collect();
+    assert!(by_crane.is_empty(), "{by_crane:#?}");
+    assert!(tags(&dest, "mirror/app").is_empty());
+    let argv = recorded_invocations(&log);
+    assert_eq!(argv.len(), 1, "{argv:?}");
+    assert!(!argv[0].contains(&"--insecure".to_owned()), "{argv:?}");
+    // skopeo verifies the destination and not the source, as told.
+    run(&mut sync(&Engine::Skopeo), 0);
+    assert_eq!(remote_digest(&dest, "mirror/app:1"), Some(digest));
+}
+
 #[test]
 fn dry_run_prints_commands_without_secrets_and_copies_nothing() {
     let m = Mirror::new(true);
@@ -732,6 +902,8 @@ fn credentials_a_docker_credential_helper_gives_reach_the_engine(engine: Engine)
 
 /// crane's commands: the source is where registries.conf sends it (crane reads no
 /// registries.conf), the credentials are in a private DOCKER_CONFIG, named but never shown.
+/// The source is insecure (registries.conf) and the destination verified with its CA, so
+/// crane is not given `--insecure`, which would stop it verifying the destination.
 #[test]
 fn dry_run_prints_crane_commands_with_the_redirect_applied() {
     let Some(engine) = Engine::crane() else {
@@ -749,7 +921,7 @@ fn dry_run_prints_crane_commands_with_the_redirect_applied() {
     let stdout = stdout_of(&out);
     let crane = m.recorder.join("crane");
     let command = format!(
-        "DOCKER_CONFIG=… SSL_CERT_DIR=… {} copy --insecure {}/library/nginx:1.25 {}/docker.io/library/nginx:1.25",
+        "DOCKER_CONFIG=… SSL_CERT_DIR=… {} copy {}/library/nginx:1.25 {}/docker.io/library/nginx:1.25",
         crane.display(),
         m.source.addr(),
         m.prefix()

@@ -90,20 +90,41 @@ pub struct Registry {
     id: String,
     /// For a secure registry: the user and password htpasswd accepts.
     credentials: Option<(String, String)>,
+    /// Whether the registry logs every request it serves (see [`Registry::requests`]).
+    access_log: bool,
     child: Option<Child>,
 }
 
 impl Registry {
     /// Plain HTTP, no auth.
     pub fn start_plain() -> Registry {
-        Registry::launch(TempDir::new("ferry-registry"), None)
+        Registry::launch(TempDir::new("ferry-registry"), None, false)
     }
 
     /// HTTPS with a server cert for 127.0.0.1/localhost signed by a fresh CA, and basic auth.
     pub fn start_secure(user: &str, password: &str) -> Registry {
         let dir = TempDir::new("ferry-registry");
         make_tls_and_htpasswd(dir.path(), user, password);
-        Registry::launch(dir, Some((user.to_string(), password.to_string())))
+        Registry::launch(dir, Some((user.to_string(), password.to_string())), false)
+    }
+
+    /// As [`Registry::start_secure`], logging every request it serves: a test can tell that
+    /// nothing reached it ([`Registry::requests`]).
+    pub fn start_secure_logging_requests(user: &str, password: &str) -> Registry {
+        let dir = TempDir::new("ferry-registry");
+        make_tls_and_htpasswd(dir.path(), user, password);
+        Registry::launch(dir, Some((user.to_string(), password.to_string())), true)
+    }
+
+    /// The requests the registry served, in order, as its access log writes them (`… "GET
+    /// /v2/ HTTP/1.1" 401 87 "" "AGENT"`); a request refused during the TLS handshake, or
+    /// plain HTTP to a TLS port, never gets that far. Empty unless started to log them.
+    pub fn requests(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|line| line.contains("] \"") && line.contains(" HTTP/1."))
+            .map(String::from)
+            .collect()
     }
 
     /// "127.0.0.1:PORT".
@@ -158,13 +179,14 @@ impl Registry {
         panic!("docker-registry did not restart on {addr}:\n{failures}");
     }
 
-    fn launch(dir: TempDir, credentials: Option<(String, String)>) -> Registry {
+    fn launch(dir: TempDir, credentials: Option<(String, String)>, access_log: bool) -> Registry {
         let id = format!("{}-{}", std::process::id(), unique());
         let mut registry = Registry {
             dir,
             port: 0,
             id,
             credentials,
+            access_log,
             child: None,
         };
         let mut failures = String::new();
@@ -223,9 +245,10 @@ impl Registry {
     fn config_yaml(&self) -> String {
         let dir = self.dir.path();
         let mut yaml = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: {}\n\
              storage:\n  filesystem:\n    rootdirectory: {:?}\n  delete:\n    enabled: true\n\
              http:\n  addr: {}\n  headers:\n    X-Ferry-Fixture: [{:?}]\n",
+            !self.access_log,
             dir.join("storage"),
             self.addr(),
             self.id,
