@@ -521,6 +521,187 @@ fn without_a_destination_images_go_to_local_oci_layouts() {
     );
 }
 
+/// The blob `digest` of an OCI layout, checked against its digest.
+fn layout_blob(layout: &Path, digest: &str) -> Vec<u8> {
+    let path = layout.join("blobs/sha256").join(&digest["sha256:".len()..]);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    use sha2::Digest as _;
+    let got = format!("sha256:{:x}", sha2::Sha256::digest(&bytes));
+    assert_eq!(got, digest, "{}", path.display());
+    bytes
+}
+
+/// The entries of a layout's `index.json`: (ref name, media type, digest).
+fn layout_entries(layout: &Path) -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(layout.join("index.json")).unwrap();
+    let index: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let field = |m: &serde_json::Value, key: &str| m[key].as_str().unwrap_or("-").to_owned();
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let name = &m["annotations"]["org.opencontainers.image.ref.name"];
+            let name = name.as_str().unwrap_or("-").to_owned();
+            (name, field(m, "mediaType"), field(m, "digest"))
+        })
+        .collect()
+}
+
+/// The quick start's own command (`ferry sync`, into ./mirror) with Docker's formats, which
+/// most registries still serve: a Docker manifest list of two schema 2 manifests and a single
+/// Docker schema 2 image, beside an OCI index. With no engine named ferry copies into the
+/// layouts natively and says so once; each layout holds upstream's manifests byte for byte,
+/// Docker media types and all, so every digest is upstream's. ferry reads them back (`verify`:
+/// ok at upstream's digests; a second sync skips all three), and so does crane (`crane push
+/// LAYOUT REF`, digests kept); skopeo 1.9 does not find a Docker-typed entry by its tag. Named,
+/// skopeo fails on the Docker list with a hint naming the native engine.
+#[test]
+fn the_quick_start_mirrors_dockers_formats_into_layouts_with_upstream_digests() {
+    let m = Mirror::new(false);
+    let nginx = m.push("library/nginx:1.25", "nginx");
+    let (redis, platforms) = push_new_docker_image(
+        &m.source,
+        m.scratch.path(),
+        "library/redis:7",
+        "redis",
+        Form::DockerList,
+    );
+    let (busybox, _) = push_new_docker_image(
+        &m.source,
+        m.scratch.path(),
+        "library/busybox:1",
+        "busybox",
+        Form::DockerSingle,
+    );
+    m.write("source-images.list", "nginx:1.25\nredis:7\nbusybox:1\n");
+    let quick_start = || {
+        let mut cmd = m.ferry();
+        cmd.arg("sync").env_remove("FERRY_ENGINE");
+        cmd
+    };
+    let out = run(&mut quick_start(), 0);
+    let (stdout, stderr) = (stdout_of(&out), stderr_of(&out));
+    assert!(stdout.contains("3 images: 3 synced"), "{stdout}");
+    let note = "ferry: copying into local OCI layouts with ferry's native engine (--engine native)";
+    assert_eq!(stderr.matches(note).count(), 1, "{stderr}");
+    assert!(stderr.contains("--engine skopeo"), "{stderr}");
+    assert!(m.invocations().is_empty(), "{:?}", m.invocations());
+
+    let mirror = m.scratch.path().join("mirror/docker.io/library");
+    let entry = |tag: &str, media_type: &str, digest: &str| {
+        vec![(tag.to_owned(), media_type.to_owned(), digest.to_owned())]
+    };
+    let oci_index = "application/vnd.oci.image.index.v1+json";
+    assert_eq!(
+        layout_entries(&mirror.join("nginx")),
+        entry("1.25", oci_index, &nginx)
+    );
+    assert_eq!(
+        layout_entries(&mirror.join("redis")),
+        entry("7", DOCKER_LIST, &redis)
+    );
+    assert_eq!(
+        layout_entries(&mirror.join("busybox")),
+        entry("1", DOCKER_MANIFEST, &busybox)
+    );
+    // Byte for byte: the list and both platforms' manifests are upstream's.
+    let list = layout_blob(&mirror.join("redis"), &redis);
+    assert_eq!(Some(list), raw_manifest(&m.source, "library/redis:7"));
+    for platform in &platforms {
+        let manifest = layout_blob(&mirror.join("redis"), platform);
+        let upstream = raw_manifest(&m.source, &format!("library/redis@{platform}"));
+        assert_eq!(Some(manifest), upstream, "{platform}");
+    }
+
+    // ferry reads the layouts back: verify finds each at upstream's digest, a rerun skips all.
+    let verified = run(m.ferry().arg("verify"), 0);
+    let verified = stdout_of(&verified);
+    for (name, digest) in [
+        ("nginx:1.25", &nginx),
+        ("redis:7", &redis),
+        ("busybox:1", &busybox),
+    ] {
+        let line = format!("ok        oci:mirror/docker.io/library/{name}  {digest}");
+        assert!(
+            verified.lines().any(|l| l == line),
+            "no `{line}` in:\n{verified}"
+        );
+    }
+    assert!(verified.contains("3 targets: 3 verified"), "{verified}");
+    let again = run(&mut quick_start(), 0);
+    assert!(
+        stdout_of(&again).contains("3 images: 0 synced, 3 skipped"),
+        "{}",
+        stdout_of(&again)
+    );
+
+    // skopeo 1.9 finds no Docker-typed entry of a layout by its tag.
+    for tag in ["redis:7", "busybox:1"] {
+        let at = format!("oci:{}/{tag}", mirror.display());
+        let out = run(Command::new("skopeo").args(["inspect", "--raw", &at]), 1);
+        // logrus quotes the message, so the reference is in escaped quotes.
+        let said = format!(
+            "no descriptor found for reference \\\"{}\\\"",
+            tag.split(':').nth(1).unwrap()
+        );
+        assert!(stderr_of(&out).contains(&said), "{}", stderr_of(&out));
+    }
+    // crane reads a layout of one image and pushes it as it is.
+    if let Some(Engine::Crane(crane)) = Engine::crane() {
+        for (name, digest) in [("redis:7", &redis), ("busybox:1", &busybox)] {
+            let dir = mirror.join(name.split(':').next().unwrap());
+            let target = format!("{}/round-trip/{name}", m.dest.addr());
+            run(
+                Command::new(&crane)
+                    .args(["push", "--insecure"])
+                    .arg(&dir)
+                    .arg(&target),
+                0,
+            );
+            let at = format!("round-trip/{name}");
+            assert_eq!(remote_digest(&m.dest, &at).as_ref(), Some(digest), "{at}");
+        }
+    }
+
+    // Named, skopeo fails on the Docker list, and says which engine writes it.
+    let report_path = m.scratch.path().join("skopeo-report.json");
+    let out = run(
+        quick_start()
+            .args([
+                "--engine",
+                "skopeo",
+                "--dest-dir",
+                "skopeo-mirror",
+                "--report",
+            ])
+            .arg(&report_path),
+        1,
+    );
+    assert!(
+        stdout_of(&out).contains("3 images: 2 synced, 0 skipped, 1 failed"),
+        "{}",
+        stdout_of(&out)
+    );
+    let report = report(&report_path);
+    let failed: Vec<&serde_json::Value> = images(&report)
+        .iter()
+        .filter(|i| i["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{report:#}");
+    assert!(
+        failed[0]["source"].as_str().unwrap().ends_with("redis:7"),
+        "{report:#}"
+    );
+    let message = failed[0]["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Manifest list must be converted")
+            && message.contains("Instructed to preserve digests")
+            && message.contains("--engine native, which writes it as it is"),
+        "{message}"
+    );
+}
+
 fn a_whole_repository_with_an_explicit_target_copies_every_tag(engine: Engine) {
     let m = Mirror::with_engine(false, engine);
     let v1 = m.push("team/app:1.0", "app-1");
@@ -951,7 +1132,7 @@ fn crane_refuses_what_it_cannot_do_before_anything_runs() {
     assert!(
         stderr.contains("ferry: error: --engine crane cannot mirror into local OCI layouts")
             && stderr.contains("--dest PREFIX")
-            && stderr.contains("--engine skopeo"),
+            && stderr.contains("--engine native"),
         "{stderr}"
     );
     let out = run(m.sync(&list).arg("--insecure-policy"), 2);

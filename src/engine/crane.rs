@@ -39,7 +39,7 @@ use crate::tls::TlsProblem;
 pub const NO_OCI_LAYOUTS: &str = "--engine crane cannot mirror into local OCI layouts: crane's \
     `pull --format oci` names images by their full reference and adds a duplicate entry on \
     every pull, which neither ferry nor skopeo can read back; give a registry with --dest \
-    PREFIX, or use --engine skopeo";
+    PREFIX, or use --engine native";
 
 /// Everything about how crane is run that does not depend on the image.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -621,6 +621,48 @@ pub fn push_new_image(
     image
 }
 
+/// Docker's manifest list and schema 2 manifest media types.
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+
+/// A generated image in one of Docker's formats, as pushed: `Form::DockerList`, a Docker
+/// manifest list of two schema 2 manifests (linux/amd64, linux/arm64), or
+/// `Form::DockerSingle`, the linux/amd64 image as one schema 2 manifest (skopeo converts the
+/// generated OCI image, gzipping its layers). Checks that the registry holds exactly that
+/// form; returns the digest of the top-level manifest, with its children's for a list.
+pub fn push_new_docker_image(
+    registry: &Registry,
+    scratch: &Path,
+    repo_and_tag: &str,
+    seed: &str,
+    form: Form,
+) -> (String, Vec<String>) {
+    let (layout, _) = make_image(scratch, seed);
+    let pushed = push_as(registry, &layout, repo_and_tag, form);
+    let raw = raw_manifest(registry, repo_and_tag).expect("the pushed image is there");
+    assert_eq!(sha256_digest(&raw), pushed, "{repo_and_tag}");
+    let manifest: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let children: Vec<String> = match form {
+        Form::DockerList => {
+            assert_eq!(manifest["mediaType"], DOCKER_LIST, "{manifest:#}");
+            let list = manifest["manifests"].as_array().unwrap();
+            assert_eq!(list.len(), 2, "{manifest:#}");
+            list.iter()
+                .map(|child| {
+                    assert_eq!(child["mediaType"], DOCKER_MANIFEST, "{manifest:#}");
+                    child["digest"].as_str().unwrap().to_owned()
+                })
+                .collect()
+        }
+        Form::DockerSingle => {
+            assert_eq!(manifest["mediaType"], DOCKER_MANIFEST, "{manifest:#}");
+            Vec::new()
+        }
+        Form::OciIndex | Form::OciSingle => panic!("{form:?} is not one of Docker's formats"),
+    };
+    (pushed, children)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reading back
 
