@@ -386,7 +386,8 @@ pub struct SkopeoArgs {
 /// Which program copies the images.
 #[derive(Debug, Args)]
 pub struct EngineArgs {
-    /// The copy engine [default: skopeo, or native when skopeo is not installed]
+    /// The copy engine [default: skopeo; native for local OCI layouts or when skopeo is not
+    /// installed]
     #[arg(long, env = "FERRY_ENGINE", value_enum, value_name = "ENGINE")]
     pub engine: Option<EngineArg>,
 

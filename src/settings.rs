@@ -470,7 +470,7 @@ fn sync_settings(args: SyncArgs, verbosity: u8) -> Result<SyncSettings, Settings
         &plan.registry.access.conf,
         &mut plan.host_flags,
     )?;
-    let (engine, engine_note) = engine(&args)?;
+    let (engine, engine_note) = engine(&args, &plan.destination)?;
     Ok(SyncSettings {
         engine,
         engine_note,
@@ -645,10 +645,20 @@ fn check_paths(access: &AccessArgs) -> Result<(), SettingsError> {
     Ok(())
 }
 
+/// Said once when no engine is named and the targets are local OCI layouts.
+pub const LAYOUTS_NOTE: &str = "ferry: copying into local OCI layouts with ferry's native engine \
+    (--engine native), which writes Docker manifest lists as they are: skopeo cannot write them \
+    there without changing their digests (pass --engine skopeo to use skopeo anyway)";
+
 /// The engine and, when the native engine was picked though none was named, why. skopeo stays
-/// the default; only when no engine is named and skopeo is not installed does the native
-/// engine take over (so a machine with nothing but Rust can run the quick start).
-fn engine(args: &SyncArgs) -> Result<(EngineSettings, Option<String>), SettingsError> {
+/// the default for registries; when no engine is named, the native engine takes over for local
+/// OCI layouts (skopeo cannot write a Docker manifest list there and keep its digest, and most
+/// registries still serve Docker's formats) and when skopeo is not installed (so a machine
+/// with nothing but Rust can run the quick start).
+fn engine(
+    args: &SyncArgs,
+    destination: &Destination,
+) -> Result<(EngineSettings, Option<String>), SettingsError> {
     if let Some(EngineArg::Crane) = args.engine.engine {
         if args.skopeo.insecure_policy {
             return Err(SettingsError::InsecurePolicyWithout { engine: "crane" });
@@ -676,6 +686,14 @@ fn engine(args: &SyncArgs) -> Result<(EngineSettings, Option<String>), SettingsE
             });
         }
         return Ok((EngineSettings::Native, None));
+    }
+    if args.engine.engine.is_none() && matches!(destination, Destination::OciDir(_)) {
+        if args.skopeo.insecure_policy {
+            return Err(SettingsError::InsecurePolicyWithout {
+                engine: "the native engine (which copies into local OCI layouts when no engine is named)",
+            });
+        }
+        return Ok((EngineSettings::Native, Some(LAYOUTS_NOTE.to_owned())));
     }
     Ok(match (args.engine.engine, found) {
         (_, Ok(binary)) => (skopeo(binary), None),
@@ -839,6 +857,43 @@ mod tests {
             error.to_string(),
             "--insecure-policy is a skopeo option; the native engine checks no signature policy \
              (drop it, or use --engine skopeo)"
+        );
+    }
+
+    #[test]
+    fn layouts_are_copied_natively_unless_an_engine_is_named() {
+        use clap::Parser as _;
+        let engine = |args: &[&str]| {
+            let mut argv = vec!["ferry", "sync", "--skopeo", "/bin/sh"];
+            argv.extend(args);
+            let settings = Settings::from_cli(Cli::try_parse_from(argv).unwrap())?;
+            match settings.command {
+                CommandSettings::Sync(sync) => {
+                    Ok::<_, SettingsError>((sync.engine.name(), sync.engine_note))
+                }
+                _ => unreachable!("a sync command"),
+            }
+        };
+        let note = Some(LAYOUTS_NOTE.to_owned());
+        assert_eq!(
+            engine(&["--dest-dir", "layouts"]).unwrap(),
+            ("native", note)
+        );
+        assert_eq!(
+            engine(&["--dest-dir", "layouts", "--engine", "skopeo"]).unwrap(),
+            ("skopeo", None)
+        );
+        assert_eq!(
+            engine(&["--dest", "h.example/m"]).unwrap(),
+            ("skopeo", None)
+        );
+        let error = engine(&["--dest-dir", "layouts", "--insecure-policy"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("--insecure-policy is a skopeo option; the native engine (which copies into local OCI layouts when no engine is named)")
+                && error.ends_with("(drop it, or use --engine skopeo)"),
+            "{error}"
         );
     }
 

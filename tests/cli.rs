@@ -7,17 +7,21 @@ use std::process::Command;
 
 use common::*;
 
-/// A sync that needs no network: `--force` skips the lookups and `true` stands in for skopeo,
-/// so `-v` logs its INFO lines and nothing else happens.
+/// A sync that needs no network: `--force` skips the lookups and `true` stands in for skopeo
+/// (named: layouts are copied natively by default), so `-v` logs its INFO lines and nothing
+/// else happens.
 fn offline_sync(dir: &TempDir) -> Command {
     let list = dir.path().join("list.txt");
     std::fs::write(&list, "127.0.0.1:9/x:1\n").unwrap();
     let mut cmd = ferry();
-    cmd.args(["sync", "-v", "--force", "--skopeo", "true", "--dest-dir"])
-        .arg(dir.path().join("mirror"))
-        .arg(&list)
-        .env_remove("NO_COLOR")
-        .env_remove("FERRY_DEST");
+    cmd.args([
+        "sync", "-v", "--force", "--engine", "skopeo", "--skopeo", "true",
+    ])
+    .arg("--dest-dir")
+    .arg(dir.path().join("mirror"))
+    .arg(&list)
+    .env_remove("NO_COLOR")
+    .env_remove("FERRY_DEST");
     cmd
 }
 

@@ -191,8 +191,9 @@ fn missing_images_fail_on_the_first_attempt(engine: Engine) {
 }
 
 /// skopeo verifies each side by its own settings: the source is insecure (registries.conf), the
-/// destination is not, and its CA was not given. (crane has one switch for both sides; its
-/// verification is in `sync::registries_behind_tls_are_verified_with_the_cas_given`.)
+/// destination is not, and its CA was not given. (crane has one switch for both sides; how it
+/// is kept verifying such a destination is in
+/// `sync::a_side_nobody_marked_insecure_is_verified_though_the_other_side_is_insecure`.)
 #[test]
 fn an_untrusted_destination_certificate_fails_on_the_first_attempt() {
     // A TLS destination whose CA ferry was not given.

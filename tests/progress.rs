@@ -22,12 +22,12 @@ fn slow_skopeo(dir: &Path, seconds: &str) -> PathBuf {
 }
 
 /// A sync of two images that needs no registry: `--force` skips the lookups and the stand-in
-/// copies nothing.
+/// copies nothing (skopeo named: layouts are copied natively by default).
 fn offline_sync(dir: &TempDir, seconds: &str) -> Command {
     let list = dir.path().join("list.txt");
     std::fs::write(&list, "127.0.0.1:9/x:1\n127.0.0.1:9/y:1\n").unwrap();
     let mut cmd = ferry();
-    cmd.args(["sync", "--force", "--skopeo"])
+    cmd.args(["sync", "--force", "--engine", "skopeo", "--skopeo"])
         .arg(slow_skopeo(dir.path(), seconds))
         .arg("--dest-dir")
         .arg(dir.path().join("mirror"))

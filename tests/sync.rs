@@ -21,6 +21,7 @@ per_engine!(
     wrong_destination_credentials_are_unauthorized,
     a_whole_repository_with_an_explicit_target_copies_every_tag,
     registries_behind_tls_are_verified_with_the_cas_given,
+    a_side_nobody_marked_insecure_is_verified_though_the_other_side_is_insecure,
     credentials_a_docker_credential_helper_gives_reach_the_engine,
 );
 
@@ -520,6 +521,187 @@ fn without_a_destination_images_go_to_local_oci_layouts() {
     );
 }
 
+/// The blob `digest` of an OCI layout, checked against its digest.
+fn layout_blob(layout: &Path, digest: &str) -> Vec<u8> {
+    let path = layout.join("blobs/sha256").join(&digest["sha256:".len()..]);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    use sha2::Digest as _;
+    let got = format!("sha256:{:x}", sha2::Sha256::digest(&bytes));
+    assert_eq!(got, digest, "{}", path.display());
+    bytes
+}
+
+/// The entries of a layout's `index.json`: (ref name, media type, digest).
+fn layout_entries(layout: &Path) -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(layout.join("index.json")).unwrap();
+    let index: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let field = |m: &serde_json::Value, key: &str| m[key].as_str().unwrap_or("-").to_owned();
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let name = &m["annotations"]["org.opencontainers.image.ref.name"];
+            let name = name.as_str().unwrap_or("-").to_owned();
+            (name, field(m, "mediaType"), field(m, "digest"))
+        })
+        .collect()
+}
+
+/// The quick start's own command (`ferry sync`, into ./mirror) with Docker's formats, which
+/// most registries still serve: a Docker manifest list of two schema 2 manifests and a single
+/// Docker schema 2 image, beside an OCI index. With no engine named ferry copies into the
+/// layouts natively and says so once; each layout holds upstream's manifests byte for byte,
+/// Docker media types and all, so every digest is upstream's. ferry reads them back (`verify`:
+/// ok at upstream's digests; a second sync skips all three), and so does crane (`crane push
+/// LAYOUT REF`, digests kept); skopeo 1.9 does not find a Docker-typed entry by its tag. Named,
+/// skopeo fails on the Docker list with a hint naming the native engine.
+#[test]
+fn the_quick_start_mirrors_dockers_formats_into_layouts_with_upstream_digests() {
+    let m = Mirror::new(false);
+    let nginx = m.push("library/nginx:1.25", "nginx");
+    let (redis, platforms) = push_new_docker_image(
+        &m.source,
+        m.scratch.path(),
+        "library/redis:7",
+        "redis",
+        Form::DockerList,
+    );
+    let (busybox, _) = push_new_docker_image(
+        &m.source,
+        m.scratch.path(),
+        "library/busybox:1",
+        "busybox",
+        Form::DockerSingle,
+    );
+    m.write("source-images.list", "nginx:1.25\nredis:7\nbusybox:1\n");
+    let quick_start = || {
+        let mut cmd = m.ferry();
+        cmd.arg("sync").env_remove("FERRY_ENGINE");
+        cmd
+    };
+    let out = run(&mut quick_start(), 0);
+    let (stdout, stderr) = (stdout_of(&out), stderr_of(&out));
+    assert!(stdout.contains("3 images: 3 synced"), "{stdout}");
+    let note = "ferry: copying into local OCI layouts with ferry's native engine (--engine native)";
+    assert_eq!(stderr.matches(note).count(), 1, "{stderr}");
+    assert!(stderr.contains("--engine skopeo"), "{stderr}");
+    assert!(m.invocations().is_empty(), "{:?}", m.invocations());
+
+    let mirror = m.scratch.path().join("mirror/docker.io/library");
+    let entry = |tag: &str, media_type: &str, digest: &str| {
+        vec![(tag.to_owned(), media_type.to_owned(), digest.to_owned())]
+    };
+    let oci_index = "application/vnd.oci.image.index.v1+json";
+    assert_eq!(
+        layout_entries(&mirror.join("nginx")),
+        entry("1.25", oci_index, &nginx)
+    );
+    assert_eq!(
+        layout_entries(&mirror.join("redis")),
+        entry("7", DOCKER_LIST, &redis)
+    );
+    assert_eq!(
+        layout_entries(&mirror.join("busybox")),
+        entry("1", DOCKER_MANIFEST, &busybox)
+    );
+    // Byte for byte: the list and both platforms' manifests are upstream's.
+    let list = layout_blob(&mirror.join("redis"), &redis);
+    assert_eq!(Some(list), raw_manifest(&m.source, "library/redis:7"));
+    for platform in &platforms {
+        let manifest = layout_blob(&mirror.join("redis"), platform);
+        let upstream = raw_manifest(&m.source, &format!("library/redis@{platform}"));
+        assert_eq!(Some(manifest), upstream, "{platform}");
+    }
+
+    // ferry reads the layouts back: verify finds each at upstream's digest, a rerun skips all.
+    let verified = run(m.ferry().arg("verify"), 0);
+    let verified = stdout_of(&verified);
+    for (name, digest) in [
+        ("nginx:1.25", &nginx),
+        ("redis:7", &redis),
+        ("busybox:1", &busybox),
+    ] {
+        let line = format!("ok        oci:mirror/docker.io/library/{name}  {digest}");
+        assert!(
+            verified.lines().any(|l| l == line),
+            "no `{line}` in:\n{verified}"
+        );
+    }
+    assert!(verified.contains("3 targets: 3 verified"), "{verified}");
+    let again = run(&mut quick_start(), 0);
+    assert!(
+        stdout_of(&again).contains("3 images: 0 synced, 3 skipped"),
+        "{}",
+        stdout_of(&again)
+    );
+
+    // skopeo 1.9 finds no Docker-typed entry of a layout by its tag.
+    for tag in ["redis:7", "busybox:1"] {
+        let at = format!("oci:{}/{tag}", mirror.display());
+        let out = run(Command::new("skopeo").args(["inspect", "--raw", &at]), 1);
+        // logrus quotes the message, so the reference is in escaped quotes.
+        let said = format!(
+            "no descriptor found for reference \\\"{}\\\"",
+            tag.split(':').nth(1).unwrap()
+        );
+        assert!(stderr_of(&out).contains(&said), "{}", stderr_of(&out));
+    }
+    // crane reads a layout of one image and pushes it as it is.
+    if let Some(Engine::Crane(crane)) = Engine::crane() {
+        for (name, digest) in [("redis:7", &redis), ("busybox:1", &busybox)] {
+            let dir = mirror.join(name.split(':').next().unwrap());
+            let target = format!("{}/round-trip/{name}", m.dest.addr());
+            run(
+                Command::new(&crane)
+                    .args(["push", "--insecure"])
+                    .arg(&dir)
+                    .arg(&target),
+                0,
+            );
+            let at = format!("round-trip/{name}");
+            assert_eq!(remote_digest(&m.dest, &at).as_ref(), Some(digest), "{at}");
+        }
+    }
+
+    // Named, skopeo fails on the Docker list, and says which engine writes it.
+    let report_path = m.scratch.path().join("skopeo-report.json");
+    let out = run(
+        quick_start()
+            .args([
+                "--engine",
+                "skopeo",
+                "--dest-dir",
+                "skopeo-mirror",
+                "--report",
+            ])
+            .arg(&report_path),
+        1,
+    );
+    assert!(
+        stdout_of(&out).contains("3 images: 2 synced, 0 skipped, 1 failed"),
+        "{}",
+        stdout_of(&out)
+    );
+    let report = report(&report_path);
+    let failed: Vec<&serde_json::Value> = images(&report)
+        .iter()
+        .filter(|i| i["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{report:#}");
+    assert!(
+        failed[0]["source"].as_str().unwrap().ends_with("redis:7"),
+        "{report:#}"
+    );
+    let message = failed[0]["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Manifest list must be converted")
+            && message.contains("Instructed to preserve digests")
+            && message.contains("--engine native, which writes it as it is"),
+        "{message}"
+    );
+}
+
 fn a_whole_repository_with_an_explicit_target_copies_every_tag(engine: Engine) {
     let m = Mirror::with_engine(false, engine);
     let v1 = m.push("team/app:1.0", "app-1");
@@ -651,6 +833,175 @@ fn registries_behind_tls_are_verified_with_the_cas_given(engine: Engine) {
     assert_eq!(argv.len(), 3 * runs, "{argv:?}");
 }
 
+/// `ferry sync LIST` with the engine, a recorder of it on PATH, no registries.conf and no
+/// credentials from the test's environment; the caller adds the rest.
+fn sync_one_line(scratch: &Path, engine: &Engine, recorder: &Path, list: &Path) -> Command {
+    let mut cmd = ferry();
+    let none = scratch.join("none.conf");
+    std::fs::write(&none, "").unwrap();
+    cmd.current_dir(scratch)
+        .env("PATH", format!("{}:/usr/bin:/bin", recorder.display()))
+        .env("CONTAINERS_REGISTRIES_CONF", none)
+        .env("FERRY_ENGINE", engine.name())
+        .env_remove("FERRY_SRC_CREDS")
+        .env_remove("FERRY_DEST_CREDS")
+        .args(["sync", "--retry-delay", "5s"])
+        .arg(list);
+    cmd
+}
+
+/// The one image of a failed run's report: its error kind and message, and its attempts.
+fn failure_of(report_path: &Path) -> (String, String, u64) {
+    let report = report(report_path);
+    let image = &images(&report)[0];
+    let kind = image["error"]["kind"].as_str().unwrap_or("-").to_owned();
+    let message = image["error"]["message"].as_str().unwrap_or("-").to_owned();
+    (kind, message, image["attempts"].as_u64().unwrap())
+}
+
+/// A registry nobody marked insecure is verified, whatever the other side of the copy is: an
+/// untrusted TLS source (a CA nothing was given) with a plain-HTTP destination
+/// (`--dest-tls-verify=false`), then an insecure plain-HTTP source with an untrusted TLS
+/// destination. Every engine fails the image as `tls` on its first attempt, naming the
+/// registry and its side's flag, and not one request reaches the untrusted registry (so
+/// neither login is sent). crane has one `--insecure` for both sides, so it runs without it;
+/// with the CA given it still reaches the plain-HTTP side on 127.0.0.1 by itself, and the copy
+/// lands.
+fn a_side_nobody_marked_insecure_is_verified_though_the_other_side_is_insecure(engine: Engine) {
+    const SECRET: &str = "Untrusted-pw-never-sent";
+    let scratch = TempDir::new("ferry-one-side");
+    let untrusted = Registry::start_secure_logging_requests("robot", SECRET);
+    let plain = Registry::start_plain();
+    let certs = untrusted.cert_dir().unwrap();
+    let from_untrusted = push_new_image(&untrusted, scratch.path(), "team/app:1", "tls-a").digest;
+    let from_plain = push_new_image(&plain, scratch.path(), "team/app:2", "plain-b").digest;
+    let log = scratch.path().join("argv.log");
+    let recorder = engine.recorder(scratch.path(), &log);
+    let report_path = scratch.path().join("report.json");
+    let list = scratch.path().join("images.list");
+    let (u, p) = (untrusted.addr(), plain.addr());
+
+    // The untrusted source: read with its login by nobody.
+    std::fs::write(&list, format!("{u}/team/app:1 {p}/mirror/app:1\n")).unwrap();
+    let before = untrusted.requests().len();
+    let out = run(
+        sync_one_line(scratch.path(), &engine, &recorder, &list)
+            .args(["--dest-tls-verify=false", "--report"])
+            .arg(&report_path)
+            .env("FERRY_SRC_CREDS", format!("robot:{SECRET}")),
+        1,
+    );
+    let (kind, message, attempts) = failure_of(&report_path);
+    assert_eq!((kind.as_str(), attempts), ("tls", 1), "{message}");
+    let said = format!("{u} has a certificate from an authority this machine does not trust");
+    assert!(message.starts_with(&said), "{message}");
+    assert!(message.contains("--src-cert-dir DIR"), "{message}");
+    assert_eq!(untrusted.requests()[before..], [] as [String; 0]);
+    assert!(tags(&plain, "mirror/app").is_empty());
+    assert!(!stdout_of(&out).contains(" synced "), "{}", stdout_of(&out));
+    // With its CA given, the same copy lands.
+    run(
+        sync_one_line(scratch.path(), &engine, &recorder, &list)
+            .arg("--dest-tls-verify=false")
+            .arg("--src-cert-dir")
+            .arg(&certs)
+            .env("FERRY_SRC_CREDS", format!("robot:{SECRET}")),
+        0,
+    );
+    assert_eq!(remote_digest(&plain, "mirror/app:1"), Some(from_untrusted));
+
+    // The untrusted destination: given its login by nobody.
+    std::fs::write(&list, format!("{p}/team/app:2 {u}/mirror/app:2\n")).unwrap();
+    let before = untrusted.requests().len();
+    run(
+        sync_one_line(scratch.path(), &engine, &recorder, &list)
+            .args(["--src-tls-verify=false", "--report"])
+            .arg(&report_path)
+            .env("FERRY_DEST_CREDS", format!("robot:{SECRET}")),
+        1,
+    );
+    let (kind, message, attempts) = failure_of(&report_path);
+    assert_eq!((kind.as_str(), attempts), ("tls", 1), "{message}");
+    assert!(message.starts_with(&said), "{message}");
+    assert!(message.contains("--dest-cert-dir DIR"), "{message}");
+    assert_eq!(untrusted.requests()[before..], [] as [String; 0]);
+    run(
+        sync_one_line(scratch.path(), &engine, &recorder, &list)
+            .arg("--src-tls-verify=false")
+            .arg("--dest-cert-dir")
+            .arg(&certs)
+            .env("FERRY_DEST_CREDS", format!("robot:{SECRET}")),
+        0,
+    );
+    assert_eq!(remote_digest(&untrusted, "mirror/app:2"), Some(from_plain));
+
+    // crane never got --insecure: one side was verified in every run.
+    let argv = recorded_invocations(&log);
+    let runs = if engine == Engine::Native { 0 } else { 4 };
+    assert_eq!(argv.len(), runs, "{argv:?}");
+    for args in &argv {
+        assert!(!args.contains(&"--insecure".to_owned()), "{args:?}");
+    }
+    for env in recorded_environments(&log) {
+        assert!(!env.contains(SECRET), "{env}");
+    }
+}
+
+/// crane cannot skip verification for one side alone: a source that is insecure for ferry
+/// (`--src-tls-verify=false`) but speaks TLS with a certificate nothing trusts, copied to a
+/// verified destination, is verified anyway and fails as `tls`, with the reason and the
+/// engines that treat each side by its own settings; skopeo, which does, copies it.
+#[test]
+fn crane_verifies_an_insecure_side_when_the_other_is_verified_and_names_the_engines_that_do_not() {
+    let Some(engine) = Engine::crane() else {
+        return;
+    };
+    let scratch = TempDir::new("ferry-crane-one-side");
+    let source = Registry::start_secure_logging_requests("reader", "Reader-pw");
+    let dest = Registry::start_secure(USER, PASSWORD);
+    let digest = push_new_image(&source, scratch.path(), "team/app:1", "one-side").digest;
+    let log = scratch.path().join("argv.log");
+    let recorder = engine.recorder(scratch.path(), &log);
+    let report_path = scratch.path().join("report.json");
+    let list = scratch.path().join("images.list");
+    let (s, d) = (source.addr(), dest.addr());
+    std::fs::write(&list, format!("{s}/team/app:1 {d}/mirror/app:1\n")).unwrap();
+    let sync = |engine: &Engine| {
+        let mut cmd = sync_one_line(scratch.path(), engine, &recorder, &list);
+        cmd.args(["--src-tls-verify=false", "--dest-cert-dir"])
+            .arg(dest.cert_dir().unwrap())
+            .env("FERRY_SRC_CREDS", "reader:Reader-pw")
+            .env("FERRY_DEST_CREDS", format!("{USER}:{PASSWORD}"))
+            .arg("--report")
+            .arg(&report_path);
+        cmd
+    };
+    run(&mut sync(&engine), 1);
+    let (kind, message, attempts) = failure_of(&report_path);
+    assert_eq!((kind.as_str(), attempts), ("tls", 1), "{message}");
+    assert!(
+        message.starts_with(&format!(
+            "{s} has a certificate from an authority this machine does not trust. The source is \
+             insecure for ferry, but crane has one --insecure for both sides"
+        )) && message.ends_with("copy with --engine skopeo or --engine native, which treat each side by its own settings"),
+        "{message}"
+    );
+    // ferry's own lookups read the source, as told; crane sent it nothing.
+    let by_crane: Vec<String> = source
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("go-containerregistry"))
+        .collect();
+    assert!(by_crane.is_empty(), "{by_crane:#?}");
+    assert!(tags(&dest, "mirror/app").is_empty());
+    let argv = recorded_invocations(&log);
+    assert_eq!(argv.len(), 1, "{argv:?}");
+    assert!(!argv[0].contains(&"--insecure".to_owned()), "{argv:?}");
+    // skopeo verifies the destination and not the source, as told.
+    run(&mut sync(&Engine::Skopeo), 0);
+    assert_eq!(remote_digest(&dest, "mirror/app:1"), Some(digest));
+}
+
 #[test]
 fn dry_run_prints_commands_without_secrets_and_copies_nothing() {
     let m = Mirror::new(true);
@@ -732,6 +1083,8 @@ fn credentials_a_docker_credential_helper_gives_reach_the_engine(engine: Engine)
 
 /// crane's commands: the source is where registries.conf sends it (crane reads no
 /// registries.conf), the credentials are in a private DOCKER_CONFIG, named but never shown.
+/// The source is insecure (registries.conf) and the destination verified with its CA, so
+/// crane is not given `--insecure`, which would stop it verifying the destination.
 #[test]
 fn dry_run_prints_crane_commands_with_the_redirect_applied() {
     let Some(engine) = Engine::crane() else {
@@ -749,7 +1102,7 @@ fn dry_run_prints_crane_commands_with_the_redirect_applied() {
     let stdout = stdout_of(&out);
     let crane = m.recorder.join("crane");
     let command = format!(
-        "DOCKER_CONFIG=… SSL_CERT_DIR=… {} copy --insecure {}/library/nginx:1.25 {}/docker.io/library/nginx:1.25",
+        "DOCKER_CONFIG=… SSL_CERT_DIR=… {} copy {}/library/nginx:1.25 {}/docker.io/library/nginx:1.25",
         crane.display(),
         m.source.addr(),
         m.prefix()
@@ -779,7 +1132,7 @@ fn crane_refuses_what_it_cannot_do_before_anything_runs() {
     assert!(
         stderr.contains("ferry: error: --engine crane cannot mirror into local OCI layouts")
             && stderr.contains("--dest PREFIX")
-            && stderr.contains("--engine skopeo"),
+            && stderr.contains("--engine native"),
         "{stderr}"
     );
     let out = run(m.sync(&list).arg("--insecure-policy"), 2);

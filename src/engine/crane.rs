@@ -5,8 +5,10 @@
 //! everything resolved: the source as the pull endpoint registries.conf redirects it to, the
 //! credentials ferry itself would send, in a private `DOCKER_CONFIG` directory of the run's
 //! scratch dir (never in argv), the CA directories through `SSL_CERT_DIR`, and `--insecure`
-//! for a job that has an insecure side. The argv and environment builder is pure; the output
-//! parser and the failure classifier read crane's own words.
+//! only for a job whose sides are both insecure: crane has one switch for every registry of a
+//! run, and a side nobody marked insecure must stay verified (see [`Trust`]). The argv and
+//! environment builder is pure; the output parser and the failure classifier read crane's own
+//! words.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -21,13 +23,14 @@ use base64::Engine as _;
 use tracing::info;
 
 use super::{tail, Attempt, BoxFuture, Copied, Engine, Progress};
-use crate::access::Access;
+use crate::access::{Access, Reach};
 use crate::exec::{self, Invocation, Stream};
 use crate::model::{Counts, FailureKind, ImageError, Job, Side, Target};
 use crate::registry::auth::AuthError;
 use crate::registry::conf::{self, Endpoint};
 use crate::scratch::ScratchDir;
 use crate::secret::Credentials;
+use crate::tls::TlsProblem;
 
 /// Why `--engine crane` takes no entry whose target is a local OCI layout (checked before
 /// anything runs): crane's `pull --format oci` names an image by its full reference
@@ -36,7 +39,7 @@ use crate::secret::Credentials;
 pub const NO_OCI_LAYOUTS: &str = "--engine crane cannot mirror into local OCI layouts: crane's \
     `pull --format oci` names images by their full reference and adds a duplicate entry on \
     every pull, which neither ferry nor skopeo can read back; give a registry with --dest \
-    PREFIX, or use --engine skopeo";
+    PREFIX, or use --engine native";
 
 /// Everything about how crane is run that does not depend on the image.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -165,7 +168,12 @@ impl Crane {
             let message = match (kind, crate::tls::problem(&message)) {
                 (FailureKind::Tls, Some(problem)) => {
                     let (side, host) = registry_of_failure(&self.access, job, &message);
-                    crate::tls::explain(side, &host, problem, &message)
+                    match trust(&self.access, job) {
+                        Some(Trust::OnlyInsecure(insecure)) if insecure == side => {
+                            verified_anyway(side, &host, problem, &message)
+                        }
+                        _ => crate::tls::explain(side, &host, problem, &message),
+                    }
                 }
                 (FailureKind::RateLimited, _) => format!("{message}{RATE_LIMIT_HINT}"),
                 _ => message,
@@ -220,6 +228,67 @@ fn ferry_host(host: &str) -> &str {
     }
 }
 
+/// How crane is to reach the two sides of one copy. crane has a single `--insecure`, which
+/// allows plain HTTP to, and skips TLS verification of, every registry of its run; so it is
+/// passed only when ferry would reach both sides insecurely (`--*-tls-verify=false`, or
+/// registries.conf's `insecure`). A side nobody marked insecure is always verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// Neither side is insecure: no `--insecure`.
+    Verified,
+    /// Both sides are insecure: `--insecure`.
+    Insecure,
+    /// Only this side is insecure. crane runs without `--insecure` and so verifies both sides;
+    /// the insecure one is still reached over plain HTTP where crane falls back to it by itself
+    /// (`localhost:PORT`, `127.0.0.1`, `::1`, `*.local`, private IPv4 addresses), or over TLS
+    /// where its certificate verifies. Otherwise the copy fails as `tls`, saying which engines
+    /// treat each side by its own settings ([`verified_anyway`]).
+    OnlyInsecure(Side),
+}
+
+impl Trust {
+    fn of(source: &Reach, destination: &Reach) -> Trust {
+        match (source.insecure, destination.insecure) {
+            (false, false) => Trust::Verified,
+            (true, true) => Trust::Insecure,
+            (true, false) => Trust::OnlyInsecure(Side::Source),
+            (false, true) => Trust::OnlyInsecure(Side::Destination),
+        }
+    }
+}
+
+/// How crane reaches the sides of `job`; `None` for a target crane cannot write (a layout).
+pub fn trust(access: &Access, job: &Job) -> Option<Trust> {
+    let Target::Registry(target) = &job.target else {
+        return None;
+    };
+    Some(Trust::of(
+        &access.reach(Side::Source, &job.source.repository()),
+        &access.reach(Side::Destination, &target.repository()),
+    ))
+}
+
+/// The message for a TLS failure crane met on `side`, the one side of its copy that is insecure
+/// for ferry: crane verified it because it cannot skip verification for one side alone.
+fn verified_anyway(side: Side, host: &str, problem: TlsProblem, detail: &str) -> String {
+    let (this, other) = match side {
+        Side::Source => ("source", "destination"),
+        Side::Destination => ("destination", "source"),
+    };
+    let what = match problem {
+        TlsProblem::PlainHttp => format!("{host} speaks plain HTTP, not HTTPS"),
+        TlsProblem::UnknownAuthority => {
+            format!("{host} has a certificate from an authority this machine does not trust")
+        }
+        TlsProblem::Other => format!("TLS with {host} failed: {detail}"),
+    };
+    format!(
+        "{what}. The {this} is insecure for ferry, but crane has one --insecure for both sides \
+         and the {other} is verified, so crane verified {host} too: copy with --engine skopeo \
+         or --engine native, which treat each side by its own settings"
+    )
+}
+
 /// The endpoint of `name` on `side`, or why there is none (a name registries.conf blocks).
 fn endpoint(access: &Access, side: Side, name: &str) -> Result<Endpoint, String> {
     access.endpoint(side, name).map_err(|e| e.to_string())
@@ -231,8 +300,8 @@ fn endpoint(access: &Access, side: Side, name: &str) -> Result<Endpoint, String>
 /// - SRC is the pull endpoint registries.conf sends the source to (crane reads no
 ///   registries.conf), pinned by digest where the source has one (`name:tag@digest` is pulled
 ///   by digest and pushed to the tag); DST is the target, at its tag, else at its digest.
-/// - `--insecure` (plain HTTP and unverified TLS, for both sides: crane has one setting) when
-///   either side is insecure for ferry.
+/// - `--insecure` (plain HTTP and unverified TLS, for both sides: crane has one setting) only
+///   when both sides are insecure for ferry (see [`Trust`]).
 /// - `DOCKER_CONFIG` is always ferry's private directory, so crane uses exactly the
 ///   credentials ferry resolved, and nothing else from the user's files.
 /// - `SSL_CERT_DIR` lists each side's CA directory (its `--*-cert-dir`, else
@@ -281,7 +350,7 @@ pub fn build(
         ),
     ];
     let mut args = vec!["copy".to_owned()];
-    if reach.iter().any(|(reach, _)| reach.insecure) {
+    if Trust::of(&reach[0].0, &reach[1].0) == Trust::Insecure {
         args.push("--insecure".to_owned());
     }
     args.extend([source, destination]);
@@ -753,10 +822,15 @@ mod tests {
                 ],
                 Some(format!("/c/dest:{go_dirs}")),
             ),
-            // registries.conf's insecure makes the job insecure (crane has one switch).
+            // registries.conf's insecure for the source, and the destination not verified
+            // either: the job is insecure (crane has one switch for both).
             (
                 Access {
                     conf: conf.clone(),
+                    destination: SideAccess {
+                        tls_verify: Some(false),
+                        ..SideAccess::default()
+                    },
                     ..Access::default()
                 },
                 job("plain.example/a/b:2", "h.example/m/plain.example/a/b:2"),
@@ -783,35 +857,97 @@ mod tests {
     }
 
     #[test]
-    fn a_destination_that_is_not_verified_makes_the_copy_insecure() {
-        let access = Access {
-            destination: SideAccess {
-                tls_verify: Some(false),
-                ..SideAccess::default()
-            },
-            ..Access::default()
+    fn insecure_only_when_both_sides_are_insecure() {
+        let conf =
+            RegistriesConf::parse("[[registry]]\nprefix = \"plain.example\"\ninsecure = true\n")
+                .unwrap();
+        let side = |tls_verify: Option<bool>| SideAccess {
+            tls_verify,
+            ..SideAccess::default()
         };
-        let job = job("quay.io/a/b:1", "127.0.0.1:5000/m/quay.io/a/b:1");
-        let invocation = build(&options(), &access, Path::new("/d"), &job, &no_dirs).unwrap();
-        assert_eq!(
-            invocation.args,
-            [
-                "copy",
-                "--insecure",
+        // (source --src-tls-verify, destination --dest-tls-verify, source, trust)
+        let table = [
+            (None, None, "quay.io/a/b:1", Trust::Verified),
+            (Some(true), Some(true), "quay.io/a/b:1", Trust::Verified),
+            (
+                None,
+                Some(false),
                 "quay.io/a/b:1",
-                "127.0.0.1:5000/m/quay.io/a/b:1"
-            ]
+                Trust::OnlyInsecure(Side::Destination),
+            ),
+            (
+                Some(false),
+                None,
+                "quay.io/a/b:1",
+                Trust::OnlyInsecure(Side::Source),
+            ),
+            (Some(false), Some(false), "quay.io/a/b:1", Trust::Insecure),
+            // registries.conf's insecure counts as the flag does, and the flag wins over it.
+            (
+                None,
+                None,
+                "plain.example/a/b:1",
+                Trust::OnlyInsecure(Side::Source),
+            ),
+            (None, Some(false), "plain.example/a/b:1", Trust::Insecure),
+            (
+                Some(true),
+                Some(false),
+                "plain.example/a/b:1",
+                Trust::OnlyInsecure(Side::Destination),
+            ),
+        ];
+        for (src, dest, source, want) in table {
+            let access = Access {
+                conf: conf.clone(),
+                source: side(src),
+                destination: side(dest),
+            };
+            let target = format!("127.0.0.1:5000/m/{source}");
+            let job = job(source, &target);
+            assert_eq!(
+                trust(&access, &job),
+                Some(want),
+                "{src:?} {dest:?} {source}"
+            );
+            let invocation = build(&options(), &access, Path::new("/d"), &job, &no_dirs).unwrap();
+            let mut args = vec!["copy"];
+            if want == Trust::Insecure {
+                args.push("--insecure");
+            }
+            args.extend([source, target.as_str()]);
+            assert_eq!(invocation.args, args, "{src:?} {dest:?} {source}");
+        }
+    }
+
+    #[test]
+    fn a_tls_failure_on_the_insecure_side_names_the_engines_that_can_skip_it() {
+        let untrusted = verified_anyway(
+            Side::Source,
+            "127.0.0.1:5001",
+            TlsProblem::UnknownAuthority,
+            "x509: certificate signed by unknown authority",
         );
-        // Verified on both sides (nothing said, no registries.conf): no --insecure.
-        let invocation = build(
-            &options(),
-            &Access::default(),
-            Path::new("/d"),
-            &job,
-            &no_dirs,
-        )
-        .unwrap();
-        assert!(!invocation.args.contains(&"--insecure".to_owned()));
+        assert_eq!(
+            untrusted,
+            "127.0.0.1:5001 has a certificate from an authority this machine does not trust. \
+             The source is insecure for ferry, but crane has one --insecure for both sides and \
+             the destination is verified, so crane verified 127.0.0.1:5001 too: copy with \
+             --engine skopeo or --engine native, which treat each side by its own settings"
+        );
+        let plain = verified_anyway(
+            Side::Destination,
+            "h.example:5000",
+            TlsProblem::PlainHttp,
+            "",
+        );
+        assert!(
+            plain.starts_with(
+                "h.example:5000 speaks plain HTTP, not HTTPS. The destination is \
+                 insecure for ferry"
+            ) && plain.contains("the source is verified"),
+            "{plain}"
+        );
     }
 
     #[test]

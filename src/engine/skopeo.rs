@@ -224,7 +224,7 @@ impl Skopeo {
                     let (side, host) = registry_of_failure(job, &message);
                     crate::tls::explain(side, &host, problem, &message)
                 }
-                _ => message,
+                _ => with_layout_hint(&job.target, message),
             };
             return Err(fail(kind, message));
         }
@@ -278,6 +278,23 @@ fn failure_message(finished: &exec::Finished) -> String {
             tail => format!("skopeo ended with {status}: {tail}"),
         }
     })
+}
+
+/// Said when skopeo refuses to write a Docker manifest list into a local OCI layout.
+pub const LAYOUT_HINT: &str = " (skopeo cannot write a Docker manifest list into an OCI layout \
+    without converting it to an OCI index, which changes its digest: copy into layouts with \
+    --engine native, which writes it as it is, or leave --engine out)";
+
+/// skopeo's message, with [`LAYOUT_HINT`] when it is skopeo refusing to convert a manifest
+/// list for an OCI layout under `--preserve-digests` (a Docker list; an OCI index needs no
+/// conversion there).
+fn with_layout_hint(target: &Target, message: String) -> String {
+    let refused = message.contains("Manifest list must be converted")
+        && message.contains("Instructed to preserve digests");
+    match target {
+        Target::Oci { .. } if refused => format!("{message}{LAYOUT_HINT}"),
+        _ => message,
+    }
 }
 
 /// The side and registry host a failure message from skopeo is about: the host it names (where
@@ -882,6 +899,26 @@ mod tests {
             failure_cause(other).as_deref(),
             Some("reading manifest 1 in r/x: manifest unknown")
         );
+    }
+
+    #[test]
+    fn a_docker_list_refused_for_a_layout_names_the_native_engine() {
+        // skopeo 1.9.3 copying a Docker manifest list into oci:DIR:TAG.
+        let refused = "Manifest list must be converted to type \"application/vnd.oci.image.index.v1+json\" \
+             to be written to destination, but we cannot modify it: \"Instructed to preserve digests\"";
+        let layout = Target::Oci {
+            layout: "mirror/docker.io/library/redis".into(),
+            name: Some("7".into()),
+            digest: None,
+        };
+        let hinted = with_layout_hint(&layout, refused.to_owned());
+        assert_eq!(hinted, format!("{refused}{LAYOUT_HINT}"));
+        assert!(hinted.contains("--engine native"), "{hinted}");
+        // A registry target needs no conversion: that message has another cause (see above).
+        let registry = Target::Registry(ImageRef::parse("h.example/m/redis:7").unwrap());
+        assert_eq!(with_layout_hint(&registry, refused.to_owned()), refused);
+        let other = "reading manifest 7 in r/x: manifest unknown";
+        assert_eq!(with_layout_hint(&layout, other.to_owned()), other);
     }
 
     #[test]

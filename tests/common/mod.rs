@@ -90,20 +90,41 @@ pub struct Registry {
     id: String,
     /// For a secure registry: the user and password htpasswd accepts.
     credentials: Option<(String, String)>,
+    /// Whether the registry logs every request it serves (see [`Registry::requests`]).
+    access_log: bool,
     child: Option<Child>,
 }
 
 impl Registry {
     /// Plain HTTP, no auth.
     pub fn start_plain() -> Registry {
-        Registry::launch(TempDir::new("ferry-registry"), None)
+        Registry::launch(TempDir::new("ferry-registry"), None, false)
     }
 
     /// HTTPS with a server cert for 127.0.0.1/localhost signed by a fresh CA, and basic auth.
     pub fn start_secure(user: &str, password: &str) -> Registry {
         let dir = TempDir::new("ferry-registry");
         make_tls_and_htpasswd(dir.path(), user, password);
-        Registry::launch(dir, Some((user.to_string(), password.to_string())))
+        Registry::launch(dir, Some((user.to_string(), password.to_string())), false)
+    }
+
+    /// As [`Registry::start_secure`], logging every request it serves: a test can tell that
+    /// nothing reached it ([`Registry::requests`]).
+    pub fn start_secure_logging_requests(user: &str, password: &str) -> Registry {
+        let dir = TempDir::new("ferry-registry");
+        make_tls_and_htpasswd(dir.path(), user, password);
+        Registry::launch(dir, Some((user.to_string(), password.to_string())), true)
+    }
+
+    /// The requests the registry served, in order, as its access log writes them (`… "GET
+    /// /v2/ HTTP/1.1" 401 87 "" "AGENT"`); a request refused during the TLS handshake, or
+    /// plain HTTP to a TLS port, never gets that far. Empty unless started to log them.
+    pub fn requests(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|line| line.contains("] \"") && line.contains(" HTTP/1."))
+            .map(String::from)
+            .collect()
     }
 
     /// "127.0.0.1:PORT".
@@ -158,13 +179,14 @@ impl Registry {
         panic!("docker-registry did not restart on {addr}:\n{failures}");
     }
 
-    fn launch(dir: TempDir, credentials: Option<(String, String)>) -> Registry {
+    fn launch(dir: TempDir, credentials: Option<(String, String)>, access_log: bool) -> Registry {
         let id = format!("{}-{}", std::process::id(), unique());
         let mut registry = Registry {
             dir,
             port: 0,
             id,
             credentials,
+            access_log,
             child: None,
         };
         let mut failures = String::new();
@@ -223,9 +245,10 @@ impl Registry {
     fn config_yaml(&self) -> String {
         let dir = self.dir.path();
         let mut yaml = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: {}\n\
              storage:\n  filesystem:\n    rootdirectory: {:?}\n  delete:\n    enabled: true\n\
              http:\n  addr: {}\n  headers:\n    X-Ferry-Fixture: [{:?}]\n",
+            !self.access_log,
             dir.join("storage"),
             self.addr(),
             self.id,
@@ -596,6 +619,48 @@ pub fn push_new_image(
         "push changed the digest of {repo_and_tag}"
     );
     image
+}
+
+/// Docker's manifest list and schema 2 manifest media types.
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+
+/// A generated image in one of Docker's formats, as pushed: `Form::DockerList`, a Docker
+/// manifest list of two schema 2 manifests (linux/amd64, linux/arm64), or
+/// `Form::DockerSingle`, the linux/amd64 image as one schema 2 manifest (skopeo converts the
+/// generated OCI image, gzipping its layers). Checks that the registry holds exactly that
+/// form; returns the digest of the top-level manifest, with its children's for a list.
+pub fn push_new_docker_image(
+    registry: &Registry,
+    scratch: &Path,
+    repo_and_tag: &str,
+    seed: &str,
+    form: Form,
+) -> (String, Vec<String>) {
+    let (layout, _) = make_image(scratch, seed);
+    let pushed = push_as(registry, &layout, repo_and_tag, form);
+    let raw = raw_manifest(registry, repo_and_tag).expect("the pushed image is there");
+    assert_eq!(sha256_digest(&raw), pushed, "{repo_and_tag}");
+    let manifest: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let children: Vec<String> = match form {
+        Form::DockerList => {
+            assert_eq!(manifest["mediaType"], DOCKER_LIST, "{manifest:#}");
+            let list = manifest["manifests"].as_array().unwrap();
+            assert_eq!(list.len(), 2, "{manifest:#}");
+            list.iter()
+                .map(|child| {
+                    assert_eq!(child["mediaType"], DOCKER_MANIFEST, "{manifest:#}");
+                    child["digest"].as_str().unwrap().to_owned()
+                })
+                .collect()
+        }
+        Form::DockerSingle => {
+            assert_eq!(manifest["mediaType"], DOCKER_MANIFEST, "{manifest:#}");
+            Vec::new()
+        }
+        Form::OciIndex | Form::OciSingle => panic!("{form:?} is not one of Docker's formats"),
+    };
+    (pushed, children)
 }
 
 // ---------------------------------------------------------------------------------------------
