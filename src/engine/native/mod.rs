@@ -149,7 +149,19 @@ impl Native {
                 kind: FailureKind::NotFound,
                 message: format!("manifest unknown: {at} does not exist in the source"),
             })?;
+        // Nothing is written before the bytes are the ones the registry advertised (and the
+        // plan saw): a tag's body that hashes to something else is an image upstream never
+        // named, and a mirror holding it would disagree with the source from then on.
         let digest = format!("sha256:{:x}", Sha256::digest(&raw.bytes));
+        if let Some(advertised) = raw.advertised.filter(|a| **a != *digest) {
+            return Err(ImageError {
+                kind: FailureKind::Other,
+                message: format!(
+                    "{what}: digest mismatch: the source advertised {advertised}, but the \
+                     manifest it served hashes to {digest}; nothing was written"
+                ),
+            });
+        }
         if let Some(expected) = expected.filter(|e| **e != *digest) {
             return Err(ImageError {
                 kind: FailureKind::Other,
