@@ -3,7 +3,8 @@
 //! ferry run with each engine against it. A source whose manifest is not the digest it
 //! advertises fails its image (the native engine before writing anything, skopeo and crane once
 //! the landed digest shows it); a digest header that would lead out of the repository is
-//! refused before any request uses it.
+//! refused before any request uses it; a destination that answers a mount with an upload
+//! session still gets every image.
 
 mod common;
 
@@ -17,6 +18,7 @@ use common::*;
 per_engine!(
     a_manifest_that_is_not_its_advertised_digest_fails_its_image,
     a_digest_header_that_leaves_the_repository_is_never_requested,
+    images_sharing_layers_land_when_the_destination_refuses_mounts,
 );
 
 // The engine runs from a stand-in that moves the source's tag first.
@@ -242,4 +244,67 @@ fn a_digest_header_that_leaves_the_repository_is_never_requested(engine: Engine)
             Some(evil)
         );
     }
+}
+
+/// Three images with the same layers into a Basic-auth destination behind a front that drops
+/// `mount=` and `from=` from blob upload POSTs, one image at a time: the registry answers each
+/// mount the second and third image ask for with an upload session (202), and the blob goes up
+/// into it with the destination's credentials. Every image lands with every engine.
+fn images_sharing_layers_land_when_the_destination_refuses_mounts(engine: Engine) {
+    let m = Mirror::with_engine(true, engine.clone());
+    let names = ["a", "b", "c"];
+    let digests: Vec<String> = names
+        .iter()
+        .map(|name| m.push(&format!("library/{name}:1"), "shared"))
+        .collect();
+    let ca = m.dest.ca_file().unwrap();
+    let front = ScriptProxy::hostile(
+        m.scratch.path(),
+        &m.dest.addr(),
+        &[("*", "no-mount")],
+        &["--upstream-ca", ca.to_str().unwrap()],
+    );
+    let list = m.write("images.list", "a:1\nb:1\nc:1\n");
+    let report_path = m.scratch.path().join("report.json");
+    let out = run(
+        m.ferry()
+            .arg("sync")
+            .arg(&list)
+            .arg("--dest")
+            .arg(format!("{}/third", front.addr()))
+            .args(["--dest-tls-verify=false", "-j", "1"])
+            .env("FERRY_DEST_USERNAME", USER)
+            .env("FERRY_DEST_PASSWORD", PASSWORD)
+            .arg("--report")
+            .arg(&report_path),
+        0,
+    );
+    let report = report(&report_path);
+    assert_eq!(report["summary"]["synced"], 3, "{report:#}");
+    for (name, digest) in names.iter().zip(&digests) {
+        let at = format!("third/docker.io/library/{name}:1");
+        assert_eq!(remote_digest(&m.dest, &at).as_ref(), Some(digest), "{at}");
+    }
+    let log = front.log();
+    if engine == Engine::Native {
+        // Asked for (a repository's first request is challenged), and refused.
+        let mounts = front.requests("POST", "mount=");
+        let sessions = mounts.iter().filter(|l| l.ends_with(" 202")).count();
+        assert!(sessions >= 4, "{log}");
+        assert!(
+            mounts
+                .iter()
+                .all(|l| l.ends_with(" 202") || l.ends_with(" 401")),
+            "{mounts:?}"
+        );
+        // Each blob went up into its session with the credentials: none was refused.
+        let refused: Vec<&str> = log
+            .lines()
+            .filter(|l| !l.starts_with("POST ") && l.contains("/blobs/uploads/"))
+            .filter(|l| l.ends_with(" 401"))
+            .collect();
+        assert!(refused.is_empty(), "{refused:?}\n{}", stderr_of(&out));
+    }
+    let (stdout, stderr) = (stdout_of(&out), stderr_of(&out));
+    assert!(!stdout.contains(PASSWORD) && !stderr.contains(PASSWORD));
 }

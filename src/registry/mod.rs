@@ -576,6 +576,8 @@ impl RegistryClient {
                 }
             }
             *guard = Some(authorization.clone());
+            drop(guard);
+            self.share_authorization(&endpoint.host, &endpoint.repository, &scope, &authorization);
             if !resendable {
                 // Renewed for the next request; this one's body is gone.
                 return Ok(response);
@@ -617,6 +619,35 @@ impl RegistryClient {
             .iter()
             .map(|((host, class), n)| (host.clone(), *class, *n))
             .collect()
+    }
+
+    /// Gives `authorization`, just settled for `scope` on `repository`, to the narrower
+    /// scopes' slots there that no request has settled yet, so that their first request
+    /// carries it. That first request may stream a body that cannot be sent again after a
+    /// 401: the blob `PUT` into the upload session a refused mount opened (a 202 instead of
+    /// a 201) has the mount's authorization, not none.
+    fn share_authorization(
+        &self,
+        host: &str,
+        repository: &str,
+        scope: &Scope,
+        authorization: &Option<String>,
+    ) {
+        if authorization.is_none() {
+            // Only what a challenge asked for: a request that went through without
+            // credentials says little of the others.
+            return;
+        }
+        for narrower in scope.narrower() {
+            let slot = self.auth_slot(host, repository, narrower);
+            // A slot being settled by its own first request is left to it.
+            let Ok(mut known) = slot.try_lock() else {
+                continue;
+            };
+            if known.is_none() {
+                *known = Some(authorization.clone());
+            }
+        }
     }
 
     fn auth_slot(&self, host: &str, repository: &str, scope: &Scope) -> AuthSlot {
