@@ -4,7 +4,7 @@
 //! advertises fails its image (the native engine before writing anything, skopeo and crane once
 //! the landed digest shows it); a digest header that would lead out of the repository is
 //! refused before any request uses it; a destination that answers a mount with an upload
-//! session still gets every image.
+//! session, or refuses a streamed upload once with 401, still gets every image.
 
 mod common;
 
@@ -307,4 +307,49 @@ fn images_sharing_layers_land_when_the_destination_refuses_mounts(engine: Engine
     }
     let (stdout, stderr) = (stdout_of(&out), stderr_of(&out));
     assert!(!stdout.contains(PASSWORD) && !stderr.contains(PASSWORD));
+}
+
+/// A Basic-auth destination that refuses one streamed blob upload with 401 (as a token that
+/// expired during the run would be): the body is gone, so the native engine starts that blob
+/// again with the renewed credentials, and the image lands on its first attempt.
+#[test]
+fn a_401_to_a_streamed_upload_starts_that_blob_again() {
+    let m = Mirror::with_engine(true, Engine::Native);
+    let digest = m.push("library/nginx:1.25", "nginx");
+    let ca = m.dest.ca_file().unwrap();
+    let front = ScriptProxy::hostile(
+        m.scratch.path(),
+        &m.dest.addr(),
+        &[("third/docker.io/library/nginx", "unauthorized-upload-once")],
+        &["--upstream-ca", ca.to_str().unwrap()],
+    );
+    let list = m.write("images.list", "nginx:1.25\n");
+    let report_path = m.scratch.path().join("report.json");
+    let out = run(
+        m.ferry()
+            .arg("sync")
+            .arg(&list)
+            .arg("--dest")
+            .arg(format!("{}/third", front.addr()))
+            .args(["--dest-tls-verify=false", "-v"])
+            .env("FERRY_DEST_USERNAME", USER)
+            .env("FERRY_DEST_PASSWORD", PASSWORD)
+            .arg("--report")
+            .arg(&report_path),
+        0,
+    );
+    let report = report(&report_path);
+    assert_eq!(report["images"][0]["attempts"], 1, "{}", stderr_of(&out));
+    let refused: Vec<String> = front
+        .log()
+        .lines()
+        .filter(|l| !l.starts_with("POST ") && l.contains("/blobs/uploads/"))
+        .filter(|l| l.ends_with(" 401"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(refused.len(), 1, "{}", front.log());
+    assert_eq!(
+        remote_digest(&m.dest, "third/docker.io/library/nginx:1.25"),
+        Some(digest)
+    );
 }

@@ -454,6 +454,7 @@ impl<'a> Run<'a> {
             }
         }
         let mut tries = 0;
+        let mut reauthorized = false;
         loop {
             let mount = from.as_deref().map(|from| (blob.digest.as_str(), from));
             let started = client
@@ -475,10 +476,19 @@ impl<'a> Run<'a> {
                 Ok(()) => break,
                 Err(failed) => failed,
             };
+            // A streamed body goes out once, so the blob starts again (a new session, the
+            // bytes read again) after what a second try may pass: a 429 or a dropped
+            // connection (the pace has slowed meanwhile), and once a 401, after which the
+            // client holds renewed credentials (a token that expired during the run, or a
+            // session opened by a request of another scope).
             let retry = match &failed {
-                // A streamed body goes out once: a 429 or a dropped connection on the
-                // upload starts the blob again (the pace has slowed meanwhile).
+                Failed::Upload(error) if error.kind == FailureKind::Unauthorized => {
+                    let first = !reauthorized;
+                    reauthorized = true;
+                    first
+                }
                 Failed::Upload(error) if tries < BLOB_RETRIES => {
+                    tries += 1;
                     matches!(error.kind, FailureKind::RateLimited | FailureKind::Network)
                 }
                 _ => false,
@@ -490,7 +500,6 @@ impl<'a> Run<'a> {
             if !retry {
                 return Err(error);
             }
-            tries += 1;
             info!(
                 "{what}: the upload failed ({}); starting it again",
                 error.message
