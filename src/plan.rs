@@ -386,7 +386,13 @@ async fn source_digest(client: &RegistryClient, source: &ImageRef) -> Lookup {
         .map_err(|e| image_error(&e))
 }
 
-async fn target_digest(client: &RegistryClient, target: &Target, pinned: Option<&str>) -> Lookup {
+/// The digest `target` holds, `None` when it does not exist; `pinned` is the source's pin,
+/// which names an image in a layout that has no tag for it.
+pub(crate) async fn target_digest(
+    client: &RegistryClient,
+    target: &Target,
+    pinned: Option<&str>,
+) -> Lookup {
     match target {
         Target::Registry(reference) => {
             let at = reference.tag().or(reference.digest()).unwrap_or("latest");

@@ -675,6 +675,22 @@ fn validate_digest(digest: &str) -> Result<&str, ReferenceError> {
     Ok(digest)
 }
 
+/// A `sha256:` digest of 64 lowercase hex digits: the only algorithm ferry verifies, and safe
+/// in a URL path or as a file name. Every digest a registry sends (in a manifest or in a
+/// `Docker-Content-Digest` header) passes this before ferry uses it.
+pub fn check_sha256_digest(digest: &str) -> Result<(), String> {
+    let hex = digest.strip_prefix("sha256:").unwrap_or_default();
+    if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        Ok(())
+    } else {
+        // Shortened and escaped: the text came from a registry.
+        let shown: String = digest.chars().take(80).collect();
+        Err(format!(
+            "digest {shown:?} is not a sha256 digest, which ferry cannot verify"
+        ))
+    }
+}
+
 fn check_name_length(domain: &str, path: &str) -> Result<(), ReferenceError> {
     let name = if path.is_empty() {
         domain.to_owned()
@@ -1278,5 +1294,27 @@ mod tests {
             let expected = expected.map(str::to_owned).map_err(str::to_owned);
             assert_eq!(shown(result), expected, "{source:?} under {prefix}");
         }
+    }
+
+    #[test]
+    fn only_sha256_digests_pass_the_content_check() {
+        assert!(check_sha256_digest(SHA256).is_ok());
+        for bad in [
+            "sha512:aa",
+            "sha256:ABCDEF",
+            SHA512,
+            "sha256:../../../../x",
+            &format!("sha256:{}", "g".repeat(64)),
+            &SHA256[..70],
+            &format!("{SHA256}/x"),
+        ] {
+            assert!(check_sha256_digest(bad).is_err(), "{bad}");
+        }
+        let long = format!("sha256:{}\x1b[2J", "a".repeat(200));
+        let message = check_sha256_digest(&long).unwrap_err();
+        assert!(
+            message.len() < 150 && !message.contains('\x1b'),
+            "{message}"
+        );
     }
 }

@@ -10,7 +10,7 @@ use reqwest::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LOC
 use reqwest::{Method, Response, StatusCode};
 
 use super::request::{Payload, Request, Scope};
-use super::{header, status_error, transport_error, RegistryClient, RegistryError};
+use super::{header, header_digest, status_error, transport_error, RegistryClient, RegistryError};
 use crate::model::Side;
 
 /// Every manifest type, with the schema 1 ones last: a registry holding only schema 1 then
@@ -28,6 +28,9 @@ pub struct RawManifest {
     pub bytes: Vec<u8>,
     /// The `Content-Type` it came with, parameters dropped.
     pub content_type: Option<String>,
+    /// The digest the registry advertised for it (`Docker-Content-Digest`), checked to be a
+    /// sha256 digest but not yet against the bytes.
+    pub advertised: Option<String>,
 }
 
 /// What starting a blob upload gave.
@@ -77,6 +80,7 @@ impl RegistryClient {
             StatusCode::NOT_FOUND => return Ok(None),
             _ => return Err(rejected(what, response).await),
         }
+        let advertised = header_digest(response.headers(), what)?;
         let content_type = header(response.headers(), CONTENT_TYPE.as_str()).map(|value| {
             value
                 .split(';')
@@ -92,6 +96,7 @@ impl RegistryClient {
         Ok(Some(RawManifest {
             bytes: bytes.to_vec(),
             content_type,
+            advertised,
         }))
     }
 
@@ -119,7 +124,7 @@ impl RegistryClient {
         if !response.status().is_success() {
             return Err(rejected(what, response).await);
         }
-        Ok(header(response.headers(), "docker-content-digest"))
+        header_digest(response.headers(), what)
     }
 
     /// Whether blob `digest` is in `name` on `side`.
@@ -300,7 +305,7 @@ impl RegistryClient {
         if response.status() != StatusCode::CREATED {
             return Err(rejected(what, response).await);
         }
-        match header(response.headers(), "docker-content-digest") {
+        match header_digest(response.headers(), what)? {
             Some(stored) if stored != digest => Err(RegistryError::Invalid {
                 what: what.to_owned(),
                 message: format!("digest mismatch: the registry stored {stored}"),

@@ -32,7 +32,11 @@ use self::request::{
 };
 use crate::access::{Access, SideAccess};
 use crate::model::{FailureKind, Side};
+use crate::reference::check_sha256_digest;
 use tracing::warn;
+
+/// The header in which a registry names the digest of what it served or stored.
+const DIGEST_HEADER: &str = "docker-content-digest";
 
 /// Every manifest type a multi-arch mirror deals with; the top-level digest is what matters.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
@@ -334,7 +338,7 @@ impl RegistryClient {
             StatusCode::NOT_FOUND => return Ok(None),
             _ => return Err(status_error(&what, &response)),
         }
-        if let Some(digest) = header(response.headers(), "docker-content-digest") {
+        if let Some(digest) = header_digest(response.headers(), &what)? {
             return Ok(Some(digest));
         }
         // Some registries omit the header on HEAD: the digest is the sha256 of the body.
@@ -572,6 +576,8 @@ impl RegistryClient {
                 }
             }
             *guard = Some(authorization.clone());
+            drop(guard);
+            self.share_authorization(&endpoint.host, &endpoint.repository, &scope, &authorization);
             if !resendable {
                 // Renewed for the next request; this one's body is gone.
                 return Ok(response);
@@ -613,6 +619,35 @@ impl RegistryClient {
             .iter()
             .map(|((host, class), n)| (host.clone(), *class, *n))
             .collect()
+    }
+
+    /// Gives `authorization`, just settled for `scope` on `repository`, to the narrower
+    /// scopes' slots there that no request has settled yet, so that their first request
+    /// carries it. That first request may stream a body that cannot be sent again after a
+    /// 401: the blob `PUT` into the upload session a refused mount opened (a 202 instead of
+    /// a 201) has the mount's authorization, not none.
+    fn share_authorization(
+        &self,
+        host: &str,
+        repository: &str,
+        scope: &Scope,
+        authorization: &Option<String>,
+    ) {
+        if authorization.is_none() {
+            // Only what a challenge asked for: a request that went through without
+            // credentials says little of the others.
+            return;
+        }
+        for narrower in scope.narrower() {
+            let slot = self.auth_slot(host, repository, narrower);
+            // A slot being settled by its own first request is left to it.
+            let Ok(mut known) = slot.try_lock() else {
+                continue;
+            };
+            if known.is_none() {
+                *known = Some(authorization.clone());
+            }
+        }
     }
 
     fn auth_slot(&self, host: &str, repository: &str, scope: &Scope) -> AuthSlot {
@@ -1009,6 +1044,25 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// The `Docker-Content-Digest` of an answer, when it has one, checked as every digest from a
+/// registry is (see [`check_sha256_digest`]) before anything uses it: in a URL, a digest like
+/// `sha256:../../x` would take a request (with the registry's credentials) out of the
+/// repository.
+fn header_digest(headers: &HeaderMap, what: &str) -> Result<Option<String>, RegistryError> {
+    let Some(value) = headers.get(DIGEST_HEADER) else {
+        return Ok(None);
+    };
+    let digest = String::from_utf8_lossy(value.as_bytes()).trim().to_owned();
+    if digest.is_empty() {
+        return Ok(None);
+    }
+    check_sha256_digest(&digest).map_err(|reason| RegistryError::Invalid {
+        what: what.to_owned(),
+        message: format!("its Docker-Content-Digest header is invalid: {reason}"),
+    })?;
+    Ok(Some(digest))
+}
+
 /// The next page from `Link: </v2/…/tags/list?last=x&n=1000>; rel="next"`.
 fn next_link(link: &str) -> Option<String> {
     link.split(',').find_map(|part| {
@@ -1126,6 +1180,28 @@ fn explain_tls(side: Side, host: &str, error: RegistryError) -> RegistryError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digest_headers_are_checked_before_use() {
+        let good = format!("sha256:{}", "a".repeat(64));
+        let answer = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(DIGEST_HEADER, value.parse().unwrap());
+            header_digest(&headers, "reading manifest x:1")
+        };
+        assert_eq!(header_digest(&HeaderMap::new(), "x").unwrap(), None);
+        assert_eq!(answer(&format!(" {good} ")).unwrap(), Some(good.clone()));
+        for bad in ["sha256:../../../../x", "sha512:ab", &good.to_uppercase()] {
+            let error = answer(bad).unwrap_err();
+            assert_eq!(error.kind(), FailureKind::Other, "{bad}");
+            let message = error.to_string();
+            assert!(
+                message.starts_with("reading manifest x:1: unexpected response: its Docker-Content-Digest header is invalid: digest")
+                    && message.ends_with("is not a sha256 digest, which ferry cannot verify"),
+                "{message}"
+            );
+        }
+    }
 
     #[test]
     fn link_headers_give_the_next_page() {

@@ -88,6 +88,17 @@ impl Scope {
         }
     }
 
+    /// The narrower scopes on the same repository that an authorization for this one serves
+    /// too: a token for a mount is one for pushes and pulls, a push token one for pulls.
+    /// (Basic credentials serve every scope.)
+    pub fn narrower(&self) -> &'static [Scope] {
+        match self {
+            Scope::Mount { .. } => &[Scope::Push, Scope::Pull],
+            Scope::Push => &[Scope::Pull],
+            Scope::Pull => &[],
+        }
+    }
+
     /// The `scope` parameters of a token request for `repository`. Pulls take what the
     /// registry's challenge asked for (else pull on the repository); pushes and mounts ask
     /// for what they need, and the challenge's scope too when it names something else.
@@ -188,6 +199,11 @@ mod tests {
             );
         }
         assert_ne!(Scope::Push.key(), Scope::Pull.key());
+        // A mount's token serves the pushes into the session a refused mount opens.
+        let mount = Scope::Mount { from: "m/b".into() };
+        assert_eq!(mount.narrower(), [Scope::Push, Scope::Pull]);
+        assert_eq!(Scope::Push.narrower(), [Scope::Pull]);
+        assert!(Scope::Pull.narrower().is_empty());
     }
 
     #[test]

@@ -394,6 +394,79 @@ fn split_plan(entries: Vec<PlanEntry>, refused: impl Fn(&Job) -> Option<String>)
     split
 }
 
+/// Checks that a copy wrote the manifest the plan saw at the source (`planned`), or one the
+/// source's tag has moved to since; returns the digest that landed, when known. skopeo and
+/// crane read the source's manifest by tag and write whatever bytes come, without checking
+/// them against the digest the source advertises: a source serving other bytes would leave an
+/// image upstream never named at the target, reported as synced. The write cannot be undone,
+/// so the failure says what the target now holds. (The native engine checks before it writes:
+/// it reports the planned digest or fails.) What landed is the engine's word, else the
+/// target's digest, looked up; a lookup that cannot tell is logged, and the copy stands.
+async fn check_landed(
+    context: &Context,
+    job: &Job,
+    planned: &str,
+    reported: Option<&str>,
+) -> Result<Option<String>, ImageError> {
+    let landed = match reported {
+        Some(reported) => reported.to_owned(),
+        None => {
+            match plan::target_digest(&context.client, &job.target, job.source.digest()).await {
+                Ok(Some(found)) => found,
+                Ok(None) => {
+                    warn!(
+                        "{}: not found right after its copy; its digest was not checked",
+                        job.target
+                    );
+                    return Ok(None);
+                }
+                Err(e) => {
+                    warn!(
+                        "{}: its digest was not checked after the copy: {}",
+                        job.target, e.message
+                    );
+                    return Ok(None);
+                }
+            }
+        }
+    };
+    if landed == planned {
+        return Ok(Some(landed));
+    }
+    // A tag may have moved since the plan: then the source advertises what landed.
+    let mut advertised = planned.to_owned();
+    if job.source.digest().is_none() {
+        let tag = job.source.tag().unwrap_or("latest");
+        match context
+            .client
+            .manifest_digest(Side::Source, &job.source.repository(), tag)
+            .await
+        {
+            Ok(Some(now)) if now == landed => {
+                info!(
+                    "{}: the source's tag moved since the plan; copied {landed}",
+                    job.target
+                );
+                return Ok(Some(landed));
+            }
+            Ok(Some(now)) => advertised = now,
+            Ok(None) => {}
+            Err(e) => warn!("{}: cannot ask the source again: {e}", job.source),
+        }
+    }
+    let engine = context.engine.name();
+    Err(ImageError {
+        kind: FailureKind::Other,
+        message: format!(
+            "digest mismatch: the target now holds {landed}, but upstream advertises \
+             {advertised} for {source}: the source served a manifest whose bytes do not match \
+             its digest, and {engine} wrote them unchecked. ferry cannot undo that write; \
+             check the source (--engine native refuses such a manifest before writing anything)",
+            source = job.source,
+        ),
+    })
+}
+
 /// Copies one job, retrying transient failures with backoff; the result counts every attempt.
 async fn copy_one(
     context: &Context,
@@ -495,8 +568,14 @@ async fn copy_one(
         // The next copy's turn; this one's retry waits below without holding it.
         drop(turn);
         let error = match outcome {
-            Ok(copied) => {
+            Ok(mut copied) => {
                 context.outages.clear(&hosts);
+                if let Some(planned) = planned_digest {
+                    match check_landed(context, &job, planned, copied.digest.as_deref()).await {
+                        Ok(landed) => copied.digest = landed.or(copied.digest),
+                        Err(error) => return result(Err(error), attempt),
+                    }
+                }
                 return result(Ok((copied.digest, copied.counts)), attempt);
             }
             Err(error) => error,

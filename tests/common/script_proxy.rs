@@ -1,6 +1,9 @@
-//! `scripts/rate-limit-proxy.py` as a fixture: a reverse proxy in front of a registry that can
-//! limit the rate, refuse manifest list uploads, corrupt or cut blob downloads, and logs every
-//! request (`METHOD PATH STATUS [BYTES]`), so tests can count what a client asked for.
+//! The Python fronts in `scripts/` as fixtures, each a reverse proxy in front of a registry that
+//! logs every request (`METHOD PATH STATUS [BYTES]`), so tests can count what a client asked
+//! for: `rate-limit-proxy.py` limits the rate, refuses manifest list uploads, corrupts or cuts
+//! blob downloads; `hostile-registry.py` meets chosen repositories with an attack (a manifest
+//! whose bytes are not its advertised digest, a digest that leaves the repository, a refused
+//! mount, ...: see the script's header for the list, and how to add one).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -17,7 +20,31 @@ pub struct ScriptProxy {
 
 impl ScriptProxy {
     pub fn start(dir: &Path, upstream: &str, args: &[&str]) -> ScriptProxy {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/rate-limit-proxy.py");
+        ScriptProxy::start_script("rate-limit-proxy.py", dir, upstream, args)
+    }
+
+    /// `scripts/hostile-registry.py` in front of `upstream`, meeting each repository of
+    /// `attacks` (`(REPO, ATTACK)`; `*` for every repository) with its attack; `args` go on
+    /// its command line too (`--upstream-ca FILE` for an HTTPS registry).
+    pub fn hostile(
+        dir: &Path,
+        upstream: &str,
+        attacks: &[(&str, &str)],
+        args: &[&str],
+    ) -> ScriptProxy {
+        let mut all: Vec<String> = attacks
+            .iter()
+            .map(|(repository, attack)| format!("--attack={repository}={attack}"))
+            .collect();
+        all.extend(args.iter().map(|arg| (*arg).to_owned()));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        ScriptProxy::start_script("hostile-registry.py", dir, upstream, &all)
+    }
+
+    fn start_script(name: &str, dir: &Path, upstream: &str, args: &[&str]) -> ScriptProxy {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scripts")
+            .join(name);
         let n = unique();
         let port_file = dir.join(format!("proxy-port-{n}"));
         let log = dir.join(format!("proxy-{n}.log"));

@@ -149,7 +149,19 @@ impl Native {
                 kind: FailureKind::NotFound,
                 message: format!("manifest unknown: {at} does not exist in the source"),
             })?;
+        // Nothing is written before the bytes are the ones the registry advertised (and the
+        // plan saw): a tag's body that hashes to something else is an image upstream never
+        // named, and a mirror holding it would disagree with the source from then on.
         let digest = format!("sha256:{:x}", Sha256::digest(&raw.bytes));
+        if let Some(advertised) = raw.advertised.filter(|a| **a != *digest) {
+            return Err(ImageError {
+                kind: FailureKind::Other,
+                message: format!(
+                    "{what}: digest mismatch: the source advertised {advertised}, but the \
+                     manifest it served hashes to {digest}; nothing was written"
+                ),
+            });
+        }
         if let Some(expected) = expected.filter(|e| **e != *digest) {
             return Err(ImageError {
                 kind: FailureKind::Other,
@@ -442,6 +454,7 @@ impl<'a> Run<'a> {
             }
         }
         let mut tries = 0;
+        let mut reauthorized = false;
         loop {
             let mount = from.as_deref().map(|from| (blob.digest.as_str(), from));
             let started = client
@@ -463,10 +476,19 @@ impl<'a> Run<'a> {
                 Ok(()) => break,
                 Err(failed) => failed,
             };
+            // A streamed body goes out once, so the blob starts again (a new session, the
+            // bytes read again) after what a second try may pass: a 429 or a dropped
+            // connection (the pace has slowed meanwhile), and once a 401, after which the
+            // client holds renewed credentials (a token that expired during the run, or a
+            // session opened by a request of another scope).
             let retry = match &failed {
-                // A streamed body goes out once: a 429 or a dropped connection on the
-                // upload starts the blob again (the pace has slowed meanwhile).
+                Failed::Upload(error) if error.kind == FailureKind::Unauthorized => {
+                    let first = !reauthorized;
+                    reauthorized = true;
+                    first
+                }
                 Failed::Upload(error) if tries < BLOB_RETRIES => {
+                    tries += 1;
                     matches!(error.kind, FailureKind::RateLimited | FailureKind::Network)
                 }
                 _ => false,
@@ -478,7 +500,6 @@ impl<'a> Run<'a> {
             if !retry {
                 return Err(error);
             }
-            tries += 1;
             info!(
                 "{what}: the upload failed ({}); starting it again",
                 error.message
