@@ -114,7 +114,8 @@ pub struct ListArgs {
 
     /// Work on shard K of N only (0 <= K < N): the entries whose target repository hashes to K
     /// (FNV-1a 64 mod N); N alone takes K from --shard-index-env
-    #[arg(long, value_name = "K/N")]
+    // Hyphen values reach the parser, which says what is wrong with `-1/3`.
+    #[arg(long, value_name = "K/N", allow_hyphen_values = true)]
     pub shard: Option<String>,
 
     /// The environment variable holding K for --shard N [default: JOB_COMPLETION_INDEX, set by

@@ -22,35 +22,58 @@ pub const KUBERNETES_INDEX: &str = "JOB_COMPLETION_INDEX";
 
 impl Shard {
     /// Parses `K/N`, or `N` with K read from the environment variable `index_env` (by default
-    /// [`KUBERNETES_INDEX`]), through `env`.
+    /// [`KUBERNETES_INDEX`]), through `env`. The errors say which part is wrong and what to
+    /// write; `--shard VALUE: ` is the caller's to add.
     pub fn parse(
         value: &str,
         index_env: Option<&str>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Shard, String> {
-        let form = "K/N with 0 <= K < N (e.g. 0/3), or N with K from --shard-index-env";
+        let form = "write K/N with 0 <= K < N (e.g. 0/3), or N with K from --shard-index-env";
         let number = |text: &str, what: &str| {
             text.trim()
                 .parse::<u64>()
-                .map_err(|_| format!("{what} {text:?} is not a number: write {form}"))
+                .map_err(|_| format!("{what} {text:?} is not a whole number: {form}"))
+        };
+        let count_of = |text: &str| {
+            let count = number(text, "the shard count N")?;
+            if count == 0 {
+                return Err(
+                    "N, the number of shards, must be at least 1 (write K/N with \
+                            0 <= K < N, e.g. 0/3)"
+                        .to_owned(),
+                );
+            }
+            Ok(count)
         };
         let (index, count) = match value.split_once('/') {
-            Some((index, count)) => (number(index, "shard index")?, number(count, "shard count")?),
+            Some((index, count)) => {
+                let index = number(index, "the shard index K")?;
+                (index, count_of(count)?)
+            }
             None => {
-                let count = number(value, "shard count")?;
+                let count = count_of(value)?;
                 let var = index_env.unwrap_or(KUBERNETES_INDEX);
                 let index = env(var).ok_or_else(|| {
-                    format!("--shard {value} takes its index from ${var}, which is not set")
+                    format!(
+                        "K comes from ${var}, which is not set: set it, name the variable that \
+                         holds K with --shard-index-env, or write K/N"
+                    )
                 })?;
-                (number(&index, &format!("${var} ="))?, count)
+                let index = index.trim().parse::<u64>().map_err(|_| {
+                    format!("${var} is {index:?}, not a shard index K (0 <= K < {count})")
+                })?;
+                (index, count)
             }
         };
-        if count == 0 {
-            return Err(format!("there must be at least one shard: write {form}"));
-        }
         if index >= count {
             return Err(format!(
-                "shard {index} of {count} does not exist: shards are counted from 0, so K < N"
+                "shard {index} of {count} does not exist: K counts from 0, so it must be less \
+                 than N ({})",
+                match count {
+                    1 => "0 is the only shard".to_owned(),
+                    n => format!("0 to {} here", n - 1),
+                }
             ));
         }
         Ok(Shard { index, count })
@@ -134,10 +157,28 @@ mod tests {
             Ok(Shard { index: 1, count: 4 })
         );
         let error = |value, env: Option<&str>| Shard::parse(value, env, k8s).unwrap_err();
-        assert!(error("3/3", None).contains("shards are counted from 0"));
-        assert!(error("0/0", None).contains("at least one shard"));
-        assert!(error("a/3", None).contains("is not a number"));
-        assert!(error("3", Some("CI_NODE_INDEX")).contains("$CI_NODE_INDEX, which is not set"));
-        assert!(error("2", None).contains("shards are counted from 0"));
+        let bad_index_env = |var: &str| (var == "CI_NODE_INDEX").then(|| "x".to_owned());
+        let table: [(&str, Option<&str>, &str); 12] = [
+            ("3/3", None, "shard 3 of 3 does not exist: K counts from 0, so it must be less than N (0 to 2 here)"),
+            ("1/1", None, "shard 1 of 1 does not exist: K counts from 0, so it must be less than N (0 is the only shard)"),
+            ("2", None, "shard 2 of 2 does not exist: K counts from 0, so it must be less than N (0 to 1 here)"),
+            ("0/0", None, "N, the number of shards, must be at least 1 (write K/N with 0 <= K < N, e.g. 0/3)"),
+            ("1/0", None, "N, the number of shards, must be at least 1 (write K/N with 0 <= K < N, e.g. 0/3)"),
+            // N alone is checked before K is looked for.
+            ("0", Some("UNSET"), "N, the number of shards, must be at least 1 (write K/N with 0 <= K < N, e.g. 0/3)"),
+            ("a/3", None, "the shard index K \"a\" is not a whole number: write K/N with 0 <= K < N (e.g. 0/3), or N with K from --shard-index-env"),
+            ("-1/3", None, "the shard index K \"-1\" is not a whole number: write K/N with 0 <= K < N (e.g. 0/3), or N with K from --shard-index-env"),
+            ("1/x", None, "the shard count N \"x\" is not a whole number: write K/N with 0 <= K < N (e.g. 0/3), or N with K from --shard-index-env"),
+            ("1/3/5", None, "the shard count N \"3/5\" is not a whole number: write K/N with 0 <= K < N (e.g. 0/3), or N with K from --shard-index-env"),
+            ("", None, "the shard count N \"\" is not a whole number: write K/N with 0 <= K < N (e.g. 0/3), or N with K from --shard-index-env"),
+            ("3", Some("CI_NODE_INDEX"), "K comes from $CI_NODE_INDEX, which is not set: set it, name the variable that holds K with --shard-index-env, or write K/N"),
+        ];
+        for (value, env, expected) in table {
+            assert_eq!(error(value, env), expected, "--shard {value:?}");
+        }
+        assert_eq!(
+            Shard::parse("3", Some("CI_NODE_INDEX"), bad_index_env).unwrap_err(),
+            "$CI_NODE_INDEX is \"x\", not a shard index K (0 <= K < 3)"
+        );
     }
 }

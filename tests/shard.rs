@@ -144,7 +144,7 @@ fn shards_copy_each_entry_once_and_merge_into_the_unsharded_plan() {
     // A shard that does not exist is a usage error.
     let out = run(m.sync(&list).args(["--shard", "3/3"]), 2);
     assert!(
-        stderr_of(&out).contains("shards are counted from 0"),
+        stderr_of(&out).contains("shard 3 of 3 does not exist: K counts from 0"),
         "{}",
         stderr_of(&out)
     );
