@@ -259,7 +259,7 @@ fn wrong_destination_credentials_are_unauthorized(engine: Engine) {
         }
     };
 
-    run(
+    let out = run(
         m.sync(&list)
             .arg("--report")
             .arg(&report_path)
@@ -267,6 +267,14 @@ fn wrong_destination_credentials_are_unauthorized(engine: Engine) {
         1,
     );
     unauthorized_at_once(&report(&report_path));
+    // The kind is said once: `unauthorized: HOST refused …`, not `unauthorized: unauthorized:`.
+    let refused = format!(
+        "unauthorized: {} refused the destination credentials while planning",
+        m.dest.addr()
+    );
+    let stdout = stdout_of(&out);
+    assert_eq!(stdout.matches(&refused).count(), 3, "{stdout}");
+    assert!(!stdout.contains("unauthorized: unauthorized"), "{stdout}");
     assert!(catalog(&m.dest).is_empty());
     // The planner's lookups found the password wrong, sending it once: no engine sends it
     // again.
@@ -383,6 +391,20 @@ fn an_image_asked_for_twice_is_copied_once() {
     assert!(
         stderr.contains(&format!("is also at {}:1; copied once", first.display())),
         "{stderr}"
+    );
+    // The repeat found once the repository is listed is a log line: WARN, said once.
+    assert!(
+        stderr.contains(&format!(
+            "WARN {}:1: \"docker.io/library/nginx:1.25.3\"",
+            repo.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("warning:")),
+        "a warning called a warning twice:\n{stderr}"
     );
     let report = report(&report_path);
     let targets: Vec<&str> = images(&report)
@@ -1056,7 +1078,7 @@ fn settings_are_checked_up_front_and_none_is_ignored() {
         .unwrap_or_else(|e| panic!("stdout is not the JSON plan ({e}):\n{}", stdout_of(&out)));
     assert_eq!(plan["summary"]["new"], 1);
     assert!(
-        stderr_of(&out).contains("1 entries: 1 new"),
+        stderr_of(&out).contains("1 entry: 1 new"),
         "{}",
         stderr_of(&out)
     );

@@ -102,7 +102,7 @@ async fn read_and_map(
         mapped.jobs.retain(|job| shard.contains(job));
     }
     for warning in &mapped.warnings {
-        say_err(warning);
+        say_err(warning.as_warning());
     }
     if errors.is_empty() {
         Ok((read, mapped.jobs, accounts))

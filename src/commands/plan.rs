@@ -10,8 +10,9 @@ use crate::error::{Error, Outcome};
 use crate::model::ImageError;
 use crate::plan::{self, Dropped, PlanEntry, State};
 use crate::registry::RegistryClient;
-use crate::report::{plan_json, write_file, PlanSummary};
+use crate::report::{kind_and_message, plan_json, write_file, PlanSummary};
 use crate::settings::PlanSettings;
+use crate::words::count;
 
 /// A finished plan: every entry, the tags the filters dropped, and the summary.
 struct Planned {
@@ -105,10 +106,10 @@ pub async fn verify(settings: &PlanSettings) -> Result<Outcome, Error> {
         say(line);
     }
     say(format!(
-        "{} targets: {} verified, {problems} with problems ({} requests in {:.1}s)",
-        entries.len(),
+        "{}: {} verified, {problems} with problems ({} in {:.1}s)",
+        count(entries.len(), "target", "targets"),
         entries.len() - problems,
-        planned.summary.requests,
+        count(planned.summary.requests, "request", "requests"),
         planned.summary.seconds
     ));
     let outcome = match problems {
@@ -130,7 +131,7 @@ fn short(value: &Option<String>) -> String {
 }
 
 fn error_text(error: Option<&ImageError>) -> String {
-    error.map_or_else(String::new, |e| format!("{}: {}", e.kind, e.message))
+    error.map_or_else(String::new, |e| kind_and_message(e.kind, &e.message))
 }
 
 fn print_table(entries: &[PlanEntry]) {

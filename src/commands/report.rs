@@ -30,8 +30,9 @@ pub fn merge(out: &Path, inputs: &[PathBuf]) -> Result<Outcome, Error> {
     if out != Path::new("-") {
         let total = merged.report["summary"]["total"].as_u64().unwrap_or(0);
         say(format!(
-            "merged {} reports: {total} entries, {} failed",
-            inputs.len(),
+            "merged {}: {}, {} failed",
+            crate::words::count(inputs.len(), "report", "reports"),
+            crate::words::count(total, "entry", "entries"),
             merged.failed
         ));
     }

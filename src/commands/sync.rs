@@ -212,7 +212,7 @@ fn print_dry_run(settings: &SyncSettings, access: &Access, jobs: &[Job]) {
         say(engine.describe(&job));
     }
     say(format!(
-        "# dry run: {} entries, nothing copied; targets already current are skipped in a real run",
-        jobs.len()
+        "# dry run: {}, nothing copied; targets already current are skipped in a real run",
+        crate::words::count(jobs.len(), "entry", "entries")
     ));
 }

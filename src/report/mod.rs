@@ -16,7 +16,8 @@ use serde::Serialize;
 use crate::plan::{PlanEntry, State};
 use crate::reference::ImageRef;
 
-use crate::model::{ImageError, ImageResult, Status, Summary};
+use crate::model::{FailureKind, ImageError, ImageResult, Status, Summary};
+use crate::words::count;
 
 /// The line printed when an image finishes, e.g.
 /// `synced  h/m/docker.io/library/nginx:1.25  1.2s  2 blobs copied, 0 reused`.
@@ -29,17 +30,26 @@ pub fn result_line(result: &ImageResult) -> String {
     );
     match (&result.error, result.status) {
         (Some(error), _) => {
-            let _ = write!(line, "  {}: {}", error.kind, short(&error.message));
+            let _ = write!(
+                line,
+                "  {}",
+                short(&kind_and_message(error.kind, &error.message))
+            );
         }
         (None, Status::Synced) => {
             let p = result.counts;
             let _ = write!(
                 line,
-                "  {} blobs copied, {} reused",
-                p.blobs_copied, p.blobs_reused
+                "  {} copied, {} reused",
+                count(p.blobs_copied, "blob", "blobs"),
+                p.blobs_reused
             );
             if p.images_present > 0 {
-                let _ = write!(line, ", {} images already present", p.images_present);
+                let _ = write!(
+                    line,
+                    ", {} already present",
+                    count(p.images_present, "image", "images")
+                );
             }
         }
         (None, _) => {
@@ -51,11 +61,25 @@ pub fn result_line(result: &ImageResult) -> String {
     line
 }
 
+/// `kind: message`, as result and error lines show a failure; a message that already starts
+/// with its kind (a registry's `unauthorized: …`) is not given it twice.
+pub fn kind_and_message(kind: FailureKind, message: &str) -> String {
+    let kind = kind.as_str();
+    match message.get(..kind.len()) {
+        Some(start)
+            if start.eq_ignore_ascii_case(kind) && message[kind.len()..].starts_with(':') =>
+        {
+            format!("{kind}{}", &message[kind.len()..])
+        }
+        _ => format!("{kind}: {message}"),
+    }
+}
+
 /// The closing summary, e.g. `5 images: 4 synced, 0 skipped, 1 failed in 3.2s`.
 pub fn summary_line(summary: &Summary) -> String {
     let mut line = format!(
-        "{} images: {} synced, {} skipped, {} failed in {}",
-        summary.total,
+        "{}: {} synced, {} skipped, {} failed in {}",
+        count(summary.total, "image", "images"),
         summary.synced,
         summary.skipped,
         summary.failed,
@@ -352,8 +376,15 @@ impl PlanSummary {
             n => format!(", {n} answered 429"),
         };
         format!(
-            "{} entries: {} new, {} changed, {} current, {} source-missing, {} unknown ({} requests{throttled} in {:.1}s)",
-            self.total, self.new, self.changed, self.current, self.source_missing, self.unknown, self.requests, self.seconds
+            "{}: {} new, {} changed, {} current, {} source-missing, {} unknown ({}{throttled} in {:.1}s)",
+            count(self.total, "entry", "entries"),
+            self.new,
+            self.changed,
+            self.current,
+            self.source_missing,
+            self.unknown,
+            count(self.requests, "request", "requests"),
+            self.seconds
         )
     }
 }
@@ -397,7 +428,6 @@ pub fn plan_json(entries: &[PlanEntry], summary: &PlanSummary) -> String {
 mod tests {
     use super::*;
     use crate::model::Counts;
-    use crate::model::FailureKind;
     use crate::model::Origin;
 
     fn result(status: Status, error: Option<(FailureKind, &str)>) -> ImageResult {
@@ -439,6 +469,63 @@ mod tests {
                 Some((FailureKind::NotFound, "manifest unknown"))
             )),
             "failed  h.example/m/docker.io/library/nginx:1.25  1.2s  not-found: manifest unknown"
+        );
+    }
+
+    #[test]
+    fn counts_of_one_are_singular_and_a_kind_is_said_once() {
+        let mut one = result(Status::Synced, None);
+        one.counts.blobs_copied = 1;
+        one.counts.images_present = 1;
+        assert_eq!(
+            result_line(&one),
+            "synced  h.example/m/docker.io/library/nginx:1.25  1.2s  1 blob copied, 1 reused, \
+             1 image already present"
+        );
+        let summary = Summary::of(&[one], Duration::from_millis(100), false);
+        assert_eq!(
+            summary_line(&summary),
+            "1 image: 1 synced, 0 skipped, 0 failed in 0.1s"
+        );
+        // A message that starts with its kind (the registry's words, or ferry's) keeps it once.
+        let refused = result(
+            Status::Failed,
+            Some((
+                FailureKind::Unauthorized,
+                "unauthorized: h.example refused the destination credentials",
+            )),
+        );
+        assert_eq!(
+            result_line(&refused),
+            "failed  h.example/m/docker.io/library/nginx:1.25  1.2s  unauthorized: h.example \
+             refused the destination credentials"
+        );
+        assert_eq!(
+            kind_and_message(
+                FailureKind::Unauthorized,
+                "UNAUTHORIZED: authentication required"
+            ),
+            "unauthorized: authentication required"
+        );
+        assert_eq!(
+            kind_and_message(FailureKind::NotFound, "not-found-ish: x"),
+            "not-found: not-found-ish: x"
+        );
+        let plan = PlanSummary {
+            total: 1,
+            new: 1,
+            changed: 0,
+            current: 0,
+            source_missing: 0,
+            unknown: 0,
+            dropped_tags: 0,
+            requests: 1,
+            throttled: 0,
+            seconds: 0.31,
+        };
+        assert_eq!(
+            plan.line(),
+            "1 entry: 1 new, 0 changed, 0 current, 0 source-missing, 0 unknown (1 request in 0.3s)"
         );
     }
 
