@@ -18,6 +18,7 @@ use common::*;
 per_engine!(
     targets_land_where_show_images_said_with_upstream_digests,
     a_missing_image_fails_alone_and_lands_in_the_failed_list,
+    the_failed_list_feeds_back_with_the_runs_tls_registries_conf_and_engine,
     wrong_destination_credentials_are_unauthorized,
     a_whole_repository_with_an_explicit_target_copies_every_tag,
     registries_behind_tls_are_verified_with_the_cas_given,
@@ -223,23 +224,87 @@ fn a_missing_image_fails_alone_and_lands_in_the_failed_list(engine: Engine) {
     // Fed back exactly as its header says, it lands where the first run meant it to.
     let failed = std::fs::read_to_string(&failed_path).unwrap();
     assert!(
-        failed.starts_with(
-            "# images that failed in the last ferry run; feed back with: ferry sync THIS_FILE\n"
-        ),
+        failed.starts_with(&format!(
+            "# images that failed in the last ferry run; feed back with: ferry sync THIS_FILE \
+             --dest-tls-verify=false --registries-conf {} --engine {}\n",
+            m.conf.display(),
+            m.engine.name()
+        )),
         "{failed}"
     );
     let fixed = m.push("library/nginx:9.9", "nginx-9.9");
-    run(
-        m.ferry()
-            .arg("sync")
-            .arg(&failed_path)
-            .arg("--dest-tls-verify=false"),
-        0,
-    );
+    run(&mut m.feed_back(&failed_path), 0);
     assert_eq!(
         m.target_digest(&format!("{p}/docker.io/library/nginx:9.9")),
         Some(fixed)
     );
+    assert!(!m.scratch.path().join("mirror").exists());
+}
+
+/// A failed list of registry targets, from a run that reached its registries through TLS
+/// flags, a CA directory, registries.conf and credentials in the environment: its header is
+/// the whole command that feeds it back (no `--dest-dir`: the lines name their targets), names
+/// the credentials without their values, and run as written (the secret given again) it
+/// copies what failed, with the same engine.
+fn the_failed_list_feeds_back_with_the_runs_tls_registries_conf_and_engine(engine: Engine) {
+    let m = Mirror::with_engine(true, engine);
+    m.push("library/nginx:1.25", "nginx");
+    let dest = m.dest.addr();
+    let list = m.write(
+        "images.list",
+        &format!("nginx:1.25 {dest}/pinned/nginx:1.25\nnginx:9.9 {dest}/pinned/nginx:9.9\n"),
+    );
+    let failed_path = m.scratch.path().join("failed.list");
+    let cert_dir = m.dest.cert_dir().unwrap();
+    let creds = format!("{USER}:{PASSWORD}");
+    // No --dest: the default layout root is no part of a run whose lines name their targets.
+    run(
+        m.ferry()
+            .arg("sync")
+            .arg(&list)
+            .arg("--src-tls-verify=false")
+            .arg("--dest-cert-dir")
+            .arg(&cert_dir)
+            .arg("--failed-list")
+            .arg(&failed_path)
+            .env("FERRY_DEST_CREDS", &creds),
+        1,
+    );
+    let failed = std::fs::read_to_string(&failed_path).unwrap();
+    let header: Vec<&str> = failed.lines().take(2).collect();
+    assert_eq!(
+        header[0],
+        format!(
+            "# images that failed in the last ferry run; feed back with: ferry sync THIS_FILE \
+             --src-tls-verify=false --dest-cert-dir {} --registries-conf {} --engine {}",
+            cert_dir.display(),
+            m.conf.display(),
+            m.engine.name()
+        ),
+        "{failed}"
+    );
+    assert_eq!(
+        header[1],
+        "# secrets are never written here: give the rerun --dest-creds (or its environment \
+         variables) as this run had them"
+    );
+    assert!(!failed.contains(PASSWORD), "{failed}");
+    assert!(!failed.contains("--dest-dir"), "{failed}");
+
+    let fixed = m.push("library/nginx:9.9", "nginx-9.9");
+    let before = m.invocations().len();
+    run(m.feed_back(&failed_path).env("FERRY_DEST_CREDS", &creds), 0);
+    assert_eq!(
+        m.target_digest(&format!("{dest}/pinned/nginx:9.9")),
+        Some(fixed)
+    );
+    // The same engine copied it: one more run of skopeo or crane, none for native.
+    let started = m.invocations().len() - before;
+    let expected = match m.engine {
+        Engine::Native => 0,
+        Engine::Skopeo | Engine::Crane(_) => 1,
+    };
+    assert_eq!(started, expected, "{:?}", m.invocations());
     assert!(!m.scratch.path().join("mirror").exists());
 }
 

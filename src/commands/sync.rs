@@ -153,20 +153,14 @@ pub(super) async fn run_once(
     })
 }
 
-/// The report and failed list to write: what a rerun of the failed list needs beyond its
-/// lines is the OCI layout root (a registry target is on each line), and the tag filters when a
-/// whole repository failed (its listing).
+/// The report and failed list to write, and what a rerun of the failed list needs beyond its
+/// lines (see [`crate::model::Rerun`]).
 fn outputs(settings: &SyncSettings) -> Outputs {
-    let rerun_flags = match &settings.plan.destination {
-        Destination::OciDir(dir) => vec!["--dest-dir".to_owned(), dir.display().to_string()],
-        Destination::Registry(_) => Vec::new(),
-    };
     Outputs {
         report: settings.plan.report.clone(),
         failed_list: settings.failed_list.clone(),
         destination: destination_label(&settings.plan.destination),
-        rerun_flags,
-        repository_flags: settings.plan.filter.spec().as_flags(),
+        rerun: settings.plan.rerun.clone(),
     }
 }
 

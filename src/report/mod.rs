@@ -16,7 +16,8 @@ use serde::Serialize;
 use crate::plan::{PlanEntry, State};
 use crate::reference::ImageRef;
 
-use crate::model::{FailureKind, ImageError, ImageResult, Status, Summary};
+use crate::input::InputFormat;
+use crate::model::{FailureKind, ImageError, ImageResult, Rerun, Status, Summary};
 use crate::words::count;
 
 /// The line printed when an image finishes, e.g.
@@ -184,26 +185,105 @@ pub fn json_report(destination: &str, results: &[ImageResult], summary: Summary)
     text
 }
 
-/// The failed entries in list format, one per line, under a header with the command that feeds
-/// them back: `ferry sync THIS_FILE` and `rerun_flags` (what the lines cannot carry: the OCI
-/// layout root, the tag filters of whole repositories).
-pub fn failed_list(results: &[ImageResult], rerun_flags: &[String]) -> String {
+/// One entry of a failed list: its list line, where it came from and why it is there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedLine {
+    pub list_line: String,
+    pub origin: String,
+    pub reason: String,
+}
+
+impl FailedLine {
+    fn whole_repository(&self) -> bool {
+        let source = self.list_line.split_whitespace().next().unwrap_or_default();
+        ImageRef::parse(source).is_ok_and(|s| s.is_whole_repository())
+    }
+}
+
+/// The command that feeds a failed list back: `ferry sync THIS_FILE`, the run's options that
+/// reach the registries and pick the engine, `--dest-dir` when a line leaves its target to it,
+/// the tag filters when a line is a whole repository, and `--format list` when the file's own
+/// name would be read as another format.
+pub fn rerun_command(lines: &[FailedLine], rerun: &Rerun, file: Option<&Path>) -> String {
+    let mut flags: Vec<String> = Vec::new();
+    if let Some(dir) = &rerun.dest_dir {
+        if lines
+            .iter()
+            .any(|l| crate::model::names_no_target(&l.list_line))
+        {
+            flags.extend(["--dest-dir".to_owned(), dir.clone()]);
+        }
+    }
+    flags.extend(rerun.flags.iter().cloned());
+    if lines.iter().any(FailedLine::whole_repository) {
+        flags.extend(rerun.filter_flags.iter().cloned());
+    }
+    let named_as_other_format = file
+        .and_then(|f| f.to_str())
+        .is_some_and(|f| f != "-" && InputFormat::for_path(f) != InputFormat::List);
+    if named_as_other_format {
+        flags.extend(["--format".to_owned(), "list".to_owned()]);
+    }
     let mut command = String::from("ferry sync THIS_FILE");
-    for flag in rerun_flags {
+    for flag in &flags {
         command.push(' ');
         command.push_str(&crate::exec::shell_word(flag));
     }
-    let mut text =
-        format!("# images that failed in the last ferry run; feed back with: {command}\n");
-    for result in results.iter().filter(|r| r.status == Status::Failed) {
-        let reason = result
-            .error
-            .as_ref()
-            .map(|e| e.kind.as_str())
-            .unwrap_or("failed");
-        let _ = writeln!(text, "{}  # {} ({reason})", result.list_line, result.origin);
+    command
+}
+
+/// A failed list: `lines` in list format, one per line with its origin and reason, under a
+/// header (`what` failed) with the command that feeds them back (see [`rerun_command`]) and,
+/// when the run had credentials, a line saying they are not written.
+pub fn failed_list_text(
+    what: &str,
+    lines: &[FailedLine],
+    rerun: &Rerun,
+    file: Option<&Path>,
+) -> String {
+    let mut text = format!(
+        "# {what}; feed back with: {}\n",
+        rerun_command(lines, rerun, file)
+    );
+    if !rerun.credentials.is_empty() {
+        let _ = writeln!(
+            text,
+            "# secrets are never written here: give the rerun {} (or its environment \
+             variables) as this run had them",
+            rerun.credentials.join(" and ")
+        );
+    }
+    for line in lines {
+        let _ = writeln!(
+            text,
+            "{}  # {} ({})",
+            line.list_line, line.origin, line.reason
+        );
     }
     text
+}
+
+/// The failed images of a sync as a failed list (see [`failed_list_text`]).
+pub fn failed_list(results: &[ImageResult], rerun: &Rerun, file: Option<&Path>) -> String {
+    let lines: Vec<FailedLine> = results
+        .iter()
+        .filter(|r| r.status == Status::Failed)
+        .map(|r| FailedLine {
+            list_line: r.list_line.clone(),
+            origin: r.origin.to_string(),
+            reason: r
+                .error
+                .as_ref()
+                .map_or("failed", |e| e.kind.as_str())
+                .to_owned(),
+        })
+        .collect();
+    failed_list_text(
+        "images that failed in the last ferry run",
+        &lines,
+        rerun,
+        file,
+    )
 }
 
 /// One event as a JSON object for `--log-format json`: `event` names it, and the fields it
@@ -280,10 +360,8 @@ pub struct Outputs {
     pub failed_list: Option<PathBuf>,
     /// The destination as the report names it.
     pub destination: String,
-    /// What the failed list's rerun command needs whatever failed (`--dest-dir DIR`).
-    pub rerun_flags: Vec<String>,
-    /// What it needs too when a whole repository failed (its tag filters).
-    pub repository_flags: Vec<String>,
+    /// What the failed list's rerun command needs beyond its lines.
+    pub rerun: Rerun,
 }
 
 impl Outputs {
@@ -294,15 +372,7 @@ impl Outputs {
                 .map_err(|e| format!("cannot write the report {}: {e}", path.display()))?;
         }
         if let Some(path) = &self.failed_list {
-            let repository_failed = results.iter().any(|r| {
-                r.status == Status::Failed
-                    && ImageRef::parse(&r.source).is_ok_and(|s| s.is_whole_repository())
-            });
-            let mut flags = self.rerun_flags.clone();
-            if repository_failed {
-                flags.extend(self.repository_flags.iter().cloned());
-            }
-            write_file(path, &failed_list(results, &flags))
+            write_file(path, &failed_list(results, &self.rerun, Some(path)))
                 .map_err(|e| format!("cannot write the failed list {}: {e}", path.display()))?;
         }
         Ok(())
@@ -607,8 +677,11 @@ mod tests {
             result(Status::Synced, None),
             result(Status::Failed, Some((FailureKind::NotFound, "x"))),
         ];
-        let flags = ["--dest-dir".to_owned(), "my mirror".to_owned()];
-        let text = failed_list(&results, &flags);
+        let rerun = Rerun {
+            dest_dir: Some("my mirror".to_owned()),
+            ..Rerun::default()
+        };
+        let text = failed_list(&results, &rerun, None);
         assert!(
             text.starts_with(
                 "# images that failed in the last ferry run; feed back with: \
@@ -622,6 +695,83 @@ mod tests {
         assert_eq!(
             entries[0].source.to_string(),
             "docker.io/library/nginx:1.25"
+        );
+    }
+
+    #[test]
+    fn the_rerun_command_has_what_the_lines_cannot_carry_and_no_secret() {
+        let line = |list_line: &str| FailedLine {
+            list_line: list_line.to_owned(),
+            origin: "list.txt:1".to_owned(),
+            reason: "network".to_owned(),
+        };
+        let to_registry =
+            line("docker.io/library/nginx:1.25 h.example/m/docker.io/library/nginx:1.25");
+        let to_layout = line("docker.io/library/nginx:1.25");
+        let repository = line("docker.io/library/redis h.example/m/docker.io/library/redis");
+        let rerun = Rerun {
+            flags: [
+                "--src-tls-verify=false",
+                "--dest-cert-dir",
+                "/etc/certs/h.example",
+                "--registries-conf",
+                "my registries.conf",
+                "--engine",
+                "crane",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            // The default root, with registry targets of the lines' own.
+            dest_dir: Some("mirror".to_owned()),
+            filter_flags: ["--tags", "7\\..*"].map(str::to_owned).to_vec(),
+            credentials: vec!["--dest-creds".to_owned()],
+        };
+        let table: [(Vec<FailedLine>, Option<&str>, &str); 5] = [
+            (
+                vec![to_registry.clone()],
+                None,
+                "ferry sync THIS_FILE --src-tls-verify=false --dest-cert-dir /etc/certs/h.example \
+                 --registries-conf 'my registries.conf' --engine crane",
+            ),
+            (
+                vec![to_registry.clone(), to_layout],
+                None,
+                "ferry sync THIS_FILE --dest-dir mirror --src-tls-verify=false --dest-cert-dir \
+                 /etc/certs/h.example --registries-conf 'my registries.conf' --engine crane",
+            ),
+            (
+                vec![repository],
+                None,
+                "ferry sync THIS_FILE --src-tls-verify=false --dest-cert-dir /etc/certs/h.example \
+                 --registries-conf 'my registries.conf' --engine crane --tags '7\\..*'",
+            ),
+            (
+                vec![to_registry.clone()],
+                Some("failed.yaml"),
+                "ferry sync THIS_FILE --src-tls-verify=false --dest-cert-dir /etc/certs/h.example \
+                 --registries-conf 'my registries.conf' --engine crane --format list",
+            ),
+            (
+                vec![to_registry.clone()],
+                Some("failed.list"),
+                "ferry sync THIS_FILE --src-tls-verify=false --dest-cert-dir /etc/certs/h.example \
+                 --registries-conf 'my registries.conf' --engine crane",
+            ),
+        ];
+        for (lines, file, expected) in table {
+            assert_eq!(
+                rerun_command(&lines, &rerun, file.map(Path::new)),
+                expected,
+                "{lines:?}"
+            );
+        }
+        let text = failed_list_text("x failed", &[to_registry], &rerun, None);
+        assert_eq!(
+            text.lines().nth(1),
+            Some(
+                "# secrets are never written here: give the rerun --dest-creds (or its \
+                 environment variables) as this run had them"
+            )
         );
     }
 }
