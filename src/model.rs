@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::filter::FilterSpec;
 use crate::reference::{ImageRef, RepoPrefix};
@@ -38,6 +38,16 @@ pub enum Destination {
     Registry(RepoPrefix),
     /// A local directory holding one OCI image layout per repository, scoped the same way.
     OciDir(PathBuf),
+}
+
+impl Destination {
+    /// The destination as reports name it: the prefix, or `oci:DIR`.
+    pub fn label(&self) -> String {
+        match self {
+            Destination::Registry(prefix) => prefix.to_string(),
+            Destination::OciDir(dir) => format!("oci:{}", dir.display()),
+        }
+    }
 }
 
 /// The place one job writes to.
@@ -76,7 +86,8 @@ impl fmt::Display for Target {
 /// What a rerun of a run's failed entries needs beyond their list lines, as options of
 /// `ferry sync`: how the run reached the registries and which engine copied. Paths are written
 /// as given; secrets never are (the credential options the run had are only named).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Rerun {
     /// Needed whatever failed: TLS, certificates, auth files, accounts, registries.conf, the
     /// engine.

@@ -5,13 +5,20 @@
 //! repository is listed by its shard only. FNV-1a (64-bit, offset basis 0xcbf29ce484222325,
 //! prime 0x100000001b3) over the name's UTF-8 bytes is fixed here and stays the same across
 //! versions, so shards agree whichever ferry each worker runs.
+//!
+//! The shards of one run share its list fingerprint ([`fingerprint`]), which `report merge`
+//! compares to tell the shards of one run from those of another.
 
 use std::fmt;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
 
 use crate::model::{Job, Target};
 
 /// One worker's part of a list: shard `index` of `count`, counted from 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Shard {
     pub index: u64,
     pub count: u64,
@@ -100,6 +107,36 @@ pub fn of(target: &Target) -> u64 {
     fnv1a64(repository.as_bytes())
 }
 
+/// The list fingerprint: what identifies the input of one run, the same in each of its shards
+/// and in the unsharded run. `sha256:` and the hex SHA-256 of a text naming the destination
+/// (`destination`, as reports name it), the tag filters (`filters`, as flags) and every mapped
+/// entry before sharding (source, target and the entry's own filters), the entries sorted, so
+/// that neither the order of the lines nor the lists' file names or paths matter. How the
+/// registries are reached (TLS, credentials), the engine and the command are no part of it:
+/// shards may differ there and still be shards of one run.
+pub fn fingerprint(destination: &str, filters: &[String], jobs: &[Job]) -> String {
+    let mut entries: Vec<String> = jobs
+        .iter()
+        .map(|job| {
+            let filters = job
+                .filter
+                .as_ref()
+                .map(|f| f.as_flags())
+                .unwrap_or_default();
+            format!("{}\t{}\t{}", job.source, job.target, filters.join("\0"))
+        })
+        .collect();
+    entries.sort_unstable();
+    let mut text = format!(
+        "ferry list fingerprint 1\ndestination\t{destination}\nfilters\t{}\n",
+        filters.join("\0")
+    );
+    for entry in &entries {
+        let _ = writeln!(text, "entry\t{entry}");
+    }
+    format!("sha256:{:x}", Sha256::digest(text.as_bytes()))
+}
+
 fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
@@ -123,6 +160,64 @@ mod tests {
         );
         assert_eq!(of(&target), 0xeb9a_a4a0_7723_156b);
         assert_eq!(of(&target) % 3, 2);
+    }
+
+    #[test]
+    fn the_fingerprint_is_the_run_input_not_its_spelling() {
+        use crate::input::parse_list;
+        use crate::mapping::map_all;
+        use crate::model::Destination;
+        use crate::reference::RepoPrefix;
+        let registry = Destination::Registry(RepoPrefix::parse("h.example/m").unwrap());
+        let jobs = |file: &str, list: &str, destination: &Destination| {
+            let (entries, errors) = parse_list(file, list);
+            assert!(errors.is_empty(), "{errors:?}");
+            map_all(&entries, destination).jobs
+        };
+        let of = |file: &str, list: &str, filters: &[&str], destination: &Destination| {
+            let filters: Vec<String> = filters.iter().map(|f| (*f).to_owned()).collect();
+            fingerprint(
+                &destination.label(),
+                &filters,
+                &jobs(file, list, destination),
+            )
+        };
+        let base = of("a.list", "nginx:1.25\nredis\n", &[], &registry);
+        assert!(base.starts_with("sha256:") && base.len() == 71, "{base}");
+        // Another file name, another order, comments, spelling: the same input.
+        assert_eq!(
+            of(
+                "/ci/work/b.list",
+                "# mirror\ndocker.io/library/redis\n\nnginx:1.25  # web\n",
+                &[],
+                &registry
+            ),
+            base
+        );
+        // Another entry, filter or destination: another input.
+        for other in [
+            of("a.list", "nginx:1.25\n", &[], &registry),
+            of(
+                "a.list",
+                "nginx:1.25\nredis\n",
+                &["--tags", "7.*"],
+                &registry,
+            ),
+            of(
+                "a.list",
+                "nginx:1.25\nredis\n",
+                &[],
+                &Destination::Registry(RepoPrefix::parse("h.example/other").unwrap()),
+            ),
+            of(
+                "a.list",
+                "nginx:1.25\nredis\n",
+                &[],
+                &Destination::OciDir("mirror".into()),
+            ),
+        ] {
+            assert_ne!(other, base);
+        }
     }
 
     #[test]

@@ -80,13 +80,24 @@ async fn read_inputs(inputs: &InputSettings) -> Result<Inputs, Error> {
     }
 }
 
+/// What the inputs hold: every entry read, this shard's jobs, the accounts file's hosts, and
+/// the run's list fingerprint (over every shard's jobs, see [`crate::shard::fingerprint`]).
+struct Read {
+    inputs: Inputs,
+    jobs: Vec<Job>,
+    accounts: Vec<HostSettings>,
+    fingerprint: String,
+}
+
 /// Reads every input and the accounts file, and maps every entry: all their problems make one
 /// error (syntax, unmappable entries, duplicate targets). Warnings are printed either way.
+/// `filters` (the tag filters, as flags) are for the fingerprint.
 async fn read_and_map(
     inputs: &InputSettings,
     destination: &Destination,
     accounts: Option<&Path>,
-) -> Result<(Inputs, Vec<Job>, Vec<HostSettings>), Error> {
+    filters: &[String],
+) -> Result<Read, Error> {
     let (read, mut errors) = input::read_all(&inputs.sources, inputs.format).await;
     let accounts = match accounts {
         Some(path) => {
@@ -98,6 +109,7 @@ async fn read_and_map(
     };
     let mut mapped = map_all(&read.entries, destination);
     errors.extend(mapped.errors);
+    let fingerprint = crate::shard::fingerprint(&destination.label(), filters, &mapped.jobs);
     if let Some(shard) = inputs.shard {
         mapped.jobs.retain(|job| shard.contains(job));
     }
@@ -105,7 +117,12 @@ async fn read_and_map(
         say_err(warning.as_warning());
     }
     if errors.is_empty() {
-        Ok((read, mapped.jobs, accounts))
+        Ok(Read {
+            inputs: read,
+            jobs: mapped.jobs,
+            accounts,
+            fingerprint,
+        })
     } else {
         Err(Error::Input(errors))
     }
@@ -116,6 +133,8 @@ async fn read_and_map(
 struct Loaded {
     jobs: Vec<Job>,
     registry: ClientOptions,
+    /// The run's list fingerprint, for its report.
+    fingerprint: String,
 }
 
 /// Says which `--registry-rps`/`--registry-jobs` hosts no job of the run reaches: a typo, or a
@@ -138,10 +157,16 @@ fn warn_unused_hosts(settings: &PlanSettings, jobs: &[Job], registry: &ClientOpt
 /// Reads, maps and folds in per-registry settings; any problem is the error (nothing may run
 /// then).
 async fn load(settings: &PlanSettings) -> Result<Loaded, Error> {
-    let (inputs, jobs, accounts) = read_and_map(
+    let Read {
+        inputs,
+        jobs,
+        accounts,
+        fingerprint,
+    } = read_and_map(
         &settings.inputs,
         &settings.destination,
         settings.accounts.as_deref(),
+        &settings.rerun.filter_flags,
     )
     .await?;
     let mut registry = settings.registry.clone();
@@ -175,7 +200,11 @@ async fn load(settings: &PlanSettings) -> Result<Loaded, Error> {
         }
     }
     warn_unused_hosts(settings, &jobs, &registry);
-    Ok(Loaded { jobs, registry })
+    Ok(Loaded {
+        jobs,
+        registry,
+        fingerprint,
+    })
 }
 
 fn read_accounts(path: &Path) -> (Vec<HostSettings>, Vec<InputError>) {

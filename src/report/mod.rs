@@ -18,6 +18,7 @@ use crate::reference::ImageRef;
 
 use crate::input::InputFormat;
 use crate::model::{FailureKind, ImageError, ImageResult, Rerun, Status, Summary};
+use crate::shard::Shard;
 use crate::words::count;
 
 /// The line printed when an image finishes, e.g.
@@ -133,12 +134,58 @@ fn short(message: &str) -> String {
     format!("{} … {}", head.trim_end(), tail.trim_start())
 }
 
+/// What makes a report self-describing: the command that wrote it, its shard, the run's list
+/// fingerprint (see [`crate::shard::fingerprint`]), the destination, and what a rerun of its
+/// failed entries needs. `report merge` reads it back to tell which reports belong together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunInfo {
+    /// `sync` (also for `serve`'s runs), `plan` or `verify`.
+    pub command: &'static str,
+    pub shard: Option<Shard>,
+    pub fingerprint: String,
+    /// As [`crate::model::Destination::label`] names it.
+    pub destination: String,
+    pub rerun: Rerun,
+}
+
+/// Every report: the [`RunInfo`], then its entries (`images` for a sync, `entries` for a plan
+/// or a verification) and its summary.
 #[derive(Serialize)]
-struct JsonReport<'a> {
+struct JsonReport<'a, E: Serialize, S: Serialize> {
     ferry_version: &'static str,
-    destination: String,
-    images: Vec<JsonImage<'a>>,
-    summary: Summary,
+    command: &'static str,
+    /// `{ "index": K, "count": N }`, or `null` for a run of the whole list.
+    shard: Option<Shard>,
+    fingerprint: &'a str,
+    destination: &'a str,
+    rerun: &'a Rerun,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    images: Option<Vec<E>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entries: Option<Vec<E>>,
+    summary: S,
+}
+
+/// A report as pretty JSON, with a final newline.
+fn json_text<E: Serialize, S: Serialize>(info: &RunInfo, entries: Vec<E>, summary: S) -> String {
+    let (images, entries) = match info.command {
+        "sync" => (Some(entries), None),
+        _ => (None, Some(entries)),
+    };
+    let report = JsonReport {
+        ferry_version: env!("CARGO_PKG_VERSION"),
+        command: info.command,
+        shard: info.shard,
+        fingerprint: &info.fingerprint,
+        destination: &info.destination,
+        rerun: &info.rerun,
+        images,
+        entries,
+        summary,
+    };
+    let mut text = serde_json::to_string_pretty(&report).expect("a report always serializes");
+    text.push('\n');
+    text
 }
 
 #[derive(Serialize)]
@@ -146,6 +193,8 @@ struct JsonImage<'a> {
     source: &'a str,
     target: &'a str,
     origin: String,
+    /// The entry as a list line, for a failed list (`report merge --failed-list`).
+    list_line: &'a str,
     status: Status,
     digest: Option<&'a str>,
     blobs_copied: u32,
@@ -156,14 +205,15 @@ struct JsonImage<'a> {
     error: Option<&'a ImageError>,
 }
 
-/// The JSON report as a string.
-pub fn json_report(destination: &str, results: &[ImageResult], summary: Summary) -> String {
-    let images = results
+/// The JSON report of a sync as a string.
+pub fn json_report(info: &RunInfo, results: &[ImageResult], summary: Summary) -> String {
+    let images: Vec<JsonImage<'_>> = results
         .iter()
         .map(|r| JsonImage {
             source: &r.source,
             target: &r.target,
             origin: r.origin.to_string(),
+            list_line: &r.list_line,
             status: r.status,
             digest: r.digest.as_deref(),
             blobs_copied: r.counts.blobs_copied,
@@ -174,15 +224,7 @@ pub fn json_report(destination: &str, results: &[ImageResult], summary: Summary)
             error: r.error.as_ref(),
         })
         .collect();
-    let report = JsonReport {
-        ferry_version: env!("CARGO_PKG_VERSION"),
-        destination: destination.to_owned(),
-        images,
-        summary,
-    };
-    let mut text = serde_json::to_string_pretty(&report).expect("the report always serializes");
-    text.push('\n');
-    text
+    json_text(info, images, summary)
 }
 
 /// One entry of a failed list: its list line, where it came from and why it is there.
@@ -354,25 +396,23 @@ pub fn json_event(event: &crate::run::events::Event) -> serde_json::Value {
 }
 
 /// The files a sync writes when it ends: the JSON report and the failed list.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Outputs {
     pub report: Option<PathBuf>,
     pub failed_list: Option<PathBuf>,
-    /// The destination as the report names it.
-    pub destination: String,
-    /// What the failed list's rerun command needs beyond its lines.
-    pub rerun: Rerun,
+    /// What the report says of the run, and what the failed list's rerun command needs.
+    pub info: RunInfo,
 }
 
 impl Outputs {
     /// Writes both files; the error names the one that could not be written.
     pub fn write(&self, results: &[ImageResult], summary: Summary) -> Result<(), String> {
         if let Some(path) = &self.report {
-            write_file(path, &json_report(&self.destination, results, summary))
+            write_file(path, &json_report(&self.info, results, summary))
                 .map_err(|e| format!("cannot write the report {}: {e}", path.display()))?;
         }
         if let Some(path) = &self.failed_list {
-            write_file(path, &failed_list(results, &self.rerun, Some(path)))
+            write_file(path, &failed_list(results, &self.info.rerun, Some(path)))
                 .map_err(|e| format!("cannot write the failed list {}: {e}", path.display()))?;
         }
         Ok(())
@@ -464,34 +504,150 @@ struct JsonEntry<'a> {
     source: String,
     target: String,
     origin: String,
+    list_line: String,
     state: State,
     source_digest: Option<&'a str>,
     target_digest: Option<&'a str>,
     error: Option<&'a ImageError>,
 }
 
-/// The JSON report of `plan` and `verify`.
-pub fn plan_json(entries: &[PlanEntry], summary: &PlanSummary) -> String {
+/// The JSON report of `plan`.
+pub fn plan_json(info: &RunInfo, entries: &[PlanEntry], summary: &PlanSummary) -> String {
     let entries: Vec<JsonEntry<'_>> = entries
         .iter()
         .map(|e| JsonEntry {
             source: e.job.source.to_string(),
             target: e.job.target.to_string(),
             origin: e.job.origin.to_string(),
+            list_line: e.job.as_list_line(),
             state: e.state,
             source_digest: e.source_digest.as_deref(),
             target_digest: e.target_digest.as_deref(),
             error: e.error.as_ref(),
         })
         .collect();
-    let value = serde_json::json!({
-        "ferry_version": env!("CARGO_PKG_VERSION"),
-        "entries": entries,
-        "summary": summary,
-    });
-    let mut text = serde_json::to_string_pretty(&value).expect("the plan always serializes");
-    text.push('\n');
-    text
+    json_text(info, entries, summary)
+}
+
+/// What `verify` found at one target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// The target holds the source's digest.
+    Verified,
+    /// The target does not exist.
+    Missing,
+    /// The target holds another digest.
+    Mismatch,
+    /// The source does not exist.
+    NoSource,
+    /// A lookup failed, so nothing could be compared.
+    Error,
+}
+
+impl Verdict {
+    pub fn of(state: State) -> Verdict {
+        match state {
+            State::Current => Verdict::Verified,
+            State::New => Verdict::Missing,
+            State::Changed => Verdict::Mismatch,
+            State::SourceMissing => Verdict::NoSource,
+            State::Unknown => Verdict::Error,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Verified => "verified",
+            Verdict::Missing => "missing",
+            Verdict::Mismatch => "mismatch",
+            Verdict::NoSource => "no-source",
+            Verdict::Error => "error",
+        }
+    }
+}
+
+/// Counts over a verification: every target is `verified` or one of the problems.
+#[derive(Debug, Serialize)]
+pub struct VerifySummary {
+    pub total: usize,
+    pub verified: usize,
+    pub problems: usize,
+    pub missing: usize,
+    pub mismatch: usize,
+    pub no_source: usize,
+    pub error: usize,
+    pub requests: u64,
+    /// 429 answers waited out.
+    pub throttled: u64,
+    pub seconds: f64,
+}
+
+impl VerifySummary {
+    pub fn of(entries: &[PlanEntry], plan: &PlanSummary) -> VerifySummary {
+        let count = |verdict| {
+            entries
+                .iter()
+                .filter(|e| Verdict::of(e.state) == verdict)
+                .count()
+        };
+        let verified = count(Verdict::Verified);
+        VerifySummary {
+            total: entries.len(),
+            verified,
+            problems: entries.len() - verified,
+            missing: count(Verdict::Missing),
+            mismatch: count(Verdict::Mismatch),
+            no_source: count(Verdict::NoSource),
+            error: count(Verdict::Error),
+            requests: plan.requests,
+            throttled: plan.throttled,
+            seconds: plan.seconds,
+        }
+    }
+
+    /// `2 targets: 1 verified, 1 with problems (4 requests in 0.2s)`.
+    pub fn line(&self) -> String {
+        format!(
+            "{}: {} verified, {} with problems ({} in {:.1}s)",
+            count(self.total, "target", "targets"),
+            self.verified,
+            self.problems,
+            count(self.requests, "request", "requests"),
+            self.seconds
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct JsonVerified<'a> {
+    source: String,
+    target: String,
+    origin: String,
+    list_line: String,
+    status: Verdict,
+    source_digest: Option<&'a str>,
+    target_digest: Option<&'a str>,
+    error: Option<&'a ImageError>,
+}
+
+/// The JSON report of `verify`: each target's verdict, and the counts of verified targets and
+/// of problems.
+pub fn verify_json(info: &RunInfo, entries: &[PlanEntry], summary: &VerifySummary) -> String {
+    let entries: Vec<JsonVerified<'_>> = entries
+        .iter()
+        .map(|e| JsonVerified {
+            source: e.job.source.to_string(),
+            target: e.job.target.to_string(),
+            origin: e.job.origin.to_string(),
+            list_line: e.job.as_list_line(),
+            status: Verdict::of(e.state),
+            source_digest: e.source_digest.as_deref(),
+            target_digest: e.target_digest.as_deref(),
+            error: e.error.as_ref(),
+        })
+        .collect();
+    json_text(info, entries, summary)
 }
 
 #[cfg(test)]
@@ -649,12 +805,40 @@ mod tests {
             Some((FailureKind::Unauthorized, "authentication required")),
         )];
         let summary = Summary::of(&results, Duration::from_millis(10), false);
+        let info = RunInfo {
+            command: "sync",
+            shard: Some(Shard { index: 1, count: 3 }),
+            fingerprint: "sha256:ab".to_owned(),
+            destination: "h.example/m".to_owned(),
+            rerun: Rerun {
+                flags: vec!["--engine".to_owned(), "native".to_owned()],
+                ..Rerun::default()
+            },
+        };
         let value: serde_json::Value =
-            serde_json::from_str(&json_report("h.example/m", &results, summary)).unwrap();
+            serde_json::from_str(&json_report(&info, &results, summary)).unwrap();
+        // The report says what wrote it, of which shard, of which input.
+        assert_eq!(value["command"], "sync");
+        assert_eq!(
+            value["shard"],
+            serde_json::json!({ "index": 1, "count": 3 })
+        );
+        assert_eq!(value["fingerprint"], "sha256:ab");
+        assert_eq!(value["destination"], "h.example/m");
+        assert_eq!(value["ferry_version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(
+            value["rerun"],
+            serde_json::json!({
+                "flags": ["--engine", "native"], "dest_dir": null, "filter_flags": [],
+                "credentials": []
+            })
+        );
+        assert!(value.get("entries").is_none());
         let image = &value["images"][0];
         for field in [
             "source",
             "target",
+            "list_line",
             "status",
             "digest",
             "blobs_copied",
