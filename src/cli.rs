@@ -88,8 +88,10 @@ pub enum ShellArg {
 
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
-    /// Merge the reports of several shards (sync, or plan/verify) into OUT, counting the
-    /// summary again; exit 1 when any image failed
+    /// Merge the reports of one run's shards (sync, plan or verify) into OUT, counting the
+    /// summary again: exit 2 for reports that are not one run's shards each once (another
+    /// command, list or N; a shard twice; an older ferry's), 1 when a shard is missing or an
+    /// image failed (a target has a problem), else 0
     Merge {
         /// The merged report ("-" for standard output)
         #[arg(value_name = "OUT")]
@@ -97,6 +99,10 @@ pub enum ReportCommand {
         /// The shards' reports
         #[arg(value_name = "IN", required = true)]
         inputs: Vec<PathBuf>,
+        /// Write the failed images (a verification's targets with problems) to FILE in list
+        /// format, under the command that feeds them back to `ferry sync`
+        #[arg(long, value_name = "FILE")]
+        failed_list: Option<PathBuf>,
     },
 }
 

@@ -66,10 +66,11 @@ pub enum CommandSettings {
     Completions(crate::cli::ShellArg),
     /// `manpage`
     Manpage,
-    /// `report merge OUT IN…`
+    /// `report merge OUT IN… [--failed-list FILE]`
     ReportMerge {
         out: PathBuf,
         inputs: Vec<PathBuf>,
+        failed_list: Option<PathBuf>,
     },
 }
 
@@ -179,6 +180,8 @@ pub enum SettingsError {
     },
     #[error("--report and --failed-list cannot both be \"-\" (standard output)")]
     BothOnStdout,
+    #[error("OUT and --failed-list cannot both be \"-\" (standard output)")]
+    MergeBothOnStdout,
     #[error(transparent)]
     Filter(#[from] FilterError),
     #[error(transparent)]
@@ -212,9 +215,22 @@ impl Settings {
             }
             Command::Completions { shell } => CommandSettings::Completions(shell),
             Command::Manpage => CommandSettings::Manpage,
-            Command::Report(ReportCommand::Merge { out, inputs }) => {
+            Command::Report(ReportCommand::Merge {
+                out,
+                inputs,
+                failed_list,
+            }) => {
                 output_path("report merge OUT", &Some(out.clone()))?;
-                CommandSettings::ReportMerge { out, inputs }
+                output_path("--failed-list", &failed_list)?;
+                let stdout = |path: &std::path::Path| path == std::path::Path::new("-");
+                if stdout(&out) && failed_list.as_deref().is_some_and(stdout) {
+                    return Err(SettingsError::MergeBothOnStdout);
+                }
+                CommandSettings::ReportMerge {
+                    out,
+                    inputs,
+                    failed_list,
+                }
             }
         };
         let mut command = command;

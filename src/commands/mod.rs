@@ -29,6 +29,9 @@ pub async fn run(settings: Settings) -> Result<Outcome, Error> {
         CommandSettings::Serve(serve) => {
             to_stdout(&serve.sync.plan.report) || to_stdout(&serve.sync.failed_list)
         }
+        CommandSettings::ReportMerge {
+            out, failed_list, ..
+        } => to_stdout(&Some(out.clone())) || to_stdout(failed_list),
         _ => false,
     };
     // A report on stdout has it to itself: the lines meant for people go to stderr.
@@ -46,7 +49,11 @@ pub async fn run(settings: Settings) -> Result<Outcome, Error> {
         CommandSettings::Verify(plan) => plan::verify(&plan).await,
         CommandSettings::Sync(sync) => sync::sync(*sync).await,
         CommandSettings::Serve(settings) => serve::serve(*settings).await,
-        CommandSettings::ReportMerge { out, inputs } => report::merge(&out, &inputs),
+        CommandSettings::ReportMerge {
+            out,
+            inputs,
+            failed_list,
+        } => report::merge(&out, &inputs, failed_list.as_deref()),
         CommandSettings::Completions(shell) => show::completions(shell),
         CommandSettings::Manpage => show::manpage(),
     }

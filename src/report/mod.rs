@@ -856,6 +856,77 @@ mod tests {
     }
 
     #[test]
+    fn a_verify_report_says_what_verify_found() {
+        use crate::model::{Destination, Job, Origin, Target};
+        let entry = |tag: &str, state: State| {
+            let source = ImageRef::parse(&format!("docker.io/library/nginx:{tag}")).unwrap();
+            let target =
+                ImageRef::parse(&format!("h.example/m/docker.io/library/nginx:{tag}")).unwrap();
+            PlanEntry {
+                state,
+                ..PlanEntry::unlooked(Job {
+                    origin: Origin {
+                        file: "list".into(),
+                        line: 1,
+                    },
+                    source,
+                    target: Target::Registry(target),
+                    explicit: false,
+                    filter: None,
+                })
+            }
+        };
+        let entries = [
+            entry("1", State::Current),
+            entry("2", State::New),
+            entry("3", State::Changed),
+            entry("4", State::SourceMissing),
+            entry("5", State::Unknown),
+        ];
+        let plan = PlanSummary::of(&entries, 0, 10, Instant::now());
+        let summary = VerifySummary::of(&entries, &plan);
+        let info = RunInfo {
+            command: "verify",
+            shard: None,
+            fingerprint: "sha256:ab".to_owned(),
+            destination: Destination::OciDir("mirror".into()).label(),
+            rerun: Rerun::default(),
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(&verify_json(&info, &entries, &summary)).unwrap();
+        assert_eq!(value["command"], "verify");
+        assert_eq!(value["shard"], serde_json::Value::Null);
+        assert_eq!(value["destination"], "oci:mirror");
+        let statuses: Vec<&str> = value["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            statuses,
+            ["verified", "missing", "mismatch", "no-source", "error"]
+        );
+        assert_eq!(
+            value["entries"][1]["list_line"],
+            "docker.io/library/nginx:2 h.example/m/docker.io/library/nginx:2"
+        );
+        let counts = &value["summary"];
+        for (field, n) in [
+            ("total", 5),
+            ("verified", 1),
+            ("problems", 4),
+            ("missing", 1),
+            ("mismatch", 1),
+            ("no_source", 1),
+            ("error", 1),
+            ("requests", 10),
+        ] {
+            assert_eq!(counts[field], n, "{field}: {counts}");
+        }
+    }
+
+    #[test]
     fn failed_list_is_valid_input() {
         let results = [
             result(Status::Synced, None),
