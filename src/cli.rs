@@ -93,8 +93,10 @@ pub enum ShellArg {
 
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
-    /// Merge the reports of several shards (sync, or plan/verify) into OUT, counting the
-    /// summary again; exit 1 when any image failed
+    /// Merge the reports of one run's shards (sync, plan or verify) into OUT, counting the
+    /// summary again: exit 2 for reports that are not one run's shards each once (another
+    /// command, list or N; a shard twice; an older ferry's), 1 when a shard is missing or an
+    /// image failed (a target has a problem), else 0
     Merge {
         /// The merged report ("-" for standard output)
         #[arg(value_name = "OUT")]
@@ -102,6 +104,10 @@ pub enum ReportCommand {
         /// The shards' reports
         #[arg(value_name = "IN", required = true)]
         inputs: Vec<PathBuf>,
+        /// Write the failed images (a verification's targets with problems) to FILE in list
+        /// format, under the command that feeds them back to `ferry sync`
+        #[arg(long, value_name = "FILE")]
+        failed_list: Option<PathBuf>,
     },
 }
 
@@ -119,7 +125,8 @@ pub struct ListArgs {
 
     /// Work on shard K of N only (0 <= K < N): the entries whose target repository hashes to K
     /// (FNV-1a 64 mod N); N alone takes K from --shard-index-env
-    #[arg(long, value_name = "K/N")]
+    // Hyphen values reach the parser, which says what is wrong with `-1/3`.
+    #[arg(long, value_name = "K/N", allow_hyphen_values = true)]
     pub shard: Option<String>,
 
     /// The environment variable holding K for --shard N [default: JOB_COMPLETION_INDEX, set by

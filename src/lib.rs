@@ -29,6 +29,7 @@ pub(crate) mod settings;
 pub(crate) mod shard;
 pub(crate) mod signals;
 pub(crate) mod tls;
+pub(crate) mod words;
 
 use std::ffi::OsString;
 use std::io::Write as _;

@@ -139,9 +139,7 @@ pub fn one_per_target(jobs: Vec<Job>) -> Mapped {
             let (list, reason) = if *source == job.source {
                 (
                     &mut mapped.warnings,
-                    format!(
-                        "warning: \"{source}\" to \"{target}\" is also at {first}; copied once"
-                    ),
+                    format!("\"{source}\" to \"{target}\" is also at {first}; copied once"),
                 )
             } else {
                 (
@@ -235,9 +233,16 @@ mod tests {
         let mapped = map_all(&entries, &registry("harbor.local/third"));
         let shown = |e: &[InputError]| e.iter().map(ToString::to_string).collect::<Vec<_>>();
         assert_eq!(mapped.jobs.len(), 1);
+        let warnings: Vec<String> = mapped.warnings.iter().map(InputError::as_warning).collect();
+        assert_eq!(
+            warnings,
+            ["list.txt:3: warning: \"docker.io/library/nginx:1.25\" to \
+              \"harbor.local/third/docker.io/library/nginx:1.25\" is also at list.txt:1; copied once"]
+        );
+        // In a log line (`WARN …`) it is not called a warning a second time.
         assert_eq!(
             shown(&mapped.warnings),
-            ["list.txt:3: warning: \"docker.io/library/nginx:1.25\" to \
+            ["list.txt:3: \"docker.io/library/nginx:1.25\" to \
               \"harbor.local/third/docker.io/library/nginx:1.25\" is also at list.txt:1; copied once"]
         );
         assert_eq!(

@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::filter::FilterSpec;
 use crate::reference::{ImageRef, RepoPrefix};
@@ -38,6 +38,16 @@ pub enum Destination {
     Registry(RepoPrefix),
     /// A local directory holding one OCI image layout per repository, scoped the same way.
     OciDir(PathBuf),
+}
+
+impl Destination {
+    /// The destination as reports name it: the prefix, or `oci:DIR`.
+    pub fn label(&self) -> String {
+        match self {
+            Destination::Registry(prefix) => prefix.to_string(),
+            Destination::OciDir(dir) => format!("oci:{}", dir.display()),
+        }
+    }
 }
 
 /// The place one job writes to.
@@ -73,6 +83,23 @@ impl fmt::Display for Target {
     }
 }
 
+/// What a rerun of a run's failed entries needs beyond their list lines, as options of
+/// `ferry sync`: how the run reached the registries and which engine copied. Paths are written
+/// as given; secrets never are (the credential options the run had are only named).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rerun {
+    /// Needed whatever failed: TLS, certificates, auth files, accounts, registries.conf, the
+    /// engine.
+    pub flags: Vec<String>,
+    /// The root of the OCI layouts (`--dest-dir`), for lines that name no target of their own.
+    pub dest_dir: Option<String>,
+    /// The tag filters, for lines that are whole repositories.
+    pub filter_flags: Vec<String>,
+    /// The credential options the run had (`--src-creds`, `--dest-creds`), by name only.
+    pub credentials: Vec<String>,
+}
+
 /// A source and where it goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
@@ -88,7 +115,8 @@ pub struct Job {
 impl Job {
     /// The job as a line of the list format, so failed jobs can be fed straight back: a
     /// registry target is written out, so the line lands where it did whatever `--dest` the
-    /// rerun is given (an OCI layout target is told by `--dest-dir` instead).
+    /// rerun is given (an OCI layout target is told by `--dest-dir` instead: a line without a
+    /// target column is one, see [`names_no_target`]).
     pub fn as_list_line(&self) -> String {
         match &self.target {
             Target::Registry(target) => format!("{} {target}", self.source),
@@ -114,6 +142,12 @@ impl Job {
             filter: None,
         })
     }
+}
+
+/// Whether a line written by [`Job::as_list_line`] leaves its target to `--dest-dir` (an OCI
+/// layout target): it has no target column. Sources never hold whitespace.
+pub fn names_no_target(list_line: &str) -> bool {
+    !list_line.trim().contains(char::is_whitespace)
 }
 
 /// Why an image failed, decided in one place from the engine's own words.

@@ -17,7 +17,7 @@ use crate::engine::crane::CraneOptions;
 use crate::engine::skopeo::SkopeoOptions;
 use crate::filter::{FilterError, FilterSpec, TagFilter};
 use crate::input::{InputFormat, InputSource};
-use crate::model::Destination;
+use crate::model::{Destination, Rerun};
 use crate::reference::{ReferenceError, RepoPrefix};
 use crate::registry::auth::CredentialSources;
 use crate::registry::conf::{ConfError, RegistriesConf};
@@ -66,10 +66,11 @@ pub enum CommandSettings {
     Completions(crate::cli::ShellArg),
     /// `manpage [--dir DIR]`
     Manpage(Option<PathBuf>),
-    /// `report merge OUT IN…`
+    /// `report merge OUT IN… [--failed-list FILE]`
     ReportMerge {
         out: PathBuf,
         inputs: Vec<PathBuf>,
+        failed_list: Option<PathBuf>,
     },
 }
 
@@ -89,6 +90,9 @@ pub struct PlanSettings {
     pub retry: RetryPolicy,
     pub report: Option<PathBuf>,
     pub verbosity: u8,
+    /// What a rerun of the failed entries needs: this run's options for reaching registries
+    /// (and, for a sync, its engine's), its layout root and tag filters.
+    pub rerun: Rerun,
 }
 
 /// Which engine copies, and how it is run.
@@ -176,6 +180,8 @@ pub enum SettingsError {
     },
     #[error("--report and --failed-list cannot both be \"-\" (standard output)")]
     BothOnStdout,
+    #[error("OUT and --failed-list cannot both be \"-\" (standard output)")]
+    MergeBothOnStdout,
     #[error(transparent)]
     Filter(#[from] FilterError),
     #[error(transparent)]
@@ -209,9 +215,22 @@ impl Settings {
             }
             Command::Completions { shell } => CommandSettings::Completions(shell),
             Command::Manpage { dir } => CommandSettings::Manpage(dir),
-            Command::Report(ReportCommand::Merge { out, inputs }) => {
+            Command::Report(ReportCommand::Merge {
+                out,
+                inputs,
+                failed_list,
+            }) => {
                 output_path("report merge OUT", &Some(out.clone()))?;
-                CommandSettings::ReportMerge { out, inputs }
+                output_path("--failed-list", &failed_list)?;
+                let stdout = |path: &std::path::Path| path == std::path::Path::new("-");
+                if stdout(&out) && failed_list.as_deref().is_some_and(stdout) {
+                    return Err(SettingsError::MergeBothOnStdout);
+                }
+                CommandSettings::ReportMerge {
+                    out,
+                    inputs,
+                    failed_list,
+                }
             }
         };
         let mut command = command;
@@ -387,10 +406,20 @@ fn common(
         latest: filters.latest,
         no_prerelease: filters.no_prerelease,
     })?;
+    let destination = destination(dest)?;
+    let rerun = Rerun {
+        flags: access_flags(access),
+        dest_dir: match &destination {
+            Destination::OciDir(dir) => Some(dir.display().to_string()),
+            Destination::Registry(_) => None,
+        },
+        filter_flags: filter.spec().as_flags(),
+        credentials: credential_flags(access),
+    };
     Ok(PlanSettings {
         inputs: inputs(list)?,
         accounts: access.accounts.clone(),
-        destination: destination(dest)?,
+        destination,
         registry,
         filter,
         host_flags,
@@ -401,7 +430,68 @@ fn common(
         },
         report,
         verbosity,
+        rerun,
     })
+}
+
+/// The options of this run that say how registries are reached, as a rerun must be given them:
+/// TLS, certificate directories, auth files, the accounts file and registries.conf (from the
+/// flag or `$CONTAINERS_REGISTRIES_CONF`). Paths, never secrets.
+fn access_flags(access: &AccessArgs) -> Vec<String> {
+    let mut flags = Vec::new();
+    for (flag, value) in [
+        ("--src-tls-verify", access.src_tls_verify),
+        ("--dest-tls-verify", access.dest_tls_verify),
+    ] {
+        if let Some(verify) = value {
+            flags.push(format!("{flag}={verify}"));
+        }
+    }
+    for (flag, path) in [
+        ("--src-cert-dir", &access.src_cert_dir),
+        ("--dest-cert-dir", &access.dest_cert_dir),
+        ("--authfile", &access.authfile),
+        ("--src-authfile", &access.src_authfile),
+        ("--dest-authfile", &access.dest_authfile),
+        ("--accounts", &access.accounts),
+        ("--registries-conf", &access.registries_conf),
+    ] {
+        if let Some(path) = path {
+            flags.extend([flag.to_owned(), path.display().to_string()]);
+        }
+    }
+    flags
+}
+
+/// The credential options this run had (from flags or the environment), by name: a rerun
+/// needs them, and a file must never hold them.
+fn credential_flags(access: &AccessArgs) -> Vec<String> {
+    let mut named = Vec::new();
+    if access.src_creds.is_some() {
+        named.push("--src-creds".to_owned());
+    }
+    if access.dest_creds.is_some() || access.dest_username.is_some() {
+        named.push("--dest-creds".to_owned());
+    }
+    named
+}
+
+/// What a rerun needs to copy with the same engine: its name, its binary when one was named,
+/// and skopeo's `--insecure-policy`.
+fn engine_flags(engine: &EngineSettings, args: &SyncArgs) -> Vec<String> {
+    let mut flags = vec!["--engine".to_owned(), engine.name().to_owned()];
+    let binary = match engine {
+        EngineSettings::Skopeo(_) => args.skopeo.skopeo.as_ref().map(|p| ("--skopeo", p)),
+        EngineSettings::Crane(_) => args.engine.crane.as_ref().map(|p| ("--crane", p)),
+        EngineSettings::Native => None,
+    };
+    if let Some((flag, path)) = binary {
+        flags.extend([flag.to_owned(), path.display().to_string()]);
+    }
+    if args.skopeo.insecure_policy {
+        flags.push("--insecure-policy".to_owned());
+    }
+    flags
 }
 
 /// What `serve` runs, and when.
@@ -471,6 +561,7 @@ fn sync_settings(args: SyncArgs, verbosity: u8) -> Result<SyncSettings, Settings
         &mut plan.host_flags,
     )?;
     let (engine, engine_note) = engine(&args, &plan.destination)?;
+    plan.rerun.flags.extend(engine_flags(&engine, &args));
     Ok(SyncSettings {
         engine,
         engine_note,

@@ -331,3 +331,41 @@ fn completions_and_the_man_page_are_generated_for_every_command() {
         stderr_of(&out)
     );
 }
+
+/// Every wrong `--shard` says which part is wrong and what to write, once, and exits 2.
+#[test]
+fn a_wrong_shard_says_what_is_wrong_with_it() {
+    let n_at_least_1 = "N, the number of shards, must be at least 1 (write K/N with 0 <= K < N, \
+                        e.g. 0/3)";
+    for (shard, expected) in [
+        ("0", format!("ferry: error: --shard 0: {n_at_least_1}")),
+        ("1/0", format!("ferry: error: --shard 1/0: {n_at_least_1}")),
+        ("0/0", format!("ferry: error: --shard 0/0: {n_at_least_1}")),
+        (
+            "3/3",
+            "ferry: error: --shard 3/3: shard 3 of 3 does not exist: K counts from 0, so it \
+             must be less than N (0 to 2 here)"
+                .to_owned(),
+        ),
+        (
+            "-1/3",
+            "ferry: error: --shard -1/3: the shard index K \"-1\" is not a whole number: write \
+             K/N with 0 <= K < N (e.g. 0/3), or N with K from --shard-index-env"
+                .to_owned(),
+        ),
+        (
+            "3",
+            "ferry: error: --shard 3: K comes from $JOB_COMPLETION_INDEX, which is not set: set \
+             it, name the variable that holds K with --shard-index-env, or write K/N"
+                .to_owned(),
+        ),
+    ] {
+        let out = run(
+            ferry()
+                .args(["show-images", "--dest", "h.example/m", "--shard", shard])
+                .env_remove("JOB_COMPLETION_INDEX"),
+            2,
+        );
+        assert_eq!(stderr_of(&out).trim_end(), expected, "--shard {shard}");
+    }
+}

@@ -1467,19 +1467,28 @@ fn the_action_install_step_accepts_none_and_refuses_an_unknown_method() {
     }
 }
 
-fn sync_report(destination: &str, statuses: &[&str]) -> serde_json::Value {
+/// A sync report of shard `k` of `n`, as ferry writes one (command, shard, list fingerprint).
+fn sync_report(destination: &str, (k, n): (usize, usize), statuses: &[&str]) -> serde_json::Value {
     let images: Vec<serde_json::Value> = statuses
         .iter()
         .enumerate()
         .map(|(i, status)| {
+            let source = format!("docker.io/library/app{k}-{i}:1");
+            let target = format!("{destination}/{source}");
             serde_json::json!({
-                "source": format!("docker.io/library/app{i}:1"),
-                "target": format!("{destination}/docker.io/library/app{i}:1"),
+                "source": source,
+                "target": target,
+                "list_line": format!("{source} {target}"),
+                "origin": format!("source-images.list:{i}"),
                 "status": status,
             })
         })
         .collect();
     serde_json::json!({
+        "ferry_version": "0.1.0",
+        "command": "sync",
+        "shard": { "index": k, "count": n },
+        "fingerprint": format!("sha256:{}", "0".repeat(64)),
         "destination": destination,
         "images": images,
         "summary": { "total": statuses.len(), "duration_ms": 10, "interrupted": false },
@@ -1529,13 +1538,21 @@ fn the_merge_job_fails_the_workflow_when_a_shard_failed_an_image_or_left_no_repo
         std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_ferry"), dir.path().join("bin/ferry"))
             .unwrap();
         for (k, statuses) in reports.iter().enumerate() {
-            let report = sync_report("harbor.example/third", statuses);
+            let report = sync_report("harbor.example/third", (k, shards), statuses);
             let file = workspace.join(format!("reports/shard-{k}.json"));
             fs::write(file, report.to_string()).unwrap();
         }
         let out = run(&mut bash_step(&script, dir.path(), &workspace, &env), code);
         let output = stdout_of(&out) + &stderr_of(&out);
         assert!(output.contains(says), "expected {says:?} in: {output}");
+        if reports.len() < shards {
+            // ferry names the shard that left no report, as the step does.
+            let missing = format!("shard {}/{shards} is missing", shards - 1);
+            assert!(
+                output.contains(&missing),
+                "expected {missing:?} in: {output}"
+            );
+        }
         // The merged report is written in every case, for the upload after it.
         let merged: serde_json::Value =
             serde_json::from_str(&fs::read_to_string(workspace.join("report.json")).unwrap())

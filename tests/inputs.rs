@@ -77,7 +77,7 @@ fn a_skopeo_yaml_registry_section_brings_its_credentials_and_cert_dir() {
     // Into the local OCI directory: a source with a port cannot be scoped in a registry.
     let out = run(m.ferry().arg("sync").arg(&yaml), 0);
     assert!(
-        stdout_of(&out).contains("1 images: 1 synced"),
+        stdout_of(&out).contains("1 image: 1 synced"),
         "{}",
         stdout_of(&out)
     );

@@ -594,7 +594,7 @@ fn native_progress_shows_bytes_rate_and_time_left() {
     assert!(
         stderr
             .lines()
-            .any(|l| l.starts_with("ferry: 0/1 images done") && l.contains(" MB moved (")),
+            .any(|l| l.starts_with("ferry: 0/1 image done") && l.contains(" MB moved (")),
         "{stderr}"
     );
 

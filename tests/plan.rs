@@ -339,7 +339,7 @@ fn force_copies_even_what_is_current() {
     run(&mut m.sync(&list), 0);
     let out = run(m.sync(&list).arg("--force"), 0);
     assert!(
-        stdout_of(&out).contains("1 images: 1 synced, 0 skipped"),
+        stdout_of(&out).contains("1 image: 1 synced, 0 skipped"),
         "{}",
         stdout_of(&out)
     );

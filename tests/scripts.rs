@@ -39,7 +39,7 @@ fn sync_image_passes_flags_after_the_list_to_ferry() {
     );
     let stdout = stdout_of(&out);
     assert!(
-        stdout.contains("# dry run: 1 entries")
+        stdout.contains("# dry run: 1 entry")
             && stdout.contains("oci:mirror/docker.io/library/nginx:1.25"),
         "{stdout}"
     );

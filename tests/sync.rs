@@ -18,6 +18,7 @@ use common::*;
 per_engine!(
     targets_land_where_show_images_said_with_upstream_digests,
     a_missing_image_fails_alone_and_lands_in_the_failed_list,
+    the_failed_list_feeds_back_with_the_runs_tls_registries_conf_and_engine,
     wrong_destination_credentials_are_unauthorized,
     a_whole_repository_with_an_explicit_target_copies_every_tag,
     registries_behind_tls_are_verified_with_the_cas_given,
@@ -117,13 +118,9 @@ fn targets_land_where_show_images_said_with_upstream_digests(engine: Engine) {
         assert_eq!(image["attempts"], 1);
         assert!(image["error"].is_null());
     }
-    // Each first copy moves both platforms' layers (crane and native count their configs too,
-    // as blobs); the pinned and explicit copies know their digest.
-    let blobs = match m.engine {
-        Engine::Skopeo => 2,
-        Engine::Crane(_) | Engine::Native => 4,
-    };
-    assert_eq!(images(&report)[0]["blobs_copied"], blobs, "{report:#}");
+    // Each first copy moves both platforms' layer and config: 4 blobs, counted alike by every
+    // engine; the pinned and explicit copies know their digest.
+    assert_eq!(images(&report)[0]["blobs_copied"], 4, "{report:#}");
     assert_eq!(images(&report)[0]["manifests_written"], 3, "{report:#}");
     assert_eq!(images(&report)[4]["digest"], alpine.as_str());
     assert_eq!(images(&report)[6]["digest"], nginx.as_str());
@@ -228,23 +225,87 @@ fn a_missing_image_fails_alone_and_lands_in_the_failed_list(engine: Engine) {
     // Fed back exactly as its header says, it lands where the first run meant it to.
     let failed = std::fs::read_to_string(&failed_path).unwrap();
     assert!(
-        failed.starts_with(
-            "# images that failed in the last ferry run; feed back with: ferry sync THIS_FILE\n"
-        ),
+        failed.starts_with(&format!(
+            "# images that failed in the last ferry run; feed back with: ferry sync THIS_FILE \
+             --dest-tls-verify=false --registries-conf {} --engine {}\n",
+            m.conf.display(),
+            m.engine.name()
+        )),
         "{failed}"
     );
     let fixed = m.push("library/nginx:9.9", "nginx-9.9");
-    run(
-        m.ferry()
-            .arg("sync")
-            .arg(&failed_path)
-            .arg("--dest-tls-verify=false"),
-        0,
-    );
+    run(&mut m.feed_back(&failed_path), 0);
     assert_eq!(
         m.target_digest(&format!("{p}/docker.io/library/nginx:9.9")),
         Some(fixed)
     );
+    assert!(!m.scratch.path().join("mirror").exists());
+}
+
+/// A failed list of registry targets, from a run that reached its registries through TLS
+/// flags, a CA directory, registries.conf and credentials in the environment: its header is
+/// the whole command that feeds it back (no `--dest-dir`: the lines name their targets), names
+/// the credentials without their values, and run as written (the secret given again) it
+/// copies what failed, with the same engine.
+fn the_failed_list_feeds_back_with_the_runs_tls_registries_conf_and_engine(engine: Engine) {
+    let m = Mirror::with_engine(true, engine);
+    m.push("library/nginx:1.25", "nginx");
+    let dest = m.dest.addr();
+    let list = m.write(
+        "images.list",
+        &format!("nginx:1.25 {dest}/pinned/nginx:1.25\nnginx:9.9 {dest}/pinned/nginx:9.9\n"),
+    );
+    let failed_path = m.scratch.path().join("failed.list");
+    let cert_dir = m.dest.cert_dir().unwrap();
+    let creds = format!("{USER}:{PASSWORD}");
+    // No --dest: the default layout root is no part of a run whose lines name their targets.
+    run(
+        m.ferry()
+            .arg("sync")
+            .arg(&list)
+            .arg("--src-tls-verify=false")
+            .arg("--dest-cert-dir")
+            .arg(&cert_dir)
+            .arg("--failed-list")
+            .arg(&failed_path)
+            .env("FERRY_DEST_CREDS", &creds),
+        1,
+    );
+    let failed = std::fs::read_to_string(&failed_path).unwrap();
+    let header: Vec<&str> = failed.lines().take(2).collect();
+    assert_eq!(
+        header[0],
+        format!(
+            "# images that failed in the last ferry run; feed back with: ferry sync THIS_FILE \
+             --src-tls-verify=false --dest-cert-dir {} --registries-conf {} --engine {}",
+            cert_dir.display(),
+            m.conf.display(),
+            m.engine.name()
+        ),
+        "{failed}"
+    );
+    assert_eq!(
+        header[1],
+        "# secrets are never written here: give the rerun --dest-creds (or its environment \
+         variables) as this run had them"
+    );
+    assert!(!failed.contains(PASSWORD), "{failed}");
+    assert!(!failed.contains("--dest-dir"), "{failed}");
+
+    let fixed = m.push("library/nginx:9.9", "nginx-9.9");
+    let before = m.invocations().len();
+    run(m.feed_back(&failed_path).env("FERRY_DEST_CREDS", &creds), 0);
+    assert_eq!(
+        m.target_digest(&format!("{dest}/pinned/nginx:9.9")),
+        Some(fixed)
+    );
+    // The same engine copied it: one more run of skopeo or crane, none for native.
+    let started = m.invocations().len() - before;
+    let expected = match m.engine {
+        Engine::Native => 0,
+        Engine::Skopeo | Engine::Crane(_) => 1,
+    };
+    assert_eq!(started, expected, "{:?}", m.invocations());
     assert!(!m.scratch.path().join("mirror").exists());
 }
 
@@ -264,7 +325,7 @@ fn wrong_destination_credentials_are_unauthorized(engine: Engine) {
         }
     };
 
-    run(
+    let out = run(
         m.sync(&list)
             .arg("--report")
             .arg(&report_path)
@@ -272,6 +333,14 @@ fn wrong_destination_credentials_are_unauthorized(engine: Engine) {
         1,
     );
     unauthorized_at_once(&report(&report_path));
+    // The kind is said once: `unauthorized: HOST refused …`, not `unauthorized: unauthorized:`.
+    let refused = format!(
+        "unauthorized: {} refused the destination credentials while planning",
+        m.dest.addr()
+    );
+    let stdout = stdout_of(&out);
+    assert_eq!(stdout.matches(&refused).count(), 3, "{stdout}");
+    assert!(!stdout.contains("unauthorized: unauthorized"), "{stdout}");
     assert!(catalog(&m.dest).is_empty());
     // The planner's lookups found the password wrong, sending it once: no engine sends it
     // again.
@@ -388,6 +457,20 @@ fn an_image_asked_for_twice_is_copied_once() {
     assert!(
         stderr.contains(&format!("is also at {}:1; copied once", first.display())),
         "{stderr}"
+    );
+    // The repeat found once the repository is listed is a log line: WARN, said once.
+    assert!(
+        stderr.contains(&format!(
+            "WARN {}:1: \"docker.io/library/nginx:1.25.3\"",
+            repo.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("warning:")),
+        "a warning called a warning twice:\n{stderr}"
     );
     let report = report(&report_path);
     let targets: Vec<&str> = images(&report)
@@ -1413,7 +1496,7 @@ fn settings_are_checked_up_front_and_none_is_ignored() {
         .unwrap_or_else(|e| panic!("stdout is not the JSON plan ({e}):\n{}", stdout_of(&out)));
     assert_eq!(plan["summary"]["new"], 1);
     assert!(
-        stderr_of(&out).contains("1 entries: 1 new"),
+        stderr_of(&out).contains("1 entry: 1 new"),
         "{}",
         stderr_of(&out)
     );

@@ -30,6 +30,9 @@ pub async fn run(settings: Settings) -> Result<Outcome, Error> {
         CommandSettings::Serve(serve) => {
             to_stdout(&serve.sync.plan.report) || to_stdout(&serve.sync.failed_list)
         }
+        CommandSettings::ReportMerge {
+            out, failed_list, ..
+        } => to_stdout(&Some(out.clone())) || to_stdout(failed_list),
         _ => false,
     };
     // A report on stdout has it to itself: the lines meant for people go to stderr.
@@ -47,7 +50,11 @@ pub async fn run(settings: Settings) -> Result<Outcome, Error> {
         CommandSettings::Verify(plan) => plan::verify(&plan).await,
         CommandSettings::Sync(sync) => sync::sync(*sync).await,
         CommandSettings::Serve(settings) => serve::serve(*settings).await,
-        CommandSettings::ReportMerge { out, inputs } => report::merge(&out, &inputs),
+        CommandSettings::ReportMerge {
+            out,
+            inputs,
+            failed_list,
+        } => report::merge(&out, &inputs, failed_list.as_deref()),
         CommandSettings::Completions(shell) => show::completions(shell),
         CommandSettings::Manpage(dir) => manpage::manpage(dir.as_deref()),
     }
@@ -81,13 +88,24 @@ async fn read_inputs(inputs: &InputSettings) -> Result<Inputs, Error> {
     }
 }
 
+/// What the inputs hold: every entry read, this shard's jobs, the accounts file's hosts, and
+/// the run's list fingerprint (over every shard's jobs, see [`crate::shard::fingerprint`]).
+struct Read {
+    inputs: Inputs,
+    jobs: Vec<Job>,
+    accounts: Vec<HostSettings>,
+    fingerprint: String,
+}
+
 /// Reads every input and the accounts file, and maps every entry: all their problems make one
 /// error (syntax, unmappable entries, duplicate targets). Warnings are printed either way.
+/// `filters` (the tag filters, as flags) are for the fingerprint.
 async fn read_and_map(
     inputs: &InputSettings,
     destination: &Destination,
     accounts: Option<&Path>,
-) -> Result<(Inputs, Vec<Job>, Vec<HostSettings>), Error> {
+    filters: &[String],
+) -> Result<Read, Error> {
     let (read, mut errors) = input::read_all(&inputs.sources, inputs.format).await;
     let accounts = match accounts {
         Some(path) => {
@@ -102,14 +120,20 @@ async fn read_and_map(
     }
     let mut mapped = map_all(&read.entries, destination);
     errors.extend(mapped.errors);
+    let fingerprint = crate::shard::fingerprint(&destination.label(), filters, &mapped.jobs);
     if let Some(shard) = inputs.shard {
         mapped.jobs.retain(|job| shard.contains(job));
     }
     for warning in &mapped.warnings {
-        say_err(warning);
+        say_err(warning.as_warning());
     }
     if errors.is_empty() {
-        Ok((read, mapped.jobs, accounts))
+        Ok(Read {
+            inputs: read,
+            jobs: mapped.jobs,
+            accounts,
+            fingerprint,
+        })
     } else {
         Err(Error::Input(errors))
     }
@@ -131,6 +155,8 @@ fn warn_empty_inputs(inputs: &InputSettings, read: &Inputs) {
 struct Loaded {
     jobs: Vec<Job>,
     registry: ClientOptions,
+    /// The run's list fingerprint, for its report.
+    fingerprint: String,
 }
 
 /// Says which `--registry-rps`/`--registry-jobs` hosts no job of the run reaches: a typo, or a
@@ -153,10 +179,16 @@ fn warn_unused_hosts(settings: &PlanSettings, jobs: &[Job], registry: &ClientOpt
 /// Reads, maps and folds in per-registry settings; any problem is the error (nothing may run
 /// then).
 async fn load(settings: &PlanSettings) -> Result<Loaded, Error> {
-    let (inputs, jobs, accounts) = read_and_map(
+    let Read {
+        inputs,
+        jobs,
+        accounts,
+        fingerprint,
+    } = read_and_map(
         &settings.inputs,
         &settings.destination,
         settings.accounts.as_deref(),
+        &settings.rerun.filter_flags,
     )
     .await?;
     let mut registry = settings.registry.clone();
@@ -190,7 +222,11 @@ async fn load(settings: &PlanSettings) -> Result<Loaded, Error> {
         }
     }
     warn_unused_hosts(settings, &jobs, &registry);
-    Ok(Loaded { jobs, registry })
+    Ok(Loaded {
+        jobs,
+        registry,
+        fingerprint,
+    })
 }
 
 fn read_accounts(path: &Path) -> (Vec<HostSettings>, Vec<InputError>) {

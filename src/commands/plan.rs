@@ -8,22 +8,34 @@ use std::time::Instant;
 use super::{load, say, say_err};
 use crate::error::{Error, Outcome};
 use crate::model::ImageError;
-use crate::plan::{self, Dropped, PlanEntry, State};
+use crate::plan::{self, Dropped, PlanEntry};
 use crate::registry::RegistryClient;
-use crate::report::{plan_json, write_file, PlanSummary};
+use crate::report::{
+    kind_and_message, plan_json, verify_json, write_file, PlanSummary, RunInfo, Verdict,
+    VerifySummary,
+};
 use crate::settings::PlanSettings;
 
-/// A finished plan: every entry, the tags the filters dropped, and the summary.
+/// A finished plan: every entry, the tags the filters dropped, the summary, and what the
+/// report says of the run.
 struct Planned {
     entries: Vec<PlanEntry>,
     dropped: Vec<Dropped>,
     summary: PlanSummary,
+    info: RunInfo,
 }
 
-/// Reads the inputs and plans them, as `plan` and `verify` both need.
-async fn planned(settings: &PlanSettings) -> Result<Planned, Error> {
+/// Reads the inputs and plans them, as `plan` and `verify` (`command`) both need.
+async fn planned(settings: &PlanSettings, command: &'static str) -> Result<Planned, Error> {
     let started = Instant::now();
     let loaded = load(settings).await?;
+    let info = RunInfo {
+        command,
+        shard: settings.inputs.shard,
+        fingerprint: loaded.fingerprint.clone(),
+        destination: settings.destination.label(),
+        rerun: settings.rerun.clone(),
+    };
     let client = Arc::new(RegistryClient::new(loaded.registry));
     let (entries, dropped) =
         plan::plan_all(&client, settings, loaded.jobs, false, plan::Lookups::Both)
@@ -35,15 +47,17 @@ async fn planned(settings: &PlanSettings) -> Result<Planned, Error> {
         entries,
         dropped,
         summary,
+        info,
     })
 }
 
-/// Writes `--report` when asked; a failure to write makes a success an `ImagesFailed`.
-fn finish(settings: &PlanSettings, planned: &Planned, outcome: Outcome) -> Outcome {
+/// Writes `--report` (`report`, made only when asked) when asked; a failure to write makes a
+/// success an `ImagesFailed`.
+fn finish(settings: &PlanSettings, report: impl FnOnce() -> String, outcome: Outcome) -> Outcome {
     let Some(path) = &settings.report else {
         return outcome;
     };
-    match write_file(path, &plan_json(&planned.entries, &planned.summary)) {
+    match write_file(path, &report()) {
         Ok(()) => outcome,
         Err(e) => {
             say_err(format!(
@@ -56,7 +70,7 @@ fn finish(settings: &PlanSettings, planned: &Planned, outcome: Outcome) -> Outco
 }
 
 pub async fn plan(settings: &PlanSettings) -> Result<Outcome, Error> {
-    let planned = planned(settings).await?;
+    let planned = planned(settings, "plan").await?;
     print_table(&planned.entries);
     // Why each lookup failed: the table has room for the kind only.
     for entry in planned.entries.iter().filter(|e| e.error.is_some()) {
@@ -76,46 +90,43 @@ pub async fn plan(settings: &PlanSettings) -> Result<Outcome, Error> {
         }
     }
     say(planned.summary.line());
-    Ok(finish(settings, &planned, Outcome::Done))
+    let report = || plan_json(&planned.info, &planned.entries, &planned.summary);
+    Ok(finish(settings, report, Outcome::Done))
 }
 
 pub async fn verify(settings: &PlanSettings) -> Result<Outcome, Error> {
-    let planned = planned(settings).await?;
+    let planned = planned(settings, "verify").await?;
     let entries = &planned.entries;
-    let mut problems = 0;
     for entry in entries {
         let target = &entry.job.target;
-        let line = match entry.state {
-            State::Current => format!("ok        {target}  {}", digest(&entry.target_digest)),
-            State::New => format!(
-                "missing   {target}  (source {})",
+        let verdict = Verdict::of(entry.state);
+        let word = verdict.as_str();
+        let line = match verdict {
+            Verdict::Verified => format!("{word:<9} {target}  {}", digest(&entry.target_digest)),
+            Verdict::Missing => format!(
+                "{word:<9} {target}  (source {})",
                 digest(&entry.source_digest)
             ),
-            State::Changed => format!(
-                "mismatch  {target}  target {} != source {}",
+            Verdict::Mismatch => format!(
+                "{word:<9} {target}  target {} != source {}",
                 digest(&entry.target_digest),
                 digest(&entry.source_digest)
             ),
-            State::SourceMissing => {
-                format!("no-source {target}  ({} does not exist)", entry.job.source)
+            Verdict::NoSource => {
+                format!("{word:<9} {target}  ({} does not exist)", entry.job.source)
             }
-            State::Unknown => format!("error     {target}  {}", error_text(entry.error.as_ref())),
+            Verdict::Error => format!("{word:<9} {target}  {}", error_text(entry.error.as_ref())),
         };
-        problems += usize::from(entry.state != State::Current);
         say(line);
     }
-    say(format!(
-        "{} targets: {} verified, {problems} with problems ({} requests in {:.1}s)",
-        entries.len(),
-        entries.len() - problems,
-        planned.summary.requests,
-        planned.summary.seconds
-    ));
-    let outcome = match problems {
+    let summary = VerifySummary::of(entries, &planned.summary);
+    say(summary.line());
+    let outcome = match summary.problems {
         0 => Outcome::Done,
         _ => Outcome::ImagesFailed,
     };
-    Ok(finish(settings, &planned, outcome))
+    let report = || verify_json(&planned.info, entries, &summary);
+    Ok(finish(settings, report, outcome))
 }
 
 fn digest(value: &Option<String>) -> String {
@@ -130,7 +141,7 @@ fn short(value: &Option<String>) -> String {
 }
 
 fn error_text(error: Option<&ImageError>) -> String {
-    error.map_or_else(String::new, |e| format!("{}: {}", e.kind, e.message))
+    error.map_or_else(String::new, |e| kind_and_message(e.kind, &e.message))
 }
 
 fn print_table(entries: &[PlanEntry]) {

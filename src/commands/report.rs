@@ -1,12 +1,17 @@
-//! `ferry report merge OUT IN…`: the shards' reports as one.
+//! `ferry report merge OUT IN… [--failed-list FILE]`: one run's shards' reports as one.
+//! Reports that cannot be one run's shards, each once, are a usage error (exit 2, nothing
+//! written); a missing shard or a failed entry is exit 1, with the merged report and the
+//! failed list written.
 
 use std::path::{Path, PathBuf};
 
-use super::say;
+use super::{say, say_err};
 use crate::error::{Error, Outcome};
-use crate::report::{merge::merge as merge_reports, write_file};
+use crate::report::merge::{merge as merge_reports, Kind};
+use crate::report::{failed_list_text, write_file};
+use crate::words::count;
 
-pub fn merge(out: &Path, inputs: &[PathBuf]) -> Result<Outcome, Error> {
+pub fn merge(out: &Path, inputs: &[PathBuf], failed_list: Option<&Path>) -> Result<Outcome, Error> {
     let mut reports = Vec::with_capacity(inputs.len());
     for path in inputs {
         let name = path.display().to_string();
@@ -22,21 +27,71 @@ pub fn merge(out: &Path, inputs: &[PathBuf]) -> Result<Outcome, Error> {
         reports.push((name, value));
     }
     let merged = merge_reports(&reports).map_err(Error::Usage)?;
+    for warning in &merged.warnings {
+        say_err(format!("ferry: warning: {warning}"));
+    }
     let mut text =
         serde_json::to_string_pretty(&merged.report).expect("a JSON value always serializes");
     text.push('\n');
     write_file(out, &text)
         .map_err(|e| Error::Internal(format!("cannot write {}: {e}", out.display())))?;
-    if out != Path::new("-") {
-        let total = merged.report["summary"]["total"].as_u64().unwrap_or(0);
-        say(format!(
-            "merged {} reports: {total} entries, {} failed",
-            inputs.len(),
-            merged.failed
+    let missing: Vec<String> = merged
+        .missing
+        .iter()
+        .map(|k| format!("{k}/{}", merged.count))
+        .collect();
+    if let Some(path) = failed_list {
+        let what = match merged.kind {
+            Kind::Sync => "images that failed in the merged reports of a ferry sync",
+            Kind::Verify => {
+                "targets ferry verify found missing, mismatched or unreadable, in \
+                             the merged reports"
+            }
+            Kind::Plan => {
+                "entries that failed in the merged reports of a ferry plan (a plan \
+                           fails none)"
+            }
+        };
+        let what = match missing.len() {
+            0 => what.to_owned(),
+            _ => format!(
+                "{what} (without {} {}, whose report was not given)",
+                if missing.len() == 1 {
+                    "shard"
+                } else {
+                    "shards"
+                },
+                missing.join(", ")
+            ),
+        };
+        let text = failed_list_text(&what, &merged.failed_lines, &merged.rerun, Some(path));
+        write_file(path, &text).map_err(|e| {
+            Error::Internal(format!(
+                "cannot write the failed list {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    say(format!(
+        "merged {} ({}): {}",
+        count(inputs.len(), "report", "reports"),
+        merged.shards,
+        merged.summary
+    ));
+    if !missing.is_empty() {
+        let one = missing.len() == 1;
+        say_err(format!(
+            "ferry: error: {} {} {} missing: no report of {} was given, so the merged report \
+             lacks {} entries",
+            if one { "shard" } else { "shards" },
+            missing.join(", "),
+            if one { "is" } else { "are" },
+            if one { "it" } else { "them" },
+            if one { "its" } else { "their" },
         ));
     }
-    Ok(match merged.failed {
-        0 => Outcome::Done,
+    Ok(match (merged.failed, missing.len()) {
+        (0, 0) => Outcome::Done,
         _ => Outcome::ImagesFailed,
     })
 }

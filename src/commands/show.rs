@@ -24,9 +24,9 @@ pub async fn show_raw_images(
             .iter()
             .map(|e| e.source.to_string())
             .collect(),
-        Some(_) => read_and_map(inputs, destination, None)
+        Some(_) => read_and_map(inputs, destination, None, &[])
             .await?
-            .1
+            .jobs
             .iter()
             .map(|job| job.source.to_string())
             .collect(),
@@ -44,7 +44,7 @@ pub async fn show_images(
     inputs: &InputSettings,
     destination: &Destination,
 ) -> Result<Outcome, Error> {
-    let (_, jobs, _) = read_and_map(inputs, destination, None).await?;
+    let jobs = read_and_map(inputs, destination, None, &[]).await?.jobs;
     for job in &jobs {
         if !say(&job.target) {
             break;

@@ -16,11 +16,11 @@ use crate::engine::skopeo::Skopeo;
 use crate::engine::Engine;
 use crate::error::{Error, Outcome};
 use crate::exec::Stop;
-use crate::model::{Destination, Job, Summary, Target};
+use crate::model::{Job, Summary, Target};
 use crate::registry::RegistryClient;
 use crate::report::console::Console;
 use crate::report::progress::View;
-use crate::report::Outputs;
+use crate::report::{Outputs, RunInfo};
 use crate::run::events::{Event, Events};
 use crate::run::{self};
 use crate::scratch::ScratchDir;
@@ -69,7 +69,11 @@ pub(super) async fn run_once(
     stop: watch::Receiver<Stop>,
     observe: &(dyn Fn(&Event) + Send + Sync),
 ) -> Result<Ran, Error> {
-    let Loaded { jobs, registry } = load(&settings.plan).await?;
+    let Loaded {
+        jobs,
+        registry,
+        fingerprint,
+    } = load(&settings.plan).await?;
     let layouts = jobs
         .iter()
         .any(|job| matches!(job.target, Target::Oci { .. }));
@@ -132,7 +136,7 @@ pub(super) async fn run_once(
     let console = Console {
         line: &|line| say(line),
         view: View::new(settings.progress),
-        outputs: outputs(settings),
+        outputs: outputs(settings, fingerprint),
         observe,
     };
     let (outcome, written) = tokio::join!(
@@ -153,27 +157,19 @@ pub(super) async fn run_once(
     })
 }
 
-/// The report and failed list to write: what a rerun of the failed list needs beyond its
-/// lines is the OCI layout root (a registry target is on each line), and the tag filters when a
-/// whole repository failed (its listing).
-fn outputs(settings: &SyncSettings) -> Outputs {
-    let rerun_flags = match &settings.plan.destination {
-        Destination::OciDir(dir) => vec!["--dest-dir".to_owned(), dir.display().to_string()],
-        Destination::Registry(_) => Vec::new(),
-    };
+/// The report and failed list to write, what the report says of the run (`fingerprint`: its
+/// list's), and what a rerun of the failed list needs beyond its lines.
+fn outputs(settings: &SyncSettings, fingerprint: String) -> Outputs {
     Outputs {
         report: settings.plan.report.clone(),
         failed_list: settings.failed_list.clone(),
-        destination: destination_label(&settings.plan.destination),
-        rerun_flags,
-        repository_flags: settings.plan.filter.spec().as_flags(),
-    }
-}
-
-fn destination_label(destination: &Destination) -> String {
-    match destination {
-        Destination::Registry(prefix) => prefix.to_string(),
-        Destination::OciDir(dir) => format!("oci:{}", dir.display()),
+        info: RunInfo {
+            command: "sync",
+            shard: settings.plan.inputs.shard,
+            fingerprint,
+            destination: settings.plan.destination.label(),
+            rerun: settings.plan.rerun.clone(),
+        },
     }
 }
 
@@ -212,7 +208,7 @@ fn print_dry_run(settings: &SyncSettings, access: &Access, jobs: &[Job]) {
         say(engine.describe(&job));
     }
     say(format!(
-        "# dry run: {} entries, nothing copied; targets already current are skipped in a real run",
-        jobs.len()
+        "# dry run: {}, nothing copied; targets already current are skipped in a real run",
+        crate::words::count(jobs.len(), "entry", "entries")
     ));
 }

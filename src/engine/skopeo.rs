@@ -186,7 +186,7 @@ impl Skopeo {
         info!("attempt {}: running {invocation}", attempt.number);
         let blobs = AtomicU32::new(0);
         let on_line = |stream: Stream, line: &str| {
-            if stream == Stream::Stdout && line.trim_start().starts_with("Copying blob ") {
+            if stream == Stream::Stdout && is_blob_line(line) {
                 let done = blobs.fetch_add(1, Ordering::Relaxed) + 1;
                 (attempt.progress)(Progress {
                     blobs_done: done,
@@ -436,8 +436,17 @@ fn target_transport(target: &Target) -> String {
     }
 }
 
+/// Whether a line of skopeo's progress output starts a blob: a layer (`Copying blob`) or an
+/// image's config (`Copying config`). Configs count as blobs, as crane and the native engine
+/// count them, so that one image is the same number of blobs whichever engine copies it.
+fn is_blob_line(line: &str) -> bool {
+    let line = line.trim_start();
+    line.starts_with("Copying blob ") || line.starts_with("Copying config ")
+}
+
 /// Counts skopeo's progress lines (the non-terminal format, one event per line) and the debug
-/// log's "Skipping blob … (already present)" lines, which are the reused blobs.
+/// log's "Skipping blob … (already present)" lines, which are the reused blobs. skopeo checks a
+/// config at the destination without saying so, so a config already there counts as copied.
 pub fn parse_progress(stdout: &str, stderr: &str) -> Counts {
     let mut progress = Counts {
         blobs_reused: stderr
@@ -448,7 +457,7 @@ pub fn parse_progress(stdout: &str, stderr: &str) -> Counts {
     };
     let mut blobs_seen = 0u32;
     for line in stdout.lines().map(str::trim) {
-        if line.starts_with("Copying blob ") {
+        if is_blob_line(line) {
             blobs_seen += 1;
         } else if line.starts_with("Skipping: image already present") {
             progress.images_present += 1;
@@ -847,10 +856,11 @@ mod tests {
             Writing manifest list to image destination\nStoring list signatures\n";
         let stderr = "time=\"t\" level=debug msg=\"Checking if we can reuse blob sha256:22\"\n\
             time=\"t\" level=debug msg=\"Skipping blob sha256:22 (already present):\"\n";
+        // Two layers and a config, one layer of them reused.
         assert_eq!(
             parse_progress(stdout, stderr),
             Counts {
-                blobs_copied: 1,
+                blobs_copied: 2,
                 blobs_reused: 1,
                 images_present: 1,
                 manifests_written: 2,

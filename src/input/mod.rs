@@ -208,6 +208,15 @@ impl InputError {
             reason: reason.into(),
         }
     }
+
+    /// The problem said as a warning on its own line: `FILE:LINE: warning: REASON`. (A log
+    /// line, which has its own `WARN`, takes the plain [`Display`](std::fmt::Display).)
+    pub fn as_warning(&self) -> String {
+        match self {
+            InputError::Line { origin, reason } => format!("{origin}: warning: {reason}"),
+            other => format!("warning: {other}"),
+        }
+    }
 }
 
 /// Reads every input in order. Returns all entries, or every error found across all inputs.

@@ -70,7 +70,8 @@ impl Console<'_> {
                 retry_in: Some(delay),
                 ..
             } => info!(
-                "{target}: attempt {attempt} failed ({kind}: {message}); retrying in {:.1}s{}",
+                "{target}: attempt {attempt} failed ({}); retrying in {:.1}s{}",
+                super::kind_and_message(*kind, message),
                 delay.as_secs_f64(),
                 if *kind == FailureKind::RateLimited {
                     " or later, at the registry's pace"

@@ -16,7 +16,10 @@ use serde::Serialize;
 use crate::plan::{PlanEntry, State};
 use crate::reference::ImageRef;
 
-use crate::model::{ImageError, ImageResult, Status, Summary};
+use crate::input::InputFormat;
+use crate::model::{FailureKind, ImageError, ImageResult, Rerun, Status, Summary};
+use crate::shard::Shard;
+use crate::words::count;
 
 /// The line printed when an image finishes, e.g.
 /// `synced  h/m/docker.io/library/nginx:1.25  1.2s  2 blobs copied, 0 reused`.
@@ -29,17 +32,26 @@ pub fn result_line(result: &ImageResult) -> String {
     );
     match (&result.error, result.status) {
         (Some(error), _) => {
-            let _ = write!(line, "  {}: {}", error.kind, short(&error.message));
+            let _ = write!(
+                line,
+                "  {}",
+                short(&kind_and_message(error.kind, &error.message))
+            );
         }
         (None, Status::Synced) => {
             let p = result.counts;
             let _ = write!(
                 line,
-                "  {} blobs copied, {} reused",
-                p.blobs_copied, p.blobs_reused
+                "  {} copied, {} reused",
+                count(p.blobs_copied, "blob", "blobs"),
+                p.blobs_reused
             );
             if p.images_present > 0 {
-                let _ = write!(line, ", {} images already present", p.images_present);
+                let _ = write!(
+                    line,
+                    ", {} already present",
+                    count(p.images_present, "image", "images")
+                );
             }
         }
         (None, _) => {
@@ -51,11 +63,25 @@ pub fn result_line(result: &ImageResult) -> String {
     line
 }
 
+/// `kind: message`, as result and error lines show a failure; a message that already starts
+/// with its kind (a registry's `unauthorized: …`) is not given it twice.
+pub fn kind_and_message(kind: FailureKind, message: &str) -> String {
+    let kind = kind.as_str();
+    match message.get(..kind.len()) {
+        Some(start)
+            if start.eq_ignore_ascii_case(kind) && message[kind.len()..].starts_with(':') =>
+        {
+            format!("{kind}{}", &message[kind.len()..])
+        }
+        _ => format!("{kind}: {message}"),
+    }
+}
+
 /// The closing summary, e.g. `5 images: 4 synced, 0 skipped, 1 failed in 3.2s`.
 pub fn summary_line(summary: &Summary) -> String {
     let mut line = format!(
-        "{} images: {} synced, {} skipped, {} failed in {}",
-        summary.total,
+        "{}: {} synced, {} skipped, {} failed in {}",
+        count(summary.total, "image", "images"),
         summary.synced,
         summary.skipped,
         summary.failed,
@@ -108,12 +134,58 @@ fn short(message: &str) -> String {
     format!("{} … {}", head.trim_end(), tail.trim_start())
 }
 
+/// What makes a report self-describing: the command that wrote it, its shard, the run's list
+/// fingerprint (see [`crate::shard::fingerprint`]), the destination, and what a rerun of its
+/// failed entries needs. `report merge` reads it back to tell which reports belong together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunInfo {
+    /// `sync` (also for `serve`'s runs), `plan` or `verify`.
+    pub command: &'static str,
+    pub shard: Option<Shard>,
+    pub fingerprint: String,
+    /// As [`crate::model::Destination::label`] names it.
+    pub destination: String,
+    pub rerun: Rerun,
+}
+
+/// Every report: the [`RunInfo`], then its entries (`images` for a sync, `entries` for a plan
+/// or a verification) and its summary.
 #[derive(Serialize)]
-struct JsonReport<'a> {
+struct JsonReport<'a, E: Serialize, S: Serialize> {
     ferry_version: &'static str,
-    destination: String,
-    images: Vec<JsonImage<'a>>,
-    summary: Summary,
+    command: &'static str,
+    /// `{ "index": K, "count": N }`, or `null` for a run of the whole list.
+    shard: Option<Shard>,
+    fingerprint: &'a str,
+    destination: &'a str,
+    rerun: &'a Rerun,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    images: Option<Vec<E>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entries: Option<Vec<E>>,
+    summary: S,
+}
+
+/// A report as pretty JSON, with a final newline.
+fn json_text<E: Serialize, S: Serialize>(info: &RunInfo, entries: Vec<E>, summary: S) -> String {
+    let (images, entries) = match info.command {
+        "sync" => (Some(entries), None),
+        _ => (None, Some(entries)),
+    };
+    let report = JsonReport {
+        ferry_version: env!("CARGO_PKG_VERSION"),
+        command: info.command,
+        shard: info.shard,
+        fingerprint: &info.fingerprint,
+        destination: &info.destination,
+        rerun: &info.rerun,
+        images,
+        entries,
+        summary,
+    };
+    let mut text = serde_json::to_string_pretty(&report).expect("a report always serializes");
+    text.push('\n');
+    text
 }
 
 #[derive(Serialize)]
@@ -121,6 +193,8 @@ struct JsonImage<'a> {
     source: &'a str,
     target: &'a str,
     origin: String,
+    /// The entry as a list line, for a failed list (`report merge --failed-list`).
+    list_line: &'a str,
     status: Status,
     digest: Option<&'a str>,
     blobs_copied: u32,
@@ -131,14 +205,15 @@ struct JsonImage<'a> {
     error: Option<&'a ImageError>,
 }
 
-/// The JSON report as a string.
-pub fn json_report(destination: &str, results: &[ImageResult], summary: Summary) -> String {
-    let images = results
+/// The JSON report of a sync as a string.
+pub fn json_report(info: &RunInfo, results: &[ImageResult], summary: Summary) -> String {
+    let images: Vec<JsonImage<'_>> = results
         .iter()
         .map(|r| JsonImage {
             source: &r.source,
             target: &r.target,
             origin: r.origin.to_string(),
+            list_line: &r.list_line,
             status: r.status,
             digest: r.digest.as_deref(),
             blobs_copied: r.counts.blobs_copied,
@@ -149,37 +224,108 @@ pub fn json_report(destination: &str, results: &[ImageResult], summary: Summary)
             error: r.error.as_ref(),
         })
         .collect();
-    let report = JsonReport {
-        ferry_version: env!("CARGO_PKG_VERSION"),
-        destination: destination.to_owned(),
-        images,
-        summary,
-    };
-    let mut text = serde_json::to_string_pretty(&report).expect("the report always serializes");
-    text.push('\n');
-    text
+    json_text(info, images, summary)
 }
 
-/// The failed entries in list format, one per line, under a header with the command that feeds
-/// them back: `ferry sync THIS_FILE` and `rerun_flags` (what the lines cannot carry: the OCI
-/// layout root, the tag filters of whole repositories).
-pub fn failed_list(results: &[ImageResult], rerun_flags: &[String]) -> String {
+/// One entry of a failed list: its list line, where it came from and why it is there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedLine {
+    pub list_line: String,
+    pub origin: String,
+    pub reason: String,
+}
+
+impl FailedLine {
+    fn whole_repository(&self) -> bool {
+        let source = self.list_line.split_whitespace().next().unwrap_or_default();
+        ImageRef::parse(source).is_ok_and(|s| s.is_whole_repository())
+    }
+}
+
+/// The command that feeds a failed list back: `ferry sync THIS_FILE`, the run's options that
+/// reach the registries and pick the engine, `--dest-dir` when a line leaves its target to it,
+/// the tag filters when a line is a whole repository, and `--format list` when the file's own
+/// name would be read as another format.
+pub fn rerun_command(lines: &[FailedLine], rerun: &Rerun, file: Option<&Path>) -> String {
+    let mut flags: Vec<String> = Vec::new();
+    if let Some(dir) = &rerun.dest_dir {
+        if lines
+            .iter()
+            .any(|l| crate::model::names_no_target(&l.list_line))
+        {
+            flags.extend(["--dest-dir".to_owned(), dir.clone()]);
+        }
+    }
+    flags.extend(rerun.flags.iter().cloned());
+    if lines.iter().any(FailedLine::whole_repository) {
+        flags.extend(rerun.filter_flags.iter().cloned());
+    }
+    let named_as_other_format = file
+        .and_then(|f| f.to_str())
+        .is_some_and(|f| f != "-" && InputFormat::for_path(f) != InputFormat::List);
+    if named_as_other_format {
+        flags.extend(["--format".to_owned(), "list".to_owned()]);
+    }
     let mut command = String::from("ferry sync THIS_FILE");
-    for flag in rerun_flags {
+    for flag in &flags {
         command.push(' ');
         command.push_str(&crate::exec::shell_word(flag));
     }
-    let mut text =
-        format!("# images that failed in the last ferry run; feed back with: {command}\n");
-    for result in results.iter().filter(|r| r.status == Status::Failed) {
-        let reason = result
-            .error
-            .as_ref()
-            .map(|e| e.kind.as_str())
-            .unwrap_or("failed");
-        let _ = writeln!(text, "{}  # {} ({reason})", result.list_line, result.origin);
+    command
+}
+
+/// A failed list: `lines` in list format, one per line with its origin and reason, under a
+/// header (`what` failed) with the command that feeds them back (see [`rerun_command`]) and,
+/// when the run had credentials, a line saying they are not written.
+pub fn failed_list_text(
+    what: &str,
+    lines: &[FailedLine],
+    rerun: &Rerun,
+    file: Option<&Path>,
+) -> String {
+    let mut text = format!(
+        "# {what}; feed back with: {}\n",
+        rerun_command(lines, rerun, file)
+    );
+    if !rerun.credentials.is_empty() {
+        let _ = writeln!(
+            text,
+            "# secrets are never written here: give the rerun {} (or its environment \
+             variables) as this run had them",
+            rerun.credentials.join(" and ")
+        );
+    }
+    for line in lines {
+        let _ = writeln!(
+            text,
+            "{}  # {} ({})",
+            line.list_line, line.origin, line.reason
+        );
     }
     text
+}
+
+/// The failed images of a sync as a failed list (see [`failed_list_text`]).
+pub fn failed_list(results: &[ImageResult], rerun: &Rerun, file: Option<&Path>) -> String {
+    let lines: Vec<FailedLine> = results
+        .iter()
+        .filter(|r| r.status == Status::Failed)
+        .map(|r| FailedLine {
+            list_line: r.list_line.clone(),
+            origin: r.origin.to_string(),
+            reason: r
+                .error
+                .as_ref()
+                .map_or("failed", |e| e.kind.as_str())
+                .to_owned(),
+        })
+        .collect();
+    failed_list_text(
+        "images that failed in the last ferry run",
+        &lines,
+        rerun,
+        file,
+    )
 }
 
 /// One event as a JSON object for `--log-format json`: `event` names it, and the fields it
@@ -250,35 +396,23 @@ pub fn json_event(event: &crate::run::events::Event) -> serde_json::Value {
 }
 
 /// The files a sync writes when it ends: the JSON report and the failed list.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Outputs {
     pub report: Option<PathBuf>,
     pub failed_list: Option<PathBuf>,
-    /// The destination as the report names it.
-    pub destination: String,
-    /// What the failed list's rerun command needs whatever failed (`--dest-dir DIR`).
-    pub rerun_flags: Vec<String>,
-    /// What it needs too when a whole repository failed (its tag filters).
-    pub repository_flags: Vec<String>,
+    /// What the report says of the run, and what the failed list's rerun command needs.
+    pub info: RunInfo,
 }
 
 impl Outputs {
     /// Writes both files; the error names the one that could not be written.
     pub fn write(&self, results: &[ImageResult], summary: Summary) -> Result<(), String> {
         if let Some(path) = &self.report {
-            write_file(path, &json_report(&self.destination, results, summary))
+            write_file(path, &json_report(&self.info, results, summary))
                 .map_err(|e| format!("cannot write the report {}: {e}", path.display()))?;
         }
         if let Some(path) = &self.failed_list {
-            let repository_failed = results.iter().any(|r| {
-                r.status == Status::Failed
-                    && ImageRef::parse(&r.source).is_ok_and(|s| s.is_whole_repository())
-            });
-            let mut flags = self.rerun_flags.clone();
-            if repository_failed {
-                flags.extend(self.repository_flags.iter().cloned());
-            }
-            write_file(path, &failed_list(results, &flags))
+            write_file(path, &failed_list(results, &self.info.rerun, Some(path)))
                 .map_err(|e| format!("cannot write the failed list {}: {e}", path.display()))?;
         }
         Ok(())
@@ -352,8 +486,15 @@ impl PlanSummary {
             n => format!(", {n} answered 429"),
         };
         format!(
-            "{} entries: {} new, {} changed, {} current, {} source-missing, {} unknown ({} requests{throttled} in {:.1}s)",
-            self.total, self.new, self.changed, self.current, self.source_missing, self.unknown, self.requests, self.seconds
+            "{}: {} new, {} changed, {} current, {} source-missing, {} unknown ({}{throttled} in {:.1}s)",
+            count(self.total, "entry", "entries"),
+            self.new,
+            self.changed,
+            self.current,
+            self.source_missing,
+            self.unknown,
+            count(self.requests, "request", "requests"),
+            self.seconds
         )
     }
 }
@@ -363,41 +504,156 @@ struct JsonEntry<'a> {
     source: String,
     target: String,
     origin: String,
+    list_line: String,
     state: State,
     source_digest: Option<&'a str>,
     target_digest: Option<&'a str>,
     error: Option<&'a ImageError>,
 }
 
-/// The JSON report of `plan` and `verify`.
-pub fn plan_json(entries: &[PlanEntry], summary: &PlanSummary) -> String {
+/// The JSON report of `plan`.
+pub fn plan_json(info: &RunInfo, entries: &[PlanEntry], summary: &PlanSummary) -> String {
     let entries: Vec<JsonEntry<'_>> = entries
         .iter()
         .map(|e| JsonEntry {
             source: e.job.source.to_string(),
             target: e.job.target.to_string(),
             origin: e.job.origin.to_string(),
+            list_line: e.job.as_list_line(),
             state: e.state,
             source_digest: e.source_digest.as_deref(),
             target_digest: e.target_digest.as_deref(),
             error: e.error.as_ref(),
         })
         .collect();
-    let value = serde_json::json!({
-        "ferry_version": env!("CARGO_PKG_VERSION"),
-        "entries": entries,
-        "summary": summary,
-    });
-    let mut text = serde_json::to_string_pretty(&value).expect("the plan always serializes");
-    text.push('\n');
-    text
+    json_text(info, entries, summary)
+}
+
+/// What `verify` found at one target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// The target holds the source's digest.
+    Verified,
+    /// The target does not exist.
+    Missing,
+    /// The target holds another digest.
+    Mismatch,
+    /// The source does not exist.
+    NoSource,
+    /// A lookup failed, so nothing could be compared.
+    Error,
+}
+
+impl Verdict {
+    pub fn of(state: State) -> Verdict {
+        match state {
+            State::Current => Verdict::Verified,
+            State::New => Verdict::Missing,
+            State::Changed => Verdict::Mismatch,
+            State::SourceMissing => Verdict::NoSource,
+            State::Unknown => Verdict::Error,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Verified => "verified",
+            Verdict::Missing => "missing",
+            Verdict::Mismatch => "mismatch",
+            Verdict::NoSource => "no-source",
+            Verdict::Error => "error",
+        }
+    }
+}
+
+/// Counts over a verification: every target is `verified` or one of the problems.
+#[derive(Debug, Serialize)]
+pub struct VerifySummary {
+    pub total: usize,
+    pub verified: usize,
+    pub problems: usize,
+    pub missing: usize,
+    pub mismatch: usize,
+    pub no_source: usize,
+    pub error: usize,
+    pub requests: u64,
+    /// 429 answers waited out.
+    pub throttled: u64,
+    pub seconds: f64,
+}
+
+impl VerifySummary {
+    pub fn of(entries: &[PlanEntry], plan: &PlanSummary) -> VerifySummary {
+        let count = |verdict| {
+            entries
+                .iter()
+                .filter(|e| Verdict::of(e.state) == verdict)
+                .count()
+        };
+        let verified = count(Verdict::Verified);
+        VerifySummary {
+            total: entries.len(),
+            verified,
+            problems: entries.len() - verified,
+            missing: count(Verdict::Missing),
+            mismatch: count(Verdict::Mismatch),
+            no_source: count(Verdict::NoSource),
+            error: count(Verdict::Error),
+            requests: plan.requests,
+            throttled: plan.throttled,
+            seconds: plan.seconds,
+        }
+    }
+
+    /// `2 targets: 1 verified, 1 with problems (4 requests in 0.2s)`.
+    pub fn line(&self) -> String {
+        format!(
+            "{}: {} verified, {} with problems ({} in {:.1}s)",
+            count(self.total, "target", "targets"),
+            self.verified,
+            self.problems,
+            count(self.requests, "request", "requests"),
+            self.seconds
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct JsonVerified<'a> {
+    source: String,
+    target: String,
+    origin: String,
+    list_line: String,
+    status: Verdict,
+    source_digest: Option<&'a str>,
+    target_digest: Option<&'a str>,
+    error: Option<&'a ImageError>,
+}
+
+/// The JSON report of `verify`: each target's verdict, and the counts of verified targets and
+/// of problems.
+pub fn verify_json(info: &RunInfo, entries: &[PlanEntry], summary: &VerifySummary) -> String {
+    let entries: Vec<JsonVerified<'_>> = entries
+        .iter()
+        .map(|e| JsonVerified {
+            source: e.job.source.to_string(),
+            target: e.job.target.to_string(),
+            origin: e.job.origin.to_string(),
+            list_line: e.job.as_list_line(),
+            status: Verdict::of(e.state),
+            source_digest: e.source_digest.as_deref(),
+            target_digest: e.target_digest.as_deref(),
+            error: e.error.as_ref(),
+        })
+        .collect();
+    json_text(info, entries, summary)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::Counts;
-    use crate::model::FailureKind;
     use crate::model::Origin;
 
     fn result(status: Status, error: Option<(FailureKind, &str)>) -> ImageResult {
@@ -439,6 +695,63 @@ mod tests {
                 Some((FailureKind::NotFound, "manifest unknown"))
             )),
             "failed  h.example/m/docker.io/library/nginx:1.25  1.2s  not-found: manifest unknown"
+        );
+    }
+
+    #[test]
+    fn counts_of_one_are_singular_and_a_kind_is_said_once() {
+        let mut one = result(Status::Synced, None);
+        one.counts.blobs_copied = 1;
+        one.counts.images_present = 1;
+        assert_eq!(
+            result_line(&one),
+            "synced  h.example/m/docker.io/library/nginx:1.25  1.2s  1 blob copied, 1 reused, \
+             1 image already present"
+        );
+        let summary = Summary::of(&[one], Duration::from_millis(100), false);
+        assert_eq!(
+            summary_line(&summary),
+            "1 image: 1 synced, 0 skipped, 0 failed in 0.1s"
+        );
+        // A message that starts with its kind (the registry's words, or ferry's) keeps it once.
+        let refused = result(
+            Status::Failed,
+            Some((
+                FailureKind::Unauthorized,
+                "unauthorized: h.example refused the destination credentials",
+            )),
+        );
+        assert_eq!(
+            result_line(&refused),
+            "failed  h.example/m/docker.io/library/nginx:1.25  1.2s  unauthorized: h.example \
+             refused the destination credentials"
+        );
+        assert_eq!(
+            kind_and_message(
+                FailureKind::Unauthorized,
+                "UNAUTHORIZED: authentication required"
+            ),
+            "unauthorized: authentication required"
+        );
+        assert_eq!(
+            kind_and_message(FailureKind::NotFound, "not-found-ish: x"),
+            "not-found: not-found-ish: x"
+        );
+        let plan = PlanSummary {
+            total: 1,
+            new: 1,
+            changed: 0,
+            current: 0,
+            source_missing: 0,
+            unknown: 0,
+            dropped_tags: 0,
+            requests: 1,
+            throttled: 0,
+            seconds: 0.31,
+        };
+        assert_eq!(
+            plan.line(),
+            "1 entry: 1 new, 0 changed, 0 current, 0 source-missing, 0 unknown (1 request in 0.3s)"
         );
     }
 
@@ -492,12 +805,40 @@ mod tests {
             Some((FailureKind::Unauthorized, "authentication required")),
         )];
         let summary = Summary::of(&results, Duration::from_millis(10), false);
+        let info = RunInfo {
+            command: "sync",
+            shard: Some(Shard { index: 1, count: 3 }),
+            fingerprint: "sha256:ab".to_owned(),
+            destination: "h.example/m".to_owned(),
+            rerun: Rerun {
+                flags: vec!["--engine".to_owned(), "native".to_owned()],
+                ..Rerun::default()
+            },
+        };
         let value: serde_json::Value =
-            serde_json::from_str(&json_report("h.example/m", &results, summary)).unwrap();
+            serde_json::from_str(&json_report(&info, &results, summary)).unwrap();
+        // The report says what wrote it, of which shard, of which input.
+        assert_eq!(value["command"], "sync");
+        assert_eq!(
+            value["shard"],
+            serde_json::json!({ "index": 1, "count": 3 })
+        );
+        assert_eq!(value["fingerprint"], "sha256:ab");
+        assert_eq!(value["destination"], "h.example/m");
+        assert_eq!(value["ferry_version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(
+            value["rerun"],
+            serde_json::json!({
+                "flags": ["--engine", "native"], "dest_dir": null, "filter_flags": [],
+                "credentials": []
+            })
+        );
+        assert!(value.get("entries").is_none());
         let image = &value["images"][0];
         for field in [
             "source",
             "target",
+            "list_line",
             "status",
             "digest",
             "blobs_copied",
@@ -515,13 +856,87 @@ mod tests {
     }
 
     #[test]
+    fn a_verify_report_says_what_verify_found() {
+        use crate::model::{Destination, Job, Origin, Target};
+        let entry = |tag: &str, state: State| {
+            let source = ImageRef::parse(&format!("docker.io/library/nginx:{tag}")).unwrap();
+            let target =
+                ImageRef::parse(&format!("h.example/m/docker.io/library/nginx:{tag}")).unwrap();
+            PlanEntry {
+                state,
+                ..PlanEntry::unlooked(Job {
+                    origin: Origin {
+                        file: "list".into(),
+                        line: 1,
+                    },
+                    source,
+                    target: Target::Registry(target),
+                    explicit: false,
+                    filter: None,
+                })
+            }
+        };
+        let entries = [
+            entry("1", State::Current),
+            entry("2", State::New),
+            entry("3", State::Changed),
+            entry("4", State::SourceMissing),
+            entry("5", State::Unknown),
+        ];
+        let plan = PlanSummary::of(&entries, 0, 10, Instant::now());
+        let summary = VerifySummary::of(&entries, &plan);
+        let info = RunInfo {
+            command: "verify",
+            shard: None,
+            fingerprint: "sha256:ab".to_owned(),
+            destination: Destination::OciDir("mirror".into()).label(),
+            rerun: Rerun::default(),
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(&verify_json(&info, &entries, &summary)).unwrap();
+        assert_eq!(value["command"], "verify");
+        assert_eq!(value["shard"], serde_json::Value::Null);
+        assert_eq!(value["destination"], "oci:mirror");
+        let statuses: Vec<&str> = value["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            statuses,
+            ["verified", "missing", "mismatch", "no-source", "error"]
+        );
+        assert_eq!(
+            value["entries"][1]["list_line"],
+            "docker.io/library/nginx:2 h.example/m/docker.io/library/nginx:2"
+        );
+        let counts = &value["summary"];
+        for (field, n) in [
+            ("total", 5),
+            ("verified", 1),
+            ("problems", 4),
+            ("missing", 1),
+            ("mismatch", 1),
+            ("no_source", 1),
+            ("error", 1),
+            ("requests", 10),
+        ] {
+            assert_eq!(counts[field], n, "{field}: {counts}");
+        }
+    }
+
+    #[test]
     fn failed_list_is_valid_input() {
         let results = [
             result(Status::Synced, None),
             result(Status::Failed, Some((FailureKind::NotFound, "x"))),
         ];
-        let flags = ["--dest-dir".to_owned(), "my mirror".to_owned()];
-        let text = failed_list(&results, &flags);
+        let rerun = Rerun {
+            dest_dir: Some("my mirror".to_owned()),
+            ..Rerun::default()
+        };
+        let text = failed_list(&results, &rerun, None);
         assert!(
             text.starts_with(
                 "# images that failed in the last ferry run; feed back with: \
@@ -535,6 +950,83 @@ mod tests {
         assert_eq!(
             entries[0].source.to_string(),
             "docker.io/library/nginx:1.25"
+        );
+    }
+
+    #[test]
+    fn the_rerun_command_has_what_the_lines_cannot_carry_and_no_secret() {
+        let line = |list_line: &str| FailedLine {
+            list_line: list_line.to_owned(),
+            origin: "list.txt:1".to_owned(),
+            reason: "network".to_owned(),
+        };
+        let to_registry =
+            line("docker.io/library/nginx:1.25 h.example/m/docker.io/library/nginx:1.25");
+        let to_layout = line("docker.io/library/nginx:1.25");
+        let repository = line("docker.io/library/redis h.example/m/docker.io/library/redis");
+        let rerun = Rerun {
+            flags: [
+                "--src-tls-verify=false",
+                "--dest-cert-dir",
+                "/etc/certs/h.example",
+                "--registries-conf",
+                "my registries.conf",
+                "--engine",
+                "crane",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            // The default root, with registry targets of the lines' own.
+            dest_dir: Some("mirror".to_owned()),
+            filter_flags: ["--tags", "7\\..*"].map(str::to_owned).to_vec(),
+            credentials: vec!["--dest-creds".to_owned()],
+        };
+        let table: [(Vec<FailedLine>, Option<&str>, &str); 5] = [
+            (
+                vec![to_registry.clone()],
+                None,
+                "ferry sync THIS_FILE --src-tls-verify=false --dest-cert-dir /etc/certs/h.example \
+                 --registries-conf 'my registries.conf' --engine crane",
+            ),
+            (
+                vec![to_registry.clone(), to_layout],
+                None,
+                "ferry sync THIS_FILE --dest-dir mirror --src-tls-verify=false --dest-cert-dir \
+                 /etc/certs/h.example --registries-conf 'my registries.conf' --engine crane",
+            ),
+            (
+                vec![repository],
+                None,
+                "ferry sync THIS_FILE --src-tls-verify=false --dest-cert-dir /etc/certs/h.example \
+                 --registries-conf 'my registries.conf' --engine crane --tags '7\\..*'",
+            ),
+            (
+                vec![to_registry.clone()],
+                Some("failed.yaml"),
+                "ferry sync THIS_FILE --src-tls-verify=false --dest-cert-dir /etc/certs/h.example \
+                 --registries-conf 'my registries.conf' --engine crane --format list",
+            ),
+            (
+                vec![to_registry.clone()],
+                Some("failed.list"),
+                "ferry sync THIS_FILE --src-tls-verify=false --dest-cert-dir /etc/certs/h.example \
+                 --registries-conf 'my registries.conf' --engine crane",
+            ),
+        ];
+        for (lines, file, expected) in table {
+            assert_eq!(
+                rerun_command(&lines, &rerun, file.map(Path::new)),
+                expected,
+                "{lines:?}"
+            );
+        }
+        let text = failed_list_text("x failed", &[to_registry], &rerun, None);
+        assert_eq!(
+            text.lines().nth(1),
+            Some(
+                "# secrets are never written here: give the rerun --dest-creds (or its \
+                 environment variables) as this run had them"
+            )
         );
     }
 }

@@ -13,6 +13,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::model::{FailureKind, Status};
 use crate::plan::State;
 use crate::run::events::{Event, Wait};
+use crate::words::count;
 
 /// How progress is shown (`--progress`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,8 +64,8 @@ impl Phase {
             } => {
                 let mut blobs = match (blobs, total) {
                     (0, None) => String::new(),
-                    (n, None) => format!(", {n} blobs"),
-                    (n, Some(total)) => format!(", {n}/{total} blobs"),
+                    (n, None) => format!(", {}", count(n, "blob", "blobs")),
+                    (n, Some(total)) => format!(", {n}/{}", count(total, "blob", "blobs")),
                 };
                 if let Some((done, to_move)) = bytes {
                     blobs.push_str(&transfer(
@@ -246,16 +247,16 @@ impl Tally {
     fn heartbeat(&self, now: Instant, elapsed: Duration) -> String {
         if self.planned.is_empty() {
             return format!(
-                "ferry: planning {} entries, {} elapsed",
-                self.entries,
+                "ferry: planning {}, {} elapsed",
+                count(self.entries, "entry", "entries"),
                 seconds(elapsed)
             );
         }
         let waiting = self.waiting();
         let mut line = format!(
-            "ferry: {}/{} images done ({} skipped, {} failed), {} copying, {} waiting, {} elapsed",
+            "ferry: {}/{} done ({} skipped, {} failed), {} copying, {} waiting, {} elapsed",
             self.done,
-            self.planned.len(),
+            count(self.planned.len(), "image", "images"),
             self.skipped,
             self.failed,
             self.in_flight.len() - waiting,

@@ -98,9 +98,9 @@ pub async fn sync(
         planned = planning => {
             let entries = planned?;
             info!(
-                "planned {} images with {} registry requests ({} answered 429)",
-                entries.len(),
-                client.requests_sent(),
+                "planned {} with {} ({} answered 429)",
+                crate::words::count(entries.len(), "image", "images"),
+                crate::words::count(client.requests_sent(), "registry request", "registry requests"),
                 client.throttled_responses()
             );
             entries
@@ -656,7 +656,7 @@ fn refused_credentials(client: &RegistryClient, job: &Job) -> Option<String> {
             .credentials_refused(side, &reference.repository())
             .then(|| {
                 format!(
-                    "unauthorized: {} refused the {label} credentials while planning; not sending them again",
+                    "{} refused the {label} credentials while planning; not sending them again",
                     reference.domain()
                 )
             })

@@ -107,6 +107,51 @@ impl Mirror {
         cmd
     }
 
+    /// The command a failed list's header says feeds it back (`ferry sync THIS_FILE …`), run
+    /// by `sh` with THIS_FILE standing for `failed_list` and `ferry` for the binary under test,
+    /// in the scratch directory with the recorders on PATH and nothing else of the mirror's
+    /// setup (no registries.conf, engine or credentials from the environment): what the header
+    /// says must be enough, with the secrets it names given again by the caller.
+    pub fn feed_back(&self, failed_list: &Path) -> Command {
+        let text = std::fs::read_to_string(failed_list)
+            .unwrap_or_else(|e| panic!("read {}: {e}", failed_list.display()));
+        let header = text.lines().next().unwrap_or_default();
+        let rest = header
+            .split_once("; feed back with: ferry sync THIS_FILE")
+            .unwrap_or_else(|| panic!("no rerun command in the header: {header}"))
+            .1;
+        let line = format!(
+            "exec {} sync {}{rest}",
+            shell_quote(env!("CARGO_BIN_EXE_ferry")),
+            shell_quote(&failed_list.display().to_string())
+        );
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &line])
+            .current_dir(self.scratch.path())
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    self.recorder.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            );
+        for name in [
+            "CONTAINERS_REGISTRIES_CONF",
+            "FERRY_ENGINE",
+            "FERRY_SKOPEO",
+            "FERRY_CRANE",
+            "FERRY_DEST",
+            "FERRY_SRC_CREDS",
+            "FERRY_DEST_CREDS",
+            "FERRY_DEST_USERNAME",
+            "FERRY_DEST_PASSWORD",
+        ] {
+            cmd.env_remove(name);
+        }
+        cmd
+    }
+
     /// The engine's argv, one per run, in order (for native: of every skopeo or crane run).
     pub fn invocations(&self) -> Vec<Vec<String>> {
         recorded_invocations(&self.log)

@@ -176,9 +176,9 @@ impl<'a> SourceBlob<'a> {
                 return Err(ImageError {
                     kind: FailureKind::Network,
                     message: format!(
-                        "{}: the download was cut {} times, the last after {} of {} bytes: {cut}",
+                        "{}: the download was cut {}, the last after {} of {} bytes: {cut}",
                         self.what(),
-                        self.resumes,
+                        crate::words::count(self.resumes, "time", "times"),
                         self.received,
                         self.size
                     ),

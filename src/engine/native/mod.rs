@@ -32,6 +32,7 @@ use crate::model::{Counts, FailureKind, ImageError, Job, Side, Target};
 use crate::plan::image_error;
 use crate::registry::api::{Upload, UploadStart};
 use crate::registry::RegistryClient;
+use crate::words::count;
 
 /// Blobs of one image in flight at once (images run in parallel too, under `-j`).
 const BLOBS_AT_ONCE: usize = 3;
@@ -109,10 +110,11 @@ impl Native {
         self.put(&place, &top, Some(&job.target)).await?;
         written += 1;
         info!(
-            "{}: {} blobs copied, {} reused, {written} manifests written ({} bytes moved)",
+            "{}: {} copied, {} reused, {} written ({} bytes moved)",
             job.target,
-            run.copied.load(Ordering::Relaxed),
+            count(run.copied.load(Ordering::Relaxed), "blob", "blobs"),
             run.reused.load(Ordering::Relaxed),
+            count(written, "manifest", "manifests"),
             run.bytes_done.load(Ordering::Relaxed)
         );
         Ok(Copied {
