@@ -431,7 +431,7 @@ fn serve_says_when_the_next_cron_run_is_due_in_its_time_zone() {
     assert_eq!(zone, "Asia/Kolkata");
     let now = started.as_secs() as i64;
     assert!(
-        first > now - 1 && first <= now + 4 && first % 3 == 0,
+        first > now - 1 && first <= now + 10 && first % 3 == 0,
         "the first run at {first}, started at {now}"
     );
 

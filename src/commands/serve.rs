@@ -3,8 +3,9 @@
 //! effect on the next run; a broken one fails that run (its FILE:LINE errors in the log, the
 //! `invalid-input` result in the metrics, `/readyz` 503) and the server stays up. Runs never
 //! overlap; before each wait the server says when the next run starts ("next run at …", also
-//! `ferry_next_run_timestamp_seconds`). SIGHUP starts a run now; SIGTERM and SIGINT stop the current run as `sync` does
-//! (children terminated, report written) and end the server with 143 or 130.
+//! `ferry_next_run_timestamp_seconds`). SIGHUP starts a run now; SIGTERM and SIGINT stop the
+//! current run as `sync` does (children terminated, report written) and end the server with
+//! 143 or 130.
 
 use std::sync::Arc;
 use std::time::SystemTime;
