@@ -3,7 +3,11 @@
 # the CA certificates they trust, on Debian bookworm, run as the unprivileged user 10001.
 #
 #   docker build -t ghcr.io/OWNER/ferry:latest .
-#   docker run --rm -v "$PWD:/work" ghcr.io/OWNER/ferry:latest sync --dest harbor.example/third
+#   docker run --rm --user "$(id -u):$(id -g)" -v "$PWD:/work" \
+#     ghcr.io/OWNER/ferry:latest sync --dest harbor.example/third
+#
+# --user: a bind mount keeps its owner on the host, so the image's user 10001 cannot write
+# into your directory (./mirror, --report, --failed-list); run as yourself instead.
 #
 # The build needs BuildKit (the default of Docker 23 and later, and of Podman/Buildah) for its
 # cache mounts, which keep crates.io downloads and the compiled dependencies between builds.
@@ -42,8 +46,10 @@ COPY --from=build /usr/local/bin/ferry /usr/local/bin/ferry
 COPY --from=build /usr/local/share/man/man1 /usr/local/share/man/man1
 COPY --from=crane /go/bin/crane /usr/local/bin/crane
 # A numeric USER, so that Kubernetes' runAsNonRoot can verify it without a runAsUser. /work is
-# the default working directory (ferry's ./source-images.list and ./mirror), writable by the user
-# for `docker run -v "$PWD:/work"`.
+# the default working directory (ferry's ./source-images.list and ./mirror). The image's own
+# /work belongs to 10001; a directory mounted over it keeps its owner on the host, so
+# `docker run -v "$PWD:/work"` needs `--user "$(id -u):$(id -g)"` to write there. /tmp (ferry's
+# private directory, skopeo's temporary files) is writable by any user.
 RUN useradd --uid 10001 --user-group --home-dir /home/ferry --create-home \
       --shell /usr/sbin/nologin ferry \
  && install -d -o 10001 -g 10001 /work

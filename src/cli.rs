@@ -209,16 +209,17 @@ pub struct FilterArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("schedule").required(true).args(["every", "cron"])))]
 pub struct ServeArgs {
     #[command(flatten)]
     pub sync: SyncArgs,
 
     /// Run now and then every DURATION (e.g. 1h)
-    #[arg(long, value_name = "DURATION", value_parser = crate::run::retry::parse_duration, conflicts_with = "cron", required_unless_present = "cron")]
+    #[arg(long, value_name = "DURATION", value_parser = crate::run::retry::parse_duration)]
     pub every: Option<std::time::Duration>,
 
-    /// Run at the times a cron expression names, in $TZ (e.g. "0 3 * * *"; 6 fields with
-    /// seconds first)
+    /// Run at the times a cron expression names, in $TZ (e.g. "0 3 * * *"; 5 fields, or 6
+    /// with seconds first)
     #[arg(long, value_name = "EXPR")]
     pub cron: Option<String>,
 

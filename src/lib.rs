@@ -123,10 +123,13 @@ fn init_logging(verbosity: u8, format: LogFormat) {
         1 => tracing::Level::INFO,
         _ => tracing::Level::DEBUG,
     };
+    // A log line that cannot be written (stderr a closed pipe) is lost, not a panic: the
+    // default reports it with `eprint!`, which panics, and would end `serve`'s endpoint.
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(level)
-        .with_target(false);
+        .with_target(false)
+        .log_internal_errors(false);
     let _ = match format {
         LogFormat::Text => builder.without_time().with_ansi(ansi).try_init(),
         LogFormat::Json => builder.json().with_ansi(false).try_init(),

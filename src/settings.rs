@@ -499,6 +499,8 @@ fn engine_flags(engine: &EngineSettings, args: &SyncArgs) -> Vec<String> {
 pub struct ServeSettings {
     pub sync: SyncSettings,
     pub schedule: Schedule,
+    /// The time zone the next run's time is printed in.
+    pub zone: String,
     pub splay: Option<Duration>,
     pub listen: Option<std::net::SocketAddr>,
 }
@@ -509,9 +511,12 @@ fn serve_settings(args: ServeArgs, verbosity: u8) -> Result<ServeSettings, Setti
             "--dry-run prints what one sync would run: use `ferry sync --dry-run`".to_owned(),
         ));
     }
+    let tz = std::env::var("TZ").ok();
     let schedule = match (args.every, &args.cron) {
         (Some(every), None) => Schedule::Every(every),
-        (None, Some(expression)) => Schedule::cron(expression).map_err(SettingsError::Serve)?,
+        (None, Some(expression)) => {
+            Schedule::cron(expression, tz.as_deref()).map_err(SettingsError::Serve)?
+        }
         _ => {
             return Err(SettingsError::Serve(
                 "give one of --every DURATION or --cron EXPR".to_owned(),
@@ -529,9 +534,14 @@ fn serve_settings(args: ServeArgs, verbosity: u8) -> Result<ServeSettings, Setti
             })
         })
         .transpose()?;
+    // With --every, an unreadable $TZ only changes how times are printed: chrono then uses the
+    // system's zone.
+    let zone =
+        crate::serve::local_zone(tz.as_deref()).unwrap_or_else(|_| crate::serve::system_zone());
     Ok(ServeSettings {
         sync: sync_settings(args.sync, verbosity)?,
         schedule,
+        zone,
         splay: args.splay,
         listen,
     })

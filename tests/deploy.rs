@@ -497,13 +497,23 @@ fn alert_problems(docs: &[Value]) -> Vec<String> {
         .collect();
     let mut problems = Vec::new();
     let exprs: Vec<String> = rules.iter().map(|r| squeezed(&text(&r["expr"]))).collect();
-    if !exprs.iter().any(|e| {
-        e.contains("time()-ferry_last_success_timestamp_seconds>2*3600")
-            || e.contains("time()-ferry_last_success_timestamp_seconds>7200")
-    }) {
-        problems.push("PrometheusRule: no alert when the last success is over 2h old".to_owned());
+    let any = |part: &str| exprs.iter().any(|e| e.contains(part));
+    // 0 is "no success yet", not a success in 1970.
+    if !any("time()-(ferry_last_success_timestamp_seconds>0)>2*3600")
+        && !any("time()-(ferry_last_success_timestamp_seconds>0)>7200")
+    {
+        problems.push(
+            "PrometheusRule: no alert when the last success (after a first one) is over 2h old"
+                .to_owned(),
+        );
     }
-    if !exprs.iter().any(|e| e.contains("ferry_inputs_valid==0")) {
+    if !any("ferry_last_success_timestamp_seconds==0") {
+        problems.push("PrometheusRule: no alert for a server that never succeeded".to_owned());
+    }
+    if !any("absent(ferry_last_success_timestamp_seconds)") {
+        problems.push("PrometheusRule: no alert when no ferry is scraped".to_owned());
+    }
+    if !any("ferry_inputs_valid==0") {
         problems.push("PrometheusRule: no alert on a run with invalid inputs".to_owned());
     }
     for rule in rules {
@@ -743,6 +753,32 @@ fn dockerfile_problems(text: &str) -> Vec<String> {
     problems
 }
 
+/// Every `docker run` that mounts a directory over `/work` must run as the directory's owner:
+/// a bind mount keeps its owner on the host, so the image's user cannot write into it.
+fn docker_run_problems(name: &str, text: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut command = String::new();
+    for line in text.lines() {
+        let line = line.trim_start_matches('#').trim();
+        if command.is_empty() && !line.starts_with("docker run ") {
+            continue;
+        }
+        command.push_str(line.trim_end_matches('\\'));
+        command.push(' ');
+        if line.ends_with('\\') {
+            continue;
+        }
+        let whole = squeezed_spaces(&std::mem::take(&mut command));
+        if whole.contains(":/work") && !whole.contains("--user \"$(id -u):$(id -g)\"") {
+            problems.push(format!(
+                "{name}: `{whole}` mounts a directory over /work without --user \
+                 \"$(id -u):$(id -g)\": the image's user cannot write into it"
+            ));
+        }
+    }
+    problems
+}
+
 fn dockerignore_problems(text: &str) -> Vec<String> {
     let patterns: BTreeSet<&str> = text
         .lines()
@@ -814,6 +850,31 @@ fn action_problems(action: &Value) -> Vec<String> {
         }
     }
     let scripts: Vec<String> = steps.iter().map(|s| text(&s["run"])).collect();
+    // A tagged version is compiled once and then restored, not compiled in every job.
+    let cache = steps
+        .iter()
+        .find(|s| text(&s["uses"]).starts_with("actions/cache@"));
+    match cache {
+        None => problems.push(format!("{ACTION}: install: git is not cached")),
+        Some(cache) => {
+            if !squeezed(&text(&cache["with"]["key"])).contains("${{inputs.version}}") {
+                problems.push(format!(
+                    "{ACTION}: the cache of install: git is not keyed on the version"
+                ));
+            }
+            let id = text(&cache["id"]);
+            let consulted = steps.iter().any(|step| {
+                entries(&step["env"]).iter().any(|(_, v)| {
+                    squeezed(&text(v)) == format!("${{{{steps.{id}.outputs.cache-hit}}}}")
+                }) && text(&step["run"]).contains("cargo install")
+            });
+            if id.is_empty() || !consulted {
+                problems.push(format!(
+                    "{ACTION}: the install step compiles ferry whether the cache had it or not"
+                ));
+            }
+        }
+    }
     if !scripts.iter().any(|s| s.contains("cargo install --locked")) {
         problems.push(format!(
             "{ACTION}: ferry is not installed with cargo install --locked"
@@ -880,6 +941,66 @@ fn workflow_problems(workflow: &Value) -> Vec<String> {
     }
     let steps = seq(&job["steps"]);
     let uses = |step: &Value, prefix: &str| text(&step["uses"]).starts_with(prefix);
+    let needs_of = |job: &Value| -> Vec<String> {
+        match &job["needs"] {
+            Value::Sequence(needs) => needs.iter().map(text).collect(),
+            other => vec![text(other)],
+        }
+    };
+    // ferry built once, in a job the shards need, cached, and handed over as an artifact.
+    let compiles = |job: &Value| {
+        seq(&job["steps"])
+            .iter()
+            .any(|s| text(&s["run"]).contains("cargo install"))
+    };
+    let build = needs_of(job).into_iter().find_map(|need| {
+        jobs.iter()
+            .find(|(name, job)| *name == need && compiles(job))
+    });
+    let binary = match build {
+        None => {
+            problems.push(format!(
+                "{WORKFLOW}: no job builds ferry once for the shards (every shard compiles it)"
+            ));
+            String::new()
+        }
+        Some((name, build)) => {
+            let build_steps = seq(&build["steps"]);
+            if !build_steps.iter().any(|s| {
+                uses(s, "actions/cache@") && text(&s["with"]["key"]).contains("hashFiles(")
+            }) {
+                problems.push(format!(
+                    "{WORKFLOW}: job {name} compiles ferry every night: its build is not cached \
+                     under a hash of the sources"
+                ));
+            }
+            build_steps
+                .iter()
+                .find(|s| uses(s, "actions/upload-artifact@"))
+                .map(|s| text(&s["with"]["name"]))
+                .unwrap_or_else(|| {
+                    problems.push(format!("{WORKFLOW}: job {name} uploads no ferry"));
+                    String::new()
+                })
+        }
+    };
+    // A job that runs the build's ferry: it downloads the artifact and compiles nothing.
+    let runs_the_build = |name: &str, job: &Value| {
+        let mut problems = Vec::new();
+        if compiles(job) {
+            problems.push(format!("{WORKFLOW}: job {name} compiles ferry again"));
+        }
+        let downloads = seq(&job["steps"])
+            .iter()
+            .any(|s| uses(s, "actions/download-artifact@") && text(&s["with"]["name"]) == binary);
+        if !binary.is_empty() && !downloads {
+            problems.push(format!(
+                "{WORKFLOW}: job {name} does not download the build's ferry ({binary})"
+            ));
+        }
+        problems
+    };
+    problems.extend(runs_the_build(mirror, job));
     let action = steps.iter().find(|s| {
         let used = text(&s["uses"]);
         used == "./" || used.contains("/ferry@")
@@ -891,6 +1012,12 @@ fn workflow_problems(workflow: &Value) -> Vec<String> {
         return problems;
     };
     let with = &action["with"];
+    if text(&with["install"]) != "none" {
+        problems.push(format!(
+            "{WORKFLOW}: every shard compiles ferry (the action's install is {:?}, not none)",
+            text(&with["install"])
+        ));
+    }
     if squeezed(&text(&with["shard"])) != format!("${{{{matrix.shard}}}}/{n}") {
         problems.push(format!(
             "{WORKFLOW}: the action's shard is {:?}, not the matrix's shard of {n}",
@@ -937,11 +1064,8 @@ fn workflow_problems(workflow: &Value) -> Vec<String> {
         problems.push(format!("{WORKFLOW}: no job runs ferry report merge"));
         return problems;
     };
-    let needs: Vec<String> = match &job["needs"] {
-        Value::Sequence(needs) => needs.iter().map(text).collect(),
-        other => vec![text(other)],
-    };
-    if !needs.contains(mirror) {
+    problems.extend(runs_the_build(merge, job));
+    if !needs_of(job).contains(mirror) {
         problems.push(format!("{WORKFLOW}: job {merge} does not need {mirror}"));
     }
     if !squeezed(&text(&job["if"])).contains("always()") {
@@ -950,11 +1074,12 @@ fn workflow_problems(workflow: &Value) -> Vec<String> {
         ));
     }
     let steps = seq(&job["steps"]);
-    let download = steps.iter().find(|s| uses(s, "actions/download-artifact@"));
-    if download.is_none_or(|d| {
-        text(&d["with"]["pattern"]) != format!("{artifact}*")
-            || d["with"]["merge-multiple"].as_bool() != Some(true)
-    }) {
+    let downloads_reports = steps.iter().any(|d| {
+        uses(d, "actions/download-artifact@")
+            && text(&d["with"]["pattern"]) == format!("{artifact}*")
+            && d["with"]["merge-multiple"].as_bool() == Some(true)
+    });
+    if !downloads_reports {
         problems.push(format!(
             "{WORKFLOW}: job {merge} does not download every {artifact}* artifact into one \
              directory"
@@ -980,7 +1105,11 @@ fn workflow_problems(workflow: &Value) -> Vec<String> {
 /// The problems of the file at `path` (one of the deployables), read as `text`.
 fn problems_of(path: &str, text: &str) -> Vec<String> {
     match path {
-        DOCKERFILE => dockerfile_problems(text),
+        DOCKERFILE => {
+            let mut problems = dockerfile_problems(text);
+            problems.extend(docker_run_problems(path, text));
+            problems
+        }
         ACTION => action_problems(&yaml(path, text)),
         WORKFLOW => workflow_problems(&yaml(path, text)),
         _ if path.starts_with(KUBERNETES) => {
@@ -1003,6 +1132,8 @@ fn problems_of(path: &str, text: &str) -> Vec<String> {
 #[test]
 fn the_deployables_have_what_ferry_relies_on() {
     let mut problems = dockerfile_problems(&read(DOCKERFILE));
+    problems.extend(docker_run_problems(DOCKERFILE, &read(DOCKERFILE)));
+    problems.extend(docker_run_problems("README.md", &read("README.md")));
     problems.extend(dockerignore_problems(&read(".dockerignore")));
     problems.extend(kubernetes_problems(&kubernetes_files()));
     problems.extend(action_problems(&yaml(ACTION, &read(ACTION))));
@@ -1022,6 +1153,12 @@ fn the_checkers_name_what_a_broken_copy_breaks() {
             "exec form",
         ),
         (DOCKERFILE, "USER 10001:10001", "USER ferry", "numeric"),
+        (
+            DOCKERFILE,
+            "#   docker run --rm --user \"$(id -u):$(id -g)\" -v",
+            "#   docker run --rm -v",
+            "without --user",
+        ),
         (DOCKERFILE, "USER 10001:10001", "USER 0", "root"),
         (DOCKERFILE, "      skopeo \\\n", "", "install skopeo"),
         (
@@ -1095,6 +1232,48 @@ fn the_checkers_name_what_a_broken_copy_breaks() {
             "over 2h old",
         ),
         (
+            "deploy/kubernetes/prometheus-rule.yaml",
+            "(ferry_last_success_timestamp_seconds > 0)",
+            "ferry_last_success_timestamp_seconds",
+            "over 2h old",
+        ),
+        (
+            "deploy/kubernetes/prometheus-rule.yaml",
+            "expr: ferry_last_success_timestamp_seconds == 0",
+            "expr: ferry_last_success_timestamp_seconds < 0",
+            "never succeeded",
+        ),
+        (
+            ACTION,
+            "key: ferry-git-${{ inputs.version }}-",
+            "key: ferry-git-",
+            "not keyed on the version",
+        ),
+        (
+            ACTION,
+            "ACTION_CACHED: ${{ steps.cache.outputs.cache-hit }}",
+            "ACTION_CACHED: 'false'",
+            "whether the cache had it or not",
+        ),
+        (
+            WORKFLOW,
+            "          install: none\n",
+            "",
+            "every shard compiles ferry",
+        ),
+        (
+            WORKFLOW,
+            "    needs: build\n",
+            "",
+            "no job builds ferry once",
+        ),
+        (
+            WORKFLOW,
+            "      - id: cache\n        uses: actions/cache@v4",
+            "      - id: cache\n        uses: actions/checkout@v4",
+            "not cached",
+        ),
+        (
             ACTION,
             "ferry \"${args[@]}\"",
             "ferry \"${args[@]}\" --dest-creds \"${{ inputs.username }}:${{ inputs.password }}\"",
@@ -1120,8 +1299,8 @@ fn the_checkers_name_what_a_broken_copy_breaks() {
         ),
         (
             WORKFLOW,
-            "if: vars.FERRY_DEST != ''",
-            "if: true",
+            "needs: build\n    if: vars.FERRY_DEST != ''",
+            "needs: build\n    if: true",
             "runs in any repository",
         ),
         (
@@ -1297,7 +1476,8 @@ fn action_inputs(action: &Value, with: &[(&str, &str)]) -> BTreeMap<String, Stri
         .collect()
 }
 
-/// A step's `env:` as the runner sets it, `${{ inputs.NAME }}` evaluated (the only expression
+/// A step's `env:` as the runner sets it, `${{ inputs.NAME }}` evaluated, and a step's output
+/// (`${{ steps.ID.outputs.NAME }}`) empty, as when that step did not run (the only expressions
 /// the action's env uses).
 fn step_env(step: &Value, inputs: &BTreeMap<String, String>) -> Vec<(String, String)> {
     entries(&step["env"])
@@ -1310,6 +1490,7 @@ fn step_env(step: &Value, inputs: &BTreeMap<String, String>) -> Vec<(String, Str
                 .and_then(|rest| rest.strip_suffix("}}"))
             {
                 Some(input) => inputs[input].clone(),
+                None if squeezed.starts_with("${{steps.") => String::new(),
                 None => {
                     assert!(!value.contains("${{"), "unsupported expression {value}");
                     value
@@ -1467,6 +1648,55 @@ fn the_action_install_step_accepts_none_and_refuses_an_unknown_method() {
     }
 }
 
+/// With `install: git` and a version, ferry is compiled when the cache lacks it, and only then.
+#[test]
+fn the_action_compiles_a_tagged_ferry_only_when_the_cache_lacks_it() {
+    let action = yaml(ACTION, &read(ACTION));
+    let install = step(
+        seq(&action["runs"]["steps"]),
+        "Install ferry and its engine",
+    );
+    let script = text(&install["run"]);
+    let with = [
+        ("install", "git"),
+        ("version", "v0.1.0"),
+        ("engine", "native"),
+    ];
+    for (cache_hit, compiled) in [("true", false), ("false", true), ("", true)] {
+        let dir = TempDir::new("deploy-install-cache");
+        recording_ferry(dir.path());
+        let cargo = dir.path().join("bin/cargo");
+        let log = dir.path().join("cargo-argv");
+        let stub = format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > {}\n",
+            shell_quote(&log.to_string_lossy())
+        );
+        fs::write(&cargo, stub).unwrap();
+        fs::set_permissions(&cargo, fs::Permissions::from_mode(0o755)).unwrap();
+        let mut env = step_env(install, &action_inputs(&action, &with));
+        // What actions/cache says, as the runner would evaluate the step's output.
+        env.retain(|(k, _)| k != "ACTION_CACHED");
+        env.push(("ACTION_CACHED".to_owned(), cache_hit.to_owned()));
+        run(&mut bash_step(&script, dir.path(), dir.path(), &env), 0);
+        let argv = fs::read_to_string(&log).ok();
+        assert_eq!(
+            argv.is_some(),
+            compiled,
+            "cache-hit {cache_hit:?}: {argv:?}"
+        );
+        if let Some(argv) = argv {
+            let argv: Vec<&str> = argv.lines().collect();
+            assert_eq!(argv[..2], ["install", "--locked"], "{argv:?}");
+            assert_eq!(option_str(&argv, "--tag"), Some("v0.1.0"), "{argv:?}");
+        }
+    }
+}
+
+fn option_str<'a>(args: &[&'a str], flag: &str) -> Option<&'a str> {
+    let at = args.iter().position(|a| *a == flag)?;
+    args.get(at + 1).copied()
+}
+
 /// A sync report of shard `k` of `n`, as ferry writes one (command, shard, list fingerprint).
 fn sync_report(destination: &str, (k, n): (usize, usize), statuses: &[&str]) -> serde_json::Value {
     let images: Vec<serde_json::Value> = statuses
@@ -1560,4 +1790,578 @@ fn the_merge_job_fails_the_workflow_when_a_shard_failed_an_image_or_left_no_repo
         let total = reports.iter().map(Vec::len).sum::<usize>() as u64;
         assert_eq!(merged["summary"]["total"].as_u64(), Some(total));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checked by the real tools: the Kubernetes API's schemas (kubernetes-validate), SchemaStore's
+// schemas of actions and workflows (check-jsonschema), promtool, and a running Prometheus.
+
+/// The oldest Kubernetes release the manifests support; every release from it to the newest
+/// the pinned kubernetes-validate ships is checked.
+const OLDEST_KUBERNETES_MINOR: u32 = 29;
+const RULES: &str = "deploy/kubernetes/prometheus-rule.yaml";
+const RULE_TESTS: &str = "tests/prometheus/alerts.test.yaml";
+
+/// A validator the tests run: on PATH (scripts/test puts target/ferry-test-venv/bin, where it
+/// installs the pinned kubernetes-validate and check-jsonschema, first on it), else in that
+/// directory. Missing, the test says that it was skipped and passes; with
+/// `FERRY_REQUIRE_VALIDATORS=1` (as .ci/run sets it) it fails.
+fn tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let venv = repo_path("target/ferry-test-venv/bin");
+    let found = std::env::split_paths(&path)
+        .chain([venv])
+        .map(|dir| dir.join(name))
+        .find(|file| file.metadata().is_ok_and(|m| m.is_file()));
+    if found.is_none() {
+        assert!(
+            std::env::var("FERRY_REQUIRE_VALIDATORS").as_deref() != Ok("1"),
+            "FERRY_REQUIRE_VALIDATORS=1 but {name} was not found: scripts/test installs it"
+        );
+        eprintln!(
+            "SKIPPED: {name} not found (scripts/test installs it): {}",
+            std::thread::current().name().unwrap_or("a validator test")
+        );
+    }
+    found
+}
+
+/// The Kubernetes minor versions to check: the oldest supported to the newest the installed
+/// kubernetes-validate knows (its default, per its --help).
+fn kubernetes_versions(validate: &Path) -> Vec<String> {
+    let help = stdout_of(&run(Command::new(validate).arg("--help"), 0));
+    let help = squeezed_spaces(&help);
+    let newest = help
+        .split("Defaults to ")
+        .nth(1)
+        .and_then(|rest| rest.split('.').nth(1))
+        .and_then(|minor| minor.parse::<u32>().ok())
+        .unwrap_or_else(|| panic!("no default version in kubernetes-validate --help: {help}"));
+    assert!(
+        newest >= 35,
+        "kubernetes-validate knows only up to 1.{newest}"
+    );
+    (OLDEST_KUBERNETES_MINOR..=newest)
+        .map(|minor| format!("1.{minor}"))
+        .collect()
+}
+
+/// The problems `kubernetes-validate --strict` finds in `files` for each of `versions`; also a
+/// problem: a resource of Kubernetes' own (not a custom resource) it did not report as passed.
+fn kubernetes_validate_problems(
+    validate: &Path,
+    versions: &[String],
+    files: &[PathBuf],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for version in versions {
+        let out = Command::new(validate)
+            .args(["--strict", "--kubernetes-version", version])
+            .args(files)
+            .output()
+            .expect("kubernetes-validate runs");
+        let output = stdout_of(&out) + &stderr_of(&out);
+        if !out.status.success() {
+            problems.push(format!(
+                "kubernetes-validate --strict -k {version} exits {:?}:\n{output}",
+                out.status.code()
+            ));
+        }
+        for file in files {
+            let name = file.display().to_string();
+            let content = fs::read_to_string(file).unwrap();
+            for doc in documents(&name, &content) {
+                let kind = text(&doc["kind"]);
+                if kind == "PrometheusRule" {
+                    continue; // a custom resource: promtool checks its rules
+                }
+                let passed = format!(
+                    "passed for resource {}/{} against version {version}",
+                    kind.to_lowercase(),
+                    text(&doc["metadata"]["name"])
+                );
+                if !output.contains(&passed) {
+                    problems.push(format!("{name}: not \"{passed}\":\n{output}"));
+                }
+            }
+        }
+    }
+    problems
+}
+
+fn kubernetes_paths() -> Vec<PathBuf> {
+    kubernetes_files()
+        .into_iter()
+        .map(|(name, _)| repo_path(&name))
+        .collect()
+}
+
+#[test]
+fn every_manifest_is_valid_on_every_supported_kubernetes_version() {
+    let Some(validate) = tool("kubernetes-validate") else {
+        return;
+    };
+    let versions = kubernetes_versions(&validate);
+    let problems = kubernetes_validate_problems(&validate, &versions, &kubernetes_paths());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    // The CronJob as it was: its DisruptionTarget condition without a status is refused by
+    // the schemas of 1.29 to 1.34.
+    let dir = TempDir::new("deploy-kubernetes-validate");
+    let cronjob = dir.path().join("cronjob.yaml");
+    let text = read("deploy/kubernetes/cronjob.yaml");
+    let status = "\n                # Required by the API schema of Kubernetes 1.34 and older.\n                status: \"True\"";
+    fs::write(&cronjob, mutated(&text, status, "")).unwrap();
+    let problems = kubernetes_validate_problems(&validate, &versions[..1], &[cronjob]);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("onPodConditions.0: 'status' is a required property")),
+        "{problems:#?}"
+    );
+}
+
+/// `check-jsonschema --builtin-schema SCHEMA FILE`'s exit code and output.
+fn check_jsonschema(check: &Path, schema: &str, file: &Path) -> (i32, String) {
+    let out = Command::new(check)
+        .args(["--builtin-schema", schema])
+        .arg(file)
+        .output()
+        .expect("check-jsonschema runs");
+    let output = stdout_of(&out) + &stderr_of(&out);
+    (out.status.code().unwrap_or(-1), output)
+}
+
+#[test]
+fn the_action_and_the_workflows_match_schemastores_schemas() {
+    let Some(check) = tool("check-jsonschema") else {
+        return;
+    };
+    let mut files = vec![("vendor.github-actions", repo_path(ACTION))];
+    let workflows = fs::read_dir(repo_path(".github/workflows")).unwrap();
+    for entry in workflows {
+        let path = entry.unwrap().path();
+        if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yml" | "yaml")
+        ) {
+            files.push(("vendor.github-workflows", path));
+        }
+    }
+    assert!(files.len() >= 2, "no workflow in .github/workflows");
+    for (schema, file) in &files {
+        let (code, output) = check_jsonschema(&check, schema, file);
+        assert_eq!(code, 0, "{} against {schema}:\n{output}", file.display());
+    }
+
+    // A misspelt key is caught in each.
+    let dir = TempDir::new("deploy-check-jsonschema");
+    for (path, schema, from, to) in [
+        (
+            ACTION,
+            "vendor.github-actions",
+            "  using: composite",
+            "  usin: composite",
+        ),
+        (
+            WORKFLOW,
+            "vendor.github-workflows",
+            "    runs-on: ubuntu-latest\n    strategy:",
+            "    run-on: ubuntu-latest\n    strategy:",
+        ),
+    ] {
+        let file = dir.path().join(Path::new(path).file_name().unwrap());
+        fs::write(&file, mutated(&read(path), from, to)).unwrap();
+        let (code, output) = check_jsonschema(&check, schema, &file);
+        assert_eq!(code, 1, "{path} with {to:?} passed {schema}:\n{output}");
+    }
+}
+
+/// The rule groups of the PrometheusRule, as a plain rule file (JSON, which Prometheus reads as
+/// YAML), with every `for:` replaced by `for_` when one is given.
+fn rule_file(for_: Option<&str>) -> String {
+    let text = read(RULES);
+    let docs = documents(RULES, &text);
+    let rule = the(&docs, "PrometheusRule").unwrap();
+    let mut groups = serde_json::to_value(&rule["spec"]).unwrap();
+    if let Some(for_) = for_ {
+        for group in groups["groups"].as_array_mut().unwrap() {
+            for rule in group["rules"].as_array_mut().unwrap() {
+                if rule.get("for").is_some() {
+                    rule["for"] = serde_json::json!(for_);
+                }
+            }
+        }
+    }
+    serde_json::to_string_pretty(&groups).unwrap()
+}
+
+#[test]
+fn the_alert_rules_pass_promtool_check_and_their_unit_tests() {
+    let Some(promtool) = tool("promtool") else {
+        return;
+    };
+    let dir = TempDir::new("deploy-promtool");
+    let rules = dir.path().join("ferry-rules.json");
+    fs::write(&rules, rule_file(None)).unwrap();
+    let out = run(
+        Command::new(&promtool).args(["check", "rules"]).arg(&rules),
+        0,
+    );
+    assert!(
+        stdout_of(&out).contains("SUCCESS: 4 rules found"),
+        "{}",
+        stdout_of(&out)
+    );
+    let tests = dir.path().join("alerts.test.yaml");
+    fs::copy(repo_path(RULE_TESTS), &tests).unwrap();
+    run(
+        Command::new(&promtool)
+            .args(["test", "rules", "alerts.test.yaml"])
+            .current_dir(dir.path()),
+        0,
+    );
+
+    // The unit tests catch an alert that fires before the first success, and one that never
+    // fires for a server that never succeeded.
+    for (from, to) in [
+        (
+            "(ferry_last_success_timestamp_seconds > 0)",
+            "ferry_last_success_timestamp_seconds",
+        ),
+        (
+            "expr: ferry_last_success_timestamp_seconds == 0",
+            "expr: absent(ferry_last_success_timestamp_seconds)",
+        ),
+    ] {
+        let broken = mutated(&read(RULES), from, to);
+        let docs = documents(RULES, &broken);
+        let spec = &the(&docs, "PrometheusRule").unwrap()["spec"];
+        fs::write(&rules, serde_json::to_string(spec).unwrap()).unwrap();
+        let out = run(
+            Command::new(&promtool)
+                .args(["test", "rules", "alerts.test.yaml"])
+                .current_dir(dir.path()),
+            1,
+        );
+        let output = stdout_of(&out) + &stderr_of(&out);
+        assert!(output.contains("FAILED"), "{from:?} -> {to:?}: {output}");
+    }
+    // And check rules refuses an expression that does not parse.
+    fs::write(
+        &rules,
+        mutated(
+            &rule_file(None),
+            "ferry_inputs_valid == 0",
+            "ferry_inputs_valid ==",
+        ),
+    )
+    .unwrap();
+    run(
+        Command::new(&promtool).args(["check", "rules"]).arg(&rules),
+        1,
+    );
+}
+
+// A real Prometheus scraping a real `ferry serve`.
+
+/// Kills a process the test started when the test ends, also when it fails.
+struct Process(std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `GET path` on `addr` as HTTP/1.0 (so that the answer is neither chunked nor kept open):
+/// the status and the body, `None` when nothing answers.
+fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
+}
+
+/// The alerts Prometheus at `addr` has, as (name, state) pairs.
+fn prometheus_alerts(addr: &str) -> Vec<(String, String)> {
+    let Some((200, body)) = http_get(addr, "/api/v1/alerts") else {
+        return Vec::new();
+    };
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    answer["data"]["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|alert| {
+            (
+                alert["labels"]["alertname"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+                alert["state"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Starts `ferry serve` of `list` on `m`, every second; returns it and its address.
+fn start_serve(m: &common::mirror::Mirror, list: &Path, log: &Path) -> (Process, String) {
+    let mut cmd = m.ferry();
+    cmd.arg("serve")
+        .arg(list)
+        .arg("--dest")
+        .arg(m.prefix())
+        .args([
+            "--dest-tls-verify=false",
+            "--every",
+            "1s",
+            "--progress",
+            "none",
+        ])
+        .args(["--listen", "127.0.0.1:0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(fs::File::create(log).unwrap());
+    let server = Process(cmd.spawn().expect("ferry serve starts"));
+    let mut addr = None;
+    wait_until(std::time::Duration::from_secs(10), "serve listens", || {
+        let log = fs::read_to_string(log).unwrap_or_default();
+        addr = log
+            .lines()
+            .find_map(|line| Some(line.split_once("on http://")?.1.trim().to_owned()));
+        addr.is_some()
+    });
+    (server, addr.unwrap())
+}
+
+/// Starts Prometheus with `config` (scraping and evaluating every second) on a free port;
+/// returns it and its address once it is ready.
+fn start_prometheus(prometheus: &Path, dir: &Path, config: &Path) -> (Process, String) {
+    for attempt in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let log = dir.join(format!("prometheus-{attempt}.log"));
+        let mut server = Process(
+            Command::new(prometheus)
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.join("data").display()
+                ))
+                .arg(format!("--web.listen-address={addr}"))
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(fs::File::create(&log).unwrap())
+                .spawn()
+                .expect("prometheus starts"),
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if server.0.try_wait().unwrap().is_some() {
+                break; // the port was taken meanwhile: another one
+            }
+            if http_get(&addr, "/-/ready").is_some_and(|(status, _)| status == 200) {
+                return (server, addr);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        eprintln!(
+            "prometheus did not start on {addr}:\n{}",
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+    panic!("prometheus did not start");
+}
+
+/// The shipped alerts, in a real Prometheus that scrapes a real `ferry serve` (with `for:`
+/// shortened to 2s, and everything every second): runs that fail their image fire
+/// FerryMirrorNeverSucceeded (and not FerryMirrorBehind), a broken list FerryInputsInvalid.
+#[test]
+fn a_real_prometheus_fires_the_alerts_when_ferrys_runs_fail() {
+    let Some(prometheus) = tool("prometheus") else {
+        return;
+    };
+    let m = common::mirror::Mirror::new(false);
+    // An image the source does not have: every run fails it (not-found, not retried).
+    let list = m.write("images.list", "library/missing:1\n");
+    let dir = TempDir::new("deploy-prometheus");
+    let serve_log = dir.path().join("serve.log");
+    let (_serve, ferry) = start_serve(&m, &list, &serve_log);
+
+    fs::write(dir.path().join("ferry-rules.json"), rule_file(Some("2s"))).unwrap();
+    let config = dir.path().join("prometheus.json");
+    let scrape = serde_json::json!({
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": ["ferry-rules.json"],
+        "scrape_configs": [
+            {"job_name": "ferry", "static_configs": [{"targets": [ferry]}]}
+        ],
+    });
+    fs::write(&config, scrape.to_string()).unwrap();
+    let (_prometheus, addr) = start_prometheus(&prometheus, dir.path(), &config);
+
+    let firing = |name: &str, alerts: &[(String, String)]| {
+        alerts
+            .iter()
+            .any(|(n, state)| n == name && state == "firing")
+    };
+    let started = std::time::Instant::now();
+    let mut alerts = Vec::new();
+    let limit = std::time::Duration::from_secs(60);
+    while !firing("FerryMirrorNeverSucceeded", &alerts) {
+        assert!(
+            started.elapsed() < limit,
+            "FerryMirrorNeverSucceeded did not fire: alerts {alerts:?}\nferry: {}",
+            fs::read_to_string(&serve_log).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        alerts = prometheus_alerts(&addr);
+    }
+    let fired = started.elapsed();
+    let names: Vec<&str> = alerts.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(
+        !names.contains(&"FerryMirrorBehind") && !names.contains(&"FerryMirrorAbsent"),
+        "{alerts:?}"
+    );
+    // Prometheus saw the failed runs themselves.
+    let (_, query) = http_get(
+        &addr,
+        "/api/v1/query?query=ferry_runs_total%7Bresult%3D%22images-failed%22%7D",
+    )
+    .unwrap();
+    assert!(query.contains("\"ferry_runs_total\""), "{query}");
+
+    // A broken list: its run is invalid-input.
+    fs::write(&list, "Not A Reference\n").unwrap();
+    wait_until(limit, "FerryInputsInvalid fires", || {
+        firing("FerryInputsInvalid", &prometheus_alerts(&addr))
+    });
+    eprintln!(
+        "FerryMirrorNeverSucceeded fired {fired:?} after Prometheus started, \
+         FerryInputsInvalid {:?}",
+        started.elapsed()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The image's user, as far as this machine allows (no Docker engine): ferry run as the
+// Dockerfile's USER and as the `--user` the docs give, in a directory owned by someone else,
+// as a bind mount of the host user's directory is.
+
+/// The Dockerfile's `USER uid:gid`.
+fn image_user() -> (u32, u32) {
+    let text = read(DOCKERFILE);
+    let runtime = stages(&text).pop().expect("a runtime stage");
+    let user = runtime
+        .body
+        .iter()
+        .rev()
+        .find(|i| i.keyword == "USER")
+        .map(|i| i.rest.clone())
+        .expect("a USER");
+    let (uid, gid) = user.split_once(':').unwrap_or((&user, &user));
+    (uid.parse().unwrap(), gid.parse().unwrap())
+}
+
+/// `ferry sync images.list --dest-dir mirror` of `m`, in `work`, as `uid:gid` (by `setpriv`,
+/// with no other groups), its HOME `home`.
+fn sync_as(
+    m: &common::mirror::Mirror,
+    work: &Path,
+    home: &Path,
+    user: (u32, u32),
+) -> std::process::Output {
+    let ferry = m.ferry();
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid",
+        &user.0.to_string(),
+        "--regid",
+        &user.1.to_string(),
+    ])
+    .args(["--clear-groups", "--"])
+    .arg(ferry.get_program())
+    .args([
+        "sync",
+        "images.list",
+        "--dest-dir",
+        "mirror",
+        "--progress",
+        "none",
+    ])
+    .current_dir(work)
+    .env("HOME", home)
+    .stdin(std::process::Stdio::null());
+    for (key, value) in ferry.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    cmd.output().expect("setpriv runs")
+}
+
+#[test]
+fn a_mounted_directory_is_written_by_the_documented_user_and_not_by_the_images() {
+    // setpriv needs to be root; CI is.
+    if !Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| stdout_of(&o).trim() == "0")
+    {
+        eprintln!("SKIPPED: not root, so ferry cannot be run as other users here");
+        return;
+    }
+    let m = common::mirror::Mirror::new(false);
+    m.push("library/nginx:1", "nginx-1");
+    let dir = TempDir::new("deploy-user");
+    let chown = |path: &Path, (uid, gid): (u32, u32)| {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+    };
+    // The host user's directory (mode 755, as a home directory's work tree usually is).
+    let host_user = (4242, 4242);
+    let work = dir.path().join("work");
+    fs::create_dir(&work).unwrap();
+    fs::write(work.join("images.list"), "nginx:1\n").unwrap();
+    chown(&work, host_user);
+    // The image's HOME: the image's user's, not writable by another.
+    let image = image_user();
+    let home = dir.path().join("home-ferry");
+    fs::create_dir(&home).unwrap();
+    chown(&home, image);
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+
+    // As the image's user: it reads the list but cannot write the mirror, and says so.
+    let out = sync_as(&m, &work, &home, image);
+    let stderr = stderr_of(&out) + &stdout_of(&out);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("ermission denied"), "{stderr}");
+    let index = work.join("mirror/docker.io/library/nginx/index.json");
+    assert!(!index.exists());
+
+    // As the directory's owner (`--user "$(id -u):$(id -g)"`): the mirror is written, with a
+    // HOME it cannot write.
+    let out = sync_as(&m, &work, &home, host_user);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout_of(&out),
+        stderr_of(&out)
+    );
+    let owner = std::os::unix::fs::MetadataExt::uid(&fs::metadata(&index).unwrap());
+    assert_eq!(owner, host_user.0, "the mirror belongs to the host user");
 }

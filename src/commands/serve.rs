@@ -2,8 +2,10 @@
 //! `/healthz` and `/readyz`. Inputs are read again before each run, so an edited list takes
 //! effect on the next run; a broken one fails that run (its FILE:LINE errors in the log, the
 //! `invalid-input` result in the metrics, `/readyz` 503) and the server stays up. Runs never
-//! overlap. SIGHUP starts a run now; SIGTERM and SIGINT stop the current run as `sync` does
-//! (children terminated, report written) and end the server with 143 or 130.
+//! overlap; before each wait the server says when the next run starts ("next run at …", also
+//! `ferry_next_run_timestamp_seconds`). SIGHUP starts a run now; SIGTERM and SIGINT stop the
+//! current run as `sync` does (children terminated, report written) and end the server with
+//! 143 or 130.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -17,15 +19,17 @@ use super::{load, say_err};
 use crate::error::{self, Error, Outcome};
 use crate::exec::Stop;
 use crate::serve::metrics::{Metrics, RunResult};
-use crate::serve::{http, splay};
-use crate::settings::ServeSettings;
+use crate::serve::{http, local_time, splay};
+use crate::settings::{EngineSettings, ServeSettings};
 
 pub async fn serve(settings: ServeSettings) -> Result<Outcome, Error> {
     let signal_error = |e: std::io::Error| Error::Internal(format!("cannot watch signals: {e}"));
     let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
     let mut hangup = signal(SignalKind::hangup()).map_err(signal_error)?;
-    let metrics = Arc::new(Metrics::new());
+    // Only the native engine counts the bytes it copies.
+    let counts_bytes = matches!(settings.sync.engine, EngineSettings::Native);
+    let metrics = Arc::new(Metrics::new(counts_bytes));
     // Ready once the inputs read; checked before the first run, which may be hours away.
     match load(&settings.sync.plan).await {
         Ok(_) => metrics.inputs_checked(true),
@@ -56,8 +60,16 @@ pub async fn serve(settings: ServeSettings) -> Result<Outcome, Error> {
     let (stop_tx, stop_rx) = watch::channel(Stop::Run);
     let mut due = settings.schedule.first(SystemTime::now());
     loop {
-        let wait =
-            due.duration_since(SystemTime::now()).unwrap_or_default() + splay(settings.splay);
+        // The run starts at its due time (or now, when that has passed) plus the splay.
+        let now = SystemTime::now();
+        let starts = due.max(now) + splay(settings.splay);
+        metrics.next_run(starts);
+        say_err(format!(
+            "ferry: next run at {} ({})",
+            local_time(starts),
+            settings.zone
+        ));
+        let wait = starts.duration_since(now).unwrap_or_default();
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             _ = hangup.recv() => {

@@ -1,30 +1,75 @@
 //! The server's HTTP endpoint: `GET /metrics`, `/healthz` (alive) and `/readyz` (the last run's
-//! inputs were valid). A small HTTP/1.1 responder on tokio: one request per connection, no
-//! bodies, no keep-alive; enough for a Prometheus scrape and a kubelet probe.
+//! inputs were valid), and `HEAD` of each. A small HTTP/1.1 responder on tokio: one request per
+//! connection, no bodies, no keep-alive; enough for a Prometheus scrape and a kubelet probe.
+//!
+//! Its resources are bounded: at most [`MAX_CONNECTIONS`] connections are open at once (the
+//! next waits in the kernel's backlog until one ends), a client has [`READ_TIMEOUT`] for its
+//! whole exchange, so idle connections cannot hold the slots, and a failing `accept` (out of
+//! file descriptors: `EMFILE`) is retried after [`ACCEPT_BACKOFF`] instead of at once, which
+//! would spin a core, and logged once per run of failures.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 use super::metrics::Metrics;
 
-/// Longest request head read, and how long a client may take to send it.
+/// Longest request head read, and how long a client may take for its whole exchange.
 const MAX_HEAD: usize = 8192;
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections open at once.
+pub const MAX_CONNECTIONS: usize = 64;
+/// The pause after a failed `accept`.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Answers requests on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut failing = false;
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let metrics = Arc::clone(&metrics);
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(READ_TIMEOUT, answer(stream, &metrics)).await;
-        });
+        let slot = Arc::clone(&slots)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                if failing {
+                    tracing::warn!("accepting connections on /metrics again");
+                    failing = false;
+                }
+                let metrics = Arc::clone(&metrics);
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(READ_TIMEOUT, answer(stream, &metrics)).await;
+                    drop(slot);
+                });
+            }
+            // The client gave up before its connection was accepted: nothing to wait for.
+            Err(e) if peer_gone(&e) => {}
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(
+                        "cannot accept connections on /metrics: {e}; retrying every {} ms",
+                        ACCEPT_BACKOFF.as_millis()
+                    );
+                    failing = true;
+                }
+                drop(slot);
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
     }
+}
+
+/// An `accept` error that concerns one connection only, not the listener.
+fn peer_gone(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionReset, Interrupted};
+    matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted
+    )
 }
 
 async fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
@@ -37,25 +82,48 @@ async fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()>
         }
         head.extend_from_slice(&chunk[..n]);
     }
+    if head.is_empty() {
+        // Closed without a request (a TCP check): nothing to answer.
+        return Ok(());
+    }
     let head = String::from_utf8_lossy(&head);
     let mut words = head.lines().next().unwrap_or("").split_whitespace();
     let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
     let path = path.split('?').next().unwrap_or(path);
-    let (status, content_type, body) = route(method, path, metrics);
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(response.as_bytes()).await?;
+    let response = respond(method, path, metrics);
+    stream.write_all(&response).await?;
     stream.shutdown().await
+}
+
+/// The whole response to one request: `HEAD` gets `GET`'s status and headers without the body.
+fn respond(method: &str, path: &str, metrics: &Metrics) -> Vec<u8> {
+    let (status, content_type, body) = route(method, path, metrics);
+    let allow = if status.starts_with("405") {
+        "Allow: GET, HEAD\r\n"
+    } else {
+        ""
+    };
+    let mut response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         {allow}Connection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    if method != "HEAD" {
+        response.extend_from_slice(body.as_bytes());
+    }
+    response
 }
 
 /// The status line, content type and body for one request. Pure.
 fn route(method: &str, path: &str, metrics: &Metrics) -> (&'static str, &'static str, String) {
     const TEXT: &str = "text/plain; charset=utf-8";
-    if method != "GET" {
-        return ("405 Method Not Allowed", TEXT, "only GET\n".to_owned());
+    if method != "GET" && method != "HEAD" {
+        return (
+            "405 Method Not Allowed",
+            TEXT,
+            "only GET and HEAD\n".to_owned(),
+        );
     }
     match path {
         "/metrics" => (
@@ -84,7 +152,7 @@ mod tests {
 
     #[test]
     fn routes_answer_as_probes_and_scrapes_expect() {
-        let metrics = Metrics::new();
+        let metrics = Metrics::new(false);
         metrics.inputs_checked(false);
         assert_eq!(route("GET", "/healthz", &metrics).0, "200 OK");
         assert_eq!(
@@ -103,5 +171,24 @@ mod tests {
             route("POST", "/metrics", &metrics).0,
             "405 Method Not Allowed"
         );
+    }
+
+    #[test]
+    fn head_gets_the_status_and_headers_of_get_without_the_body() {
+        let metrics = Metrics::new(false);
+        metrics.inputs_checked(true);
+        for path in ["/healthz", "/readyz", "/metrics", "/nope"] {
+            let get = String::from_utf8(respond("GET", path, &metrics)).unwrap();
+            let head = String::from_utf8(respond("HEAD", path, &metrics)).unwrap();
+            let (get_head, body) = get.split_once("\r\n\r\n").unwrap();
+            assert!(!body.is_empty(), "{path}");
+            assert_eq!(head, format!("{get_head}\r\n\r\n"), "{path}");
+        }
+        let healthz = String::from_utf8(respond("HEAD", "/healthz", &metrics)).unwrap();
+        assert!(healthz.starts_with("HTTP/1.1 200 OK\r\n"), "{healthz}");
+        assert!(healthz.contains("Content-Length: 3\r\n"), "{healthz}");
+        let refused = String::from_utf8(respond("DELETE", "/healthz", &metrics)).unwrap();
+        assert!(refused.starts_with("HTTP/1.1 405"), "{refused}");
+        assert!(refused.contains("Allow: GET, HEAD\r\n"), "{refused}");
     }
 }

@@ -1,5 +1,9 @@
 //! What `ferry serve` exports on `/metrics`, in the Prometheus (OpenMetrics) text format, built
-//! with `prometheus-client`. Updated from each run's events and outcome.
+//! with `prometheus-client`. Updated from each run's events and outcome, and by the schedule.
+//!
+//! Every series a query or an alert may compare exists from the start: each `result` of
+//! `ferry_runs_total` and each `status` of the image counts at 0, so that `increase()` and
+//! `rate()` see the first run and a dashboard shows 0, not "no data".
 
 use std::collections::BTreeSet;
 use std::sync::atomic::AtomicU64;
@@ -59,6 +63,14 @@ pub enum RunResult {
 }
 
 impl RunResult {
+    const ALL: [RunResult; 5] = [
+        RunResult::Success,
+        RunResult::ImagesFailed,
+        RunResult::InvalidInput,
+        RunResult::Interrupted,
+        RunResult::Skipped,
+    ];
+
     fn label(self) -> &'static str {
         match self {
             RunResult::Success => "success",
@@ -81,22 +93,18 @@ pub struct Metrics {
     last_start: Gauge<f64, AtomicU64>,
     last_end: Gauge<f64, AtomicU64>,
     last_success: Gauge<f64, AtomicU64>,
+    next_run: Gauge<f64, AtomicU64>,
     inputs_valid: Gauge,
     duration: Histogram,
     in_flight: Gauge,
     requests: Family<RequestLabels, Counter>,
     throttled: Family<RegistryLabel, Counter>,
+    /// Registered only for an engine that counts what it copies (native).
     bytes: Counter,
     /// The images copying now, by event index.
     copying: Mutex<BTreeSet<usize>>,
     /// The registry request counts already added, per run's client (they only grow).
     requests_seen: Mutex<Vec<(String, &'static str, u64)>>,
-}
-
-impl Default for Metrics {
-    fn default() -> Metrics {
-        Metrics::new()
-    }
 }
 
 fn unix_seconds(at: SystemTime) -> f64 {
@@ -105,8 +113,14 @@ fn unix_seconds(at: SystemTime) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The statuses of `ferry_images_total` and `ferry_last_run_images`.
+const STATUSES: [&str; 3] = ["synced", "skipped", "failed"];
+
 impl Metrics {
-    pub fn new() -> Metrics {
+    /// The metrics of a server whose engine reports the bytes it copies (`counts_bytes`: the
+    /// native engine) or not (skopeo, crane: then `ferry_copied_bytes_total` is left out rather
+    /// than stuck at 0).
+    pub fn new(counts_bytes: bool) -> Metrics {
         let mut registry = Registry::with_prefix("ferry");
         let runs = Family::<ResultLabel, Counter>::default();
         registry.register("runs", "Runs by result", runs.clone());
@@ -148,6 +162,12 @@ impl Metrics {
             "When the last fully successful run ended (Unix time; 0 before the first)",
             last_success.clone(),
         );
+        let next_run = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "next_run_timestamp_seconds",
+            "When the next run is due (Unix time, splay included)",
+            next_run.clone(),
+        );
         let inputs_valid = Gauge::default();
         registry.register(
             "inputs_valid",
@@ -177,11 +197,25 @@ impl Metrics {
             throttled.clone(),
         );
         let bytes = Counter::default();
-        registry.register(
-            "copied_bytes",
-            "Bytes copied, where the engine reports them (native)",
-            bytes.clone(),
-        );
+        if counts_bytes {
+            registry.register(
+                "copied_bytes",
+                "Bytes of blobs copied (the native engine's count)",
+                bytes.clone(),
+            );
+        }
+        for result in RunResult::ALL {
+            drop(runs.get_or_create(&ResultLabel {
+                result: result.label().to_owned(),
+            }));
+        }
+        for status in STATUSES {
+            let label = StatusLabel {
+                status: status.to_owned(),
+            };
+            drop(images.get_or_create(&label));
+            drop(last_images.get_or_create(&label));
+        }
         Metrics {
             registry,
             runs,
@@ -192,6 +226,7 @@ impl Metrics {
             last_start,
             last_end,
             last_success,
+            next_run,
             inputs_valid,
             duration,
             in_flight,
@@ -215,11 +250,20 @@ impl Metrics {
         self.requests_seen.lock().expect("lock").clear();
     }
 
+    /// When the next run is due.
+    pub fn next_run(&self, at: SystemTime) {
+        self.next_run.set(unix_seconds(at));
+    }
+
     /// A run that could not start (its inputs) or was not started (the previous one ran on).
+    /// A run with invalid inputs is the last run: it ran no image, so the last run's counts
+    /// are 0, not the previous run's.
     pub fn run_not_run(&self, result: RunResult, at: SystemTime) {
         if result == RunResult::InvalidInput {
             self.inputs_valid.set(0);
             self.last_end.set(unix_seconds(at));
+            self.set_last_run(&[0, 0, 0]);
+            self.last_failures.clear();
         }
         self.runs
             .get_or_create(&ResultLabel {
@@ -281,18 +325,7 @@ impl Metrics {
 
     /// The last run's counts, from its `RunFinished` event.
     fn run_ended(&self, summary: &Summary, results: &[ImageResult]) {
-        self.last_images.clear();
-        for (status, n) in [
-            ("synced", summary.synced),
-            ("skipped", summary.skipped),
-            ("failed", summary.failed),
-        ] {
-            self.last_images
-                .get_or_create(&StatusLabel {
-                    status: status.to_owned(),
-                })
-                .set(n as i64);
-        }
+        self.set_last_run(&[summary.synced, summary.skipped, summary.failed]);
         self.last_failures.clear();
         for error in results.iter().filter_map(|r| r.error.as_ref()) {
             self.last_failures
@@ -305,6 +338,17 @@ impl Metrics {
             .observe(Duration::from_millis(summary.duration_ms as u64).as_secs_f64());
         self.copying.lock().expect("lock").clear();
         self.in_flight.set(0);
+    }
+
+    /// `ferry_last_run_images` by status, in the order of [`STATUSES`].
+    fn set_last_run(&self, counts: &[usize; 3]) {
+        for (status, n) in STATUSES.iter().zip(counts) {
+            self.last_images
+                .get_or_create(&StatusLabel {
+                    status: (*status).to_owned(),
+                })
+                .set(*n as i64);
+        }
     }
 
     /// How a run that ran ended, at `at`.
@@ -346,5 +390,111 @@ impl Metrics {
             seen.retain(|(h, c, _)| !(*h == host && *c == class));
             seen.push((host, class, n));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of the sample line `series` (name and labels as rendered), if there is one.
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map(|value| value.parse().unwrap())
+    }
+
+    #[test]
+    fn every_run_result_and_image_status_is_there_at_0_before_the_first_run() {
+        let text = Metrics::new(false).render();
+        for result in RunResult::ALL {
+            let series = format!("ferry_runs_total{{result=\"{}\"}}", result.label());
+            assert_eq!(sample(&text, &series), Some(0.0), "{series} in\n{text}");
+        }
+        for status in STATUSES {
+            for name in ["ferry_images_total", "ferry_last_run_images"] {
+                let series = format!("{name}{{status=\"{status}\"}}");
+                assert_eq!(sample(&text, &series), Some(0.0), "{series} in\n{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_run_with_invalid_inputs_leaves_no_counts_of_the_run_before() {
+        let metrics = Metrics::new(false);
+        let summary = Summary {
+            total: 3,
+            synced: 2,
+            failed: 1,
+            ..Summary::default()
+        };
+        let job = crate::model::Job {
+            origin: crate::model::Origin {
+                file: "l".into(),
+                line: 1,
+            },
+            source: crate::reference::ImageRef::parse("nginx:1").unwrap(),
+            target: crate::model::Target::Registry(
+                crate::reference::ImageRef::parse("h.example/nginx:1").unwrap(),
+            ),
+            explicit: false,
+            filter: None,
+        };
+        let failed = ImageResult::failed(
+            &job,
+            crate::model::FailureKind::Network,
+            "down".to_owned(),
+            1,
+            Duration::ZERO,
+        );
+        metrics.event(&Event::RunFinished {
+            results: vec![failed],
+            summary,
+        });
+        let at = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        metrics.run_result(RunResult::ImagesFailed, at);
+        let text = metrics.render();
+        assert_eq!(
+            sample(&text, "ferry_last_run_images{status=\"synced\"}"),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(&text, "ferry_last_run_failures{kind=\"network\"}"),
+            Some(1.0)
+        );
+
+        let later = at + Duration::from_secs(60);
+        metrics.run_not_run(RunResult::InvalidInput, later);
+        let text = metrics.render();
+        for status in STATUSES {
+            let series = format!("ferry_last_run_images{{status=\"{status}\"}}");
+            assert_eq!(sample(&text, &series), Some(0.0), "{series} in\n{text}");
+        }
+        assert!(!text.contains("ferry_last_run_failures{"), "{text}");
+        assert_eq!(
+            sample(&text, "ferry_last_run_end_timestamp_seconds"),
+            Some(1_800_000_060.0)
+        );
+        assert_eq!(sample(&text, "ferry_inputs_valid"), Some(0.0));
+    }
+
+    #[test]
+    fn copied_bytes_are_exported_only_for_an_engine_that_counts_them() {
+        assert!(Metrics::new(true)
+            .render()
+            .contains("ferry_copied_bytes_total 0"));
+        assert!(!Metrics::new(false).render().contains("ferry_copied_bytes"));
+    }
+
+    #[test]
+    fn the_next_run_is_exported_in_unix_seconds() {
+        let metrics = Metrics::new(false);
+        metrics.next_run(UNIX_EPOCH + Duration::from_secs(1_800_000_123));
+        let text = metrics.render();
+        assert_eq!(
+            sample(&text, "ferry_next_run_timestamp_seconds"),
+            Some(1_800_000_123.0),
+            "{text}"
+        );
     }
 }
