@@ -26,11 +26,15 @@ pub async fn serve(settings: ServeSettings) -> Result<Outcome, Error> {
     let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
     let mut hangup = signal(SignalKind::hangup()).map_err(signal_error)?;
     let metrics = Arc::new(Metrics::new());
-    // Ready once the inputs read; checked before the first run, which may be hours away.
+    // Ready once the inputs read; checked before the first run, which may be hours away. A
+    // first run that starts now reports their problems itself: they are said once.
+    let now = SystemTime::now();
     match load(&settings.sync.plan).await {
         Ok(_) => metrics.inputs_checked(true),
         Err(e) => {
-            say_err(e.report().trim_end());
+            if settings.schedule.first(now) > now {
+                say_err(e.report().trim_end());
+            }
             metrics.inputs_checked(false);
         }
     }
