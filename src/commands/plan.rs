@@ -229,3 +229,51 @@ fn print_table(entries: &[PlanEntry]) {
         say(cells.join("  ").trim_end());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{FailureKind, Job, Origin, Target};
+    use crate::plan::State;
+    use crate::reference::ImageRef;
+
+    fn failed(name: &str, message: &str) -> PlanEntry {
+        let job = Job {
+            origin: Origin {
+                file: "list".into(),
+                line: 1,
+            },
+            source: ImageRef::parse(name).unwrap(),
+            target: Target::Registry(ImageRef::parse(&format!("h.example/{name}")).unwrap()),
+            explicit: false,
+            filter: None,
+        };
+        PlanEntry {
+            state: State::Unknown,
+            error: Some(ImageError {
+                kind: FailureKind::Tls,
+                message: message.to_owned(),
+            }),
+            ..PlanEntry::unlooked(job)
+        }
+    }
+
+    #[test]
+    fn each_reason_is_said_once_on_one_line() {
+        let hint = "h.example speaks plain HTTP, not HTTPS";
+        let entries: Vec<PlanEntry> = ["a:1", "b:1", "c:1", "d:1", "e:1"]
+            .iter()
+            .map(|name| failed(name, hint))
+            .chain([failed("f:1", "\x1b[2Jdenied\nunknown  forged")])
+            .collect();
+        assert_eq!(
+            failure_lines(&entries),
+            [
+                "unknown  docker.io/library/a:1, docker.io/library/b:1, docker.io/library/c:1 \
+                 and 2 more (5 entries): tls: h.example speaks plain HTTP, not HTTPS",
+                "unknown  docker.io/library/f:1: tls: \\x1b[2Jdenied\\nunknown  forged",
+            ]
+        );
+        assert!(failed_on_source(&entries[0]));
+    }
+}

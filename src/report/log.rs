@@ -383,4 +383,41 @@ mod tests {
             assert_eq!(classify(line), (level, message), "{line}");
         }
     }
+
+    /// A buffer tracing writes to, for the tests.
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn text_log_lines_show_a_registrys_control_characters_escaped() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .fmt_fields(JsonFields::new())
+            .event_format(Lines { ansi: false })
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::warn_span!("image", source = "nginx:1", target = "h/nginx:1");
+            let _entered = span.enter();
+            let message = "denied: \x1b[2J\x1b[31mred\r\nWARN forged";
+            tracing::warn!(kind = "other", "h/nginx:1: {message}");
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            " WARN h/nginx:1: denied: \\x1b[2J\\x1b[31mred\\r\\nWARN forged kind=other\n"
+        );
+    }
 }
