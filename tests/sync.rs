@@ -705,7 +705,7 @@ fn the_quick_start_mirrors_dockers_formats_into_layouts_with_upstream_digests() 
         ("redis:7", &redis),
         ("busybox:1", &busybox),
     ] {
-        let line = format!("ok        oci:mirror/docker.io/library/{name}  {digest}");
+        let line = format!("verified  oci:mirror/docker.io/library/{name}  {digest}");
         assert!(
             verified.lines().any(|l| l == line),
             "no `{line}` in:\n{verified}"
