@@ -31,6 +31,10 @@ The attacks (see ATTACKS below):
   unauthorized-upload-once   The first blob upload request with a body (PUT or PATCH under
                              /blobs/uploads/) is answered 401 with the registry's own challenge,
                              as a token that expired mid-run would be.
+  error-escapes              Manifest reads (GET) and tag listings are refused (400 DENIED) with
+                             an error message full of terminal control: ESC sequences (clear
+                             the screen, colours), CR, a line break followed by a forged result
+                             line, BEL, DEL and a C1 CSI. HEAD is left alone.
 
 To add one: subclass Attack, give it a `name` and override `before` (answer instead of the
 registry: a stall, an endless body, an endless Link chain...) and/or `after` (change the
@@ -43,6 +47,7 @@ before the answer is sent. Stdlib only.
 import argparse
 import http.client
 import http.server
+import json
 import os
 import re
 import socket
@@ -181,8 +186,21 @@ class UnauthorizedUploadOnce(Attack):
         return Reply(401, headers, body)
 
 
+class ErrorEscapes(Attack):
+    name = "error-escapes"
+    MESSAGE = ("\x1b[2J\x1b[31mFAKE-ALERT\x1b[0m\rhidden\r\n"
+               "synced  forged/line:1  0.1s\x07\x7f\u009b31m end")
+
+    def before(self, exchange, front):
+        if exchange.method != "GET" or exchange.kind not in ("manifests", "tags"):
+            return None
+        body = json.dumps({"errors": [{"code": "DENIED", "message": self.MESSAGE}]})
+        return Reply(400, [("Content-Type", "application/json")], body.encode())
+
+
 ATTACKS = {attack.name: attack for attack in
-           (ManifestBodyMismatch, DigestTraversal, NoMount, UnauthorizedUploadOnce)}
+           (ManifestBodyMismatch, DigestTraversal, NoMount, UnauthorizedUploadOnce,
+            ErrorEscapes)}
 
 
 class Front(http.server.BaseHTTPRequestHandler):

@@ -32,7 +32,6 @@ pub(crate) mod tls;
 pub(crate) mod words;
 
 use std::ffi::OsString;
-use std::io::Write as _;
 
 use clap::{CommandFactory, FromArgMatches};
 
@@ -46,6 +45,9 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    // Known before clap has parsed anything, so that a usage error is JSON too.
+    report::log::set_json(asks_for_json_logs(&args));
     let parsed = Cli::command()
         .try_get_matches_from(args)
         .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
@@ -61,11 +63,11 @@ where
         // --help and --version go to stdout as clap prints them; usage errors to stderr,
         // marked as ferry's like every other error.
         Err(e) if e.use_stderr() => {
-            let _ = write!(
-                std::io::stderr(),
-                "{}",
-                as_ferry_error(&e.render().to_string())
-            );
+            let rendered = e.render().to_string();
+            match report::log::json() {
+                true => report::log::usage_error_json(&rendered),
+                false => report::log::stderr_text(&as_ferry_error(&rendered)),
+            }
             return error::USAGE;
         }
         Err(e) => {
@@ -73,6 +75,7 @@ where
             return error::SUCCESS;
         }
     };
+    report::log::set_json(cli.log_format == LogFormat::Json);
     let settings = match Settings::from_cli(cli) {
         Ok(settings) => settings,
         Err(e) => return fail(&Error::from(e)),
@@ -97,8 +100,20 @@ where
 
 /// Prints `error` once, on stderr, and gives its exit code.
 fn fail(error: &Error) -> u8 {
-    let _ = write!(std::io::stderr(), "{}", error.report());
+    report::log::stderr_text(&error.report());
     error.exit_code()
+}
+
+/// Whether the command line asks for `--log-format json` (as `--log-format json` or
+/// `--log-format=json`), read before clap parses it.
+fn asks_for_json_logs(args: &[OsString]) -> bool {
+    let args: Vec<&str> = args
+        .iter()
+        .map(|arg| arg.to_str().unwrap_or_default())
+        .take_while(|arg| *arg != "--")
+        .collect();
+    args.windows(2).any(|pair| pair == ["--log-format", "json"])
+        || args.contains(&"--log-format=json")
 }
 
 /// clap's usage error (`error: unexpected argument …`) as ferry's: every error ferry prints
@@ -112,28 +127,22 @@ fn as_ferry_error(rendered: &str) -> String {
     }
 }
 
+/// The log on stderr (see [`report::log`]): warnings, `-v` adds what each step does, `-vv`
+/// debug detail.
 fn init_logging(verbosity: u8, format: LogFormat) {
     use std::io::IsTerminal as _;
-    let ansi = use_colour(
-        std::io::stderr().is_terminal(),
-        std::env::var_os("NO_COLOR").as_deref(),
-    );
+    report::log::set_json(format == LogFormat::Json);
+    let ansi = !report::log::json()
+        && use_colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+        );
     let level = match verbosity {
         0 => tracing::Level::WARN,
         1 => tracing::Level::INFO,
         _ => tracing::Level::DEBUG,
     };
-    // A log line that cannot be written (stderr a closed pipe) is lost, not a panic: the
-    // default reports it with `eprint!`, which panics, and would end `serve`'s endpoint.
-    let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(level)
-        .with_target(false)
-        .log_internal_errors(false);
-    let _ = match format {
-        LogFormat::Text => builder.without_time().with_ansi(ansi).try_init(),
-        LogFormat::Json => builder.json().with_ansi(false).try_init(),
-    };
+    report::log::init(level, ansi);
 }
 
 /// Colour codes only help a person at a terminal: in a file or a pipe they are noise. And
@@ -184,6 +193,19 @@ mod tests {
         );
         let missing = rendered(&["ferry"]);
         assert_eq!(as_ferry_error(&missing), missing);
+    }
+
+    #[test]
+    fn json_logs_are_known_before_clap_parses() {
+        let asks = |args: &[&str]| {
+            let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+            asks_for_json_logs(&args)
+        };
+        assert!(asks(&["ferry", "sync", "--log-format", "json", "--bogus"]));
+        assert!(asks(&["ferry", "--log-format=json"]));
+        assert!(!asks(&["ferry", "sync", "--log-format", "text"]));
+        assert!(!asks(&["ferry", "sync", "--", "--log-format=json"]));
+        assert!(!asks(&["ferry", "sync", "--log-format"]));
     }
 
     #[test]

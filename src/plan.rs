@@ -93,11 +93,13 @@ impl PlanEntry {
 /// A lookup's answer: a digest, `None` for "not there", or why it could not be answered.
 pub type Lookup = Result<Option<String>, ImageError>;
 
-/// The state from both sides' lookups. Pure.
+/// The state from both sides' lookups. Pure. A source that does not exist is missing whatever
+/// the target's lookup says, so an error is the source's exactly when the source's digest is
+/// not known (what `plan` shows in which column relies on that).
 pub fn decide(source: &Lookup, target: &Lookup) -> (State, Option<ImageError>) {
     match (source, target) {
-        (Err(e), _) | (_, Err(e)) => (State::Unknown, Some(e.clone())),
         (Ok(None), _) => (State::SourceMissing, None),
+        (Err(e), _) | (_, Err(e)) => (State::Unknown, Some(e.clone())),
         (Ok(Some(_)), Ok(None)) => (State::New, None),
         (Ok(Some(s)), Ok(Some(t))) if s == t => (State::Current, None),
         (Ok(Some(_)), Ok(Some(_))) => (State::Changed, None),
@@ -460,7 +462,9 @@ mod tests {
             (a(), b(), State::Changed),
             (none(), a(), State::SourceMissing),
             (none(), none(), State::SourceMissing),
+            (none(), err(), State::SourceMissing),
             (err(), a(), State::Unknown),
+            (err(), err(), State::Unknown),
             (a(), err(), State::Unknown),
         ];
         for (source, target, expected) in table {

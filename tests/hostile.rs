@@ -4,7 +4,8 @@
 //! advertises fails its image (the native engine before writing anything, skopeo and crane once
 //! the landed digest shows it); a digest header that would lead out of the repository is
 //! refused before any request uses it; a destination that answers a mount with an upload
-//! session, or refuses a streamed upload once with 401, still gets every image.
+//! session, or refuses a streamed upload once with 401, still gets every image. A registry's
+//! error text full of terminal control reaches stdout and stderr escaped, reports raw.
 
 mod common;
 
@@ -19,6 +20,7 @@ per_engine!(
     a_manifest_that_is_not_its_advertised_digest_fails_its_image,
     a_digest_header_that_leaves_the_repository_is_never_requested,
     images_sharing_layers_land_when_the_destination_refuses_mounts,
+    a_registrys_error_text_reaches_the_terminal_escaped_and_the_report_raw,
 );
 
 // The engine runs from a stand-in that moves the source's tag first.
@@ -352,4 +354,92 @@ fn a_401_to_a_streamed_upload_starts_that_blob_again() {
         remote_digest(&m.dest, "third/docker.io/library/nginx:1.25"),
         Some(digest)
     );
+}
+
+/// No control character that a terminal obeys (C0 but the line break, DEL, C1).
+fn assert_no_control(what: &str, text: &str) {
+    let bad: Vec<char> = text
+        .chars()
+        .filter(|c| c.is_control() && *c != '\n')
+        .collect();
+    assert!(bad.is_empty(), "{what} holds {bad:?}:\n{text}");
+}
+
+/// A source that refuses manifest reads with an error message full of terminal control
+/// (`\x1b[2J`, colours, CR, a line break and a forged result line, BEL, DEL, a C1 CSI). What
+/// ferry prints of it, on stdout and stderr (result lines, -v log lines, JSON logs), holds no
+/// control character and no forged line; the failed list no forged entry; the reports keep
+/// the registry's words (raw with the native engine and crane; skopeo quotes them in its own
+/// log).
+fn a_registrys_error_text_reaches_the_terminal_escaped_and_the_report_raw(engine: Engine) {
+    let m = Mirror::with_engine(false, engine.clone());
+    m.push("library/evil:1", "evil");
+    let hostile = ScriptProxy::hostile(
+        m.scratch.path(),
+        &m.source.addr(),
+        &[("library/evil", "error-escapes")],
+        &[],
+    );
+    let conf = registries_conf(m.scratch.path(), &[("docker.io", &hostile.addr())]);
+    let list = m.write("images.list", "evil:1\n");
+    let report_path = m.scratch.path().join("report.json");
+    let failed_path = m.scratch.path().join("failed.list");
+    let out = run(
+        m.sync(&list)
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .arg("-v")
+            .arg("--report")
+            .arg(&report_path)
+            .arg("--failed-list")
+            .arg(&failed_path),
+        1,
+    );
+    let (stdout, stderr) = (stdout_of(&out), stderr_of(&out));
+    assert_no_control("stdout", &stdout);
+    assert_no_control("stderr", &stderr);
+    assert!(
+        stdout.lines().all(|l| !l.starts_with("synced  forged")),
+        "{stdout}"
+    );
+    let report = report(&report_path);
+    for image in images(&report) {
+        assert_eq!(image["status"], "failed", "{report:#}");
+        let message = image["error"]["message"].as_str().unwrap();
+        assert!(message.contains("FAKE-ALERT"), "{message}");
+    }
+    let target = format!("{}/docker.io/library/evil:1", m.prefix());
+    let message = result(&report, &target)["error"]["message"]
+        .as_str()
+        .unwrap();
+    if engine == Engine::Native || matches!(engine, Engine::Crane(_)) {
+        assert!(message.contains("\x1b[2J\x1b[31mFAKE-ALERT"), "{message:?}");
+        // Shown, not obeyed.
+        assert!(stdout.contains("\\x1b[2J\\x1b[31mFAKE-ALERT"), "{stdout}");
+    }
+    let failed = std::fs::read_to_string(&failed_path).unwrap();
+    assert_no_control("the failed list", &failed);
+    let entries: Vec<&str> = failed.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(entries.len(), 1, "{failed}");
+
+    // JSON logs keep the raw text, JSON-escaped, one line each.
+    let out = run(
+        m.sync(&list)
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .args(["--log-format", "json"]),
+        1,
+    );
+    let stderr = stderr_of(&out);
+    assert_no_control("stderr", &stderr);
+    let finished: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|line| line["event"] == "finished")
+        .collect();
+    assert_eq!(finished.len(), 1, "{stderr}");
+    for line in &finished {
+        assert!(
+            line["message"].as_str().unwrap().contains("FAKE-ALERT"),
+            "{line}"
+        );
+    }
 }

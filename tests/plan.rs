@@ -569,3 +569,62 @@ fn tls_failures_read_the_same_in_plan_verify_and_sync_with_the_flag_that_helps()
         assert!(message.contains(flag), "{message}");
     }
 }
+
+/// The columns of the plan table's row for `source`.
+fn row<'a>(table: &'a str, source: &str) -> Vec<&'a str> {
+    table
+        .lines()
+        .find(|line| line.split_whitespace().nth(1) == Some(source))
+        .unwrap_or_else(|| panic!("no row for {source}:\n{table}"))
+        .split("  ")
+        .map(str::trim)
+        .filter(|cell| !cell.is_empty())
+        .collect()
+}
+
+/// A source that is down fails its lookups on the source's side: the table shows the failure
+/// in the SOURCE DIGEST column and the target's digest, which was read, in its own. One
+/// destination whose certificate nothing trusts fails every entry the same way: its hint is
+/// said once, after the table, for all of them.
+#[test]
+fn a_lookup_failure_shows_on_its_side_and_each_reason_is_said_once() {
+    let mut m = Mirror::new(false);
+    m.push("library/nginx:1", "nginx");
+    m.push("library/redis:1", "redis");
+    let list = m.write("images.list", "nginx:1\nredis:1\n");
+    run(&mut m.sync(&list), 0);
+    let target = remote_digest(&m.dest, "third/docker.io/library/nginx:1").unwrap();
+    m.source.stop();
+    let mut cmd = m.ferry();
+    cmd.arg("plan")
+        .arg(&list)
+        .arg("--dest")
+        .arg(m.prefix())
+        .args(["--dest-tls-verify=false", "--retry-times", "0"]);
+    let table = stdout_of(&run(&mut cmd, 0));
+    let nginx = row(&table, "docker.io/library/nginx:1");
+    assert_eq!(nginx[0], "unknown", "{table}");
+    assert_eq!(nginx[3], "- (network)", "{table}");
+    assert_eq!(nginx[4], &target[..19], "{table}");
+
+    let m = Mirror::new(true);
+    m.push("library/nginx:1", "nginx");
+    m.push("library/redis:1", "redis");
+    m.push("library/alpine:1", "alpine");
+    let list = m.write("images.list", "nginx:1\nredis:1\nalpine:1\n");
+    let mut cmd = m.ferry();
+    cmd.arg("plan").arg(&list).arg("--dest").arg(m.prefix());
+    let table = stdout_of(&run(&mut cmd, 0));
+    let nginx = row(&table, "docker.io/library/nginx:1");
+    assert_eq!(nginx[3].len(), 19, "the source's digest: {table}");
+    assert_eq!(nginx[4], "- (tls)", "{table}");
+    let hint = "has a certificate from an authority this machine does not trust";
+    assert_eq!(table.matches(hint).count(), 1, "{table}");
+    assert!(
+        table.contains(
+            "unknown  docker.io/library/nginx:1, docker.io/library/redis:1, \
+             docker.io/library/alpine:1 (3 entries): tls: "
+        ),
+        "{table}"
+    );
+}

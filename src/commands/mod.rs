@@ -1,6 +1,7 @@
 //! One function per subcommand, each thin: settings → the work → an [`Outcome`], or the
 //! [`Error`] that stopped it. This is the layer that talks to the terminal: it prints results
-//! to stdout and warnings to stderr.
+//! to stdout and warnings to stderr, both through [`crate::report::log`] (control characters
+//! escaped, clear of the live view, JSON on stderr with `--log-format json`).
 
 mod manpage;
 mod plan;
@@ -10,7 +11,6 @@ mod show;
 mod sync;
 
 use std::fmt::Display;
-use std::io::Write as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -68,14 +68,16 @@ static HUMAN_ON_STDERR: AtomicBool = AtomicBool::new(false);
 /// report and its cleanup.
 fn say(line: impl Display) -> bool {
     if HUMAN_ON_STDERR.load(Ordering::Relaxed) {
-        return writeln!(std::io::stderr(), "{line}").is_ok();
+        crate::report::log::stderr_text(&line.to_string());
+        return true;
     }
-    writeln!(std::io::stdout(), "{line}").is_ok()
+    crate::report::log::stdout_line(&line.to_string())
 }
 
-/// A line on stderr; dropped when stderr is gone, as with [`say`].
+/// A line on stderr (see [`crate::report::log::stderr_text`]); dropped when stderr is gone, as
+/// with [`say`].
 fn say_err(line: impl Display) {
-    let _ = writeln!(std::io::stderr(), "{line}");
+    crate::report::log::stderr_text(&line.to_string());
 }
 
 /// Reads all inputs; every problem in them is the error.

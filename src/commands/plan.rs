@@ -11,7 +11,7 @@ use crate::model::ImageError;
 use crate::plan::{self, Dropped, PlanEntry};
 use crate::registry::RegistryClient;
 use crate::report::{
-    kind_and_message, plan_json, verify_json, write_file, PlanSummary, RunInfo, Verdict,
+    escape, kind_and_message, plan_json, verify_json, write_file, PlanSummary, RunInfo, Verdict,
     VerifySummary,
 };
 use crate::settings::PlanSettings;
@@ -72,14 +72,9 @@ fn finish(settings: &PlanSettings, report: impl FnOnce() -> String, outcome: Out
 pub async fn plan(settings: &PlanSettings) -> Result<Outcome, Error> {
     let planned = planned(settings, "plan").await?;
     print_table(&planned.entries);
-    // Why each lookup failed: the table has room for the kind only.
-    for entry in planned.entries.iter().filter(|e| e.error.is_some()) {
-        say(format!(
-            "{}  {}: {}",
-            entry.state.as_str(),
-            entry.job.source,
-            error_text(entry.error.as_ref())
-        ));
+    // Why lookups failed (the table has room for the kind only), each reason once.
+    for line in failure_lines(&planned.entries) {
+        say(line);
     }
     if settings.verbosity > 0 {
         for drop in &planned.dropped {
@@ -130,7 +125,9 @@ pub async fn verify(settings: &PlanSettings) -> Result<Outcome, Error> {
 }
 
 fn digest(value: &Option<String>) -> String {
-    value.clone().unwrap_or_else(|| "-".to_owned())
+    value
+        .as_deref()
+        .map_or_else(|| "-".to_owned(), |d| escape::one_line(d).into_owned())
 }
 
 fn short(value: &Option<String>) -> String {
@@ -140,24 +137,73 @@ fn short(value: &Option<String>) -> String {
     }
 }
 
+/// A failure as `kind: message` on one line, its control characters (a registry's words may
+/// hold some) escaped.
 fn error_text(error: Option<&ImageError>) -> String {
-    error.map_or_else(String::new, |e| kind_and_message(e.kind, &e.message))
+    error.map_or_else(String::new, |e| {
+        escape::one_line(&kind_and_message(e.kind, &e.message)).into_owned()
+    })
+}
+
+/// Why the lookups of failed entries failed, one line per distinct reason (a registry that
+/// cannot be reached, or a TLS hint, is said once, not once per entry): `unknown  SOURCE:
+/// REASON`, or `unknown  SOURCE, SOURCE and 3 more (5 entries): REASON`.
+fn failure_lines(entries: &[PlanEntry]) -> Vec<String> {
+    let mut reasons: Vec<(&str, String, Vec<String>)> = Vec::new();
+    for entry in entries.iter().filter(|e| e.error.is_some()) {
+        let state = entry.state.as_str();
+        let text = error_text(entry.error.as_ref());
+        let source = entry.job.source.to_string();
+        match reasons
+            .iter_mut()
+            .find(|(s, t, _)| *s == state && *t == text)
+        {
+            Some((_, _, sources)) => sources.push(source),
+            None => reasons.push((state, text, vec![source])),
+        }
+    }
+    const NAMED: usize = 3;
+    reasons
+        .into_iter()
+        .map(|(state, text, sources)| {
+            let who = match sources.len() {
+                1 => sources[0].clone(),
+                n if n <= NAMED => format!("{} ({n} entries)", sources.join(", ")),
+                n => format!(
+                    "{} and {} more ({n} entries)",
+                    sources[..NAMED].join(", "),
+                    n - NAMED
+                ),
+            };
+            format!("{state}  {who}: {text}")
+        })
+        .collect()
+}
+
+/// Which column a failed lookup shows in: the source's when the source's digest is not known
+/// (see [`plan::decide`]), else the target's.
+fn failed_on_source(entry: &PlanEntry) -> bool {
+    entry.error.is_some() && entry.source_digest.is_none()
 }
 
 fn print_table(entries: &[PlanEntry]) {
     let rows: Vec<[String; 5]> = entries
         .iter()
         .map(|e| {
+            let failed = |on_source: bool, digest: &Option<String>| match &e.error {
+                Some(error) if failed_on_source(e) == on_source => {
+                    format!("{} ({})", short(digest), error.kind)
+                }
+                _ => short(digest),
+            };
             [
                 e.state.as_str().to_owned(),
                 e.job.source.to_string(),
                 e.job.target.to_string(),
-                short(&e.source_digest),
-                match &e.error {
-                    Some(error) => format!("{} ({})", short(&e.target_digest), error.kind),
-                    None => short(&e.target_digest),
-                },
+                failed(true, &e.source_digest),
+                failed(false, &e.target_digest),
             ]
+            .map(|cell| escape::one_line(&cell).into_owned())
         })
         .collect();
     let header = [
@@ -181,5 +227,53 @@ fn print_table(entries: &[PlanEntry]) {
             .map(|(cell, w)| format!("{cell:<w$}"))
             .collect();
         say(cells.join("  ").trim_end());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{FailureKind, Job, Origin, Target};
+    use crate::plan::State;
+    use crate::reference::ImageRef;
+
+    fn failed(name: &str, message: &str) -> PlanEntry {
+        let job = Job {
+            origin: Origin {
+                file: "list".into(),
+                line: 1,
+            },
+            source: ImageRef::parse(name).unwrap(),
+            target: Target::Registry(ImageRef::parse(&format!("h.example/{name}")).unwrap()),
+            explicit: false,
+            filter: None,
+        };
+        PlanEntry {
+            state: State::Unknown,
+            error: Some(ImageError {
+                kind: FailureKind::Tls,
+                message: message.to_owned(),
+            }),
+            ..PlanEntry::unlooked(job)
+        }
+    }
+
+    #[test]
+    fn each_reason_is_said_once_on_one_line() {
+        let hint = "h.example speaks plain HTTP, not HTTPS";
+        let entries: Vec<PlanEntry> = ["a:1", "b:1", "c:1", "d:1", "e:1"]
+            .iter()
+            .map(|name| failed(name, hint))
+            .chain([failed("f:1", "\x1b[2Jdenied\nunknown  forged")])
+            .collect();
+        assert_eq!(
+            failure_lines(&entries),
+            [
+                "unknown  docker.io/library/a:1, docker.io/library/b:1, docker.io/library/c:1 \
+                 and 2 more (5 entries): tls: h.example speaks plain HTTP, not HTTPS",
+                "unknown  docker.io/library/f:1: tls: \\x1b[2Jdenied\\nunknown  forged",
+            ]
+        );
+        assert!(failed_on_source(&entries[0]));
     }
 }

@@ -30,11 +30,15 @@ pub async fn serve(settings: ServeSettings) -> Result<Outcome, Error> {
     // Only the native engine counts the bytes it copies.
     let counts_bytes = matches!(settings.sync.engine, EngineSettings::Native);
     let metrics = Arc::new(Metrics::new(counts_bytes));
-    // Ready once the inputs read; checked before the first run, which may be hours away.
+    // Ready once the inputs read; checked before the first run, which may be hours away. A
+    // first run that starts now reports their problems itself: they are said once.
+    let now = SystemTime::now();
     match load(&settings.sync.plan).await {
         Ok(_) => metrics.inputs_checked(true),
         Err(e) => {
-            say_err(e.report().trim_end());
+            if settings.schedule.first(now) > now {
+                say_err(e.report().trim_end());
+            }
             metrics.inputs_checked(false);
         }
     }

@@ -1,6 +1,7 @@
 //! The run's events as people read them: one result line per image on stdout as it finishes
 //! and the summary at the end, each failed attempt in the log (`-v`), and the progress view on
-//! stderr (see [`super::progress`]).
+//! stderr (see [`super::progress`]). Lines go out through [`super::log`], which keeps them clear
+//! of the live view.
 
 use tokio::sync::mpsc;
 use tracing::info;
@@ -10,8 +11,8 @@ use super::{result_line, summary_line, Outputs};
 use crate::model::FailureKind;
 use crate::run::events::Event;
 
-/// Where the lines go: `line` for stdout's result lines (false when stdout is gone), the view
-/// for progress, and the files written when the run finishes.
+/// Where the lines go: `line` for stdout's result lines (false when stdout is gone; written
+/// through [`super::log`]), the view for progress, and the files written when the run finishes.
 pub struct Console<'a> {
     pub line: &'a (dyn Fn(String) -> bool + Send + Sync),
     pub view: View,
@@ -59,8 +60,7 @@ impl Console<'_> {
         self.view.event(event);
         match event {
             Event::Finished { result, .. } => {
-                let line = result_line(result);
-                self.view.suspend(|| (self.line)(line));
+                (self.line)(result_line(result));
             }
             Event::AttemptFailed {
                 target,
@@ -68,8 +68,10 @@ impl Console<'_> {
                 kind,
                 message,
                 retry_in: Some(delay),
-                ..
+                index,
             } => info!(
+                source = self.view.names(*index).map(|(source, _)| source),
+                target = %target,
                 "{target}: attempt {attempt} failed ({}); retrying in {:.1}s{}",
                 super::kind_and_message(*kind, message),
                 delay.as_secs_f64(),
@@ -80,8 +82,7 @@ impl Console<'_> {
                 }
             ),
             Event::RunFinished { summary, .. } => {
-                let line = summary_line(summary);
-                self.view.suspend(|| (self.line)(line));
+                (self.line)(summary_line(summary));
             }
             _ => {}
         }

@@ -3,6 +3,8 @@
 //! format so a rerun can take exactly what failed.
 
 pub mod console;
+pub mod escape;
+pub mod log;
 pub mod merge;
 pub mod progress;
 
@@ -22,7 +24,8 @@ use crate::shard::Shard;
 use crate::words::count;
 
 /// The line printed when an image finishes, e.g.
-/// `synced  h/m/docker.io/library/nginx:1.25  1.2s  2 blobs copied, 0 reused`.
+/// `synced  h/m/docker.io/library/nginx:1.25  1.2s  2 blobs copied, 0 reused`. A failure's
+/// message (often a registry's words) is put on one line, its control characters escaped.
 pub fn result_line(result: &ImageResult) -> String {
     let mut line = format!(
         "{:<7} {}  {}",
@@ -35,7 +38,7 @@ pub fn result_line(result: &ImageResult) -> String {
             let _ = write!(
                 line,
                 "  {}",
-                short(&kind_and_message(error.kind, &error.message))
+                escape::one_line(&short(&kind_and_message(error.kind, &error.message)))
             );
         }
         (None, Status::Synced) => {
@@ -185,7 +188,7 @@ fn json_text<E: Serialize, S: Serialize>(info: &RunInfo, entries: Vec<E>, summar
     };
     let mut text = serde_json::to_string_pretty(&report).expect("a report always serializes");
     text.push('\n');
-    text
+    escape::json(text)
 }
 
 #[derive(Serialize)]
@@ -283,23 +286,30 @@ pub fn failed_list_text(
     rerun: &Rerun,
     file: Option<&Path>,
 ) -> String {
+    // Each line on one line, whatever a report read back holds: a line break in a comment
+    // would add an entry.
     let mut text = format!(
-        "# {what}; feed back with: {}\n",
-        rerun_command(lines, rerun, file)
+        "# {}\n",
+        escape::one_line(&format!(
+            "{what}; feed back with: {}",
+            rerun_command(lines, rerun, file)
+        ))
     );
     if !rerun.credentials.is_empty() {
         let _ = writeln!(
             text,
             "# secrets are never written here: give the rerun {} (or its environment \
              variables) as this run had them",
-            rerun.credentials.join(" and ")
+            escape::one_line(&rerun.credentials.join(" and "))
         );
     }
     for line in lines {
         let _ = writeln!(
             text,
             "{}  # {} ({})",
-            line.list_line, line.origin, line.reason
+            escape::one_line(&line.list_line),
+            escape::one_line(&line.origin),
+            escape::one_line(&line.reason)
         );
     }
     text
@@ -328,35 +338,47 @@ pub fn failed_list(results: &[ImageResult], rerun: &Rerun, file: Option<&Path>) 
     )
 }
 
-/// One event as a JSON object for `--log-format json`: `event` names it, and the fields it
-/// carries follow (`image`, `registry`, `attempt`, `kind`, `wait_ms`, …). Events with an entry
-/// carry its `index`.
-pub fn json_event(event: &crate::run::events::Event) -> serde_json::Value {
+/// One event as the fields of a JSON log line for `--log-format json` (see [`log::event`]),
+/// with its level: `event` names it, and the fields it carries follow (`image`, `registry`,
+/// `attempt`, `kind`, `wait_ms`, …). Events of an entry carry its `index`, and `planned` its
+/// `source` and `target` (the view adds them to the entry's other events). A failed attempt
+/// is a warning, a failed image an error.
+pub fn json_event(event: &crate::run::events::Event) -> (tracing::Level, serde_json::Value) {
     use crate::run::events::{Event, Wait};
     use serde_json::json;
+    use tracing::Level;
     let ms = |d: &Duration| d.as_millis() as u64;
+    let info = |value| (Level::INFO, value);
     match event {
-        Event::RunStarted { entries } => json!({ "event": "run_started", "entries": entries }),
-        Event::Planned { index, state } => {
-            json!({ "event": "planned", "index": index, "state": state })
+        Event::RunStarted { entries } => {
+            info(json!({ "event": "run_started", "entries": entries }))
         }
-        Event::LookupThrottled { registry, wait } => {
-            json!({ "event": "lookup_throttled", "registry": registry, "wait_ms": ms(wait) })
-        }
+        Event::Planned {
+            index,
+            state,
+            source,
+            target,
+        } => info(json!({
+            "event": "planned", "index": index, "state": state, "source": source,
+            "target": target,
+        })),
+        Event::LookupThrottled { registry, wait } => info(json!({
+            "event": "lookup_throttled", "registry": registry, "wait_ms": ms(wait),
+        })),
         Event::AttemptStarted {
             index,
             target,
             attempt,
             of,
-        } => json!({
+        } => info(json!({
             "event": "attempt_started", "index": index, "image": target,
             "attempt": attempt, "of": of,
-        }),
-        Event::Progress { index, progress } => json!({
+        })),
+        Event::Progress { index, progress } => info(json!({
             "event": "progress", "index": index, "blobs_done": progress.blobs_done,
             "blobs_total": progress.blobs_total, "bytes_done": progress.bytes_done,
             "bytes_total": progress.bytes_total,
-        }),
+        })),
         Event::AttemptFailed {
             index,
             target,
@@ -364,15 +386,19 @@ pub fn json_event(event: &crate::run::events::Event) -> serde_json::Value {
             kind,
             message,
             retry_in,
-        } => json!({
-            "event": "attempt_failed", "index": index, "image": target, "attempt": attempt,
-            "kind": kind, "message": message, "retry_in_ms": retry_in.as_ref().map(ms),
-        }),
+        } => (
+            Level::WARN,
+            json!({
+                "event": "attempt_failed", "index": index, "image": target,
+                "attempt": attempt, "kind": kind, "message": message,
+                "retry_in_ms": retry_in.as_ref().map(ms),
+            }),
+        ),
         Event::Waiting {
             index,
             target,
             reason,
-        } => match reason {
+        } => info(match reason {
             Wait::Turn { registry } => json!({
                 "event": "waiting", "index": index, "image": target, "for": "turn",
                 "registry": registry,
@@ -381,16 +407,23 @@ pub fn json_event(event: &crate::run::events::Event) -> serde_json::Value {
                 "event": "waiting", "index": index, "image": target, "for": "retry",
                 "attempt": next, "of": of, "wait_ms": ms(delay),
             }),
-        },
-        Event::Finished { index, result } => json!({
-            "event": "finished", "index": index, "image": result.target,
-            "source": result.source, "status": result.status, "digest": result.digest,
-            "attempts": result.attempts, "duration_ms": result.duration.as_millis() as u64,
-            "kind": result.error.as_ref().map(|e| e.kind),
-            "message": result.error.as_ref().map(|e| &e.message),
         }),
+        Event::Finished { index, result } => (
+            match result.status {
+                Status::Failed => Level::ERROR,
+                _ => Level::INFO,
+            },
+            json!({
+                "event": "finished", "index": index, "image": result.target,
+                "source": result.source, "target": result.target, "status": result.status,
+                "digest": result.digest, "attempts": result.attempts,
+                "duration_ms": result.duration.as_millis() as u64,
+                "kind": result.error.as_ref().map(|e| e.kind),
+                "message": result.error.as_ref().map(|e| &e.message),
+            }),
+        ),
         Event::RunFinished { summary, .. } => {
-            json!({ "event": "run_finished", "summary": summary })
+            info(json!({ "event": "run_finished", "summary": summary }))
         }
     }
 }

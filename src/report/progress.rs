@@ -1,11 +1,13 @@
 //! The progress of a run, on stderr. On a terminal, a live view: one overall bar (images
-//! done of all, skipped, failed, elapsed, ETA) and one line per image in flight with its phase,
-//! redrawn at most 10 times a second and gone when the run ends. Elsewhere (a CI log) no
-//! control character at all: a heartbeat line every `interval` with what is done, in flight and
-//! waiting, so that a long copy shows life.
+//! done of all, skipped, failed, waiting, elapsed, and the time left once it can be told) and
+//! one line per image in flight with its phase, redrawn at most 10 times a second (countdowns
+//! too) and gone when the run ends; every other line goes out through [`super::log`], which
+//! moves the view out of its way. Elsewhere (a CI log) no control character at all: a
+//! heartbeat line every `interval` with what is done, copying and waiting, so that a long copy
+//! shows life. An image waits when it is not copying: for its `-j` or `--registry-jobs` turn,
+//! a throttled registry's turn, or a retry.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -14,6 +16,8 @@ use crate::model::{FailureKind, Status};
 use crate::plan::State;
 use crate::run::events::{Event, Wait};
 use crate::words::count;
+
+use super::escape;
 
 /// How progress is shown (`--progress`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +128,8 @@ struct Tally {
     entries: usize,
     /// Each entry's planned state, by index.
     planned: BTreeMap<usize, State>,
+    /// Each entry's source and target, by index.
+    names: BTreeMap<usize, (String, String)>,
     done: usize,
     skipped: usize,
     failed: usize,
@@ -136,14 +142,24 @@ struct Tally {
     /// count so far.
     moved: u64,
     attempt_bytes: BTreeMap<usize, u64>,
+    /// When the first copy attempt started, and how many images have finished since, after
+    /// attempts of their own: the pace the time left is told from.
+    first_attempt: Option<Instant>,
+    copies_finished: usize,
 }
 
 impl Tally {
     fn event(&mut self, event: &Event, now: Instant) {
         match event {
             Event::RunStarted { entries } => self.entries = *entries,
-            Event::Planned { index, state } => {
+            Event::Planned {
+                index,
+                state,
+                source,
+                target,
+            } => {
                 self.planned.insert(*index, *state);
+                self.names.insert(*index, (source.clone(), target.clone()));
             }
             Event::LookupThrottled { registry, wait } => {
                 self.throttled = Some((registry.clone(), now + *wait));
@@ -167,6 +183,7 @@ impl Tally {
                 };
                 self.in_flight.insert(*index, (target.clone(), phase));
                 self.attempt_bytes.insert(*index, 0);
+                self.first_attempt.get_or_insert(now);
             }
             Event::Progress {
                 index, progress, ..
@@ -208,7 +225,9 @@ impl Tally {
                 self.in_flight.insert(*index, (target.clone(), phase));
             }
             Event::Finished { index, result } => {
-                self.in_flight.remove(index);
+                if self.in_flight.remove(index).is_some() {
+                    self.copies_finished += 1;
+                }
                 self.attempt_bytes.remove(index);
                 self.last_failure.remove(index);
                 self.done += 1;
@@ -222,8 +241,34 @@ impl Tally {
         }
     }
 
+    /// Images copying now.
+    fn copying(&self) -> usize {
+        self.in_flight
+            .values()
+            .filter(|(_, p)| !p.waiting())
+            .count()
+    }
+
+    /// Images planned, not done and not copying: waiting for their `-j` or `--registry-jobs`
+    /// turn, a throttled registry's turn, or a retry.
     fn waiting(&self) -> usize {
-        self.in_flight.values().filter(|(_, p)| p.waiting()).count()
+        self.planned
+            .len()
+            .saturating_sub(self.done)
+            .saturating_sub(self.copying())
+    }
+
+    /// The time left at the pace of the images copied so far; none before an image finished
+    /// after copying, nor once nothing is left.
+    fn eta(&self, now: Instant) -> Option<Duration> {
+        let left = self.planned.len().saturating_sub(self.done);
+        match (self.first_attempt, self.copies_finished, left) {
+            (Some(first), finished, left) if finished > 0 && left > 0 => {
+                let per_image = now.saturating_duration_since(first) / finished as u32;
+                Some(per_image * left as u32)
+            }
+            _ => None,
+        }
     }
 
     /// What one image in flight is doing, with the kind of its last failure when it waits
@@ -252,15 +297,14 @@ impl Tally {
                 seconds(elapsed)
             );
         }
-        let waiting = self.waiting();
         let mut line = format!(
             "ferry: {}/{} done ({} skipped, {} failed), {} copying, {} waiting, {} elapsed",
             self.done,
             count(self.planned.len(), "image", "images"),
             self.skipped,
             self.failed,
-            self.in_flight.len() - waiting,
-            waiting,
+            self.copying(),
+            self.waiting(),
             seconds(elapsed)
         );
         if self.moved > 0 {
@@ -277,6 +321,10 @@ impl Tally {
         line
     }
 }
+
+/// How often the live view is brought up to date between events: its countdowns and the
+/// time left change without one.
+const TICK: Duration = Duration::from_millis(250);
 
 /// The progress display of one run.
 pub struct View {
@@ -299,7 +347,7 @@ impl View {
         let now = Instant::now();
         let next_beat = match mode {
             Mode::Plain { interval } => now + interval,
-            _ => now,
+            _ => now + TICK,
         };
         View {
             mode,
@@ -310,19 +358,29 @@ impl View {
         }
     }
 
-    /// When the next heartbeat is due, in plain mode.
+    /// When the next heartbeat (plain mode) or redraw (the live view) is due.
     pub fn next_beat(&self) -> Option<Instant> {
-        matches!(self.mode, Mode::Plain { .. }).then_some(self.next_beat)
+        matches!(self.mode, Mode::Plain { .. } | Mode::Tty).then_some(self.next_beat)
     }
 
-    /// Writes the heartbeat if it is due.
+    /// Writes the heartbeat, or brings the live view up to date, if it is due.
     pub fn beat(&mut self, now: Instant) {
-        if let Mode::Plain { interval } = self.mode {
-            if now >= self.next_beat {
+        if now < self.next_beat {
+            return;
+        }
+        match self.mode {
+            Mode::Plain { interval } => {
                 let line = self.tally.heartbeat(now, now - self.started);
-                let _ = writeln!(std::io::stderr(), "{line}");
+                super::log::stderr_text(&line);
                 self.next_beat = now + interval;
             }
+            Mode::Tty => {
+                if let Some(live) = &mut self.live {
+                    live.update(&self.tally, now);
+                }
+                self.next_beat = now + TICK;
+            }
+            Mode::None | Mode::Json => {}
         }
     }
 
@@ -331,25 +389,40 @@ impl View {
         self.tally.event(event, now);
         match self.mode {
             Mode::Tty => self.redraw(event, now),
-            Mode::Json => {
-                let line = super::json_event(event);
-                let _ = writeln!(std::io::stderr(), "{line}");
-            }
+            Mode::Json => self.json(event),
             Mode::Plain { .. } | Mode::None => {}
         }
     }
 
-    /// Runs `print` (a line on stdout) with the live view out of its way.
-    pub fn suspend<T>(&self, print: impl FnOnce() -> T) -> T {
-        match &self.live {
-            Some(live) => live.bars.suspend(print),
-            None => print(),
+    /// The source and target of entry `index`, once it is planned.
+    pub fn names(&self, index: usize) -> Option<(&str, &str)> {
+        self.tally
+            .names
+            .get(&index)
+            .map(|(source, target)| (source.as_str(), target.as_str()))
+    }
+
+    /// The event as a JSON log line, with its entry's source and target.
+    fn json(&self, event: &Event) {
+        let (level, value) = super::json_event(event);
+        let serde_json::Value::Object(mut fields) = value else {
+            return;
+        };
+        let index = fields.get("index").and_then(serde_json::Value::as_u64);
+        if let Some((source, target)) = index.and_then(|i| self.names(i as usize)) {
+            for (key, value) in [("source", source), ("target", target)] {
+                fields
+                    .entry(key)
+                    .or_insert_with(|| serde_json::Value::from(value));
+            }
         }
+        super::log::event(level, fields);
     }
 
     /// Ends the view: the live one is cleared from the terminal.
     pub fn finish(&mut self) {
         if let Some(live) = self.live.take() {
+            super::log::set_live(None);
             for bar in live.images.values() {
                 bar.finish_and_clear();
             }
@@ -364,12 +437,14 @@ impl View {
             let overall = bars.add(ProgressBar::new(0));
             overall.set_style(
                 ProgressStyle::with_template(
-                    "{elapsed_precise} [{bar:30}] {pos}/{len} images{msg}, ETA {eta}",
+                    "{elapsed_precise} [{bar:30}] {pos}/{len} images{msg}",
                 )
                 .expect("a valid template")
                 .progress_chars("=> "),
             );
             overall.enable_steady_tick(Duration::from_millis(500));
+            // From now on, lines written to the terminal move the view out of their way.
+            super::log::set_live(Some(bars.clone()));
             Live {
                 bars,
                 overall,
@@ -377,44 +452,61 @@ impl View {
             }
         });
         let tally = &self.tally;
-        live.overall.set_length(tally.planned.len() as u64);
-        live.overall.set_position(tally.done as u64);
-        let throttling = match tally.throttling(now) {
-            Some(registry) => format!("; {registry} is rate limiting"),
-            None => String::new(),
-        };
-        live.overall.set_message(format!(
-            " ({} skipped, {} failed){throttling}",
-            tally.skipped, tally.failed
-        ));
-        let index = match event {
-            Event::AttemptStarted { index, .. }
-            | Event::Progress { index, .. }
-            | Event::Waiting { index, .. }
-            | Event::Finished { index, .. } => *index,
-            _ => return,
-        };
-        match tally.in_flight.get(&index) {
-            Some((target, phase)) => {
-                let bar = live.images.entry(index).or_insert_with(|| {
-                    let bar = live.bars.add(ProgressBar::new_spinner());
-                    bar.set_style(
-                        ProgressStyle::with_template("  {spinner} {msg}")
-                            .expect("a valid template"),
-                    );
-                    bar.enable_steady_tick(Duration::from_millis(200));
-                    bar
-                });
-                bar.set_message(format!("{target}: {}", tally.phase(index, phase, now)));
+        if let Event::AttemptStarted { index, .. }
+        | Event::Progress { index, .. }
+        | Event::Waiting { index, .. }
+        | Event::Finished { index, .. } = event
+        {
+            if tally.in_flight.contains_key(index) && !live.images.contains_key(index) {
+                let bar = live.bars.add(ProgressBar::new_spinner());
+                bar.set_style(
+                    ProgressStyle::with_template("  {spinner} {msg}").expect("a valid template"),
+                );
+                bar.enable_steady_tick(Duration::from_millis(200));
+                live.images.insert(*index, bar);
             }
-            None => {
-                if let Some(bar) = live.images.remove(&index) {
+            if !tally.in_flight.contains_key(index) {
+                if let Some(bar) = live.images.remove(index) {
                     bar.finish_and_clear();
                     live.bars.remove(&bar);
                 }
             }
         }
+        live.update(tally, now);
     }
+}
+
+impl Live {
+    /// Sets every bar's text from the tally as of `now`.
+    fn update(&mut self, tally: &Tally, now: Instant) {
+        self.overall.set_length(tally.planned.len() as u64);
+        self.overall.set_position(tally.done as u64);
+        self.overall.set_message(overall_message(tally, now));
+        for (index, bar) in &self.images {
+            if let Some((target, phase)) = tally.in_flight.get(index) {
+                let text = format!("{target}: {}", tally.phase(*index, phase, now));
+                bar.set_message(escape::one_line(&text).into_owned());
+            }
+        }
+    }
+}
+
+/// What the overall bar says after `N/M images`: ` (1 skipped, 0 failed, 3 waiting), ETA 40s`,
+/// the time left only once it can be told, and a registry that throttles lookups.
+fn overall_message(tally: &Tally, now: Instant) -> String {
+    let mut text = format!(
+        " ({} skipped, {} failed, {} waiting)",
+        tally.skipped,
+        tally.failed,
+        tally.waiting()
+    );
+    if let Some(left) = tally.eta(now) {
+        text.push_str(&format!(", ETA {}", seconds(left)));
+    }
+    if let Some(registry) = tally.throttling(now) {
+        text.push_str(&format!("; {registry} is rate limiting"));
+    }
+    escape::one_line(&text).into_owned()
 }
 
 #[cfg(test)]
@@ -423,6 +515,15 @@ mod tests {
     use crate::engine::Progress;
     use crate::model::{FailureKind, ImageResult, Job, Origin, Target};
     use crate::reference::ImageRef;
+
+    fn planned(index: usize, state: State) -> Event {
+        Event::Planned {
+            index,
+            state,
+            source: format!("nginx:{index}"),
+            target: format!("h.example/nginx:{index}"),
+        }
+    }
 
     fn job(tag: &str) -> Job {
         Job {
@@ -468,10 +569,7 @@ mod tests {
         }
         let mut tally = Tally::default();
         let now = Instant::now();
-        let planned = Event::Planned {
-            index: 0,
-            state: State::New,
-        };
+        let planned = planned(0, State::New);
         tally.event(&planned, now);
         tally.event(
             &Event::AttemptStarted {
@@ -529,22 +627,10 @@ mod tests {
             "ferry: planning 4 entries, 2s elapsed"
         );
         let events = [
-            Event::Planned {
-                index: 0,
-                state: State::Current,
-            },
-            Event::Planned {
-                index: 1,
-                state: State::New,
-            },
-            Event::Planned {
-                index: 2,
-                state: State::New,
-            },
-            Event::Planned {
-                index: 3,
-                state: State::New,
-            },
+            planned(0, State::Current),
+            planned(1, State::New),
+            planned(2, State::New),
+            planned(3, State::New),
             Event::Finished {
                 index: 0,
                 result: ImageResult::skipped(&job("1"), None),
@@ -646,5 +732,61 @@ mod tests {
             !line.contains("rate limiting") && !line.contains('\x1b'),
             "{line}"
         );
+    }
+
+    #[test]
+    fn the_time_left_is_told_only_from_images_done_and_waiting_counts_the_not_started() {
+        let s = Duration::from_secs;
+        let start = Instant::now();
+        let mut tally = Tally::default();
+        for index in 0..4 {
+            tally.event(&planned(index, State::New), start);
+        }
+        let started = |index: usize| Event::AttemptStarted {
+            index,
+            target: format!("h.example/nginx:{index}"),
+            attempt: 1,
+            of: 4,
+        };
+        tally.event(&started(0), start);
+        // Three images wait for their turn (-j, --registry-jobs): none has started.
+        assert_eq!((tally.copying(), tally.waiting()), (1, 3));
+        assert_eq!(tally.eta(start + s(5)), None);
+        assert_eq!(
+            overall_message(&tally, start + s(5)),
+            " (0 skipped, 0 failed, 3 waiting)"
+        );
+        let done = ImageResult::skipped(&job("0"), None);
+        tally.event(
+            &Event::Finished {
+                index: 0,
+                result: done,
+            },
+            start + s(10),
+        );
+        tally.event(&started(1), start + s(10));
+        // One image in 10 s, three left.
+        assert_eq!(tally.eta(start + s(10)), Some(s(30)));
+        assert_eq!(
+            overall_message(&tally, start + s(10)),
+            " (1 skipped, 0 failed, 2 waiting), ETA 30s"
+        );
+        // A retry's countdown is told from the time it is drawn at.
+        tally.event(
+            &Event::Waiting {
+                index: 1,
+                target: "t".into(),
+                reason: Wait::Retry {
+                    next: 2,
+                    of: 4,
+                    delay: s(8),
+                },
+            },
+            start + s(10),
+        );
+        let (_, phase) = tally.in_flight[&1].clone();
+        assert_eq!(tally.phase(1, &phase, start + s(10)), "attempt 2/4 in 8s");
+        assert_eq!(tally.phase(1, &phase, start + s(15)), "attempt 2/4 in 3s");
+        assert_eq!(tally.waiting(), 3);
     }
 }

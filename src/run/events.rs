@@ -17,7 +17,12 @@ pub enum Event {
     /// Planning starts for this many entries (before whole repositories are expanded).
     RunStarted { entries: usize },
     /// An entry's state is known: what a sync will do with it.
-    Planned { index: usize, state: State },
+    Planned {
+        index: usize,
+        state: State,
+        source: String,
+        target: String,
+    },
     /// A registry answered a lookup with 429: nothing goes to it for `wait`.
     LookupThrottled { registry: String, wait: Duration },
     /// A copy attempt starts.

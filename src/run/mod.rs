@@ -113,6 +113,8 @@ pub async fn sync(
         events.send(Event::Planned {
             index,
             state: entry.state,
+            source: entry.job.source.to_string(),
+            target: entry.job.target.to_string(),
         });
     }
     let targets: Vec<&Target> = entries.iter().map(|e| &e.job.target).collect();
@@ -148,7 +150,15 @@ pub async fn sync(
             let context = Arc::clone(&context);
             let position = positions[index];
             let planned_digest = digests[index].clone();
-            async move {
+            // What is logged while this image is worked on names it (`--log-format json`
+            // gives each line its source and target). A WARN span, so that it is on whenever
+            // warnings are.
+            let span = tracing::warn_span!(
+                "image",
+                source = %job.source,
+                target = %job.target
+            );
+            let work = async move {
                 // Runs once the job holds its layout: no other job of this run writes there
                 // until it ends, and, once it holds the layout's lock, no other ferry either.
                 let tidy = match (&job.target, &context.destination) {
@@ -191,7 +201,8 @@ pub async fn sync(
                     result.digest = planned_digest;
                 }
                 result
-            }
+            };
+            tracing::Instrument::instrument(work, span)
         }
     };
     let finished: OnFinished = {
