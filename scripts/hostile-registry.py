@@ -31,6 +31,11 @@ The attacks (see ATTACKS below):
   unauthorized-upload-once   The first blob upload request with a body (PUT or PATCH under
                              /blobs/uploads/) is answered 401 with the registry's own challenge,
                              as a token that expired mid-run would be.
+  stall                      Every request for the repository is read and never answered: the
+                             connection stays open, silent, as a hung registry's would.
+  stall-body                 Manifest and tag list GETs get the registry's status and headers
+                             and the first half of the body, then nothing more (the connection
+                             stays open).
 
 To add one: subclass Attack, give it a `name` and override `before` (answer instead of the
 registry: a stall, an endless body, an endless Link chain...) and/or `after` (change the
@@ -181,8 +186,39 @@ class UnauthorizedUploadOnce(Attack):
         return Reply(401, headers, body)
 
 
+def hang():
+    """Blocks this connection's thread for good (the server's threads are daemons)."""
+    threading.Event().wait()
+
+
+class Stall(Attack):
+    name = "stall"
+
+    def before(self, exchange, front):
+        hang()
+
+
+class StallBody(Attack):
+    name = "stall-body"
+    kinds = ("manifests", "tags")
+
+    def after(self, exchange, reply):
+        if exchange.method != "GET" or exchange.kind not in self.kinds:
+            return reply
+        if reply.status not in (200, 206):
+            return reply
+        body = reply.read()
+
+        def half_then_nothing():
+            yield body[:len(body) // 2]
+            hang()
+        reply.body = half_then_nothing()
+        return reply
+
+
 ATTACKS = {attack.name: attack for attack in
-           (ManifestBodyMismatch, DigestTraversal, NoMount, UnauthorizedUploadOnce)}
+           (ManifestBodyMismatch, DigestTraversal, NoMount, UnauthorizedUploadOnce, Stall,
+            StallBody)}
 
 
 class Front(http.server.BaseHTTPRequestHandler):

@@ -174,6 +174,8 @@ pub struct PlanArgs {
     pub filters: FilterArgs,
     #[command(flatten)]
     pub retry: RetryArgs,
+    #[command(flatten)]
+    pub lookups: LookupArgs,
 
     /// Write the plan (or verification) as JSON to FILE
     #[arg(long, value_name = "FILE")]
@@ -238,6 +240,8 @@ pub struct SyncArgs {
     pub filters: FilterArgs,
     #[command(flatten)]
     pub retry: RetryArgs,
+    #[command(flatten)]
+    pub lookups: LookupArgs,
     #[command(flatten)]
     pub skopeo: SkopeoArgs,
     #[command(flatten)]
@@ -366,6 +370,16 @@ pub struct RetryArgs {
     pub max_retry_delay: std::time::Duration,
 }
 
+/// How long ferry waits for a registry's answers while planning.
+#[derive(Debug, Args)]
+pub struct LookupArgs {
+    /// Give up one request of a lookup (a digest, a page of tags, a token) not answered in full
+    /// after this long: the entry is planned `unknown` (a sync still copies it), a listing
+    /// fails. Lookups of other repositories and registries go on meanwhile
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = crate::run::retry::parse_duration)]
+    pub lookup_timeout: std::time::Duration,
+}
+
 /// How skopeo itself is run.
 #[derive(Debug, Args)]
 pub struct SkopeoArgs {
@@ -394,6 +408,11 @@ pub struct EngineArgs {
     /// The crane binary, for --engine crane [default: crane from PATH]
     #[arg(long, env = "FERRY_CRANE", value_name = "PATH")]
     pub crane: Option<PathBuf>,
+
+    /// With --engine native: fail a copy's request not answered after this long (it is retried
+    /// like other timeouts)
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = crate::run::retry::parse_duration)]
+    pub stall_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -3,8 +3,11 @@
 //! on each side resolves every job to `new`, `changed`, `current` or `source-missing`. Only
 //! `new` and `changed` jobs (and `unknown` ones, whose lookups failed) need skopeo.
 //!
-//! `decide` is pure; the async functions only gather lookups.
+//! `decide` is pure; the async functions only gather lookups. Lookups run side by side, capped
+//! per source registry, so a registry that does not answer holds up no other registry's; each
+//! request is bounded by `--lookup-timeout`.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -25,7 +28,8 @@ use crate::registry::{RegistryClient, RegistryError};
 use crate::run::retry::RetryPolicy;
 use crate::settings::PlanSettings;
 
-/// Lookups in flight at once across all registries (each registry also has its own cap).
+/// Images looked up at once per source registry (each registry host also caps its requests in
+/// flight): a registry that does not answer holds up only its own images.
 const LOOKUPS_IN_FLIGHT: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -320,14 +324,22 @@ pub enum Lookups {
     SourceWhereTargetExists,
 }
 
-/// Looks up the sides of every job (in parallel, capped) and decides each state.
+/// Looks up the sides of every job (in parallel, capped per source registry) and decides each
+/// state.
 pub async fn plan(client: &Arc<RegistryClient>, jobs: Vec<Job>, sides: Lookups) -> Vec<PlanEntry> {
-    let permits = Arc::new(Semaphore::new(LOOKUPS_IN_FLIGHT));
+    let mut permits: HashMap<String, Arc<Semaphore>> = HashMap::new();
     let mut lookups = JoinSet::new();
     let total = jobs.len();
     for (index, job) in jobs.into_iter().enumerate() {
         let client = Arc::clone(client);
-        let permits = Arc::clone(&permits);
+        let host = client
+            .endpoint_host(Side::Source, &job.source.repository())
+            .unwrap_or_default();
+        let permits = Arc::clone(
+            permits
+                .entry(host)
+                .or_insert_with(|| Arc::new(Semaphore::new(LOOKUPS_IN_FLIGHT))),
+        );
         lookups.spawn(async move {
             let _permit = permits.acquire_owned().await.expect("never closed");
             let (source, target) = match sides {

@@ -4,11 +4,16 @@
 //! advertises fails its image (the native engine before writing anything, skopeo and crane once
 //! the landed digest shows it); a digest header that would lead out of the repository is
 //! refused before any request uses it; a destination that answers a mount with an upload
-//! session, or refuses a streamed upload once with 401, still gets every image.
+//! session, or refuses a streamed upload once with 401, still gets every image. Registries
+//! that stall or send without end cost a bounded time and bounded memory: each such run is
+//! timed and its peak memory measured (see [`Watched`]).
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use common::engines::{per_binary_engine, per_engine, Engine};
 use common::mirror::*;
@@ -352,4 +357,274 @@ fn a_401_to_a_streamed_upload_starts_that_blob_again() {
         remote_digest(&m.dest, "third/docker.io/library/nginx:1.25"),
         Some(digest)
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hangs and unbounded reads: each run is timed and its peak memory measured, with margins wide
+// enough for a loaded machine and far below what the unbounded code took.
+
+/// Peak memory a run against a hostile registry may reach: ferry needs a few tens of MB; an
+/// unbounded read took gigabytes.
+const PEAK_KIB: u64 = 150 * 1024;
+
+/// One run of ferry, stopped (SIGKILL) if it outlives its limit: how it ended, how long it
+/// took, its peak memory (VmHWM from /proc, read as it ran), and its stdout lines with the
+/// time each came.
+struct Watched {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+    peak_kib: u64,
+    lines: Vec<(Duration, String)>,
+    killed: bool,
+}
+
+impl Watched {
+    fn describe(&self) -> String {
+        format!(
+            "exit {:?} after {:.1}s{}, peak {} MiB\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.code,
+            self.elapsed.as_secs_f64(),
+            if self.killed { " (killed)" } else { "" },
+            self.peak_kib / 1024,
+            self.stdout.trim_end(),
+            self.stderr.trim_end()
+        )
+    }
+
+    /// Asserts that the run ended by itself with `code`, within `limit` and [`PEAK_KIB`].
+    fn ended(&self, code: i32, limit: Duration) {
+        // Shown with --nocapture: the numbers a change should keep.
+        eprintln!(
+            "exit {:?} after {:.1}s, peak {} MiB",
+            self.code,
+            self.elapsed.as_secs_f64(),
+            self.peak_kib / 1024
+        );
+        assert!(!self.killed, "still running: {}", self.describe());
+        assert_eq!(self.code, Some(code), "{}", self.describe());
+        assert!(self.elapsed < limit, "took too long: {}", self.describe());
+        assert!(self.peak_kib > 0, "no peak measured: {}", self.describe());
+        assert!(
+            self.peak_kib < PEAK_KIB,
+            "too much memory: {}",
+            self.describe()
+        );
+    }
+
+    /// When the first stdout line containing `part` came.
+    fn line_at(&self, part: &str) -> Duration {
+        self.lines
+            .iter()
+            .find(|(_, line)| line.contains(part))
+            .unwrap_or_else(|| panic!("no line with {part:?}: {}", self.describe()))
+            .0
+    }
+}
+
+/// Runs `cmd`, killed after `limit` (see [`Watched`]).
+fn watched(cmd: &mut Command, limit: Duration) -> Watched {
+    use std::io::{BufRead as _, Read as _};
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = cmd.spawn().expect("ferry starts");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let stdout = child.stdout.take().unwrap();
+    let reader = {
+        let lines = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                lines.lock().unwrap().push((started.elapsed(), line));
+            }
+        })
+    };
+    let mut stderr = child.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let status_file = format!("/proc/{}/status", child.id());
+    let (mut peak_kib, mut killed) = (0, false);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        // The high-water mark only grows: the last reading before the exit is the peak.
+        let hwm = std::fs::read_to_string(&status_file).ok().and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("VmHWM:"))?.to_owned();
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        });
+        peak_kib = peak_kib.max(hwm.unwrap_or(0));
+        if started.elapsed() > limit && !killed {
+            let _ = child.kill();
+            killed = true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let elapsed = started.elapsed();
+    reader.join().unwrap();
+    let lines = std::mem::take(&mut *lines.lock().unwrap());
+    Watched {
+        code: status.code(),
+        stdout: lines.iter().map(|(_, line)| format!("{line}\n")).collect(),
+        stderr: errors.join().unwrap(),
+        elapsed,
+        peak_kib,
+        lines,
+        killed,
+    }
+}
+
+/// A source whose docker.io names go through the hostile front (meeting `attacks`) and whose
+/// quay.io names go straight to the registry (under `quay/`): the front and the
+/// registries.conf that says so.
+fn hostile_source(m: &Mirror, attacks: &[(&str, &str)]) -> (ScriptProxy, PathBuf) {
+    let front = ScriptProxy::hostile(m.scratch.path(), &m.source.addr(), attacks, &[]);
+    let quay = format!("{}/quay", m.source.addr());
+    let conf = registries_conf(
+        m.scratch.path(),
+        &[("docker.io", &front.addr()), ("quay.io", &quay)],
+    );
+    (front, conf)
+}
+
+/// The plan's entry for `source`.
+fn entry<'a>(report: &'a serde_json::Value, source: &str) -> &'a serde_json::Value {
+    report["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["source"] == source)
+        .unwrap_or_else(|| panic!("no {source} in {report:#}"))
+}
+
+/// `plan` of four tags of a repository whose registry accepts connections and never answers,
+/// one image of another repository of that registry, and one of another registry: every
+/// lookup of the silent repository ends at `--lookup-timeout` (2 s), side by side rather than
+/// one after the other, and the other images are planned as if it were not there.
+#[test]
+fn lookups_of_a_silent_repository_end_at_the_lookup_timeout_side_by_side() {
+    let m = Mirror::new(false);
+    m.push("library/fine:1", "fine");
+    m.push("quay/team/good:1", "good");
+    let (_front, conf) = hostile_source(&m, &[("library/stalled", "stall")]);
+    let list = m.write(
+        "images.list",
+        "stalled:1\nstalled:2\nstalled:3\nstalled:4\nfine:1\nquay.io/team/good:1\n",
+    );
+    let report_path = m.scratch.path().join("plan.json");
+    let run = watched(
+        m.ferry()
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .arg("plan")
+            .arg(&list)
+            .args(["--dest", &m.prefix(), "--dest-tls-verify=false"])
+            .args(["--lookup-timeout", "2s", "--report"])
+            .arg(&report_path),
+        Duration::from_secs(90),
+    );
+    // The first lookup of the repository times out, and the others, which waited for it, give
+    // up with it: about 2 s in all, where one lookup after the other would take 8 s or more.
+    run.ended(0, Duration::from_secs(7));
+    let report = report(&report_path);
+    for tag in 1..=4 {
+        let stalled = entry(&report, &format!("docker.io/library/stalled:{tag}"));
+        assert_eq!(stalled["state"], "unknown", "{report:#}");
+        assert_eq!(stalled["error"]["kind"], "timeout", "{report:#}");
+        let message = stalled["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("within 2s (--lookup-timeout)"),
+            "{message}"
+        );
+    }
+    for healthy in ["docker.io/library/fine:1", "quay.io/team/good:1"] {
+        assert_eq!(entry(&report, healthy)["state"], "new", "{report:#}");
+    }
+}
+
+per_engine!(a_silent_source_holds_up_no_other_image);
+
+/// A sync of four tags of a silent repository (as above) and one image of another registry,
+/// with room for all at once: the healthy image lands while the silent ones are still being
+/// waited for, and those fail as `timeout` once their time is up: at `--image-timeout` (which
+/// counts their lookups) for skopeo and crane, which cannot tell a stall, at `--stall-timeout`
+/// for the native engine.
+fn a_silent_source_holds_up_no_other_image(engine: Engine) {
+    let m = Mirror::with_engine(false, engine.clone());
+    let good = m.push("quay/team/good:1", "good");
+    let (_front, conf) = hostile_source(&m, &[("library/stalled", "stall")]);
+    let list = m.write(
+        "images.list",
+        "stalled:1\nstalled:2\nstalled:3\nstalled:4\nquay.io/team/good:1\n",
+    );
+    let report_path = m.scratch.path().join("report.json");
+    let run = watched(
+        m.sync(&list)
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .args([
+                "-j",
+                "8",
+                "--registry-jobs",
+                "docker.io=8",
+                "--retry-times",
+                "0",
+            ])
+            .args(["--lookup-timeout", "2s"])
+            .args(["--image-timeout", "20s", "--stall-timeout", "12s"])
+            .arg("--report")
+            .arg(&report_path),
+        Duration::from_secs(120),
+    );
+    run.ended(1, Duration::from_secs(40));
+    let report = report(&report_path);
+    let p = m.prefix();
+    assert_eq!(
+        m.target_digest(&format!("{p}/quay.io/team/good:1")),
+        Some(good)
+    );
+    let landed = run.line_at("quay.io/team/good:1");
+    let first_failed = run.line_at("failed ");
+    assert!(
+        landed + Duration::from_secs(5) < first_failed,
+        "the healthy image landed at {landed:?}, the first silent one failed at \
+         {first_failed:?}: {}",
+        run.describe()
+    );
+    for tag in 1..=4 {
+        let stalled = result(&report, &format!("{p}/docker.io/library/stalled:{tag}"));
+        assert_eq!(stalled["status"], "failed", "{report:#}");
+        assert_eq!(stalled["error"]["kind"], "timeout", "{report:#}");
+    }
+}
+
+/// A tag listing whose body stops halfway, the connection left open: the listing ends at
+/// `--lookup-timeout` and fails the repository, saying why.
+#[test]
+fn a_tag_listing_that_stops_midway_ends_at_the_lookup_timeout() {
+    let m = Mirror::new(false);
+    m.push("library/slow:1", "slow");
+    let (_front, conf) = hostile_source(&m, &[("library/slow", "stall-body")]);
+    let list = m.write("images.list", "slow\n");
+    let report_path = m.scratch.path().join("plan.json");
+    let run = watched(
+        m.ferry()
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .arg("plan")
+            .arg(&list)
+            .args(["--dest", &m.prefix(), "--dest-tls-verify=false"])
+            .args(["--lookup-timeout", "2s", "--retry-times", "0", "--report"])
+            .arg(&report_path),
+        Duration::from_secs(90),
+    );
+    run.ended(0, Duration::from_secs(15));
+    let report = report(&report_path);
+    let slow = entry(&report, "docker.io/library/slow");
+    assert_eq!(slow["error"]["kind"], "timeout", "{report:#}");
+    let message = slow["error"]["message"].as_str().unwrap();
+    assert!(message.contains("(--lookup-timeout)"), "{message}");
 }

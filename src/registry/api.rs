@@ -9,8 +9,11 @@ use std::time::Duration;
 use reqwest::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::{Method, Response, StatusCode};
 
-use super::request::{Payload, Request, Scope};
-use super::{header, header_digest, status_error, transport_error, RegistryClient, RegistryError};
+use super::request::{Patience, Payload, Request, Scope};
+use super::{
+    failed, header, header_digest, status_error, Deadline, RegistryClient, RegistryError,
+    STALL_TIMEOUT_FLAG,
+};
 use crate::model::Side;
 
 /// Every manifest type, with the schema 1 ones last: a registry holding only schema 1 then
@@ -72,6 +75,7 @@ impl RegistryClient {
                 accept: Some(MANIFEST_GET_ACCEPT),
                 scope: scope_for(side),
                 retry: true,
+                patience: Patience::Copy,
                 ..Request::new(side, name, Method::GET, path, what)
             })
             .await?;
@@ -92,7 +96,7 @@ impl RegistryClient {
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| transport_error(what, &e))?;
+            .map_err(|e| failed(what, &e, self.stall()))?;
         Ok(Some(RawManifest {
             bytes: bytes.to_vec(),
             content_type,
@@ -118,6 +122,7 @@ impl RegistryClient {
                 body: Payload::Bytes(bytes.to_vec()),
                 scope: Scope::Push,
                 retry: true,
+                patience: Patience::Copy,
                 ..Request::new(side, name, Method::PUT, path, what)
             })
             .await?;
@@ -140,6 +145,7 @@ impl RegistryClient {
             .send(Request {
                 scope: scope_for(side),
                 retry: true,
+                patience: Patience::Copy,
                 ..Request::new(side, name, Method::HEAD, path, what)
             })
             .await?;
@@ -152,8 +158,8 @@ impl RegistryClient {
 
     /// Blob `digest` of source `name`, from byte `from` on (a `Range` request when not 0).
     /// The answer's status tells whether the registry honoured the range (206) or sends the
-    /// whole blob (200); its body is for the caller to stream. `timeout` bounds the whole
-    /// transfer.
+    /// whole blob (200); its body is for the caller to stream (and to watch for stalls).
+    /// `timeout` bounds the whole transfer, `--stall-timeout` the wait for the answer.
     pub async fn blob(
         &self,
         name: &str,
@@ -172,7 +178,7 @@ impl RegistryClient {
             .send(Request {
                 headers,
                 retry: true,
-                timeout: Some(timeout),
+                patience: Patience::Transfer { total: timeout },
                 ..Request::new(side, name, Method::GET, path, what)
             })
             .await?;
@@ -206,6 +212,7 @@ impl RegistryClient {
                 headers: vec![(CONTENT_LENGTH, value("0"))],
                 scope,
                 retry: true,
+                patience: Patience::Copy,
                 ..Request::new(side, name, Method::POST, path, what)
             })
             .await?;
@@ -251,7 +258,9 @@ impl RegistryClient {
                 ],
                 body: Payload::Stream(Some(body)),
                 scope: Scope::Push,
-                timeout: Some(upload.timeout),
+                patience: Patience::Transfer {
+                    total: upload.timeout,
+                },
                 ..Request::new(
                     Side::Destination,
                     upload.name,
@@ -298,7 +307,9 @@ impl RegistryClient {
                 retry: matches!(body, Payload::Empty),
                 body,
                 scope: Scope::Push,
-                timeout: Some(upload.timeout),
+                patience: Patience::Transfer {
+                    total: upload.timeout,
+                },
                 ..Request::new(Side::Destination, upload.name, Method::PUT, target, what)
             })
             .await?;
@@ -318,7 +329,9 @@ impl RegistryClient {
     pub async fn cancel_upload(&self, name: &str, location: &str, what: &str) {
         let request = Request {
             scope: Scope::Push,
-            timeout: Some(Duration::from_secs(10)),
+            patience: Patience::Transfer {
+                total: CANCEL_TIMEOUT.min(self.options.limits.stall_timeout),
+            },
             ..Request::new(
                 Side::Destination,
                 name,
@@ -341,7 +354,18 @@ impl RegistryClient {
     fn repository(&self, side: Side, name: &str) -> Result<String, RegistryError> {
         Ok(self.endpoint(side, name)?.repository)
     }
+
+    /// The deadline of a copy's small request, for messages.
+    fn stall(&self) -> Deadline {
+        Deadline {
+            after: self.options.limits.stall_timeout,
+            flag: STALL_TIMEOUT_FLAG,
+        }
+    }
 }
+
+/// The longest a best-effort cancel of an upload is waited for.
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sources are only read; a destination is asked for push access from the first request on,
 /// so that one token serves its checks and its uploads.
