@@ -384,7 +384,8 @@ pub struct LookupArgs {
 #[derive(Debug, Args)]
 pub struct SkopeoArgs {
     /// Stop a copy attempt (its whole skopeo process group) after this long; it fails as
-    /// `timeout` and is retried like other transient failures, each retry with the same limit
+    /// `timeout` and is retried like other transient failures, each retry with the same limit.
+    /// The first attempt's limit includes the time the image's lookups took while planning
     #[arg(long, default_value = "30m", value_name = "DURATION", value_parser = crate::run::retry::parse_duration)]
     pub image_timeout: std::time::Duration,
 

@@ -602,6 +602,48 @@ fn a_silent_source_holds_up_no_other_image(engine: Engine) {
     }
 }
 
+/// `--image-timeout` bounds an image's lookups too: with a lookup timeout longer than the
+/// image's, an image of a silent source fails as `timeout` when the image's time is up,
+/// planning included, and no copy is tried for it.
+#[test]
+fn the_image_timeout_counts_the_lookups_of_the_image() {
+    let m = Mirror::new(false);
+    let good = m.push("quay/team/good:1", "good");
+    let (_front, conf) = hostile_source(&m, &[("library/stalled", "stall")]);
+    let list = m.write("images.list", "stalled:1\nquay.io/team/good:1\n");
+    let report_path = m.scratch.path().join("report.json");
+    let run = watched(
+        m.sync(&list)
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .args(["--retry-times", "0", "--lookup-timeout", "60s"])
+            .args(["--image-timeout", "3s", "--report"])
+            .arg(&report_path),
+        Duration::from_secs(90),
+    );
+    run.ended(1, Duration::from_secs(20));
+    let report = report(&report_path);
+    let p = m.prefix();
+    let stalled = result(&report, &format!("{p}/docker.io/library/stalled:1"));
+    assert_eq!(stalled["error"]["kind"], "timeout", "{report:#}");
+    let message = stalled["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("lookups ran past --image-timeout 3s"),
+        "{message}"
+    );
+    assert_eq!(stalled["attempts"], 0, "{report:#}");
+    assert!(
+        m.invocations()
+            .iter()
+            .all(|argv| !argv.join(" ").contains("stalled")),
+        "{:?}",
+        m.invocations()
+    );
+    assert_eq!(
+        m.target_digest(&format!("{p}/quay.io/team/good:1")),
+        Some(good)
+    );
+}
+
 /// A tag listing whose body stops halfway, the connection left open: the listing ends at
 /// `--lookup-timeout` and fails the repository, saying why.
 #[test]

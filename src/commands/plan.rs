@@ -25,10 +25,16 @@ async fn planned(settings: &PlanSettings) -> Result<Planned, Error> {
     let started = Instant::now();
     let loaded = load(settings).await?;
     let client = Arc::new(RegistryClient::new(loaded.registry));
-    let (entries, dropped) =
-        plan::plan_all(&client, settings, loaded.jobs, false, plan::Lookups::Both)
-            .await
-            .map_err(Error::Input)?;
+    let (entries, dropped) = plan::plan_all(
+        &client,
+        settings,
+        loaded.jobs,
+        false,
+        plan::Lookups::Both,
+        None,
+    )
+    .await
+    .map_err(Error::Input)?;
     let mut summary = PlanSummary::of(&entries, dropped.len(), client.requests_sent(), started);
     summary.throttled = client.throttled_responses();
     Ok(Planned {

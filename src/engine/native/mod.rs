@@ -61,9 +61,10 @@ impl Native {
 
     async fn attempt(&self, attempt: Attempt<'_>) -> Result<Copied, ImageError> {
         let mut stop = attempt.stop.clone();
+        let time_left = attempt.time_left(self.image_timeout);
         let copy = self.copy(&attempt);
         tokio::select! {
-            copied = tokio::time::timeout(self.image_timeout, copy) => {
+            copied = tokio::time::timeout(time_left, copy) => {
                 copied.unwrap_or_else(|_| Err(ImageError {
                     kind: FailureKind::Timeout,
                     message: format!("stopped after --image-timeout {:?}", self.image_timeout),
