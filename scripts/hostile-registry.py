@@ -36,6 +36,9 @@ The attacks (see ATTACKS below):
   stall-body                 Manifest and tag list GETs get the registry's status and headers
                              and the first half of the body, then nothing more (the connection
                              stays open).
+  stall-blob                 Blob GETs likewise: a download that stalls midway.
+  stall-upload-once          The first blob upload request with a body is read whole and never
+                             answered; later ones pass.
 
 To add one: subclass Attack, give it a `name` and override `before` (answer instead of the
 registry: a stall, an endless body, an endless Link chain...) and/or `after` (change the
@@ -168,11 +171,7 @@ class UnauthorizedUploadOnce(Attack):
         self.lock = threading.Lock()
 
     def before(self, exchange, front):
-        length = int(exchange.headers.get("content-length") or 0)
-        chunked = "chunked" in exchange.headers.get("transfer-encoding", "").lower()
-        if exchange.method not in ("PUT", "PATCH") or exchange.kind != "blobs/uploads":
-            return None
-        if not (length or chunked):
+        if not uploads_a_body(exchange):
             return None
         with self.lock:
             if self.done:
@@ -189,6 +188,14 @@ class UnauthorizedUploadOnce(Attack):
 def hang():
     """Blocks this connection's thread for good (the server's threads are daemons)."""
     threading.Event().wait()
+
+
+def uploads_a_body(exchange):
+    """Whether this is a blob upload request with a body (PUT or PATCH)."""
+    length = int(exchange.headers.get("content-length") or 0)
+    chunked = "chunked" in exchange.headers.get("transfer-encoding", "").lower()
+    return (exchange.method in ("PUT", "PATCH") and exchange.kind == "blobs/uploads"
+            and bool(length or chunked))
 
 
 class Stall(Attack):
@@ -216,9 +223,33 @@ class StallBody(Attack):
         return reply
 
 
+class StallBlob(StallBody):
+    name = "stall-blob"
+    kinds = ("blobs",)
+
+
+class StallUploadOnce(Attack):
+    name = "stall-upload-once"
+
+    def __init__(self):
+        self.done = False
+        self.lock = threading.Lock()
+
+    def before(self, exchange, front):
+        if not uploads_a_body(exchange):
+            return None
+        with self.lock:
+            if self.done:
+                return None
+            self.done = True
+        for _ in front.body:  # read whole, as a registry does before it answers
+            pass
+        hang()
+
+
 ATTACKS = {attack.name: attack for attack in
            (ManifestBodyMismatch, DigestTraversal, NoMount, UnauthorizedUploadOnce, Stall,
-            StallBody)}
+            StallBody, StallBlob, StallUploadOnce)}
 
 
 class Front(http.server.BaseHTTPRequestHandler):
@@ -241,7 +272,7 @@ class Front(http.server.BaseHTTPRequestHandler):
     def do_request(self):
         exchange = Exchange(self.command, self.path, self.headers)
         attacks = self.server.attacks_for(exchange.repository)
-        body = self.request_body()
+        body = self.body = self.request_body()
         for attack in attacks:
             reply = attack.before(exchange, self)
             if reply is not None:

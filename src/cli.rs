@@ -410,8 +410,8 @@ pub struct EngineArgs {
     #[arg(long, env = "FERRY_CRANE", value_name = "PATH")]
     pub crane: Option<PathBuf>,
 
-    /// With --engine native: fail a copy's request not answered after this long (it is retried
-    /// like other timeouts)
+    /// With --engine native: fail a copy's request unanswered after this long, and a blob
+    /// transfer that moves no byte for this long (it is retried like other timeouts)
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = crate::run::retry::parse_duration)]
     pub stall_timeout: std::time::Duration,
 }

@@ -670,3 +670,88 @@ fn a_tag_listing_that_stops_midway_ends_at_the_lookup_timeout() {
     let message = slow["error"]["message"].as_str().unwrap();
     assert!(message.contains("(--lookup-timeout)"), "{message}");
 }
+
+/// Three images with the same layers, side by side, into a destination whose front reads the
+/// first blob upload and never answers it: the image moving that blob fails at
+/// `--stall-timeout`, the images waiting for the same blob fail with it (rather than each wait
+/// out its own `--image-timeout`), and their retries land them, well within one image timeout.
+#[test]
+fn a_stalled_upload_fails_the_images_waiting_for_it_and_their_retries_land() {
+    let m = Mirror::with_engine(false, Engine::Native);
+    let names = ["a", "b", "c"];
+    let digests: Vec<String> = names
+        .iter()
+        .map(|name| m.push(&format!("library/{name}:1"), "shared"))
+        .collect();
+    let front = ScriptProxy::hostile(
+        m.scratch.path(),
+        &m.dest.addr(),
+        &[("*", "stall-upload-once")],
+        &[],
+    );
+    let list = m.write("images.list", "a:1\nb:1\nc:1\n");
+    let report_path = m.scratch.path().join("report.json");
+    let run = watched(
+        m.ferry()
+            .arg("sync")
+            .arg(&list)
+            .args(["--dest", &format!("{}/third", front.addr())])
+            .args(["--dest-tls-verify=false", "-j", "3", "-v"])
+            .args(["--stall-timeout", "2s", "--image-timeout", "60s"])
+            .args(["--retry-times", "1", "--retry-delay", "1s"])
+            .arg("--report")
+            .arg(&report_path),
+        Duration::from_secs(150),
+    );
+    run.ended(0, Duration::from_secs(30));
+    let report = report(&report_path);
+    assert_eq!(report["summary"]["synced"], 3, "{report:#}");
+    for (name, digest) in names.iter().zip(&digests) {
+        let at = format!("third/docker.io/library/{name}:1");
+        assert_eq!(remote_digest(&m.dest, &at).as_ref(), Some(digest), "{at}");
+    }
+    assert!(
+        run.stderr
+            .contains("took no byte of it and gave no answer for 2s (--stall-timeout)"),
+        "{}",
+        run.describe()
+    );
+    assert!(
+        run.stderr.contains("which this one waited for, failed"),
+        "{}",
+        run.describe()
+    );
+    assert!(
+        !run.stderr.contains("--image-timeout"),
+        "{}",
+        run.describe()
+    );
+}
+
+/// A source whose blob downloads stop halfway, the connection left open: the native engine
+/// fails the image at `--stall-timeout`, saying how far the blob got, instead of waiting
+/// minutes for each of several resumes.
+#[test]
+fn a_blob_download_that_stalls_fails_at_the_stall_timeout() {
+    let m = Mirror::with_engine(false, Engine::Native);
+    m.push("library/slow:1", "slow");
+    let (_front, conf) = hostile_source(&m, &[("library/slow", "stall-blob")]);
+    let list = m.write("images.list", "slow:1\n");
+    let report_path = m.scratch.path().join("report.json");
+    let run = watched(
+        m.sync(&list)
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .args(["--retry-times", "0", "--stall-timeout", "2s", "--report"])
+            .arg(&report_path),
+        Duration::from_secs(120),
+    );
+    run.ended(1, Duration::from_secs(20));
+    let report = report(&report_path);
+    let image = &images(&report)[0];
+    assert_eq!(image["error"]["kind"], "timeout", "{report:#}");
+    let message = image["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("no byte arrived for 2s (--stall-timeout) after"),
+        "{message}"
+    );
+}

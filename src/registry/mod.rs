@@ -332,6 +332,11 @@ impl RegistryClient {
         }
     }
 
+    /// The bounds this client keeps (and its callers keep for it: a blob's bytes on the way).
+    pub fn limits(&self) -> Limits {
+        self.options.limits
+    }
+
     /// HTTP requests sent so far (including token requests and probes).
     pub fn requests_sent(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)

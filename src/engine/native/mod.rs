@@ -24,7 +24,9 @@ use futures_util::StreamExt as _;
 use sha2::{Digest as _, Sha256};
 use tracing::{debug, info};
 
-use self::blobs::{channel_body, pump, pumped, Failed, Ledger, SourceBlob, CHUNK, MONOLITHIC_MAX};
+use self::blobs::{
+    channel_body, pump, pumped, Failed, Ledger, SourceBlob, Watch, CHUNK, MONOLITHIC_MAX,
+};
 use self::manifest::{Descriptor, Manifest};
 use super::{Attempt, BoxFuture, Copied, Engine, Progress};
 use crate::exec::{wait_for, Stop};
@@ -433,20 +435,46 @@ impl<'a> Run<'a> {
         name: &str,
         host: &str,
     ) -> Result<bool, ImageError> {
-        let client = &self.engine.client;
-        let holders = self.engine.ledger.holders(host, &blob.digest);
+        let entry = self.engine.ledger.entry(host, &blob.digest);
+        let seen = entry.failures();
         // Held until the blob is in: an image wanting it meanwhile waits, then mounts it.
-        let mut holders = holders.lock().await;
+        let mut holders = entry.holders.lock().await;
         if holders.contains(name) {
             return Ok(false);
         }
         let what = format!("blob {} in {name}", blob.digest);
+        if let Some(error) = entry.failed_since(seen) {
+            return Err(ImageError {
+                kind: error.kind,
+                message: format!(
+                    "{what}: another image's transfer of it, which this one waited for, \
+                     failed: {}",
+                    error.message
+                ),
+            });
+        }
+        let moved = self.move_blob(blob, name, &mut holders, &what).await;
+        if let Err(error) = &moved {
+            entry.failed(error);
+        }
+        moved
+    }
+
+    /// Moves `blob` into `name` for [`Run::to_registry`], which holds `holders` for it.
+    async fn move_blob(
+        &self,
+        blob: &Descriptor,
+        name: &str,
+        holders: &mut std::collections::BTreeSet<String>,
+        what: &str,
+    ) -> Result<bool, ImageError> {
+        let client = &self.engine.client;
         let from = holders.iter().next().cloned();
         // With a repository to mount from, the mount's answer tells whether the blob is in
         // (201) or opens the upload (202): no HEAD first.
         if from.is_none() {
             let present = client
-                .blob_exists(Side::Destination, name, &blob.digest, &what)
+                .blob_exists(Side::Destination, name, &blob.digest, what)
                 .await
                 .map_err(|e| image_error(&e))?;
             if present {
@@ -459,7 +487,7 @@ impl<'a> Run<'a> {
         loop {
             let mount = from.as_deref().map(|from| (blob.digest.as_str(), from));
             let started = client
-                .start_upload(name, mount, &what)
+                .start_upload(name, mount, what)
                 .await
                 .map_err(|e| image_error(&e))?;
             let (location, chunk_min) = match started {
@@ -473,7 +501,7 @@ impl<'a> Run<'a> {
                     chunk_min,
                 } => (location, chunk_min),
             };
-            let failed = match self.upload(blob, name, &location, chunk_min, &what).await {
+            let failed = match self.upload(blob, name, &location, chunk_min, what).await {
                 Ok(()) => break,
                 Err(failed) => failed,
             };
@@ -495,8 +523,9 @@ impl<'a> Run<'a> {
                 _ => false,
             };
             let error = failed.into_error();
-            if error.kind != FailureKind::Network {
-                client.cancel_upload(name, &location, &what).await;
+            // A registry that did not answer would not answer the cancel either.
+            if !matches!(error.kind, FailureKind::Network | FailureKind::Timeout) {
+                client.cancel_upload(name, &location, what).await;
             }
             if !retry {
                 return Err(error);
@@ -543,18 +572,22 @@ impl<'a> Run<'a> {
             timeout,
             what,
         };
+        let stall = client.limits().stall_timeout;
         if size <= MONOLITHIC_MAX && chunk_min.is_none() {
-            let (sender, body) = channel_body();
+            let watch = Watch::new(stall);
+            let (sender, body) = channel_body(&watch);
             let put = client.finish_upload(&upload, digest, size, Some(body));
-            return pumped(put, pump(&mut source, sender, size)).await;
+            return pumped(put, pump(&mut source, sender, size), &watch, what).await;
         }
         let chunk = CHUNK.max(chunk_min.unwrap_or(0));
         let mut offset = 0;
         while offset < size {
             let length = chunk.min(size - offset);
-            let (sender, body) = channel_body();
+            let watch = Watch::new(stall);
+            let (sender, body) = channel_body(&watch);
             let patch = client.patch_upload(&upload, offset, length, body);
-            upload.location = pumped(patch, pump(&mut source, sender, length)).await?;
+            let pumping = pump(&mut source, sender, length);
+            upload.location = pumped(patch, pumping, &watch, what).await?;
             offset += length;
         }
         client
