@@ -370,7 +370,7 @@ pub struct RetryArgs {
     pub max_retry_delay: std::time::Duration,
 }
 
-/// How long ferry waits for a registry's answers while planning.
+/// How long ferry waits for a registry's answers while planning, and how long a listing may get.
 #[derive(Debug, Args)]
 pub struct LookupArgs {
     /// Give up one request of a lookup (a digest, a page of tags, a token) not answered in full
@@ -378,6 +378,11 @@ pub struct LookupArgs {
     /// fails. Lookups of other repositories and registries go on meanwhile
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = crate::run::retry::parse_duration)]
     pub lookup_timeout: std::time::Duration,
+
+    /// Fail the listing of a whole repository with more than N tags, or one that goes on past
+    /// the pages N tags take (50 to a page), rather than list without end
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub max_tags: usize,
 }
 
 /// How skopeo itself is run.

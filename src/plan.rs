@@ -74,7 +74,9 @@ pub struct PlanEntry {
     pub source_digest: Option<String>,
     pub target_digest: Option<String>,
     pub error: Option<ImageError>,
-    /// Whether `error` fails the image without a copy: the lookups ran past `--image-timeout`.
+    /// Whether `error` fails the image without a copy: the source answered as no working
+    /// registry does (a manifest past 4 MiB), or the lookups ran past `--image-timeout`. A
+    /// copy by tag would only take its chances with it.
     pub fails: bool,
     /// How long the image's own lookups took: its first copy attempt has that much less time.
     pub looked_up_in: Duration,
@@ -386,14 +388,18 @@ pub async fn plan(
                     looked_up_in,
                     ..PlanEntry::unlooked(job)
                 },
-                LookedUp::Both { source, target } => {
+                LookedUp::Both {
+                    source,
+                    target,
+                    broken,
+                } => {
                     let (state, error) = decide(&source, &target);
                     PlanEntry {
                         state,
                         source_digest: source.ok().flatten(),
                         target_digest: target.ok().flatten(),
                         error,
-                        fails: false,
+                        fails: broken,
                         looked_up_in,
                         job,
                     }
@@ -417,12 +423,16 @@ pub async fn plan(
 enum LookedUp {
     /// The target does not exist, and the source was not asked (see [`Lookups`]).
     NewTarget,
-    /// Both sides' answers.
-    Both { source: Lookup, target: Lookup },
+    /// Both sides' answers; `broken` when the source's is one no working registry gives.
+    Both {
+        source: Lookup,
+        target: Lookup,
+        broken: bool,
+    },
 }
 
 async fn look_up(client: &RegistryClient, job: &Job, sides: Lookups) -> LookedUp {
-    let (source, target) = match sides {
+    let ((source, broken), target) = match sides {
         Lookups::Both => {
             tokio::join!(
                 source_digest(client, &job.source),
@@ -437,19 +447,28 @@ async fn look_up(client: &RegistryClient, job: &Job, sides: Lookups) -> LookedUp
             (source_digest(client, &job.source).await, target)
         }
     };
-    LookedUp::Both { source, target }
+    LookedUp::Both {
+        source,
+        target,
+        broken,
+    }
 }
 
-/// A pinned source needs no request: its digest is the pin.
-async fn source_digest(client: &RegistryClient, source: &ImageRef) -> Lookup {
+/// The source's digest, and whether its registry answered as no working one does (see
+/// [`RegistryError::source_is_broken`]). A pinned source needs no request: its digest is the
+/// pin.
+async fn source_digest(client: &RegistryClient, source: &ImageRef) -> (Lookup, bool) {
     if let Some(digest) = source.digest() {
-        return Ok(Some(digest.to_owned()));
+        return (Ok(Some(digest.to_owned())), false);
     }
     let tag = source.tag().unwrap_or("latest");
-    client
+    match client
         .manifest_digest(Side::Source, &source.repository(), tag)
         .await
-        .map_err(|e| image_error(&e))
+    {
+        Ok(digest) => (Ok(digest), false),
+        Err(e) => (Err(image_error(&e)), e.source_is_broken()),
+    }
 }
 
 /// The digest `target` holds, `None` when it does not exist; `pinned` is the source's pin,

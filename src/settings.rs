@@ -138,6 +138,8 @@ pub enum SettingsError {
     },
     #[error("--jobs must be at least 1")]
     NoJobs,
+    #[error("--max-tags must be at least 1")]
+    NoTags,
     #[error("--registry-jobs \"{value}\" must be HOST=N with N at least 1")]
     RegistryJobs { value: String },
     #[error(
@@ -338,9 +340,13 @@ fn plan_settings(args: &PlanArgs, verbosity: u8) -> Result<PlanSettings, Setting
 
 /// The bounds on what a registry may cost, from the lookup flags and the stall timeout.
 fn limits(lookups: &LookupArgs, stall_timeout: Duration) -> Result<Limits, SettingsError> {
+    if lookups.max_tags == 0 {
+        return Err(SettingsError::NoTags);
+    }
     Ok(Limits {
         lookup_timeout: lookups.lookup_timeout,
         stall_timeout,
+        max_tags: lookups.max_tags,
     })
 }
 

@@ -755,3 +755,249 @@ fn a_blob_download_that_stalls_fails_at_the_stall_timeout() {
         "{message}"
     );
 }
+
+per_engine!(a_manifest_without_end_is_read_no_further_than_4_mib);
+
+/// A source that streams a manifest without end (and leaves the digest out of its HEAD, so that
+/// a lookup must read the body): the plan's lookup stops at 4 MiB and fails the image, which no
+/// engine then copies; the native engine's own read stops there too. Quick, and in little
+/// memory, where the unbounded read grew to gigabytes.
+fn a_manifest_without_end_is_read_no_further_than_4_mib(engine: Engine) {
+    let m = Mirror::with_engine(false, engine.clone());
+    let (_front, conf) = hostile_source(&m, &[("library/endless", "endless-manifest")]);
+    let (older, _) = make_image(m.scratch.path(), "older");
+    // A target that exists: every engine's plan then asks the source for its digest.
+    push(&m.dest, &older, "third/docker.io/library/endless:old");
+    let list = m.write("images.list", "endless:1\nendless:old\n");
+    let report_path = m.scratch.path().join("report.json");
+    let run = watched(
+        m.sync(&list)
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .args(["--retry-times", "0", "--image-timeout", "60s", "--report"])
+            .arg(&report_path),
+        Duration::from_secs(120),
+    );
+    run.ended(1, Duration::from_secs(30));
+    let report = report(&report_path);
+    for image in images(&report) {
+        assert_eq!(image["status"], "failed", "{report:#}");
+        assert_eq!(image["error"]["kind"], "other", "{report:#}");
+        let message = image["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("the manifest is larger than 4 MiB, the most ferry reads"),
+            "{message}"
+        );
+    }
+    assert!(m.invocations().is_empty(), "{:?}", m.invocations());
+}
+
+/// A 50 MB manifest (its Content-Length says so) is not read at all, and nothing of it lands
+/// in a layout.
+#[test]
+fn a_huge_manifest_is_refused_and_never_written_into_a_layout() {
+    let m = Mirror::with_engine(false, Engine::Native);
+    m.push("library/huge:1", "huge");
+    let (_front, conf) = hostile_source(&m, &[("library/huge", "huge-manifest")]);
+    let list = m.write("images.list", "huge:1\n");
+    let run = watched(
+        m.ferry()
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .args(["sync", "--retry-times", "0"])
+            .arg(&list),
+        Duration::from_secs(120),
+    );
+    run.ended(1, Duration::from_secs(20));
+    assert!(
+        run.stdout.contains("the manifest is larger than 4 MiB"),
+        "{}",
+        run.describe()
+    );
+    let layout = m.scratch.path().join("mirror/docker.io/library/huge");
+    assert!(!layout.join("index.json").exists());
+    if layout.exists() {
+        for entry in walk(&layout) {
+            let size = std::fs::metadata(&entry).unwrap().len();
+            assert!(size < 4 << 20, "{} is {size} bytes", entry.display());
+        }
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// An error answer whose body never ends: the native engine reads the start of it for the
+/// registry's words and fails the image at once.
+#[test]
+fn an_error_body_without_end_is_read_no_further_than_its_start() {
+    let m = Mirror::with_engine(false, Engine::Native);
+    let (_front, conf) = hostile_source(&m, &[("library/denied", "endless-error")]);
+    let list = m.write("images.list", "denied:1\n");
+    let report_path = m.scratch.path().join("report.json");
+    let run = watched(
+        m.sync(&list)
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .args(["--retry-times", "0", "--report"])
+            .arg(&report_path),
+        Duration::from_secs(120),
+    );
+    run.ended(1, Duration::from_secs(20));
+    let report = report(&report_path);
+    let message = images(&report)[0]["error"]["message"].as_str().unwrap();
+    assert!(message.contains("HTTP 400"), "{message}");
+}
+
+/// A tag listing whose `Link` always names a next page: the listing stops at the pages
+/// `--max-tags` takes and fails the repository, saying so; it does not run on, page after
+/// page, for ever.
+#[test]
+fn a_tag_listing_without_end_stops_at_the_pages_max_tags_takes() {
+    let m = Mirror::new(false);
+    let (front, conf) = hostile_source(&m, &[("library/endless", "endless-tags")]);
+    let list = m.write("images.list", "endless\n");
+    let report_path = m.scratch.path().join("plan.json");
+    let run = watched(
+        m.ferry()
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .arg("plan")
+            .arg(&list)
+            .args(["--dest", &m.prefix(), "--dest-tls-verify=false"])
+            .args(["--max-tags", "1000", "--retry-times", "0", "--report"])
+            .arg(&report_path),
+        Duration::from_secs(90),
+    );
+    run.ended(0, Duration::from_secs(20));
+    let report = report(&report_path);
+    let endless = entry(&report, "docker.io/library/endless");
+    assert_eq!(endless["error"]["kind"], "other", "{report:#}");
+    let message = endless["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("goes on past 21 pages") && message.contains("--max-tags 1000"),
+        "{message}"
+    );
+    let pages = front.requests("GET", "/tags/list").len();
+    assert!(pages <= 21, "{pages} pages asked for");
+}
+
+/// A repository listing 100,000 tags: past the default `--max-tags` (10,000) the listing
+/// stops and fails the repository, quickly and in little memory.
+#[test]
+fn a_repository_with_more_tags_than_max_tags_fails_its_listing() {
+    let m = Mirror::new(false);
+    let (front, conf) = hostile_source(&m, &[("library/many", "many-tags")]);
+    let list = m.write("images.list", "many\n");
+    let report_path = m.scratch.path().join("plan.json");
+    let run = watched(
+        m.ferry()
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .arg("plan")
+            .arg(&list)
+            .args(["--dest", &m.prefix(), "--dest-tls-verify=false"])
+            .args(["--retry-times", "0", "--report"])
+            .arg(&report_path),
+        Duration::from_secs(90),
+    );
+    run.ended(0, Duration::from_secs(20));
+    let report = report(&report_path);
+    let many = entry(&report, "docker.io/library/many");
+    let message = many["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("lists more than --max-tags 10000 tags"),
+        "{message}"
+    );
+    let pages = front.requests("GET", "/tags/list").len();
+    assert!(pages <= 11, "{pages} pages asked for");
+}
+
+/// An index naming one manifest 5,000 times: the native engine reads that manifest once (and
+/// its own children once each), not 5,000 times, and copies the image as it is.
+#[test]
+fn an_index_naming_one_manifest_5000_times_reads_it_once() {
+    let m = Mirror::with_engine(false, Engine::Native);
+    m.push("library/repeated:1", "repeated");
+    let (front, conf) = hostile_source(&m, &[("library/repeated", "repeated-child")]);
+    let list = m.write("images.list", "repeated:1\n");
+    let report_path = m.scratch.path().join("report.json");
+    let run = watched(
+        m.sync(&list)
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .args(["--retry-times", "0", "--report"])
+            .arg(&report_path),
+        Duration::from_secs(120),
+    );
+    run.ended(0, Duration::from_secs(30));
+    let by_digest = front.requests("GET", "/manifests/sha256:").len();
+    // The real index, and each of its two platforms' manifests.
+    assert_eq!(by_digest, 3, "{}", front.log());
+    let report = report(&report_path);
+    assert_eq!(images(&report)[0]["status"], "synced", "{report:#}");
+}
+
+/// Indexes three deep, forty to an index: the native engine stops at the third index down (2 are
+/// allowed) after a few reads, rather than read tens of thousands of manifests.
+#[test]
+fn indexes_nested_three_deep_are_refused_after_a_few_reads() {
+    let m = Mirror::with_engine(false, Engine::Native);
+    m.push("library/nested:1", "nested");
+    let (front, conf) = hostile_source(&m, &[("library/nested", "nested-index")]);
+    let list = m.write("images.list", "nested:1\n");
+    let report_path = m.scratch.path().join("report.json");
+    let run = watched(
+        m.sync(&list)
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .args(["--retry-times", "0", "--report"])
+            .arg(&report_path),
+        Duration::from_secs(120),
+    );
+    run.ended(1, Duration::from_secs(20));
+    let report = report(&report_path);
+    let image = &images(&report)[0];
+    assert_eq!(image["error"]["kind"], "other", "{report:#}");
+    let message = image["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("it stacks indexes more than 2 deep"),
+        "{message}"
+    );
+    let by_digest = front.requests("GET", "/manifests/sha256:").len();
+    assert!(by_digest <= 2, "{}", front.log());
+    assert!(catalog(&m.dest).is_empty(), "{:?}", catalog(&m.dest));
+}
+
+/// An index naming 1,001 manifests: refused before any of them is read.
+#[test]
+fn an_index_naming_more_than_1000_manifests_is_refused_before_reading_them() {
+    let m = Mirror::with_engine(false, Engine::Native);
+    m.push("library/wide:1", "wide");
+    let (front, conf) = hostile_source(&m, &[("library/wide", "wide-index")]);
+    let list = m.write("images.list", "wide:1\n");
+    let report_path = m.scratch.path().join("report.json");
+    let run = watched(
+        m.sync(&list)
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .args(["--retry-times", "0", "--report"])
+            .arg(&report_path),
+        Duration::from_secs(120),
+    );
+    run.ended(1, Duration::from_secs(20));
+    let report = report(&report_path);
+    let message = images(&report)[0]["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("its indexes name more than 1000 manifests"),
+        "{message}"
+    );
+    assert!(
+        front.requests("GET", "/manifests/sha256:").is_empty(),
+        "{}",
+        front.log()
+    );
+}

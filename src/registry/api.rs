@@ -11,8 +11,8 @@ use reqwest::{Method, Response, StatusCode};
 
 use super::request::{Patience, Payload, Request, Scope};
 use super::{
-    failed, header, header_digest, status_error, Deadline, RegistryClient, RegistryError,
-    STALL_TIMEOUT_FLAG,
+    header, header_digest, read_body, status_error, Deadline, RegistryClient, RegistryError,
+    MAX_ERROR_BODY_BYTES, MAX_MANIFEST_BYTES, STALL_TIMEOUT_FLAG,
 };
 use crate::model::Side;
 
@@ -61,7 +61,7 @@ pub struct Upload<'a> {
 
 impl RegistryClient {
     /// The manifest `reference` (tag or digest) of `name` on `side`; `None` when the registry
-    /// does not have it.
+    /// does not have it. One larger than [`MAX_MANIFEST_BYTES`] is an error, read no further.
     pub async fn manifest(
         &self,
         side: Side,
@@ -93,12 +93,9 @@ impl RegistryClient {
                 .trim()
                 .to_owned()
         });
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| failed(what, &e, self.stall()))?;
+        let bytes = read_body(response, MAX_MANIFEST_BYTES, "manifest", what, self.stall()).await?;
         Ok(Some(RawManifest {
-            bytes: bytes.to_vec(),
+            bytes,
             content_type,
             advertised,
         }))
@@ -390,12 +387,26 @@ async fn rejected(what: &str, response: Response) -> RegistryError {
     ) {
         return status_error(what, &response);
     }
-    let body = response.bytes().await.unwrap_or_default();
+    let body = read_prefix(response, MAX_ERROR_BODY_BYTES).await;
     RegistryError::Rejected {
         what: what.to_owned(),
         status: status.as_u16(),
         detail: error_detail(&body),
     }
+}
+
+/// The first `limit` bytes of `response`'s body at most (all of it when shorter, what came
+/// when it broke off): the rest is never read.
+async fn read_prefix(mut response: Response, limit: u64) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = usize::try_from(limit).unwrap_or(usize::MAX) - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() as u64 >= limit {
+            break;
+        }
+    }
+    body
 }
 
 /// `CODE: message` of each entry of a registry's `{"errors": [...]}`, or the start of the

@@ -58,22 +58,46 @@ type Probe = tokio::sync::OnceCell<Result<&'static str, String>>;
 /// Requests in flight to one registry host at most.
 const REQUESTS_IN_FLIGHT: usize = 8;
 
+/// The largest manifest ferry reads: what skopeo reads at most, and what the distribution
+/// spec asks registries to accept at least. A registry serving more is broken or hostile.
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+/// The largest page of a tag listing ferry reads (a thousand tags take about 130 KiB; some
+/// registries add a map of every manifest).
+pub const MAX_TAG_PAGE_BYTES: u64 = 16 << 20;
+/// The largest token response ferry reads.
+pub const MAX_TOKEN_BYTES: u64 = 1 << 20;
+/// How much of an error answer's body ferry reads for the registry's words; the rest is left.
+pub const MAX_ERROR_BODY_BYTES: u64 = 64 << 10;
+/// The fewest tags a page of a listing is reckoned to hold when bounding the number of pages
+/// by `--max-tags`: registries page by 100 or 1000 (ferry asks for 1000).
+pub const TAGS_PER_PAGE_AT_LEAST: usize = 50;
+
 /// The flags that set the time limits, for messages.
 pub const LOOKUP_TIMEOUT_FLAG: &str = "--lookup-timeout";
 pub const STALL_TIMEOUT_FLAG: &str = "--stall-timeout";
 
-/// The bounds on what one registry may cost: time without an answer.
+/// The bounds on what one registry may cost: time without an answer, and the size of a
+/// listing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Each request of a lookup, whole (`--lookup-timeout`).
     pub lookup_timeout: Duration,
     /// A copy's request without an answer, a transfer without a byte (`--stall-timeout`).
     pub stall_timeout: Duration,
+    /// Tags one repository may list (`--max-tags`).
+    pub max_tags: usize,
 }
 
 impl Limits {
     pub const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(30);
     pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const DEFAULT_MAX_TAGS: usize = 10_000;
+
+    /// Pages one tag listing may take: `--max-tags` at [`TAGS_PER_PAGE_AT_LEAST`] a page, and
+    /// one more for a registry that ends on an empty page.
+    pub fn max_tag_pages(&self) -> usize {
+        self.max_tags.div_ceil(TAGS_PER_PAGE_AT_LEAST) + 1
+    }
 }
 
 impl Default for Limits {
@@ -81,6 +105,7 @@ impl Default for Limits {
         Limits {
             lookup_timeout: Limits::DEFAULT_LOOKUP_TIMEOUT,
             stall_timeout: Limits::DEFAULT_STALL_TIMEOUT,
+            max_tags: Limits::DEFAULT_MAX_TAGS,
         }
     }
 }
@@ -149,6 +174,10 @@ pub enum RegistryError {
         flag: &'static str,
         cause: String,
     },
+    /// An answer past one of ferry's bounds (a manifest larger than 4 MiB, a listing longer
+    /// than `--max-tags`): read no further.
+    #[error("{what}: {message}")]
+    Bound { what: String, message: String },
     /// The request this one waited for (the first to its repository, the first with its
     /// login) got no answer, after as long as this one would have waited for its own.
     #[error("{what}: the request it waited for got no answer: {first}")]
@@ -180,8 +209,16 @@ impl RegistryError {
             RegistryError::Conf(_)
             | RegistryError::Status { .. }
             | RegistryError::Rejected { .. }
-            | RegistryError::Invalid { .. } => FailureKind::Other,
+            | RegistryError::Invalid { .. }
+            | RegistryError::Bound { .. } => FailureKind::Other,
         }
+    }
+
+    /// Whether the answer is one no working registry gives (a manifest past 4 MiB, a listing
+    /// past `--max-tags`): an image whose source answered so fails, rather than be copied by
+    /// tag regardless.
+    pub fn source_is_broken(&self) -> bool {
+        matches!(self, RegistryError::Bound { .. })
     }
 }
 
@@ -484,14 +521,20 @@ impl RegistryClient {
         if !response.status().is_success() {
             return Err(status_error(&what, &response));
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| failed(&what, &e, self.lookup_deadline()))?;
+        let body = read_body(
+            response,
+            MAX_MANIFEST_BYTES,
+            "manifest",
+            &what,
+            self.lookup_deadline(),
+        )
+        .await?;
         Ok(Some(format!("sha256:{:x}", Sha256::digest(&body))))
     }
 
-    /// Every tag of `name`, following `Link` pagination; `None` when the repository does not exist.
+    /// Every tag of `name`, following `Link` pagination; `None` when the repository does not
+    /// exist. A listing longer than `--max-tags`, or than the pages that many tags take, is an
+    /// error: a registry whose `Link` always names a next page would otherwise never end.
     pub async fn tags(&self, side: Side, name: &str) -> Result<Option<Vec<String>>, RegistryError> {
         #[derive(serde::Deserialize)]
         struct Page {
@@ -499,9 +542,25 @@ impl RegistryClient {
         }
         let endpoint = self.endpoint(side, name)?;
         let what = format!("tags of {name}");
+        let max_tags = self.options.limits.max_tags;
+        let max_pages = self.options.limits.max_tag_pages();
         let mut path = format!("/v2/{}/tags/list?n=1000", endpoint.repository);
         let mut tags = Vec::new();
+        let mut pages = 0;
         loop {
+            pages += 1;
+            if pages > max_pages {
+                return Err(RegistryError::Bound {
+                    what,
+                    message: format!(
+                        "the listing goes on past {max_pages} pages ({} tags so far), more than \
+                         --max-tags {max_tags} takes at {TAGS_PER_PAGE_AT_LEAST} tags a page; \
+                         raise --max-tags if the repository really has that many tags, or name \
+                         the tags to mirror",
+                        tags.len()
+                    ),
+                });
+            }
             let response = self
                 .send(Request {
                     accept: Some("application/json"),
@@ -514,8 +573,28 @@ impl RegistryClient {
                 _ => return Err(status_error(&what, &response)),
             }
             let next = header(response.headers(), LINK.as_str()).and_then(|link| next_link(&link));
-            let page: Page = read_json(&what, response, self.lookup_deadline()).await?;
+            let body = read_body(
+                response,
+                MAX_TAG_PAGE_BYTES,
+                "page of tags",
+                &what,
+                self.lookup_deadline(),
+            )
+            .await?;
+            let page: Page = serde_json::from_slice(&body).map_err(|e| RegistryError::Invalid {
+                what: what.clone(),
+                message: e.to_string(),
+            })?;
             tags.extend(page.tags.unwrap_or_default());
+            if tags.len() > max_tags {
+                return Err(RegistryError::Bound {
+                    what,
+                    message: format!(
+                        "the repository lists more than --max-tags {max_tags} tags; raise \
+                         --max-tags if it really has that many, or name the tags to mirror"
+                    ),
+                });
+            }
             match next {
                 Some(next) => path = next,
                 None => return Ok(Some(tags)),
@@ -926,7 +1005,11 @@ impl RegistryClient {
             token: Option<String>,
             access_token: Option<String>,
         }
-        let token: Token = read_json(&what, response, deadline).await?;
+        let body = read_body(response, MAX_TOKEN_BYTES, "token response", &what, deadline).await?;
+        let token: Token = serde_json::from_slice(&body).map_err(|e| RegistryError::Invalid {
+            what: what.clone(),
+            message: e.to_string(),
+        })?;
         let token = token
             .token
             .or(token.access_token)
@@ -1220,21 +1303,52 @@ fn build_client(
     builder.build().map_err(|e| e.to_string())
 }
 
-/// The JSON body of `response`; a timeout on the way is told with `deadline`, the request's
-/// own.
-async fn read_json<T: serde::de::DeserializeOwned>(
+/// The body of `response` (a `noun`, for messages), failing as soon as it is known to pass
+/// `limit` bytes: from its `Content-Length` before a byte is read, else as the bytes come.
+/// A timeout on the way is told with `deadline`, the request's own.
+pub(crate) async fn read_body(
+    mut response: Response,
+    limit: u64,
+    noun: &str,
     what: &str,
-    response: Response,
     deadline: Deadline,
-) -> Result<T, RegistryError> {
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| failed(what, &e, deadline))?;
-    serde_json::from_slice(&body).map_err(|e| RegistryError::Invalid {
+) -> Result<Vec<u8>, RegistryError> {
+    let too_large = || RegistryError::Bound {
         what: what.to_owned(),
-        message: e.to_string(),
-    })
+        message: format!(
+            "the {noun} is larger than {}, the most ferry reads: the registry is broken \
+             or hostile",
+            size(limit)
+        ),
+    };
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if (body.len() + chunk.len()) as u64 > limit {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => return Err(failed(what, &e, deadline)),
+        }
+    }
+}
+
+/// `4 MiB`, `64 KiB`: a bound as messages tell it.
+fn size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
 }
 
 /// The count in Docker Hub's `ratelimit-remaining: 0;w=21600` (pulls left in a window of
@@ -1463,6 +1577,20 @@ mod tests {
         *cell.known.lock().await = Some(None);
         let (first, known) = cell.enter("d").await.unwrap();
         assert!(first.is_none() && known.is_none());
+    }
+
+    #[test]
+    fn a_listing_may_take_the_pages_its_tags_need_at_50_a_page() {
+        let limits = |max_tags| Limits {
+            max_tags,
+            ..Limits::default()
+        };
+        assert_eq!(Limits::default().max_tag_pages(), 201);
+        assert_eq!(limits(1000).max_tag_pages(), 21);
+        assert_eq!(limits(1).max_tag_pages(), 2);
+        assert_eq!(size(MAX_MANIFEST_BYTES), "4 MiB");
+        assert_eq!(size(MAX_ERROR_BODY_BYTES), "64 KiB");
+        assert_eq!(size(1000), "1000 bytes");
     }
 
     #[test]

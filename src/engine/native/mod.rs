@@ -33,12 +33,17 @@ use crate::exec::{wait_for, Stop};
 use crate::model::{Counts, FailureKind, ImageError, Job, Side, Target};
 use crate::plan::image_error;
 use crate::registry::api::{Upload, UploadStart};
-use crate::registry::RegistryClient;
+use crate::registry::{RegistryClient, MAX_MANIFEST_BYTES};
 
 /// Blobs of one image in flight at once (images run in parallel too, under `-j`).
 const BLOBS_AT_ONCE: usize = 3;
-/// Indexes inside indexes, at most.
-const MAX_DEPTH: usize = 4;
+/// Indexes one image may stack: its top index and indexes it names. OCI lets an index name
+/// another, which is rare; deeper than this is a registry leading the copy on.
+const MAX_INDEX_DEPTH: usize = 2;
+/// Manifests one image's indexes may name, all told (each digest once).
+const MAX_CHILDREN: usize = 1_000;
+/// The bytes of one image's manifests, all told: what a copy holds until it writes them.
+const MAX_MANIFESTS_BYTES: u64 = 64 << 20;
 /// Times one blob's upload starts again after a 429 or a dropped connection on the way.
 const BLOB_RETRIES: u32 = 2;
 /// Progress is told at least every this many bytes moved.
@@ -85,8 +90,9 @@ impl Native {
         let pinned = attempt.digest.or(job.source.digest());
         let reference = pinned.or(job.source.tag()).unwrap_or("latest");
         let top = self.fetch(&source, reference, pinned).await?;
-        let mut tree = Vec::new();
-        self.children(&source, &top, 0, &mut tree).await?;
+        let mut tree = Tree::default();
+        self.children(&source, &top, 1, &mut tree).await?;
+        let tree = tree.manifests;
         let place = self.place(&job.target)?;
         let mut seen = HashSet::new();
         let needed: Vec<&Descriptor> = tree
@@ -185,21 +191,52 @@ impl Native {
         })
     }
 
-    /// Every manifest under `index`, each read by its digest, children before their parents.
+    /// Every manifest under `index` (the `depth`th index down, from 1), each read once by its
+    /// digest however often it is named, children before their parents. An image whose indexes
+    /// stack deeper than [`MAX_INDEX_DEPTH`], name more than [`MAX_CHILDREN`] manifests or
+    /// weigh more than [`MAX_MANIFESTS_BYTES`] fails before the read that would pass the bound.
     async fn children(
         &self,
         name: &str,
         index: &Fetched,
         depth: usize,
-        tree: &mut Vec<Fetched>,
+        tree: &mut Tree,
     ) -> Result<(), ImageError> {
-        if depth >= MAX_DEPTH && index.manifest.is_index() {
-            return Err(ImageError {
-                kind: FailureKind::Other,
-                message: format!("{name}@{}: indexes nested too deep", index.digest),
-            });
+        let refuse = |message: String| ImageError {
+            kind: FailureKind::Other,
+            message: format!(
+                "{name}@{}: {message}; ferry refuses such an image",
+                index.digest
+            ),
+        };
+        let children = &index.manifest.children;
+        tree.named
+            .extend(children.iter().map(|child| child.digest.clone()));
+        if tree.named.len() > MAX_CHILDREN {
+            return Err(refuse(format!(
+                "its indexes name more than {MAX_CHILDREN} manifests"
+            )));
         }
-        for child in &index.manifest.children {
+        for child in children {
+            // Read once, however often named: here, elsewhere, or under an index before it
+            // (which then writes it before itself).
+            if !tree.read.insert(child.digest.clone()) {
+                continue;
+            }
+            if child.size > MAX_MANIFEST_BYTES {
+                return Err(refuse(format!(
+                    "it names manifest {} of {} bytes, more than the {MAX_MANIFEST_BYTES} \
+                     ferry reads",
+                    child.digest, child.size
+                )));
+            }
+            tree.bytes += child.size;
+            if tree.bytes > MAX_MANIFESTS_BYTES {
+                return Err(refuse(format!(
+                    "its manifests come to more than {} MiB",
+                    MAX_MANIFESTS_BYTES >> 20
+                )));
+            }
             let fetched = self.fetch(name, &child.digest, Some(&child.digest)).await?;
             if fetched.bytes.len() as u64 != child.size {
                 return Err(ImageError {
@@ -213,11 +250,15 @@ impl Native {
                 });
             }
             if fetched.manifest.is_index() {
+                if depth >= MAX_INDEX_DEPTH {
+                    return Err(refuse(format!(
+                        "it stacks indexes more than {MAX_INDEX_DEPTH} deep ({} is one)",
+                        fetched.digest
+                    )));
+                }
                 Box::pin(self.children(name, &fetched, depth + 1, tree)).await?;
             }
-            if !tree.iter().any(|t| t.digest == fetched.digest) {
-                tree.push(fetched);
-            }
+            tree.manifests.push(fetched);
         }
         Ok(())
     }
@@ -334,6 +375,19 @@ fn refused_by<'h>(message: &str, hosts: &[&'h str]) -> Option<&'h str> {
         let host = crate::registry::request::url_authority(&url);
         hosts.iter().copied().find(|h| **h == host)
     })
+}
+
+/// The manifests under an image's top index, as they are read.
+#[derive(Default)]
+struct Tree {
+    /// Children before their parents.
+    manifests: Vec<Fetched>,
+    /// Every digest an index named so far.
+    named: HashSet<String>,
+    /// Those read or being read.
+    read: HashSet<String>,
+    /// The sizes of those read or being read.
+    bytes: u64,
 }
 
 /// A manifest as read from the source, with its digest.
