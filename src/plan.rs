@@ -75,8 +75,8 @@ pub struct PlanEntry {
     pub target_digest: Option<String>,
     pub error: Option<ImageError>,
     /// Whether `error` fails the image without a copy: the source answered as no working
-    /// registry does (a manifest past 4 MiB), or the lookups ran past `--image-timeout`. A
-    /// copy by tag would only take its chances with it.
+    /// registry does (a digest header that is no digest, a manifest past 4 MiB), or the
+    /// lookups ran past `--image-timeout`. A copy by tag would only take its chances with it.
     pub fails: bool,
     /// How long the image's own lookups took: its first copy attempt has that much less time.
     pub looked_up_in: Duration,

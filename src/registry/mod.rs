@@ -186,6 +186,9 @@ pub enum RegistryError {
         kind: FailureKind,
         first: String,
     },
+    /// A `Docker-Content-Digest` that is no digest ferry can check.
+    #[error("{what}: unexpected response: its Docker-Content-Digest header is invalid: {reason}")]
+    DigestHeader { what: String, reason: String },
 }
 
 impl RegistryError {
@@ -210,15 +213,19 @@ impl RegistryError {
             | RegistryError::Status { .. }
             | RegistryError::Rejected { .. }
             | RegistryError::Invalid { .. }
-            | RegistryError::Bound { .. } => FailureKind::Other,
+            | RegistryError::Bound { .. }
+            | RegistryError::DigestHeader { .. } => FailureKind::Other,
         }
     }
 
-    /// Whether the answer is one no working registry gives (a manifest past 4 MiB, a listing
-    /// past `--max-tags`): an image whose source answered so fails, rather than be copied by
-    /// tag regardless.
+    /// Whether the answer is one no working registry gives (a digest header that is no
+    /// digest, a manifest past 4 MiB, a listing past `--max-tags`): an image whose source
+    /// answered so fails, rather than be copied by tag regardless.
     pub fn source_is_broken(&self) -> bool {
-        matches!(self, RegistryError::Bound { .. })
+        matches!(
+            self,
+            RegistryError::Bound { .. } | RegistryError::DigestHeader { .. }
+        )
     }
 }
 
@@ -1383,9 +1390,9 @@ fn header_digest(headers: &HeaderMap, what: &str) -> Result<Option<String>, Regi
     if digest.is_empty() {
         return Ok(None);
     }
-    check_sha256_digest(&digest).map_err(|reason| RegistryError::Invalid {
+    check_sha256_digest(&digest).map_err(|reason| RegistryError::DigestHeader {
         what: what.to_owned(),
-        message: format!("its Docker-Content-Digest header is invalid: {reason}"),
+        reason,
     })?;
     Ok(Some(digest))
 }
