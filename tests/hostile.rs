@@ -373,7 +373,8 @@ fn a_401_to_a_streamed_upload_starts_that_blob_again() {
 /// unbounded read took gigabytes.
 const PEAK_KIB: u64 = 150 * 1024;
 
-/// One run of ferry, stopped (SIGKILL) if it outlives its limit: how it ended, how long it
+/// One run of ferry, stopped (SIGKILL) if it outlives its limit or grows past four times
+/// [`PEAK_KIB`] (an unbounded read grows by hundreds of MB a second): how it ended, how long it
 /// took, its peak memory (VmHWM from /proc, read as it ran), and its stdout lines with the
 /// time each came.
 struct Watched {
@@ -466,7 +467,7 @@ fn watched(cmd: &mut Command, limit: Duration) -> Watched {
             line.split_whitespace().nth(1)?.parse::<u64>().ok()
         });
         peak_kib = peak_kib.max(hwm.unwrap_or(0));
-        if started.elapsed() > limit && !killed {
+        if (started.elapsed() > limit || peak_kib > 4 * PEAK_KIB) && !killed {
             let _ = child.kill();
             killed = true;
         }
