@@ -35,6 +35,33 @@ The attacks (see ATTACKS below):
                              an error message full of terminal control: ESC sequences (clear
                              the screen, colours), CR, a line break followed by a forged result
                              line, BEL, DEL and a C1 CSI. HEAD is left alone.
+  stall                      Every request for the repository is read and never answered: the
+                             connection stays open, silent, as a hung registry's would.
+  stall-body                 Manifest and tag list GETs get the registry's status and headers
+                             and the first half of the body, then nothing more (the connection
+                             stays open).
+  stall-blob                 Blob GETs likewise: a download that stalls midway.
+  stall-upload-once          The first blob upload request with a body is read whole and never
+                             answered; later ones pass.
+  endless-manifest           A manifest read by tag (GET) is `{"schemaVersion":2,` followed by
+                             spaces without end, chunked; HEAD by tag answers 200 with no
+                             Docker-Content-Digest, so a client that wants the digest must GET.
+  endless-error              A manifest read by tag (GET) is refused with 400 and an error
+                             body (`{"errors":[{"code":"DENIED","message":"` and spaces) without
+                             end, chunked.
+  huge-manifest              A manifest read by tag is a real one padded with 50 MB of spaces,
+                             with its Content-Length; HEAD by tag as for endless-manifest.
+  endless-tags               Every page of the tag listing names one new tag and a `Link` to a
+                             next page: the listing never ends.
+  many-tags                  The repository lists 100,000 tags (t0 ... t99999), in pages of the
+                             `n` asked for (1000 at most), each with a `Link` to the next.
+  repeated-child             The tag's manifest (HEAD, GET) is an OCI index naming the real
+                             one's descriptor 5,000 times; reads by digest pass.
+  nested-index               The tag's manifest is an index of 40 indexes, each of 40 indexes,
+                             each naming the real manifest 40 times: indexes 3 deep, all
+                             served by digest, each with its own digest.
+  wide-index                 The tag's manifest is an index naming 1,001 distinct manifests
+                             (none of them exists).
 
 To add one: subclass Attack, give it a `name` and override `before` (answer instead of the
 registry: a stall, an endless body, an endless Link chain...) and/or `after` (change the
@@ -45,6 +72,7 @@ registry's answer), then list it in ATTACKS and above.
 before the answer is sent. Stdlib only.
 """
 import argparse
+import hashlib
 import http.client
 import http.server
 import json
@@ -168,11 +196,7 @@ class UnauthorizedUploadOnce(Attack):
         self.lock = threading.Lock()
 
     def before(self, exchange, front):
-        length = int(exchange.headers.get("content-length") or 0)
-        chunked = "chunked" in exchange.headers.get("transfer-encoding", "").lower()
-        if exchange.method not in ("PUT", "PATCH") or exchange.kind != "blobs/uploads":
-            return None
-        if not (length or chunked):
+        if not uploads_a_body(exchange):
             return None
         with self.lock:
             if self.done:
@@ -198,9 +222,250 @@ class ErrorEscapes(Attack):
         return Reply(400, [("Content-Type", "application/json")], body.encode())
 
 
+def hang():
+    """Blocks this connection's thread for good (the server's threads are daemons)."""
+    threading.Event().wait()
+
+
+def uploads_a_body(exchange):
+    """Whether this is a blob upload request with a body (PUT or PATCH)."""
+    length = int(exchange.headers.get("content-length") or 0)
+    chunked = "chunked" in exchange.headers.get("transfer-encoding", "").lower()
+    return (exchange.method in ("PUT", "PATCH") and exchange.kind == "blobs/uploads"
+            and bool(length or chunked))
+
+
+class Stall(Attack):
+    name = "stall"
+
+    def before(self, exchange, front):
+        hang()
+
+
+class StallBody(Attack):
+    name = "stall-body"
+    kinds = ("manifests", "tags")
+
+    def after(self, exchange, reply):
+        if exchange.method != "GET" or exchange.kind not in self.kinds:
+            return reply
+        if reply.status not in (200, 206):
+            return reply
+        body = reply.read()
+
+        def half_then_nothing():
+            yield body[:len(body) // 2]
+            hang()
+        reply.body = half_then_nothing()
+        return reply
+
+
+class StallBlob(StallBody):
+    name = "stall-blob"
+    kinds = ("blobs",)
+
+
+class StallUploadOnce(Attack):
+    name = "stall-upload-once"
+
+    def __init__(self):
+        self.done = False
+        self.lock = threading.Lock()
+
+    def before(self, exchange, front):
+        if not uploads_a_body(exchange):
+            return None
+        with self.lock:
+            if self.done:
+                return None
+            self.done = True
+        for _ in front.body:  # read whole, as a registry does before it answers
+            pass
+        hang()
+
+
+class EndlessManifest(Attack):
+    name = "endless-manifest"
+
+    def before(self, exchange, front):
+        if not exchange.by_tag():
+            return None
+        headers = [("Content-Type", "application/vnd.oci.image.manifest.v1+json")]
+        if exchange.method == "HEAD":
+            return Reply(200, headers)
+
+        def endless():
+            yield b'{"schemaVersion":2,'
+            spaces = b" " * CHUNK
+            while True:
+                yield spaces
+        return Reply(200, headers, endless())
+
+
+class EndlessError(Attack):
+    name = "endless-error"
+
+    def before(self, exchange, front):
+        if not (exchange.by_tag() and exchange.method == "GET"):
+            return None
+
+        def endless():
+            yield b'{"errors":[{"code":"DENIED","message":"'
+            spaces = b" " * CHUNK
+            while True:
+                yield spaces
+        return Reply(400, [("Content-Type", "application/json")], endless())
+
+
+class HugeManifest(Attack):
+    name = "huge-manifest"
+    padding = 50 * 1000 * 1000
+
+    def before(self, exchange, front):
+        if not exchange.by_tag():
+            return None
+        status, headers, body = front.upstream_get(exchange.path, exchange.headers.get("accept"))
+        if status != 200:
+            return None
+        content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
+        headers = [("Content-Type", content_type or "application/json"),
+                   ("Content-Length", str(len(body) + self.padding))]
+        if exchange.method == "HEAD":
+            return Reply(200, headers)
+
+        def padded():
+            yield body
+            spaces = b" " * CHUNK
+            left = self.padding
+            while left > 0:
+                yield spaces[:min(left, CHUNK)]
+                left -= min(left, CHUNK)
+        return Reply(200, headers, padded())
+
+
+def tags_page(exchange, tags):
+    """A page of `tags` as a registry serves it: JSON, and a Link when more follow."""
+    body = json.dumps({"name": exchange.repository, "tags": tags}).encode()
+    return [("Content-Type", "application/json")], body
+
+
+class EndlessTags(Attack):
+    name = "endless-tags"
+
+    def before(self, exchange, front):
+        if exchange.kind != "tags":
+            return None
+        last = dict(exchange.query).get("last", "t0")
+        tag = f"t{int(last[1:]) + 1}"
+        headers, body = tags_page(exchange, [tag])
+        link = f'</v2/{exchange.repository}/tags/list?n=1000&last={tag}>; rel="next"'
+        return Reply(200, headers + [("Link", link)], body)
+
+
+class ManyTags(Attack):
+    name = "many-tags"
+    count = 100_000
+
+    def before(self, exchange, front):
+        if exchange.kind != "tags":
+            return None
+        query = dict(exchange.query)
+        n = min(int(query.get("n") or 1000), 1000)
+        start = int(query["last"][1:]) + 1 if "last" in query else 0
+        tags = [f"t{i}" for i in range(start, min(start + n, self.count))]
+        headers, body = tags_page(exchange, tags)
+        if tags and start + n < self.count:
+            link = f'</v2/{exchange.repository}/tags/list?n={n}&last={tags[-1]}>; rel="next"'
+            headers.append(("Link", link))
+        return Reply(200, headers, body)
+
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+
+
+class SyntheticIndex(Attack):
+    """Serves a made-up index for the tag (HEAD and GET) and the made-up manifests under it by
+    digest; `made(front, real)` returns the top index's bytes, registering any others with
+    `self.serve(bytes)`. `real` is the descriptor of the registry's own manifest for the tag."""
+
+    def __init__(self):
+        self.served = {}
+        self.top = None
+        self.lock = threading.Lock()
+
+    def serve(self, body):
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        self.served[digest] = body
+        return {"mediaType": OCI_INDEX, "digest": digest, "size": len(body)}
+
+    def before(self, exchange, front):
+        if exchange.kind != "manifests" or exchange.method not in ("GET", "HEAD"):
+            return None
+        with self.lock:
+            if exchange.by_tag():
+                if self.top is None:
+                    accept = exchange.headers.get("accept")
+                    status, headers, body = front.upstream_get(exchange.path, accept)
+                    if status != 200:
+                        return None
+                    media_type = next((v for k, v in headers if k.lower() == "content-type"),
+                                      OCI_INDEX)
+                    real = {"mediaType": media_type.split(";")[0].strip(),
+                            "digest": "sha256:" + hashlib.sha256(body).hexdigest(),
+                            "size": len(body)}
+                    self.top = self.made(real)
+                body = self.top
+            else:
+                body = self.served.get(exchange.reference)
+                if body is None:
+                    return None
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        headers = [("Content-Type", OCI_INDEX), ("Docker-Content-Digest", digest),
+                   ("Content-Length", str(len(body)))]
+        return Reply(200, headers, b"" if exchange.method == "HEAD" else body)
+
+
+def index(manifests, note=None):
+    value = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}
+    if note is not None:
+        value["annotations"] = {"org.example.note": note}
+    return json.dumps(value).encode()
+
+
+class RepeatedChild(SyntheticIndex):
+    name = "repeated-child"
+
+    def made(self, real):
+        return index([real] * 5000)
+
+
+class NestedIndex(SyntheticIndex):
+    name = "nested-index"
+    fan_out = 40
+
+    def made(self, real):
+        middle = []
+        for i in range(self.fan_out):
+            inner = [self.serve(index([real] * self.fan_out, f"{i}-{j}"))
+                     for j in range(self.fan_out)]
+            middle.append(self.serve(index(inner, f"{i}")))
+        return index(middle)
+
+
+class WideIndex(SyntheticIndex):
+    name = "wide-index"
+
+    def made(self, real):
+        children = [{"mediaType": real["mediaType"],
+                     "digest": "sha256:" + hashlib.sha256(b"%d" % i).hexdigest(),
+                     "size": real["size"]} for i in range(1001)]
+        return index(children)
+
+
 ATTACKS = {attack.name: attack for attack in
-           (ManifestBodyMismatch, DigestTraversal, NoMount, UnauthorizedUploadOnce,
-            ErrorEscapes)}
+           (ManifestBodyMismatch, DigestTraversal, NoMount, UnauthorizedUploadOnce, Stall,
+            StallBody, StallBlob, StallUploadOnce, EndlessManifest, EndlessError, HugeManifest,
+            EndlessTags, ManyTags, RepeatedChild, NestedIndex, WideIndex, ErrorEscapes)}
 
 
 class Front(http.server.BaseHTTPRequestHandler):
@@ -223,7 +488,7 @@ class Front(http.server.BaseHTTPRequestHandler):
     def do_request(self):
         exchange = Exchange(self.command, self.path, self.headers)
         attacks = self.server.attacks_for(exchange.repository)
-        body = self.request_body()
+        body = self.body = self.request_body()
         for attack in attacks:
             reply = attack.before(exchange, self)
             if reply is not None:
@@ -318,6 +583,23 @@ class Front(http.server.BaseHTTPRequestHandler):
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
         if chunked:
             self.wfile.write(b"0\r\n\r\n")
+
+    def upstream_get(self, path, accept):
+        """The registry's answer to a GET of `path`: status, headers, body. Credentials the
+        client sent go along."""
+        upstream = self.server.connect()
+        try:
+            headers = {"Host": self.headers.get("host") or self.server.address,
+                       "X-Forwarded-Proto": "http"}
+            if accept:
+                headers["Accept"] = accept
+            if self.headers.get("authorization"):
+                headers["Authorization"] = self.headers["authorization"]
+            upstream.request("GET", path, headers=headers)
+            response = upstream.getresponse()
+            return response.status, response.getheaders(), response.read()
+        finally:
+            upstream.close()
 
     def challenge(self):
         """The registry's `WWW-Authenticate` for a request without credentials."""

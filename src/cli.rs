@@ -181,6 +181,8 @@ pub struct PlanArgs {
     pub filters: FilterArgs,
     #[command(flatten)]
     pub retry: RetryArgs,
+    #[command(flatten)]
+    pub lookups: LookupArgs,
 
     /// Write the plan (or verification) as JSON to FILE
     #[arg(long, value_name = "FILE")]
@@ -246,6 +248,8 @@ pub struct SyncArgs {
     pub filters: FilterArgs,
     #[command(flatten)]
     pub retry: RetryArgs,
+    #[command(flatten)]
+    pub lookups: LookupArgs,
     #[command(flatten)]
     pub skopeo: SkopeoArgs,
     #[command(flatten)]
@@ -374,11 +378,27 @@ pub struct RetryArgs {
     pub max_retry_delay: std::time::Duration,
 }
 
+/// How long ferry waits for a registry's answers while planning, and how long a listing may get.
+#[derive(Debug, Args)]
+pub struct LookupArgs {
+    /// Give up one request of a lookup (a digest, a page of tags, a token) not answered in full
+    /// after this long: the entry is planned `unknown` (a sync still copies it), a listing
+    /// fails. Lookups of other repositories and registries go on meanwhile
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = crate::run::retry::parse_duration)]
+    pub lookup_timeout: std::time::Duration,
+
+    /// Fail the listing of a whole repository with more than N tags, or one that goes on past
+    /// the pages N tags take (50 to a page), rather than list without end
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub max_tags: usize,
+}
+
 /// How skopeo itself is run.
 #[derive(Debug, Args)]
 pub struct SkopeoArgs {
     /// Stop a copy attempt (its whole skopeo process group) after this long; it fails as
-    /// `timeout` and is retried like other transient failures, each retry with the same limit
+    /// `timeout` and is retried like other transient failures, each retry with the same limit.
+    /// The first attempt's limit includes the time the image's lookups took while planning
     #[arg(long, default_value = "30m", value_name = "DURATION", value_parser = crate::run::retry::parse_duration)]
     pub image_timeout: std::time::Duration,
 
@@ -402,6 +422,11 @@ pub struct EngineArgs {
     /// The crane binary, for --engine crane [default: crane from PATH]
     #[arg(long, env = "FERRY_CRANE", value_name = "PATH")]
     pub crane: Option<PathBuf>,
+
+    /// With --engine native: fail a copy's request unanswered after this long, and a blob
+    /// transfer that moves no byte for this long (it is retried like other timeouts)
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = crate::run::retry::parse_duration)]
+    pub stall_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -3,10 +3,15 @@
 //! on each side resolves every job to `new`, `changed`, `current` or `source-missing`. Only
 //! `new` and `changed` jobs (and `unknown` ones, whose lookups failed) need skopeo.
 //!
-//! `decide` is pure; the async functions only gather lookups.
+//! `decide` is pure; the async functions only gather lookups. Lookups run side by side, capped
+//! per source registry, so a registry that does not answer holds up no other registry's; each
+//! request is bounded by `--lookup-timeout`, and in a sync an image's lookups by its
+//! `--image-timeout`.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::Semaphore;
@@ -25,7 +30,8 @@ use crate::registry::{RegistryClient, RegistryError};
 use crate::run::retry::RetryPolicy;
 use crate::settings::PlanSettings;
 
-/// Lookups in flight at once across all registries (each registry also has its own cap).
+/// Images looked up at once per source registry (each registry host also caps its requests in
+/// flight): a registry that does not answer holds up only its own images.
 const LOOKUPS_IN_FLIGHT: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -68,14 +74,20 @@ pub struct PlanEntry {
     pub source_digest: Option<String>,
     pub target_digest: Option<String>,
     pub error: Option<ImageError>,
+    /// Whether `error` fails the image without a copy: the source answered as no working
+    /// registry does (a digest header that is no digest, a manifest past 4 MiB), or the
+    /// lookups ran past `--image-timeout`. A copy by tag would only take its chances with it.
+    pub fails: bool,
+    /// How long the image's own lookups took: its first copy attempt has that much less time.
+    pub looked_up_in: Duration,
 }
 
 impl PlanEntry {
-    /// Whether a sync copies this entry: its state needs a copy, and it names one image. A
-    /// whole repository left in the plan is one whose tags could not be listed; it is never
-    /// handed to an engine as a whole.
+    /// Whether a sync copies this entry: its state needs a copy, its lookups did not fail it,
+    /// and it names one image. A whole repository left in the plan is one whose tags could
+    /// not be listed; it is never handed to an engine as a whole.
     pub fn needs_copy(&self) -> bool {
-        self.state.needs_copy() && !self.job.source.is_whole_repository()
+        self.state.needs_copy() && !self.fails && !self.job.source.is_whole_repository()
     }
 
     /// An entry planned without lookups (`--force`, or a run stopped while planning): a copy.
@@ -86,6 +98,8 @@ impl PlanEntry {
             source_digest: None,
             target_digest: None,
             error: None,
+            fails: false,
+            looked_up_in: Duration::ZERO,
         }
     }
 }
@@ -264,12 +278,14 @@ async fn list_tags(
 /// Expands and plans `jobs`; with `force`, skips the digest lookups and plans every job as new.
 /// A tag that two lines ask for (a whole repository and a line naming one of its tags) is
 /// planned once; two sources expanded onto one target are input errors, found before any copy.
+/// With `image_timeout`, an image whose lookups run past it fails (see [`plan`]).
 pub async fn plan_all(
     client: &Arc<RegistryClient>,
     settings: &PlanSettings,
     jobs: Vec<Job>,
     force: bool,
     lookups: Lookups,
+    image_timeout: Option<Duration>,
 ) -> Result<(Vec<PlanEntry>, Vec<Dropped>), Vec<InputError>> {
     let expansion = expand(client, &settings.filter, &settings.retry, jobs).await;
     let expanded = crate::mapping::one_per_target(expansion.jobs);
@@ -285,7 +301,7 @@ pub async fn plan_all(
     let mut entries = if force {
         expanded.jobs.into_iter().map(PlanEntry::unlooked).collect()
     } else {
-        plan(client, expanded.jobs, lookups).await
+        plan(client, expanded.jobs, lookups, image_timeout).await
     };
     entries.extend(expansion.failed);
     // Back into list order (files as given, then lines); the sort is stable, so a repository's
@@ -303,11 +319,9 @@ pub async fn plan_all(
 
 fn unlisted(job: Job, state: State, error: Option<ImageError>) -> PlanEntry {
     PlanEntry {
-        job,
         state,
-        source_digest: None,
-        target_digest: None,
         error,
+        ..PlanEntry::unlooked(job)
     }
 }
 
@@ -322,45 +336,76 @@ pub enum Lookups {
     SourceWhereTargetExists,
 }
 
-/// Looks up the sides of every job (in parallel, capped) and decides each state.
-pub async fn plan(client: &Arc<RegistryClient>, jobs: Vec<Job>, sides: Lookups) -> Vec<PlanEntry> {
-    let permits = Arc::new(Semaphore::new(LOOKUPS_IN_FLIGHT));
+/// Looks up the sides of every job (in parallel, capped per source registry) and decides each
+/// state. With `image_timeout`, an image whose lookups (from their start, not from the wait for
+/// their turn) run past it fails as `timeout`.
+pub async fn plan(
+    client: &Arc<RegistryClient>,
+    jobs: Vec<Job>,
+    sides: Lookups,
+    image_timeout: Option<Duration>,
+) -> Vec<PlanEntry> {
+    let mut permits: HashMap<String, Arc<Semaphore>> = HashMap::new();
     let mut lookups = JoinSet::new();
     let total = jobs.len();
     for (index, job) in jobs.into_iter().enumerate() {
         let client = Arc::clone(client);
-        let permits = Arc::clone(&permits);
+        let host = client
+            .endpoint_host(Side::Source, &job.source.repository())
+            .unwrap_or_default();
+        let permits = Arc::clone(
+            permits
+                .entry(host)
+                .or_insert_with(|| Arc::new(Semaphore::new(LOOKUPS_IN_FLIGHT))),
+        );
         lookups.spawn(async move {
             let _permit = permits.acquire_owned().await.expect("never closed");
-            let (source, target) = match sides {
-                Lookups::Both => {
-                    tokio::join!(
-                        source_digest(&client, &job.source),
-                        target_digest(&client, &job.target, job.source.digest())
-                    )
-                }
-                Lookups::SourceWhereTargetExists => {
-                    let target = target_digest(&client, &job.target, job.source.digest()).await;
-                    if matches!(target, Ok(None)) && job.source.digest().is_none() {
-                        let entry = PlanEntry {
-                            state: State::New,
-                            source_digest: None,
-                            target_digest: None,
-                            error: None,
-                            job,
-                        };
-                        return (index, entry);
-                    }
-                    (source_digest(&client, &job.source).await, target)
-                }
+            let started = Instant::now();
+            let looked_up = look_up(&client, &job, sides);
+            let looked_up = match image_timeout {
+                Some(limit) => tokio::time::timeout(limit, looked_up).await.ok(),
+                None => Some(looked_up.await),
             };
-            let (state, error) = decide(&source, &target);
-            let entry = PlanEntry {
-                state,
-                source_digest: source.ok().flatten(),
-                target_digest: target.ok().flatten(),
-                error,
-                job,
+            let looked_up_in = started.elapsed();
+            let Some(looked_up) = looked_up else {
+                let limit = image_timeout.unwrap_or_default();
+                let error = ImageError {
+                    kind: FailureKind::Timeout,
+                    message: format!(
+                        "its lookups ran past --image-timeout {}; no copy was tried",
+                        crate::run::retry::format_duration(limit)
+                    ),
+                };
+                let entry = PlanEntry {
+                    state: State::Unknown,
+                    error: Some(error),
+                    fails: true,
+                    looked_up_in,
+                    ..PlanEntry::unlooked(job)
+                };
+                return (index, entry);
+            };
+            let entry = match looked_up {
+                LookedUp::NewTarget => PlanEntry {
+                    looked_up_in,
+                    ..PlanEntry::unlooked(job)
+                },
+                LookedUp::Both {
+                    source,
+                    target,
+                    broken,
+                } => {
+                    let (state, error) = decide(&source, &target);
+                    PlanEntry {
+                        state,
+                        source_digest: source.ok().flatten(),
+                        target_digest: target.ok().flatten(),
+                        error,
+                        fails: broken,
+                        looked_up_in,
+                        job,
+                    }
+                }
             };
             (index, entry)
         });
@@ -376,16 +421,56 @@ pub async fn plan(client: &Arc<RegistryClient>, jobs: Vec<Job>, sides: Lookups) 
         .collect()
 }
 
-/// A pinned source needs no request: its digest is the pin.
-async fn source_digest(client: &RegistryClient, source: &ImageRef) -> Lookup {
+/// What the lookups of one job found.
+enum LookedUp {
+    /// The target does not exist, and the source was not asked (see [`Lookups`]).
+    NewTarget,
+    /// Both sides' answers; `broken` when the source's is one no working registry gives.
+    Both {
+        source: Lookup,
+        target: Lookup,
+        broken: bool,
+    },
+}
+
+async fn look_up(client: &RegistryClient, job: &Job, sides: Lookups) -> LookedUp {
+    let ((source, broken), target) = match sides {
+        Lookups::Both => {
+            tokio::join!(
+                source_digest(client, &job.source),
+                target_digest(client, &job.target, job.source.digest())
+            )
+        }
+        Lookups::SourceWhereTargetExists => {
+            let target = target_digest(client, &job.target, job.source.digest()).await;
+            if matches!(target, Ok(None)) && job.source.digest().is_none() {
+                return LookedUp::NewTarget;
+            }
+            (source_digest(client, &job.source).await, target)
+        }
+    };
+    LookedUp::Both {
+        source,
+        target,
+        broken,
+    }
+}
+
+/// The source's digest, and whether its registry answered as no working one does (see
+/// [`RegistryError::source_is_broken`]). A pinned source needs no request: its digest is the
+/// pin.
+async fn source_digest(client: &RegistryClient, source: &ImageRef) -> (Lookup, bool) {
     if let Some(digest) = source.digest() {
-        return Ok(Some(digest.to_owned()));
+        return (Ok(Some(digest.to_owned())), false);
     }
     let tag = source.tag().unwrap_or("latest");
-    client
+    match client
         .manifest_digest(Side::Source, &source.repository(), tag)
         .await
-        .map_err(|e| image_error(&e))
+    {
+        Ok(digest) => (Ok(digest), false),
+        Err(e) => (Err(image_error(&e)), e.source_is_broken()),
+    }
 }
 
 /// The digest `target` holds, `None` when it does not exist; `pinned` is the source's pin,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::access::{Access, SideAccess};
 use crate::cli::{
     AccessArgs, Cli, Command, DestArgs, EngineArg, EngineArgs, FilterArgs, FormatArg, ListArgs,
-    PlanArgs, RetryArgs, SyncArgs,
+    LookupArgs, PlanArgs, RetryArgs, SyncArgs,
 };
 use crate::cli::{LogFormat, ProgressArg, ReportCommand, ServeArgs};
 use crate::engine::crane::CraneOptions;
@@ -21,7 +21,7 @@ use crate::model::{Destination, Rerun};
 use crate::reference::{ReferenceError, RepoPrefix};
 use crate::registry::auth::CredentialSources;
 use crate::registry::conf::{ConfError, RegistriesConf};
-use crate::registry::ClientOptions;
+use crate::registry::{ClientOptions, Limits};
 use crate::report::progress;
 use crate::run::retry::RetryPolicy;
 use crate::secret::{Credentials, Secret};
@@ -142,6 +142,8 @@ pub enum SettingsError {
     },
     #[error("--jobs must be at least 1")]
     NoJobs,
+    #[error("--max-tags must be at least 1")]
+    NoTags,
     #[error("--registry-jobs \"{value}\" must be HOST=N with N at least 1")]
     RegistryJobs { value: String },
     #[error(
@@ -349,17 +351,32 @@ fn plan_settings(args: &PlanArgs, verbosity: u8) -> Result<PlanSettings, Setting
         &args.access,
         &args.filters,
         &args.retry,
+        limits(&args.lookups, Limits::DEFAULT_STALL_TIMEOUT)?,
         args.report.clone(),
         verbosity,
     )
 }
 
+/// The bounds on what a registry may cost, from the lookup flags and the stall timeout.
+fn limits(lookups: &LookupArgs, stall_timeout: Duration) -> Result<Limits, SettingsError> {
+    if lookups.max_tags == 0 {
+        return Err(SettingsError::NoTags);
+    }
+    Ok(Limits {
+        lookup_timeout: lookups.lookup_timeout,
+        stall_timeout,
+        max_tags: lookups.max_tags,
+    })
+}
+
+#[expect(clippy::too_many_arguments)]
 fn common(
     list: &ListArgs,
     dest: &DestArgs,
     access: &AccessArgs,
     filters: &FilterArgs,
     retry: &RetryArgs,
+    limits: Limits,
     report: Option<PathBuf>,
     verbosity: u8,
 ) -> Result<PlanSettings, SettingsError> {
@@ -398,6 +415,7 @@ fn common(
             ),
         },
         per_registry_rps,
+        limits,
     };
     let filter = TagFilter::new(&FilterSpec {
         include: filters.tags.clone(),
@@ -562,6 +580,7 @@ fn sync_settings(args: SyncArgs, verbosity: u8) -> Result<SyncSettings, Settings
         &args.access,
         &args.filters,
         &args.retry,
+        limits(&args.lookups, args.engine.stall_timeout)?,
         args.report.clone(),
         verbosity,
     )?;

@@ -146,14 +146,10 @@ impl Crane {
                 });
             }
         };
-        let finished = exec::run_watched(
-            &invocation,
-            attempt.stop,
-            Some(self.image_timeout),
-            &on_line,
-        )
-        .await
-        .map_err(|e| fail(FailureKind::Internal, e.to_string()))?;
+        let time_left = attempt.time_left(self.image_timeout);
+        let finished = exec::run_watched(&invocation, attempt.stop, Some(time_left), &on_line)
+            .await
+            .map_err(|e| fail(FailureKind::Internal, e.to_string()))?;
         if let Some(ended) = super::ended_early(&finished, self.image_timeout) {
             return Err(ended);
         }

@@ -41,6 +41,9 @@ pub struct Attempt<'a> {
     pub digest: Option<&'a str>,
     /// 1 for the first attempt.
     pub number: u32,
+    /// Time the image already spent within this attempt's `--image-timeout`: the first
+    /// attempt's share of it went to the image's lookups while planning.
+    pub spent: Duration,
     /// Stop the copy (gracefully, then now) when this says so.
     pub stop: watch::Receiver<Stop>,
     /// Told whenever the copy gets further.
@@ -138,6 +141,16 @@ fn same_host(a: &str, b: &str) -> bool {
             .to_owned()
     };
     bare(a) == bare(b)
+}
+
+impl Attempt<'_> {
+    /// What is left of `image_timeout` for this attempt (never nothing at all: an image whose
+    /// lookups took all of it fails while planning).
+    pub fn time_left(&self, image_timeout: Duration) -> Duration {
+        image_timeout
+            .saturating_sub(self.spent)
+            .max(Duration::from_millis(1))
+    }
 }
 
 /// How an engine's child was cut short: at `--image-timeout`, or by a signal ferry got.

@@ -194,13 +194,9 @@ impl Skopeo {
                 });
             }
         };
-        let finished = exec::run_watched(
-            &invocation,
-            attempt.stop,
-            Some(self.image_timeout),
-            &on_line,
-        )
-        .await;
+        let time_left = attempt.time_left(self.image_timeout);
+        let finished =
+            exec::run_watched(&invocation, attempt.stop, Some(time_left), &on_line).await;
         if let Target::Oci { layout, .. } = &job.target {
             // A stopped skopeo leaves its partial blob behind; the next attempt starts its own.
             if let Err(e) = layout::remove_temp_blobs(layout) {

@@ -9,8 +9,11 @@ use std::time::Duration;
 use reqwest::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::{Method, Response, StatusCode};
 
-use super::request::{Payload, Request, Scope};
-use super::{header, header_digest, status_error, transport_error, RegistryClient, RegistryError};
+use super::request::{Patience, Payload, Request, Scope};
+use super::{
+    header, header_digest, read_body, status_error, Deadline, RegistryClient, RegistryError,
+    MAX_ERROR_BODY_BYTES, MAX_MANIFEST_BYTES, STALL_TIMEOUT_FLAG,
+};
 use crate::model::Side;
 
 /// Every manifest type, with the schema 1 ones last: a registry holding only schema 1 then
@@ -58,7 +61,7 @@ pub struct Upload<'a> {
 
 impl RegistryClient {
     /// The manifest `reference` (tag or digest) of `name` on `side`; `None` when the registry
-    /// does not have it.
+    /// does not have it. One larger than [`MAX_MANIFEST_BYTES`] is an error, read no further.
     pub async fn manifest(
         &self,
         side: Side,
@@ -72,6 +75,7 @@ impl RegistryClient {
                 accept: Some(MANIFEST_GET_ACCEPT),
                 scope: scope_for(side),
                 retry: true,
+                patience: Patience::Copy,
                 ..Request::new(side, name, Method::GET, path, what)
             })
             .await?;
@@ -89,12 +93,9 @@ impl RegistryClient {
                 .trim()
                 .to_owned()
         });
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(what, &e))?;
+        let bytes = read_body(response, MAX_MANIFEST_BYTES, "manifest", what, self.stall()).await?;
         Ok(Some(RawManifest {
-            bytes: bytes.to_vec(),
+            bytes,
             content_type,
             advertised,
         }))
@@ -118,6 +119,7 @@ impl RegistryClient {
                 body: Payload::Bytes(bytes.to_vec()),
                 scope: Scope::Push,
                 retry: true,
+                patience: Patience::Copy,
                 ..Request::new(side, name, Method::PUT, path, what)
             })
             .await?;
@@ -140,6 +142,7 @@ impl RegistryClient {
             .send(Request {
                 scope: scope_for(side),
                 retry: true,
+                patience: Patience::Copy,
                 ..Request::new(side, name, Method::HEAD, path, what)
             })
             .await?;
@@ -152,8 +155,8 @@ impl RegistryClient {
 
     /// Blob `digest` of source `name`, from byte `from` on (a `Range` request when not 0).
     /// The answer's status tells whether the registry honoured the range (206) or sends the
-    /// whole blob (200); its body is for the caller to stream. `timeout` bounds the whole
-    /// transfer.
+    /// whole blob (200); its body is for the caller to stream (and to watch for stalls).
+    /// `timeout` bounds the whole transfer, `--stall-timeout` the wait for the answer.
     pub async fn blob(
         &self,
         name: &str,
@@ -172,7 +175,7 @@ impl RegistryClient {
             .send(Request {
                 headers,
                 retry: true,
-                timeout: Some(timeout),
+                patience: Patience::Transfer { total: timeout },
                 ..Request::new(side, name, Method::GET, path, what)
             })
             .await?;
@@ -206,6 +209,7 @@ impl RegistryClient {
                 headers: vec![(CONTENT_LENGTH, value("0"))],
                 scope,
                 retry: true,
+                patience: Patience::Copy,
                 ..Request::new(side, name, Method::POST, path, what)
             })
             .await?;
@@ -251,7 +255,9 @@ impl RegistryClient {
                 ],
                 body: Payload::Stream(Some(body)),
                 scope: Scope::Push,
-                timeout: Some(upload.timeout),
+                patience: Patience::Transfer {
+                    total: upload.timeout,
+                },
                 ..Request::new(
                     Side::Destination,
                     upload.name,
@@ -298,7 +304,9 @@ impl RegistryClient {
                 retry: matches!(body, Payload::Empty),
                 body,
                 scope: Scope::Push,
-                timeout: Some(upload.timeout),
+                patience: Patience::Transfer {
+                    total: upload.timeout,
+                },
                 ..Request::new(Side::Destination, upload.name, Method::PUT, target, what)
             })
             .await?;
@@ -318,7 +326,9 @@ impl RegistryClient {
     pub async fn cancel_upload(&self, name: &str, location: &str, what: &str) {
         let request = Request {
             scope: Scope::Push,
-            timeout: Some(Duration::from_secs(10)),
+            patience: Patience::Transfer {
+                total: CANCEL_TIMEOUT.min(self.options.limits.stall_timeout),
+            },
             ..Request::new(
                 Side::Destination,
                 name,
@@ -341,7 +351,18 @@ impl RegistryClient {
     fn repository(&self, side: Side, name: &str) -> Result<String, RegistryError> {
         Ok(self.endpoint(side, name)?.repository)
     }
+
+    /// The deadline of a copy's small request, for messages.
+    fn stall(&self) -> Deadline {
+        Deadline {
+            after: self.options.limits.stall_timeout,
+            flag: STALL_TIMEOUT_FLAG,
+        }
+    }
 }
+
+/// The longest a best-effort cancel of an upload is waited for.
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sources are only read; a destination is asked for push access from the first request on,
 /// so that one token serves its checks and its uploads.
@@ -366,12 +387,26 @@ async fn rejected(what: &str, response: Response) -> RegistryError {
     ) {
         return status_error(what, &response);
     }
-    let body = response.bytes().await.unwrap_or_default();
+    let body = read_prefix(response, MAX_ERROR_BODY_BYTES).await;
     RegistryError::Rejected {
         what: what.to_owned(),
         status: status.as_u16(),
         detail: error_detail(&body),
     }
+}
+
+/// The first `limit` bytes of `response`'s body at most (all of it when shorter, what came
+/// when it broke off): the rest is never read.
+async fn read_prefix(mut response: Response, limit: u64) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = usize::try_from(limit).unwrap_or(usize::MAX) - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() as u64 >= limit {
+            break;
+        }
+    }
+    body
 }
 
 /// `CODE: message` of each entry of a registry's `{"errors": [...]}`, or the start of the

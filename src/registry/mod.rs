@@ -27,7 +27,7 @@ use self::auth::{parse_challenge, AuthError, Challenge};
 use self::conf::{ConfError, Endpoint};
 use self::pace::{parse_retry_after, Pacer};
 use self::request::{
-    retries_transport, transient_backoff, url_authority, Payload, Request, Scope,
+    retries_transport, transient_backoff, url_authority, Patience, Payload, Request, Scope,
     MAX_TRANSIENT_RETRIES,
 };
 use crate::access::{Access, SideAccess};
@@ -58,12 +58,72 @@ type Probe = tokio::sync::OnceCell<Result<&'static str, String>>;
 /// Requests in flight to one registry host at most.
 const REQUESTS_IN_FLIGHT: usize = 8;
 
+/// The largest manifest ferry reads: what skopeo reads at most, and what the distribution
+/// spec asks registries to accept at least. A registry serving more is broken or hostile.
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+/// The largest page of a tag listing ferry reads (a thousand tags take about 130 KiB; some
+/// registries add a map of every manifest).
+pub const MAX_TAG_PAGE_BYTES: u64 = 16 << 20;
+/// The largest token response ferry reads.
+pub const MAX_TOKEN_BYTES: u64 = 1 << 20;
+/// How much of an error answer's body ferry reads for the registry's words; the rest is left.
+pub const MAX_ERROR_BODY_BYTES: u64 = 64 << 10;
+/// The fewest tags a page of a listing is reckoned to hold when bounding the number of pages
+/// by `--max-tags`: registries page by 100 or 1000 (ferry asks for 1000).
+pub const TAGS_PER_PAGE_AT_LEAST: usize = 50;
+
+/// The flags that set the time limits, for messages.
+pub const LOOKUP_TIMEOUT_FLAG: &str = "--lookup-timeout";
+pub const STALL_TIMEOUT_FLAG: &str = "--stall-timeout";
+
+/// The bounds on what one registry may cost: time without an answer, and the size of a
+/// listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Each request of a lookup, whole (`--lookup-timeout`).
+    pub lookup_timeout: Duration,
+    /// A copy's request without an answer, a transfer without a byte (`--stall-timeout`).
+    pub stall_timeout: Duration,
+    /// Tags one repository may list (`--max-tags`).
+    pub max_tags: usize,
+}
+
+impl Limits {
+    pub const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const DEFAULT_MAX_TAGS: usize = 10_000;
+
+    /// Pages one tag listing may take: `--max-tags` at [`TAGS_PER_PAGE_AT_LEAST`] a page, and
+    /// one more for a registry that ends on an empty page.
+    pub fn max_tag_pages(&self) -> usize {
+        self.max_tags.div_ceil(TAGS_PER_PAGE_AT_LEAST) + 1
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            lookup_timeout: Limits::DEFAULT_LOOKUP_TIMEOUT,
+            stall_timeout: Limits::DEFAULT_STALL_TIMEOUT,
+            max_tags: Limits::DEFAULT_MAX_TAGS,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ClientOptions {
     /// How each registry is reached (shared with the engines).
     pub access: Access,
     /// Requests per second per registry endpoint host (`--registry-rps`).
     pub per_registry_rps: HashMap<String, f64>,
+    pub limits: Limits,
+}
+
+/// A time limit as a message tells it: how long, and the flag that set it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    pub after: Duration,
+    pub flag: &'static str,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +166,29 @@ pub enum RegistryError {
     Tls { what: String, message: String },
     #[error("{what}: unexpected response: {message}")]
     Invalid { what: String, message: String },
+    /// A request that got no answer (or no end to it) in the time its flag allows.
+    #[error("{what}: not answered in full within {} ({flag}){}", crate::run::retry::format_duration(*after), if cause.is_empty() { String::new() } else { format!(": {cause}") })]
+    TimedOut {
+        what: String,
+        after: Duration,
+        flag: &'static str,
+        cause: String,
+    },
+    /// An answer past one of ferry's bounds (a manifest larger than 4 MiB, a listing longer
+    /// than `--max-tags`): read no further.
+    #[error("{what}: {message}")]
+    Bound { what: String, message: String },
+    /// The request this one waited for (the first to its repository, the first with its
+    /// login) got no answer, after as long as this one would have waited for its own.
+    #[error("{what}: the request it waited for got no answer: {first}")]
+    WaitedFor {
+        what: String,
+        kind: FailureKind,
+        first: String,
+    },
+    /// A `Docker-Content-Digest` that is no digest ferry can check.
+    #[error("{what}: unexpected response: its Docker-Content-Digest header is invalid: {reason}")]
+    DigestHeader { what: String, reason: String },
 }
 
 impl RegistryError {
@@ -124,30 +207,124 @@ impl RegistryError {
             }
             RegistryError::Rejected { status: 404, .. } => FailureKind::NotFound,
             RegistryError::Tls { .. } => FailureKind::Tls,
+            RegistryError::TimedOut { .. } => FailureKind::Timeout,
+            RegistryError::WaitedFor { kind, .. } => *kind,
             RegistryError::Conf(_)
             | RegistryError::Status { .. }
             | RegistryError::Rejected { .. }
-            | RegistryError::Invalid { .. } => FailureKind::Other,
+            | RegistryError::Invalid { .. }
+            | RegistryError::Bound { .. }
+            | RegistryError::DigestHeader { .. } => FailureKind::Other,
         }
+    }
+
+    /// Whether the answer is one no working registry gives (a digest header that is no
+    /// digest, a manifest past 4 MiB, a listing past `--max-tags`): an image whose source
+    /// answered so fails, rather than be copied by tag regardless.
+    pub fn source_is_broken(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::Bound { .. } | RegistryError::DigestHeader { .. }
+        )
     }
 }
 
 /// How to authenticate to one repository: unknown (`None`), anonymously (`Some(None)`), or
 /// with this `Authorization` value. The async lock makes the first request the only one that
 /// has to find out.
-type AuthSlot = Arc<tokio::sync::Mutex<Option<Option<String>>>>;
+type AuthSlot = Arc<AuthCell>;
+
+#[derive(Default)]
+struct AuthCell {
+    known: tokio::sync::Mutex<Option<Option<String>>>,
+    /// First requests that got no answer.
+    unanswered: Unanswered,
+}
+
+type KnownGuard<'a> = tokio::sync::MutexGuard<'a, Option<Option<String>>>;
+
+impl AuthCell {
+    /// What is known, and the guard when the caller is the first request, the one to find
+    /// out; an error when the first request it waited for got no answer (see [`Unanswered`]).
+    async fn enter(
+        &self,
+        what: &str,
+    ) -> Result<(Option<KnownGuard<'_>>, Option<String>), RegistryError> {
+        let seen = self.unanswered.seen();
+        let guard = self.known.lock().await;
+        if let Some(known) = &*guard {
+            return Ok((None, known.clone()));
+        }
+        match self.unanswered.since(seen, what) {
+            Some(error) => Err(error),
+            None => Ok((Some(guard), None)),
+        }
+    }
+}
+
+/// The requests of a single flight (the first to a repository, the first with a login) that
+/// got no answer at all: a timeout, a connection that failed. The requests that waited for
+/// such a one meanwhile give up with it: they waited as long as their own request would have,
+/// and otherwise would each become the next first in turn, each waiting out its own timeout,
+/// one after the other. A request that comes later tries again.
+#[derive(Default)]
+struct Unanswered {
+    count: AtomicU64,
+    last: Mutex<Option<(FailureKind, String)>>,
+}
+
+impl Unanswered {
+    /// Noted before waiting for the flight.
+    fn seen(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// The request in flight got no answer: `error`.
+    fn record(&self, error: &RegistryError) {
+        *self.last.lock().expect("lock") = Some((error.kind(), error.to_string()));
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The error for request `what`, which noted `seen` before it waited, when a request it
+    /// waited for got no answer meanwhile.
+    fn since(&self, seen: u64, what: &str) -> Option<RegistryError> {
+        if self.seen() == seen {
+            return None;
+        }
+        let (kind, first) = self.last.lock().expect("lock").clone()?;
+        Some(RegistryError::WaitedFor {
+            what: what.to_owned(),
+            kind,
+            first,
+        })
+    }
+}
 
 /// What a host said of one login: not known yet (`None`), accepted, or refused. The async lock
 /// makes the first request with the login the only one that sends it before the answer.
-type Verdict = Arc<tokio::sync::Mutex<Option<bool>>>;
+#[derive(Clone, Default)]
+struct Verdict {
+    answer: Arc<tokio::sync::Mutex<Option<bool>>>,
+    /// Trials that got no answer at all.
+    unanswered: Arc<Unanswered>,
+}
 
 /// The first use of a login on a host, holding back every other use until it is settled. When
-/// dropped unsettled (the request failed on the way), the next use tries again.
-struct Trial(tokio::sync::OwnedMutexGuard<Option<bool>>);
+/// dropped unsettled (a 429 or a 5xx came first), the next use tries again; when it got no
+/// answer, the uses waiting for it meanwhile give up with it (see [`Unanswered`]).
+struct Trial {
+    guard: tokio::sync::OwnedMutexGuard<Option<bool>>,
+    unanswered: Arc<Unanswered>,
+}
 
 impl Trial {
     fn settle(mut self, accepted: bool) {
-        *self.0 = Some(accepted);
+        *self.guard = Some(accepted);
+    }
+
+    /// The request carrying the login got no answer: `error`.
+    fn unanswered(self, error: &RegistryError) {
+        self.unanswered.record(error);
     }
 }
 
@@ -197,6 +374,11 @@ impl RegistryClient {
             throttled: AtomicU64::new(0),
             on_throttle: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The bounds this client keeps (and its callers keep for it: a blob's bytes on the way).
+    pub fn limits(&self) -> Limits {
+        self.options.limits
     }
 
     /// HTTP requests sent so far (including token requests and probes).
@@ -346,14 +528,20 @@ impl RegistryClient {
         if !response.status().is_success() {
             return Err(status_error(&what, &response));
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(&what, &e))?;
+        let body = read_body(
+            response,
+            MAX_MANIFEST_BYTES,
+            "manifest",
+            &what,
+            self.lookup_deadline(),
+        )
+        .await?;
         Ok(Some(format!("sha256:{:x}", Sha256::digest(&body))))
     }
 
-    /// Every tag of `name`, following `Link` pagination; `None` when the repository does not exist.
+    /// Every tag of `name`, following `Link` pagination; `None` when the repository does not
+    /// exist. A listing longer than `--max-tags`, or than the pages that many tags take, is an
+    /// error: a registry whose `Link` always names a next page would otherwise never end.
     pub async fn tags(&self, side: Side, name: &str) -> Result<Option<Vec<String>>, RegistryError> {
         #[derive(serde::Deserialize)]
         struct Page {
@@ -361,9 +549,25 @@ impl RegistryClient {
         }
         let endpoint = self.endpoint(side, name)?;
         let what = format!("tags of {name}");
+        let max_tags = self.options.limits.max_tags;
+        let max_pages = self.options.limits.max_tag_pages();
         let mut path = format!("/v2/{}/tags/list?n=1000", endpoint.repository);
         let mut tags = Vec::new();
+        let mut pages = 0;
         loop {
+            pages += 1;
+            if pages > max_pages {
+                return Err(RegistryError::Bound {
+                    what,
+                    message: format!(
+                        "the listing goes on past {max_pages} pages ({} tags so far), more than \
+                         --max-tags {max_tags} takes at {TAGS_PER_PAGE_AT_LEAST} tags a page; \
+                         raise --max-tags if the repository really has that many tags, or name \
+                         the tags to mirror",
+                        tags.len()
+                    ),
+                });
+            }
             let response = self
                 .send(Request {
                     accept: Some("application/json"),
@@ -376,12 +580,60 @@ impl RegistryClient {
                 _ => return Err(status_error(&what, &response)),
             }
             let next = header(response.headers(), LINK.as_str()).and_then(|link| next_link(&link));
-            let page: Page = read_json(&what, response).await?;
+            let body = read_body(
+                response,
+                MAX_TAG_PAGE_BYTES,
+                "page of tags",
+                &what,
+                self.lookup_deadline(),
+            )
+            .await?;
+            let page: Page = serde_json::from_slice(&body).map_err(|e| RegistryError::Invalid {
+                what: what.clone(),
+                message: e.to_string(),
+            })?;
             tags.extend(page.tags.unwrap_or_default());
+            if tags.len() > max_tags {
+                return Err(RegistryError::Bound {
+                    what,
+                    message: format!(
+                        "the repository lists more than --max-tags {max_tags} tags; raise \
+                         --max-tags if it really has that many, or name the tags to mirror"
+                    ),
+                });
+            }
             match next {
                 Some(next) => path = next,
                 None => return Ok(Some(tags)),
             }
+        }
+    }
+
+    /// The deadline of a lookup's request, for messages.
+    fn lookup_deadline(&self) -> Deadline {
+        Deadline {
+            after: self.options.limits.lookup_timeout,
+            flag: LOOKUP_TIMEOUT_FLAG,
+        }
+    }
+
+    /// The deadline of a request with `patience` as a whole, and the one for its answer alone
+    /// when that is shorter (a transfer's headers), for a request with a streamed body or not.
+    fn deadlines(&self, patience: Patience, streamed: bool) -> (Deadline, Option<Deadline>) {
+        let stall = Deadline {
+            after: self.options.limits.stall_timeout,
+            flag: STALL_TIMEOUT_FLAG,
+        };
+        match patience {
+            Patience::Lookup => (self.lookup_deadline(), None),
+            Patience::Copy => (stall, None),
+            Patience::Transfer { total } => (
+                Deadline {
+                    after: total,
+                    flag: "--image-timeout",
+                },
+                (!streamed).then_some(stall),
+            ),
         }
     }
 
@@ -401,12 +653,10 @@ impl RegistryClient {
             mut body,
             scope,
             retry,
-            timeout,
+            patience,
             what,
         } = request;
         let endpoint = self.endpoint(side, name)?;
-        let limit = self.limit(&endpoint.host);
-        let _permit = limit.acquire().await.expect("limits are never closed");
         let insecure = self.side(side).reach(name, endpoint.insecure).insecure;
         let client = self.client(side, name, &endpoint, insecure)?;
         let (url, own_host) = if target.starts_with('/') {
@@ -420,19 +670,16 @@ impl RegistryClient {
                 .is_some_and(|url| url_authority(&url) == endpoint.host);
             (target, own)
         };
+        let (deadline, answer_within) =
+            self.deadlines(patience, matches!(body, Payload::Stream(_)));
         // One request per repository and scope finds out how to authenticate (and fetches
         // the token); the others wait for it and reuse the answer instead of all being
-        // challenged at once.
+        // challenged at once. They wait without holding one of the host's slots, which
+        // requests for its other repositories may use meanwhile.
         let slot = self.auth_slot(&endpoint.host, &endpoint.repository, &scope);
-        let guard = slot.lock().await;
-        let known = (*guard).clone();
-        let mut first = if known.is_none() {
-            Some(guard)
-        } else {
-            drop(guard);
-            None
-        };
-        let mut authorization = known.flatten();
+        let (mut first, mut authorization) = slot.enter(what).await?;
+        let limit = self.limit(&endpoint.host);
+        let _permit = limit.acquire().await.expect("limits are never closed");
         let mut challenged = false;
         let mut throttled = 0;
         let mut transient = 0;
@@ -455,9 +702,7 @@ impl RegistryClient {
             if let Some(value) = authorization.as_ref().filter(|_| own_host) {
                 builder = builder.header(AUTHORIZATION, value);
             }
-            if let Some(timeout) = timeout {
-                builder = builder.timeout(timeout);
-            }
+            builder = builder.timeout(deadline.after);
             let resendable = !matches!(body, Payload::Stream(_));
             builder = match &mut body {
                 Payload::Empty => builder,
@@ -472,12 +717,28 @@ impl RegistryClient {
                     }
                 },
             };
-            let response = match self.counted(builder, what).await {
+            let sending = self.counted(builder, what, deadline);
+            let answered = match answer_within {
+                Some(limit) => tokio::time::timeout(limit.after, sending)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(RegistryError::TimedOut {
+                            what: what.to_owned(),
+                            after: limit.after,
+                            flag: limit.flag,
+                            cause: String::new(),
+                        })
+                    }),
+                None => sending.await,
+            };
+            let response = match answered {
                 Ok(response) => response,
-                Err(error) if retry && resendable && transient < MAX_TRANSIENT_RETRIES => {
-                    if !retries_transport(&error) {
-                        return Err(explain_tls(side, &endpoint.host, error));
-                    }
+                Err(error)
+                    if retry
+                        && resendable
+                        && transient < MAX_TRANSIENT_RETRIES
+                        && retries_transport(&error) =>
+                {
                     transient += 1;
                     let wait = transient_backoff(transient);
                     warn!(
@@ -487,7 +748,17 @@ impl RegistryClient {
                     tokio::time::sleep(wait).await;
                     continue;
                 }
-                Err(error) => return Err(explain_tls(side, &endpoint.host, error)),
+                Err(error) => {
+                    let error = explain_tls(side, &endpoint.host, error);
+                    // No answer: those waiting for this one's give up with it.
+                    if first.is_some() {
+                        slot.unanswered.record(&error);
+                    }
+                    if let Some(trial) = trial.take() {
+                        trial.unanswered(&error);
+                    }
+                    return Err(error);
+                }
             };
             self.note_quota(&endpoint.host, response.headers());
             if response.status() != StatusCode::TOO_MANY_REQUESTS {
@@ -557,7 +828,7 @@ impl RegistryClient {
             };
             let mut guard = match first.take() {
                 Some(guard) => guard,
-                None => slot.lock().await,
+                None => slot.known.lock().await,
             };
             let current = (*guard).clone().flatten();
             if current.is_some() && current != authorization {
@@ -585,11 +856,13 @@ impl RegistryClient {
         }
     }
 
-    /// Sends one request, counting it, by host and answer (see [`RegistryClient::answers`]).
+    /// Sends one request, counting it, by host and answer (see [`RegistryClient::answers`]);
+    /// a timeout is told with `deadline`, the one the request was sent with.
     async fn counted(
         &self,
         request: reqwest::RequestBuilder,
         what: &str,
+        deadline: Deadline,
     ) -> Result<Response, RegistryError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let sent = request.send().await;
@@ -608,7 +881,7 @@ impl RegistryClient {
                 .entry((host, class))
                 .or_default() += 1;
         }
-        sent.map_err(|e| transport_error(what, &e))
+        sent.map_err(|e| failed(what, &e, deadline))
     }
 
     /// Requests sent so far by registry host and answer class (`2xx` … `5xx`; `429` on its
@@ -641,7 +914,7 @@ impl RegistryClient {
         for narrower in scope.narrower() {
             let slot = self.auth_slot(host, repository, narrower);
             // A slot being settled by its own first request is left to it.
-            let Ok(mut known) = slot.try_lock() else {
+            let Ok(mut known) = slot.known.try_lock() else {
                 continue;
             };
             if known.is_none() {
@@ -709,11 +982,21 @@ impl RegistryClient {
                 query.append_pair("scope", scope);
             }
         }
-        let mut request = client.get(url);
+        let deadline = self.lookup_deadline();
+        let mut request = client.get(url).timeout(deadline.after);
         if let Some(value) = &basic {
             request = request.header(AUTHORIZATION, value);
         }
-        let response = self.counted(request, what).await?;
+        let what = format!("{what} (token)");
+        let response = match self.counted(request, &what, deadline).await {
+            Ok(response) => response,
+            Err(error) => {
+                if let Some(trial) = trial {
+                    trial.unanswered(&error);
+                }
+                return Err(error);
+            }
+        };
         if let Some(trial) = trial {
             match response.status() {
                 StatusCode::UNAUTHORIZED => trial.settle(false),
@@ -722,19 +1005,23 @@ impl RegistryClient {
             }
         }
         if !response.status().is_success() {
-            return Err(status_error(&format!("{what} (token)"), &response));
+            return Err(status_error(&what, &response));
         }
         #[derive(serde::Deserialize)]
         struct Token {
             token: Option<String>,
             access_token: Option<String>,
         }
-        let token: Token = read_json(&format!("{what} (token)"), response).await?;
+        let body = read_body(response, MAX_TOKEN_BYTES, "token response", &what, deadline).await?;
+        let token: Token = serde_json::from_slice(&body).map_err(|e| RegistryError::Invalid {
+            what: what.clone(),
+            message: e.to_string(),
+        })?;
         let token = token
             .token
             .or(token.access_token)
             .ok_or_else(|| RegistryError::Invalid {
-                what: what.to_owned(),
+                what: what.clone(),
                 message: "token response without a token".to_owned(),
             })?;
         Ok((Some(format!("Bearer {token}")), None))
@@ -748,7 +1035,9 @@ impl RegistryClient {
         username: &str,
         what: &str,
     ) -> Result<Option<Trial>, RegistryError> {
-        let guard = self.verdict(host, username).lock_owned().await;
+        let verdict = self.verdict(host, username);
+        let seen = verdict.unanswered.seen();
+        let guard = Arc::clone(&verdict.answer).lock_owned().await;
         match *guard {
             Some(false) => Err(RegistryError::Refused {
                 what: what.to_owned(),
@@ -756,17 +1045,22 @@ impl RegistryClient {
                 username: username.to_owned(),
             }),
             Some(true) => Ok(None),
-            None => Ok(Some(Trial(guard))),
+            None => match verdict.unanswered.since(seen, what) {
+                Some(error) => Err(error),
+                None => Ok(Some(Trial {
+                    guard,
+                    unanswered: verdict.unanswered,
+                })),
+            },
         }
     }
 
     fn verdict(&self, host: &str, username: &str) -> Verdict {
         let mut verdicts = self.verdicts.lock().expect("lock");
-        Arc::clone(
-            verdicts
-                .entry((host.to_owned(), username.to_owned()))
-                .or_default(),
-        )
+        verdicts
+            .entry((host.to_owned(), username.to_owned()))
+            .or_default()
+            .clone()
     }
 
     /// Whether ferry holds credentials for the registry serving `name` on `side` that it has
@@ -791,7 +1085,7 @@ impl RegistryClient {
             return false;
         };
         let verdict = self.verdict(&endpoint.host, &credentials.username);
-        let unsettled = verdict.try_lock().is_ok_and(|v| v.is_none());
+        let unsettled = verdict.answer.try_lock().is_ok_and(|v| v.is_none());
         unsettled
     }
 
@@ -808,7 +1102,7 @@ impl RegistryClient {
             .expect("lock")
             .iter()
             .any(|(key, verdict)| {
-                key.0 == endpoint.host && verdict.try_lock().is_ok_and(|v| *v == Some(false))
+                key.0 == endpoint.host && verdict.answer.try_lock().is_ok_and(|v| *v == Some(false))
             });
         if !any_refused {
             return false;
@@ -817,7 +1111,7 @@ impl RegistryClient {
             return false;
         };
         let verdict = self.verdict(&endpoint.host, &credentials.username);
-        let refused = verdict.try_lock().is_ok_and(|v| *v == Some(false));
+        let refused = verdict.answer.try_lock().is_ok_and(|v| *v == Some(false));
         refused
     }
 
@@ -918,13 +1212,19 @@ impl RegistryClient {
         let probed = probed
             .get_or_init(|| async {
                 self.requests.fetch_add(1, Ordering::Relaxed);
+                let deadline = self.lookup_deadline();
                 let probe = client
                     .get(format!("https://{}/v2/", endpoint.host))
+                    .timeout(deadline.after)
                     .send()
                     .await;
                 match probe {
                     Ok(_) => Ok("https"),
-                    Err(e) if e.is_timeout() => Err(transport_error("", &e).to_string()),
+                    Err(e) if e.is_timeout() => Err(format!(
+                        " within {} ({})",
+                        crate::run::retry::format_duration(deadline.after),
+                        deadline.flag
+                    )),
                     Err(_) => Ok("http"),
                 }
             })
@@ -966,8 +1266,8 @@ fn build_client(
 ) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
+        // Every request sets its own time limit (see `Patience`).
         .connect_timeout(Duration::from_secs(15))
-        .timeout(Duration::from_secs(120))
         .danger_accept_invalid_certs(insecure);
     let dirs: Vec<PathBuf> = match cert_dir {
         Some(dir) => vec![dir.to_owned()],
@@ -1010,18 +1310,52 @@ fn build_client(
     builder.build().map_err(|e| e.to_string())
 }
 
-async fn read_json<T: serde::de::DeserializeOwned>(
+/// The body of `response` (a `noun`, for messages), failing as soon as it is known to pass
+/// `limit` bytes: from its `Content-Length` before a byte is read, else as the bytes come.
+/// A timeout on the way is told with `deadline`, the request's own.
+pub(crate) async fn read_body(
+    mut response: Response,
+    limit: u64,
+    noun: &str,
     what: &str,
-    response: Response,
-) -> Result<T, RegistryError> {
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| transport_error(what, &e))?;
-    serde_json::from_slice(&body).map_err(|e| RegistryError::Invalid {
+    deadline: Deadline,
+) -> Result<Vec<u8>, RegistryError> {
+    let too_large = || RegistryError::Bound {
         what: what.to_owned(),
-        message: e.to_string(),
-    })
+        message: format!(
+            "the {noun} is larger than {}, the most ferry reads: the registry is broken \
+             or hostile",
+            size(limit)
+        ),
+    };
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if (body.len() + chunk.len()) as u64 > limit {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => return Err(failed(what, &e, deadline)),
+        }
+    }
+}
+
+/// `4 MiB`, `64 KiB`: a bound as messages tell it.
+fn size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
 }
 
 /// The count in Docker Hub's `ratelimit-remaining: 0;w=21600` (pulls left in a window of
@@ -1056,9 +1390,9 @@ fn header_digest(headers: &HeaderMap, what: &str) -> Result<Option<String>, Regi
     if digest.is_empty() {
         return Ok(None);
     }
-    check_sha256_digest(&digest).map_err(|reason| RegistryError::Invalid {
+    check_sha256_digest(&digest).map_err(|reason| RegistryError::DigestHeader {
         what: what.to_owned(),
-        message: format!("its Docker-Content-Digest header is invalid: {reason}"),
+        reason,
     })?;
     Ok(Some(digest))
 }
@@ -1153,6 +1487,20 @@ pub fn describe_transport(error: &reqwest::Error) -> String {
     message
 }
 
+/// A transport failure of a request sent with `deadline`: a timeout is told with the limit and
+/// its flag.
+fn failed(what: &str, error: &reqwest::Error, deadline: Deadline) -> RegistryError {
+    if error.is_timeout() {
+        return RegistryError::TimedOut {
+            what: what.to_owned(),
+            after: deadline.after,
+            flag: deadline.flag,
+            cause: describe_transport(error),
+        };
+    }
+    transport_error(what, error)
+}
+
 fn transport_error(what: &str, error: &reqwest::Error) -> RegistryError {
     let message = describe_transport(error);
     let what = what.to_owned();
@@ -1201,6 +1549,55 @@ mod tests {
                 "{message}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn requests_waiting_for_a_first_request_without_answer_give_up_with_it() {
+        let cell = Arc::new(AuthCell::default());
+        let (first, known) = cell.enter("a").await.unwrap();
+        assert!(first.is_some() && known.is_none());
+        let waiting = {
+            let cell = Arc::clone(&cell);
+            tokio::spawn(async move { cell.enter("b").await.map(|(first, _)| first.is_some()) })
+        };
+        // The runtime has one thread: `b` now waits for the lock.
+        tokio::task::yield_now().await;
+        cell.unanswered.record(&RegistryError::TimedOut {
+            what: "a".into(),
+            after: Duration::from_secs(2),
+            flag: LOOKUP_TIMEOUT_FLAG,
+            cause: String::new(),
+        });
+        drop(first);
+        let error = waiting.await.unwrap().unwrap_err();
+        assert_eq!(error.kind(), FailureKind::Timeout);
+        assert_eq!(
+            error.to_string(),
+            "b: the request it waited for got no answer: a: not answered in full within 2s \
+             (--lookup-timeout)"
+        );
+        // One that comes later tries again, as the first.
+        let (again, _) = cell.enter("c").await.unwrap();
+        assert!(again.is_some());
+        drop(again);
+        // Once settled, nobody waits.
+        *cell.known.lock().await = Some(None);
+        let (first, known) = cell.enter("d").await.unwrap();
+        assert!(first.is_none() && known.is_none());
+    }
+
+    #[test]
+    fn a_listing_may_take_the_pages_its_tags_need_at_50_a_page() {
+        let limits = |max_tags| Limits {
+            max_tags,
+            ..Limits::default()
+        };
+        assert_eq!(Limits::default().max_tag_pages(), 201);
+        assert_eq!(limits(1000).max_tag_pages(), 21);
+        assert_eq!(limits(1).max_tag_pages(), 2);
+        assert_eq!(size(MAX_MANIFEST_BYTES), "4 MiB");
+        assert_eq!(size(MAX_ERROR_BODY_BYTES), "64 KiB");
+        assert_eq!(size(1000), "1000 bytes");
     }
 
     #[test]

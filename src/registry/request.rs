@@ -31,8 +31,8 @@ pub struct Request<'a> {
     /// Whether a connection error or a 5xx is retried (alone, with backoff) before the caller
     /// sees it. Lookups leave that to their callers' own retry policy.
     pub retry: bool,
-    /// Replaces the client's timeout for the whole exchange (a blob takes longer than a HEAD).
-    pub timeout: Option<Duration>,
+    /// How long it may go without an answer.
+    pub patience: Patience,
     /// What the request is about, for messages.
     pub what: &'a str,
 }
@@ -50,10 +50,27 @@ impl<'a> Request<'a> {
             body: Payload::Empty,
             scope: Scope::Pull,
             retry: false,
-            timeout: None,
+            patience: Patience::Lookup,
             what,
         }
     }
+}
+
+/// How long a request may go without an answer. A request that runs out of it fails as
+/// `timeout`, naming the flag that set the limit, and is not sent again on its own: a registry
+/// that stalls once is left to the image's retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Patience {
+    /// A lookup (a digest, a page of tags, a token, the probe of a scheme): the whole exchange,
+    /// connection, answer and body, within `--lookup-timeout`.
+    Lookup,
+    /// A copy's small request (a manifest read or written, a blob looked for, an upload started
+    /// or cancelled): the whole exchange within `--stall-timeout`.
+    Copy,
+    /// A blob going up or down: the whole exchange within `total` (the image's own time) and,
+    /// for a request without a streamed body, the answer within `--stall-timeout`. The bytes
+    /// on the way are the caller's to watch.
+    Transfer { total: Duration },
 }
 
 /// A request's body.

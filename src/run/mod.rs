@@ -89,6 +89,7 @@ pub async fn sync(
             jobs.clone(),
             settings.force,
             lookups,
+            Some(settings.image_timeout),
         )
         .await?;
         settle_logins(&client, &entries).await;
@@ -143,6 +144,7 @@ pub async fn sync(
     });
     let positions = Arc::new(split.positions);
     let digests = split.digests;
+    let spent = split.spent;
     let execute = {
         let context = Arc::clone(&context);
         let positions = Arc::clone(&positions);
@@ -158,6 +160,7 @@ pub async fn sync(
                 source = %job.source,
                 target = %job.target
             );
+            let looked_up_in = spent[index];
             let work = async move {
                 // Runs once the job holds its layout: no other job of this run writes there
                 // until it ends, and, once it holds the layout's lock, no other ferry either.
@@ -186,7 +189,10 @@ pub async fn sync(
                     &context,
                     position,
                     job,
-                    planned_digest.as_deref(),
+                    Planned {
+                        digest: planned_digest.as_deref(),
+                        looked_up_in,
+                    },
                     stop,
                     &slot,
                 )
@@ -354,6 +360,8 @@ async fn settle_logins(client: &Arc<RegistryClient>, entries: &[PlanEntry]) {
 struct Split {
     jobs: Vec<Job>,
     digests: Vec<Option<String>>,
+    /// How long each job's lookups took.
+    spent: Vec<Duration>,
     positions: Vec<usize>,
     done: Vec<(usize, ImageResult)>,
 }
@@ -365,6 +373,7 @@ fn split_plan(entries: Vec<PlanEntry>, refused: impl Fn(&Job) -> Option<String>)
     let mut split = Split {
         jobs: Vec::new(),
         digests: Vec::new(),
+        spent: Vec::new(),
         positions: Vec::new(),
         done: Vec::new(),
     };
@@ -373,6 +382,7 @@ fn split_plan(entries: Vec<PlanEntry>, refused: impl Fn(&Job) -> Option<String>)
         if entry.needs_copy() && refusal.is_none() {
             split.jobs.push(entry.job);
             split.digests.push(entry.source_digest);
+            split.spent.push(entry.looked_up_in);
             split.positions.push(position);
             continue;
         }
@@ -478,15 +488,24 @@ async fn check_landed(
     })
 }
 
+/// What the plan found out about one job.
+struct Planned<'a> {
+    /// The source's digest, when it was looked up.
+    digest: Option<&'a str>,
+    /// How long the lookups took: the first attempt has that much less of `--image-timeout`.
+    looked_up_in: Duration,
+}
+
 /// Copies one job, retrying transient failures with backoff; the result counts every attempt.
 async fn copy_one(
     context: &Context,
     index: usize,
     job: Job,
-    planned_digest: Option<&str>,
+    planned: Planned<'_>,
     mut stop: watch::Receiver<Stop>,
     slot: &Slot,
 ) -> ImageResult {
+    let planned_digest = planned.digest;
     let started = Instant::now();
     let target = job.target.to_string();
     let result = |outcome: Result<(Option<String>, crate::model::Counts), ImageError>,
@@ -572,6 +591,11 @@ async fn copy_one(
                 job: &job,
                 digest: planned_digest,
                 number: attempt,
+                spent: if attempt == 1 {
+                    planned.looked_up_in
+                } else {
+                    Duration::ZERO
+                },
                 stop: stop.clone(),
                 progress: &progress,
             })
@@ -715,11 +739,12 @@ mod tests {
             message: "could not list the tags of quay.io/coreos/etcd (4 attempts)".into(),
         };
         let unlisted = PlanEntry {
-            job: job_for("quay.io/coreos/etcd", "h.example/m/quay.io/coreos/etcd"),
             state: State::Unknown,
-            source_digest: None,
-            target_digest: None,
             error: Some(error.clone()),
+            ..PlanEntry::unlooked(job_for(
+                "quay.io/coreos/etcd",
+                "h.example/m/quay.io/coreos/etcd",
+            ))
         };
         let tag = PlanEntry {
             error: None,
@@ -743,6 +768,36 @@ mod tests {
         assert_eq!(result.status, Status::Failed);
         assert_eq!(result.error.as_ref(), Some(&error));
         assert_eq!(result.attempts, 0);
+    }
+
+    #[test]
+    fn a_lookup_that_fails_the_image_is_never_copied() {
+        let error = crate::model::ImageError {
+            kind: FailureKind::Timeout,
+            message: "its lookups ran past --image-timeout 3s; no copy was tried".into(),
+        };
+        let job = || {
+            job_for(
+                "quay.io/coreos/etcd:v3",
+                "h.example/m/quay.io/coreos/etcd:v3",
+            )
+        };
+        let unknown = PlanEntry {
+            state: State::Unknown,
+            error: Some(error.clone()),
+            ..PlanEntry::unlooked(job())
+        };
+        let broken = PlanEntry {
+            fails: true,
+            ..unknown.clone()
+        };
+        let split = split_plan(vec![unknown, broken], |_| None);
+        // A lookup that failed otherwise leaves it to the copy.
+        assert_eq!(split.positions, [0]);
+        let (position, result) = &split.done[0];
+        assert_eq!(*position, 1);
+        assert_eq!(result.status, Status::Failed);
+        assert_eq!(result.error.as_ref(), Some(&error));
     }
 
     #[test]

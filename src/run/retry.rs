@@ -180,9 +180,33 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// A duration as the flags take it, for messages: `2s`, `1.5s`, `500ms`, `30m` (whole
+/// minutes and hours in their unit).
+pub fn format_duration(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    if duration.subsec_nanos() == 0 && secs >= 3600 && secs % 3600 == 0 {
+        format!("{}h", secs / 3600)
+    } else if duration.subsec_nanos() == 0 && secs >= 60 && secs % 60 == 0 {
+        format!("{}m", secs / 60)
+    } else if duration.subsec_millis() == 0 {
+        format!("{secs}s")
+    } else if duration < Duration::from_secs(1) {
+        format!("{}ms", duration.as_millis())
+    } else {
+        format!("{:.1}s", duration.as_secs_f64())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_back_as_they_were_written() {
+        for text in ["500ms", "2s", "1.5s", "90s", "5m", "1h", "61m"] {
+            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
+        }
+    }
 
     const POLICY: RetryPolicy = RetryPolicy {
         retries: 3,

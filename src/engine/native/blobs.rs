@@ -2,13 +2,15 @@
 //! its size and sha256 checked as the bytes pass, and written into a destination upload or a
 //! layout file without ever holding the blob whole. The last bytes reach the destination only
 //! once the digest checked out, so a corrupt blob is never committed. The [`Ledger`] makes a
-//! blob wanted by several images of a run travel once per destination registry.
+//! blob wanted by several images of a run travel once per destination registry. A transfer
+//! that moves no byte for `--stall-timeout` fails (see [`Watch`]), and the images waiting for
+//! it fail with it rather than wait out their own timeouts one after the other.
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
@@ -18,7 +20,8 @@ use tracing::{debug, info};
 
 use crate::model::{FailureKind, ImageError};
 use crate::plan::image_error;
-use crate::registry::RegistryClient;
+use crate::registry::{RegistryClient, STALL_TIMEOUT_FLAG};
+use crate::run::retry::format_duration;
 
 /// Blobs up to this size go up in one `PUT`; larger ones in `PATCH` chunks of [`CHUNK`].
 pub const MONOLITHIC_MAX: u64 = 16 << 20;
@@ -26,8 +29,6 @@ pub const MONOLITHIC_MAX: u64 = 16 << 20;
 pub const CHUNK: u64 = 16 << 20;
 /// How often one download is resumed after a cut before the blob fails.
 const MAX_RESUMES: u32 = 5;
-/// A download that delivers nothing for this long counts as cut.
-const IDLE: Duration = Duration::from_secs(60);
 /// Chunks in flight between the download and the upload: the only buffer a transfer holds.
 const CHANNEL_DEPTH: usize = 8;
 
@@ -36,20 +37,103 @@ const CHANNEL_DEPTH: usize = 8;
 /// one that moves it, while the others wait and then mount it or find it there.
 #[derive(Default)]
 pub struct Ledger {
-    entries: Mutex<HashMap<(String, String), Holders>>,
+    entries: Mutex<HashMap<(String, String), Arc<LedgerEntry>>>,
 }
 
-/// The repositories (names as written) known to hold one blob on one registry.
-pub type Holders = Arc<tokio::sync::Mutex<BTreeSet<String>>>;
-
 impl Ledger {
-    pub fn holders(&self, registry: &str, digest: &str) -> Holders {
+    pub fn entry(&self, registry: &str, digest: &str) -> Arc<LedgerEntry> {
         let mut entries = self.entries.lock().expect("lock");
         Arc::clone(
             entries
                 .entry((registry.to_owned(), digest.to_owned()))
                 .or_default(),
         )
+    }
+}
+
+/// One blob on one destination registry: the repositories (names as written) known to hold it,
+/// behind the lock its mover holds, and the moves of it that got no answer.
+#[derive(Default)]
+pub struct LedgerEntry {
+    pub holders: tokio::sync::Mutex<BTreeSet<String>>,
+    /// How many moves failed for want of an answer, and the last one's error.
+    unanswered: Mutex<(u64, Option<ImageError>)>,
+}
+
+impl LedgerEntry {
+    /// The moves that failed for want of an answer so far: what an image notes before it
+    /// waits for the lock.
+    pub fn failures(&self) -> u64 {
+        self.unanswered.lock().expect("lock").0
+    }
+
+    /// A move of the blob by the lock's holder failed with `error`. When that was a stall or a
+    /// connection that broke (the registry, not the image), the images waiting for the lock
+    /// meanwhile give up with it (see [`LedgerEntry::failed_since`]): each would otherwise
+    /// try the same registry in turn and wait out its own timeout. Any other failure (one
+    /// repository's access, say) leaves the next image to try for itself.
+    pub fn failed(&self, error: &ImageError) {
+        if matches!(error.kind, FailureKind::Timeout | FailureKind::Network) {
+            let mut unanswered = self.unanswered.lock().expect("lock");
+            unanswered.0 += 1;
+            unanswered.1 = Some(error.clone());
+        }
+    }
+
+    /// The failure that made the image waiting since `seen` (see [`LedgerEntry::failures`])
+    /// give up, if one came meanwhile.
+    pub fn failed_since(&self, seen: u64) -> Option<ImageError> {
+        let unanswered = self.unanswered.lock().expect("lock");
+        (unanswered.0 != seen)
+            .then(|| unanswered.1.clone())
+            .flatten()
+    }
+}
+
+/// When bytes last moved into an upload: one that takes none, or gets no answer after its last,
+/// for `--stall-timeout` has stalled. The clock starts at the first byte taken, so the wait
+/// for a request's turn (the registry's pace, its slots) does not count.
+#[derive(Clone)]
+pub struct Watch {
+    last: Arc<Mutex<Option<Instant>>>,
+    limit: Duration,
+}
+
+impl Watch {
+    pub fn new(limit: Duration) -> Watch {
+        Watch {
+            last: Arc::default(),
+            limit,
+        }
+    }
+
+    fn tick(&self) {
+        *self.last.lock().expect("lock") = Some(Instant::now());
+    }
+
+    /// Returns once nothing moved for the limit.
+    async fn stalled(&self) {
+        loop {
+            let last = *self.last.lock().expect("lock");
+            let due = match last {
+                Some(last) => last + self.limit,
+                None => Instant::now() + self.limit,
+            };
+            if last.is_some() && Instant::now() >= due {
+                return;
+            }
+            tokio::time::sleep_until(due.into()).await;
+        }
+    }
+
+    fn error(&self, what: &str) -> ImageError {
+        ImageError {
+            kind: FailureKind::Timeout,
+            message: format!(
+                "{what}: the destination took no byte of it and gave no answer for {} ({STALL_TIMEOUT_FLAG})",
+                format_duration(self.limit)
+            ),
+        }
     }
 }
 
@@ -61,6 +145,8 @@ pub struct SourceBlob<'a> {
     digest: &'a str,
     size: u64,
     timeout: Duration,
+    /// Nothing arriving for this long fails the blob (`--stall-timeout`).
+    stall: Duration,
     response: Option<reqwest::Response>,
     /// Bytes read and hashed so far.
     received: u64,
@@ -91,6 +177,7 @@ impl<'a> SourceBlob<'a> {
             digest,
             size,
             timeout,
+            stall: client.limits().stall_timeout,
             response: None,
             received: 0,
             skip: 0,
@@ -136,7 +223,9 @@ impl<'a> SourceBlob<'a> {
         Ok(Some(chunk))
     }
 
-    /// The next chunk from the network, checked; resumes a cut download.
+    /// The next chunk from the network, checked; resumes a cut download. One that delivers
+    /// nothing for `--stall-timeout` fails: a source that stalls once would stall the next
+    /// time too, each time for that long.
     async fn read(&mut self) -> Result<Option<Bytes>, ImageError> {
         loop {
             if self.received == self.size {
@@ -146,7 +235,7 @@ impl<'a> SourceBlob<'a> {
                 self.resume().await?;
                 continue;
             };
-            let cut = match tokio::time::timeout(IDLE, response.chunk()).await {
+            let cut = match tokio::time::timeout(self.stall, response.chunk()).await {
                 Ok(Ok(Some(chunk))) => {
                     self.fetched += chunk.len() as u64;
                     let mut chunk = chunk;
@@ -162,7 +251,18 @@ impl<'a> SourceBlob<'a> {
                 }
                 Ok(Ok(None)) => "the download ended early".to_owned(),
                 Ok(Err(e)) => crate::registry::describe_transport(&e),
-                Err(_) => format!("nothing arrived for {}s", IDLE.as_secs()),
+                Err(_) => {
+                    return Err(ImageError {
+                        kind: FailureKind::Timeout,
+                        message: format!(
+                        "{}: no byte arrived for {} ({STALL_TIMEOUT_FLAG}) after {} of {} bytes",
+                        self.what(),
+                        format_duration(self.stall),
+                        self.received,
+                        self.size
+                    ),
+                    })
+                }
             };
             info!(
                 "{}: cut after {} of {} bytes ({cut}); resuming",
@@ -278,11 +378,18 @@ pub enum Pumped {
     Closed,
 }
 
-/// A request body fed through a channel, and the end that feeds it.
-pub fn channel_body() -> (mpsc::Sender<Result<Bytes, std::io::Error>>, reqwest::Body) {
+/// A request body fed through a channel, and the end that feeds it; `watch` is told of each
+/// chunk the request takes.
+pub fn channel_body(watch: &Watch) -> (mpsc::Sender<Result<Bytes, std::io::Error>>, reqwest::Body) {
     let (sender, receiver) = mpsc::channel(CHANNEL_DEPTH);
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|item| (item, receiver))
+    let watch = watch.clone();
+    let stream = futures_util::stream::unfold(receiver, move |mut receiver| {
+        let watch = watch.clone();
+        async move {
+            let item = receiver.recv().await;
+            watch.tick();
+            item.map(|item| (item, receiver))
+        }
     });
     (sender, reqwest::Body::wrap_stream(stream))
 }
@@ -341,10 +448,13 @@ impl Failed {
 }
 
 /// Runs an upload and the pump feeding it: a source failure wins over the upload's own error
-/// (which is only its consequence), and drops the upload at once.
+/// (which is only its consequence), and drops the upload at once; so does an upload that
+/// `watch` finds stalled (`what` names it then).
 pub async fn pumped<T>(
     upload: impl Future<Output = Result<T, crate::registry::RegistryError>>,
     pump: impl Future<Output = Result<(), Pumped>>,
+    watch: &Watch,
+    what: &str,
 ) -> Result<T, Failed> {
     tokio::pin!(upload);
     tokio::pin!(pump);
@@ -356,6 +466,7 @@ pub async fn pumped<T>(
                 Err(Pumped::Source(error)) => return Err(Failed::Source(error)),
                 Ok(()) | Err(Pumped::Closed) => pumped = true,
             },
+            () = watch.stalled() => return Err(Failed::Upload(watch.error(what))),
             answer = &mut upload => {
                 return match answer {
                     Ok(value) => Ok(value),
@@ -436,6 +547,23 @@ mod tests {
             content_range_start(&reqwest::header::HeaderMap::new()),
             None
         );
+    }
+
+    #[test]
+    fn images_waiting_for_a_blob_give_up_with_a_move_that_got_no_answer() {
+        let entry = LedgerEntry::default();
+        let error = |kind| ImageError {
+            kind,
+            message: "x".into(),
+        };
+        let seen = entry.failures();
+        // One repository's access is the next image's to try.
+        entry.failed(&error(FailureKind::Unauthorized));
+        assert_eq!(entry.failed_since(seen), None);
+        entry.failed(&error(FailureKind::Timeout));
+        assert_eq!(entry.failed_since(seen), Some(error(FailureKind::Timeout)));
+        // An image that comes later tries for itself.
+        assert_eq!(entry.failed_since(entry.failures()), None);
     }
 
     #[test]

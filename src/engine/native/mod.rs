@@ -24,20 +24,27 @@ use futures_util::StreamExt as _;
 use sha2::{Digest as _, Sha256};
 use tracing::{debug, info};
 
-use self::blobs::{channel_body, pump, pumped, Failed, Ledger, SourceBlob, CHUNK, MONOLITHIC_MAX};
+use self::blobs::{
+    channel_body, pump, pumped, Failed, Ledger, SourceBlob, Watch, CHUNK, MONOLITHIC_MAX,
+};
 use self::manifest::{Descriptor, Manifest};
 use super::{Attempt, BoxFuture, Copied, Engine, Progress};
 use crate::exec::{wait_for, Stop};
 use crate::model::{Counts, FailureKind, ImageError, Job, Side, Target};
 use crate::plan::image_error;
 use crate::registry::api::{Upload, UploadStart};
-use crate::registry::RegistryClient;
+use crate::registry::{RegistryClient, MAX_MANIFEST_BYTES};
 use crate::words::count;
 
 /// Blobs of one image in flight at once (images run in parallel too, under `-j`).
 const BLOBS_AT_ONCE: usize = 3;
-/// Indexes inside indexes, at most.
-const MAX_DEPTH: usize = 4;
+/// Indexes one image may stack: its top index and indexes it names. OCI lets an index name
+/// another, which is rare; deeper than this is a registry leading the copy on.
+const MAX_INDEX_DEPTH: usize = 2;
+/// Manifests one image's indexes may name, all told (each digest once).
+const MAX_CHILDREN: usize = 1_000;
+/// The bytes of one image's manifests, all told: what a copy holds until it writes them.
+const MAX_MANIFESTS_BYTES: u64 = 64 << 20;
 /// Times one blob's upload starts again after a 429 or a dropped connection on the way.
 const BLOB_RETRIES: u32 = 2;
 /// Progress is told at least every this many bytes moved.
@@ -62,9 +69,10 @@ impl Native {
 
     async fn attempt(&self, attempt: Attempt<'_>) -> Result<Copied, ImageError> {
         let mut stop = attempt.stop.clone();
+        let time_left = attempt.time_left(self.image_timeout);
         let copy = self.copy(&attempt);
         tokio::select! {
-            copied = tokio::time::timeout(self.image_timeout, copy) => {
+            copied = tokio::time::timeout(time_left, copy) => {
                 copied.unwrap_or_else(|_| Err(ImageError {
                     kind: FailureKind::Timeout,
                     message: format!("stopped after --image-timeout {:?}", self.image_timeout),
@@ -83,8 +91,9 @@ impl Native {
         let pinned = attempt.digest.or(job.source.digest());
         let reference = pinned.or(job.source.tag()).unwrap_or("latest");
         let top = self.fetch(&source, reference, pinned).await?;
-        let mut tree = Vec::new();
-        self.children(&source, &top, 0, &mut tree).await?;
+        let mut tree = Tree::default();
+        self.children(&source, &top, 1, &mut tree).await?;
+        let tree = tree.manifests;
         let place = self.place(&job.target)?;
         let mut seen = HashSet::new();
         let needed: Vec<&Descriptor> = tree
@@ -184,21 +193,52 @@ impl Native {
         })
     }
 
-    /// Every manifest under `index`, each read by its digest, children before their parents.
+    /// Every manifest under `index` (the `depth`th index down, from 1), each read once by its
+    /// digest however often it is named, children before their parents. An image whose indexes
+    /// stack deeper than [`MAX_INDEX_DEPTH`], name more than [`MAX_CHILDREN`] manifests or
+    /// weigh more than [`MAX_MANIFESTS_BYTES`] fails before the read that would pass the bound.
     async fn children(
         &self,
         name: &str,
         index: &Fetched,
         depth: usize,
-        tree: &mut Vec<Fetched>,
+        tree: &mut Tree,
     ) -> Result<(), ImageError> {
-        if depth >= MAX_DEPTH && index.manifest.is_index() {
-            return Err(ImageError {
-                kind: FailureKind::Other,
-                message: format!("{name}@{}: indexes nested too deep", index.digest),
-            });
+        let refuse = |message: String| ImageError {
+            kind: FailureKind::Other,
+            message: format!(
+                "{name}@{}: {message}; ferry refuses such an image",
+                index.digest
+            ),
+        };
+        let children = &index.manifest.children;
+        tree.named
+            .extend(children.iter().map(|child| child.digest.clone()));
+        if tree.named.len() > MAX_CHILDREN {
+            return Err(refuse(format!(
+                "its indexes name more than {MAX_CHILDREN} manifests"
+            )));
         }
-        for child in &index.manifest.children {
+        for child in children {
+            // Read once, however often named: here, elsewhere, or under an index before it
+            // (which then writes it before itself).
+            if !tree.read.insert(child.digest.clone()) {
+                continue;
+            }
+            if child.size > MAX_MANIFEST_BYTES {
+                return Err(refuse(format!(
+                    "it names manifest {} of {} bytes, more than the {MAX_MANIFEST_BYTES} \
+                     ferry reads",
+                    child.digest, child.size
+                )));
+            }
+            tree.bytes += child.size;
+            if tree.bytes > MAX_MANIFESTS_BYTES {
+                return Err(refuse(format!(
+                    "its manifests come to more than {} MiB",
+                    MAX_MANIFESTS_BYTES >> 20
+                )));
+            }
             let fetched = self.fetch(name, &child.digest, Some(&child.digest)).await?;
             if fetched.bytes.len() as u64 != child.size {
                 return Err(ImageError {
@@ -212,11 +252,15 @@ impl Native {
                 });
             }
             if fetched.manifest.is_index() {
+                if depth >= MAX_INDEX_DEPTH {
+                    return Err(refuse(format!(
+                        "it stacks indexes more than {MAX_INDEX_DEPTH} deep ({} is one)",
+                        fetched.digest
+                    )));
+                }
                 Box::pin(self.children(name, &fetched, depth + 1, tree)).await?;
             }
-            if !tree.iter().any(|t| t.digest == fetched.digest) {
-                tree.push(fetched);
-            }
+            tree.manifests.push(fetched);
         }
         Ok(())
     }
@@ -335,6 +379,19 @@ fn refused_by<'h>(message: &str, hosts: &[&'h str]) -> Option<&'h str> {
     })
 }
 
+/// The manifests under an image's top index, as they are read.
+#[derive(Default)]
+struct Tree {
+    /// Children before their parents.
+    manifests: Vec<Fetched>,
+    /// Every digest an index named so far.
+    named: HashSet<String>,
+    /// Those read or being read.
+    read: HashSet<String>,
+    /// The sizes of those read or being read.
+    bytes: u64,
+}
+
 /// A manifest as read from the source, with its digest.
 struct Fetched {
     digest: String,
@@ -434,20 +491,46 @@ impl<'a> Run<'a> {
         name: &str,
         host: &str,
     ) -> Result<bool, ImageError> {
-        let client = &self.engine.client;
-        let holders = self.engine.ledger.holders(host, &blob.digest);
+        let entry = self.engine.ledger.entry(host, &blob.digest);
+        let seen = entry.failures();
         // Held until the blob is in: an image wanting it meanwhile waits, then mounts it.
-        let mut holders = holders.lock().await;
+        let mut holders = entry.holders.lock().await;
         if holders.contains(name) {
             return Ok(false);
         }
         let what = format!("blob {} in {name}", blob.digest);
+        if let Some(error) = entry.failed_since(seen) {
+            return Err(ImageError {
+                kind: error.kind,
+                message: format!(
+                    "{what}: another image's transfer of it, which this one waited for, \
+                     failed: {}",
+                    error.message
+                ),
+            });
+        }
+        let moved = self.move_blob(blob, name, &mut holders, &what).await;
+        if let Err(error) = &moved {
+            entry.failed(error);
+        }
+        moved
+    }
+
+    /// Moves `blob` into `name` for [`Run::to_registry`], which holds `holders` for it.
+    async fn move_blob(
+        &self,
+        blob: &Descriptor,
+        name: &str,
+        holders: &mut std::collections::BTreeSet<String>,
+        what: &str,
+    ) -> Result<bool, ImageError> {
+        let client = &self.engine.client;
         let from = holders.iter().next().cloned();
         // With a repository to mount from, the mount's answer tells whether the blob is in
         // (201) or opens the upload (202): no HEAD first.
         if from.is_none() {
             let present = client
-                .blob_exists(Side::Destination, name, &blob.digest, &what)
+                .blob_exists(Side::Destination, name, &blob.digest, what)
                 .await
                 .map_err(|e| image_error(&e))?;
             if present {
@@ -460,7 +543,7 @@ impl<'a> Run<'a> {
         loop {
             let mount = from.as_deref().map(|from| (blob.digest.as_str(), from));
             let started = client
-                .start_upload(name, mount, &what)
+                .start_upload(name, mount, what)
                 .await
                 .map_err(|e| image_error(&e))?;
             let (location, chunk_min) = match started {
@@ -474,7 +557,7 @@ impl<'a> Run<'a> {
                     chunk_min,
                 } => (location, chunk_min),
             };
-            let failed = match self.upload(blob, name, &location, chunk_min, &what).await {
+            let failed = match self.upload(blob, name, &location, chunk_min, what).await {
                 Ok(()) => break,
                 Err(failed) => failed,
             };
@@ -496,8 +579,9 @@ impl<'a> Run<'a> {
                 _ => false,
             };
             let error = failed.into_error();
-            if error.kind != FailureKind::Network {
-                client.cancel_upload(name, &location, &what).await;
+            // A registry that did not answer would not answer the cancel either.
+            if !matches!(error.kind, FailureKind::Network | FailureKind::Timeout) {
+                client.cancel_upload(name, &location, what).await;
             }
             if !retry {
                 return Err(error);
@@ -544,18 +628,22 @@ impl<'a> Run<'a> {
             timeout,
             what,
         };
+        let stall = client.limits().stall_timeout;
         if size <= MONOLITHIC_MAX && chunk_min.is_none() {
-            let (sender, body) = channel_body();
+            let watch = Watch::new(stall);
+            let (sender, body) = channel_body(&watch);
             let put = client.finish_upload(&upload, digest, size, Some(body));
-            return pumped(put, pump(&mut source, sender, size)).await;
+            return pumped(put, pump(&mut source, sender, size), &watch, what).await;
         }
         let chunk = CHUNK.max(chunk_min.unwrap_or(0));
         let mut offset = 0;
         while offset < size {
             let length = chunk.min(size - offset);
-            let (sender, body) = channel_body();
+            let watch = Watch::new(stall);
+            let (sender, body) = channel_body(&watch);
             let patch = client.patch_upload(&upload, offset, length, body);
-            upload.location = pumped(patch, pump(&mut source, sender, length)).await?;
+            let pumping = pump(&mut source, sender, length);
+            upload.location = pumped(patch, pumping, &watch, what).await?;
             offset += length;
         }
         client
