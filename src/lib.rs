@@ -8,6 +8,7 @@
 pub(crate) mod access;
 pub(crate) mod cli;
 pub(crate) mod commands;
+pub(crate) mod docker_hub;
 pub(crate) mod engine;
 pub(crate) mod error;
 pub(crate) mod exec;

@@ -7,7 +7,7 @@
 //! does (docker's rules; skopeo's copy of them differs in refusing uppercase hosts), rejects
 //! what it would reject with a reason a person can act on, and normalizes Docker Hub
 //! spellings to one canonical form (`docker.io/library/nginx`) so that equal images compare
-//! equal. [`RepoPrefix`] is the destination side: a registry host plus optional path under
+//! equal (Docker Hub's names are [`crate::docker_hub`]'s). [`RepoPrefix`] is the destination side: a registry host plus optional path under
 //! which source images are mirrored, as `skopeo --scoped` does.
 //!
 //! The parser is written by hand rather than with regular expressions so that every failure
@@ -16,16 +16,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// The registry assumed when a reference names none (Docker Hub).
-pub const DEFAULT_DOMAIN: &str = "docker.io";
-
-/// Docker Hub keeps its official images here: `nginx` means `library/nginx`.
-const OFFICIAL_NAMESPACE: &str = "library";
-
-/// Docker Hub's old name, which distribution folds into [`DEFAULT_DOMAIN`] (exactly this
-/// spelling: other hosts that reach Docker Hub, like `registry-1.docker.io`, stay as written,
-/// as they do in skopeo's scoped names).
-const LEGACY_DEFAULT_DOMAIN: &str = "index.docker.io";
+use crate::docker_hub::{self, OFFICIAL_NAMESPACE};
 
 /// Registries reject longer `domain/path` names.
 const NAME_MAX_LEN: usize = 255;
@@ -166,14 +157,14 @@ impl ImageRef {
                 if !input.contains('/') {
                     lone_name_check(name_and_tag, path)?;
                 }
-                DEFAULT_DOMAIN
+                docker_hub::DOMAIN
             }
         };
         validate_path(path)?;
         let tag = tag.map(validate_tag).transpose()?;
         let digest = digest.map(validate_digest).transpose()?;
 
-        let path = if domain == DEFAULT_DOMAIN && !path.contains('/') {
+        let path = if domain == docker_hub::DOMAIN && !path.contains('/') {
             format!("{OFFICIAL_NAMESPACE}/{path}")
         } else {
             path.to_owned()
@@ -333,7 +324,7 @@ impl RepoPrefix {
         if let Some(path) = path {
             validate_path(path)?;
         }
-        let domain = normalize_domain(domain);
+        let domain = docker_hub::normalize_domain(domain);
         let path = path.unwrap_or_default();
         check_name_length(domain, path)?;
         Ok(RepoPrefix {
@@ -474,7 +465,7 @@ fn checked_domain(domain: &str) -> Result<&str, ReferenceError> {
         }
         return Err(error);
     }
-    Ok(normalize_domain(domain))
+    Ok(docker_hub::normalize_domain(domain))
 }
 
 /// Refuses a reference without a `/` that is most likely a registry host typed without its
@@ -495,14 +486,6 @@ fn lone_name_check(name_and_tag: &str, path: &str) -> Result<(), ReferenceError>
         });
     }
     Ok(())
-}
-
-fn normalize_domain(domain: &str) -> &str {
-    if domain == LEGACY_DEFAULT_DOMAIN {
-        DEFAULT_DOMAIN
-    } else {
-        domain
-    }
 }
 
 /// Host names (any case), IPv4 addresses or bracketed IPv6 literals, with an optional port.

@@ -24,10 +24,11 @@ use tracing::info;
 
 use super::{tail, Attempt, BoxFuture, Copied, Engine, Progress};
 use crate::access::{Access, Reach};
+use crate::docker_hub;
 use crate::exec::{self, Invocation, Stream};
 use crate::model::{Counts, FailureKind, ImageError, Job, Side, Target};
 use crate::registry::auth::AuthError;
-use crate::registry::conf::{self, Endpoint};
+use crate::registry::conf::Endpoint;
 use crate::scratch::ScratchDir;
 use crate::secret::Credentials;
 use crate::tls::TlsProblem;
@@ -59,13 +60,6 @@ const HOST_CERT_DIRS: [&str; 2] = ["/etc/containers/certs.d", "/etc/docker/certs
 
 /// The name of the private `DOCKER_CONFIG` directory inside the run's scratch dir.
 const CONFIG_DIR: &str = "crane-docker-config";
-
-/// Docker Hub's key in a Docker `config.json`, for historical reasons.
-const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
-
-/// Docker Hub's API host as crane names it: it talks to `index.docker.io`, which serves the
-/// same API as `registry-1.docker.io`, and keys its credentials by that name.
-const DOCKER_HUB_CRANE: &str = "index.docker.io";
 
 /// crane behind the [`Engine`] trait: the settings of one run and the private `DOCKER_CONFIG`
 /// directory that carries ferry's credentials to it.
@@ -209,8 +203,8 @@ impl Engine for Crane {
 
 /// `host[:port]` as crane is to be given it.
 fn crane_host(host: &str) -> &str {
-    if host == conf::api_host("docker.io") {
-        DOCKER_HUB_CRANE
+    if host == docker_hub::API_HOST {
+        docker_hub::INDEX_HOST
     } else {
         host
     }
@@ -219,7 +213,7 @@ fn crane_host(host: &str) -> &str {
 /// `host[:port]` as ferry names the endpoint, from crane's name for it.
 fn ferry_host(host: &str) -> &str {
     match host {
-        DOCKER_HUB_CRANE | "docker.io" => conf::api_host("docker.io"),
+        docker_hub::INDEX_HOST | docker_hub::DOMAIN => docker_hub::API_HOST,
         _ => host,
     }
 }
@@ -461,8 +455,8 @@ pub fn docker_config(logins: &[Login]) -> Vec<u8> {
     };
     let mut auths = serde_json::Map::new();
     for (host, credentials) in hosts {
-        let key = if host == DOCKER_HUB_CRANE {
-            DOCKER_HUB_KEY
+        let key = if host == docker_hub::INDEX_HOST {
+            docker_hub::AUTH_KEY
         } else {
             host
         };

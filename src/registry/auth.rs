@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde::Deserialize;
 
+use crate::docker_hub;
 use crate::secret::{Credentials, Secret};
 
 /// Where one side's credentials come from.
@@ -291,12 +292,8 @@ fn lookup_in_file(
         }
     };
     let file: AuthFile = serde_json::from_str(&text).map_err(|e| parse_error(path, &e))?;
-    // Keys are read with Docker Hub's names folded into docker.io, so names are too: skopeo
-    // gives `registry-1.docker.io/…` Docker Hub's login.
-    let folded = match name.split_once('/') {
-        Some((host, rest)) if is_docker_hub(host) => format!("docker.io/{rest}"),
-        _ => name.to_owned(),
-    };
+    // Keys are read with Docker Hub's names folded into docker.io, so names are too.
+    let folded = docker_hub::fold_name(name);
     let name = folded.as_str();
     let host = name.split('/').next().unwrap_or(name);
     let entries: HashMap<String, &AuthEntry> = file
@@ -342,18 +339,7 @@ fn normalize_key(key: &str) -> String {
         .strip_suffix("/v1")
         .or_else(|| key.strip_suffix("/v2"))
         .unwrap_or(key);
-    match key.split_once('/') {
-        Some((host, rest)) if is_docker_hub(host) => format!("docker.io/{rest}"),
-        None if is_docker_hub(key) => "docker.io".to_owned(),
-        _ => key.to_owned(),
-    }
-}
-
-fn is_docker_hub(host: &str) -> bool {
-    matches!(
-        host,
-        "docker.io" | "index.docker.io" | "registry-1.docker.io"
-    )
+    docker_hub::fold_name(key)
 }
 
 fn decode_auth(auth: &str) -> Option<Credentials> {
@@ -377,11 +363,7 @@ const HELPER_TIMEOUT: Duration = Duration::from_secs(60);
 /// Runs `docker-credential-HELPER get` with the server on stdin, as docker does; the error is
 /// why it failed (never its output, which may hold the secret).
 fn run_helper(helper: &str, host: &str) -> Result<Option<Credentials>, String> {
-    let server = if host == "docker.io" {
-        "https://index.docker.io/v1/"
-    } else {
-        host
-    };
+    let server = docker_hub::helper_server(host);
     let mut child = Command::new(format!("docker-credential-{helper}"))
         .arg("get")
         .stdin(Stdio::piped())

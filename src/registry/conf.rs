@@ -13,8 +13,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
-/// Docker Hub's API lives on another host than its name.
-const DOCKER_HUB_API: &str = "registry-1.docker.io";
+use crate::docker_hub::api_host;
 
 /// The keys containers-registries.conf(5) defines, per table.
 const TOP_KEYS: &[&str] = &[
@@ -358,15 +357,6 @@ fn line_at(text: &str, offset: usize) -> usize {
         .filter(|&&b| b == b'\n')
         .count()
         + 1
-}
-
-/// The host serving a registry's API: Docker Hub's is not its name.
-pub fn api_host(domain: &str) -> &str {
-    if domain == "docker.io" {
-        DOCKER_HUB_API
-    } else {
-        domain
-    }
 }
 
 fn split(name: &str, insecure: bool) -> Endpoint {

@@ -1249,7 +1249,7 @@ pub fn credentials_for(
 ) -> Result<Option<crate::secret::Credentials>, AuthError> {
     let sources = &access.side(side).credentials;
     let domain = name.split('/').next().unwrap_or(name);
-    if conf::api_host(domain) == endpoint.host {
+    if crate::docker_hub::api_host(domain) == endpoint.host {
         sources.lookup(name)
     } else {
         sources.lookup_redirected(&format!("{}/{}", endpoint.host, endpoint.repository))

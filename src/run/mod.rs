@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 use self::events::{Event, Events, Wait};
 use self::retry::{Outages, RetryPolicy};
 use self::scheduler::{Limits, OnFinished, Slot};
+use crate::docker_hub;
 use crate::engine::{Attempt, Engine};
 use crate::exec::{wait_for, Stop};
 use crate::input::InputError;
@@ -27,7 +28,7 @@ use crate::model::{
 };
 use crate::plan::{self, PlanEntry, State};
 use crate::reference::ImageRef;
-use crate::registry::conf::{self, RegistriesConf};
+use crate::registry::conf::RegistriesConf;
 use crate::registry::RegistryClient;
 use crate::settings::SyncSettings;
 
@@ -306,7 +307,7 @@ pub fn request_hosts(jobs: &[Job], conf: &RegistriesConf) -> HashMap<String, Str
     for job in jobs {
         if let Target::Registry(target) = &job.target {
             let domain = target.domain();
-            hosts.insert(domain.to_owned(), conf::api_host(domain).to_owned());
+            hosts.insert(domain.to_owned(), docker_hub::api_host(domain).to_owned());
         }
     }
     for job in jobs {
