@@ -7,6 +7,8 @@ use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::access::conf::{ConfError, RegistriesConf};
+use crate::access::credentials::CredentialSources;
 use crate::access::{Access, SideAccess};
 use crate::cli::{
     AccessArgs, Cli, Command, DestArgs, EngineArg, EngineArgs, FilterArgs, FormatArg, ListArgs,
@@ -19,8 +21,6 @@ use crate::filter::{FilterError, FilterSpec, TagFilter};
 use crate::input::{InputFormat, InputSource};
 use crate::model::{Destination, Rerun};
 use crate::reference::{ReferenceError, RepoPrefix};
-use crate::registry::auth::CredentialSources;
-use crate::registry::conf::{ConfError, RegistriesConf};
 use crate::registry::{ClientOptions, Limits};
 use crate::report::progress;
 use crate::run::retry::RetryPolicy;

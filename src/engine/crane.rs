@@ -23,12 +23,12 @@ use base64::Engine as _;
 use tracing::info;
 
 use super::{tail, Attempt, BoxFuture, Copied, Engine, Progress};
+use crate::access::conf::Endpoint;
+use crate::access::credentials::CredentialsError;
 use crate::access::{Access, Reach};
 use crate::docker_hub;
 use crate::exec::{self, Invocation, Stream};
 use crate::model::{Counts, FailureKind, ImageError, Job, Side, Target};
-use crate::registry::auth::AuthError;
-use crate::registry::conf::Endpoint;
 use crate::scratch::ScratchDir;
 use crate::secret::Credentials;
 use crate::tls::TlsProblem;
@@ -55,9 +55,6 @@ pub struct CraneOptions {
 /// replaces these (the system bundle *file* is read either way), so ferry keeps them.
 const GO_CERT_DIRS: [&str; 2] = ["/etc/ssl/certs", "/etc/pki/tls/certs"];
 
-/// The per-host CA directories ferry's own client and skopeo read when no cert dir is given.
-const HOST_CERT_DIRS: [&str; 2] = ["/etc/containers/certs.d", "/etc/docker/certs.d"];
-
 /// The name of the private `DOCKER_CONFIG` directory inside the run's scratch dir.
 const CONFIG_DIR: &str = "crane-docker-config";
 
@@ -79,10 +76,10 @@ impl Crane {
         image_timeout: Duration,
         scratch: &ScratchDir,
         jobs: &[Job],
-    ) -> Result<Crane, AuthError> {
+    ) -> Result<Crane, CredentialsError> {
         let logins = logins(&access, jobs)?;
         let config_dir = scratch.path().join(CONFIG_DIR);
-        let io = |source| AuthError::Read {
+        let io = |source| CredentialsError::Read {
             path: config_dir.join("config.json"),
             source,
         };
@@ -350,15 +347,7 @@ pub fn build(
     )];
     let mut dirs: Vec<PathBuf> = Vec::new();
     for (reach, host) in &reach {
-        let found = match &reach.cert_dir {
-            Some(dir) => vec![dir.clone()],
-            None => HOST_CERT_DIRS
-                .iter()
-                .map(|base| Path::new(base).join(host))
-                .filter(|dir| is_dir(dir))
-                .collect(),
-        };
-        for dir in found {
+        for dir in reach.cert_dirs(host, is_dir) {
             if !dirs.contains(&dir) {
                 dirs.push(dir);
             }
@@ -397,7 +386,7 @@ pub struct Login {
 
 /// Every repository `jobs` read (at the pull endpoint) and write, in job order, destinations
 /// first, each once, with the credentials ferry's registry client would use for it.
-pub fn logins(access: &Access, jobs: &[Job]) -> Result<Vec<Login>, AuthError> {
+pub fn logins(access: &Access, jobs: &[Job]) -> Result<Vec<Login>, CredentialsError> {
     let mut names: Vec<(Side, String)> = Vec::new();
     for job in jobs {
         if let Target::Registry(target) = &job.target {
@@ -415,7 +404,7 @@ pub fn logins(access: &Access, jobs: &[Job]) -> Result<Vec<Login>, AuthError> {
         let Ok(endpoint) = access.endpoint(side, &name) else {
             continue;
         };
-        let credentials = crate::registry::credentials_for(access, side, &name, &endpoint)?;
+        let credentials = access.credentials(side, &name, &endpoint)?;
         logins.push(Login {
             side,
             host: crane_host(&endpoint.host).to_owned(),
@@ -711,11 +700,11 @@ pub fn classify(message: &str) -> FailureKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::conf::RegistriesConf;
+    use crate::access::credentials::CredentialSources;
     use crate::access::SideAccess;
     use crate::model::Origin;
     use crate::reference::ImageRef;
-    use crate::registry::auth::CredentialSources;
-    use crate::registry::conf::RegistriesConf;
 
     fn options() -> CraneOptions {
         CraneOptions {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use super::{tail, Attempt, BoxFuture, Copied, Engine, Progress};
+use crate::access::credentials::CredentialsError;
 use crate::access::Access;
 use crate::exec::{self, Invocation, Stream};
 use crate::layout;
@@ -20,7 +21,6 @@ use crate::model::ImageError;
 use crate::model::{Counts, FailureKind, Side};
 use crate::model::{Destination, Job, Target};
 use crate::reference::{ImageRef, RepoPrefix};
-use crate::registry::auth::AuthError;
 use crate::scratch::ScratchDir;
 
 /// Everything about how skopeo is run that does not depend on the image.
@@ -104,14 +104,14 @@ impl Skopeo {
         image_timeout: Duration,
         scratch: &ScratchDir,
         jobs: &[Job],
-    ) -> Result<Skopeo, AuthError> {
+    ) -> Result<Skopeo, CredentialsError> {
         let (source_hosts, target_hosts) = side_hosts(jobs);
         let write = |name: &str, contents: Option<Vec<u8>>| {
             contents
                 .map(|bytes| {
                     scratch
                         .write_private(name, &bytes)
-                        .map_err(|source| AuthError::Read {
+                        .map_err(|source| CredentialsError::Read {
                             path: scratch.path().join(name),
                             source,
                         })
@@ -592,9 +592,9 @@ pub fn classify(message: &str) -> FailureKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::credentials::CredentialSources;
     use crate::access::SideAccess;
     use crate::model::Origin;
-    use crate::registry::auth::CredentialSources;
 
     fn options() -> SkopeoOptions {
         SkopeoOptions {

@@ -6,10 +6,9 @@
 //! value is cached per (host, repository) and a 401 triggers exactly one re-challenge.
 
 pub mod api;
-pub mod auth;
-pub mod conf;
 pub mod pace;
 pub mod request;
+pub mod session;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -23,14 +22,15 @@ use reqwest::{Method, Response, StatusCode};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use self::auth::{parse_challenge, AuthError, Challenge};
-use self::conf::{ConfError, Endpoint};
 use self::pace::{parse_retry_after, Pacer};
 use self::request::{
     retries_transport, transient_backoff, url_authority, Patience, Payload, Request, Scope,
     MAX_TRANSIENT_RETRIES,
 };
-use crate::access::{Access, SideAccess};
+use self::session::{parse_challenge, Challenge};
+use crate::access::conf::{ConfError, Endpoint};
+use crate::access::credentials::CredentialsError;
+use crate::access::{Access, Reach, Route};
 use crate::model::{FailureKind, Side};
 use crate::reference::check_sha256_digest;
 use tracing::warn;
@@ -134,7 +134,7 @@ pub enum RegistryError {
     Credentials {
         what: String,
         #[source]
-        source: AuthError,
+        source: CredentialsError,
     },
     #[error("{what}: unauthorized (HTTP {status})")]
     Unauthorized { what: String, status: u16 },
@@ -495,8 +495,8 @@ impl RegistryClient {
         })
     }
 
-    fn side(&self, side: Side) -> &SideAccess {
-        self.options.access.side(side)
+    fn route(&self, side: Side, name: &str) -> Result<Route, RegistryError> {
+        Ok(self.options.access.route(side, name)?)
     }
 
     /// The top-level digest of `name` (`domain/path`) at `reference` (tag or digest), or
@@ -656,9 +656,9 @@ impl RegistryClient {
             patience,
             what,
         } = request;
-        let endpoint = self.endpoint(side, name)?;
-        let insecure = self.side(side).reach(name, endpoint.insecure).insecure;
-        let client = self.client(side, name, &endpoint, insecure)?;
+        let Route { endpoint, reach } = self.route(side, name)?;
+        let insecure = reach.insecure;
+        let client = self.client(side, &endpoint, &reach)?;
         let (url, own_host) = if target.starts_with('/') {
             let scheme = self
                 .scheme(side, &endpoint, insecure, &client, what)
@@ -1143,12 +1143,13 @@ impl RegistryClient {
         endpoint: &Endpoint,
         what: &str,
     ) -> Result<Option<crate::secret::Credentials>, RegistryError> {
-        credentials_for(&self.options.access, side, name, endpoint).map_err(|source| {
-            RegistryError::Credentials {
+        self.options
+            .access
+            .credentials(side, name, endpoint)
+            .map_err(|source| RegistryError::Credentials {
                 what: what.to_owned(),
                 source,
-            }
-        })
+            })
     }
 
     fn limit(&self, host: &str) -> Arc<Semaphore> {
@@ -1163,27 +1164,24 @@ impl RegistryClient {
     fn client(
         &self,
         side: Side,
-        name: &str,
         endpoint: &Endpoint,
-        insecure: bool,
+        reach: &Reach,
     ) -> Result<reqwest::Client, RegistryError> {
-        let reach = self.side(side).reach(name, endpoint.insecure);
-        let cert_dir = reach.cert_dir.as_deref();
         let key = (
             endpoint.host.clone(),
             side,
-            insecure,
-            cert_dir.map(Path::to_owned),
+            reach.insecure,
+            reach.cert_dir.clone(),
         );
         if let Some(client) = self.clients.lock().expect("lock").get(&key) {
             return Ok(client.clone());
         }
-        let client = build_client(&endpoint.host, insecure, cert_dir).map_err(|message| {
-            RegistryError::Tls {
+        let cert_dirs = reach.cert_dirs(&endpoint.host, &|dir| dir.is_dir());
+        let client =
+            build_client(reach.insecure, &cert_dirs).map_err(|message| RegistryError::Tls {
                 what: endpoint.host.clone(),
                 message,
-            }
-        })?;
+            })?;
         self.clients
             .lock()
             .expect("lock")
@@ -1236,49 +1234,17 @@ impl RegistryClient {
     }
 }
 
-/// The credentials ferry uses for `name` (`domain/path`, as written) on `side`, whose requests
-/// go to `endpoint`: those for the name; where registries.conf redirected it to another host,
-/// only those held for that host (never the ones given for a whole side, which are meant for
-/// the registries named). ferry's own lookups and every engine's private auth files use this
-/// one rule, so a copy never authenticates differently from the lookup that planned it.
-pub fn credentials_for(
-    access: &Access,
-    side: Side,
-    name: &str,
-    endpoint: &Endpoint,
-) -> Result<Option<crate::secret::Credentials>, AuthError> {
-    let sources = &access.side(side).credentials;
-    let domain = name.split('/').next().unwrap_or(name);
-    if crate::docker_hub::api_host(domain) == endpoint.host {
-        sources.lookup(name)
-    } else {
-        sources.lookup_redirected(&format!("{}/{}", endpoint.host, endpoint.repository))
-    }
-}
-
 /// A client with skopeo's TLS rules: system roots (and `SSL_CERT_FILE`/`SSL_CERT_DIR`), plus
-/// `*.crt` CAs and a `*.cert`/`*.key` client pair from the cert dir, which is the side's
-/// `--*-cert-dir` or else `/etc/containers/certs.d/HOST` and `/etc/docker/certs.d/HOST`.
-fn build_client(
-    host: &str,
-    insecure: bool,
-    cert_dir: Option<&Path>,
-) -> Result<reqwest::Client, String> {
+/// `*.crt` CAs and a `*.cert`/`*.key` client pair from the cert dirs (see [`Reach::cert_dirs`]:
+/// the side's `--*-cert-dir` or else the host's `certs.d` directories).
+fn build_client(insecure: bool, cert_dirs: &[PathBuf]) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
         // Every request sets its own time limit (see `Patience`).
         .connect_timeout(Duration::from_secs(15))
         .danger_accept_invalid_certs(insecure);
-    let dirs: Vec<PathBuf> = match cert_dir {
-        Some(dir) => vec![dir.to_owned()],
-        None => ["/etc/containers/certs.d", "/etc/docker/certs.d"]
-            .iter()
-            .map(|base| Path::new(base).join(host))
-            .filter(|dir| dir.is_dir())
-            .collect(),
-    };
-    for dir in dirs {
-        let entries = std::fs::read_dir(&dir)
+    for dir in cert_dirs {
+        let entries = std::fs::read_dir(dir)
             .map_err(|e| format!("cannot read cert dir {}: {e}", dir.display()))?;
         let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         files.sort();

@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 use self::events::{Event, Events, Wait};
 use self::retry::{Outages, RetryPolicy};
 use self::scheduler::{Limits, OnFinished, Slot};
+use crate::access::conf::RegistriesConf;
 use crate::docker_hub;
 use crate::engine::{Attempt, Engine};
 use crate::exec::{wait_for, Stop};
@@ -28,7 +29,6 @@ use crate::model::{
 };
 use crate::plan::{self, PlanEntry, State};
 use crate::reference::ImageRef;
-use crate::registry::conf::RegistriesConf;
 use crate::registry::RegistryClient;
 use crate::settings::SyncSettings;
 

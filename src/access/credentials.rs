@@ -1,10 +1,12 @@
-//! Registry credentials and authentication challenges.
+//! Where one side's credentials come from, and the credentials found there.
 //!
 //! Credentials come from the same places skopeo reads, in the same order: credentials given to
-//! ferry (per host, or for a whole side), an explicit auth file (which then is the only file),
-//! else `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`,
-//! `~/.config/containers/auth.json`, and Docker's `config.json` (`$DOCKER_CONFIG`), including
-//! `credHelpers`/`credsStore` helpers and Docker Hub's `https://index.docker.io/v1/` key.
+//! ferry (per host, or for a whole side: `--*-creds`, an input's registry section, an accounts
+//! file), an explicit auth file (which then is the only file), else `$REGISTRY_AUTH_FILE`,
+//! `$XDG_RUNTIME_DIR/containers/auth.json`, `~/.config/containers/auth.json`, and Docker's
+//! `config.json` (`$DOCKER_CONFIG`), including `credHelpers`/`credsStore` helpers and Docker
+//! Hub's key (see [`crate::docker_hub`]). The same files are what skopeo's private auth file
+//! merges ([`CredentialSources::skopeo_auth_file`]).
 
 use std::collections::HashMap;
 use std::io::{Read as _, Write as _};
@@ -54,13 +56,13 @@ impl HelperAnswers {
     /// The helper's answer for `host`: asked once, then remembered, a failure too (a helper
     /// that hangs or fails would only do so again, once per repository). Held while the
     /// helper runs, so parallel lookups for one host wait for its answer.
-    fn get(&self, helper: &str, host: &str) -> Result<Option<Credentials>, AuthError> {
+    fn get(&self, helper: &str, host: &str) -> Result<Option<Credentials>, CredentialsError> {
         let mut answers = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let key = (helper.to_owned(), host.to_owned());
         let answer = answers
             .entry(key)
             .or_insert_with(|| run_helper(helper, host));
-        answer.clone().map_err(|reason| AuthError::Helper {
+        answer.clone().map_err(|reason| CredentialsError::Helper {
             helper: helper.to_owned(),
             host: host.to_owned(),
             reason,
@@ -69,7 +71,7 @@ impl HelperAnswers {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum AuthError {
+pub enum CredentialsError {
     #[error("cannot read auth file {}: {source}", path.display())]
     Read {
         path: PathBuf,
@@ -111,7 +113,7 @@ struct AuthEntry {
 
 impl CredentialSources {
     /// Credentials for `name` (`domain/path`, e.g. `docker.io/library/nginx`), if any.
-    pub fn lookup(&self, name: &str) -> Result<Option<Credentials>, AuthError> {
+    pub fn lookup(&self, name: &str) -> Result<Option<Credentials>, CredentialsError> {
         self.lookup_with(name, true)
     }
 
@@ -119,11 +121,15 @@ impl CredentialSources {
     /// name to: those held for that host only, never the ones given for a whole side, which
     /// are meant for the registries named. (skopeo does the same, and so does not send
     /// credentials meant for one registry to another host.)
-    pub fn lookup_redirected(&self, name: &str) -> Result<Option<Credentials>, AuthError> {
+    pub fn lookup_redirected(&self, name: &str) -> Result<Option<Credentials>, CredentialsError> {
         self.lookup_with(name, false)
     }
 
-    fn lookup_with(&self, name: &str, with_side: bool) -> Result<Option<Credentials>, AuthError> {
+    fn lookup_with(
+        &self,
+        name: &str,
+        with_side: bool,
+    ) -> Result<Option<Credentials>, CredentialsError> {
         let host = name.split('/').next().unwrap_or(name);
         if let Some(creds) = self.per_host.get(host) {
             return Ok(Some(creds.clone()));
@@ -174,7 +180,7 @@ impl CredentialSources {
     pub fn skopeo_auth_file<'a>(
         &'a self,
         hosts: impl IntoIterator<Item = &'a str>,
-    ) -> Result<Option<Vec<u8>>, AuthError> {
+    ) -> Result<Option<Vec<u8>>, CredentialsError> {
         let ours = self.held_for(hosts);
         if ours.is_empty() {
             return Ok(None);
@@ -231,21 +237,21 @@ impl CredentialSources {
     }
 }
 
-fn read_json(path: &Path) -> Result<Option<serde_json::Value>, AuthError> {
+fn read_json(path: &Path) -> Result<Option<serde_json::Value>, CredentialsError> {
     match std::fs::read_to_string(path) {
         Ok(text) => serde_json::from_str(&text)
             .map(Some)
             .map_err(|e| parse_error(path, &e)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(AuthError::Read {
+        Err(source) => Err(CredentialsError::Read {
             path: path.to_owned(),
             source,
         }),
     }
 }
 
-fn parse_error(path: &Path, error: &serde_json::Error) -> AuthError {
-    AuthError::Parse {
+fn parse_error(path: &Path, error: &serde_json::Error) -> CredentialsError {
+    CredentialsError::Parse {
         path: path.to_owned(),
         line: error.line(),
         column: error.column(),
@@ -280,12 +286,12 @@ fn lookup_in_file(
     path: &Path,
     name: &str,
     helpers: &HelperAnswers,
-) -> Result<Option<Credentials>, AuthError> {
+) -> Result<Option<Credentials>, CredentialsError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {
-            return Err(AuthError::Read {
+            return Err(CredentialsError::Read {
                 path: path.to_owned(),
                 source,
             })
@@ -306,10 +312,12 @@ fn lookup_in_file(
     loop {
         if let Some(entry) = entries.get(candidate) {
             if let Some(auth) = entry.auth.as_deref().filter(|a| !a.is_empty()) {
-                return decode_auth(auth).map(Some).ok_or_else(|| AuthError::Entry {
-                    key: candidate.to_owned(),
-                    path: path.to_owned(),
-                });
+                return decode_auth(auth)
+                    .map(Some)
+                    .ok_or_else(|| CredentialsError::Entry {
+                        key: candidate.to_owned(),
+                        path: path.to_owned(),
+                    });
             }
         }
         match candidate.rfind('/') {
@@ -425,114 +433,12 @@ fn run_helper(helper: &str, host: &str) -> Result<Option<Credentials>, String> {
     }))
 }
 
-/// A parsed `WWW-Authenticate` header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Challenge {
-    Basic,
-    Bearer {
-        realm: String,
-        service: Option<String>,
-        scope: Option<String>,
-    },
-}
-
-/// Parses `Bearer realm="…",service="…",scope="…"` or `Basic realm="…"`.
-pub fn parse_challenge(header: &str) -> Option<Challenge> {
-    let header = header.trim();
-    let (scheme, params) = header.split_once(' ').unwrap_or((header, ""));
-    if scheme.eq_ignore_ascii_case("basic") {
-        return Some(Challenge::Basic);
-    }
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    let params = parse_params(params);
-    let get = |key: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.clone())
-    };
-    Some(Challenge::Bearer {
-        realm: get("realm")?,
-        service: get("service"),
-        scope: get("scope"),
-    })
-}
-
-/// `key="quoted, value",key2=bare` pairs.
-fn parse_params(text: &str) -> Vec<(String, String)> {
-    let mut params = Vec::new();
-    let mut rest = text.trim();
-    while let Some(eq) = rest.find('=') {
-        let key = rest[..eq].trim().trim_start_matches(',').trim().to_owned();
-        rest = &rest[eq + 1..];
-        let value;
-        if let Some(quoted) = rest.strip_prefix('"') {
-            let mut out = String::new();
-            let mut chars = quoted.char_indices();
-            let mut end = quoted.len();
-            while let Some((at, c)) = chars.next() {
-                match c {
-                    '\\' => {
-                        if let Some((_, escaped)) = chars.next() {
-                            out.push(escaped);
-                        }
-                    }
-                    '"' => {
-                        end = at + 1;
-                        break;
-                    }
-                    other => out.push(other),
-                }
-            }
-            value = out;
-            rest = &quoted[end.min(quoted.len())..];
-        } else {
-            let end = rest.find(',').unwrap_or(rest.len());
-            value = rest[..end].trim().to_owned();
-            rest = &rest[end..];
-        }
-        params.push((key, value));
-        rest = rest.trim_start().trim_start_matches(',').trim_start();
-    }
-    params
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn b64(text: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(text)
-    }
-
-    #[test]
-    fn challenges_are_parsed() {
-        assert_eq!(
-            parse_challenge(
-                r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull""#
-            ),
-            Some(Challenge::Bearer {
-                realm: "https://auth.docker.io/token".into(),
-                service: Some("registry.docker.io".into()),
-                scope: Some("repository:library/nginx:pull".into()),
-            })
-        );
-        assert_eq!(
-            parse_challenge(r#"bearer realm="https://h/token", scope="repository:a/b:pull,push""#),
-            Some(Challenge::Bearer {
-                realm: "https://h/token".into(),
-                service: None,
-                scope: Some("repository:a/b:pull,push".into()),
-            })
-        );
-        assert_eq!(
-            parse_challenge(r#"Basic realm="Registry Realm""#),
-            Some(Challenge::Basic)
-        );
-        assert_eq!(parse_challenge("Negotiate"), None);
-        assert_eq!(parse_challenge("Bearer service=\"x\""), None);
     }
 
     #[test]

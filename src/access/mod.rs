@@ -1,14 +1,31 @@
-//! How ferry reaches each registry, per side and per host: the TLS rules (verify or not, which
-//! CA directory), the credentials and the user's auth file, and where registries.conf sends a
-//! name. Resolved here, in one place, for ferry's own client and for every engine, so that a
-//! lookup and a copy can never disagree about how to talk to a registry.
+//! How ferry reaches each registry, per side and per host: where registries.conf sends a name
+//! (the endpoint), the TLS rules (verify or not, which CA directory, the `certs.d` ones), and
+//! the credentials (given to ferry, or found in the user's auth files and credential helpers).
+//! Resolved here, in one place, for ferry's own registry client, skopeo's private auth file and
+//! crane's private `DOCKER_CONFIG`, so that a lookup and a copy can never disagree about how
+//! to talk to a registry.
+//!
+//! - [`conf`]: registries.conf, read as skopeo reads it.
+//! - [`credentials`]: the credential sources of one side (accounts, auth files, Docker's
+//!   `config.json`, credential helpers).
+//!
+//! This module sits below the registry client and the engines, and imports neither.
+
+pub mod conf;
+pub mod credentials;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use self::conf::{ConfError, Endpoint, RegistriesConf};
+use self::credentials::{CredentialSources, CredentialsError};
+use crate::docker_hub;
 use crate::model::Side;
-use crate::registry::auth::CredentialSources;
-use crate::registry::conf::{ConfError, Endpoint, RegistriesConf};
+use crate::secret::Credentials;
+
+/// The per-host CA directories ferry's client, skopeo and crane read when no cert dir is given:
+/// `DIR/HOST` of each, where it exists.
+pub const CERTS_D: [&str; 2] = ["/etc/containers/certs.d", "/etc/docker/certs.d"];
 
 /// `tls-verify` and `cert-dir` an input gave for one registry host (a skopeo YAML section).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,7 +47,7 @@ pub struct SideAccess {
     pub per_host: HashMap<String, HostTls>,
 }
 
-/// How one registry host is reached from one side.
+/// How one registry host is reached from one side: its TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reach {
     /// What the user said about verification (for the host, else for the side); `None` when
@@ -41,6 +58,29 @@ pub struct Reach {
     pub insecure: bool,
     /// The CA (and client certificate) directory: the host's, else the side's.
     pub cert_dir: Option<PathBuf>,
+}
+
+impl Reach {
+    /// The CA (and client certificate) directories for `host`: the cert dir given, else
+    /// [`CERTS_D`]`/HOST` of each for which `is_dir` holds.
+    pub fn cert_dirs(&self, host: &str, is_dir: &dyn Fn(&Path) -> bool) -> Vec<PathBuf> {
+        match &self.cert_dir {
+            Some(dir) => vec![dir.clone()],
+            None => CERTS_D
+                .iter()
+                .map(|base| Path::new(base).join(host))
+                .filter(|dir| is_dir(dir))
+                .collect(),
+        }
+    }
+}
+
+/// Where and how one repository is reached from one side: the endpoint registries.conf gives
+/// and the TLS of that side for the name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub endpoint: Endpoint,
+    pub reach: Reach,
 }
 
 /// Every side's access settings and the registries.conf that redirects names.
@@ -73,11 +113,39 @@ impl Access {
         let conf_insecure = self.endpoint(side, name).is_ok_and(|e| e.insecure);
         self.side(side).reach(name, conf_insecure)
     }
+
+    /// Where requests for `name` on `side` go, and how: an error when registries.conf blocks
+    /// the name.
+    pub fn route(&self, side: Side, name: &str) -> Result<Route, ConfError> {
+        let endpoint = self.endpoint(side, name)?;
+        let reach = self.side(side).reach(name, endpoint.insecure);
+        Ok(Route { endpoint, reach })
+    }
+
+    /// The credentials ferry uses for `name` (`domain/path`, as written) on `side`, whose
+    /// requests go to `endpoint`: those for the name; where registries.conf redirected it to
+    /// another host, only those held for that host (never the ones given for a whole side,
+    /// which are meant for the registries named). ferry's own lookups and every engine's
+    /// private auth files use this one rule, so a copy never authenticates differently from
+    /// the lookup that planned it.
+    pub fn credentials(
+        &self,
+        side: Side,
+        name: &str,
+        endpoint: &Endpoint,
+    ) -> Result<Option<Credentials>, CredentialsError> {
+        let sources = &self.side(side).credentials;
+        if docker_hub::api_host(domain_of(name)) == endpoint.host {
+            sources.lookup(name)
+        } else {
+            sources.lookup_redirected(&format!("{}/{}", endpoint.host, endpoint.repository))
+        }
+    }
 }
 
 impl SideAccess {
     /// How `name` is reached, given whether registries.conf marks its endpoint insecure.
-    pub fn reach(&self, name: &str, conf_insecure: bool) -> Reach {
+    fn reach(&self, name: &str, conf_insecure: bool) -> Reach {
         let host = self.per_host.get(domain_of(name));
         let tls_verify = host.and_then(|h| h.tls_verify).or(self.tls_verify);
         Reach {
@@ -146,5 +214,24 @@ mod tests {
         );
         let other = access.reach(Side::Destination, "harbor.example/a");
         assert!(!other.insecure);
+    }
+
+    #[test]
+    fn a_given_cert_dir_replaces_the_certs_d_ones_which_count_where_they_exist() {
+        let reach = |cert_dir: Option<&str>| Reach {
+            tls_verify: None,
+            insecure: false,
+            cert_dir: cert_dir.map(PathBuf::from),
+        };
+        let exists = |dir: &Path| dir == Path::new("/etc/docker/certs.d/h.example:5000");
+        assert_eq!(
+            reach(None).cert_dirs("h.example:5000", &exists),
+            [PathBuf::from("/etc/docker/certs.d/h.example:5000")]
+        );
+        assert!(reach(None).cert_dirs("other.example", &exists).is_empty());
+        assert_eq!(
+            reach(Some("/home/me/cas")).cert_dirs("h.example:5000", &exists),
+            [PathBuf::from("/home/me/cas")]
+        );
     }
 }
