@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use crate::access::credentials::CredentialsError;
 use crate::input::InputError;
 use crate::settings::SettingsError;
 
@@ -33,6 +34,10 @@ pub enum Error {
     /// was done.
     #[error("{0}")]
     Usage(String),
+    /// A credentials file (an auth file, Docker's `config.json`) cannot be read or is not
+    /// what it should be: nothing was copied.
+    #[error("{0}; nothing was copied: fix the file, or name another with --authfile")]
+    Credentials(CredentialsError),
     /// ferry could not do its work (no private directory, no runtime): not the user's input.
     #[error("{0}")]
     Internal(String),
@@ -41,7 +46,7 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Settings(_) | Error::Input(_) | Error::Usage(_) => USAGE,
+            Error::Settings(_) | Error::Input(_) | Error::Usage(_) | Error::Credentials(_) => USAGE,
             Error::Internal(_) => IMAGES_FAILED,
         }
     }
@@ -127,6 +132,19 @@ mod tests {
         );
         let settings = Error::Settings(SettingsError::NoJobs);
         assert_eq!(settings.exit_code(), USAGE);
+        // A malformed credentials file is the user's configuration too.
+        let credentials = Error::Credentials(CredentialsError::Parse {
+            path: "/home/me/.docker/config.json".into(),
+            line: 3,
+            column: 7,
+        });
+        assert_eq!(credentials.exit_code(), USAGE);
+        assert_eq!(
+            credentials.report(),
+            "ferry: error: invalid auth file /home/me/.docker/config.json: not the expected JSON \
+             at line 3, column 7; nothing was copied: fix the file, or name another with \
+             --authfile\n"
+        );
         // ferry failing at its own work is not the user's bad input.
         let internal = Error::Internal("cannot create a private temporary directory".into());
         assert_eq!(internal.exit_code(), IMAGES_FAILED);

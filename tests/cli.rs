@@ -105,6 +105,62 @@ fn a_typo_in_registries_conf_is_a_usage_error_with_its_line() {
     assert!(!dir.path().join("mirror").exists(), "something was copied");
 }
 
+/// A malformed Docker `config.json` is a configuration problem, like a typo in
+/// registries.conf: exit 2 with the file named, before anything runs. Both engines that are
+/// handed ferry's credentials in a private file read it first: skopeo when ferry holds
+/// credentials (its auth file keeps the user's entries), crane always. (`true` stands in for
+/// each: neither may start.)
+#[test]
+fn a_malformed_docker_config_is_a_configuration_error_naming_the_file() {
+    let dir = TempDir::new("cli-docker-config");
+    let docker = dir.path().join("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    let config = docker.join("config.json");
+    // Cut short after its first entry.
+    let secret = "c2VjcmV0LXB3";
+    std::fs::write(
+        &config,
+        format!("{{\n  \"auths\": {{\n    \"quay.io\": {{ \"auth\": \"{secret}\" }}\n"),
+    )
+    .unwrap();
+    let list = dir.path().join("list.txt");
+    std::fs::write(&list, "quay.example/x:1\n").unwrap();
+    let engines: [&[&str]; 2] = [
+        &[
+            "--engine",
+            "skopeo",
+            "--skopeo",
+            "true",
+            "--src-creds",
+            "u:p",
+        ],
+        &["--engine", "crane", "--crane", "true"],
+    ];
+    for engine in engines {
+        let mut cmd = ferry();
+        cmd.args(["sync", "--force"])
+            .args(engine)
+            .args(["--dest", "127.0.0.1:9/m"])
+            .arg(&list)
+            .env("HOME", dir.path().join("home"))
+            .env("DOCKER_CONFIG", &docker)
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("REGISTRY_AUTH_FILE")
+            .env_remove("FERRY_DEST");
+        let stderr = stderr_of(&run(&mut cmd, 2));
+        assert_eq!(
+            stderr,
+            format!(
+                "ferry: error: invalid auth file {}: not the expected JSON at line 4, column 0; \
+                 nothing was copied: fix the file, or name another with --authfile\n",
+                config.display()
+            ),
+            "{engine:?}"
+        );
+    }
+}
+
 #[test]
 fn a_byte_order_mark_is_dropped_in_every_input_format() {
     let dir = TempDir::new("cli-bom");

@@ -93,6 +93,27 @@ pub enum CredentialsError {
         host: String,
         reason: String,
     },
+    /// ferry's own private copy of the credentials (an engine's auth file) cannot be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl CredentialsError {
+    /// Whether the user's configuration is at fault: a credentials file that cannot be read,
+    /// or is not what it should be. Not a credential helper that failed, nor ferry failing to
+    /// write its own files.
+    pub fn is_configuration(&self) -> bool {
+        match self {
+            CredentialsError::Read { .. }
+            | CredentialsError::Parse { .. }
+            | CredentialsError::Entry { .. } => true,
+            CredentialsError::Helper { .. } | CredentialsError::Write { .. } => false,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

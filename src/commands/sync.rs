@@ -122,11 +122,12 @@ pub(super) async fn run_once(
             settings.image_timeout,
         )) as Arc<dyn Engine>),
     };
-    let engine = engine.map_err(|e| {
-        Error::Internal(format!(
+    let engine = engine.map_err(|e| match e.is_configuration() {
+        true => Error::Credentials(e),
+        false => Error::Internal(format!(
             "cannot prepare the private auth file for {}: {e}",
             settings.engine.name()
-        ))
+        )),
     })?;
     if let Some(note) = &settings.engine_note {
         say_err(note);

@@ -79,7 +79,7 @@ impl Crane {
     ) -> Result<Crane, CredentialsError> {
         let logins = logins(&access, jobs)?;
         let config_dir = scratch.path().join(CONFIG_DIR);
-        let io = |source| CredentialsError::Read {
+        let io = |source| CredentialsError::Write {
             path: config_dir.join("config.json"),
             source,
         };

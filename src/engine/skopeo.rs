@@ -111,7 +111,7 @@ impl Skopeo {
                 .map(|bytes| {
                     scratch
                         .write_private(name, &bytes)
-                        .map_err(|source| CredentialsError::Read {
+                        .map_err(|source| CredentialsError::Write {
                             path: scratch.path().join(name),
                             source,
                         })
