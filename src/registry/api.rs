@@ -1,20 +1,34 @@
-//! The distribution API calls a copy makes, on top of [`RegistryClient::send`]: manifests read
-//! and written byte for byte, blobs checked, read (from an offset), mounted and uploaded
-//! (monolithic or in chunks). Every call goes through the client's pace, in-flight cap, 429
-//! handling and authorization; calls without a streamed body are retried alone on connection
-//! errors and 5xx.
+//! The distribution API calls ferry makes, on top of [`RegistryClient::send`]: the lookups
+//! before any copy (a manifest's digest, a repository's tags, page by page), and the calls a
+//! copy makes: manifests read and written byte for byte, blobs checked, read (from an offset),
+//! mounted and uploaded (monolithic or in chunks). Every call goes through the client's gate
+//! (pace, in-flight cap, 429s) and session; a copy's calls without a streamed body are sent
+//! again on their own after a connection error or a 5xx.
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE};
+use reqwest::header::{
+    HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LINK, LOCATION, RANGE,
+};
 use reqwest::{Method, Response, StatusCode};
+use sha2::{Digest as _, Sha256};
 
 use super::request::{Patience, Payload, Request, Scope};
 use super::{
-    header, header_digest, read_body, status_error, Deadline, RegistryClient, RegistryError,
-    MAX_ERROR_BODY_BYTES, MAX_MANIFEST_BYTES, STALL_TIMEOUT_FLAG,
+    header, read_body, status_error, Deadline, RegistryClient, RegistryError, MAX_ERROR_BODY_BYTES,
+    MAX_MANIFEST_BYTES, MAX_TAG_PAGE_BYTES, STALL_TIMEOUT_FLAG, TAGS_PER_PAGE_AT_LEAST,
 };
 use crate::model::Side;
+use crate::reference::check_sha256_digest;
+
+/// The header in which a registry names the digest of what it served or stored.
+const DIGEST_HEADER: &str = "docker-content-digest";
+
+/// Every manifest type a multi-arch mirror deals with; the top-level digest is what matters.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
+    application/vnd.oci.image.manifest.v1+json, \
+    application/vnd.docker.distribution.manifest.list.v2+json, \
+    application/vnd.docker.distribution.manifest.v2+json";
 
 /// Every manifest type, with the schema 1 ones last: a registry holding only schema 1 then
 /// says so (and ferry refuses it) instead of answering 404.
@@ -60,6 +74,116 @@ pub struct Upload<'a> {
 }
 
 impl RegistryClient {
+    /// The top-level digest of `name` (`domain/path`) at `reference` (tag or digest), or
+    /// `None` when it does not exist there.
+    pub async fn manifest_digest(
+        &self,
+        side: Side,
+        name: &str,
+        reference: &str,
+    ) -> Result<Option<String>, RegistryError> {
+        let endpoint = self.endpoint(side, name)?;
+        let what = format!("{name}:{reference}").replace(":sha256:", "@sha256:");
+        let path = format!("/v2/{}/manifests/{reference}", endpoint.repository);
+        let lookup = |method| Request {
+            accept: Some(MANIFEST_ACCEPT),
+            ..Request::new(side, name, method, path.clone(), &what)
+        };
+        let response = self.send(lookup(Method::HEAD)).await?;
+        match response.status() {
+            status if status.is_success() => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            _ => return Err(status_error(&what, &response)),
+        }
+        if let Some(digest) = header_digest(response.headers(), &what)? {
+            return Ok(Some(digest));
+        }
+        // Some registries omit the header on HEAD: the digest is the sha256 of the body.
+        let response = self.send(lookup(Method::GET)).await?;
+        if !response.status().is_success() {
+            return Err(status_error(&what, &response));
+        }
+        let body = read_body(
+            response,
+            MAX_MANIFEST_BYTES,
+            "manifest",
+            &what,
+            self.lookup_deadline(),
+        )
+        .await?;
+        Ok(Some(format!("sha256:{:x}", Sha256::digest(&body))))
+    }
+
+    /// Every tag of `name`, following `Link` pagination; `None` when the repository does not
+    /// exist. A listing longer than `--max-tags`, or than the pages that many tags take, is an
+    /// error: a registry whose `Link` always names a next page would otherwise never end.
+    pub async fn tags(&self, side: Side, name: &str) -> Result<Option<Vec<String>>, RegistryError> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            tags: Option<Vec<String>>,
+        }
+        let endpoint = self.endpoint(side, name)?;
+        let what = format!("tags of {name}");
+        let max_tags = self.options.limits.max_tags;
+        let max_pages = self.options.limits.max_tag_pages();
+        let mut path = format!("/v2/{}/tags/list?n=1000", endpoint.repository);
+        let mut tags = Vec::new();
+        let mut pages = 0;
+        loop {
+            pages += 1;
+            if pages > max_pages {
+                return Err(RegistryError::Bound {
+                    what,
+                    message: format!(
+                        "the listing goes on past {max_pages} pages ({} tags so far), more than \
+                         --max-tags {max_tags} takes at {TAGS_PER_PAGE_AT_LEAST} tags a page; \
+                         raise --max-tags if the repository really has that many tags, or name \
+                         the tags to mirror",
+                        tags.len()
+                    ),
+                });
+            }
+            let response = self
+                .send(Request {
+                    accept: Some("application/json"),
+                    ..Request::new(side, name, Method::GET, path.clone(), &what)
+                })
+                .await?;
+            match response.status() {
+                status if status.is_success() => {}
+                StatusCode::NOT_FOUND => return Ok(None),
+                _ => return Err(status_error(&what, &response)),
+            }
+            let next = header(response.headers(), LINK.as_str()).and_then(|link| next_link(&link));
+            let body = read_body(
+                response,
+                MAX_TAG_PAGE_BYTES,
+                "page of tags",
+                &what,
+                self.lookup_deadline(),
+            )
+            .await?;
+            let page: Page = serde_json::from_slice(&body).map_err(|e| RegistryError::Invalid {
+                what: what.clone(),
+                message: e.to_string(),
+            })?;
+            tags.extend(page.tags.unwrap_or_default());
+            if tags.len() > max_tags {
+                return Err(RegistryError::Bound {
+                    what,
+                    message: format!(
+                        "the repository lists more than --max-tags {max_tags} tags; raise \
+                         --max-tags if it really has that many, or name the tags to mirror"
+                    ),
+                });
+            }
+            match next {
+                Some(next) => path = next,
+                None => return Ok(Some(tags)),
+            }
+        }
+    }
+
     /// The manifest `reference` (tag or digest) of `name` on `side`; `None` when the registry
     /// does not have it. One larger than [`MAX_MANIFEST_BYTES`] is an error, read no further.
     pub async fn manifest(
@@ -74,7 +198,7 @@ impl RegistryClient {
             .send(Request {
                 accept: Some(MANIFEST_GET_ACCEPT),
                 scope: scope_for(side),
-                retry: true,
+                retry_transient: true,
                 patience: Patience::Copy,
                 ..Request::new(side, name, Method::GET, path, what)
             })
@@ -118,7 +242,7 @@ impl RegistryClient {
                 headers: vec![(CONTENT_TYPE, value(media_type))],
                 body: Payload::Bytes(bytes.to_vec()),
                 scope: Scope::Push,
-                retry: true,
+                retry_transient: true,
                 patience: Patience::Copy,
                 ..Request::new(side, name, Method::PUT, path, what)
             })
@@ -141,7 +265,7 @@ impl RegistryClient {
         let response = self
             .send(Request {
                 scope: scope_for(side),
-                retry: true,
+                retry_transient: true,
                 patience: Patience::Copy,
                 ..Request::new(side, name, Method::HEAD, path, what)
             })
@@ -174,7 +298,7 @@ impl RegistryClient {
         let response = self
             .send(Request {
                 headers,
-                retry: true,
+                retry_transient: true,
                 patience: Patience::Transfer { total: timeout },
                 ..Request::new(side, name, Method::GET, path, what)
             })
@@ -208,7 +332,7 @@ impl RegistryClient {
             .send(Request {
                 headers: vec![(CONTENT_LENGTH, value("0"))],
                 scope,
-                retry: true,
+                retry_transient: true,
                 patience: Patience::Copy,
                 ..Request::new(side, name, Method::POST, path, what)
             })
@@ -301,7 +425,7 @@ impl RegistryClient {
         let response = self
             .send(Request {
                 headers,
-                retry: matches!(body, Payload::Empty),
+                retry_transient: matches!(body, Payload::Empty),
                 body,
                 scope: Scope::Push,
                 patience: Patience::Transfer {
@@ -377,6 +501,44 @@ fn value(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+/// The `Docker-Content-Digest` of an answer, when it has one, checked as every digest from a
+/// registry is (see [`check_sha256_digest`]) before anything uses it: in a URL, a digest like
+/// `sha256:../../x` would take a request (with the registry's credentials) out of the
+/// repository.
+fn header_digest(headers: &HeaderMap, what: &str) -> Result<Option<String>, RegistryError> {
+    let Some(value) = headers.get(DIGEST_HEADER) else {
+        return Ok(None);
+    };
+    let digest = String::from_utf8_lossy(value.as_bytes()).trim().to_owned();
+    if digest.is_empty() {
+        return Ok(None);
+    }
+    check_sha256_digest(&digest).map_err(|reason| RegistryError::DigestHeader {
+        what: what.to_owned(),
+        reason,
+    })?;
+    Ok(Some(digest))
+}
+
+/// The next page from `Link: </v2/…/tags/list?last=x&n=1000>; rel="next"`.
+fn next_link(link: &str) -> Option<String> {
+    link.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        if !params.contains("rel=\"next\"") && !params.contains("rel=next") {
+            return None;
+        }
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        match reqwest::Url::parse(target) {
+            // An absolute link: keep its path and query (it points at the same registry).
+            Ok(url) => Some(match url.query() {
+                Some(query) => format!("{}?{query}", url.path()),
+                None => url.path().to_owned(),
+            }),
+            Err(_) => Some(target.to_owned()),
+        }
+    })
+}
+
 /// The error for an answer that is not the one expected, with the registry's own words
 /// (its `errors[]` code and message) when it gave them.
 async fn rejected(what: &str, response: Response) -> RegistryError {
@@ -443,6 +605,42 @@ fn error_detail(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::FailureKind;
+
+    #[test]
+    fn digest_headers_are_checked_before_use() {
+        let good = format!("sha256:{}", "a".repeat(64));
+        let answer = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(DIGEST_HEADER, value.parse().unwrap());
+            header_digest(&headers, "reading manifest x:1")
+        };
+        assert_eq!(header_digest(&HeaderMap::new(), "x").unwrap(), None);
+        assert_eq!(answer(&format!(" {good} ")).unwrap(), Some(good.clone()));
+        for bad in ["sha256:../../../../x", "sha512:ab", &good.to_uppercase()] {
+            let error = answer(bad).unwrap_err();
+            assert_eq!(error.kind(), FailureKind::Other, "{bad}");
+            let message = error.to_string();
+            assert!(
+                message.starts_with("reading manifest x:1: unexpected response: its Docker-Content-Digest header is invalid: digest")
+                    && message.ends_with("is not a sha256 digest, which ferry cannot verify"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn link_headers_give_the_next_page() {
+        assert_eq!(
+            next_link(r#"</v2/library/nginx/tags/list?last=1.25&n=1000>; rel="next""#).as_deref(),
+            Some("/v2/library/nginx/tags/list?last=1.25&n=1000")
+        );
+        assert_eq!(
+            next_link(r#"<https://r.example/v2/a/tags/list?n=2&last=b>; rel="next""#).as_deref(),
+            Some("/v2/a/tags/list?n=2&last=b")
+        );
+        assert_eq!(next_link(r#"</v2/a/tags/list?n=2>; rel="prev""#), None);
+    }
 
     #[test]
     fn a_registrys_error_body_is_read_as_its_words() {

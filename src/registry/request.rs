@@ -1,18 +1,27 @@
-//! One request as [`RegistryClient::send`](super::RegistryClient::send) sends it: where it
-//! goes, what it carries, which access it needs, and whether it may be sent again on its own
-//! after a dropped connection or a 5xx.
+//! One request to a registry and how [`RegistryClient::send`] sends it: where it goes, what it
+//! carries, which access it needs, how long it may take, and the retries it makes on its own
+//! (request-level retries: 429s waited out, and, where the request allows it, a dropped
+//! connection or a 5xx sent again after a backoff). Whole images are retried by the run, with
+//! its own policy; nothing here knows of images.
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderName, HeaderValue};
-use reqwest::Method;
+use reqwest::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION};
+use reqwest::{Method, Response, StatusCode};
+use tracing::warn;
 
-use super::RegistryError;
+use super::gate::MAX_RETRY_AFTER;
+use super::session::RequestAuth;
+use super::transport::explain_tls;
+use super::{Deadline, RegistryClient, RegistryError, STALL_TIMEOUT_FLAG};
+use crate::access::Route;
 use crate::model::Side;
 
 /// Connection errors and 5xx answers one request waits out (with backoff) before its caller
 /// sees them, for the requests that allow it.
 pub const MAX_TRANSIENT_RETRIES: u32 = 3;
+/// 429s one request waits out before it reports the registry as rate limited.
+pub const MAX_THROTTLED_RETRIES: u32 = 8;
 
 /// One request to the registry serving `name` on `side`.
 pub struct Request<'a> {
@@ -28,9 +37,10 @@ pub struct Request<'a> {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Payload,
     pub scope: Scope,
-    /// Whether a connection error or a 5xx is retried (alone, with backoff) before the caller
-    /// sees it. Lookups leave that to their callers' own retry policy.
-    pub retry: bool,
+    /// Whether a connection error or a 5xx is sent again (this request alone, with backoff)
+    /// before the caller sees it. Lookups leave that to their callers' own retry policy; a
+    /// streamed body is never sent twice.
+    pub retry_transient: bool,
     /// How long it may go without an answer.
     pub patience: Patience,
     /// What the request is about, for messages.
@@ -49,7 +59,7 @@ impl<'a> Request<'a> {
             headers: Vec::new(),
             body: Payload::Empty,
             scope: Scope::Pull,
-            retry: false,
+            retry_transient: false,
             patience: Patience::Lookup,
             what,
         }
@@ -139,6 +149,218 @@ impl Scope {
             }
         }
         scopes
+    }
+}
+
+/// The retries one request has made on its own so far: request-level retries, inside one
+/// request, each kind bounded.
+#[derive(Debug, Default)]
+struct RequestRetries {
+    /// 429s waited out.
+    throttled: u32,
+    /// Connection errors and 5xx sent again.
+    transient: u32,
+}
+
+impl RequestRetries {
+    /// Counts a 429 when one more may be waited out; its number (from 1).
+    fn throttled(&mut self) -> Option<u32> {
+        (self.throttled < MAX_THROTTLED_RETRIES).then(|| {
+            self.throttled += 1;
+            self.throttled
+        })
+    }
+
+    /// Counts a transient failure when the request may be sent once more; the wait before.
+    fn transient(&mut self) -> Option<Duration> {
+        (self.transient < MAX_TRANSIENT_RETRIES).then(|| {
+            self.transient += 1;
+            transient_backoff(self.transient)
+        })
+    }
+}
+
+impl RegistryClient {
+    /// The deadline of a request with `patience` as a whole, and the one for its answer alone
+    /// when that is shorter (a transfer's headers), for a request with a streamed body or not.
+    fn deadlines(&self, patience: Patience, streamed: bool) -> (Deadline, Option<Deadline>) {
+        let stall = Deadline {
+            after: self.options.limits.stall_timeout,
+            flag: STALL_TIMEOUT_FLAG,
+        };
+        match patience {
+            Patience::Lookup => (self.lookup_deadline(), None),
+            Patience::Copy => (stall, None),
+            Patience::Transfer { total } => (
+                Deadline {
+                    after: total,
+                    flag: "--image-timeout",
+                },
+                (!streamed).then_some(stall),
+            ),
+        }
+    }
+
+    /// Sends `request` under this host's in-flight cap and pace, authenticating as the
+    /// registry asks (one challenge per repository and scope, shared by every request for it),
+    /// waiting out 429s and, for requests that allow it, retrying connection errors and 5xx
+    /// with backoff. A streamed body goes out once: whatever the answer to it, it is returned
+    /// (after a 401 the authorization is renewed for the next request).
+    pub(crate) async fn send(&self, request: Request<'_>) -> Result<Response, RegistryError> {
+        let Request {
+            side,
+            name,
+            method,
+            target,
+            accept,
+            headers,
+            mut body,
+            scope,
+            retry_transient,
+            patience,
+            what,
+        } = request;
+        let Route { endpoint, reach } = self.route(side, name)?;
+        let client = self.transport.client(side, &endpoint, &reach)?;
+        let (url, own_host) = if target.starts_with('/') {
+            let deadline = self.lookup_deadline();
+            let scheme = self
+                .transport
+                .scheme(side, &endpoint, reach.insecure, &client, what, deadline)
+                .await?;
+            (format!("{scheme}://{}{target}", endpoint.host), true)
+        } else {
+            let own = reqwest::Url::parse(&target)
+                .ok()
+                .is_some_and(|url| url_authority(&url) == endpoint.host);
+            (target, own)
+        };
+        let resendable = !matches!(body, Payload::Stream(_));
+        let retry_transient = retry_transient && resendable;
+        let (deadline, answer_within) = self.deadlines(patience, !resendable);
+        // One request per repository and scope finds out how to authenticate (and fetches
+        // the token); the others wait for it and reuse the answer instead of all being
+        // challenged at once. They wait without holding one of the host's slots, which
+        // requests for its other repositories may use meanwhile.
+        let slot = self
+            .session
+            .auth_slot(&endpoint.host, &endpoint.repository, &scope);
+        let mut auth = RequestAuth::enter(&slot, what).await?;
+        let slots = self.gate.slots(&endpoint.host);
+        let _permit = slots.acquire().await.expect("slots are never closed");
+        let mut retries = RequestRetries::default();
+        loop {
+            auth.before_send(&self.session, &endpoint.host, what)
+                .await?;
+            let sent = self.gate.pace(&endpoint.host).await;
+            let mut builder = client.request(method.clone(), &url);
+            if let Some(accept) = accept {
+                builder = builder.header(ACCEPT, accept);
+            }
+            for (key, value) in &headers {
+                builder = builder.header(key, value);
+            }
+            if let Some(value) = auth.value().filter(|_| own_host) {
+                builder = builder.header(AUTHORIZATION, value);
+            }
+            builder = builder.timeout(deadline.after);
+            builder = match &mut body {
+                Payload::Empty => builder,
+                Payload::Bytes(bytes) => builder.body(bytes.clone()),
+                Payload::Stream(stream) => match stream.take() {
+                    Some(stream) => builder.body(stream),
+                    None => {
+                        return Err(RegistryError::Invalid {
+                            what: what.to_owned(),
+                            message: "a streamed body cannot be sent twice".to_owned(),
+                        })
+                    }
+                },
+            };
+            let sending = self.transport.send(builder, what, deadline);
+            let answered = match answer_within {
+                Some(limit) => tokio::time::timeout(limit.after, sending)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(RegistryError::TimedOut {
+                            what: what.to_owned(),
+                            after: limit.after,
+                            flag: limit.flag,
+                            cause: String::new(),
+                        })
+                    }),
+                None => sending.await,
+            };
+            let response = match answered {
+                Ok(response) => response,
+                Err(error) => {
+                    if retry_transient && retries_transport(&error) {
+                        if let Some(wait) = retries.transient() {
+                            warn!(
+                                "{what}: {error}; trying again in {:.1}s",
+                                wait.as_secs_f64()
+                            );
+                            tokio::time::sleep(wait).await;
+                            continue;
+                        }
+                    }
+                    let error = explain_tls(side, &endpoint.host, error);
+                    // No answer: those waiting for this one's give up with it.
+                    auth.unanswered(&error);
+                    return Err(error);
+                }
+            };
+            let status = response.status();
+            self.gate.note_quota(&endpoint.host, response.headers());
+            if status != StatusCode::TOO_MANY_REQUESTS {
+                self.gate.passed(&endpoint.host, sent);
+            } else if let Some(number) = retries.throttled() {
+                let asked = self.gate.throttle(&endpoint.host, sent, &response, number);
+                if !resendable {
+                    return Ok(response);
+                }
+                if asked <= MAX_RETRY_AFTER {
+                    warn!(
+                        "{}: rate limited (HTTP 429); pausing {:.1}s and slowing down",
+                        endpoint.host,
+                        asked.as_secs_f64()
+                    );
+                    continue;
+                }
+                // Asked for a long silence: this lookup ends rate-limited rather than hold
+                // its slot (and its repository's others) through repeated waits.
+                warn!(
+                    "{}: rate limited (HTTP 429) with Retry-After {}s; {what} gives up \
+                     rather than wait",
+                    endpoint.host,
+                    asked.as_secs()
+                );
+            }
+            auth.answered(status);
+            if retry_transient && status.is_server_error() {
+                if let Some(wait) = retries.transient() {
+                    warn!(
+                        "{what}: HTTP {}; trying again in {:.1}s",
+                        status.as_u16(),
+                        wait.as_secs_f64()
+                    );
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+            }
+            let Some(challenge) = auth.challenge(&response, own_host) else {
+                return Ok(response);
+            };
+            let answered = self
+                .answer_challenge(
+                    &mut auth, side, name, &endpoint, &client, challenge, &scope, what,
+                )
+                .await?;
+            if !answered || !resendable {
+                // Nothing to offer; or renewed for the next request, this one's body gone.
+                return Ok(response);
+            }
+        }
     }
 }
 
