@@ -446,6 +446,18 @@ mod tests {
     }
 
     #[test]
+    fn a_request_retries_on_its_own_a_bounded_number_of_times() {
+        let mut retries = RequestRetries::default();
+        let throttled: Vec<u32> = std::iter::from_fn(|| retries.throttled()).collect();
+        assert_eq!(throttled, (1..=MAX_THROTTLED_RETRIES).collect::<Vec<_>>());
+        let waits: Vec<u128> = std::iter::from_fn(|| retries.transient())
+            .map(|wait| wait.as_millis())
+            .collect();
+        assert_eq!(waits, [500, 1000, 2000]);
+        assert_eq!(retries.throttled(), None);
+    }
+
+    #[test]
     fn transient_failures_back_off_and_only_some_are_retried() {
         let waits: Vec<u64> = (1..=4)
             .map(|n| transient_backoff(n).as_millis() as u64)
