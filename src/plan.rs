@@ -13,7 +13,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
@@ -23,48 +22,16 @@ use crate::input::InputError;
 use crate::model::FailureKind;
 use crate::model::ImageError;
 use crate::model::Origin;
+use crate::model::RetryPolicy;
 use crate::model::Side;
-use crate::model::{Job, Target};
+use crate::model::{Job, State, Target};
 use crate::reference::ImageRef;
 use crate::registry::{RegistryClient, RegistryError};
-use crate::run::retry::RetryPolicy;
 use crate::settings::PlanSettings;
 
 /// Images looked up at once per source registry (each registry host also caps its requests in
 /// flight): a registry that does not answer holds up only its own images.
 const LOOKUPS_IN_FLIGHT: usize = 64;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum State {
-    /// The target does not exist.
-    New,
-    /// The target exists with another digest.
-    Changed,
-    /// The target has the source's digest: nothing to do.
-    Current,
-    /// The source does not exist.
-    SourceMissing,
-    /// A lookup failed; the copy will tell.
-    Unknown,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::New => "new",
-            State::Changed => "changed",
-            State::Current => "current",
-            State::SourceMissing => "source-missing",
-            State::Unknown => "unknown",
-        }
-    }
-
-    /// Whether a sync has to run a copy for this state (see also [`PlanEntry::needs_copy`]).
-    pub fn needs_copy(self) -> bool {
-        matches!(self, State::New | State::Changed | State::Unknown)
-    }
-}
 
 /// One planned job.
 #[derive(Debug, Clone)]
@@ -264,7 +231,7 @@ async fn list_tags(
                 ),
             });
         }
-        let delay = retry.backoff(attempt, error.kind, crate::run::retry::jitter());
+        let delay = retry.backoff(attempt, error.kind, crate::model::jitter());
         info!(
             "listing the tags of {name} failed ({}: {}); retrying in {:.1}s",
             error.kind,
@@ -373,7 +340,7 @@ pub async fn plan(
                     kind: FailureKind::Timeout,
                     message: format!(
                         "its lookups ran past --image-timeout {}; no copy was tried",
-                        crate::run::retry::format_duration(limit)
+                        crate::words::format_duration(limit)
                     ),
                 };
                 let entry = PlanEntry {

@@ -239,8 +239,8 @@ fn print_table(entries: &[PlanEntry]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::State;
     use crate::model::{FailureKind, Job, Origin, Target};
-    use crate::plan::State;
     use crate::reference::ImageRef;
 
     fn failed(name: &str, message: &str) -> PlanEntry {

@@ -22,10 +22,10 @@ use std::time::Duration;
 use base64::Engine as _;
 use tracing::info;
 
-use super::{tail, Attempt, BoxFuture, Copied, Engine, Progress};
+use super::{tail, Attempt, BoxFuture, Copied, Engine};
 use crate::access::{Access, Reach};
 use crate::exec::{self, Invocation, Stream};
-use crate::model::{Counts, FailureKind, ImageError, Job, Side, Target};
+use crate::model::{Counts, FailureKind, ImageError, Job, Progress, Side, Target};
 use crate::registry::auth::AuthError;
 use crate::registry::conf::{self, Endpoint};
 use crate::scratch::ScratchDir;
@@ -1207,7 +1207,7 @@ mod tests {
         for (message, kind) in table {
             assert_eq!(classify(message), kind, "{message}");
         }
-        assert!(crate::run::retry::unresolvable_host(table[8].0));
+        assert!(crate::model::unresolvable_host(table[8].0));
     }
 
     #[test]

@@ -14,22 +14,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::exec::Stop;
-use crate::model::{Counts, FailureKind, ImageError, Job, Target};
+use crate::model::{Counts, FailureKind, ImageError, Job, Progress, Target};
 
 /// A future an engine returns; boxed so that engines can sit behind `dyn Engine`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// How far one copy has got, as its engine can tell.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Progress {
-    /// Blobs copied or found present so far.
-    pub blobs_done: u32,
-    /// Blobs the image has, once the engine knows.
-    pub blobs_total: Option<u32>,
-    /// Bytes moved so far, for engines that see them.
-    pub bytes_done: Option<u64>,
-    pub bytes_total: Option<u64>,
-}
 
 /// One attempt at copying one job.
 pub struct Attempt<'a> {

@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use super::{tail, Attempt, BoxFuture, Copied, Engine, Progress};
+use super::{tail, Attempt, BoxFuture, Copied, Engine};
 use crate::access::Access;
 use crate::exec::{self, Invocation, Stream};
 use crate::layout;
 use crate::model::ImageError;
-use crate::model::{Counts, FailureKind, Side};
+use crate::model::{Counts, FailureKind, Progress, Side};
 use crate::model::{Destination, Job, Target};
 use crate::reference::{ImageRef, RepoPrefix};
 use crate::registry::auth::AuthError;

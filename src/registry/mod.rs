@@ -167,7 +167,7 @@ pub enum RegistryError {
     #[error("{what}: unexpected response: {message}")]
     Invalid { what: String, message: String },
     /// A request that got no answer (or no end to it) in the time its flag allows.
-    #[error("{what}: not answered in full within {} ({flag}){}", crate::run::retry::format_duration(*after), if cause.is_empty() { String::new() } else { format!(": {cause}") })]
+    #[error("{what}: not answered in full within {} ({flag}){}", crate::words::format_duration(*after), if cause.is_empty() { String::new() } else { format!(": {cause}") })]
     TimedOut {
         what: String,
         after: Duration,
@@ -1222,7 +1222,7 @@ impl RegistryClient {
                     Ok(_) => Ok("https"),
                     Err(e) if e.is_timeout() => Err(format!(
                         " within {} ({})",
-                        crate::run::retry::format_duration(deadline.after),
+                        crate::words::format_duration(deadline.after),
                         deadline.flag
                     )),
                     Err(_) => Ok("http"),

@@ -159,7 +159,7 @@ pub fn url_authority(url: &reqwest::Url) -> String {
 pub fn retries_transport(error: &RegistryError) -> bool {
     match error {
         RegistryError::Network { message, .. } => {
-            !crate::run::retry::unresolvable_host(message) && !refused(message)
+            !crate::model::unresolvable_host(message) && !refused(message)
         }
         _ => false,
     }

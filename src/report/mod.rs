@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::plan::{PlanEntry, State};
+use crate::model::State;
+use crate::plan::PlanEntry;
 use crate::reference::ImageRef;
 
 use crate::input::InputFormat;

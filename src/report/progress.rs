@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::model::State;
 use crate::model::{FailureKind, Status};
-use crate::plan::State;
 use crate::run::events::{Event, Wait};
 use crate::words::count;
 
@@ -512,7 +512,7 @@ fn overall_message(tally: &Tally, now: Instant) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Progress;
+    use crate::model::Progress;
     use crate::model::{FailureKind, ImageResult, Job, Origin, Target};
     use crate::reference::ImageRef;
 

@@ -16,16 +16,17 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use self::events::{Event, Events, Wait};
-use self::retry::{Outages, RetryPolicy};
+use self::retry::Outages;
 use self::scheduler::{Limits, OnFinished, Slot};
 use crate::engine::{Attempt, Engine};
 use crate::exec::{wait_for, Stop};
 use crate::input::InputError;
 use crate::layout::{LayoutLock, Tidy};
 use crate::model::{
-    Destination, FailureKind, ImageError, ImageResult, Job, Side, Status, Summary, Target,
+    Destination, FailureKind, ImageError, ImageResult, Job, RetryPolicy, Side, State, Status,
+    Summary, Target,
 };
-use crate::plan::{self, PlanEntry, State};
+use crate::plan::{self, PlanEntry};
 use crate::reference::ImageRef;
 use crate::registry::conf::{self, RegistriesConf};
 use crate::registry::RegistryClient;
@@ -619,7 +620,11 @@ async fn copy_one(
         refusing = refused.filter(|_| attempt == 1 || refusing == refused);
         let retryable = RetryPolicy::is_retryable(&error);
         let last = !retryable || attempt > context.retry.retries;
-        let delay = (!last).then(|| context.retry.backoff(attempt, error.kind, retry::jitter()));
+        let delay = (!last).then(|| {
+            context
+                .retry
+                .backoff(attempt, error.kind, crate::model::jitter())
+        });
         context.events.send(Event::AttemptFailed {
             index,
             target: target.clone(),

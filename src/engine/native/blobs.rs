@@ -21,7 +21,7 @@ use tracing::{debug, info};
 use crate::model::{FailureKind, ImageError};
 use crate::plan::image_error;
 use crate::registry::{RegistryClient, STALL_TIMEOUT_FLAG};
-use crate::run::retry::format_duration;
+use crate::words::format_duration;
 
 /// Blobs up to this size go up in one `PUT`; larger ones in `PATCH` chunks of [`CHUNK`].
 pub const MONOLITHIC_MAX: u64 = 16 << 20;

@@ -28,9 +28,9 @@ use self::blobs::{
     channel_body, pump, pumped, Failed, Ledger, SourceBlob, Watch, CHUNK, MONOLITHIC_MAX,
 };
 use self::manifest::{Descriptor, Manifest};
-use super::{Attempt, BoxFuture, Copied, Engine, Progress};
+use super::{Attempt, BoxFuture, Copied, Engine};
 use crate::exec::{wait_for, Stop};
-use crate::model::{Counts, FailureKind, ImageError, Job, Side, Target};
+use crate::model::{Counts, FailureKind, ImageError, Job, Progress, Side, Target};
 use crate::plan::image_error;
 use crate::registry::api::{Upload, UploadStart};
 use crate::registry::{RegistryClient, MAX_MANIFEST_BYTES};
