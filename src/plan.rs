@@ -27,7 +27,6 @@ use crate::model::Side;
 use crate::model::{Job, State, Target};
 use crate::reference::ImageRef;
 use crate::registry::{RegistryClient, RegistryError};
-use crate::settings::PlanSettings;
 
 /// Images looked up at once per source registry (each registry host also caps its requests in
 /// flight): a registry that does not answer holds up only its own images.
@@ -69,6 +68,21 @@ impl PlanEntry {
             looked_up_in: Duration::ZERO,
         }
     }
+}
+
+/// What planning needs from the configuration (built by `settings`).
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// The tag filters for whole repositories.
+    pub filter: TagFilter,
+    /// For tag listings (and a sync's copies).
+    pub retry: RetryPolicy,
+    /// The inputs as named, in the order given: entries are planned in list order.
+    pub inputs: Vec<String>,
+    /// Skip the digest lookups: every job is planned as new (`sync --force`).
+    pub force: bool,
+    /// An image whose lookups run past this fails as `timeout` (a sync's `--image-timeout`).
+    pub image_timeout: Option<Duration>,
 }
 
 /// A lookup's answer: a digest, `None` for "not there", or why it could not be answered.
@@ -242,19 +256,17 @@ async fn list_tags(
     }
 }
 
-/// Expands and plans `jobs`; with `force`, skips the digest lookups and plans every job as new.
-/// A tag that two lines ask for (a whole repository and a line naming one of its tags) is
-/// planned once; two sources expanded onto one target are input errors, found before any copy.
-/// With `image_timeout`, an image whose lookups run past it fails (see [`plan`]).
+/// Expands and plans `jobs`; with `options.force`, skips the digest lookups and plans every job
+/// as new. A tag that two lines ask for (a whole repository and a line naming one of its tags)
+/// is planned once; two sources expanded onto one target are input errors, found before any
+/// copy. With `options.image_timeout`, an image whose lookups run past it fails (see [`plan`]).
 pub async fn plan_all(
     client: &Arc<RegistryClient>,
-    settings: &PlanSettings,
+    options: &PlanOptions,
     jobs: Vec<Job>,
-    force: bool,
     lookups: Lookups,
-    image_timeout: Option<Duration>,
 ) -> Result<(Vec<PlanEntry>, Vec<Dropped>), Vec<InputError>> {
-    let expansion = expand(client, &settings.filter, &settings.retry, jobs).await;
+    let expansion = expand(client, &options.filter, &options.retry, jobs).await;
     let expanded = crate::mapping::one_per_target(expansion.jobs);
     if !expanded.errors.is_empty() {
         return Err(expanded.errors);
@@ -265,21 +277,15 @@ pub async fn plan_all(
     for warning in &expansion.warnings {
         warn!("{warning}");
     }
-    let mut entries = if force {
+    let mut entries = if options.force {
         expanded.jobs.into_iter().map(PlanEntry::unlooked).collect()
     } else {
-        plan(client, expanded.jobs, lookups, image_timeout).await
+        plan(client, expanded.jobs, lookups, options.image_timeout).await
     };
     entries.extend(expansion.failed);
     // Back into list order (files as given, then lines); the sort is stable, so a repository's
     // tags keep the registry's order.
-    let file_rank = |file: &str| {
-        settings
-            .inputs
-            .sources
-            .iter()
-            .position(|input| input.to_string() == file)
-    };
+    let file_rank = |file: &str| options.inputs.iter().position(|input| input == file);
     entries.sort_by_key(|e| (file_rank(&e.job.origin.file), e.job.origin.line));
     Ok((entries, expansion.dropped))
 }

@@ -37,16 +37,10 @@ async fn planned(settings: &PlanSettings, command: &'static str) -> Result<Plann
         rerun: settings.rerun.clone(),
     };
     let client = Arc::new(RegistryClient::new(loaded.registry));
-    let (entries, dropped) = plan::plan_all(
-        &client,
-        settings,
-        loaded.jobs,
-        false,
-        plan::Lookups::Both,
-        None,
-    )
-    .await
-    .map_err(Error::Input)?;
+    let (entries, dropped) =
+        plan::plan_all(&client, &settings.options, loaded.jobs, plan::Lookups::Both)
+            .await
+            .map_err(Error::Input)?;
     let mut summary = PlanSummary::of(&entries, dropped.len(), client.requests_sent(), started);
     summary.throttled = client.throttled_responses();
     Ok(Planned {

@@ -15,22 +15,10 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::model::State;
 use crate::model::{FailureKind, Status};
 use crate::run::events::{Event, Wait};
+use crate::settings::output::Mode;
 use crate::words::count;
 
 use super::escape;
-
-/// How progress is shown (`--progress`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// The live view.
-    Tty,
-    /// A heartbeat line every so often.
-    Plain { interval: Duration },
-    /// Nothing but the result lines.
-    None,
-    /// Every event as one JSON object per line (`--log-format json`).
-    Json,
-}
 
 /// What one image in flight is doing.
 #[derive(Debug, Clone, PartialEq, Eq)]

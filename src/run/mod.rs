@@ -26,11 +26,24 @@ use crate::model::{
     Destination, FailureKind, ImageError, ImageResult, Job, RetryPolicy, Side, State, Status,
     Summary, Target,
 };
-use crate::plan::{self, PlanEntry};
+use crate::plan::{self, PlanEntry, PlanOptions};
 use crate::reference::ImageRef;
 use crate::registry::conf::{self, RegistriesConf};
 use crate::registry::RegistryClient;
-use crate::settings::SyncSettings;
+
+/// What a run needs from the configuration (built by `settings`).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// How the run plans; its retry policy is the copies' too.
+    pub plan: PlanOptions,
+    pub destination: Destination,
+    /// Copies at once (`-j`).
+    pub jobs: usize,
+    /// Copies at once per registry host (`--registry-jobs`), keyed by the host requests go to.
+    pub registry_jobs: HashMap<String, usize>,
+    /// Where registries.conf sends each registry, to apply those limits where requests go.
+    pub conf: RegistriesConf,
+}
 
 /// What a finished run produced (each entry's result went out in the events).
 #[derive(Debug)]
@@ -51,13 +64,13 @@ struct Context {
     events: Events,
 }
 
-/// Plans `jobs`, then copies every one that needs it through `engine`, `settings.jobs` at a
+/// Plans `jobs`, then copies every one that needs it through `engine`, `options.jobs` at a
 /// time. A stop while planning ends the planning (every entry is then reported interrupted);
 /// a stop while copying starts no new copy and stops the running ones. Input errors found
 /// only once whole repositories are expanded (two sources for one target) end the run before
 /// any copy.
 pub async fn sync(
-    settings: &SyncSettings,
+    options: &RunOptions,
     client: Arc<RegistryClient>,
     engine: Arc<dyn Engine>,
     jobs: Vec<Job>,
@@ -84,15 +97,8 @@ pub async fn sync(
     };
     let mut stopping = stop.clone();
     let planning = async {
-        let (entries, _dropped) = plan::plan_all(
-            &client,
-            &settings.plan,
-            jobs.clone(),
-            settings.force,
-            lookups,
-            Some(settings.image_timeout),
-        )
-        .await?;
+        let (entries, _dropped) =
+            plan::plan_all(&client, &options.plan, jobs.clone(), lookups).await?;
         settle_logins(&client, &entries).await;
         Ok::<_, Vec<InputError>>(entries)
     };
@@ -131,14 +137,14 @@ pub async fn sync(
         });
     }
     let limits = Limits {
-        global: settings.jobs,
-        per_registry: settings.registry_jobs.clone(),
-        hosts: request_hosts(&split.jobs, &settings.plan.registry.access.conf),
+        global: options.jobs,
+        per_registry: options.registry_jobs.clone(),
+        hosts: request_hosts(&split.jobs, &options.conf),
     };
     let context = Arc::new(Context {
         engine,
-        retry: settings.plan.retry,
-        destination: settings.plan.destination.clone(),
+        retry: options.plan.retry,
+        destination: options.destination.clone(),
         client: Arc::clone(&client),
         outages: Outages::default(),
         events: events.clone(),
