@@ -26,7 +26,7 @@ use crate::model::RetryPolicy;
 use crate::model::Side;
 use crate::model::{Job, State, Target};
 use crate::reference::ImageRef;
-use crate::registry::{RegistryClient, RegistryError};
+use crate::registry::RegistryClient;
 
 /// Images looked up at once per source registry (each registry host also caps its requests in
 /// flight): a registry that does not answer holds up only its own images.
@@ -171,10 +171,8 @@ pub async fn expand(
             Some(spec) => match filter.overridden_by(spec) {
                 Ok(own) => own.select(&tags),
                 Err(e) => {
-                    let error = ImageError {
-                        kind: FailureKind::Other,
-                        message: format!("invalid tag filter: {e}"),
-                    };
+                    let error =
+                        ImageError::new(FailureKind::Other, format!("invalid tag filter: {e}"));
                     expansion
                         .failed
                         .push(unlisted(job, State::Unknown, Some(error)));
@@ -229,21 +227,19 @@ async fn list_tags(
         attempt += 1;
         let error = match client.tags(Side::Source, name).await {
             Ok(tags) => return Ok(tags),
-            Err(e) => image_error(&e),
+            Err(e) => e.image_error(Side::Source),
         };
-        if !RetryPolicy::is_retryable(&error) || attempt > retry.retries {
+        if !error.retryable || attempt > retry.retries {
             let attempts = match attempt {
                 1 => "1 attempt".to_owned(),
                 n => format!("{n} attempts"),
             };
             let cause = error.message.strip_prefix(&format!("tags of {name}: "));
-            return Err(ImageError {
-                kind: error.kind,
-                message: format!(
-                    "could not list the tags of {name} ({attempts}), so nothing was copied for it: {}",
-                    cause.unwrap_or(&error.message)
-                ),
-            });
+            let message = format!(
+                "could not list the tags of {name} ({attempts}), so nothing was copied for it: {}",
+                cause.unwrap_or(&error.message)
+            );
+            return Err(error.reworded(message));
         }
         let delay = retry.backoff(attempt, error.kind, crate::model::jitter());
         info!(
@@ -342,13 +338,13 @@ pub async fn plan(
             let looked_up_in = started.elapsed();
             let Some(looked_up) = looked_up else {
                 let limit = image_timeout.unwrap_or_default();
-                let error = ImageError {
-                    kind: FailureKind::Timeout,
-                    message: format!(
+                let error = ImageError::new(
+                    FailureKind::Timeout,
+                    format!(
                         "its lookups ran past --image-timeout {}; no copy was tried",
                         crate::words::format_duration(limit)
                     ),
-                };
+                );
                 let entry = PlanEntry {
                     state: State::Unknown,
                     error: Some(error),
@@ -430,7 +426,7 @@ async fn look_up(client: &RegistryClient, job: &Job, sides: Lookups) -> LookedUp
 }
 
 /// The source's digest, and whether its registry answered as no working one does (see
-/// [`RegistryError::source_is_broken`]). A pinned source needs no request: its digest is the
+/// [`RegistryError::source_is_broken`](crate::registry::RegistryError::source_is_broken)). A pinned source needs no request: its digest is the
 /// pin.
 async fn source_digest(client: &RegistryClient, source: &ImageRef) -> (Lookup, bool) {
     if let Some(digest) = source.digest() {
@@ -442,7 +438,7 @@ async fn source_digest(client: &RegistryClient, source: &ImageRef) -> (Lookup, b
         .await
     {
         Ok(digest) => (Ok(digest), false),
-        Err(e) => (Err(image_error(&e)), e.source_is_broken()),
+        Err(e) => (Err(e.image_error(Side::Source)), e.source_is_broken()),
     }
 }
 
@@ -459,7 +455,7 @@ pub(crate) async fn target_digest(
             client
                 .manifest_digest(Side::Destination, &reference.repository(), at)
                 .await
-                .map_err(|e| image_error(&e))
+                .map_err(|e| e.image_error(Side::Destination))
         }
         Target::Oci { layout, name, .. } => oci_digest(layout, name.as_deref(), pinned),
     }
@@ -485,17 +481,7 @@ pub fn oci_digest(layout: &Path, name: Option<&str>, pinned: Option<&str>) -> Lo
 }
 
 fn internal(message: String) -> ImageError {
-    ImageError {
-        kind: FailureKind::Internal,
-        message,
-    }
-}
-
-pub fn image_error(error: &RegistryError) -> ImageError {
-    ImageError {
-        kind: error.kind(),
-        message: error.to_string(),
-    }
+    ImageError::new(FailureKind::Internal, message)
 }
 
 #[cfg(test)]
@@ -503,10 +489,7 @@ mod tests {
     use super::*;
 
     fn err() -> Lookup {
-        Err(ImageError {
-            kind: FailureKind::Network,
-            message: "connection refused".into(),
-        })
+        Err(ImageError::new(FailureKind::Network, "connection refused"))
     }
 
     #[test]

@@ -250,10 +250,7 @@ mod tests {
         };
         PlanEntry {
             state: State::Unknown,
-            error: Some(ImageError {
-                kind: FailureKind::Tls,
-                message: message.to_owned(),
-            }),
+            error: Some(ImageError::new(FailureKind::Tls, message.to_owned())),
             ..PlanEntry::unlooked(job)
         }
     }

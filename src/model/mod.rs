@@ -273,14 +273,9 @@ impl ImageResult {
         }
     }
 
-    /// A result for a job that ended without (or before) running its copy.
-    pub fn failed(
-        job: &Job,
-        kind: FailureKind,
-        message: String,
-        attempts: u32,
-        duration: Duration,
-    ) -> ImageResult {
+    /// A result for a job that failed with `error` (after `attempts` copy attempts, none
+    /// when it ended without or before running its copy).
+    pub fn failed(job: &Job, error: ImageError, attempts: u32, duration: Duration) -> ImageResult {
         ImageResult {
             origin: job.origin.clone(),
             source: job.source.to_string(),
@@ -291,7 +286,7 @@ impl ImageResult {
             counts: Counts::default(),
             attempts,
             duration,
-            error: Some(ImageError { kind, message }),
+            error: Some(error),
         }
     }
 }

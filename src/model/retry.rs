@@ -1,14 +1,14 @@
-//! When and how long to wait before trying an image again. Whether a failure is worth
-//! retrying is decided here, from the error, and nowhere else: a missing image, bad
-//! credentials or a host name that does not resolve will not get better, a dropped
-//! connection, a throttled registry or a timeout may. Delays grow exponentially, are capped,
-//! and carry jitter so that parallel jobs hit by the same outage do not come back in lockstep.
+//! When and how long to wait before trying an image again (whether to is the error's own
+//! [`ImageError::retryable`](super::ImageError), decided where the failure was seen). Delays
+//! grow exponentially, are capped, and carry jitter so that parallel jobs hit by the same
+//! outage do not come back in lockstep.
 
 use std::time::Duration;
 
-use super::failure::unresolvable_host;
-use super::{FailureKind, ImageError};
+use super::FailureKind;
 
+/// How often and how far apart an image is tried (`--retry-times`, `--retry-delay`,
+/// `--max-retry-delay`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Retries after the first attempt.
@@ -23,16 +23,6 @@ pub struct RetryPolicy {
 const RATE_LIMIT_FACTOR: u32 = 4;
 
 impl RetryPolicy {
-    /// Whether another attempt may fare better: by kind, and for a network failure also by
-    /// what it says, since a name that does not resolve stays `network` but is final.
-    pub fn is_retryable(error: &ImageError) -> bool {
-        match error.kind {
-            FailureKind::Network => !unresolvable_host(&error.message),
-            FailureKind::RateLimited | FailureKind::Timeout => true,
-            _ => false,
-        }
-    }
-
     /// The wait before retry number `retry` (1 for the first retry) after a failure of
     /// `kind`; `jitter` in [0, 1) picks a point in the upper half of the capped delay.
     pub fn backoff(&self, retry: u32, kind: FailureKind, jitter: f64) -> Duration {
@@ -74,37 +64,6 @@ mod tests {
     };
 
     #[test]
-    fn only_transient_failures_are_retried() {
-        let retried: Vec<FailureKind> = [
-            FailureKind::NotFound,
-            FailureKind::Unauthorized,
-            FailureKind::RateLimited,
-            FailureKind::Network,
-            FailureKind::Tls,
-            FailureKind::Timeout,
-            FailureKind::Interrupted,
-            FailureKind::Internal,
-            FailureKind::Other,
-        ]
-        .into_iter()
-        .filter(|&kind| {
-            RetryPolicy::is_retryable(&ImageError {
-                kind,
-                message: "connection refused".to_owned(),
-            })
-        })
-        .collect();
-        assert_eq!(
-            retried,
-            [
-                FailureKind::RateLimited,
-                FailureKind::Network,
-                FailureKind::Timeout
-            ]
-        );
-    }
-
-    #[test]
     fn delays_double_cap_and_jitter_within_the_upper_half() {
         let at = |retry, kind, jitter| POLICY.backoff(retry, kind, jitter);
         assert_eq!(at(1, FailureKind::Network, 1.0), Duration::from_secs(2));
@@ -125,24 +84,5 @@ mod tests {
         assert!(samples.iter().all(|j| (0.0..1.0).contains(j)));
         let low = samples.iter().filter(|j| **j < 0.5).count();
         assert!((300..700).contains(&low), "{low} of 1000 below 0.5");
-    }
-
-    #[test]
-    fn a_host_name_that_does_not_resolve_is_final() {
-        let table = [
-            ("pinging container registry nonexistent.invalid: Get \"https://nonexistent.invalid/v2/\": dial tcp: lookup nonexistent.invalid on 10.0.0.53:53: no such host", false),
-            ("nonexistent.invalid/x:1: error sending request for url (https://nonexistent.invalid/v2/x/manifests/1): client error (Connect): dns error: failed to lookup address information: Name or service not known", false),
-            ("r.example/x:1: error sending request: dns error: failed to lookup address information: Temporary failure in name resolution", true),
-            ("pinging container registry 127.0.0.1:5999: dial tcp 127.0.0.1:5999: connect: connection refused", true),
-            ("dial tcp: lookup r.example on 10.0.0.53:53: read udp 10.0.0.2:1->10.0.0.53:53: i/o timeout", true),
-            ("writing blob: read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer", true),
-        ];
-        for (message, retried) in table {
-            let error = ImageError {
-                kind: FailureKind::Network,
-                message: message.to_owned(),
-            };
-            assert_eq!(RetryPolicy::is_retryable(&error), retried, "{message}");
-        }
     }
 }

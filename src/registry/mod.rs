@@ -31,7 +31,7 @@ use self::request::{
     MAX_TRANSIENT_RETRIES,
 };
 use crate::access::{Access, SideAccess};
-use crate::model::{FailureKind, Side};
+use crate::model::{FailureKind, ImageError, Side};
 use crate::reference::check_sha256_digest;
 use tracing::warn;
 
@@ -158,8 +158,14 @@ pub enum RegistryError {
         status: u16,
         detail: String,
     },
+    /// `refused`: the host (`host[:port]` of the URL) that refused the connection, when that
+    /// is what failed.
     #[error("{what}: {message}")]
-    Network { what: String, message: String },
+    Network {
+        what: String,
+        message: String,
+        refused: Option<String>,
+    },
     /// The message names the registry (see [`crate::tls::explain`]), so the same failure
     /// reads the same from any lookup and from a copy.
     #[error("{message}")]
@@ -185,6 +191,7 @@ pub enum RegistryError {
         what: String,
         kind: FailureKind,
         first: String,
+        refused: Option<String>,
     },
     /// A `Docker-Content-Digest` that is no digest ferry can check.
     #[error("{what}: unexpected response: its Docker-Content-Digest header is invalid: {reason}")]
@@ -215,6 +222,27 @@ impl RegistryError {
             | RegistryError::Invalid { .. }
             | RegistryError::Bound { .. }
             | RegistryError::DigestHeader { .. } => FailureKind::Other,
+        }
+    }
+
+    /// The host that refused the connection, when that is what failed (this request's, or the
+    /// one it waited for).
+    pub fn refused_host(&self) -> Option<&str> {
+        match self {
+            RegistryError::Network { refused, .. } | RegistryError::WaitedFor { refused, .. } => {
+                refused.as_deref()
+            }
+            _ => None,
+        }
+    }
+
+    /// The error as the failure of an image's request on `side` (see [`ImageError`]): its kind,
+    /// the host that refused the connection, and whether another attempt may fare better (a
+    /// transient kind, but not a host name that does not resolve).
+    pub fn image_error(&self, side: Side) -> ImageError {
+        ImageError {
+            host: self.refused_host().map(str::to_owned),
+            ..ImageError::reported(self.kind(), self.to_string()).on(side)
         }
     }
 
@@ -270,7 +298,7 @@ impl AuthCell {
 #[derive(Default)]
 struct Unanswered {
     count: AtomicU64,
-    last: Mutex<Option<(FailureKind, String)>>,
+    last: Mutex<Option<(FailureKind, String, Option<String>)>>,
 }
 
 impl Unanswered {
@@ -281,7 +309,8 @@ impl Unanswered {
 
     /// The request in flight got no answer: `error`.
     fn record(&self, error: &RegistryError) {
-        *self.last.lock().expect("lock") = Some((error.kind(), error.to_string()));
+        let refused = error.refused_host().map(str::to_owned);
+        *self.last.lock().expect("lock") = Some((error.kind(), error.to_string(), refused));
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -291,11 +320,12 @@ impl Unanswered {
         if self.seen() == seen {
             return None;
         }
-        let (kind, first) = self.last.lock().expect("lock").clone()?;
+        let (kind, first, refused) = self.last.lock().expect("lock").clone()?;
         Some(RegistryError::WaitedFor {
             what: what.to_owned(),
             kind,
             first,
+            refused,
         })
     }
 }
@@ -1232,6 +1262,7 @@ impl RegistryClient {
         probed.clone().map_err(|message| RegistryError::Network {
             what: what.to_owned(),
             message: format!("no answer to https://{}/v2/{message}", endpoint.host),
+            refused: None,
         })
     }
 }
@@ -1507,8 +1538,26 @@ fn transport_error(what: &str, error: &reqwest::Error) -> RegistryError {
     if crate::tls::problem(&message).is_some() {
         RegistryError::Tls { what, message }
     } else {
-        RegistryError::Network { what, message }
+        RegistryError::Network {
+            what,
+            message,
+            refused: refused_host(error),
+        }
     }
+}
+
+/// The host of the URL whose connection `error` says was refused (nothing listens there).
+fn refused_host(error: &reqwest::Error) -> Option<String> {
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return error.url().map(url_authority);
+            }
+        }
+        cause = inner.source();
+    }
+    None
 }
 
 /// A TLS failure with `host` told with its remedy (see [`crate::tls`]); other errors as they are.
@@ -1710,5 +1759,51 @@ mod tests {
             .kind(),
             FailureKind::Other
         );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_refused_connection_names_its_host_and_stays_retryable() {
+        // A port nothing listens on: bound, then let go.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let authority = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let sent = reqwest::Client::new()
+            .get(format!("http://{authority}/v2/"))
+            .send()
+            .await
+            .unwrap_err();
+        let error = transport_error("reading manifest x", &sent);
+        assert_eq!(error.refused_host(), Some(authority.as_str()), "{error}");
+        let image = error.image_error(Side::Destination);
+        assert_eq!(
+            (
+                image.kind,
+                image.side,
+                image.host.as_deref(),
+                image.retryable
+            ),
+            (
+                FailureKind::Network,
+                Some(Side::Destination),
+                Some(authority.as_str()),
+                true
+            )
+        );
+        // Those that waited for it give up with it, on the same host.
+        let unanswered = Unanswered::default();
+        let seen = unanswered.seen();
+        unanswered.record(&error);
+        let waited = unanswered.since(seen, "reading manifest y").unwrap();
+        assert_eq!(waited.refused_host(), Some(authority.as_str()));
+        // Any other failure names no host; a name that does not resolve is final.
+        let unresolved = RegistryError::Network {
+            what: "x".into(),
+            message: "dns error: failed to lookup address information: Name or service not \
+                      known"
+                .into(),
+            refused: None,
+        }
+        .image_error(Side::Source);
+        assert_eq!((unresolved.host, unresolved.retryable), (None, false));
     }
 }

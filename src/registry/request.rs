@@ -232,6 +232,7 @@ mod tests {
         let network = |message: &str| RegistryError::Network {
             what: "x".into(),
             message: message.into(),
+            refused: None,
         };
         assert!(!retries_transport(&network(
             "error sending request: tcp connect error: Connection refused (os error 111)"

@@ -710,10 +710,7 @@ mod tests {
             },
             attempts: 1,
             duration: Duration::from_millis(1234),
-            error: error.map(|(kind, message)| ImageError {
-                kind,
-                message: message.into(),
-            }),
+            error: error.map(|(kind, message)| ImageError::new(kind, message)),
         }
     }
 

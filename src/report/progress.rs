@@ -699,8 +699,7 @@ mod tests {
         assert!(line.ends_with("; docker.io is rate limiting"), "{line}");
         let failed = ImageResult::failed(
             &job("3"),
-            FailureKind::Network,
-            "x".into(),
+            crate::model::ImageError::new(FailureKind::Network, "x"),
             4,
             Duration::ZERO,
         );

@@ -180,15 +180,7 @@ pub async fn sync(
                 let lock = match &tidy {
                     Some((_, layout)) => match lock_layout(layout, stop.clone()).await {
                         Ok(lock) => Some(lock),
-                        Err(error) => {
-                            return ImageResult::failed(
-                                &job,
-                                error.kind,
-                                error.message,
-                                0,
-                                Duration::ZERO,
-                            )
-                        }
+                        Err(error) => return ImageResult::failed(&job, error, 0, Duration::ZERO),
                     },
                     None => None,
                 };
@@ -249,13 +241,13 @@ fn stopped_while_planning(job: Job) -> PlanEntry {
     if !job.source.is_whole_repository() {
         return PlanEntry::unlooked(job);
     }
-    let error = ImageError {
-        kind: FailureKind::Interrupted,
-        message: format!(
+    let error = ImageError::new(
+        FailureKind::Interrupted,
+        format!(
             "stopped before the tags of {} were listed",
             job.source.repository()
         ),
-    };
+    );
     PlanEntry {
         state: State::Unknown,
         error: Some(error),
@@ -278,10 +270,10 @@ async fn lock_layout(
             Ok(Some(lock)) => return Ok(lock),
             Ok(None) => {}
             Err(e) => {
-                return Err(ImageError {
-                    kind: FailureKind::Internal,
-                    message: format!("cannot lock the OCI layout {}: {e}", layout.display()),
-                })
+                return Err(ImageError::new(
+                    FailureKind::Internal,
+                    format!("cannot lock the OCI layout {}: {e}", layout.display()),
+                ))
             }
         }
         if !told {
@@ -294,13 +286,10 @@ async fn lock_layout(
         tokio::select! {
             () = tokio::time::sleep(LAYOUT_POLL) => {}
             () = wait_for(&mut stop, Stop::Graceful) => {
-                return Err(ImageError {
-                    kind: FailureKind::Interrupted,
-                    message: format!(
+                return Err(ImageError::new(FailureKind::Interrupted, format!(
                         "stopped while another ferry was writing {}",
                         layout.display()
-                    ),
-                })
+                    )))
             }
         }
     }
@@ -393,15 +382,14 @@ fn split_plan(entries: Vec<PlanEntry>, refused: impl Fn(&Job) -> Option<String>)
             split.positions.push(position);
             continue;
         }
-        let fail =
-            |kind, message| ImageResult::failed(&entry.job, kind, message, 0, Duration::ZERO);
+        let fail = |error| ImageResult::failed(&entry.job, error, 0, Duration::ZERO);
         let result = if let Some(message) = refusal {
-            fail(FailureKind::Unauthorized, message)
+            fail(ImageError::new(FailureKind::Unauthorized, message))
         } else if entry.state == State::Current {
             ImageResult::skipped(&entry.job, entry.source_digest)
         } else if let Some(error) = entry.error {
             // A repository whose tags could not be listed: failed as the listing did.
-            fail(error.kind, error.message)
+            fail(error)
         } else {
             // The registry's own words for a 404 on the manifest or the tag list.
             let message = if entry.job.source.is_whole_repository() {
@@ -415,7 +403,7 @@ fn split_plan(entries: Vec<PlanEntry>, refused: impl Fn(&Job) -> Option<String>)
                     entry.job.source
                 )
             };
-            fail(FailureKind::NotFound, message)
+            fail(ImageError::new(FailureKind::NotFound, message))
         };
         split.done.push((position, result));
     }
@@ -483,16 +471,16 @@ async fn check_landed(
         }
     }
     let engine = context.engine.name();
-    Err(ImageError {
-        kind: FailureKind::Other,
-        message: format!(
+    Err(ImageError::new(
+        FailureKind::Other,
+        format!(
             "digest mismatch: the target now holds {landed}, but upstream advertises \
              {advertised} for {source}: the source served a manifest whose bytes do not match \
              its digest, and {engine} wrote them unchecked. ferry cannot undo that write; \
              check the source (--engine native refuses such a manifest before writing anything)",
             source = job.source,
         ),
-    })
+    ))
 }
 
 /// What the plan found out about one job.
@@ -520,12 +508,10 @@ async fn copy_one(
         Ok((digest, counts)) => {
             ImageResult::synced(&job, digest, counts, attempts, started.elapsed())
         }
-        Err(error) => {
-            ImageResult::failed(&job, error.kind, error.message, attempts, started.elapsed())
-        }
+        Err(error) => ImageResult::failed(&job, error, attempts, started.elapsed()),
     };
     let failed =
-        |kind, message: String, attempts| result(Err(ImageError { kind, message }), attempts);
+        |kind, message: String, attempts| result(Err(ImageError::new(kind, message)), attempts);
     if job.source.is_whole_repository() {
         // Never reached from a plan (see `PlanEntry::needs_copy`); an engine given a whole
         // repository would list its tags itself, past the filters and the redirects.
@@ -537,12 +523,11 @@ async fn copy_one(
     }
     let source_repository = job.source.repository();
     let hosts = registry_hosts(&context.client, &job);
-    let host_names: Vec<&str> = hosts.iter().map(String::as_str).collect();
     let outage =
         |host: String, attempts| failed(FailureKind::Network, Outages::message(&host), attempts);
     let attempts_allowed = context.retry.retries + 1;
-    // The host that refused the connection in every attempt so far.
-    let mut refusing = None;
+    // The host (of this copy's) that refused the connection in every attempt so far.
+    let mut refusing: Option<String> = None;
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -622,9 +607,9 @@ async fn copy_one(
             }
             Err(error) => error,
         };
-        let refused = context.engine.refused_by(&error.message, &host_names);
-        refusing = refused.filter(|_| attempt == 1 || refusing == refused);
-        let retryable = RetryPolicy::is_retryable(&error);
+        let refused = error.host.clone().filter(|host| hosts.contains(host));
+        refusing = refused.filter(|host| attempt == 1 || refusing.as_ref() == Some(host));
+        let retryable = error.retryable;
         let last = !retryable || attempt > context.retry.retries;
         let delay = (!last).then(|| {
             context
@@ -641,7 +626,7 @@ async fn copy_one(
         });
         let Some(delay) = delay else {
             if let Some(host) = refusing.filter(|_| retryable) {
-                context.outages.record(host);
+                context.outages.record(&host);
             }
             return result(Err(error), attempt);
         };
@@ -658,7 +643,7 @@ async fn copy_one(
             if error.kind == FailureKind::RateLimited {
                 // Come back no sooner than the registry's own pace allows, and let the
                 // planner's requests to it (and other copies) slow down too.
-                let (side, name) = throttled_registry(&job, &error.message);
+                let (side, name) = throttled_at(&job, error.side);
                 if let Ok(waited) = context
                     .client
                     .wait_out_throttled_copy(side, &name, attempt_started, delay)
@@ -714,10 +699,10 @@ fn refused_credentials(client: &RegistryClient, job: &Job) -> Option<String> {
 }
 
 /// The registry a 429 came from, as a side and a repository name: the destination when the
-/// engine's message names its host, the source otherwise (where pull limits live).
-fn throttled_registry(job: &Job, message: &str) -> (Side, String) {
-    match &job.target {
-        Target::Registry(target) if message.contains(target.domain()) => {
+/// engine put the failure there, the source otherwise (where pull limits live).
+fn throttled_at(job: &Job, side: Option<Side>) -> (Side, String) {
+    match (&job.target, side) {
+        (Target::Registry(target), Some(Side::Destination)) => {
             (Side::Destination, target.repository())
         }
         _ => (Side::Source, job.source.repository()),
@@ -745,10 +730,10 @@ mod tests {
 
     #[test]
     fn a_repository_that_could_not_be_listed_fails_and_is_never_copied() {
-        let error = crate::model::ImageError {
-            kind: FailureKind::Network,
-            message: "could not list the tags of quay.io/coreos/etcd (4 attempts)".into(),
-        };
+        let error = crate::model::ImageError::new(
+            FailureKind::Network,
+            "could not list the tags of quay.io/coreos/etcd (4 attempts)",
+        );
         let unlisted = PlanEntry {
             state: State::Unknown,
             error: Some(error.clone()),
@@ -783,10 +768,10 @@ mod tests {
 
     #[test]
     fn a_lookup_that_fails_the_image_is_never_copied() {
-        let error = crate::model::ImageError {
-            kind: FailureKind::Timeout,
-            message: "its lookups ran past --image-timeout 3s; no copy was tried".into(),
-        };
+        let error = crate::model::ImageError::new(
+            FailureKind::Timeout,
+            "its lookups ran past --image-timeout 3s; no copy was tried",
+        );
         let job = || {
             job_for(
                 "quay.io/coreos/etcd:v3",
@@ -812,7 +797,7 @@ mod tests {
     }
 
     #[test]
-    fn a_429_is_put_on_the_registry_its_message_names() {
+    fn a_429_is_put_on_the_side_the_engine_names() {
         let job = |target: Target| Job {
             origin: Origin {
                 file: "l".into(),
@@ -832,22 +817,18 @@ mod tests {
             "harbor.example/m/docker.io/library/nginx".to_owned(),
         );
         let table = [
-            ("reading manifest 1.25 in docker.io/library/nginx: toomanyrequests: You have reached your pull rate limit.", &source),
-            ("writing manifest: uploading manifest 1.25 to harbor.example/m/docker.io/library/nginx: toomanyrequests: slow down", &destination),
-            ("skopeo ended with exit status 1: 429 Too Many Requests", &source),
+            (Some(Side::Source), &source),
+            (Some(Side::Destination), &destination),
+            (None, &source),
         ];
-        for (message, expected) in table {
-            assert_eq!(
-                &throttled_registry(&to_harbor, message),
-                expected,
-                "{message}"
-            );
+        for (side, expected) in table {
+            assert_eq!(&throttled_at(&to_harbor, side), expected, "{side:?}");
         }
         let to_layout = job(Target::Oci {
             layout: "mirror/docker.io/library/nginx".into(),
             name: Some("1.25".into()),
             digest: None,
         });
-        assert_eq!(throttled_registry(&to_layout, "toomanyrequests"), source);
+        assert_eq!(throttled_at(&to_layout, Some(Side::Destination)), source);
     }
 }
