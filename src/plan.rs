@@ -1,12 +1,13 @@
 //! Digest-first planning: before any copy, find out what each job would change. Whole
 //! repositories are expanded to their tags (through the tag filters), then one `HEAD` per tag
 //! on each side resolves every job to `new`, `changed`, `current` or `source-missing`. Only
-//! `new` and `changed` jobs (and `unknown` ones, whose lookups failed) need skopeo.
+//! `new` and `changed` jobs (and `unknown` ones, whose lookups failed) need a copy.
 //!
-//! `decide` is pure; the async functions only gather lookups. Lookups run side by side, capped
-//! per source registry, so a registry that does not answer holds up no other registry's; each
-//! request is bounded by `--lookup-timeout`, and in a sync an image's lookups by its
-//! `--image-timeout`.
+//! `decide` is pure; the async functions only gather lookups, over the [`PlanOptions`] that
+//! settings built (the tag filters, the retry policy for listings, `--force`,
+//! `--image-timeout`). Lookups run side by side, capped per source registry, so a registry that
+//! does not answer holds up no other registry's; each request is bounded by `--lookup-timeout`,
+//! and in a sync an image's lookups by its `--image-timeout`.
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -7,8 +7,10 @@
 //! scratch dir (never in argv), the CA directories through `SSL_CERT_DIR`, and `--insecure`
 //! only for a job whose sides are both insecure: crane has one switch for every registry of a
 //! run, and a side nobody marked insecure must stay verified (see [`Trust`]). The argv and
-//! environment builder is pure; the output parser and the failure classifier read crane's own
-//! words.
+//! environment builder is pure; crane runs through the [`tool`] driver, to which this module
+//! gives its output parser and its own failure words (its `Error:` line, the words it adds to
+//! the shared table, the side a message is about, the hints for a one-sided `--insecure` and a
+//! 429).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;

@@ -1,7 +1,9 @@
 //! The run core: plan every job, copy what needs a copy through an [`Engine`] with retries,
 //! and end with one result per entry. It knows no terminal, no signals and no exit codes:
 //! what happens goes out as [`Event`]s, a stop comes in on a watch channel, and the outcome is
-//! data, so `sync` (and a server mode) only wire it up.
+//! data, so `sync` and `serve`'s schedule loop only wire it up. It takes the [`RunOptions`]
+//! settings built, and reads each failure's fields (its kind, side, refusing host and whether a
+//! retry may help), never an engine's words.
 
 pub mod events;
 pub mod retry;
