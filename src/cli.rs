@@ -1,7 +1,8 @@
-//! The command line, as clap derive types and nothing else. `settings.rs` turns these into a
-//! validated `Settings`; no other module sees clap.
+//! The command line, as clap derive types and the parsing of their values (durations); nothing
+//! else. `settings` turns these into a validated `Settings`; no other module sees clap.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
@@ -217,7 +218,7 @@ pub struct ServeArgs {
     pub sync: SyncArgs,
 
     /// Run now and then every DURATION (e.g. 1h)
-    #[arg(long, value_name = "DURATION", value_parser = crate::run::retry::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub every: Option<std::time::Duration>,
 
     /// Run at the times a cron expression names, in $TZ (e.g. "0 3 * * *"; 5 fields, or 6
@@ -227,7 +228,7 @@ pub struct ServeArgs {
 
     /// Wait a random time up to DURATION before each run, so that servers do not all start
     /// at once
-    #[arg(long, value_name = "DURATION", value_parser = crate::run::retry::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub splay: Option<std::time::Duration>,
 
     /// Serve /metrics, /healthz and /readyz on ADDR (e.g. 0.0.0.0:9090; port 0 picks one,
@@ -286,7 +287,7 @@ pub struct SyncArgs {
     pub progress: ProgressArg,
 
     /// Time between two heartbeat lines of --progress plain
-    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = crate::run::retry::parse_duration)]
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
     pub progress_interval: std::time::Duration,
 }
 
@@ -370,11 +371,11 @@ pub struct RetryArgs {
     pub retry_times: u32,
 
     /// Wait before the first retry; it doubles with each retry (with jitter)
-    #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = crate::run::retry::parse_duration)]
+    #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = parse_duration)]
     pub retry_delay: std::time::Duration,
 
     /// Longest wait between two attempts
-    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = crate::run::retry::parse_duration)]
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
     pub max_retry_delay: std::time::Duration,
 }
 
@@ -384,7 +385,7 @@ pub struct LookupArgs {
     /// Give up one request of a lookup (a digest, a page of tags, a token) not answered in full
     /// after this long: the entry is planned `unknown` (a sync still copies it), a listing
     /// fails. Lookups of other repositories and registries go on meanwhile
-    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = crate::run::retry::parse_duration)]
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
     pub lookup_timeout: std::time::Duration,
 
     /// Fail the listing of a whole repository with more than N tags, or one that goes on past
@@ -399,7 +400,7 @@ pub struct SkopeoArgs {
     /// Stop a copy attempt (its whole skopeo process group) after this long; it fails as
     /// `timeout` and is retried like other transient failures, each retry with the same limit.
     /// The first attempt's limit includes the time the image's lookups took while planning
-    #[arg(long, default_value = "30m", value_name = "DURATION", value_parser = crate::run::retry::parse_duration)]
+    #[arg(long, default_value = "30m", value_name = "DURATION", value_parser = parse_duration)]
     pub image_timeout: std::time::Duration,
 
     /// Run skopeo without a signature policy (skopeo's --insecure-policy)
@@ -425,7 +426,7 @@ pub struct EngineArgs {
 
     /// With --engine native: fail a copy's request unanswered after this long, and a blob
     /// transfer that moves no byte for this long (it is retried like other timeouts)
-    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = crate::run::retry::parse_duration)]
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
     pub stall_timeout: std::time::Duration,
 }
 
@@ -438,4 +439,95 @@ pub enum EngineArg {
     Crane,
     /// ferry's own registry client: blobs streamed, mounted and shared within the run
     Native,
+}
+
+/// The forms a duration flag takes, for error messages.
+const DURATION_FORMS: &str = "e.g. 500ms, 2s, 5m, 1h";
+
+/// Parses `500ms`, `2s`, `1.5s`, `5m` or `1h`. The unit is required: a bare `5` could mean
+/// seconds or minutes, and a wrong guess makes a timeout 60 times too short or too long. Zero
+/// is refused too: no duration flag means anything useful at zero (a zero `--image-timeout`
+/// fails every image at once).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("not a duration ({DURATION_FORMS})"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        "" => return Err(format!("a duration needs a unit ({DURATION_FORMS})")),
+        _ => {
+            return Err(format!(
+                "unknown unit \"{unit}\" (ms, s, m or h: {DURATION_FORMS})"
+            ))
+        }
+    };
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(duration) if duration.is_zero() => {
+            Err(format!("must be longer than zero ({DURATION_FORMS})"))
+        }
+        Ok(duration) => Ok(duration),
+        Err(_) => Err(format!("not a duration ({DURATION_FORMS})")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        let table = [
+            ("500ms", 500),
+            ("2s", 2000),
+            (" 2s ", 2000),
+            ("1.5s", 1500),
+            ("5m", 300_000),
+            ("1h", 3_600_000),
+        ];
+        for (text, millis) in table {
+            assert_eq!(
+                parse_duration(text).unwrap(),
+                Duration::from_millis(millis),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn durations_without_a_unit_or_of_zero_are_refused() {
+        let forms = "e.g. 500ms, 2s, 5m, 1h";
+        let table = [
+            ("2", format!("a duration needs a unit ({forms})")),
+            ("1.5", format!("a duration needs a unit ({forms})")),
+            ("0", format!("a duration needs a unit ({forms})")),
+            ("0s", format!("must be longer than zero ({forms})")),
+            ("0ms", format!("must be longer than zero ({forms})")),
+            ("0.0h", format!("must be longer than zero ({forms})")),
+            (
+                "0.0000000001s",
+                format!("must be longer than zero ({forms})"),
+            ),
+            ("2d", format!("unknown unit \"d\" (ms, s, m or h: {forms})")),
+            (
+                "2 s",
+                format!("unknown unit \" s\" (ms, s, m or h: {forms})"),
+            ),
+            ("", format!("not a duration ({forms})")),
+            ("s", format!("not a duration ({forms})")),
+            ("-1s", format!("not a duration ({forms})")),
+            ("fast", format!("not a duration ({forms})")),
+            ("99999999999999999999h", format!("not a duration ({forms})")),
+        ];
+        for (text, expected) in table {
+            assert_eq!(parse_duration(text), Err(expected), "{text:?}");
+        }
+    }
 }

@@ -72,7 +72,7 @@ pub fn with_causes(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
     while let Some(error) = cause {
-        let reason = last_line(&error.to_string());
+        let reason = crate::words::last_line(&error.to_string());
         if !text.contains(&reason) {
             text.push_str(": ");
             text.push_str(&reason);
@@ -80,13 +80,6 @@ pub fn with_causes(error: &dyn std::error::Error) -> String {
         cause = error.source();
     }
     text
-}
-
-/// The regex crate's messages draw the pattern with a caret over several lines; the last line
-/// (`error: unclosed group`) is the reason, and fits on one line.
-pub fn last_line(message: &str) -> String {
-    let last = message.lines().last().unwrap_or(message).trim();
-    last.strip_prefix("error: ").unwrap_or(last).to_owned()
 }
 
 /// How a command that did its work ended. Ordered by how bad it is, so the worst of two wins.

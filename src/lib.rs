@@ -1,9 +1,14 @@
-//! ferry mirrors third-party container images into a private registry. It reads image lists,
-//! normalizes every reference, maps it to a scoped target, and drives skopeo in parallel,
-//! turning what skopeo prints into a per-image result.
+//! ferry mirrors third-party container images into a private registry or local OCI layouts. It
+//! reads image lists, normalizes every reference, maps it to a scoped target, plans each image
+//! from the digests on both sides, and copies what needs a copy in parallel with one of its
+//! engines (skopeo, crane, or its own registry client), each image ending in one result.
 //!
-//! The flow is: `cli` (clap types) → `settings` (one validated value) → `commands` (one per
-//! subcommand), which use `input`, `mapping`, `engine`, `scheduler` and `report`.
+//! The flow is: `cli` (clap types) → `settings` (one validated, immutable value, which builds
+//! the narrow options and the workers of a run) → `commands` (one per subcommand), which read
+//! `input` and `mapping`, hand the jobs to `plan` or to the run core (`run`, over an `engine`
+//! and the `registry` client), and give its events to `report` (and, in `serve`, its metrics).
+//! The imports point down that list: the shared vocabulary is in `model`, below them all
+//! (`scripts/layers.py` checks the order).
 
 pub(crate) mod access;
 pub(crate) mod cli;

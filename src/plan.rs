@@ -1,19 +1,19 @@
 //! Digest-first planning: before any copy, find out what each job would change. Whole
 //! repositories are expanded to their tags (through the tag filters), then one `HEAD` per tag
 //! on each side resolves every job to `new`, `changed`, `current` or `source-missing`. Only
-//! `new` and `changed` jobs (and `unknown` ones, whose lookups failed) need skopeo.
+//! `new` and `changed` jobs (and `unknown` ones, whose lookups failed) need a copy.
 //!
-//! `decide` is pure; the async functions only gather lookups. Lookups run side by side, capped
-//! per source registry, so a registry that does not answer holds up no other registry's; each
-//! request is bounded by `--lookup-timeout`, and in a sync an image's lookups by its
-//! `--image-timeout`.
+//! `decide` is pure; the async functions only gather lookups, over the [`PlanOptions`] that
+//! settings built (the tag filters, the retry policy for listings, `--force`,
+//! `--image-timeout`). Lookups run side by side, capped per source registry, so a registry that
+//! does not answer holds up no other registry's; each request is bounded by `--lookup-timeout`,
+//! and in a sync an image's lookups by its `--image-timeout`.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
@@ -23,48 +23,15 @@ use crate::input::InputError;
 use crate::model::FailureKind;
 use crate::model::ImageError;
 use crate::model::Origin;
+use crate::model::RetryPolicy;
 use crate::model::Side;
-use crate::model::{Job, Target};
+use crate::model::{Job, State, Target};
 use crate::reference::ImageRef;
-use crate::registry::{RegistryClient, RegistryError};
-use crate::run::retry::RetryPolicy;
-use crate::settings::PlanSettings;
+use crate::registry::RegistryClient;
 
 /// Images looked up at once per source registry (each registry host also caps its requests in
 /// flight): a registry that does not answer holds up only its own images.
 const LOOKUPS_IN_FLIGHT: usize = 64;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum State {
-    /// The target does not exist.
-    New,
-    /// The target exists with another digest.
-    Changed,
-    /// The target has the source's digest: nothing to do.
-    Current,
-    /// The source does not exist.
-    SourceMissing,
-    /// A lookup failed; the copy will tell.
-    Unknown,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::New => "new",
-            State::Changed => "changed",
-            State::Current => "current",
-            State::SourceMissing => "source-missing",
-            State::Unknown => "unknown",
-        }
-    }
-
-    /// Whether a sync has to run a copy for this state (see also [`PlanEntry::needs_copy`]).
-    pub fn needs_copy(self) -> bool {
-        matches!(self, State::New | State::Changed | State::Unknown)
-    }
-}
 
 /// One planned job.
 #[derive(Debug, Clone)]
@@ -102,6 +69,21 @@ impl PlanEntry {
             looked_up_in: Duration::ZERO,
         }
     }
+}
+
+/// What planning needs from the configuration (built by `settings`).
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// The tag filters for whole repositories.
+    pub filter: TagFilter,
+    /// For tag listings (and a sync's copies).
+    pub retry: RetryPolicy,
+    /// The inputs as named, in the order given: entries are planned in list order.
+    pub inputs: Vec<String>,
+    /// Skip the digest lookups: every job is planned as new (`sync --force`).
+    pub force: bool,
+    /// An image whose lookups run past this fails as `timeout` (a sync's `--image-timeout`).
+    pub image_timeout: Option<Duration>,
 }
 
 /// A lookup's answer: a digest, `None` for "not there", or why it could not be answered.
@@ -190,10 +172,8 @@ pub async fn expand(
             Some(spec) => match filter.overridden_by(spec) {
                 Ok(own) => own.select(&tags),
                 Err(e) => {
-                    let error = ImageError {
-                        kind: FailureKind::Other,
-                        message: format!("invalid tag filter: {e}"),
-                    };
+                    let error =
+                        ImageError::new(FailureKind::Other, format!("invalid tag filter: {e}"));
                     expansion
                         .failed
                         .push(unlisted(job, State::Unknown, Some(error)));
@@ -248,23 +228,21 @@ async fn list_tags(
         attempt += 1;
         let error = match client.tags(Side::Source, name).await {
             Ok(tags) => return Ok(tags),
-            Err(e) => image_error(&e),
+            Err(e) => e.image_error(Side::Source),
         };
-        if !RetryPolicy::is_retryable(&error) || attempt > retry.retries {
+        if !error.retryable || attempt > retry.retries {
             let attempts = match attempt {
                 1 => "1 attempt".to_owned(),
                 n => format!("{n} attempts"),
             };
             let cause = error.message.strip_prefix(&format!("tags of {name}: "));
-            return Err(ImageError {
-                kind: error.kind,
-                message: format!(
-                    "could not list the tags of {name} ({attempts}), so nothing was copied for it: {}",
-                    cause.unwrap_or(&error.message)
-                ),
-            });
+            let message = format!(
+                "could not list the tags of {name} ({attempts}), so nothing was copied for it: {}",
+                cause.unwrap_or(&error.message)
+            );
+            return Err(error.reworded(message));
         }
-        let delay = retry.backoff(attempt, error.kind, crate::run::retry::jitter());
+        let delay = retry.backoff(attempt, error.kind, crate::model::jitter());
         info!(
             "listing the tags of {name} failed ({}: {}); retrying in {:.1}s",
             error.kind,
@@ -275,19 +253,17 @@ async fn list_tags(
     }
 }
 
-/// Expands and plans `jobs`; with `force`, skips the digest lookups and plans every job as new.
-/// A tag that two lines ask for (a whole repository and a line naming one of its tags) is
-/// planned once; two sources expanded onto one target are input errors, found before any copy.
-/// With `image_timeout`, an image whose lookups run past it fails (see [`plan`]).
+/// Expands and plans `jobs`; with `options.force`, skips the digest lookups and plans every job
+/// as new. A tag that two lines ask for (a whole repository and a line naming one of its tags)
+/// is planned once; two sources expanded onto one target are input errors, found before any
+/// copy. With `options.image_timeout`, an image whose lookups run past it fails (see [`plan`]).
 pub async fn plan_all(
     client: &Arc<RegistryClient>,
-    settings: &PlanSettings,
+    options: &PlanOptions,
     jobs: Vec<Job>,
-    force: bool,
     lookups: Lookups,
-    image_timeout: Option<Duration>,
 ) -> Result<(Vec<PlanEntry>, Vec<Dropped>), Vec<InputError>> {
-    let expansion = expand(client, &settings.filter, &settings.retry, jobs).await;
+    let expansion = expand(client, &options.filter, &options.retry, jobs).await;
     let expanded = crate::mapping::one_per_target(expansion.jobs);
     if !expanded.errors.is_empty() {
         return Err(expanded.errors);
@@ -298,21 +274,15 @@ pub async fn plan_all(
     for warning in &expansion.warnings {
         warn!("{warning}");
     }
-    let mut entries = if force {
+    let mut entries = if options.force {
         expanded.jobs.into_iter().map(PlanEntry::unlooked).collect()
     } else {
-        plan(client, expanded.jobs, lookups, image_timeout).await
+        plan(client, expanded.jobs, lookups, options.image_timeout).await
     };
     entries.extend(expansion.failed);
     // Back into list order (files as given, then lines); the sort is stable, so a repository's
     // tags keep the registry's order.
-    let file_rank = |file: &str| {
-        settings
-            .inputs
-            .sources
-            .iter()
-            .position(|input| input.to_string() == file)
-    };
+    let file_rank = |file: &str| options.inputs.iter().position(|input| input == file);
     entries.sort_by_key(|e| (file_rank(&e.job.origin.file), e.job.origin.line));
     Ok((entries, expansion.dropped))
 }
@@ -369,13 +339,13 @@ pub async fn plan(
             let looked_up_in = started.elapsed();
             let Some(looked_up) = looked_up else {
                 let limit = image_timeout.unwrap_or_default();
-                let error = ImageError {
-                    kind: FailureKind::Timeout,
-                    message: format!(
+                let error = ImageError::new(
+                    FailureKind::Timeout,
+                    format!(
                         "its lookups ran past --image-timeout {}; no copy was tried",
-                        crate::run::retry::format_duration(limit)
+                        crate::words::format_duration(limit)
                     ),
-                };
+                );
                 let entry = PlanEntry {
                     state: State::Unknown,
                     error: Some(error),
@@ -457,7 +427,7 @@ async fn look_up(client: &RegistryClient, job: &Job, sides: Lookups) -> LookedUp
 }
 
 /// The source's digest, and whether its registry answered as no working one does (see
-/// [`RegistryError::source_is_broken`]). A pinned source needs no request: its digest is the
+/// [`RegistryError::source_is_broken`](crate::registry::RegistryError::source_is_broken)). A pinned source needs no request: its digest is the
 /// pin.
 async fn source_digest(client: &RegistryClient, source: &ImageRef) -> (Lookup, bool) {
     if let Some(digest) = source.digest() {
@@ -469,7 +439,7 @@ async fn source_digest(client: &RegistryClient, source: &ImageRef) -> (Lookup, b
         .await
     {
         Ok(digest) => (Ok(digest), false),
-        Err(e) => (Err(image_error(&e)), e.source_is_broken()),
+        Err(e) => (Err(e.image_error(Side::Source)), e.source_is_broken()),
     }
 }
 
@@ -486,7 +456,7 @@ pub(crate) async fn target_digest(
             client
                 .manifest_digest(Side::Destination, &reference.repository(), at)
                 .await
-                .map_err(|e| image_error(&e))
+                .map_err(|e| e.image_error(Side::Destination))
         }
         Target::Oci { layout, name, .. } => oci_digest(layout, name.as_deref(), pinned),
     }
@@ -512,17 +482,7 @@ pub fn oci_digest(layout: &Path, name: Option<&str>, pinned: Option<&str>) -> Lo
 }
 
 fn internal(message: String) -> ImageError {
-    ImageError {
-        kind: FailureKind::Internal,
-        message,
-    }
-}
-
-pub fn image_error(error: &RegistryError) -> ImageError {
-    ImageError {
-        kind: error.kind(),
-        message: error.to_string(),
-    }
+    ImageError::new(FailureKind::Internal, message)
 }
 
 #[cfg(test)]
@@ -530,10 +490,7 @@ mod tests {
     use super::*;
 
     fn err() -> Lookup {
-        Err(ImageError {
-            kind: FailureKind::Network,
-            message: "connection refused".into(),
-        })
+        Err(ImageError::new(FailureKind::Network, "connection refused"))
     }
 
     #[test]

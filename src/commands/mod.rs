@@ -14,7 +14,6 @@ use std::fmt::Display;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::access::HostTls;
 use crate::error::{Error, Outcome};
 use crate::input::{self, HostSettings, InputError, Inputs};
 use crate::mapping::map_all;
@@ -152,8 +151,9 @@ fn warn_empty_inputs(inputs: &InputSettings, read: &Inputs) {
     }
 }
 
-/// What `plan`, `verify` and `sync` work on: the mapped jobs, and the registry settings with
-/// what the inputs and the accounts file say about single registries folded in.
+/// What `plan`, `verify` and `sync` work on: the mapped jobs, and the registry options with
+/// what the inputs and the accounts file say about single registries added (see
+/// [`PlanSettings::registry_for`]).
 struct Loaded {
     jobs: Vec<Job>,
     registry: ClientOptions,
@@ -163,9 +163,9 @@ struct Loaded {
 
 /// Says which `--registry-rps`/`--registry-jobs` hosts no job of the run reaches: a typo, or a
 /// registry reached under another name.
-fn warn_unused_hosts(settings: &PlanSettings, jobs: &[Job], registry: &ClientOptions) {
+fn warn_unused_hosts(settings: &PlanSettings, jobs: &[Job]) {
     let reached: std::collections::HashSet<String> =
-        crate::run::request_hosts(jobs, &registry.access.conf)
+        crate::run::request_hosts(jobs, &settings.registry.access.conf)
             .into_values()
             .collect();
     for flag in &settings.host_flags {
@@ -178,8 +178,8 @@ fn warn_unused_hosts(settings: &PlanSettings, jobs: &[Job], registry: &ClientOpt
     }
 }
 
-/// Reads, maps and folds in per-registry settings; any problem is the error (nothing may run
-/// then).
+/// Reads and maps the inputs, and builds the run's registry options from them; any problem is
+/// the error (nothing may run then).
 async fn load(settings: &PlanSettings) -> Result<Loaded, Error> {
     let Read {
         inputs,
@@ -193,37 +193,8 @@ async fn load(settings: &PlanSettings) -> Result<Loaded, Error> {
         &settings.rerun.filter_flags,
     )
     .await?;
-    let mut registry = settings.registry.clone();
-    let access = &mut registry.access;
-    // A registry section of the input describes a source registry.
-    for host in &inputs.hosts {
-        if let Some(creds) = &host.credentials {
-            access
-                .source
-                .credentials
-                .per_host
-                .insert(host.host.clone(), creds.clone());
-        }
-        if host.tls_verify.is_some() || host.cert_dir.is_some() {
-            let tls = HostTls {
-                tls_verify: host.tls_verify,
-                cert_dir: host.cert_dir.clone(),
-            };
-            access.source.per_host.insert(host.host.clone(), tls);
-        }
-    }
-    // An account is for its registry whichever side it is on; the input's own settings win.
-    for account in &accounts {
-        if let Some(creds) = &account.credentials {
-            for side in [&mut access.source, &mut access.destination] {
-                side.credentials
-                    .per_host
-                    .entry(account.host.clone())
-                    .or_insert_with(|| creds.clone());
-            }
-        }
-    }
-    warn_unused_hosts(settings, &jobs, &registry);
+    let registry = settings.registry_for(&inputs.hosts, &accounts);
+    warn_unused_hosts(settings, &jobs);
     Ok(Loaded {
         jobs,
         registry,

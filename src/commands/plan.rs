@@ -37,16 +37,10 @@ async fn planned(settings: &PlanSettings, command: &'static str) -> Result<Plann
         rerun: settings.rerun.clone(),
     };
     let client = Arc::new(RegistryClient::new(loaded.registry));
-    let (entries, dropped) = plan::plan_all(
-        &client,
-        settings,
-        loaded.jobs,
-        false,
-        plan::Lookups::Both,
-        None,
-    )
-    .await
-    .map_err(Error::Input)?;
+    let (entries, dropped) =
+        plan::plan_all(&client, &settings.options, loaded.jobs, plan::Lookups::Both)
+            .await
+            .map_err(Error::Input)?;
     let mut summary = PlanSummary::of(&entries, dropped.len(), client.requests_sent(), started);
     summary.throttled = client.throttled_responses();
     Ok(Planned {
@@ -239,8 +233,8 @@ fn print_table(entries: &[PlanEntry]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::State;
     use crate::model::{FailureKind, Job, Origin, Target};
-    use crate::plan::State;
     use crate::reference::ImageRef;
 
     fn failed(name: &str, message: &str) -> PlanEntry {
@@ -256,10 +250,7 @@ mod tests {
         };
         PlanEntry {
             state: State::Unknown,
-            error: Some(ImageError {
-                kind: FailureKind::Tls,
-                message: message.to_owned(),
-            }),
+            error: Some(ImageError::new(FailureKind::Tls, message.to_owned())),
             ..PlanEntry::unlooked(job)
         }
     }

@@ -14,13 +14,15 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
-use super::sync::{run_once, Ran};
+use super::sync::{prepare, Ran};
 use super::{load, say_err};
 use crate::error::{self, Error, Outcome};
 use crate::exec::Stop;
+use crate::run::{self, events::Events};
 use crate::serve::metrics::{Metrics, RunResult};
 use crate::serve::{http, local_time, splay};
-use crate::settings::{EngineSettings, ServeSettings};
+use crate::settings::engine::EngineSettings;
+use crate::settings::{ServeSettings, SyncSettings};
 
 pub async fn serve(settings: ServeSettings) -> Result<Outcome, Error> {
     let signal_error = |e: std::io::Error| Error::Internal(format!("cannot watch signals: {e}"));
@@ -86,7 +88,7 @@ pub async fn serve(settings: ServeSettings) -> Result<Outcome, Error> {
         let started = SystemTime::now();
         metrics.run_started(started);
         let observe = |event: &crate::run::events::Event| metrics.event(event);
-        let run = run_once(&settings.sync, stop_rx.clone(), &observe);
+        let run = one_run(&settings.sync, stop_rx.clone(), &observe);
         let mut run = std::pin::pin!(run);
         // A stop signal during the run stops it as `sync` stops (a second one: now); a SIGHUP
         // asks for another run as soon as this one ends.
@@ -116,6 +118,33 @@ pub async fn serve(settings: ServeSettings) -> Result<Outcome, Error> {
         }
         due = if again { ended } else { next };
     }
+}
+
+/// One scheduled run: the inputs read again and the workers built for it, then the run core
+/// with the console (and the metrics, through `observe`) reading its events.
+async fn one_run(
+    settings: &SyncSettings,
+    stop: watch::Receiver<Stop>,
+    observe: &(dyn Fn(&run::events::Event) + Send + Sync),
+) -> Result<Ran, Error> {
+    let Some(prepared) = prepare(settings).await? else {
+        return Ok(Ran::dry_run());
+    };
+    let options = settings.run_options();
+    let (events, received) = Events::channel();
+    let console = prepared.console(settings, observe);
+    let (outcome, written) = tokio::join!(
+        run::sync(
+            &options,
+            Arc::clone(&prepared.workers.client),
+            Arc::clone(&prepared.workers.engine),
+            prepared.jobs.clone(),
+            stop,
+            events
+        ),
+        console.consume(received)
+    );
+    prepared.finish(outcome, written)
 }
 
 /// The first stop signal stops the run gracefully and sets the exit code; another, now.

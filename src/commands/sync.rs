@@ -1,37 +1,55 @@
 //! `ferry sync`: settings → run → outcome. Reads and maps the inputs (nothing runs on a bad
-//! one), makes the engine and the private directory it needs, hands both to the run core with
-//! the signal watch and the console as the consumer of its events, then writes the report and
-//! the failed list and picks the exit code.
+//! one), has settings build the workers (the registry client, and the engine with the private
+//! directory it needs), hands them to the run core with the signal watch and the console as the
+//! consumer of its events, then writes the report and the failed list and picks the exit code.
+//! `serve` runs the same steps on its schedule ([`prepare`], [`Prepared`]).
 
+use std::io::IsTerminal as _;
 use std::sync::Arc;
 
 use tokio::sync::watch;
 use tracing::info;
 
 use super::{load, say, say_err, Loaded};
-use crate::access::Access;
-use crate::engine::crane::{Crane, NO_OCI_LAYOUTS};
-use crate::engine::native::Native;
-use crate::engine::skopeo::Skopeo;
+use crate::access::credentials::CredentialsError;
+use crate::engine::crane::NO_OCI_LAYOUTS;
 use crate::engine::Engine;
 use crate::error::{Error, Outcome};
 use crate::exec::Stop;
+use crate::input::InputError;
 use crate::model::{Job, Summary, Target};
-use crate::registry::RegistryClient;
 use crate::report::console::Console;
 use crate::report::progress::View;
 use crate::report::{Outputs, RunInfo};
 use crate::run::events::{Event, Events};
-use crate::run::{self};
+use crate::run::{self, RunOutcome};
 use crate::scratch::ScratchDir;
-use crate::settings::{EngineSettings, SyncSettings};
+use crate::settings::engine::EngineSettings;
+use crate::settings::{SyncSettings, Workers};
 use crate::signals;
 
 pub async fn sync(settings: SyncSettings) -> Result<Outcome, Error> {
     let (stop_tx, stop_rx) = watch::channel(Stop::Run);
     // Registered before any work starts.
     let signals = signals::Watch::start(stop_tx, say_err);
-    let ran = run_once(&settings, stop_rx, &|_| {}).await?;
+    let Some(prepared) = prepare(&settings).await? else {
+        return Ok(Ran::dry_run().outcome(signals.code()));
+    };
+    let options = settings.run_options();
+    let (events, received) = Events::channel();
+    let console = prepared.console(&settings, &|_| {});
+    let (outcome, written) = tokio::join!(
+        run::sync(
+            &options,
+            Arc::clone(&prepared.workers.client),
+            Arc::clone(&prepared.workers.engine),
+            prepared.jobs.clone(),
+            stop_rx,
+            events
+        ),
+        console.consume(received)
+    );
+    let ran = prepared.finish(outcome, written)?;
     Ok(ran.outcome(signals.code()))
 }
 
@@ -46,6 +64,15 @@ pub(super) struct Ran {
 }
 
 impl Ran {
+    /// A dry run: nothing ran.
+    pub fn dry_run() -> Ran {
+        Ran {
+            summary: None,
+            written: Ok(()),
+            answers: Vec::new(),
+        }
+    }
+
     /// The outcome, given the exit code of the signal that stopped the run, if one did.
     pub fn outcome(&self, signal: Option<u8>) -> Outcome {
         let failed = self.summary.map_or(0, |s| s.failed);
@@ -61,14 +88,20 @@ impl Ran {
     }
 }
 
-/// One sync: reads and maps the inputs (an error, and nothing runs, on any problem in them),
-/// makes the engine and its private directory, runs the plan and the copies until done or
-/// `stop`, with the console (and `observe`) reading the events, then writes the outputs.
-pub(super) async fn run_once(
-    settings: &SyncSettings,
-    stop: watch::Receiver<Stop>,
-    observe: &(dyn Fn(&Event) + Send + Sync),
-) -> Result<Ran, Error> {
+/// One sync, ready to run: its jobs, its workers and the private directory they need.
+pub(super) struct Prepared {
+    pub jobs: Vec<Job>,
+    pub workers: Workers,
+    /// The run's list fingerprint, for its report.
+    fingerprint: String,
+    /// The engine's private files (and the credentials in them) live until the run ends.
+    scratch: ScratchDir,
+}
+
+/// Gets one sync ready: reads and maps the inputs (an error, and nothing runs, on any problem
+/// in them), makes the private directory and the workers (the engine once). A dry run prints
+/// what it would run instead, and is `None`.
+pub(super) async fn prepare(settings: &SyncSettings) -> Result<Option<Prepared>, Error> {
     let Loaded {
         jobs,
         registry,
@@ -80,13 +113,20 @@ pub(super) async fn run_once(
     if layouts && matches!(settings.engine, EngineSettings::Crane(_)) {
         return Err(Error::Usage(NO_OCI_LAYOUTS.to_owned()));
     }
+    let auth_error = |e: CredentialsError| match e.is_configuration() {
+        true => Error::Credentials(e),
+        false => Error::Internal(format!(
+            "cannot prepare the private auth file for {}: {e}",
+            settings.engine.name()
+        )),
+    };
     if settings.dry_run {
-        print_dry_run(settings, &registry.access, &jobs);
-        return Ok(Ran {
-            summary: None,
-            written: Ok(()),
-            answers: Vec::new(),
-        });
+        // The real auth files only exist during a real run; a dry run names them instead.
+        let workers = settings
+            .workers(registry, &jobs, None)
+            .map_err(auth_error)?;
+        print_dry_run(settings, workers.engine.as_ref(), &jobs);
+        return Ok(None);
     }
     for stale in crate::scratch::remove_stale() {
         info!(
@@ -97,65 +137,55 @@ pub(super) async fn run_once(
     let scratch = ScratchDir::create().map_err(|e| {
         Error::Internal(format!("cannot create a private temporary directory: {e}"))
     })?;
-    let access = registry.access.clone();
-    let client = Arc::new(RegistryClient::new(registry));
-    let engine: Result<Arc<dyn Engine>, _> = match &settings.engine {
-        EngineSettings::Skopeo(options) => Skopeo::new(
-            options.clone(),
-            access,
-            settings.plan.destination.clone(),
-            settings.image_timeout,
-            &scratch,
-            &jobs,
-        )
-        .map(|engine| Arc::new(engine) as Arc<dyn Engine>),
-        EngineSettings::Crane(options) => Crane::new(
-            options.clone(),
-            access,
-            settings.image_timeout,
-            &scratch,
-            &jobs,
-        )
-        .map(|engine| Arc::new(engine) as Arc<dyn Engine>),
-        EngineSettings::Native => Ok(Arc::new(Native::new(
-            Arc::clone(&client),
-            settings.image_timeout,
-        )) as Arc<dyn Engine>),
-    };
-    let engine = engine.map_err(|e| match e.is_configuration() {
-        true => Error::Credentials(e),
-        false => Error::Internal(format!(
-            "cannot prepare the private auth file for {}: {e}",
-            settings.engine.name()
-        )),
-    })?;
+    let workers = settings
+        .workers(registry, &jobs, Some(&scratch))
+        .map_err(auth_error)?;
     if let Some(note) = &settings.engine_note {
         say_err(note);
     }
-    let (events, received) = Events::channel();
-    info!("copying with {}", engine.name());
-    let console = Console {
-        line: &|line| say(line),
-        view: View::new(settings.progress),
-        outputs: outputs(settings, fingerprint),
-        observe,
-    };
-    let (outcome, written) = tokio::join!(
-        run::sync(settings, Arc::clone(&client), engine, jobs, stop, events),
-        console.consume(received)
-    );
-    let run = outcome.map_err(Error::Input)?;
-    if let Err(e) = &written {
-        say_err(format!("ferry: error: {e}"));
+    info!("copying with {}", workers.engine.name());
+    Ok(Some(Prepared {
+        jobs,
+        workers,
+        fingerprint,
+        scratch,
+    }))
+}
+
+impl Prepared {
+    /// The console that reads the run's events (and tells `observe` of each), with the
+    /// progress view settings ask for on this stderr and the outputs to write at the end.
+    pub fn console<'a>(
+        &self,
+        settings: &SyncSettings,
+        observe: &'a (dyn Fn(&Event) + Send + Sync),
+    ) -> Console<'a> {
+        Console {
+            line: &|line| say(line),
+            view: View::new(settings.progress.mode(std::io::stderr().is_terminal())),
+            outputs: outputs(settings, self.fingerprint.clone()),
+            observe,
+        }
     }
-    // The scratch directory (and the credentials in it) lives until here, on every path,
-    // including a stop by signal.
-    drop(scratch);
-    Ok(Ran {
-        summary: Some(run.summary),
-        written,
-        answers: client.answers(),
-    })
+
+    /// What the run did, once it and its console are done; the private directory goes here,
+    /// on every path, a stop by signal included.
+    pub fn finish(
+        self,
+        outcome: Result<RunOutcome, Vec<InputError>>,
+        written: Result<(), String>,
+    ) -> Result<Ran, Error> {
+        let run = outcome.map_err(Error::Input)?;
+        if let Err(e) = &written {
+            say_err(format!("ferry: error: {e}"));
+        }
+        drop(self.scratch);
+        Ok(Ran {
+            summary: Some(run.summary),
+            written,
+            answers: self.workers.client.answers(),
+        })
+    }
 }
 
 /// The report and failed list to write, what the report says of the run (`fingerprint`: its
@@ -174,23 +204,7 @@ fn outputs(settings: &SyncSettings, fingerprint: String) -> Outputs {
     }
 }
 
-fn print_dry_run(settings: &SyncSettings, access: &Access, jobs: &[Job]) {
-    // The real auth files only exist during a real run; a dry run names them instead.
-    let engine: Box<dyn Engine> = match &settings.engine {
-        EngineSettings::Skopeo(options) => Box::new(Skopeo::for_dry_run(
-            options.clone(),
-            access.clone(),
-            settings.plan.destination.clone(),
-            jobs,
-        )),
-        EngineSettings::Crane(options) => {
-            Box::new(Crane::for_dry_run(options.clone(), access.clone()))
-        }
-        EngineSettings::Native => Box::new(Native::new(
-            Arc::new(RegistryClient::new(settings.plan.registry.clone())),
-            settings.image_timeout,
-        )),
-    };
+fn print_dry_run(settings: &SyncSettings, engine: &dyn Engine, jobs: &[Job]) {
     if let Some(note) = &settings.engine_note {
         say_err(note);
     }

@@ -7,8 +7,10 @@
 //! scratch dir (never in argv), the CA directories through `SSL_CERT_DIR`, and `--insecure`
 //! only for a job whose sides are both insecure: crane has one switch for every registry of a
 //! run, and a side nobody marked insecure must stay verified (see [`Trust`]). The argv and
-//! environment builder is pure; the output parser and the failure classifier read crane's own
-//! words.
+//! environment builder is pure; crane runs through the [`tool`] driver, to which this module
+//! gives its output parser and its own failure words (its `Error:` line, the words it adds to
+//! the shared table, the side a message is about, the hints for a one-sided `--insecure` and a
+//! 429).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -16,13 +18,12 @@ use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
-use tracing::info;
 
-use super::{tail, Attempt, BoxFuture, Copied, Engine, Progress};
+use super::tool::{self, Failure, Tool, Words};
+use super::{Attempt, BoxFuture, Copied, Engine};
 use crate::access::conf::Endpoint;
 use crate::access::credentials::CredentialsError;
 use crate::access::{Access, Reach};
@@ -119,61 +120,64 @@ impl Crane {
             dir.is_dir()
         })
     }
+}
 
-    async fn attempt(&self, attempt: Attempt<'_>) -> Result<Copied, ImageError> {
+impl Tool for Crane {
+    fn name(&self) -> &'static str {
+        "crane"
+    }
+
+    fn access(&self) -> &Access {
+        &self.access
+    }
+
+    fn invocation(&self, attempt: &Attempt<'_>) -> Result<Invocation, String> {
+        self.invocation(attempt.job)
+    }
+
+    fn starts_blob(&self, stream: Stream, line: &str) -> bool {
+        stream == Stream::Stderr && blob_event(line).is_some()
+    }
+
+    fn copied(&self, attempt: &Attempt<'_>, finished: &exec::Finished) -> Copied {
         let job = attempt.job;
-        let fail = |kind, message: String| ImageError { kind, message };
-        let invocation = self
-            .invocation(job)
-            .map_err(|message| fail(FailureKind::Other, message))?;
-        info!("running {invocation}");
-        let blobs = AtomicU32::new(0);
-        let on_line = |stream: Stream, line: &str| {
-            if stream == Stream::Stderr && blob_event(line).is_some() {
-                let done = blobs.fetch_add(1, Ordering::Relaxed) + 1;
-                (attempt.progress)(Progress {
-                    blobs_done: done,
-                    ..Progress::default()
-                });
-            }
-        };
-        let time_left = attempt.time_left(self.image_timeout);
-        let finished = exec::run_watched(&invocation, attempt.stop, Some(time_left), &on_line)
-            .await
-            .map_err(|e| fail(FailureKind::Internal, e.to_string()))?;
-        if let Some(ended) = super::ended_early(&finished, self.image_timeout) {
-            return Err(ended);
-        }
-        if !finished.status.success() {
-            let message = failure_message(&finished);
-            info!(
-                "`{invocation}` failed with {}; stderr ends with:\n{}",
-                exec::describe_status(&finished.status),
-                tail(&finished.stderr, 10)
-            );
-            let kind = classify(&message);
-            let message = match (kind, crate::tls::problem(&message)) {
-                (FailureKind::Tls, Some(problem)) => {
-                    let (side, host) = registry_of_failure(&self.access, job, &message);
-                    match trust(&self.access, job) {
-                        Some(Trust::OnlyInsecure(insecure)) if insecure == side => {
-                            verified_anyway(side, &host, problem, &message)
-                        }
-                        _ => crate::tls::explain(side, &host, problem, &message),
-                    }
-                }
-                (FailureKind::RateLimited, _) => format!("{message}{RATE_LIMIT_HINT}"),
-                _ => message,
-            };
-            return Err(fail(kind, message));
-        }
         let output = parse_output(&finished.stderr, &written(job));
-        Ok(Copied {
+        Copied {
             digest: output
                 .digest
                 .or_else(|| job.source.digest().map(str::to_owned)),
             counts: output.counts,
-        })
+        }
+    }
+
+    fn failure_cause(&self, stderr: &str) -> Option<String> {
+        error_message(stderr)
+    }
+
+    fn words(&self) -> &'static Words {
+        WORDS
+    }
+
+    fn failure_side(&self, job: &Job, message: &str) -> (Side, String) {
+        failure_side(&self.access, job, message)
+    }
+
+    fn endpoint_name<'a>(&self, named: &'a str) -> &'a str {
+        ferry_host(named)
+    }
+
+    fn reword(&self, job: &Job, failure: &Failure<'_>) -> Option<String> {
+        let message = failure.message;
+        match (failure.kind, failure.tls) {
+            (FailureKind::Tls, Some(problem)) => match trust(&self.access, job) {
+                Some(Trust::OnlyInsecure(insecure)) if insecure == failure.side => Some(
+                    verified_anyway(failure.side, failure.host, problem, message),
+                ),
+                _ => None,
+            },
+            (FailureKind::RateLimited, _) => Some(format!("{message}{RATE_LIMIT_HINT}")),
+            _ => None,
+        }
     }
 }
 
@@ -183,7 +187,7 @@ impl Engine for Crane {
     }
 
     fn copy<'a>(&'a self, attempt: Attempt<'a>) -> BoxFuture<'a, Result<Copied, ImageError>> {
-        Box::pin(self.attempt(attempt))
+        Box::pin(tool::attempt(self, attempt, self.image_timeout))
     }
 
     fn describe(&self, job: &Job) -> String {
@@ -191,10 +195,6 @@ impl Engine for Crane {
             Ok(invocation) => invocation.to_string(),
             Err(why) => format!("# not copied: {why}"),
         }
-    }
-
-    fn refused_by<'h>(&self, message: &str, hosts: &[&'h str]) -> Option<&'h str> {
-        super::refused_by(message, hosts).or_else(|| refused_url(message, hosts))
     }
 }
 
@@ -564,18 +564,6 @@ pub fn parse_output(stderr: &str, written: &Written) -> Output {
     output
 }
 
-/// crane's `Error: …` (everything after it), or failing that the end of its stderr and how it
-/// exited.
-fn failure_message(finished: &exec::Finished) -> String {
-    error_message(&finished.stderr).unwrap_or_else(|| {
-        let status = exec::describe_status(&finished.status);
-        match tail(&finished.stderr, 3) {
-            tail if tail.is_empty() => format!("crane ended with {status}"),
-            tail => format!("crane ended with {status}: {tail}"),
-        }
-    })
-}
-
 /// Said with crane's 429s: crane retries no 429 to a read, and a crane run asks for the
 /// manifest right after its `/v2/` ping, so behind a registry that allows no burst every run
 /// meets one (measured in the bench: 8 of 8 images failed behind 2 requests/s).
@@ -601,7 +589,7 @@ pub fn error_message(stderr: &str) -> Option<String> {
 /// The side and registry host (as ferry names it) a failure message from crane is about: the
 /// source when crane was `fetching` it, else the host the message names, the destination's
 /// first (crane's other failures are the push's).
-fn registry_of_failure(access: &Access, job: &Job, message: &str) -> (Side, String) {
+fn failure_side(access: &Access, job: &Job, message: &str) -> (Side, String) {
     let source = access
         .endpoint(Side::Source, &job.source.repository())
         .map(|e| e.host)
@@ -623,85 +611,33 @@ fn registry_of_failure(access: &Access, job: &Job, message: &str) -> (Side, Stri
     }
 }
 
-/// Which of `hosts` refused a connection to a URL `message` names (`Get
-/// "https://index.docker.io/v2/": dial tcp 10.1.2.3:443: connect: connection refused`): a
-/// name resolved to an address is named only in the URL.
-fn refused_url<'h>(message: &str, hosts: &[&'h str]) -> Option<&'h str> {
-    if !message.contains("connection refused") || message.contains(": lookup ") {
-        return None;
-    }
-    let bare = |host: &str| {
-        let host = host.trim_matches('"');
-        let host = host
-            .strip_suffix(":443")
-            .or_else(|| host.strip_suffix(":80"))
-            .unwrap_or(host);
-        ferry_host(host).to_owned()
-    };
-    message
-        .match_indices("://")
-        .filter_map(|(at, _)| message[at + 3..].split(['/', '"', ' ']).next())
-        .find_map(|named| {
-            let named = bare(named);
-            hosts.iter().copied().find(|host| bare(host) == named)
-        })
-}
-
-/// Classifies a crane failure message. Order matters as for skopeo: a TLS failure is told
-/// inside a network message, and a 404 while authenticating is still a missing image. Status
-/// codes are matched with their words: messages carry registry addresses, and a port such as
-/// 34291 must not read as a 429.
-pub fn classify(message: &str) -> FailureKind {
-    let m = message.to_ascii_lowercase();
-    let any = |needles: &[&str]| needles.iter().any(|n| m.contains(n));
-    if any(&["toomanyrequests", "429 too many requests"]) {
-        FailureKind::RateLimited
-    } else if any(&[
-        "unauthorized",
-        "denied:",
-        "authentication required",
-        "403 forbidden",
-    ]) {
-        FailureKind::Unauthorized
-    } else if any(&[
-        "manifest_unknown",
-        "name_unknown",
-        "manifest unknown",
-        "name unknown",
-        "404 not found",
-    ]) {
-        FailureKind::NotFound
-    } else if crate::tls::problem(message).is_some() {
-        FailureKind::Tls
-    } else if any(&[
-        "connection refused",
-        "connection reset",
-        "no such host",
-        "i/o timeout",
-        "broken pipe",
-        "network is unreachable",
-        "no route to host",
-        "unexpected eof",
-        ": eof",
-        "dial tcp",
-        "408 request timeout",
-        "500 internal server error",
-        "502 bad gateway",
-        "503 service unavailable",
-        "504 gateway timeout",
-        "unavailable:",
-    ]) {
-        FailureKind::Network
-    } else {
-        FailureKind::Other
-    }
-}
+/// crane's failure words beyond those it shares with skopeo (see [`tool::GO_WORDS`]).
+const WORDS: &Words = &[
+    (FailureKind::RateLimited, &["429 too many requests"]),
+    (FailureKind::Unauthorized, &["403 forbidden"]),
+    (
+        FailureKind::NotFound,
+        &["manifest_unknown", "name_unknown", "404 not found"],
+    ),
+    (
+        FailureKind::Network,
+        &[
+            "408 request timeout",
+            "500 internal server error",
+            "unavailable:",
+        ],
+    ),
+];
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::access::conf::RegistriesConf;
     use crate::access::credentials::CredentialSources;
+
+    fn classify(message: &str) -> FailureKind {
+        tool::classify(message, WORDS)
+    }
     use crate::access::SideAccess;
     use crate::model::Origin;
     use crate::reference::ImageRef;
@@ -1190,7 +1126,7 @@ mod tests {
         for (message, kind) in table {
             assert_eq!(classify(message), kind, "{message}");
         }
-        assert!(crate::run::retry::unresolvable_host(table[8].0));
+        assert!(crate::model::unresolvable_host(table[8].0));
     }
 
     #[test]
@@ -1201,11 +1137,11 @@ mod tests {
         let destination =
             "Get \"https://127.0.0.1:5000/v2/\": x509: certificate signed by unknown authority";
         assert_eq!(
-            registry_of_failure(&access, &job, source),
+            failure_side(&access, &job, source),
             (Side::Source, "quay.io".to_owned())
         );
         assert_eq!(
-            registry_of_failure(&access, &job, destination),
+            failure_side(&access, &job, destination),
             (Side::Destination, "127.0.0.1:5000".to_owned())
         );
     }
@@ -1219,9 +1155,14 @@ mod tests {
             ("Get \"https://index.docker.io/v2/\": dial tcp: lookup index.docker.io on 10.0.0.53:53: read: connection refused", None),
             ("Get \"https://index.docker.io/v2/\": i/o timeout", None),
         ];
+        let hosts = hosts.map(str::to_owned);
         let crane = Crane::for_dry_run(options(), Access::default());
         for (message, expected) in table {
-            assert_eq!(crane.refused_by(message, &hosts), expected, "{message}");
+            assert_eq!(
+                tool::refusing_host(&crane, message, &hosts).as_deref(),
+                expected,
+                "{message}"
+            );
         }
     }
 }

@@ -1,18 +1,19 @@
-//! skopeo as the copy engine: a pure argv builder (unit-tested on the argv it returns, binary
-//! path injectable), a parser for what skopeo prints while copying, and the one place that
-//! decides what kind of failure skopeo's `level=fatal` message describes.
+//! skopeo as the copy engine, run through the [`tool`] driver: a pure argv builder (unit-tested
+//! on the argv it returns, binary path injectable), a parser for what skopeo prints while
+//! copying, and skopeo's own failure words (its `level=fatal` message, the words it adds to the
+//! shared table, the side a message is about).
 //!
 //! Credentials never appear here: when ferry holds credentials it writes them to a private
 //! auth file and the argv only names that file.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use tracing::{info, warn};
+use tracing::warn;
 
-use super::{tail, Attempt, BoxFuture, Copied, Engine, Progress};
+use super::tool::{self, Failure, Tool, Words};
+use super::{Attempt, BoxFuture, Copied, Engine};
 use crate::access::credentials::CredentialsError;
 use crate::access::Access;
 use crate::exec::{self, Invocation, Stream};
@@ -169,70 +170,81 @@ impl Skopeo {
         }
     }
 
-    async fn attempt(&self, attempt: Attempt<'_>) -> Result<Copied, ImageError> {
-        let job = attempt.job;
-        let fail = |kind, message: String| ImageError { kind, message };
+    /// Where skopeo writes the digest of the copy of `index`.
+    fn digest_file(&self, index: usize) -> PathBuf {
+        self.digests.join(format!("{index}.digest"))
+    }
+}
+
+impl Tool for Skopeo {
+    fn name(&self) -> &'static str {
+        "skopeo"
+    }
+
+    fn access(&self) -> &Access {
+        &self.access
+    }
+
+    fn prepare(&self, job: &Job) -> Result<(), ImageError> {
         if let Target::Oci { layout, .. } = &job.target {
             std::fs::create_dir_all(layout).map_err(|e| {
-                fail(
+                ImageError::new(
                     FailureKind::Internal,
                     format!("cannot create {}: {e}", layout.display()),
                 )
             })?;
         }
-        let digest_file = self.digests.join(format!("{}.digest", attempt.index));
-        let action = action_for(job, &self.destination, Some(&digest_file));
-        let invocation = build(&self.options, &self.access, &self.auth, &action);
-        info!("attempt {}: running {invocation}", attempt.number);
-        let blobs = AtomicU32::new(0);
-        let on_line = |stream: Stream, line: &str| {
-            if stream == Stream::Stdout && is_blob_line(line) {
-                let done = blobs.fetch_add(1, Ordering::Relaxed) + 1;
-                (attempt.progress)(Progress {
-                    blobs_done: done,
-                    ..Progress::default()
-                });
-            }
-        };
-        let time_left = attempt.time_left(self.image_timeout);
-        let finished =
-            exec::run_watched(&invocation, attempt.stop, Some(time_left), &on_line).await;
+        Ok(())
+    }
+
+    fn invocation(&self, attempt: &Attempt<'_>) -> Result<Invocation, String> {
+        let digest_file = self.digest_file(attempt.index);
+        let action = action_for(attempt.job, &self.destination, Some(&digest_file));
+        Ok(build(&self.options, &self.access, &self.auth, &action))
+    }
+
+    fn starts_blob(&self, stream: Stream, line: &str) -> bool {
+        stream == Stream::Stdout && is_blob_line(line)
+    }
+
+    fn after(&self, job: &Job) {
         if let Target::Oci { layout, .. } = &job.target {
             // A stopped skopeo leaves its partial blob behind; the next attempt starts its own.
             if let Err(e) = layout::remove_temp_blobs(layout) {
                 warn!("cannot remove temporary blobs in {}: {e}", layout.display());
             }
         }
-        let finished = finished.map_err(|e| fail(FailureKind::Internal, e.to_string()))?;
-        if let Some(ended) = super::ended_early(&finished, self.image_timeout) {
-            return Err(ended);
-        }
-        if !finished.status.success() {
-            let message = failure_message(&finished);
-            info!(
-                "`{invocation}` failed with {}; stderr ends with:\n{}",
-                exec::describe_status(&finished.status),
-                tail(&finished.stderr, 10)
-            );
-            let kind = classify(&message);
-            let message = match (kind, crate::tls::problem(&message)) {
-                (FailureKind::Tls, Some(problem)) => {
-                    let (side, host) = registry_of_failure(job, &message);
-                    crate::tls::explain(side, &host, problem, &message)
-                }
-                _ => with_layout_hint(&job.target, message),
-            };
-            return Err(fail(kind, message));
-        }
-        let digest = std::fs::read_to_string(&digest_file)
+    }
+
+    fn copied(&self, attempt: &Attempt<'_>, finished: &exec::Finished) -> Copied {
+        let digest = std::fs::read_to_string(self.digest_file(attempt.index))
             .ok()
             .map(|d| d.trim().to_owned())
             .filter(|d| !d.is_empty())
-            .or_else(|| job.source.digest().map(str::to_owned));
-        Ok(Copied {
+            .or_else(|| attempt.job.source.digest().map(str::to_owned));
+        Copied {
             digest,
             counts: parse_progress(&finished.stdout, &finished.stderr),
-        })
+        }
+    }
+
+    fn failure_cause(&self, stderr: &str) -> Option<String> {
+        failure_cause(stderr)
+    }
+
+    fn words(&self) -> &'static Words {
+        WORDS
+    }
+
+    fn failure_side(&self, job: &Job, message: &str) -> (Side, String) {
+        failure_side(job, message)
+    }
+
+    fn reword(&self, job: &Job, failure: &Failure<'_>) -> Option<String> {
+        match (failure.kind, failure.tls) {
+            (FailureKind::Tls, Some(_)) => None,
+            _ => Some(with_layout_hint(&job.target, failure.message.to_owned())),
+        }
     }
 }
 
@@ -242,7 +254,7 @@ impl Engine for Skopeo {
     }
 
     fn copy<'a>(&'a self, attempt: Attempt<'a>) -> BoxFuture<'a, Result<Copied, ImageError>> {
-        Box::pin(self.attempt(attempt))
+        Box::pin(tool::attempt(self, attempt, self.image_timeout))
     }
 
     fn describe(&self, job: &Job) -> String {
@@ -265,17 +277,6 @@ fn side_hosts(jobs: &[Job]) -> (BTreeSet<&str>, BTreeSet<&str>) {
     (sources, targets)
 }
 
-/// skopeo's fatal message, or failing that the end of its stderr and how it exited.
-fn failure_message(finished: &exec::Finished) -> String {
-    failure_cause(&finished.stderr).unwrap_or_else(|| {
-        let status = exec::describe_status(&finished.status);
-        match tail(&finished.stderr, 3) {
-            tail if tail.is_empty() => format!("skopeo ended with {status}"),
-            tail => format!("skopeo ended with {status}: {tail}"),
-        }
-    })
-}
-
 /// Said when skopeo refuses to write a Docker manifest list into a local OCI layout.
 pub const LAYOUT_HINT: &str = " (skopeo cannot write a Docker manifest list into an OCI layout \
     without converting it to an OCI index, which changes its digest: copy into layouts with \
@@ -295,8 +296,9 @@ fn with_layout_hint(target: &Target, message: String) -> String {
 
 /// The side and registry host a failure message from skopeo is about: the host it names (where
 /// registries.conf redirected the source, the redirected one), on the destination's side when
-/// that is the destination.
-fn registry_of_failure(job: &Job, message: &str) -> (Side, String) {
+/// that is the destination; else the destination when the message names it, the source
+/// otherwise.
+fn failure_side(job: &Job, message: &str) -> (Side, String) {
     let target = match &job.target {
         Target::Registry(target) => Some(target.domain()),
         Target::Oci { .. } => None,
@@ -531,68 +533,44 @@ fn unquote_logfmt(value: &str) -> String {
     out
 }
 
-/// Classifies a skopeo failure message. Order matters: a TLS failure is reported inside a
-/// "pinging container registry" network message, and a 404 during authentication is still a
-/// missing image. Status codes are matched only with their words: messages carry registry
-/// addresses, and a port such as 34291 must not read as a 429.
-pub fn classify(message: &str) -> FailureKind {
-    let m = message.to_ascii_lowercase();
-    let any = |needles: &[&str]| needles.iter().any(|n| m.contains(n));
-    if any(&[
-        "toomanyrequests",
-        "too many requests",
-        "status 429",
-        "status code 429",
-    ]) {
-        FailureKind::RateLimited
-    } else if any(&[
-        "unauthorized",
-        "authentication required",
-        "requested access to the resource is denied",
-        "denied:",
-        "invalid username/password",
-        "status 401",
-        "status code 401",
-    ]) {
-        FailureKind::Unauthorized
-    } else if any(&[
-        "manifest unknown",
-        "name unknown",
-        "repository name not known",
-        "not found",
-        "status 404",
-        "status code 404",
-    ]) {
-        FailureKind::NotFound
-    } else if crate::tls::problem(message).is_some() {
-        FailureKind::Tls
-    } else if any(&[
-        "connection refused",
-        "no such host",
-        "i/o timeout",
-        "connection reset",
-        "broken pipe",
-        "network is unreachable",
-        "no route to host",
-        "timeout awaiting",
-        "tls handshake timeout",
-        "unexpected eof",
-        ": eof",
-        "dial tcp",
-        "502 bad gateway",
-        "503 service unavailable",
-        "504 gateway timeout",
-    ]) {
-        FailureKind::Network
-    } else {
-        FailureKind::Other
-    }
-}
+/// skopeo's failure words beyond those it shares with crane (see [`tool::GO_WORDS`]).
+const WORDS: &Words = &[
+    (
+        FailureKind::RateLimited,
+        &["too many requests", "status 429", "status code 429"],
+    ),
+    (
+        FailureKind::Unauthorized,
+        &[
+            "requested access to the resource is denied",
+            "invalid username/password",
+            "status 401",
+            "status code 401",
+        ],
+    ),
+    (
+        FailureKind::NotFound,
+        &[
+            "repository name not known",
+            "not found",
+            "status 404",
+            "status code 404",
+        ],
+    ),
+    (
+        FailureKind::Network,
+        &["timeout awaiting", "tls handshake timeout"],
+    ),
+];
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::access::credentials::CredentialSources;
+
+    fn classify(message: &str) -> FailureKind {
+        tool::classify(message, WORDS)
+    }
     use crate::access::SideAccess;
     use crate::model::Origin;
 
@@ -949,6 +927,79 @@ mod tests {
         ];
         for (message, kind) in table {
             assert_eq!(classify(message), kind, "{message}");
+        }
+    }
+
+    #[test]
+    fn a_failure_is_told_once_with_its_side_refusing_host_and_retryability() {
+        let prefix = RepoPrefix::parse("harbor.example/m").unwrap();
+        let skopeo = Skopeo::for_dry_run(
+            options(),
+            Access::default(),
+            Destination::Registry(prefix),
+            &[],
+        );
+        let job = job(
+            "nginx:1.25",
+            registry_target("harbor.example/m/docker.io/library/nginx:1.25"),
+            false,
+        );
+        let (source, destination) = (Some(Side::Source), Some(Side::Destination));
+        let harbor = Some("harbor.example");
+        // (message, kind, side, refusing host, retryable)
+        let table = [
+            ("reading manifest 1.25 in docker.io/library/nginx: toomanyrequests: You have reached your pull rate limit.", FailureKind::RateLimited, source, None, true),
+            ("writing manifest: uploading manifest 1.25 to harbor.example/m/docker.io/library/nginx: toomanyrequests: slow down", FailureKind::RateLimited, destination, None, true),
+            ("skopeo ended with exit status 1: 429 Too Many Requests", FailureKind::RateLimited, source, None, true),
+            ("trying to reuse blob sha256:aa at destination: pinging container registry harbor.example: Get \"https://harbor.example/v2/\": dial tcp 10.0.0.1:443: connect: connection refused", FailureKind::Network, destination, harbor, true),
+            ("initializing source docker://nginx:1.25: pinging container registry registry-1.docker.io: Get \"https://registry-1.docker.io/v2/\": dial tcp 10.1.2.3:443: connect: connection refused", FailureKind::Network, source, Some("registry-1.docker.io"), true),
+            ("pinging container registry registry-1.docker.io: Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup registry-1.docker.io on 10.0.0.53:53: no such host", FailureKind::Network, source, None, false),
+            ("reading manifest 1.25 in docker.io/library/nginx: manifest unknown: manifest unknown", FailureKind::NotFound, source, None, false),
+        ];
+        for (message, kind, side, host, retryable) in table {
+            let error = tool::failed(&skopeo, &job, message.to_owned());
+            assert_eq!(
+                (
+                    error.kind,
+                    error.side,
+                    error.host.as_deref(),
+                    error.retryable
+                ),
+                (kind, side, host, retryable),
+                "{message}"
+            );
+            assert_eq!(error.message, message);
+        }
+    }
+
+    #[test]
+    fn a_refused_connection_is_put_on_the_host_skopeo_dialled() {
+        let skopeo = Skopeo::for_dry_run(
+            options(),
+            Access::default(),
+            Destination::OciDir("mirror".into()),
+            &[],
+        );
+        let hosts = ["127.0.0.1:5000", "registry-1.docker.io", "127.0.0.1:6000"].map(str::to_owned);
+        let table = [
+            ("initializing source docker://x:1: pinging container registry 127.0.0.1:5000: Get \"http://127.0.0.1:5000/v2/\": dial tcp 127.0.0.1:5000: connect: connection refused", Some("127.0.0.1:5000")),
+            ("trying to reuse blob sha256:aa at destination: pinging container registry 127.0.0.1:6000: Get \"http://127.0.0.1:6000/v2/\": dial tcp 127.0.0.1:6000: connect: connection refused", Some("127.0.0.1:6000")),
+            // A name resolved to an address: the registry is named where it is pinged.
+            ("pinging container registry registry-1.docker.io: Get \"https://registry-1.docker.io/v2/\": dial tcp 10.1.2.3:443: connect: connection refused", Some("registry-1.docker.io")),
+            ("reading blob sha256:aa: Get \"http://127.0.0.1:5000/v2/x/blobs/sha256:aa\": dial tcp 127.0.0.1:5000: connect: connection refused", Some("127.0.0.1:5000")),
+            // A default port written or not is one registry.
+            ("pinging container registry registry-1.docker.io:443: dial tcp 10.1.2.3:443: connect: connection refused", Some("registry-1.docker.io")),
+            // Another registry, or another fault, or the name server refusing a lookup.
+            ("pinging container registry 127.0.0.1:7000: dial tcp 127.0.0.1:7000: connect: connection refused", None),
+            ("pinging container registry 127.0.0.1:5000: dial tcp 127.0.0.1:5000: i/o timeout", None),
+            ("pinging container registry registry-1.docker.io: Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup registry-1.docker.io on 10.0.0.53:53: read udp 10.0.0.2:1->10.0.0.53:53: read: connection refused", None),
+        ];
+        for (message, expected) in table {
+            assert_eq!(
+                tool::refusing_host(&skopeo, message, &hosts).as_deref(),
+                expected,
+                "{message}"
+            );
         }
     }
 }

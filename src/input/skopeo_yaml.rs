@@ -15,11 +15,11 @@ use yaml_serde::Value;
 
 use super::{registry_host, sort_by_line, without_position};
 use super::{Entry, HostSettings, InputError};
-use crate::error::last_line;
 use crate::filter::{FilterSpec, TagFilter};
 use crate::model::Origin;
 use crate::reference::ImageRef;
 use crate::secret::{Credentials, Secret};
+use crate::words::last_line;
 
 const IMAGES: &str = "images";
 const BY_TAG_REGEX: &str = "images-by-tag-regex";

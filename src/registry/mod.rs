@@ -29,7 +29,7 @@ use self::transport::{failed, Transport};
 use crate::access::conf::{ConfError, Endpoint};
 use crate::access::credentials::CredentialsError;
 use crate::access::{Access, Route};
-use crate::model::{FailureKind, Side};
+use crate::model::{FailureKind, ImageError, Side};
 
 /// The largest manifest ferry reads: what skopeo reads at most, and what the distribution
 /// spec asks registries to accept at least. A registry serving more is broken or hostile.
@@ -131,8 +131,14 @@ pub enum RegistryError {
         status: u16,
         detail: String,
     },
+    /// `refused`: the host (`host[:port]` of the URL) that refused the connection, when that
+    /// is what failed.
     #[error("{what}: {message}")]
-    Network { what: String, message: String },
+    Network {
+        what: String,
+        message: String,
+        refused: Option<String>,
+    },
     /// The message names the registry (see [`crate::tls::explain`]), so the same failure
     /// reads the same from any lookup and from a copy.
     #[error("{message}")]
@@ -140,7 +146,7 @@ pub enum RegistryError {
     #[error("{what}: unexpected response: {message}")]
     Invalid { what: String, message: String },
     /// A request that got no answer (or no end to it) in the time its flag allows.
-    #[error("{what}: not answered in full within {} ({flag}){}", crate::run::retry::format_duration(*after), if cause.is_empty() { String::new() } else { format!(": {cause}") })]
+    #[error("{what}: not answered in full within {} ({flag}){}", crate::words::format_duration(*after), if cause.is_empty() { String::new() } else { format!(": {cause}") })]
     TimedOut {
         what: String,
         after: Duration,
@@ -158,6 +164,7 @@ pub enum RegistryError {
         what: String,
         kind: FailureKind,
         first: String,
+        refused: Option<String>,
     },
     /// A `Docker-Content-Digest` that is no digest ferry can check.
     #[error("{what}: unexpected response: its Docker-Content-Digest header is invalid: {reason}")]
@@ -188,6 +195,27 @@ impl RegistryError {
             | RegistryError::Invalid { .. }
             | RegistryError::Bound { .. }
             | RegistryError::DigestHeader { .. } => FailureKind::Other,
+        }
+    }
+
+    /// The host that refused the connection, when that is what failed (this request's, or the
+    /// one it waited for).
+    pub fn refused_host(&self) -> Option<&str> {
+        match self {
+            RegistryError::Network { refused, .. } | RegistryError::WaitedFor { refused, .. } => {
+                refused.as_deref()
+            }
+            _ => None,
+        }
+    }
+
+    /// The error as the failure of an image's request on `side` (see [`ImageError`]): its kind,
+    /// the host that refused the connection, and whether another attempt may fare better (a
+    /// transient kind, but not a host name that does not resolve).
+    pub fn image_error(&self, side: Side) -> ImageError {
+        ImageError {
+            host: self.refused_host().map(str::to_owned),
+            ..ImageError::reported(self.kind(), self.to_string()).on(side)
         }
     }
 

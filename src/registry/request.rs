@@ -381,7 +381,7 @@ pub fn url_authority(url: &reqwest::Url) -> String {
 pub fn retries_transport(error: &RegistryError) -> bool {
     match error {
         RegistryError::Network { message, .. } => {
-            !crate::run::retry::unresolvable_host(message) && !refused(message)
+            !crate::model::unresolvable_host(message) && !refused(message)
         }
         _ => false,
     }
@@ -466,6 +466,7 @@ mod tests {
         let network = |message: &str| RegistryError::Network {
             what: "x".into(),
             message: message.into(),
+            refused: None,
         };
         assert!(!retries_transport(&network(
             "error sending request: tcp connect error: Connection refused (os error 111)"

@@ -134,7 +134,7 @@ impl AuthCell {
 #[derive(Default)]
 struct Unanswered {
     count: AtomicU64,
-    last: Mutex<Option<(FailureKind, String)>>,
+    last: Mutex<Option<(FailureKind, String, Option<String>)>>,
 }
 
 impl Unanswered {
@@ -145,7 +145,8 @@ impl Unanswered {
 
     /// The request in flight got no answer: `error`.
     fn record(&self, error: &RegistryError) {
-        *self.last.lock().expect("lock") = Some((error.kind(), error.to_string()));
+        let refused = error.refused_host().map(str::to_owned);
+        *self.last.lock().expect("lock") = Some((error.kind(), error.to_string(), refused));
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -155,11 +156,12 @@ impl Unanswered {
         if self.seen() == seen {
             return None;
         }
-        let (kind, first) = self.last.lock().expect("lock").clone()?;
+        let (kind, first, refused) = self.last.lock().expect("lock").clone()?;
         Some(RegistryError::WaitedFor {
             what: what.to_owned(),
             kind,
             first,
+            refused,
         })
     }
 }
@@ -615,6 +617,26 @@ fn basic_username(authorization: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn those_that_waited_for_a_refused_request_give_up_on_its_host() {
+        let refused = RegistryError::Network {
+            what: "reading manifest x".into(),
+            message: "tcp connect error: Connection refused".into(),
+            refused: Some("127.0.0.1:5000".into()),
+        };
+        let unanswered = Unanswered::default();
+        let seen = unanswered.seen();
+        unanswered.record(&refused);
+        let waited = unanswered.since(seen, "reading manifest y").unwrap();
+        assert_eq!(waited.refused_host(), Some("127.0.0.1:5000"));
+        assert_eq!(
+            unanswered
+                .since(unanswered.seen(), "z")
+                .map(|e| e.to_string()),
+            None
+        );
+    }
     use crate::registry::LOOKUP_TIMEOUT_FLAG;
     use std::time::Duration;
 

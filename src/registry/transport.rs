@@ -97,7 +97,7 @@ impl Transport {
                     Ok(_) => Ok("https"),
                     Err(e) if e.is_timeout() => Err(format!(
                         " within {} ({})",
-                        crate::run::retry::format_duration(deadline.after),
+                        crate::words::format_duration(deadline.after),
                         deadline.flag
                     )),
                     Err(_) => Ok("http"),
@@ -107,6 +107,7 @@ impl Transport {
         probed.clone().map_err(|message| RegistryError::Network {
             what: what.to_owned(),
             message: format!("no answer to https://{}/v2/{message}", endpoint.host),
+            refused: None,
         })
     }
 
@@ -241,8 +242,26 @@ fn transport_error(what: &str, error: &reqwest::Error) -> RegistryError {
     if crate::tls::problem(&message).is_some() {
         RegistryError::Tls { what, message }
     } else {
-        RegistryError::Network { what, message }
+        RegistryError::Network {
+            what,
+            message,
+            refused: refused_host(error),
+        }
     }
+}
+
+/// The host of the URL whose connection `error` says was refused (nothing listens there).
+fn refused_host(error: &reqwest::Error) -> Option<String> {
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return error.url().map(url_authority);
+            }
+        }
+        cause = inner.source();
+    }
+    None
 }
 
 /// A TLS failure with `host` told with its remedy (see [`crate::tls`]); other errors as they are.
@@ -256,5 +275,51 @@ pub fn explain_tls(side: Side, host: &str, error: RegistryError) -> RegistryErro
             }
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::FailureKind;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_refused_connection_names_its_host_and_stays_retryable() {
+        // A port nothing listens on: bound, then let go.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let authority = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let sent = reqwest::Client::new()
+            .get(format!("http://{authority}/v2/"))
+            .send()
+            .await
+            .unwrap_err();
+        let error = transport_error("reading manifest x", &sent);
+        assert_eq!(error.refused_host(), Some(authority.as_str()), "{error}");
+        let image = error.image_error(Side::Destination);
+        assert_eq!(
+            (
+                image.kind,
+                image.side,
+                image.host.as_deref(),
+                image.retryable
+            ),
+            (
+                FailureKind::Network,
+                Some(Side::Destination),
+                Some(authority.as_str()),
+                true
+            )
+        );
+        // Any other failure names no host; a name that does not resolve is final.
+        let unresolved = RegistryError::Network {
+            what: "x".into(),
+            message: "dns error: failed to lookup address information: Name or service not \
+                      known"
+                .into(),
+            refused: None,
+        }
+        .image_error(Side::Source);
+        assert_eq!((unresolved.host, unresolved.retryable), (None, false));
     }
 }

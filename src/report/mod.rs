@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::plan::{PlanEntry, State};
+use crate::model::State;
+use crate::plan::PlanEntry;
 use crate::reference::ImageRef;
 
 use crate::input::InputFormat;
@@ -709,10 +710,7 @@ mod tests {
             },
             attempts: 1,
             duration: Duration::from_millis(1234),
-            error: error.map(|(kind, message)| ImageError {
-                kind,
-                message: message.into(),
-            }),
+            error: error.map(|(kind, message)| ImageError::new(kind, message)),
         }
     }
 

@@ -12,25 +12,13 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::model::State;
 use crate::model::{FailureKind, Status};
-use crate::plan::State;
 use crate::run::events::{Event, Wait};
+use crate::settings::output::Mode;
 use crate::words::count;
 
 use super::escape;
-
-/// How progress is shown (`--progress`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// The live view.
-    Tty,
-    /// A heartbeat line every so often.
-    Plain { interval: Duration },
-    /// Nothing but the result lines.
-    None,
-    /// Every event as one JSON object per line (`--log-format json`).
-    Json,
-}
 
 /// What one image in flight is doing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -512,7 +500,7 @@ fn overall_message(tally: &Tally, now: Instant) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Progress;
+    use crate::model::Progress;
     use crate::model::{FailureKind, ImageResult, Job, Origin, Target};
     use crate::reference::ImageRef;
 
@@ -711,8 +699,7 @@ mod tests {
         assert!(line.ends_with("; docker.io is rate limiting"), "{line}");
         let failed = ImageResult::failed(
             &job("3"),
-            FailureKind::Network,
-            "x".into(),
+            crate::model::ImageError::new(FailureKind::Network, "x"),
             4,
             Duration::ZERO,
         );

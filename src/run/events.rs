@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::engine::Progress;
-use crate::model::{FailureKind, ImageResult, Summary};
-use crate::plan::State;
+use crate::model::{FailureKind, ImageResult, Progress, State, Summary};
 
 /// One thing that happened in a run. `index` is the entry's place in the plan (list order,
 /// whole repositories expanded), the same for every event of one entry.

@@ -1,7 +1,9 @@
 //! The run core: plan every job, copy what needs a copy through an [`Engine`] with retries,
 //! and end with one result per entry. It knows no terminal, no signals and no exit codes:
 //! what happens goes out as [`Event`]s, a stop comes in on a watch channel, and the outcome is
-//! data, so `sync` (and a server mode) only wire it up.
+//! data, so `sync` and `serve`'s schedule loop only wire it up. It takes the [`RunOptions`]
+//! settings built, and reads each failure's fields (its kind, side, refusing host and whether a
+//! retry may help), never an engine's words.
 
 pub mod events;
 pub mod retry;
@@ -16,7 +18,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use self::events::{Event, Events, Wait};
-use self::retry::{Outages, RetryPolicy};
+use self::retry::Outages;
 use self::scheduler::{Limits, OnFinished, Slot};
 use crate::access::conf::RegistriesConf;
 use crate::docker_hub;
@@ -25,12 +27,26 @@ use crate::exec::{wait_for, Stop};
 use crate::input::InputError;
 use crate::layout::{LayoutLock, Tidy};
 use crate::model::{
-    Destination, FailureKind, ImageError, ImageResult, Job, Side, Status, Summary, Target,
+    Destination, FailureKind, ImageError, ImageResult, Job, RetryPolicy, Side, State, Status,
+    Summary, Target,
 };
-use crate::plan::{self, PlanEntry, State};
+use crate::plan::{self, PlanEntry, PlanOptions};
 use crate::reference::ImageRef;
 use crate::registry::RegistryClient;
-use crate::settings::SyncSettings;
+
+/// What a run needs from the configuration (built by `settings`).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// How the run plans; its retry policy is the copies' too.
+    pub plan: PlanOptions,
+    pub destination: Destination,
+    /// Copies at once (`-j`).
+    pub jobs: usize,
+    /// Copies at once per registry host (`--registry-jobs`), keyed by the host requests go to.
+    pub registry_jobs: HashMap<String, usize>,
+    /// Where registries.conf sends each registry, to apply those limits where requests go.
+    pub conf: RegistriesConf,
+}
 
 /// What a finished run produced (each entry's result went out in the events).
 #[derive(Debug)]
@@ -51,13 +67,13 @@ struct Context {
     events: Events,
 }
 
-/// Plans `jobs`, then copies every one that needs it through `engine`, `settings.jobs` at a
+/// Plans `jobs`, then copies every one that needs it through `engine`, `options.jobs` at a
 /// time. A stop while planning ends the planning (every entry is then reported interrupted);
 /// a stop while copying starts no new copy and stops the running ones. Input errors found
 /// only once whole repositories are expanded (two sources for one target) end the run before
 /// any copy.
 pub async fn sync(
-    settings: &SyncSettings,
+    options: &RunOptions,
     client: Arc<RegistryClient>,
     engine: Arc<dyn Engine>,
     jobs: Vec<Job>,
@@ -84,15 +100,8 @@ pub async fn sync(
     };
     let mut stopping = stop.clone();
     let planning = async {
-        let (entries, _dropped) = plan::plan_all(
-            &client,
-            &settings.plan,
-            jobs.clone(),
-            settings.force,
-            lookups,
-            Some(settings.image_timeout),
-        )
-        .await?;
+        let (entries, _dropped) =
+            plan::plan_all(&client, &options.plan, jobs.clone(), lookups).await?;
         settle_logins(&client, &entries).await;
         Ok::<_, Vec<InputError>>(entries)
     };
@@ -131,14 +140,14 @@ pub async fn sync(
         });
     }
     let limits = Limits {
-        global: settings.jobs,
-        per_registry: settings.registry_jobs.clone(),
-        hosts: request_hosts(&split.jobs, &settings.plan.registry.access.conf),
+        global: options.jobs,
+        per_registry: options.registry_jobs.clone(),
+        hosts: request_hosts(&split.jobs, &options.conf),
     };
     let context = Arc::new(Context {
         engine,
-        retry: settings.plan.retry,
-        destination: settings.plan.destination.clone(),
+        retry: options.plan.retry,
+        destination: options.destination.clone(),
         client: Arc::clone(&client),
         outages: Outages::default(),
         events: events.clone(),
@@ -174,15 +183,7 @@ pub async fn sync(
                 let lock = match &tidy {
                     Some((_, layout)) => match lock_layout(layout, stop.clone()).await {
                         Ok(lock) => Some(lock),
-                        Err(error) => {
-                            return ImageResult::failed(
-                                &job,
-                                error.kind,
-                                error.message,
-                                0,
-                                Duration::ZERO,
-                            )
-                        }
+                        Err(error) => return ImageResult::failed(&job, error, 0, Duration::ZERO),
                     },
                     None => None,
                 };
@@ -243,13 +244,13 @@ fn stopped_while_planning(job: Job) -> PlanEntry {
     if !job.source.is_whole_repository() {
         return PlanEntry::unlooked(job);
     }
-    let error = ImageError {
-        kind: FailureKind::Interrupted,
-        message: format!(
+    let error = ImageError::new(
+        FailureKind::Interrupted,
+        format!(
             "stopped before the tags of {} were listed",
             job.source.repository()
         ),
-    };
+    );
     PlanEntry {
         state: State::Unknown,
         error: Some(error),
@@ -272,10 +273,10 @@ async fn lock_layout(
             Ok(Some(lock)) => return Ok(lock),
             Ok(None) => {}
             Err(e) => {
-                return Err(ImageError {
-                    kind: FailureKind::Internal,
-                    message: format!("cannot lock the OCI layout {}: {e}", layout.display()),
-                })
+                return Err(ImageError::new(
+                    FailureKind::Internal,
+                    format!("cannot lock the OCI layout {}: {e}", layout.display()),
+                ))
             }
         }
         if !told {
@@ -288,13 +289,10 @@ async fn lock_layout(
         tokio::select! {
             () = tokio::time::sleep(LAYOUT_POLL) => {}
             () = wait_for(&mut stop, Stop::Graceful) => {
-                return Err(ImageError {
-                    kind: FailureKind::Interrupted,
-                    message: format!(
+                return Err(ImageError::new(FailureKind::Interrupted, format!(
                         "stopped while another ferry was writing {}",
                         layout.display()
-                    ),
-                })
+                    )))
             }
         }
     }
@@ -387,15 +385,14 @@ fn split_plan(entries: Vec<PlanEntry>, refused: impl Fn(&Job) -> Option<String>)
             split.positions.push(position);
             continue;
         }
-        let fail =
-            |kind, message| ImageResult::failed(&entry.job, kind, message, 0, Duration::ZERO);
+        let fail = |error| ImageResult::failed(&entry.job, error, 0, Duration::ZERO);
         let result = if let Some(message) = refusal {
-            fail(FailureKind::Unauthorized, message)
+            fail(ImageError::new(FailureKind::Unauthorized, message))
         } else if entry.state == State::Current {
             ImageResult::skipped(&entry.job, entry.source_digest)
         } else if let Some(error) = entry.error {
             // A repository whose tags could not be listed: failed as the listing did.
-            fail(error.kind, error.message)
+            fail(error)
         } else {
             // The registry's own words for a 404 on the manifest or the tag list.
             let message = if entry.job.source.is_whole_repository() {
@@ -409,7 +406,7 @@ fn split_plan(entries: Vec<PlanEntry>, refused: impl Fn(&Job) -> Option<String>)
                     entry.job.source
                 )
             };
-            fail(FailureKind::NotFound, message)
+            fail(ImageError::new(FailureKind::NotFound, message))
         };
         split.done.push((position, result));
     }
@@ -477,16 +474,16 @@ async fn check_landed(
         }
     }
     let engine = context.engine.name();
-    Err(ImageError {
-        kind: FailureKind::Other,
-        message: format!(
+    Err(ImageError::new(
+        FailureKind::Other,
+        format!(
             "digest mismatch: the target now holds {landed}, but upstream advertises \
              {advertised} for {source}: the source served a manifest whose bytes do not match \
              its digest, and {engine} wrote them unchecked. ferry cannot undo that write; \
              check the source (--engine native refuses such a manifest before writing anything)",
             source = job.source,
         ),
-    })
+    ))
 }
 
 /// What the plan found out about one job.
@@ -514,12 +511,10 @@ async fn copy_one(
         Ok((digest, counts)) => {
             ImageResult::synced(&job, digest, counts, attempts, started.elapsed())
         }
-        Err(error) => {
-            ImageResult::failed(&job, error.kind, error.message, attempts, started.elapsed())
-        }
+        Err(error) => ImageResult::failed(&job, error, attempts, started.elapsed()),
     };
     let failed =
-        |kind, message: String, attempts| result(Err(ImageError { kind, message }), attempts);
+        |kind, message: String, attempts| result(Err(ImageError::new(kind, message)), attempts);
     if job.source.is_whole_repository() {
         // Never reached from a plan (see `PlanEntry::needs_copy`); an engine given a whole
         // repository would list its tags itself, past the filters and the redirects.
@@ -531,12 +526,11 @@ async fn copy_one(
     }
     let source_repository = job.source.repository();
     let hosts = registry_hosts(&context.client, &job);
-    let host_names: Vec<&str> = hosts.iter().map(String::as_str).collect();
     let outage =
         |host: String, attempts| failed(FailureKind::Network, Outages::message(&host), attempts);
     let attempts_allowed = context.retry.retries + 1;
-    // The host that refused the connection in every attempt so far.
-    let mut refusing = None;
+    // The host (of this copy's) that refused the connection in every attempt so far.
+    let mut refusing: Option<String> = None;
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -616,11 +610,15 @@ async fn copy_one(
             }
             Err(error) => error,
         };
-        let refused = context.engine.refused_by(&error.message, &host_names);
-        refusing = refused.filter(|_| attempt == 1 || refusing == refused);
-        let retryable = RetryPolicy::is_retryable(&error);
+        let refused = error.host.clone().filter(|host| hosts.contains(host));
+        refusing = refused.filter(|host| attempt == 1 || refusing.as_ref() == Some(host));
+        let retryable = error.retryable;
         let last = !retryable || attempt > context.retry.retries;
-        let delay = (!last).then(|| context.retry.backoff(attempt, error.kind, retry::jitter()));
+        let delay = (!last).then(|| {
+            context
+                .retry
+                .backoff(attempt, error.kind, crate::model::jitter())
+        });
         context.events.send(Event::AttemptFailed {
             index,
             target: target.clone(),
@@ -631,7 +629,7 @@ async fn copy_one(
         });
         let Some(delay) = delay else {
             if let Some(host) = refusing.filter(|_| retryable) {
-                context.outages.record(host);
+                context.outages.record(&host);
             }
             return result(Err(error), attempt);
         };
@@ -648,7 +646,7 @@ async fn copy_one(
             if error.kind == FailureKind::RateLimited {
                 // Come back no sooner than the registry's own pace allows, and let the
                 // planner's requests to it (and other copies) slow down too.
-                let (side, name) = throttled_registry(&job, &error.message);
+                let (side, name) = throttled_at(&job, error.side);
                 if let Ok(waited) = context
                     .client
                     .wait_out_throttled_copy(side, &name, attempt_started, delay)
@@ -704,10 +702,10 @@ fn refused_credentials(client: &RegistryClient, job: &Job) -> Option<String> {
 }
 
 /// The registry a 429 came from, as a side and a repository name: the destination when the
-/// engine's message names its host, the source otherwise (where pull limits live).
-fn throttled_registry(job: &Job, message: &str) -> (Side, String) {
-    match &job.target {
-        Target::Registry(target) if message.contains(target.domain()) => {
+/// engine put the failure there, the source otherwise (where pull limits live).
+fn throttled_at(job: &Job, side: Option<Side>) -> (Side, String) {
+    match (&job.target, side) {
+        (Target::Registry(target), Some(Side::Destination)) => {
             (Side::Destination, target.repository())
         }
         _ => (Side::Source, job.source.repository()),
@@ -735,10 +733,10 @@ mod tests {
 
     #[test]
     fn a_repository_that_could_not_be_listed_fails_and_is_never_copied() {
-        let error = crate::model::ImageError {
-            kind: FailureKind::Network,
-            message: "could not list the tags of quay.io/coreos/etcd (4 attempts)".into(),
-        };
+        let error = crate::model::ImageError::new(
+            FailureKind::Network,
+            "could not list the tags of quay.io/coreos/etcd (4 attempts)",
+        );
         let unlisted = PlanEntry {
             state: State::Unknown,
             error: Some(error.clone()),
@@ -773,10 +771,10 @@ mod tests {
 
     #[test]
     fn a_lookup_that_fails_the_image_is_never_copied() {
-        let error = crate::model::ImageError {
-            kind: FailureKind::Timeout,
-            message: "its lookups ran past --image-timeout 3s; no copy was tried".into(),
-        };
+        let error = crate::model::ImageError::new(
+            FailureKind::Timeout,
+            "its lookups ran past --image-timeout 3s; no copy was tried",
+        );
         let job = || {
             job_for(
                 "quay.io/coreos/etcd:v3",
@@ -802,7 +800,7 @@ mod tests {
     }
 
     #[test]
-    fn a_429_is_put_on_the_registry_its_message_names() {
+    fn a_429_is_put_on_the_side_the_engine_names() {
         let job = |target: Target| Job {
             origin: Origin {
                 file: "l".into(),
@@ -822,22 +820,18 @@ mod tests {
             "harbor.example/m/docker.io/library/nginx".to_owned(),
         );
         let table = [
-            ("reading manifest 1.25 in docker.io/library/nginx: toomanyrequests: You have reached your pull rate limit.", &source),
-            ("writing manifest: uploading manifest 1.25 to harbor.example/m/docker.io/library/nginx: toomanyrequests: slow down", &destination),
-            ("skopeo ended with exit status 1: 429 Too Many Requests", &source),
+            (Some(Side::Source), &source),
+            (Some(Side::Destination), &destination),
+            (None, &source),
         ];
-        for (message, expected) in table {
-            assert_eq!(
-                &throttled_registry(&to_harbor, message),
-                expected,
-                "{message}"
-            );
+        for (side, expected) in table {
+            assert_eq!(&throttled_at(&to_harbor, side), expected, "{side:?}");
         }
         let to_layout = job(Target::Oci {
             layout: "mirror/docker.io/library/nginx".into(),
             name: Some("1.25".into()),
             digest: None,
         });
-        assert_eq!(throttled_registry(&to_layout, "toomanyrequests"), source);
+        assert_eq!(throttled_at(&to_layout, Some(Side::Destination)), source);
     }
 }

@@ -17,7 +17,7 @@ use tokio::sync::{watch, Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::exec::{wait_for, Stop};
-use crate::model::{FailureKind, ImageResult, Job, Target};
+use crate::model::{FailureKind, ImageError, ImageResult, Job, Target};
 
 /// Told each job's result as it ends, started or not, with the job's index.
 pub type OnFinished = Arc<dyn Fn(usize, &ImageResult) + Send + Sync>;
@@ -187,13 +187,11 @@ where
 }
 
 fn not_started_result(job: &Job) -> ImageResult {
-    ImageResult::failed(
-        job,
+    let error = ImageError::new(
         FailureKind::Interrupted,
-        "not started: ferry was asked to stop".to_owned(),
-        0,
-        Duration::ZERO,
-    )
+        "not started: ferry was asked to stop",
+    );
+    ImageResult::failed(job, error, 0, Duration::ZERO)
 }
 
 #[cfg(test)]
@@ -231,8 +229,12 @@ mod tests {
     }
 
     fn ok(job: &Job) -> ImageResult {
-        let mut result =
-            ImageResult::failed(job, FailureKind::Other, String::new(), 1, Duration::ZERO);
+        let mut result = ImageResult::failed(
+            job,
+            ImageError::new(FailureKind::Other, ""),
+            1,
+            Duration::ZERO,
+        );
         result.status = Status::Synced;
         result.error = None;
         result

@@ -442,8 +442,7 @@ mod tests {
         };
         let failed = ImageResult::failed(
             &job,
-            crate::model::FailureKind::Network,
-            "down".to_owned(),
+            crate::model::ImageError::new(crate::model::FailureKind::Network, "down"),
             1,
             Duration::ZERO,
         );

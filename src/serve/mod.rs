@@ -220,7 +220,7 @@ pub fn local_time(at: SystemTime) -> String {
 /// A delay in `[0, splay)`, so that servers started together do not all hit a registry at once.
 pub fn splay(splay: Option<Duration>) -> Duration {
     match splay {
-        Some(splay) if !splay.is_zero() => splay.mul_f64(crate::run::retry::jitter()),
+        Some(splay) if !splay.is_zero() => splay.mul_f64(crate::model::jitter()),
         _ => Duration::ZERO,
     }
 }

@@ -18,10 +18,9 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
-use crate::model::{FailureKind, ImageError};
-use crate::plan::image_error;
+use crate::model::{FailureKind, ImageError, Side};
 use crate::registry::{RegistryClient, STALL_TIMEOUT_FLAG};
-use crate::run::retry::format_duration;
+use crate::words::format_duration;
 
 /// Blobs up to this size go up in one `PUT`; larger ones in `PATCH` chunks of [`CHUNK`].
 pub const MONOLITHIC_MAX: u64 = 16 << 20;
@@ -127,13 +126,10 @@ impl Watch {
     }
 
     fn error(&self, what: &str) -> ImageError {
-        ImageError {
-            kind: FailureKind::Timeout,
-            message: format!(
+        ImageError::new(FailureKind::Timeout, format!(
                 "{what}: the destination took no byte of it and gave no answer for {} ({STALL_TIMEOUT_FLAG})",
                 format_duration(self.limit)
-            ),
-        }
+            ))
     }
 }
 
@@ -194,7 +190,7 @@ impl<'a> SourceBlob<'a> {
         let response = client
             .blob(name, digest, 0, timeout, &blob.what())
             .await
-            .map_err(|e| image_error(&e))?;
+            .map_err(|e| e.image_error(Side::Source))?;
         blob.response = Some(response);
         Ok(blob)
     }
@@ -252,16 +248,16 @@ impl<'a> SourceBlob<'a> {
                 Ok(Ok(None)) => "the download ended early".to_owned(),
                 Ok(Err(e)) => crate::registry::describe_transport(&e),
                 Err(_) => {
-                    return Err(ImageError {
-                        kind: FailureKind::Timeout,
-                        message: format!(
+                    return Err(ImageError::new(
+                        FailureKind::Timeout,
+                        format!(
                         "{}: no byte arrived for {} ({STALL_TIMEOUT_FLAG}) after {} of {} bytes",
                         self.what(),
                         format_duration(self.stall),
                         self.received,
                         self.size
                     ),
-                    })
+                    ))
                 }
             };
             info!(
@@ -273,16 +269,14 @@ impl<'a> SourceBlob<'a> {
             self.response = None;
             self.resumes += 1;
             if self.resumes > MAX_RESUMES {
-                return Err(ImageError {
-                    kind: FailureKind::Network,
-                    message: format!(
-                        "{}: the download was cut {}, the last after {} of {} bytes: {cut}",
-                        self.what(),
-                        crate::words::count(self.resumes, "time", "times"),
-                        self.received,
-                        self.size
-                    ),
-                });
+                let message = format!(
+                    "{}: the download was cut {}, the last after {} of {} bytes: {cut}",
+                    self.what(),
+                    crate::words::count(self.resumes, "time", "times"),
+                    self.received,
+                    self.size
+                );
+                return Err(ImageError::reported(FailureKind::Network, message).on(Side::Source));
             }
         }
     }
@@ -300,7 +294,7 @@ impl<'a> SourceBlob<'a> {
                 &self.what(),
             )
             .await
-            .map_err(|e| image_error(&e))?;
+            .map_err(|e| e.image_error(Side::Source))?;
         let resumed_at = (response.status() == reqwest::StatusCode::PARTIAL_CONTENT)
             .then(|| content_range_start(response.headers()))
             .flatten();
@@ -357,10 +351,7 @@ fn mismatch(message: String) -> ImageError {
     } else {
         format!("digest mismatch: {message}")
     };
-    ImageError {
-        kind: FailureKind::Other,
-        message,
-    }
+    ImageError::new(FailureKind::Other, message)
 }
 
 /// The first byte of `Content-Range: bytes START-END/SIZE`.
@@ -406,10 +397,10 @@ pub async fn pump(
         let chunk = match source.take(length - sent).await {
             Ok(Some(chunk)) => chunk,
             Ok(None) => {
-                let error = ImageError {
-                    kind: FailureKind::Internal,
-                    message: format!("{}: ended before {length} bytes", source.what()),
-                };
+                let error = ImageError::new(
+                    FailureKind::Internal,
+                    format!("{}: ended before {length} bytes", source.what()),
+                );
                 let _ = sender
                     .send(Err(std::io::Error::other("source ended")))
                     .await;
@@ -474,10 +465,10 @@ pub async fn pumped<T>(
                         // The body ended early: was it the source?
                         match tokio::time::timeout(Duration::from_secs(5), &mut pump).await {
                             Ok(Err(Pumped::Source(source))) => Err(Failed::Source(source)),
-                            _ => Err(Failed::Upload(image_error(&error))),
+                            _ => Err(Failed::Upload(error.image_error(Side::Destination))),
                         }
                     }
-                    Err(error) => Err(Failed::Upload(image_error(&error))),
+                    Err(error) => Err(Failed::Upload(error.image_error(Side::Destination))),
                 };
             }
         }
@@ -492,10 +483,7 @@ pub async fn to_layout(
     layout: &Path,
     digest: &str,
 ) -> Result<(), ImageError> {
-    let internal = |what: String| ImageError {
-        kind: FailureKind::Internal,
-        message: what,
-    };
+    let internal = |what: String| ImageError::new(FailureKind::Internal, what);
     let hex = digest.trim_start_matches("sha256:");
     let blobs = layout.join("blobs/sha256");
     tokio::fs::create_dir_all(&blobs)
@@ -552,10 +540,7 @@ mod tests {
     #[test]
     fn images_waiting_for_a_blob_give_up_with_a_move_that_got_no_answer() {
         let entry = LedgerEntry::default();
-        let error = |kind| ImageError {
-            kind,
-            message: "x".into(),
-        };
+        let error = |kind| ImageError::new(kind, "x");
         let seen = entry.failures();
         // One repository's access is the next image's to try.
         entry.failed(&error(FailureKind::Unauthorized));

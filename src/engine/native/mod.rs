@@ -28,10 +28,9 @@ use self::blobs::{
     channel_body, pump, pumped, Failed, Ledger, SourceBlob, Watch, CHUNK, MONOLITHIC_MAX,
 };
 use self::manifest::{Descriptor, Manifest};
-use super::{Attempt, BoxFuture, Copied, Engine, Progress};
+use super::{Attempt, BoxFuture, Copied, Engine};
 use crate::exec::{wait_for, Stop};
-use crate::model::{Counts, FailureKind, ImageError, Job, Side, Target};
-use crate::plan::image_error;
+use crate::model::{Counts, FailureKind, ImageError, Job, Progress, Side, Target};
 use crate::registry::api::{Upload, UploadStart};
 use crate::registry::{RegistryClient, MAX_MANIFEST_BYTES};
 use crate::words::count;
@@ -73,15 +72,9 @@ impl Native {
         let copy = self.copy(&attempt);
         tokio::select! {
             copied = tokio::time::timeout(time_left, copy) => {
-                copied.unwrap_or_else(|_| Err(ImageError {
-                    kind: FailureKind::Timeout,
-                    message: format!("stopped after --image-timeout {:?}", self.image_timeout),
-                }))
+                copied.unwrap_or_else(|_| Err(ImageError::new(FailureKind::Timeout, format!("stopped after --image-timeout {:?}", self.image_timeout))))
             }
-            () = wait_for(&mut stop, Stop::Graceful) => Err(ImageError {
-                kind: FailureKind::Interrupted,
-                message: "stopped by a signal; no tag was written".to_owned(),
-            }),
+            () = wait_for(&mut stop, Stop::Graceful) => Err(ImageError::new(FailureKind::Interrupted, "stopped by a signal; no tag was written".to_owned())),
         }
     }
 
@@ -155,36 +148,35 @@ impl Native {
             .client
             .manifest(Side::Source, name, reference, &what)
             .await
-            .map_err(|e| image_error(&e))?
-            .ok_or_else(|| ImageError {
-                kind: FailureKind::NotFound,
-                message: format!("manifest unknown: {at} does not exist in the source"),
+            .map_err(|e| e.image_error(Side::Source))?
+            .ok_or_else(|| {
+                ImageError::new(
+                    FailureKind::NotFound,
+                    format!("manifest unknown: {at} does not exist in the source"),
+                )
             })?;
         // Nothing is written before the bytes are the ones the registry advertised (and the
         // plan saw): a tag's body that hashes to something else is an image upstream never
         // named, and a mirror holding it would disagree with the source from then on.
         let digest = format!("sha256:{:x}", Sha256::digest(&raw.bytes));
         if let Some(advertised) = raw.advertised.filter(|a| **a != *digest) {
-            return Err(ImageError {
-                kind: FailureKind::Other,
-                message: format!(
+            return Err(ImageError::new(
+                FailureKind::Other,
+                format!(
                     "{what}: digest mismatch: the source advertised {advertised}, but the \
                      manifest it served hashes to {digest}; nothing was written"
                 ),
-            });
+            ));
         }
         if let Some(expected) = expected.filter(|e| **e != *digest) {
-            return Err(ImageError {
-                kind: FailureKind::Other,
-                message: format!("{what}: digest mismatch: it hashes to {digest}, not {expected}"),
-            });
+            return Err(ImageError::new(
+                FailureKind::Other,
+                format!("{what}: digest mismatch: it hashes to {digest}, not {expected}"),
+            ));
         }
         let manifest =
             manifest::parse(&raw.bytes, raw.content_type.as_deref()).map_err(|reason| {
-                ImageError {
-                    kind: FailureKind::Other,
-                    message: format!("{name}@{digest} is {reason}"),
-                }
+                ImageError::new(FailureKind::Other, format!("{name}@{digest} is {reason}"))
             })?;
         Ok(Fetched {
             digest,
@@ -204,12 +196,14 @@ impl Native {
         depth: usize,
         tree: &mut Tree,
     ) -> Result<(), ImageError> {
-        let refuse = |message: String| ImageError {
-            kind: FailureKind::Other,
-            message: format!(
-                "{name}@{}: {message}; ferry refuses such an image",
-                index.digest
-            ),
+        let refuse = |message: String| {
+            ImageError::new(
+                FailureKind::Other,
+                format!(
+                    "{name}@{}: {message}; ferry refuses such an image",
+                    index.digest
+                ),
+            )
         };
         let children = &index.manifest.children;
         tree.named
@@ -241,15 +235,15 @@ impl Native {
             }
             let fetched = self.fetch(name, &child.digest, Some(&child.digest)).await?;
             if fetched.bytes.len() as u64 != child.size {
-                return Err(ImageError {
-                    kind: FailureKind::Other,
-                    message: format!(
+                return Err(ImageError::new(
+                    FailureKind::Other,
+                    format!(
                         "digest mismatch: manifest {name}@{} is {} bytes, its index says {}",
                         child.digest,
                         fetched.bytes.len(),
                         child.size
                     ),
-                });
+                ));
             }
             if fetched.manifest.is_index() {
                 if depth >= MAX_INDEX_DEPTH {
@@ -273,13 +267,15 @@ impl Native {
                 let (host, _) = self
                     .client
                     .registry_of(Side::Destination, &name)
-                    .map_err(|e| image_error(&e))?;
+                    .map_err(|e| e.image_error(Side::Destination))?;
                 Ok(Place::Registry { name, host })
             }
             Target::Oci { layout, .. } => {
-                std::fs::create_dir_all(layout).map_err(|e| ImageError {
-                    kind: FailureKind::Internal,
-                    message: format!("cannot create {}: {e}", layout.display()),
+                std::fs::create_dir_all(layout).map_err(|e| {
+                    ImageError::new(
+                        FailureKind::Internal,
+                        format!("cannot create {}: {e}", layout.display()),
+                    )
                 })?;
                 Ok(Place::Layout(layout.clone()))
             }
@@ -306,22 +302,24 @@ impl Native {
                     .client
                     .put_manifest(name, reference, media_type, &fetched.bytes, &what)
                     .await
-                    .map_err(|e| image_error(&e))?;
+                    .map_err(|e| e.image_error(Side::Destination))?;
                 match stored {
-                    Some(stored) if stored != fetched.digest => Err(ImageError {
-                        kind: FailureKind::Other,
-                        message: format!(
+                    Some(stored) if stored != fetched.digest => Err(ImageError::new(
+                        FailureKind::Other,
+                        format!(
                             "{what}: digest mismatch: the registry stored {stored}, not {}",
                             fetched.digest
                         ),
-                    }),
+                    )),
                     _ => Ok(()),
                 }
             }
             Place::Layout(dir) => {
-                let internal = |e: std::io::Error| ImageError {
-                    kind: FailureKind::Internal,
-                    message: format!("cannot write to the OCI layout {}: {e}", dir.display()),
+                let internal = |e: std::io::Error| {
+                    ImageError::new(
+                        FailureKind::Internal,
+                        format!("cannot write to the OCI layout {}: {e}", dir.display()),
+                    )
                 };
                 layout::write_blob(dir, &fetched.digest, &fetched.bytes).map_err(internal)?;
                 if let Some(Target::Oci { name, .. }) = target {
@@ -358,25 +356,6 @@ impl Engine for Native {
             job.source
         )
     }
-
-    fn refused_by<'h>(&self, message: &str, hosts: &[&'h str]) -> Option<&'h str> {
-        refused_by(message, hosts)
-    }
-}
-
-/// Which of `hosts` refused the connection that ferry's client reports in `message`: the
-/// host of the URL it names ("error sending request for url (http://HOST/…)") when the
-/// cause is a refused connection.
-fn refused_by<'h>(message: &str, hosts: &[&'h str]) -> Option<&'h str> {
-    if !message.to_ascii_lowercase().contains("connection refused") {
-        return None;
-    }
-    message.match_indices("for url (").find_map(|(at, marker)| {
-        let rest = &message[at + marker.len()..];
-        let url = reqwest::Url::parse(rest.split(')').next()?).ok()?;
-        let host = crate::registry::request::url_authority(&url);
-        hosts.iter().copied().find(|h| **h == host)
-    })
 }
 
 /// The manifests under an image's top index, as they are read.
@@ -500,14 +479,11 @@ impl<'a> Run<'a> {
         }
         let what = format!("blob {} in {name}", blob.digest);
         if let Some(error) = entry.failed_since(seen) {
-            return Err(ImageError {
-                kind: error.kind,
-                message: format!(
-                    "{what}: another image's transfer of it, which this one waited for, \
-                     failed: {}",
-                    error.message
-                ),
-            });
+            let message = format!(
+                "{what}: another image's transfer of it, which this one waited for, failed: {}",
+                error.message
+            );
+            return Err(error.reworded(message));
         }
         let moved = self.move_blob(blob, name, &mut holders, &what).await;
         if let Err(error) = &moved {
@@ -532,7 +508,7 @@ impl<'a> Run<'a> {
             let present = client
                 .blob_exists(Side::Destination, name, &blob.digest, what)
                 .await
-                .map_err(|e| image_error(&e))?;
+                .map_err(|e| e.image_error(Side::Destination))?;
             if present {
                 holders.insert(name.to_owned());
                 return Ok(false);
@@ -545,7 +521,7 @@ impl<'a> Run<'a> {
             let started = client
                 .start_upload(name, mount, what)
                 .await
-                .map_err(|e| image_error(&e))?;
+                .map_err(|e| e.image_error(Side::Destination))?;
             let (location, chunk_min) = match started {
                 UploadStart::Mounted => {
                     debug!("{what}: mounted from {}", from.unwrap_or_default());
@@ -649,7 +625,7 @@ impl<'a> Run<'a> {
         client
             .finish_upload(&upload, digest, 0, None)
             .await
-            .map_err(|e| Failed::Upload(image_error(&e)))
+            .map_err(|e| Failed::Upload(e.image_error(Side::Destination)))
     }
 
     /// Gets `blob` into the layout at `dir`; true when it was moved.
@@ -671,24 +647,5 @@ impl<'a> Run<'a> {
         .await?;
         blobs::to_layout(&mut source, dir, &blob.digest).await?;
         Ok(true)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_refused_connection_is_put_on_the_host_of_the_url() {
-        let hosts = ["127.0.0.1:5000", "127.0.0.1:6000"];
-        let table = [
-            ("blob sha256:aa in 127.0.0.1:6000/m/x: error sending request for url (http://127.0.0.1:6000/v2/m/x/blobs/sha256:aa): client error (Connect): tcp connect error: Connection refused (os error 111)", Some("127.0.0.1:6000")),
-            ("reading manifest 127.0.0.1:6000/x:1: error sending request for url (http://127.0.0.1:5000/v2/x/manifests/1): client error (Connect): tcp connect error: Connection refused (os error 111)", Some("127.0.0.1:5000")),
-            ("error sending request for url (http://127.0.0.1:7000/v2/): Connection refused", None),
-            ("error sending request for url (http://127.0.0.1:5000/v2/): connection reset by peer", None),
-        ];
-        for (message, expected) in table {
-            assert_eq!(refused_by(message, &hosts), expected, "{message}");
-        }
     }
 }

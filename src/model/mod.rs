@@ -1,6 +1,13 @@
-//! The shared vocabulary of a run: where an entry comes from, what a job copies to where, how
-//! a copy failed and what came of it. Every other module speaks these types; this one depends
-//! on nothing but the reference and filter grammars.
+//! The shared vocabulary of a run: where an entry comes from, what a job copies to where, what
+//! the plan found, how far a copy got, how it failed, when it is tried again, and what came of
+//! it. Every other module speaks these types; this one depends on nothing but the reference and
+//! filter grammars.
+
+mod failure;
+mod retry;
+
+pub use self::failure::{unresolvable_host, FailureKind, ImageError};
+pub use self::retry::{jitter, RetryPolicy};
 
 use std::fmt;
 use std::path::PathBuf;
@@ -150,50 +157,49 @@ pub fn names_no_target(list_line: &str) -> bool {
     !list_line.trim().contains(char::is_whitespace)
 }
 
-/// Why an image failed, decided in one place from the engine's own words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+/// What a sync will do with a planned entry, from the digests on both sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum FailureKind {
-    /// The source image, tag or repository does not exist.
-    NotFound,
-    /// Bad or missing credentials, or access denied.
-    Unauthorized,
-    /// The registry throttled us (HTTP 429 / toomanyrequests).
-    RateLimited,
-    /// The registry could not be reached or the connection broke.
-    Network,
-    /// Certificate or TLS handshake problems.
-    Tls,
-    /// The copy ran past `--image-timeout` and was stopped.
-    Timeout,
-    /// ferry was interrupted before the image finished.
-    Interrupted,
-    /// ferry itself could not run the engine (spawn failed, bad output).
-    Internal,
-    /// Anything else the engine reported.
-    Other,
+pub enum State {
+    /// The target does not exist.
+    New,
+    /// The target exists with another digest.
+    Changed,
+    /// The target has the source's digest: nothing to do.
+    Current,
+    /// The source does not exist.
+    SourceMissing,
+    /// A lookup failed; the copy will tell.
+    Unknown,
 }
 
-impl FailureKind {
+impl State {
     pub fn as_str(self) -> &'static str {
         match self {
-            FailureKind::NotFound => "not-found",
-            FailureKind::Unauthorized => "unauthorized",
-            FailureKind::RateLimited => "rate-limited",
-            FailureKind::Network => "network",
-            FailureKind::Tls => "tls",
-            FailureKind::Timeout => "timeout",
-            FailureKind::Interrupted => "interrupted",
-            FailureKind::Internal => "internal",
-            FailureKind::Other => "other",
+            State::New => "new",
+            State::Changed => "changed",
+            State::Current => "current",
+            State::SourceMissing => "source-missing",
+            State::Unknown => "unknown",
         }
+    }
+
+    /// Whether a sync has to run a copy for this state (see also `PlanEntry::needs_copy`).
+    pub fn needs_copy(self) -> bool {
+        matches!(self, State::New | State::Changed | State::Unknown)
     }
 }
 
-impl std::fmt::Display for FailureKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// How far one copy has got, as its engine can tell.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Blobs copied or found present so far.
+    pub blobs_done: u32,
+    /// Blobs the image has, once the engine knows.
+    pub blobs_total: Option<u32>,
+    /// Bytes moved so far, for engines that see them.
+    pub bytes_done: Option<u64>,
+    pub bytes_total: Option<u64>,
 }
 
 /// What a copy did, as its engine reported it.
@@ -214,12 +220,6 @@ pub enum Status {
     Synced,
     Skipped,
     Failed,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ImageError {
-    pub kind: FailureKind,
-    pub message: String,
 }
 
 /// The outcome of one job.
@@ -273,14 +273,9 @@ impl ImageResult {
         }
     }
 
-    /// A result for a job that ended without (or before) running its copy.
-    pub fn failed(
-        job: &Job,
-        kind: FailureKind,
-        message: String,
-        attempts: u32,
-        duration: Duration,
-    ) -> ImageResult {
+    /// A result for a job that failed with `error` (after `attempts` copy attempts, none
+    /// when it ended without or before running its copy).
+    pub fn failed(job: &Job, error: ImageError, attempts: u32, duration: Duration) -> ImageResult {
         ImageResult {
             origin: job.origin.clone(),
             source: job.source.to_string(),
@@ -291,7 +286,7 @@ impl ImageResult {
             counts: Counts::default(),
             attempts,
             duration,
-            error: Some(ImageError { kind, message }),
+            error: Some(error),
         }
     }
 }

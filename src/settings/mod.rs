@@ -1,29 +1,41 @@
 //! From the command line (and environment) to one validated `Settings` value. Everything
 //! that can be wrong with the configuration is found here, before any work starts, and
-//! reported as a `SettingsError` (exit code 2).
+//! reported as a `SettingsError` (exit code 2). Once built, the value is not changed: what a
+//! run's inputs say of single registries (a skopeo YAML section, the accounts file) goes into
+//! the registry options built for that run ([`PlanSettings::registry_for`]), and the core is
+//! handed narrow options built from it ([`PlanOptions`], [`RunOptions`]) and the workers
+//! ([`SyncSettings::workers`]: the registry client and the engine, once per run).
+//!
+//! Which engine copies and where its binary is lives in [`engine`]; how progress is shown, in
+//! [`output`].
+
+pub mod engine;
+pub mod output;
 
 use std::collections::HashMap;
-use std::io::IsTerminal as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use self::engine::EngineSettings;
+use self::output::ProgressSettings;
 use crate::access::conf::{ConfError, RegistriesConf};
-use crate::access::credentials::CredentialSources;
-use crate::access::{Access, SideAccess};
+use crate::access::credentials::{CredentialSources, CredentialsError};
+use crate::access::{Access, HostTls, SideAccess};
 use crate::cli::{
-    AccessArgs, Cli, Command, DestArgs, EngineArg, EngineArgs, FilterArgs, FormatArg, ListArgs,
-    LookupArgs, PlanArgs, RetryArgs, SyncArgs,
+    AccessArgs, Cli, Command, DestArgs, FilterArgs, FormatArg, ListArgs, LookupArgs, PlanArgs,
+    RetryArgs, SyncArgs,
 };
-use crate::cli::{LogFormat, ProgressArg, ReportCommand, ServeArgs};
-use crate::engine::crane::CraneOptions;
-use crate::engine::skopeo::SkopeoOptions;
+use crate::cli::{LogFormat, ReportCommand, ServeArgs};
+use crate::engine::Engine;
 use crate::filter::{FilterError, FilterSpec, TagFilter};
-use crate::input::{InputFormat, InputSource};
-use crate::model::{Destination, Rerun};
+use crate::input::{HostSettings, InputFormat, InputSource};
+use crate::model::{Destination, Job, Rerun, RetryPolicy};
+use crate::plan::PlanOptions;
 use crate::reference::{ReferenceError, RepoPrefix};
-use crate::registry::{ClientOptions, Limits};
-use crate::report::progress;
-use crate::run::retry::RetryPolicy;
+use crate::registry::{ClientOptions, Limits, RegistryClient};
+use crate::run::RunOptions;
+use crate::scratch::ScratchDir;
 use crate::secret::{Credentials, Secret};
 use crate::serve::Schedule;
 use crate::shard::Shard;
@@ -82,37 +94,19 @@ pub struct PlanSettings {
     /// ImagePorter accounts.json with credentials per registry host.
     pub accounts: Option<PathBuf>,
     pub destination: Destination,
+    /// How registries are reached, before a run's inputs add theirs (see
+    /// [`PlanSettings::registry_for`]).
     pub registry: ClientOptions,
-    pub filter: TagFilter,
+    /// The tag filters, the retry policy (for tag listings, and for copies), and for a sync
+    /// `--force` and `--image-timeout`.
+    pub options: PlanOptions,
     /// The `HOST=VALUE` limits the user gave, to point out hosts no image touches.
     pub host_flags: Vec<HostFlag>,
-    /// For tag listings while planning, and for copies.
-    pub retry: RetryPolicy,
     pub report: Option<PathBuf>,
     pub verbosity: u8,
     /// What a rerun of the failed entries needs: this run's options for reaching registries
     /// (and, for a sync, its engine's), its layout root and tag filters.
     pub rerun: Rerun,
-}
-
-/// Which engine copies, and how it is run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EngineSettings {
-    Skopeo(SkopeoOptions),
-    Crane(CraneOptions),
-    /// ferry's own registry client.
-    Native,
-}
-
-impl EngineSettings {
-    /// The engine as `--engine` names it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            EngineSettings::Skopeo(_) => "skopeo",
-            EngineSettings::Crane(_) => "crane",
-            EngineSettings::Native => "native",
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -127,9 +121,89 @@ pub struct SyncSettings {
     /// Copies at once per registry host.
     pub registry_jobs: HashMap<String, usize>,
     pub dry_run: bool,
-    pub force: bool,
     pub failed_list: Option<PathBuf>,
-    pub progress: progress::Mode,
+    pub progress: ProgressSettings,
+}
+
+impl PlanSettings {
+    /// The registry options of one run: these settings' own, with what the run's inputs say of
+    /// single registries added: a registry section of an input (`hosts`) describes a source
+    /// registry, its credentials and TLS settings winning over the side's; an account
+    /// (`accounts`) is for its registry whichever side it is on, the input's own credentials
+    /// winning over it.
+    pub fn registry_for(&self, hosts: &[HostSettings], accounts: &[HostSettings]) -> ClientOptions {
+        let mut registry = self.registry.clone();
+        let access = &mut registry.access;
+        for host in hosts {
+            if let Some(creds) = &host.credentials {
+                access
+                    .source
+                    .credentials
+                    .per_host
+                    .insert(host.host.clone(), creds.clone());
+            }
+            if host.tls_verify.is_some() || host.cert_dir.is_some() {
+                let tls = HostTls {
+                    tls_verify: host.tls_verify,
+                    cert_dir: host.cert_dir.clone(),
+                };
+                access.source.per_host.insert(host.host.clone(), tls);
+            }
+        }
+        for account in accounts {
+            if let Some(creds) = &account.credentials {
+                for side in [&mut access.source, &mut access.destination] {
+                    side.credentials
+                        .per_host
+                        .entry(account.host.clone())
+                        .or_insert_with(|| creds.clone());
+                }
+            }
+        }
+        registry
+    }
+}
+
+/// What one sync copies with: ferry's registry client (the plan's lookups, and the native
+/// engine's copies) and the engine.
+pub struct Workers {
+    pub client: Arc<RegistryClient>,
+    pub engine: Arc<dyn Engine>,
+}
+
+impl SyncSettings {
+    /// What the run core needs of these settings.
+    pub fn run_options(&self) -> RunOptions {
+        RunOptions {
+            plan: self.plan.options.clone(),
+            destination: self.plan.destination.clone(),
+            jobs: self.jobs,
+            registry_jobs: self.registry_jobs.clone(),
+            conf: self.plan.registry.access.conf.clone(),
+        }
+    }
+
+    /// The workers of one run over `jobs`, with `registry` (see [`PlanSettings::registry_for`]):
+    /// the engine is built once, its private files (auth files, a `DOCKER_CONFIG`) written into
+    /// `scratch`; for a dry run (`scratch` is `None`) they are named, not written.
+    pub fn workers(
+        &self,
+        registry: ClientOptions,
+        jobs: &[Job],
+        scratch: Option<&ScratchDir>,
+    ) -> Result<Workers, CredentialsError> {
+        let access = registry.access.clone();
+        let client = Arc::new(RegistryClient::new(registry));
+        let engine = self.engine.build(engine::Build {
+            client: &client,
+            access,
+            destination: &self.plan.destination,
+            image_timeout: self.image_timeout,
+            jobs,
+            scratch,
+        })?;
+        Ok(Workers { client, engine })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -210,10 +284,10 @@ impl Settings {
                 CommandSettings::Verify(Box::new(plan_settings(&args, verbosity)?))
             }
             Command::Sync(args) => {
-                CommandSettings::Sync(Box::new(sync_settings(*args, verbosity)?))
+                CommandSettings::Sync(Box::new(sync_settings(*args, verbosity, log_format)?))
             }
             Command::Serve(args) => {
-                CommandSettings::Serve(Box::new(serve_settings(*args, verbosity)?))
+                CommandSettings::Serve(Box::new(serve_settings(*args, verbosity, log_format)?))
             }
             Command::Completions { shell } => CommandSettings::Completions(shell),
             Command::Manpage { dir } => CommandSettings::Manpage(dir),
@@ -235,15 +309,6 @@ impl Settings {
                 }
             }
         };
-        let mut command = command;
-        if log_format == LogFormat::Json {
-            // Log collectors get every event as a JSON line instead of a progress display.
-            match &mut command {
-                CommandSettings::Sync(sync) => sync.progress = progress::Mode::Json,
-                CommandSettings::Serve(serve) => serve.sync.progress = progress::Mode::Json,
-                _ => {}
-            }
-        }
         Ok(Settings {
             verbosity,
             log_format,
@@ -434,18 +499,25 @@ fn common(
         filter_flags: filter.spec().as_flags(),
         credentials: credential_flags(access),
     };
-    Ok(PlanSettings {
-        inputs: inputs(list)?,
-        accounts: access.accounts.clone(),
-        destination,
-        registry,
+    let inputs = inputs(list)?;
+    let options = PlanOptions {
         filter,
-        host_flags,
         retry: RetryPolicy {
             retries: retry.retry_times,
             delay: retry.retry_delay,
             max_delay: retry.max_retry_delay.max(retry.retry_delay),
         },
+        inputs: inputs.sources.iter().map(ToString::to_string).collect(),
+        force: false,
+        image_timeout: None,
+    };
+    Ok(PlanSettings {
+        inputs,
+        accounts: access.accounts.clone(),
+        destination,
+        registry,
+        options,
+        host_flags,
         report,
         verbosity,
         rerun,
@@ -494,24 +566,6 @@ fn credential_flags(access: &AccessArgs) -> Vec<String> {
     named
 }
 
-/// What a rerun needs to copy with the same engine: its name, its binary when one was named,
-/// and skopeo's `--insecure-policy`.
-fn engine_flags(engine: &EngineSettings, args: &SyncArgs) -> Vec<String> {
-    let mut flags = vec!["--engine".to_owned(), engine.name().to_owned()];
-    let binary = match engine {
-        EngineSettings::Skopeo(_) => args.skopeo.skopeo.as_ref().map(|p| ("--skopeo", p)),
-        EngineSettings::Crane(_) => args.engine.crane.as_ref().map(|p| ("--crane", p)),
-        EngineSettings::Native => None,
-    };
-    if let Some((flag, path)) = binary {
-        flags.extend([flag.to_owned(), path.display().to_string()]);
-    }
-    if args.skopeo.insecure_policy {
-        flags.push("--insecure-policy".to_owned());
-    }
-    flags
-}
-
 /// What `serve` runs, and when.
 #[derive(Debug)]
 pub struct ServeSettings {
@@ -523,7 +577,11 @@ pub struct ServeSettings {
     pub listen: Option<std::net::SocketAddr>,
 }
 
-fn serve_settings(args: ServeArgs, verbosity: u8) -> Result<ServeSettings, SettingsError> {
+fn serve_settings(
+    args: ServeArgs,
+    verbosity: u8,
+    log_format: LogFormat,
+) -> Result<ServeSettings, SettingsError> {
     if args.sync.dry_run {
         return Err(SettingsError::Serve(
             "--dry-run prints what one sync would run: use `ferry sync --dry-run`".to_owned(),
@@ -557,7 +615,7 @@ fn serve_settings(args: ServeArgs, verbosity: u8) -> Result<ServeSettings, Setti
     let zone =
         crate::serve::local_zone(tz.as_deref()).unwrap_or_else(|_| crate::serve::system_zone());
     Ok(ServeSettings {
-        sync: sync_settings(args.sync, verbosity)?,
+        sync: sync_settings(args.sync, verbosity, log_format)?,
         schedule,
         zone,
         splay: args.splay,
@@ -565,7 +623,11 @@ fn serve_settings(args: ServeArgs, verbosity: u8) -> Result<ServeSettings, Setti
     })
 }
 
-fn sync_settings(args: SyncArgs, verbosity: u8) -> Result<SyncSettings, SettingsError> {
+fn sync_settings(
+    args: SyncArgs,
+    verbosity: u8,
+    log_format: LogFormat,
+) -> Result<SyncSettings, SettingsError> {
     if args.jobs == 0 {
         return Err(SettingsError::NoJobs);
     }
@@ -589,8 +651,10 @@ fn sync_settings(args: SyncArgs, verbosity: u8) -> Result<SyncSettings, Settings
         &plan.registry.access.conf,
         &mut plan.host_flags,
     )?;
-    let (engine, engine_note) = engine(&args, &plan.destination)?;
-    plan.rerun.flags.extend(engine_flags(&engine, &args));
+    let (engine, engine_note) = engine::choose(&args, &plan.destination)?;
+    plan.rerun.flags.extend(engine::rerun_flags(&engine, &args));
+    plan.options.force = args.force;
+    plan.options.image_timeout = Some(args.skopeo.image_timeout);
     Ok(SyncSettings {
         engine,
         engine_note,
@@ -599,19 +663,13 @@ fn sync_settings(args: SyncArgs, verbosity: u8) -> Result<SyncSettings, Settings
         jobs: args.jobs,
         registry_jobs,
         dry_run: args.dry_run,
-        force: args.force,
         failed_list: args.failed_list,
-        progress: match args.progress {
-            // Log lines (-v) and a live view would draw over each other.
-            ProgressArg::Auto if std::io::stderr().is_terminal() && verbosity == 0 => {
-                progress::Mode::Tty
-            }
-            ProgressArg::Auto | ProgressArg::Plain => progress::Mode::Plain {
-                interval: args.progress_interval,
-            },
-            ProgressArg::Tty => progress::Mode::Tty,
-            ProgressArg::None => progress::Mode::None,
-        },
+        progress: ProgressSettings::new(
+            args.progress,
+            args.progress_interval,
+            verbosity,
+            log_format,
+        ),
     })
 }
 
@@ -765,95 +823,6 @@ fn check_paths(access: &AccessArgs) -> Result<(), SettingsError> {
     Ok(())
 }
 
-/// Said once when no engine is named and the targets are local OCI layouts.
-pub const LAYOUTS_NOTE: &str = "ferry: copying into local OCI layouts with ferry's native engine \
-    (--engine native), which writes Docker manifest lists as they are: skopeo cannot write them \
-    there without changing their digests (pass --engine skopeo to use skopeo anyway)";
-
-/// The engine and, when the native engine was picked though none was named, why. skopeo stays
-/// the default for registries; when no engine is named, the native engine takes over for local
-/// OCI layouts (skopeo cannot write a Docker manifest list there and keep its digest, and most
-/// registries still serve Docker's formats) and when skopeo is not installed (so a machine
-/// with nothing but Rust can run the quick start).
-fn engine(
-    args: &SyncArgs,
-    destination: &Destination,
-) -> Result<(EngineSettings, Option<String>), SettingsError> {
-    if let Some(EngineArg::Crane) = args.engine.engine {
-        if args.skopeo.insecure_policy {
-            return Err(SettingsError::InsecurePolicyWithout { engine: "crane" });
-        }
-        let options = crane_options(&args.engine, args.dry_run)?;
-        return Ok((EngineSettings::Crane(options), None));
-    }
-    let found = match &args.skopeo.skopeo {
-        Some(path) => which::which(path).map_err(|e| format!("{}: {e}", path.display())),
-        None => which::which("skopeo").map_err(|e| format!("not on PATH: {e}")),
-    };
-    let skopeo = |binary| {
-        EngineSettings::Skopeo(SkopeoOptions {
-            binary,
-            registries_conf: args.access.registries_conf.clone(),
-            // ferry retries whole images itself, with backoff that knows about rate limits.
-            retry_times: 0,
-            insecure_policy: args.skopeo.insecure_policy,
-        })
-    };
-    if let Some(EngineArg::Native) = args.engine.engine {
-        if args.skopeo.insecure_policy {
-            return Err(SettingsError::InsecurePolicyWithout {
-                engine: "the native engine",
-            });
-        }
-        return Ok((EngineSettings::Native, None));
-    }
-    if args.engine.engine.is_none() && matches!(destination, Destination::OciDir(_)) {
-        if args.skopeo.insecure_policy {
-            return Err(SettingsError::InsecurePolicyWithout {
-                engine: "the native engine (which copies into local OCI layouts when no engine is named)",
-            });
-        }
-        return Ok((EngineSettings::Native, Some(LAYOUTS_NOTE.to_owned())));
-    }
-    Ok(match (args.engine.engine, found) {
-        (_, Ok(binary)) => (skopeo(binary), None),
-        // An explicit --skopeo that is not there is a mistake, not a reason to switch.
-        (_, Err(reason)) if args.skopeo.skopeo.is_some() => {
-            return Err(SettingsError::SkopeoMissing { reason })
-        }
-        // A dry run copies nothing, so it works on a machine without skopeo.
-        (Some(EngineArg::Skopeo), Err(_)) if args.dry_run => {
-            (skopeo(PathBuf::from("skopeo")), None)
-        }
-        (Some(_), Err(reason)) => return Err(SettingsError::SkopeoMissing { reason }),
-        (None, Err(_)) => (
-            EngineSettings::Native,
-            Some(
-                "ferry: skopeo is not installed (not on PATH): copying with ferry's native engine \
-                 (--engine native; install skopeo or pass --engine skopeo to use skopeo)"
-                    .to_owned(),
-            ),
-        ),
-    })
-}
-
-fn crane_options(args: &EngineArgs, dry_run: bool) -> Result<CraneOptions, SettingsError> {
-    let binary = match (&args.crane, dry_run) {
-        (Some(path), _) => which::which(path).map_err(|e| SettingsError::CraneMissing {
-            reason: format!("{}: {e}", path.display()),
-        })?,
-        // A dry run copies nothing, so it works on a machine without crane.
-        (None, true) => which::which("crane").unwrap_or_else(|_| PathBuf::from("crane")),
-        (None, false) => which::which("crane").map_err(|e| SettingsError::CraneMissing {
-            reason: format!("not on PATH: {e}"),
-        })?,
-    };
-    Ok(CraneOptions {
-        binary,
-        ssl_cert_dir: std::env::var_os("SSL_CERT_DIR").filter(|dirs| !dirs.is_empty()),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -958,104 +927,6 @@ mod tests {
             dest(None, None, false).unwrap(),
             Destination::OciDir("mirror".into())
         );
-    }
-
-    #[test]
-    fn native_is_refused_a_skopeo_option() {
-        use clap::Parser as _;
-        let argv = [
-            "ferry",
-            "sync",
-            "--dest",
-            "h.example/m",
-            "--engine",
-            "native",
-            "--insecure-policy",
-        ];
-        let error = Settings::from_cli(Cli::try_parse_from(argv).unwrap()).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "--insecure-policy is a skopeo option; the native engine checks no signature policy \
-             (drop it, or use --engine skopeo)"
-        );
-    }
-
-    #[test]
-    fn layouts_are_copied_natively_unless_an_engine_is_named() {
-        use clap::Parser as _;
-        let engine = |args: &[&str]| {
-            let mut argv = vec!["ferry", "sync", "--skopeo", "/bin/sh"];
-            argv.extend(args);
-            let settings = Settings::from_cli(Cli::try_parse_from(argv).unwrap())?;
-            match settings.command {
-                CommandSettings::Sync(sync) => {
-                    Ok::<_, SettingsError>((sync.engine.name(), sync.engine_note))
-                }
-                _ => unreachable!("a sync command"),
-            }
-        };
-        let note = Some(LAYOUTS_NOTE.to_owned());
-        assert_eq!(
-            engine(&["--dest-dir", "layouts"]).unwrap(),
-            ("native", note)
-        );
-        assert_eq!(
-            engine(&["--dest-dir", "layouts", "--engine", "skopeo"]).unwrap(),
-            ("skopeo", None)
-        );
-        assert_eq!(
-            engine(&["--dest", "h.example/m"]).unwrap(),
-            ("skopeo", None)
-        );
-        let error = engine(&["--dest-dir", "layouts", "--insecure-policy"])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.starts_with("--insecure-policy is a skopeo option; the native engine (which copies into local OCI layouts when no engine is named)")
-                && error.ends_with("(drop it, or use --engine skopeo)"),
-            "{error}"
-        );
-    }
-
-    #[test]
-    fn crane_is_found_and_refused_a_skopeo_option() {
-        use clap::Parser as _;
-        let engine = |args: &[&str]| {
-            let mut argv = vec![
-                "ferry",
-                "sync",
-                "--dest",
-                "h.example/m",
-                "--engine",
-                "crane",
-            ];
-            argv.extend(args);
-            let settings = Settings::from_cli(Cli::try_parse_from(argv).unwrap())?;
-            match settings.command {
-                CommandSettings::Sync(sync) => Ok::<_, SettingsError>(sync.engine),
-                _ => unreachable!("a sync command"),
-            }
-        };
-        match engine(&["--crane", "/bin/sh"]).unwrap() {
-            EngineSettings::Crane(options) => {
-                assert_eq!(options.binary, std::path::Path::new("/bin/sh"));
-            }
-            other => panic!("{other:?}"),
-        }
-        let missing = engine(&["--crane", "/nonexistent/crane"])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            missing.starts_with("crane was not found (/nonexistent/crane: ")
-                && missing.ends_with(
-                    "install it (go install github.com/google/go-containerregistry/cmd/crane@latest) or point --crane/FERRY_CRANE at it"
-                ),
-            "{missing}"
-        );
-        assert!(matches!(
-            engine(&["--crane", "/bin/sh", "--insecure-policy"]),
-            Err(SettingsError::InsecurePolicyWithout { engine: "crane" })
-        ));
     }
 
     #[test]
