@@ -79,10 +79,13 @@ fn a_hung_copy_times_out_and_the_others_finish(engine: Engine) {
     m.push("library/hang:1", "hang");
     m.push("library/redis:7", "redis");
     let list = m.write("images.list", "nginx:1.25\nhang:1\nredis:7\n");
-    let sleep = format!("sleep {}", m.engine.seconds(300));
+    let sleep = Sleeper::new(m.scratch.path(), 300);
     let skopeo = stand_in(
         &m,
-        &format!("case \"$*\" in *library/hang*) exec {sleep};; esac"),
+        &format!(
+            "case \"$*\" in *library/hang*) exec {};; esac",
+            sleep.command()
+        ),
     );
     let report_path = m.scratch.path().join("report.json");
     let started = Instant::now();
@@ -115,7 +118,7 @@ fn a_hung_copy_times_out_and_the_others_finish(engine: Engine) {
         ],
         "{report:#}"
     );
-    let leftovers = processes_matching(&sleep);
+    let leftovers = sleep.running();
     assert!(
         leftovers.is_empty(),
         "the hung copy outlived its timeout: {leftovers}"
@@ -225,8 +228,8 @@ fn sigterm_stops_everything_and_exits_143_with_a_report(engine: Engine) {
     m.push("library/nginx:1.25", "nginx");
     m.push("library/redis:7", "redis");
     let list = m.write("images.list", "nginx:1.25\nredis:7\n");
-    let sleep = format!("sleep {}", m.engine.seconds(301));
-    let skopeo = stand_in(&m, &format!("exec {sleep}"));
+    let sleep = Sleeper::new(m.scratch.path(), 301);
+    let skopeo = stand_in(&m, &format!("exec {}", sleep.command()));
     let report_path = m.scratch.path().join("report.json");
     let failed_path = m.scratch.path().join("failed.list");
     let mut child = sync_with(&m, &list, &skopeo)
@@ -239,7 +242,7 @@ fn sigterm_stops_everything_and_exits_143_with_a_report(engine: Engine) {
         .spawn()
         .unwrap();
     wait_until(Duration::from_secs(10), "the copies never started", || {
-        processes_matching(&sleep).lines().count() == 2
+        sleep.running().lines().count() == 2
     });
     // The grace period is 10 s; the engine (here: sleep) dies on SIGTERM at once.
     let status = signal_and_wait(
@@ -249,7 +252,7 @@ fn sigterm_stops_everything_and_exits_143_with_a_report(engine: Engine) {
         "ferry did not stop within the grace period",
     );
     assert_eq!(status.code(), Some(143));
-    let leftovers = processes_matching(&sleep);
+    let leftovers = sleep.running();
     assert!(
         leftovers.is_empty(),
         "the engine outlived ferry: {leftovers}"
@@ -383,8 +386,9 @@ fn a_signal_removes_the_private_auth_file_and_no_output_holds_the_password(engin
     let m = Mirror::with_engine(true, engine);
     m.push("library/nginx:1.25", "nginx");
     let list = m.write("images.list", "nginx:1.25\n");
-    let sleep = format!("exec sleep {}", m.engine.seconds(302));
-    let (skopeo, args_path, env_path) = recording_stand_in(&m, &sleep);
+    let sleep = Sleeper::new(m.scratch.path(), 302);
+    let (skopeo, args_path, env_path) =
+        recording_stand_in(&m, &format!("exec {}", sleep.command()));
     let report_path = m.scratch.path().join("report.json");
     let failed_path = m.scratch.path().join("failed.list");
     let child = sync_with(&m, &list, &skopeo)
@@ -781,8 +785,9 @@ fn a_killed_ferry_takes_the_engine_with_it_and_the_next_run_removes_its_credenti
     let m = Mirror::with_engine(false, engine);
     m.push("library/nginx:1.25", "nginx");
     let list = m.write("images.list", "nginx:1.25\n");
-    let sleep = format!("sleep {}", m.engine.seconds(306));
-    let (skopeo, args_path, env_path) = recording_stand_in(&m, &format!("exec {sleep}"));
+    let sleep = Sleeper::new(m.scratch.path(), 306);
+    let (skopeo, args_path, env_path) =
+        recording_stand_in(&m, &format!("exec {}", sleep.command()));
     // A temporary directory of this test's runs alone: any ferry starting in the shared one
     // (another test's) would remove what the killed run left before the test looks.
     let tmp = m.scratch.path().join("tmp");
@@ -806,7 +811,7 @@ fn a_killed_ferry_takes_the_engine_with_it_and_the_next_run_removes_its_credenti
     wait_until(
         Duration::from_secs(5),
         "the engine outlived the ferry that started it",
-        || processes_matching(&sleep).is_empty(),
+        || sleep.running().is_empty(),
     );
     assert!(
         auth_file.exists(),

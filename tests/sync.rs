@@ -1270,8 +1270,8 @@ fn ctrl_c_stops_running_copies_and_still_writes_the_report(engine: Engine) {
     let scratch = TempDir::new("ferry-sigint");
     // An engine that never finishes: ferry must stop it, not wait for it.
     let stand_in = scratch.path().join("slow-engine");
-    let sleep = format!("sleep {}", engine.seconds(2999));
-    std::fs::write(&stand_in, format!("#!/bin/sh\n{sleep}\n")).unwrap();
+    let sleep = Sleeper::new(scratch.path(), 2999);
+    std::fs::write(&stand_in, format!("#!/bin/sh\n{}\n", sleep.command())).unwrap();
     std::fs::set_permissions(
         &stand_in,
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
@@ -1296,7 +1296,7 @@ fn ctrl_c_stops_running_copies_and_still_writes_the_report(engine: Engine) {
         .unwrap();
     // Two copies running (-j 2) also means ferry's signal handling is in place.
     wait_until(Duration::from_secs(20), "the copies never started", || {
-        processes_matching(&sleep).lines().count() == 2
+        sleep.running().lines().count() == 2
     });
     let status = signal_and_wait(
         &mut child,
@@ -1305,7 +1305,7 @@ fn ctrl_c_stops_running_copies_and_still_writes_the_report(engine: Engine) {
         "ferry did not stop after SIGINT",
     );
     assert_eq!(status.code(), Some(130));
-    let leftovers = processes_matching(&sleep);
+    let leftovers = sleep.running();
     assert!(
         leftovers.is_empty(),
         "{} stand-ins outlived ferry: {leftovers}",

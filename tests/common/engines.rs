@@ -91,17 +91,6 @@ impl Engine {
         super::recorders(dir, &binaries, log)
     }
 
-    /// `base` for skopeo, other numbers for crane and native: stand-ins sleep this long, and
-    /// tests find them by it (`sleep N`), so that the engines' runs of one test, running at
-    /// the same time, never count each other's.
-    pub fn seconds(&self, base: u32) -> u32 {
-        match self {
-            Engine::Skopeo => base,
-            Engine::Crane(_) => base + 1000,
-            Engine::Native => base + 2000,
-        }
-    }
-
     /// ferry's flags that run this engine from `binary` (a stand-in).
     pub fn with_binary(&self, binary: &Path) -> Vec<OsString> {
         assert!(

@@ -901,13 +901,71 @@ pub fn signal_and_wait(child: &mut Child, signal: &str, limit: Duration, what: &
     }
 }
 
-/// `pgrep -fa PATTERN`: the processes whose command line matches, one per line; empty when none.
-pub fn processes_matching(pattern: &str) -> String {
-    let out = Command::new("pgrep")
-        .args(["-fa", pattern])
-        .output()
-        .expect("pgrep runs");
-    stdout_of(&out)
+/// The processes whose command line (its arguments joined by spaces) contains `text`, one
+/// `PID COMMAND LINE` per line; empty when none. A fixed string, not a pattern; tests share
+/// one binary and the machine, so look for something only the test's own processes have in
+/// their arguments (see [`Sleeper`]).
+pub fn processes_matching(text: &str) -> String {
+    let mut found = String::new();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        // Gone meanwhile, or a zombie (its command line is empty): not running.
+        let Ok(raw) = fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let line = String::from_utf8_lossy(&raw).replace('\0', " ");
+        let line = line.trim_end();
+        if line.contains(text) {
+            writeln!(found, "{pid} {line}").unwrap();
+        }
+    }
+    found
+}
+
+/// A `sleep` for a stand-in to run, found again by its command line: `DIR/sleeper-N/sleep
+/// SECONDS`, a link to the real one in a directory of the test's own. Tests run side by side
+/// in one binary (and other suites on the same machine): looking for `sleep 300` would count
+/// another test's sleepers too.
+pub struct Sleeper {
+    command: String,
+}
+
+impl Sleeper {
+    pub fn new(dir: &Path, seconds: u32) -> Sleeper {
+        let real = ["/usr/bin/sleep", "/bin/sleep"]
+            .into_iter()
+            .map(Path::new)
+            .find(|p| p.is_file())
+            .expect("no sleep in /usr/bin or /bin");
+        let bin = dir.join(format!("sleeper-{}", unique()));
+        fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("create {}: {e}", bin.display()));
+        // Named `sleep` still, for a multi-call coreutils that looks at its name.
+        let link = bin.join("sleep");
+        std::os::unix::fs::symlink(real, &link)
+            .unwrap_or_else(|e| panic!("link {}: {e}", link.display()));
+        Sleeper {
+            command: format!("{} {seconds}", link.display()),
+        }
+    }
+
+    /// The command line to run in a script (`DIR/sleeper-N/sleep SECONDS`).
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+
+    /// The sleepers of this command running now, one line each (see [`processes_matching`]).
+    pub fn running(&self) -> String {
+        processes_matching(&self.command)
+    }
 }
 
 pub fn stdout_of(o: &Output) -> String {
