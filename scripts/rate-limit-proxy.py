@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A rate-limited stand-in for Docker Hub, for scripts/bench.sh: an HTTP reverse proxy in front
 of a plain-HTTP docker-registry on loopback that limits requests like nginx `limit_req` without
-`burst`. tests/faults.rs also puts it in front of a destination to refuse a manifest list upload.
+`burst`. tests/integration/faults.rs also puts it in front of a destination to refuse a manifest
+list upload.
 
     rate-limit-proxy.py --upstream 127.0.0.1:PORT [--listen 127.0.0.1:0] [--rate 2]
                         [--port-file PATH] [--log PATH] [--log-bytes] [--fail-list-puts N]

@@ -3,12 +3,10 @@
 //! registries.conf redirects skopeo, the recorders log argv (a native mirror's, of every engine
 //! binary), and `run` reports failures fully.
 
-mod common;
-
 use std::fs;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn text(raw: Vec<u8>) -> String {
     String::from_utf8(raw).expect("manifest is UTF-8")

@@ -2,13 +2,11 @@
 //! with nothing to do starts no skopeo; a re-pointed source tag is the one `changed` entry; a
 //! tampered target fails `verify`; whole repositories expand through the tag filters.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::mirror::*;
-use common::*;
+use crate::common::mirror::*;
+use crate::common::*;
 
 fn plan_report(m: &Mirror, list: &Path, extra: &[&str]) -> serde_json::Value {
     let path = m.scratch.path().join("plan.json");

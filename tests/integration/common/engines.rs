@@ -137,7 +137,6 @@ fn on_path(name: &str) -> Option<PathBuf> {
 /// `per_engine!(name, …)`: for each `fn name(engine: Engine)`, a test module `name` with one
 /// test per engine, `name::skopeo`, `name::crane` (skipped, loudly, without a crane) and
 /// `name::native`.
-#[allow(unused_macros)] // not every test binary runs tests per engine
 macro_rules! per_engine {
     ($($name:ident),* $(,)?) => {
         $(crate::common::engines::engine_tests!($name: skopeo, crane, native);)*
@@ -146,7 +145,6 @@ macro_rules! per_engine {
 
 /// `per_binary_engine!(name, …)`: as `per_engine!`, for the engines that run a binary
 /// (`name::skopeo`, `name::crane`): tests that put a stand-in in its place.
-#[allow(unused_macros)]
 macro_rules! per_binary_engine {
     ($($name:ident),* $(,)?) => {
         $(crate::common::engines::engine_tests!($name: skopeo, crane);)*
@@ -154,7 +152,6 @@ macro_rules! per_binary_engine {
 }
 
 /// The module `name` with a test per engine named, each calling `super::name(engine)`.
-#[allow(unused_macros)]
 macro_rules! engine_tests {
     ($name:ident: $($engine:ident),*) => {
         mod $name {
@@ -170,5 +167,4 @@ macro_rules! engine_tests {
         }
     };
 }
-#[allow(unused_imports)] // not every test binary runs tests per engine
 pub(crate) use {engine_tests, per_binary_engine, per_engine};

@@ -4,8 +4,6 @@
 //! the next run's time; the endpoint under `HEAD`, out of file descriptors, and with more
 //! idle connections than it keeps open.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -13,8 +11,8 @@ use std::process::{Child, ChildStderr, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::mirror::*;
-use common::*;
+use crate::common::mirror::*;
+use crate::common::*;
 
 /// `GET path` on `addr`: the status code and the body.
 fn get(addr: &str, path: &str) -> (u16, String) {
@@ -239,7 +237,7 @@ fn sigterm_in_the_middle_of_a_run_stops_it_and_exits_143_with_no_child_left() {
     );
     assert_eq!(status.code(), Some(143));
     assert_eq!(sleep.running(), "", "a child outlived serve");
-    let written = common::mirror::report(&report);
+    let written = crate::common::mirror::report(&report);
     assert_eq!(
         images(&written)[0]["error"]["kind"],
         "interrupted",

@@ -7,16 +7,14 @@
 //! those run for skopeo and crane only: the native engine has no binary to stand in for (its
 //! own tests of those faults are the `native_*` ones below).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::engines::{per_binary_engine, per_engine, Engine};
-use common::mirror::*;
-use common::script_proxy::ScriptProxy;
-use common::*;
+use crate::common::engines::{per_binary_engine, per_engine, Engine};
+use crate::common::mirror::*;
+use crate::common::script_proxy::ScriptProxy;
+use crate::common::*;
 
 per_engine!(
     missing_images_fail_on_the_first_attempt,

@@ -1,11 +1,9 @@
 //! The command line itself, without registries: how errors, help and logs look to a person,
 //! and the drop-in scripts' arguments.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 /// A sync that needs no network: `--force` skips the lookups and `true` stands in for skopeo
 /// (named: layouts are copied natively by default), so `-v` logs its INFO lines and nothing

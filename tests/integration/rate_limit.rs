@@ -2,13 +2,11 @@
 //! Retry-After, in front of a real registry): ferry and skopeo must get through it without
 //! a single failed image, and a no-op rerun must take about tags / rate seconds, not fail.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::mirror::*;
-use common::token_proxy::TokenProxy;
-use common::*;
+use crate::common::mirror::*;
+use crate::common::token_proxy::TokenProxy;
+use crate::common::*;
 
 const RATE: f64 = 2.0;
 const IMAGES: usize = 8;
@@ -199,7 +197,7 @@ fn a_long_retry_after_ends_the_lookup_instead_of_waiting() {
 /// which engines wait such a limit out.
 #[test]
 fn a_crane_copy_refused_with_429_names_the_engines_that_wait_it_out() {
-    let Some(engine) = common::engines::Engine::crane() else {
+    let Some(engine) = crate::common::engines::Engine::crane() else {
         return;
     };
     let m = Mirror::with_engine(false, engine);

@@ -6,9 +6,10 @@
 //! record the skopeo invocations of the binary under test, and run commands with failure messages
 //! that show the command line, exit status, stdout and stderr.
 //!
-//! Everything lives in unique temp dirs and on ports picked per registry, so tests can run in
-//! parallel. Nothing leaves 127.0.0.1. Every helper panics with a message that says what failed.
-#![allow(dead_code)] // each test binary uses a subset; `expect` would fire in binaries using all
+//! All the tests share one binary and run side by side: everything lives in unique temp dirs
+//! and on ports picked per registry, stand-in processes are found by their own directory
+//! ([`Sleeper`]), and no test changes the environment of the test process (each sets its
+//! child's). Nothing leaves 127.0.0.1. Every helper panics with a message that says what failed.
 
 pub mod engines;
 pub mod mirror;
@@ -38,7 +39,7 @@ const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 
-/// A number unique within this test binary, for names that parallel tests must not share.
+/// A number unique within the test binary, for names that parallel tests must not share.
 pub fn unique() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)

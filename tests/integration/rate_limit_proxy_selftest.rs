@@ -3,15 +3,13 @@
 //! requests under it pass, and everything a pulling skopeo sends (the `/v2/` ping, manifest
 //! HEAD/GET, blob HEAD/GET of a few hundred KiB) comes back byte-exact.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::token_proxy::TokenProxy;
-use common::*;
+use crate::common::token_proxy::TokenProxy;
+use crate::common::*;
 use sha2::{Digest as _, Sha256};
 
 /// No request of these tests comes anywhere near it: skopeo's requests all pass.

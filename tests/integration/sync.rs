@@ -5,15 +5,13 @@
 //! names reach the local source registry through a registries.conf redirect, exactly as a
 //! mirror of a mirror would be set up.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::engines::{per_binary_engine, per_engine, Engine};
-use common::mirror::*;
-use common::*;
+use crate::common::engines::{per_binary_engine, per_engine, Engine};
+use crate::common::mirror::*;
+use crate::common::*;
 
 per_engine!(
     targets_land_where_show_images_said_with_upstream_digests,
