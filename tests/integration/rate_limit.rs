@@ -1,11 +1,12 @@
-//! A source registry that allows 2 requests per second (a token bucket answering 429 with
-//! Retry-After, in front of a real registry): ferry and skopeo must get through it without
-//! a single failed image, and a no-op rerun must take about tags / rate seconds, not fail.
+//! A source registry that allows 2 requests per second (`scripts/rate-limit-proxy.py` in front
+//! of a real registry: a token bucket answering 429 with Retry-After, as Docker Hub does): ferry
+//! and skopeo must get through it without a single failed image, and a no-op rerun must take
+//! about tags / rate seconds, not fail.
 
 use std::time::{Duration, Instant};
 
 use crate::common::mirror::*;
-use crate::common::token_proxy::TokenProxy;
+use crate::common::script_proxy::ScriptProxy;
 use crate::common::*;
 
 const RATE: f64 = 2.0;
@@ -28,7 +29,7 @@ fn throttled_source_syncs_without_failures(engine: &str) {
     for i in 0..IMAGES {
         digests.push(m.push(&format!("library/img-{i}:1.0"), &format!("img-{i}")));
     }
-    let proxy = TokenProxy::rate_limited(&m.source.addr(), RATE);
+    let proxy = ScriptProxy::rate_limited(m.scratch.path(), &m.source.addr(), RATE);
     // docker.io now reaches the source only through the limiter.
     let conf = registries_conf(m.scratch.path(), &[("docker.io", &proxy.addr())]);
     let list: String = (0..IMAGES).map(|i| format!("img-{i}:1.0\n")).collect();
@@ -138,7 +139,7 @@ fn copies_from_a_throttled_source_take_turns() {
     std::fs::remove_file(&overlap).unwrap();
 
     // Behind the limiter the parallel lookups draw 429s: the copies then take turns.
-    let proxy = TokenProxy::rate_limited(&m.source.addr(), RATE);
+    let proxy = ScriptProxy::rate_limited(m.scratch.path(), &m.source.addr(), RATE);
     let conf = registries_conf(m.scratch.path(), &[("docker.io", &proxy.addr())]);
     run(&mut sync(&conf), 0);
     assert!(proxy.throttled() > 0, "the lookups were never throttled");
@@ -156,7 +157,7 @@ fn a_long_retry_after_ends_the_lookup_instead_of_waiting() {
     m.push("library/nginx:1.25", "nginx");
     m.push("library/redis:7", "redis");
     // One request an hour: the first passes, every other one is told to wait up to 3600 s.
-    let proxy = TokenProxy::rate_limited(&m.source.addr(), 1.0 / 3600.0);
+    let proxy = ScriptProxy::rate_limited(m.scratch.path(), &m.source.addr(), 1.0 / 3600.0);
     let conf = registries_conf(m.scratch.path(), &[("docker.io", &proxy.addr())]);
     let list = m.write("images.list", "nginx:1.25\nredis:7\n");
     let report_path = m.scratch.path().join("plan.json");
@@ -202,7 +203,7 @@ fn a_crane_copy_refused_with_429_names_the_engines_that_wait_it_out() {
     };
     let m = Mirror::with_engine(false, engine);
     m.push("library/img-0:1.0", "img-0");
-    let proxy = TokenProxy::rate_limited(&m.source.addr(), RATE);
+    let proxy = ScriptProxy::rate_limited(m.scratch.path(), &m.source.addr(), RATE);
     let conf = registries_conf(m.scratch.path(), &[("docker.io", &proxy.addr())]);
     let list = m.write("images.list", "img-0:1.0\n");
     let report_path = m.scratch.path().join("report.json");
