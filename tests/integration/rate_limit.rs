@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common::engines::{engine_tests, Engine};
 use crate::common::mirror::*;
 use crate::common::script_proxy::ScriptProxy;
 use crate::common::*;
@@ -12,19 +13,14 @@ use crate::common::*;
 const RATE: f64 = 2.0;
 const IMAGES: usize = 8;
 
-#[test]
-fn a_throttled_source_syncs_without_failures_and_a_no_op_rerun_runs_at_its_rate() {
-    throttled_source_syncs_without_failures("skopeo");
-}
+// skopeo waits out a 429 with Retry-After, the native engine paces and retries each request
+// itself; crane does neither (see the last test).
+engine_tests!(
+    a_throttled_source_syncs_without_failures_and_a_no_op_rerun_runs_at_its_rate: skopeo, native
+);
 
-/// The same with the native engine, which paces and retries each request itself.
-#[test]
-fn a_throttled_source_syncs_natively_without_failures() {
-    throttled_source_syncs_without_failures("native");
-}
-
-fn throttled_source_syncs_without_failures(engine: &str) {
-    let m = Mirror::new(false);
+fn a_throttled_source_syncs_without_failures_and_a_no_op_rerun_runs_at_its_rate(engine: Engine) {
+    let m = Mirror::with_engine(false, engine);
     let mut digests = Vec::new();
     for i in 0..IMAGES {
         digests.push(m.push(&format!("library/img-{i}:1.0"), &format!("img-{i}")));
@@ -37,7 +33,6 @@ fn throttled_source_syncs_without_failures(engine: &str) {
     let sync = |report: &str| {
         let mut cmd = m.sync(&list);
         cmd.env("CONTAINERS_REGISTRIES_CONF", &conf);
-        cmd.args(["--engine", engine]);
         cmd.args([
             "--retry-delay",
             "1s",
@@ -87,7 +82,8 @@ fn throttled_source_syncs_without_failures(engine: &str) {
     );
     let expected = Duration::from_secs_f64(IMAGES as f64 / RATE);
     println!(
-        "{engine}: cold {:.1}s ({cold_429s} x 429), no-op {:.1}s ({} x 429) for {IMAGES} tags at {RATE} req/s (expected about {:.1}s)",
+        "{}: cold {:.1}s ({cold_429s} x 429), no-op {:.1}s ({} x 429) for {IMAGES} tags at {RATE} req/s (expected about {:.1}s)",
+        m.engine.name(),
         cold.as_secs_f64(),
         no_op.as_secs_f64(),
         proxy.throttled() - cold_429s,
@@ -198,7 +194,7 @@ fn a_long_retry_after_ends_the_lookup_instead_of_waiting() {
 /// which engines wait such a limit out.
 #[test]
 fn a_crane_copy_refused_with_429_names_the_engines_that_wait_it_out() {
-    let Some(engine) = crate::common::engines::Engine::crane() else {
+    let Some(engine) = Engine::crane() else {
         return;
     };
     let m = Mirror::with_engine(false, engine);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::engines::{per_binary_engine, per_engine, Engine};
+use crate::common::engines::{engine_tests, per_binary_engine, per_engine, Engine};
 use crate::common::mirror::*;
 use crate::common::*;
 
@@ -22,10 +22,16 @@ per_engine!(
     registries_behind_tls_are_verified_with_the_cas_given,
     a_side_nobody_marked_insecure_is_verified_though_the_other_side_is_insecure,
     credentials_a_docker_credential_helper_gives_reach_the_engine,
+    dry_run_prints_the_engines_commands_without_secrets_and_copies_nothing,
 );
 
 // A stand-in engine binary that never finishes: there is none to stand in for natively.
 per_binary_engine!(ctrl_c_stops_running_copies_and_still_writes_the_report);
+
+// Into local OCI layouts, which crane does not write.
+engine_tests!(
+    a_layout_another_ferry_writes_is_waited_for_and_its_files_left_alone: skopeo, native
+);
 
 fn targets_land_where_show_images_said_with_upstream_digests(engine: Engine) {
     let m = Mirror::with_engine(true, engine);
@@ -1083,36 +1089,6 @@ fn crane_verifies_an_insecure_side_when_the_other_is_verified_and_names_the_engi
     assert_eq!(remote_digest(&dest, "mirror/app:1"), Some(digest));
 }
 
-#[test]
-fn dry_run_prints_commands_without_secrets_and_copies_nothing() {
-    let m = Mirror::new(true);
-    m.push("library/nginx:1.25", "nginx");
-    let list = m.write("images.list", "nginx:1.25\n");
-    let out = run(
-        m.sync(&list)
-            .arg("--dry-run")
-            .arg("--dest-creds")
-            .arg(format!("{USER}:{PASSWORD}")),
-        0,
-    );
-    let stdout = stdout_of(&out);
-    let command = stdout
-        .lines()
-        .find(|l| l.contains(" sync --all --scoped --preserve-digests "))
-        .unwrap_or_else(|| panic!("no sync command in:\n{stdout}"));
-    assert!(
-        command.contains("--dest-authfile '<private auth file with the destination credentials>'"),
-        "{command}"
-    );
-    assert!(
-        command.ends_with(&format!("docker.io/library/nginx:1.25 {}", m.prefix())),
-        "{command}"
-    );
-    assert!(!stdout.contains(PASSWORD) && !stderr_of(&out).contains(PASSWORD));
-    assert!(m.invocations().is_empty());
-    assert!(catalog(&m.dest).is_empty());
-}
-
 /// The destination's login comes from the user's Docker config through a credential helper:
 /// skopeo reads that config itself; crane is handed what the helper told ferry (in ferry's
 /// own private DOCKER_CONFIG, which names no helper), and the native engine logs in with it,
@@ -1162,37 +1138,78 @@ fn credentials_a_docker_credential_helper_gives_reach_the_engine(engine: Engine)
     assert!(!stdout_of(&out).contains(PASSWORD) && !stderr_of(&out).contains(PASSWORD));
 }
 
-/// crane's commands: the source is where registries.conf sends it (crane reads no
-/// registries.conf), the credentials are in a private DOCKER_CONFIG, named but never shown.
-/// The source is insecure (registries.conf) and the destination verified with its CA, so
-/// crane is not given `--insecure`, which would stop it verifying the destination.
-#[test]
-fn dry_run_prints_crane_commands_with_the_redirect_applied() {
-    let Some(engine) = Engine::crane() else {
-        return;
-    };
+/// A dry run prints each copy's command and copies nothing; the credentials, from the
+/// command line or the environment, are named but never shown. skopeo's: `skopeo sync` with a
+/// private auth file. crane's: the source where registries.conf sends it (crane reads no
+/// registries.conf), the credentials in a private DOCKER_CONFIG; the source is insecure
+/// (registries.conf) and the destination verified with its CA, so crane is not given
+/// `--insecure`, which would stop it verifying the destination. The native engine's: the copy
+/// it would make itself.
+fn dry_run_prints_the_engines_commands_without_secrets_and_copies_nothing(engine: Engine) {
     let m = Mirror::with_engine(true, engine);
     m.push("library/nginx:1.25", "nginx");
     let list = m.write("images.list", "nginx:1.25\n");
-    let out = run(
+    let creds = format!("{USER}:{PASSWORD}");
+    let by_flag = run(
         m.sync(&list)
             .arg("--dry-run")
-            .env("FERRY_DEST_CREDS", format!("{USER}:{PASSWORD}")),
+            .arg("--dest-creds")
+            .arg(&creds),
         0,
     );
-    let stdout = stdout_of(&out);
-    let crane = m.recorder.join("crane");
-    let command = format!(
-        "DOCKER_CONFIG=… SSL_CERT_DIR=… {} copy {}/library/nginx:1.25 {}/docker.io/library/nginx:1.25",
-        crane.display(),
-        m.source.addr(),
-        m.prefix()
+    let by_env = run(
+        m.sync(&list)
+            .arg("--dry-run")
+            .env("FERRY_DEST_CREDS", &creds),
+        0,
     );
-    assert!(
-        stdout.lines().any(|l| l == command),
-        "no `{command}` in:\n{stdout}"
-    );
-    assert!(!stdout.contains(PASSWORD) && !stderr_of(&out).contains(PASSWORD));
+    for out in [&by_flag, &by_env] {
+        let stdout = stdout_of(out);
+        match &m.engine {
+            Engine::Skopeo => {
+                let command = stdout
+                    .lines()
+                    .find(|l| l.contains(" sync --all --scoped --preserve-digests "))
+                    .unwrap_or_else(|| panic!("no sync command in:\n{stdout}"));
+                assert!(
+                    command.contains(
+                        "--dest-authfile '<private auth file with the destination credentials>'"
+                    ),
+                    "{command}"
+                );
+                assert!(
+                    command.ends_with(&format!("docker.io/library/nginx:1.25 {}", m.prefix())),
+                    "{command}"
+                );
+            }
+            Engine::Crane(_) => {
+                let crane = m.recorder.join("crane");
+                let command = format!(
+                    "DOCKER_CONFIG=… SSL_CERT_DIR=… {} copy {}/library/nginx:1.25 \
+                     {}/docker.io/library/nginx:1.25",
+                    crane.display(),
+                    m.source.addr(),
+                    m.prefix()
+                );
+                assert!(
+                    stdout.lines().any(|l| l == command),
+                    "no `{command}` in:\n{stdout}"
+                );
+            }
+            Engine::Native => {
+                let command = format!(
+                    "ferry native copy docker://docker.io/library/nginx:1.25 \
+                     docker://{}/docker.io/library/nginx:1.25 (every platform, digests kept)",
+                    m.prefix()
+                );
+                assert!(
+                    stdout.lines().any(|l| l == command),
+                    "no `{command}` in:\n{stdout}"
+                );
+            }
+        }
+        assert!(!stdout.contains(PASSWORD) && !stderr_of(out).contains(PASSWORD));
+    }
     assert!(m.invocations().is_empty());
     assert!(catalog(&m.dest).is_empty());
 }
@@ -1531,44 +1548,42 @@ impl HeldLayout {
 
 /// A layout another ferry process is writing keeps that process's temporary files, and a job
 /// for it waits for the other process instead of writing beside it; once it is free, the job
-/// copies and tidies.
-#[test]
-fn a_layout_another_ferry_writes_is_waited_for_and_its_files_left_alone() {
-    for engine in ["native", "skopeo"] {
-        let m = Mirror::new(false);
-        let digest = m.push("library/nginx:1.25", "nginx-1.25");
-        let list = m.write("images.list", "nginx:1.25\n");
-        let layout = m.scratch.path().join("mirror/docker.io/library/nginx");
-        let held = HeldLayout::hold(&layout);
-        let theirs = layout.join("oci-put-blob-ferry-99999-0");
-        std::fs::write(&theirs, b"half a blob").unwrap();
+/// copies and tidies. (crane writes no layout.)
+fn a_layout_another_ferry_writes_is_waited_for_and_its_files_left_alone(engine: Engine) {
+    let engine = engine.name();
+    let m = Mirror::new(false);
+    let digest = m.push("library/nginx:1.25", "nginx-1.25");
+    let list = m.write("images.list", "nginx:1.25\n");
+    let layout = m.scratch.path().join("mirror/docker.io/library/nginx");
+    let held = HeldLayout::hold(&layout);
+    let theirs = layout.join("oci-put-blob-ferry-99999-0");
+    std::fs::write(&theirs, b"half a blob").unwrap();
 
-        let mut child = m
-            .ferry()
-            .args(["sync", "--engine", engine])
-            .arg(&list)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(1500));
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "{engine}: ferry did not wait for the layout"
-        );
-        assert!(
-            theirs.exists(),
-            "{engine}: ferry removed a temporary file of a process still writing the layout"
-        );
-        assert!(
-            !layout.join("index.json").exists(),
-            "{engine}: wrote beside the other process"
-        );
-        drop(held);
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{engine}: {out:?}");
-        let index = std::fs::read_to_string(layout.join("index.json")).unwrap();
-        assert!(index.contains(&digest), "{engine}: {index}");
-        assert!(!theirs.exists(), "{engine}: a stale temporary file stayed");
-    }
+    let mut child = m
+        .ferry()
+        .args(["sync", "--engine", engine])
+        .arg(&list)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "{engine}: ferry did not wait for the layout"
+    );
+    assert!(
+        theirs.exists(),
+        "{engine}: ferry removed a temporary file of a process still writing the layout"
+    );
+    assert!(
+        !layout.join("index.json").exists(),
+        "{engine}: wrote beside the other process"
+    );
+    drop(held);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{engine}: {out:?}");
+    let index = std::fs::read_to_string(layout.join("index.json")).unwrap();
+    assert!(index.contains(&digest), "{engine}: {index}");
+    assert!(!theirs.exists(), "{engine}: a stale temporary file stayed");
 }

@@ -151,7 +151,9 @@ macro_rules! per_binary_engine {
     };
 }
 
-/// The module `name` with a test per engine named, each calling `super::name(engine)`.
+/// `engine_tests!(name: skopeo, native)`: the module `name` with a test per engine named, each
+/// calling `super::name(engine)`; for a test that some engine cannot run at all (crane writes
+/// no layout it reads back, and waits out no 429).
 macro_rules! engine_tests {
     ($name:ident: $($engine:ident),*) => {
         mod $name {
