@@ -1,33 +1,29 @@
 //! The command line itself, without registries: how errors, help and logs look to a person,
 //! and the drop-in scripts' arguments.
 
-use std::process::Command;
-
 use crate::common::*;
 
 /// A sync that needs no network: `--force` skips the lookups and `true` stands in for skopeo
 /// (named: layouts are copied natively by default), so `-v` logs its INFO lines and nothing
 /// else happens.
-fn offline_sync(dir: &TempDir) -> Command {
-    let list = dir.path().join("list.txt");
-    std::fs::write(&list, "127.0.0.1:9/x:1\n").unwrap();
-    let mut cmd = ferry();
-    cmd.args([
-        "sync", "-v", "--force", "--engine", "skopeo", "--skopeo", "true",
-    ])
-    .arg("--dest-dir")
-    .arg(dir.path().join("mirror"))
-    .arg(&list)
-    .env_remove("NO_COLOR")
-    .env_remove("FERRY_DEST");
-    cmd
+fn offline_sync() -> Test<'static> {
+    Test::new()
+        .file("list.txt", "127.0.0.1:9/x:1\n")
+        .args([
+            "sync", "-v", "--force", "--engine", "skopeo", "--skopeo", "true",
+        ])
+        .args(["--dest-dir", "mirror", "list.txt"])
+        .env_remove("NO_COLOR")
 }
+
+/// What [`offline_sync`] prints on stdout: its result and its summary.
+const OFFLINE_SYNCED: &str = "synced  oci:mirror/127.0.0.1_9/x:1  [t]  0 blobs copied, 0 reused\n\
+                              1 image: 1 synced, 0 skipped, 0 failed in [t]\n";
 
 #[test]
 fn logs_into_a_pipe_have_no_colour_codes() {
-    let dir = TempDir::new("cli-colour");
-    let out = run(&mut offline_sync(&dir), 0);
-    let stderr = stderr_of(&out);
+    let ran = offline_sync().stdout(OFFLINE_SYNCED).run();
+    let stderr = ran.stderr();
     assert!(stderr.contains("INFO"), "-v logs nothing: {stderr}");
     assert!(
         !stderr.contains('\x1b'),
@@ -35,32 +31,16 @@ fn logs_into_a_pipe_have_no_colour_codes() {
     );
 }
 
-/// `script` gives ferry a terminal; its output (the terminal's) comes back on stdout.
-fn on_a_terminal(cmd: &Command) -> String {
-    let line: Vec<String> = std::iter::once(cmd.get_program())
-        .chain(cmd.get_args())
-        .map(|arg| shell_quote(&arg.to_string_lossy()))
-        .collect();
-    let mut script = Command::new("script");
-    script.args(["-qec", &line.join(" "), "/dev/null"]);
-    for (key, value) in cmd.get_envs() {
-        match value {
-            Some(value) => script.env(key, value),
-            None => script.env_remove(key),
-        };
-    }
-    stdout_of(&run(&mut script, 0))
-}
-
 #[test]
 fn logs_on_a_terminal_are_coloured_unless_no_color_is_set() {
-    let dir = TempDir::new("cli-colour-tty");
-    let shown = on_a_terminal(&offline_sync(&dir));
+    let shown = offline_sync().on_a_terminal().run().stdout();
     assert!(shown.contains("INFO"), "-v logs nothing: {shown}");
     assert!(shown.contains('\x1b'), "no colour on a terminal: {shown:?}");
-    let mut cmd = offline_sync(&dir);
-    cmd.env("NO_COLOR", "1");
-    let shown = on_a_terminal(&cmd);
+    let shown = offline_sync()
+        .env("NO_COLOR", "1")
+        .on_a_terminal()
+        .run()
+        .stdout();
     assert!(shown.contains("INFO"), "-v logs nothing: {shown}");
     assert!(
         !shown.contains('\x1b'),
@@ -71,41 +51,46 @@ fn logs_on_a_terminal_are_coloured_unless_no_color_is_set() {
 #[test]
 fn durations_need_a_unit_and_must_not_be_zero() {
     for flag in ["--retry-delay", "--max-retry-delay", "--image-timeout"] {
-        for value in ["0", "5", "0s"] {
-            let out = run(ferry().args(["sync", "--dry-run", flag, value]), 2);
-            let stderr = stderr_of(&out);
-            assert!(
-                stderr.contains(flag) && stderr.contains("500ms, 2s, 5m, 1h"),
-                "{flag} {value}: {stderr}"
-            );
+        for (value, why) in [
+            ("0", "a duration needs a unit"),
+            ("5", "a duration needs a unit"),
+            ("0s", "must be longer than zero"),
+        ] {
+            Test::new()
+                .args(["sync", "--dry-run", flag, value])
+                .code(2)
+                .stderr(format!(
+                    "ferry: error: invalid value '{value}' for '{flag} <DURATION>': {why} \
+                     (e.g. 500ms, 2s, 5m, 1h)\n\nFor more information, try '--help'.\n"
+                ))
+                .run();
         }
     }
 }
 
 #[test]
 fn a_typo_in_registries_conf_is_a_usage_error_with_its_line() {
-    let dir = TempDir::new("cli-conf");
-    let conf = dir.path().join("registries.conf");
-    std::fs::write(
-        &conf,
+    let sync = offline_sync().file(
+        "registries.conf",
         "# redirect Docker Hub\nunqualified-search-registries = []\n\n[[registry]]\n\
          prefix = \"docker.io\"\n\nlocaton = \"127.0.0.1:9\"\ninsecure = true\n",
-    )
-    .unwrap();
-    let mut cmd = offline_sync(&dir);
-    cmd.arg("--registries-conf").arg(&conf);
-    let stderr = stderr_of(&run(&mut cmd, 2));
-    let expected = format!(
-        "ferry: error: {}:7: unknown key \"locaton\" in [[registry]] (known: prefix, location,",
-        conf.display()
     );
-    assert!(stderr.starts_with(&expected), "{stderr}");
-    assert!(!dir.path().join("mirror").exists(), "something was copied");
+    let conf = sync.dir().join("registries.conf");
+    let ran = sync
+        .arg("--registries-conf")
+        .arg(&conf)
+        .code(2)
+        .stdout("")
+        .stderr(
+            "ferry: error: [dir]/registries.conf:7: unknown key \"locaton\" in [[registry]] \
+             (known: prefix, location, insecure, blocked, mirror-by-digest-only, mirror)\n",
+        )
+        .run();
+    assert!(!ran.path("mirror").exists(), "something was copied");
 }
 
 #[test]
 fn a_byte_order_mark_is_dropped_in_every_input_format() {
-    let dir = TempDir::new("cli-bom");
     for (name, text) in [
         ("list.txt", "nginx:1.25\n"),
         (
@@ -117,10 +102,12 @@ fn a_byte_order_mark_is_dropped_in_every_input_format() {
             "[{\"source\": \"nginx:1.25\", \"target\": \"h.example/nginx:1.25\"}]",
         ),
     ] {
-        let path = dir.path().join(name);
-        std::fs::write(&path, format!("\u{feff}{text}")).unwrap();
-        let out = run(ferry().arg("show-raw-images").arg(&path), 0);
-        assert_eq!(stdout_of(&out), "docker.io/library/nginx:1.25\n", "{name}");
+        Test::new()
+            .file(name, format!("\u{feff}{text}"))
+            .args(["show-raw-images", name])
+            .stdout("docker.io/library/nginx:1.25\n")
+            .stderr("")
+            .run();
     }
 }
 
@@ -128,48 +115,44 @@ fn a_byte_order_mark_is_dropped_in_every_input_format() {
 /// `skopeo sync --scoped` puts them; an image ID is no name.
 #[test]
 fn references_are_read_as_distribution_reads_them() {
-    let dir = TempDir::new("cli-grammar");
-    let list = dir.path().join("list.txt");
-    std::fs::write(
-        &list,
-        "localhost:5000\nregistry-1.docker.io/bitnami/redis:7\nindex.docker.io/library/nginx:1\n",
-    )
-    .unwrap();
-    let out = run(
-        ferry()
-            .args(["show-images", "--dest", "harbor.example/third"])
-            .arg(&list),
-        0,
-    );
-    assert_eq!(
-        stdout_of(&out),
-        "harbor.example/third/docker.io/library/localhost:5000\n\
-         harbor.example/third/registry-1.docker.io/bitnami/redis:7\n\
-         harbor.example/third/docker.io/library/nginx:1\n"
-    );
+    Test::new()
+        .file(
+            "list.txt",
+            "localhost:5000\nregistry-1.docker.io/bitnami/redis:7\nindex.docker.io/library/nginx:1\n",
+        )
+        .args(["show-images", "--dest", "harbor.example/third", "list.txt"])
+        .stdout(
+            "harbor.example/third/docker.io/library/localhost:5000\n\
+             harbor.example/third/registry-1.docker.io/bitnami/redis:7\n\
+             harbor.example/third/docker.io/library/nginx:1\n",
+        )
+        .run();
     let id = "0123456789abcdef".repeat(4);
-    let bad = dir.path().join("bad.txt");
-    std::fs::write(&bad, format!("nginx:1.25\n{id}\n")).unwrap();
-    let stderr = stderr_of(&run(ferry().arg("show-raw-images").arg(&bad), 2));
-    let expected = format!(
-        "{}:2: invalid image reference \"{id}\": a 64-character hex string is an image ID",
-        bad.display()
-    );
-    assert!(stderr.contains(&expected), "{stderr}");
+    Test::new()
+        .file("bad.txt", format!("nginx:1.25\n{id}\n"))
+        .args(["show-raw-images", "bad.txt"])
+        .code(2)
+        .stdout("")
+        .stderr(format!(
+            "bad.txt:2: invalid image reference \"{id}\": a 64-character hex string is an image \
+             ID, not a repository name (to pin an image, write NAME@sha256:…)\n\
+             ferry: error: 1 problem in the input; nothing was copied\n"
+        ))
+        .run();
 }
 
 #[test]
 fn a_list_that_is_not_utf8_names_its_first_bad_line() {
-    let dir = TempDir::new("cli-utf8");
-    let path = dir.path().join("list.txt");
-    std::fs::write(&path, b"nginx:1.25\n# caf\xe9 au lait\nredis:7\n").unwrap();
-    let out = run(ferry().arg("show-raw-images").arg(&path), 2);
-    let expected = format!("{}:2: not valid UTF-8\n", path.display());
-    assert!(
-        stderr_of(&out).starts_with(&expected),
-        "{}",
-        stderr_of(&out)
-    );
+    Test::new()
+        .file("list.txt", b"nginx:1.25\n# caf\xe9 au lait\nredis:7\n")
+        .args(["show-raw-images", "list.txt"])
+        .code(2)
+        .stdout("")
+        .stderr(
+            "list.txt:2: not valid UTF-8\n\
+             ferry: error: 1 problem in the input; nothing was copied\n",
+        )
+        .run();
 }
 
 #[test]
@@ -178,45 +161,57 @@ fn filter_errors_on_the_command_line_say_why() {
         (
             "--semver",
             "banana",
-            "ferry: error: invalid --semver range \"banana\": unexpected character 'b'",
+            "ferry: error: invalid --semver range \"banana\": unexpected character 'b' while \
+             parsing major version number\n",
         ),
         (
             "--tags",
             "(",
-            "ferry: error: invalid --tags regex \"(\": unclosed group",
+            "ferry: error: invalid --tags regex \"(\": unclosed group\n",
         ),
     ] {
-        let out = run(ferry().args(["plan", flag, value, "list.txt"]), 2);
-        let stderr = stderr_of(&out);
-        assert!(stderr.starts_with(reason), "{flag} {value}: {stderr}");
-        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        Test::new()
+            .args(["plan", flag, value, "list.txt"])
+            .code(2)
+            .stdout("")
+            .stderr(reason)
+            .run();
     }
 }
 
 #[test]
 fn typos_get_suggestions() {
-    for (args, tip) in [
-        (&["synk"][..], "a similar subcommand exists: 'sync'"),
+    for (args, tip, usage) in [
+        (
+            &["synk"][..],
+            "unrecognized subcommand 'synk'\n\n  tip: a similar subcommand exists: 'sync'",
+            "ferry [OPTIONS] <COMMAND>",
+        ),
         (
             &["sync", "--jobz", "2"][..],
-            "a similar argument exists: '--jobs'",
+            "unexpected argument '--jobz' found\n\n  tip: a similar argument exists: '--jobs'",
+            "ferry sync --jobs <N> [LIST]...",
         ),
     ] {
-        let stderr = stderr_of(&run(ferry().args(args), 2));
-        assert!(stderr.contains(tip), "{args:?}: {stderr}");
+        Test::new()
+            .args(args)
+            .code(2)
+            .stdout("")
+            .stderr(format!(
+                "ferry: error: {tip}\n\nUsage: {usage}\n\nFor more information, try '--help'.\n"
+            ))
+            .run();
     }
 }
 
 #[test]
 fn help_lines_fit_in_100_columns() {
     for columns in [None, Some("200")] {
-        let mut cmd = ferry();
-        cmd.args(["sync", "-h"]);
-        match columns {
-            Some(columns) => cmd.env("COLUMNS", columns),
-            None => cmd.env_remove("COLUMNS"),
+        let help = match columns {
+            Some(columns) => Test::new().env("COLUMNS", columns),
+            None => Test::new().env_remove("COLUMNS"),
         };
-        let help = stdout_of(&run(&mut cmd, 0));
+        let help = help.args(["sync", "-h"]).stderr("").run().stdout();
         assert!(help.contains("--image-timeout"), "{help}");
         let widest = help.lines().map(|l| l.chars().count()).max().unwrap();
         assert!(
@@ -226,31 +221,68 @@ fn help_lines_fit_in_100_columns() {
     }
 }
 
+/// Every error is one `ferry: error: ` line (clap's with its usage after it), said once; an
+/// input's problems are FILE:LINE lines, closed by ferry's own error line; help and the
+/// version are no errors.
 #[test]
 fn every_error_starts_with_ferry_error_and_help_does_not() {
-    let dir = TempDir::new("cli-prefix");
-    let bad_list = dir.path().join("bad.txt");
-    std::fs::write(&bad_list, "Nginx:1\n").unwrap();
-    let bad_list = bad_list.to_str().unwrap();
-    for args in [
-        &["synk"][..],
-        &["sync", "--jobz", "2"][..],
-        &["sync", "--image-timeout", "5"][..],
-        &["sync", "--dest"][..],
-        &["sync", "--jobs", "0", "--dry-run"][..],
-        &["show-images", "--dest", "third"][..],
+    let more = "\n\nFor more information, try '--help'.\n";
+    for (args, expected) in [
+        (
+            &["synk"][..],
+            format!(
+                "ferry: error: unrecognized subcommand 'synk'\n\n  \
+                 tip: a similar subcommand exists: 'sync'\n\nUsage: ferry [OPTIONS] <COMMAND>{more}"
+            ),
+        ),
+        (
+            &["sync", "--jobz", "2"][..],
+            format!(
+                "ferry: error: unexpected argument '--jobz' found\n\n  \
+                 tip: a similar argument exists: '--jobs'\n\nUsage: ferry sync --jobs <N> [LIST]...{more}"
+            ),
+        ),
+        (
+            &["sync", "--image-timeout", "5"][..],
+            format!(
+                "ferry: error: invalid value '5' for '--image-timeout <DURATION>': a duration \
+                 needs a unit (e.g. 500ms, 2s, 5m, 1h){more}"
+            ),
+        ),
+        (
+            &["sync", "--dest"][..],
+            format!(
+                "ferry: error: a value is required for '--dest <PREFIX>' but none was supplied{more}"
+            ),
+        ),
+        (
+            &["sync", "--jobs", "0", "--dry-run"][..],
+            "ferry: error: --jobs must be at least 1\n".to_owned(),
+        ),
+        (
+            &["show-images", "--dest", "third"][..],
+            "ferry: error: invalid destination \"third\": destination prefix must start with a \
+             registry host (e.g. harbor.example/mirror)\n"
+                .to_owned(),
+        ),
+        (
+            &["show-raw-images", "bad.txt"][..],
+            "bad.txt:1: invalid image reference \"Nginx:1\": repository name must be lowercase\n\
+             ferry: error: 1 problem in the input; nothing was copied\n"
+                .to_owned(),
+        ),
     ] {
-        let stderr = stderr_of(&run(ferry().args(args), 2));
-        assert!(stderr.starts_with("ferry: error: "), "{args:?}: {stderr}");
+        Test::new()
+            .file("bad.txt", "Nginx:1\n")
+            .args(args)
+            .code(2)
+            .stdout("")
+            .stderr(expected)
+            .run();
     }
-    // An input's problems are FILE:LINE lines, closed by ferry's own error line.
-    let stderr = stderr_of(&run(ferry().args(["show-raw-images", bad_list]), 2));
-    let last = stderr.lines().last().unwrap_or_default();
-    assert!(last.starts_with("ferry: error: 1 problem"), "{stderr}");
     for args in [&["--help"][..], &["sync", "-h"][..], &["--version"][..]] {
-        let out = run(ferry().args(args), 0);
-        assert!(out.stderr.is_empty(), "{args:?}: {}", stderr_of(&out));
-        assert!(!stdout_of(&out).contains("error:"), "{args:?}");
+        let ran = Test::new().args(args).stderr("").run();
+        assert!(!ran.stdout().contains("error:"), "{args:?}");
     }
 }
 
@@ -322,12 +354,16 @@ fn completions_and_the_man_page_are_generated_for_every_command() {
             );
         }
     }
-    let out = run(ferry().args(["completions", "tcsh"]), 2);
-    assert!(
-        stderr_of(&out).contains("invalid value 'tcsh'"),
-        "{}",
-        stderr_of(&out)
-    );
+    Test::new()
+        .args(["completions", "tcsh"])
+        .code(2)
+        .stdout("")
+        .stderr(
+            "ferry: error: invalid value 'tcsh' for '<SHELL>'\n  \
+             [possible values: bash, zsh, fish]\n\n  tip: a similar value exists: 'zsh'\n\n\
+             For more information, try '--help'.\n",
+        )
+        .run();
 }
 
 /// Every wrong `--shard` says which part is wrong and what to write, once, and exits 2.
@@ -358,12 +394,12 @@ fn a_wrong_shard_says_what_is_wrong_with_it() {
                 .to_owned(),
         ),
     ] {
-        let out = run(
-            ferry()
-                .args(["show-images", "--dest", "h.example/m", "--shard", shard])
-                .env_remove("JOB_COMPLETION_INDEX"),
-            2,
-        );
-        assert_eq!(stderr_of(&out).trim_end(), expected, "--shard {shard}");
+        Test::new()
+            .args(["show-images", "--dest", "h.example/m", "--shard", shard])
+            .env_remove("JOB_COMPLETION_INDEX")
+            .code(2)
+            .stdout("")
+            .stderr(format!("{expected}\n"))
+            .run();
     }
 }

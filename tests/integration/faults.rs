@@ -72,6 +72,11 @@ fn sync_with(m: &Mirror, list: &Path, stand_in: &Path) -> Command {
     cmd
 }
 
+/// [`sync_with`] as a [`Test`].
+fn test_with<'a>(m: &'a Mirror, list: &Path, stand_in: &Path) -> Test<'a> {
+    Test::mirror(m, sync_with(m, list, stand_in))
+}
+
 fn a_hung_copy_times_out_and_the_others_finish(engine: Engine) {
     let m = Mirror::with_engine(false, engine);
     m.push("library/nginx:1.25", "nginx");
@@ -86,30 +91,21 @@ fn a_hung_copy_times_out_and_the_others_finish(engine: Engine) {
             sleep.command()
         ),
     );
-    let report_path = m.scratch.path().join("report.json");
     let started = Instant::now();
-    run(
-        sync_with(&m, &list, &skopeo)
-            .args([
-                "--image-timeout",
-                "2s",
-                "--retry-times",
-                "1",
-                "--retry-delay",
-                "100ms",
-            ])
-            .arg("--report")
-            .arg(&report_path),
-        1,
-    );
+    let ran = test_with(&m, &list, &skopeo)
+        .args(["--image-timeout", "2s", "--retry-times", "1"])
+        .args(["--retry-delay", "100ms"])
+        .report()
+        .code(1)
+        .run();
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "took {:?}",
         started.elapsed()
     );
-    let report = report(&report_path);
+    let report = ran.report();
     assert_eq!(
-        kinds_and_attempts(&report),
+        kinds_and_attempts(report),
         [
             ("-".to_owned(), 1),
             ("timeout".to_owned(), 2),
@@ -142,17 +138,13 @@ fn a_transient_network_failure_is_retried_and_counted(engine: Engine) {
             marker.display()
         ),
     );
-    let report_path = m.scratch.path().join("report.json");
-    run(
-        sync_with(&m, &list, &skopeo)
-            .args(["--retry-delay", "100ms"])
-            .arg("--report")
-            .arg(&report_path),
-        0,
-    );
-    let report = report(&report_path);
+    let ran = test_with(&m, &list, &skopeo)
+        .args(["--retry-delay", "100ms"])
+        .report()
+        .run();
+    let report = ran.report();
     assert_eq!(
-        kinds_and_attempts(&report),
+        kinds_and_attempts(report),
         [("-".to_owned(), 2)],
         "{report:#}"
     );
@@ -174,21 +166,19 @@ fn missing_images_fail_on_the_first_attempt(engine: Engine) {
             m.dest.addr()
         ),
     );
-    let report_path = m.scratch.path().join("report.json");
-    run(
-        m.sync(&list)
-            .args(["--force", "--retry-delay", "5s", "--src-tls-verify=false"])
-            .arg("--report")
-            .arg(&report_path),
-        1,
-    );
-    let missing = report(&report_path);
+    let ran = m
+        .test_sync(&list)
+        .args(["--force", "--retry-delay", "5s", "--src-tls-verify=false"])
+        .report()
+        .code(1)
+        .run();
+    let missing = ran.report();
     assert_eq!(
-        kinds_and_attempts(&missing),
+        kinds_and_attempts(missing),
         [("not-found".to_owned(), 1)],
         "{missing:#}"
     );
-    let message = images(&missing)[0]["error"]["message"].as_str().unwrap();
+    let message = images(missing)[0]["error"]["message"].as_str().unwrap();
     assert!(message.contains("manifest unknown"), "{message}");
 }
 
@@ -200,23 +190,36 @@ fn missing_images_fail_on_the_first_attempt(engine: Engine) {
 fn an_untrusted_destination_certificate_fails_on_the_first_attempt() {
     // A TLS destination whose CA ferry was not given.
     let m = Mirror::new(true);
-    let report_path = m.scratch.path().join("report.json");
     m.push("library/nginx:1.25", "nginx");
     let list = m.write("images.list", "nginx:1.25\n");
-    let mut cmd = m.ferry();
-    cmd.arg("sync").arg(&list).arg("--dest").arg(m.prefix());
-    cmd.env("FERRY_DEST_CREDS", format!("{USER}:{PASSWORD}"))
-        .args(["--retry-delay", "5s"]);
-    cmd.arg("--report").arg(&report_path);
     let started = Instant::now();
-    run(&mut cmd, 1);
+    let ran = m
+        .test()
+        .arg("sync")
+        .arg(&list)
+        .arg("--dest")
+        .arg(m.prefix())
+        .env("FERRY_DEST_CREDS", format!("{USER}:{PASSWORD}"))
+        .args(["--retry-delay", "5s"])
+        .report()
+        .code(1)
+        .stdout_results(format!(
+            "failed  {}/docker.io/library/nginx:1.25  [t]  tls: {} has a certificate from an \
+             authority this machine does not trust: pass its CA with --dest-cert-dir DIR (a \
+             directory holding the CA as a .crt file), or --dest-tls-verify=false to skip \
+             verification\n\
+             1 image: 0 synced, 0 skipped, 1 failed in [t]\n",
+            m.prefix(),
+            m.dest.addr()
+        ))
+        .run();
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "a TLS failure must not be retried"
     );
-    let report = report(&report_path);
+    let report = ran.report();
     assert_eq!(
-        kinds_and_attempts(&report),
+        kinds_and_attempts(report),
         [("tls".to_owned(), 1)],
         "{report:#}"
     );
@@ -554,18 +557,16 @@ fn a_manifest_list_upload_refused_once_lands_with_its_digest(engine: Engine) {
 fn a_host_that_does_not_resolve_is_tried_once(engine: Engine) {
     let m = Mirror::with_engine(false, engine);
     let list = m.write("images.list", "nonexistent.invalid/x/app:1\n");
-    let report_path = m.scratch.path().join("report.json");
     let started = Instant::now();
-    run(
-        m.sync(&list)
-            .args(["--retry-times", "3", "--retry-delay", "10s"])
-            .arg("--report")
-            .arg(&report_path),
-        1,
-    );
-    let report = report(&report_path);
+    let ran = m
+        .test_sync(&list)
+        .args(["--retry-times", "3", "--retry-delay", "10s"])
+        .report()
+        .code(1)
+        .run();
+    let report = ran.report();
     assert_eq!(
-        kinds_and_attempts(&report),
+        kinds_and_attempts(report),
         [("network".to_owned(), 1)],
         "{report:#}"
     );
@@ -592,18 +593,16 @@ fn a_registry_refusing_connections_costs_one_round_of_retries(engine: Engine) {
     let list = m.write("images.list", &list);
     let down = m.dest.addr();
     m.dest.stop();
-    let report_path = m.scratch.path().join("report.json");
     let started = Instant::now();
-    let out = run(
-        m.sync(&list)
-            .args(["-j", "2", "--retry-times", "3", "--retry-delay", "200ms"])
-            .arg("--report")
-            .arg(&report_path),
-        1,
-    );
+    let ran = m
+        .test_sync(&list)
+        .args(["-j", "2", "--retry-times", "3", "--retry-delay", "200ms"])
+        .report()
+        .code(1)
+        .run();
     let elapsed = started.elapsed();
-    let report = report(&report_path);
-    let results = images(&report);
+    let report = ran.report();
+    let results = images(report);
     assert_eq!(results.len(), names.len(), "{report:#}");
     for image in results {
         assert_eq!(image["error"]["kind"], "network", "{image:#}");
@@ -616,7 +615,7 @@ fn a_registry_refusing_connections_costs_one_round_of_retries(engine: Engine) {
         runs <= most,
         "{runs} engine runs for {} images\n{}",
         names.len(),
-        stdout_of(&out)
+        ran.stdout()
     );
     let not_tried = format!(
         "{down} refused connections through a whole round of retries; not tried again in this run"
@@ -627,9 +626,9 @@ fn a_registry_refusing_connections_costs_one_round_of_retries(engine: Engine) {
         .count();
     assert!(skipped >= names.len() - 2, "{report:#}");
     assert!(
-        stdout_of(&out).contains(&format!("network: {not_tried}")),
+        ran.stdout().contains(&format!("network: {not_tried}")),
         "{}",
-        stdout_of(&out)
+        ran.stdout()
     );
     // One round is four attempts, about 3 s with every engine (a refused request is not
     // retried by itself: the native engine once took 15 s, each attempt first waiting out
@@ -674,22 +673,20 @@ fn a_timed_out_oci_copy_leaves_no_temporary_blob() {
             started_blob.display()
         ),
     );
-    let report_path = m.scratch.path().join("report.json");
-    run(
-        m.ferry()
-            .arg("sync")
-            .arg(&list)
-            .arg("--skopeo")
-            .arg(&skopeo)
-            .args(["--image-timeout", "2s", "--retry-times", "0"])
-            .arg("--report")
-            .arg(&report_path),
-        1,
-    );
+    let ran = m
+        .test()
+        .arg("sync")
+        .arg(&list)
+        .arg("--skopeo")
+        .arg(&skopeo)
+        .args(["--image-timeout", "2s", "--retry-times", "0"])
+        .report()
+        .code(1)
+        .run();
     assert!(started_blob.exists(), "the stand-in never wrote its blob");
-    let report = report(&report_path);
+    let report = ran.report();
     assert_eq!(
-        kinds_and_attempts(&report),
+        kinds_and_attempts(report),
         [("timeout".to_owned(), 1)],
         "{report:#}"
     );
@@ -703,19 +700,17 @@ fn a_timed_out_oci_copy_leaves_no_temporary_blob() {
 fn a_failed_oci_copy_leaves_no_directory() {
     let m = Mirror::new(false);
     let list = m.write("images.list", "nginx:9.9\n");
-    let report_path = m.scratch.path().join("report.json");
-    run(
-        m.ferry()
-            .arg("sync")
-            .arg(&list)
-            .arg("--force")
-            .arg("--report")
-            .arg(&report_path),
-        1,
-    );
-    let report = report(&report_path);
+    let ran = m
+        .test()
+        .arg("sync")
+        .arg(&list)
+        .arg("--force")
+        .report()
+        .code(1)
+        .run();
+    let report = ran.report();
     assert_eq!(
-        kinds_and_attempts(&report),
+        kinds_and_attempts(report),
         [("not-found".to_owned(), 1)],
         "{report:#}"
     );

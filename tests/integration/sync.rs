@@ -185,19 +185,24 @@ fn a_missing_image_fails_alone_and_lands_in_the_failed_list(engine: Engine) {
     let nginx = m.push("library/nginx:1.25", "nginx");
     let redis = m.push("library/redis:7", "redis");
     let list = m.write("images.list", "nginx:1.25\nnginx:9.9\nredis:7\n");
-    let report_path = m.scratch.path().join("report.json");
     let failed_path = m.scratch.path().join("failed.list");
 
-    let out = run(
-        m.sync(&list)
-            .arg("--report")
-            .arg(&report_path)
-            .arg("--failed-list")
-            .arg(&failed_path),
-        1,
-    );
-
     let p = m.prefix();
+    let ran = m
+        .test_sync(&list)
+        .report()
+        .arg("--failed-list")
+        .arg(&failed_path)
+        .code(1)
+        .stdout_results(format!(
+            "failed  {p}/docker.io/library/nginx:9.9  [t]  not-found: manifest unknown: \
+             docker.io/library/nginx:9.9 does not exist in the source\n\
+             synced  {p}/docker.io/library/nginx:1.25  [t]  4 blobs copied, 0 reused\n\
+             synced  {p}/docker.io/library/redis:7  [t]  4 blobs copied, 0 reused\n\
+             3 images: 2 synced, 0 skipped, 1 failed in [t]\n"
+        ))
+        .run();
+
     assert_eq!(
         m.target_digest(&format!("{p}/docker.io/library/nginx:1.25")),
         Some(nginx)
@@ -206,21 +211,19 @@ fn a_missing_image_fails_alone_and_lands_in_the_failed_list(engine: Engine) {
         m.target_digest(&format!("{p}/docker.io/library/redis:7")),
         Some(redis)
     );
-    let report = report(&report_path);
-    let statuses: Vec<&str> = images(&report)
+    let report = ran.report();
+    let statuses: Vec<&str> = images(report)
         .iter()
         .map(|i| i["status"].as_str().unwrap())
         .collect();
     assert_eq!(statuses, ["synced", "failed", "synced"]);
-    let missing = &images(&report)[1];
+    let missing = &images(report)[1];
     assert_eq!(missing["source"], "docker.io/library/nginx:9.9");
     assert_eq!(missing["error"]["kind"], "not-found", "{missing:#}");
     assert!(missing["error"]["message"]
         .as_str()
         .unwrap()
         .contains("manifest unknown"));
-    assert!(stdout_of(&out).contains("not-found"), "{}", stdout_of(&out));
-    assert!(stdout_of(&out).contains("3 images: 2 synced, 0 skipped, 1 failed"));
 
     // The failed list is valid input naming exactly the failed image.
     let shown = run(m.ferry().arg("show-raw-images").arg(&failed_path), 0);
@@ -329,22 +332,27 @@ fn wrong_destination_credentials_are_unauthorized(engine: Engine) {
         }
     };
 
-    let out = run(
-        m.sync(&list)
-            .arg("--report")
-            .arg(&report_path)
-            .env("FERRY_DEST_CREDS", format!("{USER}:not-the-password")),
-        1,
-    );
-    unauthorized_at_once(&report(&report_path));
     // The kind is said once: `unauthorized: HOST refused …`, not `unauthorized: unauthorized:`.
+    let p = m.prefix();
     let refused = format!(
-        "unauthorized: {} refused the destination credentials while planning",
+        "[t]  unauthorized: {} refused the destination credentials while planning; not sending \
+         them again\n",
         m.dest.addr()
     );
-    let stdout = stdout_of(&out);
-    assert_eq!(stdout.matches(&refused).count(), 3, "{stdout}");
-    assert!(!stdout.contains("unauthorized: unauthorized"), "{stdout}");
+    let results = format!(
+        "failed  {p}/docker.io/library/nginx:1.25  {refused}\
+         failed  {p}/docker.io/library/redis:7  {refused}\
+         failed  {p}/docker.io/library/alpine:3.19  {refused}\
+         3 images: 0 synced, 0 skipped, 3 failed in [t]\n"
+    );
+    m.test_sync(&list)
+        .arg("--report")
+        .arg(&report_path)
+        .env("FERRY_DEST_CREDS", format!("{USER}:not-the-password"))
+        .code(1)
+        .stdout_results(&results)
+        .run();
+    unauthorized_at_once(&report(&report_path));
     assert!(catalog(&m.dest).is_empty());
     // The planner's lookups found the password wrong, sending it once: no engine sends it
     // again.
@@ -352,14 +360,14 @@ fn wrong_destination_credentials_are_unauthorized(engine: Engine) {
     assert_eq!(m.invocations(), Vec::<Vec<String>>::new());
 
     // --force skips the digest lookups; one lookup still settles the login before any copy.
-    run(
-        m.sync(&list)
-            .args(["--force", "--retry-delay", "5s"])
-            .arg("--report")
-            .arg(&report_path)
-            .env("FERRY_DEST_CREDS", format!("{USER}:not-the-password")),
-        1,
-    );
+    m.test_sync(&list)
+        .args(["--force", "--retry-delay", "5s"])
+        .arg("--report")
+        .arg(&report_path)
+        .env("FERRY_DEST_CREDS", format!("{USER}:not-the-password"))
+        .code(1)
+        .stdout_results(&results)
+        .run();
     unauthorized_at_once(&report(&report_path));
     assert_eq!(m.dest.failed_logins(), 2, "{}", m.dest.log());
     assert_eq!(m.invocations(), Vec::<Vec<String>>::new());
@@ -379,19 +387,28 @@ fn a_malformed_list_exits_2_naming_every_bad_line_and_copies_nothing() {
         "Nginx:1\nalpine@sha256:abc\ndocker.io/library/nginx:1.25\n",
     );
 
-    let out = run(m.sync(&first).arg(&second), 2);
-
-    let stderr = stderr_of(&out);
-    let a = first.display();
-    let b = second.display();
-    for expected in [
-        format!("{a}:2: invalid image reference \"nginx:1.25:extra\""),
-        format!("{a}:4: unexpected third column \"third-column\""),
-        format!("{b}:1: invalid image reference \"Nginx:1\": repository name must be lowercase"),
-        format!("{b}:2: invalid image reference \"alpine@sha256:abc\": sha256 digest must have 64 hex characters"),
-    ] {
-        assert!(stderr.contains(&expected), "missing `{expected}` in:\n{stderr}");
-    }
+    let duplicate = format!(
+        "[dir]/b.list:3: warning: \"docker.io/library/nginx:1.25\" to \
+         \"{}/docker.io/library/nginx:1.25\" is also at [dir]/a.list:1; copied once\n",
+        m.prefix()
+    );
+    let syntax =
+        "[dir]/a.list:2: invalid image reference \"nginx:1.25:extra\": invalid repository \
+                  path component \"nginx:1.25\": only a-z, 0-9, '.', '_' and '-' are allowed\n\
+                  [dir]/a.list:4: unexpected third column \"third-column\" (a line is: SOURCE \
+                  [TARGET])\n\
+                  [dir]/b.list:1: invalid image reference \"Nginx:1\": repository name must be \
+                  lowercase\n\
+                  [dir]/b.list:2: invalid image reference \"alpine@sha256:abc\": sha256 digest \
+                  must have 64 hex characters\n";
+    m.test_sync(&first)
+        .arg(&second)
+        .code(2)
+        .stdout("")
+        .stderr(format!(
+            "{duplicate}{syntax}ferry: error: 4 problems in the input; nothing was copied\n"
+        ))
+        .run();
     assert!(
         m.invocations().is_empty(),
         "skopeo ran: {:?}",
@@ -401,32 +418,32 @@ fn a_malformed_list_exits_2_naming_every_bad_line_and_copies_nothing() {
 
     // Every problem of every input in one report: syntax, a target two sources claim across
     // files, a source that cannot be scoped, a target that is its source.
+    let p = m.prefix();
     let third = m.write(
         "c.list",
         &format!(
-            "quay.io/other/nginx:1.25 {}/docker.io/library/nginx:1.25\n\
-             localhost:5000/app:1\nquay.io/a/b:1 quay.io/a/b\n",
-            m.prefix()
+            "quay.io/other/nginx:1.25 {p}/docker.io/library/nginx:1.25\n\
+             localhost:5000/app:1\nquay.io/a/b:1 quay.io/a/b\n"
         ),
     );
-    let out = run(m.sync(&first).arg(&second).arg(&third), 2);
-    let stderr = stderr_of(&out);
-    let c = third.display();
-    for expected in [
-        format!("{a}:2: invalid image reference \"nginx:1.25:extra\""),
-        format!("{b}:1: invalid image reference \"Nginx:1\""),
-        format!(
-            "{c}:1: target \"{}/docker.io/library/nginx:1.25\" is also the target of {a}:1",
-            m.prefix()
-        ),
-        format!("{c}:2: cannot map \"localhost:5000/app:1\""),
-        format!("{c}:3: target \"quay.io/a/b\" is the source itself"),
-    ] {
-        assert!(
-            stderr.contains(&expected),
-            "missing `{expected}` in:\n{stderr}"
-        );
-    }
+    m.test_sync(&first)
+        .arg(&second)
+        .arg(&third)
+        .code(2)
+        .stdout("")
+        .stderr(format!(
+            "{duplicate}{syntax}\
+             [dir]/c.list:2: cannot map \"localhost:5000/app:1\" under \"{p}\": scoped name \
+             would contain \"localhost:5000\", which is not a valid repository path component \
+             (skopeo --scoped cannot create it either); give this image an explicit target (a \
+             second column: SOURCE TARGET)\n\
+             [dir]/c.list:3: target \"quay.io/a/b\" is the source itself; a mirror needs another \
+             place\n\
+             [dir]/c.list:1: target \"{p}/docker.io/library/nginx:1.25\" is also the target of \
+             [dir]/a.list:1\n\
+             ferry: error: 7 problems in the input; nothing was copied\n"
+        ))
+        .run();
     assert!(m.invocations().is_empty());
 }
 
@@ -441,47 +458,31 @@ fn an_image_asked_for_twice_is_copied_once() {
     let first = m.write("a.list", "nginx:1.25.3\n");
     let again = m.write("b.list", "docker.io/library/nginx:1.25.3\n");
     let repo = m.write("repo.list", "nginx\n");
-    let report_path = m.scratch.path().join("report.json");
-    let out = run(
-        m.sync(&first)
-            .arg(&again)
-            .arg(&repo)
-            .arg("--report")
-            .arg(&report_path),
-        0,
+    let p = m.prefix();
+    let repeat = format!(
+        "\"docker.io/library/nginx:1.25.3\" to \"{p}/docker.io/library/nginx:1.25.3\" is also \
+         at [dir]/a.list:1; copied once\n"
     );
-    let stderr = stderr_of(&out);
-    assert!(
-        stderr.contains(&format!(
-            "{}:1: warning: \"docker.io/library/nginx:1.25.3\"",
-            again.display()
-        )),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!("is also at {}:1; copied once", first.display())),
-        "{stderr}"
-    );
-    // The repeat found once the repository is listed is a log line: WARN, said once.
-    assert!(
-        stderr.contains(&format!(
-            "WARN {}:1: \"docker.io/library/nginx:1.25.3\"",
-            repo.display()
-        )),
-        "{stderr}"
-    );
-    assert!(
-        !stderr
-            .lines()
-            .any(|l| l.contains("WARN") && l.contains("warning:")),
-        "a warning called a warning twice:\n{stderr}"
-    );
-    let report = report(&report_path);
-    let targets: Vec<&str> = images(&report)
+    // The repeat found once the repository is listed is a log line: WARN, said once, and not
+    // called a warning twice.
+    let ran = m
+        .test_sync(&first)
+        .arg(&again)
+        .arg(&repo)
+        .report()
+        .stdout_results(format!(
+            "synced  {p}/docker.io/library/nginx:1.26.0  [t]  4 blobs copied, 0 reused\n\
+             synced  {p}/docker.io/library/nginx:1.25.3  [t]  4 blobs copied, 0 reused\n\
+             2 images: 2 synced, 0 skipped, 0 failed in [t]\n"
+        ))
+        .stderr(format!(
+            "[dir]/b.list:1: warning: {repeat} WARN [dir]/repo.list:1: {repeat}"
+        ))
+        .run();
+    let targets: Vec<&str> = images(ran.report())
         .iter()
         .map(|i| i["target"].as_str().unwrap())
         .collect();
-    let p = m.prefix();
     assert_eq!(
         targets,
         [
@@ -509,15 +510,17 @@ fn targets_stay_under_the_destination_and_digest_pins_share_a_layout() {
     run(&mut m.sync(&list), 0);
     assert_eq!(remote_digest(&m.dest, "third/mynginx:7.2.4"), Some(redis));
     // Without a destination there is nothing to put it under.
-    let out = run(m.ferry().arg("show-images").arg(&list), 2);
-    assert!(
-        stderr_of(&out).contains(&format!(
-            "{}:1: target \"mynginx\" names no registry host",
-            list.display()
-        )),
-        "{}",
-        stderr_of(&out)
-    );
+    m.test()
+        .arg("show-images")
+        .arg(&list)
+        .code(2)
+        .stdout("")
+        .stderr(
+            "[dir]/images.list:1: target \"mynginx\" names no registry host: write it with one \
+             (e.g. harbor.example/mynginx), or give --dest PREFIX to place it under\n\
+             ferry: error: 1 problem in the input; nothing was copied\n",
+        )
+        .run();
 
     let a = m.push("library/nginx:a", "nginx-a");
     let b = m.push("library/nginx:b", "nginx-b");
@@ -1225,60 +1228,60 @@ fn crane_refuses_what_it_cannot_do_before_anything_runs() {
     let m = Mirror::with_engine(false, engine);
     m.push("library/nginx:1.25", "nginx");
     let list = m.write("images.list", "nginx:1.25\n");
-    let out = run(m.ferry().arg("sync").arg(&list), 2);
-    let stderr = stderr_of(&out);
-    assert!(
-        stderr.contains("ferry: error: --engine crane cannot mirror into local OCI layouts")
-            && stderr.contains("--dest PREFIX")
-            && stderr.contains("--engine native"),
-        "{stderr}"
-    );
-    let out = run(m.sync(&list).arg("--insecure-policy"), 2);
-    assert!(
-        stderr_of(&out).contains("--insecure-policy is a skopeo option"),
-        "{}",
-        stderr_of(&out)
-    );
+    m.test()
+        .arg("sync")
+        .arg(&list)
+        .code(2)
+        .stdout("")
+        .stderr(
+            "ferry: error: --engine crane cannot mirror into local OCI layouts: crane's `pull \
+             --format oci` names images by their full reference and adds a duplicate entry on \
+             every pull, which neither ferry nor skopeo can read back; give a registry with \
+             --dest PREFIX, or use --engine native\n",
+        )
+        .run();
+    m.test_sync(&list)
+        .arg("--insecure-policy")
+        .code(2)
+        .stdout("")
+        .stderr(
+            "ferry: error: --insecure-policy is a skopeo option; crane checks no signature \
+             policy (drop it, or use --engine skopeo)\n",
+        )
+        .run();
     assert!(m.invocations().is_empty(), "{:?}", m.invocations());
     assert!(!m.scratch.path().join("mirror").exists());
 
-    let out = run(
-        m.sync(&list)
-            .env("PATH", m.scratch.path())
-            .env("FERRY_CRANE", "/nonexistent/crane"),
-        2,
-    );
-    assert!(
-        stderr_of(&out).contains("crane was not found (/nonexistent/crane")
-            && stderr_of(&out)
-                .contains("go install github.com/google/go-containerregistry/cmd/crane@latest"),
-        "{}",
-        stderr_of(&out)
-    );
+    m.test_sync(&list)
+        .env("PATH", m.scratch.path())
+        .env("FERRY_CRANE", "/nonexistent/crane")
+        .code(2)
+        .stdout("")
+        .stderr(
+            "ferry: error: crane was not found (/nonexistent/crane: cannot find binary path); \
+             install it (go install github.com/google/go-containerregistry/cmd/crane@latest) or \
+             point --crane/FERRY_CRANE at it\n",
+        )
+        .run();
     assert!(catalog(&m.dest).is_empty());
 }
 
 #[test]
 fn missing_skopeo_is_a_configuration_error_with_a_hint() {
-    let scratch = TempDir::new("ferry-noskopeo");
-    let list = scratch.path().join("images.list");
-    std::fs::write(&list, "nginx:1.25\n").unwrap();
     // Named, skopeo must be there (without a name ferry would copy natively instead).
-    let out = run(
-        ferry()
-            .arg("sync")
-            .arg(&list)
-            .arg("--dest")
-            .arg("harbor.example/third")
-            .args(["--engine", "skopeo"])
-            .env("PATH", scratch.path()),
-        2,
-    );
-    assert!(
-        stderr_of(&out).contains("apt-get install skopeo"),
-        "{}",
-        stderr_of(&out)
-    );
+    let test = Test::new().file("images.list", "nginx:1.25\n");
+    let path = test.dir().to_owned();
+    test.args(["sync", "images.list", "--dest", "harbor.example/third"])
+        .args(["--engine", "skopeo"])
+        .env("PATH", path)
+        .code(2)
+        .stdout("")
+        .stderr(
+            "ferry: error: skopeo was not found (not on PATH: cannot find binary path); install \
+             it (Debian/Ubuntu: apt-get install skopeo, Fedora: dnf install skopeo, macOS: brew \
+             install skopeo), point --skopeo/FERRY_SKOPEO at it, or copy with --engine native\n",
+        )
+        .run();
 }
 
 fn ctrl_c_stops_running_copies_and_still_writes_the_report(engine: Engine) {
@@ -1463,7 +1466,7 @@ fn a_listing_piped_into_head_ends_quietly() {
 #[test]
 fn settings_are_checked_up_front_and_none_is_ignored() {
     let m = Mirror::new(false);
-    m.push("library/nginx:1.25", "nginx");
+    let digest = m.push("library/nginx:1.25", "nginx");
     let list = m.write("images.list", "nginx:1.25\n");
 
     // --dest-dir on the command line wins over $FERRY_DEST; both flags at once conflict.
@@ -1478,26 +1481,27 @@ fn settings_are_checked_up_front_and_none_is_ignored() {
         stdout_of(&out),
         "oci:layouts/docker.io/library/nginx:1.25\n"
     );
-    let out = run(
-        m.ferry()
-            .args(["show-images", "--dest", "reg.example/x", "--dest-dir", "d"])
-            .arg(&list),
-        2,
-    );
-    assert!(
-        stderr_of(&out).contains("--dest and --dest-dir cannot be used together"),
-        "{}",
-        stderr_of(&out)
-    );
+    m.test()
+        .args(["show-images", "--dest", "reg.example/x", "--dest-dir", "d"])
+        .arg(&list)
+        .code(2)
+        .stdout("")
+        .stderr(
+            "ferry: error: --dest and --dest-dir cannot be used together: --dest mirrors into a \
+             registry, --dest-dir into local OCI layouts\n",
+        )
+        .run();
 
     // An output file that cannot be written stops the run before any copy.
-    let out = run(m.sync(&list).args(["--report", "/nonexistent/r.json"]), 2);
-    assert!(
-        stderr_of(&out)
-            .contains("--report /nonexistent/r.json: its directory /nonexistent does not exist"),
-        "{}",
-        stderr_of(&out)
-    );
+    m.test_sync(&list)
+        .args(["--report", "/nonexistent/r.json"])
+        .code(2)
+        .stdout("")
+        .stderr(
+            "ferry: error: --report /nonexistent/r.json: its directory /nonexistent does not \
+             exist\n",
+        )
+        .run();
     assert!(m.invocations().is_empty(), "{:?}", m.invocations());
     assert!(catalog(&m.dest).is_empty());
 
@@ -1506,25 +1510,34 @@ fn settings_are_checked_up_front_and_none_is_ignored() {
     cmd.args(["plan", "--report", "-", "--dest-tls-verify=false", "--dest"])
         .arg(m.prefix())
         .arg(&list);
-    let out = run(&mut cmd, 0);
-    let plan: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not the JSON plan ({e}):\n{}", stdout_of(&out)));
+    let target = format!("{}/docker.io/library/nginx:1.25", m.prefix());
+    let ran = Test::mirror(&m, cmd)
+        .stderr(format!(
+            "STATE  SOURCE                        {:w$}  SOURCE DIGEST        TARGET DIGEST\n\
+             new    docker.io/library/nginx:1.25  {target}  {}  -\n\
+             1 entry: 1 new, 0 changed, 0 current, 0 source-missing, 0 unknown \
+             ([..] requests in [t])\n",
+            "TARGET",
+            &digest[..19],
+            w = target.len(),
+        ))
+        .run();
+    let plan: serde_json::Value = serde_json::from_slice(&ran.output.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not the JSON plan ({e}):\n{}", ran.stdout()));
     assert_eq!(plan["summary"]["new"], 1);
-    assert!(
-        stderr_of(&out).contains("1 entry: 1 new"),
-        "{}",
-        stderr_of(&out)
-    );
 
     // A limit for a registry no image touches is pointed out.
-    let out = run(m.sync(&list).args(["--registry-rps", "ghcr.io=1"]), 0);
-    assert!(
-        stderr_of(&out).contains(
-            "ferry: warning: --registry-rps ghcr.io: no image of this run comes from or goes to ghcr.io"
-        ),
-        "{}",
-        stderr_of(&out)
-    );
+    m.test_sync(&list)
+        .args(["--registry-rps", "ghcr.io=1"])
+        .stdout_results(format!(
+            "synced  {target}  [t]  4 blobs copied, 0 reused\n\
+             1 image: 1 synced, 0 skipped, 0 failed in [t]\n"
+        ))
+        .stderr(
+            "ferry: warning: --registry-rps ghcr.io: no image of this run comes from or goes to \
+             ghcr.io\n",
+        )
+        .run();
 }
 
 /// Holds the advisory lock of a layout directory as another ferry process would.

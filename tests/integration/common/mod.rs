@@ -14,7 +14,10 @@
 pub mod engines;
 pub mod mirror;
 pub mod script_proxy;
+pub mod test;
 pub mod token_proxy;
+
+pub use test::Test;
 
 use std::fmt::Write as _;
 use std::fs;
