@@ -465,7 +465,7 @@ done
 limited_conf=$(redirect "$(<"$work/proxy/port")")
 limited_list=$work/limited.list
 head -n "$limited" "$list" >"$limited_list"
-# As tests/rate_limit.rs runs ferry against its limiter.
+# As tests/integration/rate_limit.rs runs ferry against its limiter.
 ferry_limited_flags=(--retry-times 8 --retry-delay 1s --max-retry-delay 8s)
 
 strict=0

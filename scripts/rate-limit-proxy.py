@@ -1,20 +1,23 @@
 #!/usr/bin/env python3
 """A rate-limited stand-in for Docker Hub, for scripts/bench.sh: an HTTP reverse proxy in front
 of a plain-HTTP docker-registry on loopback that limits requests like nginx `limit_req` without
-`burst`. tests/faults.rs also puts it in front of a destination to refuse a manifest list upload.
+`burst`. ferry's integration tests put it in front of a source or a destination for their
+faults (tests/integration/common/script_proxy.rs; tests/integration/rate_limit_proxy_selftest.rs
+tests the proxy itself).
 
     rate-limit-proxy.py --upstream 127.0.0.1:PORT [--listen 127.0.0.1:0] [--rate 2]
                         [--port-file PATH] [--log PATH] [--log-bytes] [--fail-list-puts N]
                         [--corrupt-blobs TEXT] [--cut-blobs-after BYTES]
                         [--throttle-uploads N] [--redirect-blobs URL] [--refuse-authorization]
 
-A token bucket of capacity one, full at the start, refilled at RATE requests per second. A
-request that finds it empty gets `429 Too Many Requests` with Docker Hub's TOOMANYREQUESTS body
-and `Retry-After` (the wait for the next token, rounded up to whole seconds, at least 1); a
-refused request takes nothing from the bucket. Every other request (any method) is forwarded
-with its headers, its Host included (so the registry builds its `Location` URLs with the
-proxy's address), and its body, and the registry's answer is relayed as it streams in (read
-whole first only when it has no Content-Length).
+A token bucket of capacity one, full at the start, refilled at RATE requests per second (`inf`:
+no limit). A request that finds it empty gets `429 Too Many Requests` with Docker Hub's
+TOOMANYREQUESTS body, its quota headers saying the quota is spent (`ratelimit-remaining: 0`), and
+`Retry-After` (the wait for the next token, rounded up to whole seconds, at least 1), on a
+connection that stays open; a refused request takes nothing from the bucket. Every other
+request (any method) is forwarded with its headers, its Host included (so the registry builds its
+`Location` URLs with the proxy's address), and its body, and the registry's answer is relayed as
+it streams in (read whole first only when it has no Content-Length).
 
 --listen with port 0 picks a free port; --port-file receives the port once the proxy listens.
 --log gets one line per request, `METHOD PATH STATUS`, written before the answer is sent; a
@@ -118,7 +121,10 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             for _ in body:  # drain it, so the connection can carry the next request
                 pass
             self.answer(429, [("Content-Type", "application/json"),
-                              ("Retry-After", str(max(1, math.ceil(wait))))], TOO_MANY)
+                              ("Retry-After", str(max(1, math.ceil(wait)))),
+                              # Docker Hub's quota headers, saying the quota is spent.
+                              ("ratelimit-limit", "100;w=21600"),
+                              ("ratelimit-remaining", "0;w=21600")], TOO_MANY)
             return
         upstream = http.client.HTTPConnection(self.server.upstream, timeout=60)
         try:

@@ -2,13 +2,11 @@
 //! with nothing to do starts no skopeo; a re-pointed source tag is the one `changed` entry; a
 //! tampered target fails `verify`; whole repositories expand through the tag filters.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::mirror::*;
-use common::*;
+use crate::common::mirror::*;
+use crate::common::*;
 
 fn plan_report(m: &Mirror, list: &Path, extra: &[&str]) -> serde_json::Value {
     let path = m.scratch.path().join("plan.json");
@@ -124,46 +122,59 @@ fn a_repointed_source_tag_is_the_one_changed_entry_and_the_next_sync_fixes_it() 
 #[test]
 fn verify_names_a_tampered_and_a_missing_target() {
     let m = Mirror::new(false);
-    m.push("library/nginx:1.25", "nginx");
-    m.push("library/redis:7", "redis");
+    let nginx = m.push("library/nginx:1.25", "nginx");
+    let redis = m.push("library/redis:7", "redis");
     let list = m.write("images.list", "nginx:1.25\nredis:7\n");
     run(&mut m.sync(&list), 0);
-    let verify = |m: &Mirror, code| {
-        let mut cmd = m.ferry();
-        cmd.arg("verify")
+    let verify = || {
+        m.test()
+            .arg("verify")
             .arg(&list)
             .arg("--dest")
             .arg(m.prefix())
-            .arg("--dest-tls-verify=false");
-        stdout_of(&run(&mut cmd, code))
+            .arg("--dest-tls-verify=false")
     };
-    assert!(verify(&m, 0).contains("2 targets: 2 verified, 0 with problems"));
+    let p = m.prefix();
+    verify()
+        .stdout(format!(
+            "verified  {p}/docker.io/library/nginx:1.25  {nginx}\n\
+             verified  {p}/docker.io/library/redis:7  {redis}\n\
+             2 targets: 2 verified, 0 with problems ([..] requests in [t])\n"
+        ))
+        .run();
 
     // Someone pushes another image over the mirror's nginx tag.
-    push_new_image(
+    let impostor = push_new_image(
         &m.dest,
         m.scratch.path(),
         "third/docker.io/library/nginx:1.25",
         "impostor",
+    )
+    .digest;
+    let mismatch = format!(
+        "mismatch  {p}/docker.io/library/nginx:1.25  target {impostor} != source {nginx}\n"
     );
-    let out = verify(&m, 1);
-    let target = format!("{}/docker.io/library/nginx:1.25", m.prefix());
-    assert!(
-        out.lines()
-            .any(|l| l.starts_with("mismatch") && l.contains(&target)),
-        "{out}"
-    );
-    assert!(out.contains("1 with problems"), "{out}");
+    verify()
+        .code(1)
+        .stdout(format!(
+            "{mismatch}\
+             verified  {p}/docker.io/library/redis:7  {redis}\n\
+             2 targets: 1 verified, 1 with problems ([..] requests in [t])\n"
+        ))
+        .run();
 
     // A new list entry that was never synced is reported missing.
     std::fs::write(&list, "nginx:1.25\nredis:7\nalpine:3\n").unwrap();
-    m.push("library/alpine:3", "alpine");
-    let out = verify(&m, 1);
-    assert!(
-        out.lines()
-            .any(|l| l.starts_with("missing") && l.contains("docker.io/library/alpine:3")),
-        "{out}"
-    );
+    let alpine = m.push("library/alpine:3", "alpine");
+    verify()
+        .code(1)
+        .stdout(format!(
+            "{mismatch}\
+             verified  {p}/docker.io/library/redis:7  {redis}\n\
+             missing   {p}/docker.io/library/alpine:3  (source {alpine})\n\
+             3 targets: 1 verified, 2 with problems ([..] requests in [t])\n"
+        ))
+        .run();
 }
 
 #[test]
@@ -529,57 +540,68 @@ fn a_repository_that_cannot_be_listed_fails_with_the_listings_kind_and_copies_no
 fn tls_failures_read_the_same_in_plan_verify_and_sync_with_the_flag_that_helps() {
     for secure in [false, true] {
         let m = Mirror::new(secure);
-        m.push("library/nginx:1.25", "nginx");
+        let digest = m.push("library/nginx:1.25", "nginx");
         let list = m.write("images.list", "nginx:1.25\n");
         let (words, flag) = match secure {
-            false => ("speaks plain HTTP, not HTTPS", "--dest-tls-verify=false"),
+            false => (
+                "speaks plain HTTP, not HTTPS: to use it anyway, pass --dest-tls-verify=false \
+                 (or set insecure = true for it in registries.conf)",
+                "--dest-tls-verify=false",
+            ),
             true => (
-                "has a certificate from an authority this machine does not trust",
+                "has a certificate from an authority this machine does not trust: pass its CA \
+                 with --dest-cert-dir DIR (a directory holding the CA as a .crt file), or \
+                 --dest-tls-verify=false to skip verification",
                 "--dest-cert-dir DIR",
             ),
         };
-        let dest = m.dest.addr();
-        let report_path = m.scratch.path().join("report.json");
-        for (command, code) in [("plan", 0), ("verify", 1), ("sync", 1)] {
-            let mut cmd = m.ferry();
-            cmd.arg(command)
-                .arg(&list)
-                .arg("--dest")
-                .arg(m.prefix())
-                .arg("--report")
-                .arg(&report_path);
+        let said = format!("tls: {} {words}", m.dest.addr());
+        let source = "docker.io/library/nginx:1.25";
+        let target = format!("{}/{source}", m.prefix());
+        let (short, w) = (&digest[..19], target.len());
+        for (command, code, stdout) in [
+            (
+                "plan",
+                0,
+                format!(
+                    "STATE    SOURCE                        {:w$}  SOURCE DIGEST        TARGET DIGEST\n\
+                     unknown  {source}  {target}  {short}  - (tls)\n\
+                     unknown  {source}: {said}\n\
+                     1 entry: 0 new, 0 changed, 0 current, 0 source-missing, 1 unknown \
+                     ([..] requests in [t])\n",
+                    "TARGET"
+                ),
+            ),
+            (
+                "verify",
+                1,
+                format!(
+                    "error     {target}  {said}\n\
+                     1 target: 0 verified, 1 with problems ([..] requests in [t])\n"
+                ),
+            ),
+            (
+                "sync",
+                1,
+                format!(
+                    "failed  {target}  [t]  {said}\n\
+                     1 image: 0 synced, 0 skipped, 1 failed in [t]\n"
+                ),
+            ),
+        ] {
+            let mut test = m.test().arg(command).arg(&list).arg("--dest").arg(m.prefix());
             if secure {
-                cmd.env("FERRY_DEST_CREDS", format!("{USER}:{PASSWORD}"));
+                test = test.env("FERRY_DEST_CREDS", format!("{USER}:{PASSWORD}"));
             }
-            let out = run(&mut cmd, code);
-            let stdout = stdout_of(&out);
-            let said = format!("tls: {dest} {words}");
-            assert!(
-                stdout.contains(&said),
-                "{command}: no `{said}` in:\n{stdout}"
-            );
-            assert!(
-                stdout.contains(flag),
-                "{command}: no `{flag}` in:\n{stdout}"
-            );
+            let ran = test.report().code(code).stdout(stdout).run();
+            if command == "sync" {
+                let report = ran.report();
+                assert_eq!(images(report)[0]["error"]["kind"], "tls", "{report:#}");
+                let message = images(report)[0]["error"]["message"].as_str().unwrap();
+                assert!(message.contains(flag), "{message}");
+            }
         }
-        let report = report(&report_path);
-        assert_eq!(images(&report)[0]["error"]["kind"], "tls", "{report:#}");
-        let message = images(&report)[0]["error"]["message"].as_str().unwrap();
-        assert!(message.contains(flag), "{message}");
     }
-}
-
-/// The columns of the plan table's row for `source`.
-fn row<'a>(table: &'a str, source: &str) -> Vec<&'a str> {
-    table
-        .lines()
-        .find(|line| line.split_whitespace().nth(1) == Some(source))
-        .unwrap_or_else(|| panic!("no row for {source}:\n{table}"))
-        .split("  ")
-        .map(str::trim)
-        .filter(|cell| !cell.is_empty())
-        .collect()
 }
 
 /// A source that is down fails its lookups on the source's side: the table shows the failure
@@ -593,38 +615,62 @@ fn a_lookup_failure_shows_on_its_side_and_each_reason_is_said_once() {
     m.push("library/redis:1", "redis");
     let list = m.write("images.list", "nginx:1\nredis:1\n");
     run(&mut m.sync(&list), 0);
-    let target = remote_digest(&m.dest, "third/docker.io/library/nginx:1").unwrap();
+    let p = m.prefix();
+    let target = |name: &str| format!("{p}/docker.io/library/{name}:1");
+    let short = |digest: Option<String>| digest.unwrap()[..19].to_owned();
+    let nginx = short(remote_digest(&m.dest, "third/docker.io/library/nginx:1"));
+    let redis = short(remote_digest(&m.dest, "third/docker.io/library/redis:1"));
     m.source.stop();
-    let mut cmd = m.ferry();
-    cmd.arg("plan")
+    let w = target("nginx").len();
+    m.test()
+        .arg("plan")
         .arg(&list)
         .arg("--dest")
-        .arg(m.prefix())
-        .args(["--dest-tls-verify=false", "--retry-times", "0"]);
-    let table = stdout_of(&run(&mut cmd, 0));
-    let nginx = row(&table, "docker.io/library/nginx:1");
-    assert_eq!(nginx[0], "unknown", "{table}");
-    assert_eq!(nginx[3], "- (network)", "{table}");
-    assert_eq!(nginx[4], &target[..19], "{table}");
+        .arg(&p)
+        .args(["--dest-tls-verify=false", "--retry-times", "0"])
+        .stdout(format!(
+            "STATE    SOURCE                     {:w$}  SOURCE DIGEST  TARGET DIGEST\n\
+             unknown  docker.io/library/nginx:1  {}  - (network)    {nginx}\n\
+             unknown  docker.io/library/redis:1  {}  - (network)    {redis}\n\
+             unknown  docker.io/library/nginx:1: network: docker.io/library/nginx:1: [..]\n\
+             unknown  docker.io/library/redis:1: network: docker.io/library/redis:1: [..]\n\
+             2 entries: 0 new, 0 changed, 0 current, 0 source-missing, 2 unknown \
+             ([..] requests in [t])\n",
+            "TARGET",
+            target("nginx"),
+            target("redis"),
+        ))
+        .run();
 
     let m = Mirror::new(true);
-    m.push("library/nginx:1", "nginx");
-    m.push("library/redis:1", "redis");
-    m.push("library/alpine:1", "alpine");
+    let digests =
+        ["nginx", "redis", "alpine"].map(|name| m.push(&format!("library/{name}:1"), name));
+    let [nginx, redis, alpine] = digests.map(|digest| short(Some(digest)));
     let list = m.write("images.list", "nginx:1\nredis:1\nalpine:1\n");
-    let mut cmd = m.ferry();
-    cmd.arg("plan").arg(&list).arg("--dest").arg(m.prefix());
-    let table = stdout_of(&run(&mut cmd, 0));
-    let nginx = row(&table, "docker.io/library/nginx:1");
-    assert_eq!(nginx[3].len(), 19, "the source's digest: {table}");
-    assert_eq!(nginx[4], "- (tls)", "{table}");
-    let hint = "has a certificate from an authority this machine does not trust";
-    assert_eq!(table.matches(hint).count(), 1, "{table}");
-    assert!(
-        table.contains(
-            "unknown  docker.io/library/nginx:1, docker.io/library/redis:1, \
-             docker.io/library/alpine:1 (3 entries): tls: "
-        ),
-        "{table}"
-    );
+    let p = m.prefix();
+    let target = |name: &str| format!("{p}/docker.io/library/{name}:1");
+    let w = target("alpine").len();
+    m.test()
+        .arg("plan")
+        .arg(&list)
+        .arg("--dest")
+        .arg(&p)
+        .stdout(format!(
+            "STATE    SOURCE                      {:w$}  SOURCE DIGEST        TARGET DIGEST\n\
+             unknown  docker.io/library/nginx:1   {:w$}  {nginx}  - (tls)\n\
+             unknown  docker.io/library/redis:1   {:w$}  {redis}  - (tls)\n\
+             unknown  docker.io/library/alpine:1  {:w$}  {alpine}  - (tls)\n\
+             unknown  docker.io/library/nginx:1, docker.io/library/redis:1, \
+             docker.io/library/alpine:1 (3 entries): tls: {} has a certificate from an authority \
+             this machine does not trust: pass its CA with --dest-cert-dir DIR (a directory \
+             holding the CA as a .crt file), or --dest-tls-verify=false to skip verification\n\
+             3 entries: 0 new, 0 changed, 0 current, 0 source-missing, 3 unknown \
+             ([..] requests in [t])\n",
+            "TARGET",
+            target("nginx"),
+            target("redis"),
+            target("alpine"),
+            m.dest.addr(),
+        ))
+        .run();
 }

@@ -3,12 +3,10 @@
 //! registries.conf redirects skopeo, the recorders log argv (a native mirror's, of every engine
 //! binary), and `run` reports failures fully.
 
-mod common;
-
 use std::fs;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn text(raw: Vec<u8>) -> String {
     String::from_utf8(raw).expect("manifest is UTF-8")
@@ -423,4 +421,109 @@ fn parallel_registries_get_distinct_ports() {
     for registry in &registries {
         assert_eq!(catalog(registry), Vec::<String>::new());
     }
+}
+
+/// The panic message of `f`, which must panic.
+fn panic_of(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
+    let failure = std::panic::catch_unwind(f).expect_err("the test must fail");
+    match failure.downcast::<String>() {
+        Ok(message) => *message,
+        Err(failure) => failure.downcast_ref::<&str>().unwrap().to_string(),
+    }
+}
+
+/// A `Test` passes on exactly the output it names, with durations as `[t]`, its directory as
+/// `[dir]` and `[..]` for any text in a line; results in any order before their summary.
+#[test]
+fn a_test_passes_on_exactly_its_output() {
+    let ran = Test::new()
+        .file("list.txt", "nginx:1.25\nredis:7\n")
+        .args(["show-raw-images", "list.txt"])
+        .stdout("docker.io/library/nginx:1.25\ndocker.io/library/redis:7\n")
+        .stderr("")
+        .run();
+    assert!(ran.path("list.txt").is_file(), "the directory went early");
+    let test = Test::new().file("bad.txt", "Nginx:1\n");
+    let bad = test.dir().join("bad.txt");
+    test.arg("show-raw-images")
+        .arg(&bad)
+        .code(2)
+        .stderr("[dir]/bad.txt:1: invalid image reference \"Nginx:1\": [..] lowercase\n[..]\n")
+        .run();
+    Test::new()
+        .file("list.txt", "127.0.0.1:9/x:1\n127.0.0.1:9/y:1\n")
+        .args(["sync", "--force", "--engine", "skopeo", "--skopeo", "true"])
+        .args(["--dest-dir", "mirror", "list.txt", "-j", "2"])
+        .stdout_results(
+            "synced  oci:mirror/127.0.0.1_9/y:1  [t]  0 blobs copied, 0 reused\n\
+             synced  oci:mirror/127.0.0.1_9/x:1  [t]  0 blobs copied, 0 reused\n\
+             2 images: 2 synced, 0 skipped, 0 failed in [t]\n",
+        )
+        .run();
+}
+
+/// A `Test` fails, showing both outputs and where they part, on a line more or less, a missing
+/// final newline, a wrong exit code, a result too many, or a summary out of place.
+#[test]
+fn a_test_fails_on_any_other_output() {
+    let listing = || {
+        Test::new()
+            .file("list.txt", "nginx:1.25\nredis:7\n")
+            .args(["show-raw-images", "list.txt"])
+    };
+    let message = panic_of(|| {
+        listing().stdout("docker.io/library/nginx:1.25\n").run();
+    });
+    for part in [
+        "stdout is not as expected; first difference at line 2: expected None, got \
+         Some(\"docker.io/library/redis:7\\n\")",
+        "--- expected stdout ---\ndocker.io/library/nginx:1.25\n--- got stdout ---",
+        "command: ",
+        "show-raw-images list.txt",
+    ] {
+        assert!(message.contains(part), "{part:?} missing from:\n{message}");
+    }
+    let message = panic_of(|| {
+        listing()
+            .stdout("docker.io/library/nginx:1.25\ndocker.io/library/redis:7")
+            .run();
+    });
+    assert!(message.contains("first difference at line 2"), "{message}");
+    let message = panic_of(|| {
+        listing().code(1).run();
+    });
+    assert!(message.contains("expected exit code 1"), "{message}");
+    let message = panic_of(|| {
+        listing().stderr("[..]").run();
+    });
+    assert!(message.contains("stderr is not as expected"), "{message}");
+
+    let sync = || {
+        Test::new()
+            .file("list.txt", "127.0.0.1:9/x:1\n")
+            .args(["sync", "--force", "--engine", "skopeo", "--skopeo", "true"])
+            .args(["--dest-dir", "mirror", "list.txt"])
+    };
+    let message = panic_of(|| {
+        sync()
+            .stdout_results(
+                "synced  oci:mirror/127.0.0.1_9/x:1  [t]  0 blobs copied, 0 reused\n\
+                 synced  oci:mirror/127.0.0.1_9/x:1  [t]  0 blobs copied, 0 reused\n\
+                 1 image: 1 synced, 0 skipped, 0 failed in [t]\n",
+            )
+            .run();
+    });
+    assert!(
+        message.contains("the results (in any order): missing"),
+        "{message}"
+    );
+    let message = panic_of(|| {
+        sync()
+            .stdout_results(
+                "1 image: 1 synced, 0 skipped, 0 failed in [t]\n\
+                 synced  oci:mirror/127.0.0.1_9/x:1  [t]  0 blobs copied, 0 reused\n",
+            )
+            .run();
+    });
+    assert!(message.contains("the last line: expected"), "{message}");
 }

@@ -6,14 +6,18 @@
 //! record the skopeo invocations of the binary under test, and run commands with failure messages
 //! that show the command line, exit status, stdout and stderr.
 //!
-//! Everything lives in unique temp dirs and on ports picked per registry, so tests can run in
-//! parallel. Nothing leaves 127.0.0.1. Every helper panics with a message that says what failed.
-#![allow(dead_code)] // each test binary uses a subset; `expect` would fire in binaries using all
+//! All the tests share one binary and run side by side: everything lives in unique temp dirs
+//! and on ports picked per registry, stand-in processes are found by their own directory
+//! ([`Sleeper`]), and no test changes the environment of the test process (each sets its
+//! child's). Nothing leaves 127.0.0.1. Every helper panics with a message that says what failed.
 
 pub mod engines;
 pub mod mirror;
 pub mod script_proxy;
+pub mod test;
 pub mod token_proxy;
+
+pub use test::Test;
 
 use std::fmt::Write as _;
 use std::fs;
@@ -38,7 +42,7 @@ const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 
-/// A number unique within this test binary, for names that parallel tests must not share.
+/// A number unique within the test binary, for names that parallel tests must not share.
 pub fn unique() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
@@ -901,13 +905,71 @@ pub fn signal_and_wait(child: &mut Child, signal: &str, limit: Duration, what: &
     }
 }
 
-/// `pgrep -fa PATTERN`: the processes whose command line matches, one per line; empty when none.
-pub fn processes_matching(pattern: &str) -> String {
-    let out = Command::new("pgrep")
-        .args(["-fa", pattern])
-        .output()
-        .expect("pgrep runs");
-    stdout_of(&out)
+/// The processes whose command line (its arguments joined by spaces) contains `text`, one
+/// `PID COMMAND LINE` per line; empty when none. A fixed string, not a pattern; tests share
+/// one binary and the machine, so look for something only the test's own processes have in
+/// their arguments (see [`Sleeper`]).
+pub fn processes_matching(text: &str) -> String {
+    let mut found = String::new();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        // Gone meanwhile, or a zombie (its command line is empty): not running.
+        let Ok(raw) = fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let line = String::from_utf8_lossy(&raw).replace('\0', " ");
+        let line = line.trim_end();
+        if line.contains(text) {
+            writeln!(found, "{pid} {line}").unwrap();
+        }
+    }
+    found
+}
+
+/// A `sleep` for a stand-in to run, found again by its command line: `DIR/sleeper-N/sleep
+/// SECONDS`, a link to the real one in a directory of the test's own. Tests run side by side
+/// in one binary (and other suites on the same machine): looking for `sleep 300` would count
+/// another test's sleepers too.
+pub struct Sleeper {
+    command: String,
+}
+
+impl Sleeper {
+    pub fn new(dir: &Path, seconds: u32) -> Sleeper {
+        let real = ["/usr/bin/sleep", "/bin/sleep"]
+            .into_iter()
+            .map(Path::new)
+            .find(|p| p.is_file())
+            .expect("no sleep in /usr/bin or /bin");
+        let bin = dir.join(format!("sleeper-{}", unique()));
+        fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("create {}: {e}", bin.display()));
+        // Named `sleep` still, for a multi-call coreutils that looks at its name.
+        let link = bin.join("sleep");
+        std::os::unix::fs::symlink(real, &link)
+            .unwrap_or_else(|e| panic!("link {}: {e}", link.display()));
+        Sleeper {
+            command: format!("{} {seconds}", link.display()),
+        }
+    }
+
+    /// The command line to run in a script (`DIR/sleeper-N/sleep SECONDS`).
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+
+    /// The sleepers of this command running now, one line each (see [`processes_matching`]).
+    pub fn running(&self) -> String {
+        processes_matching(&self.command)
+    }
 }
 
 pub fn stdout_of(o: &Output) -> String {

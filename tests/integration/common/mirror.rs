@@ -97,6 +97,16 @@ impl Mirror {
         cmd
     }
 
+    /// A [`Test`] of ferry in this mirror's world (as [`Mirror::ferry`] runs it).
+    pub fn test(&self) -> Test<'_> {
+        Test::mirror(self, self.ferry())
+    }
+
+    /// A [`Test`] of [`Mirror::sync`].
+    pub fn test_sync(&self, list: &Path) -> Test<'_> {
+        Test::mirror(self, self.sync(list))
+    }
+
     pub fn sync(&self, list: &Path) -> Command {
         let mut cmd = self.ferry();
         cmd.arg("sync").arg(list).arg("--dest").arg(self.prefix());

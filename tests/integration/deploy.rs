@@ -7,8 +7,6 @@
 //! through bash with the real ferry. Each checker returns the problems it finds, so that it is
 //! also shown broken copies of the files and must name what broke.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
@@ -18,7 +16,7 @@ use std::process::Command;
 use serde::Deserialize as _;
 use yaml_serde::Value;
 
-use common::*;
+use crate::common::*;
 
 const DOCKERFILE: &str = "Dockerfile";
 const KUBERNETES: &str = "deploy/kubernetes";
@@ -2114,7 +2112,7 @@ fn prometheus_alerts(addr: &str) -> Vec<(String, String)> {
 }
 
 /// Starts `ferry serve` of `list` on `m`, every second; returns it and its address.
-fn start_serve(m: &common::mirror::Mirror, list: &Path, log: &Path) -> (Process, String) {
+fn start_serve(m: &crate::common::mirror::Mirror, list: &Path, log: &Path) -> (Process, String) {
     let mut cmd = m.ferry();
     cmd.arg("serve")
         .arg(list)
@@ -2194,7 +2192,7 @@ fn a_real_prometheus_fires_the_alerts_when_ferrys_runs_fail() {
     let Some(prometheus) = tool("prometheus") else {
         return;
     };
-    let m = common::mirror::Mirror::new(false);
+    let m = crate::common::mirror::Mirror::new(false);
     // An image the source does not have: every run fails it (not-found, not retried).
     let list = m.write("images.list", "library/missing:1\n");
     let dir = TempDir::new("deploy-prometheus");
@@ -2279,7 +2277,7 @@ fn image_user() -> (u32, u32) {
 /// `ferry sync images.list --dest-dir mirror` of `m`, in `work`, as `uid:gid` (by `setpriv`,
 /// with no other groups), its HOME `home`.
 fn sync_as(
-    m: &common::mirror::Mirror,
+    m: &crate::common::mirror::Mirror,
     work: &Path,
     home: &Path,
     user: (u32, u32),
@@ -2325,7 +2323,7 @@ fn a_mounted_directory_is_written_by_the_documented_user_and_not_by_the_images()
         eprintln!("SKIPPED: not root, so ferry cannot be run as other users here");
         return;
     }
-    let m = common::mirror::Mirror::new(false);
+    let m = crate::common::mirror::Mirror::new(false);
     m.push("library/nginx:1", "nginx-1");
     let dir = TempDir::new("deploy-user");
     let chown = |path: &Path, (uid, gid): (u32, u32)| {

@@ -5,15 +5,13 @@
 //! corrupt blob fails its image and never lands; a cut download resumes where it was cut. The
 //! requests are counted at `scripts/rate-limit-proxy.py` in front of a registry.
 
-mod common;
-
 use std::io::{Read as _, Write as _};
 use std::process::Command;
 
-use common::mirror::*;
-use common::script_proxy::ScriptProxy;
-use common::token_proxy::TokenProxy;
-use common::*;
+use crate::common::mirror::*;
+use crate::common::script_proxy::ScriptProxy;
+use crate::common::token_proxy::TokenProxy;
+use crate::common::*;
 
 /// The manifests a top-level manifest names (none for an image).
 fn children(raw: &[u8]) -> Vec<String> {

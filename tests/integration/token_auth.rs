@@ -2,15 +2,13 @@
 //! behind a `TokenProxy` that wants a Bearer token for each repository, issued for Basic
 //! credentials. docker.io is redirected to the proxy by registries.conf, as a Hub mirror would be.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 
 use base64::Engine as _;
 
-use common::token_proxy::TokenProxy;
-use common::*;
+use crate::common::token_proxy::TokenProxy;
+use crate::common::*;
 
 const USER: &str = "hub-reader";
 const PASSWORD: &str = "t0ken-Pa55";

@@ -1,17 +1,16 @@
-//! Proves `TokenProxy::rate_limited` acts like a registry behind nginx `limit_req`: requests
-//! over the rate get Docker Hub's 429 with `Retry-After` on a connection that stays open,
-//! requests under it pass, and everything a pulling skopeo sends (the `/v2/` ping, manifest
-//! HEAD/GET, blob HEAD/GET of a few hundred KiB) comes back byte-exact.
-
-mod common;
+//! Proves `scripts/rate-limit-proxy.py`, the tests' fault proxy, acts like a registry behind
+//! nginx `limit_req`: requests over the rate get Docker Hub's 429 with `Retry-After` and its
+//! quota headers on a connection that stays open, requests under it pass, and everything a
+//! pulling skopeo sends (the `/v2/` ping, manifest HEAD/GET, blob HEAD/GET of a few hundred
+//! KiB) comes back byte-exact.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::token_proxy::TokenProxy;
-use common::*;
+use crate::common::script_proxy::ScriptProxy;
+use crate::common::*;
 use sha2::{Digest as _, Sha256};
 
 /// No request of these tests comes anywhere near it: skopeo's requests all pass.
@@ -45,11 +44,16 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     found.map(|(_, value)| value.trim())
 }
 
+/// Requests to `/v2/…` the proxy saw, passed on or refused.
+fn registry_requests(proxy: &ScriptProxy) -> usize {
+    proxy.log().lines().filter(|l| l.contains(" /v2")).count()
+}
+
 /// What the proxy saw, for failure messages.
-fn counts(proxy: &TokenProxy) -> String {
+fn counts(proxy: &ScriptProxy) -> String {
     format!(
         "proxy: {} registry requests, {} answered 429:\n{}",
-        proxy.registry_requests(),
+        registry_requests(proxy),
         proxy.throttled(),
         proxy.log()
     )
@@ -57,8 +61,9 @@ fn counts(proxy: &TokenProxy) -> String {
 
 #[test]
 fn requests_over_the_rate_get_429_with_retry_after() {
+    let scratch = TempDir::new("ferry-rate-proxy");
     let registry = Registry::start_plain();
-    let proxy = TokenProxy::rate_limited(&registry.addr(), 2.0);
+    let proxy = ScriptProxy::rate_limited(scratch.path(), &registry.addr(), 2.0);
     let ping = format!("http://{}/v2/", proxy.addr());
 
     let answers: Vec<(u16, String)> = (0..10).map(|_| status_and_head(&ping)).collect();
@@ -77,7 +82,7 @@ fn requests_over_the_rate_get_429_with_retry_after() {
         // At 2 rps the next token is at most 0.5 s away, which rounds up to 1.
         assert_eq!(seconds, 1, "{head}");
     }
-    assert_eq!(proxy.registry_requests(), 10, "{}", counts(&proxy));
+    assert_eq!(registry_requests(&proxy), 10, "{}", counts(&proxy));
     assert_eq!(proxy.throttled(), refused, "{}", counts(&proxy));
 
     // Spaced out, every request finds a token.
@@ -91,8 +96,9 @@ fn requests_over_the_rate_get_429_with_retry_after() {
 
 #[test]
 fn refusal_is_docker_hub_json_on_a_connection_that_stays_open() {
+    let scratch = TempDir::new("ferry-rate-proxy");
     let registry = Registry::start_plain();
-    let proxy = TokenProxy::rate_limited(&registry.addr(), 0.1);
+    let proxy = ScriptProxy::rate_limited(scratch.path(), &registry.addr(), 0.1);
     let ping = format!("http://{}/v2/", proxy.addr());
 
     // Three transfers in one curl run: one connection if the 429s keep it open.
@@ -107,8 +113,22 @@ fn refusal_is_docker_hub_json_on_a_connection_that_stays_open() {
     let (head, body) = out.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 429 Too Many Requests"), "{out}");
     assert_eq!(header(head, "content-type"), Some("application/json"));
-    let json = r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"rate limit exceeded"}]}"#;
+    let json =
+        "{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"You have reached your pull \
+                rate limit. You may increase the limit by authenticating and upgrading: \
+                https://www.docker.com/increase-rate-limit\"}]}";
     assert_eq!(body, json);
+    // Docker Hub's quota headers, saying it is spent.
+    assert_eq!(
+        header(head, "ratelimit-remaining"),
+        Some("0;w=21600"),
+        "{head}"
+    );
+    assert_eq!(
+        header(head, "ratelimit-limit"),
+        Some("100;w=21600"),
+        "{head}"
+    );
     assert_eq!(
         header(head, "content-length"),
         Some(&*json.len().to_string())
@@ -124,7 +144,7 @@ fn skopeo_pulls_through_the_proxy_when_not_throttled() {
     let scratch = TempDir::new("ferry-rate-proxy");
     let registry = Registry::start_plain();
     let image = push_new_image(&registry, scratch.path(), "library/nginx:1.25", "seed");
-    let proxy = TokenProxy::rate_limited(&registry.addr(), GENEROUS);
+    let proxy = ScriptProxy::rate_limited(scratch.path(), &registry.addr(), GENEROUS);
     let source = format!("docker://{}/library/nginx:1.25", proxy.addr());
 
     let mut inspect = Command::new("skopeo");
@@ -154,7 +174,7 @@ fn large_blobs_come_through_byte_exact() {
     let registry = Registry::start_plain();
     let (layout, manifest, layer) = image_with_large_layer(scratch.path());
     assert_eq!(push(&registry, &layout, "library/big:1"), manifest);
-    let proxy = TokenProxy::rate_limited(&registry.addr(), GENEROUS);
+    let proxy = ScriptProxy::rate_limited(scratch.path(), &registry.addr(), GENEROUS);
     let blob_path = format!("/v2/library/big/blobs/{layer}");
     let (via_proxy, direct) = (
         format!("http://{}{blob_path}", proxy.addr()),

@@ -4,8 +4,6 @@
 //! the next run's time; the endpoint under `HEAD`, out of file descriptors, and with more
 //! idle connections than it keeps open.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -13,8 +11,8 @@ use std::process::{Child, ChildStderr, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::mirror::*;
-use common::*;
+use crate::common::mirror::*;
+use crate::common::*;
 
 /// `GET path` on `addr`: the status code and the body.
 fn get(addr: &str, path: &str) -> (u16, String) {
@@ -211,7 +209,8 @@ fn sigterm_in_the_middle_of_a_run_stops_it_and_exits_143_with_no_child_left() {
     let list = m.write("images.list", "nginx:1\n");
     // A skopeo that hangs: the run is under way while it sleeps.
     let fake = m.scratch.path().join("hanging-skopeo");
-    std::fs::write(&fake, "#!/bin/sh\nexec sleep 307\n").unwrap();
+    let sleep = Sleeper::new(m.scratch.path(), 307);
+    std::fs::write(&fake, format!("#!/bin/sh\nexec {}\n", sleep.command())).unwrap();
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let report = m.scratch.path().join("report.json");
     let (mut child, addr, _stderr) = start(
@@ -227,7 +226,7 @@ fn sigterm_in_the_middle_of_a_run_stops_it_and_exits_143_with_no_child_left() {
         ],
     );
     wait_until(Duration::from_secs(15), "the copy runs", || {
-        processes_matching("sleep 307").lines().count() == 1
+        sleep.running().lines().count() == 1
     });
     assert_eq!(value(&scrape(&addr), "ferry_copies_in_flight", &[]), 1.0);
     let status = signal_and_wait(
@@ -237,12 +236,8 @@ fn sigterm_in_the_middle_of_a_run_stops_it_and_exits_143_with_no_child_left() {
         "serve stops on SIGTERM",
     );
     assert_eq!(status.code(), Some(143));
-    assert_eq!(
-        processes_matching("sleep 307"),
-        "",
-        "a child outlived serve"
-    );
-    let written = common::mirror::report(&report);
+    assert_eq!(sleep.running(), "", "a child outlived serve");
+    let written = crate::common::mirror::report(&report);
     assert_eq!(
         images(&written)[0]["error"]["kind"],
         "interrupted",

@@ -1,36 +1,31 @@
-//! A source registry that allows 2 requests per second (a token bucket answering 429 with
-//! Retry-After, in front of a real registry): ferry and skopeo must get through it without
-//! a single failed image, and a no-op rerun must take about tags / rate seconds, not fail.
-
-mod common;
+//! A source registry that allows 2 requests per second (`scripts/rate-limit-proxy.py` in front
+//! of a real registry: a token bucket answering 429 with Retry-After, as Docker Hub does): ferry
+//! and skopeo must get through it without a single failed image, and a no-op rerun must take
+//! about tags / rate seconds, not fail.
 
 use std::time::{Duration, Instant};
 
-use common::mirror::*;
-use common::token_proxy::TokenProxy;
-use common::*;
+use crate::common::engines::{engine_tests, Engine};
+use crate::common::mirror::*;
+use crate::common::script_proxy::ScriptProxy;
+use crate::common::*;
 
 const RATE: f64 = 2.0;
 const IMAGES: usize = 8;
 
-#[test]
-fn a_throttled_source_syncs_without_failures_and_a_no_op_rerun_runs_at_its_rate() {
-    throttled_source_syncs_without_failures("skopeo");
-}
+// skopeo waits out a 429 with Retry-After, the native engine paces and retries each request
+// itself; crane does neither (see the last test).
+engine_tests!(
+    a_throttled_source_syncs_without_failures_and_a_no_op_rerun_runs_at_its_rate: skopeo, native
+);
 
-/// The same with the native engine, which paces and retries each request itself.
-#[test]
-fn a_throttled_source_syncs_natively_without_failures() {
-    throttled_source_syncs_without_failures("native");
-}
-
-fn throttled_source_syncs_without_failures(engine: &str) {
-    let m = Mirror::new(false);
+fn a_throttled_source_syncs_without_failures_and_a_no_op_rerun_runs_at_its_rate(engine: Engine) {
+    let m = Mirror::with_engine(false, engine);
     let mut digests = Vec::new();
     for i in 0..IMAGES {
         digests.push(m.push(&format!("library/img-{i}:1.0"), &format!("img-{i}")));
     }
-    let proxy = TokenProxy::rate_limited(&m.source.addr(), RATE);
+    let proxy = ScriptProxy::rate_limited(m.scratch.path(), &m.source.addr(), RATE);
     // docker.io now reaches the source only through the limiter.
     let conf = registries_conf(m.scratch.path(), &[("docker.io", &proxy.addr())]);
     let list: String = (0..IMAGES).map(|i| format!("img-{i}:1.0\n")).collect();
@@ -38,7 +33,6 @@ fn throttled_source_syncs_without_failures(engine: &str) {
     let sync = |report: &str| {
         let mut cmd = m.sync(&list);
         cmd.env("CONTAINERS_REGISTRIES_CONF", &conf);
-        cmd.args(["--engine", engine]);
         cmd.args([
             "--retry-delay",
             "1s",
@@ -88,7 +82,8 @@ fn throttled_source_syncs_without_failures(engine: &str) {
     );
     let expected = Duration::from_secs_f64(IMAGES as f64 / RATE);
     println!(
-        "{engine}: cold {:.1}s ({cold_429s} x 429), no-op {:.1}s ({} x 429) for {IMAGES} tags at {RATE} req/s (expected about {:.1}s)",
+        "{}: cold {:.1}s ({cold_429s} x 429), no-op {:.1}s ({} x 429) for {IMAGES} tags at {RATE} req/s (expected about {:.1}s)",
+        m.engine.name(),
         cold.as_secs_f64(),
         no_op.as_secs_f64(),
         proxy.throttled() - cold_429s,
@@ -140,7 +135,7 @@ fn copies_from_a_throttled_source_take_turns() {
     std::fs::remove_file(&overlap).unwrap();
 
     // Behind the limiter the parallel lookups draw 429s: the copies then take turns.
-    let proxy = TokenProxy::rate_limited(&m.source.addr(), RATE);
+    let proxy = ScriptProxy::rate_limited(m.scratch.path(), &m.source.addr(), RATE);
     let conf = registries_conf(m.scratch.path(), &[("docker.io", &proxy.addr())]);
     run(&mut sync(&conf), 0);
     assert!(proxy.throttled() > 0, "the lookups were never throttled");
@@ -158,7 +153,7 @@ fn a_long_retry_after_ends_the_lookup_instead_of_waiting() {
     m.push("library/nginx:1.25", "nginx");
     m.push("library/redis:7", "redis");
     // One request an hour: the first passes, every other one is told to wait up to 3600 s.
-    let proxy = TokenProxy::rate_limited(&m.source.addr(), 1.0 / 3600.0);
+    let proxy = ScriptProxy::rate_limited(m.scratch.path(), &m.source.addr(), 1.0 / 3600.0);
     let conf = registries_conf(m.scratch.path(), &[("docker.io", &proxy.addr())]);
     let list = m.write("images.list", "nginx:1.25\nredis:7\n");
     let report_path = m.scratch.path().join("plan.json");
@@ -199,12 +194,12 @@ fn a_long_retry_after_ends_the_lookup_instead_of_waiting() {
 /// which engines wait such a limit out.
 #[test]
 fn a_crane_copy_refused_with_429_names_the_engines_that_wait_it_out() {
-    let Some(engine) = common::engines::Engine::crane() else {
+    let Some(engine) = Engine::crane() else {
         return;
     };
     let m = Mirror::with_engine(false, engine);
     m.push("library/img-0:1.0", "img-0");
-    let proxy = TokenProxy::rate_limited(&m.source.addr(), RATE);
+    let proxy = ScriptProxy::rate_limited(m.scratch.path(), &m.source.addr(), RATE);
     let conf = registries_conf(m.scratch.path(), &[("docker.io", &proxy.addr())]);
     let list = m.write("images.list", "img-0:1.0\n");
     let report_path = m.scratch.path().join("report.json");

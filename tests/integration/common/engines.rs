@@ -91,17 +91,6 @@ impl Engine {
         super::recorders(dir, &binaries, log)
     }
 
-    /// `base` for skopeo, other numbers for crane and native: stand-ins sleep this long, and
-    /// tests find them by it (`sleep N`), so that the engines' runs of one test, running at
-    /// the same time, never count each other's.
-    pub fn seconds(&self, base: u32) -> u32 {
-        match self {
-            Engine::Skopeo => base,
-            Engine::Crane(_) => base + 1000,
-            Engine::Native => base + 2000,
-        }
-    }
-
     /// ferry's flags that run this engine from `binary` (a stand-in).
     pub fn with_binary(&self, binary: &Path) -> Vec<OsString> {
         assert!(
@@ -148,7 +137,6 @@ fn on_path(name: &str) -> Option<PathBuf> {
 /// `per_engine!(name, …)`: for each `fn name(engine: Engine)`, a test module `name` with one
 /// test per engine, `name::skopeo`, `name::crane` (skipped, loudly, without a crane) and
 /// `name::native`.
-#[allow(unused_macros)] // not every test binary runs tests per engine
 macro_rules! per_engine {
     ($($name:ident),* $(,)?) => {
         $(crate::common::engines::engine_tests!($name: skopeo, crane, native);)*
@@ -157,15 +145,15 @@ macro_rules! per_engine {
 
 /// `per_binary_engine!(name, …)`: as `per_engine!`, for the engines that run a binary
 /// (`name::skopeo`, `name::crane`): tests that put a stand-in in its place.
-#[allow(unused_macros)]
 macro_rules! per_binary_engine {
     ($($name:ident),* $(,)?) => {
         $(crate::common::engines::engine_tests!($name: skopeo, crane);)*
     };
 }
 
-/// The module `name` with a test per engine named, each calling `super::name(engine)`.
-#[allow(unused_macros)]
+/// `engine_tests!(name: skopeo, native)`: the module `name` with a test per engine named, each
+/// calling `super::name(engine)`; for a test that some engine cannot run at all (crane writes
+/// no layout it reads back, and waits out no 429).
 macro_rules! engine_tests {
     ($name:ident: $($engine:ident),*) => {
         mod $name {
@@ -181,5 +169,4 @@ macro_rules! engine_tests {
         }
     };
 }
-#[allow(unused_imports)] // not every test binary runs tests per engine
 pub(crate) use {engine_tests, per_binary_engine, per_engine};

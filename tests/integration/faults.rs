@@ -7,21 +7,20 @@
 //! those run for skopeo and crane only: the native engine has no binary to stand in for (its
 //! own tests of those faults are the `native_*` ones below).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::engines::{per_binary_engine, per_engine, Engine};
-use common::mirror::*;
-use common::script_proxy::ScriptProxy;
-use common::*;
+use crate::common::engines::{per_binary_engine, per_engine, Engine};
+use crate::common::mirror::*;
+use crate::common::script_proxy::ScriptProxy;
+use crate::common::*;
 
 per_engine!(
     missing_images_fail_on_the_first_attempt,
     a_host_that_does_not_resolve_is_tried_once,
     a_registry_refusing_connections_costs_one_round_of_retries,
+    a_manifest_list_upload_refused_once_lands_with_its_digest,
 );
 
 // Each of these runs the engine from a stand-in (`stand_in`): one that hangs, fails once,
@@ -73,41 +72,40 @@ fn sync_with(m: &Mirror, list: &Path, stand_in: &Path) -> Command {
     cmd
 }
 
+/// [`sync_with`] as a [`Test`].
+fn test_with<'a>(m: &'a Mirror, list: &Path, stand_in: &Path) -> Test<'a> {
+    Test::mirror(m, sync_with(m, list, stand_in))
+}
+
 fn a_hung_copy_times_out_and_the_others_finish(engine: Engine) {
     let m = Mirror::with_engine(false, engine);
     m.push("library/nginx:1.25", "nginx");
     m.push("library/hang:1", "hang");
     m.push("library/redis:7", "redis");
     let list = m.write("images.list", "nginx:1.25\nhang:1\nredis:7\n");
-    let sleep = format!("sleep {}", m.engine.seconds(300));
+    let sleep = Sleeper::new(m.scratch.path(), 300);
     let skopeo = stand_in(
         &m,
-        &format!("case \"$*\" in *library/hang*) exec {sleep};; esac"),
+        &format!(
+            "case \"$*\" in *library/hang*) exec {};; esac",
+            sleep.command()
+        ),
     );
-    let report_path = m.scratch.path().join("report.json");
     let started = Instant::now();
-    run(
-        sync_with(&m, &list, &skopeo)
-            .args([
-                "--image-timeout",
-                "2s",
-                "--retry-times",
-                "1",
-                "--retry-delay",
-                "100ms",
-            ])
-            .arg("--report")
-            .arg(&report_path),
-        1,
-    );
+    let ran = test_with(&m, &list, &skopeo)
+        .args(["--image-timeout", "2s", "--retry-times", "1"])
+        .args(["--retry-delay", "100ms"])
+        .report()
+        .code(1)
+        .run();
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "took {:?}",
         started.elapsed()
     );
-    let report = report(&report_path);
+    let report = ran.report();
     assert_eq!(
-        kinds_and_attempts(&report),
+        kinds_and_attempts(report),
         [
             ("-".to_owned(), 1),
             ("timeout".to_owned(), 2),
@@ -115,7 +113,7 @@ fn a_hung_copy_times_out_and_the_others_finish(engine: Engine) {
         ],
         "{report:#}"
     );
-    let leftovers = processes_matching(&sleep);
+    let leftovers = sleep.running();
     assert!(
         leftovers.is_empty(),
         "the hung copy outlived its timeout: {leftovers}"
@@ -140,17 +138,13 @@ fn a_transient_network_failure_is_retried_and_counted(engine: Engine) {
             marker.display()
         ),
     );
-    let report_path = m.scratch.path().join("report.json");
-    run(
-        sync_with(&m, &list, &skopeo)
-            .args(["--retry-delay", "100ms"])
-            .arg("--report")
-            .arg(&report_path),
-        0,
-    );
-    let report = report(&report_path);
+    let ran = test_with(&m, &list, &skopeo)
+        .args(["--retry-delay", "100ms"])
+        .report()
+        .run();
+    let report = ran.report();
     assert_eq!(
-        kinds_and_attempts(&report),
+        kinds_and_attempts(report),
         [("-".to_owned(), 2)],
         "{report:#}"
     );
@@ -172,21 +166,19 @@ fn missing_images_fail_on_the_first_attempt(engine: Engine) {
             m.dest.addr()
         ),
     );
-    let report_path = m.scratch.path().join("report.json");
-    run(
-        m.sync(&list)
-            .args(["--force", "--retry-delay", "5s", "--src-tls-verify=false"])
-            .arg("--report")
-            .arg(&report_path),
-        1,
-    );
-    let missing = report(&report_path);
+    let ran = m
+        .test_sync(&list)
+        .args(["--force", "--retry-delay", "5s", "--src-tls-verify=false"])
+        .report()
+        .code(1)
+        .run();
+    let missing = ran.report();
     assert_eq!(
-        kinds_and_attempts(&missing),
+        kinds_and_attempts(missing),
         [("not-found".to_owned(), 1)],
         "{missing:#}"
     );
-    let message = images(&missing)[0]["error"]["message"].as_str().unwrap();
+    let message = images(missing)[0]["error"]["message"].as_str().unwrap();
     assert!(message.contains("manifest unknown"), "{message}");
 }
 
@@ -198,23 +190,36 @@ fn missing_images_fail_on_the_first_attempt(engine: Engine) {
 fn an_untrusted_destination_certificate_fails_on_the_first_attempt() {
     // A TLS destination whose CA ferry was not given.
     let m = Mirror::new(true);
-    let report_path = m.scratch.path().join("report.json");
     m.push("library/nginx:1.25", "nginx");
     let list = m.write("images.list", "nginx:1.25\n");
-    let mut cmd = m.ferry();
-    cmd.arg("sync").arg(&list).arg("--dest").arg(m.prefix());
-    cmd.env("FERRY_DEST_CREDS", format!("{USER}:{PASSWORD}"))
-        .args(["--retry-delay", "5s"]);
-    cmd.arg("--report").arg(&report_path);
     let started = Instant::now();
-    run(&mut cmd, 1);
+    let ran = m
+        .test()
+        .arg("sync")
+        .arg(&list)
+        .arg("--dest")
+        .arg(m.prefix())
+        .env("FERRY_DEST_CREDS", format!("{USER}:{PASSWORD}"))
+        .args(["--retry-delay", "5s"])
+        .report()
+        .code(1)
+        .stdout_results(format!(
+            "failed  {}/docker.io/library/nginx:1.25  [t]  tls: {} has a certificate from an \
+             authority this machine does not trust: pass its CA with --dest-cert-dir DIR (a \
+             directory holding the CA as a .crt file), or --dest-tls-verify=false to skip \
+             verification\n\
+             1 image: 0 synced, 0 skipped, 1 failed in [t]\n",
+            m.prefix(),
+            m.dest.addr()
+        ))
+        .run();
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "a TLS failure must not be retried"
     );
-    let report = report(&report_path);
+    let report = ran.report();
     assert_eq!(
-        kinds_and_attempts(&report),
+        kinds_and_attempts(report),
         [("tls".to_owned(), 1)],
         "{report:#}"
     );
@@ -225,8 +230,8 @@ fn sigterm_stops_everything_and_exits_143_with_a_report(engine: Engine) {
     m.push("library/nginx:1.25", "nginx");
     m.push("library/redis:7", "redis");
     let list = m.write("images.list", "nginx:1.25\nredis:7\n");
-    let sleep = format!("sleep {}", m.engine.seconds(301));
-    let skopeo = stand_in(&m, &format!("exec {sleep}"));
+    let sleep = Sleeper::new(m.scratch.path(), 301);
+    let skopeo = stand_in(&m, &format!("exec {}", sleep.command()));
     let report_path = m.scratch.path().join("report.json");
     let failed_path = m.scratch.path().join("failed.list");
     let mut child = sync_with(&m, &list, &skopeo)
@@ -239,7 +244,7 @@ fn sigterm_stops_everything_and_exits_143_with_a_report(engine: Engine) {
         .spawn()
         .unwrap();
     wait_until(Duration::from_secs(10), "the copies never started", || {
-        processes_matching(&sleep).lines().count() == 2
+        sleep.running().lines().count() == 2
     });
     // The grace period is 10 s; the engine (here: sleep) dies on SIGTERM at once.
     let status = signal_and_wait(
@@ -249,7 +254,7 @@ fn sigterm_stops_everything_and_exits_143_with_a_report(engine: Engine) {
         "ferry did not stop within the grace period",
     );
     assert_eq!(status.code(), Some(143));
-    let leftovers = processes_matching(&sleep);
+    let leftovers = sleep.running();
     assert!(
         leftovers.is_empty(),
         "the engine outlived ferry: {leftovers}"
@@ -383,8 +388,9 @@ fn a_signal_removes_the_private_auth_file_and_no_output_holds_the_password(engin
     let m = Mirror::with_engine(true, engine);
     m.push("library/nginx:1.25", "nginx");
     let list = m.write("images.list", "nginx:1.25\n");
-    let sleep = format!("exec sleep {}", m.engine.seconds(302));
-    let (skopeo, args_path, env_path) = recording_stand_in(&m, &sleep);
+    let sleep = Sleeper::new(m.scratch.path(), 302);
+    let (skopeo, args_path, env_path) =
+        recording_stand_in(&m, &format!("exec {}", sleep.command()));
     let report_path = m.scratch.path().join("report.json");
     let failed_path = m.scratch.path().join("failed.list");
     let child = sync_with(&m, &list, &skopeo)
@@ -483,19 +489,23 @@ fn private_file(engine: &Engine, args: &str, env: &str, flag: &str) -> (PathBuf,
     }
 }
 
-/// skopeo reports a failed manifest list upload under `--preserve-digests` as "must be
-/// converted … but we cannot modify it", whatever the cause; a 503 is a passing fault. A proxy
-/// in front of the destination answers the first list upload with 503: ferry reads the cause
-/// from skopeo's debug log, retries as for any 5xx, and the image lands with its digest.
-#[test]
-fn a_manifest_list_upload_that_fails_once_is_retried() {
-    let m = Mirror::new(false);
+/// A destination that answers the first manifest list upload with 503, a passing fault (the
+/// proxy in front of it, `--fail-list-puts 1`): the image lands with its digest, whichever
+/// engine copies it. skopeo reports a failed list upload under `--preserve-digests` as "must
+/// be converted … but we cannot modify it", whatever the cause: ferry reads the cause from
+/// skopeo's debug log and retries as for any 5xx, so it lands on attempt 2. crane retries a
+/// 5xx itself (go-containerregistry's transport: three tries, 1 s then 3 s apart) within one of
+/// ferry's attempts, and the native engine retries it within the request: both land on
+/// attempt 1.
+fn a_manifest_list_upload_refused_once_lands_with_its_digest(engine: Engine) {
+    let m = Mirror::with_engine(false, engine);
     let digest = m.push("library/nginx:1.25", "nginx");
     let list = m.write("images.list", "nginx:1.25\n");
+    // crane sends its requests in parallel: the proxy's bucket must never run dry.
     let proxy = ScriptProxy::start(
         m.scratch.path(),
         &m.dest.addr(),
-        &["--rate", "1000", "--fail-list-puts", "1"],
+        &["--rate", "inf", "--fail-list-puts", "1"],
     );
     let report_path = m.scratch.path().join("report.json");
     let mut cmd = m.ferry();
@@ -508,56 +518,6 @@ fn a_manifest_list_upload_that_fails_once_is_retried() {
         .arg(&report_path);
     let out = run(&mut cmd, 0);
     let log = proxy.log();
-    assert_eq!(
-        log.lines()
-            .filter(|l| l.starts_with("PUT ") && l.ends_with(" 503"))
-            .count(),
-        1,
-        "{log}"
-    );
-    let stderr = stderr_of(&out);
-    assert!(
-        stderr.contains("attempt 1 failed (network: writing the manifest list: ")
-            && stderr.contains("503 Service Unavailable); retrying"),
-        "the refused upload was not retried as a network fault:\n{stderr}"
-    );
-    let report = report(&report_path);
-    assert_eq!(report["images"][0]["status"], "synced", "{report:#}");
-    assert_eq!(report["images"][0]["attempts"], 2, "{report:#}");
-    assert_eq!(
-        m.target_digest(&format!("{}/docker.io/library/nginx:1.25", m.prefix())),
-        Some(digest)
-    );
-}
-
-/// crane retries a 5xx itself (go-containerregistry's transport: three tries, 1 s then 3 s
-/// apart) within one of ferry's attempts: the index upload the proxy refuses once lands on
-/// ferry's first attempt, with its digest.
-#[test]
-fn crane_retries_a_refused_manifest_list_upload_itself() {
-    let Some(engine) = Engine::crane() else {
-        return;
-    };
-    let m = Mirror::with_engine(false, engine);
-    let digest = m.push("library/nginx:1.25", "nginx");
-    let list = m.write("images.list", "nginx:1.25\n");
-    // crane sends its requests in parallel: the proxy's bucket must never run dry.
-    let proxy = ScriptProxy::start(
-        m.scratch.path(),
-        &m.dest.addr(),
-        &["--rate", "1000000", "--fail-list-puts", "1"],
-    );
-    let report_path = m.scratch.path().join("report.json");
-    let mut cmd = m.ferry();
-    cmd.arg("sync")
-        .arg(&list)
-        .arg("--dest")
-        .arg(format!("{}/third", proxy.addr()))
-        .args(["--dest-tls-verify=false", "--retry-delay", "100ms"])
-        .arg("--report")
-        .arg(&report_path);
-    run(&mut cmd, 0);
-    let log = proxy.log();
     let puts: Vec<&str> = log
         .lines()
         .filter(|l| l.starts_with("PUT ") && l.contains("/manifests/1.25 "))
@@ -567,9 +527,25 @@ fn crane_retries_a_refused_manifest_list_upload_itself() {
         puts[0].ends_with(" 503") && puts[1].ends_with(" 201"),
         "{log}"
     );
+    let refused = log
+        .lines()
+        .filter(|l| l.starts_with("PUT ") && l.ends_with(" 503"));
+    assert_eq!(refused.count(), 1, "{log}");
+    let stderr = stderr_of(&out);
+    let attempts = match m.engine {
+        Engine::Skopeo => {
+            assert!(
+                stderr.contains("attempt 1 failed (network: writing the manifest list: ")
+                    && stderr.contains("503 Service Unavailable); retrying"),
+                "the refused upload was not retried as a network fault:\n{stderr}"
+            );
+            2
+        }
+        Engine::Crane(_) | Engine::Native => 1,
+    };
     let report = report(&report_path);
     assert_eq!(report["images"][0]["status"], "synced", "{report:#}");
-    assert_eq!(report["images"][0]["attempts"], 1, "{report:#}");
+    assert_eq!(report["images"][0]["attempts"], attempts, "{report:#}");
     assert_eq!(
         m.target_digest(&format!("{}/docker.io/library/nginx:1.25", m.prefix())),
         Some(digest)
@@ -581,18 +557,16 @@ fn crane_retries_a_refused_manifest_list_upload_itself() {
 fn a_host_that_does_not_resolve_is_tried_once(engine: Engine) {
     let m = Mirror::with_engine(false, engine);
     let list = m.write("images.list", "nonexistent.invalid/x/app:1\n");
-    let report_path = m.scratch.path().join("report.json");
     let started = Instant::now();
-    run(
-        m.sync(&list)
-            .args(["--retry-times", "3", "--retry-delay", "10s"])
-            .arg("--report")
-            .arg(&report_path),
-        1,
-    );
-    let report = report(&report_path);
+    let ran = m
+        .test_sync(&list)
+        .args(["--retry-times", "3", "--retry-delay", "10s"])
+        .report()
+        .code(1)
+        .run();
+    let report = ran.report();
     assert_eq!(
-        kinds_and_attempts(&report),
+        kinds_and_attempts(report),
         [("network".to_owned(), 1)],
         "{report:#}"
     );
@@ -619,18 +593,16 @@ fn a_registry_refusing_connections_costs_one_round_of_retries(engine: Engine) {
     let list = m.write("images.list", &list);
     let down = m.dest.addr();
     m.dest.stop();
-    let report_path = m.scratch.path().join("report.json");
     let started = Instant::now();
-    let out = run(
-        m.sync(&list)
-            .args(["-j", "2", "--retry-times", "3", "--retry-delay", "200ms"])
-            .arg("--report")
-            .arg(&report_path),
-        1,
-    );
+    let ran = m
+        .test_sync(&list)
+        .args(["-j", "2", "--retry-times", "3", "--retry-delay", "200ms"])
+        .report()
+        .code(1)
+        .run();
     let elapsed = started.elapsed();
-    let report = report(&report_path);
-    let results = images(&report);
+    let report = ran.report();
+    let results = images(report);
     assert_eq!(results.len(), names.len(), "{report:#}");
     for image in results {
         assert_eq!(image["error"]["kind"], "network", "{image:#}");
@@ -643,7 +615,7 @@ fn a_registry_refusing_connections_costs_one_round_of_retries(engine: Engine) {
         runs <= most,
         "{runs} engine runs for {} images\n{}",
         names.len(),
-        stdout_of(&out)
+        ran.stdout()
     );
     let not_tried = format!(
         "{down} refused connections through a whole round of retries; not tried again in this run"
@@ -654,9 +626,9 @@ fn a_registry_refusing_connections_costs_one_round_of_retries(engine: Engine) {
         .count();
     assert!(skipped >= names.len() - 2, "{report:#}");
     assert!(
-        stdout_of(&out).contains(&format!("network: {not_tried}")),
+        ran.stdout().contains(&format!("network: {not_tried}")),
         "{}",
-        stdout_of(&out)
+        ran.stdout()
     );
     // One round is four attempts, about 3 s with every engine (a refused request is not
     // retried by itself: the native engine once took 15 s, each attempt first waiting out
@@ -701,22 +673,20 @@ fn a_timed_out_oci_copy_leaves_no_temporary_blob() {
             started_blob.display()
         ),
     );
-    let report_path = m.scratch.path().join("report.json");
-    run(
-        m.ferry()
-            .arg("sync")
-            .arg(&list)
-            .arg("--skopeo")
-            .arg(&skopeo)
-            .args(["--image-timeout", "2s", "--retry-times", "0"])
-            .arg("--report")
-            .arg(&report_path),
-        1,
-    );
+    let ran = m
+        .test()
+        .arg("sync")
+        .arg(&list)
+        .arg("--skopeo")
+        .arg(&skopeo)
+        .args(["--image-timeout", "2s", "--retry-times", "0"])
+        .report()
+        .code(1)
+        .run();
     assert!(started_blob.exists(), "the stand-in never wrote its blob");
-    let report = report(&report_path);
+    let report = ran.report();
     assert_eq!(
-        kinds_and_attempts(&report),
+        kinds_and_attempts(report),
         [("timeout".to_owned(), 1)],
         "{report:#}"
     );
@@ -730,19 +700,17 @@ fn a_timed_out_oci_copy_leaves_no_temporary_blob() {
 fn a_failed_oci_copy_leaves_no_directory() {
     let m = Mirror::new(false);
     let list = m.write("images.list", "nginx:9.9\n");
-    let report_path = m.scratch.path().join("report.json");
-    run(
-        m.ferry()
-            .arg("sync")
-            .arg(&list)
-            .arg("--force")
-            .arg("--report")
-            .arg(&report_path),
-        1,
-    );
-    let report = report(&report_path);
+    let ran = m
+        .test()
+        .arg("sync")
+        .arg(&list)
+        .arg("--force")
+        .report()
+        .code(1)
+        .run();
+    let report = ran.report();
     assert_eq!(
-        kinds_and_attempts(&report),
+        kinds_and_attempts(report),
         [("not-found".to_owned(), 1)],
         "{report:#}"
     );
@@ -781,8 +749,9 @@ fn a_killed_ferry_takes_the_engine_with_it_and_the_next_run_removes_its_credenti
     let m = Mirror::with_engine(false, engine);
     m.push("library/nginx:1.25", "nginx");
     let list = m.write("images.list", "nginx:1.25\n");
-    let sleep = format!("sleep {}", m.engine.seconds(306));
-    let (skopeo, args_path, env_path) = recording_stand_in(&m, &format!("exec {sleep}"));
+    let sleep = Sleeper::new(m.scratch.path(), 306);
+    let (skopeo, args_path, env_path) =
+        recording_stand_in(&m, &format!("exec {}", sleep.command()));
     // A temporary directory of this test's runs alone: any ferry starting in the shared one
     // (another test's) would remove what the killed run left before the test looks.
     let tmp = m.scratch.path().join("tmp");
@@ -806,7 +775,7 @@ fn a_killed_ferry_takes_the_engine_with_it_and_the_next_run_removes_its_credenti
     wait_until(
         Duration::from_secs(5),
         "the engine outlived the ferry that started it",
-        || processes_matching(&sleep).is_empty(),
+        || sleep.running().is_empty(),
     );
     assert!(
         auth_file.exists(),

@@ -1,15 +1,12 @@
-//! Stand-ins for Docker Hub's front door in front of a plain `docker-registry`, in two modes.
-//!
-//! - Token auth (`TokenProxy::start`): every `/v2/` request needs `Authorization: Bearer
-//!   <token>`, tokens come from `GET /token` for Basic credentials and are bound to the one
-//!   repository of the requested scope, and authorized `GET`/`HEAD` requests are forwarded to the
-//!   real registry. docker-registry's own token auth needs a key pair and a token server.
-//! - Rate limit (`TokenProxy::rate_limited`): no auth, but a request limit like nginx
-//!   `limit_req` without `burst`; a request over it gets Docker Hub's `429` with `Retry-After`.
-//!   A real registry cannot be made to throttle on demand.
+//! A stand-in for Docker Hub's token auth in front of a plain `docker-registry`: every `/v2/`
+//! request needs `Authorization: Bearer <token>`, tokens come from `GET /token` for Basic
+//! credentials and are bound to the one repository of the requested scope, and authorized
+//! `GET`/`HEAD` requests are forwarded to the real registry. docker-registry's own token auth
+//! needs a key pair and a token server.
 //!
 //! This std-only HTTP/1.1 server is small and records every request, so tests can check how
-//! often ferry asks for a token or was told to slow down.
+//! often ferry asks for a token. (Docker Hub's rate limit, and every other fault a front can
+//! put in, is `scripts/rate-limit-proxy.py`'s: see `script_proxy`.)
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -19,7 +16,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 
@@ -37,16 +34,10 @@ pub struct TokenProxy {
 
 struct Shared {
     upstream: String,
-    gate: Gate,
+    auth: TokenAuth,
     /// "METHOD target [bearer] -> status", one line per request, in order of answer.
     log: Mutex<Vec<String>>,
     stopping: AtomicBool,
-}
-
-/// What a request must pass before it is forwarded.
-enum Gate {
-    Token(TokenAuth),
-    Rate(Mutex<Bucket>),
 }
 
 struct TokenAuth {
@@ -57,63 +48,19 @@ struct TokenAuth {
     tokens: Mutex<HashMap<String, Option<String>>>,
 }
 
-/// A token bucket of capacity one, full at the start. With room for a single token its whole
-/// state is the instant the next token arrives, which keeps the arithmetic exact.
-struct Bucket {
-    /// Time to refill one token; zero means no limit.
-    interval: Duration,
-    next: Instant,
-}
-
-impl Bucket {
-    fn new(requests_per_second: f64) -> Bucket {
-        let valid = requests_per_second > 0.0; // also false for NaN
-        assert!(valid, "rate limit must be positive: {requests_per_second}");
-        Bucket {
-            interval: Duration::from_secs_f64(1.0 / requests_per_second),
-            next: Instant::now(),
-        }
-    }
-
-    /// Takes the token, or says how long until there is one. A refused request takes nothing:
-    /// it does not push the next token further away (as with nginx).
-    fn take(&mut self, now: Instant) -> Result<(), Duration> {
-        if now < self.next {
-            return Err(self.next - now);
-        }
-        self.next = now + self.interval;
-        Ok(())
-    }
-}
-
 impl TokenProxy {
     /// Serve in front of `upstream` ("127.0.0.1:PORT"), issuing tokens to `user`:`password`.
     pub fn start(upstream: &str, user: &str, password: &str) -> TokenProxy {
         let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        TokenProxy::serve(upstream, |addr| {
-            Gate::Token(TokenAuth {
-                basic: format!("Basic {pair}"),
-                realm: format!("http://{addr}/token"),
-                tokens: Mutex::default(),
-            })
-        })
-    }
-
-    /// Serve in front of `upstream` ("127.0.0.1:PORT") without auth, forwarding every `GET` and
-    /// `HEAD` as long as the client keeps under `requests_per_second` (`f64::INFINITY`: no
-    /// limit). A request while the bucket is empty gets `429` with `Retry-After` in whole
-    /// seconds (at least 1) and Docker Hub's `TOOMANYREQUESTS` error; the connection stays open.
-    pub fn rate_limited(upstream: &str, requests_per_second: f64) -> TokenProxy {
-        let bucket = Bucket::new(requests_per_second);
-        TokenProxy::serve(upstream, |_| Gate::Rate(Mutex::new(bucket)))
-    }
-
-    fn serve(upstream: &str, gate: impl FnOnce(SocketAddr) -> Gate) -> TokenProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the token proxy");
         let addr = listener.local_addr().expect("token proxy address");
         let shared = Arc::new(Shared {
             upstream: upstream.to_string(),
-            gate: gate(addr),
+            auth: TokenAuth {
+                basic: format!("Basic {pair}"),
+                realm: format!("http://{addr}/token"),
+                tokens: Mutex::default(),
+            },
             log: Mutex::default(),
             stopping: AtomicBool::new(false),
         });
@@ -152,7 +99,7 @@ impl TokenProxy {
         self.count(|line| line.contains(" /token") && line.ends_with("-> 200"))
     }
 
-    /// Requests to `/v2/…`, forwarded or refused (401 or 429).
+    /// Requests to `/v2/…`, forwarded or refused (401).
     pub fn registry_requests(&self) -> usize {
         self.count(|line| line.contains(" /v2"))
     }
@@ -160,12 +107,6 @@ impl TokenProxy {
     /// `/v2/…` requests answered 401 with a challenge.
     pub fn unauthorized(&self) -> usize {
         self.count(|line| line.contains(" /v2") && line.ends_with("-> 401"))
-    }
-
-    /// Requests answered `429 Too Many Requests`. (Not `rate_limited`: that name is taken by the
-    /// constructor, and Rust has no overloading.)
-    pub fn throttled(&self) -> usize {
-        self.count(|line| line.ends_with("-> 429"))
     }
 
     /// Every request seen, one line each, for failure messages.
@@ -224,7 +165,7 @@ fn serve(shared: &Shared, mut stream: TcpStream) {
                 break;
             }
         };
-        let answer = answer(shared, &request);
+        let answer = answer_with_token(shared, &request);
         let bearer = request
             .header("authorization")
             .is_some_and(|a| a.starts_with("Bearer "));
@@ -303,40 +244,8 @@ fn read_more(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> bool {
     }
 }
 
-fn answer(shared: &Shared, request: &Request) -> Answer {
-    match &shared.gate {
-        Gate::Token(auth) => answer_with_token(shared, auth, request),
-        Gate::Rate(bucket) => {
-            let taken = bucket.lock().unwrap().take(Instant::now());
-            if let Err(wait) = taken {
-                return too_many_requests(wait);
-            }
-            if request.method != "GET" && request.method != "HEAD" {
-                return plain(405, "only GET and HEAD are forwarded");
-            }
-            forward(shared, request).unwrap_or_else(|e| plain(502, &format!("upstream: {e}")))
-        }
-    }
-}
-
-/// Docker Hub's answer over the pull limit, with its quota headers; `Retry-After` is `wait` rounded up to whole seconds,
-/// at least 1, as the header has no fractions.
-fn too_many_requests(wait: Duration) -> Answer {
-    let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
-    let body = r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"rate limit exceeded"}]}"#;
-    let mut answer = json(429, body.to_string());
-    answer.headers.push(("Retry-After", seconds.to_string()));
-    // Docker Hub's quota headers, saying the quota is spent.
-    answer
-        .headers
-        .push(("ratelimit-remaining", "0;w=21600".to_owned()));
-    answer
-        .headers
-        .push(("ratelimit-limit", "100;w=21600".to_owned()));
-    answer
-}
-
-fn answer_with_token(shared: &Shared, auth: &TokenAuth, request: &Request) -> Answer {
+fn answer_with_token(shared: &Shared, request: &Request) -> Answer {
+    let auth = &shared.auth;
     let (path, query) = request
         .target
         .split_once('?')
@@ -510,7 +419,6 @@ fn write_answer(stream: &mut TcpStream, answer: Answer, head_only: bool) -> io::
         404 => "Not Found",
         405 => "Method Not Allowed",
         416 => "Range Not Satisfiable",
-        429 => "Too Many Requests",
         502 => "Bad Gateway",
         _ => "",
     };

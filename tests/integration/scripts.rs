@@ -2,12 +2,10 @@
 //! extra words refused. They run the ferry under test through FERRY_BIN; dry runs and the
 //! offline `show-*` commands need no registry.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 /// `scripts/NAME` run in `dir` with the ferry under test, none of the user's defaults, and `args`.
 fn script(dir: &Path, name: &str, args: &[&str]) -> Command {

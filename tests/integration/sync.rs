@@ -5,15 +5,13 @@
 //! names reach the local source registry through a registries.conf redirect, exactly as a
 //! mirror of a mirror would be set up.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::engines::{per_binary_engine, per_engine, Engine};
-use common::mirror::*;
-use common::*;
+use crate::common::engines::{engine_tests, per_binary_engine, per_engine, Engine};
+use crate::common::mirror::*;
+use crate::common::*;
 
 per_engine!(
     targets_land_where_show_images_said_with_upstream_digests,
@@ -24,10 +22,16 @@ per_engine!(
     registries_behind_tls_are_verified_with_the_cas_given,
     a_side_nobody_marked_insecure_is_verified_though_the_other_side_is_insecure,
     credentials_a_docker_credential_helper_gives_reach_the_engine,
+    dry_run_prints_the_engines_commands_without_secrets_and_copies_nothing,
 );
 
 // A stand-in engine binary that never finishes: there is none to stand in for natively.
 per_binary_engine!(ctrl_c_stops_running_copies_and_still_writes_the_report);
+
+// Into local OCI layouts, which crane does not write.
+engine_tests!(
+    a_layout_another_ferry_writes_is_waited_for_and_its_files_left_alone: skopeo, native
+);
 
 fn targets_land_where_show_images_said_with_upstream_digests(engine: Engine) {
     let m = Mirror::with_engine(true, engine);
@@ -181,19 +185,24 @@ fn a_missing_image_fails_alone_and_lands_in_the_failed_list(engine: Engine) {
     let nginx = m.push("library/nginx:1.25", "nginx");
     let redis = m.push("library/redis:7", "redis");
     let list = m.write("images.list", "nginx:1.25\nnginx:9.9\nredis:7\n");
-    let report_path = m.scratch.path().join("report.json");
     let failed_path = m.scratch.path().join("failed.list");
 
-    let out = run(
-        m.sync(&list)
-            .arg("--report")
-            .arg(&report_path)
-            .arg("--failed-list")
-            .arg(&failed_path),
-        1,
-    );
-
     let p = m.prefix();
+    let ran = m
+        .test_sync(&list)
+        .report()
+        .arg("--failed-list")
+        .arg(&failed_path)
+        .code(1)
+        .stdout_results(format!(
+            "failed  {p}/docker.io/library/nginx:9.9  [t]  not-found: manifest unknown: \
+             docker.io/library/nginx:9.9 does not exist in the source\n\
+             synced  {p}/docker.io/library/nginx:1.25  [t]  4 blobs copied, 0 reused\n\
+             synced  {p}/docker.io/library/redis:7  [t]  4 blobs copied, 0 reused\n\
+             3 images: 2 synced, 0 skipped, 1 failed in [t]\n"
+        ))
+        .run();
+
     assert_eq!(
         m.target_digest(&format!("{p}/docker.io/library/nginx:1.25")),
         Some(nginx)
@@ -202,21 +211,19 @@ fn a_missing_image_fails_alone_and_lands_in_the_failed_list(engine: Engine) {
         m.target_digest(&format!("{p}/docker.io/library/redis:7")),
         Some(redis)
     );
-    let report = report(&report_path);
-    let statuses: Vec<&str> = images(&report)
+    let report = ran.report();
+    let statuses: Vec<&str> = images(report)
         .iter()
         .map(|i| i["status"].as_str().unwrap())
         .collect();
     assert_eq!(statuses, ["synced", "failed", "synced"]);
-    let missing = &images(&report)[1];
+    let missing = &images(report)[1];
     assert_eq!(missing["source"], "docker.io/library/nginx:9.9");
     assert_eq!(missing["error"]["kind"], "not-found", "{missing:#}");
     assert!(missing["error"]["message"]
         .as_str()
         .unwrap()
         .contains("manifest unknown"));
-    assert!(stdout_of(&out).contains("not-found"), "{}", stdout_of(&out));
-    assert!(stdout_of(&out).contains("3 images: 2 synced, 0 skipped, 1 failed"));
 
     // The failed list is valid input naming exactly the failed image.
     let shown = run(m.ferry().arg("show-raw-images").arg(&failed_path), 0);
@@ -325,22 +332,27 @@ fn wrong_destination_credentials_are_unauthorized(engine: Engine) {
         }
     };
 
-    let out = run(
-        m.sync(&list)
-            .arg("--report")
-            .arg(&report_path)
-            .env("FERRY_DEST_CREDS", format!("{USER}:not-the-password")),
-        1,
-    );
-    unauthorized_at_once(&report(&report_path));
     // The kind is said once: `unauthorized: HOST refused …`, not `unauthorized: unauthorized:`.
+    let p = m.prefix();
     let refused = format!(
-        "unauthorized: {} refused the destination credentials while planning",
+        "[t]  unauthorized: {} refused the destination credentials while planning; not sending \
+         them again\n",
         m.dest.addr()
     );
-    let stdout = stdout_of(&out);
-    assert_eq!(stdout.matches(&refused).count(), 3, "{stdout}");
-    assert!(!stdout.contains("unauthorized: unauthorized"), "{stdout}");
+    let results = format!(
+        "failed  {p}/docker.io/library/nginx:1.25  {refused}\
+         failed  {p}/docker.io/library/redis:7  {refused}\
+         failed  {p}/docker.io/library/alpine:3.19  {refused}\
+         3 images: 0 synced, 0 skipped, 3 failed in [t]\n"
+    );
+    m.test_sync(&list)
+        .arg("--report")
+        .arg(&report_path)
+        .env("FERRY_DEST_CREDS", format!("{USER}:not-the-password"))
+        .code(1)
+        .stdout_results(&results)
+        .run();
+    unauthorized_at_once(&report(&report_path));
     assert!(catalog(&m.dest).is_empty());
     // The planner's lookups found the password wrong, sending it once: no engine sends it
     // again.
@@ -348,14 +360,14 @@ fn wrong_destination_credentials_are_unauthorized(engine: Engine) {
     assert_eq!(m.invocations(), Vec::<Vec<String>>::new());
 
     // --force skips the digest lookups; one lookup still settles the login before any copy.
-    run(
-        m.sync(&list)
-            .args(["--force", "--retry-delay", "5s"])
-            .arg("--report")
-            .arg(&report_path)
-            .env("FERRY_DEST_CREDS", format!("{USER}:not-the-password")),
-        1,
-    );
+    m.test_sync(&list)
+        .args(["--force", "--retry-delay", "5s"])
+        .arg("--report")
+        .arg(&report_path)
+        .env("FERRY_DEST_CREDS", format!("{USER}:not-the-password"))
+        .code(1)
+        .stdout_results(&results)
+        .run();
     unauthorized_at_once(&report(&report_path));
     assert_eq!(m.dest.failed_logins(), 2, "{}", m.dest.log());
     assert_eq!(m.invocations(), Vec::<Vec<String>>::new());
@@ -375,19 +387,28 @@ fn a_malformed_list_exits_2_naming_every_bad_line_and_copies_nothing() {
         "Nginx:1\nalpine@sha256:abc\ndocker.io/library/nginx:1.25\n",
     );
 
-    let out = run(m.sync(&first).arg(&second), 2);
-
-    let stderr = stderr_of(&out);
-    let a = first.display();
-    let b = second.display();
-    for expected in [
-        format!("{a}:2: invalid image reference \"nginx:1.25:extra\""),
-        format!("{a}:4: unexpected third column \"third-column\""),
-        format!("{b}:1: invalid image reference \"Nginx:1\": repository name must be lowercase"),
-        format!("{b}:2: invalid image reference \"alpine@sha256:abc\": sha256 digest must have 64 hex characters"),
-    ] {
-        assert!(stderr.contains(&expected), "missing `{expected}` in:\n{stderr}");
-    }
+    let duplicate = format!(
+        "[dir]/b.list:3: warning: \"docker.io/library/nginx:1.25\" to \
+         \"{}/docker.io/library/nginx:1.25\" is also at [dir]/a.list:1; copied once\n",
+        m.prefix()
+    );
+    let syntax =
+        "[dir]/a.list:2: invalid image reference \"nginx:1.25:extra\": invalid repository \
+                  path component \"nginx:1.25\": only a-z, 0-9, '.', '_' and '-' are allowed\n\
+                  [dir]/a.list:4: unexpected third column \"third-column\" (a line is: SOURCE \
+                  [TARGET])\n\
+                  [dir]/b.list:1: invalid image reference \"Nginx:1\": repository name must be \
+                  lowercase\n\
+                  [dir]/b.list:2: invalid image reference \"alpine@sha256:abc\": sha256 digest \
+                  must have 64 hex characters\n";
+    m.test_sync(&first)
+        .arg(&second)
+        .code(2)
+        .stdout("")
+        .stderr(format!(
+            "{duplicate}{syntax}ferry: error: 4 problems in the input; nothing was copied\n"
+        ))
+        .run();
     assert!(
         m.invocations().is_empty(),
         "skopeo ran: {:?}",
@@ -397,32 +418,32 @@ fn a_malformed_list_exits_2_naming_every_bad_line_and_copies_nothing() {
 
     // Every problem of every input in one report: syntax, a target two sources claim across
     // files, a source that cannot be scoped, a target that is its source.
+    let p = m.prefix();
     let third = m.write(
         "c.list",
         &format!(
-            "quay.io/other/nginx:1.25 {}/docker.io/library/nginx:1.25\n\
-             localhost:5000/app:1\nquay.io/a/b:1 quay.io/a/b\n",
-            m.prefix()
+            "quay.io/other/nginx:1.25 {p}/docker.io/library/nginx:1.25\n\
+             localhost:5000/app:1\nquay.io/a/b:1 quay.io/a/b\n"
         ),
     );
-    let out = run(m.sync(&first).arg(&second).arg(&third), 2);
-    let stderr = stderr_of(&out);
-    let c = third.display();
-    for expected in [
-        format!("{a}:2: invalid image reference \"nginx:1.25:extra\""),
-        format!("{b}:1: invalid image reference \"Nginx:1\""),
-        format!(
-            "{c}:1: target \"{}/docker.io/library/nginx:1.25\" is also the target of {a}:1",
-            m.prefix()
-        ),
-        format!("{c}:2: cannot map \"localhost:5000/app:1\""),
-        format!("{c}:3: target \"quay.io/a/b\" is the source itself"),
-    ] {
-        assert!(
-            stderr.contains(&expected),
-            "missing `{expected}` in:\n{stderr}"
-        );
-    }
+    m.test_sync(&first)
+        .arg(&second)
+        .arg(&third)
+        .code(2)
+        .stdout("")
+        .stderr(format!(
+            "{duplicate}{syntax}\
+             [dir]/c.list:2: cannot map \"localhost:5000/app:1\" under \"{p}\": scoped name \
+             would contain \"localhost:5000\", which is not a valid repository path component \
+             (skopeo --scoped cannot create it either); give this image an explicit target (a \
+             second column: SOURCE TARGET)\n\
+             [dir]/c.list:3: target \"quay.io/a/b\" is the source itself; a mirror needs another \
+             place\n\
+             [dir]/c.list:1: target \"{p}/docker.io/library/nginx:1.25\" is also the target of \
+             [dir]/a.list:1\n\
+             ferry: error: 7 problems in the input; nothing was copied\n"
+        ))
+        .run();
     assert!(m.invocations().is_empty());
 }
 
@@ -437,47 +458,31 @@ fn an_image_asked_for_twice_is_copied_once() {
     let first = m.write("a.list", "nginx:1.25.3\n");
     let again = m.write("b.list", "docker.io/library/nginx:1.25.3\n");
     let repo = m.write("repo.list", "nginx\n");
-    let report_path = m.scratch.path().join("report.json");
-    let out = run(
-        m.sync(&first)
-            .arg(&again)
-            .arg(&repo)
-            .arg("--report")
-            .arg(&report_path),
-        0,
+    let p = m.prefix();
+    let repeat = format!(
+        "\"docker.io/library/nginx:1.25.3\" to \"{p}/docker.io/library/nginx:1.25.3\" is also \
+         at [dir]/a.list:1; copied once\n"
     );
-    let stderr = stderr_of(&out);
-    assert!(
-        stderr.contains(&format!(
-            "{}:1: warning: \"docker.io/library/nginx:1.25.3\"",
-            again.display()
-        )),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!("is also at {}:1; copied once", first.display())),
-        "{stderr}"
-    );
-    // The repeat found once the repository is listed is a log line: WARN, said once.
-    assert!(
-        stderr.contains(&format!(
-            "WARN {}:1: \"docker.io/library/nginx:1.25.3\"",
-            repo.display()
-        )),
-        "{stderr}"
-    );
-    assert!(
-        !stderr
-            .lines()
-            .any(|l| l.contains("WARN") && l.contains("warning:")),
-        "a warning called a warning twice:\n{stderr}"
-    );
-    let report = report(&report_path);
-    let targets: Vec<&str> = images(&report)
+    // The repeat found once the repository is listed is a log line: WARN, said once, and not
+    // called a warning twice.
+    let ran = m
+        .test_sync(&first)
+        .arg(&again)
+        .arg(&repo)
+        .report()
+        .stdout_results(format!(
+            "synced  {p}/docker.io/library/nginx:1.26.0  [t]  4 blobs copied, 0 reused\n\
+             synced  {p}/docker.io/library/nginx:1.25.3  [t]  4 blobs copied, 0 reused\n\
+             2 images: 2 synced, 0 skipped, 0 failed in [t]\n"
+        ))
+        .stderr(format!(
+            "[dir]/b.list:1: warning: {repeat} WARN [dir]/repo.list:1: {repeat}"
+        ))
+        .run();
+    let targets: Vec<&str> = images(ran.report())
         .iter()
         .map(|i| i["target"].as_str().unwrap())
         .collect();
-    let p = m.prefix();
     assert_eq!(
         targets,
         [
@@ -505,15 +510,17 @@ fn targets_stay_under_the_destination_and_digest_pins_share_a_layout() {
     run(&mut m.sync(&list), 0);
     assert_eq!(remote_digest(&m.dest, "third/mynginx:7.2.4"), Some(redis));
     // Without a destination there is nothing to put it under.
-    let out = run(m.ferry().arg("show-images").arg(&list), 2);
-    assert!(
-        stderr_of(&out).contains(&format!(
-            "{}:1: target \"mynginx\" names no registry host",
-            list.display()
-        )),
-        "{}",
-        stderr_of(&out)
-    );
+    m.test()
+        .arg("show-images")
+        .arg(&list)
+        .code(2)
+        .stdout("")
+        .stderr(
+            "[dir]/images.list:1: target \"mynginx\" names no registry host: write it with one \
+             (e.g. harbor.example/mynginx), or give --dest PREFIX to place it under\n\
+             ferry: error: 1 problem in the input; nothing was copied\n",
+        )
+        .run();
 
     let a = m.push("library/nginx:a", "nginx-a");
     let b = m.push("library/nginx:b", "nginx-b");
@@ -1085,36 +1092,6 @@ fn crane_verifies_an_insecure_side_when_the_other_is_verified_and_names_the_engi
     assert_eq!(remote_digest(&dest, "mirror/app:1"), Some(digest));
 }
 
-#[test]
-fn dry_run_prints_commands_without_secrets_and_copies_nothing() {
-    let m = Mirror::new(true);
-    m.push("library/nginx:1.25", "nginx");
-    let list = m.write("images.list", "nginx:1.25\n");
-    let out = run(
-        m.sync(&list)
-            .arg("--dry-run")
-            .arg("--dest-creds")
-            .arg(format!("{USER}:{PASSWORD}")),
-        0,
-    );
-    let stdout = stdout_of(&out);
-    let command = stdout
-        .lines()
-        .find(|l| l.contains(" sync --all --scoped --preserve-digests "))
-        .unwrap_or_else(|| panic!("no sync command in:\n{stdout}"));
-    assert!(
-        command.contains("--dest-authfile '<private auth file with the destination credentials>'"),
-        "{command}"
-    );
-    assert!(
-        command.ends_with(&format!("docker.io/library/nginx:1.25 {}", m.prefix())),
-        "{command}"
-    );
-    assert!(!stdout.contains(PASSWORD) && !stderr_of(&out).contains(PASSWORD));
-    assert!(m.invocations().is_empty());
-    assert!(catalog(&m.dest).is_empty());
-}
-
 /// The destination's login comes from the user's Docker config through a credential helper:
 /// skopeo reads that config itself; crane is handed what the helper told ferry (in ferry's
 /// own private DOCKER_CONFIG, which names no helper), and the native engine logs in with it,
@@ -1164,37 +1141,78 @@ fn credentials_a_docker_credential_helper_gives_reach_the_engine(engine: Engine)
     assert!(!stdout_of(&out).contains(PASSWORD) && !stderr_of(&out).contains(PASSWORD));
 }
 
-/// crane's commands: the source is where registries.conf sends it (crane reads no
-/// registries.conf), the credentials are in a private DOCKER_CONFIG, named but never shown.
-/// The source is insecure (registries.conf) and the destination verified with its CA, so
-/// crane is not given `--insecure`, which would stop it verifying the destination.
-#[test]
-fn dry_run_prints_crane_commands_with_the_redirect_applied() {
-    let Some(engine) = Engine::crane() else {
-        return;
-    };
+/// A dry run prints each copy's command and copies nothing; the credentials, from the
+/// command line or the environment, are named but never shown. skopeo's: `skopeo sync` with a
+/// private auth file. crane's: the source where registries.conf sends it (crane reads no
+/// registries.conf), the credentials in a private DOCKER_CONFIG; the source is insecure
+/// (registries.conf) and the destination verified with its CA, so crane is not given
+/// `--insecure`, which would stop it verifying the destination. The native engine's: the copy
+/// it would make itself.
+fn dry_run_prints_the_engines_commands_without_secrets_and_copies_nothing(engine: Engine) {
     let m = Mirror::with_engine(true, engine);
     m.push("library/nginx:1.25", "nginx");
     let list = m.write("images.list", "nginx:1.25\n");
-    let out = run(
+    let creds = format!("{USER}:{PASSWORD}");
+    let by_flag = run(
         m.sync(&list)
             .arg("--dry-run")
-            .env("FERRY_DEST_CREDS", format!("{USER}:{PASSWORD}")),
+            .arg("--dest-creds")
+            .arg(&creds),
         0,
     );
-    let stdout = stdout_of(&out);
-    let crane = m.recorder.join("crane");
-    let command = format!(
-        "DOCKER_CONFIG=… SSL_CERT_DIR=… {} copy {}/library/nginx:1.25 {}/docker.io/library/nginx:1.25",
-        crane.display(),
-        m.source.addr(),
-        m.prefix()
+    let by_env = run(
+        m.sync(&list)
+            .arg("--dry-run")
+            .env("FERRY_DEST_CREDS", &creds),
+        0,
     );
-    assert!(
-        stdout.lines().any(|l| l == command),
-        "no `{command}` in:\n{stdout}"
-    );
-    assert!(!stdout.contains(PASSWORD) && !stderr_of(&out).contains(PASSWORD));
+    for out in [&by_flag, &by_env] {
+        let stdout = stdout_of(out);
+        match &m.engine {
+            Engine::Skopeo => {
+                let command = stdout
+                    .lines()
+                    .find(|l| l.contains(" sync --all --scoped --preserve-digests "))
+                    .unwrap_or_else(|| panic!("no sync command in:\n{stdout}"));
+                assert!(
+                    command.contains(
+                        "--dest-authfile '<private auth file with the destination credentials>'"
+                    ),
+                    "{command}"
+                );
+                assert!(
+                    command.ends_with(&format!("docker.io/library/nginx:1.25 {}", m.prefix())),
+                    "{command}"
+                );
+            }
+            Engine::Crane(_) => {
+                let crane = m.recorder.join("crane");
+                let command = format!(
+                    "DOCKER_CONFIG=… SSL_CERT_DIR=… {} copy {}/library/nginx:1.25 \
+                     {}/docker.io/library/nginx:1.25",
+                    crane.display(),
+                    m.source.addr(),
+                    m.prefix()
+                );
+                assert!(
+                    stdout.lines().any(|l| l == command),
+                    "no `{command}` in:\n{stdout}"
+                );
+            }
+            Engine::Native => {
+                let command = format!(
+                    "ferry native copy docker://docker.io/library/nginx:1.25 \
+                     docker://{}/docker.io/library/nginx:1.25 (every platform, digests kept)",
+                    m.prefix()
+                );
+                assert!(
+                    stdout.lines().any(|l| l == command),
+                    "no `{command}` in:\n{stdout}"
+                );
+            }
+        }
+        assert!(!stdout.contains(PASSWORD) && !stderr_of(out).contains(PASSWORD));
+    }
     assert!(m.invocations().is_empty());
     assert!(catalog(&m.dest).is_empty());
 }
@@ -1210,68 +1228,68 @@ fn crane_refuses_what_it_cannot_do_before_anything_runs() {
     let m = Mirror::with_engine(false, engine);
     m.push("library/nginx:1.25", "nginx");
     let list = m.write("images.list", "nginx:1.25\n");
-    let out = run(m.ferry().arg("sync").arg(&list), 2);
-    let stderr = stderr_of(&out);
-    assert!(
-        stderr.contains("ferry: error: --engine crane cannot mirror into local OCI layouts")
-            && stderr.contains("--dest PREFIX")
-            && stderr.contains("--engine native"),
-        "{stderr}"
-    );
-    let out = run(m.sync(&list).arg("--insecure-policy"), 2);
-    assert!(
-        stderr_of(&out).contains("--insecure-policy is a skopeo option"),
-        "{}",
-        stderr_of(&out)
-    );
+    m.test()
+        .arg("sync")
+        .arg(&list)
+        .code(2)
+        .stdout("")
+        .stderr(
+            "ferry: error: --engine crane cannot mirror into local OCI layouts: crane's `pull \
+             --format oci` names images by their full reference and adds a duplicate entry on \
+             every pull, which neither ferry nor skopeo can read back; give a registry with \
+             --dest PREFIX, or use --engine native\n",
+        )
+        .run();
+    m.test_sync(&list)
+        .arg("--insecure-policy")
+        .code(2)
+        .stdout("")
+        .stderr(
+            "ferry: error: --insecure-policy is a skopeo option; crane checks no signature \
+             policy (drop it, or use --engine skopeo)\n",
+        )
+        .run();
     assert!(m.invocations().is_empty(), "{:?}", m.invocations());
     assert!(!m.scratch.path().join("mirror").exists());
 
-    let out = run(
-        m.sync(&list)
-            .env("PATH", m.scratch.path())
-            .env("FERRY_CRANE", "/nonexistent/crane"),
-        2,
-    );
-    assert!(
-        stderr_of(&out).contains("crane was not found (/nonexistent/crane")
-            && stderr_of(&out)
-                .contains("go install github.com/google/go-containerregistry/cmd/crane@latest"),
-        "{}",
-        stderr_of(&out)
-    );
+    m.test_sync(&list)
+        .env("PATH", m.scratch.path())
+        .env("FERRY_CRANE", "/nonexistent/crane")
+        .code(2)
+        .stdout("")
+        .stderr(
+            "ferry: error: crane was not found (/nonexistent/crane: cannot find binary path); \
+             install it (go install github.com/google/go-containerregistry/cmd/crane@latest) or \
+             point --crane/FERRY_CRANE at it\n",
+        )
+        .run();
     assert!(catalog(&m.dest).is_empty());
 }
 
 #[test]
 fn missing_skopeo_is_a_configuration_error_with_a_hint() {
-    let scratch = TempDir::new("ferry-noskopeo");
-    let list = scratch.path().join("images.list");
-    std::fs::write(&list, "nginx:1.25\n").unwrap();
     // Named, skopeo must be there (without a name ferry would copy natively instead).
-    let out = run(
-        ferry()
-            .arg("sync")
-            .arg(&list)
-            .arg("--dest")
-            .arg("harbor.example/third")
-            .args(["--engine", "skopeo"])
-            .env("PATH", scratch.path()),
-        2,
-    );
-    assert!(
-        stderr_of(&out).contains("apt-get install skopeo"),
-        "{}",
-        stderr_of(&out)
-    );
+    let test = Test::new().file("images.list", "nginx:1.25\n");
+    let path = test.dir().to_owned();
+    test.args(["sync", "images.list", "--dest", "harbor.example/third"])
+        .args(["--engine", "skopeo"])
+        .env("PATH", path)
+        .code(2)
+        .stdout("")
+        .stderr(
+            "ferry: error: skopeo was not found (not on PATH: cannot find binary path); install \
+             it (Debian/Ubuntu: apt-get install skopeo, Fedora: dnf install skopeo, macOS: brew \
+             install skopeo), point --skopeo/FERRY_SKOPEO at it, or copy with --engine native\n",
+        )
+        .run();
 }
 
 fn ctrl_c_stops_running_copies_and_still_writes_the_report(engine: Engine) {
     let scratch = TempDir::new("ferry-sigint");
     // An engine that never finishes: ferry must stop it, not wait for it.
     let stand_in = scratch.path().join("slow-engine");
-    let sleep = format!("sleep {}", engine.seconds(2999));
-    std::fs::write(&stand_in, format!("#!/bin/sh\n{sleep}\n")).unwrap();
+    let sleep = Sleeper::new(scratch.path(), 2999);
+    std::fs::write(&stand_in, format!("#!/bin/sh\n{}\n", sleep.command())).unwrap();
     std::fs::set_permissions(
         &stand_in,
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
@@ -1296,7 +1314,7 @@ fn ctrl_c_stops_running_copies_and_still_writes_the_report(engine: Engine) {
         .unwrap();
     // Two copies running (-j 2) also means ferry's signal handling is in place.
     wait_until(Duration::from_secs(20), "the copies never started", || {
-        processes_matching(&sleep).lines().count() == 2
+        sleep.running().lines().count() == 2
     });
     let status = signal_and_wait(
         &mut child,
@@ -1305,7 +1323,7 @@ fn ctrl_c_stops_running_copies_and_still_writes_the_report(engine: Engine) {
         "ferry did not stop after SIGINT",
     );
     assert_eq!(status.code(), Some(130));
-    let leftovers = processes_matching(&sleep);
+    let leftovers = sleep.running();
     assert!(
         leftovers.is_empty(),
         "{} stand-ins outlived ferry: {leftovers}",
@@ -1448,7 +1466,7 @@ fn a_listing_piped_into_head_ends_quietly() {
 #[test]
 fn settings_are_checked_up_front_and_none_is_ignored() {
     let m = Mirror::new(false);
-    m.push("library/nginx:1.25", "nginx");
+    let digest = m.push("library/nginx:1.25", "nginx");
     let list = m.write("images.list", "nginx:1.25\n");
 
     // --dest-dir on the command line wins over $FERRY_DEST; both flags at once conflict.
@@ -1463,26 +1481,27 @@ fn settings_are_checked_up_front_and_none_is_ignored() {
         stdout_of(&out),
         "oci:layouts/docker.io/library/nginx:1.25\n"
     );
-    let out = run(
-        m.ferry()
-            .args(["show-images", "--dest", "reg.example/x", "--dest-dir", "d"])
-            .arg(&list),
-        2,
-    );
-    assert!(
-        stderr_of(&out).contains("--dest and --dest-dir cannot be used together"),
-        "{}",
-        stderr_of(&out)
-    );
+    m.test()
+        .args(["show-images", "--dest", "reg.example/x", "--dest-dir", "d"])
+        .arg(&list)
+        .code(2)
+        .stdout("")
+        .stderr(
+            "ferry: error: --dest and --dest-dir cannot be used together: --dest mirrors into a \
+             registry, --dest-dir into local OCI layouts\n",
+        )
+        .run();
 
     // An output file that cannot be written stops the run before any copy.
-    let out = run(m.sync(&list).args(["--report", "/nonexistent/r.json"]), 2);
-    assert!(
-        stderr_of(&out)
-            .contains("--report /nonexistent/r.json: its directory /nonexistent does not exist"),
-        "{}",
-        stderr_of(&out)
-    );
+    m.test_sync(&list)
+        .args(["--report", "/nonexistent/r.json"])
+        .code(2)
+        .stdout("")
+        .stderr(
+            "ferry: error: --report /nonexistent/r.json: its directory /nonexistent does not \
+             exist\n",
+        )
+        .run();
     assert!(m.invocations().is_empty(), "{:?}", m.invocations());
     assert!(catalog(&m.dest).is_empty());
 
@@ -1491,25 +1510,34 @@ fn settings_are_checked_up_front_and_none_is_ignored() {
     cmd.args(["plan", "--report", "-", "--dest-tls-verify=false", "--dest"])
         .arg(m.prefix())
         .arg(&list);
-    let out = run(&mut cmd, 0);
-    let plan: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not the JSON plan ({e}):\n{}", stdout_of(&out)));
+    let target = format!("{}/docker.io/library/nginx:1.25", m.prefix());
+    let ran = Test::mirror(&m, cmd)
+        .stderr(format!(
+            "STATE  SOURCE                        {:w$}  SOURCE DIGEST        TARGET DIGEST\n\
+             new    docker.io/library/nginx:1.25  {target}  {}  -\n\
+             1 entry: 1 new, 0 changed, 0 current, 0 source-missing, 0 unknown \
+             ([..] requests in [t])\n",
+            "TARGET",
+            &digest[..19],
+            w = target.len(),
+        ))
+        .run();
+    let plan: serde_json::Value = serde_json::from_slice(&ran.output.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not the JSON plan ({e}):\n{}", ran.stdout()));
     assert_eq!(plan["summary"]["new"], 1);
-    assert!(
-        stderr_of(&out).contains("1 entry: 1 new"),
-        "{}",
-        stderr_of(&out)
-    );
 
     // A limit for a registry no image touches is pointed out.
-    let out = run(m.sync(&list).args(["--registry-rps", "ghcr.io=1"]), 0);
-    assert!(
-        stderr_of(&out).contains(
-            "ferry: warning: --registry-rps ghcr.io: no image of this run comes from or goes to ghcr.io"
-        ),
-        "{}",
-        stderr_of(&out)
-    );
+    m.test_sync(&list)
+        .args(["--registry-rps", "ghcr.io=1"])
+        .stdout_results(format!(
+            "synced  {target}  [t]  4 blobs copied, 0 reused\n\
+             1 image: 1 synced, 0 skipped, 0 failed in [t]\n"
+        ))
+        .stderr(
+            "ferry: warning: --registry-rps ghcr.io: no image of this run comes from or goes to \
+             ghcr.io\n",
+        )
+        .run();
 }
 
 /// Holds the advisory lock of a layout directory as another ferry process would.
@@ -1533,44 +1561,42 @@ impl HeldLayout {
 
 /// A layout another ferry process is writing keeps that process's temporary files, and a job
 /// for it waits for the other process instead of writing beside it; once it is free, the job
-/// copies and tidies.
-#[test]
-fn a_layout_another_ferry_writes_is_waited_for_and_its_files_left_alone() {
-    for engine in ["native", "skopeo"] {
-        let m = Mirror::new(false);
-        let digest = m.push("library/nginx:1.25", "nginx-1.25");
-        let list = m.write("images.list", "nginx:1.25\n");
-        let layout = m.scratch.path().join("mirror/docker.io/library/nginx");
-        let held = HeldLayout::hold(&layout);
-        let theirs = layout.join("oci-put-blob-ferry-99999-0");
-        std::fs::write(&theirs, b"half a blob").unwrap();
+/// copies and tidies. (crane writes no layout.)
+fn a_layout_another_ferry_writes_is_waited_for_and_its_files_left_alone(engine: Engine) {
+    let engine = engine.name();
+    let m = Mirror::new(false);
+    let digest = m.push("library/nginx:1.25", "nginx-1.25");
+    let list = m.write("images.list", "nginx:1.25\n");
+    let layout = m.scratch.path().join("mirror/docker.io/library/nginx");
+    let held = HeldLayout::hold(&layout);
+    let theirs = layout.join("oci-put-blob-ferry-99999-0");
+    std::fs::write(&theirs, b"half a blob").unwrap();
 
-        let mut child = m
-            .ferry()
-            .args(["sync", "--engine", engine])
-            .arg(&list)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(1500));
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "{engine}: ferry did not wait for the layout"
-        );
-        assert!(
-            theirs.exists(),
-            "{engine}: ferry removed a temporary file of a process still writing the layout"
-        );
-        assert!(
-            !layout.join("index.json").exists(),
-            "{engine}: wrote beside the other process"
-        );
-        drop(held);
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{engine}: {out:?}");
-        let index = std::fs::read_to_string(layout.join("index.json")).unwrap();
-        assert!(index.contains(&digest), "{engine}: {index}");
-        assert!(!theirs.exists(), "{engine}: a stale temporary file stayed");
-    }
+    let mut child = m
+        .ferry()
+        .args(["sync", "--engine", engine])
+        .arg(&list)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "{engine}: ferry did not wait for the layout"
+    );
+    assert!(
+        theirs.exists(),
+        "{engine}: ferry removed a temporary file of a process still writing the layout"
+    );
+    assert!(
+        !layout.join("index.json").exists(),
+        "{engine}: wrote beside the other process"
+    );
+    drop(held);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{engine}: {out:?}");
+    let index = std::fs::read_to_string(layout.join("index.json")).unwrap();
+    assert!(index.contains(&digest), "{engine}: {index}");
+    assert!(!theirs.exists(), "{engine}: a stale temporary file stayed");
 }

@@ -9,17 +9,15 @@
 //! bounded memory: each such run is timed and its peak memory measured (see [`Watched`]). A
 //! registry's error text full of terminal control reaches stdout and stderr escaped, reports raw.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::engines::{per_binary_engine, per_engine, Engine};
-use common::mirror::*;
-use common::script_proxy::ScriptProxy;
-use common::*;
+use crate::common::engines::{per_binary_engine, per_engine, Engine};
+use crate::common::mirror::*;
+use crate::common::script_proxy::ScriptProxy;
+use crate::common::*;
 
 per_engine!(
     a_manifest_that_is_not_its_advertised_digest_fails_its_image,

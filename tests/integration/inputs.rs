@@ -2,15 +2,13 @@
 //! credentials and cert-dir), ImagePorter's images.json with accounts.json, and a list
 //! fetched from a URL. Real registries and skopeo throughout.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 
-use common::mirror::*;
-use common::*;
+use crate::common::mirror::*;
+use crate::common::*;
 
 fn set(tags: &[&str]) -> BTreeSet<String> {
     tags.iter().map(|t| (*t).to_owned()).collect()

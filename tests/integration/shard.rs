@@ -2,14 +2,12 @@
 //! destination; together they copy every entry exactly once, all tags of a repository in one
 //! shard, and their merged report holds the entries of an unsharded plan.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
-use common::mirror::*;
-use common::*;
+use crate::common::mirror::*;
+use crate::common::*;
 
 fn targets(report: &serde_json::Value, key: &str) -> Vec<String> {
     report[key]

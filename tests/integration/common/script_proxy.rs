@@ -1,9 +1,12 @@
 //! The Python fronts in `scripts/` as fixtures, each a reverse proxy in front of a registry that
 //! logs every request (`METHOD PATH STATUS [BYTES]`), so tests can count what a client asked
-//! for: `rate-limit-proxy.py` limits the rate, refuses manifest list uploads, corrupts or cuts
-//! blob downloads; `hostile-registry.py` meets chosen repositories with an attack (a manifest
-//! whose bytes are not its advertised digest, a digest that leaves the repository, a refused
-//! mount, ...: see the script's header for the list, and how to add one).
+//! for. `rate-limit-proxy.py` is the tests' one fault proxy (and `scripts/bench.sh`'s Docker
+//! Hub): it limits the rate as Docker Hub does (429, `Retry-After`, the quota headers), refuses
+//! manifest list uploads, throttles blob uploads, corrupts, cuts or redirects blob downloads,
+//! refuses credentials (see its header; `rate_limit_proxy_selftest` tests it).
+//! `hostile-registry.py` meets chosen repositories with an attack (a manifest whose bytes are
+//! not its advertised digest, a digest that leaves the repository, a refused mount, ...: see
+//! the script's header for the list, and how to add one).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -21,6 +24,14 @@ pub struct ScriptProxy {
 impl ScriptProxy {
     pub fn start(dir: &Path, upstream: &str, args: &[&str]) -> ScriptProxy {
         ScriptProxy::start_script("rate-limit-proxy.py", dir, upstream, args)
+    }
+
+    /// The proxy in front of `upstream`, letting `requests_per_second` through as nginx
+    /// `limit_req` without `burst` does (`f64::INFINITY`: every request); any other request is
+    /// answered as Docker Hub answers one over its limit.
+    pub fn rate_limited(dir: &Path, upstream: &str, requests_per_second: f64) -> ScriptProxy {
+        let rate = requests_per_second.to_string();
+        ScriptProxy::start(dir, upstream, &["--rate", &rate])
     }
 
     /// `scripts/hostile-registry.py` in front of `upstream`, meeting each repository of
@@ -77,6 +88,14 @@ impl ScriptProxy {
     /// Every request so far, one line each.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// How many requests were answered `429 Too Many Requests`.
+    pub fn throttled(&self) -> usize {
+        let log = self.log();
+        log.lines()
+            .filter(|line| line.split(' ').nth(2) == Some("429"))
+            .count()
     }
 
     /// The logged requests whose method is `method` and whose path contains `part`.

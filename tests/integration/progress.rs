@@ -2,13 +2,11 @@
 //! no control character and shows a heartbeat while copies are held up; on a terminal the live
 //! view is drawn on stderr while stdout carries only the result lines.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 /// A skopeo stand-in that takes `seconds` per copy and reports two blobs.
 fn slow_skopeo(dir: &Path, seconds: &str) -> PathBuf {
@@ -504,7 +502,7 @@ const PINNED: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789
 /// lines, the result lines and the summary, and not one stale frame of the view.
 #[test]
 fn log_lines_on_a_terminal_leave_no_stale_frame_of_the_live_view() {
-    let m = common::mirror::Mirror::new(false);
+    let m = crate::common::mirror::Mirror::new(false);
     m.push("library/nginx:1", "nginx");
     let list = m.write(
         "images.list",

@@ -1,0 +1,25 @@
+//! ferry's integration tests, one binary: the fixtures in `common/` are compiled once, and
+//! every test runs side by side with every other (so each keeps to its own temp dirs, ports,
+//! processes and environment: see `common`).
+//!
+//! One module per area; run one with a filter, e.g. `cargo test --test integration sync::`
+//! (or `scripts/test --test integration sync::`), one engine's runs with `::native`.
+
+mod common;
+
+mod cli;
+mod deploy;
+mod faults;
+mod fixtures_selftest;
+mod hostile;
+mod inputs;
+mod native;
+mod plan;
+mod progress;
+mod rate_limit;
+mod rate_limit_proxy_selftest;
+mod scripts;
+mod serve;
+mod shard;
+mod sync;
+mod token_auth;
