@@ -392,6 +392,17 @@ pub struct LookupArgs {
     /// the pages N tags take (50 to a page), rather than list without end
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub max_tags: usize,
+
+    /// Take a tag already present at the destination as current without asking the source
+    /// (one HEAD at the destination, none at the source), except tags matching
+    /// --always-check: a tag moved upstream is not noticed. For tags that never change
+    #[arg(long)]
+    pub missing_only: bool,
+
+    /// With --missing-only, the tags still compared with their source (the whole tag must
+    /// match) [default: latest|main|edge|nightly|stable]
+    #[arg(long, value_name = "REGEX", requires = "missing_only")]
+    pub always_check: Option<String>,
 }
 
 /// How skopeo itself is run.

@@ -84,6 +84,39 @@ pub struct PlanOptions {
     pub force: bool,
     /// An image whose lookups run past this fails as `timeout` (a sync's `--image-timeout`).
     pub image_timeout: Option<Duration>,
+    /// `--missing-only`: a tag present at the destination is current without a source lookup.
+    pub missing_only: Option<MissingOnly>,
+}
+
+/// `--missing-only`: a tag already at the destination is taken as current without asking the
+/// source, unless it matches `always_check` (`--always-check`, anchored), whose tags are
+/// compared as usual. A tag moved upstream is not noticed; an image pinned by digest needs no
+/// source request anyway.
+#[derive(Debug, Clone)]
+pub struct MissingOnly {
+    pub always_check: regex::Regex,
+}
+
+impl MissingOnly {
+    /// The tags compared even with `--missing-only`, when `--always-check` names none: the
+    /// ones that move by design.
+    pub const DEFAULT_ALWAYS_CHECK: &'static str = "latest|main|edge|nightly|stable";
+
+    /// `--always-check REGEX`, which the whole tag must match.
+    pub fn new(always_check: &str) -> Result<MissingOnly, regex::Error> {
+        Ok(MissingOnly {
+            always_check: regex::Regex::new(&format!("^(?:{always_check})$"))?,
+        })
+    }
+
+    /// Whether `job`'s source is left unasked when its target exists: a tag (not pulled by
+    /// digest) that `--always-check` does not name.
+    pub fn skips_source(&self, job: &Job) -> bool {
+        match (job.source.tag(), job.source.digest()) {
+            (Some(tag), None) => !self.always_check.is_match(tag),
+            _ => false,
+        }
+    }
 }
 
 /// A lookup's answer: a digest, `None` for "not there", or why it could not be answered.
@@ -277,7 +310,15 @@ pub async fn plan_all(
     let mut entries = if options.force {
         expanded.jobs.into_iter().map(PlanEntry::unlooked).collect()
     } else {
-        plan(client, expanded.jobs, lookups, options.image_timeout).await
+        let missing_only = options.missing_only.as_ref();
+        plan(
+            client,
+            expanded.jobs,
+            lookups,
+            options.image_timeout,
+            missing_only,
+        )
+        .await
     };
     entries.extend(expansion.failed);
     // Back into list order (files as given, then lines); the sort is stable, so a repository's
@@ -308,12 +349,14 @@ pub enum Lookups {
 
 /// Looks up the sides of every job (in parallel, capped per source registry) and decides each
 /// state. With `image_timeout`, an image whose lookups (from their start, not from the wait for
-/// their turn) run past it fails as `timeout`.
+/// their turn) run past it fails as `timeout`; with `missing_only`, a target that exists is
+/// current without a source lookup (see [`MissingOnly`]).
 pub async fn plan(
     client: &Arc<RegistryClient>,
     jobs: Vec<Job>,
     sides: Lookups,
     image_timeout: Option<Duration>,
+    missing_only: Option<&MissingOnly>,
 ) -> Vec<PlanEntry> {
     let mut permits: HashMap<String, Arc<Semaphore>> = HashMap::new();
     let mut lookups = JoinSet::new();
@@ -328,10 +371,11 @@ pub async fn plan(
                 .entry(host)
                 .or_insert_with(|| Arc::new(Semaphore::new(LOOKUPS_IN_FLIGHT))),
         );
+        let skips_source = missing_only.is_some_and(|m| m.skips_source(&job));
         lookups.spawn(async move {
             let _permit = permits.acquire_owned().await.expect("never closed");
             let started = Instant::now();
-            let looked_up = look_up(&client, &job, sides);
+            let looked_up = look_up(&client, &job, sides, skips_source);
             let looked_up = match image_timeout {
                 Some(limit) => tokio::time::timeout(limit, looked_up).await.ok(),
                 None => Some(looked_up.await),
@@ -357,6 +401,12 @@ pub async fn plan(
             };
             let entry = match looked_up {
                 LookedUp::NewTarget => PlanEntry {
+                    looked_up_in,
+                    ..PlanEntry::unlooked(job)
+                },
+                LookedUp::Present(digest) => PlanEntry {
+                    state: State::Current,
+                    target_digest: Some(digest),
                     looked_up_in,
                     ..PlanEntry::unlooked(job)
                 },
@@ -395,6 +445,8 @@ pub async fn plan(
 enum LookedUp {
     /// The target does not exist, and the source was not asked (see [`Lookups`]).
     NewTarget,
+    /// The target exists with this digest, and the source was not asked (`--missing-only`).
+    Present(String),
     /// Both sides' answers; `broken` when the source's is one no working registry gives.
     Both {
         source: Lookup,
@@ -403,18 +455,32 @@ enum LookedUp {
     },
 }
 
-async fn look_up(client: &RegistryClient, job: &Job, sides: Lookups) -> LookedUp {
+/// Both sides of `job`, as `sides` says; with `skips_source` (`--missing-only`), a target that
+/// exists ends the lookups there.
+async fn look_up(
+    client: &RegistryClient,
+    job: &Job,
+    sides: Lookups,
+    skips_source: bool,
+) -> LookedUp {
     let ((source, broken), target) = match sides {
-        Lookups::Both => {
+        Lookups::Both if !skips_source => {
             tokio::join!(
                 source_digest(client, &job.source),
                 target_digest(client, &job.target, job.source.digest())
             )
         }
-        Lookups::SourceWhereTargetExists => {
+        _ => {
             let target = target_digest(client, &job.target, job.source.digest()).await;
-            if matches!(target, Ok(None)) && job.source.digest().is_none() {
-                return LookedUp::NewTarget;
+            match &target {
+                Ok(Some(digest)) if skips_source => return LookedUp::Present(digest.clone()),
+                Ok(None)
+                    if sides == Lookups::SourceWhereTargetExists
+                        && job.source.digest().is_none() =>
+                {
+                    return LookedUp::NewTarget
+                }
+                _ => {}
             }
             (source_digest(client, &job.source).await, target)
         }
@@ -514,6 +580,43 @@ mod tests {
             assert_eq!(state, expected, "{source:?} {target:?}");
             assert_eq!(error.is_some(), expected == State::Unknown);
         }
+    }
+
+    #[test]
+    fn missing_only_leaves_the_source_of_fixed_tags_unasked() {
+        let job = |source: &str| Job {
+            origin: Origin {
+                file: "l".into(),
+                line: 1,
+            },
+            source: ImageRef::parse(source).unwrap(),
+            target: Target::Registry(ImageRef::parse("h.example/x/app:1").unwrap()),
+            explicit: false,
+            filter: None,
+        };
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let default = MissingOnly::new(MissingOnly::DEFAULT_ALWAYS_CHECK).unwrap();
+        let table = [
+            ("app:1.25.3", true),
+            ("app:latest", false),
+            ("app:stable", false),
+            ("app:nightly", false),
+            ("app:edge", false),
+            ("app:main", false),
+            // The regex is anchored: a tag containing a word is not that word.
+            ("app:latest-alpine", true),
+            ("app:mainline", true),
+            (&format!("app@{digest}"), false),
+            (&format!("app:1@{digest}"), false),
+        ];
+        for (source, skips) in table {
+            assert_eq!(default.skips_source(&job(source)), skips, "{source}");
+        }
+        let own = MissingOnly::new("v1\\..*|dev").unwrap();
+        assert!(!own.skips_source(&job("app:v1.2")));
+        assert!(!own.skips_source(&job("app:dev")));
+        assert!(own.skips_source(&job("app:latest")));
+        assert!(MissingOnly::new("(").is_err());
     }
 
     #[test]

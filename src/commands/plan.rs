@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::{load, say, say_err};
 use crate::error::{Error, Outcome};
-use crate::model::ImageError;
+use crate::model::{ImageError, State};
 use crate::plan::{self, Dropped, PlanEntry};
 use crate::registry::RegistryClient;
 use crate::report::{
@@ -75,6 +75,17 @@ pub async fn plan(settings: &PlanSettings) -> Result<Outcome, Error> {
     // Why lookups failed (the table has room for the kind only), each reason once.
     for line in failure_lines(&planned.entries) {
         say(line);
+    }
+    if settings.options.missing_only.is_some() {
+        let unasked = planned
+            .entries
+            .iter()
+            .filter(|e| e.state == State::Current && e.source_digest.is_none())
+            .count();
+        say(format!(
+            "--missing-only: {} present at the destination taken as current, their sources not asked",
+            crate::words::count(unasked, "entry", "entries")
+        ));
     }
     if settings.verbosity > 0 {
         for drop in &planned.dropped {
@@ -233,7 +244,6 @@ fn print_table(entries: &[PlanEntry]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::State;
     use crate::model::{FailureKind, Job, Origin, Target};
     use crate::reference::ImageRef;
 

@@ -389,7 +389,8 @@ fn split_plan(entries: Vec<PlanEntry>, refused: impl Fn(&Job) -> Option<String>)
         let result = if let Some(message) = refusal {
             fail(ImageError::new(FailureKind::Unauthorized, message))
         } else if entry.state == State::Current {
-            ImageResult::skipped(&entry.job, entry.source_digest)
+            // Under --missing-only the source was not asked: the target's digest is the one.
+            ImageResult::skipped(&entry.job, entry.source_digest.or(entry.target_digest))
         } else if let Some(error) = entry.error {
             // A repository whose tags could not be listed: failed as the listing did.
             fail(error)

@@ -31,7 +31,7 @@ use crate::engine::Engine;
 use crate::filter::{FilterError, FilterSpec, TagFilter};
 use crate::input::{HostSettings, InputFormat, InputSource};
 use crate::model::{Destination, Job, Rerun, RetryPolicy};
-use crate::plan::PlanOptions;
+use crate::plan::{MissingOnly, PlanOptions};
 use crate::reference::{ReferenceError, RepoPrefix};
 use crate::registry::{ClientOptions, Limits, RegistryClient};
 use crate::run::RunOptions;
@@ -218,6 +218,14 @@ pub enum SettingsError {
     NoJobs,
     #[error("--max-tags must be at least 1")]
     NoTags,
+    #[error("invalid --always-check regex {pattern:?}")]
+    AlwaysCheck {
+        pattern: String,
+        #[source]
+        source: regex::Error,
+    },
+    #[error("verify compares every target with its source; --missing-only is for plan and sync")]
+    VerifyMissingOnly,
     #[error("--registry-jobs \"{value}\" must be HOST=N with N at least 1")]
     RegistryJobs { value: String },
     #[error(
@@ -281,6 +289,9 @@ impl Settings {
                 CommandSettings::Plan(Box::new(plan_settings(&args, verbosity)?))
             }
             Command::Verify(args) => {
+                if args.lookups.missing_only {
+                    return Err(SettingsError::VerifyMissingOnly);
+                }
                 CommandSettings::Verify(Box::new(plan_settings(&args, verbosity)?))
             }
             Command::Sync(args) => {
@@ -410,7 +421,7 @@ fn output_path(flag: &'static str, path: &Option<PathBuf>) -> Result<(), Setting
 }
 
 fn plan_settings(args: &PlanArgs, verbosity: u8) -> Result<PlanSettings, SettingsError> {
-    common(
+    let mut plan = common(
         &args.list,
         &args.dest,
         &args.access,
@@ -419,7 +430,26 @@ fn plan_settings(args: &PlanArgs, verbosity: u8) -> Result<PlanSettings, Setting
         limits(&args.lookups, Limits::DEFAULT_STALL_TIMEOUT)?,
         args.report.clone(),
         verbosity,
-    )
+    )?;
+    plan.options.missing_only = missing_only(&args.lookups)?;
+    Ok(plan)
+}
+
+/// `--missing-only` and its `--always-check` regex.
+fn missing_only(lookups: &LookupArgs) -> Result<Option<MissingOnly>, SettingsError> {
+    if !lookups.missing_only {
+        return Ok(None);
+    }
+    let pattern = lookups
+        .always_check
+        .as_deref()
+        .unwrap_or(MissingOnly::DEFAULT_ALWAYS_CHECK);
+    MissingOnly::new(pattern)
+        .map(Some)
+        .map_err(|source| SettingsError::AlwaysCheck {
+            pattern: pattern.to_owned(),
+            source,
+        })
 }
 
 /// The bounds on what a registry may cost, from the lookup flags and the stall timeout.
@@ -510,6 +540,7 @@ fn common(
         inputs: inputs.sources.iter().map(ToString::to_string).collect(),
         force: false,
         image_timeout: None,
+        missing_only: None,
     };
     Ok(PlanSettings {
         inputs,
@@ -655,6 +686,7 @@ fn sync_settings(
     plan.rerun.flags.extend(engine::rerun_flags(&engine, &args));
     plan.options.force = args.force;
     plan.options.image_timeout = Some(args.skopeo.image_timeout);
+    plan.options.missing_only = missing_only(&args.lookups)?;
     Ok(SyncSettings {
         engine,
         engine_note,

@@ -13,6 +13,7 @@ mod faults;
 mod fixtures_selftest;
 mod hostile;
 mod inputs;
+mod missing_only;
 mod native;
 mod plan;
 mod progress;
