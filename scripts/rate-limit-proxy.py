@@ -9,6 +9,7 @@ tests the proxy itself).
                         [--port-file PATH] [--log PATH] [--log-bytes] [--fail-list-puts N]
                         [--corrupt-blobs TEXT] [--cut-blobs-after BYTES]
                         [--throttle-uploads N] [--redirect-blobs URL] [--refuse-authorization]
+                        [--pull-quota N [--quota-window SECONDS]]
 
 A token bucket of capacity one, full at the start, refilled at RATE requests per second (`inf`:
 no limit). A request that finds it empty gets `429 Too Many Requests` with Docker Hub's
@@ -36,6 +37,12 @@ limiting pushes would (they take no token).
 request's path, as Docker Hub and gcr.io send blob downloads to a CDN on another host (before the
 rate limit; they take no token). --refuse-authorization answers any request that carries an
 `Authorization` header with `400 Bad Request`, as a CDN given a registry's credentials should.
+--pull-quota meters pulls as Docker Hub does: each manifest GET the registry answers 2xx is one
+pull of N per window (--quota-window, 21600 s; the window never ends while the proxy runs), HEADs
+are free, every manifest answer (HEAD and GET) carries `ratelimit-limit: N;w=WINDOW` and
+`ratelimit-remaining: LEFT;w=WINDOW`, and a manifest GET with nothing left is refused with 429,
+TOOMANYREQUESTS and those headers (no Retry-After, as Docker Hub sends none). It counts before the
+token bucket (a refused pull takes no token).
 Stdlib only.
 """
 import argparse
@@ -43,6 +50,7 @@ import http.client
 import http.server
 import math
 import os
+import re
 import socket
 import sys
 import threading
@@ -57,6 +65,7 @@ UNAVAILABLE = b'{"errors":[{"code":"UNAVAILABLE","message":"service unavailable"
 LIST_TYPES = {"application/vnd.docker.distribution.manifest.list.v2+json",
               "application/vnd.oci.image.index.v1+json"}
 CHUNK = 64 * 1024
+MANIFEST_PATH = re.compile(r"^/v2/.+/manifests/[^/?]+")
 
 
 class Bucket:
@@ -116,8 +125,17 @@ class Proxy(http.server.BaseHTTPRequestHandler):
                 pass
             self.answer(429, [("Content-Type", "application/json"), ("Retry-After", "1")], TOO_MANY)
             return
+        self.pull = None  # a pull held for this request, counted once its answer is 2xx
+        if self.server.quota is not None and MANIFEST_PATH.match(self.path):
+            if self.command == "GET" and not self.take_pull():
+                for _ in body:
+                    pass
+                self.answer(429, [("Content-Type", "application/json")] + self.quota_headers(),
+                            TOO_MANY)
+                return
         wait = self.server.bucket.take()
         if wait:
+            self.settle_pull(429)
             for _ in body:  # drain it, so the connection can carry the next request
                 pass
             self.answer(429, [("Content-Type", "application/json"),
@@ -145,6 +163,7 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             response = upstream.getresponse()
         except (OSError, http.client.HTTPException) as e:
             upstream.close()
+            self.settle_pull(502)
             self.close_connection = True  # the request body may be half read
             self.answer(502, [("Content-Type", "text/plain")], f"upstream: {e}\n".encode())
             return
@@ -152,6 +171,30 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             self.relay(response)
         finally:
             upstream.close()
+
+    def take_pull(self):
+        """Holds one pull of the quota for this GET; False when none is left."""
+        with self.server.fail_lock:
+            if self.server.quota_left <= 0:
+                return False
+            self.server.quota_left -= 1
+            self.pull = True
+            return True
+
+    def settle_pull(self, status):
+        """A held pull counts only when the registry served the manifest."""
+        if self.pull and not 200 <= status < 300:
+            with self.server.fail_lock:
+                self.server.quota_left += 1
+        self.pull = None
+
+    def quota_headers(self):
+        window = self.server.quota_window
+        with self.server.fail_lock:
+            left = max(self.server.quota_left, 0)
+        return [("ratelimit-limit", f"{self.server.quota};w={window}"),
+                ("ratelimit-remaining", f"{left};w={window}"),
+                ("docker-ratelimit-source", "127.0.0.1")]
 
     def fails_list_put(self):
         """Whether this is a manifest list or index upload that --fail-list-puts refuses."""
@@ -201,6 +244,9 @@ class Proxy(http.server.BaseHTTPRequestHandler):
 
     def relay(self, response):
         headers, length = [], None
+        if self.server.quota is not None and MANIFEST_PATH.match(self.path):
+            self.settle_pull(response.status)
+            headers.extend(self.quota_headers())
         for key, value in response.msg.items():
             lower = key.lower()
             if lower in HOP_BY_HOP:
@@ -315,6 +361,10 @@ def main():
                         help="answer blob GETs with 307 to URL + the request's path")
     parser.add_argument("--refuse-authorization", action="store_true",
                         help="answer 400 to any request with an Authorization header")
+    parser.add_argument("--pull-quota", type=int, metavar="N",
+                        help="meter manifest GETs as Docker Hub does: N per window, then 429")
+    parser.add_argument("--quota-window", type=int, default=21600, metavar="SECONDS",
+                        help="the window --pull-quota's headers name (21600)")
     args = parser.parse_args()
     if not args.rate > 0:
         parser.error("--rate must be positive")
@@ -331,6 +381,9 @@ def main():
     server.cut_paths = set()
     server.redirect_blobs = args.redirect_blobs.rstrip("/") if args.redirect_blobs else None
     server.refuse_authorization = args.refuse_authorization
+    server.quota = args.pull_quota
+    server.quota_left = args.pull_quota or 0
+    server.quota_window = args.quota_window
     server.fail_lock = threading.Lock()
     server.log_lock = threading.Lock()
     server.log_file = open(args.log, "a", buffering=1) if args.log else None

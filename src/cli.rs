@@ -260,6 +260,13 @@ pub struct SyncArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// Spend at most N pulls (manifest GETs) at each metered registry (Docker Hub, or any that
+    /// sends its ratelimit headers) in this run: a copy that would cross it is not started but
+    /// reported deferred, with the time the quota frees up (exit 1); auto spends what is left
+    /// but a tenth of the window's limit
+    #[arg(long, value_name = "N|auto")]
+    pub pull_budget: Option<String>,
+
     /// At most N copies at once touching registry HOST (repeatable) [default: docker.io=2]
     #[arg(long = "registry-jobs", value_name = "HOST=N")]
     pub registry_jobs: Vec<String>,

@@ -23,6 +23,8 @@ struct Planned {
     dropped: Vec<Dropped>,
     summary: PlanSummary,
     info: RunInfo,
+    /// What the sync would pull from each metered registry, and what is left there.
+    quota_lines: Vec<String>,
 }
 
 /// Reads the inputs and plans them, as `plan` and `verify` (`command`) both need.
@@ -43,12 +45,70 @@ async fn planned(settings: &PlanSettings, command: &'static str) -> Result<Plann
             .map_err(Error::Input)?;
     let mut summary = PlanSummary::of(&entries, dropped.len(), client.requests_sent(), started);
     summary.throttled = client.throttled_responses();
+    let quota_lines = quota_lines(&client, &entries);
     Ok(Planned {
         entries,
         dropped,
         summary,
         info,
+        quota_lines,
     })
+}
+
+/// One line per metered registry (one that sent Docker Hub's `ratelimit-*` headers): the
+/// pulls (manifest GETs) the sync would spend there, and what its quota has left, e.g.
+/// `pulls  registry-1.docker.io: 5 needed for 5 images; 96 of 100 left in its 6h window`.
+fn quota_lines(client: &RegistryClient, entries: &[PlanEntry]) -> Vec<String> {
+    client
+        .quotas()
+        .into_iter()
+        .map(|(host, quota)| {
+            let pulls: Vec<_> = entries
+                .iter()
+                .filter(|e| e.needs_copy())
+                .filter_map(|e| client.pulls_for(&e.job.source))
+                .filter(|p| p.host == host)
+                .collect();
+            let needed: u64 = pulls.iter().map(|p| p.pulls).sum();
+            let mut line = format!(
+                "pulls  {host}: {}{needed} needed for {}",
+                if pulls.iter().any(|p| p.estimated) {
+                    "about "
+                } else {
+                    ""
+                },
+                crate::words::count(pulls.len(), "image", "images")
+            );
+            match (quota.remaining, quota.limit) {
+                (Some(left), Some(limit)) => line.push_str(&format!("; {left} of {limit} left")),
+                (Some(left), None) => line.push_str(&format!("; {left} left")),
+                _ => {}
+            }
+            if let Some(window) = quota.window {
+                let window = crate::words::format_duration(window);
+                line.push_str(&format!(" in its {window} window"));
+            }
+            if pulls.iter().any(|p| p.estimated) {
+                line.push_str(&format!(
+                    " (a multi-platform image counts 1 + its platforms, taken as {} until a \
+                     copy reads one)",
+                    crate::registry::quota::ASSUMED_PLATFORMS
+                ));
+            }
+            if quota.remaining.is_some_and(|left| left < needed) {
+                let at = quota.frees_by(std::time::SystemTime::now());
+                line.push_str(&format!(
+                    "; not enough: a sync with --pull-budget defers the rest{}",
+                    at.map(|at| format!(
+                        " (the window frees them by {} at the latest)",
+                        crate::registry::quota::utc(at)
+                    ))
+                    .unwrap_or_default()
+                ));
+            }
+            line
+        })
+        .collect()
 }
 
 /// Writes `--report` (`report`, made only when asked) when asked; a failure to write makes a
@@ -86,6 +146,9 @@ pub async fn plan(settings: &PlanSettings) -> Result<Outcome, Error> {
             "--missing-only: {} present at the destination taken as current, their sources not asked",
             crate::words::count(unasked, "entry", "entries")
         ));
+    }
+    for line in &planned.quota_lines {
+        say(escape::one_line(line));
     }
     if settings.verbosity > 0 {
         for drop in &planned.dropped {

@@ -166,6 +166,11 @@ fn record(metrics: &Metrics, ran: Result<Ran, Error>, stopped: Option<u8>, at: S
     match ran {
         Ok(ran) => {
             metrics.registry_answers(ran.answers.clone());
+            for (host, quota) in &ran.quotas {
+                if let Some(left) = quota.remaining {
+                    metrics.quota_remaining(host, left);
+                }
+            }
             let result = match ran.outcome(stopped) {
                 Outcome::Done => RunResult::Success,
                 Outcome::ImagesFailed => RunResult::ImagesFailed,

@@ -18,6 +18,7 @@ use crate::error::{Error, Outcome};
 use crate::exec::Stop;
 use crate::input::InputError;
 use crate::model::{Job, Summary, Target};
+use crate::registry::quota::HostQuota;
 use crate::report::console::Console;
 use crate::report::progress::View;
 use crate::report::{Outputs, RunInfo};
@@ -61,6 +62,8 @@ pub(super) struct Ran {
     pub written: Result<(), String>,
     /// ferry's own registry requests, by host and answer class.
     pub answers: Vec<(String, &'static str, u64)>,
+    /// The pull quota of each metered registry, as last said, and what the run spent of it.
+    pub quotas: Vec<(String, HostQuota)>,
 }
 
 impl Ran {
@@ -70,6 +73,7 @@ impl Ran {
             summary: None,
             written: Ok(()),
             answers: Vec::new(),
+            quotas: Vec::new(),
         }
     }
 
@@ -180,11 +184,44 @@ impl Prepared {
             say_err(format!("ferry: error: {e}"));
         }
         drop(self.scratch);
+        let quotas = self.workers.client.quotas();
+        tell_quotas(&quotas);
         Ok(Ran {
             summary: Some(run.summary),
             written,
             answers: self.workers.client.answers(),
+            quotas,
         })
+    }
+}
+
+/// What each metered registry has left (`-v`), and, where `--pull-budget` deferred images,
+/// when they can be copied.
+fn tell_quotas(quotas: &[(String, HostQuota)]) {
+    let now = std::time::SystemTime::now();
+    for (host, quota) in quotas {
+        if let (Some(left), Some(limit)) = (quota.remaining, quota.limit) {
+            info!(
+                "{host}: {left} of {limit} pulls left; this run's copies spent {}",
+                quota.spent
+            );
+        }
+        if quota.deferred == 0 {
+            continue;
+        }
+        let when = match quota.frees_by(now) {
+            Some(at) => format!(
+                "the quota window frees them by {} at the latest: rerun the failed list then",
+                crate::registry::quota::utc(at)
+            ),
+            None => "rerun the failed list once its quota allows".to_owned(),
+        };
+        say_err(format!(
+            "ferry: {} deferred: the pull budget for {host} would have been crossed ({} pulls \
+             spent); {when}",
+            crate::words::count(quota.deferred, "image", "images"),
+            quota.spent
+        ));
     }
 }
 

@@ -24,6 +24,8 @@ pub enum FailureKind {
     Timeout,
     /// ferry was interrupted before the image finished.
     Interrupted,
+    /// Not started: its pulls would have taken the run past `--pull-budget`.
+    Deferred,
     /// ferry itself could not run the engine (spawn failed, bad output).
     Internal,
     /// Anything else the engine reported.
@@ -40,6 +42,7 @@ impl FailureKind {
             FailureKind::Tls => "tls",
             FailureKind::Timeout => "timeout",
             FailureKind::Interrupted => "interrupted",
+            FailureKind::Deferred => "deferred",
             FailureKind::Internal => "internal",
             FailureKind::Other => "other",
         }

@@ -95,6 +95,11 @@ impl RegistryClient {
             StatusCode::NOT_FOUND => return Ok(None),
             _ => return Err(status_error(&what, &response)),
         }
+        if let Some(media_type) = header(response.headers(), CONTENT_TYPE.as_str()) {
+            let (host, repository) = (&endpoint.host, &endpoint.repository);
+            self.quota
+                .note_kind(host, repository, reference, &media_type);
+        }
         if let Some(digest) = header_digest(response.headers(), &what)? {
             return Ok(Some(digest));
         }

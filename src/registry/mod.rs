@@ -9,9 +9,11 @@
 //! - [`gate`]: a host's in-flight slots, its pace, its 429 state, copies' turns.
 //! - [`request`]: one request and its own retries ([`RegistryClient::send`]).
 //! - [`api`]: manifests, tags, blobs and uploads on top of `send`.
+//! - [`quota`]: pull quotas (Docker Hub's `ratelimit-*` headers) and `--pull-budget`.
 
 pub mod api;
 pub mod gate;
+pub mod quota;
 pub mod request;
 pub mod session;
 pub mod transport;
@@ -90,6 +92,8 @@ pub struct ClientOptions {
     /// Requests per second per registry endpoint host (`--registry-rps`).
     pub per_registry_rps: HashMap<String, f64>,
     pub limits: Limits,
+    /// `--pull-budget`: pulls a run may spend per metered registry.
+    pub pull_budget: Option<quota::PullBudget>,
 }
 
 /// A time limit as a message tells it: how long, and the flag that set it.
@@ -237,6 +241,7 @@ pub struct RegistryClient {
     transport: Transport,
     session: Session,
     gate: Gate,
+    quota: quota::Quotas,
 }
 
 impl RegistryClient {
@@ -247,6 +252,7 @@ impl RegistryClient {
             transport: Transport::default(),
             session: Session::default(),
             gate,
+            quota: quota::Quotas::default(),
         }
     }
 

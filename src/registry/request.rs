@@ -312,6 +312,8 @@ impl RegistryClient {
             };
             let status = response.status();
             self.gate.note_quota(&endpoint.host, response.headers());
+            let now = std::time::SystemTime::now();
+            (self.quota).note(&endpoint.host, status.as_u16(), response.headers(), now);
             if status != StatusCode::TOO_MANY_REQUESTS {
                 self.gate.passed(&endpoint.host, sent);
             } else if let Some(number) = retries.throttled() {

@@ -93,7 +93,9 @@ pub async fn sync(
             });
         }));
     }
-    let lookups = if engine.reads_sources_by_tag() {
+    // Under a pull budget every source is looked up (a HEAD, which no registry meters): it says
+    // how many pulls its copy costs, and what the registry's quota is.
+    let lookups = if engine.reads_sources_by_tag() && !client.has_pull_budget() {
         plan::Lookups::SourceWhereTargetExists
     } else {
         plan::Lookups::Both
@@ -103,6 +105,9 @@ pub async fn sync(
         let (entries, _dropped) =
             plan::plan_all(&client, &options.plan, jobs.clone(), lookups).await?;
         settle_logins(&client, &entries).await;
+        if client.has_pull_budget() {
+            read_quotas(&client, &entries).await;
+        }
         Ok::<_, Vec<InputError>>(entries)
     };
     let entries = tokio::select! {
@@ -224,6 +229,7 @@ pub async fn sync(
         })
     };
     let copied = scheduler::run_all(split.jobs, &limits, stop.clone(), finished, execute).await;
+    reread_quotas(&client, &copied).await;
     let mut ordered: Vec<(usize, ImageResult)> = split
         .done
         .into_iter()
@@ -352,6 +358,65 @@ async fn settle_logins(client: &Arc<RegistryClient>, entries: &[PlanEntry]) {
         });
     }
     while lookups.join_next().await.is_some() {}
+}
+
+/// Reads the quota of every source registry that copies will pull from and no manifest lookup
+/// has asked yet (sources pinned by digest, `--force`): one `HEAD` each, which no registry
+/// meters, so that `--pull-budget` knows what is left before the first copy.
+async fn read_quotas(client: &Arc<RegistryClient>, entries: &[PlanEntry]) {
+    let mut probes: BTreeMap<String, ImageRef> = BTreeMap::new();
+    for entry in entries.iter().filter(|e| e.needs_copy()) {
+        let name = entry.job.source.repository();
+        let Some(host) = client.endpoint_host(Side::Source, &name) else {
+            continue;
+        };
+        if !client.saw_manifest(&host) {
+            probes
+                .entry(host)
+                .or_insert_with(|| entry.job.source.clone());
+        }
+    }
+    let mut lookups = tokio::task::JoinSet::new();
+    for source in probes.into_values() {
+        let client = Arc::clone(client);
+        lookups.spawn(async move {
+            let at = source.digest().or(source.tag()).unwrap_or("latest");
+            let answer = client
+                .manifest_digest(Side::Source, &source.repository(), at)
+                .await;
+            debug!("reading the pull quota of {source}'s registry: {answer:?}");
+        });
+    }
+    while lookups.join_next().await.is_some() {}
+}
+
+/// Asks each metered registry that copies pulled from what it has left now: one `HEAD`, which
+/// it does not count (skopeo's and crane's pulls go past ferry's client, which would otherwise
+/// report what was left before them).
+async fn reread_quotas(client: &Arc<RegistryClient>, results: &[ImageResult]) {
+    let metered: Vec<String> = client.quotas().into_iter().map(|(host, _)| host).collect();
+    if metered.is_empty() {
+        return;
+    }
+    let mut probes: BTreeMap<String, ImageRef> = BTreeMap::new();
+    for result in results.iter().filter(|r| r.status == Status::Synced) {
+        let Ok(source) = ImageRef::parse(&result.source) else {
+            continue;
+        };
+        let Some(host) = client.endpoint_host(Side::Source, &source.repository()) else {
+            continue;
+        };
+        if metered.contains(&host) {
+            probes.entry(host).or_insert(source);
+        }
+    }
+    for source in probes.into_values() {
+        let at = source.digest().or(source.tag()).unwrap_or("latest");
+        let answer = client
+            .manifest_digest(Side::Source, &source.repository(), at)
+            .await;
+        debug!("reading the pull quota left after the copies from {source}'s registry: {answer:?}");
+    }
 }
 
 /// A plan split into the jobs that need a copy (with their planned source digests and their
@@ -570,6 +635,13 @@ async fn copy_one(
         if let Some(host) = context.outages.down_among(&hosts) {
             return outage(host, attempt - 1);
         }
+        // Each attempt pulls the source's manifests again: it must fit the pull budget.
+        let pulls = match context.client.reserve_pulls(&job.source) {
+            Ok(pulls) => pulls,
+            Err(deferral) => {
+                return failed(FailureKind::Deferred, deferral.to_string(), attempt - 1);
+            }
+        };
         let attempt_started = Instant::now();
         context.events.send(Event::AttemptStarted {
             index,
@@ -598,6 +670,10 @@ async fn copy_one(
             .await;
         // The next copy's turn; this one's retry waits below without holding it.
         drop(turn);
+        if let Some(pulls) = pulls {
+            let manifests = outcome.as_ref().ok().map(|c| c.counts.manifests_written);
+            context.client.settle_pulls(pulls, manifests);
+        }
         let error = match outcome {
             Ok(mut copied) => {
                 context.outages.clear(&hosts);

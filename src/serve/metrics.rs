@@ -99,6 +99,8 @@ pub struct Metrics {
     in_flight: Gauge,
     requests: Family<RequestLabels, Counter>,
     throttled: Family<RegistryLabel, Counter>,
+    /// Pulls left at each metered registry, as it last said.
+    quota_remaining: Family<RegistryLabel, Gauge>,
     /// Registered only for an engine that counts what it copies (native).
     bytes: Counter,
     /// The images copying now, by event index.
@@ -196,6 +198,12 @@ impl Metrics {
             "429 answers to ferry's own requests, by registry",
             throttled.clone(),
         );
+        let quota_remaining = Family::<RegistryLabel, Gauge>::default();
+        registry.register(
+            "registry_quota_remaining",
+            "Pulls left at each metered registry (Docker Hub's ratelimit-remaining), as it last said",
+            quota_remaining.clone(),
+        );
         let bytes = Counter::default();
         if counts_bytes {
             registry.register(
@@ -232,6 +240,7 @@ impl Metrics {
             in_flight,
             requests,
             throttled,
+            quota_remaining,
             bytes,
             copying: Mutex::default(),
             requests_seen: Mutex::default(),
@@ -365,6 +374,15 @@ impl Metrics {
         }
     }
 
+    /// What metered registry `host` said it has left.
+    pub fn quota_remaining(&self, host: &str, left: u64) {
+        self.quota_remaining
+            .get_or_create(&RegistryLabel {
+                registry: host.to_owned(),
+            })
+            .set(i64::try_from(left).unwrap_or(i64::MAX));
+    }
+
     /// Adds what a run's registry client counted since the last call (counts only grow).
     pub fn registry_answers(&self, answers: Vec<(String, &'static str, u64)>) {
         let mut seen = self.requests_seen.lock().expect("lock");
@@ -483,6 +501,22 @@ mod tests {
             .render()
             .contains("ferry_copied_bytes_total 0"));
         assert!(!Metrics::new(false).render().contains("ferry_copied_bytes"));
+    }
+
+    #[test]
+    fn the_quota_left_is_exported_per_registry() {
+        let metrics = Metrics::new(false);
+        metrics.quota_remaining("registry-1.docker.io", 76);
+        metrics.quota_remaining("registry-1.docker.io", 75);
+        let text = metrics.render();
+        assert_eq!(
+            sample(
+                &text,
+                "ferry_registry_quota_remaining{registry=\"registry-1.docker.io\"}"
+            ),
+            Some(75.0),
+            "{text}"
+        );
     }
 
     #[test]

@@ -33,6 +33,7 @@ use crate::input::{HostSettings, InputFormat, InputSource};
 use crate::model::{Destination, Job, Rerun, RetryPolicy};
 use crate::plan::{MissingOnly, PlanOptions};
 use crate::reference::{ReferenceError, RepoPrefix};
+use crate::registry::quota::PullBudget;
 use crate::registry::{ClientOptions, Limits, RegistryClient};
 use crate::run::RunOptions;
 use crate::scratch::ScratchDir;
@@ -226,6 +227,8 @@ pub enum SettingsError {
     },
     #[error("verify compares every target with its source; --missing-only is for plan and sync")]
     VerifyMissingOnly,
+    #[error("--pull-budget {value:?} {reason}")]
+    PullBudget { value: String, reason: String },
     #[error("--registry-jobs \"{value}\" must be HOST=N with N at least 1")]
     RegistryJobs { value: String },
     #[error(
@@ -511,6 +514,7 @@ fn common(
         },
         per_registry_rps,
         limits,
+        pull_budget: None,
     };
     let filter = TagFilter::new(&FilterSpec {
         include: filters.tags.clone(),
@@ -687,6 +691,16 @@ fn sync_settings(
     plan.options.force = args.force;
     plan.options.image_timeout = Some(args.skopeo.image_timeout);
     plan.options.missing_only = missing_only(&args.lookups)?;
+    plan.registry.pull_budget = args
+        .pull_budget
+        .as_deref()
+        .map(|value| {
+            PullBudget::parse(value).map_err(|reason| SettingsError::PullBudget {
+                value: value.to_owned(),
+                reason,
+            })
+        })
+        .transpose()?;
     Ok(SyncSettings {
         engine,
         engine_note,

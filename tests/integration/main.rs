@@ -17,6 +17,7 @@ mod missing_only;
 mod native;
 mod plan;
 mod progress;
+mod quota;
 mod rate_limit;
 mod rate_limit_proxy_selftest;
 mod scripts;

@@ -1,7 +1,8 @@
 //! The Python fronts in `scripts/` as fixtures, each a reverse proxy in front of a registry that
 //! logs every request (`METHOD PATH STATUS [BYTES]`), so tests can count what a client asked
 //! for. `rate-limit-proxy.py` is the tests' one fault proxy (and `scripts/bench.sh`'s Docker
-//! Hub): it limits the rate as Docker Hub does (429, `Retry-After`, the quota headers), refuses
+//! Hub): it limits the rate as Docker Hub does (429, `Retry-After`, the quota headers), meters
+//! pulls as Docker Hub does (`--pull-quota`: manifest GETs counted, HEADs free), refuses
 //! manifest list uploads, throttles blob uploads, corrupts, cuts or redirects blob downloads,
 //! refuses credentials (see its header; `rate_limit_proxy_selftest` tests it).
 //! `hostile-registry.py` meets chosen repositories with an attack (a manifest whose bytes are
