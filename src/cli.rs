@@ -209,6 +209,10 @@ pub struct FilterArgs {
     /// Drop alpha, beta, rc and similar pre-release tags
     #[arg(long)]
     pub no_prerelease: bool,
+    /// For namespace lines (REGISTRY/*, REGISTRY/PATH/**): drop the repositories whose name
+    /// under the namespace matches REGEX (the whole name must match)
+    #[arg(long, value_name = "REGEX")]
+    pub exclude_repos: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -410,6 +414,19 @@ pub struct LookupArgs {
     /// match) [default: latest|main|edge|nightly|stable]
     #[arg(long, value_name = "REGEX", requires = "missing_only")]
     pub always_check: Option<String>,
+
+    /// Fail a namespace line that lists more than N repositories
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub max_repos: usize,
+
+    /// Fail a namespace line whose registry's catalog (GET /v2/_catalog, every repository of
+    /// the registry) goes on past N entries
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    pub max_catalog: usize,
+
+    /// Where Docker Hub's namespaces are listed (its Hub API) [default: https://hub.docker.com]
+    #[arg(long, value_name = "URL")]
+    pub hub_api: Option<String>,
 }
 
 /// How skopeo itself is run.

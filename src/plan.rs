@@ -9,6 +9,8 @@
 //! does not answer holds up no other registry's; each request is bounded by `--lookup-timeout`,
 //! and in a sync an image's lookups by its `--image-timeout`.
 
+pub mod namespace;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -86,6 +88,8 @@ pub struct PlanOptions {
     pub image_timeout: Option<Duration>,
     /// `--missing-only`: a tag present at the destination is current without a source lookup.
     pub missing_only: Option<MissingOnly>,
+    /// How namespace lines are listed (`--exclude-repos`, `--max-repos`, `--max-catalog`).
+    pub namespaces: namespace::NamespaceOptions,
 }
 
 /// `--missing-only`: a tag already at the destination is taken as current without asking the

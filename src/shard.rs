@@ -104,7 +104,13 @@ pub fn of(target: &Target) -> u64 {
         Target::Registry(reference) => reference.repository(),
         Target::Oci { layout, .. } => layout.display().to_string(),
     };
-    fnv1a64(repository.as_bytes())
+    of_name(&repository)
+}
+
+/// The same hash of any name (a namespace line that could not be listed goes to the shard of
+/// its pattern).
+pub fn of_name(name: &str) -> u64 {
+    fnv1a64(name.as_bytes())
 }
 
 /// The list fingerprint: what identifies the input of one run, the same in each of its shards
@@ -114,7 +120,20 @@ pub fn of(target: &Target) -> u64 {
 /// that neither the order of the lines nor the lists' file names or paths matter. How the
 /// registries are reached (TLS, credentials), the engine and the command are no part of it:
 /// shards may differ there and still be shards of one run.
+#[cfg(test)]
 pub fn fingerprint(destination: &str, filters: &[String], jobs: &[Job]) -> String {
+    fingerprint_with(destination, filters, jobs, &[])
+}
+
+/// [`fingerprint`], with `namespaces` (each namespace line as written with its target and
+/// filters: never its repositories, which may change between the shards' listings) among the
+/// entries. Without namespaces, the fingerprint is [`fingerprint`]'s.
+pub fn fingerprint_with(
+    destination: &str,
+    filters: &[String],
+    jobs: &[Job],
+    namespaces: &[String],
+) -> String {
     let mut entries: Vec<String> = jobs
         .iter()
         .map(|job| {
@@ -125,6 +144,7 @@ pub fn fingerprint(destination: &str, filters: &[String], jobs: &[Job]) -> Strin
                 .unwrap_or_default();
             format!("{}\t{}\t{}", job.source, job.target, filters.join("\0"))
         })
+        .chain(namespaces.iter().map(|line| format!("namespace\t{line}")))
         .collect();
     entries.sort_unstable();
     let mut text = format!(

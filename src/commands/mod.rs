@@ -14,11 +14,15 @@ use std::fmt::Display;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use std::sync::Arc;
+
 use crate::error::{Error, Outcome};
-use crate::input::{self, HostSettings, InputError, Inputs};
+use crate::input::{self, HostSettings, InputError, Inputs, NamespaceEntry};
 use crate::mapping::map_all;
-use crate::model::{Destination, Job};
-use crate::registry::ClientOptions;
+use crate::model::{Destination, ImageResult, Job};
+use crate::plan::namespace::Discovery;
+use crate::registry::{ClientOptions, RegistryClient};
+use crate::report::escape;
 use crate::settings::{CommandSettings, InputSettings, PlanSettings, Settings};
 
 pub async fn run(settings: Settings) -> Result<Outcome, Error> {
@@ -90,10 +94,12 @@ async fn read_inputs(inputs: &InputSettings) -> Result<Inputs, Error> {
 }
 
 /// What the inputs hold: every entry read, this shard's jobs, the accounts file's hosts, and
-/// the run's list fingerprint (over every shard's jobs, see [`crate::shard::fingerprint`]).
+/// the run's list fingerprint (over every shard's jobs, see [`crate::shard::fingerprint_with`]).
 struct Read {
     inputs: Inputs,
     jobs: Vec<Job>,
+    /// The namespace lines, each checked to map to the destination; listed when planned.
+    namespaces: Vec<NamespaceEntry>,
     accounts: Vec<HostSettings>,
     fingerprint: String,
 }
@@ -121,7 +127,25 @@ async fn read_and_map(
     }
     let mut mapped = map_all(&read.entries, destination);
     errors.extend(mapped.errors);
-    let fingerprint = crate::shard::fingerprint(&destination.label(), filters, &mapped.jobs);
+    for namespace in &read.namespaces {
+        if let Err(reason) = crate::plan::namespace::check_target(namespace, destination) {
+            errors.push(InputError::line(namespace.origin.clone(), reason));
+        }
+    }
+    let namespace_lines: Vec<String> = read
+        .namespaces
+        .iter()
+        .map(|ns| {
+            let filters = ns.filter.as_ref().map(|f| f.as_flags()).unwrap_or_default();
+            format!("{}\t{}", ns.as_list_line(), filters.join("\0"))
+        })
+        .collect();
+    let fingerprint = crate::shard::fingerprint_with(
+        &destination.label(),
+        filters,
+        &mapped.jobs,
+        &namespace_lines,
+    );
     if let Some(shard) = inputs.shard {
         mapped.jobs.retain(|job| shard.contains(job));
     }
@@ -130,6 +154,7 @@ async fn read_and_map(
     }
     if errors.is_empty() {
         Ok(Read {
+            namespaces: read.namespaces.clone(),
             inputs: read,
             jobs: mapped.jobs,
             accounts,
@@ -145,7 +170,10 @@ async fn read_and_map(
 fn warn_empty_inputs(inputs: &InputSettings, read: &Inputs) {
     for source in &inputs.sources {
         let name = source.to_string();
-        if !read.entries.iter().any(|entry| entry.origin.file == name) {
+        let named = |origin: &crate::model::Origin| origin.file == name;
+        if !read.entries.iter().any(|entry| named(&entry.origin))
+            && !read.namespaces.iter().any(|ns| named(&ns.origin))
+        {
             say_err(format!("ferry: warning: {name}: no images in this list"));
         }
     }
@@ -156,6 +184,8 @@ fn warn_empty_inputs(inputs: &InputSettings, read: &Inputs) {
 /// [`PlanSettings::registry_for`]).
 struct Loaded {
     jobs: Vec<Job>,
+    /// Namespace lines, to be listed with the run's client (see [`expand_namespaces`]).
+    namespaces: Vec<NamespaceEntry>,
     registry: ClientOptions,
     /// The run's list fingerprint, for its report.
     fingerprint: String,
@@ -163,11 +193,16 @@ struct Loaded {
 
 /// Says which `--registry-rps`/`--registry-jobs` hosts no job of the run reaches: a typo, or a
 /// registry reached under another name.
-fn warn_unused_hosts(settings: &PlanSettings, jobs: &[Job]) {
-    let reached: std::collections::HashSet<String> =
-        crate::run::request_hosts(jobs, &settings.registry.access.conf)
-            .into_values()
-            .collect();
+fn warn_unused_hosts(settings: &PlanSettings, jobs: &[Job], namespaces: &[NamespaceEntry]) {
+    let conf = &settings.registry.access.conf;
+    let mut reached: std::collections::HashSet<String> = crate::run::request_hosts(jobs, conf)
+        .into_values()
+        .collect();
+    reached.extend(
+        namespaces
+            .iter()
+            .map(|ns| conf.host_for(ns.namespace.domain())),
+    );
     for flag in &settings.host_flags {
         if !reached.contains(&flag.host) {
             say_err(format!(
@@ -184,6 +219,7 @@ async fn load(settings: &PlanSettings) -> Result<Loaded, Error> {
     let Read {
         inputs,
         jobs,
+        namespaces,
         accounts,
         fingerprint,
     } = read_and_map(
@@ -194,12 +230,105 @@ async fn load(settings: &PlanSettings) -> Result<Loaded, Error> {
     )
     .await?;
     let registry = settings.registry_for(&inputs.hosts, &accounts);
-    warn_unused_hosts(settings, &jobs);
+    warn_unused_hosts(settings, &jobs, &namespaces);
     Ok(Loaded {
         jobs,
+        namespaces,
         registry,
         fingerprint,
     })
+}
+
+/// A run's namespace lines, listed: the whole-repository jobs of this shard, the lines that
+/// could not be listed (as failed results, each said by the shard its pattern hashes to), and
+/// what each line found, for `plan -v`.
+struct Namespaced {
+    jobs: Vec<Job>,
+    discovery: Discovery,
+    failed: Vec<ImageResult>,
+}
+
+/// Lists every namespace line with `client` (see [`crate::plan::namespace`]), and says what
+/// is worth a word: a line that lists nothing, names that are no repository names, repositories
+/// the destination holds that a line no longer lists (kept: ferry never deletes).
+async fn expand_namespaces(
+    settings: &PlanSettings,
+    client: &Arc<RegistryClient>,
+    namespaces: &[NamespaceEntry],
+) -> Namespaced {
+    use crate::plan::namespace as ns;
+    let options = &settings.options;
+    if namespaces.is_empty() {
+        return Namespaced {
+            jobs: Vec::new(),
+            discovery: Discovery::default(),
+            failed: Vec::new(),
+        };
+    }
+    let discovery = ns::discover(client, &options.namespaces, &options.retry, namespaces).await;
+    let (mut jobs, problems) = ns::jobs(&discovery.expanded, &settings.destination);
+    for problem in problems {
+        say_err(format!("ferry: warning: {}", escape::one_line(&problem)));
+    }
+    for expanded in &discovery.expanded {
+        let entry = &expanded.entry;
+        if expanded.repositories.is_empty() {
+            say_err(format!(
+                "ferry: warning: {}: {} lists no repositories{}, so nothing is copied for it",
+                entry.origin,
+                entry.namespace,
+                match expanded.excluded.len() {
+                    0 => String::new(),
+                    n => format!(" but the {n} --exclude-repos drops"),
+                }
+            ));
+        }
+        if !expanded.refused.is_empty() {
+            let names: Vec<String> = expanded
+                .refused
+                .iter()
+                .map(|name| format!("{:?}", escape::one_line(name)))
+                .collect();
+            say_err(format!(
+                "ferry: warning: {}: {} lists {} that {} no repository name, left out: {}",
+                entry.origin,
+                entry.namespace,
+                crate::words::count(names.len(), "name", "names"),
+                if names.len() == 1 { "is" } else { "are" },
+                names.join(", ")
+            ));
+        }
+    }
+    let shard = settings.inputs.shard;
+    if let Some(shard) = shard {
+        jobs.retain(|job| shard.contains(job));
+    }
+    let failed = discovery
+        .failed
+        .iter()
+        .filter(|(entry, _)| {
+            shard.is_none_or(|shard| {
+                crate::shard::of_name(&entry.namespace.to_string()) % shard.count == shard.index
+            })
+        })
+        .map(|(entry, error)| ns::failed_result(entry, error.clone(), &settings.destination))
+        .collect();
+    let gone = ns::gone(
+        client,
+        &options.namespaces,
+        &settings.destination,
+        shard,
+        &discovery,
+    )
+    .await;
+    for line in gone {
+        say_err(format!("ferry: warning: {}", escape::one_line(&line)));
+    }
+    Namespaced {
+        jobs,
+        discovery,
+        failed,
+    }
 }
 
 fn read_accounts(path: &Path) -> (Vec<HostSettings>, Vec<InputError>) {

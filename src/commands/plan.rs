@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{load, say, say_err};
+use super::{expand_namespaces, load, say, say_err, Namespaced};
 use crate::error::{Error, Outcome};
 use crate::model::{ImageError, State};
+use crate::plan::namespace::Discovery;
 use crate::plan::{self, Dropped, PlanEntry};
 use crate::registry::RegistryClient;
 use crate::report::{
@@ -25,6 +26,8 @@ struct Planned {
     info: RunInfo,
     /// What the sync would pull from each metered registry, and what is left there.
     quota_lines: Vec<String>,
+    /// What each namespace line listed, and the lines that could not be listed.
+    namespaces: Namespaced,
 }
 
 /// Reads the inputs and plans them, as `plan` and `verify` (`command`) both need.
@@ -39,12 +42,17 @@ async fn planned(settings: &PlanSettings, command: &'static str) -> Result<Plann
         rerun: settings.rerun.clone(),
     };
     let client = Arc::new(RegistryClient::new(loaded.registry));
-    let (entries, dropped) =
-        plan::plan_all(&client, &settings.options, loaded.jobs, plan::Lookups::Both)
-            .await
-            .map_err(Error::Input)?;
+    let namespaces = expand_namespaces(settings, &client, &loaded.namespaces).await;
+    let mut jobs = loaded.jobs;
+    jobs.extend(namespaces.jobs.iter().cloned());
+    let (entries, dropped) = plan::plan_all(&client, &settings.options, jobs, plan::Lookups::Both)
+        .await
+        .map_err(Error::Input)?;
     let mut summary = PlanSummary::of(&entries, dropped.len(), client.requests_sent(), started);
     summary.throttled = client.throttled_responses();
+    // A namespace line that could not be listed is an entry whose state is not known.
+    summary.total += namespaces.failed.len();
+    summary.unknown += namespaces.failed.len();
     let quota_lines = quota_lines(&client, &entries);
     Ok(Planned {
         entries,
@@ -52,6 +60,7 @@ async fn planned(settings: &PlanSettings, command: &'static str) -> Result<Plann
         summary,
         info,
         quota_lines,
+        namespaces,
     })
 }
 
@@ -136,6 +145,14 @@ pub async fn plan(settings: &PlanSettings) -> Result<Outcome, Error> {
     for line in failure_lines(&planned.entries) {
         say(line);
     }
+    for failed in &planned.namespaces.failed {
+        say(format!(
+            "unknown  {} ({}): {}",
+            failed.source,
+            failed.origin,
+            error_text(failed.error.as_ref())
+        ));
+    }
     if settings.options.missing_only.is_some() {
         let unasked = planned
             .entries
@@ -151,6 +168,9 @@ pub async fn plan(settings: &PlanSettings) -> Result<Outcome, Error> {
         say(escape::one_line(line));
     }
     if settings.verbosity > 0 {
+        for line in namespace_lines(&planned.namespaces.discovery) {
+            say(escape::one_line(&line));
+        }
         for drop in &planned.dropped {
             say(format!(
                 "dropped  {}  ({}, {})",
@@ -188,7 +208,19 @@ pub async fn verify(settings: &PlanSettings) -> Result<Outcome, Error> {
         };
         say(line);
     }
-    let summary = VerifySummary::of(entries, &planned.summary);
+    let mut summary = VerifySummary::of(entries, &planned.summary);
+    // A namespace line that could not be listed: its targets could not be told.
+    for failed in &planned.namespaces.failed {
+        let word = Verdict::Error.as_str();
+        say(format!(
+            "{word:<9} {}  {}",
+            failed.target,
+            error_text(failed.error.as_ref())
+        ));
+        summary.total += 1;
+        summary.problems += 1;
+        summary.error += 1;
+    }
     say(summary.line());
     let outcome = match summary.problems {
         0 => Outcome::Done,
@@ -196,6 +228,38 @@ pub async fn verify(settings: &PlanSettings) -> Result<Outcome, Error> {
     };
     let report = || verify_json(&planned.info, entries, &summary);
     Ok(finish(settings, report, outcome))
+}
+
+/// For `plan -v`: which repositories each namespace line stands for, how they were listed,
+/// and which `--exclude-repos` dropped.
+fn namespace_lines(discovery: &Discovery) -> Vec<String> {
+    let mut lines = Vec::new();
+    for expanded in &discovery.expanded {
+        let entry = &expanded.entry;
+        lines.push(format!(
+            "namespace  {} ({}): {} by {}",
+            entry.namespace,
+            entry.origin,
+            crate::words::count(expanded.repositories.len(), "repository", "repositories"),
+            expanded.method
+        ));
+        for relative in &expanded.repositories {
+            lines.push(format!(
+                "listed  {}/{relative}  ({}, {})",
+                entry.namespace.name(),
+                entry.namespace,
+                entry.origin
+            ));
+        }
+        for relative in &expanded.excluded {
+            lines.push(format!(
+                "excluded  {}/{relative}  (--exclude-repos, {})",
+                entry.namespace.name(),
+                entry.origin
+            ));
+        }
+    }
+    lines
 }
 
 fn digest(value: &Option<String>) -> String {

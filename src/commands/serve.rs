@@ -139,6 +139,7 @@ async fn one_run(
             Arc::clone(&prepared.workers.client),
             Arc::clone(&prepared.workers.engine),
             prepared.jobs.clone(),
+            prepared.unlisted.clone(),
             stop,
             events
         ),

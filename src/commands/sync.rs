@@ -10,15 +10,17 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tracing::info;
 
-use super::{load, say, say_err, Loaded};
+use super::{expand_namespaces, load, say, say_err, Loaded};
 use crate::access::credentials::CredentialsError;
 use crate::engine::crane::NO_OCI_LAYOUTS;
 use crate::engine::Engine;
 use crate::error::{Error, Outcome};
 use crate::exec::Stop;
 use crate::input::InputError;
-use crate::model::{Job, Summary, Target};
+use crate::input::NamespaceEntry;
+use crate::model::{ImageResult, Job, Summary, Target};
 use crate::registry::quota::HostQuota;
+use crate::registry::RegistryClient;
 use crate::report::console::Console;
 use crate::report::progress::View;
 use crate::report::{Outputs, RunInfo};
@@ -45,6 +47,7 @@ pub async fn sync(settings: SyncSettings) -> Result<Outcome, Error> {
             Arc::clone(&prepared.workers.client),
             Arc::clone(&prepared.workers.engine),
             prepared.jobs.clone(),
+            prepared.unlisted.clone(),
             stop_rx,
             events
         ),
@@ -95,6 +98,8 @@ impl Ran {
 /// One sync, ready to run: its jobs, its workers and the private directory they need.
 pub(super) struct Prepared {
     pub jobs: Vec<Job>,
+    /// Namespace lines that could not be listed, failed before the run.
+    pub unlisted: Vec<ImageResult>,
     pub workers: Workers,
     /// The run's list fingerprint, for its report.
     fingerprint: String,
@@ -107,7 +112,8 @@ pub(super) struct Prepared {
 /// what it would run instead, and is `None`.
 pub(super) async fn prepare(settings: &SyncSettings) -> Result<Option<Prepared>, Error> {
     let Loaded {
-        jobs,
+        mut jobs,
+        namespaces,
         registry,
         fingerprint,
     } = load(&settings.plan).await?;
@@ -126,10 +132,15 @@ pub(super) async fn prepare(settings: &SyncSettings) -> Result<Option<Prepared>,
     };
     if settings.dry_run {
         // The real auth files only exist during a real run; a dry run names them instead.
-        let workers = settings
-            .workers(registry, &jobs, None)
-            .map_err(auth_error)?;
-        print_dry_run(settings, workers.engine.as_ref(), &jobs);
+        // Namespaces are not listed: a dry run sends no request.
+        let examples = namespace_examples(settings, &namespaces);
+        let all: Vec<Job> = jobs
+            .iter()
+            .chain(examples.iter().map(|(_, job)| job))
+            .cloned()
+            .collect();
+        let workers = settings.workers(registry, &all, None).map_err(auth_error)?;
+        print_dry_run(settings, workers.engine.as_ref(), &jobs, &examples);
         return Ok(None);
     }
     for stale in crate::scratch::remove_stale() {
@@ -141,8 +152,11 @@ pub(super) async fn prepare(settings: &SyncSettings) -> Result<Option<Prepared>,
     let scratch = ScratchDir::create().map_err(|e| {
         Error::Internal(format!("cannot create a private temporary directory: {e}"))
     })?;
+    let client = Arc::new(RegistryClient::new(registry));
+    let namespaced = expand_namespaces(&settings.plan, &client, &namespaces).await;
+    jobs.extend(namespaced.jobs);
     let workers = settings
-        .workers(registry, &jobs, Some(&scratch))
+        .workers_with(client, &jobs, Some(&scratch))
         .map_err(auth_error)?;
     if let Some(note) = &settings.engine_note {
         say_err(note);
@@ -150,6 +164,7 @@ pub(super) async fn prepare(settings: &SyncSettings) -> Result<Option<Prepared>,
     info!("copying with {}", workers.engine.name());
     Ok(Some(Prepared {
         jobs,
+        unlisted: namespaced.failed,
         workers,
         fingerprint,
         scratch,
@@ -241,9 +256,52 @@ fn outputs(settings: &SyncSettings, fingerprint: String) -> Outputs {
     }
 }
 
-fn print_dry_run(settings: &SyncSettings, engine: &dyn Engine, jobs: &[Job]) {
+/// For a dry run, each namespace line with the job of an example repository (`repo`) under it.
+fn namespace_examples(
+    settings: &SyncSettings,
+    namespaces: &[NamespaceEntry],
+) -> Vec<(NamespaceEntry, Job)> {
+    let destination = &settings.plan.destination;
+    namespaces
+        .iter()
+        .filter_map(|namespace| {
+            let entry = namespace.entry_for("repo").ok()?;
+            let target = crate::mapping::target_for(&entry, destination).ok()?;
+            let job = Job {
+                origin: entry.origin,
+                source: entry.source,
+                target,
+                explicit: entry.explicit_target.is_some(),
+                filter: entry.filter,
+            };
+            Some((namespace.clone(), job))
+        })
+        .collect()
+}
+
+fn print_dry_run(
+    settings: &SyncSettings,
+    engine: &dyn Engine,
+    jobs: &[Job],
+    namespaces: &[(NamespaceEntry, Job)],
+) {
     if let Some(note) = &settings.engine_note {
         say_err(note);
+    }
+    for (namespace, example) in namespaces {
+        say(format!(
+            "# {} -> {}",
+            namespace.origin,
+            namespace.as_list_line()
+        ));
+        say(format!(
+            "# for each repository REPO that {} lists, and each TAG of it that passes the tag \
+             filters (the namespace is listed in a real run):",
+            namespace.namespace
+        ));
+        if let Ok(job) = example.for_tag("TAG") {
+            say(engine.describe(&job).replace("/repo:", "/REPO:"));
+        }
     }
     for job in jobs {
         say(format!("# {} -> {}", job.origin, job.target));
@@ -261,6 +319,6 @@ fn print_dry_run(settings: &SyncSettings, engine: &dyn Engine, jobs: &[Job]) {
     }
     say(format!(
         "# dry run: {}, nothing copied; targets already current are skipped in a real run",
-        crate::words::count(jobs.len(), "entry", "entries")
+        crate::words::count(jobs.len() + namespaces.len(), "entry", "entries")
     ));
 }

@@ -2,13 +2,31 @@
 //! second column naming an explicit target, `#` comments (whole line or after whitespace),
 //! blank lines and surrounding whitespace ignored.
 
+use super::namespace::{Namespace, NamespaceEntry};
 use super::{Entry, InputError, TargetSpec};
 use crate::model::Origin;
 use crate::reference::ImageRef;
 
-/// Parses one list file's text. Returns the good entries and one error per bad line.
+/// Parses one list file's text: the entries naming images and repositories, and one error per
+/// bad line. A namespace line is an error here: for readers that take single repositories (a
+/// failed list's lines, which never hold one); [`read_list`] reads them too.
+#[cfg(test)]
 pub fn parse_list(file: &str, text: &str) -> (Vec<Entry>, Vec<InputError>) {
+    let (entries, namespaces, mut errors) = read_list(file, text);
+    for namespace in namespaces {
+        errors.push(InputError::line(
+            namespace.origin,
+            "a namespace line is not taken here",
+        ));
+    }
+    (entries, errors)
+}
+
+/// Parses one list file's text: the good entries, the namespace lines (`registry.k8s.io/*`,
+/// `gcr.io/google-containers/** TARGET`), and one error per bad line.
+pub fn read_list(file: &str, text: &str) -> (Vec<Entry>, Vec<NamespaceEntry>, Vec<InputError>) {
     let mut entries = Vec::new();
+    let mut namespaces = Vec::new();
     let mut errors = Vec::new();
     for (index, raw) in text.lines().enumerate() {
         let origin = Origin {
@@ -17,6 +35,23 @@ pub fn parse_list(file: &str, text: &str) -> (Vec<Entry>, Vec<InputError>) {
         };
         let content = strip_comment(raw);
         let columns: Vec<&str> = content.split_whitespace().collect();
+        match namespace_columns(&columns) {
+            Ok(Some((namespace, explicit_target))) => {
+                namespaces.push(NamespaceEntry {
+                    origin,
+                    namespace,
+                    explicit_target,
+                    filter: None,
+                    can_name_target: true,
+                });
+                continue;
+            }
+            Ok(None) => {}
+            Err(reason) => {
+                errors.push(InputError::line(origin, reason));
+                continue;
+            }
+        }
         match parse_columns(&columns) {
             Ok(Some((source, explicit_target))) => entries.push(Entry {
                 origin,
@@ -29,7 +64,42 @@ pub fn parse_list(file: &str, text: &str) -> (Vec<Entry>, Vec<InputError>) {
             Err(reason) => errors.push(InputError::line(origin, reason)),
         }
     }
-    (entries, errors)
+    (entries, namespaces, errors)
+}
+
+/// A namespace line's columns: the pattern and an optional target, a whole repository the
+/// namespace's repositories go under. `None` when the first column is no pattern.
+fn namespace_columns(columns: &[&str]) -> Result<Option<(Namespace, Option<TargetSpec>)>, String> {
+    let Some(first) = columns.first() else {
+        return Ok(None);
+    };
+    let namespace = match Namespace::parse(first) {
+        Ok(Some(namespace)) => namespace,
+        Ok(None) => return Ok(None),
+        Err(reason) => return Err(format!("invalid namespace \"{first}\": {reason}")),
+    };
+    match columns {
+        [_] => Ok(Some((namespace, None))),
+        [_, target] => {
+            let spec = TargetSpec::parse(target)
+                .map_err(|e| format!("invalid target reference \"{target}\": {e}"))?;
+            let whole = match &spec {
+                TargetSpec::Full(reference) => reference.is_whole_repository(),
+                TargetSpec::UnderDest(path) => !path.contains([':', '@']),
+            };
+            if !whole {
+                return Err(format!(
+                    "the target \"{target}\" of namespace {namespace} must be a repository \
+                     without a tag or digest: its repositories go under it"
+                ));
+            }
+            Ok(Some((namespace, Some(spec))))
+        }
+        [_, _, third, ..] => Err(format!(
+            "unexpected third column \"{third}\" (a line is: SOURCE [TARGET])"
+        )),
+        [] => Ok(None),
+    }
 }
 
 /// `#` starts a comment at the start of a line or after whitespace; elsewhere it is part of
@@ -88,6 +158,39 @@ mod tests {
         assert_eq!(got, ["docker.io/library/nginx:1.25", "quay.io/a/b:1"]);
         assert_eq!(entries[0].origin.line, 3);
         assert_eq!(entries[1].origin.line, 4);
+    }
+
+    #[test]
+    fn namespace_lines_are_read_with_their_target() {
+        let text = "registry.k8s.io/*\nquay.io/ns/** harbor.example/ns\nnginx:1\n\
+                    quay.io/x/* h.example/y:1\nquay.io/a*/b\n";
+        let (entries, namespaces, errors) = read_list("l", text);
+        assert_eq!(entries.len(), 1);
+        let lines: Vec<String> = namespaces
+            .iter()
+            .map(NamespaceEntry::as_list_line)
+            .collect();
+        assert_eq!(
+            lines,
+            ["registry.k8s.io/*", "quay.io/ns/** harbor.example/ns"]
+        );
+        assert_eq!(namespaces[1].origin.line, 2);
+        let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            errors,
+            [
+                "l:4: the target \"h.example/y:1\" of namespace quay.io/x/* must be a \
+                 repository without a tag or digest: its repositories go under it",
+                "l:5: invalid namespace \"quay.io/a*/b\": '*' only ends a namespace line: \
+                 REGISTRY[/PATH]/* for the repositories directly under it, /** for every depth",
+            ]
+        );
+        // Where only single repositories are taken, a namespace line is refused.
+        let (_, errors) = parse_list("l", "registry.k8s.io/*\n");
+        assert_eq!(
+            errors[0].to_string(),
+            "l:1: a namespace line is not taken here"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 mod images_json;
 mod list;
+pub mod namespace;
 mod skopeo_yaml;
 
 use std::fmt;
@@ -19,8 +20,13 @@ use crate::reference::ImageRef;
 use crate::secret::Credentials;
 
 pub use images_json::{parse_accounts_json, parse_images_json};
+#[cfg(test)]
 pub use list::parse_list;
+pub use list::read_list;
+pub use namespace::NamespaceEntry;
+#[cfg(test)]
 pub use skopeo_yaml::parse_skopeo_yaml;
+pub use skopeo_yaml::read_skopeo_yaml;
 
 /// Where an input comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,17 +139,39 @@ impl InputFormat {
         }
     }
 
-    /// Reads `text` (the contents of `file`) in this format.
+    /// Reads `text` (the contents of `file`) in this format, where namespace lines are not
+    /// taken.
+    #[cfg(test)]
     pub fn parse(self, file: &str, text: &str) -> (Vec<Entry>, Vec<HostSettings>, Vec<InputError>) {
+        let (entries, namespaces, hosts, mut errors) = self.read(file, text);
+        for namespace in namespaces {
+            let reason = "a namespace line is not taken here";
+            errors.push(InputError::line(namespace.origin, reason));
+        }
+        (entries, hosts, errors)
+    }
+
+    /// Reads `text` (the contents of `file`) in this format, namespace lines included (a list
+    /// and skopeo's YAML can hold them; images.json cannot).
+    pub fn read(
+        self,
+        file: &str,
+        text: &str,
+    ) -> (
+        Vec<Entry>,
+        Vec<NamespaceEntry>,
+        Vec<HostSettings>,
+        Vec<InputError>,
+    ) {
         match self {
             InputFormat::List => {
-                let (entries, errors) = parse_list(file, text);
-                (entries, Vec::new(), errors)
+                let (entries, namespaces, errors) = read_list(file, text);
+                (entries, namespaces, Vec::new(), errors)
             }
-            InputFormat::SkopeoYaml => parse_skopeo_yaml(file, text),
+            InputFormat::SkopeoYaml => read_skopeo_yaml(file, text),
             InputFormat::ImagesJson => {
                 let (entries, errors) = parse_images_json(file, text);
-                (entries, Vec::new(), errors)
+                (entries, Vec::new(), Vec::new(), errors)
             }
         }
     }
@@ -224,6 +252,8 @@ impl InputError {
 #[derive(Debug, Default)]
 pub struct Inputs {
     pub entries: Vec<Entry>,
+    /// Namespace lines (`registry.k8s.io/*`), expanded when planned.
+    pub namespaces: Vec<NamespaceEntry>,
     /// Per-registry settings the inputs gave (skopeo YAML sections).
     pub hosts: Vec<HostSettings>,
 }
@@ -268,10 +298,11 @@ pub async fn read_all(
             InputSource::Url(url) => url.split(['?', '#']).next().unwrap_or(url),
             _ => &name,
         };
-        let (mut entries, mut hosts, mut bad) = format
+        let (mut entries, mut namespaces, mut hosts, mut bad) = format
             .unwrap_or_else(|| InputFormat::for_path(path))
-            .parse(&name, &text);
+            .read(&name, &text);
         read.entries.append(&mut entries);
+        read.namespaces.append(&mut namespaces);
         read.hosts.append(&mut hosts);
         errors.append(&mut bad);
     }

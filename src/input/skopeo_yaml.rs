@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use yaml_serde::Value;
 
+use super::namespace::{Namespace, NamespaceEntry};
 use super::{registry_host, sort_by_line, without_position};
 use super::{Entry, HostSettings, InputError};
 use crate::filter::{FilterSpec, TagFilter};
@@ -33,16 +34,39 @@ const REGISTRY_KEYS: &str =
 /// Parses one skopeo sync file. Entries come registry by registry, and within a registry
 /// `images`, then `images-by-tag-regex`, then `images-by-semver`, each in file order; errors
 /// are ordered by line.
+#[cfg(test)]
 pub fn parse_skopeo_yaml(
     file: &str,
     text: &str,
 ) -> (Vec<Entry>, Vec<HostSettings>, Vec<InputError>) {
+    let (entries, namespaces, hosts, mut errors) = read_skopeo_yaml(file, text);
+    for namespace in namespaces {
+        let reason = "a namespace is not taken here";
+        errors.push(InputError::line(namespace.origin, reason));
+    }
+    (entries, hosts, errors)
+}
+
+/// As [`parse_skopeo_yaml`], with the namespaces too: a repository key `ns/*` (the
+/// repositories directly under `REGISTRY/ns`), `ns/**` (every depth) or `*` (the whole
+/// registry), in any of the three lists: `images` with `[]` (every tag) or the tags to take
+/// of each repository, `images-by-tag-regex` and `images-by-semver` with their filter.
+pub fn read_skopeo_yaml(
+    file: &str,
+    text: &str,
+) -> (
+    Vec<Entry>,
+    Vec<NamespaceEntry>,
+    Vec<HostSettings>,
+    Vec<InputError>,
+) {
     let mut reader = Reader {
         file,
         outline: Outline::scan(text),
         // Only used to recover scalars as written, so a file it cannot read just goes without.
         verbatim: yaml_serde::from_str(text).unwrap_or_default(),
         entries: Vec::new(),
+        namespaces: Vec::new(),
         hosts: Vec::new(),
         errors: Vec::new(),
     };
@@ -55,12 +79,13 @@ pub fn parse_skopeo_yaml(
     }
     let Reader {
         entries,
+        namespaces,
         hosts,
         mut errors,
         ..
     } = reader;
     sort_by_line(&mut errors);
-    (entries, hosts, errors)
+    (entries, namespaces, hosts, errors)
 }
 
 struct Reader<'a> {
@@ -68,6 +93,7 @@ struct Reader<'a> {
     outline: Outline<'a>,
     verbatim: Verbatim,
     entries: Vec<Entry>,
+    namespaces: Vec<NamespaceEntry>,
     hosts: Vec<HostSettings>,
     errors: Vec<InputError>,
 }
@@ -237,6 +263,18 @@ impl Reader<'_> {
                 continue;
             };
             let line = self.outline.line_of(&[registry, list, &repo]);
+            match Namespace::parse(&format!("{registry}/{repo}")) {
+                Ok(Some(namespace)) => {
+                    self.namespace(registry, list, &repo, namespace, value, line);
+                    continue;
+                }
+                Ok(None) => {}
+                Err(reason) => {
+                    let reason = format!("invalid namespace \"{registry}/{repo}\": {reason}");
+                    self.error(line, reason);
+                    continue;
+                }
+            }
             let Some(repository) = self.repository(registry, &repo, line) else {
                 continue;
             };
@@ -245,6 +283,76 @@ impl Reader<'_> {
                 _ => self.filtered(registry, list, &repo, repository, value, line),
             }
         }
+    }
+
+    /// A namespace key (`ns/*`, `ns/**`, `*`) of one of the three lists: in `images`, every
+    /// tag (`[]`) or the tags listed, of each repository; in the others, their filter.
+    fn namespace(
+        &mut self,
+        registry: &str,
+        list: &str,
+        repo: &str,
+        namespace: Namespace,
+        value: &Value,
+        line: usize,
+    ) {
+        let filter = if list == IMAGES {
+            let items: &[Value] = match value {
+                Value::Null => &[],
+                Value::Sequence(items) => items,
+                other => {
+                    let reason = format!(
+                        "tags of {registry}/{repo} must be a list (empty for every tag), found {}",
+                        kind(other)
+                    );
+                    self.error(line, reason);
+                    return;
+                }
+            };
+            let mut tags = Vec::new();
+            for (index, item) in items.iter().enumerate() {
+                let verbatim = self.verbatim.tag(registry, repo, index);
+                match scalar_text(item, verbatim) {
+                    Ok(tag) if ImageRef::parse(&format!("x.example/x:{tag}")).is_ok() => {
+                        tags.push(regex::escape(&tag));
+                    }
+                    Ok(tag) => {
+                        let reason = format!(
+                            "{tag:?} is no tag: a namespace ({registry}/{repo}) takes tags, \
+                             never digests"
+                        );
+                        self.error(line, reason);
+                        return;
+                    }
+                    Err(found) => {
+                        let reason =
+                            format!("a tag of {registry}/{repo} must be a string, {found}");
+                        self.error(line, reason);
+                        return;
+                    }
+                }
+            }
+            (!tags.is_empty()).then(|| FilterSpec {
+                include: Some(tags.join("|")),
+                ..FilterSpec::default()
+            })
+        } else {
+            let before = self.entries.len();
+            let placeholder = ImageRef::parse("x.example/x").expect("a valid name");
+            self.filtered(registry, list, repo, placeholder, value, line);
+            if self.entries.len() == before {
+                return;
+            }
+            self.entries.pop().and_then(|entry| entry.filter)
+        };
+        let origin = self.origin(line);
+        self.namespaces.push(NamespaceEntry {
+            origin,
+            namespace,
+            explicit_target: None,
+            filter,
+            can_name_target: false,
+        });
     }
 
     /// `R/X`, which must name a repository: the tags come from the list.
@@ -694,6 +802,58 @@ mod tests {
 
     fn messages(errors: &[InputError]) -> Vec<String> {
         errors.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn namespaces_are_keys_ending_in_stars() {
+        let text = r#"registry.k8s.io:
+  images:
+    "*": []
+    "sig-storage/**": ["v1.0", "v2.0"]
+  images-by-semver:
+    "kube/*": ">= 1.29"
+  images-by-tag-regex:
+    "x/**": "^v1"
+quay.io:
+  images:
+    "ns/*": ["sha256:0123"]
+    "a*b": []
+"#;
+        let (entries, namespaces, _, errors) = read_skopeo_yaml("sync.yaml", text);
+        assert!(entries.is_empty(), "{entries:?}");
+        let shown: Vec<String> = namespaces
+            .iter()
+            .map(|n| {
+                let filter = n.filter.as_ref().map(|f| format!("{:?}", f.as_flags()));
+                format!(
+                    "{} {} {}",
+                    n.origin.line,
+                    n.namespace,
+                    filter.unwrap_or_default()
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "3 registry.k8s.io/* ",
+                r#"4 registry.k8s.io/sig-storage/** ["--tags", "v1\\.0|v2\\.0"]"#,
+                r#"8 registry.k8s.io/x/** ["--tags", ".*(?:^v1).*"]"#,
+                r#"6 registry.k8s.io/kube/* ["--semver", ">= 1.29"]"#,
+            ]
+        );
+        assert_eq!(
+            messages(&errors),
+            [
+                "sync.yaml:11: \"sha256:0123\" is no tag: a namespace (quay.io/ns/*) takes tags, never digests",
+                "sync.yaml:12: invalid namespace \"quay.io/a*b\": '*' only ends a namespace line: REGISTRY[/PATH]/* for the repositories directly under it, /** for every depth",
+            ]
+        );
+        let (_, _, errors) = parse_skopeo_yaml("sync.yaml", "quay.io:\n  images:\n    \"*\": []\n");
+        assert_eq!(
+            messages(&errors),
+            ["sync.yaml:3: a namespace is not taken here"]
+        );
     }
 
     #[test]

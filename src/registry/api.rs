@@ -127,6 +127,12 @@ impl RegistryClient {
         struct Page {
             tags: Option<Vec<String>>,
         }
+        if side == Side::Source {
+            if let Some(tags) = self.listing.take_tags(name) {
+                // A namespace's listing read them a moment ago.
+                return Ok(Some(tags));
+            }
+        }
         let endpoint = self.endpoint(side, name)?;
         let what = format!("tags of {name}");
         let max_tags = self.options.limits.max_tags;
@@ -526,7 +532,7 @@ fn header_digest(headers: &HeaderMap, what: &str) -> Result<Option<String>, Regi
 }
 
 /// The next page from `Link: </v2/…/tags/list?last=x&n=1000>; rel="next"`.
-fn next_link(link: &str) -> Option<String> {
+pub(super) fn next_link(link: &str) -> Option<String> {
     link.split(',').find_map(|part| {
         let (target, params) = part.split_once(';')?;
         if !params.contains("rel=\"next\"") && !params.contains("rel=next") {

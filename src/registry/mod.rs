@@ -9,10 +9,12 @@
 //! - [`gate`]: a host's in-flight slots, its pace, its 429 state, copies' turns.
 //! - [`request`]: one request and its own retries ([`RegistryClient::send`]).
 //! - [`api`]: manifests, tags, blobs and uploads on top of `send`.
+//! - [`listing`]: the repositories under a namespace (catalog, Google's `child`, the Hub API).
 //! - [`quota`]: pull quotas (Docker Hub's `ratelimit-*` headers) and `--pull-budget`.
 
 pub mod api;
 pub mod gate;
+pub mod listing;
 pub mod quota;
 pub mod request;
 pub mod session;
@@ -94,6 +96,8 @@ pub struct ClientOptions {
     pub limits: Limits,
     /// `--pull-budget`: pulls a run may spend per metered registry.
     pub pull_budget: Option<quota::PullBudget>,
+    /// `--hub-api`: where Docker Hub's namespaces are listed ([`listing::HUB_API`] if `None`).
+    pub hub_api: Option<String>,
 }
 
 /// A time limit as a message tells it: how long, and the flag that set it.
@@ -242,6 +246,7 @@ pub struct RegistryClient {
     session: Session,
     gate: Gate,
     quota: quota::Quotas,
+    listing: listing::ListingState,
 }
 
 impl RegistryClient {
@@ -253,7 +258,13 @@ impl RegistryClient {
             session: Session::default(),
             gate,
             quota: quota::Quotas::default(),
+            listing: listing::ListingState::default(),
         }
+    }
+
+    /// How this client reaches each registry.
+    pub fn access(&self) -> &Access {
+        &self.options.access
     }
 
     /// The bounds this client keeps (and its callers keep for it: a blob's bytes on the way).

@@ -139,7 +139,7 @@ fn short(message: &str) -> String {
 }
 
 /// What makes a report self-describing: the command that wrote it, its shard, the run's list
-/// fingerprint (see [`crate::shard::fingerprint`]), the destination, and what a rerun of its
+/// fingerprint (see [`crate::shard::fingerprint_with`]), the destination, and what a rerun of its
 /// failed entries needs. `report merge` reads it back to tell which reports belong together.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunInfo {
@@ -240,9 +240,12 @@ pub struct FailedLine {
 }
 
 impl FailedLine {
+    /// Whether the line stands for many tags (a whole repository, or a namespace's
+    /// repositories): its rerun needs the tag filters.
     fn whole_repository(&self) -> bool {
         let source = self.list_line.split_whitespace().next().unwrap_or_default();
         ImageRef::parse(source).is_ok_and(|s| s.is_whole_repository())
+            || crate::input::namespace::is_pattern(source)
     }
 }
 

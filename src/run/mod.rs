@@ -68,7 +68,7 @@ struct Context {
 }
 
 /// Plans `jobs`, then copies every one that needs it through `engine`, `options.jobs` at a
-/// time. A stop while planning ends the planning (every entry is then reported interrupted);
+/// time; `unlisted` (namespace lines that could not be listed) are reported failed after them. A stop while planning ends the planning (every entry is then reported interrupted);
 /// a stop while copying starts no new copy and stops the running ones. Input errors found
 /// only once whole repositories are expanded (two sources for one target) end the run before
 /// any copy.
@@ -77,6 +77,7 @@ pub async fn sync(
     client: Arc<RegistryClient>,
     engine: Arc<dyn Engine>,
     jobs: Vec<Job>,
+    unlisted: Vec<ImageResult>,
     stop: watch::Receiver<Stop>,
     events: Events,
 ) -> Result<RunOutcome, Vec<InputError>> {
@@ -136,8 +137,19 @@ pub async fn sync(
     let targets: Vec<&Target> = entries.iter().map(|e| &e.job.target).collect();
     engine.before_run(&targets);
 
+    let planned = entries.len();
     let refused = |job: &Job| refused_credentials(&client, job);
-    let split = split_plan(entries, refused);
+    let mut split = split_plan(entries, refused);
+    for (offset, result) in unlisted.into_iter().enumerate() {
+        let index = planned + offset;
+        events.send(Event::Planned {
+            index,
+            state: State::Unknown,
+            source: result.source.clone(),
+            target: result.target.clone(),
+        });
+        split.done.push((index, result));
+    }
     for (index, result) in &split.done {
         events.send(Event::Finished {
             index: *index,

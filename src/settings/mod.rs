@@ -31,6 +31,7 @@ use crate::engine::Engine;
 use crate::filter::{FilterError, FilterSpec, TagFilter};
 use crate::input::{HostSettings, InputFormat, InputSource};
 use crate::model::{Destination, Job, Rerun, RetryPolicy};
+use crate::plan::namespace::NamespaceOptions;
 use crate::plan::{MissingOnly, PlanOptions};
 use crate::reference::{ReferenceError, RepoPrefix};
 use crate::registry::quota::PullBudget;
@@ -193,8 +194,19 @@ impl SyncSettings {
         jobs: &[Job],
         scratch: Option<&ScratchDir>,
     ) -> Result<Workers, CredentialsError> {
-        let access = registry.access.clone();
         let client = Arc::new(RegistryClient::new(registry));
+        self.workers_with(client, jobs, scratch)
+    }
+
+    /// The workers of one run over `jobs` around `client`, already made (to list the run's
+    /// namespaces before the engine is built for every repository they hold).
+    pub fn workers_with(
+        &self,
+        client: Arc<RegistryClient>,
+        jobs: &[Job],
+        scratch: Option<&ScratchDir>,
+    ) -> Result<Workers, CredentialsError> {
+        let access = client.access().clone();
         let engine = self.engine.build(engine::Build {
             client: &client,
             access,
@@ -227,6 +239,16 @@ pub enum SettingsError {
     },
     #[error("verify compares every target with its source; --missing-only is for plan and sync")]
     VerifyMissingOnly,
+    #[error("--max-repos and --max-catalog must be at least 1")]
+    NoRepos,
+    #[error("invalid --exclude-repos regex {pattern:?}")]
+    ExcludeRepos {
+        pattern: String,
+        #[source]
+        source: regex::Error,
+    },
+    #[error("--hub-api {value:?} must be an http(s) URL such as https://hub.docker.com")]
+    HubApi { value: String },
     #[error("--pull-budget {value:?} {reason}")]
     PullBudget { value: String, reason: String },
     #[error("--registry-jobs \"{value}\" must be HOST=N with N at least 1")]
@@ -435,7 +457,53 @@ fn plan_settings(args: &PlanArgs, verbosity: u8) -> Result<PlanSettings, Setting
         verbosity,
     )?;
     plan.options.missing_only = missing_only(&args.lookups)?;
+    namespaces(&mut plan, &args.filters, &args.lookups)?;
     Ok(plan)
+}
+
+/// How namespace lines are listed: `--exclude-repos` (a filter: a rerun and the list
+/// fingerprint take it), `--max-repos`, `--max-catalog` and `--hub-api`.
+fn namespaces(
+    plan: &mut PlanSettings,
+    filters: &FilterArgs,
+    lookups: &LookupArgs,
+) -> Result<(), SettingsError> {
+    if lookups.max_repos == 0 || lookups.max_catalog == 0 {
+        return Err(SettingsError::NoRepos);
+    }
+    let exclude = filters
+        .exclude_repos
+        .as_deref()
+        .map(|pattern| {
+            NamespaceOptions::exclude(pattern).map_err(|source| SettingsError::ExcludeRepos {
+                pattern: pattern.to_owned(),
+                source,
+            })
+        })
+        .transpose()?;
+    if let Some(pattern) = &filters.exclude_repos {
+        plan.rerun
+            .filter_flags
+            .extend(["--exclude-repos".to_owned(), pattern.clone()]);
+    }
+    plan.options.namespaces = NamespaceOptions {
+        exclude,
+        max_repos: lookups.max_repos,
+        max_catalog: lookups.max_catalog,
+    };
+    if let Some(url) = &lookups.hub_api {
+        let parsed = reqwest::Url::parse(url).ok().filter(|u| {
+            matches!(u.scheme(), "http" | "https") && u.host_str().is_some() && u.query().is_none()
+        });
+        if parsed.is_none() {
+            return Err(SettingsError::HubApi { value: url.clone() });
+        }
+        plan.registry.hub_api = Some(url.trim_end_matches('/').to_owned());
+        plan.rerun
+            .flags
+            .extend(["--hub-api".to_owned(), url.clone()]);
+    }
+    Ok(())
 }
 
 /// `--missing-only` and its `--always-check` regex.
@@ -515,6 +583,7 @@ fn common(
         per_registry_rps,
         limits,
         pull_budget: None,
+        hub_api: None,
     };
     let filter = TagFilter::new(&FilterSpec {
         include: filters.tags.clone(),
@@ -545,6 +614,7 @@ fn common(
         force: false,
         image_timeout: None,
         missing_only: None,
+        namespaces: NamespaceOptions::default(),
     };
     Ok(PlanSettings {
         inputs,
@@ -691,6 +761,7 @@ fn sync_settings(
     plan.options.force = args.force;
     plan.options.image_timeout = Some(args.skopeo.image_timeout);
     plan.options.missing_only = missing_only(&args.lookups)?;
+    namespaces(&mut plan, &args.filters, &args.lookups)?;
     plan.registry.pull_budget = args
         .pull_budget
         .as_deref()

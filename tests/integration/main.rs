@@ -14,6 +14,7 @@ mod fixtures_selftest;
 mod hostile;
 mod inputs;
 mod missing_only;
+mod namespaces;
 mod native;
 mod plan;
 mod progress;

@@ -96,6 +96,8 @@ pub struct Registry {
     credentials: Option<(String, String)>,
     /// Whether the registry logs every request it serves (see [`Registry::requests`]).
     access_log: bool,
+    /// The most repositories one page of its catalog holds (`catalog.maxentries`).
+    catalog_page: Option<usize>,
     child: Option<Child>,
 }
 
@@ -118,6 +120,24 @@ impl Registry {
         let dir = TempDir::new("ferry-registry");
         make_tls_and_htpasswd(dir.path(), user, password);
         Registry::launch(dir, Some((user.to_string(), password.to_string())), true)
+    }
+
+    /// Plain HTTP, no auth, whose catalog pages hold at most `entries` repositories (and
+    /// which refuses, with 400, a page asked to hold more).
+    pub fn start_plain_paging_catalog(entries: usize) -> Registry {
+        let mut registry = Registry::launch(TempDir::new("ferry-registry"), None, false);
+        registry.catalog_page = Some(entries);
+        registry.restart();
+        registry
+    }
+
+    /// Where the registry keeps repository `repo` on disk: removing it makes the repository
+    /// gone, as a registry's garbage collection of a deleted one would.
+    pub fn repository_dir(&self, repo: &str) -> PathBuf {
+        self.dir
+            .path()
+            .join("storage/docker/registry/v2/repositories")
+            .join(repo)
     }
 
     /// The requests the registry served, in order, as its access log writes them (`… "GET
@@ -191,6 +211,7 @@ impl Registry {
             id,
             credentials,
             access_log,
+            catalog_page: None,
             child: None,
         };
         let mut failures = String::new();
@@ -266,6 +287,9 @@ impl Registry {
                  auth:\n  htpasswd:\n    realm: ferry-test\n    path: {htpasswd:?}\n"
             )
             .unwrap();
+        }
+        if let Some(entries) = self.catalog_page {
+            write!(yaml, "catalog:\n  maxentries: {entries}\n").unwrap();
         }
         yaml
     }

@@ -7,7 +7,9 @@
 //! refuses credentials (see its header; `rate_limit_proxy_selftest` tests it).
 //! `hostile-registry.py` meets chosen repositories with an attack (a manifest whose bytes are
 //! not its advertised digest, a digest that leaves the repository, a refused mount, ...: see
-//! the script's header for the list, and how to add one).
+//! the script's header for the list, and how to add one). `listing-registry.py` stands in for the
+//! namespace listings no local registry offers: Google's `child` field, Docker Hub's Hub API,
+//! and a registry with no way to list at all.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -51,6 +53,15 @@ impl ScriptProxy {
         all.extend(args.iter().map(|arg| (*arg).to_owned()));
         let all: Vec<&str> = all.iter().map(String::as_str).collect();
         ScriptProxy::start_script("hostile-registry.py", dir, upstream, &all)
+    }
+
+    /// `scripts/listing-registry.py` in front of `upstream` in `mode` (`google`: Google's
+    /// `child` listing and no catalog; `hub`: Docker Hub's Hub API; `bare`: no way to list a
+    /// namespace), with `args` on its command line too.
+    pub fn listing(dir: &Path, upstream: &str, mode: &str, args: &[&str]) -> ScriptProxy {
+        let mut all = vec!["--mode", mode];
+        all.extend(args);
+        ScriptProxy::start_script("listing-registry.py", dir, upstream, &all)
     }
 
     fn start_script(name: &str, dir: &Path, upstream: &str, args: &[&str]) -> ScriptProxy {
