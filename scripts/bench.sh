@@ -5,7 +5,8 @@
 # share a base layer per platform under a top layer of their own. Prints, per phase, wall time,
 # the HTTP requests the source and the destination received and the engine processes (skopeo or
 # crane) spawned, then
-# the same requests per image.
+# the same requests per image. Each ferry tool also runs a no-op with --missing-only, which must send
+# the source no request at all.
 # Then a large-layer corpus (BENCH_LARGE_IMAGES images x 2 platforms x BENCH_LARGE_MB MiB), cold,
 # with each tool's peak RSS (GNU time's "Maximum resident set size"; for the loop, its largest
 # skopeo process).
@@ -354,6 +355,13 @@ for tool in "${tools[@]}"; do
   for kind in cold no-op; do
     measure "$tool $kind" src "dst-$tool" run_tool "$tool" "$conf" "$list" "127.0.0.1:${port[dst-$tool]}"
   done
+  # ferry's --missing-only no-op: every tag is at the destination, so the source is never asked.
+  if [ "$tool" != loop ]; then
+    measure "$tool missing-only" src "dst-$tool" run_tool "$tool" "$conf" "$list" \
+      "127.0.0.1:${port[dst-$tool]}" --missing-only
+    [ "${src[$tool missing-only]}" = 0 ] ||
+      die "$tool --missing-only no-op: ${src[$tool missing-only]} source requests, expected 0"
+  fi
 done
 
 # 5. every destination holds exactly what the source holds
@@ -362,7 +370,7 @@ verify "${port[src]}" "$list" "${checked[@]}"
 checked_all
 
 # 6. report
-row() { printf '| %-20s | %7s | %15s | %20s | %16s |\n' "$@"; }
+row() { printf '| %-26s | %7s | %15s | %20s | %16s |\n' "$@"; }
 echo
 base_text="no shared base layer"
 [ "$base_kb" = 0 ] || base_text="a $base_kb KiB base layer per platform shared by every image"
@@ -371,9 +379,11 @@ echo "$layer_kb KiB top layer on $base_text; ferry -j $jobs; nproc $(nproc);"
 echo "$("$real_skopeo" --version). Each tool syncs into its own empty docker-registry 2.8 on loopback."
 echo
 row phase seconds "source requests" "destination requests" "engine processes"
-echo "|----------------------|--------:|----------------:|---------------------:|-----------------:|"
+echo "|----------------------------|--------:|----------------:|---------------------:|-----------------:|"
 for tool in "${tools[@]}"; do
-  for kind in cold no-op; do
+  kinds=(cold no-op)
+  [ "$tool" = loop ] || kinds+=(missing-only)
+  for kind in "${kinds[@]}"; do
     p="$tool $kind"
     row "$(label "$tool") $kind" "${secs[$p]}" "${src[$p]}" "${dst[$p]}" "${procs[$p]}"
   done
