@@ -122,8 +122,9 @@ pub struct Expansion {
 }
 
 /// Lists every whole-repository job's tags (in parallel, each listing retried under `retry`
-/// like a copy) and applies the filter; other jobs pass through. Job order is kept, with a
-/// repository's tags in the registry's order. A repository that cannot be listed is planned
+/// like a copy; a repository that several jobs name, one per destination, is listed once) and
+/// applies the filter; other jobs pass through. Job order is kept, with a repository's tags in
+/// the registry's order. A repository that cannot be listed is planned
 /// as failed, never copied as a whole: only ferry's own listing (through the filters and the
 /// registries.conf redirects) decides which tags a whole-repository line stands for.
 pub async fn expand(
@@ -133,10 +134,16 @@ pub async fn expand(
     jobs: Vec<Job>,
 ) -> Expansion {
     let mut listings = JoinSet::new();
+    // Each repository's listing, by the index of the first job that names it.
+    let mut listing_of: HashMap<String, usize> = HashMap::new();
     for (index, job) in jobs.iter().enumerate() {
         if job.source.is_whole_repository() {
-            let client = Arc::clone(client);
             let name = job.source.repository();
+            if listing_of.contains_key(&name) {
+                continue;
+            }
+            listing_of.insert(name.clone(), index);
+            let client = Arc::clone(client);
             let retry = *retry;
             listings.spawn(async move { (index, list_tags(&client, &retry, &name).await) });
         }
@@ -145,6 +152,11 @@ pub async fn expand(
     while let Some(joined) = listings.join_next().await {
         let (index, result) = joined.expect("a tag listing task panicked");
         listed[index] = Some(result);
+    }
+    for (index, job) in jobs.iter().enumerate() {
+        if listed[index].is_none() && job.source.is_whole_repository() {
+            listed[index] = listed[listing_of[&job.source.repository()]].clone();
+        }
     }
     let mut expansion = Expansion::default();
     for (job, listing) in jobs.into_iter().zip(listed) {
@@ -284,7 +296,30 @@ pub async fn plan_all(
     // tags keep the registry's order.
     let file_rank = |file: &str| options.inputs.iter().position(|input| input == file);
     entries.sort_by_key(|e| (file_rank(&e.job.origin.file), e.job.origin.line));
-    Ok((entries, expansion.dropped))
+    Ok((by_source(entries), expansion.dropped))
+}
+
+/// With several destinations, a line's copies of one source side by side (the tag's copy to
+/// each destination, then the next tag's), so that what they share is read while it is
+/// wanted: entries in the order of the first entry of their line and source, else as they
+/// are. With one destination a line names each source once, and nothing moves.
+fn by_source(entries: Vec<PlanEntry>) -> Vec<PlanEntry> {
+    let keys: Vec<usize> = {
+        let mut first: HashMap<(&Origin, String), usize> = HashMap::new();
+        entries
+            .iter()
+            .enumerate()
+            .map(|(index, e)| {
+                *first
+                    .entry((&e.job.origin, e.job.source.to_string()))
+                    .or_insert(index)
+            })
+            .collect()
+    };
+    let mut keyed: Vec<(usize, PlanEntry)> = keys.into_iter().zip(entries).collect();
+    // Stable: a source's copies keep the destinations' order.
+    keyed.sort_by_key(|(key, _)| *key);
+    keyed.into_iter().map(|(_, entry)| entry).collect()
 }
 
 fn unlisted(job: Job, state: State, error: Option<ImageError>) -> PlanEntry {
@@ -318,8 +353,10 @@ pub async fn plan(
     let mut permits: HashMap<String, Arc<Semaphore>> = HashMap::new();
     let mut lookups = JoinSet::new();
     let total = jobs.len();
+    let sources = SourceLookups::default();
     for (index, job) in jobs.into_iter().enumerate() {
         let client = Arc::clone(client);
+        let sources = sources.clone();
         let host = client
             .endpoint_host(Side::Source, &job.source.repository())
             .unwrap_or_default();
@@ -331,7 +368,7 @@ pub async fn plan(
         lookups.spawn(async move {
             let _permit = permits.acquire_owned().await.expect("never closed");
             let started = Instant::now();
-            let looked_up = look_up(&client, &job, sides);
+            let looked_up = look_up(&client, &sources, &job, sides);
             let looked_up = match image_timeout {
                 Some(limit) => tokio::time::timeout(limit, looked_up).await.ok(),
                 None => Some(looked_up.await),
@@ -403,11 +440,37 @@ enum LookedUp {
     },
 }
 
-async fn look_up(client: &RegistryClient, job: &Job, sides: Lookups) -> LookedUp {
+/// The source lookups of one plan, each source's answer shared by the jobs that copy it (one
+/// per destination): a source is asked once however many destinations receive it.
+#[derive(Clone, Default)]
+struct SourceLookups(Arc<std::sync::Mutex<HashMap<String, SourceLookup>>>);
+
+/// One source's digest lookup, and whether its registry answered as no working one does.
+type SourceLookup = Arc<tokio::sync::OnceCell<(Lookup, bool)>>;
+
+impl SourceLookups {
+    /// `source`'s digest (see [`source_digest`]), asked once and shared.
+    async fn digest(&self, client: &RegistryClient, source: &ImageRef) -> (Lookup, bool) {
+        let cell = {
+            let mut cells = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(cells.entry(source.to_string()).or_default())
+        };
+        cell.get_or_init(|| source_digest(client, source))
+            .await
+            .clone()
+    }
+}
+
+async fn look_up(
+    client: &RegistryClient,
+    sources: &SourceLookups,
+    job: &Job,
+    sides: Lookups,
+) -> LookedUp {
     let ((source, broken), target) = match sides {
         Lookups::Both => {
             tokio::join!(
-                source_digest(client, &job.source),
+                sources.digest(client, &job.source),
                 target_digest(client, &job.target, job.source.digest())
             )
         }
@@ -416,7 +479,7 @@ async fn look_up(client: &RegistryClient, job: &Job, sides: Lookups) -> LookedUp
             if matches!(target, Ok(None)) && job.source.digest().is_none() {
                 return LookedUp::NewTarget;
             }
-            (source_digest(client, &job.source).await, target)
+            (sources.digest(client, &job.source).await, target)
         }
     };
     LookedUp::Both {
@@ -529,6 +592,59 @@ mod tests {
         .filter(|s| s.needs_copy())
         .collect();
         assert_eq!(copied, [State::New, State::Changed, State::Unknown]);
+    }
+
+    #[test]
+    fn a_lines_copies_of_one_source_go_side_by_side() {
+        let entry = |line: usize, source: &str, target: &str| {
+            PlanEntry::unlooked(Job {
+                origin: Origin {
+                    file: "l".into(),
+                    line,
+                },
+                source: ImageRef::parse(source).unwrap(),
+                target: Target::Registry(ImageRef::parse(target).unwrap()),
+                explicit: false,
+                filter: None,
+            })
+        };
+        let targets = |entries: Vec<PlanEntry>| -> Vec<String> {
+            entries.iter().map(|e| e.job.target.to_string()).collect()
+        };
+        // A whole repository expanded for two destinations: each destination's tags in turn.
+        let expanded = vec![
+            entry(1, "quay.io/a/b:2", "a.example/quay.io/a/b:2"),
+            entry(1, "quay.io/a/b:1", "a.example/quay.io/a/b:1"),
+            entry(1, "quay.io/a/b:2", "b.example/quay.io/a/b:2"),
+            entry(1, "quay.io/a/b:1", "b.example/quay.io/a/b:1"),
+            entry(2, "quay.io/a/c:1", "a.example/quay.io/a/c:1"),
+            entry(2, "quay.io/a/c:1", "b.example/quay.io/a/c:1"),
+        ];
+        assert_eq!(
+            targets(by_source(expanded)),
+            [
+                "a.example/quay.io/a/b:2",
+                "b.example/quay.io/a/b:2",
+                "a.example/quay.io/a/b:1",
+                "b.example/quay.io/a/b:1",
+                "a.example/quay.io/a/c:1",
+                "b.example/quay.io/a/c:1",
+            ]
+        );
+        // One destination: the registry's order of the tags stays.
+        let one = vec![
+            entry(1, "quay.io/a/b:2", "a.example/quay.io/a/b:2"),
+            entry(1, "quay.io/a/b:1", "a.example/quay.io/a/b:1"),
+            entry(2, "quay.io/a/b:2", "a.example/other:2"),
+        ];
+        assert_eq!(
+            targets(by_source(one)),
+            [
+                "a.example/quay.io/a/b:2",
+                "a.example/quay.io/a/b:1",
+                "a.example/other:2"
+            ]
+        );
     }
 
     #[test]
