@@ -148,9 +148,10 @@ pub enum FormatArg {
 
 #[derive(Debug, Args)]
 pub struct DestArgs {
-    /// Destination prefix: a registry host and optional path (e.g. harbor.example/third)
+    /// Destination prefix: a registry host and optional path (e.g. harbor.example/third);
+    /// repeat it to mirror every image into each of several registries ($FERRY_DEST is one)
     #[arg(long, env = "FERRY_DEST", value_name = "PREFIX")]
-    pub dest: Option<String>,
+    pub dest: Vec<String>,
 
     /// Local directory of OCI layouts, used instead of a registry [default: mirror]; given on
     /// the command line it wins over $FERRY_DEST
@@ -308,20 +309,22 @@ pub struct AccessArgs {
     /// Auth file for the sources
     #[arg(long, value_name = "PATH")]
     pub src_authfile: Option<PathBuf>,
-    /// Auth file for the destination
+    /// Auth file for the destinations (keyed by host: one file for several --dest)
     #[arg(long, value_name = "PATH")]
     pub dest_authfile: Option<PathBuf>,
 
     /// Require HTTPS and verify certificates for the sources
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub src_tls_verify: Option<bool>,
-    /// Require HTTPS and verify certificates for the destination
+    /// Require HTTPS and verify certificates for the destination (every one of several;
+    /// per host: registries.conf's `insecure`)
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub dest_tls_verify: Option<bool>,
     /// Directory of certificates (*.crt, *.cert, *.key) for the sources
     #[arg(long, value_name = "PATH")]
     pub src_cert_dir: Option<PathBuf>,
-    /// Directory of certificates (*.crt, *.cert, *.key) for the destination
+    /// Directory of certificates (*.crt, *.cert, *.key) for the destination (every one of
+    /// several; per host: /etc/containers/certs.d/HOST)
     #[arg(long, value_name = "PATH")]
     pub dest_cert_dir: Option<PathBuf>,
 
@@ -333,7 +336,8 @@ pub struct AccessArgs {
         value_name = "USER:PASS"
     )]
     pub src_creds: Option<String>,
-    /// Destination credentials USER:PASS (or FERRY_DEST_USERNAME and FERRY_DEST_PASSWORD)
+    /// Destination credentials USER:PASS (or FERRY_DEST_USERNAME and FERRY_DEST_PASSWORD), sent
+    /// to every destination of several (per host: an auth file or --accounts)
     #[arg(
         long,
         env = "FERRY_DEST_CREDS",

@@ -2,7 +2,8 @@
 //! `fnv1a64(target repository) mod N`. The target repository is the target without its tag or
 //! digest (`harbor.example/third/docker.io/library/nginx`, or the OCI layout directory), so
 //! every tag of a repository, and the blobs they share, go to one worker, and a whole
-//! repository is listed by its shard only. FNV-1a (64-bit, offset basis 0xcbf29ce484222325,
+//! repository is listed by its shard only. With several destinations (`--dest A --dest B`),
+//! an entry is placed by its target under the first, so all its copies go to one worker. FNV-1a (64-bit, offset basis 0xcbf29ce484222325,
 //! prime 0x100000001b3) over the name's UTF-8 bytes is fixed here and stays the same across
 //! versions, so shards agree whichever ferry each worker runs.
 //!
@@ -88,7 +89,14 @@ impl Shard {
 
     /// Whether `job` belongs to this shard.
     pub fn contains(&self, job: &Job) -> bool {
-        of(&job.target) % self.count == self.index
+        self.holds(&job.target)
+    }
+
+    /// Whether an entry whose target is `target` belongs to this shard. With several
+    /// destinations, an entry is placed by its target at the first: its shard does not depend
+    /// on the destination.
+    pub fn holds(&self, target: &Target) -> bool {
+        of(target) % self.count == self.index
     }
 }
 

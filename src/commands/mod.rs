@@ -15,8 +15,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Error, Outcome};
-use crate::input::{self, HostSettings, InputError, Inputs};
-use crate::mapping::map_all;
+use crate::input::{self, Entry, HostSettings, InputError, Inputs};
+use crate::mapping::{map_each, target_for};
 use crate::model::{Destination, Job};
 use crate::registry::ClientOptions;
 use crate::settings::{CommandSettings, InputSettings, PlanSettings, Settings};
@@ -40,11 +40,19 @@ pub async fn run(settings: Settings) -> Result<Outcome, Error> {
         CommandSettings::ShowRawImages {
             inputs,
             destination,
-        } => show::show_raw_images(&inputs, &destination).await,
+            more_destinations,
+        } => {
+            let destinations = [vec![destination], more_destinations].concat();
+            show::show_raw_images(&inputs, &destinations).await
+        }
         CommandSettings::ShowImages {
             inputs,
             destination,
-        } => show::show_images(&inputs, &destination).await,
+            more_destinations,
+        } => {
+            let destinations = [vec![destination], more_destinations].concat();
+            show::show_images(&inputs, &destinations).await
+        }
         CommandSettings::Plan(plan) => plan::plan(&plan).await,
         CommandSettings::Verify(plan) => plan::verify(&plan).await,
         CommandSettings::Sync(sync) => sync::sync(*sync).await,
@@ -98,12 +106,13 @@ struct Read {
     fingerprint: String,
 }
 
-/// Reads every input and the accounts file, and maps every entry: all their problems make one
-/// error (syntax, unmappable entries, duplicate targets). Warnings are printed either way.
-/// `filters` (the tag filters, as flags) are for the fingerprint.
+/// Reads every input and the accounts file, and maps every entry to each of `destinations`
+/// (see [`map_each`]): all their problems make one error (syntax, unmappable entries,
+/// duplicate targets). Warnings are printed either way. `filters` (the tag filters, as flags)
+/// are for the fingerprint.
 async fn read_and_map(
     inputs: &InputSettings,
-    destination: &Destination,
+    destinations: &[Destination],
     accounts: Option<&Path>,
     filters: &[String],
 ) -> Result<Read, Error> {
@@ -119,11 +128,23 @@ async fn read_and_map(
     if errors.is_empty() {
         warn_empty_inputs(inputs, &read);
     }
-    let mut mapped = map_all(&read.entries, destination);
+    let mut mapped = map_each(&read.entries, destinations);
     errors.extend(mapped.errors);
-    let fingerprint = crate::shard::fingerprint(&destination.label(), filters, &mapped.jobs);
-    if let Some(shard) = inputs.shard {
-        mapped.jobs.retain(|job| shard.contains(job));
+    let fingerprint = crate::shard::fingerprint(&label(destinations), filters, &mapped.jobs);
+    match (inputs.shard, destinations) {
+        (None, _) => {}
+        (Some(shard), [_]) => mapped.jobs.retain(|job| shard.contains(job)),
+        // Each entry where its target under the first destination places it.
+        (Some(shard), [first, ..]) => {
+            let held: Vec<Entry> = read
+                .entries
+                .iter()
+                .filter(|entry| target_for(entry, first).is_ok_and(|t| shard.holds(&t)))
+                .cloned()
+                .collect();
+            mapped.jobs = map_each(&held, destinations).jobs;
+        }
+        (Some(_), []) => mapped.jobs.clear(),
     }
     for warning in &mapped.warnings {
         say_err(warning.as_warning());
@@ -137,6 +158,21 @@ async fn read_and_map(
         })
     } else {
         Err(Error::Input(errors))
+    }
+}
+
+/// The destinations as reports name them: one's label (see [`Destination::label`]), several
+/// labels joined by `, `.
+pub(crate) fn label(destinations: &[Destination]) -> String {
+    let labels: Vec<String> = destinations.iter().map(Destination::label).collect();
+    labels.join(", ")
+}
+
+/// The labels of several destinations, for reports (each entry names its own); none for one.
+pub(crate) fn several(destinations: &[Destination]) -> Vec<String> {
+    match destinations {
+        [_] => Vec::new(),
+        _ => destinations.iter().map(Destination::label).collect(),
     }
 }
 
@@ -188,7 +224,7 @@ async fn load(settings: &PlanSettings) -> Result<Loaded, Error> {
         fingerprint,
     } = read_and_map(
         &settings.inputs,
-        &settings.destination,
+        &settings.destinations(),
         settings.accounts.as_deref(),
         &settings.rerun.filter_flags,
     )

@@ -33,7 +33,8 @@ async fn planned(settings: &PlanSettings, command: &'static str) -> Result<Plann
         command,
         shard: settings.inputs.shard,
         fingerprint: loaded.fingerprint.clone(),
-        destination: settings.destination.label(),
+        destination: super::label(&settings.destinations()),
+        destinations: super::several(&settings.destinations()),
         rerun: settings.rerun.clone(),
     };
     let client = Arc::new(RegistryClient::new(loaded.registry));

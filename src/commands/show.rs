@@ -15,7 +15,7 @@ use crate::settings::InputSettings;
 /// targets, so the list is mapped as `show-images` maps it).
 pub async fn show_raw_images(
     inputs: &InputSettings,
-    destination: &Destination,
+    destinations: &[Destination],
 ) -> Result<Outcome, Error> {
     let sources: Vec<String> = match inputs.shard {
         None => read_inputs(inputs)
@@ -24,7 +24,8 @@ pub async fn show_raw_images(
             .iter()
             .map(|e| e.source.to_string())
             .collect(),
-        Some(_) => read_and_map(inputs, destination, None, &[])
+        // An entry's shard is its target's under the first destination.
+        Some(_) => read_and_map(inputs, &destinations[..1], None, &[])
             .await?
             .jobs
             .iter()
@@ -42,9 +43,9 @@ pub async fn show_raw_images(
 
 pub async fn show_images(
     inputs: &InputSettings,
-    destination: &Destination,
+    destinations: &[Destination],
 ) -> Result<Outcome, Error> {
-    let jobs = read_and_map(inputs, destination, None, &[]).await?.jobs;
+    let jobs = read_and_map(inputs, destinations, None, &[]).await?.jobs;
     for job in &jobs {
         if !say(&job.target) {
             break;

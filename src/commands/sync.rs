@@ -198,7 +198,8 @@ fn outputs(settings: &SyncSettings, fingerprint: String) -> Outputs {
             command: "sync",
             shard: settings.plan.inputs.shard,
             fingerprint,
-            destination: settings.plan.destination.label(),
+            destination: super::label(&settings.plan.destinations()),
+            destinations: super::several(&settings.plan.destinations()),
             rerun: settings.plan.rerun.clone(),
         },
     }

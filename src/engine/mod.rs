@@ -67,6 +67,14 @@ pub trait Engine: Send + Sync {
         false
     }
 
+    /// Called once the run knows what it copies, before any copy, with every job it will copy
+    /// (each once, whatever its attempts): an engine that shares what several copies read
+    /// (the native engine, with several destinations) learns what is still to come.
+    fn copies_planned(&self, _jobs: &[Job]) {}
+
+    /// Called when the copy of `job` is over, its last attempt done, whatever came of it.
+    fn copy_done(&self, _job: &Job) {}
+
     /// Called once before any copy, with every target of the run, to clear what an earlier,
     /// killed run left there: the temporary blob files in the local layouts (skopeo's and
     /// the native engine's are named alike) that no other ferry process is writing now.

@@ -147,9 +147,53 @@ pub struct RunInfo {
     pub command: &'static str,
     pub shard: Option<Shard>,
     pub fingerprint: String,
-    /// As [`crate::model::Destination::label`] names it.
+    /// As [`crate::model::Destination::label`] names it; several destinations' labels
+    /// joined by `, `.
     pub destination: String,
+    /// Every destination's label when the run has several (each entry of the report then
+    /// names its own, see [`destination_of`]); empty for one.
+    pub destinations: Vec<String>,
     pub rerun: Rerun,
+}
+
+/// Which of several destinations (`destinations`, their labels) `target` goes to: the one
+/// whose label and a `/` begin it (the longest, should one prefix hold another). `None` for
+/// a run into one destination.
+pub fn destination_of<'a>(target: &str, destinations: &'a [String]) -> Option<&'a str> {
+    destinations
+        .iter()
+        .filter(|label| {
+            target
+                .strip_prefix(label.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
+        .max_by_key(|label| label.len())
+        .map(String::as_str)
+}
+
+/// With several destinations, a line per destination that counts its entries, e.g.
+/// `to h.example/m: 2 synced, 0 skipped, 1 failed`; none for one destination.
+pub fn destination_lines(results: &[ImageResult], destinations: &[String]) -> Vec<String> {
+    destinations
+        .iter()
+        .map(|label| {
+            let count = |status| {
+                results
+                    .iter()
+                    .filter(|r| {
+                        r.status == status
+                            && destination_of(&r.target, destinations) == Some(label.as_str())
+                    })
+                    .count()
+            };
+            format!(
+                "to {label}: {} synced, {} skipped, {} failed",
+                count(Status::Synced),
+                count(Status::Skipped),
+                count(Status::Failed)
+            )
+        })
+        .collect()
 }
 
 /// Every report: the [`RunInfo`], then its entries (`images` for a sync, `entries` for a plan
@@ -196,6 +240,9 @@ fn json_text<E: Serialize, S: Serialize>(info: &RunInfo, entries: Vec<E>, summar
 struct JsonImage<'a> {
     source: &'a str,
     target: &'a str,
+    /// Of several destinations, the one the target is under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destination: Option<&'a str>,
     origin: String,
     /// The entry as a list line, for a failed list (`report merge --failed-list`).
     list_line: &'a str,
@@ -216,6 +263,7 @@ pub fn json_report(info: &RunInfo, results: &[ImageResult], summary: Summary) ->
         .map(|r| JsonImage {
             source: &r.source,
             target: &r.target,
+            destination: destination_of(&r.target, &info.destinations),
             origin: r.origin.to_string(),
             list_line: &r.list_line,
             status: r.status,
@@ -537,6 +585,9 @@ impl PlanSummary {
 struct JsonEntry<'a> {
     source: String,
     target: String,
+    /// Of several destinations, the one the target is under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destination: Option<&'a str>,
     origin: String,
     list_line: String,
     state: State,
@@ -552,6 +603,7 @@ pub fn plan_json(info: &RunInfo, entries: &[PlanEntry], summary: &PlanSummary) -
         .map(|e| JsonEntry {
             source: e.job.source.to_string(),
             target: e.job.target.to_string(),
+            destination: destination_of(&e.job.target.to_string(), &info.destinations),
             origin: e.job.origin.to_string(),
             list_line: e.job.as_list_line(),
             state: e.state,
@@ -657,6 +709,9 @@ impl VerifySummary {
 struct JsonVerified<'a> {
     source: String,
     target: String,
+    /// Of several destinations, the one the target is under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destination: Option<&'a str>,
     origin: String,
     list_line: String,
     status: Verdict,
@@ -673,6 +728,7 @@ pub fn verify_json(info: &RunInfo, entries: &[PlanEntry], summary: &VerifySummar
         .map(|e| JsonVerified {
             source: e.job.source.to_string(),
             target: e.job.target.to_string(),
+            destination: destination_of(&e.job.target.to_string(), &info.destinations),
             origin: e.job.origin.to_string(),
             list_line: e.job.as_list_line(),
             status: Verdict::of(e.state),
@@ -841,6 +897,7 @@ mod tests {
             shard: Some(Shard { index: 1, count: 3 }),
             fingerprint: "sha256:ab".to_owned(),
             destination: "h.example/m".to_owned(),
+            destinations: Vec::new(),
             rerun: Rerun {
                 flags: vec!["--engine".to_owned(), "native".to_owned()],
                 ..Rerun::default()
@@ -866,6 +923,7 @@ mod tests {
         );
         assert!(value.get("entries").is_none());
         let image = &value["images"][0];
+        assert!(image.get("destination").is_none(), "one destination");
         for field in [
             "source",
             "target",
@@ -884,6 +942,77 @@ mod tests {
         assert_eq!(image["error"]["kind"], "unauthorized");
         assert_eq!(image["origin"], "list.txt:4");
         assert_eq!(value["summary"]["failed"], 1);
+    }
+
+    #[test]
+    fn with_several_destinations_each_entry_and_a_line_per_destination_name_it() {
+        let destinations = [
+            "h.example/m".to_owned(),
+            "h.example/m/x".to_owned(),
+            "k.example:5000".to_owned(),
+        ];
+        let at = |target: &str| destination_of(target, &destinations);
+        assert_eq!(
+            at("h.example/m/docker.io/library/nginx:1"),
+            Some("h.example/m")
+        );
+        assert_eq!(
+            at("h.example/m/x/docker.io/library/nginx:1"),
+            Some("h.example/m/x")
+        );
+        assert_eq!(
+            at("k.example:5000/docker.io/library/nginx:1"),
+            Some("k.example:5000")
+        );
+        assert_eq!(at("h.example/mm/docker.io/library/nginx:1"), None);
+        assert_eq!(destination_of("h.example/m/a:1", &[]), None);
+        let to = |target: &str, status| ImageResult {
+            target: target.to_owned(),
+            status,
+            ..result(status, None)
+        };
+        let results = [
+            to("h.example/m/docker.io/library/nginx:1", Status::Synced),
+            to("k.example:5000/docker.io/library/nginx:1", Status::Failed),
+            to("h.example/m/docker.io/library/redis:7", Status::Skipped),
+            to("k.example:5000/docker.io/library/redis:7", Status::Synced),
+        ];
+        let two = [destinations[0].clone(), destinations[2].clone()];
+        assert_eq!(
+            destination_lines(&results, &two),
+            [
+                "to h.example/m: 1 synced, 1 skipped, 0 failed",
+                "to k.example:5000: 1 synced, 0 skipped, 1 failed"
+            ]
+        );
+        assert!(destination_lines(&results, &[]).is_empty());
+        let info = RunInfo {
+            command: "sync",
+            shard: None,
+            fingerprint: "sha256:ab".to_owned(),
+            destination: two.join(", "),
+            destinations: two.to_vec(),
+            rerun: Rerun::default(),
+        };
+        let summary = Summary::of(&results, Duration::from_millis(10), false);
+        let value: serde_json::Value =
+            serde_json::from_str(&json_report(&info, &results, summary)).unwrap();
+        assert_eq!(value["destination"], "h.example/m, k.example:5000");
+        let named: Vec<&str> = value["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|image| image["destination"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            named,
+            [
+                "h.example/m",
+                "k.example:5000",
+                "h.example/m",
+                "k.example:5000"
+            ]
+        );
     }
 
     #[test]
@@ -921,6 +1050,7 @@ mod tests {
             shard: None,
             fingerprint: "sha256:ab".to_owned(),
             destination: Destination::OciDir("mirror".into()).label(),
+            destinations: Vec::new(),
             rerun: Rerun::default(),
         };
         let value: serde_json::Value =

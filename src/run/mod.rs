@@ -139,6 +139,7 @@ pub async fn sync(
             result: result.clone(),
         });
     }
+    engine.copies_planned(&split.jobs);
     let limits = Limits {
         global: options.jobs,
         per_registry: options.registry_jobs.clone(),
@@ -183,10 +184,14 @@ pub async fn sync(
                 let lock = match &tidy {
                     Some((_, layout)) => match lock_layout(layout, stop.clone()).await {
                         Ok(lock) => Some(lock),
-                        Err(error) => return ImageResult::failed(&job, error, 0, Duration::ZERO),
+                        Err(error) => {
+                            context.engine.copy_done(&job);
+                            return ImageResult::failed(&job, error, 0, Duration::ZERO);
+                        }
                     },
                     None => None,
                 };
+                let done = job.clone();
                 let mut result = copy_one(
                     &context,
                     position,
@@ -199,6 +204,7 @@ pub async fn sync(
                     &slot,
                 )
                 .await;
+                context.engine.copy_done(&done);
                 if let Some((tidy, _)) = tidy {
                     if let Err(e) = tidy.after() {
                         warn!("cannot tidy the OCI layout of {}: {e}", result.target);

@@ -45,25 +45,27 @@ impl EngineSettings {
             client,
             access,
             destination,
+            more_destinations,
             image_timeout,
             jobs,
             scratch,
         } = run;
         Ok(match (self, scratch) {
-            (EngineSettings::Skopeo(options), Some(scratch)) => Arc::new(Skopeo::new(
-                options.clone(),
-                access,
-                destination.clone(),
-                image_timeout,
-                scratch,
-                jobs,
-            )?),
-            (EngineSettings::Skopeo(options), None) => Arc::new(Skopeo::for_dry_run(
-                options.clone(),
-                access,
-                destination.clone(),
-                jobs,
-            )),
+            (EngineSettings::Skopeo(options), Some(scratch)) => Arc::new(
+                Skopeo::new(
+                    options.clone(),
+                    access,
+                    destination.clone(),
+                    image_timeout,
+                    scratch,
+                    jobs,
+                )?
+                .also_to(more_destinations.to_vec()),
+            ),
+            (EngineSettings::Skopeo(options), None) => Arc::new(
+                Skopeo::for_dry_run(options.clone(), access, destination.clone(), jobs)
+                    .also_to(more_destinations.to_vec()),
+            ),
             (EngineSettings::Crane(options), Some(scratch)) => Arc::new(Crane::new(
                 options.clone(),
                 access,
@@ -74,7 +76,14 @@ impl EngineSettings {
             (EngineSettings::Crane(options), None) => {
                 Arc::new(Crane::for_dry_run(options.clone(), access))
             }
-            (EngineSettings::Native, _) => Arc::new(Native::new(Arc::clone(client), image_timeout)),
+            (EngineSettings::Native, scratch) => {
+                let native = Native::new(Arc::clone(client), image_timeout);
+                // Several destinations share each source read (see `Native::sharing_reads`).
+                match scratch.filter(|_| !more_destinations.is_empty()) {
+                    Some(scratch) => Arc::new(native.sharing_reads(scratch.path().join("spool"))),
+                    None => Arc::new(native),
+                }
+            }
         })
     }
 }
@@ -86,6 +95,8 @@ pub struct Build<'a> {
     /// How each registry is reached, the run's inputs' own settings included.
     pub access: Access,
     pub destination: &'a Destination,
+    /// The destinations after the first of several.
+    pub more_destinations: &'a [Destination],
     pub image_timeout: Duration,
     /// Every job of the run: the private files hold credentials for their registries.
     pub jobs: &'a [Job],

@@ -65,10 +65,14 @@ pub enum CommandSettings {
         inputs: InputSettings,
         /// Only to tell which entries a `--shard` holds.
         destination: Destination,
+        more_destinations: Vec<Destination>,
     },
     ShowImages {
         inputs: InputSettings,
         destination: Destination,
+        /// The registries after the first of several `--dest` (see
+        /// [`PlanSettings::more_destinations`]).
+        more_destinations: Vec<Destination>,
     },
     Plan(Box<PlanSettings>),
     Verify(Box<PlanSettings>),
@@ -93,7 +97,12 @@ pub struct PlanSettings {
     pub inputs: InputSettings,
     /// ImagePorter accounts.json with credentials per registry host.
     pub accounts: Option<PathBuf>,
+    /// The destination, or the first of several (`--dest A --dest B`): what one destination
+    /// decides (the engine, layouts, the shards) it decides.
     pub destination: Destination,
+    /// The registries after the first of several `--dest`, each receiving every entry as the
+    /// first does; empty for one destination. Several destinations are registries only.
+    pub more_destinations: Vec<Destination>,
     /// How registries are reached, before a run's inputs add theirs (see
     /// [`PlanSettings::registry_for`]).
     pub registry: ClientOptions,
@@ -126,6 +135,13 @@ pub struct SyncSettings {
 }
 
 impl PlanSettings {
+    /// Every destination, the first first.
+    pub fn destinations(&self) -> Vec<Destination> {
+        std::iter::once(self.destination.clone())
+            .chain(self.more_destinations.iter().cloned())
+            .collect()
+    }
+
     /// The registry options of one run: these settings' own, with what the run's inputs say of
     /// single registries added: a registry section of an input (`hosts`) describes a source
     /// registry, its credentials and TLS settings winning over the side's; an account
@@ -198,6 +214,7 @@ impl SyncSettings {
             client: &client,
             access,
             destination: &self.plan.destination,
+            more_destinations: &self.plan.more_destinations,
             image_timeout: self.image_timeout,
             jobs,
             scratch,
@@ -248,6 +265,8 @@ pub enum SettingsError {
     Shard { value: String, reason: String },
     #[error("--dest and --dest-dir cannot be used together: --dest mirrors into a registry, --dest-dir into local OCI layouts")]
     DestAndDestDir,
+    #[error("--dest {value} is given twice: each destination receives every image once")]
+    DestTwice { value: String },
     #[error("{flag} {}: {reason}", path.display())]
     OutputPath {
         flag: &'static str,
@@ -269,14 +288,22 @@ impl Settings {
         let verbosity = cli.verbose;
         let log_format = cli.log_format;
         let command = match cli.command {
-            Command::ShowRawImages(args) => CommandSettings::ShowRawImages {
-                inputs: inputs(&args.list)?,
-                destination: destination(&args.dest)?,
-            },
-            Command::ShowImages(args) => CommandSettings::ShowImages {
-                inputs: inputs(&args.list)?,
-                destination: destination(&args.dest)?,
-            },
+            Command::ShowRawImages(args) => {
+                let (destination, more_destinations) = destinations(&args.dest)?;
+                CommandSettings::ShowRawImages {
+                    inputs: inputs(&args.list)?,
+                    destination,
+                    more_destinations,
+                }
+            }
+            Command::ShowImages(args) => {
+                let (destination, more_destinations) = destinations(&args.dest)?;
+                CommandSettings::ShowImages {
+                    inputs: inputs(&args.list)?,
+                    destination,
+                    more_destinations,
+                }
+            }
             Command::Plan(args) => {
                 CommandSettings::Plan(Box::new(plan_settings(&args, verbosity)?))
             }
@@ -356,21 +383,54 @@ const DEFAULT_DEST_DIR: &str = "mirror";
 
 /// `--dest`, else OCI layouts under `--dest-dir`. A flag on the command line wins over the
 /// environment (`--dest-dir` over `$FERRY_DEST`); both flags on the command line conflict.
-fn destination(dest: &DestArgs) -> Result<Destination, SettingsError> {
-    let prefix = dest.dest.as_deref().filter(|d| !d.trim().is_empty());
-    match (prefix, &dest.dest_dir) {
-        (Some(_), Some(_)) if !dest.dest_from_env => Err(SettingsError::DestAndDestDir),
-        (Some(value), None) => RepoPrefix::parse(value.trim())
+/// `--dest` given more than once names several registries: the first, and the others (each
+/// once).
+fn destinations(dest: &DestArgs) -> Result<(Destination, Vec<Destination>), SettingsError> {
+    let given: Vec<&str> = dest
+        .dest
+        .iter()
+        .map(|d| d.trim())
+        .filter(|d| !d.is_empty())
+        .collect();
+    let Some((first, more)) = given.split_first() else {
+        return Ok((layouts(dest), Vec::new()));
+    };
+    if dest.dest_dir.is_some() {
+        return match dest.dest_from_env {
+            true => Ok((layouts(dest), Vec::new())),
+            false => Err(SettingsError::DestAndDestDir),
+        };
+    }
+    let parse = |value: &str| {
+        RepoPrefix::parse(value)
             .map(Destination::Registry)
             .map_err(|source| SettingsError::Destination {
                 value: value.to_owned(),
                 source,
-            }),
-        (_, dir) => Ok(Destination::OciDir(
-            dir.clone()
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DEST_DIR)),
-        )),
+            })
+    };
+    let first = parse(first)?;
+    let mut seen = vec![first.clone()];
+    for value in more {
+        let parsed = parse(value)?;
+        if seen.contains(&parsed) {
+            return Err(SettingsError::DestTwice {
+                value: (*value).to_owned(),
+            });
+        }
+        seen.push(parsed);
     }
+    seen.remove(0);
+    Ok((first, seen))
+}
+
+/// The OCI layouts under `--dest-dir` (by default `mirror`).
+fn layouts(dest: &DestArgs) -> Destination {
+    Destination::OciDir(
+        dest.dest_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DEST_DIR)),
+    )
 }
 
 /// Checks before anything runs that an output file can be written: its directory exists and
@@ -489,7 +549,7 @@ fn common(
         latest: filters.latest,
         no_prerelease: filters.no_prerelease,
     })?;
-    let destination = destination(dest)?;
+    let (destination, more_destinations) = destinations(dest)?;
     let rerun = Rerun {
         flags: access_flags(access),
         dest_dir: match &destination {
@@ -515,6 +575,7 @@ fn common(
         inputs,
         accounts: access.accounts.clone(),
         destination,
+        more_destinations,
         registry,
         options,
         host_flags,
@@ -905,11 +966,12 @@ mod tests {
     #[test]
     fn a_flag_on_the_command_line_wins_over_the_environment() {
         let dest = |dest: Option<&str>, dir: Option<&str>, from_env: bool| {
-            destination(&DestArgs {
-                dest: dest.map(str::to_owned),
+            destinations(&DestArgs {
+                dest: dest.into_iter().map(str::to_owned).collect(),
                 dest_dir: dir.map(PathBuf::from),
                 dest_from_env: from_env,
             })
+            .map(|(first, _)| first)
         };
         assert_eq!(
             dest(Some("reg.example/x"), Some("d"), true).unwrap(),
@@ -926,6 +988,39 @@ mod tests {
         assert_eq!(
             dest(None, None, false).unwrap(),
             Destination::OciDir("mirror".into())
+        );
+    }
+
+    #[test]
+    fn several_destinations_are_registries_each_named_once() {
+        let dest = |values: &[&str], dir: Option<&str>| {
+            destinations(&DestArgs {
+                dest: values.iter().map(|v| (*v).to_owned()).collect(),
+                dest_dir: dir.map(PathBuf::from),
+                dest_from_env: false,
+            })
+        };
+        let registry = |prefix: &str| Destination::Registry(RepoPrefix::parse(prefix).unwrap());
+        let (first, more) =
+            dest(&["a.example/m", "b.example:5000", " c.example/x/y "], None).unwrap();
+        assert_eq!(first, registry("a.example/m"));
+        assert_eq!(
+            more,
+            [registry("b.example:5000"), registry("c.example/x/y")]
+        );
+        assert_eq!(
+            dest(&["a.example/m", "b.example", "a.example/m"], None)
+                .unwrap_err()
+                .to_string(),
+            "--dest a.example/m is given twice: each destination receives every image once"
+        );
+        assert!(matches!(
+            dest(&["a.example/m", "b.example"], Some("d")),
+            Err(SettingsError::DestAndDestDir)
+        ));
+        assert_eq!(
+            dest(&["a.example/m", "third"], None).unwrap_err().to_string(),
+            "invalid destination \"third\": destination prefix must start with a registry host (e.g. harbor.example/mirror)"
         );
     }
 

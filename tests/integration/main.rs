@@ -9,6 +9,7 @@ mod common;
 
 mod cli;
 mod deploy;
+mod destinations;
 mod faults;
 mod fixtures_selftest;
 mod hostile;

@@ -13,6 +13,7 @@
 mod blobs;
 mod layout;
 mod manifest;
+mod shared;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -25,9 +26,10 @@ use sha2::{Digest as _, Sha256};
 use tracing::{debug, info};
 
 use self::blobs::{
-    channel_body, pump, pumped, Failed, Ledger, SourceBlob, Watch, CHUNK, MONOLITHIC_MAX,
+    channel_body, pump, pumped, Failed, Ledger, Reader, SourceBlob, Watch, CHUNK, MONOLITHIC_MAX,
 };
 use self::manifest::{Descriptor, Manifest};
+use self::shared::Shared;
 use super::{Attempt, BoxFuture, Copied, Engine};
 use crate::exec::{wait_for, Stop};
 use crate::model::{Counts, FailureKind, ImageError, Job, Progress, Side, Target};
@@ -49,12 +51,14 @@ const BLOB_RETRIES: u32 = 2;
 /// Progress is told at least every this many bytes moved.
 const PROGRESS_STEP: u64 = 1 << 20;
 
-/// The native engine: the run's registry client (its pace, tokens and limits), and what it
-/// learnt about blobs at the destinations.
+/// The native engine: the run's registry client (its pace, tokens and limits), what it
+/// learnt about blobs at the destinations, and with several destinations the source reads
+/// their copies share.
 pub struct Native {
     client: Arc<RegistryClient>,
     image_timeout: Duration,
     ledger: Ledger,
+    shared: Option<Shared>,
 }
 
 impl Native {
@@ -63,6 +67,17 @@ impl Native {
             client,
             image_timeout,
             ledger: Ledger::default(),
+            shared: None,
+        }
+    }
+
+    /// The engine of a run into several destinations: each source manifest and blob is read
+    /// once for all of them, blobs spooled into `spool` (a directory of the run's private
+    /// one) while another destination's copy of their image is still to come.
+    pub fn sharing_reads(self, spool: std::path::PathBuf) -> Native {
+        Native {
+            shared: Some(Shared::new(spool)),
+            ..self
         }
     }
 
@@ -83,9 +98,10 @@ impl Native {
         let source = job.source.repository();
         let pinned = attempt.digest.or(job.source.digest());
         let reference = pinned.or(job.source.tag()).unwrap_or("latest");
-        let top = self.fetch(&source, reference, pinned).await?;
+        let key = shared::source_of(job);
+        let top = self.fetch(&key, &source, reference, pinned).await?;
         let mut tree = Tree::default();
-        self.children(&source, &top, 1, &mut tree).await?;
+        self.children(&key, &source, &top, 1, &mut tree).await?;
         let tree = tree.manifests;
         let place = self.place(&job.target)?;
         let mut seen = HashSet::new();
@@ -95,7 +111,7 @@ impl Native {
             .flat_map(|m| &m.manifest.blobs)
             .filter(|b| seen.insert(b.digest.clone()))
             .collect();
-        let run = Run::new(self, source, &place, &needed, attempt.progress);
+        let run = Run::new(self, source, key, &place, &needed, attempt.progress);
         run.tell();
         // Collected first: a stream over a closure would not be `Send` for every lifetime.
         let moves: Vec<_> = needed.iter().map(|blob| run.blob(blob)).collect();
@@ -131,9 +147,11 @@ impl Native {
         })
     }
 
-    /// The manifest `reference` of source `name`, checked against `expected` when known.
+    /// The manifest `reference` of source `name`, checked against `expected` when known; read
+    /// once for every copy of `key` (the job's source) when reads are shared.
     async fn fetch(
         &self,
+        key: &str,
         name: &str,
         reference: &str,
         expected: Option<&str>,
@@ -144,10 +162,12 @@ impl Native {
             format!("{name}:{reference}")
         };
         let what = format!("reading manifest {at}");
-        let raw = self
-            .client
-            .manifest(Side::Source, name, reference, &what)
-            .await
+        let read = self.client.manifest(Side::Source, name, reference, &what);
+        let read = match &self.shared {
+            Some(shared) => shared.manifest(key, name, reference, read).await,
+            None => read.await,
+        };
+        let raw = read
             .map_err(|e| e.image_error(Side::Source))?
             .ok_or_else(|| {
                 ImageError::new(
@@ -191,6 +211,7 @@ impl Native {
     /// weigh more than [`MAX_MANIFESTS_BYTES`] fails before the read that would pass the bound.
     async fn children(
         &self,
+        key: &str,
         name: &str,
         index: &Fetched,
         depth: usize,
@@ -233,7 +254,9 @@ impl Native {
                     MAX_MANIFESTS_BYTES >> 20
                 )));
             }
-            let fetched = self.fetch(name, &child.digest, Some(&child.digest)).await?;
+            let fetched = self
+                .fetch(key, name, &child.digest, Some(&child.digest))
+                .await?;
             if fetched.bytes.len() as u64 != child.size {
                 return Err(ImageError::new(
                     FailureKind::Other,
@@ -252,7 +275,7 @@ impl Native {
                         fetched.digest
                     )));
                 }
-                Box::pin(self.children(name, &fetched, depth + 1, tree)).await?;
+                Box::pin(self.children(key, name, &fetched, depth + 1, tree)).await?;
             }
             tree.manifests.push(fetched);
         }
@@ -338,8 +361,22 @@ impl Engine for Native {
         "native"
     }
 
+    /// Not when reads are shared: every copy then reads its source by the digest the plan
+    /// found, so the copies of one source to each destination read one manifest.
     fn reads_sources_by_tag(&self) -> bool {
-        true
+        self.shared.is_none()
+    }
+
+    fn copies_planned(&self, jobs: &[Job]) {
+        if let Some(shared) = &self.shared {
+            shared.planned(jobs);
+        }
+    }
+
+    fn copy_done(&self, job: &Job) {
+        if let Some(shared) = &self.shared {
+            shared.done(job);
+        }
     }
 
     fn copy<'a>(&'a self, attempt: Attempt<'a>) -> BoxFuture<'a, Result<Copied, ImageError>> {
@@ -389,6 +426,8 @@ enum Place {
 struct Run<'a> {
     engine: &'a Native,
     source: String,
+    /// The job's source as written: what shared reads are kept for.
+    key: String,
     place: &'a Place,
     progress: &'a (dyn Fn(Progress) + Send + Sync),
     blobs_total: u32,
@@ -405,6 +444,7 @@ impl<'a> Run<'a> {
     fn new(
         engine: &'a Native,
         source: String,
+        key: String,
         place: &'a Place,
         blobs: &[&Descriptor],
         progress: &'a (dyn Fn(Progress) + Send + Sync),
@@ -412,6 +452,7 @@ impl<'a> Run<'a> {
         Run {
             engine,
             source,
+            key,
             place,
             progress,
             blobs_total: blobs.len() as u32,
@@ -587,16 +628,7 @@ impl<'a> Run<'a> {
         let client = &self.engine.client;
         let timeout = self.engine.image_timeout;
         let moved = |bytes| self.moved(bytes);
-        let mut source = SourceBlob::open(
-            client,
-            &self.source,
-            &blob.digest,
-            blob.size,
-            timeout,
-            &moved,
-        )
-        .await
-        .map_err(Failed::Source)?;
+        let mut source = self.reader(blob, &moved).await.map_err(Failed::Source)?;
         let (size, digest) = (blob.size, blob.digest.as_str());
         let mut upload = Upload {
             name,
@@ -626,6 +658,41 @@ impl<'a> Run<'a> {
             .finish_upload(&upload, digest, 0, None)
             .await
             .map_err(|e| Failed::Upload(e.image_error(Side::Destination)))
+    }
+
+    /// `blob` to upload: from the spool when several destinations share it (the first to
+    /// want it spools it, see [`shared`]), else streamed from the source. `moved` is told of
+    /// the bytes that go up.
+    async fn reader<'b>(
+        &'b self,
+        blob: &'b Descriptor,
+        moved: &'b (dyn Fn(u64) + Send + Sync),
+    ) -> Result<Reader<'b>, ImageError> {
+        let client = &self.engine.client;
+        let timeout = self.engine.image_timeout;
+        let open = |moved: &'b (dyn Fn(u64) + Send + Sync)| {
+            SourceBlob::open(
+                client,
+                &self.source,
+                &blob.digest,
+                blob.size,
+                timeout,
+                moved,
+            )
+        };
+        let spool = self
+            .engine
+            .shared
+            .as_ref()
+            .and_then(|shared| shared.spool(&self.key, &blob.digest));
+        match spool {
+            Some(spool) => {
+                let what = format!("blob {} of {}", blob.digest, self.source);
+                let spooled = spool.open(what, blob.size, open(&|_| {}), moved).await?;
+                Ok(Reader::Spooled(spooled))
+            }
+            None => Ok(Reader::Live(Box::new(open(moved).await?))),
+        }
     }
 
     /// Gets `blob` into the layout at `dir`; true when it was moved.
