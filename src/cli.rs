@@ -190,7 +190,8 @@ pub struct PlanArgs {
     pub report: Option<PathBuf>,
 }
 
-/// Which tags of a whole-repository line (no tag, no digest) are mirrored.
+/// Which tags of a whole-repository line (no tag, no digest) are mirrored, and which platforms
+/// of a multi-platform image.
 #[derive(Debug, Args)]
 pub struct FilterArgs {
     /// Only tags matching REGEX (the whole tag must match)
@@ -209,6 +210,11 @@ pub struct FilterArgs {
     /// Drop alpha, beta, rc and similar pre-release tags
     #[arg(long)]
     pub no_prerelease: bool,
+    /// Mirror only these platforms of a multi-platform image (os/arch[/variant], comma-separated
+    /// or repeated, e.g. linux/amd64,linux/arm64): an index of just them is written, recording
+    /// upstream's index digest, which plans compare. Copies with the native engine
+    #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT],…")]
+    pub platform: Vec<String>,
 }
 
 #[derive(Debug, Args)]

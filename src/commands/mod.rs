@@ -181,6 +181,11 @@ fn warn_unused_hosts(settings: &PlanSettings, jobs: &[Job]) {
 /// Reads and maps the inputs, and builds the run's registry options from them; any problem is
 /// the error (nothing may run then).
 async fn load(settings: &PlanSettings) -> Result<Loaded, Error> {
+    // The platforms asked for change what every entry mirrors, as the tag filters do.
+    let mut filters = settings.rerun.filter_flags.clone();
+    if let Some(platforms) = &settings.options.platforms {
+        filters.extend(platforms.as_flags());
+    }
     let Read {
         inputs,
         jobs,
@@ -190,7 +195,7 @@ async fn load(settings: &PlanSettings) -> Result<Loaded, Error> {
         &settings.inputs,
         &settings.destination,
         settings.accounts.as_deref(),
-        &settings.rerun.filter_flags,
+        &filters,
     )
     .await?;
     let registry = settings.registry_for(&inputs.hosts, &accounts);

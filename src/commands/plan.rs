@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use super::{load, say, say_err};
 use crate::error::{Error, Outcome};
+use crate::model::platform::PlatformFilter;
 use crate::model::ImageError;
+use crate::model::State;
 use crate::plan::{self, Dropped, PlanEntry};
 use crate::registry::RegistryClient;
 use crate::report::{
@@ -92,20 +94,46 @@ pub async fn plan(settings: &PlanSettings) -> Result<Outcome, Error> {
 pub async fn verify(settings: &PlanSettings) -> Result<Outcome, Error> {
     let planned = planned(settings, "verify").await?;
     let entries = &planned.entries;
+    let asked = settings
+        .options
+        .platforms
+        .as_ref()
+        .map(|p| format!(" (--platform {})", p.label()))
+        .unwrap_or_default();
     for entry in entries {
         let target = &entry.job.target;
         let verdict = Verdict::of(entry.state);
         let word = verdict.as_str();
+        // A target holding an index of a platform subset, and the upstream digest it records.
+        let holds = match &entry.platform {
+            Some(PlatformFilter::Filtered {
+                upstream,
+                platforms,
+            }) => escape::one_line(&format!(" ({platforms} of upstream {upstream})")).into_owned(),
+            _ => String::new(),
+        };
         let line = match verdict {
-            Verdict::Verified => format!("{word:<9} {target}  {}", digest(&entry.target_digest)),
+            Verdict::Verified => format!(
+                "{word:<9} {target}  {}{holds}",
+                digest(&entry.target_digest)
+            ),
             Verdict::Missing => format!(
                 "{word:<9} {target}  (source {})",
+                digest(&entry.source_digest)
+            ),
+            Verdict::Mismatch if !holds.is_empty() => format!(
+                "{word:<9} {target}  target {}{holds} != source {}{asked}",
+                digest(&entry.target_digest),
                 digest(&entry.source_digest)
             ),
             Verdict::Mismatch => format!(
                 "{word:<9} {target}  target {} != source {}",
                 digest(&entry.target_digest),
                 digest(&entry.source_digest)
+            ),
+            Verdict::Skipped => format!(
+                "{word:<9} {target}  (platform) {}",
+                escape::one_line(skip_reason(entry))
             ),
             Verdict::NoSource => {
                 format!("{word:<9} {target}  ({} does not exist)", entry.job.source)
@@ -145,14 +173,27 @@ fn error_text(error: Option<&ImageError>) -> String {
     })
 }
 
-/// Why the lookups of failed entries failed, one line per distinct reason (a registry that
-/// cannot be reached, or a TLS hint, is said once, not once per entry): `unknown  SOURCE:
-/// REASON`, or `unknown  SOURCE, SOURCE and 3 more (5 entries): REASON`.
+/// Why a source has none of the platforms asked for, as the plan found.
+fn skip_reason(entry: &PlanEntry) -> &str {
+    match &entry.platform {
+        Some(PlatformFilter::Skipped { reason }) => reason,
+        _ => "the source has none of the platforms --platform asks for",
+    }
+}
+
+/// Why the lookups of failed entries failed, and why sources have none of the platforms asked
+/// for, one line per distinct reason (a registry that cannot be reached, or a TLS hint, is said
+/// once, not once per entry): `unknown  SOURCE: REASON`, or `unknown  SOURCE, SOURCE and 3
+/// more (5 entries): REASON`.
 fn failure_lines(entries: &[PlanEntry]) -> Vec<String> {
     let mut reasons: Vec<(&str, String, Vec<String>)> = Vec::new();
-    for entry in entries.iter().filter(|e| e.error.is_some()) {
+    let explained = |e: &&PlanEntry| e.error.is_some() || e.state == State::OtherPlatform;
+    for entry in entries.iter().filter(explained) {
         let state = entry.state.as_str();
-        let text = error_text(entry.error.as_ref());
+        let text = match &entry.error {
+            Some(_) => error_text(entry.error.as_ref()),
+            None => escape::one_line(skip_reason(entry)).into_owned(),
+        };
         let source = entry.job.source.to_string();
         match reasons
             .iter_mut()
@@ -194,6 +235,10 @@ fn print_table(entries: &[PlanEntry]) {
                 Some(error) if failed_on_source(e) == on_source => {
                     format!("{} ({})", short(digest), error.kind)
                 }
+                // An index of a platform subset: compared by the upstream digest it records.
+                _ if !on_source && matches!(e.platform, Some(PlatformFilter::Filtered { .. })) => {
+                    format!("{} (filtered)", short(digest))
+                }
                 _ => short(digest),
             };
             [
@@ -233,7 +278,6 @@ fn print_table(entries: &[PlanEntry]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::State;
     use crate::model::{FailureKind, Job, Origin, Target};
     use crate::reference::ImageRef;
 

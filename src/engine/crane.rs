@@ -147,6 +147,7 @@ impl Tool for Crane {
                 .digest
                 .or_else(|| job.source.digest().map(str::to_owned)),
             counts: output.counts,
+            platform: None,
         }
     }
 

@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::exec::Stop;
+use crate::model::platform::PlatformFilter;
 use crate::model::{Counts, ImageError, Job, Progress, Target};
 
 /// A future an engine returns; boxed so that engines can sit behind `dyn Engine`.
@@ -47,6 +48,9 @@ pub struct Attempt<'a> {
 pub struct Copied {
     pub digest: Option<String>,
     pub counts: Counts,
+    /// What `--platform` made of it (native engine): an index of a subset, whose `digest` is
+    /// not upstream's, or nothing copied at all.
+    pub platform: Option<PlatformFilter>,
 }
 
 /// A copy engine.

@@ -225,6 +225,7 @@ impl Tool for Skopeo {
         Copied {
             digest,
             counts: parse_progress(&finished.stdout, &finished.stderr),
+            platform: None,
         }
     }
 

@@ -4,6 +4,7 @@
 //! filter grammars.
 
 mod failure;
+pub mod platform;
 mod retry;
 
 pub use self::failure::{unresolvable_host, FailureKind, ImageError};
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use self::platform::PlatformFilter;
 use crate::filter::FilterSpec;
 use crate::reference::{ImageRef, RepoPrefix};
 
@@ -171,6 +173,8 @@ pub enum State {
     SourceMissing,
     /// A lookup failed; the copy will tell.
     Unknown,
+    /// The source has none of the platforms `--platform` asks for: nothing to copy.
+    OtherPlatform,
 }
 
 impl State {
@@ -181,6 +185,7 @@ impl State {
             State::Current => "current",
             State::SourceMissing => "source-missing",
             State::Unknown => "unknown",
+            State::OtherPlatform => "other-platform",
         }
     }
 
@@ -236,6 +241,9 @@ pub struct ImageResult {
     pub attempts: u32,
     pub duration: Duration,
     pub error: Option<ImageError>,
+    /// What `--platform` did to it: an index of a subset written, or the image skipped (boxed:
+    /// rarely there, and every result is sent as an event).
+    pub platform: Option<Box<PlatformFilter>>,
 }
 
 impl ImageResult {
@@ -252,6 +260,23 @@ impl ImageResult {
             attempts: 0,
             duration: Duration::ZERO,
             error: None,
+            platform: None,
+        }
+    }
+
+    /// A result for a job skipped because its source has none of the platforms asked for
+    /// (`reason` says which it has), after `attempts` copy attempts (none when the plan knew).
+    pub fn skipped_for_platform(
+        job: &Job,
+        reason: String,
+        attempts: u32,
+        duration: Duration,
+    ) -> ImageResult {
+        ImageResult {
+            attempts,
+            duration,
+            platform: Some(Box::new(PlatformFilter::Skipped { reason })),
+            ..ImageResult::skipped(job, None)
         }
     }
 
@@ -287,6 +312,7 @@ impl ImageResult {
             attempts,
             duration,
             error: Some(error),
+            platform: None,
         }
     }
 }

@@ -363,9 +363,13 @@ fn sync_summary(items: &[Value], summaries: &[&Value]) -> (Value, String, usize)
     (summary, line, failed)
 }
 
-/// A plan's counts, by state; a plan fails nothing.
+/// A plan's counts, by state (`other-platform` only when an entry has it, as a plan's own
+/// summary says it); a plan fails nothing.
 fn plan_summary(items: &[Value], summaries: &[&Value]) -> (Value, String, usize) {
-    let states = ["new", "changed", "current", "source-missing", "unknown"];
+    let mut states = vec!["new", "changed", "current", "source-missing", "unknown"];
+    if tally(items, "state", "other-platform") > 0 {
+        states.push("other-platform");
+    }
     let counts: Vec<usize> = states.iter().map(|s| tally(items, "state", s)).collect();
     let mut summary = serde_json::Map::new();
     summary.insert("total".into(), json!(items.len()));
@@ -389,15 +393,17 @@ fn plan_summary(items: &[Value], summaries: &[&Value]) -> (Value, String, usize)
     (Value::Object(summary), line, 0)
 }
 
-/// A verification's counts: a target that is not `verified` is a problem.
+/// A verification's counts: a target that is neither `verified` nor `skipped` (its source has
+/// none of the platforms asked for) is a problem.
 fn verify_summary(items: &[Value], summaries: &[&Value]) -> (Value, String, usize) {
     let verified = tally(items, "status", "verified");
-    let problems = items.len() - verified;
+    let skipped = tally(items, "status", "skipped");
+    let problems = items.len() - verified - skipped;
     let missing = tally(items, "status", "missing");
     let mismatch = tally(items, "status", "mismatch");
     let no_source = tally(items, "status", "no-source");
     let error = tally(items, "status", "error");
-    let summary = json!({
+    let mut summary = json!({
         "total": items.len(),
         "verified": verified,
         "problems": problems,
@@ -409,9 +415,16 @@ fn verify_summary(items: &[Value], summaries: &[&Value]) -> (Value, String, usiz
         "throttled": sum(summaries, "throttled"),
         "seconds": longest(summaries, "seconds"),
     });
+    let skipped = match skipped {
+        0 => String::new(),
+        n => {
+            summary["skipped"] = json!(n);
+            format!(", {n} skipped (platform)")
+        }
+    };
     let line = format!(
-        "{}: {verified} verified, {problems} with problems ({missing} missing, {mismatch} \
-         mismatch, {no_source} no-source, {error} error)",
+        "{}: {verified} verified{skipped}, {problems} with problems ({missing} missing, \
+         {mismatch} mismatch, {no_source} no-source, {error} error)",
         count(items.len(), "target", "targets")
     );
     (summary, line, problems)
@@ -427,7 +440,7 @@ fn failed_lines(kind: Kind, reports: &[Report<'_>]) -> Result<Vec<FailedLine>, S
             let reason = match (kind, status) {
                 (Kind::Plan, _)
                 | (Kind::Sync, "synced" | "skipped")
-                | (Kind::Verify, "verified") => continue,
+                | (Kind::Verify, "verified" | "skipped") => continue,
                 (Kind::Sync, _) => item["error"]["kind"].as_str().unwrap_or(status).to_owned(),
                 (Kind::Verify, "error") => match item["error"]["kind"].as_str() {
                     Some(kind) => format!("error: {kind}"),
@@ -565,6 +578,16 @@ mod tests {
             .map(|l| l.reason.as_str())
             .collect();
         assert_eq!(reasons, ["missing", "mismatch", "error"]);
+        // A target whose source has none of the platforms asked for is no problem.
+        let merged = merge(&named(vec![verify_report(None, &["verified", "skipped"])])).unwrap();
+        assert_eq!(merged.failed, 0);
+        assert_eq!(
+            merged.summary,
+            "2 targets: 1 verified, 1 skipped (platform), 0 with problems (0 missing, 0 \
+             mismatch, 0 no-source, 0 error)"
+        );
+        assert_eq!(merged.report["summary"]["skipped"], 1);
+        assert!(merged.failed_lines.is_empty());
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::model::platform::PlatformFilter;
 use crate::model::State;
 use crate::plan::PlanEntry;
 use crate::reference::ImageRef;
@@ -28,12 +29,17 @@ use crate::words::count;
 /// `synced  h/m/docker.io/library/nginx:1.25  1.2s  2 blobs copied, 0 reused`. A failure's
 /// message (often a registry's words) is put on one line, its control characters escaped.
 pub fn result_line(result: &ImageResult) -> String {
-    let mut line = format!(
-        "{:<7} {}  {}",
-        status_word(result.status),
-        result.target,
-        seconds(result.duration)
-    );
+    let word = match (result.platform.as_deref(), result.status) {
+        (Some(PlatformFilter::Skipped { .. }), Status::Skipped) => "skipped (platform)",
+        (_, status) => status_word(status),
+    };
+    let mut line = format!("{word:<7} {}  {}", result.target, seconds(result.duration));
+    if let (Some(PlatformFilter::Skipped { reason }), None) =
+        (result.platform.as_deref(), &result.error)
+    {
+        let _ = write!(line, "  {}", escape::one_line(&short(reason)));
+        return line;
+    }
     match (&result.error, result.status) {
         (Some(error), _) => {
             let _ = write!(
@@ -57,14 +63,31 @@ pub fn result_line(result: &ImageResult) -> String {
                     count(p.images_present, "image", "images")
                 );
             }
+            if let Some(filtered) = filtered(result) {
+                let _ = write!(line, "; {filtered}");
+            }
         }
         (None, _) => {
             if let Some(digest) = &result.digest {
                 let _ = write!(line, "  current at {digest}");
             }
+            if let Some(filtered) = filtered(result) {
+                let _ = write!(line, " ({filtered})");
+            }
         }
     }
     line
+}
+
+/// `linux/arm64 of upstream sha256:…`: what an index of a platform subset holds.
+fn filtered(result: &ImageResult) -> Option<String> {
+    match result.platform.as_deref() {
+        Some(PlatformFilter::Filtered {
+            upstream,
+            platforms,
+        }) => Some(escape::one_line(&format!("{platforms} of upstream {upstream}")).into_owned()),
+        _ => None,
+    }
 }
 
 /// `kind: message`, as result and error lines show a failure; a message that already starts
@@ -207,6 +230,9 @@ struct JsonImage<'a> {
     attempts: u32,
     duration_ms: u128,
     error: Option<&'a ImageError>,
+    /// What `--platform` did to it (left out without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    platform: Option<&'a PlatformFilter>,
 }
 
 /// The JSON report of a sync as a string.
@@ -226,6 +252,7 @@ pub fn json_report(info: &RunInfo, results: &[ImageResult], summary: Summary) ->
             attempts: r.attempts,
             duration_ms: r.duration.as_millis(),
             error: r.error.as_ref(),
+            platform: r.platform.as_deref(),
         })
         .collect();
     json_text(info, images, summary)
@@ -485,6 +512,9 @@ pub struct PlanSummary {
     pub current: usize,
     pub source_missing: usize,
     pub unknown: usize,
+    /// Sources with none of the platforms `--platform` asks for (left out when none).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub other_platform: usize,
     pub dropped_tags: usize,
     pub requests: u64,
     /// 429 answers waited out.
@@ -507,6 +537,7 @@ impl PlanSummary {
             current: count(State::Current),
             source_missing: count(State::SourceMissing),
             unknown: count(State::Unknown),
+            other_platform: count(State::OtherPlatform),
             dropped_tags,
             requests,
             throttled: 0,
@@ -519,8 +550,12 @@ impl PlanSummary {
             0 => String::new(),
             n => format!(", {n} answered 429"),
         };
+        let other_platform = match self.other_platform {
+            0 => String::new(),
+            n => format!(", {n} other-platform"),
+        };
         format!(
-            "{}: {} new, {} changed, {} current, {} source-missing, {} unknown ({}{throttled} in {:.1}s)",
+            "{}: {} new, {} changed, {} current, {} source-missing, {} unknown{other_platform} ({}{throttled} in {:.1}s)",
             count(self.total, "entry", "entries"),
             self.new,
             self.changed,
@@ -533,6 +568,10 @@ impl PlanSummary {
     }
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 #[derive(Serialize)]
 struct JsonEntry<'a> {
     source: String,
@@ -543,6 +582,9 @@ struct JsonEntry<'a> {
     source_digest: Option<&'a str>,
     target_digest: Option<&'a str>,
     error: Option<&'a ImageError>,
+    /// With `--platform`: the subset the target's index holds, or why the source has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    platform: Option<&'a PlatformFilter>,
 }
 
 /// The JSON report of `plan`.
@@ -558,6 +600,7 @@ pub fn plan_json(info: &RunInfo, entries: &[PlanEntry], summary: &PlanSummary) -
             source_digest: e.source_digest.as_deref(),
             target_digest: e.target_digest.as_deref(),
             error: e.error.as_ref(),
+            platform: e.platform.as_ref(),
         })
         .collect();
     json_text(info, entries, summary)
@@ -577,6 +620,9 @@ pub enum Verdict {
     NoSource,
     /// A lookup failed, so nothing could be compared.
     Error,
+    /// The source has none of the platforms `--platform` asks for: nothing to hold. No
+    /// problem.
+    Skipped,
 }
 
 impl Verdict {
@@ -587,6 +633,7 @@ impl Verdict {
             State::Changed => Verdict::Mismatch,
             State::SourceMissing => Verdict::NoSource,
             State::Unknown => Verdict::Error,
+            State::OtherPlatform => Verdict::Skipped,
         }
     }
 
@@ -597,15 +644,20 @@ impl Verdict {
             Verdict::Mismatch => "mismatch",
             Verdict::NoSource => "no-source",
             Verdict::Error => "error",
+            Verdict::Skipped => "skipped",
         }
     }
 }
 
-/// Counts over a verification: every target is `verified` or one of the problems.
+/// Counts over a verification: every target is `verified`, `skipped` (its source has none of
+/// the platforms asked for) or one of the problems.
 #[derive(Debug, Serialize)]
 pub struct VerifySummary {
     pub total: usize,
     pub verified: usize,
+    /// Left out when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub skipped: usize,
     pub problems: usize,
     pub missing: usize,
     pub mismatch: usize,
@@ -626,10 +678,12 @@ impl VerifySummary {
                 .count()
         };
         let verified = count(Verdict::Verified);
+        let skipped = count(Verdict::Skipped);
         VerifySummary {
             total: entries.len(),
             verified,
-            problems: entries.len() - verified,
+            skipped,
+            problems: entries.len() - verified - skipped,
             missing: count(Verdict::Missing),
             mismatch: count(Verdict::Mismatch),
             no_source: count(Verdict::NoSource),
@@ -640,10 +694,15 @@ impl VerifySummary {
         }
     }
 
-    /// `2 targets: 1 verified, 1 with problems (4 requests in 0.2s)`.
+    /// `2 targets: 1 verified, 1 with problems (4 requests in 0.2s)`, with `, 1 skipped
+    /// (platform)` after the verified ones when there are such.
     pub fn line(&self) -> String {
+        let skipped = match self.skipped {
+            0 => String::new(),
+            n => format!(", {n} skipped (platform)"),
+        };
         format!(
-            "{}: {} verified, {} with problems ({} in {:.1}s)",
+            "{}: {} verified{skipped}, {} with problems ({} in {:.1}s)",
             count(self.total, "target", "targets"),
             self.verified,
             self.problems,
@@ -663,6 +722,8 @@ struct JsonVerified<'a> {
     source_digest: Option<&'a str>,
     target_digest: Option<&'a str>,
     error: Option<&'a ImageError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    platform: Option<&'a PlatformFilter>,
 }
 
 /// The JSON report of `verify`: each target's verdict, and the counts of verified targets and
@@ -679,6 +740,7 @@ pub fn verify_json(info: &RunInfo, entries: &[PlanEntry], summary: &VerifySummar
             source_digest: e.source_digest.as_deref(),
             target_digest: e.target_digest.as_deref(),
             error: e.error.as_ref(),
+            platform: e.platform.as_ref(),
         })
         .collect();
     json_text(info, entries, summary)
@@ -711,6 +773,7 @@ mod tests {
             attempts: 1,
             duration: Duration::from_millis(1234),
             error: error.map(|(kind, message)| ImageError::new(kind, message)),
+            platform: None,
         }
     }
 
@@ -727,6 +790,72 @@ mod tests {
             )),
             "failed  h.example/m/docker.io/library/nginx:1.25  1.2s  not-found: manifest unknown"
         );
+    }
+
+    #[test]
+    fn lines_say_what_a_platform_filter_did() {
+        let up = format!("sha256:{}", "a".repeat(64));
+        let filtered = ImageResult {
+            platform: Some(Box::new(PlatformFilter::Filtered {
+                upstream: up.clone(),
+                platforms: "linux/arm64".into(),
+            })),
+            ..result(Status::Synced, None)
+        };
+        assert_eq!(
+            result_line(&filtered),
+            format!(
+                "synced  h.example/m/docker.io/library/nginx:1.25  1.2s  4 blobs copied, 1 \
+                 reused; linux/arm64 of upstream {up}"
+            )
+        );
+        let current = ImageResult {
+            digest: Some(up.clone()),
+            ..filtered.clone()
+        };
+        let current = ImageResult {
+            status: Status::Skipped,
+            ..current
+        };
+        assert_eq!(
+            result_line(&current),
+            format!(
+                "skipped h.example/m/docker.io/library/nginx:1.25  1.2s  current at {up} \
+                 (linux/arm64 of upstream {up})"
+            )
+        );
+        let other = ImageResult {
+            status: Status::Skipped,
+            platform: Some(Box::new(PlatformFilter::Skipped {
+                reason: "the source is an image for linux/amd64 only\x1b[2J".into(),
+            })),
+            ..result(Status::Skipped, None)
+        };
+        assert_eq!(
+            result_line(&other),
+            "skipped (platform) h.example/m/docker.io/library/nginx:1.25  1.2s  the source is \
+             an image for linux/amd64 only\\x1b[2J"
+        );
+        let json = json_report(
+            &RunInfo {
+                command: "sync",
+                shard: None,
+                fingerprint: "f".into(),
+                destination: "h.example/m".into(),
+                rerun: Rerun::default(),
+            },
+            &[other, result(Status::Synced, None)],
+            Summary::default(),
+        );
+        let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            json["images"][0]["platform"],
+            serde_json::json!({
+                "outcome": "skipped",
+                "reason": "the source is an image for linux/amd64 only\x1b[2J"
+            })
+        );
+        assert!(json["images"][1].get("platform").is_none());
     }
 
     #[test]
@@ -775,6 +904,7 @@ mod tests {
             current: 0,
             source_missing: 0,
             unknown: 0,
+            other_platform: 0,
             dropped_tags: 0,
             requests: 1,
             throttled: 0,
@@ -783,6 +913,18 @@ mod tests {
         assert_eq!(
             plan.line(),
             "1 entry: 1 new, 0 changed, 0 current, 0 source-missing, 0 unknown (1 request in 0.3s)"
+        );
+        let json = serde_json::to_value(&plan).unwrap();
+        assert!(json.get("other_platform").is_none(), "{json}");
+        let plan = PlanSummary {
+            total: 2,
+            other_platform: 1,
+            ..plan
+        };
+        assert_eq!(
+            plan.line(),
+            "2 entries: 1 new, 0 changed, 0 current, 0 source-missing, 0 unknown, 1 \
+             other-platform (1 request in 0.3s)"
         );
     }
 

@@ -26,6 +26,7 @@ use crate::engine::{Attempt, Engine};
 use crate::exec::{wait_for, Stop};
 use crate::input::InputError;
 use crate::layout::{LayoutLock, Tidy};
+use crate::model::platform::PlatformFilter;
 use crate::model::{
     Destination, FailureKind, ImageError, ImageResult, Job, RetryPolicy, Side, State, Status,
     Summary, Target,
@@ -389,7 +390,16 @@ fn split_plan(entries: Vec<PlanEntry>, refused: impl Fn(&Job) -> Option<String>)
         let result = if let Some(message) = refusal {
             fail(ImageError::new(FailureKind::Unauthorized, message))
         } else if entry.state == State::Current {
-            ImageResult::skipped(&entry.job, entry.source_digest)
+            ImageResult {
+                platform: entry.platform.map(Box::new),
+                ..ImageResult::skipped(&entry.job, entry.source_digest)
+            }
+        } else if entry.state == State::OtherPlatform {
+            let reason = match entry.platform {
+                Some(PlatformFilter::Skipped { reason }) => reason,
+                _ => "the source has none of the platforms --platform asks for".to_owned(),
+            };
+            ImageResult::skipped_for_platform(&entry.job, reason, 0, Duration::ZERO)
         } else if let Some(error) = entry.error {
             // A repository whose tags could not be listed: failed as the listing did.
             fail(error)
@@ -600,6 +610,21 @@ async fn copy_one(
         let error = match outcome {
             Ok(mut copied) => {
                 context.outages.clear(&hosts);
+                match copied.platform.take() {
+                    Some(PlatformFilter::Skipped { reason }) => {
+                        let elapsed = started.elapsed();
+                        return ImageResult::skipped_for_platform(&job, reason, attempt, elapsed);
+                    }
+                    // An index of a platform subset: its digest is not upstream's, which the
+                    // native engine checked before it wrote anything.
+                    Some(filtered) => {
+                        return ImageResult {
+                            platform: Some(Box::new(filtered)),
+                            ..result(Ok((copied.digest, copied.counts)), attempt)
+                        };
+                    }
+                    None => {}
+                }
                 if let Some(planned) = planned_digest {
                     match check_landed(context, &job, planned, copied.digest.as_deref()).await {
                         Ok(landed) => copied.digest = landed.or(copied.digest),

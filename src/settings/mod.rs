@@ -30,6 +30,7 @@ use crate::cli::{LogFormat, ReportCommand, ServeArgs};
 use crate::engine::Engine;
 use crate::filter::{FilterError, FilterSpec, TagFilter};
 use crate::input::{HostSettings, InputFormat, InputSource};
+use crate::model::platform::Platforms;
 use crate::model::{Destination, Job, Rerun, RetryPolicy};
 use crate::plan::PlanOptions;
 use crate::reference::{ReferenceError, RepoPrefix};
@@ -201,6 +202,7 @@ impl SyncSettings {
             image_timeout: self.image_timeout,
             jobs,
             scratch,
+            platforms: self.plan.options.platforms.as_ref(),
         })?;
         Ok(Workers { client, engine })
     }
@@ -246,6 +248,10 @@ pub enum SettingsError {
     Serve(String),
     #[error("--shard {value}: {reason}")]
     Shard { value: String, reason: String },
+    #[error("--platform {reason}")]
+    Platform { reason: String },
+    #[error("--platform needs the native engine (--engine native), and {engine} was asked for: {engine} copies a single platform's image where an index has several (skopeo's --override-os/--override-arch without --all, crane's --platform), not an index of the platforms asked for that records upstream's digest, which ferry plans and verifies against; drop --engine {engine} (ferry then copies natively) or pass --engine native")]
+    PlatformNeedsNative { engine: &'static str },
     #[error("--dest and --dest-dir cannot be used together: --dest mirrors into a registry, --dest-dir into local OCI layouts")]
     DestAndDestDir,
     #[error("{flag} {}: {reason}", path.display())]
@@ -490,8 +496,12 @@ fn common(
         no_prerelease: filters.no_prerelease,
     })?;
     let destination = destination(dest)?;
+    let platforms =
+        Platforms::parse(&filters.platform).map_err(|reason| SettingsError::Platform { reason })?;
+    let mut flags = access_flags(access);
+    flags.extend(platforms.iter().flat_map(Platforms::as_flags));
     let rerun = Rerun {
-        flags: access_flags(access),
+        flags,
         dest_dir: match &destination {
             Destination::OciDir(dir) => Some(dir.display().to_string()),
             Destination::Registry(_) => None,
@@ -510,6 +520,7 @@ fn common(
         inputs: inputs.sources.iter().map(ToString::to_string).collect(),
         force: false,
         image_timeout: None,
+        platforms,
     };
     Ok(PlanSettings {
         inputs,
