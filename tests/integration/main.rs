@@ -15,6 +15,7 @@ mod hostile;
 mod inputs;
 mod native;
 mod plan;
+mod platforms;
 mod progress;
 mod rate_limit;
 mod rate_limit_proxy_selftest;
