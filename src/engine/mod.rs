@@ -67,6 +67,13 @@ pub trait Engine: Send + Sync {
         false
     }
 
+    /// Whether the engine copies a manifest known only by its digest (an OCI referrer) to the
+    /// same digest at the target, its `subject` intact: a job whose source and target are both
+    /// pinned by digest alone.
+    fn copies_by_digest(&self) -> bool {
+        false
+    }
+
     /// Called once before any copy, with every target of the run, to clear what an earlier,
     /// killed run left there: the temporary blob files in the local layouts (skopeo's and
     /// the native engine's are named alike) that no other ferry process is writing now.

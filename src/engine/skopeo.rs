@@ -592,6 +592,7 @@ mod tests {
             target,
             explicit,
             filter: None,
+            signatures: None,
         }
     }
 

@@ -30,6 +30,7 @@ pub fn parse_images_json(file: &str, text: &str) -> (Vec<Entry>, Vec<InputError>
                 explicit_target: Some(target),
                 filter: None,
                 can_name_target: true,
+                signatures: None,
             });
         }
     });

@@ -455,6 +455,7 @@ impl Reader<'_> {
             explicit_target: None,
             filter,
             can_name_target: false,
+            signatures: None,
         });
     }
 }

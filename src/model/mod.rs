@@ -3,9 +3,14 @@
 //! it. Every other module speaks these types; this one depends on nothing but the reference and
 //! filter grammars.
 
+mod artifact;
 mod failure;
 mod retry;
 
+pub use self::artifact::{
+    artifact_tag, is_artifact_tag, ArtifactCounts, ArtifactKind, ArtifactResult, ArtifactState,
+    Referrers, Selection, COSIGN_SUFFIXES,
+};
 pub use self::failure::{unresolvable_host, FailureKind, ImageError};
 pub use self::retry::{jitter, RetryPolicy};
 
@@ -117,6 +122,10 @@ pub struct Job {
     pub explicit: bool,
     /// Tag filters of this entry, for whole repositories.
     pub filter: Option<FilterSpec>,
+    /// Whether this entry's signatures, attestations, SBOMs and referrers travel with it, as
+    /// its input said (`signatures:` of a skopeo YAML registry, of an images.json element);
+    /// `None` leaves it to `--signatures`.
+    pub signatures: Option<bool>,
 }
 
 impl Job {
@@ -147,6 +156,7 @@ impl Job {
             target,
             explicit: self.explicit,
             filter: None,
+            signatures: self.signatures,
         })
     }
 }
@@ -236,6 +246,8 @@ pub struct ImageResult {
     pub attempts: u32,
     pub duration: Duration,
     pub error: Option<ImageError>,
+    /// What travelled with the image under `--signatures` (`None` when it was not asked for).
+    pub artifacts: Option<Vec<ArtifactResult>>,
 }
 
 impl ImageResult {
@@ -252,6 +264,7 @@ impl ImageResult {
             attempts: 0,
             duration: Duration::ZERO,
             error: None,
+            artifacts: None,
         }
     }
 
@@ -287,6 +300,7 @@ impl ImageResult {
             attempts,
             duration,
             error: Some(error),
+            artifacts: None,
         }
     }
 }
@@ -301,6 +315,9 @@ pub struct Summary {
     pub duration_ms: u128,
     /// True when the run was stopped by a signal before every image finished.
     pub interrupted: bool,
+    /// The artifacts of the images that had `--signatures`, by state (`None`: none had).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<ArtifactCounts>,
 }
 
 impl Summary {
@@ -313,6 +330,9 @@ impl Summary {
             failed: count(Status::Failed),
             duration_ms: duration.as_millis(),
             interrupted,
+            artifacts: results.iter().any(|r| r.artifacts.is_some()).then(|| {
+                ArtifactCounts::of(results.iter().flat_map(|r| r.artifacts.iter().flatten()))
+            }),
         }
     }
 }
