@@ -360,8 +360,18 @@ pub fn failed_list_text(
     text
 }
 
-/// The failed images of a sync as a failed list (see [`failed_list_text`]).
+/// The failed images of a sync as a failed list (see [`failed_list_text`]); when some of them
+/// had `--signatures` (or their input's `signatures:` key, which a list line cannot say), the
+/// rerun's command takes it too.
 pub fn failed_list(results: &[ImageResult], rerun: &Rerun, file: Option<&Path>) -> String {
+    let failed = results.iter().filter(|r| r.status == Status::Failed);
+    let mut rerun = rerun.clone();
+    if failed.clone().any(|r| r.artifacts.is_some())
+        && !rerun.flags.iter().any(|f| f.starts_with("--signatures"))
+    {
+        rerun.flags.push("--signatures".to_owned());
+    }
+    let rerun = &rerun;
     let lines: Vec<FailedLine> = results
         .iter()
         .filter(|r| r.status == Status::Failed)

@@ -235,11 +235,16 @@ pub async fn sync(
                 if result.status == Status::Synced && result.digest.is_none() {
                     result.digest = planned_digest;
                 }
-                if let Some(selection) = selection.filter(|_| result.status != Status::Failed) {
-                    result = follow_artifacts(&context, &job, result, &selection, stop).await;
-                    if current {
-                        result.duration = started.elapsed();
+                match selection {
+                    Some(selection) if result.status != Status::Failed => {
+                        result = follow_artifacts(&context, &job, result, &selection, stop).await;
+                        if current {
+                            result.duration = started.elapsed();
+                        }
                     }
+                    // Its artifacts are still to go: a rerun of the failed list takes them.
+                    Some(_) => result.artifacts = Some(Vec::new()),
+                    None => {}
                 }
                 result
             };

@@ -561,3 +561,39 @@ fn a_hostile_referrers_listing_fails_its_image_and_goes_nowhere() {
         "a request left the repository: {strays:#?}"
     );
 }
+
+/// An images.json element (or a skopeo YAML registry) may say `signatures: true` for its own
+/// images: they take their artifacts along without `--signatures`, and the others do not.
+#[test]
+fn an_input_entry_may_take_its_signatures_along_by_itself() {
+    let w = World::new(Engine::Native);
+    let signed = w.signed("keyed");
+    let plain = w.signed("unkeyed");
+    let prefix = w.prefix();
+    let images = format!(
+        r#"[
+  {{"source": "keyed:1", "target": "{prefix}/keyed:1", "signatures": true}},
+  {{"source": "unkeyed:1", "target": "{prefix}/unkeyed:1"}}
+]"#
+    );
+    let path = w.mirror.write("images.json", &images);
+    let mut cmd = w.mirror.ferry();
+    cmd.env("CONTAINERS_REGISTRIES_CONF", &w.conf)
+        .arg("sync")
+        .arg(&path)
+        .arg("--dest-tls-verify=false");
+    Test::mirror(&w.mirror, cmd)
+        .stdout_results(format!(
+            "synced  {prefix}/keyed:1  [t]  [..] reused; 3 artifacts: 3 copied\n\
+             synced  {prefix}/unkeyed:1  [t]  [..] reused\n\
+             2 images: 2 synced, 0 skipped, 0 failed in [t]; 3 artifacts: 3 copied, 0 current, \
+             0 failed, 0 needs-native\n"
+        ))
+        .run();
+    let at = |repo: &str, tag: &str| remote_digest(&w.mirror.dest, &format!("third/{repo}:{tag}"));
+    assert_eq!(
+        at("keyed", &tag_of(&signed.image.digest, "sig")),
+        Some(signed.signature.digest.clone())
+    );
+    assert_eq!(at("unkeyed", &tag_of(&plain.image.digest, "sig")), None);
+}
