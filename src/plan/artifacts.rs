@@ -114,52 +114,66 @@ impl Lookups {
         selection: &Selection,
     ) -> Result<Vec<Found>, ImageError> {
         let side = Side::Source;
-        let per_subject = subjects.iter().map(|subject| async move {
-            let mut found = Vec::new();
-            for suffix in COSIGN_SUFFIXES
-                .iter()
-                .filter(|s| selection.suffixes.contains(s))
-            {
-                let tag = artifact_tag(subject, Some(suffix));
-                let digest = client
-                    .manifest_digest(side, name, &tag)
-                    .await
-                    .map_err(|e| e.image_error(side))?;
-                if let Some(digest) = digest {
-                    found.push(Found {
-                        kind: ArtifactKind::of_suffix(suffix).expect("a cosign suffix"),
-                        subject: subject.clone(),
-                        tag: Some(tag),
-                        digest,
-                        artifact_type: None,
-                        referrer: None,
-                    });
-                }
-            }
-            if !matches!(selection.referrers, crate::model::Referrers::None) {
-                let listed = self
-                    .listed(client, side, name, subject, selection.single_type())
-                    .await?;
-                for referrer in listed.referrers {
-                    if !selection.takes_referrer(referrer.artifact_type.as_deref())
-                        || found
-                            .iter()
-                            .any(|f| f.digest == referrer.digest && f.tag.is_none())
-                    {
-                        continue;
+        let per_subject: Vec<_> = subjects
+            .iter()
+            .map(|subject| async move {
+                // Collected first: a future over an iterator's closure would not be `Send` for
+                // every lifetime.
+                let tags: Vec<_> = COSIGN_SUFFIXES
+                    .iter()
+                    .filter(|s| selection.suffixes.contains(s))
+                    .map(|suffix| async move {
+                        let tag = artifact_tag(subject, Some(suffix));
+                        let digest = client
+                            .manifest_digest(side, name, &tag)
+                            .await
+                            .map_err(|e| e.image_error(side))?;
+                        Ok::<_, ImageError>(digest.map(|digest| Found {
+                            kind: ArtifactKind::of_suffix(suffix).expect("a cosign suffix"),
+                            subject: subject.clone(),
+                            tag: Some(tag),
+                            digest,
+                            artifact_type: None,
+                            referrer: None,
+                        }))
+                    })
+                    .collect();
+                let listing = async {
+                    match selection.referrers {
+                        crate::model::Referrers::None => Ok(None),
+                        _ => self
+                            .listed(client, side, name, subject, selection.single_type())
+                            .await
+                            .map(Some),
                     }
-                    found.push(Found {
-                        kind: ArtifactKind::Referrer,
-                        subject: subject.clone(),
-                        tag: None,
-                        digest: referrer.digest.clone(),
-                        artifact_type: referrer.artifact_type.clone(),
-                        referrer: Some(referrer),
-                    });
+                };
+                let (tags, listed) = tokio::join!(futures_util::future::join_all(tags), listing);
+                let mut found = Vec::new();
+                for tag in tags {
+                    found.extend(tag?);
                 }
-            }
-            Ok::<_, ImageError>(found)
-        });
+                if let Some(listed) = listed? {
+                    for referrer in listed.referrers {
+                        if !selection.takes_referrer(referrer.artifact_type.as_deref())
+                            || found
+                                .iter()
+                                .any(|f| f.digest == referrer.digest && f.tag.is_none())
+                        {
+                            continue;
+                        }
+                        found.push(Found {
+                            kind: ArtifactKind::Referrer,
+                            subject: subject.clone(),
+                            tag: None,
+                            digest: referrer.digest.clone(),
+                            artifact_type: referrer.artifact_type.clone(),
+                            referrer: Some(referrer),
+                        });
+                    }
+                }
+                Ok::<_, ImageError>(found)
+            })
+            .collect();
         let mut found = Vec::new();
         for subject in futures_util::future::join_all(per_subject).await {
             found.extend(subject?);

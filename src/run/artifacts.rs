@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::{stream, StreamExt as _};
 use tokio::sync::watch;
 use tracing::{debug, info};
 
@@ -28,6 +29,10 @@ use crate::plan::artifacts::{descriptor_of, write_fallback_index, Found, Lookups
 use crate::reference::ImageRef;
 use crate::registry::api::Referrer;
 use crate::registry::RegistryClient;
+
+/// Artifacts of one image looked up or copied at once (copied: with an engine that shares
+/// blobs between copies; else one after the other).
+const AT_ONCE: usize = 4;
 
 /// What one image's artifacts need from its run.
 pub struct Follow<'a> {
@@ -127,7 +132,8 @@ impl Artifacts {
         }
     }
 
-    /// One look at the image's artifacts, and a copy of those the target lacks.
+    /// One look at the image's artifacts, and a copy of those the target lacks: up to
+    /// [`AT_ONCE`] at a time, each subject's referrers index written once they are in.
     async fn pass(
         &self,
         follow: &Follow<'_>,
@@ -143,62 +149,95 @@ impl Artifacts {
             .lookups
             .at_source(client, &source_name, &subjects, follow.selection)
             .await?;
-        let mut results = Vec::with_capacity(found.len());
-        for artifact in found.iter().filter(|f| f.tag.is_some()) {
-            let state = self.tag_artifact(follow, target_name, artifact).await;
-            results.push(result(artifact, state));
+        // Collected first: a stream over an iterator's closure would not be `Send` for every
+        // lifetime.
+        let mut tags = Vec::new();
+        for artifact in &found {
+            if artifact.tag.is_some() {
+                tags.push(async move {
+                    let state = self.tag_artifact(follow, target_name, artifact).await;
+                    result(artifact, state)
+                });
+            }
         }
+        let at_once = match follow.engine.shares_blobs_between_copies() {
+            true => AT_ONCE,
+            false => 1,
+        };
+        let mut results: Vec<ArtifactResult> = stream::iter(tags).buffered(at_once).collect().await;
+        let mut referred = Vec::new();
         for subject in &subjects {
-            let referrers: Vec<&Found> = found
-                .iter()
-                .filter(|f| f.tag.is_none() && f.subject == *subject)
-                .collect();
-            if referrers.is_empty() {
-                continue;
-            }
-            let listed = self
-                .lookups
-                .listed(client, Side::Destination, target_name, subject, None)
-                .await?;
-            let mut added: Vec<(usize, Referrer)> = Vec::new();
-            for artifact in referrers {
-                let state = if listed.holds(&artifact.digest) {
-                    Ok(ArtifactState::Current)
-                } else if !follow.engine.copies_by_digest() {
-                    Ok(ArtifactState::NeedsNative)
-                } else {
-                    match self.copy_referrer(follow, target_name, artifact).await {
-                        Ok(descriptor) => {
-                            if let (false, Some(descriptor)) = (listed.api, descriptor) {
-                                added.push((results.len(), descriptor));
-                            }
-                            Ok(ArtifactState::Copied)
-                        }
-                        Err(error) => Err(error),
-                    }
-                };
-                results.push(result(artifact, state));
-            }
-            if added.is_empty() {
-                continue;
-            }
-            let descriptors: Vec<&Referrer> = added.iter().map(|(_, d)| d).collect();
-            let written = write_fallback_index(
-                client,
-                target_name,
-                subject,
-                &listed.referrers,
-                &descriptors,
-            )
-            .await;
-            if let Err(error) = written {
-                for (at, _) in &added {
-                    results[*at].state = ArtifactState::Failed;
-                    results[*at].error = Some(error.clone());
+            let mut referrers: Vec<&Found> = Vec::new();
+            for artifact in &found {
+                if artifact.tag.is_none() && artifact.subject == *subject {
+                    referrers.push(artifact);
                 }
             }
+            if !referrers.is_empty() {
+                referred.push(self.referrers(follow, target_name, subject, referrers));
+            }
+        }
+        let referred: Vec<Result<Vec<ArtifactResult>, ImageError>> =
+            stream::iter(referred).buffered(AT_ONCE).collect().await;
+        for subject in referred {
+            results.extend(subject?);
         }
         Ok(results)
+    }
+
+    /// The referrers of one subject: those the target lists are current, the others copied by
+    /// digest (with an engine that can), and the subject's referrers index written with them
+    /// where the target has no referrers API.
+    async fn referrers(
+        &self,
+        follow: &Follow<'_>,
+        target_name: &str,
+        subject: &str,
+        referrers: Vec<&Found>,
+    ) -> Result<Vec<ArtifactResult>, ImageError> {
+        let client = follow.client;
+        let listed = self
+            .lookups
+            .listed(client, Side::Destination, target_name, subject, None)
+            .await?;
+        let listed = &listed;
+        let mut copies = Vec::new();
+        for artifact in referrers {
+            copies.push(async move {
+                let outcome = if listed.holds(&artifact.digest) {
+                    Ok((ArtifactState::Current, None))
+                } else if !follow.engine.copies_by_digest() {
+                    Ok((ArtifactState::NeedsNative, None))
+                } else {
+                    self.copy_referrer(follow, target_name, artifact, !listed.api)
+                        .await
+                        .map(|descriptor| (ArtifactState::Copied, descriptor))
+                };
+                match outcome {
+                    Ok((state, descriptor)) => (result(artifact, Ok(state)), descriptor),
+                    Err(error) => (result(artifact, Err(error)), None),
+                }
+            });
+        }
+        let copied: Vec<(ArtifactResult, Option<Referrer>)> =
+            stream::iter(copies).buffered(AT_ONCE).collect().await;
+        let added: Vec<&Referrer> = copied.iter().filter_map(|(_, d)| d.as_ref()).collect();
+        let written = match added.is_empty() {
+            true => Ok(()),
+            false => {
+                write_fallback_index(client, target_name, subject, &listed.referrers, &added).await
+            }
+        };
+        Ok(copied
+            .into_iter()
+            .map(|(mut result, descriptor)| {
+                if let (Some(_), Err(error)) = (&descriptor, &written) {
+                    result.state = ArtifactState::Failed;
+                    result.error = Some(error.clone());
+                }
+                result
+            })
+            .collect())
     }
 
     /// Copies one of cosign's tags unless the target holds it at the source's digest.
@@ -242,13 +281,14 @@ impl Artifacts {
         Ok(ArtifactState::Copied)
     }
 
-    /// Copies one referrer by digest; for a target without the referrers API, gives the
-    /// descriptor its referrers index is to list it with (read back from the target).
+    /// Copies one referrer by digest; with `describe` (a target without the referrers API),
+    /// gives the descriptor its referrers index is to list it with (read back from the target).
     async fn copy_referrer(
         &self,
         follow: &Follow<'_>,
         target_name: &str,
         artifact: &Found,
+        describe: bool,
     ) -> Result<Option<Referrer>, ImageError> {
         let job = extra_job(follow.job, target_name, None, &artifact.digest)?;
         let landed = self.copy(follow, &job, &artifact.digest).await?;
@@ -260,6 +300,9 @@ impl Artifacts {
                     artifact.digest
                 ),
             ));
+        }
+        if !describe {
+            return Ok(None);
         }
         let what = format!("reading back {target_name}@{landed}");
         let raw = follow

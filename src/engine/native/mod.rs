@@ -346,6 +346,10 @@ impl Engine for Native {
         true
     }
 
+    fn shares_blobs_between_copies(&self) -> bool {
+        true
+    }
+
     fn copy<'a>(&'a self, attempt: Attempt<'a>) -> BoxFuture<'a, Result<Copied, ImageError>> {
         Box::pin(self.attempt(attempt))
     }
