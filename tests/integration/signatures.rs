@@ -474,7 +474,7 @@ fn a_destination_with_the_referrers_api_gets_no_fallback_tag() {
             "--dest",
             &format!("{}/third", dest_api_front.addr()),
             "--dest-tls-verify=false",
-            "--signatures=referrers",
+            "--signatures=application/spdx+json",
         ]);
     Test::mirror(&w.mirror, cmd)
         .stdout_results(format!(
@@ -501,6 +501,38 @@ fn a_destination_with_the_referrers_api_gets_no_fallback_tag() {
         listed["manifests"][0]["digest"],
         signed.sbom.digest.as_str()
     );
+    // The one type named was asked of the source's API, which filtered on it.
+    let asked = w.source_front.requests("GET", "/referrers/");
+    assert!(
+        !asked.is_empty()
+            && asked
+                .iter()
+                .all(|l| l.contains("?artifactType=application%2Fspdx%2Bjson ")),
+        "{asked:#?}"
+    );
+    // A type it has none of: nothing travels (and the cosign tags were not asked for).
+    let mut cmd = w.mirror.ferry();
+    cmd.env("CONTAINERS_REGISTRIES_CONF", &w.conf)
+        .arg("sync")
+        .arg(&list)
+        .args([
+            "--dest",
+            &format!("{}/third", dest_api_front.addr()),
+            "--dest-tls-verify=false",
+            "--signatures=application/vnd.example.none",
+        ]);
+    let heads = w.source_front.requests("HEAD", ".sig").len();
+    Test::mirror(&w.mirror, cmd)
+        .stdout_results(format!(
+            "skipped {}/third/docker.io/library/apidest:1  [t]  current at {}; no artifacts\n\
+             1 image: 0 synced, 1 skipped, 0 failed in [t]; 0 artifacts: 0 copied, 0 current, 0 \
+             failed, 0 needs-native\n",
+            dest_api_front.addr(),
+            signed.image.digest
+        ))
+        .run();
+    assert_eq!(heads, 0);
+    assert_eq!(w.source_front.requests("HEAD", ".sig").len(), 0);
     // Asked for a type it lists none of, the source's API filters them all out.
     let (_, body) = w.source_api().get(&format!(
         "/v2/library/apidest/referrers/{}?artifactType=application%2Fexample",
