@@ -184,6 +184,8 @@ pub struct PlanArgs {
     pub retry: RetryArgs,
     #[command(flatten)]
     pub lookups: LookupArgs,
+    #[command(flatten)]
+    pub signatures: SignatureArgs,
 
     /// Write the plan (or verification) as JSON to FILE
     #[arg(long, value_name = "FILE")]
@@ -257,6 +259,8 @@ pub struct SyncArgs {
     pub retry: RetryArgs,
     #[command(flatten)]
     pub lookups: LookupArgs,
+    #[command(flatten)]
+    pub signatures: SignatureArgs,
     #[command(flatten)]
     pub skopeo: SkopeoArgs,
     #[command(flatten)]
@@ -398,6 +402,24 @@ pub struct LookupArgs {
     /// the pages N tags take (50 to a page), rather than list without end
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub max_tags: usize,
+}
+
+/// What travels with each image.
+#[derive(Debug, Args)]
+pub struct SignatureArgs {
+    /// Also copy what belongs to each image, after it and with its digests: cosign's
+    /// signatures, attestations and SBOMs (its sha256-<hex>.sig, .att and .sbom tags) and its
+    /// OCI referrers (by digest: the native engine only). LIST narrows that to some of sig,
+    /// att, sbom, referrers and referrer artifactTypes (e.g. application/spdx+json). With
+    /// verify: check that every one of them is at the target
+    #[arg(
+        long,
+        value_name = "LIST",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = ""
+    )]
+    pub signatures: Option<String>,
 }
 
 /// How skopeo itself is run.

@@ -116,6 +116,7 @@ pub fn map_all(entries: &[Entry], destination: &Destination) -> Mapped {
                 target,
                 explicit: entry.explicit_target.is_some(),
                 filter: entry.filter.clone(),
+                signatures: entry.signatures,
             }),
             Err(reason) => errors.push(InputError::line(entry.origin.clone(), reason)),
         }

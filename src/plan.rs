@@ -12,6 +12,8 @@
 //! does not answer holds up no other registry's; each request is bounded by `--lookup-timeout`,
 //! and in a sync an image's lookups by its `--image-timeout`.
 
+pub mod artifacts;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -95,6 +97,10 @@ pub struct PlanOptions {
     /// Only these platforms of an index are mirrored (`--platform`): a target is then compared
     /// by the upstream digest its index records.
     pub platforms: Option<Platforms>,
+    /// Whether `--signatures` was given: a whole repository's artifact tags then travel with
+    /// their images, and are no entries of their own (an entry's `signatures:` key decides
+    /// for it).
+    pub signatures: bool,
 }
 
 /// A lookup's answer: a digest, `None` for "not there", or why it could not be answered.
@@ -141,6 +147,7 @@ pub async fn expand(
     client: &Arc<RegistryClient>,
     filter: &TagFilter,
     retry: &RetryPolicy,
+    signatures: bool,
     jobs: Vec<Job>,
 ) -> Expansion {
     let mut listings = JoinSet::new();
@@ -163,6 +170,19 @@ pub async fn expand(
             None => {
                 expansion.jobs.push(job);
                 continue;
+            }
+            Some(Ok(Some(tags))) if job.signatures.unwrap_or(signatures) => {
+                let (artifacts, tags): (Vec<String>, Vec<String>) = tags
+                    .into_iter()
+                    .partition(|tag| crate::model::is_artifact_tag(tag));
+                expansion
+                    .dropped
+                    .extend(artifacts.into_iter().map(|tag| Dropped {
+                        origin: job.origin.clone(),
+                        source: format!("{}:{tag}", job.source),
+                        reason: DropReason::Artifact,
+                    }));
+                tags
             }
             Some(Ok(Some(tags))) => tags,
             Some(Ok(None)) => {
@@ -274,7 +294,14 @@ pub async fn plan_all(
     jobs: Vec<Job>,
     lookups: Lookups,
 ) -> Result<(Vec<PlanEntry>, Vec<Dropped>), Vec<InputError>> {
-    let expansion = expand(client, &options.filter, &options.retry, jobs).await;
+    let expansion = expand(
+        client,
+        &options.filter,
+        &options.retry,
+        options.signatures,
+        jobs,
+    )
+    .await;
     let expanded = crate::mapping::one_per_target(expansion.jobs);
     if !expanded.errors.is_empty() {
         return Err(expanded.errors);

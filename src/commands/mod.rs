@@ -121,6 +121,15 @@ async fn read_and_map(
     }
     let mut mapped = map_all(&read.entries, destination);
     errors.extend(mapped.errors);
+    for job in &mapped.jobs {
+        if let (Some(true), crate::model::Target::Oci { .. }) = (job.signatures, &job.target) {
+            errors.push(InputError::line(
+                job.origin.clone(),
+                "signatures: true: signatures, attestations, SBOMs and referrers are copied into \
+                 a registry, not into OCI layouts; give --dest PREFIX",
+            ));
+        }
+    }
     let fingerprint = crate::shard::fingerprint(&destination.label(), filters, &mapped.jobs);
     if let Some(shard) = inputs.shard {
         mapped.jobs.retain(|job| shard.contains(job));

@@ -9,12 +9,13 @@ use super::{load, say, say_err};
 use crate::error::{Error, Outcome};
 use crate::model::platform::PlatformFilter;
 use crate::model::ImageError;
-use crate::model::State;
+use crate::model::{Selection, State, Target};
+use crate::plan::artifacts::{Held, Lookups};
 use crate::plan::{self, Dropped, PlanEntry};
 use crate::registry::RegistryClient;
 use crate::report::{
-    escape, kind_and_message, plan_json, verify_json, write_file, PlanSummary, RunInfo, Verdict,
-    VerifySummary,
+    artifact_label, escape, kind_and_message, plan_json, verify_json, write_file, ArtifactChecks,
+    PlanSummary, RunInfo, Verdict, VerifySummary,
 };
 use crate::settings::PlanSettings;
 
@@ -25,6 +26,8 @@ struct Planned {
     dropped: Vec<Dropped>,
     summary: PlanSummary,
     info: RunInfo,
+    client: Arc<RegistryClient>,
+    started: Instant,
 }
 
 /// Reads the inputs and plans them, as `plan` and `verify` (`command`) both need.
@@ -50,6 +53,8 @@ async fn planned(settings: &PlanSettings, command: &'static str) -> Result<Plann
         dropped,
         summary,
         info,
+        client,
+        started,
     })
 }
 
@@ -92,17 +97,26 @@ pub async fn plan(settings: &PlanSettings) -> Result<Outcome, Error> {
 }
 
 pub async fn verify(settings: &PlanSettings) -> Result<Outcome, Error> {
-    let planned = planned(settings, "verify").await?;
+    let mut planned = planned(settings, "verify").await?;
+    let checks = check_artifacts(settings, &planned.client, &planned.entries).await;
+    let asked = checks.iter().any(Option::is_some);
+    if asked {
+        planned.summary.requests = planned.client.requests_sent();
+        planned.summary.throttled = planned.client.throttled_responses();
+        planned.summary.seconds = planned.started.elapsed().as_secs_f64();
+    }
     let entries = &planned.entries;
-    let asked = settings
+    let platforms_asked = settings
         .options
         .platforms
         .as_ref()
         .map(|p| format!(" (--platform {})", p.label()))
         .unwrap_or_default();
-    for entry in entries {
+    let mut verdicts = Vec::with_capacity(entries.len());
+    for (entry, checks) in entries.iter().zip(&checks) {
         let target = &entry.job.target;
-        let verdict = Verdict::of(entry.state);
+        let verdict = Verdict::with_artifacts(entry.state, checks);
+        verdicts.push(verdict);
         let word = verdict.as_str();
         // A target holding an index of a platform subset, and the upstream digest it records.
         let holds = match &entry.platform {
@@ -113,16 +127,41 @@ pub async fn verify(settings: &PlanSettings) -> Result<Outcome, Error> {
             _ => String::new(),
         };
         let line = match verdict {
-            Verdict::Verified => format!(
-                "{word:<9} {target}  {}{holds}",
-                digest(&entry.target_digest)
-            ),
+            Verdict::Verified => match checks {
+                Some(Ok(checked)) => format!(
+                    "{word:<9} {target}  {}{holds}  with {}",
+                    digest(&entry.target_digest),
+                    crate::words::count(checked.len(), "artifact", "artifacts")
+                ),
+                _ => format!(
+                    "{word:<9} {target}  {}{holds}",
+                    digest(&entry.target_digest)
+                ),
+            },
+            Verdict::MissingArtifacts => {
+                let problems: Vec<String> = match checks {
+                    Some(Ok(checked)) => checked
+                        .iter()
+                        .filter(|c| c.held != Held::Present)
+                        .map(|c| {
+                            let label = artifact_label(&c.found);
+                            match &c.target_digest {
+                                Some(held) => format!("{label} mismatch (target {held})"),
+                                None => format!("{label} {}", c.held.as_str()),
+                            }
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                let line = format!("{word} {target}  {}", problems.join(", "));
+                escape::one_line(&line).into_owned()
+            }
             Verdict::Missing => format!(
                 "{word:<9} {target}  (source {})",
                 digest(&entry.source_digest)
             ),
             Verdict::Mismatch if !holds.is_empty() => format!(
-                "{word:<9} {target}  target {}{holds} != source {}{asked}",
+                "{word:<9} {target}  target {}{holds} != source {}{platforms_asked}",
                 digest(&entry.target_digest),
                 digest(&entry.source_digest)
             ),
@@ -138,18 +177,67 @@ pub async fn verify(settings: &PlanSettings) -> Result<Outcome, Error> {
             Verdict::NoSource => {
                 format!("{word:<9} {target}  ({} does not exist)", entry.job.source)
             }
-            Verdict::Error => format!("{word:<9} {target}  {}", error_text(entry.error.as_ref())),
+            Verdict::Error => {
+                let error = match checks {
+                    Some(Err(error)) => Some(error),
+                    _ => entry.error.as_ref(),
+                };
+                format!("{word:<9} {target}  {}", error_text(error))
+            }
         };
         say(line);
     }
-    let summary = VerifySummary::of(entries, &planned.summary);
+    let summary = VerifySummary::of(&verdicts, asked, &planned.summary);
     say(summary.line());
     let outcome = match summary.problems {
         0 => Outcome::Done,
         _ => Outcome::ImagesFailed,
     };
-    let report = || verify_json(&planned.info, entries, &summary);
+    let report = || verify_json(&planned.info, entries, &checks, &summary);
     Ok(finish(settings, report, outcome))
+}
+
+/// Artifacts checked at once (`verify --signatures`).
+const CHECKS_AT_ONCE: usize = 16;
+
+/// `verify --signatures`: for each verified entry that has them, what its target holds of
+/// its source's artifacts (one per entry, `None` where not looked at).
+async fn check_artifacts(
+    settings: &PlanSettings,
+    client: &RegistryClient,
+    entries: &[PlanEntry],
+) -> Vec<ArtifactChecks> {
+    use futures_util::StreamExt as _;
+    let lookups = Lookups::default();
+    let selection = |entry: &PlanEntry| match entry.job.signatures {
+        Some(false) => None,
+        Some(true) => Some(settings.signatures.clone().unwrap_or_else(Selection::all)),
+        None => settings.signatures.clone(),
+    };
+    let lookups = &lookups;
+    let checks = entries.iter().map(|entry| {
+        let selection = selection(entry);
+        async move {
+            let (Some(selection), State::Current, Some(digest), Target::Registry(target)) = (
+                selection,
+                entry.state,
+                entry.target_digest.as_deref(),
+                &entry.job.target,
+            ) else {
+                return None;
+            };
+            let source = entry.job.source.repository();
+            Some(
+                lookups
+                    .check(client, &source, &target.repository(), digest, &selection)
+                    .await,
+            )
+        }
+    });
+    futures_util::stream::iter(checks)
+        .buffered(CHECKS_AT_ONCE)
+        .collect()
+        .await
 }
 
 fn digest(value: &Option<String>) -> String {
@@ -291,6 +379,7 @@ mod tests {
             target: Target::Registry(ImageRef::parse(&format!("h.example/{name}")).unwrap()),
             explicit: false,
             filter: None,
+            signatures: None,
         };
         PlanEntry {
             state: State::Unknown,

@@ -660,6 +660,7 @@ mod tests {
             target: Target::Registry(ImageRef::parse(target).unwrap()),
             explicit: false,
             filter: None,
+            signatures: None,
         }
     }
 

@@ -71,6 +71,21 @@ pub trait Engine: Send + Sync {
         false
     }
 
+    /// Whether the engine copies a manifest known only by its digest (an OCI referrer) to the
+    /// same digest at the target, its `subject` intact: a job whose source and target are both
+    /// pinned by digest alone.
+    fn copies_by_digest(&self) -> bool {
+        false
+    }
+
+    /// Whether copies of one run may go into one repository at once though they share blobs:
+    /// the native engine moves such a blob once and the others wait for it; two tool runs
+    /// would upload it side by side (which a registry may answer with a manifest whose blob is
+    /// unknown).
+    fn shares_blobs_between_copies(&self) -> bool {
+        false
+    }
+
     /// Called once before any copy, with every target of the run, to clear what an earlier,
     /// killed run left there: the temporary blob files in the local layouts (skopeo's and
     /// the native engine's are named alike) that no other ferry process is writing now.

@@ -593,6 +593,7 @@ mod tests {
             target,
             explicit,
             filter: None,
+            signatures: None,
         }
     }
 

@@ -3,10 +3,15 @@
 //! it. Every other module speaks these types; this one depends on nothing but the reference and
 //! filter grammars.
 
+mod artifact;
 mod failure;
 pub mod platform;
 mod retry;
 
+pub use self::artifact::{
+    artifact_tag, is_artifact_tag, ArtifactCounts, ArtifactKind, ArtifactResult, ArtifactState,
+    Referrers, Selection, COSIGN_SUFFIXES,
+};
 pub use self::failure::{unresolvable_host, FailureKind, ImageError};
 pub use self::retry::{jitter, RetryPolicy};
 
@@ -119,6 +124,10 @@ pub struct Job {
     pub explicit: bool,
     /// Tag filters of this entry, for whole repositories.
     pub filter: Option<FilterSpec>,
+    /// Whether this entry's signatures, attestations, SBOMs and referrers travel with it, as
+    /// its input said (`signatures:` of a skopeo YAML registry, of an images.json element);
+    /// `None` leaves it to `--signatures`.
+    pub signatures: Option<bool>,
 }
 
 impl Job {
@@ -149,6 +158,7 @@ impl Job {
             target,
             explicit: self.explicit,
             filter: None,
+            signatures: self.signatures,
         })
     }
 }
@@ -244,6 +254,8 @@ pub struct ImageResult {
     /// What `--platform` did to it: an index of a subset written, or the image skipped (boxed:
     /// rarely there, and every result is sent as an event).
     pub platform: Option<Box<PlatformFilter>>,
+    /// What travelled with the image under `--signatures` (`None` when it was not asked for).
+    pub artifacts: Option<Vec<ArtifactResult>>,
 }
 
 impl ImageResult {
@@ -260,6 +272,7 @@ impl ImageResult {
             attempts: 0,
             duration: Duration::ZERO,
             error: None,
+            artifacts: None,
             platform: None,
         }
     }
@@ -313,6 +326,7 @@ impl ImageResult {
             duration,
             error: Some(error),
             platform: None,
+            artifacts: None,
         }
     }
 }
@@ -327,6 +341,9 @@ pub struct Summary {
     pub duration_ms: u128,
     /// True when the run was stopped by a signal before every image finished.
     pub interrupted: bool,
+    /// The artifacts of the images that had `--signatures`, by state (`None`: none had).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<ArtifactCounts>,
 }
 
 impl Summary {
@@ -339,6 +356,9 @@ impl Summary {
             failed: count(Status::Failed),
             duration_ms: duration.as_millis(),
             interrupted,
+            artifacts: results.iter().any(|r| r.artifacts.is_some()).then(|| {
+                ArtifactCounts::of(results.iter().flat_map(|r| r.artifacts.iter().flatten()))
+            }),
         }
     }
 }

@@ -356,11 +356,53 @@ fn sync_summary(items: &[Value], summaries: &[&Value]) -> (Value, String, usize)
         "duration_ms": summaries.iter().filter_map(|s| s["duration_ms"].as_u64()).max().unwrap_or(0),
         "interrupted": summaries.iter().any(|s| s["interrupted"].as_bool() == Some(true)),
     });
-    let line = format!(
+    let mut line = format!(
         "{}: {synced} synced, {skipped} skipped, {failed} failed",
         count(items.len(), "image", "images")
     );
+    let mut summary = summary;
+    if let Some(artifacts) = artifact_counts(items) {
+        let states = ["copied", "current", "failed", "needs-native"];
+        let counts: Vec<usize> = states
+            .iter()
+            .map(|state| {
+                artifacts
+                    .iter()
+                    .filter(|a| a["state"].as_str() == Some(*state))
+                    .count()
+            })
+            .collect();
+        let mut object = serde_json::Map::new();
+        for (state, n) in states.iter().zip(&counts) {
+            object.insert(state.replace('-', "_"), json!(n));
+        }
+        summary["artifacts"] = Value::Object(object);
+        let _ = std::fmt::Write::write_fmt(
+            &mut line,
+            format_args!(
+                "; {}: {} copied, {} current, {} failed, {} needs-native",
+                count(artifacts.len(), "artifact", "artifacts"),
+                counts[0],
+                counts[1],
+                counts[2],
+                counts[3]
+            ),
+        );
+    }
     (summary, line, failed)
+}
+
+/// Every artifact of the images that had `--signatures` (`None` when none had).
+fn artifact_counts(items: &[Value]) -> Option<Vec<&Value>> {
+    let mut had = false;
+    let mut artifacts = Vec::new();
+    for item in items {
+        if let Some(list) = item.get("artifacts").and_then(Value::as_array) {
+            had = true;
+            artifacts.extend(list);
+        }
+    }
+    had.then_some(artifacts)
 }
 
 /// A plan's counts, by state (`other-platform` only when an entry has it, as a plan's own
@@ -556,6 +598,31 @@ mod tests {
                 reason: "network".into(),
             }]
         );
+    }
+
+    #[test]
+    fn the_artifacts_of_every_shard_are_counted_again() {
+        let mut with = sync_report(Some((0, 2)), &["skipped", "synced"], 1);
+        with["images"][0]["artifacts"] = json!([
+            { "kind": "signature", "state": "current" },
+            { "kind": "referrer", "state": "needs-native" },
+        ]);
+        with["images"][1]["artifacts"] = json!([{ "kind": "sbom", "state": "copied" }]);
+        let without = sync_report(Some((1, 2)), &["synced"], 1);
+        let merged = merge(&named(vec![with, without.clone()])).unwrap();
+        assert_eq!(
+            merged.summary,
+            "3 images: 2 synced, 1 skipped, 0 failed; 3 artifacts: 1 copied, 1 current, 0 \
+             failed, 1 needs-native"
+        );
+        assert_eq!(
+            merged.report["summary"]["artifacts"],
+            json!({ "copied": 1, "current": 1, "failed": 0, "needs_native": 1 })
+        );
+        let mut other = without;
+        other["shard"] = json!({ "index": 0, "count": 2 });
+        let merged = merge(&named(vec![other])).unwrap();
+        assert!(merged.report["summary"].get("artifacts").is_none());
     }
 
     #[test]

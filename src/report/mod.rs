@@ -17,11 +17,15 @@ use serde::Serialize;
 
 use crate::model::platform::PlatformFilter;
 use crate::model::State;
+use crate::plan::artifacts::{Checked, Found, Held};
 use crate::plan::PlanEntry;
 use crate::reference::ImageRef;
 
 use crate::input::InputFormat;
-use crate::model::{FailureKind, ImageError, ImageResult, Rerun, Status, Summary};
+use crate::model::{
+    ArtifactCounts, ArtifactResult, ArtifactState, FailureKind, ImageError, ImageResult, Rerun,
+    Status, Summary,
+};
 use crate::shard::Shard;
 use crate::words::count;
 
@@ -76,6 +80,13 @@ pub fn result_line(result: &ImageResult) -> String {
             }
         }
     }
+    if let (None, Some(artifacts)) = (&result.error, &result.artifacts) {
+        let _ = write!(
+            line,
+            "; {}",
+            artifacts_phrase(&ArtifactCounts::of(artifacts))
+        );
+    }
     line
 }
 
@@ -88,6 +99,24 @@ fn filtered(result: &ImageResult) -> Option<String> {
         }) => Some(escape::one_line(&format!("{platforms} of upstream {upstream}")).into_owned()),
         _ => None,
     }
+}
+
+/// An image's artifacts as its result line tells them: `3 artifacts: 2 copied, 1 current`
+/// (the states it has), or `no artifacts`.
+pub fn artifacts_phrase(counts: &ArtifactCounts) -> String {
+    if counts.total() == 0 {
+        return "no artifacts".to_owned();
+    }
+    let states: Vec<String> = ArtifactState::ALL
+        .into_iter()
+        .filter(|state| counts.get(*state) > 0)
+        .map(|state| format!("{} {}", counts.get(state), state.as_str()))
+        .collect();
+    format!(
+        "{}: {}",
+        count(counts.total(), "artifact", "artifacts"),
+        states.join(", ")
+    )
 }
 
 /// `kind: message`, as result and error lines show a failure; a message that already starts
@@ -114,6 +143,17 @@ pub fn summary_line(summary: &Summary) -> String {
         summary.failed,
         seconds(Duration::from_millis(summary.duration_ms as u64))
     );
+    if let Some(artifacts) = &summary.artifacts {
+        let _ = write!(
+            line,
+            "; {}: {} copied, {} current, {} failed, {} needs-native",
+            count(artifacts.total(), "artifact", "artifacts"),
+            artifacts.copied,
+            artifacts.current,
+            artifacts.failed,
+            artifacts.needs_native
+        );
+    }
     if summary.interrupted {
         line.push_str(" (interrupted)");
     }
@@ -233,6 +273,9 @@ struct JsonImage<'a> {
     /// What `--platform` did to it (left out without one).
     #[serde(skip_serializing_if = "Option::is_none")]
     platform: Option<&'a PlatformFilter>,
+    /// What travelled with the image (`--signatures`), each under the digest it belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    artifacts: Option<&'a [ArtifactResult]>,
 }
 
 /// The JSON report of a sync as a string.
@@ -253,6 +296,7 @@ pub fn json_report(info: &RunInfo, results: &[ImageResult], summary: Summary) ->
             duration_ms: r.duration.as_millis(),
             error: r.error.as_ref(),
             platform: r.platform.as_deref(),
+            artifacts: r.artifacts.as_deref(),
         })
         .collect();
     json_text(info, images, summary)
@@ -343,8 +387,18 @@ pub fn failed_list_text(
     text
 }
 
-/// The failed images of a sync as a failed list (see [`failed_list_text`]).
+/// The failed images of a sync as a failed list (see [`failed_list_text`]); when some of them
+/// had `--signatures` (or their input's `signatures:` key, which a list line cannot say), the
+/// rerun's command takes it too.
 pub fn failed_list(results: &[ImageResult], rerun: &Rerun, file: Option<&Path>) -> String {
+    let failed = results.iter().filter(|r| r.status == Status::Failed);
+    let mut rerun = rerun.clone();
+    if failed.clone().any(|r| r.artifacts.is_some())
+        && !rerun.flags.iter().any(|f| f.starts_with("--signatures"))
+    {
+        rerun.flags.push("--signatures".to_owned());
+    }
+    let rerun = &rerun;
     let lines: Vec<FailedLine> = results
         .iter()
         .filter(|r| r.status == Status::Failed)
@@ -441,19 +495,33 @@ pub fn json_event(event: &crate::run::events::Event) -> (tracing::Level, serde_j
                 Status::Failed => Level::ERROR,
                 _ => Level::INFO,
             },
-            json!({
-                "event": "finished", "index": index, "image": result.target,
-                "source": result.source, "target": result.target, "status": result.status,
-                "digest": result.digest, "attempts": result.attempts,
-                "duration_ms": result.duration.as_millis() as u64,
-                "kind": result.error.as_ref().map(|e| e.kind),
-                "message": result.error.as_ref().map(|e| &e.message),
-            }),
+            with_artifacts(
+                result.artifacts.as_deref(),
+                json!({
+                    "event": "finished", "index": index, "image": result.target,
+                    "source": result.source, "target": result.target, "status": result.status,
+                    "digest": result.digest, "attempts": result.attempts,
+                    "duration_ms": result.duration.as_millis() as u64,
+                    "kind": result.error.as_ref().map(|e| e.kind),
+                    "message": result.error.as_ref().map(|e| &e.message),
+                }),
+            ),
         ),
         Event::RunFinished { summary, .. } => {
             info(json!({ "event": "run_finished", "summary": summary }))
         }
     }
+}
+
+/// `event` with the counts of an image's `artifacts`, when it had `--signatures`.
+fn with_artifacts(
+    artifacts: Option<&[ArtifactResult]>,
+    mut event: serde_json::Value,
+) -> serde_json::Value {
+    if let Some(artifacts) = artifacts {
+        event["artifacts"] = serde_json::json!(ArtifactCounts::of(artifacts));
+    }
+    event
 }
 
 /// The files a sync writes when it ends: the JSON report and the failed list.
@@ -623,7 +691,15 @@ pub enum Verdict {
     /// The source has none of the platforms `--platform` asks for: nothing to hold. No
     /// problem.
     Skipped,
+    /// The target holds the source's digest, but not every artifact of the source
+    /// (`verify --signatures`).
+    MissingArtifacts,
 }
+
+/// What `verify --signatures` found of one entry's artifacts: `None` when they were not looked
+/// at (not asked for, or the image itself is not verified), an error when they could not be
+/// looked up.
+pub type ArtifactChecks = Option<Result<Vec<Checked>, ImageError>>;
 
 impl Verdict {
     pub fn of(state: State) -> Verdict {
@@ -637,6 +713,19 @@ impl Verdict {
         }
     }
 
+    /// The verdict on an entry in `state` whose artifacts `checks` found.
+    pub fn with_artifacts(state: State, checks: &ArtifactChecks) -> Verdict {
+        match (Verdict::of(state), checks) {
+            (Verdict::Verified, Some(Err(_))) => Verdict::Error,
+            (Verdict::Verified, Some(Ok(checked)))
+                if checked.iter().any(|c| c.held != Held::Present) =>
+            {
+                Verdict::MissingArtifacts
+            }
+            (verdict, _) => verdict,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Verified => "verified",
@@ -645,6 +734,7 @@ impl Verdict {
             Verdict::NoSource => "no-source",
             Verdict::Error => "error",
             Verdict::Skipped => "skipped",
+            Verdict::MissingArtifacts => "missing-artifacts",
         }
     }
 }
@@ -663,6 +753,9 @@ pub struct VerifySummary {
     pub mismatch: usize,
     pub no_source: usize,
     pub error: usize,
+    /// Verified images lacking an artifact of their source (`verify --signatures`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_artifacts: Option<usize>,
     pub requests: u64,
     /// 429 answers waited out.
     pub throttled: u64,
@@ -670,24 +763,21 @@ pub struct VerifySummary {
 }
 
 impl VerifySummary {
-    pub fn of(entries: &[PlanEntry], plan: &PlanSummary) -> VerifySummary {
-        let count = |verdict| {
-            entries
-                .iter()
-                .filter(|e| Verdict::of(e.state) == verdict)
-                .count()
-        };
+    /// The counts of `verdicts` (one per entry); `artifacts` when they were checked.
+    pub fn of(verdicts: &[Verdict], artifacts: bool, plan: &PlanSummary) -> VerifySummary {
+        let count = |verdict| verdicts.iter().filter(|v| **v == verdict).count();
         let verified = count(Verdict::Verified);
         let skipped = count(Verdict::Skipped);
         VerifySummary {
-            total: entries.len(),
+            total: verdicts.len(),
             verified,
             skipped,
-            problems: entries.len() - verified - skipped,
+            problems: verdicts.len() - verified - skipped,
             missing: count(Verdict::Missing),
             mismatch: count(Verdict::Mismatch),
             no_source: count(Verdict::NoSource),
             error: count(Verdict::Error),
+            missing_artifacts: artifacts.then(|| count(Verdict::MissingArtifacts)),
             requests: plan.requests,
             throttled: plan.throttled,
             seconds: plan.seconds,
@@ -724,26 +814,76 @@ struct JsonVerified<'a> {
     error: Option<&'a ImageError>,
     #[serde(skip_serializing_if = "Option::is_none")]
     platform: Option<&'a PlatformFilter>,
+    /// Each artifact of the source and what the target holds of it (`--signatures`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    artifacts: Option<Vec<serde_json::Value>>,
 }
 
-/// The JSON report of `verify`: each target's verdict, and the counts of verified targets and
-/// of problems.
-pub fn verify_json(info: &RunInfo, entries: &[PlanEntry], summary: &VerifySummary) -> String {
+/// The JSON report of `verify`: each target's verdict (with what `checks`, one per entry or
+/// none, found of its artifacts), and the counts of verified targets and of problems.
+pub fn verify_json(
+    info: &RunInfo,
+    entries: &[PlanEntry],
+    checks: &[ArtifactChecks],
+    summary: &VerifySummary,
+) -> String {
     let entries: Vec<JsonVerified<'_>> = entries
         .iter()
-        .map(|e| JsonVerified {
-            source: e.job.source.to_string(),
-            target: e.job.target.to_string(),
-            origin: e.job.origin.to_string(),
-            list_line: e.job.as_list_line(),
-            status: Verdict::of(e.state),
-            source_digest: e.source_digest.as_deref(),
-            target_digest: e.target_digest.as_deref(),
-            error: e.error.as_ref(),
-            platform: e.platform.as_ref(),
+        .enumerate()
+        .map(|(i, e)| {
+            let checks = checks.get(i).unwrap_or(&None);
+            JsonVerified {
+                source: e.job.source.to_string(),
+                target: e.job.target.to_string(),
+                origin: e.job.origin.to_string(),
+                list_line: e.job.as_list_line(),
+                status: Verdict::with_artifacts(e.state, checks),
+                source_digest: e.source_digest.as_deref(),
+                target_digest: e.target_digest.as_deref(),
+                error: match checks {
+                    Some(Err(error)) => Some(error),
+                    _ => e.error.as_ref(),
+                },
+                platform: e.platform.as_ref(),
+                artifacts: match checks {
+                    Some(Ok(checked)) => Some(checked.iter().map(checked_json).collect()),
+                    _ => None,
+                },
+            }
         })
         .collect();
     json_text(info, entries, summary)
+}
+
+/// One artifact as a verification's report tells it.
+fn checked_json(checked: &Checked) -> serde_json::Value {
+    let found = &checked.found;
+    let mut value = serde_json::json!({
+        "kind": found.kind,
+        "subject": found.subject,
+        "tag": found.tag,
+        "digest": found.digest,
+        "state": checked.held.as_str(),
+    });
+    if let Some(artifact_type) = &found.artifact_type {
+        value["artifact_type"] = serde_json::json!(artifact_type);
+    }
+    if let Some(held) = &checked.target_digest {
+        value["target_digest"] = serde_json::json!(held);
+    }
+    value
+}
+
+/// An artifact as verify's lines name it: `signature sha256-….sig`, `referrer sha256:…
+/// (application/spdx+json)`.
+pub fn artifact_label(found: &Found) -> String {
+    let name = found.tag.as_deref().unwrap_or(&found.digest);
+    match &found.artifact_type {
+        Some(artifact_type) if found.tag.is_none() => {
+            format!("{} {name} ({artifact_type})", found.kind.as_str())
+        }
+        _ => format!("{} {name}", found.kind.as_str()),
+    }
 }
 
 #[cfg(test)]
@@ -774,6 +914,7 @@ mod tests {
             duration: Duration::from_millis(1234),
             error: error.map(|(kind, message)| ImageError::new(kind, message)),
             platform: None,
+            artifacts: None,
         }
     }
 
@@ -856,6 +997,71 @@ mod tests {
             })
         );
         assert!(json["images"][1].get("platform").is_none());
+    }
+
+    #[test]
+    fn artifacts_are_told_on_their_images_line_and_in_the_summary() {
+        use crate::model::{ArtifactKind, ArtifactResult};
+        let artifact = |state| ArtifactResult {
+            kind: ArtifactKind::Referrer,
+            subject: "sha256:a".into(),
+            tag: None,
+            digest: "sha256:b".into(),
+            artifact_type: Some("application/spdx+json".into()),
+            state,
+            error: None,
+        };
+        let mut synced = result(Status::Synced, None);
+        synced.artifacts = Some(vec![
+            artifact(ArtifactState::Copied),
+            artifact(ArtifactState::NeedsNative),
+            artifact(ArtifactState::Copied),
+        ]);
+        assert_eq!(
+            result_line(&synced),
+            "synced  h.example/m/docker.io/library/nginx:1.25  1.2s  4 blobs copied, 1 reused; \
+             3 artifacts: 2 copied, 1 needs-native"
+        );
+        let mut skipped = result(Status::Skipped, None);
+        skipped.digest = Some("sha256:c".into());
+        skipped.artifacts = Some(Vec::new());
+        assert_eq!(
+            result_line(&skipped),
+            "skipped h.example/m/docker.io/library/nginx:1.25  1.2s  current at sha256:c; no \
+             artifacts"
+        );
+        let results = [synced, skipped];
+        let summary = Summary::of(&results, Duration::from_millis(100), false);
+        assert_eq!(
+            summary_line(&summary),
+            "2 images: 1 synced, 1 skipped, 0 failed in 0.1s; 3 artifacts: 2 copied, 0 \
+             current, 0 failed, 1 needs-native"
+        );
+        let info = RunInfo {
+            command: "sync",
+            shard: None,
+            fingerprint: "sha256:ab".to_owned(),
+            destination: "h.example/m".to_owned(),
+            rerun: Rerun::default(),
+        };
+        let report: serde_json::Value =
+            serde_json::from_str(&json_report(&info, &results, summary)).unwrap();
+        let listed = &report["images"][0]["artifacts"];
+        assert_eq!(listed[1]["kind"], "referrer");
+        assert_eq!(listed[1]["state"], "needs-native");
+        assert_eq!(listed[1]["tag"], serde_json::Value::Null);
+        assert_eq!(listed[1]["artifact_type"], "application/spdx+json");
+        assert_eq!(report["summary"]["artifacts"]["needs_native"], 1);
+        // Without --signatures, neither says a word of artifacts.
+        let plain = [result(Status::Synced, None)];
+        let report: serde_json::Value = serde_json::from_str(&json_report(
+            &info,
+            &plain,
+            Summary::of(&plain, Duration::ZERO, false),
+        ))
+        .unwrap();
+        assert!(report["images"][0].get("artifacts").is_none());
+        assert!(report["summary"].get("artifacts").is_none());
     }
 
     #[test]
@@ -1046,6 +1252,7 @@ mod tests {
                     target: Target::Registry(target),
                     explicit: false,
                     filter: None,
+                    signatures: None,
                 })
             }
         };
@@ -1057,7 +1264,8 @@ mod tests {
             entry("5", State::Unknown),
         ];
         let plan = PlanSummary::of(&entries, 0, 10, Instant::now());
-        let summary = VerifySummary::of(&entries, &plan);
+        let verdicts: Vec<Verdict> = entries.iter().map(|e| Verdict::of(e.state)).collect();
+        let summary = VerifySummary::of(&verdicts, false, &plan);
         let info = RunInfo {
             command: "verify",
             shard: None,
@@ -1066,7 +1274,7 @@ mod tests {
             rerun: Rerun::default(),
         };
         let value: serde_json::Value =
-            serde_json::from_str(&verify_json(&info, &entries, &summary)).unwrap();
+            serde_json::from_str(&verify_json(&info, &entries, &[], &summary)).unwrap();
         assert_eq!(value["command"], "verify");
         assert_eq!(value["shard"], serde_json::Value::Null);
         assert_eq!(value["destination"], "oci:mirror");

@@ -22,5 +22,6 @@ mod rate_limit_proxy_selftest;
 mod scripts;
 mod serve;
 mod shard;
+mod signatures;
 mod sync;
 mod token_auth;

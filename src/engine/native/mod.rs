@@ -432,6 +432,14 @@ impl Engine for Native {
         true
     }
 
+    fn copies_by_digest(&self) -> bool {
+        true
+    }
+
+    fn shares_blobs_between_copies(&self) -> bool {
+        true
+    }
+
     fn copy<'a>(&'a self, attempt: Attempt<'a>) -> BoxFuture<'a, Result<Copied, ImageError>> {
         Box::pin(self.attempt(attempt))
     }
