@@ -185,13 +185,16 @@ pub struct PlanArgs {
     pub retry: RetryArgs,
     #[command(flatten)]
     pub lookups: LookupArgs,
+    #[command(flatten)]
+    pub signatures: SignatureArgs,
 
     /// Write the plan (or verification) as JSON to FILE
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 }
 
-/// Which tags of a whole-repository line (no tag, no digest) are mirrored.
+/// Which tags of a whole-repository line (no tag, no digest) are mirrored, and which platforms
+/// of a multi-platform image.
 #[derive(Debug, Args)]
 pub struct FilterArgs {
     /// Only tags matching REGEX (the whole tag must match)
@@ -210,6 +213,11 @@ pub struct FilterArgs {
     /// Drop alpha, beta, rc and similar pre-release tags
     #[arg(long)]
     pub no_prerelease: bool,
+    /// Mirror only these platforms of a multi-platform image (os/arch[/variant], comma-separated
+    /// or repeated, e.g. linux/amd64,linux/arm64): an index of just them is written, recording
+    /// upstream's index digest, which plans compare. Copies with the native engine
+    #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT],…")]
+    pub platform: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -252,6 +260,8 @@ pub struct SyncArgs {
     pub retry: RetryArgs,
     #[command(flatten)]
     pub lookups: LookupArgs,
+    #[command(flatten)]
+    pub signatures: SignatureArgs,
     #[command(flatten)]
     pub skopeo: SkopeoArgs,
     #[command(flatten)]
@@ -396,6 +406,24 @@ pub struct LookupArgs {
     /// the pages N tags take (50 to a page), rather than list without end
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub max_tags: usize,
+}
+
+/// What travels with each image.
+#[derive(Debug, Args)]
+pub struct SignatureArgs {
+    /// Also copy what belongs to each image, after it and with its digests: cosign's
+    /// signatures, attestations and SBOMs (its sha256-<hex>.sig, .att and .sbom tags) and its
+    /// OCI referrers (by digest: the native engine only). LIST narrows that to some of sig,
+    /// att, sbom, referrers and referrer artifactTypes (e.g. application/spdx+json). With
+    /// verify: check that every one of them is at the target
+    #[arg(
+        long,
+        value_name = "LIST",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = ""
+    )]
+    pub signatures: Option<String>,
 }
 
 /// How skopeo itself is run.

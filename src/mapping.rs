@@ -138,6 +138,7 @@ pub fn map_each(entries: &[Entry], destinations: &[Destination]) -> Mapped {
                     target,
                     explicit: entry.explicit_target.is_some(),
                     filter: entry.filter.clone(),
+                    signatures: entry.signatures,
                 }),
                 Err(reason) => {
                     errors.push(InputError::line(entry.origin.clone(), reason));

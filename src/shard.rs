@@ -131,7 +131,12 @@ pub fn fingerprint(destination: &str, filters: &[String], jobs: &[Job]) -> Strin
                 .as_ref()
                 .map(|f| f.as_flags())
                 .unwrap_or_default();
-            format!("{}\t{}\t{}", job.source, job.target, filters.join("\0"))
+            let entry = format!("{}\t{}\t{}", job.source, job.target, filters.join("\0"));
+            // An entry's own `signatures:` says what the run copies too (none: as before).
+            match job.signatures {
+                Some(signatures) => format!("{entry}\tsignatures={signatures}"),
+                None => entry,
+            }
         })
         .collect();
     entries.sort_unstable();
@@ -226,6 +231,12 @@ mod tests {
         ] {
             assert_ne!(other, base);
         }
+        // An entry whose input says its signatures go along (or not) is another entry.
+        let mut signed = jobs("a.list", "nginx:1.25\nredis\n", &registry);
+        signed[0].signatures = Some(true);
+        assert_ne!(fingerprint(&registry.label(), &[], &signed), base);
+        signed[0].signatures = Some(false);
+        assert_ne!(fingerprint(&registry.label(), &[], &signed), base);
     }
 
     #[test]

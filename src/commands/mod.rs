@@ -130,6 +130,15 @@ async fn read_and_map(
     }
     let mut mapped = map_each(&read.entries, destinations);
     errors.extend(mapped.errors);
+    for job in &mapped.jobs {
+        if let (Some(true), crate::model::Target::Oci { .. }) = (job.signatures, &job.target) {
+            errors.push(InputError::line(
+                job.origin.clone(),
+                "signatures: true: signatures, attestations, SBOMs and referrers are copied into \
+                 a registry, not into OCI layouts; give --dest PREFIX",
+            ));
+        }
+    }
     let fingerprint = crate::shard::fingerprint(&label(destinations), filters, &mapped.jobs);
     match (inputs.shard, destinations) {
         (None, _) => {}
@@ -217,6 +226,11 @@ fn warn_unused_hosts(settings: &PlanSettings, jobs: &[Job]) {
 /// Reads and maps the inputs, and builds the run's registry options from them; any problem is
 /// the error (nothing may run then).
 async fn load(settings: &PlanSettings) -> Result<Loaded, Error> {
+    // The platforms asked for change what every entry mirrors, as the tag filters do.
+    let mut filters = settings.rerun.filter_flags.clone();
+    if let Some(platforms) = &settings.options.platforms {
+        filters.extend(platforms.as_flags());
+    }
     let Read {
         inputs,
         jobs,
@@ -226,7 +240,7 @@ async fn load(settings: &PlanSettings) -> Result<Loaded, Error> {
         &settings.inputs,
         &settings.destinations(),
         settings.accounts.as_deref(),
-        &settings.rerun.filter_flags,
+        &filters,
     )
     .await?;
     let registry = settings.registry_for(&inputs.hosts, &accounts);

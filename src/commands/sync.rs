@@ -143,6 +143,9 @@ pub(super) async fn prepare(settings: &SyncSettings) -> Result<Option<Prepared>,
     if let Some(note) = &settings.engine_note {
         say_err(note);
     }
+    if let Some(note) = &settings.signatures_note {
+        say_err(note);
+    }
     info!("copying with {}", workers.engine.name());
     Ok(Some(Prepared {
         jobs,
@@ -209,6 +212,9 @@ fn print_dry_run(settings: &SyncSettings, engine: &dyn Engine, jobs: &[Job]) {
     if let Some(note) = &settings.engine_note {
         say_err(note);
     }
+    if let Some(note) = &settings.signatures_note {
+        say_err(note);
+    }
     for job in jobs {
         say(format!("# {} -> {}", job.origin, job.target));
         let (job, note) = match job.for_tag("TAG") {
@@ -222,6 +228,13 @@ fn print_dry_run(settings: &SyncSettings, engine: &dyn Engine, jobs: &[Job]) {
             say(note);
         }
         say(engine.describe(&job));
+    }
+    let options = settings.run_options();
+    if jobs.iter().any(|job| options.signatures_for(job).is_some()) {
+        say(
+            "# after each image: its signatures, attestations, SBOMs and referrers (looked up in \
+             a real run; each copied as above, a referrer by digest)",
+        );
     }
     say(format!(
         "# dry run: {}, nothing copied; targets already current are skipped in a real run",

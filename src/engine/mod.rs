@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::exec::Stop;
+use crate::model::platform::PlatformFilter;
 use crate::model::{Counts, ImageError, Job, Progress, Target};
 
 /// A future an engine returns; boxed so that engines can sit behind `dyn Engine`.
@@ -47,6 +48,9 @@ pub struct Attempt<'a> {
 pub struct Copied {
     pub digest: Option<String>,
     pub counts: Counts,
+    /// What `--platform` made of it (native engine): an index of a subset, whose `digest` is
+    /// not upstream's, or nothing copied at all.
+    pub platform: Option<PlatformFilter>,
 }
 
 /// A copy engine.
@@ -74,6 +78,20 @@ pub trait Engine: Send + Sync {
 
     /// Called when the copy of `job` is over, its last attempt done, whatever came of it.
     fn copy_done(&self, _job: &Job) {}
+    /// Whether the engine copies a manifest known only by its digest (an OCI referrer) to the
+    /// same digest at the target, its `subject` intact: a job whose source and target are both
+    /// pinned by digest alone.
+    fn copies_by_digest(&self) -> bool {
+        false
+    }
+
+    /// Whether copies of one run may go into one repository at once though they share blobs:
+    /// the native engine moves such a blob once and the others wait for it; two tool runs
+    /// would upload it side by side (which a registry may answer with a manifest whose blob is
+    /// unknown).
+    fn shares_blobs_between_copies(&self) -> bool {
+        false
+    }
 
     /// Called once before any copy, with every target of the run, to clear what an earlier,
     /// killed run left there: the temporary blob files in the local layouts (skopeo's and

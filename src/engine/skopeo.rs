@@ -257,6 +257,7 @@ impl Tool for Skopeo {
         Copied {
             digest,
             counts: parse_progress(&finished.stdout, &finished.stderr),
+            platform: None,
         }
     }
 
@@ -624,6 +625,7 @@ mod tests {
             target,
             explicit,
             filter: None,
+            signatures: None,
         }
     }
 

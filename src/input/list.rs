@@ -24,6 +24,7 @@ pub fn parse_list(file: &str, text: &str) -> (Vec<Entry>, Vec<InputError>) {
                 explicit_target,
                 filter: None,
                 can_name_target: true,
+                signatures: None,
             }),
             Ok(None) => {}
             Err(reason) => errors.push(InputError::line(origin, reason)),

@@ -9,9 +9,11 @@
 //! - [`gate`]: a host's in-flight slots, its pace, its 429 state, copies' turns.
 //! - [`request`]: one request and its own retries ([`RegistryClient::send`]).
 //! - [`api`]: manifests, tags, blobs and uploads on top of `send`.
+//! - [`reads`]: manifests and configs read whole to look into (platform subsets).
 
 pub mod api;
 pub mod gate;
+pub mod reads;
 pub mod request;
 pub mod session;
 pub mod transport;

@@ -24,13 +24,14 @@ use crate::access::credentials::{CredentialSources, CredentialsError};
 use crate::access::{Access, HostTls, SideAccess};
 use crate::cli::{
     AccessArgs, Cli, Command, DestArgs, FilterArgs, FormatArg, ListArgs, LookupArgs, PlanArgs,
-    RetryArgs, SyncArgs,
+    RetryArgs, SignatureArgs, SyncArgs,
 };
 use crate::cli::{LogFormat, ReportCommand, ServeArgs};
 use crate::engine::Engine;
 use crate::filter::{FilterError, FilterSpec, TagFilter};
 use crate::input::{HostSettings, InputFormat, InputSource};
-use crate::model::{Destination, Job, Rerun, RetryPolicy};
+use crate::model::platform::Platforms;
+use crate::model::{Destination, Job, Rerun, RetryPolicy, Selection};
 use crate::plan::PlanOptions;
 use crate::reference::{ReferenceError, RepoPrefix};
 use crate::registry::{ClientOptions, Limits, RegistryClient};
@@ -116,6 +117,8 @@ pub struct PlanSettings {
     /// What a rerun of the failed entries needs: this run's options for reaching registries
     /// (and, for a sync, its engine's), its layout root and tag filters.
     pub rerun: Rerun,
+    /// What travels with each image (`--signatures`): copied by `sync`, checked by `verify`.
+    pub signatures: Option<Selection>,
 }
 
 #[derive(Debug)]
@@ -125,6 +128,8 @@ pub struct SyncSettings {
     /// Why the native engine copies though none was named (skopeo is not installed), to be
     /// said once.
     pub engine_note: Option<String>,
+    /// What `--signatures` cannot do with this engine (referrers by digest), to be said once.
+    pub signatures_note: Option<String>,
     pub image_timeout: Duration,
     pub jobs: usize,
     /// Copies at once per registry host.
@@ -196,6 +201,7 @@ impl SyncSettings {
             jobs: self.jobs,
             registry_jobs: self.registry_jobs.clone(),
             conf: self.plan.registry.access.conf.clone(),
+            signatures: self.plan.signatures.clone(),
         }
     }
 
@@ -218,6 +224,7 @@ impl SyncSettings {
             image_timeout: self.image_timeout,
             jobs,
             scratch,
+            platforms: self.plan.options.platforms.as_ref(),
         })?;
         Ok(Workers { client, engine })
     }
@@ -263,6 +270,10 @@ pub enum SettingsError {
     Serve(String),
     #[error("--shard {value}: {reason}")]
     Shard { value: String, reason: String },
+    #[error("--platform {reason}")]
+    Platform { reason: String },
+    #[error("--platform needs the native engine (--engine native), and {engine} was asked for: {engine} copies a single platform's image where an index has several (skopeo's --override-os/--override-arch without --all, crane's --platform), not an index of the platforms asked for that records upstream's digest, which ferry plans and verifies against; drop --engine {engine} (ferry then copies natively) or pass --engine native")]
+    PlatformNeedsNative { engine: &'static str },
     #[error("--dest and --dest-dir cannot be used together: --dest mirrors into a registry, --dest-dir into local OCI layouts")]
     DestAndDestDir,
     #[error("--dest {value} is given twice: each destination receives every image once")]
@@ -277,6 +288,8 @@ pub enum SettingsError {
     BothOnStdout,
     #[error("OUT and --failed-list cannot both be \"-\" (standard output)")]
     MergeBothOnStdout,
+    #[error("--signatures{0}")]
+    Signatures(String),
     #[error(transparent)]
     Filter(#[from] FilterError),
     #[error(transparent)]
@@ -305,6 +318,13 @@ impl Settings {
                 }
             }
             Command::Plan(args) => {
+                if args.signatures.signatures.is_some() {
+                    return Err(SettingsError::Signatures(
+                        ": `ferry plan` does not look up artifacts; `ferry verify --signatures` \
+                         checks them at the target and `ferry sync --signatures` copies them"
+                            .to_owned(),
+                    ));
+                }
                 CommandSettings::Plan(Box::new(plan_settings(&args, verbosity)?))
             }
             Command::Verify(args) => {
@@ -470,7 +490,7 @@ fn output_path(flag: &'static str, path: &Option<PathBuf>) -> Result<(), Setting
 }
 
 fn plan_settings(args: &PlanArgs, verbosity: u8) -> Result<PlanSettings, SettingsError> {
-    common(
+    let mut plan = common(
         &args.list,
         &args.dest,
         &args.access,
@@ -479,7 +499,30 @@ fn plan_settings(args: &PlanArgs, verbosity: u8) -> Result<PlanSettings, Setting
         limits(&args.lookups, Limits::DEFAULT_STALL_TIMEOUT)?,
         args.report.clone(),
         verbosity,
-    )
+    )?;
+    plan.signatures = signatures(&args.signatures, &plan.destination)?;
+    plan.options.signatures = plan.signatures.is_some();
+    Ok(plan)
+}
+
+/// `--signatures[=LIST]`: what travels with each image, into a registry only.
+fn signatures(
+    args: &SignatureArgs,
+    destination: &Destination,
+) -> Result<Option<Selection>, SettingsError> {
+    let Some(list) = &args.signatures else {
+        return Ok(None);
+    };
+    let selection = Selection::parse(list)
+        .map_err(|reason| SettingsError::Signatures(format!("={list}: {reason}")))?;
+    if let Destination::OciDir(_) = destination {
+        return Err(SettingsError::Signatures(format!(
+            ": signatures, attestations, SBOMs and referrers are copied into a registry, not \
+             into OCI layouts ({}); give --dest PREFIX",
+            destination.label()
+        )));
+    }
+    Ok(Some(selection))
 }
 
 /// The bounds on what a registry may cost, from the lookup flags and the stall timeout.
@@ -550,8 +593,12 @@ fn common(
         no_prerelease: filters.no_prerelease,
     })?;
     let (destination, more_destinations) = destinations(dest)?;
+    let platforms =
+        Platforms::parse(&filters.platform).map_err(|reason| SettingsError::Platform { reason })?;
+    let mut flags = access_flags(access);
+    flags.extend(platforms.iter().flat_map(Platforms::as_flags));
     let rerun = Rerun {
-        flags: access_flags(access),
+        flags,
         dest_dir: match &destination {
             Destination::OciDir(dir) => Some(dir.display().to_string()),
             Destination::Registry(_) => None,
@@ -570,6 +617,8 @@ fn common(
         inputs: inputs.sources.iter().map(ToString::to_string).collect(),
         force: false,
         image_timeout: None,
+        platforms,
+        signatures: false,
     };
     Ok(PlanSettings {
         inputs,
@@ -582,6 +631,7 @@ fn common(
         report,
         verbosity,
         rerun,
+        signatures: None,
     })
 }
 
@@ -714,11 +764,22 @@ fn sync_settings(
     )?;
     let (engine, engine_note) = engine::choose(&args, &plan.destination)?;
     plan.rerun.flags.extend(engine::rerun_flags(&engine, &args));
+    plan.signatures = signatures(&args.signatures, &plan.destination)?;
+    plan.options.signatures = plan.signatures.is_some();
+    if let Some(selection) = &plan.signatures {
+        plan.rerun.flags.push(selection.as_flag());
+    }
+    let signatures_note = plan
+        .signatures
+        .as_ref()
+        .filter(|s| !matches!(s.referrers, crate::model::Referrers::None))
+        .and_then(|_| referrers_note(&engine));
     plan.options.force = args.force;
     plan.options.image_timeout = Some(args.skopeo.image_timeout);
     Ok(SyncSettings {
         engine,
         engine_note,
+        signatures_note,
         image_timeout: args.skopeo.image_timeout,
         plan,
         jobs: args.jobs,
@@ -731,6 +792,20 @@ fn sync_settings(
             verbosity,
             log_format,
         ),
+    })
+}
+
+/// What `--signatures` leaves undone with `engine`, said once at the start: OCI referrers exist
+/// by digest alone, and only the native engine copies a manifest by digest.
+pub fn referrers_note(engine: &EngineSettings) -> Option<String> {
+    let name = engine.name();
+    (!matches!(engine, EngineSettings::Native)).then(|| {
+        format!(
+            "ferry: note: with --engine {name}, --signatures copies cosign's signature, \
+             attestation and SBOM tags as copies of their own; OCI referrers exist by digest \
+             alone, which {name} cannot copy: they are reported as needs-native (copy them \
+             with --engine native)"
+        )
     })
 }
 

@@ -28,10 +28,11 @@ use tracing::{debug, info};
 use self::blobs::{
     channel_body, pump, pumped, Failed, Ledger, Reader, SourceBlob, Watch, CHUNK, MONOLITHIC_MAX,
 };
-use self::manifest::{Descriptor, Manifest};
+use self::manifest::{Descriptor, Manifest, OCI_INDEX};
 use self::shared::Shared;
 use super::{Attempt, BoxFuture, Copied, Engine};
 use crate::exec::{wait_for, Stop};
+use crate::model::platform::{self, Filtered, PlatformFilter, Platforms};
 use crate::model::{Counts, FailureKind, ImageError, Job, Progress, Side, Target};
 use crate::registry::api::{Upload, UploadStart};
 use crate::registry::{RegistryClient, MAX_MANIFEST_BYTES};
@@ -59,6 +60,8 @@ pub struct Native {
     image_timeout: Duration,
     ledger: Ledger,
     shared: Option<Shared>,
+    /// Only these platforms of an index are copied (`--platform`).
+    platforms: Option<Platforms>,
 }
 
 impl Native {
@@ -68,6 +71,7 @@ impl Native {
             image_timeout,
             ledger: Ledger::default(),
             shared: None,
+            platforms: None,
         }
     }
 
@@ -79,6 +83,13 @@ impl Native {
             shared: Some(Shared::new(spool)),
             ..self
         }
+    }
+
+    /// The engine copying only `platforms` of an index, when given: an index of just those
+    /// children (and their attestations) is written at the tag, recording upstream's digest;
+    /// a source with none of them is skipped (see [`platform::filter_index`]).
+    pub fn with_platforms(self, platforms: Option<Platforms>) -> Native {
+        Native { platforms, ..self }
     }
 
     async fn attempt(&self, attempt: Attempt<'_>) -> Result<Copied, ImageError> {
@@ -100,6 +111,21 @@ impl Native {
         let reference = pinned.or(job.source.tag()).unwrap_or("latest");
         let key = shared::source_of(job);
         let top = self.fetch(&key, &source, reference, pinned).await?;
+        let (top, filtered) = match self.platforms.as_ref() {
+            Some(platforms) if platform::applies_to(job) => {
+                match self.subset(&source, top, platforms).await? {
+                    Subset::Copy(top, filtered) => (top, filtered),
+                    Subset::Skip(reason) => {
+                        info!("{}: nothing copied: {reason}", job.target);
+                        return Ok(Copied {
+                            platform: Some(PlatformFilter::Skipped { reason }),
+                            ..Copied::default()
+                        });
+                    }
+                }
+            }
+            _ => (top, None),
+        };
         let mut tree = Tree::default();
         self.children(&key, &source, &top, 1, &mut tree).await?;
         let tree = tree.manifests;
@@ -144,6 +170,70 @@ impl Native {
                 manifests_written: written,
                 bytes_copied: Some(run.bytes_done.load(Ordering::Relaxed)),
             },
+            platform: filtered,
+        })
+    }
+
+    /// What `platforms` keep of `top` (source `name`'s): an index's children of those
+    /// platforms, in an index of its own ([`platform::filter_index`]), or all of it when every
+    /// child is kept; a single-platform image whole when its config names one of them. Else
+    /// nothing: why.
+    async fn subset(
+        &self,
+        name: &str,
+        top: Fetched,
+        platforms: &Platforms,
+    ) -> Result<Subset, ImageError> {
+        let refuse = |reason: String| {
+            ImageError::new(
+                FailureKind::Other,
+                format!("{name}@{}: {reason}", top.digest),
+            )
+        };
+        if top.manifest.is_index() {
+            let filtered =
+                platform::filter_index(&top.bytes, &top.digest, platforms).map_err(refuse)?;
+            return match filtered {
+                Filtered::Whole => Ok(Subset::Copy(top, None)),
+                Filtered::Nothing(reason) => Ok(Subset::Skip(reason)),
+                Filtered::Subset { bytes, kept } => {
+                    let children = &top.manifest.children;
+                    let children: Vec<Descriptor> = kept
+                        .iter()
+                        .map(|&at| children.get(at).cloned())
+                        .collect::<Option<_>>()
+                        .ok_or_else(|| refuse("its manifests could not be read".to_owned()))?;
+                    let filter = PlatformFilter::Filtered {
+                        upstream: top.digest.clone(),
+                        platforms: platforms.label(),
+                    };
+                    let index = Fetched {
+                        digest: format!("sha256:{:x}", Sha256::digest(&bytes)),
+                        bytes,
+                        manifest: Manifest {
+                            media_type: OCI_INDEX.to_owned(),
+                            children,
+                            blobs: Vec::new(),
+                        },
+                    };
+                    Ok(Subset::Copy(index, Some(filter)))
+                }
+            };
+        }
+        let config = top
+            .manifest
+            .blobs
+            .first()
+            .ok_or_else(|| refuse("an image without a config".to_owned()))?;
+        let what = format!("reading the config of {name}@{}", top.digest);
+        let bytes = self
+            .client
+            .small_blob(name, &config.digest, false, &what)
+            .await
+            .map_err(|e| e.image_error(Side::Source))?;
+        Ok(match platform::image_mismatch(&bytes, platforms) {
+            None => Subset::Copy(top, None),
+            Some(reason) => Subset::Skip(reason),
         })
     }
 
@@ -379,6 +469,14 @@ impl Engine for Native {
         }
     }
 
+    fn copies_by_digest(&self) -> bool {
+        true
+    }
+
+    fn shares_blobs_between_copies(&self) -> bool {
+        true
+    }
+
     fn copy<'a>(&'a self, attempt: Attempt<'a>) -> BoxFuture<'a, Result<Copied, ImageError>> {
         Box::pin(self.attempt(attempt))
     }
@@ -388,8 +486,15 @@ impl Engine for Native {
             Target::Registry(target) => format!("docker://{target}"),
             Target::Oci { .. } => job.target.to_string(),
         };
+        let what = match &self.platforms {
+            Some(platforms) if platform::applies_to(job) => format!(
+                "{} only: an index of them recording upstream's digest",
+                platforms.label()
+            ),
+            _ => "every platform, digests kept".to_owned(),
+        };
         format!(
-            "ferry native copy docker://{} {target} (every platform, digests kept)",
+            "ferry native copy docker://{} {target} ({what})",
             job.source
         )
     }
@@ -406,6 +511,13 @@ struct Tree {
     read: HashSet<String>,
     /// The sizes of those read or being read.
     bytes: u64,
+}
+
+/// What a platform filter keeps of an image: the top manifest to copy (upstream's, or an index
+/// of a subset, with what it records), or nothing, and why.
+enum Subset {
+    Copy(Fetched, Option<PlatformFilter>),
+    Skip(String),
 }
 
 /// A manifest as read from the source, with its digest.

@@ -288,6 +288,7 @@ mod tests {
             target: Target::Registry(ImageRef::parse(target).unwrap()),
             explicit: false,
             filter: None,
+            signatures: None,
         }
     }
 
