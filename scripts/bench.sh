@@ -7,6 +7,8 @@
 # crane) spawned, then
 # the same requests per image. Each ferry tool also runs a no-op with --missing-only, which must send
 # the source no request at all.
+# Then ferry with native and skopeo syncing the corpus into two empty destinations in one run
+# (--dest A --dest B), cold and no-op, against their one-destination runs (BENCH_TWO_DESTS=0 skips).
 # Then a large-layer corpus (BENCH_LARGE_IMAGES images x 2 platforms x BENCH_LARGE_MB MiB), cold,
 # with each tool's peak RSS (GNU time's "Maximum resident set size"; for the loop, its largest
 # skopeo process).
@@ -128,7 +130,15 @@ start_registry() {
   die "docker-registry ($name) did not start"
 }
 
-requests() { grep -c 'response completed' "$work/$1/registry.log" || true; }
+# requests NAME[,NAME...]: the requests those registries logged, all told.
+requests() {
+  local name n=0 c
+  for name in ${1//,/ }; do
+    c=$(grep -c 'response completed' "$work/$name/registry.log" || true)
+    n=$((n + c))
+  done
+  echo "$n"
+}
 spawns() { cat "$work/skopeo.count" "$work/crane.count" | wc -l; }
 # A registry logs a request just after answering it: wait until the logs stop growing.
 settle() {
@@ -409,6 +419,42 @@ for tool in "${tools[@]}"; do
 done
 echo
 echo "Digests verified: all $images indexes under $(under_all) equal the source's."
+
+# 6b. two destinations in one run, against one: the corpus into two new empty destinations.
+two=()
+for tool in native skopeo; do measured "$tool" && two+=("$tool"); done
+if [ "${BENCH_TWO_DESTS:-1}" != 0 ] && ((${#two[@]} > 0)); then
+  for tool in "${two[@]}"; do
+    start_registry "dst-two-a-$tool"
+    start_registry "dst-two-b-$tool"
+    for kind in cold no-op; do
+      measure "two $tool $kind" src "dst-two-a-$tool,dst-two-b-$tool" ferry_sync "$tool" "$conf" \
+        "$list" "127.0.0.1:${port[dst-two-a-$tool]}" --dest "127.0.0.1:${port[dst-two-b-$tool]}/$tool"
+    done
+    verify "${port[src]}" "$list" "$tool=${port[dst-two-a-$tool]}" "$tool=${port[dst-two-b-$tool]}"
+    ((missing[$tool] + mismatched[$tool] == 0)) || die "DIGEST MISMATCH: destination differs from source (see above)"
+  done
+  echo
+  echo "Two destinations: ferry syncs the corpus into two new empty destinations in one run"
+  echo "(--dest A --dest B), against its one-destination runs above; destination requests are both"
+  echo "destinations' together."
+  echo
+  row phase seconds "source requests" "destination requests" "engine processes"
+  echo "|----------------------|--------:|----------------:|---------------------:|-----------------:|"
+  for tool in "${two[@]}"; do
+    for kind in cold no-op; do
+      p="two $tool $kind"
+      row "$tool x2 $kind" "${secs[$p]}" "${src[$p]}" "${dst[$p]}" "${procs[$p]}"
+    done
+    for kind in cold no-op; do
+      a="two $tool $kind" b="$tool $kind"
+      row "$tool x2/x1 $kind" "$(ratio "${secs[$a]}" "${secs[$b]}")" "$(ratio "${src[$a]}" "${src[$b]}")" \
+        "$(ratio "${dst[$a]}" "${dst[$b]}")" "$(ratio "${procs[$a]}" "${procs[$b]}")"
+    done
+  done
+  echo
+  echo "Digests verified: all $images indexes in both destinations of $(IFS=,; echo "${two[*]}" | sed 's/,/, /g') equal the source's."
+fi
 
 # 7. the large-layer corpus, cold, with peak RSS
 if [ "$large" -gt 0 ]; then

@@ -62,6 +62,17 @@ The attacks (see ATTACKS below):
                              served by digest, each with its own digest.
   wide-index                 The tag's manifest is an index naming 1,001 distinct manifests
                              (none of them exists).
+  referrers-api              Not an attack: the OCI 1.1 referrers API that docker-registry 2.8
+                             lacks. A manifest pushed through this front with a `subject` is
+                             answered with `OCI-Subject` and remembered (deleted by digest
+                             through it, forgotten); `GET /v2/REPO/referrers/DIGEST` answers
+                             with an index of what was remembered for that subject (filtered
+                             on `?artifactType=`, saying so in `OCI-Filters-Applied`). Only
+                             what went through this front is known to it.
+  referrers-traversal        The referrers API answers with one descriptor whose digest is
+                             `sha256:../../../../x`.
+  referrers-many             The referrers API answers with 1,001 descriptors (of manifests
+                             that do not exist).
 
 To add one: subclass Attack, give it a `name` and override `before` (answer instead of the
 registry: a stall, an endless body, an endless Link chain...) and/or `after` (change the
@@ -462,10 +473,101 @@ class WideIndex(SyntheticIndex):
         return index(children)
 
 
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def referrers_reply(manifests, filtered):
+    headers = [("Content-Type", OCI_INDEX)]
+    if filtered:
+        headers.append(("OCI-Filters-Applied", "artifactType"))
+    return Reply(200, headers, index(manifests))
+
+
+class ReferrersApi(Attack):
+    name = "referrers-api"
+
+    def __init__(self):
+        self.known = {}  # (repository, subject digest) -> [descriptor]
+        self.lock = threading.Lock()
+
+    def before(self, exchange, front):
+        if exchange.kind == "referrers" and exchange.method == "GET":
+            subject = exchange.reference
+            wanted = dict(exchange.query).get("artifactType")
+            with self.lock:
+                listed = list(self.known.get((exchange.repository, subject), []))
+            if wanted is not None:
+                listed = [d for d in listed if d.get("artifactType") == wanted]
+            return referrers_reply(listed, wanted is not None)
+        if exchange.kind == "manifests" and exchange.method == "PUT":
+            body = b"".join(front.body)
+            front.body = [body]
+            exchange.pushed = body
+        return None
+
+    def after(self, exchange, reply):
+        if exchange.kind == "manifests" and exchange.method == "DELETE" and reply.status == 202:
+            with self.lock:
+                for descriptors in self.known.values():
+                    descriptors[:] = [d for d in descriptors if d["digest"] != exchange.reference]
+            return reply
+        body = getattr(exchange, "pushed", None)
+        if body is None or reply.status != 201:
+            return reply
+        try:
+            manifest = json.loads(body)
+        except ValueError:
+            return reply
+        subject = (manifest.get("subject") or {}).get("digest")
+        if not subject:
+            return reply
+        descriptor = {"mediaType": manifest.get("mediaType") or exchange.headers.get(
+                          "content-type", OCI_MANIFEST),
+                      "digest": "sha256:" + hashlib.sha256(body).hexdigest(),
+                      "size": len(body)}
+        artifact_type = manifest.get("artifactType") or (manifest.get("config") or {}).get(
+            "mediaType")
+        if artifact_type and "manifests" not in manifest:
+            descriptor["artifactType"] = artifact_type
+        elif manifest.get("artifactType"):
+            descriptor["artifactType"] = manifest["artifactType"]
+        if manifest.get("annotations"):
+            descriptor["annotations"] = manifest["annotations"]
+        with self.lock:
+            listed = self.known.setdefault((exchange.repository, subject), [])
+            if all(d["digest"] != descriptor["digest"] for d in listed):
+                listed.append(descriptor)
+        reply.set_header("OCI-Subject", subject)
+        return reply
+
+
+class ReferrersTraversal(Attack):
+    name = "referrers-traversal"
+
+    def before(self, exchange, front):
+        if exchange.kind != "referrers":
+            return None
+        return referrers_reply([{"mediaType": OCI_MANIFEST, "digest": "sha256:../../../../x",
+                                 "size": 2, "artifactType": "application/spdx+json"}], False)
+
+
+class ReferrersMany(Attack):
+    name = "referrers-many"
+
+    def before(self, exchange, front):
+        if exchange.kind != "referrers":
+            return None
+        listed = [{"mediaType": OCI_MANIFEST,
+                   "digest": "sha256:" + hashlib.sha256(b"%d" % i).hexdigest(), "size": 2,
+                   "artifactType": "application/spdx+json"} for i in range(1001)]
+        return referrers_reply(listed, False)
+
+
 ATTACKS = {attack.name: attack for attack in
            (ManifestBodyMismatch, DigestTraversal, NoMount, UnauthorizedUploadOnce, Stall,
             StallBody, StallBlob, StallUploadOnce, EndlessManifest, EndlessError, HugeManifest,
-            EndlessTags, ManyTags, RepeatedChild, NestedIndex, WideIndex, ErrorEscapes)}
+            EndlessTags, ManyTags, RepeatedChild, NestedIndex, WideIndex, ErrorEscapes,
+            ReferrersApi, ReferrersTraversal, ReferrersMany)}
 
 
 class Front(http.server.BaseHTTPRequestHandler):
@@ -492,10 +594,11 @@ class Front(http.server.BaseHTTPRequestHandler):
         for attack in attacks:
             reply = attack.before(exchange, self)
             if reply is not None:
-                for _ in body:  # drained, so the connection can carry the next request
+                for _ in self.body:  # drained, so the connection can carry the next request
                     pass
                 self.send(exchange, reply)
                 return
+        body = self.body  # an attack may have read it (and put it back as a list)
         upstream = self.server.connect()
         try:
             response = self.forward(upstream, exchange, body)

@@ -148,9 +148,10 @@ pub enum FormatArg {
 
 #[derive(Debug, Args)]
 pub struct DestArgs {
-    /// Destination prefix: a registry host and optional path (e.g. harbor.example/third)
+    /// Destination prefix: a registry host and optional path (e.g. harbor.example/third);
+    /// repeat it to mirror every image into each of several registries ($FERRY_DEST is one)
     #[arg(long, env = "FERRY_DEST", value_name = "PREFIX")]
-    pub dest: Option<String>,
+    pub dest: Vec<String>,
 
     /// Local directory of OCI layouts, used instead of a registry [default: mirror]; given on
     /// the command line it wins over $FERRY_DEST
@@ -184,13 +185,16 @@ pub struct PlanArgs {
     pub retry: RetryArgs,
     #[command(flatten)]
     pub lookups: LookupArgs,
+    #[command(flatten)]
+    pub signatures: SignatureArgs,
 
     /// Write the plan (or verification) as JSON to FILE
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 }
 
-/// Which tags of a whole-repository line (no tag, no digest) are mirrored.
+/// Which tags of a whole-repository line (no tag, no digest) are mirrored, and which platforms
+/// of a multi-platform image.
 #[derive(Debug, Args)]
 pub struct FilterArgs {
     /// Only tags matching REGEX (the whole tag must match)
@@ -213,6 +217,11 @@ pub struct FilterArgs {
     /// under the namespace matches REGEX (the whole name must match)
     #[arg(long, value_name = "REGEX")]
     pub exclude_repos: Option<String>,
+    /// Mirror only these platforms of a multi-platform image (os/arch[/variant], comma-separated
+    /// or repeated, e.g. linux/amd64,linux/arm64): an index of just them is written, recording
+    /// upstream's index digest, which plans compare. Copies with the native engine
+    #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT],…")]
+    pub platform: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -255,6 +264,8 @@ pub struct SyncArgs {
     pub retry: RetryArgs,
     #[command(flatten)]
     pub lookups: LookupArgs,
+    #[command(flatten)]
+    pub signatures: SignatureArgs,
     #[command(flatten)]
     pub skopeo: SkopeoArgs,
     #[command(flatten)]
@@ -319,20 +330,22 @@ pub struct AccessArgs {
     /// Auth file for the sources
     #[arg(long, value_name = "PATH")]
     pub src_authfile: Option<PathBuf>,
-    /// Auth file for the destination
+    /// Auth file for the destinations (keyed by host: one file for several --dest)
     #[arg(long, value_name = "PATH")]
     pub dest_authfile: Option<PathBuf>,
 
     /// Require HTTPS and verify certificates for the sources
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub src_tls_verify: Option<bool>,
-    /// Require HTTPS and verify certificates for the destination
+    /// Require HTTPS and verify certificates for the destination (every one of several;
+    /// per host: registries.conf's `insecure`)
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub dest_tls_verify: Option<bool>,
     /// Directory of certificates (*.crt, *.cert, *.key) for the sources
     #[arg(long, value_name = "PATH")]
     pub src_cert_dir: Option<PathBuf>,
-    /// Directory of certificates (*.crt, *.cert, *.key) for the destination
+    /// Directory of certificates (*.crt, *.cert, *.key) for the destination (every one of
+    /// several; per host: /etc/containers/certs.d/HOST)
     #[arg(long, value_name = "PATH")]
     pub dest_cert_dir: Option<PathBuf>,
 
@@ -344,7 +357,8 @@ pub struct AccessArgs {
         value_name = "USER:PASS"
     )]
     pub src_creds: Option<String>,
-    /// Destination credentials USER:PASS (or FERRY_DEST_USERNAME and FERRY_DEST_PASSWORD)
+    /// Destination credentials USER:PASS (or FERRY_DEST_USERNAME and FERRY_DEST_PASSWORD), sent
+    /// to every destination of several (per host: an auth file or --accounts)
     #[arg(
         long,
         env = "FERRY_DEST_CREDS",
@@ -427,6 +441,24 @@ pub struct LookupArgs {
     /// Where Docker Hub's namespaces are listed (its Hub API) [default: https://hub.docker.com]
     #[arg(long, value_name = "URL")]
     pub hub_api: Option<String>,
+}
+
+/// What travels with each image.
+#[derive(Debug, Args)]
+pub struct SignatureArgs {
+    /// Also copy what belongs to each image, after it and with its digests: cosign's
+    /// signatures, attestations and SBOMs (its sha256-<hex>.sig, .att and .sbom tags) and its
+    /// OCI referrers (by digest: the native engine only). LIST narrows that to some of sig,
+    /// att, sbom, referrers and referrer artifactTypes (e.g. application/spdx+json). With
+    /// verify: check that every one of them is at the target
+    #[arg(
+        long,
+        value_name = "LIST",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = ""
+    )]
+    pub signatures: Option<String>,
 }
 
 /// How skopeo itself is run.

@@ -82,6 +82,9 @@ pub enum DropReason {
     /// `--latest` (without `--semver`) needs a version, and the tag is none.
     LatestNotAVersion,
     NotLatest,
+    /// With `--signatures`, a tag an artifact lives under (cosign's `sha256-<hex>.sig`, the
+    /// referrers tag schema's `sha256-<hex>`): it travels with its image.
+    Artifact,
 }
 
 impl fmt::Display for DropReason {
@@ -94,6 +97,7 @@ impl fmt::Display for DropReason {
             DropReason::OutsideRange => "--semver",
             DropReason::LatestNotAVersion => "--latest (not a version)",
             DropReason::NotLatest => "--latest",
+            DropReason::Artifact => "--signatures: it travels with its image",
         })
     }
 }

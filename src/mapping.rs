@@ -104,20 +104,47 @@ pub struct Mapped {
     pub warnings: Vec<InputError>,
 }
 
-/// Maps every entry, collecting every problem.
+/// Maps every entry to one destination, collecting every problem.
+#[cfg(test)]
 pub fn map_all(entries: &[Entry], destination: &Destination) -> Mapped {
+    map_each(entries, std::slice::from_ref(destination))
+}
+
+/// Maps every entry to each of `destinations`: one job per entry and destination, entry by
+/// entry, an entry's jobs in the order of the destinations. An entry that cannot be mapped is
+/// one error, however many destinations. With several destinations, a target that names its
+/// own registry is an error: it is one place, and cannot be each destination's.
+pub fn map_each(entries: &[Entry], destinations: &[Destination]) -> Mapped {
     let mut errors = Vec::new();
-    let mut jobs = Vec::with_capacity(entries.len());
+    let mut jobs = Vec::with_capacity(entries.len() * destinations.len());
     for entry in entries {
-        match target_for(entry, destination) {
-            Ok(target) => jobs.push(Job {
-                origin: entry.origin.clone(),
-                source: entry.source.clone(),
-                target,
-                explicit: entry.explicit_target.is_some(),
-                filter: entry.filter.clone(),
-            }),
-            Err(reason) => errors.push(InputError::line(entry.origin.clone(), reason)),
+        if let (Some(TargetSpec::Full(target)), true) =
+            (&entry.explicit_target, destinations.len() > 1)
+        {
+            let reason = format!(
+                "target \"{target}\" names its registry, so it cannot go to each of the {} \
+                 destinations: write it without the registry host (it is then placed under each \
+                 --dest), or mirror it in a run of its own",
+                destinations.len()
+            );
+            errors.push(InputError::line(entry.origin.clone(), reason));
+            continue;
+        }
+        for destination in destinations {
+            match target_for(entry, destination) {
+                Ok(target) => jobs.push(Job {
+                    origin: entry.origin.clone(),
+                    source: entry.source.clone(),
+                    target,
+                    explicit: entry.explicit_target.is_some(),
+                    filter: entry.filter.clone(),
+                    signatures: entry.signatures,
+                }),
+                Err(reason) => {
+                    errors.push(InputError::line(entry.origin.clone(), reason));
+                    break;
+                }
+            }
         }
     }
     let mut mapped = one_per_target(jobs);
@@ -355,6 +382,44 @@ mod tests {
                 && !message.contains("give this image an explicit target"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn several_destinations_each_receive_every_entry_in_turn() {
+        let destinations = [registry("a.example/m"), registry("b.example:5000")];
+        let list =
+            "nginx:1.25\nredis:7 cache/redis\nlocalhost:5000/foo:1\nquay.io/x/y:1 h.example/x/y\n";
+        let (entries, errors) = parse_list("list.txt", list);
+        assert!(errors.is_empty(), "{errors:?}");
+        let mapped = map_each(&entries, &destinations);
+        let targets: Vec<String> = mapped.jobs.iter().map(|j| j.target.to_string()).collect();
+        assert_eq!(
+            targets,
+            [
+                "a.example/m/docker.io/library/nginx:1.25",
+                "b.example:5000/docker.io/library/nginx:1.25",
+                "a.example/m/cache/redis:7",
+                "b.example:5000/cache/redis:7",
+            ]
+        );
+        let errors: Vec<String> = mapped.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].starts_with(
+                "list.txt:3: cannot map \"localhost:5000/foo:1\" under \"a.example/m\""
+            ),
+            "one error for the entry, not one per destination: {errors:?}"
+        );
+        assert_eq!(
+            errors[1],
+            "list.txt:4: target \"h.example/x/y\" names its registry, so it cannot go to \
+             each of the 2 destinations: write it without the registry host (it is then placed \
+             under each --dest), or mirror it in a run of its own"
+        );
+        // One destination: a target with its own registry is that entry's place.
+        let one = map_each(&entries[3..], &destinations[..1]);
+        assert!(one.errors.is_empty(), "{:?}", one.errors);
+        assert_eq!(one.jobs[0].target.to_string(), "h.example/x/y:1");
     }
 
     #[test]

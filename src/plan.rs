@@ -1,7 +1,10 @@
 //! Digest-first planning: before any copy, find out what each job would change. Whole
 //! repositories are expanded to their tags (through the tag filters), then one `HEAD` per tag
 //! on each side resolves every job to `new`, `changed`, `current` or `source-missing`. Only
-//! `new` and `changed` jobs (and `unknown` ones, whose lookups failed) need a copy.
+//! `new` and `changed` jobs (and `unknown` ones, whose lookups failed) need a copy. Under
+//! `--platform`, a target is read whole instead (one `GET`): an index ferry wrote of a platform
+//! subset is compared by the upstream digest it records ([`decide_filtered`]), and a source with
+//! none of the platforms asked for is `other-platform`.
 //!
 //! `decide` is pure; the async functions only gather lookups, over the [`PlanOptions`] that
 //! settings built (the tag filters, the retry policy for listings, `--force`,
@@ -9,6 +12,7 @@
 //! does not answer holds up no other registry's; each request is bounded by `--lookup-timeout`,
 //! and in a sync an image's lookups by its `--image-timeout`.
 
+pub mod artifacts;
 pub mod namespace;
 
 use std::collections::HashMap;
@@ -18,10 +22,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::filter::{DropReason, TagFilter};
 use crate::input::InputError;
+use crate::model::platform::{self, Filtered, PlatformFilter, Platforms, Recorded};
 use crate::model::FailureKind;
 use crate::model::ImageError;
 use crate::model::Origin;
@@ -49,6 +54,9 @@ pub struct PlanEntry {
     pub fails: bool,
     /// How long the image's own lookups took: its first copy attempt has that much less time.
     pub looked_up_in: Duration,
+    /// With `--platform`: the target's index of a platform subset and the upstream digest it
+    /// records, or why the source has nothing to copy (`State::OtherPlatform`).
+    pub platform: Option<PlatformFilter>,
 }
 
 impl PlanEntry {
@@ -69,6 +77,7 @@ impl PlanEntry {
             error: None,
             fails: false,
             looked_up_in: Duration::ZERO,
+            platform: None,
         }
     }
 }
@@ -86,6 +95,13 @@ pub struct PlanOptions {
     pub force: bool,
     /// An image whose lookups run past this fails as `timeout` (a sync's `--image-timeout`).
     pub image_timeout: Option<Duration>,
+    /// Only these platforms of an index are mirrored (`--platform`): a target is then compared
+    /// by the upstream digest its index records.
+    pub platforms: Option<Platforms>,
+    /// Whether `--signatures` was given: a whole repository's artifact tags then travel with
+    /// their images, and are no entries of their own (an entry's `signatures:` key decides
+    /// for it).
+    pub signatures: bool,
     /// `--missing-only`: a tag present at the destination is current without a source lookup.
     pub missing_only: Option<MissingOnly>,
     /// How namespace lines are listed (`--exclude-repos`, `--max-repos`, `--max-catalog`).
@@ -159,21 +175,29 @@ pub struct Expansion {
 }
 
 /// Lists every whole-repository job's tags (in parallel, each listing retried under `retry`
-/// like a copy) and applies the filter; other jobs pass through. Job order is kept, with a
-/// repository's tags in the registry's order. A repository that cannot be listed is planned
+/// like a copy; a repository that several jobs name, one per destination, is listed once) and
+/// applies the filter; other jobs pass through. Job order is kept, with a repository's tags in
+/// the registry's order. A repository that cannot be listed is planned
 /// as failed, never copied as a whole: only ferry's own listing (through the filters and the
 /// registries.conf redirects) decides which tags a whole-repository line stands for.
 pub async fn expand(
     client: &Arc<RegistryClient>,
     filter: &TagFilter,
     retry: &RetryPolicy,
+    signatures: bool,
     jobs: Vec<Job>,
 ) -> Expansion {
     let mut listings = JoinSet::new();
+    // Each repository's listing, by the index of the first job that names it.
+    let mut listing_of: HashMap<String, usize> = HashMap::new();
     for (index, job) in jobs.iter().enumerate() {
         if job.source.is_whole_repository() {
-            let client = Arc::clone(client);
             let name = job.source.repository();
+            if listing_of.contains_key(&name) {
+                continue;
+            }
+            listing_of.insert(name.clone(), index);
+            let client = Arc::clone(client);
             let retry = *retry;
             listings.spawn(async move { (index, list_tags(&client, &retry, &name).await) });
         }
@@ -183,12 +207,30 @@ pub async fn expand(
         let (index, result) = joined.expect("a tag listing task panicked");
         listed[index] = Some(result);
     }
+    for (index, job) in jobs.iter().enumerate() {
+        if listed[index].is_none() && job.source.is_whole_repository() {
+            listed[index] = listed[listing_of[&job.source.repository()]].clone();
+        }
+    }
     let mut expansion = Expansion::default();
     for (job, listing) in jobs.into_iter().zip(listed) {
         let tags = match listing {
             None => {
                 expansion.jobs.push(job);
                 continue;
+            }
+            Some(Ok(Some(tags))) if job.signatures.unwrap_or(signatures) => {
+                let (artifacts, tags): (Vec<String>, Vec<String>) = tags
+                    .into_iter()
+                    .partition(|tag| crate::model::is_artifact_tag(tag));
+                expansion
+                    .dropped
+                    .extend(artifacts.into_iter().map(|tag| Dropped {
+                        origin: job.origin.clone(),
+                        source: format!("{}:{tag}", job.source),
+                        reason: DropReason::Artifact,
+                    }));
+                tags
             }
             Some(Ok(Some(tags))) => tags,
             Some(Ok(None)) => {
@@ -300,7 +342,14 @@ pub async fn plan_all(
     jobs: Vec<Job>,
     lookups: Lookups,
 ) -> Result<(Vec<PlanEntry>, Vec<Dropped>), Vec<InputError>> {
-    let expansion = expand(client, &options.filter, &options.retry, jobs).await;
+    let expansion = expand(
+        client,
+        &options.filter,
+        &options.retry,
+        options.signatures,
+        jobs,
+    )
+    .await;
     let expanded = crate::mapping::one_per_target(expansion.jobs);
     if !expanded.errors.is_empty() {
         return Err(expanded.errors);
@@ -321,6 +370,7 @@ pub async fn plan_all(
             lookups,
             options.image_timeout,
             missing_only,
+            options.platforms.as_ref(),
         )
         .await
     };
@@ -329,7 +379,30 @@ pub async fn plan_all(
     // tags keep the registry's order.
     let file_rank = |file: &str| options.inputs.iter().position(|input| input == file);
     entries.sort_by_key(|e| (file_rank(&e.job.origin.file), e.job.origin.line));
-    Ok((entries, expansion.dropped))
+    Ok((by_source(entries), expansion.dropped))
+}
+
+/// With several destinations, a line's copies of one source side by side (the tag's copy to
+/// each destination, then the next tag's), so that what they share is read while it is
+/// wanted: entries in the order of the first entry of their line and source, else as they
+/// are. With one destination a line names each source once, and nothing moves.
+fn by_source(entries: Vec<PlanEntry>) -> Vec<PlanEntry> {
+    let keys: Vec<usize> = {
+        let mut first: HashMap<(&Origin, String), usize> = HashMap::new();
+        entries
+            .iter()
+            .enumerate()
+            .map(|(index, e)| {
+                *first
+                    .entry((&e.job.origin, e.job.source.to_string()))
+                    .or_insert(index)
+            })
+            .collect()
+    };
+    let mut keyed: Vec<(usize, PlanEntry)> = keys.into_iter().zip(entries).collect();
+    // Stable: a source's copies keep the destinations' order.
+    keyed.sort_by_key(|(key, _)| *key);
+    keyed.into_iter().map(|(_, entry)| entry).collect()
 }
 
 fn unlisted(job: Job, state: State, error: Option<ImageError>) -> PlanEntry {
@@ -354,19 +427,24 @@ pub enum Lookups {
 /// Looks up the sides of every job (in parallel, capped per source registry) and decides each
 /// state. With `image_timeout`, an image whose lookups (from their start, not from the wait for
 /// their turn) run past it fails as `timeout`; with `missing_only`, a target that exists is
-/// current without a source lookup (see [`MissingOnly`]).
+/// current without a source lookup (see [`MissingOnly`]). With `platforms`, a target is read
+/// whole (one `GET`) and compared by what it records of upstream (see [`decide_filtered`]).
 pub async fn plan(
     client: &Arc<RegistryClient>,
     jobs: Vec<Job>,
     sides: Lookups,
     image_timeout: Option<Duration>,
     missing_only: Option<&MissingOnly>,
+    platforms: Option<&Platforms>,
 ) -> Vec<PlanEntry> {
+    let platforms = platforms.cloned().map(Arc::new);
     let mut permits: HashMap<String, Arc<Semaphore>> = HashMap::new();
     let mut lookups = JoinSet::new();
     let total = jobs.len();
+    let sources = SourceLookups::default();
     for (index, job) in jobs.into_iter().enumerate() {
         let client = Arc::clone(client);
+        let sources = sources.clone();
         let host = client
             .endpoint_host(Side::Source, &job.source.repository())
             .unwrap_or_default();
@@ -376,10 +454,18 @@ pub async fn plan(
                 .or_insert_with(|| Arc::new(Semaphore::new(LOOKUPS_IN_FLIGHT))),
         );
         let skips_source = missing_only.is_some_and(|m| m.skips_source(&job));
+        let platforms = platforms.clone();
         lookups.spawn(async move {
             let _permit = permits.acquire_owned().await.expect("never closed");
             let started = Instant::now();
-            let looked_up = look_up(&client, &job, sides, skips_source);
+            let looked_up = look_up(
+                &client,
+                &sources,
+                &job,
+                sides,
+                platforms.as_deref(),
+                skips_source,
+            );
             let looked_up = match image_timeout {
                 Some(limit) => tokio::time::timeout(limit, looked_up).await.ok(),
                 None => Some(looked_up.await),
@@ -427,9 +513,20 @@ pub async fn plan(
                         error,
                         fails: broken,
                         looked_up_in,
+                        platform: None,
                         job,
                     }
                 }
+                LookedUp::Decided(decided) => PlanEntry {
+                    state: decided.state,
+                    source_digest: decided.source_digest,
+                    target_digest: decided.target_digest,
+                    error: decided.error,
+                    fails: decided.broken,
+                    looked_up_in,
+                    platform: decided.platform,
+                    job,
+                },
             };
             (index, entry)
         });
@@ -457,20 +554,65 @@ enum LookedUp {
         target: Lookup,
         broken: bool,
     },
+    /// Decided with a platform filter (see [`look_up_filtered`]).
+    Decided(Decided),
+}
+
+/// The source lookups of one plan, each source's answer shared by the jobs that copy it (one
+/// per destination): a source is asked once however many destinations receive it.
+#[derive(Clone, Default)]
+struct SourceLookups(Arc<std::sync::Mutex<HashMap<String, SourceLookup>>>);
+
+/// One source's digest lookup, and whether its registry answered as no working one does.
+type SourceLookup = Arc<tokio::sync::OnceCell<(Lookup, bool)>>;
+
+impl SourceLookups {
+    /// `source`'s digest (see [`source_digest`]), asked once and shared.
+    async fn digest(&self, client: &RegistryClient, source: &ImageRef) -> (Lookup, bool) {
+        let cell = {
+            let mut cells = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(cells.entry(source.to_string()).or_default())
+        };
+        cell.get_or_init(|| source_digest(client, source))
+            .await
+            .clone()
+    }
+}
+
+/// What the lookups of a job under a platform filter decided.
+struct Decided {
+    state: State,
+    source_digest: Option<String>,
+    /// The target's own digest (a filtered index's is not upstream's).
+    target_digest: Option<String>,
+    error: Option<ImageError>,
+    broken: bool,
+    platform: Option<PlatformFilter>,
 }
 
 /// Both sides of `job`, as `sides` says; with `skips_source` (`--missing-only`), a target that
 /// exists ends the lookups there.
 async fn look_up(
     client: &RegistryClient,
+    sources: &SourceLookups,
     job: &Job,
     sides: Lookups,
+    platforms: Option<&Platforms>,
     skips_source: bool,
 ) -> LookedUp {
+    if let Some(platforms) = platforms.filter(|_| platform::applies_to(job)) {
+        if skips_source {
+            if let Ok(Some(digest)) = target_digest(client, &job.target, job.source.digest()).await
+            {
+                return LookedUp::Present(digest);
+            }
+        }
+        return look_up_filtered(client, sources, job, sides, platforms).await;
+    }
     let ((source, broken), target) = match sides {
         Lookups::Both if !skips_source => {
             tokio::join!(
-                source_digest(client, &job.source),
+                sources.digest(client, &job.source),
                 target_digest(client, &job.target, job.source.digest())
             )
         }
@@ -486,7 +628,7 @@ async fn look_up(
                 }
                 _ => {}
             }
-            (source_digest(client, &job.source).await, target)
+            (sources.digest(client, &job.source).await, target)
         }
     };
     LookedUp::Both {
@@ -494,6 +636,182 @@ async fn look_up(
         target,
         broken,
     }
+}
+
+/// [`look_up`] under a platform filter: the target is read whole (one `GET`, in place of the
+/// `HEAD`) for what it records of upstream, the source's digest is looked up as without a
+/// filter, and [`decide_filtered`] compares them. Where both sides are looked up (`plan`,
+/// `verify`), a target that is missing or differs has its source read too, to tell a source
+/// with none of the platforms (`other-platform`: nothing to copy) from one to copy.
+async fn look_up_filtered(
+    client: &RegistryClient,
+    sources: &SourceLookups,
+    job: &Job,
+    sides: Lookups,
+    platforms: &Platforms,
+) -> LookedUp {
+    let pinned = job.source.digest();
+    let ((source, broken), target) = match sides {
+        Lookups::Both => {
+            tokio::join!(
+                sources.digest(client, &job.source),
+                target_held(client, &job.target, pinned)
+            )
+        }
+        Lookups::SourceWhereTargetExists => {
+            let target = target_held(client, &job.target, pinned).await;
+            if matches!(target, Ok(None)) && pinned.is_none() {
+                return LookedUp::NewTarget;
+            }
+            (sources.digest(client, &job.source).await, target)
+        }
+    };
+    let (mut state, error, mut found) = decide_filtered(&source, &target, &platforms.label());
+    if sides == Lookups::Both && matches!(state, State::New | State::Changed) {
+        if let Ok(Some(digest)) = &source {
+            if let Some(reason) = other_platform(client, &job.source, digest, platforms).await {
+                state = State::OtherPlatform;
+                found = Some(PlatformFilter::Skipped { reason });
+            }
+        }
+    }
+    LookedUp::Decided(Decided {
+        state,
+        source_digest: source.ok().flatten(),
+        target_digest: target.ok().flatten().map(|held| held.digest),
+        error,
+        broken,
+        platform: found,
+    })
+}
+
+/// A target read whole: its own digest, and what it records of upstream when it is an index
+/// ferry wrote for a platform subset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub digest: String,
+    pub recorded: Option<Recorded>,
+}
+
+/// The state under a platform filter (labelled `platforms`), from the source's digest and the
+/// target as held. Pure. A target that records upstream is current when it records the
+/// source's digest and these platforms (another set of platforms is a change); any other
+/// target (a whole index copied before, a single-platform image) when its own digest is the
+/// source's. The filter found on the target is returned for the reports.
+pub fn decide_filtered(
+    source: &Lookup,
+    target: &Result<Option<Held>, ImageError>,
+    platforms: &str,
+) -> (State, Option<ImageError>, Option<PlatformFilter>) {
+    let found = match target {
+        Ok(Some(Held {
+            recorded: Some(recorded),
+            ..
+        })) => Some(PlatformFilter::Filtered {
+            upstream: recorded.upstream.clone(),
+            platforms: recorded.platforms.clone(),
+        }),
+        _ => None,
+    };
+    let state = match (source, target) {
+        (Ok(None), _) => return (State::SourceMissing, None, found),
+        (Err(e), _) | (_, Err(e)) => return (State::Unknown, Some(e.clone()), found),
+        (Ok(Some(_)), Ok(None)) => State::New,
+        (Ok(Some(source)), Ok(Some(held))) => {
+            let current = match &held.recorded {
+                Some(recorded) => recorded.upstream == *source && recorded.platforms == platforms,
+                None => held.digest == *source,
+            };
+            if current {
+                State::Current
+            } else {
+                State::Changed
+            }
+        }
+    };
+    (state, None, found)
+}
+
+/// Why the source (at `digest`) has nothing to copy for `platforms`, read from its manifest
+/// (and a single-platform image's config); `None` when it has, or when it cannot tell (the
+/// copy then decides).
+async fn other_platform(
+    client: &RegistryClient,
+    source: &ImageRef,
+    digest: &str,
+    platforms: &Platforms,
+) -> Option<String> {
+    let name = source.repository();
+    let raw = match client.manifest_lookup(Side::Source, &name, digest).await {
+        Ok(raw) => raw?,
+        Err(e) => {
+            debug!("{source}: its platforms were not read: {e}");
+            return None;
+        }
+    };
+    if raw.advertised.as_deref() != Some(digest) {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(&raw.bytes).ok()?;
+    if value.get("manifests").is_some() {
+        return match platform::filter_index(&raw.bytes, digest, platforms) {
+            Ok(Filtered::Nothing(reason)) => Some(reason),
+            _ => None,
+        };
+    }
+    let config = value.get("config")?.get("digest")?.as_str()?;
+    crate::reference::check_sha256_digest(config).ok()?;
+    let what = format!("the config of {name}@{digest}");
+    match client.small_blob(&name, config, true, &what).await {
+        Ok(bytes) => platform::image_mismatch(&bytes, platforms),
+        Err(e) => {
+            debug!("{source}: its platform was not read: {e}");
+            None
+        }
+    }
+}
+
+/// The target read whole (see [`Held`]), `None` when it does not exist; `pinned` as for
+/// [`target_digest`].
+async fn target_held(
+    client: &RegistryClient,
+    target: &Target,
+    pinned: Option<&str>,
+) -> Result<Option<Held>, ImageError> {
+    match target {
+        Target::Registry(reference) => {
+            let at = reference.tag().or(reference.digest()).unwrap_or("latest");
+            let raw = client
+                .manifest_lookup(Side::Destination, &reference.repository(), at)
+                .await
+                .map_err(|e| e.image_error(Side::Destination))?;
+            Ok(raw.map(|raw| Held {
+                recorded: platform::recorded(&raw.bytes),
+                digest: raw.advertised.unwrap_or_default(),
+            }))
+        }
+        Target::Oci { layout, name, .. } => {
+            let Some(digest) = oci_digest(layout, name.as_deref(), pinned)? else {
+                return Ok(None);
+            };
+            let recorded = layout_manifest(layout, &digest).and_then(|b| platform::recorded(&b));
+            Ok(Some(Held { digest, recorded }))
+        }
+    }
+}
+
+/// The bytes of manifest `digest` in the OCI layout at `layout`, when it holds it whole and
+/// it is no larger than a manifest may be.
+fn layout_manifest(layout: &Path, digest: &str) -> Option<Vec<u8>> {
+    crate::reference::check_sha256_digest(digest).ok()?;
+    let path = layout
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    let size = std::fs::metadata(&path).ok()?.len();
+    if size > crate::registry::MAX_MANIFEST_BYTES {
+        return None;
+    }
+    std::fs::read(path).ok()
 }
 
 /// The source's digest, and whether its registry answered as no working one does (see
@@ -597,6 +915,7 @@ mod tests {
             target: Target::Registry(ImageRef::parse("h.example/x/app:1").unwrap()),
             explicit: false,
             filter: None,
+            signatures: None,
         };
         let digest = format!("sha256:{}", "a".repeat(64));
         let default = MissingOnly::new(MissingOnly::DEFAULT_ALWAYS_CHECK).unwrap();
@@ -624,6 +943,68 @@ mod tests {
     }
 
     #[test]
+    fn a_filtered_target_is_compared_by_the_upstream_digest_and_platforms_it_records() {
+        let source = |d: &str| -> Lookup { Ok(Some(d.to_owned())) };
+        let held = |digest: &str, recorded: Option<(&str, &str)>| {
+            Ok(Some(Held {
+                digest: digest.to_owned(),
+                recorded: recorded.map(|(upstream, platforms)| Recorded {
+                    upstream: upstream.to_owned(),
+                    platforms: platforms.to_owned(),
+                }),
+            }))
+        };
+        let arm = "linux/arm64";
+        let table = [
+            // An index of the subset, recording the source's digest: current.
+            (
+                source("sha256:up"),
+                held("sha256:own", Some(("sha256:up", arm))),
+                State::Current,
+            ),
+            // Upstream moved on.
+            (
+                source("sha256:new"),
+                held("sha256:own", Some(("sha256:up", arm))),
+                State::Changed,
+            ),
+            // Another set of platforms was asked for before.
+            (
+                source("sha256:up"),
+                held("sha256:own", Some(("sha256:up", "linux/amd64"))),
+                State::Changed,
+            ),
+            // A whole copy of upstream (or a single-platform image): by its own digest.
+            (source("sha256:up"), held("sha256:up", None), State::Current),
+            (
+                source("sha256:up"),
+                held("sha256:old", None),
+                State::Changed,
+            ),
+            (source("sha256:up"), Ok(None), State::New),
+            (Ok(None), held("sha256:own", None), State::SourceMissing),
+            (
+                source("sha256:up"),
+                Err(ImageError::new(FailureKind::Network, "refused")),
+                State::Unknown,
+            ),
+        ];
+        for (source, target, expected) in table {
+            let (state, error, found) = decide_filtered(&source, &target, arm);
+            assert_eq!(state, expected, "{source:?} {target:?}");
+            assert_eq!(error.is_some(), expected == State::Unknown);
+            let records = matches!(
+                &target,
+                Ok(Some(Held {
+                    recorded: Some(_),
+                    ..
+                }))
+            );
+            assert_eq!(found.is_some(), records, "{target:?}");
+        }
+    }
+
+    #[test]
     fn only_new_changed_and_unknown_need_a_copy() {
         let copied: Vec<State> = [
             State::New,
@@ -631,11 +1012,66 @@ mod tests {
             State::Current,
             State::SourceMissing,
             State::Unknown,
+            State::OtherPlatform,
         ]
         .into_iter()
         .filter(|s| s.needs_copy())
         .collect();
         assert_eq!(copied, [State::New, State::Changed, State::Unknown]);
+    }
+
+    #[test]
+    fn a_lines_copies_of_one_source_go_side_by_side() {
+        let entry = |line: usize, source: &str, target: &str| {
+            PlanEntry::unlooked(Job {
+                origin: Origin {
+                    file: "l".into(),
+                    line,
+                },
+                source: ImageRef::parse(source).unwrap(),
+                target: Target::Registry(ImageRef::parse(target).unwrap()),
+                explicit: false,
+                filter: None,
+                signatures: None,
+            })
+        };
+        let targets = |entries: Vec<PlanEntry>| -> Vec<String> {
+            entries.iter().map(|e| e.job.target.to_string()).collect()
+        };
+        // A whole repository expanded for two destinations: each destination's tags in turn.
+        let expanded = vec![
+            entry(1, "quay.io/a/b:2", "a.example/quay.io/a/b:2"),
+            entry(1, "quay.io/a/b:1", "a.example/quay.io/a/b:1"),
+            entry(1, "quay.io/a/b:2", "b.example/quay.io/a/b:2"),
+            entry(1, "quay.io/a/b:1", "b.example/quay.io/a/b:1"),
+            entry(2, "quay.io/a/c:1", "a.example/quay.io/a/c:1"),
+            entry(2, "quay.io/a/c:1", "b.example/quay.io/a/c:1"),
+        ];
+        assert_eq!(
+            targets(by_source(expanded)),
+            [
+                "a.example/quay.io/a/b:2",
+                "b.example/quay.io/a/b:2",
+                "a.example/quay.io/a/b:1",
+                "b.example/quay.io/a/b:1",
+                "a.example/quay.io/a/c:1",
+                "b.example/quay.io/a/c:1",
+            ]
+        );
+        // One destination: the registry's order of the tags stays.
+        let one = vec![
+            entry(1, "quay.io/a/b:2", "a.example/quay.io/a/b:2"),
+            entry(1, "quay.io/a/b:1", "a.example/quay.io/a/b:1"),
+            entry(2, "quay.io/a/b:2", "a.example/other:2"),
+        ];
+        assert_eq!(
+            targets(by_source(one)),
+            [
+                "a.example/quay.io/a/b:2",
+                "a.example/quay.io/a/b:1",
+                "a.example/other:2"
+            ]
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! `fnv1a64(target repository) mod N`. The target repository is the target without its tag or
 //! digest (`harbor.example/third/docker.io/library/nginx`, or the OCI layout directory), so
 //! every tag of a repository, and the blobs they share, go to one worker, and a whole
-//! repository is listed by its shard only. FNV-1a (64-bit, offset basis 0xcbf29ce484222325,
+//! repository is listed by its shard only. With several destinations (`--dest A --dest B`),
+//! an entry is placed by its target under the first, so all its copies go to one worker. FNV-1a (64-bit, offset basis 0xcbf29ce484222325,
 //! prime 0x100000001b3) over the name's UTF-8 bytes is fixed here and stays the same across
 //! versions, so shards agree whichever ferry each worker runs.
 //!
@@ -88,7 +89,14 @@ impl Shard {
 
     /// Whether `job` belongs to this shard.
     pub fn contains(&self, job: &Job) -> bool {
-        of(&job.target) % self.count == self.index
+        self.holds(&job.target)
+    }
+
+    /// Whether an entry whose target is `target` belongs to this shard. With several
+    /// destinations, an entry is placed by its target at the first: its shard does not depend
+    /// on the destination.
+    pub fn holds(&self, target: &Target) -> bool {
+        of(target) % self.count == self.index
     }
 }
 
@@ -142,7 +150,12 @@ pub fn fingerprint_with(
                 .as_ref()
                 .map(|f| f.as_flags())
                 .unwrap_or_default();
-            format!("{}\t{}\t{}", job.source, job.target, filters.join("\0"))
+            let entry = format!("{}\t{}\t{}", job.source, job.target, filters.join("\0"));
+            // An entry's own `signatures:` says what the run copies too (none: as before).
+            match job.signatures {
+                Some(signatures) => format!("{entry}\tsignatures={signatures}"),
+                None => entry,
+            }
         })
         .chain(namespaces.iter().map(|line| format!("namespace\t{line}")))
         .collect();
@@ -238,6 +251,12 @@ mod tests {
         ] {
             assert_ne!(other, base);
         }
+        // An entry whose input says its signatures go along (or not) is another entry.
+        let mut signed = jobs("a.list", "nginx:1.25\nredis\n", &registry);
+        signed[0].signatures = Some(true);
+        assert_ne!(fingerprint(&registry.label(), &[], &signed), base);
+        signed[0].signatures = Some(false);
+        assert_ne!(fingerprint(&registry.label(), &[], &signed), base);
     }
 
     #[test]

@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Error, Outcome};
-use crate::input::{self, HostSettings, InputError, Inputs, NamespaceEntry};
-use crate::mapping::map_all;
+use crate::input::{self, Entry, HostSettings, InputError, Inputs, NamespaceEntry};
+use crate::mapping::{map_each, target_for};
 use crate::model::{Destination, ImageResult, Job};
 use crate::plan::namespace::Discovery;
 use crate::registry::{ClientOptions, RegistryClient};
@@ -44,11 +44,19 @@ pub async fn run(settings: Settings) -> Result<Outcome, Error> {
         CommandSettings::ShowRawImages {
             inputs,
             destination,
-        } => show::show_raw_images(&inputs, &destination).await,
+            more_destinations,
+        } => {
+            let destinations = [vec![destination], more_destinations].concat();
+            show::show_raw_images(&inputs, &destinations).await
+        }
         CommandSettings::ShowImages {
             inputs,
             destination,
-        } => show::show_images(&inputs, &destination).await,
+            more_destinations,
+        } => {
+            let destinations = [vec![destination], more_destinations].concat();
+            show::show_images(&inputs, &destinations).await
+        }
         CommandSettings::Plan(plan) => plan::plan(&plan).await,
         CommandSettings::Verify(plan) => plan::verify(&plan).await,
         CommandSettings::Sync(sync) => sync::sync(*sync).await,
@@ -104,12 +112,13 @@ struct Read {
     fingerprint: String,
 }
 
-/// Reads every input and the accounts file, and maps every entry: all their problems make one
-/// error (syntax, unmappable entries, duplicate targets). Warnings are printed either way.
-/// `filters` (the tag filters, as flags) are for the fingerprint.
+/// Reads every input and the accounts file, and maps every entry to each of `destinations`
+/// (see [`map_each`]): all their problems make one error (syntax, unmappable entries,
+/// duplicate targets). Warnings are printed either way. `filters` (the tag filters, as flags)
+/// are for the fingerprint.
 async fn read_and_map(
     inputs: &InputSettings,
-    destination: &Destination,
+    destinations: &[Destination],
     accounts: Option<&Path>,
     filters: &[String],
 ) -> Result<Read, Error> {
@@ -125,11 +134,23 @@ async fn read_and_map(
     if errors.is_empty() {
         warn_empty_inputs(inputs, &read);
     }
-    let mut mapped = map_all(&read.entries, destination);
+    let mut mapped = map_each(&read.entries, destinations);
     errors.extend(mapped.errors);
+    for job in &mapped.jobs {
+        if let (Some(true), crate::model::Target::Oci { .. }) = (job.signatures, &job.target) {
+            errors.push(InputError::line(
+                job.origin.clone(),
+                "signatures: true: signatures, attestations, SBOMs and referrers are copied into \
+                 a registry, not into OCI layouts; give --dest PREFIX",
+            ));
+        }
+    }
     for namespace in &read.namespaces {
-        if let Err(reason) = crate::plan::namespace::check_target(namespace, destination) {
-            errors.push(InputError::line(namespace.origin.clone(), reason));
+        for destination in destinations {
+            if let Err(reason) = crate::plan::namespace::check_target(namespace, destination) {
+                errors.push(InputError::line(namespace.origin.clone(), reason));
+                break;
+            }
         }
     }
     let namespace_lines: Vec<String> = read
@@ -141,13 +162,25 @@ async fn read_and_map(
         })
         .collect();
     let fingerprint = crate::shard::fingerprint_with(
-        &destination.label(),
+        &label(destinations),
         filters,
         &mapped.jobs,
         &namespace_lines,
     );
-    if let Some(shard) = inputs.shard {
-        mapped.jobs.retain(|job| shard.contains(job));
+    match (inputs.shard, destinations) {
+        (None, _) => {}
+        (Some(shard), [_]) => mapped.jobs.retain(|job| shard.contains(job)),
+        // Each entry where its target under the first destination places it.
+        (Some(shard), [first, ..]) => {
+            let held: Vec<Entry> = read
+                .entries
+                .iter()
+                .filter(|entry| target_for(entry, first).is_ok_and(|t| shard.holds(&t)))
+                .cloned()
+                .collect();
+            mapped.jobs = map_each(&held, destinations).jobs;
+        }
+        (Some(_), []) => mapped.jobs.clear(),
     }
     for warning in &mapped.warnings {
         say_err(warning.as_warning());
@@ -162,6 +195,21 @@ async fn read_and_map(
         })
     } else {
         Err(Error::Input(errors))
+    }
+}
+
+/// The destinations as reports name them: one's label (see [`Destination::label`]), several
+/// labels joined by `, `.
+pub(crate) fn label(destinations: &[Destination]) -> String {
+    let labels: Vec<String> = destinations.iter().map(Destination::label).collect();
+    labels.join(", ")
+}
+
+/// The labels of several destinations, for reports (each entry names its own); none for one.
+pub(crate) fn several(destinations: &[Destination]) -> Vec<String> {
+    match destinations {
+        [_] => Vec::new(),
+        _ => destinations.iter().map(Destination::label).collect(),
     }
 }
 
@@ -216,6 +264,11 @@ fn warn_unused_hosts(settings: &PlanSettings, jobs: &[Job], namespaces: &[Namesp
 /// Reads and maps the inputs, and builds the run's registry options from them; any problem is
 /// the error (nothing may run then).
 async fn load(settings: &PlanSettings) -> Result<Loaded, Error> {
+    // The platforms asked for change what every entry mirrors, as the tag filters do.
+    let mut filters = settings.rerun.filter_flags.clone();
+    if let Some(platforms) = &settings.options.platforms {
+        filters.extend(platforms.as_flags());
+    }
     let Read {
         inputs,
         jobs,
@@ -224,9 +277,9 @@ async fn load(settings: &PlanSettings) -> Result<Loaded, Error> {
         fingerprint,
     } = read_and_map(
         &settings.inputs,
-        &settings.destination,
+        &settings.destinations(),
         settings.accounts.as_deref(),
-        &settings.rerun.filter_flags,
+        &filters,
     )
     .await?;
     let registry = settings.registry_for(&inputs.hosts, &accounts);
@@ -266,7 +319,8 @@ async fn expand_namespaces(
         };
     }
     let discovery = ns::discover(client, &options.namespaces, &options.retry, namespaces).await;
-    let (mut jobs, problems) = ns::jobs(&discovery.expanded, &settings.destination);
+    let destinations = settings.destinations();
+    let (groups, problems) = ns::jobs(&discovery.expanded, &destinations);
     for problem in problems {
         say_err(format!("ferry: warning: {}", escape::one_line(&problem)));
     }
@@ -300,9 +354,15 @@ async fn expand_namespaces(
         }
     }
     let shard = settings.inputs.shard;
-    if let Some(shard) = shard {
-        jobs.retain(|job| shard.contains(job));
-    }
+    // A repository's shard is the one its target under the first destination places it in.
+    let jobs = groups
+        .into_iter()
+        .filter(|group| match (shard, group.first()) {
+            (Some(shard), Some(first)) => shard.contains(first),
+            _ => true,
+        })
+        .flatten()
+        .collect();
     let failed = discovery
         .failed
         .iter()
@@ -311,18 +371,17 @@ async fn expand_namespaces(
                 crate::shard::of_name(&entry.namespace.to_string()) % shard.count == shard.index
             })
         })
-        .map(|(entry, error)| ns::failed_result(entry, error.clone(), &settings.destination))
+        .flat_map(|(entry, error)| {
+            destinations
+                .iter()
+                .map(|destination| ns::failed_result(entry, error.clone(), destination))
+        })
         .collect();
-    let gone = ns::gone(
-        client,
-        &options.namespaces,
-        &settings.destination,
-        shard,
-        &discovery,
-    )
-    .await;
-    for line in gone {
-        say_err(format!("ferry: warning: {}", escape::one_line(&line)));
+    for destination in &destinations {
+        let gone = ns::gone(client, &options.namespaces, destination, shard, &discovery).await;
+        for line in gone {
+            say_err(format!("ferry: warning: {}", escape::one_line(&line)));
+        }
     }
     Namespaced {
         jobs,

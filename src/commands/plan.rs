@@ -7,13 +7,16 @@ use std::time::Instant;
 
 use super::{expand_namespaces, load, say, say_err, Namespaced};
 use crate::error::{Error, Outcome};
-use crate::model::{ImageError, State};
+use crate::model::platform::PlatformFilter;
+use crate::model::ImageError;
+use crate::model::{Selection, State, Target};
+use crate::plan::artifacts::{Held, Lookups};
 use crate::plan::namespace::Discovery;
 use crate::plan::{self, Dropped, PlanEntry};
 use crate::registry::RegistryClient;
 use crate::report::{
-    escape, kind_and_message, plan_json, verify_json, write_file, PlanSummary, RunInfo, Verdict,
-    VerifySummary,
+    artifact_label, escape, kind_and_message, plan_json, verify_json, write_file, ArtifactChecks,
+    PlanSummary, RunInfo, Verdict, VerifySummary,
 };
 use crate::settings::PlanSettings;
 
@@ -28,6 +31,8 @@ struct Planned {
     quota_lines: Vec<String>,
     /// What each namespace line listed, and the lines that could not be listed.
     namespaces: Namespaced,
+    client: Arc<RegistryClient>,
+    started: Instant,
 }
 
 /// Reads the inputs and plans them, as `plan` and `verify` (`command`) both need.
@@ -38,7 +43,8 @@ async fn planned(settings: &PlanSettings, command: &'static str) -> Result<Plann
         command,
         shard: settings.inputs.shard,
         fingerprint: loaded.fingerprint.clone(),
-        destination: settings.destination.label(),
+        destination: super::label(&settings.destinations()),
+        destinations: super::several(&settings.destinations()),
         rerun: settings.rerun.clone(),
     };
     let client = Arc::new(RegistryClient::new(loaded.registry));
@@ -61,6 +67,8 @@ async fn planned(settings: &PlanSettings, command: &'static str) -> Result<Plann
         info,
         quota_lines,
         namespaces,
+        client,
+        started,
     })
 }
 
@@ -184,16 +192,72 @@ pub async fn plan(settings: &PlanSettings) -> Result<Outcome, Error> {
 }
 
 pub async fn verify(settings: &PlanSettings) -> Result<Outcome, Error> {
-    let planned = planned(settings, "verify").await?;
+    let mut planned = planned(settings, "verify").await?;
+    let checks = check_artifacts(settings, &planned.client, &planned.entries).await;
+    let asked = checks.iter().any(Option::is_some);
+    if asked {
+        planned.summary.requests = planned.client.requests_sent();
+        planned.summary.throttled = planned.client.throttled_responses();
+        planned.summary.seconds = planned.started.elapsed().as_secs_f64();
+    }
     let entries = &planned.entries;
-    for entry in entries {
+    let platforms_asked = settings
+        .options
+        .platforms
+        .as_ref()
+        .map(|p| format!(" (--platform {})", p.label()))
+        .unwrap_or_default();
+    let mut verdicts = Vec::with_capacity(entries.len());
+    for (entry, checks) in entries.iter().zip(&checks) {
         let target = &entry.job.target;
-        let verdict = Verdict::of(entry.state);
+        let verdict = Verdict::with_artifacts(entry.state, checks);
+        verdicts.push(verdict);
         let word = verdict.as_str();
+        // A target holding an index of a platform subset, and the upstream digest it records.
+        let holds = match &entry.platform {
+            Some(PlatformFilter::Filtered {
+                upstream,
+                platforms,
+            }) => escape::one_line(&format!(" ({platforms} of upstream {upstream})")).into_owned(),
+            _ => String::new(),
+        };
         let line = match verdict {
-            Verdict::Verified => format!("{word:<9} {target}  {}", digest(&entry.target_digest)),
+            Verdict::Verified => match checks {
+                Some(Ok(checked)) => format!(
+                    "{word:<9} {target}  {}{holds}  with {}",
+                    digest(&entry.target_digest),
+                    crate::words::count(checked.len(), "artifact", "artifacts")
+                ),
+                _ => format!(
+                    "{word:<9} {target}  {}{holds}",
+                    digest(&entry.target_digest)
+                ),
+            },
+            Verdict::MissingArtifacts => {
+                let problems: Vec<String> = match checks {
+                    Some(Ok(checked)) => checked
+                        .iter()
+                        .filter(|c| c.held != Held::Present)
+                        .map(|c| {
+                            let label = artifact_label(&c.found);
+                            match &c.target_digest {
+                                Some(held) => format!("{label} mismatch (target {held})"),
+                                None => format!("{label} {}", c.held.as_str()),
+                            }
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                let line = format!("{word} {target}  {}", problems.join(", "));
+                escape::one_line(&line).into_owned()
+            }
             Verdict::Missing => format!(
                 "{word:<9} {target}  (source {})",
+                digest(&entry.source_digest)
+            ),
+            Verdict::Mismatch if !holds.is_empty() => format!(
+                "{word:<9} {target}  target {}{holds} != source {}{platforms_asked}",
+                digest(&entry.target_digest),
                 digest(&entry.source_digest)
             ),
             Verdict::Mismatch => format!(
@@ -201,14 +265,24 @@ pub async fn verify(settings: &PlanSettings) -> Result<Outcome, Error> {
                 digest(&entry.target_digest),
                 digest(&entry.source_digest)
             ),
+            Verdict::Skipped => format!(
+                "{word:<9} {target}  (platform) {}",
+                escape::one_line(skip_reason(entry))
+            ),
             Verdict::NoSource => {
                 format!("{word:<9} {target}  ({} does not exist)", entry.job.source)
             }
-            Verdict::Error => format!("{word:<9} {target}  {}", error_text(entry.error.as_ref())),
+            Verdict::Error => {
+                let error = match checks {
+                    Some(Err(error)) => Some(error),
+                    _ => entry.error.as_ref(),
+                };
+                format!("{word:<9} {target}  {}", error_text(error))
+            }
         };
         say(line);
     }
-    let mut summary = VerifySummary::of(entries, &planned.summary);
+    let mut summary = VerifySummary::of(&verdicts, asked, &planned.summary);
     // A namespace line that could not be listed: its targets could not be told.
     for failed in &planned.namespaces.failed {
         let word = Verdict::Error.as_str();
@@ -226,7 +300,7 @@ pub async fn verify(settings: &PlanSettings) -> Result<Outcome, Error> {
         0 => Outcome::Done,
         _ => Outcome::ImagesFailed,
     };
-    let report = || verify_json(&planned.info, entries, &summary);
+    let report = || verify_json(&planned.info, entries, &checks, &summary);
     Ok(finish(settings, report, outcome))
 }
 
@@ -262,6 +336,49 @@ fn namespace_lines(discovery: &Discovery) -> Vec<String> {
     lines
 }
 
+/// Artifacts checked at once (`verify --signatures`).
+const CHECKS_AT_ONCE: usize = 16;
+
+/// `verify --signatures`: for each verified entry that has them, what its target holds of
+/// its source's artifacts (one per entry, `None` where not looked at).
+async fn check_artifacts(
+    settings: &PlanSettings,
+    client: &RegistryClient,
+    entries: &[PlanEntry],
+) -> Vec<ArtifactChecks> {
+    use futures_util::StreamExt as _;
+    let lookups = Lookups::default();
+    let selection = |entry: &PlanEntry| match entry.job.signatures {
+        Some(false) => None,
+        Some(true) => Some(settings.signatures.clone().unwrap_or_else(Selection::all)),
+        None => settings.signatures.clone(),
+    };
+    let lookups = &lookups;
+    let checks = entries.iter().map(|entry| {
+        let selection = selection(entry);
+        async move {
+            let (Some(selection), State::Current, Some(digest), Target::Registry(target)) = (
+                selection,
+                entry.state,
+                entry.target_digest.as_deref(),
+                &entry.job.target,
+            ) else {
+                return None;
+            };
+            let source = entry.job.source.repository();
+            Some(
+                lookups
+                    .check(client, &source, &target.repository(), digest, &selection)
+                    .await,
+            )
+        }
+    });
+    futures_util::stream::iter(checks)
+        .buffered(CHECKS_AT_ONCE)
+        .collect()
+        .await
+}
+
 fn digest(value: &Option<String>) -> String {
     value
         .as_deref()
@@ -283,14 +400,27 @@ fn error_text(error: Option<&ImageError>) -> String {
     })
 }
 
-/// Why the lookups of failed entries failed, one line per distinct reason (a registry that
-/// cannot be reached, or a TLS hint, is said once, not once per entry): `unknown  SOURCE:
-/// REASON`, or `unknown  SOURCE, SOURCE and 3 more (5 entries): REASON`.
+/// Why a source has none of the platforms asked for, as the plan found.
+fn skip_reason(entry: &PlanEntry) -> &str {
+    match &entry.platform {
+        Some(PlatformFilter::Skipped { reason }) => reason,
+        _ => "the source has none of the platforms --platform asks for",
+    }
+}
+
+/// Why the lookups of failed entries failed, and why sources have none of the platforms asked
+/// for, one line per distinct reason (a registry that cannot be reached, or a TLS hint, is said
+/// once, not once per entry): `unknown  SOURCE: REASON`, or `unknown  SOURCE, SOURCE and 3
+/// more (5 entries): REASON`.
 fn failure_lines(entries: &[PlanEntry]) -> Vec<String> {
     let mut reasons: Vec<(&str, String, Vec<String>)> = Vec::new();
-    for entry in entries.iter().filter(|e| e.error.is_some()) {
+    let explained = |e: &&PlanEntry| e.error.is_some() || e.state == State::OtherPlatform;
+    for entry in entries.iter().filter(explained) {
         let state = entry.state.as_str();
-        let text = error_text(entry.error.as_ref());
+        let text = match &entry.error {
+            Some(_) => error_text(entry.error.as_ref()),
+            None => escape::one_line(skip_reason(entry)).into_owned(),
+        };
         let source = entry.job.source.to_string();
         match reasons
             .iter_mut()
@@ -331,6 +461,10 @@ fn print_table(entries: &[PlanEntry]) {
             let failed = |on_source: bool, digest: &Option<String>| match &e.error {
                 Some(error) if failed_on_source(e) == on_source => {
                     format!("{} ({})", short(digest), error.kind)
+                }
+                // An index of a platform subset: compared by the upstream digest it records.
+                _ if !on_source && matches!(e.platform, Some(PlatformFilter::Filtered { .. })) => {
+                    format!("{} (filtered)", short(digest))
                 }
                 _ => short(digest),
             };
@@ -384,6 +518,7 @@ mod tests {
             target: Target::Registry(ImageRef::parse(&format!("h.example/{name}")).unwrap()),
             explicit: false,
             filter: None,
+            signatures: None,
         };
         PlanEntry {
             state: State::Unknown,

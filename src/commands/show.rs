@@ -18,7 +18,7 @@ use crate::settings::InputSettings;
 /// [`say_namespaces`]).
 pub async fn show_raw_images(
     inputs: &InputSettings,
-    destination: &Destination,
+    destinations: &[Destination],
 ) -> Result<Outcome, Error> {
     let (mut lines, namespaces): (Vec<(Origin, String)>, Vec<NamespaceEntry>) = match inputs.shard {
         None => {
@@ -30,8 +30,9 @@ pub async fn show_raw_images(
                 .collect();
             (lines, read.namespaces)
         }
+        // An entry's shard is its target's under the first destination.
         Some(_) => {
-            let read = read_and_map(inputs, destination, None, &[]).await?;
+            let read = read_and_map(inputs, &destinations[..1], None, &[]).await?;
             let lines = read
                 .jobs
                 .iter()
@@ -52,17 +53,19 @@ pub async fn show_raw_images(
 
 pub async fn show_images(
     inputs: &InputSettings,
-    destination: &Destination,
+    destinations: &[Destination],
 ) -> Result<Outcome, Error> {
-    let read = read_and_map(inputs, destination, None, &[]).await?;
+    let read = read_and_map(inputs, destinations, None, &[]).await?;
     let mut lines: Vec<(Origin, String)> = read
         .jobs
         .iter()
         .map(|job| (job.origin.clone(), job.target.to_string()))
         .collect();
-    lines.extend(read.namespaces.iter().map(|ns| {
-        let target = crate::plan::namespace::target_pattern(ns, destination);
-        (ns.origin.clone(), target)
+    lines.extend(read.namespaces.iter().flat_map(|ns| {
+        destinations.iter().map(|destination| {
+            let target = crate::plan::namespace::target_pattern(ns, destination);
+            (ns.origin.clone(), target)
+        })
     }));
     say_namespaces(&read.namespaces);
     print_in_list_order(inputs, lines, !read.namespaces.is_empty());

@@ -161,6 +161,9 @@ pub(super) async fn prepare(settings: &SyncSettings) -> Result<Option<Prepared>,
     if let Some(note) = &settings.engine_note {
         say_err(note);
     }
+    if let Some(note) = &settings.signatures_note {
+        say_err(note);
+    }
     info!("copying with {}", workers.engine.name());
     Ok(Some(Prepared {
         jobs,
@@ -250,7 +253,8 @@ fn outputs(settings: &SyncSettings, fingerprint: String) -> Outputs {
             command: "sync",
             shard: settings.plan.inputs.shard,
             fingerprint,
-            destination: settings.plan.destination.label(),
+            destination: super::label(&settings.plan.destinations()),
+            destinations: super::several(&settings.plan.destinations()),
             rerun: settings.plan.rerun.clone(),
         },
     }
@@ -261,20 +265,24 @@ fn namespace_examples(
     settings: &SyncSettings,
     namespaces: &[NamespaceEntry],
 ) -> Vec<(NamespaceEntry, Job)> {
-    let destination = &settings.plan.destination;
+    let destinations = settings.plan.destinations();
     namespaces
         .iter()
-        .filter_map(|namespace| {
-            let entry = namespace.entry_for("repo").ok()?;
-            let target = crate::mapping::target_for(&entry, destination).ok()?;
-            let job = Job {
-                origin: entry.origin,
-                source: entry.source,
-                target,
-                explicit: entry.explicit_target.is_some(),
-                filter: entry.filter,
-            };
-            Some((namespace.clone(), job))
+        .flat_map(|namespace| {
+            let entry = namespace.entry_for("repo").ok();
+            destinations.iter().filter_map(move |destination| {
+                let entry = entry.clone()?;
+                let target = crate::mapping::target_for(&entry, destination).ok()?;
+                let job = Job {
+                    origin: entry.origin,
+                    source: entry.source,
+                    target,
+                    explicit: entry.explicit_target.is_some(),
+                    filter: entry.filter,
+                    signatures: entry.signatures,
+                };
+                Some((namespace.clone(), job))
+            })
         })
         .collect()
 }
@@ -286,6 +294,9 @@ fn print_dry_run(
     namespaces: &[(NamespaceEntry, Job)],
 ) {
     if let Some(note) = &settings.engine_note {
+        say_err(note);
+    }
+    if let Some(note) = &settings.signatures_note {
         say_err(note);
     }
     for (namespace, example) in namespaces {
@@ -316,6 +327,13 @@ fn print_dry_run(
             say(note);
         }
         say(engine.describe(&job));
+    }
+    let options = settings.run_options();
+    if jobs.iter().any(|job| options.signatures_for(job).is_some()) {
+        say(
+            "# after each image: its signatures, attestations, SBOMs and referrers (looked up in \
+             a real run; each copied as above, a referrer by digest)",
+        );
     }
     say(format!(
         "# dry run: {}, nothing copied; targets already current are skipped in a real run",

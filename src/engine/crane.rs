@@ -147,6 +147,7 @@ impl Tool for Crane {
                 .digest
                 .or_else(|| job.source.digest().map(str::to_owned)),
             counts: output.counts,
+            platform: None,
         }
     }
 
@@ -659,6 +660,7 @@ mod tests {
             target: Target::Registry(ImageRef::parse(target).unwrap()),
             explicit: false,
             filter: None,
+            signatures: None,
         }
     }
 

@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::exec::Stop;
+use crate::model::platform::PlatformFilter;
 use crate::model::{Counts, ImageError, Job, Progress, Target};
 
 /// A future an engine returns; boxed so that engines can sit behind `dyn Engine`.
@@ -47,6 +48,9 @@ pub struct Attempt<'a> {
 pub struct Copied {
     pub digest: Option<String>,
     pub counts: Counts,
+    /// What `--platform` made of it (native engine): an index of a subset, whose `digest` is
+    /// not upstream's, or nothing copied at all.
+    pub platform: Option<PlatformFilter>,
 }
 
 /// A copy engine.
@@ -64,6 +68,28 @@ pub trait Engine: Send + Sync {
     /// know its digest: then a target that does not exist needs no source lookup first (the
     /// copy's read of the manifest is that lookup).
     fn reads_sources_by_tag(&self) -> bool {
+        false
+    }
+
+    /// Called once the run knows what it copies, before any copy, with every job it will copy
+    /// (each once, whatever its attempts): an engine that shares what several copies read
+    /// (the native engine, with several destinations) learns what is still to come.
+    fn copies_planned(&self, _jobs: &[Job]) {}
+
+    /// Called when the copy of `job` is over, its last attempt done, whatever came of it.
+    fn copy_done(&self, _job: &Job) {}
+    /// Whether the engine copies a manifest known only by its digest (an OCI referrer) to the
+    /// same digest at the target, its `subject` intact: a job whose source and target are both
+    /// pinned by digest alone.
+    fn copies_by_digest(&self) -> bool {
+        false
+    }
+
+    /// Whether copies of one run may go into one repository at once though they share blobs:
+    /// the native engine moves such a blob once and the others wait for it; two tool runs
+    /// would upload it side by side (which a registry may answer with a manifest whose blob is
+    /// unknown).
+    fn shares_blobs_between_copies(&self) -> bool {
         false
     }
 

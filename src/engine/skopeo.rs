@@ -59,9 +59,10 @@ pub enum Action<'a> {
     },
 }
 
-/// Picks the skopeo command for a job. Scoped registry jobs use `sync --scoped` (the old
-/// script's command) except when the source pins both a tag and a digest: the docker transport
-/// rejects that form, so ferry pulls by digest and pushes to the tag with `copy`.
+/// Picks the skopeo command for a job. Scoped registry jobs (their target the source scoped
+/// under `destination`'s prefix) use `sync --scoped` (the old script's command) except when
+/// the source pins both a tag and a digest: the docker transport rejects that form, so ferry
+/// pulls by digest and pushes to the tag with `copy`.
 pub fn action_for<'a>(
     job: &'a Job,
     destination: &'a Destination,
@@ -69,7 +70,9 @@ pub fn action_for<'a>(
 ) -> Action<'a> {
     let pinned_and_tagged = job.source.tag().is_some() && job.source.digest().is_some();
     match (destination, &job.target, job.explicit) {
-        (Destination::Registry(prefix), Target::Registry(_), false) if !pinned_and_tagged => {
+        (Destination::Registry(prefix), Target::Registry(target), false)
+            if !pinned_and_tagged && prefix.scoped(&job.source).as_ref() == Ok(target) =>
+        {
             Action::SyncScoped {
                 source: &job.source,
                 prefix,
@@ -90,6 +93,8 @@ pub struct Skopeo {
     access: Access,
     auth: AuthFiles,
     destination: Destination,
+    /// The destinations after the first of several (see [`Skopeo::also_to`]).
+    more_destinations: Vec<Destination>,
     image_timeout: Duration,
     /// Where skopeo writes the digest files of copies (the run's private directory).
     digests: PathBuf,
@@ -137,6 +142,7 @@ impl Skopeo {
             access,
             auth,
             destination,
+            more_destinations: Vec::new(),
             image_timeout,
             digests: scratch.path().to_owned(),
         })
@@ -165,9 +171,34 @@ impl Skopeo {
             access,
             auth,
             destination,
+            more_destinations: Vec::new(),
             image_timeout: Duration::ZERO,
             digests: PathBuf::from("<private directory>"),
         }
+    }
+
+    /// The same engine for a run into several destinations: `more` after the first. A job is
+    /// synced under the prefix of the destination it goes to.
+    pub fn also_to(self, more: Vec<Destination>) -> Skopeo {
+        Skopeo {
+            more_destinations: more,
+            ..self
+        }
+    }
+
+    /// The destination `job` goes to: of several, the one its target is the scoped source
+    /// under, else the first (whose explicit targets are copied, not synced under a prefix).
+    fn destination_of(&self, job: &Job) -> &Destination {
+        let under = |destination: &&Destination| match (destination, &job.target) {
+            (Destination::Registry(prefix), Target::Registry(target)) => {
+                prefix.scoped(&job.source).as_ref() == Ok(target)
+            }
+            _ => false,
+        };
+        self.more_destinations
+            .iter()
+            .find(under)
+            .unwrap_or(&self.destination)
     }
 
     /// Where skopeo writes the digest of the copy of `index`.
@@ -199,7 +230,8 @@ impl Tool for Skopeo {
 
     fn invocation(&self, attempt: &Attempt<'_>) -> Result<Invocation, String> {
         let digest_file = self.digest_file(attempt.index);
-        let action = action_for(attempt.job, &self.destination, Some(&digest_file));
+        let destination = self.destination_of(attempt.job);
+        let action = action_for(attempt.job, destination, Some(&digest_file));
         Ok(build(&self.options, &self.access, &self.auth, &action))
     }
 
@@ -225,6 +257,7 @@ impl Tool for Skopeo {
         Copied {
             digest,
             counts: parse_progress(&finished.stdout, &finished.stderr),
+            platform: None,
         }
     }
 
@@ -259,7 +292,7 @@ impl Engine for Skopeo {
 
     fn describe(&self, job: &Job) -> String {
         let digest_file = self.digests.join("<digest file>");
-        let action = action_for(job, &self.destination, Some(&digest_file));
+        let action = action_for(job, self.destination_of(job), Some(&digest_file));
         build(&self.options, &self.access, &self.auth, &action).to_string()
     }
 }
@@ -592,6 +625,7 @@ mod tests {
             target,
             explicit,
             filter: None,
+            signatures: None,
         }
     }
 

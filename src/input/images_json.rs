@@ -1,5 +1,6 @@
 //! ImagePorter's two files: `images.json`, an array of `{"source": …, "target": …}` pairs, each
-//! an image with its explicit target, and `accounts.json`, an array of
+//! an image with its explicit target (and ferry's own optional `"signatures": true|false`: whether
+//! its signatures and other artifacts go along), and `accounts.json`, an array of
 //! `{"username": …, "password": …, "registry": …}` logins.
 //!
 //! Both are read into [`serde_json::Value`] and checked by hand, so that every bad element is
@@ -15,21 +16,25 @@ use crate::reference::ImageRef;
 use crate::secret::{Credentials, Secret};
 
 const IMAGE_KEYS: &[&str] = &["source", "target"];
+/// Keys an element of `images.json` may have beyond [`IMAGE_KEYS`]: ferry's own.
+const IMAGE_OPTIONAL_KEYS: &[&str] = &["signatures"];
 const ACCOUNT_KEYS: &[&str] = &["username", "password", "registry"];
 
 /// Parses one `images.json`: one entry per element, with its target as the explicit target.
 pub fn parse_images_json(file: &str, text: &str) -> (Vec<Entry>, Vec<InputError>) {
     let mut entries = Vec::new();
-    let errors = read_array(file, text, IMAGE_KEYS, |object| {
+    let errors = read_array(file, text, IMAGE_KEYS, IMAGE_OPTIONAL_KEYS, |object| {
         let source = object.reference("source", "image");
         let target = object.target("target");
-        if let (Some(source), Some(target)) = (source, target) {
+        let signatures = object.optional_bool("signatures");
+        if let (Some(source), Some(target), Ok(signatures)) = (source, target, signatures) {
             entries.push(Entry {
                 origin: object.origin_of("source"),
                 source,
                 explicit_target: Some(target),
                 filter: None,
                 can_name_target: true,
+                signatures,
             });
         }
     });
@@ -39,7 +44,7 @@ pub fn parse_images_json(file: &str, text: &str) -> (Vec<Entry>, Vec<InputError>
 /// Parses one `accounts.json`: credentials per registry host.
 pub fn parse_accounts_json(file: &str, text: &str) -> (Vec<HostSettings>, Vec<InputError>) {
     let mut hosts = Vec::new();
-    let errors = read_array(file, text, ACCOUNT_KEYS, |object| {
+    let errors = read_array(file, text, ACCOUNT_KEYS, &[], |object| {
         let username = object.non_empty("username");
         let password = object.non_empty("password");
         let host = object.host("registry");
@@ -66,6 +71,7 @@ fn read_array(
     file: &str,
     text: &str,
     keys: &[&'static str],
+    optional: &[&'static str],
     mut read: impl FnMut(&mut Object<'_>),
 ) -> Vec<InputError> {
     let origin = |line| Origin {
@@ -115,7 +121,8 @@ fn read_array(
             lines: &lines,
             errors: &mut errors,
         };
-        object.check_keys(keys);
+        let allowed: Vec<&str> = keys.iter().chain(optional).copied().collect();
+        object.check_keys(&allowed);
         read(&mut object);
     }
     sort_by_line(&mut errors);
@@ -195,6 +202,20 @@ impl Object<'_> {
             None => {
                 self.error(self.origin_of(key), format!("missing key {key:?}"));
                 None
+            }
+        }
+    }
+
+    /// The boolean under `key`, `None` when there is none; another type is reported (`Err`).
+    fn optional_bool(&mut self, key: &str) -> Result<Option<bool>, ()> {
+        let fields = self.fields;
+        match fields.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(value)) => Ok(Some(*value)),
+            Some(other) => {
+                let reason = format!("{key:?} must be true or false, found {}", kind(other));
+                self.error(self.origin_of(key), reason);
+                Err(())
             }
         }
     }
@@ -389,6 +410,23 @@ mod tests {
     }
 
     #[test]
+    fn an_element_may_say_whether_its_signatures_go_along() {
+        let text = r#"[
+    {"source": "nginx:1.25", "target": "h.example/n:1.25", "signatures": true},
+    {"source": "nginx:1.26", "target": "h.example/n:1.26", "signatures": false},
+    {"source": "nginx:1.27", "target": "h.example/n:1.27"},
+    {"source": "nginx:1.28", "target": "h.example/n:1.28", "signatures": "yes"}
+]"#;
+        let (entries, errors) = parse_images_json("i.json", text);
+        let said: Vec<Option<bool>> = entries.iter().map(|e| e.signatures).collect();
+        assert_eq!(said, [Some(true), Some(false), None]);
+        assert_eq!(
+            messages(&errors),
+            ["i.json:5: \"signatures\" must be true or false, found a string"]
+        );
+    }
+
+    #[test]
     fn an_empty_array_names_nothing() {
         let (entries, errors) = parse_images_json("images.json", " [ ]\n");
         assert!(entries.is_empty() && errors.is_empty());
@@ -400,7 +438,7 @@ mod tests {
         (
             "[\n  {\"source\": \"nginx:1.25\", \"tag\": \"x\",\n   \"target\": \"h.example/n:1\"},\n  {\"source\": \"Nginx\"},\n  \"redis:7\",\n  {\"source\": 7, \"target\": \"h.example/r:bad tag!\"},\n  {\"source\": \"a\", \"source\": \"b\", \"target\": \"h.example/a\"}\n]\n",
             &[
-                "i.json:2: unknown key \"tag\" (expected source, target)",
+                "i.json:2: unknown key \"tag\" (expected source, target, signatures)",
                 "i.json:4: invalid image reference \"Nginx\": repository name must be lowercase",
                 "i.json:4: missing key \"target\"",
                 "i.json:5: expected an object with \"source\", \"target\", found a string",

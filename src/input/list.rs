@@ -43,6 +43,7 @@ pub fn read_list(file: &str, text: &str) -> (Vec<Entry>, Vec<NamespaceEntry>, Ve
                     explicit_target,
                     filter: None,
                     can_name_target: true,
+                    signatures: None,
                 });
                 continue;
             }
@@ -59,6 +60,7 @@ pub fn read_list(file: &str, text: &str) -> (Vec<Entry>, Vec<NamespaceEntry>, Ve
                 explicit_target,
                 filter: None,
                 can_name_target: true,
+                signatures: None,
             }),
             Ok(None) => {}
             Err(reason) => errors.push(InputError::line(origin, reason)),

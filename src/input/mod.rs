@@ -71,6 +71,9 @@ pub struct Entry {
     /// Whether the entry's format can name an explicit target (a list's second column,
     /// images.json's `target`; skopeo's YAML cannot), so errors suggest only what can be written.
     pub can_name_target: bool,
+    /// Whether the entry's artifacts travel with it (`signatures:` in a skopeo YAML registry
+    /// section or an images.json element); `None` leaves it to `--signatures`.
+    pub signatures: Option<bool>,
 }
 
 /// A target as an input wrote it.

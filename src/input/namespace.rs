@@ -144,6 +144,8 @@ pub struct NamespaceEntry {
     pub explicit_target: Option<TargetSpec>,
     pub filter: Option<FilterSpec>,
     pub can_name_target: bool,
+    /// The line's `signatures:` key (see [`Entry::signatures`]), for each of its repositories.
+    pub signatures: Option<bool>,
 }
 
 impl NamespaceEntry {
@@ -167,6 +169,7 @@ impl NamespaceEntry {
             explicit_target,
             filter: self.filter.clone(),
             can_name_target: self.can_name_target,
+            signatures: self.signatures,
         })
     }
 
@@ -256,6 +259,7 @@ mod tests {
             explicit_target: target.map(|t| TargetSpec::parse(t).unwrap()),
             filter: None,
             can_name_target: true,
+            signatures: None,
         };
         let scoped = entry(None).entry_for("sig-storage/csi").unwrap();
         assert_eq!(scoped.source.to_string(), "registry.k8s.io/sig-storage/csi");

@@ -1,6 +1,7 @@
 //! skopeo's `sync --src yaml` file: one section per registry, naming repositories with their
 //! tags (`images`), a tag regex (`images-by-tag-regex`) or a SemVer range (`images-by-semver`),
-//! plus the registry's `credentials`, `tls-verify` and `cert-dir`.
+//! plus the registry's `credentials`, `tls-verify` and `cert-dir`, and ferry's own
+//! `signatures` (whether its images take their signatures and other artifacts along).
 //!
 //! The file is read into a [`yaml_serde::Value`] and checked by hand rather than through
 //! derived structs, because serde stops at the first problem and this reader reports them all.
@@ -28,8 +29,11 @@ const BY_SEMVER: &str = "images-by-semver";
 const CREDENTIALS: &str = "credentials";
 const TLS_VERIFY: &str = "tls-verify";
 const CERT_DIR: &str = "cert-dir";
+/// ferry's own key: whether the registry's images take their signatures, attestations, SBOMs
+/// and referrers along (as `--signatures` does for all).
+const SIGNATURES: &str = "signatures";
 const REGISTRY_KEYS: &str =
-    "images, images-by-tag-regex, images-by-semver, credentials, tls-verify, cert-dir";
+    "images, images-by-tag-regex, images-by-semver, credentials, tls-verify, cert-dir, signatures";
 
 /// Parses one skopeo sync file. Entries come registry by registry, and within a registry
 /// `images`, then `images-by-tag-regex`, then `images-by-semver`, each in file order; errors
@@ -69,6 +73,7 @@ pub fn read_skopeo_yaml(
         namespaces: Vec::new(),
         hosts: Vec::new(),
         errors: Vec::new(),
+        signatures: None,
     };
     match yaml_serde::from_str::<Value>(text) {
         Ok(mut document) => match document.apply_merge() {
@@ -96,6 +101,8 @@ struct Reader<'a> {
     namespaces: Vec<NamespaceEntry>,
     hosts: Vec<HostSettings>,
     errors: Vec<InputError>,
+    /// The `signatures` key of the registry being read.
+    signatures: Option<bool>,
 }
 
 impl Reader<'_> {
@@ -172,6 +179,7 @@ impl Reader<'_> {
         };
         let mut settings = Settings::default();
         let mut lists = Vec::new();
+        let mut signatures = None;
         for (key, value) in keys {
             let Some(key) = key_name(key) else {
                 let reason = format!("keys of registry {name} must be strings");
@@ -182,9 +190,11 @@ impl Reader<'_> {
                 IMAGES => lists.push((IMAGES, value)),
                 BY_TAG_REGEX => lists.push((BY_TAG_REGEX, value)),
                 BY_SEMVER => lists.push((BY_SEMVER, value)),
+                SIGNATURES => signatures = self.signatures_key(&name, value),
                 _ => self.setting(&name, &key, value, &mut settings),
             }
         }
+        self.signatures = signatures;
         let Some(host) = host else { return };
         // skopeo's order, whatever the order in the file.
         lists.sort_by_key(|&(list, _)| {
@@ -203,6 +213,22 @@ impl Reader<'_> {
                 tls_verify: settings.tls_verify,
                 cert_dir: settings.cert_dir,
             });
+        }
+    }
+
+    /// `signatures: true|false`: whether the registry's images take their artifacts along.
+    fn signatures_key(&mut self, registry: &str, value: &Value) -> Option<bool> {
+        match value {
+            Value::Bool(value) => Some(*value),
+            other => {
+                let line = self.outline.line_of(&[registry, SIGNATURES]);
+                let reason = format!(
+                    "signatures of registry {registry} must be true or false, found {}",
+                    kind(other)
+                );
+                self.error(line, reason);
+                None
+            }
         }
     }
 
@@ -352,6 +378,7 @@ impl Reader<'_> {
             explicit_target: None,
             filter,
             can_name_target: false,
+            signatures: self.signatures,
         });
     }
 
@@ -563,6 +590,7 @@ impl Reader<'_> {
             explicit_target: None,
             filter,
             can_name_target: false,
+            signatures: self.signatures,
         });
     }
 }
@@ -937,6 +965,33 @@ quay.io:
     }
 
     #[test]
+    fn a_registry_may_say_whether_its_images_signatures_go_along() {
+        let text = "quay.io:\n  signatures: true\n  images:\n    a/b: [\"1\"]\n  \
+                    images-by-tag-regex:\n    a/c: x\nghcr.io:\n  images:\n    d/e: [\"2\"]\n\
+                    gcr.io:\n  signatures: sure\n  images:\n    f/g: [\"3\"]\n";
+        let (entries, hosts, errors) = parse_skopeo_yaml("s.yaml", text);
+        let said: Vec<(String, Option<bool>)> = entries
+            .iter()
+            .map(|e| (e.source.to_string(), e.signatures))
+            .collect();
+        assert_eq!(
+            said,
+            [
+                ("quay.io/a/b:1".to_owned(), Some(true)),
+                ("quay.io/a/c".to_owned(), Some(true)),
+                ("ghcr.io/d/e:2".to_owned(), None),
+                ("gcr.io/f/g:3".to_owned(), None),
+            ]
+        );
+        // Not a setting of how the registry is reached.
+        assert!(hosts.is_empty(), "{hosts:?}");
+        assert_eq!(
+            messages(&errors),
+            ["s.yaml:11: signatures of registry gcr.io must be true or false, found a string"]
+        );
+    }
+
+    #[test]
     fn regex_matches_anywhere_like_skopeo() {
         let (entries, _, errors) = parse_skopeo_yaml(
             "s.yaml",
@@ -967,7 +1022,7 @@ quay.io:
         (
             "quay.io:\n  images:\n    a: [x]\n  image:\n    b: []\n  tls-verify: \"no\"\n  cert-dir: [x]\n",
             &[
-                "s.yaml:4: unknown key \"image\" in registry quay.io (expected images, images-by-tag-regex, images-by-semver, credentials, tls-verify, cert-dir)",
+                "s.yaml:4: unknown key \"image\" in registry quay.io (expected images, images-by-tag-regex, images-by-semver, credentials, tls-verify, cert-dir, signatures)",
                 "s.yaml:6: tls-verify of registry quay.io must be true or false, found a string",
                 "s.yaml:7: cert-dir of registry quay.io must be a directory path, found a list",
             ],
@@ -1001,7 +1056,7 @@ quay.io:
                 "s.yaml:7: unknown key \"token\" in credentials of registry quay.io (expected username, password)",
                 "s.yaml:10: credentials of registry ghcr.io: username must not be empty",
                 "s.yaml:11: credentials of registry ghcr.io: password must be a string, found a list",
-                "s.yaml:12: registry example.com must be a mapping with images, images-by-tag-regex, images-by-semver, credentials, tls-verify, cert-dir, found a list",
+                "s.yaml:12: registry example.com must be a mapping with images, images-by-tag-regex, images-by-semver, credentials, tls-verify, cert-dir, signatures, found a list",
             ],
         ),
         (

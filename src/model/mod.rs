@@ -3,9 +3,15 @@
 //! it. Every other module speaks these types; this one depends on nothing but the reference and
 //! filter grammars.
 
+mod artifact;
 mod failure;
+pub mod platform;
 mod retry;
 
+pub use self::artifact::{
+    artifact_tag, is_artifact_tag, ArtifactCounts, ArtifactKind, ArtifactResult, ArtifactState,
+    Referrers, Selection, COSIGN_SUFFIXES,
+};
 pub use self::failure::{unresolvable_host, FailureKind, ImageError};
 pub use self::retry::{jitter, RetryPolicy};
 
@@ -15,6 +21,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use self::platform::PlatformFilter;
 use crate::filter::FilterSpec;
 use crate::reference::{ImageRef, RepoPrefix};
 
@@ -117,6 +124,10 @@ pub struct Job {
     pub explicit: bool,
     /// Tag filters of this entry, for whole repositories.
     pub filter: Option<FilterSpec>,
+    /// Whether this entry's signatures, attestations, SBOMs and referrers travel with it, as
+    /// its input said (`signatures:` of a skopeo YAML registry, of an images.json element);
+    /// `None` leaves it to `--signatures`.
+    pub signatures: Option<bool>,
 }
 
 impl Job {
@@ -147,6 +158,7 @@ impl Job {
             target,
             explicit: self.explicit,
             filter: None,
+            signatures: self.signatures,
         })
     }
 }
@@ -171,6 +183,8 @@ pub enum State {
     SourceMissing,
     /// A lookup failed; the copy will tell.
     Unknown,
+    /// The source has none of the platforms `--platform` asks for: nothing to copy.
+    OtherPlatform,
 }
 
 impl State {
@@ -181,6 +195,7 @@ impl State {
             State::Current => "current",
             State::SourceMissing => "source-missing",
             State::Unknown => "unknown",
+            State::OtherPlatform => "other-platform",
         }
     }
 
@@ -236,6 +251,11 @@ pub struct ImageResult {
     pub attempts: u32,
     pub duration: Duration,
     pub error: Option<ImageError>,
+    /// What `--platform` did to it: an index of a subset written, or the image skipped (boxed:
+    /// rarely there, and every result is sent as an event).
+    pub platform: Option<Box<PlatformFilter>>,
+    /// What travelled with the image under `--signatures` (`None` when it was not asked for).
+    pub artifacts: Option<Vec<ArtifactResult>>,
 }
 
 impl ImageResult {
@@ -252,6 +272,24 @@ impl ImageResult {
             attempts: 0,
             duration: Duration::ZERO,
             error: None,
+            artifacts: None,
+            platform: None,
+        }
+    }
+
+    /// A result for a job skipped because its source has none of the platforms asked for
+    /// (`reason` says which it has), after `attempts` copy attempts (none when the plan knew).
+    pub fn skipped_for_platform(
+        job: &Job,
+        reason: String,
+        attempts: u32,
+        duration: Duration,
+    ) -> ImageResult {
+        ImageResult {
+            attempts,
+            duration,
+            platform: Some(Box::new(PlatformFilter::Skipped { reason })),
+            ..ImageResult::skipped(job, None)
         }
     }
 
@@ -287,6 +325,8 @@ impl ImageResult {
             attempts,
             duration,
             error: Some(error),
+            platform: None,
+            artifacts: None,
         }
     }
 }
@@ -301,6 +341,9 @@ pub struct Summary {
     pub duration_ms: u128,
     /// True when the run was stopped by a signal before every image finished.
     pub interrupted: bool,
+    /// The artifacts of the images that had `--signatures`, by state (`None`: none had).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<ArtifactCounts>,
 }
 
 impl Summary {
@@ -313,6 +356,9 @@ impl Summary {
             failed: count(Status::Failed),
             duration_ms: duration.as_millis(),
             interrupted,
+            artifacts: results.iter().any(|r| r.artifacts.is_some()).then(|| {
+                ArtifactCounts::of(results.iter().flat_map(|r| r.artifacts.iter().flatten()))
+            }),
         }
     }
 }

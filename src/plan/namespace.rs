@@ -183,10 +183,12 @@ fn keep(
     expanded
 }
 
-/// The whole-repository jobs of the namespaces listed, mapped to `destination`, in line
-/// order; what cannot be mapped (a name too long for the destination) is said and left out.
-pub fn jobs(expanded: &[Expanded], destination: &Destination) -> (Vec<Job>, Vec<String>) {
-    let mut jobs = Vec::new();
+/// The whole-repository jobs of the namespaces listed, mapped to each of `destinations`, in
+/// line order: one group per repository, its jobs in the order of the destinations (a shard
+/// takes a group whole, as it takes an entry's). What cannot be mapped (a name too long for a
+/// destination) is said and left out.
+pub fn jobs(expanded: &[Expanded], destinations: &[Destination]) -> (Vec<Vec<Job>>, Vec<String>) {
+    let mut groups = Vec::new();
     let mut problems = Vec::new();
     for namespace in expanded {
         for relative in &namespace.repositories {
@@ -194,15 +196,23 @@ pub fn jobs(expanded: &[Expanded], destination: &Destination) -> (Vec<Job>, Vec<
                 .entry
                 .entry_for(relative)
                 .map_err(|e| e.to_string())
-                .and_then(|entry| Ok((target_for(&entry, destination)?, entry)));
+                .and_then(|entry| {
+                    destinations
+                        .iter()
+                        .map(|destination| {
+                            Ok(Job {
+                                origin: entry.origin.clone(),
+                                source: entry.source.clone(),
+                                target: target_for(&entry, destination)?,
+                                explicit: entry.explicit_target.is_some(),
+                                filter: entry.filter.clone(),
+                                signatures: entry.signatures,
+                            })
+                        })
+                        .collect::<Result<Vec<Job>, String>>()
+                });
             match mapped {
-                Ok((target, entry)) => jobs.push(Job {
-                    origin: entry.origin,
-                    source: entry.source,
-                    target,
-                    explicit: entry.explicit_target.is_some(),
-                    filter: entry.filter,
-                }),
+                Ok(group) => groups.push(group),
                 Err(reason) => problems.push(format!(
                     "{}: {}: {relative}: {reason}; left out",
                     namespace.entry.origin, namespace.entry.namespace
@@ -210,7 +220,7 @@ pub fn jobs(expanded: &[Expanded], destination: &Destination) -> (Vec<Job>, Vec<
             }
         }
     }
-    (jobs, problems)
+    (groups, problems)
 }
 
 /// What a namespace line's repositories map to, checked before anything is listed: a problem
@@ -271,6 +281,8 @@ pub fn failed_result(
         attempts: 0,
         duration: std::time::Duration::ZERO,
         error: Some(error),
+        platform: None,
+        artifacts: None,
     }
 }
 
@@ -629,6 +641,7 @@ mod tests {
             explicit_target: target.map(|t| TargetSpec::parse(t).unwrap()),
             filter: None,
             can_name_target: true,
+            signatures: None,
         }
     }
 
@@ -652,17 +665,26 @@ mod tests {
         assert_eq!(expanded.excluded, ["b-test"]);
         assert_eq!(expanded.refused, ["../x", "A"]);
         let registry = Destination::Registry(RepoPrefix::parse("h.example/m").unwrap());
-        let (jobs, problems) = jobs(&[expanded], &registry);
+        let second = Destination::Registry(RepoPrefix::parse("g.example/n").unwrap());
+        let (groups, problems) = jobs(&[expanded], &[registry, second]);
         assert!(problems.is_empty(), "{problems:?}");
-        let targets: Vec<String> = jobs.iter().map(|j| j.target.to_string()).collect();
+        // One group per repository, its jobs in the order of the destinations.
+        let targets: Vec<Vec<String>> = groups
+            .iter()
+            .map(|group| group.iter().map(|j| j.target.to_string()).collect())
+            .collect();
         assert_eq!(
             targets,
             [
-                "h.example/m/quay.io/ns/a",
-                "h.example/m/quay.io/ns/c/d",
-                "h.example/m/quay.io/ns/e-test-not"
+                ["h.example/m/quay.io/ns/a", "g.example/n/quay.io/ns/a"],
+                ["h.example/m/quay.io/ns/c/d", "g.example/n/quay.io/ns/c/d"],
+                [
+                    "h.example/m/quay.io/ns/e-test-not",
+                    "g.example/n/quay.io/ns/e-test-not"
+                ]
             ]
         );
+        let jobs: Vec<&Job> = groups.iter().flatten().collect();
         assert!(jobs.iter().all(|j| j.source.is_whole_repository()));
     }
 

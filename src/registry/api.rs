@@ -613,6 +613,176 @@ fn error_detail(body: &[u8]) -> String {
     text.chars().take(200).collect()
 }
 
+/// The most referrers ferry reads for one subject: a registry listing more is broken or hostile.
+pub const MAX_REFERRERS: usize = 1_000;
+/// The most pages of one referrers listing ferry reads.
+pub const MAX_REFERRER_PAGES: usize = 20;
+
+/// One descriptor of a referrers listing (the referrers API's answer, or the index under the
+/// referrers tag schema's `sha256-<hex>` tag): its digest checked, the whole of it kept as the
+/// registry wrote it, to be written back into a fallback index as it was.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Referrer {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    pub artifact_type: Option<String>,
+    /// The descriptor as read.
+    pub raw: serde_json::Value,
+}
+
+/// What a referrers listing gave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listing {
+    pub referrers: Vec<Referrer>,
+    /// Whether the registry applied the `artifactType` filter asked for
+    /// (`OCI-Filters-Applied: artifactType`).
+    pub filtered: bool,
+}
+
+/// Reads the descriptors of a referrers listing (an image index), checking each digest before
+/// anything may use it; more than [`MAX_REFERRERS`] in all (with `so_far` already read) is an
+/// error.
+pub fn parse_referrers(
+    body: &[u8],
+    so_far: usize,
+    what: &str,
+) -> Result<Vec<Referrer>, RegistryError> {
+    let invalid = |message: String| RegistryError::Invalid {
+        what: what.to_owned(),
+        message,
+    };
+    let index: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| invalid(format!("the referrers listing is not JSON ({e})")))?;
+    let manifests = match index.get("manifests") {
+        Some(serde_json::Value::Array(manifests)) => manifests,
+        Some(serde_json::Value::Null) | None => return Ok(Vec::new()),
+        Some(_) => {
+            return Err(invalid(
+                "the referrers listing's manifests is not an array".to_owned(),
+            ))
+        }
+    };
+    if so_far + manifests.len() > MAX_REFERRERS {
+        return Err(RegistryError::Bound {
+            what: what.to_owned(),
+            message: format!(
+                "the subject has more than {MAX_REFERRERS} referrers, the most ferry reads: the \
+                 registry is broken or hostile"
+            ),
+        });
+    }
+    manifests
+        .iter()
+        .map(|raw| {
+            let text = |key: &str| raw.get(key).and_then(serde_json::Value::as_str);
+            let digest = text("digest").unwrap_or_default().to_owned();
+            check_sha256_digest(&digest)
+                .map_err(|reason| invalid(format!("a referrer's {reason}")))?;
+            Ok(Referrer {
+                media_type: text("mediaType").unwrap_or_default().to_owned(),
+                size: raw
+                    .get("size")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0),
+                artifact_type: text("artifactType").map(str::to_owned),
+                digest,
+                raw: raw.clone(),
+            })
+        })
+        .collect()
+}
+
+impl RegistryClient {
+    /// The referrers of manifest `digest` in `name` on `side`, from the OCI 1.1 referrers API
+    /// (`GET /v2/<name>/referrers/<digest>`, following `Link` pages), with the registry asked
+    /// to filter on `artifact_type` when one is given; `None` when the registry answers 404,
+    /// that is, has no referrers API (the caller then reads the referrers tag schema's index).
+    /// At most [`MAX_REFERRERS`] referrers over [`MAX_REFERRER_PAGES`] pages of at most 4 MiB
+    /// are read.
+    pub async fn referrers(
+        &self,
+        side: Side,
+        name: &str,
+        digest: &str,
+        artifact_type: Option<&str>,
+    ) -> Result<Option<Listing>, RegistryError> {
+        let what = format!("referrers of {name}@{digest}");
+        check_sha256_digest(digest).map_err(|reason| RegistryError::Invalid {
+            what: what.clone(),
+            message: reason,
+        })?;
+        let repository = self.repository(side, name)?;
+        let mut path = format!("/v2/{repository}/referrers/{digest}");
+        if let Some(artifact_type) = artifact_type {
+            path.push_str("?artifactType=");
+            path.push_str(&percent_encoded(artifact_type));
+        }
+        let mut listing = Listing {
+            referrers: Vec::new(),
+            filtered: artifact_type.is_some(),
+        };
+        for page in 1.. {
+            if page > MAX_REFERRER_PAGES {
+                return Err(RegistryError::Bound {
+                    what,
+                    message: format!(
+                        "the listing goes on past {MAX_REFERRER_PAGES} pages, more than ferry \
+                         reads: the registry is broken or hostile"
+                    ),
+                });
+            }
+            let response = self
+                .send(Request {
+                    accept: Some(OCI_INDEX_TYPE),
+                    scope: scope_for(side),
+                    retry_transient: true,
+                    ..Request::new(side, name, Method::GET, path.clone(), &what)
+                })
+                .await?;
+            match response.status() {
+                status if status.is_success() => {}
+                StatusCode::NOT_FOUND if page == 1 => return Ok(None),
+                _ => return Err(rejected(&what, response).await),
+            }
+            let applied = header(response.headers(), "oci-filters-applied")
+                .is_some_and(|v| v.split(',').any(|f| f.trim() == "artifactType"));
+            listing.filtered &= applied;
+            let next = header(response.headers(), LINK.as_str()).and_then(|link| next_link(&link));
+            let body = read_body(
+                response,
+                MAX_MANIFEST_BYTES,
+                "referrers listing",
+                &what,
+                self.lookup_deadline(),
+            )
+            .await?;
+            let referrers = parse_referrers(&body, listing.referrers.len(), &what)?;
+            listing.referrers.extend(referrers);
+            match next {
+                Some(next) => path = next,
+                None => break,
+            }
+        }
+        Ok(Some(listing))
+    }
+}
+
+/// The OCI image index's media type: what a referrers listing is.
+const OCI_INDEX_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+
+/// `text` as a URL query value: every byte but the unreserved ones percent-encoded.
+fn percent_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -670,5 +840,40 @@ mod tests {
         for (body, expected) in table {
             assert_eq!(error_detail(body.as_bytes()), expected, "{body}");
         }
+    }
+
+    #[test]
+    fn referrers_listings_are_read_bounded_and_checked() {
+        let digest = format!("sha256:{}", "c".repeat(64));
+        let listing = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{digest}","size":9,"artifactType":"application/spdx+json","annotations":{{"a":"b"}}}}]}}"#
+        );
+        let read = parse_referrers(listing.as_bytes(), 0, "x").unwrap();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].digest, digest);
+        assert_eq!(read[0].size, 9);
+        assert_eq!(
+            read[0].artifact_type.as_deref(),
+            Some("application/spdx+json")
+        );
+        assert_eq!(read[0].raw["annotations"]["a"], "b");
+        assert!(parse_referrers(b"{\"manifests\":null}", 0, "x")
+            .unwrap()
+            .is_empty());
+        let error = parse_referrers(listing.as_bytes(), MAX_REFERRERS, "x").unwrap_err();
+        assert!(
+            error.to_string().contains("more than 1000 referrers"),
+            "{error}"
+        );
+        let traversal = r#"{"manifests":[{"digest":"sha256:../../x","size":1}]}"#;
+        let error = parse_referrers(traversal.as_bytes(), 0, "x").unwrap_err();
+        assert!(
+            error.to_string().contains("is not a sha256 digest"),
+            "{error}"
+        );
+        assert_eq!(
+            percent_encoded("application/spdx+json"),
+            "application%2Fspdx%2Bjson"
+        );
     }
 }

@@ -11,11 +11,13 @@
 //! - [`api`]: manifests, tags, blobs and uploads on top of `send`.
 //! - [`listing`]: the repositories under a namespace (catalog, Google's `child`, the Hub API).
 //! - [`quota`]: pull quotas (Docker Hub's `ratelimit-*` headers) and `--pull-budget`.
+//! - [`reads`]: manifests and configs read whole to look into (platform subsets).
 
 pub mod api;
 pub mod gate;
 pub mod listing;
 pub mod quota;
+pub mod reads;
 pub mod request;
 pub mod session;
 pub mod transport;

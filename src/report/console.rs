@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use tracing::info;
 
 use super::progress::View;
-use super::{result_line, summary_line, Outputs};
+use super::{destination_lines, result_line, summary_line, Outputs};
 use crate::model::FailureKind;
 use crate::run::events::Event;
 
@@ -81,7 +81,10 @@ impl Console<'_> {
                     ""
                 }
             ),
-            Event::RunFinished { summary, .. } => {
+            Event::RunFinished { results, summary } => {
+                for line in destination_lines(results, &self.outputs.info.destinations) {
+                    (self.line)(line);
+                }
                 (self.line)(summary_line(summary));
             }
             _ => {}

@@ -356,16 +356,62 @@ fn sync_summary(items: &[Value], summaries: &[&Value]) -> (Value, String, usize)
         "duration_ms": summaries.iter().filter_map(|s| s["duration_ms"].as_u64()).max().unwrap_or(0),
         "interrupted": summaries.iter().any(|s| s["interrupted"].as_bool() == Some(true)),
     });
-    let line = format!(
+    let mut line = format!(
         "{}: {synced} synced, {skipped} skipped, {failed} failed",
         count(items.len(), "image", "images")
     );
+    let mut summary = summary;
+    if let Some(artifacts) = artifact_counts(items) {
+        let states = ["copied", "current", "failed", "needs-native"];
+        let counts: Vec<usize> = states
+            .iter()
+            .map(|state| {
+                artifacts
+                    .iter()
+                    .filter(|a| a["state"].as_str() == Some(*state))
+                    .count()
+            })
+            .collect();
+        let mut object = serde_json::Map::new();
+        for (state, n) in states.iter().zip(&counts) {
+            object.insert(state.replace('-', "_"), json!(n));
+        }
+        summary["artifacts"] = Value::Object(object);
+        let _ = std::fmt::Write::write_fmt(
+            &mut line,
+            format_args!(
+                "; {}: {} copied, {} current, {} failed, {} needs-native",
+                count(artifacts.len(), "artifact", "artifacts"),
+                counts[0],
+                counts[1],
+                counts[2],
+                counts[3]
+            ),
+        );
+    }
     (summary, line, failed)
 }
 
-/// A plan's counts, by state; a plan fails nothing.
+/// Every artifact of the images that had `--signatures` (`None` when none had).
+fn artifact_counts(items: &[Value]) -> Option<Vec<&Value>> {
+    let mut had = false;
+    let mut artifacts = Vec::new();
+    for item in items {
+        if let Some(list) = item.get("artifacts").and_then(Value::as_array) {
+            had = true;
+            artifacts.extend(list);
+        }
+    }
+    had.then_some(artifacts)
+}
+
+/// A plan's counts, by state (`other-platform` only when an entry has it, as a plan's own
+/// summary says it); a plan fails nothing.
 fn plan_summary(items: &[Value], summaries: &[&Value]) -> (Value, String, usize) {
-    let states = ["new", "changed", "current", "source-missing", "unknown"];
+    let mut states = vec!["new", "changed", "current", "source-missing", "unknown"];
+    if tally(items, "state", "other-platform") > 0 {
+        states.push("other-platform");
+    }
     let counts: Vec<usize> = states.iter().map(|s| tally(items, "state", s)).collect();
     let mut summary = serde_json::Map::new();
     summary.insert("total".into(), json!(items.len()));
@@ -389,15 +435,17 @@ fn plan_summary(items: &[Value], summaries: &[&Value]) -> (Value, String, usize)
     (Value::Object(summary), line, 0)
 }
 
-/// A verification's counts: a target that is not `verified` is a problem.
+/// A verification's counts: a target that is neither `verified` nor `skipped` (its source has
+/// none of the platforms asked for) is a problem.
 fn verify_summary(items: &[Value], summaries: &[&Value]) -> (Value, String, usize) {
     let verified = tally(items, "status", "verified");
-    let problems = items.len() - verified;
+    let skipped = tally(items, "status", "skipped");
+    let problems = items.len() - verified - skipped;
     let missing = tally(items, "status", "missing");
     let mismatch = tally(items, "status", "mismatch");
     let no_source = tally(items, "status", "no-source");
     let error = tally(items, "status", "error");
-    let summary = json!({
+    let mut summary = json!({
         "total": items.len(),
         "verified": verified,
         "problems": problems,
@@ -409,9 +457,16 @@ fn verify_summary(items: &[Value], summaries: &[&Value]) -> (Value, String, usiz
         "throttled": sum(summaries, "throttled"),
         "seconds": longest(summaries, "seconds"),
     });
+    let skipped = match skipped {
+        0 => String::new(),
+        n => {
+            summary["skipped"] = json!(n);
+            format!(", {n} skipped (platform)")
+        }
+    };
     let line = format!(
-        "{}: {verified} verified, {problems} with problems ({missing} missing, {mismatch} \
-         mismatch, {no_source} no-source, {error} error)",
+        "{}: {verified} verified{skipped}, {problems} with problems ({missing} missing, \
+         {mismatch} mismatch, {no_source} no-source, {error} error)",
         count(items.len(), "target", "targets")
     );
     (summary, line, problems)
@@ -427,7 +482,7 @@ fn failed_lines(kind: Kind, reports: &[Report<'_>]) -> Result<Vec<FailedLine>, S
             let reason = match (kind, status) {
                 (Kind::Plan, _)
                 | (Kind::Sync, "synced" | "skipped")
-                | (Kind::Verify, "verified") => continue,
+                | (Kind::Verify, "verified" | "skipped") => continue,
                 (Kind::Sync, _) => item["error"]["kind"].as_str().unwrap_or(status).to_owned(),
                 (Kind::Verify, "error") => match item["error"]["kind"].as_str() {
                     Some(kind) => format!("error: {kind}"),
@@ -546,6 +601,31 @@ mod tests {
     }
 
     #[test]
+    fn the_artifacts_of_every_shard_are_counted_again() {
+        let mut with = sync_report(Some((0, 2)), &["skipped", "synced"], 1);
+        with["images"][0]["artifacts"] = json!([
+            { "kind": "signature", "state": "current" },
+            { "kind": "referrer", "state": "needs-native" },
+        ]);
+        with["images"][1]["artifacts"] = json!([{ "kind": "sbom", "state": "copied" }]);
+        let without = sync_report(Some((1, 2)), &["synced"], 1);
+        let merged = merge(&named(vec![with, without.clone()])).unwrap();
+        assert_eq!(
+            merged.summary,
+            "3 images: 2 synced, 1 skipped, 0 failed; 3 artifacts: 1 copied, 1 current, 0 \
+             failed, 1 needs-native"
+        );
+        assert_eq!(
+            merged.report["summary"]["artifacts"],
+            json!({ "copied": 1, "current": 1, "failed": 0, "needs_native": 1 })
+        );
+        let mut other = without;
+        other["shard"] = json!({ "index": 0, "count": 2 });
+        let merged = merge(&named(vec![other])).unwrap();
+        assert!(merged.report["summary"].get("artifacts").is_none());
+    }
+
+    #[test]
     fn verify_reports_count_their_problems() {
         let merged = merge(&named(vec![
             verify_report(Some((0, 2)), &["verified", "missing"]),
@@ -565,6 +645,16 @@ mod tests {
             .map(|l| l.reason.as_str())
             .collect();
         assert_eq!(reasons, ["missing", "mismatch", "error"]);
+        // A target whose source has none of the platforms asked for is no problem.
+        let merged = merge(&named(vec![verify_report(None, &["verified", "skipped"])])).unwrap();
+        assert_eq!(merged.failed, 0);
+        assert_eq!(
+            merged.summary,
+            "2 targets: 1 verified, 1 skipped (platform), 0 with problems (0 missing, 0 \
+             mismatch, 0 no-source, 0 error)"
+        );
+        assert_eq!(merged.report["summary"]["skipped"], 1);
+        assert!(merged.failed_lines.is_empty());
     }
 
     #[test]

@@ -15,12 +15,17 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::model::platform::PlatformFilter;
 use crate::model::State;
+use crate::plan::artifacts::{Checked, Found, Held};
 use crate::plan::PlanEntry;
 use crate::reference::ImageRef;
 
 use crate::input::InputFormat;
-use crate::model::{FailureKind, ImageError, ImageResult, Rerun, Status, Summary};
+use crate::model::{
+    ArtifactCounts, ArtifactResult, ArtifactState, FailureKind, ImageError, ImageResult, Rerun,
+    Status, Summary,
+};
 use crate::shard::Shard;
 use crate::words::count;
 
@@ -28,12 +33,17 @@ use crate::words::count;
 /// `synced  h/m/docker.io/library/nginx:1.25  1.2s  2 blobs copied, 0 reused`. A failure's
 /// message (often a registry's words) is put on one line, its control characters escaped.
 pub fn result_line(result: &ImageResult) -> String {
-    let mut line = format!(
-        "{:<7} {}  {}",
-        status_word(result.status),
-        result.target,
-        seconds(result.duration)
-    );
+    let word = match (result.platform.as_deref(), result.status) {
+        (Some(PlatformFilter::Skipped { .. }), Status::Skipped) => "skipped (platform)",
+        (_, status) => status_word(status),
+    };
+    let mut line = format!("{word:<7} {}  {}", result.target, seconds(result.duration));
+    if let (Some(PlatformFilter::Skipped { reason }), None) =
+        (result.platform.as_deref(), &result.error)
+    {
+        let _ = write!(line, "  {}", escape::one_line(&short(reason)));
+        return line;
+    }
     match (&result.error, result.status) {
         (Some(error), _) => {
             let _ = write!(
@@ -57,14 +67,56 @@ pub fn result_line(result: &ImageResult) -> String {
                     count(p.images_present, "image", "images")
                 );
             }
+            if let Some(filtered) = filtered(result) {
+                let _ = write!(line, "; {filtered}");
+            }
         }
         (None, _) => {
             if let Some(digest) = &result.digest {
                 let _ = write!(line, "  current at {digest}");
             }
+            if let Some(filtered) = filtered(result) {
+                let _ = write!(line, " ({filtered})");
+            }
         }
     }
+    if let (None, Some(artifacts)) = (&result.error, &result.artifacts) {
+        let _ = write!(
+            line,
+            "; {}",
+            artifacts_phrase(&ArtifactCounts::of(artifacts))
+        );
+    }
     line
+}
+
+/// `linux/arm64 of upstream sha256:…`: what an index of a platform subset holds.
+fn filtered(result: &ImageResult) -> Option<String> {
+    match result.platform.as_deref() {
+        Some(PlatformFilter::Filtered {
+            upstream,
+            platforms,
+        }) => Some(escape::one_line(&format!("{platforms} of upstream {upstream}")).into_owned()),
+        _ => None,
+    }
+}
+
+/// An image's artifacts as its result line tells them: `3 artifacts: 2 copied, 1 current`
+/// (the states it has), or `no artifacts`.
+pub fn artifacts_phrase(counts: &ArtifactCounts) -> String {
+    if counts.total() == 0 {
+        return "no artifacts".to_owned();
+    }
+    let states: Vec<String> = ArtifactState::ALL
+        .into_iter()
+        .filter(|state| counts.get(*state) > 0)
+        .map(|state| format!("{} {}", counts.get(state), state.as_str()))
+        .collect();
+    format!(
+        "{}: {}",
+        count(counts.total(), "artifact", "artifacts"),
+        states.join(", ")
+    )
 }
 
 /// `kind: message`, as result and error lines show a failure; a message that already starts
@@ -91,6 +143,17 @@ pub fn summary_line(summary: &Summary) -> String {
         summary.failed,
         seconds(Duration::from_millis(summary.duration_ms as u64))
     );
+    if let Some(artifacts) = &summary.artifacts {
+        let _ = write!(
+            line,
+            "; {}: {} copied, {} current, {} failed, {} needs-native",
+            count(artifacts.total(), "artifact", "artifacts"),
+            artifacts.copied,
+            artifacts.current,
+            artifacts.failed,
+            artifacts.needs_native
+        );
+    }
     if summary.interrupted {
         line.push_str(" (interrupted)");
     }
@@ -147,9 +210,53 @@ pub struct RunInfo {
     pub command: &'static str,
     pub shard: Option<Shard>,
     pub fingerprint: String,
-    /// As [`crate::model::Destination::label`] names it.
+    /// As [`crate::model::Destination::label`] names it; several destinations' labels
+    /// joined by `, `.
     pub destination: String,
+    /// Every destination's label when the run has several (each entry of the report then
+    /// names its own, see [`destination_of`]); empty for one.
+    pub destinations: Vec<String>,
     pub rerun: Rerun,
+}
+
+/// Which of several destinations (`destinations`, their labels) `target` goes to: the one
+/// whose label and a `/` begin it (the longest, should one prefix hold another). `None` for
+/// a run into one destination.
+pub fn destination_of<'a>(target: &str, destinations: &'a [String]) -> Option<&'a str> {
+    destinations
+        .iter()
+        .filter(|label| {
+            target
+                .strip_prefix(label.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
+        .max_by_key(|label| label.len())
+        .map(String::as_str)
+}
+
+/// With several destinations, a line per destination that counts its entries, e.g.
+/// `to h.example/m: 2 synced, 0 skipped, 1 failed`; none for one destination.
+pub fn destination_lines(results: &[ImageResult], destinations: &[String]) -> Vec<String> {
+    destinations
+        .iter()
+        .map(|label| {
+            let count = |status| {
+                results
+                    .iter()
+                    .filter(|r| {
+                        r.status == status
+                            && destination_of(&r.target, destinations) == Some(label.as_str())
+                    })
+                    .count()
+            };
+            format!(
+                "to {label}: {} synced, {} skipped, {} failed",
+                count(Status::Synced),
+                count(Status::Skipped),
+                count(Status::Failed)
+            )
+        })
+        .collect()
 }
 
 /// Every report: the [`RunInfo`], then its entries (`images` for a sync, `entries` for a plan
@@ -196,6 +303,9 @@ fn json_text<E: Serialize, S: Serialize>(info: &RunInfo, entries: Vec<E>, summar
 struct JsonImage<'a> {
     source: &'a str,
     target: &'a str,
+    /// Of several destinations, the one the target is under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destination: Option<&'a str>,
     origin: String,
     /// The entry as a list line, for a failed list (`report merge --failed-list`).
     list_line: &'a str,
@@ -207,6 +317,12 @@ struct JsonImage<'a> {
     attempts: u32,
     duration_ms: u128,
     error: Option<&'a ImageError>,
+    /// What `--platform` did to it (left out without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    platform: Option<&'a PlatformFilter>,
+    /// What travelled with the image (`--signatures`), each under the digest it belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    artifacts: Option<&'a [ArtifactResult]>,
 }
 
 /// The JSON report of a sync as a string.
@@ -216,6 +332,7 @@ pub fn json_report(info: &RunInfo, results: &[ImageResult], summary: Summary) ->
         .map(|r| JsonImage {
             source: &r.source,
             target: &r.target,
+            destination: destination_of(&r.target, &info.destinations),
             origin: r.origin.to_string(),
             list_line: &r.list_line,
             status: r.status,
@@ -226,6 +343,8 @@ pub fn json_report(info: &RunInfo, results: &[ImageResult], summary: Summary) ->
             attempts: r.attempts,
             duration_ms: r.duration.as_millis(),
             error: r.error.as_ref(),
+            platform: r.platform.as_deref(),
+            artifacts: r.artifacts.as_deref(),
         })
         .collect();
     json_text(info, images, summary)
@@ -319,8 +438,18 @@ pub fn failed_list_text(
     text
 }
 
-/// The failed images of a sync as a failed list (see [`failed_list_text`]).
+/// The failed images of a sync as a failed list (see [`failed_list_text`]); when some of them
+/// had `--signatures` (or their input's `signatures:` key, which a list line cannot say), the
+/// rerun's command takes it too.
 pub fn failed_list(results: &[ImageResult], rerun: &Rerun, file: Option<&Path>) -> String {
+    let failed = results.iter().filter(|r| r.status == Status::Failed);
+    let mut rerun = rerun.clone();
+    if failed.clone().any(|r| r.artifacts.is_some())
+        && !rerun.flags.iter().any(|f| f.starts_with("--signatures"))
+    {
+        rerun.flags.push("--signatures".to_owned());
+    }
+    let rerun = &rerun;
     let lines: Vec<FailedLine> = results
         .iter()
         .filter(|r| r.status == Status::Failed)
@@ -417,19 +546,33 @@ pub fn json_event(event: &crate::run::events::Event) -> (tracing::Level, serde_j
                 Status::Failed => Level::ERROR,
                 _ => Level::INFO,
             },
-            json!({
-                "event": "finished", "index": index, "image": result.target,
-                "source": result.source, "target": result.target, "status": result.status,
-                "digest": result.digest, "attempts": result.attempts,
-                "duration_ms": result.duration.as_millis() as u64,
-                "kind": result.error.as_ref().map(|e| e.kind),
-                "message": result.error.as_ref().map(|e| &e.message),
-            }),
+            with_artifacts(
+                result.artifacts.as_deref(),
+                json!({
+                    "event": "finished", "index": index, "image": result.target,
+                    "source": result.source, "target": result.target, "status": result.status,
+                    "digest": result.digest, "attempts": result.attempts,
+                    "duration_ms": result.duration.as_millis() as u64,
+                    "kind": result.error.as_ref().map(|e| e.kind),
+                    "message": result.error.as_ref().map(|e| &e.message),
+                }),
+            ),
         ),
         Event::RunFinished { summary, .. } => {
             info(json!({ "event": "run_finished", "summary": summary }))
         }
     }
+}
+
+/// `event` with the counts of an image's `artifacts`, when it had `--signatures`.
+fn with_artifacts(
+    artifacts: Option<&[ArtifactResult]>,
+    mut event: serde_json::Value,
+) -> serde_json::Value {
+    if let Some(artifacts) = artifacts {
+        event["artifacts"] = serde_json::json!(ArtifactCounts::of(artifacts));
+    }
+    event
 }
 
 /// The files a sync writes when it ends: the JSON report and the failed list.
@@ -488,6 +631,9 @@ pub struct PlanSummary {
     pub current: usize,
     pub source_missing: usize,
     pub unknown: usize,
+    /// Sources with none of the platforms `--platform` asks for (left out when none).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub other_platform: usize,
     pub dropped_tags: usize,
     pub requests: u64,
     /// 429 answers waited out.
@@ -510,6 +656,7 @@ impl PlanSummary {
             current: count(State::Current),
             source_missing: count(State::SourceMissing),
             unknown: count(State::Unknown),
+            other_platform: count(State::OtherPlatform),
             dropped_tags,
             requests,
             throttled: 0,
@@ -522,8 +669,12 @@ impl PlanSummary {
             0 => String::new(),
             n => format!(", {n} answered 429"),
         };
+        let other_platform = match self.other_platform {
+            0 => String::new(),
+            n => format!(", {n} other-platform"),
+        };
         format!(
-            "{}: {} new, {} changed, {} current, {} source-missing, {} unknown ({}{throttled} in {:.1}s)",
+            "{}: {} new, {} changed, {} current, {} source-missing, {} unknown{other_platform} ({}{throttled} in {:.1}s)",
             count(self.total, "entry", "entries"),
             self.new,
             self.changed,
@@ -536,16 +687,26 @@ impl PlanSummary {
     }
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 #[derive(Serialize)]
 struct JsonEntry<'a> {
     source: String,
     target: String,
+    /// Of several destinations, the one the target is under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destination: Option<&'a str>,
     origin: String,
     list_line: String,
     state: State,
     source_digest: Option<&'a str>,
     target_digest: Option<&'a str>,
     error: Option<&'a ImageError>,
+    /// With `--platform`: the subset the target's index holds, or why the source has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    platform: Option<&'a PlatformFilter>,
 }
 
 /// The JSON report of `plan`.
@@ -555,12 +716,14 @@ pub fn plan_json(info: &RunInfo, entries: &[PlanEntry], summary: &PlanSummary) -
         .map(|e| JsonEntry {
             source: e.job.source.to_string(),
             target: e.job.target.to_string(),
+            destination: destination_of(&e.job.target.to_string(), &info.destinations),
             origin: e.job.origin.to_string(),
             list_line: e.job.as_list_line(),
             state: e.state,
             source_digest: e.source_digest.as_deref(),
             target_digest: e.target_digest.as_deref(),
             error: e.error.as_ref(),
+            platform: e.platform.as_ref(),
         })
         .collect();
     json_text(info, entries, summary)
@@ -580,7 +743,18 @@ pub enum Verdict {
     NoSource,
     /// A lookup failed, so nothing could be compared.
     Error,
+    /// The source has none of the platforms `--platform` asks for: nothing to hold. No
+    /// problem.
+    Skipped,
+    /// The target holds the source's digest, but not every artifact of the source
+    /// (`verify --signatures`).
+    MissingArtifacts,
 }
+
+/// What `verify --signatures` found of one entry's artifacts: `None` when they were not looked
+/// at (not asked for, or the image itself is not verified), an error when they could not be
+/// looked up.
+pub type ArtifactChecks = Option<Result<Vec<Checked>, ImageError>>;
 
 impl Verdict {
     pub fn of(state: State) -> Verdict {
@@ -590,6 +764,20 @@ impl Verdict {
             State::Changed => Verdict::Mismatch,
             State::SourceMissing => Verdict::NoSource,
             State::Unknown => Verdict::Error,
+            State::OtherPlatform => Verdict::Skipped,
+        }
+    }
+
+    /// The verdict on an entry in `state` whose artifacts `checks` found.
+    pub fn with_artifacts(state: State, checks: &ArtifactChecks) -> Verdict {
+        match (Verdict::of(state), checks) {
+            (Verdict::Verified, Some(Err(_))) => Verdict::Error,
+            (Verdict::Verified, Some(Ok(checked)))
+                if checked.iter().any(|c| c.held != Held::Present) =>
+            {
+                Verdict::MissingArtifacts
+            }
+            (verdict, _) => verdict,
         }
     }
 
@@ -600,20 +788,29 @@ impl Verdict {
             Verdict::Mismatch => "mismatch",
             Verdict::NoSource => "no-source",
             Verdict::Error => "error",
+            Verdict::Skipped => "skipped",
+            Verdict::MissingArtifacts => "missing-artifacts",
         }
     }
 }
 
-/// Counts over a verification: every target is `verified` or one of the problems.
+/// Counts over a verification: every target is `verified`, `skipped` (its source has none of
+/// the platforms asked for) or one of the problems.
 #[derive(Debug, Serialize)]
 pub struct VerifySummary {
     pub total: usize,
     pub verified: usize,
+    /// Left out when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub skipped: usize,
     pub problems: usize,
     pub missing: usize,
     pub mismatch: usize,
     pub no_source: usize,
     pub error: usize,
+    /// Verified images lacking an artifact of their source (`verify --signatures`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_artifacts: Option<usize>,
     pub requests: u64,
     /// 429 answers waited out.
     pub throttled: u64,
@@ -621,32 +818,36 @@ pub struct VerifySummary {
 }
 
 impl VerifySummary {
-    pub fn of(entries: &[PlanEntry], plan: &PlanSummary) -> VerifySummary {
-        let count = |verdict| {
-            entries
-                .iter()
-                .filter(|e| Verdict::of(e.state) == verdict)
-                .count()
-        };
+    /// The counts of `verdicts` (one per entry); `artifacts` when they were checked.
+    pub fn of(verdicts: &[Verdict], artifacts: bool, plan: &PlanSummary) -> VerifySummary {
+        let count = |verdict| verdicts.iter().filter(|v| **v == verdict).count();
         let verified = count(Verdict::Verified);
+        let skipped = count(Verdict::Skipped);
         VerifySummary {
-            total: entries.len(),
+            total: verdicts.len(),
             verified,
-            problems: entries.len() - verified,
+            skipped,
+            problems: verdicts.len() - verified - skipped,
             missing: count(Verdict::Missing),
             mismatch: count(Verdict::Mismatch),
             no_source: count(Verdict::NoSource),
             error: count(Verdict::Error),
+            missing_artifacts: artifacts.then(|| count(Verdict::MissingArtifacts)),
             requests: plan.requests,
             throttled: plan.throttled,
             seconds: plan.seconds,
         }
     }
 
-    /// `2 targets: 1 verified, 1 with problems (4 requests in 0.2s)`.
+    /// `2 targets: 1 verified, 1 with problems (4 requests in 0.2s)`, with `, 1 skipped
+    /// (platform)` after the verified ones when there are such.
     pub fn line(&self) -> String {
+        let skipped = match self.skipped {
+            0 => String::new(),
+            n => format!(", {n} skipped (platform)"),
+        };
         format!(
-            "{}: {} verified, {} with problems ({} in {:.1}s)",
+            "{}: {} verified{skipped}, {} with problems ({} in {:.1}s)",
             count(self.total, "target", "targets"),
             self.verified,
             self.problems,
@@ -660,31 +861,88 @@ impl VerifySummary {
 struct JsonVerified<'a> {
     source: String,
     target: String,
+    /// Of several destinations, the one the target is under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destination: Option<&'a str>,
     origin: String,
     list_line: String,
     status: Verdict,
     source_digest: Option<&'a str>,
     target_digest: Option<&'a str>,
     error: Option<&'a ImageError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    platform: Option<&'a PlatformFilter>,
+    /// Each artifact of the source and what the target holds of it (`--signatures`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    artifacts: Option<Vec<serde_json::Value>>,
 }
 
-/// The JSON report of `verify`: each target's verdict, and the counts of verified targets and
-/// of problems.
-pub fn verify_json(info: &RunInfo, entries: &[PlanEntry], summary: &VerifySummary) -> String {
+/// The JSON report of `verify`: each target's verdict (with what `checks`, one per entry or
+/// none, found of its artifacts), and the counts of verified targets and of problems.
+pub fn verify_json(
+    info: &RunInfo,
+    entries: &[PlanEntry],
+    checks: &[ArtifactChecks],
+    summary: &VerifySummary,
+) -> String {
     let entries: Vec<JsonVerified<'_>> = entries
         .iter()
-        .map(|e| JsonVerified {
-            source: e.job.source.to_string(),
-            target: e.job.target.to_string(),
-            origin: e.job.origin.to_string(),
-            list_line: e.job.as_list_line(),
-            status: Verdict::of(e.state),
-            source_digest: e.source_digest.as_deref(),
-            target_digest: e.target_digest.as_deref(),
-            error: e.error.as_ref(),
+        .enumerate()
+        .map(|(i, e)| {
+            let checks = checks.get(i).unwrap_or(&None);
+            JsonVerified {
+                source: e.job.source.to_string(),
+                target: e.job.target.to_string(),
+                destination: destination_of(&e.job.target.to_string(), &info.destinations),
+                origin: e.job.origin.to_string(),
+                list_line: e.job.as_list_line(),
+                status: Verdict::with_artifacts(e.state, checks),
+                source_digest: e.source_digest.as_deref(),
+                target_digest: e.target_digest.as_deref(),
+                error: match checks {
+                    Some(Err(error)) => Some(error),
+                    _ => e.error.as_ref(),
+                },
+                platform: e.platform.as_ref(),
+                artifacts: match checks {
+                    Some(Ok(checked)) => Some(checked.iter().map(checked_json).collect()),
+                    _ => None,
+                },
+            }
         })
         .collect();
     json_text(info, entries, summary)
+}
+
+/// One artifact as a verification's report tells it.
+fn checked_json(checked: &Checked) -> serde_json::Value {
+    let found = &checked.found;
+    let mut value = serde_json::json!({
+        "kind": found.kind,
+        "subject": found.subject,
+        "tag": found.tag,
+        "digest": found.digest,
+        "state": checked.held.as_str(),
+    });
+    if let Some(artifact_type) = &found.artifact_type {
+        value["artifact_type"] = serde_json::json!(artifact_type);
+    }
+    if let Some(held) = &checked.target_digest {
+        value["target_digest"] = serde_json::json!(held);
+    }
+    value
+}
+
+/// An artifact as verify's lines name it: `signature sha256-….sig`, `referrer sha256:…
+/// (application/spdx+json)`.
+pub fn artifact_label(found: &Found) -> String {
+    let name = found.tag.as_deref().unwrap_or(&found.digest);
+    match &found.artifact_type {
+        Some(artifact_type) if found.tag.is_none() => {
+            format!("{} {name} ({artifact_type})", found.kind.as_str())
+        }
+        _ => format!("{} {name}", found.kind.as_str()),
+    }
 }
 
 #[cfg(test)]
@@ -714,6 +972,8 @@ mod tests {
             attempts: 1,
             duration: Duration::from_millis(1234),
             error: error.map(|(kind, message)| ImageError::new(kind, message)),
+            platform: None,
+            artifacts: None,
         }
     }
 
@@ -730,6 +990,139 @@ mod tests {
             )),
             "failed  h.example/m/docker.io/library/nginx:1.25  1.2s  not-found: manifest unknown"
         );
+    }
+
+    #[test]
+    fn lines_say_what_a_platform_filter_did() {
+        let up = format!("sha256:{}", "a".repeat(64));
+        let filtered = ImageResult {
+            platform: Some(Box::new(PlatformFilter::Filtered {
+                upstream: up.clone(),
+                platforms: "linux/arm64".into(),
+            })),
+            ..result(Status::Synced, None)
+        };
+        assert_eq!(
+            result_line(&filtered),
+            format!(
+                "synced  h.example/m/docker.io/library/nginx:1.25  1.2s  4 blobs copied, 1 \
+                 reused; linux/arm64 of upstream {up}"
+            )
+        );
+        let current = ImageResult {
+            digest: Some(up.clone()),
+            ..filtered.clone()
+        };
+        let current = ImageResult {
+            status: Status::Skipped,
+            ..current
+        };
+        assert_eq!(
+            result_line(&current),
+            format!(
+                "skipped h.example/m/docker.io/library/nginx:1.25  1.2s  current at {up} \
+                 (linux/arm64 of upstream {up})"
+            )
+        );
+        let other = ImageResult {
+            status: Status::Skipped,
+            platform: Some(Box::new(PlatformFilter::Skipped {
+                reason: "the source is an image for linux/amd64 only\x1b[2J".into(),
+            })),
+            ..result(Status::Skipped, None)
+        };
+        assert_eq!(
+            result_line(&other),
+            "skipped (platform) h.example/m/docker.io/library/nginx:1.25  1.2s  the source is \
+             an image for linux/amd64 only\\x1b[2J"
+        );
+        let json = json_report(
+            &RunInfo {
+                command: "sync",
+                shard: None,
+                fingerprint: "f".into(),
+                destination: "h.example/m".into(),
+                destinations: Vec::new(),
+                rerun: Rerun::default(),
+            },
+            &[other, result(Status::Synced, None)],
+            Summary::default(),
+        );
+        let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            json["images"][0]["platform"],
+            serde_json::json!({
+                "outcome": "skipped",
+                "reason": "the source is an image for linux/amd64 only\x1b[2J"
+            })
+        );
+        assert!(json["images"][1].get("platform").is_none());
+    }
+
+    #[test]
+    fn artifacts_are_told_on_their_images_line_and_in_the_summary() {
+        use crate::model::{ArtifactKind, ArtifactResult};
+        let artifact = |state| ArtifactResult {
+            kind: ArtifactKind::Referrer,
+            subject: "sha256:a".into(),
+            tag: None,
+            digest: "sha256:b".into(),
+            artifact_type: Some("application/spdx+json".into()),
+            state,
+            error: None,
+        };
+        let mut synced = result(Status::Synced, None);
+        synced.artifacts = Some(vec![
+            artifact(ArtifactState::Copied),
+            artifact(ArtifactState::NeedsNative),
+            artifact(ArtifactState::Copied),
+        ]);
+        assert_eq!(
+            result_line(&synced),
+            "synced  h.example/m/docker.io/library/nginx:1.25  1.2s  4 blobs copied, 1 reused; \
+             3 artifacts: 2 copied, 1 needs-native"
+        );
+        let mut skipped = result(Status::Skipped, None);
+        skipped.digest = Some("sha256:c".into());
+        skipped.artifacts = Some(Vec::new());
+        assert_eq!(
+            result_line(&skipped),
+            "skipped h.example/m/docker.io/library/nginx:1.25  1.2s  current at sha256:c; no \
+             artifacts"
+        );
+        let results = [synced, skipped];
+        let summary = Summary::of(&results, Duration::from_millis(100), false);
+        assert_eq!(
+            summary_line(&summary),
+            "2 images: 1 synced, 1 skipped, 0 failed in 0.1s; 3 artifacts: 2 copied, 0 \
+             current, 0 failed, 1 needs-native"
+        );
+        let info = RunInfo {
+            command: "sync",
+            shard: None,
+            fingerprint: "sha256:ab".to_owned(),
+            destination: "h.example/m".to_owned(),
+            destinations: Vec::new(),
+            rerun: Rerun::default(),
+        };
+        let report: serde_json::Value =
+            serde_json::from_str(&json_report(&info, &results, summary)).unwrap();
+        let listed = &report["images"][0]["artifacts"];
+        assert_eq!(listed[1]["kind"], "referrer");
+        assert_eq!(listed[1]["state"], "needs-native");
+        assert_eq!(listed[1]["tag"], serde_json::Value::Null);
+        assert_eq!(listed[1]["artifact_type"], "application/spdx+json");
+        assert_eq!(report["summary"]["artifacts"]["needs_native"], 1);
+        // Without --signatures, neither says a word of artifacts.
+        let plain = [result(Status::Synced, None)];
+        let report: serde_json::Value = serde_json::from_str(&json_report(
+            &info,
+            &plain,
+            Summary::of(&plain, Duration::ZERO, false),
+        ))
+        .unwrap();
+        assert!(report["images"][0].get("artifacts").is_none());
+        assert!(report["summary"].get("artifacts").is_none());
     }
 
     #[test]
@@ -778,6 +1171,7 @@ mod tests {
             current: 0,
             source_missing: 0,
             unknown: 0,
+            other_platform: 0,
             dropped_tags: 0,
             requests: 1,
             throttled: 0,
@@ -786,6 +1180,18 @@ mod tests {
         assert_eq!(
             plan.line(),
             "1 entry: 1 new, 0 changed, 0 current, 0 source-missing, 0 unknown (1 request in 0.3s)"
+        );
+        let json = serde_json::to_value(&plan).unwrap();
+        assert!(json.get("other_platform").is_none(), "{json}");
+        let plan = PlanSummary {
+            total: 2,
+            other_platform: 1,
+            ..plan
+        };
+        assert_eq!(
+            plan.line(),
+            "2 entries: 1 new, 0 changed, 0 current, 0 source-missing, 0 unknown, 1 \
+             other-platform (1 request in 0.3s)"
         );
     }
 
@@ -844,6 +1250,7 @@ mod tests {
             shard: Some(Shard { index: 1, count: 3 }),
             fingerprint: "sha256:ab".to_owned(),
             destination: "h.example/m".to_owned(),
+            destinations: Vec::new(),
             rerun: Rerun {
                 flags: vec!["--engine".to_owned(), "native".to_owned()],
                 ..Rerun::default()
@@ -869,6 +1276,7 @@ mod tests {
         );
         assert!(value.get("entries").is_none());
         let image = &value["images"][0];
+        assert!(image.get("destination").is_none(), "one destination");
         for field in [
             "source",
             "target",
@@ -890,6 +1298,77 @@ mod tests {
     }
 
     #[test]
+    fn with_several_destinations_each_entry_and_a_line_per_destination_name_it() {
+        let destinations = [
+            "h.example/m".to_owned(),
+            "h.example/m/x".to_owned(),
+            "k.example:5000".to_owned(),
+        ];
+        let at = |target: &str| destination_of(target, &destinations);
+        assert_eq!(
+            at("h.example/m/docker.io/library/nginx:1"),
+            Some("h.example/m")
+        );
+        assert_eq!(
+            at("h.example/m/x/docker.io/library/nginx:1"),
+            Some("h.example/m/x")
+        );
+        assert_eq!(
+            at("k.example:5000/docker.io/library/nginx:1"),
+            Some("k.example:5000")
+        );
+        assert_eq!(at("h.example/mm/docker.io/library/nginx:1"), None);
+        assert_eq!(destination_of("h.example/m/a:1", &[]), None);
+        let to = |target: &str, status| ImageResult {
+            target: target.to_owned(),
+            status,
+            ..result(status, None)
+        };
+        let results = [
+            to("h.example/m/docker.io/library/nginx:1", Status::Synced),
+            to("k.example:5000/docker.io/library/nginx:1", Status::Failed),
+            to("h.example/m/docker.io/library/redis:7", Status::Skipped),
+            to("k.example:5000/docker.io/library/redis:7", Status::Synced),
+        ];
+        let two = [destinations[0].clone(), destinations[2].clone()];
+        assert_eq!(
+            destination_lines(&results, &two),
+            [
+                "to h.example/m: 1 synced, 1 skipped, 0 failed",
+                "to k.example:5000: 1 synced, 0 skipped, 1 failed"
+            ]
+        );
+        assert!(destination_lines(&results, &[]).is_empty());
+        let info = RunInfo {
+            command: "sync",
+            shard: None,
+            fingerprint: "sha256:ab".to_owned(),
+            destination: two.join(", "),
+            destinations: two.to_vec(),
+            rerun: Rerun::default(),
+        };
+        let summary = Summary::of(&results, Duration::from_millis(10), false);
+        let value: serde_json::Value =
+            serde_json::from_str(&json_report(&info, &results, summary)).unwrap();
+        assert_eq!(value["destination"], "h.example/m, k.example:5000");
+        let named: Vec<&str> = value["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|image| image["destination"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            named,
+            [
+                "h.example/m",
+                "k.example:5000",
+                "h.example/m",
+                "k.example:5000"
+            ]
+        );
+    }
+
+    #[test]
     fn a_verify_report_says_what_verify_found() {
         use crate::model::{Destination, Job, Origin, Target};
         let entry = |tag: &str, state: State| {
@@ -907,6 +1386,7 @@ mod tests {
                     target: Target::Registry(target),
                     explicit: false,
                     filter: None,
+                    signatures: None,
                 })
             }
         };
@@ -918,16 +1398,18 @@ mod tests {
             entry("5", State::Unknown),
         ];
         let plan = PlanSummary::of(&entries, 0, 10, Instant::now());
-        let summary = VerifySummary::of(&entries, &plan);
+        let verdicts: Vec<Verdict> = entries.iter().map(|e| Verdict::of(e.state)).collect();
+        let summary = VerifySummary::of(&verdicts, false, &plan);
         let info = RunInfo {
             command: "verify",
             shard: None,
             fingerprint: "sha256:ab".to_owned(),
             destination: Destination::OciDir("mirror".into()).label(),
+            destinations: Vec::new(),
             rerun: Rerun::default(),
         };
         let value: serde_json::Value =
-            serde_json::from_str(&verify_json(&info, &entries, &summary)).unwrap();
+            serde_json::from_str(&verify_json(&info, &entries, &[], &summary)).unwrap();
         assert_eq!(value["command"], "verify");
         assert_eq!(value["shard"], serde_json::Value::Null);
         assert_eq!(value["destination"], "oci:mirror");

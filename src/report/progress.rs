@@ -523,6 +523,7 @@ mod tests {
             target: Target::Registry(ImageRef::parse(&format!("h.example/nginx:{tag}")).unwrap()),
             explicit: false,
             filter: None,
+            signatures: None,
         }
     }
 

@@ -5,6 +5,7 @@
 //! settings built, and reads each failure's fields (its kind, side, refusing host and whether a
 //! retry may help), never an engine's words.
 
+pub mod artifacts;
 pub mod events;
 pub mod retry;
 pub mod scheduler;
@@ -26,9 +27,10 @@ use crate::engine::{Attempt, Engine};
 use crate::exec::{wait_for, Stop};
 use crate::input::InputError;
 use crate::layout::{LayoutLock, Tidy};
+use crate::model::platform::PlatformFilter;
 use crate::model::{
-    Destination, FailureKind, ImageError, ImageResult, Job, RetryPolicy, Side, State, Status,
-    Summary, Target,
+    Destination, FailureKind, ImageError, ImageResult, Job, RetryPolicy, Selection, Side, State,
+    Status, Summary, Target,
 };
 use crate::plan::{self, PlanEntry, PlanOptions};
 use crate::reference::ImageRef;
@@ -46,6 +48,19 @@ pub struct RunOptions {
     pub registry_jobs: HashMap<String, usize>,
     /// Where registries.conf sends each registry, to apply those limits where requests go.
     pub conf: RegistriesConf,
+    /// What travels with each image (`--signatures`), unless its entry says otherwise.
+    pub signatures: Option<Selection>,
+}
+
+impl RunOptions {
+    /// What travels with `job`'s image: its entry's say (a `signatures:` key), else the run's.
+    pub fn signatures_for(&self, job: &Job) -> Option<Selection> {
+        match job.signatures {
+            Some(false) => None,
+            Some(true) => Some(self.signatures.clone().unwrap_or_else(Selection::all)),
+            None => self.signatures.clone(),
+        }
+    }
 }
 
 /// What a finished run produced (each entry's result went out in the events).
@@ -65,6 +80,8 @@ struct Context {
     /// Registries that refused connections through a whole retry schedule in this run.
     outages: Outages,
     events: Events,
+    /// What travels with the images (`--signatures`), and the work of carrying it.
+    artifacts: artifacts::Artifacts,
 }
 
 /// Plans `jobs`, then copies every one that needs it through `engine`, `options.jobs` at a
@@ -139,7 +156,9 @@ pub async fn sync(
 
     let planned = entries.len();
     let refused = |job: &Job| refused_credentials(&client, job);
-    let mut split = split_plan(entries, refused);
+    // An image found current still has its artifacts to carry.
+    let follows = |job: &Job| options.signatures_for(job).is_some();
+    let mut split = split_plan(entries, refused, follows);
     for (offset, result) in unlisted.into_iter().enumerate() {
         let index = planned + offset;
         events.send(Event::Planned {
@@ -156,6 +175,12 @@ pub async fn sync(
             result: result.clone(),
         });
     }
+    // Images found current are run for their artifacts only: no copy of theirs is to come.
+    let copies: Vec<Job> = (split.jobs.iter().zip(&split.current))
+        .filter(|(_, current)| !**current)
+        .map(|(job, _)| job.clone())
+        .collect();
+    engine.copies_planned(&copies);
     let limits = Limits {
         global: options.jobs,
         per_registry: options.registry_jobs.clone(),
@@ -168,10 +193,12 @@ pub async fn sync(
         client: Arc::clone(&client),
         outages: Outages::default(),
         events: events.clone(),
+        artifacts: artifacts::Artifacts::new(split.positions.len() + split.done.len()),
     });
     let positions = Arc::new(split.positions);
     let digests = split.digests;
     let spent = split.spent;
+    let current = split.current;
     let execute = {
         let context = Arc::clone(&context);
         let positions = Arc::clone(&positions);
@@ -188,6 +215,8 @@ pub async fn sync(
                 target = %job.target
             );
             let looked_up_in = spent[index];
+            let current = current[index];
+            let selection = options.signatures_for(&job);
             let work = async move {
                 // Runs once the job holds its layout: no other job of this run writes there
                 // until it ends, and, once it holds the layout's lock, no other ferry either.
@@ -200,22 +229,35 @@ pub async fn sync(
                 let lock = match &tidy {
                     Some((_, layout)) => match lock_layout(layout, stop.clone()).await {
                         Ok(lock) => Some(lock),
-                        Err(error) => return ImageResult::failed(&job, error, 0, Duration::ZERO),
+                        Err(error) => {
+                            if !current {
+                                context.engine.copy_done(&job);
+                            }
+                            return ImageResult::failed(&job, error, 0, Duration::ZERO);
+                        }
                     },
                     None => None,
                 };
-                let mut result = copy_one(
-                    &context,
-                    position,
-                    job,
-                    Planned {
-                        digest: planned_digest.as_deref(),
-                        looked_up_in,
-                    },
-                    stop,
-                    &slot,
-                )
-                .await;
+                let started = Instant::now();
+                let mut result = if current {
+                    ImageResult::skipped(&job, planned_digest.clone())
+                } else {
+                    copy_one(
+                        &context,
+                        position,
+                        job.clone(),
+                        Planned {
+                            digest: planned_digest.as_deref(),
+                            looked_up_in,
+                        },
+                        stop.clone(),
+                        &slot,
+                    )
+                    .await
+                };
+                if !current {
+                    context.engine.copy_done(&job);
+                }
                 if let Some((tidy, _)) = tidy {
                     if let Err(e) = tidy.after() {
                         warn!("cannot tidy the OCI layout of {}: {e}", result.target);
@@ -224,6 +266,17 @@ pub async fn sync(
                 drop(lock);
                 if result.status == Status::Synced && result.digest.is_none() {
                     result.digest = planned_digest;
+                }
+                match selection {
+                    Some(selection) if result.status != Status::Failed => {
+                        result = follow_artifacts(&context, &job, result, &selection, stop).await;
+                        if current {
+                            result.duration = started.elapsed();
+                        }
+                    }
+                    // Its artifacts are still to go: a rerun of the failed list takes them.
+                    Some(_) => result.artifacts = Some(Vec::new()),
+                    None => {}
                 }
                 result
             };
@@ -439,27 +492,41 @@ struct Split {
     /// How long each job's lookups took.
     spent: Vec<Duration>,
     positions: Vec<usize>,
+    /// Whether each job is an image found current, run only for its artifacts.
+    current: Vec<bool>,
     done: Vec<(usize, ImageResult)>,
 }
 
-/// Splits a plan: current targets are skipped, missing sources failed, and so are jobs whose
-/// credentials `refused` says a registry already turned down (a copy would only send them
-/// again).
-fn split_plan(entries: Vec<PlanEntry>, refused: impl Fn(&Job) -> Option<String>) -> Split {
+/// Splits a plan: current targets are skipped (but run for their artifacts where `follows`
+/// says they have some to carry), missing sources failed, and so are jobs whose credentials
+/// `refused` says a registry already turned down (a copy would only send them again).
+fn split_plan(
+    entries: Vec<PlanEntry>,
+    refused: impl Fn(&Job) -> Option<String>,
+    follows: impl Fn(&Job) -> bool,
+) -> Split {
     let mut split = Split {
         jobs: Vec::new(),
         digests: Vec::new(),
         spent: Vec::new(),
         positions: Vec::new(),
+        current: Vec::new(),
         done: Vec::new(),
     };
     for (position, entry) in entries.into_iter().enumerate() {
         let refusal = entry.needs_copy().then(|| refused(&entry.job)).flatten();
-        if entry.needs_copy() && refusal.is_none() {
+        let current = entry.state == State::Current && follows(&entry.job);
+        if (entry.needs_copy() && refusal.is_none()) || current {
             split.jobs.push(entry.job);
-            split.digests.push(entry.source_digest);
+            // An image found current under --missing-only was not asked of the source: its
+            // artifacts are those of the digest the destination holds.
+            split.digests.push(match current {
+                true => entry.source_digest.or(entry.target_digest),
+                false => entry.source_digest,
+            });
             split.spent.push(entry.looked_up_in);
             split.positions.push(position);
+            split.current.push(current);
             continue;
         }
         let fail = |error| ImageResult::failed(&entry.job, error, 0, Duration::ZERO);
@@ -467,7 +534,16 @@ fn split_plan(entries: Vec<PlanEntry>, refused: impl Fn(&Job) -> Option<String>)
             fail(ImageError::new(FailureKind::Unauthorized, message))
         } else if entry.state == State::Current {
             // Under --missing-only the source was not asked: the target's digest is the one.
-            ImageResult::skipped(&entry.job, entry.source_digest.or(entry.target_digest))
+            ImageResult {
+                platform: entry.platform.map(Box::new),
+                ..ImageResult::skipped(&entry.job, entry.source_digest.or(entry.target_digest))
+            }
+        } else if entry.state == State::OtherPlatform {
+            let reason = match entry.platform {
+                Some(PlatformFilter::Skipped { reason }) => reason,
+                _ => "the source has none of the platforms --platform asks for".to_owned(),
+            };
+            ImageResult::skipped_for_platform(&entry.job, reason, 0, Duration::ZERO)
         } else if let Some(error) = entry.error {
             // A repository whose tags could not be listed: failed as the listing did.
             fail(error)
@@ -489,6 +565,46 @@ fn split_plan(entries: Vec<PlanEntry>, refused: impl Fn(&Job) -> Option<String>)
         split.done.push((position, result));
     }
     split
+}
+
+/// Carries the artifacts of `job`'s image (see [`artifacts`]) once the image is at its target
+/// (`result`, synced or current), and puts them in its result.
+async fn follow_artifacts(
+    context: &Context,
+    job: &Job,
+    result: ImageResult,
+    selection: &Selection,
+    stop: watch::Receiver<Stop>,
+) -> ImageResult {
+    let digest = match &result.digest {
+        Some(digest) => Ok(digest.clone()),
+        None => {
+            match plan::target_digest(&context.client, &job.target, job.source.digest()).await {
+                Ok(Some(digest)) => Ok(digest),
+                Ok(None) => Err(ImageError::new(
+                    FailureKind::Other,
+                    format!("{} is not at the target after its copy", job.target),
+                )),
+                Err(error) => Err(error),
+            }
+        }
+    };
+    let outcome = match digest {
+        Ok(digest) => {
+            let follow = artifacts::Follow {
+                client: &context.client,
+                engine: context.engine.as_ref(),
+                retry: context.retry,
+                job,
+                digest: &digest,
+                selection,
+                stop,
+            };
+            context.artifacts.follow(&follow).await
+        }
+        Err(error) => Err(error),
+    };
+    artifacts::with_artifacts(result, outcome)
 }
 
 /// Checks that a copy wrote the manifest the plan saw at the source (`planned`), or one the
@@ -689,6 +805,21 @@ async fn copy_one(
         let error = match outcome {
             Ok(mut copied) => {
                 context.outages.clear(&hosts);
+                match copied.platform.take() {
+                    Some(PlatformFilter::Skipped { reason }) => {
+                        let elapsed = started.elapsed();
+                        return ImageResult::skipped_for_platform(&job, reason, attempt, elapsed);
+                    }
+                    // An index of a platform subset: its digest is not upstream's, which the
+                    // native engine checked before it wrote anything.
+                    Some(filtered) => {
+                        return ImageResult {
+                            platform: Some(Box::new(filtered)),
+                            ..result(Ok((copied.digest, copied.counts)), attempt)
+                        };
+                    }
+                    None => {}
+                }
                 if let Some(planned) = planned_digest {
                     match check_landed(context, &job, planned, copied.digest.as_deref()).await {
                         Ok(landed) => copied.digest = landed.or(copied.digest),
@@ -817,6 +948,7 @@ mod tests {
             target: Target::Registry(ImageRef::parse(target).unwrap()),
             explicit: false,
             filter: None,
+            signatures: None,
         }
     }
 
@@ -846,7 +978,7 @@ mod tests {
             positions,
             done,
             ..
-        } = split_plan(vec![unlisted, tag], |_| None);
+        } = split_plan(vec![unlisted, tag], |_| None, |_| false);
         assert_eq!(jobs.len(), 1);
         assert_eq!(jobs[0].source.to_string(), "quay.io/coreos/etcd:v3");
         assert_eq!(positions, [1]);
@@ -879,7 +1011,7 @@ mod tests {
             fails: true,
             ..unknown.clone()
         };
-        let split = split_plan(vec![unknown, broken], |_| None);
+        let split = split_plan(vec![unknown, broken], |_| None, |_| false);
         // A lookup that failed otherwise leaves it to the copy.
         assert_eq!(split.positions, [0]);
         let (position, result) = &split.done[0];
@@ -899,6 +1031,7 @@ mod tests {
             target,
             explicit: false,
             filter: None,
+            signatures: None,
         };
         let to_harbor = job(Target::Registry(
             ImageRef::parse("harbor.example/m/docker.io/library/nginx:1.25").unwrap(),

@@ -223,6 +223,7 @@ mod tests {
                     target,
                     explicit: false,
                     filter: None,
+                    signatures: None,
                 }
             })
             .collect()

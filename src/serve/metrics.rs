@@ -18,7 +18,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::model::{ImageResult, Status, Summary};
+use crate::model::{ArtifactCounts, ArtifactState, ImageResult, Status, Summary};
 use crate::run::events::Event;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -29,6 +29,11 @@ struct ResultLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabel {
     status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -101,6 +106,9 @@ pub struct Metrics {
     throttled: Family<RegistryLabel, Counter>,
     /// Pulls left at each metered registry, as it last said.
     quota_remaining: Family<RegistryLabel, Gauge>,
+    /// `--signatures`: artifacts by state, since the start and of the last run.
+    artifacts: Family<StateLabel, Counter>,
+    last_artifacts: Family<StateLabel, Gauge>,
     /// Registered only for an engine that counts what it copies (native).
     bytes: Counter,
     /// The images copying now, by event index.
@@ -204,6 +212,26 @@ impl Metrics {
             "Pulls left at each metered registry (Docker Hub's ratelimit-remaining), as it last said",
             quota_remaining.clone(),
         );
+        let artifacts = Family::<StateLabel, Counter>::default();
+        registry.register(
+            "artifacts",
+            "Signatures, attestations, SBOMs and referrers (--signatures) since start by state \
+             (copied, current, failed, needs-native)",
+            artifacts.clone(),
+        );
+        let last_artifacts = Family::<StateLabel, Gauge>::default();
+        registry.register(
+            "last_run_artifacts",
+            "Artifacts of the last run by state (--signatures)",
+            last_artifacts.clone(),
+        );
+        for state in ArtifactState::ALL {
+            let label = StateLabel {
+                state: state.as_str().to_owned(),
+            };
+            drop(artifacts.get_or_create(&label));
+            drop(last_artifacts.get_or_create(&label));
+        }
         let bytes = Counter::default();
         if counts_bytes {
             registry.register(
@@ -241,6 +269,8 @@ impl Metrics {
             requests,
             throttled,
             quota_remaining,
+            artifacts,
+            last_artifacts,
             bytes,
             copying: Mutex::default(),
             requests_seen: Mutex::default(),
@@ -272,6 +302,7 @@ impl Metrics {
             self.inputs_valid.set(0);
             self.last_end.set(unix_seconds(at));
             self.set_last_run(&[0, 0, 0]);
+            self.set_last_artifacts(&ArtifactCounts::default());
             self.last_failures.clear();
         }
         self.runs
@@ -330,11 +361,22 @@ impl Metrics {
         if let Some(bytes) = result.counts.bytes_copied {
             self.bytes.inc_by(bytes);
         }
+        if let Some(artifacts) = &result.artifacts {
+            let counts = ArtifactCounts::of(artifacts);
+            for state in ArtifactState::ALL {
+                self.artifacts
+                    .get_or_create(&StateLabel {
+                        state: state.as_str().to_owned(),
+                    })
+                    .inc_by(counts.get(state) as u64);
+            }
+        }
     }
 
     /// The last run's counts, from its `RunFinished` event.
     fn run_ended(&self, summary: &Summary, results: &[ImageResult]) {
         self.set_last_run(&[summary.synced, summary.skipped, summary.failed]);
+        self.set_last_artifacts(&summary.artifacts.unwrap_or_default());
         self.last_failures.clear();
         for error in results.iter().filter_map(|r| r.error.as_ref()) {
             self.last_failures
@@ -347,6 +389,17 @@ impl Metrics {
             .observe(Duration::from_millis(summary.duration_ms as u64).as_secs_f64());
         self.copying.lock().expect("lock").clear();
         self.in_flight.set(0);
+    }
+
+    /// `ferry_last_run_artifacts` by state.
+    fn set_last_artifacts(&self, counts: &ArtifactCounts) {
+        for state in ArtifactState::ALL {
+            self.last_artifacts
+                .get_or_create(&StateLabel {
+                    state: state.as_str().to_owned(),
+                })
+                .set(counts.get(state) as i64);
+        }
     }
 
     /// `ferry_last_run_images` by status, in the order of [`STATUSES`].
@@ -457,6 +510,7 @@ mod tests {
             ),
             explicit: false,
             filter: None,
+            signatures: None,
         };
         let failed = ImageResult::failed(
             &job,
@@ -528,6 +582,75 @@ mod tests {
             sample(&text, "ferry_next_run_timestamp_seconds"),
             Some(1_800_000_123.0),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn artifacts_are_counted_by_state_for_the_run_and_since_the_start() {
+        use crate::model::{ArtifactKind, ArtifactResult};
+        let metrics = Metrics::new(false);
+        let text = metrics.render();
+        for state in ArtifactState::ALL {
+            for name in ["ferry_artifacts_total", "ferry_last_run_artifacts"] {
+                let series = format!("{name}{{state=\"{}\"}}", state.as_str());
+                assert_eq!(sample(&text, &series), Some(0.0), "{series} in\n{text}");
+            }
+        }
+        let job = crate::model::Job {
+            origin: crate::model::Origin {
+                file: "l".into(),
+                line: 1,
+            },
+            source: crate::reference::ImageRef::parse("nginx:1").unwrap(),
+            target: crate::model::Target::Registry(
+                crate::reference::ImageRef::parse("h.example/nginx:1").unwrap(),
+            ),
+            explicit: false,
+            filter: None,
+            signatures: None,
+        };
+        let artifact = |state| ArtifactResult {
+            kind: ArtifactKind::Signature,
+            subject: "sha256:a".into(),
+            tag: Some("sha256-a.sig".into()),
+            digest: "sha256:b".into(),
+            artifact_type: None,
+            state,
+            error: None,
+        };
+        let mut result = ImageResult::skipped(&job, None);
+        result.artifacts = Some(vec![
+            artifact(ArtifactState::Copied),
+            artifact(ArtifactState::Copied),
+            artifact(ArtifactState::NeedsNative),
+        ]);
+        let results = vec![result];
+        for _ in 0..2 {
+            metrics.event(&Event::Finished {
+                index: 0,
+                result: results[0].clone(),
+            });
+        }
+        metrics.event(&Event::RunFinished {
+            summary: Summary::of(&results, Duration::ZERO, false),
+            results,
+        });
+        let text = metrics.render();
+        assert_eq!(
+            sample(&text, "ferry_artifacts_total{state=\"copied\"}"),
+            Some(4.0)
+        );
+        assert_eq!(
+            sample(&text, "ferry_artifacts_total{state=\"needs-native\"}"),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(&text, "ferry_last_run_artifacts{state=\"copied\"}"),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(&text, "ferry_last_run_artifacts{state=\"current\"}"),
+            Some(0.0)
         );
     }
 }

@@ -16,6 +16,7 @@ use crate::engine::crane::{Crane, CraneOptions};
 use crate::engine::native::Native;
 use crate::engine::skopeo::{Skopeo, SkopeoOptions};
 use crate::engine::Engine;
+use crate::model::platform::Platforms;
 use crate::model::{Destination, Job};
 use crate::registry::RegistryClient;
 use crate::scratch::ScratchDir;
@@ -45,25 +46,28 @@ impl EngineSettings {
             client,
             access,
             destination,
+            more_destinations,
             image_timeout,
             jobs,
             scratch,
+            platforms,
         } = run;
         Ok(match (self, scratch) {
-            (EngineSettings::Skopeo(options), Some(scratch)) => Arc::new(Skopeo::new(
-                options.clone(),
-                access,
-                destination.clone(),
-                image_timeout,
-                scratch,
-                jobs,
-            )?),
-            (EngineSettings::Skopeo(options), None) => Arc::new(Skopeo::for_dry_run(
-                options.clone(),
-                access,
-                destination.clone(),
-                jobs,
-            )),
+            (EngineSettings::Skopeo(options), Some(scratch)) => Arc::new(
+                Skopeo::new(
+                    options.clone(),
+                    access,
+                    destination.clone(),
+                    image_timeout,
+                    scratch,
+                    jobs,
+                )?
+                .also_to(more_destinations.to_vec()),
+            ),
+            (EngineSettings::Skopeo(options), None) => Arc::new(
+                Skopeo::for_dry_run(options.clone(), access, destination.clone(), jobs)
+                    .also_to(more_destinations.to_vec()),
+            ),
             (EngineSettings::Crane(options), Some(scratch)) => Arc::new(Crane::new(
                 options.clone(),
                 access,
@@ -74,7 +78,15 @@ impl EngineSettings {
             (EngineSettings::Crane(options), None) => {
                 Arc::new(Crane::for_dry_run(options.clone(), access))
             }
-            (EngineSettings::Native, _) => Arc::new(Native::new(Arc::clone(client), image_timeout)),
+            (EngineSettings::Native, scratch) => {
+                let native = Native::new(Arc::clone(client), image_timeout)
+                    .with_platforms(platforms.cloned());
+                // Several destinations share each source read (see `Native::sharing_reads`).
+                match scratch.filter(|_| !more_destinations.is_empty()) {
+                    Some(scratch) => Arc::new(native.sharing_reads(scratch.path().join("spool"))),
+                    None => Arc::new(native),
+                }
+            }
         })
     }
 }
@@ -86,11 +98,15 @@ pub struct Build<'a> {
     /// How each registry is reached, the run's inputs' own settings included.
     pub access: Access,
     pub destination: &'a Destination,
+    /// The destinations after the first of several.
+    pub more_destinations: &'a [Destination],
     pub image_timeout: Duration,
     /// Every job of the run: the private files hold credentials for their registries.
     pub jobs: &'a [Job],
     /// Where the private files go; `None` for a dry run, which names them instead.
     pub scratch: Option<&'a ScratchDir>,
+    /// The platforms to mirror (`--platform`), for the native engine.
+    pub platforms: Option<&'a Platforms>,
 }
 
 /// What a rerun needs to copy with the same engine: its name, its binary when one was named,
@@ -116,6 +132,11 @@ pub const LAYOUTS_NOTE: &str = "ferry: copying into local OCI layouts with ferry
     (--engine native), which writes Docker manifest lists as they are: skopeo cannot write them \
     there without changing their digests (pass --engine skopeo to use skopeo anyway)";
 
+/// Said once when no engine is named and `--platform` is given.
+pub const PLATFORMS_NOTE: &str = "ferry: copying with ferry's native engine (--engine native), \
+    which writes an index of just the platforms --platform asks for: skopeo and crane copy one \
+    platform's image instead";
+
 /// The engine and, when the native engine was picked though none was named, why. skopeo stays
 /// the default for registries; when no engine is named, the native engine takes over for local
 /// OCI layouts (skopeo cannot write a Docker manifest list there and keep its digest, and most
@@ -125,6 +146,26 @@ pub(super) fn choose(
     args: &SyncArgs,
     destination: &Destination,
 ) -> Result<(EngineSettings, Option<String>), SettingsError> {
+    // Only the native engine writes an index of a platform subset (see `PLATFORMS_NOTE`).
+    if !args.filters.platform.is_empty() {
+        match args.engine.engine {
+            Some(EngineArg::Skopeo) => {
+                return Err(SettingsError::PlatformNeedsNative { engine: "skopeo" })
+            }
+            Some(EngineArg::Crane) => {
+                return Err(SettingsError::PlatformNeedsNative { engine: "crane" })
+            }
+            Some(EngineArg::Native) => {}
+            None => {
+                if args.skopeo.insecure_policy {
+                    return Err(SettingsError::InsecurePolicyWithout {
+                        engine: "the native engine (which copies when --platform is given and no engine is named)",
+                    });
+                }
+                return Ok((EngineSettings::Native, Some(PLATFORMS_NOTE.to_owned())));
+            }
+        }
+    }
     if let Some(EngineArg::Crane) = args.engine.engine {
         if args.skopeo.insecure_policy {
             return Err(SettingsError::InsecurePolicyWithout { engine: "crane" });
@@ -260,6 +301,66 @@ mod tests {
             error.starts_with("--insecure-policy is a skopeo option; the native engine (which copies into local OCI layouts when no engine is named)")
                 && error.ends_with("(drop it, or use --engine skopeo)"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn platforms_are_copied_natively_and_refused_to_skopeo_and_crane() {
+        use clap::Parser as _;
+        let settings = |args: &[&str]| {
+            let mut argv = vec![
+                "ferry",
+                "sync",
+                "--dest",
+                "h.example/m",
+                "--skopeo",
+                "/bin/sh",
+            ];
+            argv.extend(args);
+            Settings::from_cli(Cli::try_parse_from(argv).unwrap())
+        };
+        let sync = |args: &[&str]| match settings(args).unwrap().command {
+            CommandSettings::Sync(sync) => sync,
+            _ => unreachable!("a sync command"),
+        };
+        let chosen = sync(&["--platform", "linux/arm64,linux/amd64"]);
+        assert_eq!(
+            (chosen.engine.name(), chosen.engine_note.as_deref()),
+            ("native", Some(PLATFORMS_NOTE))
+        );
+        assert_eq!(
+            chosen.plan.options.platforms.as_ref().map(|p| p.label()),
+            Some("linux/amd64,linux/arm64".to_owned())
+        );
+        // A rerun of the failed list asks for the same platforms.
+        let flags = &chosen.plan.rerun.flags;
+        assert!(
+            flags.ends_with(&[
+                "--platform".to_owned(),
+                "linux/amd64,linux/arm64".to_owned(),
+                "--engine".to_owned(),
+                "native".to_owned()
+            ]),
+            "{flags:?}"
+        );
+        let native = sync(&["--platform", "linux/arm64", "--engine", "native"]);
+        assert_eq!((native.engine.name(), native.engine_note), ("native", None));
+        for engine in ["skopeo", "crane"] {
+            let error = settings(&["--platform", "linux/arm64", "--engine", engine])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.starts_with(&format!(
+                    "--platform needs the native engine (--engine native), and {engine} was \
+                     asked for: {engine} copies a single platform's image"
+                )) && error.ends_with("or pass --engine native"),
+                "{error}"
+            );
+        }
+        let bad = settings(&["--platform", "linux"]).unwrap_err().to_string();
+        assert_eq!(
+            bad,
+            "--platform \"linux\" is not os/arch or os/arch/variant (e.g. linux/arm64, linux/arm/v7)"
         );
     }
 

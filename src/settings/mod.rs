@@ -24,13 +24,14 @@ use crate::access::credentials::{CredentialSources, CredentialsError};
 use crate::access::{Access, HostTls, SideAccess};
 use crate::cli::{
     AccessArgs, Cli, Command, DestArgs, FilterArgs, FormatArg, ListArgs, LookupArgs, PlanArgs,
-    RetryArgs, SyncArgs,
+    RetryArgs, SignatureArgs, SyncArgs,
 };
 use crate::cli::{LogFormat, ReportCommand, ServeArgs};
 use crate::engine::Engine;
 use crate::filter::{FilterError, FilterSpec, TagFilter};
 use crate::input::{HostSettings, InputFormat, InputSource};
-use crate::model::{Destination, Job, Rerun, RetryPolicy};
+use crate::model::platform::Platforms;
+use crate::model::{Destination, Job, Rerun, RetryPolicy, Selection};
 use crate::plan::namespace::NamespaceOptions;
 use crate::plan::{MissingOnly, PlanOptions};
 use crate::reference::{ReferenceError, RepoPrefix};
@@ -67,10 +68,14 @@ pub enum CommandSettings {
         inputs: InputSettings,
         /// Only to tell which entries a `--shard` holds.
         destination: Destination,
+        more_destinations: Vec<Destination>,
     },
     ShowImages {
         inputs: InputSettings,
         destination: Destination,
+        /// The registries after the first of several `--dest` (see
+        /// [`PlanSettings::more_destinations`]).
+        more_destinations: Vec<Destination>,
     },
     Plan(Box<PlanSettings>),
     Verify(Box<PlanSettings>),
@@ -95,7 +100,12 @@ pub struct PlanSettings {
     pub inputs: InputSettings,
     /// ImagePorter accounts.json with credentials per registry host.
     pub accounts: Option<PathBuf>,
+    /// The destination, or the first of several (`--dest A --dest B`): what one destination
+    /// decides (the engine, layouts, the shards) it decides.
     pub destination: Destination,
+    /// The registries after the first of several `--dest`, each receiving every entry as the
+    /// first does; empty for one destination. Several destinations are registries only.
+    pub more_destinations: Vec<Destination>,
     /// How registries are reached, before a run's inputs add theirs (see
     /// [`PlanSettings::registry_for`]).
     pub registry: ClientOptions,
@@ -109,6 +119,8 @@ pub struct PlanSettings {
     /// What a rerun of the failed entries needs: this run's options for reaching registries
     /// (and, for a sync, its engine's), its layout root and tag filters.
     pub rerun: Rerun,
+    /// What travels with each image (`--signatures`): copied by `sync`, checked by `verify`.
+    pub signatures: Option<Selection>,
 }
 
 #[derive(Debug)]
@@ -118,6 +130,8 @@ pub struct SyncSettings {
     /// Why the native engine copies though none was named (skopeo is not installed), to be
     /// said once.
     pub engine_note: Option<String>,
+    /// What `--signatures` cannot do with this engine (referrers by digest), to be said once.
+    pub signatures_note: Option<String>,
     pub image_timeout: Duration,
     pub jobs: usize,
     /// Copies at once per registry host.
@@ -128,6 +142,13 @@ pub struct SyncSettings {
 }
 
 impl PlanSettings {
+    /// Every destination, the first first.
+    pub fn destinations(&self) -> Vec<Destination> {
+        std::iter::once(self.destination.clone())
+            .chain(self.more_destinations.iter().cloned())
+            .collect()
+    }
+
     /// The registry options of one run: these settings' own, with what the run's inputs say of
     /// single registries added: a registry section of an input (`hosts`) describes a source
     /// registry, its credentials and TLS settings winning over the side's; an account
@@ -182,6 +203,7 @@ impl SyncSettings {
             jobs: self.jobs,
             registry_jobs: self.registry_jobs.clone(),
             conf: self.plan.registry.access.conf.clone(),
+            signatures: self.plan.signatures.clone(),
         }
     }
 
@@ -211,9 +233,11 @@ impl SyncSettings {
             client: &client,
             access,
             destination: &self.plan.destination,
+            more_destinations: &self.plan.more_destinations,
             image_timeout: self.image_timeout,
             jobs,
             scratch,
+            platforms: self.plan.options.platforms.as_ref(),
         })?;
         Ok(Workers { client, engine })
     }
@@ -279,8 +303,14 @@ pub enum SettingsError {
     Serve(String),
     #[error("--shard {value}: {reason}")]
     Shard { value: String, reason: String },
+    #[error("--platform {reason}")]
+    Platform { reason: String },
+    #[error("--platform needs the native engine (--engine native), and {engine} was asked for: {engine} copies a single platform's image where an index has several (skopeo's --override-os/--override-arch without --all, crane's --platform), not an index of the platforms asked for that records upstream's digest, which ferry plans and verifies against; drop --engine {engine} (ferry then copies natively) or pass --engine native")]
+    PlatformNeedsNative { engine: &'static str },
     #[error("--dest and --dest-dir cannot be used together: --dest mirrors into a registry, --dest-dir into local OCI layouts")]
     DestAndDestDir,
+    #[error("--dest {value} is given twice: each destination receives every image once")]
+    DestTwice { value: String },
     #[error("{flag} {}: {reason}", path.display())]
     OutputPath {
         flag: &'static str,
@@ -291,6 +321,8 @@ pub enum SettingsError {
     BothOnStdout,
     #[error("OUT and --failed-list cannot both be \"-\" (standard output)")]
     MergeBothOnStdout,
+    #[error("--signatures{0}")]
+    Signatures(String),
     #[error(transparent)]
     Filter(#[from] FilterError),
     #[error(transparent)]
@@ -302,15 +334,30 @@ impl Settings {
         let verbosity = cli.verbose;
         let log_format = cli.log_format;
         let command = match cli.command {
-            Command::ShowRawImages(args) => CommandSettings::ShowRawImages {
-                inputs: inputs(&args.list)?,
-                destination: destination(&args.dest)?,
-            },
-            Command::ShowImages(args) => CommandSettings::ShowImages {
-                inputs: inputs(&args.list)?,
-                destination: destination(&args.dest)?,
-            },
+            Command::ShowRawImages(args) => {
+                let (destination, more_destinations) = destinations(&args.dest)?;
+                CommandSettings::ShowRawImages {
+                    inputs: inputs(&args.list)?,
+                    destination,
+                    more_destinations,
+                }
+            }
+            Command::ShowImages(args) => {
+                let (destination, more_destinations) = destinations(&args.dest)?;
+                CommandSettings::ShowImages {
+                    inputs: inputs(&args.list)?,
+                    destination,
+                    more_destinations,
+                }
+            }
             Command::Plan(args) => {
+                if args.signatures.signatures.is_some() {
+                    return Err(SettingsError::Signatures(
+                        ": `ferry plan` does not look up artifacts; `ferry verify --signatures` \
+                         checks them at the target and `ferry sync --signatures` copies them"
+                            .to_owned(),
+                    ));
+                }
                 CommandSettings::Plan(Box::new(plan_settings(&args, verbosity)?))
             }
             Command::Verify(args) => {
@@ -392,21 +439,54 @@ const DEFAULT_DEST_DIR: &str = "mirror";
 
 /// `--dest`, else OCI layouts under `--dest-dir`. A flag on the command line wins over the
 /// environment (`--dest-dir` over `$FERRY_DEST`); both flags on the command line conflict.
-fn destination(dest: &DestArgs) -> Result<Destination, SettingsError> {
-    let prefix = dest.dest.as_deref().filter(|d| !d.trim().is_empty());
-    match (prefix, &dest.dest_dir) {
-        (Some(_), Some(_)) if !dest.dest_from_env => Err(SettingsError::DestAndDestDir),
-        (Some(value), None) => RepoPrefix::parse(value.trim())
+/// `--dest` given more than once names several registries: the first, and the others (each
+/// once).
+fn destinations(dest: &DestArgs) -> Result<(Destination, Vec<Destination>), SettingsError> {
+    let given: Vec<&str> = dest
+        .dest
+        .iter()
+        .map(|d| d.trim())
+        .filter(|d| !d.is_empty())
+        .collect();
+    let Some((first, more)) = given.split_first() else {
+        return Ok((layouts(dest), Vec::new()));
+    };
+    if dest.dest_dir.is_some() {
+        return match dest.dest_from_env {
+            true => Ok((layouts(dest), Vec::new())),
+            false => Err(SettingsError::DestAndDestDir),
+        };
+    }
+    let parse = |value: &str| {
+        RepoPrefix::parse(value)
             .map(Destination::Registry)
             .map_err(|source| SettingsError::Destination {
                 value: value.to_owned(),
                 source,
-            }),
-        (_, dir) => Ok(Destination::OciDir(
-            dir.clone()
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DEST_DIR)),
-        )),
+            })
+    };
+    let first = parse(first)?;
+    let mut seen = vec![first.clone()];
+    for value in more {
+        let parsed = parse(value)?;
+        if seen.contains(&parsed) {
+            return Err(SettingsError::DestTwice {
+                value: (*value).to_owned(),
+            });
+        }
+        seen.push(parsed);
     }
+    seen.remove(0);
+    Ok((first, seen))
+}
+
+/// The OCI layouts under `--dest-dir` (by default `mirror`).
+fn layouts(dest: &DestArgs) -> Destination {
+    Destination::OciDir(
+        dest.dest_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DEST_DIR)),
+    )
 }
 
 /// Checks before anything runs that an output file can be written: its directory exists and
@@ -458,6 +538,8 @@ fn plan_settings(args: &PlanArgs, verbosity: u8) -> Result<PlanSettings, Setting
     )?;
     plan.options.missing_only = missing_only(&args.lookups)?;
     namespaces(&mut plan, &args.filters, &args.lookups)?;
+    plan.signatures = signatures(&args.signatures, &plan.destination)?;
+    plan.options.signatures = plan.signatures.is_some();
     Ok(plan)
 }
 
@@ -521,6 +603,26 @@ fn missing_only(lookups: &LookupArgs) -> Result<Option<MissingOnly>, SettingsErr
             pattern: pattern.to_owned(),
             source,
         })
+}
+
+/// `--signatures[=LIST]`: what travels with each image, into a registry only.
+fn signatures(
+    args: &SignatureArgs,
+    destination: &Destination,
+) -> Result<Option<Selection>, SettingsError> {
+    let Some(list) = &args.signatures else {
+        return Ok(None);
+    };
+    let selection = Selection::parse(list)
+        .map_err(|reason| SettingsError::Signatures(format!("={list}: {reason}")))?;
+    if let Destination::OciDir(_) = destination {
+        return Err(SettingsError::Signatures(format!(
+            ": signatures, attestations, SBOMs and referrers are copied into a registry, not \
+             into OCI layouts ({}); give --dest PREFIX",
+            destination.label()
+        )));
+    }
+    Ok(Some(selection))
 }
 
 /// The bounds on what a registry may cost, from the lookup flags and the stall timeout.
@@ -592,9 +694,13 @@ fn common(
         latest: filters.latest,
         no_prerelease: filters.no_prerelease,
     })?;
-    let destination = destination(dest)?;
+    let (destination, more_destinations) = destinations(dest)?;
+    let platforms =
+        Platforms::parse(&filters.platform).map_err(|reason| SettingsError::Platform { reason })?;
+    let mut flags = access_flags(access);
+    flags.extend(platforms.iter().flat_map(Platforms::as_flags));
     let rerun = Rerun {
-        flags: access_flags(access),
+        flags,
         dest_dir: match &destination {
             Destination::OciDir(dir) => Some(dir.display().to_string()),
             Destination::Registry(_) => None,
@@ -615,17 +721,21 @@ fn common(
         image_timeout: None,
         missing_only: None,
         namespaces: NamespaceOptions::default(),
+        platforms,
+        signatures: false,
     };
     Ok(PlanSettings {
         inputs,
         accounts: access.accounts.clone(),
         destination,
+        more_destinations,
         registry,
         options,
         host_flags,
         report,
         verbosity,
         rerun,
+        signatures: None,
     })
 }
 
@@ -758,6 +868,16 @@ fn sync_settings(
     )?;
     let (engine, engine_note) = engine::choose(&args, &plan.destination)?;
     plan.rerun.flags.extend(engine::rerun_flags(&engine, &args));
+    plan.signatures = signatures(&args.signatures, &plan.destination)?;
+    plan.options.signatures = plan.signatures.is_some();
+    if let Some(selection) = &plan.signatures {
+        plan.rerun.flags.push(selection.as_flag());
+    }
+    let signatures_note = plan
+        .signatures
+        .as_ref()
+        .filter(|s| !matches!(s.referrers, crate::model::Referrers::None))
+        .and_then(|_| referrers_note(&engine));
     plan.options.force = args.force;
     plan.options.image_timeout = Some(args.skopeo.image_timeout);
     plan.options.missing_only = missing_only(&args.lookups)?;
@@ -775,6 +895,7 @@ fn sync_settings(
     Ok(SyncSettings {
         engine,
         engine_note,
+        signatures_note,
         image_timeout: args.skopeo.image_timeout,
         plan,
         jobs: args.jobs,
@@ -787,6 +908,20 @@ fn sync_settings(
             verbosity,
             log_format,
         ),
+    })
+}
+
+/// What `--signatures` leaves undone with `engine`, said once at the start: OCI referrers exist
+/// by digest alone, and only the native engine copies a manifest by digest.
+pub fn referrers_note(engine: &EngineSettings) -> Option<String> {
+    let name = engine.name();
+    (!matches!(engine, EngineSettings::Native)).then(|| {
+        format!(
+            "ferry: note: with --engine {name}, --signatures copies cosign's signature, \
+             attestation and SBOM tags as copies of their own; OCI referrers exist by digest \
+             alone, which {name} cannot copy: they are reported as needs-native (copy them \
+             with --engine native)"
+        )
     })
 }
 
@@ -1022,11 +1157,12 @@ mod tests {
     #[test]
     fn a_flag_on_the_command_line_wins_over_the_environment() {
         let dest = |dest: Option<&str>, dir: Option<&str>, from_env: bool| {
-            destination(&DestArgs {
-                dest: dest.map(str::to_owned),
+            destinations(&DestArgs {
+                dest: dest.into_iter().map(str::to_owned).collect(),
                 dest_dir: dir.map(PathBuf::from),
                 dest_from_env: from_env,
             })
+            .map(|(first, _)| first)
         };
         assert_eq!(
             dest(Some("reg.example/x"), Some("d"), true).unwrap(),
@@ -1043,6 +1179,39 @@ mod tests {
         assert_eq!(
             dest(None, None, false).unwrap(),
             Destination::OciDir("mirror".into())
+        );
+    }
+
+    #[test]
+    fn several_destinations_are_registries_each_named_once() {
+        let dest = |values: &[&str], dir: Option<&str>| {
+            destinations(&DestArgs {
+                dest: values.iter().map(|v| (*v).to_owned()).collect(),
+                dest_dir: dir.map(PathBuf::from),
+                dest_from_env: false,
+            })
+        };
+        let registry = |prefix: &str| Destination::Registry(RepoPrefix::parse(prefix).unwrap());
+        let (first, more) =
+            dest(&["a.example/m", "b.example:5000", " c.example/x/y "], None).unwrap();
+        assert_eq!(first, registry("a.example/m"));
+        assert_eq!(
+            more,
+            [registry("b.example:5000"), registry("c.example/x/y")]
+        );
+        assert_eq!(
+            dest(&["a.example/m", "b.example", "a.example/m"], None)
+                .unwrap_err()
+                .to_string(),
+            "--dest a.example/m is given twice: each destination receives every image once"
+        );
+        assert!(matches!(
+            dest(&["a.example/m", "b.example"], Some("d")),
+            Err(SettingsError::DestAndDestDir)
+        ));
+        assert_eq!(
+            dest(&["a.example/m", "third"], None).unwrap_err().to_string(),
+            "invalid destination \"third\": destination prefix must start with a registry host (e.g. harbor.example/mirror)"
         );
     }
 

@@ -450,3 +450,51 @@ fn a_wrong_shard_says_what_is_wrong_with_it() {
             .run();
     }
 }
+
+#[test]
+fn signatures_are_refused_where_they_cannot_travel_before_anything_runs() {
+    let list = "127.0.0.1:9/x:1 127.0.0.1:9/y:1\n";
+    let usage = |args: &[&str], why: &str| {
+        Test::new()
+            .file("list.txt", list)
+            .args(args)
+            .arg("list.txt")
+            .code(2)
+            .stderr(format!("ferry: error: --signatures{why}\n"))
+            .run();
+    };
+    usage(
+        &["sync", "--signatures=sig,sigs"],
+        "=sig,sigs: \"sigs\" is none of sig, att, sbom, referrers or an artifactType (a media \
+         type such as application/spdx+json)",
+    );
+    usage(
+        &["sync", "--signatures", "--dest-dir", "mirror"],
+        ": signatures, attestations, SBOMs and referrers are copied into a registry, not into \
+         OCI layouts (oci:mirror); give --dest PREFIX",
+    );
+    usage(
+        &["plan", "--signatures", "--dest", "127.0.0.1:9/m"],
+        ": `ferry plan` does not look up artifacts; `ferry verify --signatures` checks them at \
+         the target and `ferry sync --signatures` copies them",
+    );
+    // A dry run says what follows each image, and which of it skopeo cannot copy.
+    Test::new()
+        .file("list.txt", list)
+        .args(["sync", "--dry-run", "--signatures", "--engine", "skopeo"])
+        .args(["--skopeo", "true", "--dest", "127.0.0.1:9/m", "list.txt"])
+        .stdout(
+            "# list.txt:1 -> 127.0.0.1:9/y:1\n\
+             [..]\n\
+             # after each image: its signatures, attestations, SBOMs and referrers (looked up in \
+             a real run; each copied as above, a referrer by digest)\n\
+             # dry run: 1 entry, nothing copied; targets already current are skipped in a real run\n",
+        )
+        .stderr(
+            "ferry: note: with --engine skopeo, --signatures copies cosign's signature, \
+             attestation and SBOM tags as copies of their own; OCI referrers exist by digest \
+             alone, which skopeo cannot copy: they are reported as needs-native (copy them with \
+             --engine native)\n",
+        )
+        .run();
+}

@@ -414,3 +414,59 @@ fn offline_listings_show_a_namespace_as_written_and_say_so() {
         )
         .run();
 }
+
+#[test]
+fn a_namespace_goes_to_each_of_several_destinations() {
+    let m = Mirror::with_engine(false, Engine::Native);
+    let second = Registry::start_plain();
+    let a = m.push("gns/a:1", "gns/a");
+    let b = m.push("gns/sub/b:1", "gns/sub/b");
+    let google = ScriptProxy::listing(m.scratch.path(), &m.source.addr(), "google", &[]);
+    let conf = registries_conf(m.scratch.path(), &[("gcr.io", &google.addr())]);
+    let list = m.write("google.list", "gcr.io/gns/**\n");
+    let other = format!("{}/other", second.addr());
+    let out = run(
+        m.sync(&list)
+            .args(["--dest", &other])
+            .env("CONTAINERS_REGISTRIES_CONF", &conf),
+        0,
+    );
+    let stdout = stdout_of(&out);
+    assert!(
+        stdout.contains("4 images: 4 synced, 0 skipped, 0 failed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("to {other}: 2 synced, 0 skipped, 0 failed")),
+        "{stdout}"
+    );
+    for (repo, digest) in [("gns/a", &a), ("gns/sub/b", &b)] {
+        let target = format!("{}/gcr.io/{repo}:1", m.prefix());
+        assert_eq!(m.target_digest(&target).as_ref(), Some(digest), "{target}");
+        let at_second = remote_digest(&second, &format!("other/gcr.io/{repo}:1"));
+        assert_eq!(at_second.as_ref(), Some(digest), "{repo} at {other}");
+    }
+    // Each repository's tags were listed once, for both destinations.
+    let log = google.log();
+    for repo in ["gns/a", "gns/sub/b"] {
+        let asked = log
+            .lines()
+            .filter(|l| l.starts_with(&format!("GET /v2/{repo}/tags/list")))
+            .count();
+        assert_eq!(asked, 1, "{repo}:\n{log}");
+    }
+    // Offline, the line shows under each destination.
+    let out = run(
+        m.ferry().arg("show-images").arg(&list).args([
+            "--dest",
+            "h.example/m",
+            "--dest",
+            "g.example/n",
+        ]),
+        0,
+    );
+    assert_eq!(
+        stdout_of(&out),
+        "h.example/m/gcr.io/gns/**\ng.example/n/gcr.io/gns/**\n"
+    );
+}

@@ -361,6 +361,30 @@ fn content_range_start(headers: &reqwest::header::HeaderMap) -> Option<u64> {
     range.split('-').next()?.trim().parse().ok()
 }
 
+/// A blob as an upload reads it: streamed from the source, or read back from the spool that
+/// several destinations share (see [`super::shared`]).
+pub enum Reader<'a> {
+    Live(Box<SourceBlob<'a>>),
+    Spooled(super::shared::Spooled<'a>),
+}
+
+impl Reader<'_> {
+    /// The next bytes of the blob, at most `max`; `None` once it is all read.
+    pub async fn take(&mut self, max: u64) -> Result<Option<Bytes>, ImageError> {
+        match self {
+            Reader::Live(source) => source.take(max).await,
+            Reader::Spooled(spooled) => spooled.take(max).await,
+        }
+    }
+
+    fn what(&self) -> String {
+        match self {
+            Reader::Live(source) => source.what(),
+            Reader::Spooled(spooled) => spooled.what(),
+        }
+    }
+}
+
 /// Why pumping bytes into an upload stopped early.
 pub enum Pumped {
     /// The source failed (or the blob did not check out): the upload must not complete.
@@ -388,7 +412,7 @@ pub fn channel_body(watch: &Watch) -> (mpsc::Sender<Result<Bytes, std::io::Error
 /// Feeds `length` bytes of `source` into `sender`. On a source failure the body ends with
 /// an error, so the upload it feeds is aborted rather than completed.
 pub async fn pump(
-    source: &mut SourceBlob<'_>,
+    source: &mut Reader<'_>,
     sender: mpsc::Sender<Result<Bytes, std::io::Error>>,
     length: u64,
 ) -> Result<(), Pumped> {

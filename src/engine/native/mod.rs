@@ -13,6 +13,7 @@
 mod blobs;
 mod layout;
 mod manifest;
+mod shared;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -25,11 +26,13 @@ use sha2::{Digest as _, Sha256};
 use tracing::{debug, info};
 
 use self::blobs::{
-    channel_body, pump, pumped, Failed, Ledger, SourceBlob, Watch, CHUNK, MONOLITHIC_MAX,
+    channel_body, pump, pumped, Failed, Ledger, Reader, SourceBlob, Watch, CHUNK, MONOLITHIC_MAX,
 };
-use self::manifest::{Descriptor, Manifest};
+use self::manifest::{Descriptor, Manifest, OCI_INDEX};
+use self::shared::Shared;
 use super::{Attempt, BoxFuture, Copied, Engine};
 use crate::exec::{wait_for, Stop};
+use crate::model::platform::{self, Filtered, PlatformFilter, Platforms};
 use crate::model::{Counts, FailureKind, ImageError, Job, Progress, Side, Target};
 use crate::registry::api::{Upload, UploadStart};
 use crate::registry::{RegistryClient, MAX_MANIFEST_BYTES};
@@ -49,12 +52,16 @@ const BLOB_RETRIES: u32 = 2;
 /// Progress is told at least every this many bytes moved.
 const PROGRESS_STEP: u64 = 1 << 20;
 
-/// The native engine: the run's registry client (its pace, tokens and limits), and what it
-/// learnt about blobs at the destinations.
+/// The native engine: the run's registry client (its pace, tokens and limits), what it
+/// learnt about blobs at the destinations, and with several destinations the source reads
+/// their copies share.
 pub struct Native {
     client: Arc<RegistryClient>,
     image_timeout: Duration,
     ledger: Ledger,
+    shared: Option<Shared>,
+    /// Only these platforms of an index are copied (`--platform`).
+    platforms: Option<Platforms>,
 }
 
 impl Native {
@@ -63,7 +70,26 @@ impl Native {
             client,
             image_timeout,
             ledger: Ledger::default(),
+            shared: None,
+            platforms: None,
         }
+    }
+
+    /// The engine of a run into several destinations: each source manifest and blob is read
+    /// once for all of them, blobs spooled into `spool` (a directory of the run's private
+    /// one) while another destination's copy of their image is still to come.
+    pub fn sharing_reads(self, spool: std::path::PathBuf) -> Native {
+        Native {
+            shared: Some(Shared::new(spool)),
+            ..self
+        }
+    }
+
+    /// The engine copying only `platforms` of an index, when given: an index of just those
+    /// children (and their attestations) is written at the tag, recording upstream's digest;
+    /// a source with none of them is skipped (see [`platform::filter_index`]).
+    pub fn with_platforms(self, platforms: Option<Platforms>) -> Native {
+        Native { platforms, ..self }
     }
 
     async fn attempt(&self, attempt: Attempt<'_>) -> Result<Copied, ImageError> {
@@ -83,9 +109,25 @@ impl Native {
         let source = job.source.repository();
         let pinned = attempt.digest.or(job.source.digest());
         let reference = pinned.or(job.source.tag()).unwrap_or("latest");
-        let top = self.fetch(&source, reference, pinned).await?;
+        let key = shared::source_of(job);
+        let top = self.fetch(&key, &source, reference, pinned).await?;
+        let (top, filtered) = match self.platforms.as_ref() {
+            Some(platforms) if platform::applies_to(job) => {
+                match self.subset(&source, top, platforms).await? {
+                    Subset::Copy(top, filtered) => (top, filtered),
+                    Subset::Skip(reason) => {
+                        info!("{}: nothing copied: {reason}", job.target);
+                        return Ok(Copied {
+                            platform: Some(PlatformFilter::Skipped { reason }),
+                            ..Copied::default()
+                        });
+                    }
+                }
+            }
+            _ => (top, None),
+        };
         let mut tree = Tree::default();
-        self.children(&source, &top, 1, &mut tree).await?;
+        self.children(&key, &source, &top, 1, &mut tree).await?;
         let tree = tree.manifests;
         let place = self.place(&job.target)?;
         let mut seen = HashSet::new();
@@ -95,7 +137,7 @@ impl Native {
             .flat_map(|m| &m.manifest.blobs)
             .filter(|b| seen.insert(b.digest.clone()))
             .collect();
-        let run = Run::new(self, source, &place, &needed, attempt.progress);
+        let run = Run::new(self, source, key, &place, &needed, attempt.progress);
         run.tell();
         // Collected first: a stream over a closure would not be `Send` for every lifetime.
         let moves: Vec<_> = needed.iter().map(|blob| run.blob(blob)).collect();
@@ -128,12 +170,78 @@ impl Native {
                 manifests_written: written,
                 bytes_copied: Some(run.bytes_done.load(Ordering::Relaxed)),
             },
+            platform: filtered,
         })
     }
 
-    /// The manifest `reference` of source `name`, checked against `expected` when known.
+    /// What `platforms` keep of `top` (source `name`'s): an index's children of those
+    /// platforms, in an index of its own ([`platform::filter_index`]), or all of it when every
+    /// child is kept; a single-platform image whole when its config names one of them. Else
+    /// nothing: why.
+    async fn subset(
+        &self,
+        name: &str,
+        top: Fetched,
+        platforms: &Platforms,
+    ) -> Result<Subset, ImageError> {
+        let refuse = |reason: String| {
+            ImageError::new(
+                FailureKind::Other,
+                format!("{name}@{}: {reason}", top.digest),
+            )
+        };
+        if top.manifest.is_index() {
+            let filtered =
+                platform::filter_index(&top.bytes, &top.digest, platforms).map_err(refuse)?;
+            return match filtered {
+                Filtered::Whole => Ok(Subset::Copy(top, None)),
+                Filtered::Nothing(reason) => Ok(Subset::Skip(reason)),
+                Filtered::Subset { bytes, kept } => {
+                    let children = &top.manifest.children;
+                    let children: Vec<Descriptor> = kept
+                        .iter()
+                        .map(|&at| children.get(at).cloned())
+                        .collect::<Option<_>>()
+                        .ok_or_else(|| refuse("its manifests could not be read".to_owned()))?;
+                    let filter = PlatformFilter::Filtered {
+                        upstream: top.digest.clone(),
+                        platforms: platforms.label(),
+                    };
+                    let index = Fetched {
+                        digest: format!("sha256:{:x}", Sha256::digest(&bytes)),
+                        bytes,
+                        manifest: Manifest {
+                            media_type: OCI_INDEX.to_owned(),
+                            children,
+                            blobs: Vec::new(),
+                        },
+                    };
+                    Ok(Subset::Copy(index, Some(filter)))
+                }
+            };
+        }
+        let config = top
+            .manifest
+            .blobs
+            .first()
+            .ok_or_else(|| refuse("an image without a config".to_owned()))?;
+        let what = format!("reading the config of {name}@{}", top.digest);
+        let bytes = self
+            .client
+            .small_blob(name, &config.digest, false, &what)
+            .await
+            .map_err(|e| e.image_error(Side::Source))?;
+        Ok(match platform::image_mismatch(&bytes, platforms) {
+            None => Subset::Copy(top, None),
+            Some(reason) => Subset::Skip(reason),
+        })
+    }
+
+    /// The manifest `reference` of source `name`, checked against `expected` when known; read
+    /// once for every copy of `key` (the job's source) when reads are shared.
     async fn fetch(
         &self,
+        key: &str,
         name: &str,
         reference: &str,
         expected: Option<&str>,
@@ -144,10 +252,12 @@ impl Native {
             format!("{name}:{reference}")
         };
         let what = format!("reading manifest {at}");
-        let raw = self
-            .client
-            .manifest(Side::Source, name, reference, &what)
-            .await
+        let read = self.client.manifest(Side::Source, name, reference, &what);
+        let read = match &self.shared {
+            Some(shared) => shared.manifest(key, name, reference, read).await,
+            None => read.await,
+        };
+        let raw = read
             .map_err(|e| e.image_error(Side::Source))?
             .ok_or_else(|| {
                 ImageError::new(
@@ -191,6 +301,7 @@ impl Native {
     /// weigh more than [`MAX_MANIFESTS_BYTES`] fails before the read that would pass the bound.
     async fn children(
         &self,
+        key: &str,
         name: &str,
         index: &Fetched,
         depth: usize,
@@ -233,7 +344,9 @@ impl Native {
                     MAX_MANIFESTS_BYTES >> 20
                 )));
             }
-            let fetched = self.fetch(name, &child.digest, Some(&child.digest)).await?;
+            let fetched = self
+                .fetch(key, name, &child.digest, Some(&child.digest))
+                .await?;
             if fetched.bytes.len() as u64 != child.size {
                 return Err(ImageError::new(
                     FailureKind::Other,
@@ -252,7 +365,7 @@ impl Native {
                         fetched.digest
                     )));
                 }
-                Box::pin(self.children(name, &fetched, depth + 1, tree)).await?;
+                Box::pin(self.children(key, name, &fetched, depth + 1, tree)).await?;
             }
             tree.manifests.push(fetched);
         }
@@ -338,7 +451,29 @@ impl Engine for Native {
         "native"
     }
 
+    /// Not when reads are shared: every copy then reads its source by the digest the plan
+    /// found, so the copies of one source to each destination read one manifest.
     fn reads_sources_by_tag(&self) -> bool {
+        self.shared.is_none()
+    }
+
+    fn copies_planned(&self, jobs: &[Job]) {
+        if let Some(shared) = &self.shared {
+            shared.planned(jobs);
+        }
+    }
+
+    fn copy_done(&self, job: &Job) {
+        if let Some(shared) = &self.shared {
+            shared.done(job);
+        }
+    }
+
+    fn copies_by_digest(&self) -> bool {
+        true
+    }
+
+    fn shares_blobs_between_copies(&self) -> bool {
         true
     }
 
@@ -351,8 +486,15 @@ impl Engine for Native {
             Target::Registry(target) => format!("docker://{target}"),
             Target::Oci { .. } => job.target.to_string(),
         };
+        let what = match &self.platforms {
+            Some(platforms) if platform::applies_to(job) => format!(
+                "{} only: an index of them recording upstream's digest",
+                platforms.label()
+            ),
+            _ => "every platform, digests kept".to_owned(),
+        };
         format!(
-            "ferry native copy docker://{} {target} (every platform, digests kept)",
+            "ferry native copy docker://{} {target} ({what})",
             job.source
         )
     }
@@ -369,6 +511,13 @@ struct Tree {
     read: HashSet<String>,
     /// The sizes of those read or being read.
     bytes: u64,
+}
+
+/// What a platform filter keeps of an image: the top manifest to copy (upstream's, or an index
+/// of a subset, with what it records), or nothing, and why.
+enum Subset {
+    Copy(Fetched, Option<PlatformFilter>),
+    Skip(String),
 }
 
 /// A manifest as read from the source, with its digest.
@@ -389,6 +538,8 @@ enum Place {
 struct Run<'a> {
     engine: &'a Native,
     source: String,
+    /// The job's source as written: what shared reads are kept for.
+    key: String,
     place: &'a Place,
     progress: &'a (dyn Fn(Progress) + Send + Sync),
     blobs_total: u32,
@@ -405,6 +556,7 @@ impl<'a> Run<'a> {
     fn new(
         engine: &'a Native,
         source: String,
+        key: String,
         place: &'a Place,
         blobs: &[&Descriptor],
         progress: &'a (dyn Fn(Progress) + Send + Sync),
@@ -412,6 +564,7 @@ impl<'a> Run<'a> {
         Run {
             engine,
             source,
+            key,
             place,
             progress,
             blobs_total: blobs.len() as u32,
@@ -587,16 +740,7 @@ impl<'a> Run<'a> {
         let client = &self.engine.client;
         let timeout = self.engine.image_timeout;
         let moved = |bytes| self.moved(bytes);
-        let mut source = SourceBlob::open(
-            client,
-            &self.source,
-            &blob.digest,
-            blob.size,
-            timeout,
-            &moved,
-        )
-        .await
-        .map_err(Failed::Source)?;
+        let mut source = self.reader(blob, &moved).await.map_err(Failed::Source)?;
         let (size, digest) = (blob.size, blob.digest.as_str());
         let mut upload = Upload {
             name,
@@ -626,6 +770,41 @@ impl<'a> Run<'a> {
             .finish_upload(&upload, digest, 0, None)
             .await
             .map_err(|e| Failed::Upload(e.image_error(Side::Destination)))
+    }
+
+    /// `blob` to upload: from the spool when several destinations share it (the first to
+    /// want it spools it, see [`shared`]), else streamed from the source. `moved` is told of
+    /// the bytes that go up.
+    async fn reader<'b>(
+        &'b self,
+        blob: &'b Descriptor,
+        moved: &'b (dyn Fn(u64) + Send + Sync),
+    ) -> Result<Reader<'b>, ImageError> {
+        let client = &self.engine.client;
+        let timeout = self.engine.image_timeout;
+        let open = |moved: &'b (dyn Fn(u64) + Send + Sync)| {
+            SourceBlob::open(
+                client,
+                &self.source,
+                &blob.digest,
+                blob.size,
+                timeout,
+                moved,
+            )
+        };
+        let spool = self
+            .engine
+            .shared
+            .as_ref()
+            .and_then(|shared| shared.spool(&self.key, &blob.digest));
+        match spool {
+            Some(spool) => {
+                let what = format!("blob {} of {}", blob.digest, self.source);
+                let spooled = spool.open(what, blob.size, open(&|_| {}), moved).await?;
+                Ok(Reader::Spooled(spooled))
+            }
+            None => Ok(Reader::Live(Box::new(open(moved).await?))),
+        }
     }
 
     /// Gets `blob` into the layout at `dir`; true when it was moved.

@@ -11,6 +11,7 @@
 //! ([`Sleeper`]), and no test changes the environment of the test process (each sets its
 //! child's). Nothing leaves 127.0.0.1. Every helper panics with a message that says what failed.
 
+pub mod artifacts;
 pub mod engines;
 pub mod mirror;
 pub mod script_proxy;
