@@ -1,0 +1,300 @@
+#!/usr/bin/env bash
+# Scale benchmark: ferry's native engine over SCALE_REPOS x SCALE_TAGS tags (default 2,000
+# repositories x 5 tags = 10,000), small single-platform images (one config of their own, one
+# layer every image shares). The corpus is written straight into a docker-registry 2.8
+# filesystem store (blobs/sha256/XX/HEX/data, repositories/NAME/_manifests/tags/TAG/current/link,
+# _manifests/tags/TAG/index/sha256/HEX/link, _manifests/revisions/sha256/HEX/link,
+# _layers/sha256/HEX/link): no push, a few seconds. That store is served as the source, an
+# empty docker-registry as the destination, and ferry runs, each phase measured in wall seconds,
+# requests each registry logged (its access log's "response completed" lines, as
+# scripts/bench.sh counts them) and peak RSS (GNU time's "Maximum resident set size"):
+#   native cold     ferry sync into the empty destination
+#   native no-op    ferry sync again (everything is there)
+#   native plan     ferry plan against a second, empty destination
+# Then the registries' own rate: SCALE_RATE_REQUESTS manifest HEADs (curl --parallel,
+# SCALE_RATE_PARALLEL at once) at each registry, in requests per second; each phase is printed
+# beside the time its busiest registry needs for its requests at that rate (time/bound: how far
+# the phase is from the registries' pace). skopeo runs on a sample only (SCALE_SKOPEO_TAGS tags,
+# default 100, cold, one `skopeo copy` per tag, as the loop of scripts/bench.sh would: at its
+# pace the whole corpus would take many minutes), its time also scaled to the whole corpus;
+# SCALE_SKOPEO_TAGS=0 leaves it out.
+#   scripts/bench-scale.sh
+# Environment: SCALE_REPOS (2000), SCALE_TAGS (tags per repository, 5), SCALE_JOBS (ferry -j,
+# 8), SCALE_RATE_REQUESTS (4000), SCALE_RATE_PARALLEL (8), SCALE_SKOPEO_TAGS (100), FERRY_BIN
+# (default this checkout's target/release/ferry, built when missing), SCALE_KEEP=1 keeps the
+# scratch directory. Needs docker-registry, curl, python3, GNU time (/usr/bin/time), and skopeo
+# for its sample.
+set -euo pipefail
+export LC_ALL=C
+
+repos=${SCALE_REPOS:-2000}
+tags=${SCALE_TAGS:-5}
+jobs=${SCALE_JOBS:-8}
+rate_requests=${SCALE_RATE_REQUESTS:-4000}
+rate_parallel=${SCALE_RATE_PARALLEL:-8}
+skopeo_tags=${SCALE_SKOPEO_TAGS:-100}
+scripts=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$scripts")
+
+die() { echo "bench-scale: $*" >&2; exit 1; }
+
+for n in "$repos" "$tags" "$jobs" "$rate_requests" "$rate_parallel"; do
+  [[ $n =~ ^[1-9][0-9]*$ ]] || die "SCALE_REPOS, SCALE_TAGS, SCALE_JOBS, SCALE_RATE_REQUESTS and SCALE_RATE_PARALLEL must be positive integers"
+done
+[[ $skopeo_tags =~ ^[0-9]+$ ]] || die "SCALE_SKOPEO_TAGS must be an integer (0: no skopeo sample)"
+total=$((repos * tags))
+((skopeo_tags <= total)) || skopeo_tags=$total
+for tool in docker-registry curl python3; do
+  command -v "$tool" >/dev/null || die "$tool not found"
+done
+((skopeo_tags == 0)) || command -v skopeo >/dev/null || die "skopeo not found (SCALE_SKOPEO_TAGS=0 leaves it out)"
+[ -x /usr/bin/time ] || die "GNU time not found at /usr/bin/time (Debian/Ubuntu: apt-get install time)"
+
+ferry=${FERRY_BIN:-$root/target/release/ferry}
+if [ ! -x "$ferry" ]; then
+  [ -z "${FERRY_BIN:-}" ] || die "FERRY_BIN=$FERRY_BIN is not executable"
+  echo "building ferry (cargo build --release) ..." >&2
+  cargo build --release --quiet --manifest-path "$root/Cargo.toml" >&2
+fi
+unset "${!FERRY_@}"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-scale.XXXXXX")
+pids=() # registries this script started; the only processes cleanup kills
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ "${SCALE_KEEP:-}" = 1 ]; then echo "bench-scale: kept $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+cd "$work"
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_registry NAME: serve $work/NAME/storage on a free loopback port (port[NAME]), access log
+# on (one "response completed" line per request).
+declare -A port
+start_registry() {
+  local name=$1 dir=$work/$1 p pid
+  mkdir -p "$dir"
+  for _ in 1 2 3 4 5; do
+    p=$(free_port)
+    printf '%s\n' "version: 0.1" "log:" "  level: info" "  accesslog:" "    disabled: false" \
+      "storage:" "  filesystem:" "    rootdirectory: $dir/storage" \
+      "http:" "  addr: 127.0.0.1:$p" >"$dir/config.yml"
+    docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 </dev/null &
+    pid=$!
+    pids+=("$pid")
+    for _ in $(seq 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      if grep -q "listening on 127.0.0.1:$p" "$dir/registry.log" &&
+        curl -fsS --noproxy '*' -o /dev/null "http://127.0.0.1:$p/v2/" 2>/dev/null; then
+        port[$name]=$p
+        return
+      fi
+      sleep 0.1
+    done
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    unset 'pids[-1]'
+  done
+  cat "$dir/registry.log" >&2
+  die "docker-registry ($name) did not start"
+}
+
+requests() { grep -c 'response completed' "$work/$1/registry.log" || true; }
+settle() {
+  local before after
+  after=$(cat "$work"/*/registry.log | wc -c)
+  while before=$after && sleep 0.3 && after=$(cat "$work"/*/registry.log | wc -c) &&
+    [ "$before" != "$after" ]; do :; done
+}
+
+# 1. The corpus, written into the source's store.
+t0=$EPOCHREALTIME
+python3 - "$work/src/storage" "$repos" "$tags" "$work/list.txt" <<'EOF'
+import gzip, hashlib, io, json, os, sys, tarfile
+store, repos, tags, listing = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+v2 = os.path.join(store, "docker/registry/v2")
+
+def put_blob(data):
+    hexd = hashlib.sha256(data).hexdigest()
+    d = os.path.join(v2, "blobs/sha256", hexd[:2], hexd)
+    if not os.path.exists(d):
+        os.makedirs(d)
+        with open(os.path.join(d, "data"), "wb") as f:
+            f.write(data)
+    return hexd
+
+def link(path, hexd):
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "link"), "w") as f:
+        f.write("sha256:" + hexd)
+
+# One small layer every image shares, as images built on one base do.
+raw = io.BytesIO()
+with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+    payload = b"ferry scale corpus\n" * 64
+    info = tarfile.TarInfo("etc/corpus")
+    info.size, info.mtime = len(payload), 0
+    tar.addfile(info, io.BytesIO(payload))
+tar_bytes = raw.getvalue()
+layer = gzip.compress(tar_bytes, mtime=0)
+layer_hex = put_blob(layer)
+diff_id = "sha256:" + hashlib.sha256(tar_bytes).hexdigest()
+with open(listing, "w") as out:
+    for r in range(repos):
+        name = "library/s%05d" % r
+        repo = os.path.join(v2, "repositories", name)
+        link(os.path.join(repo, "_layers/sha256", layer_hex), layer_hex)
+        for t in range(tags):
+            tag = "t%d" % t
+            config = json.dumps({
+                "architecture": "amd64", "os": "linux",
+                "config": {"Labels": {"corpus": "%s:%s" % (name, tag)}},
+                "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            }, separators=(",", ":")).encode()
+            config_hex = put_blob(config)
+            link(os.path.join(repo, "_layers/sha256", config_hex), config_hex)
+            manifest = json.dumps({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                           "digest": "sha256:" + config_hex, "size": len(config)},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                            "digest": "sha256:" + layer_hex, "size": len(layer)}],
+            }, separators=(",", ":")).encode()
+            manifest_hex = put_blob(manifest)
+            link(os.path.join(repo, "_manifests/revisions/sha256", manifest_hex), manifest_hex)
+            tagdir = os.path.join(repo, "_manifests/tags", tag)
+            link(os.path.join(tagdir, "current"), manifest_hex)
+            link(os.path.join(tagdir, "index/sha256", manifest_hex), manifest_hex)
+            out.write("s%05d:%s\n" % (r, tag))
+EOF
+t1=$EPOCHREALTIME
+corpus_secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+echo "corpus: $total tags ($repos repositories x $tags tags) written in ${corpus_secs}s" >&2
+
+start_registry src
+start_registry dst
+start_registry plan
+conf=$work/registries.conf
+printf '%s\n' '[[registry]]' 'prefix = "docker.io"' "location = \"127.0.0.1:${port[src]}\"" \
+  'insecure = true' >"$conf"
+first=$(head -n 1 list.txt)
+curl -fsS --noproxy '*' -o /dev/null -I -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+  "http://127.0.0.1:${port[src]}/v2/library/${first%%:*}/manifests/${first#*:}" ||
+  die "the source does not serve the corpus it was written (its store layout is not docker-registry's)"
+
+declare -A secs src dst peak
+# measure PHASE DEST_REGISTRY CMD...: wall seconds, new requests at the source and at
+# DEST_REGISTRY, peak RSS of CMD's processes in MiB.
+measure() {
+  local phase=$1 to=$2 s0 d0 t0 t1 status=0
+  shift 2
+  settle
+  s0=$(requests src) d0=$(requests "$to")
+  echo "running: $phase" >&2
+  t0=$EPOCHREALTIME
+  /usr/bin/time -v -o "$work/rss-${phase// /-}.txt" "$@" >"$work/${phase// /-}.log" 2>&1 </dev/null || status=$?
+  t1=$EPOCHREALTIME
+  if [ "$status" != 0 ]; then
+    tail -n 30 "$work/${phase// /-}.log" >&2
+    die "$phase exited with $status (log above)"
+  fi
+  settle
+  secs[$phase]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+  src[$phase]=$(($(requests src) - s0))
+  dst[$phase]=$(($(requests "$to") - d0))
+  peak[$phase]=$(awk -F': ' '/Maximum resident set size/ { if ($2 > m) m = $2 } END { printf "%.1f", m / 1024 }' "$work/rss-${phase// /-}.txt")
+}
+
+ferry_run=(env CONTAINERS_REGISTRIES_CONF="$conf" "$ferry")
+sync_args=(list.txt --dest-tls-verify=false --engine native -j "$jobs" --progress none
+  --dest "127.0.0.1:${port[dst]}/mirror")
+measure "native cold" dst "${ferry_run[@]}" sync "${sync_args[@]}" --report "$work/cold.json"
+measure "native no-op" dst "${ferry_run[@]}" sync "${sync_args[@]}" --report "$work/noop.json"
+measure "native plan" plan "${ferry_run[@]}" plan list.txt --dest-tls-verify=false \
+  --dest "127.0.0.1:${port[plan]}/mirror"
+
+# Every tag landed, at the source's digest (a sample of 20, spread over the corpus).
+python3 - "$work/cold.json" "$work/noop.json" "$total" <<'EOF' || die "ferry's reports do not show every tag synced, then skipped"
+import json, sys
+cold, noop, total = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), int(sys.argv[3])
+def count(report, status):
+    return sum(1 for image in report["images"] if image["status"] == status)
+ok = len(cold["images"]) == total and count(cold, "synced") == total and count(noop, "skipped") == total
+print("reports: cold %d synced, no-op %d skipped, of %d" % (count(cold, "synced"), count(noop, "skipped"), total), file=sys.stderr)
+sys.exit(0 if ok else 1)
+EOF
+step=$(((total + 19) / 20))
+awk -v s="$step" '(NR - 1) % s == 0' list.txt | while read -r line; do
+  repo=${line%%:*} tag=${line#*:}
+  want=$(curl -fsSI --noproxy '*' -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    "http://127.0.0.1:${port[src]}/v2/library/$repo/manifests/$tag" | tr -d '\r' |
+    awk 'tolower($1) == "docker-content-digest:" { print $2 }')
+  got=$(curl -fsSI --noproxy '*' -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    "http://127.0.0.1:${port[dst]}/v2/mirror/docker.io/library/$repo/manifests/$tag" | tr -d '\r' |
+    awk 'tolower($1) == "docker-content-digest:" { print $2 }')
+  [ -n "$want" ] && [ "$want" = "$got" ] || die "DIGEST MISMATCH: $line: destination ${got:-missing}, source $want"
+done
+
+# skopeo on a sample: one skopeo copy per tag, one after another (as the old script's loop).
+if ((skopeo_tags > 0)); then
+  head -n "$skopeo_tags" list.txt >sample.txt
+  cat >skopeo-loop.sh <<EOF
+while read -r line; do
+  skopeo copy --preserve-digests --src-tls-verify=false --dest-tls-verify=false \\
+    "docker://127.0.0.1:${port[src]}/library/\$line" \\
+    "docker://127.0.0.1:${port[plan]}/skopeo/library/\$line" || exit 1
+done <sample.txt
+EOF
+  measure "skopeo sample cold" plan bash skopeo-loop.sh
+fi
+
+# 2. The registries' own rate: manifest HEADs, SCALE_RATE_PARALLEL at once, over kept-alive
+# connections (curl --parallel), against the source (the corpus) and the destination (its copy).
+rate_of() {
+  local name=$1 prefix=$2 cfg=$work/rate-$1.cfg t0 t1
+  awk -v n="$rate_requests" -v p="${port[$name]}" -v pre="$prefix" '
+    { lines[NR] = $0 }
+    END { for (i = 0; i < n; i++) { l = lines[i % NR + 1]; split(l, a, ":")
+      printf "url = \"http://127.0.0.1:%s/v2/%slibrary/%s/manifests/%s\"\noutput = \"/dev/null\"\n", p, pre, a[1], a[2] } }' \
+    list.txt >"$cfg"
+  settle
+  t0=$EPOCHREALTIME
+  curl -sS --no-progress-meter --noproxy '*' --parallel --parallel-max "$rate_parallel" -I \
+    -H 'Accept: application/vnd.oci.image.manifest.v1+json' -K "$cfg" >/dev/null
+  t1=$EPOCHREALTIME
+  awk -v a="$t0" -v b="$t1" -v n="$rate_requests" 'BEGIN { printf "%.0f", n / (b - a) }'
+}
+declare -A rate
+rate[src]=$(rate_of src "")
+rate[dst]=$(rate_of dst "mirror/docker.io/")
+
+# 3. The tables.
+echo
+echo "corpus: $total tags ($repos repositories x $tags tags, one shared layer), written in ${corpus_secs}s; ferry -j $jobs"
+echo "registries' rate (manifest HEADs, $rate_parallel at once): source ${rate[src]}/s, destination ${rate[dst]}/s"
+echo
+printf '| %-20s | %7s | %15s | %20s | %12s | %9s | %10s |\n' phase seconds "source requests" \
+  "destination requests" "peak RSS MiB" "bound (s)" "time/bound"
+printf '|%s|%s|%s|%s|%s|%s|%s|\n' "----------------------" "--------:" "----------------:" \
+  "---------------------:" "-------------:" "----------:" "-----------:"
+for phase in "native cold" "native no-op" "native plan" "skopeo sample cold"; do
+  [ -n "${secs[$phase]:-}" ] || continue
+  # The bound: the busier registry's requests at its measured rate (no client can be faster).
+  bound=$(awk -v s="${src[$phase]}" -v d="${dst[$phase]}" -v rs="${rate[src]}" -v rd="${rate[dst]}" \
+    'BEGIN { a = s / rs; b = d / rd; printf "%.2f", (a > b ? a : b) }')
+  ratio=$(awk -v t="${secs[$phase]}" -v b="$bound" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2fx", t / b }')
+  printf '| %-20s | %7s | %15s | %20s | %12s | %9s | %10s |\n' "$phase" "${secs[$phase]}" \
+    "${src[$phase]}" "${dst[$phase]}" "${peak[$phase]}" "$bound" "$ratio"
+done
+if [ -n "${secs[skopeo sample cold]:-}" ]; then
+  echo
+  echo "skopeo: a sample of $skopeo_tags tags only (one skopeo copy per tag, in turn); at that pace $total tags would take $(awk -v s="${secs[skopeo sample cold]}" -v n="$skopeo_tags" -v t="$total" 'BEGIN { printf "%.0f", s / n * t }') s"
+fi
