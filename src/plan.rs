@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
@@ -39,6 +39,10 @@ use crate::registry::RegistryClient;
 /// Images looked up at once per source registry (each registry host also caps its requests in
 /// flight): a registry that does not answer holds up only its own images.
 const LOOKUPS_IN_FLIGHT: usize = 64;
+
+/// A destination repository with at least this many tags to look up is scouted (see
+/// [`Scouts`]): below it, asking whether the repository exists saves no request.
+const SCOUTED_TAGS: usize = 3;
 
 /// One planned job.
 #[derive(Debug, Clone)]
@@ -442,6 +446,7 @@ pub async fn plan(
     let mut lookups = JoinSet::new();
     let total = jobs.len();
     let sources = SourceLookups::default();
+    let mut scouts = Scouts::new(&jobs, platforms.as_deref());
     for (index, job) in jobs.into_iter().enumerate() {
         let client = Arc::clone(client);
         let sources = sources.clone();
@@ -454,8 +459,11 @@ pub async fn plan(
                 .or_insert_with(|| Arc::new(Semaphore::new(LOOKUPS_IN_FLIGHT))),
         );
         let skips_source = missing_only.is_some_and(|m| m.skips_source(&job));
+        let scout = scouts.role(&job, platforms.as_deref());
         let platforms = platforms.clone();
         lookups.spawn(async move {
+            // Before taking a turn: a tag that waits for its repository's scout holds none.
+            let target = scout.settle().await;
             let _permit = permits.acquire_owned().await.expect("never closed");
             let started = Instant::now();
             let looked_up = look_up(
@@ -465,6 +473,7 @@ pub async fn plan(
                 sides,
                 platforms.as_deref(),
                 skips_source,
+                target,
             );
             let looked_up = match image_timeout {
                 Some(limit) => tokio::time::timeout(limit, looked_up).await.ok(),
@@ -579,6 +588,130 @@ impl SourceLookups {
     }
 }
 
+/// The scouting of destination repositories: in each repository with [`SCOUTED_TAGS`] tags
+/// or more to look up (at a registry, outside a platform filter), the first tag's lookup goes
+/// alone, and where it finds no tag, one `GET /v2/NAME/tags/list` asks whether the repository
+/// exists at all ([`RegistryClient::repository_unknown`]). Where the registry says it does not
+/// (`NAME_UNKNOWN`), the repository's other tags are new without a request; otherwise (the tag
+/// found, the repository there, any other answer) they are looked up one by one as ever. A
+/// repository mirrored before costs nothing more; one new to the destination costs 2 requests
+/// rather than one per tag.
+struct Scouts {
+    /// Tags to look up per scouted destination repository.
+    tags: HashMap<String, usize>,
+    /// The scouted repositories whose first tag went out: their scout's verdict to come.
+    verdicts: HashMap<String, watch::Receiver<Option<bool>>>,
+}
+
+/// How one job's target is to be looked up.
+enum Scout {
+    /// As ever: its own lookup.
+    Own,
+    /// The first tag of a scouted repository: its lookup, and its verdict for the others.
+    First(watch::Sender<Option<bool>>),
+    /// A later tag of a scouted repository: the first's verdict, to wait for.
+    Later(watch::Receiver<Option<bool>>),
+}
+
+impl Scouts {
+    fn new(jobs: &[Job], platforms: Option<&Platforms>) -> Scouts {
+        let mut tags: HashMap<String, usize> = HashMap::new();
+        for job in jobs {
+            if let Some(repository) = scouted_repository(job, platforms) {
+                *tags.entry(repository).or_default() += 1;
+            }
+        }
+        tags.retain(|_, n| *n >= SCOUTED_TAGS);
+        Scouts {
+            tags,
+            verdicts: HashMap::new(),
+        }
+    }
+
+    fn role(&mut self, job: &Job, platforms: Option<&Platforms>) -> Scout {
+        if self.tags.is_empty() {
+            return Scout::Own;
+        }
+        let Some(repository) =
+            scouted_repository(job, platforms).filter(|r| self.tags.contains_key(r))
+        else {
+            return Scout::Own;
+        };
+        if let Some(verdict) = self.verdicts.get(&repository) {
+            return Scout::Later(verdict.clone());
+        }
+        let (first, verdict) = watch::channel(None);
+        self.verdicts.insert(repository, verdict);
+        Scout::First(first)
+    }
+}
+
+/// The destination repository whose tags the scouting counts: a registry target's, unless a
+/// platform filter reads it whole.
+fn scouted_repository(job: &Job, platforms: Option<&Platforms>) -> Option<String> {
+    if platforms.is_some() && platform::applies_to(job) {
+        return None;
+    }
+    match &job.target {
+        Target::Registry(reference) => Some(reference.repository()),
+        Target::Oci { .. } => None,
+    }
+}
+
+impl Scout {
+    /// How the target is to be looked up, once the repository's scout (for a tag that waits
+    /// for one) has said: a scout that ended without a verdict leaves each tag to its own lookup.
+    async fn settle(self) -> TargetLookup {
+        match self {
+            Scout::Own => TargetLookup::Own,
+            Scout::First(first) => TargetLookup::First(first),
+            Scout::Later(mut verdict) => match verdict.wait_for(Option::is_some).await {
+                Ok(unknown) if *unknown == Some(true) => TargetLookup::Unknown,
+                _ => TargetLookup::Own,
+            },
+        }
+    }
+}
+
+/// How [`look_up`] finds the target's digest.
+enum TargetLookup {
+    /// One lookup of its own.
+    Own,
+    /// Its own lookup, then, when it finds nothing, whether the repository exists, told to
+    /// the repository's other tags.
+    First(watch::Sender<Option<bool>>),
+    /// The registry said the repository does not exist: the tag is not there, no request.
+    Unknown,
+}
+
+impl TargetLookup {
+    async fn digest(self, client: &RegistryClient, job: &Job) -> Lookup {
+        let pinned = job.source.digest();
+        match self {
+            TargetLookup::Own => target_digest(client, &job.target, pinned).await,
+            TargetLookup::Unknown => Ok(None),
+            TargetLookup::First(verdict) => {
+                let found = target_digest(client, &job.target, pinned).await;
+                let unknown = match (&found, &job.target) {
+                    (Ok(None), Target::Registry(reference)) => {
+                        let repository = reference.repository();
+                        let unknown = client
+                            .repository_unknown(Side::Destination, &repository)
+                            .await;
+                        if unknown {
+                            debug!("{repository} does not exist: its other tags are new");
+                        }
+                        unknown
+                    }
+                    _ => false,
+                };
+                verdict.send_replace(Some(unknown));
+                found
+            }
+        }
+    }
+}
+
 /// What the lookups of a job under a platform filter decided.
 struct Decided {
     state: State,
@@ -599,6 +732,7 @@ async fn look_up(
     sides: Lookups,
     platforms: Option<&Platforms>,
     skips_source: bool,
+    target_lookup: TargetLookup,
 ) -> LookedUp {
     if let Some(platforms) = platforms.filter(|_| platform::applies_to(job)) {
         if skips_source {
@@ -613,11 +747,11 @@ async fn look_up(
         Lookups::Both if !skips_source => {
             tokio::join!(
                 sources.digest(client, &job.source),
-                target_digest(client, &job.target, job.source.digest())
+                target_lookup.digest(client, job)
             )
         }
         _ => {
-            let target = target_digest(client, &job.target, job.source.digest()).await;
+            let target = target_lookup.digest(client, job).await;
             match &target {
                 Ok(Some(digest)) if skips_source => return LookedUp::Present(digest.clone()),
                 Ok(None)

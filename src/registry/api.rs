@@ -195,6 +195,33 @@ impl RegistryClient {
         }
     }
 
+    /// Whether the registry says repository `name` does not exist at all: its tag list
+    /// (`GET /v2/NAME/tags/list?n=1`) answered `404` with the error code `NAME_UNKNOWN`, as
+    /// distribution answers for a repository it has never held. Any other answer (a listing, a
+    /// `404` without that code, a refusal, a failure) is `false`: the repository may exist, and
+    /// its tags are to be looked up one by one. One request, never retried.
+    pub async fn repository_unknown(&self, side: Side, name: &str) -> bool {
+        let Ok(endpoint) = self.endpoint(side, name) else {
+            return false;
+        };
+        let what = format!("tags of {name}");
+        let path = format!("/v2/{}/tags/list?n=1", endpoint.repository);
+        let Ok(response) = self
+            .send(Request {
+                accept: Some("application/json"),
+                ..Request::new(side, name, Method::GET, path, &what)
+            })
+            .await
+        else {
+            return false;
+        };
+        if response.status() != StatusCode::NOT_FOUND {
+            return false;
+        }
+        let body = read_prefix(response, MAX_ERROR_BODY_BYTES).await;
+        name_unknown(&body)
+    }
+
     /// The manifest `reference` (tag or digest) of `name` on `side`; `None` when the registry
     /// does not have it. One larger than [`MAX_MANIFEST_BYTES`] is an error, read no further.
     pub async fn manifest(
@@ -582,6 +609,22 @@ async fn read_prefix(mut response: Response, limit: u64) -> Vec<u8> {
     body
 }
 
+/// Whether a registry's `{"errors": [...]}` names the code `NAME_UNKNOWN` (the repository
+/// does not exist).
+fn name_unknown(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        #[serde(default)]
+        code: String,
+    }
+    serde_json::from_slice::<Errors>(body)
+        .is_ok_and(|e| e.errors.iter().any(|e| e.code == "NAME_UNKNOWN"))
+}
+
 /// `CODE: message` of each entry of a registry's `{"errors": [...]}`, or the start of the
 /// body as text.
 fn error_detail(body: &[u8]) -> String {
@@ -787,6 +830,23 @@ fn percent_encoded(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::model::FailureKind;
+
+    #[test]
+    fn only_a_name_unknown_code_says_a_repository_does_not_exist() {
+        let unknown = br#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry","detail":{"name":"x"}}]}"#;
+        assert!(name_unknown(unknown));
+        assert!(name_unknown(
+            br#"{"errors":[{"code":"DENIED"},{"code":"NAME_UNKNOWN"}]}"#
+        ));
+        for other in [
+            &br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#[..],
+            br#"{"errors":[{"code":"name_unknown"}]}"#,
+            b"404 page not found",
+            b"",
+        ] {
+            assert!(!name_unknown(other), "{}", String::from_utf8_lossy(other));
+        }
+    }
 
     #[test]
     fn digest_headers_are_checked_before_use() {

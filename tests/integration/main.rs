@@ -23,6 +23,7 @@ mod progress;
 mod quota;
 mod rate_limit;
 mod rate_limit_proxy_selftest;
+mod scale;
 mod scripts;
 mod serve;
 mod shard;
