@@ -466,7 +466,9 @@ pub async fn plan(
             let target = scout.settle().await;
             let _permit = permits.acquire_owned().await.expect("never closed");
             let started = Instant::now();
-            let looked_up = look_up(
+            // Boxed once its turn came: a task still waiting for one holds a few words, not
+            // the lookup's requests (thousands of tasks wait at once in a large plan).
+            let looked_up = Box::pin(look_up(
                 &client,
                 &sources,
                 &job,
@@ -474,7 +476,7 @@ pub async fn plan(
                 platforms.as_deref(),
                 skips_source,
                 target,
-            );
+            ));
             let looked_up = match image_timeout {
                 Some(limit) => tokio::time::timeout(limit, looked_up).await.ok(),
                 None => Some(looked_up.await),

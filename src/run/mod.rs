@@ -217,7 +217,9 @@ pub async fn sync(
             let looked_up_in = spent[index];
             let current = current[index];
             let selection = options.signatures_for(&job);
-            let work = async move {
+            // The copy's future is made and boxed when the job starts: the scheduler holds
+            // every job's from the start, and a job still waiting then holds its inputs only.
+            let work = move || async move {
                 // Runs once the job holds its layout: no other job of this run writes there
                 // until it ends, and, once it holds the layout's lock, no other ferry either.
                 let tidy = match (&job.target, &context.destination) {
@@ -280,7 +282,7 @@ pub async fn sync(
                 }
                 result
             };
-            tracing::Instrument::instrument(work, span)
+            async move { Box::pin(tracing::Instrument::instrument(work(), span)).await }
         }
     };
     let finished: OnFinished = {
