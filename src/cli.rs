@@ -119,6 +119,13 @@ pub struct ListArgs {
     #[arg(value_name = "LIST")]
     pub lists: Vec<String>,
 
+    /// Take the images from the OCI layouts `sync --dest-dir DIR` wrote (or the bundle tar
+    /// `sync --bundle FILE.tar` wrote) instead of a list: every tag of every layout, each to
+    /// the scoped name it was copied from, digests kept (an air-gapped site's side of a
+    /// bundle). Copies with the native engine
+    #[arg(long, value_name = "DIR|FILE.tar", conflicts_with_all = ["lists", "format"])]
+    pub from_dir: Option<PathBuf>,
+
     /// Read every LIST in this format [default: by extension: .yaml/.yml skopeo sync YAML,
     /// .json ImagePorter images.json, anything else a list]
     #[arg(long, value_enum, value_name = "FORMAT")]
@@ -301,6 +308,13 @@ pub struct SyncArgs {
     /// Write the failed entries to FILE in list format, ready to be fed back as input
     #[arg(long, value_name = "FILE")]
     pub failed_list: Option<PathBuf>,
+
+    /// With local OCI layouts (--dest-dir): once the run is over, pack the layouts of its
+    /// images into one tar, FILE, for an air-gapped site (`ferry sync --from-dir FILE --dest
+    /// PREFIX` there): a ferry-bundle.json first, listing every blob with its sha256 and size
+    /// and every tag with its source and digest, then the layouts as they are
+    #[arg(long, value_name = "FILE.tar")]
+    pub bundle: Option<PathBuf>,
 
     /// How progress is shown on stderr: a live view on a terminal (tty), a heartbeat line
     /// every --progress-interval (plain), nothing (none); auto picks tty when stderr is a

@@ -133,6 +133,9 @@ async fn read_and_map(
     };
     if errors.is_empty() {
         warn_empty_inputs(inputs, &read);
+        for note in &read.notes {
+            say_err(format!("ferry: {note}"));
+        }
     }
     let mut mapped = map_each(&read.entries, destinations);
     errors.extend(mapped.errors);

@@ -7,6 +7,7 @@
 
 mod common;
 
+mod bundles;
 mod cli;
 mod deploy;
 mod destinations;
