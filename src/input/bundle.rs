@@ -739,4 +739,61 @@ mod tests {
             "Docker Hub's library/ is written out"
         );
     }
+
+    /// A layout of one tag, `docker.io/library/x:1`, under `root`; its manifest's digest.
+    fn layout(root: &Path) -> String {
+        use sha2::{Digest as _, Sha256};
+        let manifest = br#"{"schemaVersion":2}"#;
+        let hex = format!("{:x}", Sha256::digest(manifest));
+        let layout = root.join("docker.io/library/x");
+        std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+        std::fs::write(layout.join("blobs/sha256").join(&hex), manifest).unwrap();
+        let index = json!({"schemaVersion": 2, "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": format!("sha256:{hex}"),
+            "size": manifest.len(),
+            "annotations": { REF_NAME: "1", SOURCE_REFERENCE: "docker.io/library/x:1" },
+        }]});
+        std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
+        format!("sha256:{hex}")
+    }
+
+    #[test]
+    fn a_directory_and_its_tar_hold_the_same_entries_and_a_changed_tag_is_refused() {
+        let dir = crate::scratch::ScratchDir::create().unwrap();
+        let root = dir.path().join("bundle");
+        let digest = layout(&root);
+        let sources = |bundle: &Bundle| -> Vec<String> {
+            bundle
+                .entries()
+                .iter()
+                .map(|e| e.source.to_string())
+                .collect()
+        };
+        let expected = [format!("docker.io/library/x:1@{digest}")];
+        assert_eq!(sources(&Bundle::open(&root).unwrap()), expected);
+        let tar = dir.path().join("b.tar");
+        let written = write(&root, &[root.join("docker.io/library/x")], &tar).unwrap();
+        assert_eq!((written.layouts, written.images, written.blobs), (1, 1, 1));
+        let opened = Bundle::open(&tar).unwrap();
+        assert_eq!(sources(&opened), expected);
+        let located = opened.locate("docker.io/library/x", &digest).unwrap();
+        assert_eq!(read_at(&located).unwrap(), br#"{"schemaVersion":2}"#);
+
+        // The tag changed inside the tar (a header's checksum does not cover its data).
+        let mut bytes = std::fs::read(&tar).unwrap();
+        let key = br#"ref.name":"#;
+        let at = bytes.windows(key.len()).position(|w| w == key).unwrap();
+        let quote = at + key.len();
+        assert_eq!(&bytes[quote..quote + 3], br#""1""#);
+        bytes[quote + 1] = b'2';
+        std::fs::write(&tar, &bytes).unwrap();
+        let errors = Bundle::open(&tar).unwrap_err();
+        let said = errors[0].to_string();
+        assert!(
+            said.contains("ferry-bundle.json:0: lists docker.io/library/x:1 at sha256:")
+                && said.contains("the bundle was changed"),
+            "{said}"
+        );
+    }
 }
