@@ -220,6 +220,10 @@ pub(crate) fn several(destinations: &[Destination]) -> Vec<String> {
 /// (a list truncated on its way, a wrong file), though it is no error.
 fn warn_empty_inputs(inputs: &InputSettings, read: &Inputs) {
     for source in &inputs.sources {
+        if let input::InputSource::Bundle(_) = source {
+            // A bundle without an image is refused as it is read.
+            continue;
+        }
         let name = source.to_string();
         let named = |origin: &crate::model::Origin| origin.file == name;
         if !read.entries.iter().any(|entry| named(&entry.origin))

@@ -184,6 +184,7 @@ fn a_bundle_carries_a_corpus_across_the_air_gap() {
 
     // The tar, into the empty destination registry.
     let out = run(&mut from_dir(m, &c.tar, &m.dest, "third"), 0);
+    assert!(!stderr_of(&out).contains("warning"), "{}", stderr_of(&out));
     assert!(
         stdout_of(&out).contains("3 images: 3 synced, 0 skipped, 0 failed"),
         "{}\n{}",
