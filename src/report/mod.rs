@@ -269,12 +269,19 @@ struct JsonReport<'a, E: Serialize, S: Serialize> {
     shard: Option<Shard>,
     fingerprint: &'a str,
     destination: &'a str,
+    /// When the report was written (the run's end), RFC 3339 in UTC.
+    finished_at: String,
     rerun: &'a Rerun,
     #[serde(skip_serializing_if = "Option::is_none")]
     images: Option<Vec<E>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     entries: Option<Vec<E>>,
     summary: S,
+}
+
+/// Now, as reports write times: RFC 3339 in UTC, to the second (`2026-12-03T12:51:36Z`).
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// A report as pretty JSON, with a final newline.
@@ -289,6 +296,7 @@ fn json_text<E: Serialize, S: Serialize>(info: &RunInfo, entries: Vec<E>, summar
         shard: info.shard,
         fingerprint: &info.fingerprint,
         destination: &info.destination,
+        finished_at: now_rfc3339(),
         rerun: &info.rerun,
         images,
         entries,
@@ -1267,6 +1275,11 @@ mod tests {
         assert_eq!(value["fingerprint"], "sha256:ab");
         assert_eq!(value["destination"], "h.example/m");
         assert_eq!(value["ferry_version"], env!("CARGO_PKG_VERSION"));
+        let finished = value["finished_at"].as_str().unwrap();
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(finished).is_ok() && finished.ends_with('Z'),
+            "{finished}"
+        );
         assert_eq!(
             value["rerun"],
             serde_json::json!({
