@@ -2,6 +2,7 @@
 //! summary (both built from scheduler events), the JSON report, and the failed list in input
 //! format so a rerun can take exactly what failed.
 
+pub mod catalog;
 pub mod console;
 pub mod escape;
 pub mod log;
@@ -122,7 +123,11 @@ pub fn artifacts_phrase(counts: &ArtifactCounts) -> String {
 /// `kind: message`, as result and error lines show a failure; a message that already starts
 /// with its kind (a registry's `unauthorized: …`) is not given it twice.
 pub fn kind_and_message(kind: FailureKind, message: &str) -> String {
-    let kind = kind.as_str();
+    kind_and_message_str(kind.as_str(), message)
+}
+
+/// [`kind_and_message`] of a kind as a report names it.
+fn kind_and_message_str(kind: &str, message: &str) -> String {
     match message.get(..kind.len()) {
         Some(start)
             if start.eq_ignore_ascii_case(kind) && message[kind.len()..].starts_with(':') =>

@@ -7,6 +7,7 @@
 
 mod common;
 
+mod catalog;
 mod cli;
 mod deploy;
 mod destinations;
