@@ -268,8 +268,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub splay: Option<std::time::Duration>,
 
-    /// Serve /metrics, /healthz and /readyz on ADDR (e.g. 0.0.0.0:9090; port 0 picks one,
-    /// printed on stderr)
+    /// Serve /metrics, /healthz, /readyz and /catalog (the last run's catalog as HTML, as
+    /// `report catalog` writes it; /catalog.md as Markdown; 404 before the first run) on ADDR
+    /// (e.g. 0.0.0.0:9090; port 0 picks one, printed on stderr)
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
 }

@@ -97,7 +97,7 @@ fn a_merged_report_makes_the_catalog_its_shards_make() {
 
 /// The python that has html5lib (scripts/test installs it in a venv under target/), or `None`:
 /// the test says it was skipped, and under CI or FERRY_REQUIRE_VALIDATORS=1 it fails.
-fn python_with_html5lib() -> Option<PathBuf> {
+pub fn python_with_html5lib() -> Option<PathBuf> {
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ferry-test-venv/bin/python3");
     let candidates = [
         std::env::var_os("FERRY_TEST_PYTHON").map(PathBuf::from),
@@ -154,7 +154,7 @@ pub fn check_page(page: &Value) {
 }
 
 /// Each table's body rows (its first row is the header).
-fn rows(page: &Value) -> Vec<Vec<String>> {
+pub fn rows(page: &Value) -> Vec<Vec<String>> {
     page["tables"]
         .as_array()
         .unwrap()

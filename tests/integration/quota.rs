@@ -299,7 +299,7 @@ fn serve_exports_the_quota_left() {
         let text = lines.lock().unwrap().clone();
         text.lines()
             .find_map(|l| {
-                l.strip_prefix("ferry: serving /metrics, /healthz and /readyz on http://")
+                l.strip_prefix("ferry: serving /metrics, /healthz, /readyz and /catalog on http://")
             })
             .map(str::to_owned)
     };
