@@ -111,6 +111,7 @@ impl Native {
         let reference = pinned.or(job.source.tag()).unwrap_or("latest");
         let key = shared::source_of(job);
         let top = self.fetch(&key, &source, reference, pinned).await?;
+        let top_pulled = u32::from(top.pulled);
         let (top, filtered) = match self.platforms.as_ref() {
             Some(platforms) if platform::applies_to(job) => {
                 match self.subset(&source, top, platforms).await? {
@@ -119,6 +120,7 @@ impl Native {
                         info!("{}: nothing copied: {reason}", job.target);
                         return Ok(Copied {
                             platform: Some(PlatformFilter::Skipped { reason }),
+                            pulled: Some(top_pulled),
                             ..Copied::default()
                         });
                     }
@@ -129,6 +131,7 @@ impl Native {
         let mut tree = Tree::default();
         self.children(&key, &source, &top, 1, &mut tree).await?;
         let tree = tree.manifests;
+        let pulled = top_pulled + tree.iter().map(|m| u32::from(m.pulled)).sum::<u32>();
         let place = self.place(&job.target)?;
         let mut seen = HashSet::new();
         let needed: Vec<&Descriptor> = tree
@@ -171,6 +174,7 @@ impl Native {
                 bytes_copied: Some(run.bytes_done.load(Ordering::Relaxed)),
             },
             platform: filtered,
+            pulled: Some(pulled),
         })
     }
 
@@ -215,6 +219,7 @@ impl Native {
                             children,
                             blobs: Vec::new(),
                         },
+                        pulled: top.pulled,
                     };
                     Ok(Subset::Copy(index, Some(filter)))
                 }
@@ -253,10 +258,17 @@ impl Native {
         };
         let what = format!("reading manifest {at}");
         let read = self.client.manifest(Side::Source, name, reference, &what);
+        // Whether this copy's own request read it, or another copy's read is shared.
+        let pulled = std::sync::atomic::AtomicBool::new(false);
+        let read = async {
+            pulled.store(true, Ordering::Relaxed);
+            read.await
+        };
         let read = match &self.shared {
             Some(shared) => shared.manifest(key, name, reference, read).await,
             None => read.await,
         };
+        let pulled = pulled.load(Ordering::Relaxed);
         let raw = read
             .map_err(|e| e.image_error(Side::Source))?
             .ok_or_else(|| {
@@ -292,6 +304,7 @@ impl Native {
             digest,
             bytes: raw.bytes,
             manifest,
+            pulled,
         })
     }
 
@@ -469,6 +482,14 @@ impl Engine for Native {
         }
     }
 
+    fn reads_kept(&self, job: &Job, digest: Option<&str>) -> bool {
+        let pinned = digest.or(job.source.digest());
+        match (&self.shared, pinned) {
+            (Some(shared), Some(digest)) => shared.holds_manifest(&job.source.repository(), digest),
+            _ => false,
+        }
+    }
+
     fn copies_by_digest(&self) -> bool {
         true
     }
@@ -525,6 +546,8 @@ struct Fetched {
     digest: String,
     bytes: Vec<u8>,
     manifest: Manifest,
+    /// Read by this copy's own request (not shared from another copy's).
+    pulled: bool,
 }
 
 /// Where one job writes: a destination repository (`domain/path`) and the registry host it
