@@ -110,6 +110,30 @@ pub enum ReportCommand {
         #[arg(long, value_name = "FILE")]
         failed_list: Option<PathBuf>,
     },
+    /// Write a catalog of the mirror from a sync run's reports (its shards', merged as merge
+    /// merges them, or a merged one; or a verification's): per source registry and repository,
+    /// each mirrored tag with its target, digest, platforms, signatures, when it was synced and
+    /// the command that pulls it, after a summary and the failed images. Exit 2 for reports
+    /// merge refuses, and for a plan's
+    Catalog {
+        /// The run's reports
+        #[arg(value_name = "REPORT", required = true)]
+        inputs: Vec<PathBuf>,
+        /// markdown (renders on GitHub) or html (one self-contained page with a filter box)
+        /// [default: html when -o names a .html or .htm file, else markdown]
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        format: Option<CatalogFormat>,
+        /// Write the catalog to FILE ("-" or none: standard output)
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+/// How `report catalog` writes the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CatalogFormat {
+    Markdown,
+    Html,
 }
 
 #[derive(Debug, Args)]
@@ -251,8 +275,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub splay: Option<std::time::Duration>,
 
-    /// Serve /metrics, /healthz and /readyz on ADDR (e.g. 0.0.0.0:9090; port 0 picks one,
-    /// printed on stderr)
+    /// Serve /metrics, /healthz, /readyz and /catalog (the last run's catalog as HTML, as
+    /// `report catalog` writes it; /catalog.md as Markdown; 404 before the first run) on ADDR
+    /// (e.g. 0.0.0.0:9090; port 0 picks one, printed on stderr)
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
 }

@@ -36,6 +36,7 @@ pub async fn run(settings: Settings) -> Result<Outcome, Error> {
         CommandSettings::ReportMerge {
             out, failed_list, ..
         } => to_stdout(&Some(out.clone())) || to_stdout(failed_list),
+        CommandSettings::ReportCatalog { output, .. } => to_stdout(&Some(output.clone())),
         _ => false,
     };
     // A report on stdout has it to itself: the lines meant for people go to stderr.
@@ -66,6 +67,11 @@ pub async fn run(settings: Settings) -> Result<Outcome, Error> {
             inputs,
             failed_list,
         } => report::merge(&out, &inputs, failed_list.as_deref()),
+        CommandSettings::ReportCatalog {
+            inputs,
+            format,
+            output,
+        } => report::write_catalog(&inputs, format, &output),
         CommandSettings::Completions(shell) => show::completions(shell),
         CommandSettings::Manpage(dir) => manpage::manpage(dir.as_deref()),
     }

@@ -236,6 +236,11 @@ impl Prepared {
         }
     }
 
+    /// What the run's report says of it (see [`RunInfo`]).
+    pub fn info(&self, settings: &SyncSettings) -> RunInfo {
+        outputs(settings, self.fingerprint.clone()).info
+    }
+
     /// What the run did, once it and its console are done; the private directory goes here,
     /// on every path, a stop by signal included.
     pub fn finish(

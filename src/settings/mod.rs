@@ -91,6 +91,12 @@ pub enum CommandSettings {
         inputs: Vec<PathBuf>,
         failed_list: Option<PathBuf>,
     },
+    /// `report catalog REPORT… [--format F] [-o FILE]`; `output` is `-` for stdout.
+    ReportCatalog {
+        inputs: Vec<PathBuf>,
+        format: crate::cli::CatalogFormat,
+        output: PathBuf,
+    },
 }
 
 /// What `plan`, `verify` and `sync` share: the inputs, where they go, and how registries are
@@ -402,6 +408,29 @@ impl Settings {
                     out,
                     inputs,
                     failed_list,
+                }
+            }
+            Command::Report(ReportCommand::Catalog {
+                inputs,
+                format,
+                output,
+            }) => {
+                let output = output.unwrap_or_else(|| PathBuf::from("-"));
+                output_path("report catalog -o", &Some(output.clone()))?;
+                let html = output
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| {
+                        e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm")
+                    });
+                let format = format.unwrap_or(match html {
+                    true => crate::cli::CatalogFormat::Html,
+                    false => crate::cli::CatalogFormat::Markdown,
+                });
+                CommandSettings::ReportCatalog {
+                    inputs,
+                    format,
+                    output,
                 }
             }
         };

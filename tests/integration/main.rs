@@ -8,6 +8,7 @@
 mod common;
 
 mod bundles;
+mod catalog;
 mod cli;
 mod deploy;
 mod destinations;

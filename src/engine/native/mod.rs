@@ -137,6 +137,7 @@ impl Native {
         let reference = pinned.or(job.source.tag()).unwrap_or("latest");
         let key = shared::source_of(job);
         let top = self.fetch(&key, &source, reference, pinned).await?;
+        let top_pulled = u32::from(top.pulled);
         let (top, filtered) = match self.platforms.as_ref() {
             Some(platforms) if platform::applies_to(job) => {
                 match self.subset(&source, top, platforms).await? {
@@ -145,6 +146,7 @@ impl Native {
                         info!("{}: nothing copied: {reason}", job.target);
                         return Ok(Copied {
                             platform: Some(PlatformFilter::Skipped { reason }),
+                            pulled: Some(top_pulled),
                             ..Copied::default()
                         });
                     }
@@ -155,6 +157,7 @@ impl Native {
         let mut tree = Tree::default();
         self.children(&key, &source, &top, 1, &mut tree).await?;
         let tree = tree.manifests;
+        let pulled = top_pulled + tree.iter().map(|m| u32::from(m.pulled)).sum::<u32>();
         let place = self.place(&job.target)?;
         let mut seen = HashSet::new();
         let needed: Vec<&Descriptor> = tree
@@ -210,6 +213,7 @@ impl Native {
                 bytes_copied: Some(run.bytes_done.load(Ordering::Relaxed)),
             },
             platform: filtered,
+            pulled: Some(pulled),
         })
     }
 
@@ -254,6 +258,7 @@ impl Native {
                             children,
                             blobs: Vec::new(),
                         },
+                        pulled: top.pulled,
                     };
                     Ok(Subset::Copy(index, Some(filter)))
                 }
@@ -294,13 +299,20 @@ impl Native {
                     ImageError::new(FailureKind::Other, format!("{what}: {reason}"))
                         .on(Side::Source)
                 })?;
-            return checked(name, &what, bytes, None, None, expected);
+            return checked(name, &what, bytes, None, None, expected, false);
         }
         let read = self.client.manifest(Side::Source, name, reference, &what);
+        // Whether this copy's own request read it, or another copy's read is shared.
+        let pulled = std::sync::atomic::AtomicBool::new(false);
+        let read = async {
+            pulled.store(true, Ordering::Relaxed);
+            read.await
+        };
         let read = match &self.shared {
             Some(shared) => shared.manifest(key, name, reference, read).await,
             None => read.await,
         };
+        let pulled = pulled.load(Ordering::Relaxed);
         let raw = read
             .map_err(|e| e.image_error(Side::Source))?
             .ok_or_else(|| {
@@ -316,6 +328,7 @@ impl Native {
             raw.advertised.as_deref(),
             raw.content_type.as_deref(),
             expected,
+            pulled,
         )
     }
 
@@ -339,6 +352,7 @@ impl Native {
 
 /// A manifest read (`bytes`, of source `name`, advertised and served as the source said) that
 /// is the one asked for: its digest is `expected`'s and the advertised one, and it parses.
+/// `pulled`: read from the source registry by this copy's own request.
 fn checked(
     name: &str,
     what: &str,
@@ -346,6 +360,7 @@ fn checked(
     advertised: Option<&str>,
     content_type: Option<&str>,
     expected: Option<&str>,
+    pulled: bool,
 ) -> Result<Fetched, ImageError> {
     {
         // Nothing is written before the bytes are the ones the registry advertised (and the
@@ -374,6 +389,7 @@ fn checked(
             digest,
             bytes,
             manifest,
+            pulled,
         })
     }
 }
@@ -561,6 +577,14 @@ impl Engine for Native {
         }
     }
 
+    fn reads_kept(&self, job: &Job, digest: Option<&str>) -> bool {
+        let pinned = digest.or(job.source.digest());
+        match (&self.shared, pinned) {
+            (Some(shared), Some(digest)) => shared.holds_manifest(&job.source.repository(), digest),
+            _ => false,
+        }
+    }
+
     fn copies_by_digest(&self) -> bool {
         true
     }
@@ -625,6 +649,8 @@ struct Fetched {
     digest: String,
     bytes: Vec<u8>,
     manifest: Manifest,
+    /// Read by this copy's own request (not shared from another copy's).
+    pulled: bool,
 }
 
 /// Where one job writes: a destination repository (`domain/path`) and the registry host it
