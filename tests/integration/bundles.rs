@@ -355,3 +355,29 @@ fn from_dir_with_skopeo_or_crane_is_refused_naming_native() {
         );
     }
 }
+
+#[test]
+fn a_bundle_goes_to_several_destinations_in_one_run() {
+    let c = connected_side();
+    let m = &c.m;
+    let first = Registry::start_plain();
+    let second = Registry::start_plain();
+    let out = run(
+        from_dir(m, &c.tar, &first, "a")
+            .arg("--dest")
+            .arg(format!("{}/b", second.addr())),
+        0,
+    );
+    assert!(
+        stdout_of(&out).contains("6 images: 6 synced, 0 skipped, 0 failed"),
+        "{}\n{}",
+        stdout_of(&out),
+        stderr_of(&out)
+    );
+    for (_, source, digest) in &c.images {
+        for (registry, prefix) in [(&first, "a"), (&second, "b")] {
+            let at = remote_digest(registry, &format!("{prefix}/{source}"));
+            assert_eq!(at.as_ref(), Some(digest), "{prefix}/{source}");
+        }
+    }
+}
