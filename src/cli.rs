@@ -110,6 +110,30 @@ pub enum ReportCommand {
         #[arg(long, value_name = "FILE")]
         failed_list: Option<PathBuf>,
     },
+    /// Write a catalog of the mirror from a sync run's reports (its shards', merged as merge
+    /// merges them, or a merged one; or a verification's): per source registry and repository,
+    /// each mirrored tag with its target, digest, platforms, signatures, when it was synced and
+    /// the command that pulls it, after a summary and the failed images. Exit 2 for reports
+    /// merge refuses, and for a plan's
+    Catalog {
+        /// The run's reports
+        #[arg(value_name = "REPORT", required = true)]
+        inputs: Vec<PathBuf>,
+        /// markdown (renders on GitHub) or html (one self-contained page with a filter box)
+        /// [default: html when -o names a .html or .htm file, else markdown]
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        format: Option<CatalogFormat>,
+        /// Write the catalog to FILE ("-" or none: standard output)
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+/// How `report catalog` writes the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CatalogFormat {
+    Markdown,
+    Html,
 }
 
 #[derive(Debug, Args)]
@@ -118,6 +142,13 @@ pub struct ListArgs {
     /// [default: ./source-images.list]
     #[arg(value_name = "LIST")]
     pub lists: Vec<String>,
+
+    /// Take the images from the OCI layouts `sync --dest-dir DIR` wrote (or the bundle tar
+    /// `sync --bundle FILE.tar` wrote) instead of a list: every tag of every layout, each to
+    /// the scoped name it was copied from, digests kept (an air-gapped site's side of a
+    /// bundle). Copies with the native engine
+    #[arg(long, value_name = "DIR|FILE.tar", conflicts_with_all = ["lists", "format"])]
+    pub from_dir: Option<PathBuf>,
 
     /// Read every LIST in this format [default: by extension: .yaml/.yml skopeo sync YAML,
     /// .json ImagePorter images.json, anything else a list]
@@ -244,8 +275,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub splay: Option<std::time::Duration>,
 
-    /// Serve /metrics, /healthz and /readyz on ADDR (e.g. 0.0.0.0:9090; port 0 picks one,
-    /// printed on stderr)
+    /// Serve /metrics, /healthz, /readyz and /catalog (the last run's catalog as HTML, as
+    /// `report catalog` writes it; /catalog.md as Markdown; 404 before the first run) on ADDR
+    /// (e.g. 0.0.0.0:9090; port 0 picks one, printed on stderr)
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
 }
@@ -301,6 +333,13 @@ pub struct SyncArgs {
     /// Write the failed entries to FILE in list format, ready to be fed back as input
     #[arg(long, value_name = "FILE")]
     pub failed_list: Option<PathBuf>,
+
+    /// With local OCI layouts (--dest-dir): once the run is over, pack the layouts of its
+    /// images into one tar, FILE, for an air-gapped site (`ferry sync --from-dir FILE --dest
+    /// PREFIX` there): a ferry-bundle.json first, listing every blob with its sha256 and size
+    /// and every tag with its source and digest, then the layouts as they are
+    #[arg(long, value_name = "FILE.tar")]
+    pub bundle: Option<PathBuf>,
 
     /// How progress is shown on stderr: a live view on a terminal (tty), a heartbeat line
     /// every --progress-interval (plain), nothing (none); auto picks tty when stderr is a

@@ -85,6 +85,19 @@ const EXIT_MERGE: &[(&str, &str)] = &[
     ),
 ];
 
+const EXIT_CATALOG: &[(&str, &str)] = &[
+    (
+        "0",
+        "The catalog was written (failed images are listed in it; a shard without a report is \
+         said on stderr and in it).",
+    ),
+    (
+        "2",
+        "Bad usage, or reports that make no catalog: those merge refuses (not ferry reports, \
+         different commands, lists or shard counts, or one shard twice) and a plan's.",
+    ),
+];
+
 const ENV_LIST: &[(&str, &str)] = &[("NO_COLOR", "Set to anything non-empty: no colour codes.")];
 
 const ENV_DEST: &[(&str, &str)] = &[
@@ -171,6 +184,7 @@ fn extra(path: &[&str]) -> Extra {
         ["show-raw-images"] => (EXIT_OFFLINE, ENV_LIST, FILES_LIST),
         ["show-images"] => (EXIT_OFFLINE, ENV_DEST, FILES_LIST),
         ["report", "merge"] => (EXIT_MERGE, &[], &[]),
+        ["report", "catalog"] => (EXIT_CATALOG, &[], &[]),
         ["report"] | ["completions"] | ["manpage"] => (EXIT_OFFLINE, &[], &[]),
         _ => (EXIT_COPY, ENV_REGISTRY, FILES_REGISTRY),
     };
@@ -339,6 +353,7 @@ mod tests {
             "ferry-serve.1",
             "ferry-report.1",
             "ferry-report-merge.1",
+            "ferry-report-catalog.1",
             "ferry-completions.1",
             "ferry-manpage.1",
         ] {
@@ -369,6 +384,12 @@ mod tests {
         let top = page("ferry.1");
         assert!(top.contains("\\fBferry\\-report\\-merge\\fR(1)"), "{top}");
         assert!(page("ferry-report-merge.1").contains("\\fBferry\\-report\\fR(1)"));
+        let catalog = page("ferry-report-catalog.1");
+        assert!(
+            catalog.contains("a plan\\(aqs") || catalog.contains("plan's"),
+            "{catalog}"
+        );
+        assert!(!catalog.contains("FERRY_DEST_PASSWORD"), "{catalog}");
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub async fn run(settings: Settings) -> Result<Outcome, Error> {
         CommandSettings::ReportMerge {
             out, failed_list, ..
         } => to_stdout(&Some(out.clone())) || to_stdout(failed_list),
+        CommandSettings::ReportCatalog { output, .. } => to_stdout(&Some(output.clone())),
         _ => false,
     };
     // A report on stdout has it to itself: the lines meant for people go to stderr.
@@ -66,6 +67,11 @@ pub async fn run(settings: Settings) -> Result<Outcome, Error> {
             inputs,
             failed_list,
         } => report::merge(&out, &inputs, failed_list.as_deref()),
+        CommandSettings::ReportCatalog {
+            inputs,
+            format,
+            output,
+        } => report::write_catalog(&inputs, format, &output),
         CommandSettings::Completions(shell) => show::completions(shell),
         CommandSettings::Manpage(dir) => manpage::manpage(dir.as_deref()),
     }
@@ -133,6 +139,9 @@ async fn read_and_map(
     };
     if errors.is_empty() {
         warn_empty_inputs(inputs, &read);
+        for note in &read.notes {
+            say_err(format!("ferry: {note}"));
+        }
     }
     let mut mapped = map_each(&read.entries, destinations);
     errors.extend(mapped.errors);
@@ -217,6 +226,10 @@ pub(crate) fn several(destinations: &[Destination]) -> Vec<String> {
 /// (a list truncated on its way, a wrong file), though it is no error.
 fn warn_empty_inputs(inputs: &InputSettings, read: &Inputs) {
     for source in &inputs.sources {
+        if let input::InputSource::Bundle(_) = source {
+            // A bundle without an image is refused as it is read.
+            continue;
+        }
         let name = source.to_string();
         let named = |origin: &crate::model::Origin| origin.file == name;
         if !read.entries.iter().any(|entry| named(&entry.origin))

@@ -6,12 +6,16 @@
 use std::path::{Path, PathBuf};
 
 use super::{say, say_err};
+use crate::cli::CatalogFormat;
 use crate::error::{Error, Outcome};
+use crate::report::catalog::{self, Format};
 use crate::report::merge::{merge as merge_reports, Kind};
 use crate::report::{failed_list_text, write_file};
 use crate::words::count;
 
-pub fn merge(out: &Path, inputs: &[PathBuf], failed_list: Option<&Path>) -> Result<Outcome, Error> {
+/// The JSON reports at `inputs`, each named by its path; one that cannot be read or is no JSON
+/// is a usage error naming it.
+fn read_reports(inputs: &[PathBuf]) -> Result<Vec<(String, serde_json::Value)>, Error> {
     let mut reports = Vec::with_capacity(inputs.len());
     for path in inputs {
         let name = path.display().to_string();
@@ -26,6 +30,42 @@ pub fn merge(out: &Path, inputs: &[PathBuf], failed_list: Option<&Path>) -> Resu
         })?;
         reports.push((name, value));
     }
+    Ok(reports)
+}
+
+/// `ferry report catalog REPORT… [--format F] [-o FILE]`: the catalog, written whole (0), or
+/// a usage error for reports that are no one run's sync or verification (2). A shard without
+/// a report is said on stderr and in the catalog, which lists what the others hold.
+pub fn write_catalog(
+    inputs: &[PathBuf],
+    format: CatalogFormat,
+    output: &Path,
+) -> Result<Outcome, Error> {
+    let reports = read_reports(inputs)?;
+    let catalog = catalog::from_reports(&reports).map_err(Error::Usage)?;
+    let format = match format {
+        CatalogFormat::Markdown => Format::Markdown,
+        CatalogFormat::Html => Format::Html,
+    };
+    write_file(output, &catalog.render(format))
+        .map_err(|e| Error::Internal(format!("cannot write {}: {e}", output.display())))?;
+    if !catalog.missing.is_empty() {
+        say_err(format!(
+            "ferry: warning: no report of {} was given: the catalog lacks {} images",
+            catalog.missing.join(", "),
+            if catalog.missing.len() == 1 {
+                "its"
+            } else {
+                "their"
+            }
+        ));
+    }
+    say_err(format!("ferry: catalog of {}", catalog.counts()));
+    Ok(Outcome::Done)
+}
+
+pub fn merge(out: &Path, inputs: &[PathBuf], failed_list: Option<&Path>) -> Result<Outcome, Error> {
+    let reports = read_reports(inputs)?;
     let merged = merge_reports(&reports).map_err(Error::Usage)?;
     for warning in &merged.warnings {
         say_err(format!("ferry: warning: {warning}"));

@@ -18,6 +18,7 @@ use super::sync::{prepare, Ran};
 use super::{load, say_err};
 use crate::error::{self, Error, Outcome};
 use crate::exec::Stop;
+use crate::report::{catalog, json_report, RunInfo};
 use crate::run::{self, events::Events};
 use crate::serve::metrics::{Metrics, RunResult};
 use crate::serve::{http, local_time, splay};
@@ -32,6 +33,7 @@ pub async fn serve(settings: ServeSettings) -> Result<Outcome, Error> {
     // Only the native engine counts the bytes it copies.
     let counts_bytes = matches!(settings.sync.engine, EngineSettings::Native);
     let metrics = Arc::new(Metrics::new(counts_bytes));
+    let pages = Arc::new(http::Pages::default());
     // Ready once the inputs read; checked before the first run, which may be hours away. A
     // first run that starts now reports their problems itself: they are said once.
     let now = SystemTime::now();
@@ -53,11 +55,12 @@ pub async fn serve(settings: ServeSettings) -> Result<Outcome, Error> {
                 .local_addr()
                 .map_err(|e| Error::Internal(format!("cannot listen on {addr}: {e}")))?;
             say_err(format!(
-                "ferry: serving /metrics, /healthz and /readyz on http://{bound}"
+                "ferry: serving /metrics, /healthz, /readyz and /catalog on http://{bound}"
             ));
             Some(AbortOnDrop(tokio::spawn(http::serve(
                 listener,
                 Arc::clone(&metrics),
+                Arc::clone(&pages),
             ))))
         }
         None => None,
@@ -88,7 +91,7 @@ pub async fn serve(settings: ServeSettings) -> Result<Outcome, Error> {
         let started = SystemTime::now();
         metrics.run_started(started);
         let observe = |event: &crate::run::events::Event| metrics.event(event);
-        let run = one_run(&settings.sync, stop_rx.clone(), &observe);
+        let run = one_run(&settings.sync, stop_rx.clone(), &observe, &pages);
         let mut run = std::pin::pin!(run);
         // A stop signal during the run stops it as `sync` stops (a second one: now); a SIGHUP
         // asks for another run as soon as this one ends.
@@ -121,18 +124,27 @@ pub async fn serve(settings: ServeSettings) -> Result<Outcome, Error> {
 }
 
 /// One scheduled run: the inputs read again and the workers built for it, then the run core
-/// with the console (and the metrics, through `observe`) reading its events.
+/// with the console (and the metrics, through `observe`) reading its events. When it
+/// finishes, its catalog (made from its report, as `report catalog` makes it) goes to `pages`.
 async fn one_run(
     settings: &SyncSettings,
     stop: watch::Receiver<Stop>,
     observe: &(dyn Fn(&run::events::Event) + Send + Sync),
+    pages: &http::Pages,
 ) -> Result<Ran, Error> {
     let Some(prepared) = prepare(settings).await? else {
         return Ok(Ran::dry_run());
     };
     let options = settings.run_options();
     let (events, received) = Events::channel();
-    let console = prepared.console(settings, observe);
+    let info = prepared.info(settings);
+    let observe = |event: &run::events::Event| {
+        observe(event);
+        if let run::events::Event::RunFinished { results, summary } = event {
+            publish_catalog(&info, results, *summary, pages);
+        }
+    };
+    let console = prepared.console(settings, &observe);
     let (outcome, written) = tokio::join!(
         run::sync(
             &options,
@@ -146,6 +158,23 @@ async fn one_run(
         console.consume(received)
     );
     prepared.finish(outcome, written)
+}
+
+/// The catalog of a run that finished, for `/catalog` and `/catalog.md`.
+fn publish_catalog(
+    info: &RunInfo,
+    results: &[crate::model::ImageResult],
+    summary: crate::model::Summary,
+    pages: &http::Pages,
+) {
+    let report = json_report(info, results, summary);
+    let catalog = serde_json::from_str(&report)
+        .map_err(|e| e.to_string())
+        .and_then(|report| catalog::from_reports(&[("the last run's report".to_owned(), report)]));
+    match catalog {
+        Ok(catalog) => pages.set_catalog(catalog.html(), catalog.markdown()),
+        Err(e) => say_err(format!("ferry: warning: no catalog of this run: {e}")),
+    }
 }
 
 /// The first stop signal stops the run gracefully and sets the exit code; another, now.

@@ -53,8 +53,54 @@ pub async fn sync(settings: SyncSettings) -> Result<Outcome, Error> {
         ),
         console.consume(received)
     );
-    let ran = prepared.finish(outcome, written)?;
+    let layouts = layouts_of(&prepared.jobs);
+    let mut ran = prepared.finish(outcome, written)?;
+    if let (Some(out), None) = (&settings.bundle, signals.code()) {
+        if let Err(e) = pack(&settings, &layouts, out) {
+            say_err(format!("ferry: error: {e}"));
+            ran.written = Err(e);
+        }
+    }
     Ok(ran.outcome(signals.code()))
+}
+
+/// The layouts a run's jobs write, each once, in order.
+fn layouts_of(jobs: &[Job]) -> Vec<std::path::PathBuf> {
+    let mut layouts: Vec<std::path::PathBuf> = Vec::new();
+    for job in jobs {
+        if let Target::Oci { layout, .. } = &job.target {
+            if !layouts.contains(layout) {
+                layouts.push(layout.clone());
+            }
+        }
+    }
+    layouts
+}
+
+/// `--bundle`: the run's layouts that hold an image, packed into `out`, said on stderr.
+fn pack(
+    settings: &SyncSettings,
+    layouts: &[std::path::PathBuf],
+    out: &std::path::Path,
+) -> Result<(), String> {
+    let crate::model::Destination::OciDir(root) = &settings.plan.destination else {
+        return Err("--bundle packs local OCI layouts".to_owned());
+    };
+    let held: Vec<std::path::PathBuf> = layouts
+        .iter()
+        .filter(|layout| layout.join("index.json").is_file())
+        .cloned()
+        .collect();
+    let written = crate::input::bundle::write(root, &held, out)?;
+    say_err(format!(
+        "ferry: bundle {}: {} ({}), {}, {} bytes",
+        out.display(),
+        crate::words::count(written.layouts, "layout", "layouts"),
+        crate::words::count(written.images, "image", "images"),
+        crate::words::count(written.blobs, "blob", "blobs"),
+        written.bytes
+    ));
+    Ok(())
 }
 
 /// What one sync did.
@@ -188,6 +234,11 @@ impl Prepared {
             outputs: outputs(settings, self.fingerprint.clone()),
             observe,
         }
+    }
+
+    /// What the run's report says of it (see [`RunInfo`]).
+    pub fn info(&self, settings: &SyncSettings) -> RunInfo {
+        outputs(settings, self.fingerprint.clone()).info
     }
 
     /// What the run did, once it and its console are done; the private directory goes here,

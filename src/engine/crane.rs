@@ -148,6 +148,7 @@ impl Tool for Crane {
                 .or_else(|| job.source.digest().map(str::to_owned)),
             counts: output.counts,
             platform: None,
+            pulled: None,
         }
     }
 

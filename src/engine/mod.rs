@@ -51,6 +51,10 @@ pub struct Copied {
     /// What `--platform` made of it (native engine): an index of a subset, whose `digest` is
     /// not upstream's, or nothing copied at all.
     pub platform: Option<PlatformFilter>,
+    /// The manifests this copy read from the source itself (what a registry that meters
+    /// pulls counts), when the engine knows: the native engine shares one read among the
+    /// copies of a source to several destinations. `None`: one per manifest written.
+    pub pulled: Option<u32>,
 }
 
 /// A copy engine.
@@ -78,6 +82,13 @@ pub trait Engine: Send + Sync {
 
     /// Called when the copy of `job` is over, its last attempt done, whatever came of it.
     fn copy_done(&self, _job: &Job) {}
+
+    /// Whether a copy of `job` at `digest` (the plan's) would read nothing from the source
+    /// itself: another copy of the same image, to another destination, read it already and
+    /// the engine kept it. Such a copy pulls nothing that a metered registry counts.
+    fn reads_kept(&self, _job: &Job, _digest: Option<&str>) -> bool {
+        false
+    }
     /// Whether the engine copies a manifest known only by its digest (an OCI referrer) to the
     /// same digest at the target, its `subject` intact: a job whose source and target are both
     /// pinned by digest alone.

@@ -258,6 +258,7 @@ impl Tool for Skopeo {
             digest,
             counts: parse_progress(&finished.stdout, &finished.stderr),
             platform: None,
+            pulled: None,
         }
     }
 

@@ -6,6 +6,7 @@
 //! ImagePorter's `images.json` / `accounts.json`. The last two also carry per-registry settings
 //! (credentials, TLS), returned as [`HostSettings`] beside the entries.
 
+pub mod bundle;
 mod images_json;
 mod list;
 pub mod namespace;
@@ -35,6 +36,8 @@ pub enum InputSource {
     Stdin,
     /// A list published over HTTP(S), fetched at the start of the run.
     Url(String),
+    /// The OCI layouts `--dest-dir` wrote, as a directory or a bundle tar (`--from-dir`).
+    Bundle(PathBuf),
 }
 
 impl InputSource {
@@ -53,7 +56,7 @@ impl InputSource {
 impl fmt::Display for InputSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            InputSource::File(path) => write!(f, "{}", path.display()),
+            InputSource::File(path) | InputSource::Bundle(path) => write!(f, "{}", path.display()),
             InputSource::Stdin => f.write_str("<stdin>"),
             InputSource::Url(url) => f.write_str(url),
         }
@@ -259,6 +262,8 @@ pub struct Inputs {
     pub namespaces: Vec<NamespaceEntry>,
     /// Per-registry settings the inputs gave (skopeo YAML sections).
     pub hosts: Vec<HostSettings>,
+    /// What is worth saying about the inputs, though it stops nothing.
+    pub notes: Vec<String>,
 }
 
 /// How long a list URL may take to answer.
@@ -275,6 +280,16 @@ pub async fn read_all(
     let mut errors = Vec::new();
     for input in inputs {
         let name = input.to_string();
+        if let InputSource::Bundle(path) = input {
+            match bundle::Bundle::open_shared(path) {
+                Ok(opened) => {
+                    read.entries.extend(opened.entries());
+                    read.notes.extend(opened.named_by_path());
+                }
+                Err(mut bad) => errors.append(&mut bad),
+            }
+            continue;
+        }
         let bytes = match input {
             InputSource::File(path) => std::fs::read(path),
             InputSource::Stdin => {
@@ -282,6 +297,7 @@ pub async fn read_all(
                 std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).map(|_| bytes)
             }
             InputSource::Url(url) => fetch(url).await,
+            InputSource::Bundle(_) => unreachable!("read above"),
         };
         let text = match bytes {
             Ok(bytes) => decode_text(&name, bytes),

@@ -321,12 +321,13 @@ impl RegistryClient {
         Ok(Some(Reservation { held: pulls }))
     }
 
-    /// Settles what a copy held: the manifests it wrote (each read once from the source) are
-    /// what it cost, when it says; and a multi-platform image tells how many platforms the
-    /// next ones from its registry are counted with.
-    pub fn settle_pulls(&self, reservation: Reservation, manifests: Option<u32>) {
+    /// Settles what a copy held: the manifests it read from the source (`pulled`) are what it
+    /// cost, when it says (0 when another copy's read served it); and a multi-platform image
+    /// tells how many platforms the next ones from its registry are counted with. `None`
+    /// keeps what was held.
+    pub fn settle_pulls(&self, reservation: Reservation, pulled: Option<u32>) {
         let held = reservation.held;
-        let Some(read) = manifests.filter(|n| *n > 0).map(u64::from) else {
+        let Some(read) = pulled.map(u64::from) else {
             return;
         };
         let mut hosts = self.quota.hosts.lock().expect("lock");

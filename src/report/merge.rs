@@ -70,6 +70,8 @@ struct Report<'a> {
     fingerprint: &'a str,
     version: &'a str,
     destination: &'a str,
+    /// When it was written (RFC 3339), when it says.
+    finished_at: Option<&'a str>,
     rerun: Rerun,
     entries: &'a [Value],
     summary: &'a Value,
@@ -159,6 +161,10 @@ fn read<'a>(name: &'a str, report: &'a Value) -> Result<Report<'a>, String> {
             .get("destination")
             .and_then(Value::as_str)
             .unwrap_or_default(),
+        finished_at: object
+            .get("finished_at")
+            .and_then(Value::as_str)
+            .filter(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()),
         rerun,
         entries,
         summary: object.get("summary").unwrap_or(&Value::Null),
@@ -236,6 +242,9 @@ struct MergedReport<'a> {
     shards: Value,
     fingerprint: &'a str,
     destination: &'a str,
+    /// The latest of the reports' `finished_at`; left out when none says one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finished_at: Option<String>,
     rerun: &'a Rerun,
     #[serde(skip_serializing_if = "Option::is_none")]
     images: Option<Vec<Value>>,
@@ -275,10 +284,26 @@ pub fn merge(reports: &[(String, Value)]) -> Result<Merged, String> {
             ));
         }
     }
+    // Each entry keeps the time of the report it came from, which the merged report's own
+    // `finished_at` (the latest) would lose.
     let items: Vec<Value> = read
         .iter()
-        .flat_map(|r| r.entries.iter().cloned())
+        .flat_map(|r| {
+            r.entries.iter().cloned().map(|mut entry| {
+                if let (Some(at), Some(object)) = (r.finished_at, entry.as_object_mut()) {
+                    object
+                        .entry("finished_at")
+                        .or_insert_with(|| Value::from(at));
+                }
+                entry
+            })
+        })
         .collect();
+    let finished_at = read
+        .iter()
+        .filter_map(|r| r.finished_at)
+        .max_by_key(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(str::to_owned);
     let summaries: Vec<&Value> = read.iter().map(|r| r.summary).collect();
     let (summary, line, failed) = match kind {
         Kind::Sync => sync_summary(&items, &summaries),
@@ -293,6 +318,7 @@ pub fn merge(reports: &[(String, Value)]) -> Result<Merged, String> {
         shards: json!({ "count": n, "merged": merged, "missing": missing }),
         fingerprint: first.fingerprint,
         destination: first.destination,
+        finished_at,
         rerun: &first.rerun,
         images: (kind == Kind::Sync).then(|| items.clone()),
         entries: (kind != Kind::Sync).then_some(items),
@@ -598,6 +624,36 @@ mod tests {
                 reason: "network".into(),
             }]
         );
+    }
+
+    #[test]
+    fn the_merged_report_finished_with_its_last_shard_and_each_entry_keeps_its_time() {
+        let mut early = sync_report(Some((0, 3)), &["synced"], 1);
+        early["finished_at"] = json!("2026-12-03T10:00:00Z");
+        let mut late = sync_report(Some((1, 3)), &["synced"], 1);
+        late["finished_at"] = json!("2026-12-03T11:30:00+01:00");
+        let mut latest = sync_report(Some((2, 3)), &["synced"], 1);
+        latest["finished_at"] = json!("2026-12-03T10:45:00Z");
+        // An older report says no time: its entries get none.
+        let merged = merge(&named(vec![early, late, latest])).unwrap();
+        assert_eq!(merged.report["finished_at"], "2026-12-03T10:45:00Z");
+        let times: Vec<&Value> = merged.report["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| &i["finished_at"])
+            .collect();
+        assert_eq!(
+            times,
+            [
+                "2026-12-03T10:00:00Z",
+                "2026-12-03T11:30:00+01:00",
+                "2026-12-03T10:45:00Z"
+            ]
+        );
+        let old = merge(&named(vec![sync_report(None, &["synced"], 1)])).unwrap();
+        assert!(old.report.get("finished_at").is_none());
+        assert!(old.report["images"][0].get("finished_at").is_none());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! summary (both built from scheduler events), the JSON report, and the failed list in input
 //! format so a rerun can take exactly what failed.
 
+pub mod catalog;
 pub mod console;
 pub mod escape;
 pub mod log;
@@ -122,7 +123,11 @@ pub fn artifacts_phrase(counts: &ArtifactCounts) -> String {
 /// `kind: message`, as result and error lines show a failure; a message that already starts
 /// with its kind (a registry's `unauthorized: …`) is not given it twice.
 pub fn kind_and_message(kind: FailureKind, message: &str) -> String {
-    let kind = kind.as_str();
+    kind_and_message_str(kind.as_str(), message)
+}
+
+/// [`kind_and_message`] of a kind as a report names it.
+fn kind_and_message_str(kind: &str, message: &str) -> String {
     match message.get(..kind.len()) {
         Some(start)
             if start.eq_ignore_ascii_case(kind) && message[kind.len()..].starts_with(':') =>
@@ -269,12 +274,19 @@ struct JsonReport<'a, E: Serialize, S: Serialize> {
     shard: Option<Shard>,
     fingerprint: &'a str,
     destination: &'a str,
+    /// When the report was written (the run's end), RFC 3339 in UTC.
+    finished_at: String,
     rerun: &'a Rerun,
     #[serde(skip_serializing_if = "Option::is_none")]
     images: Option<Vec<E>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     entries: Option<Vec<E>>,
     summary: S,
+}
+
+/// Now, as reports write times: RFC 3339 in UTC, to the second (`2026-12-03T12:51:36Z`).
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// A report as pretty JSON, with a final newline.
@@ -289,6 +301,7 @@ fn json_text<E: Serialize, S: Serialize>(info: &RunInfo, entries: Vec<E>, summar
         shard: info.shard,
         fingerprint: &info.fingerprint,
         destination: &info.destination,
+        finished_at: now_rfc3339(),
         rerun: &info.rerun,
         images,
         entries,
@@ -1267,6 +1280,11 @@ mod tests {
         assert_eq!(value["fingerprint"], "sha256:ab");
         assert_eq!(value["destination"], "h.example/m");
         assert_eq!(value["ferry_version"], env!("CARGO_PKG_VERSION"));
+        let finished = value["finished_at"].as_str().unwrap();
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(finished).is_ok() && finished.ends_with('Z'),
+            "{finished}"
+        );
         assert_eq!(
             value["rerun"],
             serde_json::json!({

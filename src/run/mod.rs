@@ -766,7 +766,12 @@ async fn copy_one(
             return outage(host, attempt - 1);
         }
         // Each attempt pulls the source's manifests again: it must fit the pull budget.
-        let pulls = match context.client.reserve_pulls(&job.source) {
+        // A copy served by what another destination's copy read pulls nothing.
+        let reserved = match context.engine.reads_kept(&job, planned_digest) {
+            true => Ok(None),
+            false => context.client.reserve_pulls(&job.source),
+        };
+        let pulls = match reserved {
             Ok(pulls) => pulls,
             Err(deferral) => {
                 return failed(FailureKind::Deferred, deferral.to_string(), attempt - 1);
@@ -801,8 +806,11 @@ async fn copy_one(
         // The next copy's turn; this one's retry waits below without holding it.
         drop(turn);
         if let Some(pulls) = pulls {
-            let manifests = outcome.as_ref().ok().map(|c| c.counts.manifests_written);
-            context.client.settle_pulls(pulls, manifests);
+            let pulled = outcome.as_ref().ok().and_then(|c| {
+                c.pulled
+                    .or(Some(c.counts.manifests_written).filter(|n| *n > 0))
+            });
+            context.client.settle_pulls(pulls, pulled);
         }
         let error = match outcome {
             Ok(mut copied) => {

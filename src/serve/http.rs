@@ -1,5 +1,6 @@
-//! The server's HTTP endpoint: `GET /metrics`, `/healthz` (alive) and `/readyz` (the last run's
-//! inputs were valid), and `HEAD` of each. A small HTTP/1.1 responder on tokio: one request per
+//! The server's HTTP endpoint: `GET /metrics`, `/healthz` (alive), `/readyz` (the last run's
+//! inputs were valid) and `/catalog` (`/catalog.md`: the last run's catalog, as the command
+//! renders it and hands it over in [`Pages`]; 404 before the first run), and `HEAD` of each. A small HTTP/1.1 responder on tokio: one request per
 //! connection, no bodies, no keep-alive; enough for a Prometheus scrape and a kubelet probe.
 //!
 //! Its resources are bounded: at most [`MAX_CONNECTIONS`] connections are open at once (the
@@ -8,7 +9,7 @@
 //! file descriptors: `EMFILE`) is retried after [`ACCEPT_BACKOFF`] instead of at once, which
 //! would spin a core, and logged once per run of failures.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,8 +26,29 @@ pub const MAX_CONNECTIONS: usize = 64;
 /// The pause after a failed `accept`.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// The pages of the last run the endpoint serves besides the metrics: its catalog as HTML and
+/// as Markdown, none before a run has finished.
+#[derive(Debug, Default)]
+pub struct Pages {
+    catalog: Mutex<Option<Arc<(String, String)>>>,
+}
+
+impl Pages {
+    /// The last run's catalog, as HTML and as Markdown.
+    pub fn set_catalog(&self, html: String, markdown: String) {
+        *self.catalog.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new((html, markdown)));
+    }
+
+    fn catalog(&self) -> Option<Arc<(String, String)>> {
+        self.catalog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
 /// Answers requests on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, pages: Arc<Pages>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut failing = false;
     loop {
@@ -41,8 +63,10 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
                     failing = false;
                 }
                 let metrics = Arc::clone(&metrics);
+                let pages = Arc::clone(&pages);
                 tokio::spawn(async move {
-                    let _ = tokio::time::timeout(READ_TIMEOUT, answer(stream, &metrics)).await;
+                    let _ =
+                        tokio::time::timeout(READ_TIMEOUT, answer(stream, &metrics, &pages)).await;
                     drop(slot);
                 });
             }
@@ -72,7 +96,7 @@ fn peer_gone(error: &std::io::Error) -> bool {
     )
 }
 
-async fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
+async fn answer(mut stream: TcpStream, metrics: &Metrics, pages: &Pages) -> std::io::Result<()> {
     let mut head = Vec::new();
     let mut chunk = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_HEAD {
@@ -90,14 +114,14 @@ async fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()>
     let mut words = head.lines().next().unwrap_or("").split_whitespace();
     let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
     let path = path.split('?').next().unwrap_or(path);
-    let response = respond(method, path, metrics);
+    let response = respond(method, path, metrics, pages);
     stream.write_all(&response).await?;
     stream.shutdown().await
 }
 
 /// The whole response to one request: `HEAD` gets `GET`'s status and headers without the body.
-fn respond(method: &str, path: &str, metrics: &Metrics) -> Vec<u8> {
-    let (status, content_type, body) = route(method, path, metrics);
+fn respond(method: &str, path: &str, metrics: &Metrics, pages: &Pages) -> Vec<u8> {
+    let (status, content_type, body) = route(method, path, metrics, pages);
     let allow = if status.starts_with("405") {
         "Allow: GET, HEAD\r\n"
     } else {
@@ -116,7 +140,12 @@ fn respond(method: &str, path: &str, metrics: &Metrics) -> Vec<u8> {
 }
 
 /// The status line, content type and body for one request. Pure.
-fn route(method: &str, path: &str, metrics: &Metrics) -> (&'static str, &'static str, String) {
+fn route(
+    method: &str,
+    path: &str,
+    metrics: &Metrics,
+    pages: &Pages,
+) -> (&'static str, &'static str, String) {
     const TEXT: &str = "text/plain; charset=utf-8";
     if method != "GET" && method != "HEAD" {
         return (
@@ -138,10 +167,21 @@ fn route(method: &str, path: &str, metrics: &Metrics) -> (&'static str, &'static
             TEXT,
             "the last run's inputs were not valid\n".to_owned(),
         ),
+        "/catalog" | "/catalog.md" => match (pages.catalog(), path) {
+            (Some(catalog), "/catalog") => {
+                ("200 OK", "text/html; charset=utf-8", catalog.0.clone())
+            }
+            (Some(catalog), _) => ("200 OK", "text/markdown; charset=utf-8", catalog.1.clone()),
+            (None, _) => (
+                "404 Not Found",
+                TEXT,
+                "no run has finished yet: the catalog is the last run's\n".to_owned(),
+            ),
+        },
         _ => (
             "404 Not Found",
             TEXT,
-            "try /metrics, /healthz or /readyz\n".to_owned(),
+            "try /metrics, /healthz, /readyz or /catalog\n".to_owned(),
         ),
     }
 }
@@ -153,6 +193,8 @@ mod tests {
     #[test]
     fn routes_answer_as_probes_and_scrapes_expect() {
         let metrics = Metrics::new(false);
+        let pages = Pages::default();
+        let route = |method, path, metrics: &Metrics| route(method, path, metrics, &pages);
         metrics.inputs_checked(false);
         assert_eq!(route("GET", "/healthz", &metrics).0, "200 OK");
         assert_eq!(
@@ -174,10 +216,45 @@ mod tests {
     }
 
     #[test]
+    fn the_catalog_is_the_last_runs_and_none_before_the_first() {
+        let metrics = Metrics::new(false);
+        let pages = Pages::default();
+        for path in ["/catalog", "/catalog.md"] {
+            let (status, _, body) = route("GET", path, &metrics, &pages);
+            assert_eq!(status, "404 Not Found", "{path}");
+            assert!(body.starts_with("no run has finished yet"), "{body}");
+        }
+        pages.set_catalog("<p>one</p>".to_owned(), "# one".to_owned());
+        pages.set_catalog("<p>two</p>".to_owned(), "# two".to_owned());
+        assert_eq!(
+            route("GET", "/catalog", &metrics, &pages),
+            (
+                "200 OK",
+                "text/html; charset=utf-8",
+                "<p>two</p>".to_owned()
+            )
+        );
+        assert_eq!(
+            route("GET", "/catalog.md", &metrics, &pages),
+            ("200 OK", "text/markdown; charset=utf-8", "# two".to_owned())
+        );
+    }
+
+    #[test]
     fn head_gets_the_status_and_headers_of_get_without_the_body() {
         let metrics = Metrics::new(false);
+        let pages = Pages::default();
+        pages.set_catalog("<p>html</p>".to_owned(), "# md".to_owned());
+        let respond = |method, path, metrics: &Metrics| respond(method, path, metrics, &pages);
         metrics.inputs_checked(true);
-        for path in ["/healthz", "/readyz", "/metrics", "/nope"] {
+        for path in [
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/catalog",
+            "/catalog.md",
+            "/nope",
+        ] {
             let get = String::from_utf8(respond("GET", path, &metrics)).unwrap();
             let head = String::from_utf8(respond("HEAD", path, &metrics)).unwrap();
             let (get_head, body) = get.split_once("\r\n\r\n").unwrap();

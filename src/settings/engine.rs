@@ -51,6 +51,7 @@ impl EngineSettings {
             jobs,
             scratch,
             platforms,
+            bundle,
         } = run;
         Ok(match (self, scratch) {
             (EngineSettings::Skopeo(options), Some(scratch)) => Arc::new(
@@ -80,7 +81,8 @@ impl EngineSettings {
             }
             (EngineSettings::Native, scratch) => {
                 let native = Native::new(Arc::clone(client), image_timeout)
-                    .with_platforms(platforms.cloned());
+                    .with_platforms(platforms.cloned())
+                    .reading_bundle(bundle.map(std::path::Path::to_owned));
                 // Several destinations share each source read (see `Native::sharing_reads`).
                 match scratch.filter(|_| !more_destinations.is_empty()) {
                     Some(scratch) => Arc::new(native.sharing_reads(scratch.path().join("spool"))),
@@ -107,6 +109,8 @@ pub struct Build<'a> {
     pub scratch: Option<&'a ScratchDir>,
     /// The platforms to mirror (`--platform`), for the native engine.
     pub platforms: Option<&'a Platforms>,
+    /// The bundle the sources are read from (`--from-dir`), for the native engine.
+    pub bundle: Option<&'a std::path::Path>,
 }
 
 /// What a rerun needs to copy with the same engine: its name, its binary when one was named,
@@ -146,6 +150,26 @@ pub(super) fn choose(
     args: &SyncArgs,
     destination: &Destination,
 ) -> Result<(EngineSettings, Option<String>), SettingsError> {
+    // Only the native engine reads a bundle in place.
+    if args.list.from_dir.is_some() {
+        if let Some(engine @ (EngineArg::Skopeo | EngineArg::Crane)) = args.engine.engine {
+            let name = match engine {
+                EngineArg::Skopeo => "skopeo",
+                _ => "crane",
+            };
+            return Err(SettingsError::Bundle(format!(
+                "--from-dir is copied by ferry's native engine only (--engine native, or no \
+                 --engine): {name} cannot read a bundle tar in place, nor keep every Docker \
+                 manifest list of a layout by its tag"
+            )));
+        }
+        if args.skopeo.insecure_policy {
+            return Err(SettingsError::InsecurePolicyWithout {
+                engine: "the native engine (which copies --from-dir)",
+            });
+        }
+        return Ok((EngineSettings::Native, None));
+    }
     // Only the native engine writes an index of a platform subset (see `PLATFORMS_NOTE`).
     if !args.filters.platform.is_empty() {
         match args.engine.engine {

@@ -91,6 +91,12 @@ pub enum CommandSettings {
         inputs: Vec<PathBuf>,
         failed_list: Option<PathBuf>,
     },
+    /// `report catalog REPORT… [--format F] [-o FILE]`; `output` is `-` for stdout.
+    ReportCatalog {
+        inputs: Vec<PathBuf>,
+        format: crate::cli::CatalogFormat,
+        output: PathBuf,
+    },
 }
 
 /// What `plan`, `verify` and `sync` share: the inputs, where they go, and how registries are
@@ -139,6 +145,8 @@ pub struct SyncSettings {
     pub dry_run: bool,
     pub failed_list: Option<PathBuf>,
     pub progress: ProgressSettings,
+    /// The tar to pack the run's layouts into at its end (`--bundle`).
+    pub bundle: Option<PathBuf>,
 }
 
 impl PlanSettings {
@@ -238,6 +246,15 @@ impl SyncSettings {
             jobs,
             scratch,
             platforms: self.plan.options.platforms.as_ref(),
+            bundle: self
+                .plan
+                .inputs
+                .sources
+                .iter()
+                .find_map(|source| match source {
+                    InputSource::Bundle(path) => Some(path.as_path()),
+                    _ => None,
+                }),
         })?;
         Ok(Workers { client, engine })
     }
@@ -309,6 +326,8 @@ pub enum SettingsError {
     PlatformNeedsNative { engine: &'static str },
     #[error("--dest and --dest-dir cannot be used together: --dest mirrors into a registry, --dest-dir into local OCI layouts")]
     DestAndDestDir,
+    #[error("{0}")]
+    Bundle(String),
     #[error("--dest {value} is given twice: each destination receives every image once")]
     DestTwice { value: String },
     #[error("{flag} {}: {reason}", path.display())]
@@ -391,6 +410,29 @@ impl Settings {
                     failed_list,
                 }
             }
+            Command::Report(ReportCommand::Catalog {
+                inputs,
+                format,
+                output,
+            }) => {
+                let output = output.unwrap_or_else(|| PathBuf::from("-"));
+                output_path("report catalog -o", &Some(output.clone()))?;
+                let html = output
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| {
+                        e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm")
+                    });
+                let format = format.unwrap_or(match html {
+                    true => crate::cli::CatalogFormat::Html,
+                    false => crate::cli::CatalogFormat::Markdown,
+                });
+                CommandSettings::ReportCatalog {
+                    inputs,
+                    format,
+                    output,
+                }
+            }
         };
         Ok(Settings {
             verbosity,
@@ -401,7 +443,9 @@ impl Settings {
 }
 
 fn inputs(list: &ListArgs) -> Result<InputSettings, SettingsError> {
-    let sources = if list.lists.is_empty() {
+    let sources = if let Some(dir) = &list.from_dir {
+        vec![InputSource::Bundle(dir.clone())]
+    } else if list.lists.is_empty() {
         vec![InputSource::File(PathBuf::from(DEFAULT_LIST))]
     } else {
         list.lists
@@ -802,6 +846,11 @@ fn serve_settings(
             "--dry-run prints what one sync would run: use `ferry sync --dry-run`".to_owned(),
         ));
     }
+    if args.sync.bundle.is_some() {
+        return Err(SettingsError::Serve(
+            "--bundle packs one run's layouts: use `ferry sync --bundle`".to_owned(),
+        ));
+    }
     let tz = std::env::var("TZ").ok();
     let schedule = match (args.every, &args.cron) {
         (Some(every), None) => Schedule::Every(every),
@@ -868,6 +917,7 @@ fn sync_settings(
     )?;
     let (engine, engine_note) = engine::choose(&args, &plan.destination)?;
     plan.rerun.flags.extend(engine::rerun_flags(&engine, &args));
+    bundle_flags(&args, &plan.destination)?;
     plan.signatures = signatures(&args.signatures, &plan.destination)?;
     plan.options.signatures = plan.signatures.is_some();
     if let Some(selection) = &plan.signatures {
@@ -902,6 +952,7 @@ fn sync_settings(
         registry_jobs,
         dry_run: args.dry_run,
         failed_list: args.failed_list,
+        bundle: args.bundle,
         progress: ProgressSettings::new(
             args.progress,
             args.progress_interval,
@@ -909,6 +960,34 @@ fn sync_settings(
             log_format,
         ),
     })
+}
+
+/// `--from-dir` and `--bundle` with the other flags: a bundle holds images, not their
+/// signatures; `--bundle` packs local OCI layouts, into a file that can be written.
+fn bundle_flags(args: &SyncArgs, destination: &Destination) -> Result<(), SettingsError> {
+    if args.list.from_dir.is_some() && args.signatures.signatures.is_some() {
+        return Err(SettingsError::Bundle(
+            "--signatures cannot be used with --from-dir: a bundle holds the images' OCI \
+             layouts, not their signatures or referrers"
+                .to_owned(),
+        ));
+    }
+    let Some(bundle) = &args.bundle else {
+        return Ok(());
+    };
+    if let Destination::Registry(_) = destination {
+        return Err(SettingsError::Bundle(
+            "--bundle packs the local OCI layouts a sync writes: give --dest-dir DIR, not \
+             --dest"
+                .to_owned(),
+        ));
+    }
+    if bundle.as_os_str() == "-" {
+        return Err(SettingsError::Bundle(
+            "--bundle needs a file: the tar is written beside it and renamed into place".to_owned(),
+        ));
+    }
+    output_path("--bundle", &args.bundle)
 }
 
 /// What `--signatures` leaves undone with `engine`, said once at the start: OCI referrers exist

@@ -375,6 +375,7 @@ fn completions_and_the_man_page_are_generated_for_every_command() {
         "ferry-sync",
         "ferry-serve",
         "ferry-report-merge",
+        "ferry-report-catalog",
         "ferry-verify",
     ] {
         let file = dir.path().join("man1").join(format!("{name}.1"));

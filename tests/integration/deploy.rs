@@ -802,6 +802,7 @@ fn action_problems(action: &Value) -> Vec<String> {
         ("engine", Some("skopeo")),
         ("shard", None),
         ("report", None),
+        ("catalog", Some("")),
     ] {
         let input = &inputs[name];
         if input.as_mapping().is_none() {
@@ -815,8 +816,10 @@ fn action_problems(action: &Value) -> Vec<String> {
     if inputs["dest"]["required"].as_bool() != Some(true) {
         problems.push(format!("{ACTION}: input dest is not required"));
     }
-    if text(&action["outputs"]["report"]["value"]).is_empty() {
-        problems.push(format!("{ACTION}: no output report"));
+    for output in ["report", "catalog"] {
+        if text(&action["outputs"][output]["value"]).is_empty() {
+            problems.push(format!("{ACTION}: no output {output}"));
+        }
     }
     if action["runs"]["using"].as_str() != Some("composite") {
         problems.push(format!("{ACTION}: not a composite action"));
@@ -832,6 +835,15 @@ fn action_problems(action: &Value) -> Vec<String> {
                 line.trim()
             ));
         }
+    }
+    let catalog_written = steps.iter().any(|step| {
+        squeezed(&text(&step["env"]["ACTION_CATALOG"])) == "${{inputs.catalog}}"
+            && text(&step["run"]).contains("ferry report catalog")
+    });
+    if !catalog_written {
+        problems.push(format!(
+            "{ACTION}: no step writes the catalog that input catalog names (ACTION_CATALOG)"
+        ));
     }
     for (var, input) in [
         ("FERRY_DEST_USERNAME", "username"),
@@ -1091,6 +1103,31 @@ fn workflow_problems(workflow: &Value) -> Vec<String> {
             "{WORKFLOW}: a failed merge does not fail the workflow"
         ));
     }
+    // The catalog of the merged report, committed: the job checks the repository out and may
+    // push, and a step writes the catalog, adds it and pushes.
+    let commits_catalog = steps.iter().any(|s| {
+        let run = text(&s["run"]);
+        run.contains("ferry report catalog report.json")
+            && run.contains("git add")
+            && run.contains("git push")
+            && squeezed(&text(&s["if"])).contains("always()")
+    });
+    if !commits_catalog {
+        problems.push(format!(
+            "{WORKFLOW}: job {merge} does not commit the catalog of the merged report (a step \
+             with if: always() running ferry report catalog report.json, git add, git push)"
+        ));
+    }
+    if !steps.iter().any(|s| uses(s, "actions/checkout@")) {
+        problems.push(format!(
+            "{WORKFLOW}: job {merge} has no checkout to commit the catalog to"
+        ));
+    }
+    if text(&job["permissions"]["contents"]) != "write" {
+        problems.push(format!(
+            "{WORKFLOW}: job {merge} cannot push the catalog (permissions: contents: write)"
+        ));
+    }
     if text(&job["env"]["SHARDS"]) != n.to_string() {
         problems.push(format!(
             "{WORKFLOW}: job {merge} expects {:?} reports, the matrix has {n} shards",
@@ -1306,6 +1343,24 @@ fn the_checkers_name_what_a_broken_copy_breaks() {
             "which.\n      - if: always()",
             "which.\n      - if: success()",
             "no report",
+        ),
+        (
+            WORKFLOW,
+            "      contents: write\n",
+            "      contents: read\n",
+            "cannot push the catalog",
+        ),
+        (
+            WORKFLOW,
+            "          git push",
+            "          true",
+            "does not commit the catalog",
+        ),
+        (
+            ACTION,
+            "ACTION_CATALOG: ${{ inputs.catalog }}",
+            "ACTION_CATALOG: ''",
+            "no step writes the catalog",
         ),
     ];
     for (path, from, to, expected) in cases {
@@ -1621,6 +1676,122 @@ fn the_action_runs_ferry_on_its_shard_with_the_password_in_the_environment_only(
             "output report not set: {outputs:?}"
         );
     }
+}
+
+/// With input catalog, the Mirror step writes the catalog of the run's report, also when the
+/// sync failed images (exit 1, kept), and none when the sync ran nothing (exit 2).
+#[test]
+fn the_action_writes_the_catalog_of_its_run_also_when_images_failed() {
+    let action = yaml(ACTION, &read(ACTION));
+    let mirror = step(seq(&action["runs"]["steps"]), "Mirror");
+    for code in [1, 2] {
+        let dir = TempDir::new("deploy-action-catalog");
+        let workspace = dir.path().join("workspace");
+        fs::create_dir_all(&workspace).unwrap();
+        fs::create_dir_all(dir.path().join("bin")).unwrap();
+        let fixture = dir.path().join("fixture.json");
+        let report = sync_report("harbor.example/third", (0, 1), &["synced", "failed"]);
+        fs::write(&fixture, report.to_string()).unwrap();
+        // A sync that writes its report (when it runs at all) and exits `code`; the real
+        // ferry for everything else.
+        let stub = format!(
+            "#!/bin/sh\n\
+             if [ \"$1\" = sync ]; then\n\
+               while [ $# -gt 0 ]; do\n\
+                 if [ \"$1\" = --report ] && [ {code} -ne 2 ]; then cp {fixture} \"$2\"; fi\n\
+                 shift\n\
+               done\n\
+               exit {code}\n\
+             fi\n\
+             exec {real} \"$@\"\n",
+            fixture = shell_quote(&fixture.to_string_lossy()),
+            real = shell_quote(env!("CARGO_BIN_EXE_ferry")),
+        );
+        let ferry = dir.path().join("bin/ferry");
+        fs::write(&ferry, stub).unwrap();
+        fs::set_permissions(&ferry, fs::Permissions::from_mode(0o755)).unwrap();
+        let inputs = action_inputs(
+            &action,
+            &[("dest", "harbor.example/third"), ("catalog", "CATALOG.md")],
+        );
+        let env = step_env(mirror, &inputs);
+        run(
+            &mut bash_step(&text(&mirror["run"]), dir.path(), &workspace, &env),
+            code,
+        );
+        let outputs = fs::read_to_string(dir.path().join("output")).unwrap();
+        let catalog = fs::read_to_string(workspace.join("CATALOG.md")).ok();
+        if code == 2 {
+            assert_eq!(catalog, None, "a catalog of a run that ran nothing");
+            assert!(!outputs.contains("catalog="), "{outputs}");
+            continue;
+        }
+        let catalog = catalog.expect("the catalog is written");
+        assert!(
+            catalog
+                .starts_with("# Mirror catalog\n\n**1 registry, 1 repository, 1 tag, 1 failed**"),
+            "{catalog}"
+        );
+        assert!(
+            outputs.lines().any(|l| l == "catalog=CATALOG.md"),
+            "{outputs}"
+        );
+    }
+}
+
+/// The merge job's last step commits the merged report's catalog and pushes it, once: an
+/// unchanged catalog is no commit.
+#[test]
+fn the_merge_job_commits_the_catalog_when_it_changed() {
+    let workflow = yaml(WORKFLOW, &read(WORKFLOW));
+    let jobs = entries(&workflow["jobs"]);
+    let commit = jobs
+        .iter()
+        .flat_map(|(_, job)| seq(&job["steps"]).iter())
+        .find(|s| text(&s["name"]) == "Commit the catalog")
+        .expect("a step that commits the catalog");
+    let script = text(&commit["run"]);
+    let dir = TempDir::new("deploy-catalog-commit");
+    let remote = dir.path().join("remote.git");
+    let workspace = dir.path().join("workspace");
+    fs::create_dir_all(dir.path().join("bin")).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_ferry"), dir.path().join("bin/ferry")).unwrap();
+    let git = |args: &[&str], at: &Path| {
+        let out = run(
+            Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+                .args(args)
+                .current_dir(at)
+                .env("HOME", dir.path()),
+            0,
+        );
+        stdout_of(&out)
+    };
+    git(&["init", "--quiet", "--bare", "remote.git"], dir.path());
+    git(&["clone", "--quiet", "remote.git", "workspace"], dir.path());
+    fs::write(workspace.join("README.md"), "mirror\n").unwrap();
+    git(&["add", "README.md"], &workspace);
+    git(&["commit", "--quiet", "-m", "start"], &workspace);
+    git(&["push", "--quiet", "origin", "HEAD"], &workspace);
+    let report = sync_report("harbor.example/third", (0, 1), &["synced", "skipped"]);
+    fs::write(workspace.join("report.json"), report.to_string()).unwrap();
+    let env = [("GITHUB_RUN_ID".to_owned(), "42".to_owned())];
+    run(&mut bash_step(&script, dir.path(), &workspace, &env), 0);
+    let expected = stdout_of(&run(
+        ferry()
+            .args(["report", "catalog"])
+            .arg(workspace.join("report.json")),
+        0,
+    ));
+    assert_eq!(git(&["show", "HEAD:CATALOG.md"], &remote), expected);
+    assert_eq!(
+        git(&["log", "--format=%s"], &remote),
+        "Mirror catalog of run 42\nstart\n"
+    );
+    // The same catalog again: nothing to commit.
+    let out = run(&mut bash_step(&script, dir.path(), &workspace, &env), 0);
+    assert!(stdout_of(&out).contains("the catalog is unchanged"));
+    assert_eq!(git(&["log", "--format=%s"], &remote).lines().count(), 2);
 }
 
 #[test]

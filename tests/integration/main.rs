@@ -7,6 +7,8 @@
 
 mod common;
 
+mod bundles;
+mod catalog;
 mod cli;
 mod deploy;
 mod destinations;

@@ -299,7 +299,7 @@ fn serve_exports_the_quota_left() {
         let text = lines.lock().unwrap().clone();
         text.lines()
             .find_map(|l| {
-                l.strip_prefix("ferry: serving /metrics, /healthz and /readyz on http://")
+                l.strip_prefix("ferry: serving /metrics, /healthz, /readyz and /catalog on http://")
             })
             .map(str::to_owned)
     };
@@ -336,4 +336,30 @@ fn serve_exports_the_quota_left() {
         "serve did not stop",
     );
     assert_eq!(status.code(), Some(143));
+}
+
+/// With several destinations the native engine reads each source manifest once for all of
+/// them: the budget charges what was pulled, so a budget of 5 copies 5 images to each
+/// destination (skopeo and crane pull once per destination, and are charged so).
+#[test]
+fn a_pull_budget_charges_one_read_for_several_destinations() {
+    let hub = Hub::new(Engine::Native);
+    let m = &hub.m;
+    let second = Registry::start_plain();
+    let other = format!("{}/other", second.addr());
+    let list: String = (0..5).map(|i| format!("img-{i}:1.0\n")).collect();
+    let list = m.write("five.list", &list);
+    let out = run(
+        m.sync(&list)
+            .env("CONTAINERS_REGISTRIES_CONF", &hub.conf)
+            .args(["--dest", &other, "--pull-budget", "5", "-j", "1"]),
+        0,
+    );
+    let stdout = stdout_of(&out);
+    assert!(
+        stdout.contains("10 images: 10 synced, 0 skipped, 0 failed"),
+        "{stdout}\n{}",
+        stderr_of(&out)
+    );
+    assert_eq!(hub.pulls(), 5, "{}", hub.proxy.log());
 }

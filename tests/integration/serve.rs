@@ -627,3 +627,60 @@ fn serve_keeps_at_most_64_connections_open() {
     let took = healthz_answers_within(&addr, Duration::from_secs(5));
     eprintln!("150 idle clients: {open} open at the server; /healthz again {took:?} after closing");
 }
+
+/// `/catalog` is 404 until a run has finished, then that run's catalog: the HTML page of
+/// `report catalog` (parsed as HTML5, with every image in it) and `/catalog.md` its Markdown.
+#[test]
+fn serve_serves_the_last_runs_catalog_and_none_before_the_first() {
+    let m = Mirror::new(false);
+    m.push("library/nginx:1", "nginx-1");
+    m.push("library/redis:7", "redis-7");
+    let list = m.write("images.list", "nginx:1\nredis:7\nnginx:9.9\n");
+    // No run before next New Year, but the one SIGHUP starts.
+    let (mut child, addr, _stderr) = start(&m, &list, &["--cron", "0 0 1 1 *"]);
+    for path in ["/catalog", "/catalog.md"] {
+        let (status, body) = get(&addr, path);
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(body.starts_with("no run has finished yet"), "{body}");
+    }
+    send_signal(child.id(), "HUP");
+    wait_for_runs(&addr, "images-failed", 1.0);
+    let prefix = m.prefix();
+    let (status, markdown) = get(&addr, "/catalog.md");
+    assert_eq!(status, 200, "{markdown}");
+    assert!(
+        markdown.contains("**1 registry, 2 repositories, 2 tags, 1 failed**"),
+        "{markdown}"
+    );
+    for (repo, tag) in [("nginx", "1"), ("redis", "7")] {
+        let target = format!("{prefix}/docker.io/library/{repo}:{tag}");
+        let digest = m.target_digest(&target).expect("synced");
+        let row = format!("| `{tag}` | `{target}` | `{digest}` | — | ");
+        assert!(markdown.contains(&row), "{row} not in {markdown}");
+        assert!(markdown.contains(&format!("| `docker pull {target}` |")));
+    }
+    assert!(
+        markdown.contains(&format!(
+            "| `docker.io/library/nginx:9.9` | `{prefix}/docker.io/library/nginx:9.9` | not-found"
+        )),
+        "{markdown}"
+    );
+    let (status, html) = get(&addr, "/catalog");
+    assert_eq!(status, 200, "{html}");
+    if let Some(python) = crate::catalog::python_with_html5lib() {
+        let page = crate::catalog::parse_html(&python, &html);
+        crate::catalog::check_page(&page);
+        let rows = crate::catalog::rows(&page);
+        let targets: Vec<&str> = rows.iter().map(|r| r[1].as_str()).collect();
+        assert_eq!(
+            targets,
+            [
+                format!("{prefix}/docker.io/library/nginx:9.9"),
+                format!("{prefix}/docker.io/library/nginx:1"),
+                format!("{prefix}/docker.io/library/redis:7"),
+            ]
+        );
+    }
+    let status = signal_and_wait(&mut child, "TERM", Duration::from_secs(15), "serve ends");
+    assert_eq!(status.code(), Some(143));
+}

@@ -18,6 +18,7 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
+use crate::input::bundle::Located;
 use crate::model::{FailureKind, ImageError, Side};
 use crate::registry::{RegistryClient, STALL_TIMEOUT_FLAG};
 use crate::words::format_duration;
@@ -361,11 +362,12 @@ fn content_range_start(headers: &reqwest::header::HeaderMap) -> Option<u64> {
     range.split('-').next()?.trim().parse().ok()
 }
 
-/// A blob as an upload reads it: streamed from the source, or read back from the spool that
-/// several destinations share (see [`super::shared`]).
+/// A blob as an upload reads it: streamed from the source, read back from the spool that
+/// several destinations share (see [`super::shared`]), or read in place from a bundle.
 pub enum Reader<'a> {
     Live(Box<SourceBlob<'a>>),
     Spooled(super::shared::Spooled<'a>),
+    Bundled(Box<BundleBlob<'a>>),
 }
 
 impl Reader<'_> {
@@ -374,6 +376,7 @@ impl Reader<'_> {
         match self {
             Reader::Live(source) => source.take(max).await,
             Reader::Spooled(spooled) => spooled.take(max).await,
+            Reader::Bundled(bundled) => bundled.take(max).await,
         }
     }
 
@@ -381,7 +384,120 @@ impl Reader<'_> {
         match self {
             Reader::Live(source) => source.what(),
             Reader::Spooled(spooled) => spooled.what(),
+            Reader::Bundled(bundled) => bundled.what(),
         }
+    }
+}
+
+/// Bytes read from a bundle at once.
+const BUNDLE_READ: u64 = 1 << 20;
+
+/// One blob read in place from a bundle (a layout's file, or its entry in a tar), its size and
+/// sha256 checked as the bytes pass: the bytes that complete it come only once it checked out.
+pub struct BundleBlob<'a> {
+    file: tokio::fs::File,
+    located: Located,
+    /// The repository it belongs to, for messages.
+    name: &'a str,
+    digest: &'a str,
+    received: u64,
+    hasher: Sha256,
+    moved: &'a (dyn Fn(u64) + Send + Sync),
+}
+
+impl<'a> BundleBlob<'a> {
+    /// Starts reading `digest` (of `size` bytes, as its manifest says), found at `located`.
+    pub async fn open(
+        located: Located,
+        name: &'a str,
+        digest: &'a str,
+        size: u64,
+        moved: &'a (dyn Fn(u64) + Send + Sync),
+    ) -> Result<BundleBlob<'a>, ImageError> {
+        use tokio::io::AsyncSeekExt as _;
+        if located.size != size {
+            return Err(mismatch(format!(
+                "blob {digest} of {name}: {} is {} bytes, its manifest says {size}; the bundle \
+                 is damaged",
+                located.name, located.size
+            )));
+        }
+        let cannot = |e: std::io::Error| {
+            ImageError::new(
+                FailureKind::Other,
+                format!("cannot read {}: {e}", located.name),
+            )
+            .on(Side::Source)
+        };
+        let mut file = tokio::fs::File::open(&located.file).await.map_err(cannot)?;
+        file.seek(std::io::SeekFrom::Start(located.offset))
+            .await
+            .map_err(cannot)?;
+        let blob = BundleBlob {
+            file,
+            located,
+            name,
+            digest,
+            received: 0,
+            hasher: Sha256::new(),
+            moved,
+        };
+        if size == 0 {
+            blob.verify()?;
+        }
+        Ok(blob)
+    }
+
+    fn what(&self) -> String {
+        format!(
+            "blob {} of {} in {}",
+            self.digest, self.name, self.located.name
+        )
+    }
+
+    /// The next bytes, at most `max`; `None` once it is all read.
+    pub async fn take(&mut self, max: u64) -> Result<Option<Bytes>, ImageError> {
+        use tokio::io::AsyncReadExt as _;
+        let left = self.located.size - self.received;
+        if left == 0 {
+            return Ok(None);
+        }
+        let want = max.clamp(1, BUNDLE_READ).min(left) as usize;
+        let mut buffer = vec![0u8; want];
+        let n = self.file.read(&mut buffer).await.map_err(|e| {
+            ImageError::new(
+                FailureKind::Other,
+                format!("{}: cannot read: {e}", self.what()),
+            )
+        })?;
+        if n == 0 {
+            return Err(mismatch(format!(
+                "{}: the file ends after {} of its {} bytes; the bundle is damaged",
+                self.what(),
+                self.received,
+                self.located.size
+            )));
+        }
+        buffer.truncate(n);
+        self.hasher.update(&buffer);
+        self.received += n as u64;
+        (self.moved)(n as u64);
+        if self.received == self.located.size {
+            self.verify()?;
+        }
+        Ok(Some(Bytes::from(buffer)))
+    }
+
+    fn verify(&self) -> Result<(), ImageError> {
+        let actual = format!("sha256:{:x}", self.hasher.clone().finalize());
+        if actual == self.digest {
+            return Ok(());
+        }
+        Err(mismatch(format!(
+            "{} hashes to {actual}: digest mismatch; the bundle is damaged (nothing of this \
+             image was tagged)",
+            self.what()
+        )))
     }
 }
 
@@ -503,7 +619,7 @@ pub async fn pumped<T>(
 /// file first (named as skopeo names its own, so an interrupted copy's leftover is tidied the
 /// same way), renamed into place once the digest checked out.
 pub async fn to_layout(
-    source: &mut SourceBlob<'_>,
+    source: &mut Reader<'_>,
     layout: &Path,
     digest: &str,
 ) -> Result<(), ImageError> {

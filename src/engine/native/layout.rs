@@ -44,13 +44,15 @@ pub fn write_blob(layout: &Path, digest: &str, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Names the image `digest` (`media_type`, `size` bytes) in the layout's `index.json` as
-/// `name`, or lists it unnamed (a digest pin); writes `oci-layout` when missing.
+/// `name`, or lists it unnamed (a digest pin), with the annotations `recorded` (where it came
+/// from, for `--from-dir`); writes `oci-layout` when missing.
 pub fn add_to_index(
     layout: &Path,
     media_type: &str,
     digest: &str,
     size: u64,
     name: Option<&str>,
+    recorded: &[(&str, &str)],
 ) -> io::Result<()> {
     let marker = layout.join("oci-layout");
     if !marker.exists() {
@@ -67,7 +69,7 @@ pub fn add_to_index(
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(e),
     };
-    let index = updated_index(existing, media_type, digest, size, name);
+    let index = updated_index(existing, media_type, digest, size, name, recorded);
     let bytes = serde_json::to_vec(&index).expect("JSON always serializes");
     write_atomically(layout, &path, &bytes)
 }
@@ -80,13 +82,21 @@ fn updated_index(
     digest: &str,
     size: u64,
     name: Option<&str>,
+    recorded: &[(&str, &str)],
 ) -> Value {
     let mut index = index
         .filter(Value::is_object)
         .unwrap_or_else(|| json!({ "schemaVersion": 2, "manifests": [] }));
     let mut entry = json!({ "mediaType": media_type, "digest": digest, "size": size });
+    let mut annotations = serde_json::Map::new();
     if let Some(name) = name {
-        entry["annotations"] = json!({ REF_NAME: name });
+        annotations.insert(REF_NAME.to_owned(), json!(name));
+    }
+    for (key, value) in recorded {
+        annotations.insert((*key).to_owned(), json!(value));
+    }
+    if !annotations.is_empty() {
+        entry["annotations"] = Value::Object(annotations);
     }
     let mut manifests = index["manifests"].as_array().cloned().unwrap_or_default();
     manifests.retain(|m| {
@@ -133,12 +143,12 @@ mod tests {
 
     #[test]
     fn a_tag_replaces_its_old_image_and_keeps_the_others() {
-        let first = updated_index(None, "m", "sha256:a", 1, Some("1.25"));
+        let first = updated_index(None, "m", "sha256:a", 1, Some("1.25"), &[]);
         assert_eq!(first["schemaVersion"], 2);
-        let second = updated_index(Some(first), "m", "sha256:b", 1, Some("1.26"));
-        let moved = updated_index(Some(second), "m", "sha256:c", 1, Some("1.25"));
-        let pinned = updated_index(Some(moved), "m", "sha256:b", 1, None);
-        let again = updated_index(Some(pinned), "m", "sha256:b", 1, None);
+        let second = updated_index(Some(first), "m", "sha256:b", 1, Some("1.26"), &[]);
+        let moved = updated_index(Some(second), "m", "sha256:c", 1, Some("1.25"), &[]);
+        let pinned = updated_index(Some(moved), "m", "sha256:b", 1, None, &[]);
+        let again = updated_index(Some(pinned), "m", "sha256:b", 1, None, &[]);
         let pair = |n: &str, d: &str| (n.to_owned(), d.to_owned());
         assert_eq!(
             names(&again),
@@ -160,10 +170,18 @@ mod tests {
         write_blob(&layout, &digest, b"{}").unwrap();
         assert!(has_blob(&layout, &digest, 2));
         assert!(!has_blob(&layout, &digest, 3));
-        add_to_index(&layout, "m", &digest, 2, Some("latest")).unwrap();
+        let recorded = [(
+            "io.ferry.source.reference",
+            "docker.io/library/nginx:latest",
+        )];
+        add_to_index(&layout, "m", &digest, 2, Some("latest"), &recorded).unwrap();
         let index: Value =
             serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
         assert_eq!(names(&index), [("latest".to_owned(), digest.clone())]);
+        assert_eq!(
+            index["manifests"][0]["annotations"]["io.ferry.source.reference"],
+            "docker.io/library/nginx:latest"
+        );
         assert_eq!(
             std::fs::read_to_string(layout.join("oci-layout")).unwrap(),
             OCI_LAYOUT

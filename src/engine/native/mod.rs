@@ -26,12 +26,14 @@ use sha2::{Digest as _, Sha256};
 use tracing::{debug, info};
 
 use self::blobs::{
-    channel_body, pump, pumped, Failed, Ledger, Reader, SourceBlob, Watch, CHUNK, MONOLITHIC_MAX,
+    channel_body, pump, pumped, BundleBlob, Failed, Ledger, Reader, SourceBlob, Watch, CHUNK,
+    MONOLITHIC_MAX,
 };
 use self::manifest::{Descriptor, Manifest, OCI_INDEX};
 use self::shared::Shared;
 use super::{Attempt, BoxFuture, Copied, Engine};
 use crate::exec::{wait_for, Stop};
+use crate::input::bundle::{self, Bundle};
 use crate::model::platform::{self, Filtered, PlatformFilter, Platforms};
 use crate::model::{Counts, FailureKind, ImageError, Job, Progress, Side, Target};
 use crate::registry::api::{Upload, UploadStart};
@@ -62,6 +64,8 @@ pub struct Native {
     shared: Option<Shared>,
     /// Only these platforms of an index are copied (`--platform`).
     platforms: Option<Platforms>,
+    /// The bundle the sources are read from (`--from-dir`), instead of their registries.
+    bundle: Option<std::path::PathBuf>,
 }
 
 impl Native {
@@ -72,7 +76,29 @@ impl Native {
             ledger: Ledger::default(),
             shared: None,
             platforms: None,
+            bundle: None,
         }
+    }
+
+    /// The engine reading every source from the bundle at `path` (a directory of OCI layouts
+    /// or a bundle tar, see [`crate::input::bundle`]): manifests and blobs by digest, each
+    /// checked against it, no request to any source registry.
+    pub fn reading_bundle(self, path: Option<std::path::PathBuf>) -> Native {
+        Native {
+            bundle: path,
+            ..self
+        }
+    }
+
+    /// The bundle the sources come from, as indexed when the inputs were read.
+    fn bundle(&self) -> Result<Option<Arc<Bundle>>, ImageError> {
+        let Some(path) = &self.bundle else {
+            return Ok(None);
+        };
+        Bundle::open_shared(path).map(Some).map_err(|errors| {
+            let reasons: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            ImageError::new(FailureKind::Other, reasons.join("; ")).on(Side::Source)
+        })
     }
 
     /// The engine of a run into several destinations: each source manifest and blob is read
@@ -111,6 +137,7 @@ impl Native {
         let reference = pinned.or(job.source.tag()).unwrap_or("latest");
         let key = shared::source_of(job);
         let top = self.fetch(&key, &source, reference, pinned).await?;
+        let top_pulled = u32::from(top.pulled);
         let (top, filtered) = match self.platforms.as_ref() {
             Some(platforms) if platform::applies_to(job) => {
                 match self.subset(&source, top, platforms).await? {
@@ -119,6 +146,7 @@ impl Native {
                         info!("{}: nothing copied: {reason}", job.target);
                         return Ok(Copied {
                             platform: Some(PlatformFilter::Skipped { reason }),
+                            pulled: Some(top_pulled),
                             ..Copied::default()
                         });
                     }
@@ -129,6 +157,7 @@ impl Native {
         let mut tree = Tree::default();
         self.children(&key, &source, &top, 1, &mut tree).await?;
         let tree = tree.manifests;
+        let pulled = top_pulled + tree.iter().map(|m| u32::from(m.pulled)).sum::<u32>();
         let place = self.place(&job.target)?;
         let mut seen = HashSet::new();
         let needed: Vec<&Descriptor> = tree
@@ -148,10 +177,23 @@ impl Native {
         drop(moving);
         let mut written = 0;
         for child in &tree {
-            self.put(&place, child, None).await?;
+            self.put(&place, child, None, &[]).await?;
             written += 1;
         }
-        self.put(&place, &top, Some(&job.target)).await?;
+        // A layout records where the image came from, for `--from-dir` to push it back there.
+        let reference = match job.source.tag() {
+            Some(_) => job.source.without_digest().to_string(),
+            None => job.source.to_string(),
+        };
+        let upstream = match &filtered {
+            Some(PlatformFilter::Filtered { upstream, .. }) => upstream.clone(),
+            _ => top.digest.clone(),
+        };
+        let recorded = [
+            (bundle::SOURCE_REFERENCE, reference.as_str()),
+            (bundle::SOURCE_DIGEST, upstream.as_str()),
+        ];
+        self.put(&place, &top, Some(&job.target), &recorded).await?;
         written += 1;
         info!(
             "{}: {} copied, {} reused, {} written ({} bytes moved)",
@@ -171,6 +213,7 @@ impl Native {
                 bytes_copied: Some(run.bytes_done.load(Ordering::Relaxed)),
             },
             platform: filtered,
+            pulled: Some(pulled),
         })
     }
 
@@ -215,6 +258,7 @@ impl Native {
                             children,
                             blobs: Vec::new(),
                         },
+                        pulled: top.pulled,
                     };
                     Ok(Subset::Copy(index, Some(filter)))
                 }
@@ -226,11 +270,7 @@ impl Native {
             .first()
             .ok_or_else(|| refuse("an image without a config".to_owned()))?;
         let what = format!("reading the config of {name}@{}", top.digest);
-        let bytes = self
-            .client
-            .small_blob(name, &config.digest, false, &what)
-            .await
-            .map_err(|e| e.image_error(Side::Source))?;
+        let bytes = self.config(name, &config.digest, &what).await?;
         Ok(match platform::image_mismatch(&bytes, platforms) {
             None => Subset::Copy(top, None),
             Some(reason) => Subset::Skip(reason),
@@ -252,11 +292,27 @@ impl Native {
             format!("{name}:{reference}")
         };
         let what = format!("reading manifest {at}");
+        if let Some(bundle) = self.bundle()? {
+            let bytes = bundle
+                .read_small(name, reference, MAX_MANIFEST_BYTES)
+                .map_err(|reason| {
+                    ImageError::new(FailureKind::Other, format!("{what}: {reason}"))
+                        .on(Side::Source)
+                })?;
+            return checked(name, &what, bytes, None, None, expected, false);
+        }
         let read = self.client.manifest(Side::Source, name, reference, &what);
+        // Whether this copy's own request read it, or another copy's read is shared.
+        let pulled = std::sync::atomic::AtomicBool::new(false);
+        let read = async {
+            pulled.store(true, Ordering::Relaxed);
+            read.await
+        };
         let read = match &self.shared {
             Some(shared) => shared.manifest(key, name, reference, read).await,
             None => read.await,
         };
+        let pulled = pulled.load(Ordering::Relaxed);
         let raw = read
             .map_err(|e| e.image_error(Side::Source))?
             .ok_or_else(|| {
@@ -265,11 +321,53 @@ impl Native {
                     format!("manifest unknown: {at} does not exist in the source"),
                 )
             })?;
+        checked(
+            name,
+            &what,
+            raw.bytes,
+            raw.advertised.as_deref(),
+            raw.content_type.as_deref(),
+            expected,
+            pulled,
+        )
+    }
+
+    /// The bytes of config `digest` of source `name` (`--platform` on a single image).
+    async fn config(&self, name: &str, digest: &str, what: &str) -> Result<Vec<u8>, ImageError> {
+        if let Some(bundle) = self.bundle()? {
+            return bundle
+                .read_small(name, digest, MAX_MANIFEST_BYTES)
+                .map_err(|reason| {
+                    ImageError::new(FailureKind::Other, format!("{what}: {reason}"))
+                        .on(Side::Source)
+                });
+        }
+        self.client
+            .small_blob(name, digest, false, what)
+            .await
+            .map(|bytes| bytes.to_vec())
+            .map_err(|e| e.image_error(Side::Source))
+    }
+}
+
+/// A manifest read (`bytes`, of source `name`, advertised and served as the source said) that
+/// is the one asked for: its digest is `expected`'s and the advertised one, and it parses.
+/// `pulled`: read from the source registry by this copy's own request.
+fn checked(
+    name: &str,
+    what: &str,
+    bytes: Vec<u8>,
+    advertised: Option<&str>,
+    content_type: Option<&str>,
+    expected: Option<&str>,
+    pulled: bool,
+) -> Result<Fetched, ImageError> {
+    {
         // Nothing is written before the bytes are the ones the registry advertised (and the
         // plan saw): a tag's body that hashes to something else is an image upstream never
         // named, and a mirror holding it would disagree with the source from then on.
-        let digest = format!("sha256:{:x}", Sha256::digest(&raw.bytes));
-        if let Some(advertised) = raw.advertised.filter(|a| **a != *digest) {
+        let digest = format!("sha256:{:x}", Sha256::digest(&bytes));
+        if let Some(advertised) = advertised.filter(|a| **a != *digest) {
             return Err(ImageError::new(
                 FailureKind::Other,
                 format!(
@@ -284,17 +382,19 @@ impl Native {
                 format!("{what}: digest mismatch: it hashes to {digest}, not {expected}"),
             ));
         }
-        let manifest =
-            manifest::parse(&raw.bytes, raw.content_type.as_deref()).map_err(|reason| {
-                ImageError::new(FailureKind::Other, format!("{name}@{digest} is {reason}"))
-            })?;
+        let manifest = manifest::parse(&bytes, content_type).map_err(|reason| {
+            ImageError::new(FailureKind::Other, format!("{name}@{digest} is {reason}"))
+        })?;
         Ok(Fetched {
             digest,
-            bytes: raw.bytes,
+            bytes,
             manifest,
+            pulled,
         })
     }
+}
 
+impl Native {
     /// Every manifest under `index` (the `depth`th index down, from 1), each read once by its
     /// digest however often it is named, children before their parents. An image whose indexes
     /// stack deeper than [`MAX_INDEX_DEPTH`], name more than [`MAX_CHILDREN`] manifests or
@@ -402,6 +502,7 @@ impl Native {
         place: &Place,
         fetched: &Fetched,
         target: Option<&Target>,
+        recorded: &[(&str, &str)],
     ) -> Result<(), ImageError> {
         let media_type = &fetched.manifest.media_type;
         match place {
@@ -437,8 +538,15 @@ impl Native {
                 layout::write_blob(dir, &fetched.digest, &fetched.bytes).map_err(internal)?;
                 if let Some(Target::Oci { name, .. }) = target {
                     let size = fetched.bytes.len() as u64;
-                    layout::add_to_index(dir, media_type, &fetched.digest, size, name.as_deref())
-                        .map_err(internal)?;
+                    layout::add_to_index(
+                        dir,
+                        media_type,
+                        &fetched.digest,
+                        size,
+                        name.as_deref(),
+                        recorded,
+                    )
+                    .map_err(internal)?;
                 }
                 Ok(())
             }
@@ -469,6 +577,14 @@ impl Engine for Native {
         }
     }
 
+    fn reads_kept(&self, job: &Job, digest: Option<&str>) -> bool {
+        let pinned = digest.or(job.source.digest());
+        match (&self.shared, pinned) {
+            (Some(shared), Some(digest)) => shared.holds_manifest(&job.source.repository(), digest),
+            _ => false,
+        }
+    }
+
     fn copies_by_digest(&self) -> bool {
         true
     }
@@ -493,10 +609,18 @@ impl Engine for Native {
             ),
             _ => "every platform, digests kept".to_owned(),
         };
-        format!(
-            "ferry native copy docker://{} {target} ({what})",
-            job.source
-        )
+        match &self.bundle {
+            Some(bundle) => format!(
+                "ferry native copy {}@{} from {} {target} ({what})",
+                job.source.repository(),
+                job.source.digest().unwrap_or_default(),
+                bundle.display()
+            ),
+            None => format!(
+                "ferry native copy docker://{} {target} ({what})",
+                job.source
+            ),
+        }
     }
 }
 
@@ -525,6 +649,8 @@ struct Fetched {
     digest: String,
     bytes: Vec<u8>,
     manifest: Manifest,
+    /// Read by this copy's own request (not shared from another copy's).
+    pulled: bool,
 }
 
 /// Where one job writes: a destination repository (`domain/path`) and the registry host it
@@ -792,6 +918,14 @@ impl<'a> Run<'a> {
                 moved,
             )
         };
+        if let Some(bundle) = self.engine.bundle()? {
+            let located = bundle
+                .locate(&self.source, &blob.digest)
+                .map_err(|reason| ImageError::new(FailureKind::Other, reason).on(Side::Source))?;
+            let bundled =
+                BundleBlob::open(located, &self.source, &blob.digest, blob.size, moved).await?;
+            return Ok(Reader::Bundled(Box::new(bundled)));
+        }
         let spool = self
             .engine
             .shared
@@ -812,18 +946,8 @@ impl<'a> Run<'a> {
         if layout::has_blob(dir, &blob.digest, blob.size) {
             return Ok(false);
         }
-        let client = &self.engine.client;
         let moved = |bytes| self.moved(bytes);
-        let timeout = self.engine.image_timeout;
-        let mut source = SourceBlob::open(
-            client,
-            &self.source,
-            &blob.digest,
-            blob.size,
-            timeout,
-            &moved,
-        )
-        .await?;
+        let mut source = self.reader(blob, &moved).await?;
         blobs::to_layout(&mut source, dir, &blob.digest).await?;
         Ok(true)
     }

@@ -79,6 +79,15 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether manifest `reference` of `name` was read already, and is kept for the copies
+    /// still to come.
+    pub fn holds_manifest(&self, name: &str, reference: &str) -> bool {
+        self.state()
+            .manifests
+            .get(&(name.to_owned(), reference.to_owned()))
+            .is_some_and(|kept| kept.value.initialized())
+    }
+
     /// The copies the run will make.
     pub fn planned(&self, jobs: &[Job]) {
         let mut state = self.state();
