@@ -15,8 +15,9 @@ use sha2::{Digest as _, Sha256};
 
 use super::request::{Patience, Payload, Request, Scope};
 use super::{
-    header, read_body, status_error, Deadline, RegistryClient, RegistryError, MAX_ERROR_BODY_BYTES,
-    MAX_MANIFEST_BYTES, MAX_TAG_PAGE_BYTES, STALL_TIMEOUT_FLAG, TAGS_PER_PAGE_AT_LEAST,
+    header, read_body, read_json, status_error, Deadline, RegistryClient, RegistryError,
+    MAX_ERROR_BODY_BYTES, MAX_MANIFEST_BYTES, MAX_TAG_PAGE_BYTES, STALL_TIMEOUT_FLAG,
+    TAGS_PER_PAGE_AT_LEAST,
 };
 use crate::model::Side;
 use crate::reference::check_sha256_digest;
@@ -166,7 +167,7 @@ impl RegistryClient {
                 _ => return Err(status_error(&what, &response)),
             }
             let next = header(response.headers(), LINK.as_str()).and_then(|link| next_link(&link));
-            let body = read_body(
+            let page: Page = read_json(
                 response,
                 MAX_TAG_PAGE_BYTES,
                 "page of tags",
@@ -174,10 +175,6 @@ impl RegistryClient {
                 self.lookup_deadline(),
             )
             .await?;
-            let page: Page = serde_json::from_slice(&body).map_err(|e| RegistryError::Invalid {
-                what: what.clone(),
-                message: e.to_string(),
-            })?;
             tags.extend(page.tags.unwrap_or_default());
             if tags.len() > max_tags {
                 return Err(RegistryError::Bound {

@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use super::api::next_link;
 use super::request::{url_authority, Request};
-use super::{header, read_body, status_error, RegistryClient, RegistryError};
+use super::{header, read_json, status_error, RegistryClient, RegistryError};
 use crate::access::conf::Endpoint;
 use crate::access::Reach;
 use crate::model::Side;
@@ -136,7 +136,7 @@ impl RegistryClient {
             }
             pages += 1;
             let next = header(response.headers(), LINK.as_str()).and_then(|l| next_link(&l));
-            let body = read_body(
+            let page: Page = read_json(
                 response,
                 MAX_LISTING_PAGE_BYTES,
                 "catalog page",
@@ -144,10 +144,6 @@ impl RegistryClient {
                 self.lookup_deadline(),
             )
             .await?;
-            let page: Page = serde_json::from_slice(&body).map_err(|e| RegistryError::Invalid {
-                what: what.clone(),
-                message: e.to_string(),
-            })?;
             let Some(page) = page.repositories else {
                 if pages == 1 {
                     return Ok(Listing::Unsupported("no repositories field".to_owned()));
@@ -231,7 +227,7 @@ impl RegistryClient {
             }
             pages += 1;
             let next = header(response.headers(), LINK.as_str()).and_then(|l| next_link(&l));
-            let body = read_body(
+            let page: Page = read_json(
                 response,
                 MAX_LISTING_PAGE_BYTES,
                 "page of tags",
@@ -239,10 +235,6 @@ impl RegistryClient {
                 self.lookup_deadline(),
             )
             .await?;
-            let page: Page = serde_json::from_slice(&body).map_err(|e| RegistryError::Invalid {
-                what: what.clone(),
-                message: e.to_string(),
-            })?;
             match page.child {
                 Some(children) => found.children.extend(children),
                 None if pages == 1 => {
@@ -343,7 +335,7 @@ impl RegistryClient {
                 }
                 _ => return Err(status_error(&what, &response)),
             }
-            let body = read_body(
+            let page: Page = read_json(
                 response,
                 MAX_LISTING_PAGE_BYTES,
                 "page of repositories",
@@ -351,10 +343,6 @@ impl RegistryClient {
                 self.lookup_deadline(),
             )
             .await?;
-            let page: Page = serde_json::from_slice(&body).map_err(|e| RegistryError::Invalid {
-                what: what.clone(),
-                message: e.to_string(),
-            })?;
             names.extend(page.results.into_iter().map(|r| r.name));
             if names.len() > max {
                 return Err(past_repos_bound(&what, max));
@@ -415,7 +403,7 @@ impl RegistryClient {
         if !response.status().is_success() {
             return Err(status_error(what, &response));
         }
-        let body = read_body(
+        let token: Token = read_json(
             response,
             super::MAX_TOKEN_BYTES,
             "token",
@@ -423,10 +411,6 @@ impl RegistryClient {
             self.lookup_deadline(),
         )
         .await?;
-        let token: Token = serde_json::from_slice(&body).map_err(|e| RegistryError::Invalid {
-            what: what.to_owned(),
-            message: e.to_string(),
-        })?;
         Ok(Some(token.token))
     }
 }

@@ -307,6 +307,22 @@ impl RegistryClient {
     }
 }
 
+/// The body of `response` read as [`read_body`] reads it, parsed as JSON: a body that is not
+/// the JSON expected is `Invalid`.
+pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
+    response: Response,
+    limit: u64,
+    noun: &str,
+    what: &str,
+    deadline: Deadline,
+) -> Result<T, RegistryError> {
+    let body = read_body(response, limit, noun, what, deadline).await?;
+    serde_json::from_slice(&body).map_err(|e| RegistryError::Invalid {
+        what: what.to_owned(),
+        message: e.to_string(),
+    })
+}
+
 /// The body of `response` (a `noun`, for messages), failing as soon as it is known to pass
 /// `limit` bytes: from its `Content-Length` before a byte is read, else as the bytes come.
 /// A timeout on the way is told with `deadline`, the request's own.
