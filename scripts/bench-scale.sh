@@ -4,7 +4,7 @@
 # layer every image shares). The corpus is written straight into a docker-registry 2.8
 # filesystem store (blobs/sha256/XX/HEX/data, repositories/NAME/_manifests/tags/TAG/current/link,
 # _manifests/tags/TAG/index/sha256/HEX/link, _manifests/revisions/sha256/HEX/link,
-# _layers/sha256/HEX/link): no push, a few seconds. That store is served as the source, an
+# _layers/sha256/HEX/link): no push (about 20 s for 10,000 tags). That store is served as the source, an
 # empty docker-registry as the destination, and ferry runs, each phase measured in wall seconds,
 # requests each registry logged (its access log's "response completed" lines, as
 # scripts/bench.sh counts them) and peak RSS (GNU time's "Maximum resident set size"):
