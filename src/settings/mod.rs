@@ -1040,17 +1040,20 @@ fn registry_rps(
 
 /// Docker Hub throttles anonymous and free accounts hard; two copies at once is what its
 /// limits allow without tripping them, unless told otherwise.
-const DEFAULT_REGISTRY_JOBS: [(&str, usize); 1] = [("docker.io", 2)];
+const DOCKER_HUB_JOBS: usize = 2;
 
-/// Copies at once per registry, keyed by the host requests go to, like the rates.
+/// Copies at once per registry, keyed by the host requests go to, like the rates. Docker
+/// Hub's default limit holds where its names' requests really go to Docker Hub: a mirror
+/// registries.conf sends `docker.io` to is a registry of its own, at `-j`.
 fn registry_jobs(
     values: &[String],
     conf: &RegistriesConf,
     flags: &mut Vec<HostFlag>,
 ) -> Result<HashMap<String, usize>, SettingsError> {
-    let defaults = DEFAULT_REGISTRY_JOBS
-        .iter()
-        .map(|(h, n)| (conf.host_for(h), *n))
+    let hub = conf.host_for(crate::docker_hub::DOMAIN);
+    let defaults = (hub == crate::docker_hub::api_host(crate::docker_hub::DOMAIN))
+        .then_some((hub, DOCKER_HUB_JOBS))
+        .into_iter()
         .collect();
     let bad = |value: &String| SettingsError::RegistryJobs {
         value: value.clone(),
@@ -1213,10 +1216,13 @@ mod tests {
         let jobs = registry_jobs(&["quay.io=1".into()], &conf, &mut flags).unwrap();
         assert_eq!(
             jobs.get("mirror.internal:5000"),
-            Some(&2),
-            "the default, redirected"
+            None,
+            "Docker Hub's default stays with Docker Hub: the mirror runs at -j"
         );
         assert_eq!(jobs.get("quay.io"), Some(&1));
+        let direct = registry_jobs(&[], &RegistriesConf::default(), &mut Vec::new()).unwrap();
+        assert_eq!(direct.get("registry-1.docker.io"), Some(&2));
+        assert_eq!(direct.len(), 1);
         let hosts: Vec<(&str, &str)> = flags
             .iter()
             .map(|f| (f.written.as_str(), f.host.as_str()))
