@@ -196,7 +196,8 @@ impl RegistryClient {
     /// (`GET /v2/NAME/tags/list?n=1`) answered `404` with the error code `NAME_UNKNOWN`, as
     /// distribution answers for a repository it has never held. Any other answer (a listing, a
     /// `404` without that code, a refusal, a failure) is `false`: the repository may exist, and
-    /// its tags are to be looked up one by one. One request, never retried.
+    /// its tags are to be looked up one by one. One request, never retried. A destination
+    /// repository said not to exist is remembered (see [`RegistryClient::was_unknown`]).
     pub async fn repository_unknown(&self, side: Side, name: &str) -> bool {
         let Ok(endpoint) = self.endpoint(side, name) else {
             return false;
@@ -216,7 +217,14 @@ impl RegistryClient {
             return false;
         }
         let body = read_prefix(response, MAX_ERROR_BODY_BYTES).await;
-        name_unknown(&body)
+        let unknown = name_unknown(&body);
+        if unknown && side == Side::Destination {
+            self.unknown_repositories
+                .lock()
+                .expect("lock")
+                .insert(name.to_owned());
+        }
+        unknown
     }
 
     /// The manifest `reference` (tag or digest) of `name` on `side`; `None` when the registry

@@ -249,6 +249,9 @@ pub struct RegistryClient {
     gate: Gate,
     quota: quota::Quotas,
     listing: listing::ListingState,
+    /// Destination repositories (as jobs name them) a registry said do not exist
+    /// (`NAME_UNKNOWN`): a small blob going there is uploaded without asking for it first.
+    unknown_repositories: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl RegistryClient {
@@ -261,7 +264,18 @@ impl RegistryClient {
             gate,
             quota: quota::Quotas::default(),
             listing: listing::ListingState::default(),
+            unknown_repositories: std::sync::Mutex::default(),
         }
+    }
+
+    /// Whether destination repository `name` was said not to exist earlier in this run (by
+    /// [`RegistryClient::repository_unknown`]). What this run put there since is the caller's
+    /// to know.
+    pub fn was_unknown(&self, name: &str) -> bool {
+        self.unknown_repositories
+            .lock()
+            .expect("lock")
+            .contains(name)
     }
 
     /// How this client reaches each registry.

@@ -1,7 +1,8 @@
 //! What large lists need: a destination repository the registry says does not exist
 //! (`tags/list` answering `NAME_UNKNOWN`) costs one tag lookup and that one listing, not a
 //! lookup per tag (counted at a proxy in front of the destination); a repository that exists,
-//! or one with fewer than 3 tags in the list, is looked up tag by tag as ever.
+//! or one with fewer than 3 tags in the list, is looked up tag by tag as ever; the small
+//! blobs copied into such a repository go up without a HEAD first.
 
 use crate::common::engines::{engine_tests, Engine};
 use crate::common::mirror::*;
@@ -71,6 +72,11 @@ fn a_repository_new_to_the_destination_costs_one_lookup_not_one_per_tag(engine: 
     assert_eq!(asked(&proxy, seen, "HEAD", &format!("{app}manifests/")), 1);
     assert_eq!(asked(&proxy, seen, "GET", &format!("{app}tags/list")), 1);
     assert_eq!(asked(&proxy, seen, "HEAD", &format!("{pair}manifests/")), 2);
+    // Nor is any of app's small blobs asked for before it goes up; pair's are (it was never
+    // said not to exist).
+    assert_eq!(asked(&proxy, seen, "HEAD", &format!("{app}blobs/")), 0);
+    assert!(asked(&proxy, seen, "HEAD", &format!("{pair}blobs/")) > 0);
+    assert!(asked(&proxy, seen, "PUT", &format!("{app}blobs/uploads/")) > 0);
     for image in lines
         .iter()
         .chain(["pair:1".to_owned(), "pair:2".to_owned()].iter())

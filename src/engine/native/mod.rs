@@ -53,6 +53,9 @@ const MAX_MANIFESTS_BYTES: u64 = 64 << 20;
 const BLOB_RETRIES: u32 = 2;
 /// Progress is told at least every this many bytes moved.
 const PROGRESS_STEP: u64 = 1 << 20;
+/// Blobs up to this size go to a repository the registry said does not exist without a HEAD
+/// first (see [`Run::move_blob`]).
+const NEW_REPOSITORY_UNASKED_MAX: u64 = 1 << 20;
 
 /// The native engine: the run's registry client (its pace, tokens and limits), what it
 /// learnt about blobs at the destinations, and with several destinations the source reads
@@ -782,8 +785,11 @@ impl<'a> Run<'a> {
         let client = &self.engine.client;
         let from = holders.iter().next().cloned();
         // With a repository to mount from, the mount's answer tells whether the blob is in
-        // (201) or opens the upload (202): no HEAD first.
-        if from.is_none() {
+        // (201) or opens the upload (202): no HEAD first. Nor for a small blob (a config) in
+        // a repository the registry said does not exist: uploading it again, should another
+        // writer have put it there meanwhile, costs what the HEAD would.
+        let new_repository = blob.size <= NEW_REPOSITORY_UNASKED_MAX && client.was_unknown(name);
+        if from.is_none() && !new_repository {
             let present = client
                 .blob_exists(Side::Destination, name, &blob.digest, what)
                 .await
