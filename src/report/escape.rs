@@ -62,9 +62,109 @@ pub fn json(text: String) -> String {
     out
 }
 
+/// A writer that passes JSON text on with DEL and the C1 controls escaped as [`json`] escapes
+/// them, so that a large report goes to its file as it is serialized. In UTF-8, DEL is the byte
+/// `7f` and U+0080..U+009F are `c2 80`..`c2 9f`; `c2` is never a continuation byte, so a chunk
+/// ending in it is held back until the next one says what it starts.
+pub struct JsonWriter<W: std::io::Write> {
+    inner: W,
+    held_c2: bool,
+}
+
+impl<W: std::io::Write> JsonWriter<W> {
+    pub fn new(inner: W) -> JsonWriter<W> {
+        JsonWriter {
+            inner,
+            held_c2: false,
+        }
+    }
+
+    /// The writer underneath, once everything written is passed on.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        std::io::Write::flush(&mut self)?;
+        Ok(self.inner)
+    }
+
+    fn escaped(&mut self, code: u8) -> std::io::Result<()> {
+        write!(self.inner, "\\u{code:04x}")
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for JsonWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        let (mut start, mut i) = (0, 0);
+        if std::mem::take(&mut self.held_c2) {
+            match buf.first() {
+                None => {
+                    self.held_c2 = true;
+                    return Ok(());
+                }
+                Some(&next) if (0x80..=0x9f).contains(&next) => {
+                    self.escaped(next)?;
+                    (start, i) = (1, 1);
+                }
+                Some(_) => self.inner.write_all(&[0xc2])?,
+            }
+        }
+        while i < buf.len() {
+            match buf[i] {
+                0x7f => {
+                    self.inner.write_all(&buf[start..i])?;
+                    self.escaped(0x7f)?;
+                    i += 1;
+                    start = i;
+                }
+                0xc2 if i + 1 == buf.len() => {
+                    self.inner.write_all(&buf[start..i])?;
+                    self.held_c2 = true;
+                    return Ok(());
+                }
+                0xc2 if (0x80..=0x9f).contains(&buf[i + 1]) => {
+                    self.inner.write_all(&buf[start..i])?;
+                    self.escaped(buf[i + 1])?;
+                    i += 2;
+                    start = i;
+                }
+                _ => i += 1,
+            }
+        }
+        self.inner.write_all(&buf[start..])
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if std::mem::take(&mut self.held_c2) {
+            self.inner.write_all(&[0xc2])?;
+        }
+        self.inner.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_json_writer_escapes_as_json_does_however_the_text_is_cut() {
+        let text = "{\"m\": \"a\u{7f}b\u{85}c\u{9f}\u{a0}\u{e9}\u{2028}\u{1F600}\u{80}\"}\n";
+        let expected = json(text.to_owned());
+        assert!(expected.contains("\\u007f") && expected.contains("\\u0085"));
+        let bytes = text.as_bytes();
+        for cut in 0..=bytes.len() {
+            for second in cut..=bytes.len() {
+                let mut writer = JsonWriter::new(Vec::new());
+                for chunk in [&bytes[..cut], &bytes[cut..second], &bytes[second..]] {
+                    std::io::Write::write_all(&mut writer, chunk).unwrap();
+                }
+                let out = String::from_utf8(writer.finish().unwrap()).unwrap();
+                assert_eq!(out, expected, "cut at {cut} and {second}");
+            }
+        }
+    }
 
     #[test]
     fn control_characters_are_shown_not_obeyed() {

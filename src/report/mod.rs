@@ -278,9 +278,9 @@ struct JsonReport<'a, E: Serialize, S: Serialize> {
     finished_at: String,
     rerun: &'a Rerun,
     #[serde(skip_serializing_if = "Option::is_none")]
-    images: Option<Vec<E>>,
+    images: Option<E>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    entries: Option<Vec<E>>,
+    entries: Option<E>,
     summary: S,
 }
 
@@ -290,7 +290,21 @@ pub fn now_rfc3339() -> String {
 }
 
 /// A report as pretty JSON, with a final newline.
-fn json_text<E: Serialize, S: Serialize>(info: &RunInfo, entries: Vec<E>, summary: S) -> String {
+fn json_text<E: Serialize, S: Serialize>(info: &RunInfo, entries: E, summary: S) -> String {
+    let mut text = Vec::new();
+    write_json(&mut text, info, entries, summary).expect("a report always serializes");
+    String::from_utf8(text).expect("serde_json writes UTF-8")
+}
+
+/// Writes a report to `out` as pretty JSON, with a final newline, as it is serialized (a
+/// sync's images one by one, see [`Images`]); text a registry sent is escaped as
+/// [`escape::json`] escapes it.
+fn write_json<E: Serialize, S: Serialize>(
+    out: &mut dyn Write,
+    info: &RunInfo,
+    entries: E,
+    summary: S,
+) -> io::Result<()> {
     let (images, entries) = match info.command {
         "sync" => (Some(entries), None),
         _ => (None, Some(entries)),
@@ -307,9 +321,38 @@ fn json_text<E: Serialize, S: Serialize>(info: &RunInfo, entries: Vec<E>, summar
         entries,
         summary,
     };
-    let mut text = serde_json::to_string_pretty(&report).expect("a report always serializes");
-    text.push('\n');
-    escape::json(text)
+    let mut writer = escape::JsonWriter::new(io::BufWriter::new(out));
+    serde_json::to_writer_pretty(&mut writer, &report)?;
+    writer.write_all(b"\n")?;
+    writer.finish()?.flush()
+}
+
+/// A sync's results as the report's `images`, each made as it is written.
+struct Images<'a> {
+    info: &'a RunInfo,
+    results: &'a [ImageResult],
+}
+
+impl Serialize for Images<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.results.iter().map(|r| JsonImage {
+            source: &r.source,
+            target: &r.target,
+            destination: destination_of(&r.target, &self.info.destinations),
+            origin: r.origin.to_string(),
+            list_line: &r.list_line,
+            status: r.status,
+            digest: r.digest.as_deref(),
+            blobs_copied: r.counts.blobs_copied,
+            blobs_reused: r.counts.blobs_reused,
+            manifests_written: r.counts.manifests_written,
+            attempts: r.attempts,
+            duration_ms: r.duration.as_millis(),
+            error: r.error.as_ref(),
+            platform: r.platform.as_deref(),
+            artifacts: r.artifacts.as_deref(),
+        }))
+    }
 }
 
 #[derive(Serialize)]
@@ -340,27 +383,7 @@ struct JsonImage<'a> {
 
 /// The JSON report of a sync as a string.
 pub fn json_report(info: &RunInfo, results: &[ImageResult], summary: Summary) -> String {
-    let images: Vec<JsonImage<'_>> = results
-        .iter()
-        .map(|r| JsonImage {
-            source: &r.source,
-            target: &r.target,
-            destination: destination_of(&r.target, &info.destinations),
-            origin: r.origin.to_string(),
-            list_line: &r.list_line,
-            status: r.status,
-            digest: r.digest.as_deref(),
-            blobs_copied: r.counts.blobs_copied,
-            blobs_reused: r.counts.blobs_reused,
-            manifests_written: r.counts.manifests_written,
-            attempts: r.attempts,
-            duration_ms: r.duration.as_millis(),
-            error: r.error.as_ref(),
-            platform: r.platform.as_deref(),
-            artifacts: r.artifacts.as_deref(),
-        })
-        .collect();
-    json_text(info, images, summary)
+    json_text(info, Images { info, results }, summary)
 }
 
 /// One entry of a failed list: its list line, where it came from and why it is there.
@@ -601,8 +624,11 @@ impl Outputs {
     /// Writes both files; the error names the one that could not be written.
     pub fn write(&self, results: &[ImageResult], summary: Summary) -> Result<(), String> {
         if let Some(path) = &self.report {
-            write_file(path, &json_report(&self.info, results, summary))
-                .map_err(|e| format!("cannot write the report {}: {e}", path.display()))?;
+            let info = &self.info;
+            write_with(path, |out| {
+                write_json(out, info, Images { info, results }, summary)
+            })
+            .map_err(|e| format!("cannot write the report {}: {e}", path.display()))?;
         }
         if let Some(path) = &self.failed_list {
             write_file(path, &failed_list(results, &self.info.rerun, Some(path)))
@@ -615,9 +641,14 @@ impl Outputs {
 /// Writes `contents` to `path` atomically (temporary file + rename), so a reader never sees a
 /// half-written report; `-` is standard output.
 pub fn write_file(path: &Path, contents: &str) -> io::Result<()> {
+    write_with(path, |out| out.write_all(contents.as_bytes()))
+}
+
+/// Writes what `write` writes to `path` as [`write_file`] does, without holding it whole.
+fn write_with(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
     if path == Path::new("-") {
         let mut stdout = io::stdout().lock();
-        stdout.write_all(contents.as_bytes())?;
+        write(&mut stdout)?;
         return stdout.flush();
     }
     let parent = path
@@ -630,8 +661,10 @@ pub fn write_file(path: &Path, contents: &str) -> io::Result<()> {
         .unwrap_or_default();
     let temporary = parent.join(format!(".{name}.ferry-tmp-{}", std::process::id()));
     let mut file = std::fs::File::create(&temporary)?;
-    file.write_all(contents.as_bytes())?;
-    file.sync_all()?;
+    if let Err(error) = write(&mut file).and_then(|()| file.sync_all()) {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(error);
+    }
     std::fs::rename(&temporary, path)
 }
 

@@ -116,7 +116,7 @@ struct Tally {
     entries: usize,
     /// Each entry's planned state, by index.
     planned: BTreeMap<usize, State>,
-    /// Each entry's source and target, by index.
+    /// Each entry's source and target, by index, from its plan to its end.
     names: BTreeMap<usize, (String, String)>,
     done: usize,
     skipped: usize,
@@ -216,6 +216,8 @@ impl Tally {
                 if self.in_flight.remove(index).is_some() {
                     self.copies_finished += 1;
                 }
+                // Nothing is told of an entry after its end (its own event names it).
+                self.names.remove(index);
                 self.attempt_bytes.remove(index);
                 self.last_failure.remove(index);
                 self.done += 1;

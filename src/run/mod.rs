@@ -119,28 +119,31 @@ pub async fn sync(
         plan::Lookups::Both
     };
     let mut stopping = stop.clone();
-    let planning = async {
-        let (entries, _dropped) =
-            plan::plan_all(&client, &options.plan, jobs.clone(), lookups).await?;
-        settle_logins(&client, &entries).await;
-        if client.has_pull_budget() {
-            read_quotas(&client, &entries).await;
-        }
-        Ok::<_, Vec<InputError>>(entries)
-    };
-    let entries = tokio::select! {
-        planned = planning => {
-            let entries = planned?;
-            info!(
-                "planned {} with {} ({} answered 429)",
-                crate::words::count(entries.len(), "image", "images"),
-                crate::words::count(client.requests_sent(), "registry request", "registry requests"),
-                client.throttled_responses()
-            );
-            entries
-        }
-        () = wait_for(&mut stopping, Stop::Graceful) => {
-            jobs.into_iter().map(stopped_while_planning).collect()
+    let entries = {
+        // What a stop while planning reports (every entry interrupted); gone once planning ends.
+        let unplanned = jobs.clone();
+        let planning = async {
+            let (entries, _dropped) = plan::plan_all(&client, &options.plan, jobs, lookups).await?;
+            settle_logins(&client, &entries).await;
+            if client.has_pull_budget() {
+                read_quotas(&client, &entries).await;
+            }
+            Ok::<_, Vec<InputError>>(entries)
+        };
+        tokio::select! {
+            planned = planning => {
+                let entries = planned?;
+                info!(
+                    "planned {} with {} ({} answered 429)",
+                    crate::words::count(entries.len(), "image", "images"),
+                    crate::words::count(client.requests_sent(), "registry request", "registry requests"),
+                    client.throttled_responses()
+                );
+                entries
+            }
+            () = wait_for(&mut stopping, Stop::Graceful) => {
+                unplanned.into_iter().map(stopped_while_planning).collect()
+            }
         }
     };
     for (index, entry) in entries.iter().enumerate() {
@@ -202,6 +205,7 @@ pub async fn sync(
     let execute = {
         let context = Arc::clone(&context);
         let positions = Arc::clone(&positions);
+        let options = Arc::new(options.clone());
         move |index: usize, job: Job, stop: watch::Receiver<Stop>, slot: Slot| {
             let context = Arc::clone(&context);
             let position = positions[index];
@@ -217,9 +221,8 @@ pub async fn sync(
             let looked_up_in = spent[index];
             let current = current[index];
             let selection = options.signatures_for(&job);
-            // The copy's future is made and boxed when the job starts: the scheduler holds
-            // every job's from the start, and a job still waiting then holds its inputs only.
-            let work = move || async move {
+            // Called when the job starts (the scheduler boxes what it returns).
+            let work = async move {
                 // Runs once the job holds its layout: no other job of this run writes there
                 // until it ends, and, once it holds the layout's lock, no other ferry either.
                 let tidy = match (&job.target, &context.destination) {
@@ -282,7 +285,7 @@ pub async fn sync(
                 }
                 result
             };
-            async move { Box::pin(tracing::Instrument::instrument(work(), span)).await }
+            tracing::Instrument::instrument(work, span)
         }
     };
     let finished: OnFinished = {

@@ -95,10 +95,11 @@ pub async fn run_all<F, Fut>(
     execute: F,
 ) -> Vec<ImageResult>
 where
-    F: Fn(usize, Job, watch::Receiver<Stop>, Slot) -> Fut,
+    F: Fn(usize, Job, watch::Receiver<Stop>, Slot) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ImageResult> + Send + 'static,
 {
     let total = jobs.len();
+    let execute = Arc::new(execute);
     let global = Arc::new(Semaphore::new(limits.global.max(1)));
     let registries: HashMap<String, Arc<Semaphore>> = limits
         .per_registry
@@ -130,13 +131,15 @@ where
         let starting = Arc::clone(&starting);
         let finished = Arc::clone(&finished);
         let mut stop_watch = stop.clone();
-        let not_started = not_started_result(&job);
-        let slot = Slot::new(Arc::clone(&global));
-        let work = execute(index, job, stop.clone(), slot.clone());
+        let stop = stop.clone();
+        let execute = Arc::clone(&execute);
+        // A job waiting for its turn holds its inputs only: its copy's future is made (and
+        // boxed, so that the task does not carry its size) once it starts.
         running.spawn(async move {
             let stopped = || {
+                let not_started = not_started_result(&job);
                 finished(index, &not_started);
-                (index, not_started.clone())
+                (index, not_started)
             };
             let mut held = Vec::with_capacity(gates.len());
             for gate in gates {
@@ -166,24 +169,27 @@ where
             let permit = tokio::select! {
                 biased;
                 () = wait_for(&mut stop_watch, Stop::Graceful) => return stopped(),
-                permit = global.acquire_owned() => permit.expect("never closed"),
+                permit = Arc::clone(&global).acquire_owned() => permit.expect("never closed"),
             };
             drop(admission);
+            // Held here until the job ends, whatever the job does with its clone.
+            let slot = Slot::new(global);
             slot.hold(permit);
-            let result = work.await;
+            let result = Box::pin(execute(index, job, stop, slot.clone())).await;
+            drop(slot);
             finished(index, &result);
             (index, result)
         });
     }
-    let mut results: Vec<Option<ImageResult>> = vec![None; total];
+    // Gathered as they end (room for every result is not taken while jobs wait), then put
+    // back in job order.
+    let mut results: Vec<(usize, ImageResult)> = Vec::new();
     while let Some(joined) = running.join_next().await {
-        let (index, result) = joined.expect("a job task panicked");
-        results[index] = Some(result);
+        results.push(joined.expect("a job task panicked"));
     }
-    results
-        .into_iter()
-        .map(|r| r.expect("every job has a result"))
-        .collect()
+    results.sort_unstable_by_key(|(index, _)| *index);
+    assert_eq!(results.len(), total, "every job has a result");
+    results.into_iter().map(|(_, result)| result).collect()
 }
 
 fn not_started_result(job: &Job) -> ImageResult {
@@ -259,8 +265,9 @@ mod tests {
                 .collect(),
             ..Limits::default()
         };
-        let results = run_all(jobs, &limits, stop, tx, |_, job, _, _| {
-            let (now, peak) = (Arc::clone(&now), Arc::clone(&peak));
+        let counters = (Arc::clone(&now), Arc::clone(&peak));
+        let results = run_all(jobs, &limits, stop, tx, move |_, job, _, _| {
+            let (now, peak) = (Arc::clone(&counters.0), Arc::clone(&counters.1));
             async move {
                 let running = now.fetch_add(1, Ordering::SeqCst) + 1;
                 peak.fetch_max(running, Ordering::SeqCst);
@@ -311,19 +318,26 @@ mod tests {
         };
         // Job 0 waits for job 1 to run: with one slot, only if it lends it while waiting.
         let ran = Arc::new(tokio::sync::Notify::new());
-        let run = run_all(jobs(2, false), &limits, stop, tx, |index, job, _, slot| {
-            let ran = Arc::clone(&ran);
-            async move {
-                if index == 0 {
-                    slot.idle_while(ran.notified()).await;
-                    // Taken back: nothing else runs now.
-                    assert_eq!(slot.global.available_permits(), 0);
-                } else {
-                    ran.notify_one();
+        let notify = Arc::clone(&ran);
+        let run = run_all(
+            jobs(2, false),
+            &limits,
+            stop,
+            tx,
+            move |index, job, _, slot| {
+                let ran = Arc::clone(&notify);
+                async move {
+                    if index == 0 {
+                        slot.idle_while(ran.notified()).await;
+                        // Taken back: nothing else runs now.
+                        assert_eq!(slot.global.available_permits(), 0);
+                    } else {
+                        ran.notify_one();
+                    }
+                    ok(&job)
                 }
-                ok(&job)
-            }
-        });
+            },
+        );
         let results = tokio::time::timeout(Duration::from_secs(5), run)
             .await
             .expect("the waiting job kept its slot");
@@ -367,19 +381,26 @@ mod tests {
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
         // Job 0 lends its slot for a moment; jobs 1..5 are new. Job 1 runs in the lent slot
         // and job 2 may be in line already; job 0 comes next, not after all five.
-        let run = run_all(jobs(6, false), &limits, stop, tx, |index, job, _, slot| {
-            let order = Arc::clone(&order);
-            async move {
-                if index == 0 {
-                    slot.idle_while(tokio::time::sleep(Duration::from_millis(5)))
-                        .await;
-                } else {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+        let seen = Arc::clone(&order);
+        let run = run_all(
+            jobs(6, false),
+            &limits,
+            stop,
+            tx,
+            move |index, job, _, slot| {
+                let order = Arc::clone(&seen);
+                async move {
+                    if index == 0 {
+                        slot.idle_while(tokio::time::sleep(Duration::from_millis(5)))
+                            .await;
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    order.lock().unwrap().push(index);
+                    ok(&job)
                 }
-                order.lock().unwrap().push(index);
-                ok(&job)
-            }
-        });
+            },
+        );
         tokio::time::timeout(Duration::from_secs(5), run)
             .await
             .expect("stalled");
@@ -414,15 +435,22 @@ mod tests {
             global: 1,
             ..Limits::default()
         };
-        let results = run_all(jobs(5, false), &limits, stop, tx, |index, job, _, _| {
-            let stop_tx = Arc::clone(&stop_tx);
-            async move {
-                if index == 1 {
-                    stop_tx.send(Stop::Graceful).unwrap();
+        let sender = Arc::clone(&stop_tx);
+        let results = run_all(
+            jobs(5, false),
+            &limits,
+            stop,
+            tx,
+            move |index, job, _, _| {
+                let stop_tx = Arc::clone(&sender);
+                async move {
+                    if index == 1 {
+                        stop_tx.send(Stop::Graceful).unwrap();
+                    }
+                    ok(&job)
                 }
-                ok(&job)
-            }
-        })
+            },
+        )
         .await;
         let statuses: Vec<_> = results
             .iter()
