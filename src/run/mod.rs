@@ -728,8 +728,30 @@ async fn copy_one(
     let outage =
         |host: String, attempts| failed(FailureKind::Network, Outages::message(&host), attempts);
     let attempts_allowed = context.retry.retries + 1;
-    // The host (of this copy's) that refused the connection in every attempt so far.
+    // The host (of this copy's) that refused the connection in every attempt so far, and
+    // this copy's say that it is suspect while it retries.
     let mut refusing: Option<String> = None;
+    let mut suspect: Option<retry::Suspect<'_>> = None;
+    // Another copy is retrying against one of this one's hosts after a refusal: its verdict
+    // first (the registry is down, or it got through), not holding the slot meanwhile.
+    if let Some(host) = context.outages.suspect_among(&hosts) {
+        context.events.send(Event::Waiting {
+            index,
+            target: target.clone(),
+            reason: Wait::Turn { registry: host },
+        });
+        tokio::select! {
+            verdict = slot.idle_while(context.outages.verdict(&hosts)) => {
+                if let Some(host) = verdict {
+                    return outage(host, 0);
+                }
+            }
+            () = wait_for(&mut stop, Stop::Graceful) => {
+                let message = "stopped while waiting to learn whether a registry is down";
+                return failed(FailureKind::Interrupted, message.to_owned(), 0);
+            }
+        }
+    }
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -866,6 +888,13 @@ async fn copy_one(
             }
             return result(Err(error), attempt);
         };
+        match &refusing {
+            Some(host) if suspect.as_ref().is_none_or(|s| &s.host != host) => {
+                suspect = Some(context.outages.suspect(host));
+            }
+            Some(_) => {}
+            None => suspect = None,
+        }
         context.events.send(Event::Waiting {
             index,
             target: target.clone(),

@@ -3,7 +3,7 @@
 //! going through the same schedule. (When and how long to wait before a retry is the
 //! [`RetryPolicy`](crate::model::RetryPolicy)'s.)
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use tokio::sync::watch;
 
@@ -11,50 +11,121 @@ use tokio::sync::watch;
 /// in this run. The copies still to run against one, and those waiting to retry against it,
 /// would only go through the same schedule: they fail at once instead. A copy that gets
 /// through to a host takes it off the list, so a registry that comes back is used again.
+///
+/// While a copy goes through its schedule against a host that refused it (the host is
+/// *suspect*), copies not yet started against that host wait for the verdict instead of each
+/// meeting the refusal themselves: one round of retries finds a registry down, whatever
+/// `-j` is.
 #[derive(Debug)]
 pub struct Outages {
-    down: watch::Sender<BTreeSet<String>>,
+    state: watch::Sender<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    down: BTreeSet<String>,
+    /// Copies in the middle of a retry schedule against each host that refused them.
+    suspect: BTreeMap<String, usize>,
 }
 
 impl Default for Outages {
     fn default() -> Outages {
         Outages {
-            down: watch::Sender::new(BTreeSet::new()),
+            state: watch::Sender::new(State::default()),
         }
+    }
+}
+
+/// A copy's say that `host` refused it and it is retrying: the host is suspect until this is
+/// dropped.
+pub struct Suspect<'a> {
+    outages: &'a Outages,
+    pub host: String,
+}
+
+impl Drop for Suspect<'_> {
+    fn drop(&mut self) {
+        self.outages.state.send_modify(|state| {
+            if let Some(count) = state.suspect.get_mut(&self.host) {
+                *count -= 1;
+                if *count == 0 {
+                    state.suspect.remove(&self.host);
+                }
+            }
+        });
     }
 }
 
 impl Outages {
     /// `host` refused every attempt of an image's retry schedule.
     pub fn record(&self, host: &str) {
-        self.down
-            .send_if_modified(|down| down.insert(host.to_owned()));
+        self.state
+            .send_if_modified(|state| state.down.insert(host.to_owned()));
     }
 
     /// A copy got through to each of `hosts`.
     pub fn clear(&self, hosts: &[String]) {
-        self.down.send_if_modified(|down| {
-            let before = down.len();
-            down.retain(|host| !hosts.contains(host));
-            down.len() != before
+        self.state.send_if_modified(|state| {
+            let before = state.down.len();
+            state.down.retain(|host| !hosts.contains(host));
+            state.down.len() != before
         });
+    }
+
+    /// `host` refused a copy that goes on retrying: see [`Suspect`].
+    pub fn suspect(&self, host: &str) -> Suspect<'_> {
+        self.state.send_modify(|state| {
+            *state.suspect.entry(host.to_owned()).or_default() += 1;
+        });
+        Suspect {
+            outages: self,
+            host: host.to_owned(),
+        }
     }
 
     /// The first of `hosts` that is down.
     pub fn down_among(&self, hosts: &[String]) -> Option<String> {
-        let down = self.down.borrow();
-        hosts.iter().find(|host| down.contains(*host)).cloned()
+        let state = self.state.borrow();
+        hosts
+            .iter()
+            .find(|host| state.down.contains(*host))
+            .cloned()
+    }
+
+    /// The first of `hosts` that is suspect (and not down).
+    pub fn suspect_among(&self, hosts: &[String]) -> Option<String> {
+        let state = self.state.borrow();
+        hosts
+            .iter()
+            .find(|host| state.suspect.contains_key(*host) && !state.down.contains(*host))
+            .cloned()
     }
 
     /// Resolves with the first of `hosts` to be down, once one is.
     pub async fn wait_down(&self, hosts: &[String]) -> String {
-        let mut down = self.down.subscribe();
+        let mut changes = self.state.subscribe();
         loop {
             if let Some(host) = self.down_among(hosts) {
                 return host;
             }
             // The sender lives in `self`, so the channel cannot close while this waits.
-            if down.changed().await.is_err() {
+            if changes.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Waits until none of `hosts` is suspect: `Some(host)` when one turned out down, `None`
+    /// when the copies retrying against them got through or gave up for another reason.
+    pub async fn verdict(&self, hosts: &[String]) -> Option<String> {
+        let mut changes = self.state.subscribe();
+        loop {
+            if let Some(host) = self.down_among(hosts) {
+                return Some(host);
+            }
+            // Still suspect, or the wait is over.
+            self.suspect_among(hosts)?;
+            if changes.changed().await.is_err() {
                 std::future::pending::<()>().await;
             }
         }
@@ -98,5 +169,39 @@ mod tests {
             outages.down_among(&hosts(&["other.example"])).as_deref(),
             Some("other.example")
         );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn copies_wait_for_a_suspect_hosts_verdict() {
+        let outages = Outages::default();
+        let job = vec!["src.example".to_owned(), "127.0.0.1:5000".to_owned()];
+        // Nothing suspect: no wait.
+        assert_eq!(outages.verdict(&job).await, None);
+        let first = outages.suspect("127.0.0.1:5000");
+        let second = outages.suspect("127.0.0.1:5000");
+        assert_eq!(
+            outages.suspect_among(&job).as_deref(),
+            Some("127.0.0.1:5000")
+        );
+        drop(first);
+        assert!(
+            outages.suspect_among(&job).is_some(),
+            "one copy still retries"
+        );
+        // The last retrying copy gives up for another reason: no verdict of down.
+        let (verdict, ()) = tokio::join!(outages.verdict(&job), async move {
+            tokio::task::yield_now().await;
+            drop(second);
+        });
+        assert_eq!(verdict, None);
+        // One that ends its round refused: down.
+        let third = outages.suspect("127.0.0.1:5000");
+        outages.record("127.0.0.1:5000");
+        assert_eq!(outages.suspect_among(&job), None, "down, not suspect");
+        assert_eq!(
+            outages.verdict(&job).await.as_deref(),
+            Some("127.0.0.1:5000")
+        );
+        drop(third);
     }
 }
