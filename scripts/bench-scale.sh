@@ -43,6 +43,8 @@ for n in "$repos" "$tags" "$jobs" "$rate_requests" "$rate_parallel"; do
 done
 [[ $skopeo_tags =~ ^[0-9]+$ ]] || die "SCALE_SKOPEO_TAGS must be an integer (0: no skopeo sample)"
 total=$((repos * tags))
+cores=$(nproc)
+hz=$(getconf CLK_TCK)
 ((skopeo_tags <= total)) || skopeo_tags=$total
 for tool in docker-registry curl python3; do
   command -v "$tool" >/dev/null || die "$tool not found"
@@ -78,6 +80,7 @@ free_port() {
 # start_registry NAME: serve $work/NAME/storage on a free loopback port (port[NAME]), access log
 # on (one "response completed" line per request).
 declare -A port
+registry_exe=$(readlink -f "$(command -v docker-registry)")
 start_registry() {
   local name=$1 dir=$work/$1 p pid
   mkdir -p "$dir"
@@ -93,7 +96,13 @@ start_registry() {
       kill -0 "$pid" 2>/dev/null || break
       if grep -q "listening on 127.0.0.1:$p" "$dir/registry.log" &&
         curl -fsS --noproxy '*' -o /dev/null "http://127.0.0.1:$p/v2/" 2>/dev/null; then
+        # $! is docker-registry itself once it answers (bash execs a backgrounded simple
+        # command in the child it forked), not a wrapper subshell: its CPU in /proc/PID/stat
+        # is the registry's.
+        [ "$(readlink "/proc/$pid/exe")" = "$registry_exe" ] ||
+          die "PID $pid ($name) is $(readlink "/proc/$pid/exe"), not $registry_exe: its CPU would not be the registry's"
         port[$name]=$p
+        pid_of[$name]=$pid
         return
       fi
       sleep 0.1
@@ -107,6 +116,17 @@ start_registry() {
 }
 
 requests() { grep -c 'response completed' "$work/$1/registry.log" || true; }
+# cpu_ticks NAME: user+system clock ticks registry NAME's process has used (utime and stime,
+# fields 14 and 15 of /proc/PID/stat; the fields after "(comm)" start at field 3). All of a Go
+# process's threads are in them.
+declare -A pid_of
+cpu_ticks() {
+  local stat f
+  read -r stat <"/proc/${pid_of[$1]}/stat" || die "docker-registry ($1) is gone"
+  stat=${stat##*) }
+  read -r -a f <<<"$stat"
+  echo $((f[11] + f[12]))
+}
 settle() {
   local before after
   after=$(cat "$work"/*/registry.log | wc -c)
@@ -190,14 +210,16 @@ curl -fsS --noproxy '*' -o /dev/null -I -H 'Accept: application/vnd.oci.image.ma
   "http://127.0.0.1:${port[src]}/v2/library/${first%%:*}/manifests/${first#*:}" ||
   die "the source does not serve the corpus it was written (its store layout is not docker-registry's)"
 
-declare -A secs src dst peak
+declare -A secs src dst peak cpu_ferry cpu_src cpu_dst
 # measure PHASE DEST_REGISTRY CMD...: wall seconds, new requests at the source and at
-# DEST_REGISTRY, peak RSS of CMD's processes in MiB.
+# DEST_REGISTRY, peak RSS of CMD's processes in MiB, CPU seconds (user+system) of CMD (GNU
+# time: it and the children it waited for), of the source and of DEST_REGISTRY.
 measure() {
-  local phase=$1 to=$2 s0 d0 t0 t1 status=0
+  local phase=$1 to=$2 s0 d0 sc0 dc0 t0 t1 status=0
   shift 2
   settle
   s0=$(requests src) d0=$(requests "$to")
+  sc0=$(cpu_ticks src) dc0=$(cpu_ticks "$to")
   echo "running: $phase" >&2
   t0=$EPOCHREALTIME
   /usr/bin/time -v -o "$work/rss-${phase// /-}.txt" "$@" >"$work/${phase// /-}.log" 2>&1 </dev/null || status=$?
@@ -207,6 +229,9 @@ measure() {
     die "$phase exited with $status (log above)"
   fi
   settle
+  cpu_src[$phase]=$(awk -v a="$sc0" -v b="$(cpu_ticks src)" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')
+  cpu_dst[$phase]=$(awk -v a="$dc0" -v b="$(cpu_ticks "$to")" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')
+  cpu_ferry[$phase]=$(awk -F': ' '/User time \(seconds\)|System time \(seconds\)/ { s += $2 } END { printf "%.2f", s }' "$work/rss-${phase// /-}.txt")
   secs[$phase]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
   src[$phase]=$(($(requests src) - s0))
   dst[$phase]=$(($(requests "$to") - d0))
@@ -278,21 +303,33 @@ rate[dst]=$(rate_of dst "mirror/docker.io/")
 
 # 3. The tables.
 echo
-echo "corpus: $total tags ($repos repositories x $tags tags, one shared layer), written in ${corpus_secs}s; ferry -j $jobs"
+echo "corpus: $total tags ($repos repositories x $tags tags, one shared layer), written in ${corpus_secs}s; ferry -j $jobs; $cores cores"
 echo "registries' rate (manifest HEADs, $rate_parallel at once): source ${rate[src]}/s, destination ${rate[dst]}/s"
+echo "HEAD bound: the busier registry's requests at its HEAD rate (the phase if every request were as cheap as a manifest HEAD)"
+echo "CPU floor: (ferry + source + destination CPU s) / $cores cores (the phase if the cores did nothing but its work); time/floor near 1: CPU-bound here"
 echo
-printf '| %-20s | %7s | %15s | %20s | %12s | %9s | %10s |\n' phase seconds "source requests" \
-  "destination requests" "peak RSS MiB" "bound (s)" "time/bound"
-printf '|%s|%s|%s|%s|%s|%s|%s|\n' "----------------------" "--------:" "----------------:" \
-  "---------------------:" "-------------:" "----------:" "-----------:"
+row='| %-20s | %7s | %15s | %20s | %12s | %14s | %15s | %11s | %12s | %17s | %13s | %10s |\n'
+# shellcheck disable=SC2059 # the format is the one above
+printf "$row" phase seconds "source requests" "destination requests" "peak RSS MiB" "HEAD bound (s)" \
+  "time/HEAD bound" "ferry CPU s" "source CPU s" "destination CPU s" "CPU floor (s)" "time/floor"
+printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' "----------------------" "--------:" \
+  "----------------:" "---------------------:" "-------------:" "---------------:" \
+  "----------------:" "------------:" "-------------:" "------------------:" "--------------:" \
+  "-----------:"
 for phase in "native cold" "native no-op" "native plan" "skopeo sample cold"; do
   [ -n "${secs[$phase]:-}" ] || continue
-  # The bound: the busier registry's requests at its measured rate (no client can be faster).
+  # The HEAD bound: the busier registry's requests at its measured HEAD rate.
   bound=$(awk -v s="${src[$phase]}" -v d="${dst[$phase]}" -v rs="${rate[src]}" -v rd="${rate[dst]}" \
     'BEGIN { a = s / rs; b = d / rd; printf "%.2f", (a > b ? a : b) }')
   ratio=$(awk -v t="${secs[$phase]}" -v b="$bound" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2fx", t / b }')
-  printf '| %-20s | %7s | %15s | %20s | %12s | %9s | %10s |\n' "$phase" "${secs[$phase]}" \
-    "${src[$phase]}" "${dst[$phase]}" "${peak[$phase]}" "$bound" "$ratio"
+  # The CPU floor: every process of the phase's CPU seconds spread over all the cores.
+  floor=$(awk -v f="${cpu_ferry[$phase]}" -v s="${cpu_src[$phase]}" -v d="${cpu_dst[$phase]}" -v n="$cores" \
+    'BEGIN { printf "%.2f", (f + s + d) / n }')
+  floor_ratio=$(awk -v t="${secs[$phase]}" -v b="$floor" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2fx", t / b }')
+  # shellcheck disable=SC2059 # the format is the one above
+  printf "$row" "$phase" "${secs[$phase]}" "${src[$phase]}" "${dst[$phase]}" "${peak[$phase]}" \
+    "$bound" "$ratio" "${cpu_ferry[$phase]}" "${cpu_src[$phase]}" "${cpu_dst[$phase]}" "$floor" \
+    "$floor_ratio"
 done
 if [ -n "${secs[skopeo sample cold]:-}" ]; then
   echo
