@@ -32,14 +32,15 @@ tags=${SCALE_TAGS:-5}
 jobs=${SCALE_JOBS:-8}
 rate_requests=${SCALE_RATE_REQUESTS:-4000}
 rate_parallel=${SCALE_RATE_PARALLEL:-8}
+rate_pushes=${SCALE_RATE_PUSHES:-1000}
 skopeo_tags=${SCALE_SKOPEO_TAGS:-100}
 scripts=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$scripts")
 
 die() { echo "bench-scale: $*" >&2; exit 1; }
 
-for n in "$repos" "$tags" "$jobs" "$rate_requests" "$rate_parallel"; do
-  [[ $n =~ ^[1-9][0-9]*$ ]] || die "SCALE_REPOS, SCALE_TAGS, SCALE_JOBS, SCALE_RATE_REQUESTS and SCALE_RATE_PARALLEL must be positive integers"
+for n in "$repos" "$tags" "$jobs" "$rate_requests" "$rate_parallel" "$rate_pushes"; do
+  [[ $n =~ ^[1-9][0-9]*$ ]] || die "SCALE_REPOS, SCALE_TAGS, SCALE_JOBS, SCALE_RATE_REQUESTS, SCALE_RATE_PARALLEL and SCALE_RATE_PUSHES must be positive integers"
 done
 [[ $skopeo_tags =~ ^[0-9]+$ ]] || die "SCALE_SKOPEO_TAGS must be an integer (0: no skopeo sample)"
 total=$((repos * tags))
@@ -301,10 +302,86 @@ declare -A rate
 rate[src]=$(rate_of src "")
 rate[dst]=$(rate_of dst "mirror/docker.io/")
 
+# The registries' push rate, at a scratch registry of its own (the phases' counts stay exact):
+# SCALE_RATE_PUSHES small images (rounded up to whole repositories of SCALE_TAGS tags), shaped
+# as the corpus, SCALE_RATE_PARALLEL repositories at once (one thread each, a kept-alive
+# connection per thread). Per repository the shared layer is mounted from a base repository
+# (POST ?mount=), then per tag a config of its own goes up (POST, then a monolithic PUT) and the
+# manifest is PUT: what a cold copy writes. Prints images per second, the registry's CPU
+# seconds and the client's own (python3 shares the cores with the registry).
+start_registry push
+push_c0=$(cpu_ticks push)
+push_out=$(python3 - "${port[push]}" "$rate_pushes" "$tags" "$rate_parallel" <<'EOF2'
+import hashlib, http.client, json, os, sys, threading, time, urllib.parse
+port, pushes, tags, parallel = (int(a) for a in sys.argv[1:])
+repos = (pushes + tags - 1) // tags
+OCI = "application/vnd.oci.image.manifest.v1+json"
+
+def request(conn, method, path, body=b"", headers={}, want=201):
+    conn.request(method, path, body=body, headers=dict(headers, **{"Content-Length": str(len(body))}))
+    resp = conn.getresponse()
+    data = resp.read()
+    if resp.status != want:
+        sys.exit("push rate: %s %s: %d %s" % (method, path, resp.status, data[:200]))
+    return resp
+
+def upload(conn, repo, data):
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    loc = request(conn, "POST", "/v2/%s/blobs/uploads/" % repo, want=202).getheader("Location")
+    u = urllib.parse.urlsplit(loc)
+    path = u.path + "?" + (u.query + "&" if u.query else "") + "digest=" + urllib.parse.quote(digest)
+    request(conn, "PUT", path, data, {"Content-Type": "application/octet-stream"})
+    return digest
+
+conn = http.client.HTTPConnection("127.0.0.1", port)
+layer = b"ferry push rate layer\n" * 64
+layer_digest = upload(conn, "rate/base", layer)
+conn.close()
+
+lock = threading.Lock()
+todo = iter(range(repos))
+
+def work():
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    while True:
+        with lock:
+            r = next(todo, None)
+        if r is None:
+            return
+        repo = "rate/p%05d" % r
+        request(conn, "POST", "/v2/%s/blobs/uploads/?mount=%s&from=rate/base" % (repo, layer_digest))
+        for t in range(tags):
+            config = json.dumps({"architecture": "amd64", "os": "linux",
+                                 "config": {"Labels": {"rate": "%s:t%d" % (repo, t)}},
+                                 "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+            manifest = json.dumps({
+                "schemaVersion": 2, "mediaType": OCI,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                           "digest": upload(conn, repo, config), "size": len(config)},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                            "digest": layer_digest, "size": len(layer)}]}).encode()
+            request(conn, "PUT", "/v2/%s/manifests/t%d" % (repo, t), manifest, {"Content-Type": OCI})
+
+c0, t0 = os.times(), time.monotonic()
+threads = [threading.Thread(target=work) for _ in range(parallel)]
+for th in threads:
+    th.start()
+for th in threads:
+    th.join()
+t1, c1 = time.monotonic(), os.times()
+print(repos * tags, "%.2f" % (t1 - t0), "%.2f" % (c1.user + c1.system - c0.user - c0.system))
+EOF2
+) || die "the push rate's pushes failed"
+settle
+read -r push_images push_secs push_client_cpu <<<"$push_out"
+push_cpu=$(awk -v a="$push_c0" -v b="$(cpu_ticks push)" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')
+push_rate=$(awk -v n="$push_images" -v s="$push_secs" 'BEGIN { printf "%.0f", n / s }')
+
 # 3. The tables.
 echo
 echo "corpus: $total tags ($repos repositories x $tags tags, one shared layer), written in ${corpus_secs}s; ferry -j $jobs; $cores cores"
 echo "registries' rate (manifest HEADs, $rate_parallel at once): source ${rate[src]}/s, destination ${rate[dst]}/s"
+echo "registries' push rate: $push_rate images/s (POST+PUT config blob, PUT manifest; a layer mount per repository; $rate_parallel repositories at once): $push_images images in ${push_secs}s, registry CPU $push_cpu s ($(awk -v c="$push_cpu" -v n="$push_images" 'BEGIN { printf "%.1f", c * 1000 / n }') ms per image), client CPU $push_client_cpu s"
 echo "HEAD bound: the busier registry's requests at its HEAD rate (the phase if every request were as cheap as a manifest HEAD)"
 echo "CPU floor: (ferry + source + destination CPU s) / $cores cores (the phase if the cores did nothing but its work); time/floor near 1: CPU-bound here"
 echo
@@ -330,6 +407,14 @@ for phase in "native cold" "native no-op" "native plan" "skopeo sample cold"; do
   printf "$row" "$phase" "${secs[$phase]}" "${src[$phase]}" "${dst[$phase]}" "${peak[$phase]}" \
     "$bound" "$ratio" "${cpu_ferry[$phase]}" "${cpu_src[$phase]}" "${cpu_dst[$phase]}" "$floor" \
     "$floor_ratio"
+done
+echo
+# The push bound: a cold phase's tags at the push rate (the destination's writes alone).
+for phase in "native cold" "skopeo sample cold"; do
+  [ -n "${secs[$phase]:-}" ] || continue
+  n=$total
+  [ "$phase" = "native cold" ] || n=$skopeo_tags
+  echo "push bound, $phase: $n tags at $push_rate images/s = $(awk -v n="$n" -v r="$push_rate" 'BEGIN { printf "%.2f", n / r }') s; it took ${secs[$phase]} s ($(awk -v t="${secs[$phase]}" -v n="$n" -v r="$push_rate" 'BEGIN { printf "%.2fx", t / (n / r) }'))"
 done
 if [ -n "${secs[skopeo sample cold]:-}" ]; then
   echo
