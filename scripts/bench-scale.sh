@@ -7,23 +7,44 @@
 # _layers/sha256/HEX/link): no push (about 20 s for 10,000 tags). That store is served as the source, an
 # empty docker-registry as the destination, and ferry runs, each phase measured in wall seconds,
 # requests each registry logged (its access log's "response completed" lines, as
-# scripts/bench.sh counts them) and peak RSS (GNU time's "Maximum resident set size"):
+# scripts/bench.sh counts them), peak RSS (GNU time's "Maximum resident set size") and CPU
+# seconds (user+system) of ferry (GNU time) and of each registry (utime+stime of its process in
+# /proc/PID/stat, read before and after the phase):
 #   native cold     ferry sync into the empty destination
 #   native no-op    ferry sync again (everything is there)
 #   native plan     ferry plan against a second, empty destination
-# Then the registries' own rate: SCALE_RATE_REQUESTS manifest HEADs (curl --parallel,
-# SCALE_RATE_PARALLEL at once) at each registry, in requests per second; each phase is printed
-# beside the time its busiest registry needs for its requests at that rate (time/bound: how far
-# the phase is from the registries' pace). skopeo runs on a sample only (SCALE_SKOPEO_TAGS tags,
-# default 100, cold, one `skopeo copy` per tag, as the loop of scripts/bench.sh would: at its
-# pace the whole corpus would take many minutes), its time also scaled to the whole corpus;
-# SCALE_SKOPEO_TAGS=0 leaves it out.
+# Each phase is printed beside two bounds, both what the registries can do on this machine:
+# - HEAD bound: the phase's requests at the busier registry's rate of manifest HEADs
+#   (SCALE_RATE_REQUESTS HEADs, curl --parallel, SCALE_RATE_PARALLEL at once, at each
+#   registry): the time the phase would take if every request were as cheap as a manifest HEAD.
+#   A cold run is mostly writes (blob uploads, mounts, manifest PUTs), dearer than HEADs, so its
+#   HEAD bound is far below anything reachable.
+# - CPU floor: (ferry's + the source's + the destination's CPU seconds) / the cores (nproc): the
+#   wall time if the machine's cores did nothing but this phase's work. A phase at time/floor
+#   near 1 is CPU-bound on this machine, the registries included: docker-registry 2.8 spends
+#   about 1.5 ms of CPU per request, a write 3-4 ms on a disk-backed store (half of it in the
+#   kernel, writing its files); ferry less than a tenth of the total. Well above 1, the time
+#   goes to waiting (latency, too few requests in flight) or to other processes on the machine
+#   (the floor counts only the phase's own). In skopeo's row, "ferry CPU s" is skopeo's.
+# And the registries' push rate, at a scratch registry of its own (so the phases' counts stay
+# exact): SCALE_RATE_PUSHES small images shaped as the corpus (per repository a layer mount,
+# per tag a config POST+PUT and a manifest PUT), SCALE_RATE_PARALLEL repositories at once from
+# a python3 client over kept-alive connections; a cold phase's push bound is its tags at that
+# rate. skopeo runs on a sample only (SCALE_SKOPEO_TAGS tags, default 100, cold, one
+# `skopeo copy` per tag, as the loop of scripts/bench.sh would: at its pace the whole corpus
+# would take many minutes), its time also scaled to the whole corpus; SCALE_SKOPEO_TAGS=0
+# leaves it out. The HEAD rates and the push rate add 15-25 s at the defaults.
 #   scripts/bench-scale.sh
+#   TMPDIR=/dev/shm scripts/bench-scale.sh
+# The second puts the registries' stores (the work directory, made in TMPDIR) on tmpfs: no disk
+# writes in the measurement, about 1 GB of memory for 10,000 tags. It changes the writes' cost
+# most: at 1,000 tags (one run each, the machine shared) the push rate went from 83 to 226
+# images/s, the cold run from 16.5 s to 8.0 s.
 # Environment: SCALE_REPOS (2000), SCALE_TAGS (tags per repository, 5), SCALE_JOBS (ferry -j,
-# 8), SCALE_RATE_REQUESTS (4000), SCALE_RATE_PARALLEL (8), SCALE_SKOPEO_TAGS (100), FERRY_BIN
-# (default this checkout's target/release/ferry, built when missing), SCALE_KEEP=1 keeps the
-# scratch directory. Needs docker-registry, curl, python3, GNU time (/usr/bin/time), and skopeo
-# for its sample.
+# 8), SCALE_RATE_REQUESTS (4000), SCALE_RATE_PARALLEL (8), SCALE_RATE_PUSHES (1000),
+# SCALE_SKOPEO_TAGS (100), FERRY_BIN (default this checkout's target/release/ferry, built when
+# missing), SCALE_KEEP=1 keeps the scratch directory (made in TMPDIR, default /tmp). Needs
+# docker-registry, curl, python3, GNU time (/usr/bin/time), and skopeo for its sample.
 set -euo pipefail
 export LC_ALL=C
 
@@ -95,7 +116,7 @@ start_registry() {
     pids+=("$pid")
     for _ in $(seq 100); do
       kill -0 "$pid" 2>/dev/null || break
-      if grep -q "listening on 127.0.0.1:$p" "$dir/registry.log" &&
+      if grep -qs "listening on 127.0.0.1:$p" "$dir/registry.log" &&
         curl -fsS --noproxy '*' -o /dev/null "http://127.0.0.1:$p/v2/" 2>/dev/null; then
         # $! is docker-registry itself once it answers (bash execs a backgrounded simple
         # command in the child it forked), not a wrapper subshell: its CPU in /proc/PID/stat
