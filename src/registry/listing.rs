@@ -124,15 +124,8 @@ impl RegistryClient {
                 asked_n = None;
                 continue;
             }
-            match status {
-                status if status.is_success() => {}
-                status if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS => {
-                    return Err(status_error(&what, &response));
-                }
-                status if pages == 0 => {
-                    return Ok(Listing::Unsupported(format!("HTTP {}", status.as_u16())));
-                }
-                _ => return Err(status_error(&what, &response)),
+            if let Some(unsupported) = refused_listing(&what, &response, pages)? {
+                return Ok(unsupported);
             }
             pages += 1;
             let next = header(response.headers(), LINK.as_str()).and_then(|l| next_link(&l));
@@ -214,16 +207,8 @@ impl RegistryClient {
                     ..Request::new(side, name, Method::GET, path.clone(), &what)
                 })
                 .await?;
-            let status = response.status();
-            match status {
-                status if status.is_success() => {}
-                status if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS => {
-                    return Err(status_error(&what, &response));
-                }
-                status if pages == 0 => {
-                    return Ok(Listing::Unsupported(format!("HTTP {}", status.as_u16())));
-                }
-                _ => return Err(status_error(&what, &response)),
+            if let Some(unsupported) = refused_listing(&what, &response, pages)? {
+                return Ok(unsupported);
             }
             pages += 1;
             let next = header(response.headers(), LINK.as_str()).and_then(|l| next_link(&l));
@@ -450,6 +435,27 @@ fn same_origin(link: &str, base: &reqwest::Url) -> bool {
             && url.host_str() == base.host_str()
             && url.port_or_known_default() == base.port_or_known_default()
     })
+}
+
+/// What a listing's answer means when it is not a page: a failure (a server error, a 429, or
+/// a refusal after the first page), or, on the first page, that the registry does not list
+/// this way. `None` for a page to read.
+fn refused_listing<T>(
+    what: &str,
+    response: &reqwest::Response,
+    pages: usize,
+) -> Result<Option<Listing<T>>, RegistryError> {
+    let status = response.status();
+    if status.is_success() {
+        Ok(None)
+    } else if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || pages > 0 {
+        Err(status_error(what, response))
+    } else {
+        Ok(Some(Listing::Unsupported(format!(
+            "HTTP {}",
+            status.as_u16()
+        ))))
+    }
 }
 
 #[cfg(test)]
