@@ -78,7 +78,7 @@ pub trait Engine: Send + Sync {
     /// Called once the run knows what it copies, before any copy, with every job it will copy
     /// (each once, whatever its attempts): an engine that shares what several copies read
     /// (the native engine, with several destinations) learns what is still to come.
-    fn copies_planned(&self, _jobs: &[Job]) {}
+    fn copies_planned(&self, _jobs: &[&Job]) {}
 
     /// Called when the copy of `job` is over, its last attempt done, whatever came of it.
     fn copy_done(&self, _job: &Job) {}

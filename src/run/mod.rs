@@ -179,11 +179,12 @@ pub async fn sync(
         });
     }
     // Images found current are run for their artifacts only: no copy of theirs is to come.
-    let copies: Vec<Job> = (split.jobs.iter().zip(&split.current))
+    let copies: Vec<&Job> = (split.jobs.iter().zip(&split.current))
         .filter(|(_, current)| !**current)
-        .map(|(job, _)| job.clone())
+        .map(|(job, _)| job)
         .collect();
     engine.copies_planned(&copies);
+    drop(copies);
     let limits = Limits {
         global: options.jobs,
         per_registry: options.registry_jobs.clone(),
@@ -510,13 +511,18 @@ fn split_plan(
     refused: impl Fn(&Job) -> Option<String>,
     follows: impl Fn(&Job) -> bool,
 ) -> Split {
+    // Sized for the copies at once: a large plan's vectors are not left at twice their size.
+    let copies = entries
+        .iter()
+        .filter(|e| e.needs_copy() || (e.state == State::Current && follows(&e.job)))
+        .count();
     let mut split = Split {
-        jobs: Vec::new(),
-        digests: Vec::new(),
-        spent: Vec::new(),
-        positions: Vec::new(),
-        current: Vec::new(),
-        done: Vec::new(),
+        jobs: Vec::with_capacity(copies),
+        digests: Vec::with_capacity(copies),
+        spent: Vec::with_capacity(copies),
+        positions: Vec::with_capacity(copies),
+        current: Vec::with_capacity(copies),
+        done: Vec::with_capacity(entries.len() - copies),
     };
     for (position, entry) in entries.into_iter().enumerate() {
         let refusal = entry.needs_copy().then(|| refused(&entry.job)).flatten();

@@ -108,8 +108,14 @@ where
         .collect();
     let mut layout_locks: HashMap<PathBuf, Arc<Mutex<()>>> = HashMap::new();
     let starting = Arc::new(Mutex::new(()));
+    let ahead = Arc::new(Semaphore::new(QUEUED_AHEAD));
     let mut running = JoinSet::new();
-    for (index, job) in jobs.into_iter().enumerate() {
+    // Gathered as they end (room for every result is not taken while jobs wait), then put
+    // back in job order.
+    let mut results: Vec<(usize, ImageResult)> = Vec::new();
+    let mut queue = Queue::from(jobs);
+    let mut index = 0;
+    while let Some(job) = queue.next() {
         let layout_lock = match &job.target {
             Target::Oci { layout, .. } => {
                 Some(Arc::clone(layout_locks.entry(layout.clone()).or_default()))
@@ -127,6 +133,25 @@ where
             .iter()
             .filter_map(|h| registries.get(*h).cloned())
             .collect();
+        // A job with nothing to wait for but a global slot becomes a task once fewer than
+        // QUEUED_AHEAD such tasks wait: they start in order, so no job behind them could
+        // start sooner, and a long list is not a task per job. One that waits for a limited
+        // registry or a layout becomes a task at once, so jobs behind it go on meanwhile.
+        let turn = if gates.is_empty() && layout_lock.is_none() {
+            loop {
+                tokio::select! {
+                    biased;
+                    permit = Arc::clone(&ahead).acquire_owned() => {
+                        break Some(permit.expect("never closed"));
+                    }
+                    Some(joined) = running.join_next() => {
+                        results.push(joined.expect("a job task panicked"));
+                    }
+                }
+            }
+        } else {
+            None
+        };
         let global = Arc::clone(&global);
         let starting = Arc::clone(&starting);
         let finished = Arc::clone(&finished);
@@ -172,6 +197,7 @@ where
                 permit = Arc::clone(&global).acquire_owned() => permit.expect("never closed"),
             };
             drop(admission);
+            drop(turn);
             // Held here until the job ends, whatever the job does with its clone.
             let slot = Slot::new(global);
             slot.hold(permit);
@@ -180,16 +206,41 @@ where
             finished(index, &result);
             (index, result)
         });
+        index += 1;
     }
-    // Gathered as they end (room for every result is not taken while jobs wait), then put
-    // back in job order.
-    let mut results: Vec<(usize, ImageResult)> = Vec::new();
     while let Some(joined) = running.join_next().await {
         results.push(joined.expect("a job task panicked"));
     }
     results.sort_unstable_by_key(|(index, _)| *index);
     assert_eq!(results.len(), total, "every job has a result");
     results.into_iter().map(|(_, result)| result).collect()
+}
+
+/// Jobs that wait for nothing but a global slot, made tasks ahead of their start (see
+/// [`run_all`]): enough that one is always ready when a slot frees, few enough that a list's
+/// length costs no task each.
+const QUEUED_AHEAD: usize = 64;
+
+/// The jobs not yet made tasks, in order: the room of those taken is given back as the list
+/// shrinks, so a long list's inline jobs are not all held until its last one starts.
+struct Queue(std::collections::VecDeque<Job>);
+
+impl From<Vec<Job>> for Queue {
+    fn from(jobs: Vec<Job>) -> Queue {
+        Queue(jobs.into())
+    }
+}
+
+impl Queue {
+    fn next(&mut self) -> Option<Job> {
+        let job = self.0.pop_front()?;
+        // Halving at most once per halving of the length: the moves total under the list's
+        // length.
+        if self.0.capacity() > 1024 && self.0.len() < self.0.capacity() / 4 {
+            self.0.shrink_to(self.0.len() * 2);
+        }
+        Some(job)
+    }
 }
 
 fn not_started_result(job: &Job) -> ImageResult {
@@ -424,6 +475,13 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_stop_reports_unstarted_jobs_as_interrupted() {
+        // Also a list longer than the jobs made tasks ahead of their start.
+        for total in [5, QUEUED_AHEAD * 3] {
+            stop_after_the_second_job(total).await;
+        }
+    }
+
+    async fn stop_after_the_second_job(total: usize) {
         let (stop_tx, stop) = watch::channel(Stop::Run);
         let told = Arc::new(std::sync::Mutex::new(Vec::new()));
         let tx: OnFinished = {
@@ -437,7 +495,7 @@ mod tests {
         };
         let sender = Arc::clone(&stop_tx);
         let results = run_all(
-            jobs(5, false),
+            jobs(total, false),
             &limits,
             stop,
             tx,
@@ -456,22 +514,50 @@ mod tests {
             .iter()
             .map(|r| r.error.as_ref().map(|e| e.kind))
             .collect();
-        assert_eq!(
-            statuses,
-            [
-                None,
-                None,
-                Some(FailureKind::Interrupted),
-                Some(FailureKind::Interrupted),
-                Some(FailureKind::Interrupted)
-            ]
-        );
+        let mut expected = vec![None, None];
+        expected.resize(total, Some(FailureKind::Interrupted));
+        assert_eq!(statuses, expected);
         let mut told = told.lock().unwrap().clone();
         told.sort_unstable();
         assert_eq!(
             told,
-            [0, 1, 2, 3, 4],
+            (0..total).collect::<Vec<_>>(),
             "every job's result is told exactly once"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn jobs_behind_a_long_queue_at_a_limited_registry_go_on_meanwhile() {
+        // Many more jobs for docker.io (one at a time) than are made tasks ahead, then a few
+        // for another registry: those run beside docker.io's first, not after its last.
+        let waiting = QUEUED_AHEAD * 3;
+        let mut list = jobs(waiting, false);
+        list.extend(jobs(4, false).into_iter().map(|mut job| {
+            job.source = ImageRef::parse(&format!("quay.io/q/{}", job.source.path())).unwrap();
+            job
+        }));
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let tx: OnFinished = {
+            let order = Arc::clone(&order);
+            Arc::new(move |index, _| order.lock().unwrap().push(index))
+        };
+        let (_stop_tx, stop) = watch::channel(Stop::Run);
+        let limits = Limits {
+            global: 4,
+            per_registry: [("docker.io".to_owned(), 1)].into(),
+            ..Limits::default()
+        };
+        let results = run_all(list, &limits, stop, tx, |_, job, _, _| async move {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            ok(&job)
+        })
+        .await;
+        assert!(results.iter().all(|r| r.status == Status::Synced));
+        let order = order.lock().unwrap().clone();
+        let last_other = order.iter().position(|i| *i == waiting + 3).unwrap();
+        assert!(
+            last_other < 8,
+            "another registry's jobs waited for docker.io's: finished in {order:?}"
         );
     }
 }

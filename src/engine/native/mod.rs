@@ -568,7 +568,7 @@ impl Engine for Native {
         self.shared.is_none()
     }
 
-    fn copies_planned(&self, jobs: &[Job]) {
+    fn copies_planned(&self, jobs: &[&Job]) {
         if let Some(shared) = &self.shared {
             shared.planned(jobs);
         }

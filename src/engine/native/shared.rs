@@ -89,7 +89,7 @@ impl Shared {
     }
 
     /// The copies the run will make.
-    pub fn planned(&self, jobs: &[Job]) {
+    pub fn planned(&self, jobs: &[&Job]) {
         let mut state = self.state();
         for job in jobs {
             *state.pending.entry(source_of(job)).or_default() += 1;
@@ -310,7 +310,7 @@ mod tests {
             job("quay.io/x/y:1", "b.example/quay.io/x/y:1"),
         );
         let other = job("quay.io/x/z:1", "a.example/m/quay.io/x/z:1");
-        shared.planned(&[a.clone(), b.clone(), other.clone()]);
+        shared.planned(&[&a, &b, &other]);
         let digest = format!("sha256:{}", "a".repeat(64));
         let source = source_of(&a);
         // Two copies of quay.io/x/y to come: spool; one of quay.io/x/z: stream.
