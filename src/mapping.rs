@@ -2,11 +2,9 @@
 //! target and rejects what cannot work (a scoped name skopeo could not create, two lines
 //! writing the same target) before anything is copied.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::input::{Entry, InputError, TargetSpec};
-use crate::model::Origin;
 use crate::model::{Destination, Job, Target};
 use crate::reference::{ImageRef, ReferenceError};
 
@@ -137,7 +135,7 @@ pub fn map_each(entries: &[Entry], destinations: &[Destination]) -> Mapped {
                     source: entry.source.clone(),
                     target,
                     explicit: entry.explicit_target.is_some(),
-                    filter: entry.filter.clone(),
+                    filter: entry.filter.clone().map(Box::new),
                     signatures: entry.signatures,
                 }),
                 Err(reason) => {
@@ -157,29 +155,59 @@ pub fn map_each(entries: &[Entry], destinations: &[Destination]) -> Mapped {
 /// repeat (a warning: it is copied once), with another source an error naming both lines.
 /// Run on the mapped entries, and again once whole repositories are expanded to their tags, so
 /// that `nginx:1.25.3` in one list and `nginx` in another make one copy and one entry.
-pub fn one_per_target(jobs: Vec<Job>) -> Mapped {
-    let mut mapped = Mapped::default();
-    let mut seen: HashMap<Target, (Origin, ImageRef)> = HashMap::new();
-    for job in jobs {
-        if let Some((first, source)) = seen.get(&job.target) {
-            let target = &job.target;
-            let (list, reason) = if *source == job.source {
-                (
-                    &mut mapped.warnings,
-                    format!("\"{source}\" to \"{target}\" is also at {first}; copied once"),
-                )
-            } else {
-                (
-                    &mut mapped.errors,
-                    format!("target \"{target}\" is also the target of {first}"),
-                )
-            };
-            list.push(InputError::line(job.origin, reason));
-            continue;
+pub fn one_per_target(mut jobs: Vec<Job>) -> Mapped {
+    use std::hash::BuildHasher;
+    // Targets found twice by sorting their hashes, not by a map holding a copy of every
+    // target: a long list is not held twice.
+    let hasher = std::hash::RandomState::new();
+    let mut keyed: Vec<(u64, usize)> = jobs
+        .iter()
+        .enumerate()
+        .map(|(index, job)| (hasher.hash_one(&job.target), index))
+        .collect();
+    keyed.sort_unstable();
+    // Each later job with the target of an earlier one, and the first job with it.
+    let mut later: Vec<(usize, usize)> = Vec::new();
+    for same_hash in keyed.chunk_by(|a, b| a.0 == b.0) {
+        for (at, &(_, index)) in same_hash.iter().enumerate().skip(1) {
+            if let Some(&(_, first)) = same_hash[..at]
+                .iter()
+                .find(|(_, earlier)| jobs[*earlier].target == jobs[index].target)
+            {
+                later.push((index, first));
+            }
         }
-        seen.insert(job.target.clone(), (job.origin.clone(), job.source.clone()));
-        mapped.jobs.push(job);
     }
+    drop(keyed);
+    later.sort_unstable();
+    let mut mapped = Mapped::default();
+    let mut dropped = vec![false; jobs.len()];
+    for (index, first) in later {
+        let (job, first) = (&jobs[index], &jobs[first]);
+        let (target, source) = (&job.target, &first.source);
+        let (list, reason) = if *source == job.source {
+            (
+                &mut mapped.warnings,
+                format!(
+                    "\"{source}\" to \"{target}\" is also at {}; copied once",
+                    first.origin
+                ),
+            )
+        } else {
+            (
+                &mut mapped.errors,
+                format!("target \"{target}\" is also the target of {}", first.origin),
+            )
+        };
+        list.push(InputError::line(job.origin.clone(), reason));
+        dropped[index] = true;
+    }
+    let mut index = 0;
+    jobs.retain(|_| {
+        index += 1;
+        !dropped[index - 1]
+    });
+    mapped.jobs = jobs;
     mapped
 }
 
@@ -436,5 +464,11 @@ mod tests {
         );
         let oci = map_all(&entries[1..], &Destination::OciDir("m".into())).jobs;
         assert_eq!(oci[0].as_list_line(), "docker.io/library/redis:7");
+        // A result keeps its line as little as it can, and gives back the job's own.
+        for job in jobs.iter().chain(&oci) {
+            let error = crate::model::ImageError::new(crate::model::FailureKind::Other, "x");
+            let result = crate::model::ImageResult::failed(job, error, 1, Default::default());
+            assert_eq!(result.list_line(), job.as_list_line());
+        }
     }
 }

@@ -60,7 +60,7 @@ pub struct PlanEntry {
     pub looked_up_in: Duration,
     /// With `--platform`: the target's index of a platform subset and the upstream digest it
     /// records, or why the source has nothing to copy (`State::OtherPlatform`).
-    pub platform: Option<PlatformFilter>,
+    pub platform: Option<Box<PlatformFilter>>,
 }
 
 impl PlanEntry {
@@ -205,6 +205,13 @@ pub async fn expand(
             let retry = *retry;
             listings.spawn(async move { (index, list_tags(&client, &retry, &name).await) });
         }
+    }
+    if listing_of.is_empty() {
+        // Nothing to expand: the list goes on as it is, not copied job by job.
+        return Expansion {
+            jobs,
+            ..Expansion::default()
+        };
     }
     let mut listed = vec![None; jobs.len()];
     while let Some(joined) = listings.join_next().await {
@@ -382,7 +389,11 @@ pub async fn plan_all(
     // Back into list order (files as given, then lines); the sort is stable, so a repository's
     // tags keep the registry's order.
     let file_rank = |file: &str| options.inputs.iter().position(|input| input == file);
-    entries.sort_by_key(|e| (file_rank(&e.job.origin.file), e.job.origin.line));
+    let key = |e: &PlanEntry| (file_rank(&e.job.origin.file), e.job.origin.line);
+    // Mostly in order already: a sort's room for half the plan is taken only when not.
+    if !entries.is_sorted_by_key(key) {
+        entries.sort_by_key(key);
+    }
     Ok((by_source(entries), expansion.dropped))
 }
 
@@ -403,6 +414,9 @@ fn by_source(entries: Vec<PlanEntry>) -> Vec<PlanEntry> {
             })
             .collect()
     };
+    if keys.iter().enumerate().all(|(index, key)| *key == index) {
+        return entries;
+    }
     let mut keyed: Vec<(usize, PlanEntry)> = keys.into_iter().zip(entries).collect();
     // Stable: a source's copies keep the destinations' order.
     keyed.sort_by_key(|(key, _)| *key);
@@ -442,115 +456,172 @@ pub async fn plan(
     platforms: Option<&Platforms>,
 ) -> Vec<PlanEntry> {
     let platforms = platforms.cloned().map(Arc::new);
-    let mut permits: HashMap<String, Arc<Semaphore>> = HashMap::new();
-    let mut lookups = JoinSet::new();
     let total = jobs.len();
-    let sources = SourceLookups::default();
+    let sources = SourceLookups::new(&jobs);
     let mut scouts = Scouts::new(&jobs, platforms.as_deref());
+    // Each source registry's jobs in list order, made tasks a window at a time (see
+    // LOOKUPS_QUEUED): a registry that does not answer holds up only its own.
+    let mut hosts: HashMap<String, usize> = HashMap::new();
+    let mut queues: Vec<HostQueue> = Vec::new();
     for (index, job) in jobs.into_iter().enumerate() {
-        let client = Arc::clone(client);
-        let sources = sources.clone();
         let host = client
             .endpoint_host(Side::Source, &job.source.repository())
             .unwrap_or_default();
-        let permits = Arc::clone(
-            permits
-                .entry(host)
-                .or_insert_with(|| Arc::new(Semaphore::new(LOOKUPS_IN_FLIGHT))),
-        );
-        let skips_source = missing_only.is_some_and(|m| m.skips_source(&job));
-        let scout = scouts.role(&job, platforms.as_deref());
-        let platforms = platforms.clone();
-        lookups.spawn(async move {
-            // Before taking a turn: a tag that waits for its repository's scout holds none.
-            let target = scout.settle().await;
-            let _permit = permits.acquire_owned().await.expect("never closed");
-            let started = Instant::now();
-            // Boxed once its turn came: a task still waiting for one holds a few words, not
-            // the lookup's requests (thousands of tasks wait at once in a large plan).
-            let looked_up = Box::pin(look_up(
-                &client,
-                &sources,
-                &job,
-                sides,
-                platforms.as_deref(),
-                skips_source,
-                target,
-            ));
-            let looked_up = match image_timeout {
-                Some(limit) => tokio::time::timeout(limit, looked_up).await.ok(),
-                None => Some(looked_up.await),
-            };
-            let looked_up_in = started.elapsed();
-            let Some(looked_up) = looked_up else {
-                let limit = image_timeout.unwrap_or_default();
-                let error = ImageError::new(
-                    FailureKind::Timeout,
-                    format!(
-                        "its lookups ran past --image-timeout {}; no copy was tried",
-                        crate::words::format_duration(limit)
-                    ),
-                );
-                let entry = PlanEntry {
-                    state: State::Unknown,
-                    error: Some(error),
-                    fails: true,
-                    looked_up_in,
-                    ..PlanEntry::unlooked(job)
-                };
-                return (index, entry);
-            };
-            let entry = match looked_up {
-                LookedUp::NewTarget => PlanEntry {
-                    looked_up_in,
-                    ..PlanEntry::unlooked(job)
-                },
-                LookedUp::Present(digest) => PlanEntry {
-                    state: State::Current,
-                    target_digest: Some(digest),
-                    looked_up_in,
-                    ..PlanEntry::unlooked(job)
-                },
-                LookedUp::Both {
-                    source,
-                    target,
-                    broken,
-                } => {
-                    let (state, error) = decide(&source, &target);
-                    PlanEntry {
-                        state,
-                        source_digest: source.ok().flatten(),
-                        target_digest: target.ok().flatten(),
-                        error,
-                        fails: broken,
-                        looked_up_in,
-                        platform: None,
-                        job,
-                    }
-                }
-                LookedUp::Decided(decided) => PlanEntry {
-                    state: decided.state,
-                    source_digest: decided.source_digest,
-                    target_digest: decided.target_digest,
-                    error: decided.error,
-                    fails: decided.broken,
-                    looked_up_in,
-                    platform: decided.platform,
-                    job,
-                },
-            };
-            (index, entry)
+        let at = *hosts.entry(host).or_insert_with(|| {
+            queues.push(HostQueue::default());
+            queues.len() - 1
         });
+        // In list order, so a repository's scout is always ahead of the tags that wait for it.
+        let scout = scouts.role(&job, platforms.as_deref());
+        queues[at].waiting.push_back((index, job, scout));
     }
-    let mut entries = vec![None; total];
+    drop(hosts);
+    let one = |at: usize, (index, job, scout): (usize, Job, Scout), permits: Arc<Semaphore>| {
+        let client = Arc::clone(client);
+        let sources = sources.clone();
+        let skips_source = missing_only.is_some_and(|m| m.skips_source(&job));
+        let platforms = platforms.clone();
+        async move {
+            let entry = async {
+                // Before taking a turn: a tag that waits for its repository's scout holds none.
+                let target = scout.settle().await;
+                let _permit = permits.acquire_owned().await.expect("never closed");
+                let started = Instant::now();
+                // Boxed once its turn came: a task still waiting for one holds a few words, not
+                // the lookup's requests (LOOKUPS_QUEUED tasks per registry wait at once).
+                let looked_up = Box::pin(look_up(
+                    &client,
+                    &sources,
+                    &job,
+                    sides,
+                    platforms.as_deref(),
+                    skips_source,
+                    target,
+                ));
+                let looked_up = match image_timeout {
+                    Some(limit) => tokio::time::timeout(limit, looked_up).await.ok(),
+                    None => Some(looked_up.await),
+                };
+                let looked_up_in = started.elapsed();
+                let Some(looked_up) = looked_up else {
+                    let limit = image_timeout.unwrap_or_default();
+                    let error = ImageError::new(
+                        FailureKind::Timeout,
+                        format!(
+                            "its lookups ran past --image-timeout {}; no copy was tried",
+                            crate::words::format_duration(limit)
+                        ),
+                    );
+                    let entry = PlanEntry {
+                        state: State::Unknown,
+                        error: Some(error),
+                        fails: true,
+                        looked_up_in,
+                        ..PlanEntry::unlooked(job)
+                    };
+                    return entry;
+                };
+                let entry = match looked_up {
+                    LookedUp::NewTarget => PlanEntry {
+                        looked_up_in,
+                        ..PlanEntry::unlooked(job)
+                    },
+                    LookedUp::Present(digest) => PlanEntry {
+                        state: State::Current,
+                        target_digest: Some(digest),
+                        looked_up_in,
+                        ..PlanEntry::unlooked(job)
+                    },
+                    LookedUp::Both {
+                        source,
+                        target,
+                        broken,
+                    } => {
+                        let (state, error) = decide(&source, &target);
+                        PlanEntry {
+                            state,
+                            source_digest: source.ok().flatten(),
+                            target_digest: target.ok().flatten(),
+                            error,
+                            fails: broken,
+                            looked_up_in,
+                            platform: None,
+                            job,
+                        }
+                    }
+                    LookedUp::Decided(decided) => PlanEntry {
+                        state: decided.state,
+                        source_digest: decided.source_digest,
+                        target_digest: decided.target_digest,
+                        error: decided.error,
+                        fails: decided.broken,
+                        looked_up_in,
+                        platform: decided.platform.map(Box::new),
+                        job,
+                    },
+                };
+                entry
+            }
+            .await;
+            sources.done(&entry.job.source);
+            (at, index, entry)
+        }
+    };
+    let mut lookups = JoinSet::new();
+    for (at, queue) in queues.iter_mut().enumerate() {
+        while let Some(next) = queue.next() {
+            lookups.spawn(one(at, next, Arc::clone(&queue.permits)));
+        }
+    }
+    let mut entries = Vec::with_capacity(total);
     while let Some(joined) = lookups.join_next().await {
-        let (index, entry) = joined.expect("a lookup task panicked");
-        entries[index] = Some(entry);
+        let (at, index, entry) = joined.expect("a lookup task panicked");
+        entries.push((index, entry));
+        let queue = &mut queues[at];
+        queue.tasks -= 1;
+        while let Some(next) = queue.next() {
+            lookups.spawn(one(at, next, Arc::clone(&queue.permits)));
+        }
     }
-    entries
-        .into_iter()
-        .map(|e| e.expect("every job is planned"))
-        .collect()
+    // Back into job order, in place.
+    entries.sort_unstable_by_key(|(index, _)| *index);
+    assert_eq!(entries.len(), total, "every job is planned");
+    entries.into_iter().map(|(_, entry)| entry).collect()
+}
+
+/// Lookup tasks of one source registry not yet ended at once, those waiting for their turn
+/// (of LOOKUPS_IN_FLIGHT) or for their repository's scout included: enough to keep its
+/// turns busy, few enough that a long list is not a task per job.
+const LOOKUPS_QUEUED: usize = 4 * LOOKUPS_IN_FLIGHT;
+
+/// One source registry's jobs still to be made lookup tasks, and its turns.
+struct HostQueue {
+    waiting: std::collections::VecDeque<(usize, Job, Scout)>,
+    /// Its tasks not yet ended.
+    tasks: usize,
+    permits: Arc<Semaphore>,
+}
+
+impl Default for HostQueue {
+    fn default() -> HostQueue {
+        HostQueue {
+            waiting: std::collections::VecDeque::new(),
+            tasks: 0,
+            permits: Arc::new(Semaphore::new(LOOKUPS_IN_FLIGHT)),
+        }
+    }
+}
+
+impl HostQueue {
+    /// The next job to make a task, while the registry has room for one.
+    fn next(&mut self) -> Option<(usize, Job, Scout)> {
+        if self.tasks >= LOOKUPS_QUEUED {
+            return None;
+        }
+        let next = self.waiting.pop_front()?;
+        self.tasks += 1;
+        Some(next)
+    }
 }
 
 /// What the lookups of one job found.
@@ -570,23 +641,71 @@ enum LookedUp {
 }
 
 /// The source lookups of one plan, each source's answer shared by the jobs that copy it (one
-/// per destination): a source is asked once however many destinations receive it.
-#[derive(Clone, Default)]
-struct SourceLookups(Arc<std::sync::Mutex<HashMap<String, SourceLookup>>>);
+/// per destination): a source is asked once however many destinations receive it. Only a
+/// source that several jobs copy is kept, and only until the last of them is planned.
+#[derive(Clone)]
+struct SourceLookups(Arc<SharedSources>);
+
+struct SharedSources {
+    /// How many jobs copy each source copied more than once, by the hash of its name (two
+    /// sources whose names collide are merely both kept until the plan ends).
+    sharers: HashMap<u64, usize>,
+    hasher: std::hash::RandomState,
+    /// Each shared source's lookup, and how many of its jobs are still to be planned.
+    cells: std::sync::Mutex<HashMap<String, (SourceLookup, usize)>>,
+}
 
 /// One source's digest lookup, and whether its registry answered as no working one does.
 type SourceLookup = Arc<tokio::sync::OnceCell<(Lookup, bool)>>;
 
 impl SourceLookups {
+    fn new(jobs: &[Job]) -> SourceLookups {
+        use std::hash::BuildHasher;
+        let hasher = std::hash::RandomState::new();
+        let mut sharers: HashMap<u64, usize> = HashMap::new();
+        for job in jobs {
+            *sharers
+                .entry(hasher.hash_one(job.source.to_string()))
+                .or_default() += 1;
+        }
+        sharers.retain(|_, n| *n > 1);
+        SourceLookups(Arc::new(SharedSources {
+            sharers,
+            hasher,
+            cells: std::sync::Mutex::default(),
+        }))
+    }
+
+    /// `source`'s cell and its jobs still to be planned, made when first asked; `None` for a
+    /// source only one job copies.
+    fn cell<T>(&self, source: &str, with: impl FnOnce(&mut (SourceLookup, usize)) -> T) -> Option<T> {
+        use std::hash::BuildHasher;
+        let shared = &self.0;
+        let sharers = *shared.sharers.get(&shared.hasher.hash_one(source))?;
+        let mut cells = shared.cells.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = cells
+            .entry(source.to_owned())
+            .or_insert_with(|| (SourceLookup::default(), sharers));
+        let out = with(entry);
+        if entry.1 == 0 {
+            cells.remove(source);
+        }
+        Some(out)
+    }
+
     /// `source`'s digest (see [`source_digest`]), asked once and shared.
     async fn digest(&self, client: &RegistryClient, source: &ImageRef) -> (Lookup, bool) {
-        let cell = {
-            let mut cells = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            Arc::clone(cells.entry(source.to_string()).or_default())
+        let Some(cell) = self.cell(&source.to_string(), |(cell, _)| Arc::clone(cell)) else {
+            return source_digest(client, source).await;
         };
         cell.get_or_init(|| source_digest(client, source))
             .await
             .clone()
+    }
+
+    /// A job copying `source` is planned, whether it asked the source or not.
+    fn done(&self, source: &ImageRef) {
+        self.cell(&source.to_string(), |(_, left)| *left = left.saturating_sub(1));
     }
 }
 

@@ -231,7 +231,7 @@ fn warn_empty_inputs(inputs: &InputSettings, read: &Inputs) {
             continue;
         }
         let name = source.to_string();
-        let named = |origin: &crate::model::Origin| origin.file == name;
+        let named = |origin: &crate::model::Origin| *origin.file == *name;
         if !read.entries.iter().any(|entry| named(&entry.origin))
             && !read.namespaces.iter().any(|ns| named(&ns.origin))
         {

@@ -214,7 +214,7 @@ pub async fn verify(settings: &PlanSettings) -> Result<Outcome, Error> {
         verdicts.push(verdict);
         let word = verdict.as_str();
         // A target holding an index of a platform subset, and the upstream digest it records.
-        let holds = match &entry.platform {
+        let holds = match entry.platform.as_deref() {
             Some(PlatformFilter::Filtered {
                 upstream,
                 platforms,
@@ -402,7 +402,7 @@ fn error_text(error: Option<&ImageError>) -> String {
 
 /// Why a source has none of the platforms asked for, as the plan found.
 fn skip_reason(entry: &PlanEntry) -> &str {
-    match &entry.platform {
+    match entry.platform.as_deref() {
         Some(PlatformFilter::Skipped { reason }) => reason,
         _ => "the source has none of the platforms --platform asks for",
     }
@@ -463,7 +463,7 @@ fn print_table(entries: &[PlanEntry]) {
                     format!("{} ({})", short(digest), error.kind)
                 }
                 // An index of a platform subset: compared by the upstream digest it records.
-                _ if !on_source && matches!(e.platform, Some(PlatformFilter::Filtered { .. })) => {
+                _ if !on_source && matches!(e.platform.as_deref(), Some(PlatformFilter::Filtered { .. })) => {
                     format!("{} (filtered)", short(digest))
                 }
                 _ => short(digest),

@@ -132,7 +132,7 @@ async fn one_run(
     observe: &(dyn Fn(&run::events::Event) + Send + Sync),
     pages: &http::Pages,
 ) -> Result<Ran, Error> {
-    let Some(prepared) = prepare(settings).await? else {
+    let Some(mut prepared) = prepare(settings).await? else {
         return Ok(Ran::dry_run());
     };
     let options = settings.run_options();
@@ -150,8 +150,8 @@ async fn one_run(
             &options,
             Arc::clone(&prepared.workers.client),
             Arc::clone(&prepared.workers.engine),
-            prepared.jobs.clone(),
-            prepared.unlisted.clone(),
+            std::mem::take(&mut prepared.jobs),
+            std::mem::take(&mut prepared.unlisted),
             stop,
             events
         ),

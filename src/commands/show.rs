@@ -93,7 +93,7 @@ fn print_in_list_order(inputs: &InputSettings, mut lines: Vec<(Origin, String)>,
             return (None, 0);
         }
         (
-            names.iter().position(|name| *name == origin.file),
+            names.iter().position(|name| **name == *origin.file),
             origin.line,
         )
     });

@@ -35,9 +35,10 @@ pub async fn sync(settings: SyncSettings) -> Result<Outcome, Error> {
     let (stop_tx, stop_rx) = watch::channel(Stop::Run);
     // Registered before any work starts.
     let signals = signals::Watch::start(stop_tx, say_err);
-    let Some(prepared) = prepare(&settings).await? else {
+    let Some(mut prepared) = prepare(&settings).await? else {
         return Ok(Ran::dry_run().outcome(signals.code()));
     };
+    let layouts = layouts_of(&prepared.jobs);
     let options = settings.run_options();
     let (events, received) = Events::channel();
     let console = prepared.console(&settings, &|_| {});
@@ -46,14 +47,14 @@ pub async fn sync(settings: SyncSettings) -> Result<Outcome, Error> {
             &options,
             Arc::clone(&prepared.workers.client),
             Arc::clone(&prepared.workers.engine),
-            prepared.jobs.clone(),
-            prepared.unlisted.clone(),
+            // The run's own: a long list is not held twice.
+            std::mem::take(&mut prepared.jobs),
+            std::mem::take(&mut prepared.unlisted),
             stop_rx,
             events
         ),
         console.consume(received)
     );
-    let layouts = layouts_of(&prepared.jobs);
     let mut ran = prepared.finish(outcome, written)?;
     if let (Some(out), None) = (&settings.bundle, signals.code()) {
         if let Err(e) = pack(&settings, &layouts, out) {
@@ -329,7 +330,7 @@ fn namespace_examples(
                     source: entry.source,
                     target,
                     explicit: entry.explicit_target.is_some(),
-                    filter: entry.filter,
+                    filter: entry.filter.map(Box::new),
                     signatures: entry.signatures,
                 };
                 Some((namespace.clone(), job))

@@ -110,7 +110,7 @@ impl Bundle {
         let shown = path.display().to_string();
         let read_error = |source: std::io::Error| {
             vec![InputError::Read {
-                file: shown.clone(),
+                file: shown.as_str().into(),
                 source,
             }]
         };
@@ -131,7 +131,7 @@ impl Bundle {
             let index = tar::index(&mut file, meta.len()).map_err(|reason| {
                 vec![InputError::line(
                     Origin {
-                        file: shown.clone(),
+                        file: shown.as_str().into(),
                         line: 0,
                     },
                     reason,
@@ -162,7 +162,7 @@ impl Bundle {
         if rels.is_empty() && errors.is_empty() {
             errors.push(InputError::line(
                 Origin {
-                    file: shown.clone(),
+                    file: shown.as_str().into(),
                     line: 0,
                 },
                 "holds no OCI layout (no index.json): give the directory (or tar) that \
@@ -172,7 +172,7 @@ impl Bundle {
         if rels.len() > MAX_LAYOUTS {
             errors.push(InputError::line(
                 Origin {
-                    file: shown,
+                    file: shown.into(),
                     line: 0,
                 },
                 format!("holds more than {MAX_LAYOUTS} layouts, more than ferry reads"),
@@ -285,7 +285,10 @@ impl Bundle {
             Store::Dir => self.path.join(rel).display().to_string(),
             Store::Tar(_) => format!("{}:{rel}", self.path.display()),
         };
-        Origin { file, line }
+        Origin {
+            file: file.into(),
+            line,
+        }
     }
 
     fn error(&self, rel: &str, line: usize, reason: impl Into<String>) -> InputError {

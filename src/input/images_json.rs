@@ -75,7 +75,7 @@ fn read_array(
     mut read: impl FnMut(&mut Object<'_>),
 ) -> Vec<InputError> {
     let origin = |line| Origin {
-        file: file.to_owned(),
+        file: file.into(),
         line,
     };
     let mut errors = Vec::new();
@@ -147,7 +147,7 @@ impl Object<'_> {
             .find(|(name, _)| name == key)
             .map_or(self.lines.line, |&(_, line)| line);
         Origin {
-            file: self.file.to_owned(),
+            file: self.file.into(),
             line,
         }
     }
@@ -161,7 +161,7 @@ impl Object<'_> {
         let mut seen: Vec<&str> = Vec::new();
         for (name, line) in &self.lines.keys {
             let origin = Origin {
-                file: self.file.to_owned(),
+                file: self.file.into(),
                 line: *line,
             };
             if !allowed.contains(&name.as_str()) {

@@ -28,9 +28,11 @@ pub fn read_list(file: &str, text: &str) -> (Vec<Entry>, Vec<NamespaceEntry>, Ve
     let mut entries = Vec::new();
     let mut namespaces = Vec::new();
     let mut errors = Vec::new();
+    // One name shared by every line's origin.
+    let file: std::sync::Arc<str> = file.into();
     for (index, raw) in text.lines().enumerate() {
         let origin = Origin {
-            file: file.to_owned(),
+            file: std::sync::Arc::clone(&file),
             line: index + 1,
         };
         let content = strip_comment(raw);

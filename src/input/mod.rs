@@ -340,7 +340,7 @@ pub fn decode_text(file: &str, mut bytes: Vec<u8>) -> Result<String, InputError>
         let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
         let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
         let origin = Origin {
-            file: file.to_owned(),
+            file: file.into(),
             line,
         };
         InputError::line(origin, "not valid UTF-8")

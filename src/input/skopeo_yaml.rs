@@ -108,7 +108,7 @@ struct Reader<'a> {
 impl Reader<'_> {
     fn origin(&self, line: usize) -> Origin {
         Origin {
-            file: self.file.to_owned(),
+            file: self.file.into(),
             line,
         }
     }
@@ -808,7 +808,7 @@ mod tests {
         entries
             .iter()
             .map(|entry| {
-                assert_eq!(entry.origin.file, "sync.yaml");
+                assert_eq!(&*entry.origin.file, "sync.yaml");
                 assert_eq!(entry.explicit_target, None);
                 let filter = match &entry.filter {
                     None => String::new(),
@@ -952,7 +952,7 @@ quay.io:
         assert_eq!(registry.cert_dir, Some(PathBuf::from("/home/john/certs")));
         let hub = HostSettings {
             origin: Origin {
-                file: "sync.yaml".to_owned(),
+                file: "sync.yaml".into(),
                 line: 23,
             },
             host: "docker.io".to_owned(),

@@ -35,7 +35,7 @@ pub enum Side {
 /// A position in an input file, shown as `FILE:LINE`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Origin {
-    pub file: String,
+    pub file: std::sync::Arc<str>,
     pub line: usize,
 }
 
@@ -123,7 +123,7 @@ pub struct Job {
     /// True when the input named the target (second column) instead of the scoped mapping.
     pub explicit: bool,
     /// Tag filters of this entry, for whole repositories.
-    pub filter: Option<FilterSpec>,
+    pub filter: Option<Box<FilterSpec>>,
     /// Whether this entry's signatures, attestations, SBOMs and referrers travel with it, as
     /// its input said (`signatures:` of a skopeo YAML registry, of an images.json element);
     /// `None` leaves it to `--signatures`.
@@ -237,14 +237,36 @@ pub enum Status {
     Failed,
 }
 
+/// How a result's job is written as a list line ([`Job::as_list_line`]), kept in as little
+/// as that takes: a run holds every result until its report is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListLine {
+    /// `SOURCE TARGET`: the job's target is a registry's.
+    SourceAndTarget,
+    /// `SOURCE`: the job's target is an OCI layout, which `--dest-dir` tells.
+    Source,
+    /// A line of its own.
+    Written(String),
+}
+
+impl ListLine {
+    /// `job`'s line, as [`Job::as_list_line`] writes it from its source and target.
+    pub fn of(job: &Job) -> ListLine {
+        match job.target {
+            Target::Registry(_) => ListLine::SourceAndTarget,
+            Target::Oci { .. } => ListLine::Source,
+        }
+    }
+}
+
 /// The outcome of one job.
 #[derive(Debug, Clone)]
 pub struct ImageResult {
     pub origin: Origin,
     pub source: String,
     pub target: String,
-    /// The job as a list line, for `--failed-list`.
-    pub list_line: String,
+    /// The job as a list line, for `--failed-list` (see [`ImageResult::list_line`]).
+    pub line: ListLine,
     pub status: Status,
     pub digest: Option<String>,
     pub counts: Counts,
@@ -259,13 +281,23 @@ pub struct ImageResult {
 }
 
 impl ImageResult {
+    /// The job as a list line, for `--failed-list`: the same line as its job's
+    /// [`Job::as_list_line`].
+    pub fn list_line(&self) -> std::borrow::Cow<'_, str> {
+        match &self.line {
+            ListLine::SourceAndTarget => format!("{} {}", self.source, self.target).into(),
+            ListLine::Source => self.source.as_str().into(),
+            ListLine::Written(line) => line.as_str().into(),
+        }
+    }
+
     /// A result for a job whose target already holds the source's digest.
     pub fn skipped(job: &Job, digest: Option<String>) -> ImageResult {
         ImageResult {
             origin: job.origin.clone(),
             source: job.source.to_string(),
             target: job.target.to_string(),
-            list_line: job.as_list_line(),
+            line: ListLine::of(job),
             status: Status::Skipped,
             digest,
             counts: Counts::default(),
@@ -318,7 +350,7 @@ impl ImageResult {
             origin: job.origin.clone(),
             source: job.source.to_string(),
             target: job.target.to_string(),
-            list_line: job.as_list_line(),
+            line: ListLine::of(job),
             status: Status::Failed,
             digest: None,
             counts: Counts::default(),

@@ -205,7 +205,7 @@ pub fn jobs(expanded: &[Expanded], destinations: &[Destination]) -> (Vec<Vec<Job
                                 source: entry.source.clone(),
                                 target: target_for(&entry, destination)?,
                                 explicit: entry.explicit_target.is_some(),
-                                filter: entry.filter.clone(),
+                                filter: entry.filter.clone().map(Box::new),
                                 signatures: entry.signatures,
                             })
                         })
@@ -274,7 +274,7 @@ pub fn failed_result(
         origin: entry.origin.clone(),
         source: entry.namespace.to_string(),
         target,
-        list_line,
+        line: crate::model::ListLine::Written(list_line),
         status: Status::Failed,
         digest: None,
         counts: Counts::default(),

@@ -340,7 +340,7 @@ impl Serialize for Images<'_> {
             target: &r.target,
             destination: destination_of(&r.target, &self.info.destinations),
             origin: r.origin.to_string(),
-            list_line: &r.list_line,
+            list_line: r.list_line(),
             status: r.status,
             digest: r.digest.as_deref(),
             blobs_copied: r.counts.blobs_copied,
@@ -364,7 +364,7 @@ struct JsonImage<'a> {
     destination: Option<&'a str>,
     origin: String,
     /// The entry as a list line, for a failed list (`report merge --failed-list`).
-    list_line: &'a str,
+    list_line: std::borrow::Cow<'a, str>,
     status: Status,
     digest: Option<&'a str>,
     blobs_copied: u32,
@@ -490,7 +490,7 @@ pub fn failed_list(results: &[ImageResult], rerun: &Rerun, file: Option<&Path>) 
         .iter()
         .filter(|r| r.status == Status::Failed)
         .map(|r| FailedLine {
-            list_line: r.list_line.clone(),
+            list_line: r.list_line().into_owned(),
             origin: r.origin.to_string(),
             reason: r
                 .error
@@ -769,7 +769,7 @@ pub fn plan_json(info: &RunInfo, entries: &[PlanEntry], summary: &PlanSummary) -
             source_digest: e.source_digest.as_deref(),
             target_digest: e.target_digest.as_deref(),
             error: e.error.as_ref(),
-            platform: e.platform.as_ref(),
+            platform: e.platform.as_deref(),
         })
         .collect();
     json_text(info, entries, summary)
@@ -949,7 +949,7 @@ pub fn verify_json(
                     Some(Err(error)) => Some(error),
                     _ => e.error.as_ref(),
                 },
-                platform: e.platform.as_ref(),
+                platform: e.platform.as_deref(),
                 artifacts: match checks {
                     Some(Ok(checked)) => Some(checked.iter().map(checked_json).collect()),
                     _ => None,
@@ -1005,7 +1005,7 @@ mod tests {
             },
             source: "docker.io/library/nginx:1.25".into(),
             target: "h.example/m/docker.io/library/nginx:1.25".into(),
-            list_line: "docker.io/library/nginx:1.25".into(),
+            line: crate::model::ListLine::Written("docker.io/library/nginx:1.25".into()),
             status,
             digest: None,
             counts: Counts {

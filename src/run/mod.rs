@@ -546,11 +546,11 @@ fn split_plan(
         } else if entry.state == State::Current {
             // Under --missing-only the source was not asked: the target's digest is the one.
             ImageResult {
-                platform: entry.platform.map(Box::new),
+                platform: entry.platform,
                 ..ImageResult::skipped(&entry.job, entry.source_digest.or(entry.target_digest))
             }
         } else if entry.state == State::OtherPlatform {
-            let reason = match entry.platform {
+            let reason = match entry.platform.map(|p| *p) {
                 Some(PlatformFilter::Skipped { reason }) => reason,
                 _ => "the source has none of the platforms --platform asks for".to_owned(),
             };
