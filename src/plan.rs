@@ -24,6 +24,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use crate::exec::Stop;
 use crate::filter::{DropReason, TagFilter};
 use crate::input::InputError;
 use crate::model::platform::{self, Filtered, PlatformFilter, Platforms, Recorded};
@@ -64,6 +65,27 @@ pub struct PlanEntry {
 }
 
 impl PlanEntry {
+    /// A job a stop came before planning ended for: one image is handed on to be stopped (it
+    /// is reported `interrupted`); a whole repository, whose tags were never listed, is
+    /// interrupted here, never mistaken for one the source does not have.
+    pub fn stopped(job: Job) -> PlanEntry {
+        if !job.source.is_whole_repository() {
+            return PlanEntry::unlooked(job);
+        }
+        let error = ImageError::new(
+            FailureKind::Interrupted,
+            format!(
+                "stopped before the tags of {} were listed",
+                job.source.repository()
+            ),
+        );
+        PlanEntry {
+            state: State::Unknown,
+            error: Some(error),
+            ..PlanEntry::unlooked(job)
+        }
+    }
+
     /// Whether a sync copies this entry: its state needs a copy, its lookups did not fail it,
     /// and it names one image. A whole repository left in the plan is one whose tags could
     /// not be listed; it is never handed to an engine as a whole.
@@ -176,6 +198,8 @@ pub struct Expansion {
     pub failed: Vec<PlanEntry>,
     /// Whole repositories that stand for no tag at all: none listed, or the filters kept none.
     pub warnings: Vec<String>,
+    /// A stop came while listing: `jobs` are the jobs as given, none expanded.
+    pub stopped: bool,
 }
 
 /// Lists every whole-repository job's tags (in parallel, each listing retried under `retry`
@@ -190,6 +214,7 @@ pub async fn expand(
     retry: &RetryPolicy,
     signatures: bool,
     jobs: Vec<Job>,
+    stop: Option<&watch::Receiver<Stop>>,
 ) -> Expansion {
     let mut listings = JoinSet::new();
     // Each repository's listing, by the index of the first job that names it.
@@ -214,7 +239,20 @@ pub async fn expand(
         };
     }
     let mut listed = vec![None; jobs.len()];
-    while let Some(joined) = listings.join_next().await {
+    let mut stopping = stop.cloned();
+    loop {
+        let joined = tokio::select! {
+            biased;
+            () = stopped(stopping.as_mut()) => {
+                return Expansion {
+                    jobs,
+                    stopped: true,
+                    ..Expansion::default()
+                };
+            }
+            joined = listings.join_next() => joined,
+        };
+        let Some(joined) = joined else { break };
         let (index, result) = joined.expect("a tag listing task panicked");
         listed[index] = Some(result);
     }
@@ -352,6 +390,7 @@ pub async fn plan_all(
     options: &PlanOptions,
     jobs: Vec<Job>,
     lookups: Lookups,
+    stop: Option<&watch::Receiver<Stop>>,
 ) -> Result<(Vec<PlanEntry>, Vec<Dropped>), Vec<InputError>> {
     let expansion = expand(
         client,
@@ -359,8 +398,13 @@ pub async fn plan_all(
         &options.retry,
         options.signatures,
         jobs,
+        stop,
     )
     .await;
+    if expansion.stopped {
+        let entries = expansion.jobs.into_iter().map(PlanEntry::stopped);
+        return Ok((entries.collect(), Vec::new()));
+    }
     let expanded = crate::mapping::one_per_target(expansion.jobs);
     if !expanded.errors.is_empty() {
         return Err(expanded.errors);
@@ -382,6 +426,7 @@ pub async fn plan_all(
             options.image_timeout,
             missing_only,
             options.platforms.as_ref(),
+            stop,
         )
         .await
     };
@@ -454,6 +499,7 @@ pub async fn plan(
     image_timeout: Option<Duration>,
     missing_only: Option<&MissingOnly>,
     platforms: Option<&Platforms>,
+    stop: Option<&watch::Receiver<Stop>>,
 ) -> Vec<PlanEntry> {
     let platforms = platforms.cloned().map(Arc::new);
     let total = jobs.len();
@@ -481,11 +527,18 @@ pub async fn plan(
         let sources = sources.clone();
         let skips_source = missing_only.is_some_and(|m| m.skips_source(&job));
         let platforms = platforms.clone();
+        let mut stop = stop.cloned();
         async move {
             let entry = async {
                 // Before taking a turn: a tag that waits for its repository's scout holds none.
                 let target = scout.settle().await;
                 let _permit = permits.acquire_owned().await.expect("never closed");
+                if stop
+                    .as_ref()
+                    .is_some_and(|stop| *stop.borrow() != Stop::Run)
+                {
+                    return PlanEntry::stopped(job);
+                }
                 let started = Instant::now();
                 // Boxed once its turn came: a task still waiting for one holds a few words, not
                 // the lookup's requests (LOOKUPS_QUEUED tasks per registry wait at once).
@@ -498,9 +551,19 @@ pub async fn plan(
                     skips_source,
                     target,
                 ));
-                let looked_up = match image_timeout {
-                    Some(limit) => tokio::time::timeout(limit, looked_up).await.ok(),
-                    None => Some(looked_up.await),
+                let looked_up = async {
+                    match image_timeout {
+                        Some(limit) => tokio::time::timeout(limit, looked_up).await.ok(),
+                        None => Some(looked_up.await),
+                    }
+                };
+                let looked_up = tokio::select! {
+                    biased;
+                    () = stopped(stop.as_mut()) => None,
+                    looked_up = looked_up => Some(looked_up),
+                };
+                let Some(looked_up) = looked_up else {
+                    return PlanEntry::stopped(job);
                 };
                 let looked_up_in = started.elapsed();
                 let Some(looked_up) = looked_up else {
@@ -624,6 +687,14 @@ impl HostQueue {
     }
 }
 
+/// Ready once a stop is asked for (`Stop::Graceful` or more); never without a receiver.
+async fn stopped(stop: Option<&mut watch::Receiver<Stop>>) {
+    match stop {
+        Some(stop) => crate::exec::wait_for(stop, Stop::Graceful).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// What the lookups of one job found.
 enum LookedUp {
     /// The target does not exist, and the source was not asked (see [`Lookups`]).
@@ -678,7 +749,11 @@ impl SourceLookups {
 
     /// `source`'s cell and its jobs still to be planned, made when first asked; `None` for a
     /// source only one job copies.
-    fn cell<T>(&self, source: &str, with: impl FnOnce(&mut (SourceLookup, usize)) -> T) -> Option<T> {
+    fn cell<T>(
+        &self,
+        source: &str,
+        with: impl FnOnce(&mut (SourceLookup, usize)) -> T,
+    ) -> Option<T> {
         use std::hash::BuildHasher;
         let shared = &self.0;
         let sharers = *shared.sharers.get(&shared.hasher.hash_one(source))?;
@@ -705,7 +780,9 @@ impl SourceLookups {
 
     /// A job copying `source` is planned, whether it asked the source or not.
     fn done(&self, source: &ImageRef) {
-        self.cell(&source.to_string(), |(_, left)| *left = left.saturating_sub(1));
+        self.cell(&source.to_string(), |(_, left)| {
+            *left = left.saturating_sub(1)
+        });
     }
 }
 

@@ -51,9 +51,10 @@ async fn planned(settings: &PlanSettings, command: &'static str) -> Result<Plann
     let namespaces = expand_namespaces(settings, &client, &loaded.namespaces).await;
     let mut jobs = loaded.jobs;
     jobs.extend(namespaces.jobs.iter().cloned());
-    let (entries, dropped) = plan::plan_all(&client, &settings.options, jobs, plan::Lookups::Both)
-        .await
-        .map_err(Error::Input)?;
+    let (entries, dropped) =
+        plan::plan_all(&client, &settings.options, jobs, plan::Lookups::Both, None)
+            .await
+            .map_err(Error::Input)?;
     let mut summary = PlanSummary::of(&entries, dropped.len(), client.requests_sent(), started);
     summary.throttled = client.throttled_responses();
     // A namespace line that could not be listed is an entry whose state is not known.
@@ -463,7 +464,9 @@ fn print_table(entries: &[PlanEntry]) {
                     format!("{} ({})", short(digest), error.kind)
                 }
                 // An index of a platform subset: compared by the upstream digest it records.
-                _ if !on_source && matches!(e.platform.as_deref(), Some(PlatformFilter::Filtered { .. })) => {
+                _ if !on_source
+                    && matches!(e.platform.as_deref(), Some(PlatformFilter::Filtered { .. })) =>
+                {
                     format!("{} (filtered)", short(digest))
                 }
                 _ => short(digest),

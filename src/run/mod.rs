@@ -118,34 +118,32 @@ pub async fn sync(
     } else {
         plan::Lookups::Both
     };
+    // A stop while planning ends it: every entry is then handed on unplanned, to be reported
+    // interrupted.
+    let (entries, _dropped) =
+        plan::plan_all(&client, &options.plan, jobs, lookups, Some(&stop)).await?;
     let mut stopping = stop.clone();
-    let entries = {
-        // What a stop while planning reports (every entry interrupted); gone once planning ends.
-        let unplanned = jobs.clone();
-        let planning = async {
-            let (entries, _dropped) = plan::plan_all(&client, &options.plan, jobs, lookups).await?;
+    let stopped = tokio::select! {
+        () = async {
             settle_logins(&client, &entries).await;
             if client.has_pull_budget() {
                 read_quotas(&client, &entries).await;
             }
-            Ok::<_, Vec<InputError>>(entries)
-        };
-        tokio::select! {
-            planned = planning => {
-                let entries = planned?;
-                info!(
-                    "planned {} with {} ({} answered 429)",
-                    crate::words::count(entries.len(), "image", "images"),
-                    crate::words::count(client.requests_sent(), "registry request", "registry requests"),
-                    client.throttled_responses()
-                );
-                entries
-            }
-            () = wait_for(&mut stopping, Stop::Graceful) => {
-                unplanned.into_iter().map(stopped_while_planning).collect()
-            }
-        }
+        } => *stop.borrow() != Stop::Run,
+        () = wait_for(&mut stopping, Stop::Graceful) => true,
     };
+    if !stopped {
+        info!(
+            "planned {} with {} ({} answered 429)",
+            crate::words::count(entries.len(), "image", "images"),
+            crate::words::count(
+                client.requests_sent(),
+                "registry request",
+                "registry requests"
+            ),
+            client.throttled_responses()
+        );
+    }
     for (index, entry) in entries.iter().enumerate() {
         events.send(Event::Planned {
             index,
@@ -312,27 +310,6 @@ pub async fn sync(
     let summary = Summary::of(&results, started.elapsed(), interrupted);
     events.send(Event::RunFinished { results, summary });
     Ok(RunOutcome { summary })
-}
-
-/// A job the run was stopped before it planned: one image is handed on to be stopped (it is
-/// reported `interrupted`); a whole repository, whose tags were never listed, is interrupted
-/// here, never mistaken for one the source does not have.
-fn stopped_while_planning(job: Job) -> PlanEntry {
-    if !job.source.is_whole_repository() {
-        return PlanEntry::unlooked(job);
-    }
-    let error = ImageError::new(
-        FailureKind::Interrupted,
-        format!(
-            "stopped before the tags of {} were listed",
-            job.source.repository()
-        ),
-    );
-    PlanEntry {
-        state: State::Unknown,
-        error: Some(error),
-        ..PlanEntry::unlooked(job)
-    }
 }
 
 /// How often a job waiting for a layout another ferry process writes looks again.
