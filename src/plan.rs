@@ -575,16 +575,15 @@ pub async fn plan(
                             crate::words::format_duration(limit)
                         ),
                     );
-                    let entry = PlanEntry {
+                    return PlanEntry {
                         state: State::Unknown,
                         error: Some(error),
                         fails: true,
                         looked_up_in,
                         ..PlanEntry::unlooked(job)
                     };
-                    return entry;
                 };
-                let entry = match looked_up {
+                match looked_up {
                     LookedUp::NewTarget => PlanEntry {
                         looked_up_in,
                         ..PlanEntry::unlooked(job)
@@ -622,8 +621,7 @@ pub async fn plan(
                         platform: decided.platform.map(Box::new),
                         job,
                     },
-                };
-                entry
+                }
             }
             .await;
             sources.done(&entry.job.source);
