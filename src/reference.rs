@@ -104,15 +104,94 @@ pub enum ReferenceError {
 }
 
 /// A validated, normalized image reference: `domain/path[:tag][@digest]`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// Held as its text and where its parts end: one allocation, a few words inline (a run holds
+/// one per image on each side, and a list can name a hundred thousand).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ImageRef {
-    domain: String,
-    path: String,
-    tag: Option<String>,
-    digest: Option<String>,
+    /// `domain/path[:tag][@digest]`, as shown.
+    text: Box<str>,
+    /// Where the domain ends (the `/` before the path).
+    domain_end: u16,
+    /// Where the path ends (the `:` before the tag, the `@` before the digest, or the end).
+    path_end: u16,
+    /// Where the tag ends (`path_end` when there is none).
+    tag_end: u16,
+}
+
+/// Ordered by domain, path, tag and digest, in that order.
+impl Ord for ImageRef {
+    fn cmp(&self, other: &ImageRef) -> std::cmp::Ordering {
+        fn parts(r: &ImageRef) -> (&str, &str, Option<&str>, Option<&str>) {
+            (
+                r.domain_part(),
+                r.path_part(),
+                r.tag_part(),
+                r.digest_part(),
+            )
+        }
+        parts(self).cmp(&parts(other))
+    }
+}
+
+impl PartialOrd for ImageRef {
+    fn partial_cmp(&self, other: &ImageRef) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl ImageRef {
+    /// The reference of parts already validated (names no longer than
+    /// [`MAX_NAME_LENGTH`], tags and digests their grammar's length).
+    fn from_parts(domain: &str, path: &str, tag: Option<&str>, digest: Option<&str>) -> ImageRef {
+        let mut text = String::with_capacity(
+            domain.len()
+                + 1
+                + path.len()
+                + tag.map_or(0, |t| t.len() + 1)
+                + digest.map_or(0, |d| d.len() + 1),
+        );
+        text.push_str(domain);
+        let domain_end = text.len();
+        text.push('/');
+        text.push_str(path);
+        let path_end = text.len();
+        if let Some(tag) = tag {
+            text.push(':');
+            text.push_str(tag);
+        }
+        let tag_end = text.len();
+        if let Some(digest) = digest {
+            text.push('@');
+            text.push_str(digest);
+        }
+        let at = |end: usize| u16::try_from(end).expect("a reference is far shorter than 64 KiB");
+        ImageRef {
+            domain_end: at(domain_end),
+            path_end: at(path_end),
+            tag_end: at(tag_end),
+            text: text.into_boxed_str(),
+        }
+    }
+
+    fn domain_part(&self) -> &str {
+        &self.text[..usize::from(self.domain_end)]
+    }
+
+    fn path_part(&self) -> &str {
+        &self.text[usize::from(self.domain_end) + 1..usize::from(self.path_end)]
+    }
+
+    fn tag_part(&self) -> Option<&str> {
+        (self.tag_end > self.path_end)
+            .then(|| &self.text[usize::from(self.path_end) + 1..usize::from(self.tag_end)])
+    }
+
+    fn digest_part(&self) -> Option<&str> {
+        (self.text.len() > usize::from(self.tag_end))
+            .then(|| &self.text[usize::from(self.tag_end) + 1..])
+    }
+
     /// Parses, validates and normalizes a reference such as `nginx:1.25`.
     ///
     /// # Errors
@@ -170,44 +249,39 @@ impl ImageRef {
             path.to_owned()
         };
         check_name_length(domain, &path)?;
-        Ok(ImageRef {
-            domain: domain.to_owned(),
-            path,
-            tag: tag.map(str::to_owned),
-            digest: digest.map(str::to_owned),
-        })
+        Ok(ImageRef::from_parts(domain, &path, tag, digest))
     }
 
     #[must_use]
     pub fn domain(&self) -> &str {
-        &self.domain
+        self.domain_part()
     }
 
     #[must_use]
     pub fn path(&self) -> &str {
-        &self.path
+        self.path_part()
     }
 
     /// `domain/path`, without tag or digest.
     #[must_use]
     pub fn repository(&self) -> String {
-        format!("{}/{}", self.domain, self.path)
+        self.text[..usize::from(self.path_end)].to_owned()
     }
 
     #[must_use]
     pub fn tag(&self) -> Option<&str> {
-        self.tag.as_deref()
+        self.tag_part()
     }
 
     #[must_use]
     pub fn digest(&self) -> Option<&str> {
-        self.digest.as_deref()
+        self.digest_part()
     }
 
     /// True when the reference names a repository rather than one image in it.
     #[must_use]
     pub fn is_whole_repository(&self) -> bool {
-        self.tag.is_none() && self.digest.is_none()
+        usize::from(self.path_end) == self.text.len()
     }
 
     /// The same repository at `tag`; the digest is dropped because it pinned the old tag.
@@ -216,11 +290,12 @@ impl ImageRef {
     /// When `tag` is not a valid tag.
     pub fn with_tag(&self, tag: &str) -> Result<ImageRef, ReferenceError> {
         let tag = validate_tag(tag)?;
-        Ok(ImageRef {
-            tag: Some(tag.to_owned()),
-            digest: None,
-            ..self.clone()
-        })
+        Ok(ImageRef::from_parts(
+            self.domain(),
+            self.path(),
+            Some(tag),
+            None,
+        ))
     }
 
     /// The same repository pinned to `digest`; the tag is kept for readability.
@@ -229,26 +304,22 @@ impl ImageRef {
     /// When `digest` is malformed or uses an algorithm other than sha256, sha384 or sha512.
     pub fn with_digest(&self, digest: &str) -> Result<ImageRef, ReferenceError> {
         let digest = validate_digest(digest)?;
-        Ok(ImageRef {
-            digest: Some(digest.to_owned()),
-            ..self.clone()
-        })
+        Ok(ImageRef::from_parts(
+            self.domain(),
+            self.path(),
+            self.tag(),
+            Some(digest),
+        ))
     }
 
     #[must_use]
     pub fn without_digest(&self) -> ImageRef {
-        ImageRef {
-            digest: None,
-            ..self.clone()
-        }
+        ImageRef::from_parts(self.domain(), self.path(), self.tag(), None)
     }
 
     #[must_use]
     pub fn without_tag(&self) -> ImageRef {
-        ImageRef {
-            tag: None,
-            ..self.clone()
-        }
+        ImageRef::from_parts(self.domain(), self.path(), None, self.digest())
     }
 }
 
@@ -263,14 +334,7 @@ pub fn names_registry(input: &str) -> bool {
 
 impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.domain, self.path)?;
-        if let Some(tag) = &self.tag {
-            write!(f, ":{tag}")?;
-        }
-        if let Some(digest) = &self.digest {
-            write!(f, "@{digest}")?;
-        }
-        Ok(())
+        f.write_str(&self.text)
     }
 }
 
@@ -353,23 +417,23 @@ impl RepoPrefix {
     pub fn scoped(&self, source: &ImageRef) -> Result<ImageRef, ReferenceError> {
         // The source host becomes a path component, so a port or uppercase letter in it
         // makes a name no registry accepts.
-        if path_component_problem(&source.domain).is_some() {
+        if path_component_problem(source.domain()).is_some() {
             return Err(ReferenceError::ScopedDomainNotPathComponent {
-                domain: source.domain.clone(),
+                domain: source.domain().to_owned(),
             });
         }
-        let path = [self.path.as_str(), &source.domain, &source.path]
+        let path = [self.path.as_str(), source.domain(), source.path()]
             .into_iter()
             .filter(|part| !part.is_empty())
             .collect::<Vec<_>>()
             .join("/");
         check_name_length(&self.domain, &path)?;
-        Ok(ImageRef {
-            domain: self.domain.clone(),
-            path,
-            tag: source.tag.clone(),
-            digest: source.digest.clone(),
-        })
+        Ok(ImageRef::from_parts(
+            &self.domain,
+            &path,
+            source.tag(),
+            source.digest(),
+        ))
     }
 }
 
@@ -1299,5 +1363,38 @@ mod tests {
             message.len() < 150 && !message.contains('\x1b'),
             "{message}"
         );
+    }
+
+    #[test]
+    fn parts_survive_every_change_and_order_by_part() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let r = ImageRef::parse(&format!("localhost:5000/team/app:1.0@{digest}")).unwrap();
+        assert_eq!(
+            (r.domain(), r.path(), r.tag()),
+            ("localhost:5000", "team/app", Some("1.0"))
+        );
+        assert_eq!(r.digest().map(str::len), Some(71));
+        let bare = r.without_digest().without_tag();
+        assert_eq!(bare.to_string(), "localhost:5000/team/app");
+        assert!(bare.is_whole_repository() && bare.tag().is_none() && bare.digest().is_none());
+        let tagged = bare.with_tag("2").unwrap();
+        assert_eq!((tagged.tag(), tagged.digest()), (Some("2"), None));
+        let pinned = bare.with_digest(r.digest().unwrap()).unwrap();
+        assert_eq!((pinned.tag(), pinned.digest()), (None, r.digest()));
+        assert_eq!(
+            r.without_tag().to_string(),
+            format!("localhost:5000/team/app@{}", r.digest().unwrap())
+        );
+        // By domain first: `a.b` before `a.b.c`, though `/` sorts after `.` in the text.
+        let (short, long) = (
+            ImageRef::parse("a.b/x").unwrap(),
+            ImageRef::parse("a.b.c/x").unwrap(),
+        );
+        assert!(short < long);
+        let (a, b) = (
+            ImageRef::parse("localhost/x").unwrap(),
+            ImageRef::parse("localhost.x/x").unwrap(),
+        );
+        assert!(a < b, "by domain, not by text");
     }
 }
