@@ -198,16 +198,47 @@ impl Trial {
 #[derive(Default)]
 pub struct Session {
     /// By (host, repository, scope).
-    authorizations: Mutex<HashMap<(String, String, String), AuthSlot>>,
+    authorizations: Mutex<Slots>,
     /// What each host said of each login, by (host, username): a wrong password is sent once
     /// per run, never again, so it fails every lookup at once and cannot lock the account out.
     verdicts: Mutex<HashMap<(String, String), Verdict>>,
 }
 
+/// Each repository's and scope's [`AuthSlot`]. Past [`SLOTS_KEPT`] slots, those no request
+/// holds that carry no authorization (a repository read anonymously, or never settled) are
+/// forgotten: a long run's slots grow with the repositories that need a login, not with all
+/// it touched, and one forgotten costs at most its next request's challenge again.
+#[derive(Default)]
+struct Slots {
+    by_scope: HashMap<(String, String, String), AuthSlot>,
+    /// The hosts any slot was ever made for (a sweep forgets slots, not these).
+    hosts: std::collections::HashSet<String>,
+    /// The size at which the next sweep comes.
+    sweep_at: usize,
+}
+
+/// The slots a session holds before it first forgets any (see [`Slots`]).
+const SLOTS_KEPT: usize = 4096;
+
 impl Session {
     pub fn auth_slot(&self, host: &str, repository: &str, scope: &Scope) -> AuthSlot {
         let mut slots = self.authorizations.lock().expect("lock");
+        if slots.by_scope.len() >= slots.sweep_at.max(SLOTS_KEPT) {
+            slots.by_scope.retain(|_, slot| {
+                Arc::strong_count(slot) > 1
+                    || slot
+                        .known
+                        .try_lock()
+                        .map_or(true, |known| matches!(*known, Some(Some(_))))
+            });
+            // Twice what is left: sweeps cost the slots added between them, no more.
+            slots.sweep_at = slots.by_scope.len() * 2;
+        }
+        if !slots.hosts.contains(host) {
+            slots.hosts.insert(host.to_owned());
+        }
         let slot = slots
+            .by_scope
             .entry((host.to_owned(), repository.to_owned(), scope.key()))
             .or_default();
         Arc::clone(slot)
@@ -283,8 +314,8 @@ impl Session {
         self.authorizations
             .lock()
             .expect("lock")
-            .keys()
-            .any(|(asked, _, _)| asked == host)
+            .hosts
+            .contains(host)
     }
 
     /// Whether `host` refused any login in this run.
@@ -617,6 +648,34 @@ fn basic_username(authorization: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_runs_anonymous_slots_are_forgotten_logins_and_busy_ones_kept() {
+        let session = Session::default();
+        let slot = |repository: &str| session.auth_slot("r.example", repository, &Scope::Pull);
+        *slot("login").known.try_lock().unwrap() = Some(Some("Bearer t".into()));
+        let busy = slot("busy");
+        for n in 0..SLOTS_KEPT * 3 {
+            *slot(&format!("anonymous-{n}")).known.try_lock().unwrap() = Some(None);
+        }
+        let slots = session.authorizations.lock().unwrap();
+        assert!(
+            slots.by_scope.len() <= SLOTS_KEPT * 2,
+            "{}",
+            slots.by_scope.len()
+        );
+        let kept = |repository: &str| {
+            slots.by_scope.contains_key(&(
+                "r.example".to_owned(),
+                repository.to_owned(),
+                Scope::Pull.key(),
+            ))
+        };
+        assert!(kept("login") && kept("busy") && !kept("anonymous-0"));
+        drop(slots);
+        assert!(session.asked("r.example"));
+        drop(busy);
+    }
 
     #[test]
     fn those_that_waited_for_a_refused_request_give_up_on_its_host() {

@@ -35,19 +35,48 @@ const CHANNEL_DEPTH: usize = 8;
 /// Which repositories of each destination registry hold each blob, as this run pushed or
 /// found them; one lock per (registry, digest) makes the first image that wants a blob the
 /// one that moves it, while the others wait and then mount it or find it there.
+///
+/// Past [`LEDGER_KEPT`] entries it forgets the blobs no image is moving or waiting for that
+/// only one repository holds (each image's config, mostly): a long run's ledger grows with the
+/// blobs its images share, not with its images. A blob forgotten and wanted again costs a
+/// request, not a wrong answer.
 #[derive(Default)]
 pub struct Ledger {
-    entries: Mutex<HashMap<(String, String), Arc<LedgerEntry>>>,
+    entries: Mutex<Entries>,
 }
+
+#[derive(Default)]
+struct Entries {
+    by_blob: HashMap<(String, String), Arc<LedgerEntry>>,
+    /// The size at which the next sweep comes.
+    sweep_at: usize,
+}
+
+/// The entries a ledger holds before it first forgets any (see [`Ledger`]).
+const LEDGER_KEPT: usize = 4096;
 
 impl Ledger {
     pub fn entry(&self, registry: &str, digest: &str) -> Arc<LedgerEntry> {
         let mut entries = self.entries.lock().expect("lock");
+        if entries.by_blob.len() >= entries.sweep_at.max(LEDGER_KEPT) {
+            entries.by_blob.retain(|_, entry| {
+                Arc::strong_count(entry) > 1
+                    || entry.holders.try_lock().map_or(true, |held| held.len() > 1)
+            });
+            // Twice what is left: sweeps cost the entries added between them, no more.
+            entries.sweep_at = entries.by_blob.len() * 2;
+        }
         Arc::clone(
             entries
+                .by_blob
                 .entry((registry.to_owned(), digest.to_owned()))
                 .or_default(),
         )
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.lock().expect("lock").by_blob.len()
     }
 }
 
@@ -675,6 +704,31 @@ mod tests {
             content_range_start(&reqwest::header::HeaderMap::new()),
             None
         );
+    }
+
+    #[tokio::test]
+    async fn the_ledger_forgets_unused_blobs_one_repository_holds_not_shared_or_busy_ones() {
+        let ledger = Ledger::default();
+        let hold = |digest: &str, repositories: &[&str]| {
+            let entry = ledger.entry("r.example", digest);
+            let mut holders = entry.holders.try_lock().unwrap();
+            holders.extend(repositories.iter().map(|r| (*r).to_owned()));
+        };
+        hold("shared", &["a", "b"]);
+        let busy = ledger.entry("r.example", "busy");
+        for n in 0..LEDGER_KEPT * 3 {
+            hold(&format!("config-{n}"), &["a"]);
+        }
+        assert!(ledger.len() <= LEDGER_KEPT * 2, "{} entries", ledger.len());
+        let entries = ledger.entries.lock().unwrap();
+        let kept = |digest: &str| {
+            entries
+                .by_blob
+                .contains_key(&("r.example".to_owned(), digest.to_owned()))
+        };
+        assert!(kept("shared") && kept("busy"));
+        assert!(!kept("config-0"));
+        drop(busy);
     }
 
     #[test]
