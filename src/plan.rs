@@ -448,15 +448,11 @@ pub async fn plan_all(
 /// are. With one destination a line names each source once, and nothing moves.
 fn by_source(entries: Vec<PlanEntry>) -> Vec<PlanEntry> {
     let keys: Vec<usize> = {
-        let mut first: HashMap<(&Origin, String), usize> = HashMap::new();
+        let mut first: HashMap<(&Origin, &ImageRef), usize> = HashMap::new();
         entries
             .iter()
             .enumerate()
-            .map(|(index, e)| {
-                *first
-                    .entry((&e.job.origin, e.job.source.to_string()))
-                    .or_insert(index)
-            })
+            .map(|(index, e)| *first.entry((&e.job.origin, &e.job.source)).or_insert(index))
             .collect()
     };
     if keys.iter().enumerate().all(|(index, key)| *key == index) {

@@ -168,13 +168,15 @@ pub async fn sync(
             source: result.source.clone(),
             target: result.target.clone(),
         });
-        split.done.push((index, result));
+        split.done.push(Some(result));
     }
-    for (index, result) in &split.done {
-        events.send(Event::Finished {
-            index: *index,
-            result: result.clone(),
-        });
+    for (index, result) in split.done.iter().enumerate() {
+        if let Some(result) = result {
+            events.send(Event::Finished {
+                index,
+                result: result.clone(),
+            });
+        }
     }
     // Images found current are run for their artifacts only: no copy of theirs is to come.
     let copies: Vec<&Job> = (split.jobs.iter().zip(&split.current))
@@ -195,7 +197,7 @@ pub async fn sync(
         client: Arc::clone(&client),
         outages: Outages::default(),
         events: events.clone(),
-        artifacts: artifacts::Artifacts::new(split.positions.len() + split.done.len()),
+        artifacts: artifacts::Artifacts::new(split.done.len()),
     });
     let positions = Arc::new(split.positions);
     let digests = split.digests;
@@ -297,15 +299,22 @@ pub async fn sync(
             });
         })
     };
-    let copied = scheduler::run_all(split.jobs, &limits, stop.clone(), finished, execute).await;
-    reread_quotas(&client, &copied).await;
-    let mut ordered: Vec<(usize, ImageResult)> = split
-        .done
+    let mut results = split.done;
+    scheduler::run_each(
+        split.jobs,
+        &limits,
+        stop.clone(),
+        finished,
+        execute,
+        |index, result| results[positions[index]] = Some(result),
+    )
+    .await;
+    // In place: every entry has its result now.
+    let results: Vec<ImageResult> = results
         .into_iter()
-        .chain(positions.iter().copied().zip(copied))
+        .map(|result| result.expect("every entry has a result"))
         .collect();
-    ordered.sort_by_key(|(position, _)| *position);
-    let results: Vec<ImageResult> = ordered.into_iter().map(|(_, result)| result).collect();
+    reread_quotas(&client, &results).await;
     let interrupted = *stop.borrow() != Stop::Run;
     let summary = Summary::of(&results, started.elapsed(), interrupted);
     events.send(Event::RunFinished { results, summary });
@@ -477,7 +486,8 @@ struct Split {
     positions: Vec<usize>,
     /// Whether each job is an image found current, run only for its artifacts.
     current: Vec<bool>,
-    done: Vec<(usize, ImageResult)>,
+    /// Every entry's result by its position: those already known, and room for the jobs'.
+    done: Vec<Option<ImageResult>>,
 }
 
 /// Splits a plan: current targets are skipped (but run for their artifacts where `follows`
@@ -499,7 +509,7 @@ fn split_plan(
         spent: Vec::with_capacity(copies),
         positions: Vec::with_capacity(copies),
         current: Vec::with_capacity(copies),
-        done: Vec::with_capacity(entries.len() - copies),
+        done: Vec::with_capacity(entries.len()),
     };
     for (position, entry) in entries.into_iter().enumerate() {
         let refusal = entry.needs_copy().then(|| refused(&entry.job)).flatten();
@@ -515,6 +525,7 @@ fn split_plan(
             split.spent.push(entry.looked_up_in);
             split.positions.push(position);
             split.current.push(current);
+            split.done.push(None);
             continue;
         }
         let fail = |error| ImageResult::failed(&entry.job, error, 0, Duration::ZERO);
@@ -550,7 +561,7 @@ fn split_plan(
             };
             fail(ImageError::new(FailureKind::NotFound, message))
         };
-        split.done.push((position, result));
+        split.done.push(Some(result));
     }
     split
 }
@@ -1007,9 +1018,9 @@ mod tests {
         assert_eq!(jobs.len(), 1);
         assert_eq!(jobs[0].source.to_string(), "quay.io/coreos/etcd:v3");
         assert_eq!(positions, [1]);
-        assert_eq!(done.len(), 1);
-        let (position, result) = &done[0];
-        assert_eq!(*position, 0);
+        assert_eq!(done.len(), 2);
+        assert!(done[1].is_none());
+        let result = done[0].as_ref().unwrap();
         assert_eq!(result.status, Status::Failed);
         assert_eq!(result.error.as_ref(), Some(&error));
         assert_eq!(result.attempts, 0);
@@ -1039,8 +1050,8 @@ mod tests {
         let split = split_plan(vec![unknown, broken], |_| None, |_| false);
         // A lookup that failed otherwise leaves it to the copy.
         assert_eq!(split.positions, [0]);
-        let (position, result) = &split.done[0];
-        assert_eq!(*position, 1);
+        assert!(split.done[0].is_none());
+        let result = split.done[1].as_ref().unwrap();
         assert_eq!(result.status, Status::Failed);
         assert_eq!(result.error.as_ref(), Some(&error));
     }

@@ -80,25 +80,27 @@ impl Slot {
     }
 }
 
-/// Runs every job through `execute` and returns one result per job, in job order.
+/// Runs every job through `execute` and hands `gather` each job's result (with the job's
+/// index) as it ends, started or not.
 ///
 /// Each job first waits for a slot at every limited registry it touches and for its OCI
 /// layout, then for a global slot, so a job queued behind a busy registry or layout never
 /// holds a global slot idle (nor does one waiting mid-way, see [`Slot`]). New jobs queue for
 /// the global slot one at a time, and semaphores are fair, so jobs still start in list order
 /// within those limits, and a job taking back a slot it lent is not sent to the back.
-pub async fn run_all<F, Fut>(
+pub async fn run_each<F, Fut>(
     jobs: Vec<Job>,
     limits: &Limits,
     stop: watch::Receiver<Stop>,
     finished: OnFinished,
     execute: F,
-) -> Vec<ImageResult>
-where
+    mut gather: impl FnMut(usize, ImageResult),
+) where
     F: Fn(usize, Job, watch::Receiver<Stop>, Slot) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ImageResult> + Send + 'static,
 {
     let total = jobs.len();
+    let mut gathered = 0;
     let execute = Arc::new(execute);
     let global = Arc::new(Semaphore::new(limits.global.max(1)));
     let registries: HashMap<String, Arc<Semaphore>> = limits
@@ -110,9 +112,6 @@ where
     let starting = Arc::new(Mutex::new(()));
     let ahead = Arc::new(Semaphore::new(QUEUED_AHEAD));
     let mut running = JoinSet::new();
-    // Gathered as they end (room for every result is not taken while jobs wait), then put
-    // back in job order.
-    let mut results: Vec<(usize, ImageResult)> = Vec::new();
     let mut queue = Queue::from(jobs);
     let mut index = 0;
     while let Some(job) = queue.next() {
@@ -145,7 +144,9 @@ where
                         break Some(permit.expect("never closed"));
                     }
                     Some(joined) = running.join_next() => {
-                        results.push(joined.expect("a job task panicked"));
+                        let (index, result) = joined.expect("a job task panicked");
+                        gather(index, result);
+                        gathered += 1;
                     }
                 }
             }
@@ -209,11 +210,11 @@ where
         index += 1;
     }
     while let Some(joined) = running.join_next().await {
-        results.push(joined.expect("a job task panicked"));
+        let (index, result) = joined.expect("a job task panicked");
+        gather(index, result);
+        gathered += 1;
     }
-    results.sort_unstable_by_key(|(index, _)| *index);
-    assert_eq!(results.len(), total, "every job has a result");
-    results.into_iter().map(|(_, result)| result).collect()
+    assert_eq!(gathered, total, "every job has a result");
 }
 
 /// Jobs that wait for nothing but a global slot, made tasks ahead of their start (see
@@ -257,6 +258,31 @@ mod tests {
     use crate::model::{Origin, Status};
     use crate::reference::ImageRef;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Runs every job through `execute` and returns one result per job, in job order (see
+    /// [`run_each`]).
+    async fn run_all<F, Fut>(
+        jobs: Vec<Job>,
+        limits: &Limits,
+        stop: watch::Receiver<Stop>,
+        finished: OnFinished,
+        execute: F,
+    ) -> Vec<ImageResult>
+    where
+        F: Fn(usize, Job, watch::Receiver<Stop>, Slot) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ImageResult> + Send + 'static,
+    {
+        let total = jobs.len();
+        let mut results: Vec<Option<ImageResult>> = (0..total).map(|_| None).collect();
+        run_each(jobs, limits, stop, finished, execute, |index, result| {
+            results[index] = Some(result);
+        })
+        .await;
+        results
+            .into_iter()
+            .map(|result| result.expect("every job has a result"))
+            .collect()
+    }
 
     fn jobs(n: usize, oci: bool) -> Vec<Job> {
         (0..n)
