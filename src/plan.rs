@@ -630,20 +630,21 @@ pub async fn plan(
             lookups.spawn(one(at, next, Arc::clone(&queue.permits)));
         }
     }
-    let mut entries = Vec::with_capacity(total);
+    // Each entry in its job's place, and the whole handed on in place.
+    let mut entries: Vec<Option<PlanEntry>> = (0..total).map(|_| None).collect();
     while let Some(joined) = lookups.join_next().await {
         let (at, index, entry) = joined.expect("a lookup task panicked");
-        entries.push((index, entry));
+        entries[index] = Some(entry);
         let queue = &mut queues[at];
         queue.tasks -= 1;
         while let Some(next) = queue.next() {
             lookups.spawn(one(at, next, Arc::clone(&queue.permits)));
         }
     }
-    // Back into job order, in place.
-    entries.sort_unstable_by_key(|(index, _)| *index);
-    assert_eq!(entries.len(), total, "every job is planned");
-    entries.into_iter().map(|(_, entry)| entry).collect()
+    entries
+        .into_iter()
+        .map(|entry| entry.expect("every job is planned"))
+        .collect()
 }
 
 /// Lookup tasks of one source registry not yet ended at once, those waiting for their turn

@@ -151,6 +151,7 @@ pub async fn sync(
             source: entry.job.source.to_string(),
             target: entry.job.target.to_string(),
         });
+        let_events_out(index).await;
     }
     let targets: Vec<&Target> = entries.iter().map(|e| &e.job.target).collect();
     engine.before_run(&targets);
@@ -160,6 +161,7 @@ pub async fn sync(
     // An image found current still has its artifacts to carry.
     let follows = |job: &Job| options.signatures_for(job).is_some();
     let mut split = split_plan(entries, refused, follows);
+    let unlisted_count = unlisted.len();
     for (offset, result) in unlisted.into_iter().enumerate() {
         let index = planned + offset;
         events.send(Event::Planned {
@@ -168,7 +170,7 @@ pub async fn sync(
             source: result.source.clone(),
             target: result.target.clone(),
         });
-        split.done.push(Some(result));
+        put(&mut split.done, index, result);
     }
     for (index, result) in split.done.iter().enumerate() {
         if let Some(result) = result {
@@ -176,6 +178,7 @@ pub async fn sync(
                 index,
                 result: result.clone(),
             });
+            let_events_out(index).await;
         }
     }
     // Images found current are run for their artifacts only: no copy of theirs is to come.
@@ -197,7 +200,7 @@ pub async fn sync(
         client: Arc::clone(&client),
         outages: Outages::default(),
         events: events.clone(),
-        artifacts: artifacts::Artifacts::new(split.done.len()),
+        artifacts: artifacts::Artifacts::new(planned + unlisted_count),
     });
     let positions = Arc::new(split.positions);
     let digests = split.digests;
@@ -306,10 +309,15 @@ pub async fn sync(
         stop.clone(),
         finished,
         execute,
-        |index, result| results[positions[index]] = Some(result),
+        |index, result| put(&mut results, positions[index], result),
     )
     .await;
     // In place: every entry has its result now.
+    assert_eq!(
+        results.len(),
+        planned + unlisted_count,
+        "every entry has a result"
+    );
     let results: Vec<ImageResult> = results
         .into_iter()
         .map(|result| result.expect("every entry has a result"))
@@ -320,6 +328,18 @@ pub async fn sync(
     events.send(Event::RunFinished { results, summary });
     Ok(RunOutcome { summary })
 }
+
+/// Every [`EVENTS_AT_ONCE`]th event a loop sends, lets the rest of the run (the events'
+/// consumers among it) go on: a long plan's events are read as they are sent, not all held in
+/// the channel until the loop ends.
+async fn let_events_out(sent: usize) {
+    if sent % EVENTS_AT_ONCE == EVENTS_AT_ONCE - 1 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// See [`let_events_out`].
+const EVENTS_AT_ONCE: usize = 256;
 
 /// How often a job waiting for a layout another ferry process writes looks again.
 const LAYOUT_POLL: Duration = Duration::from_millis(100);
@@ -498,20 +518,16 @@ fn split_plan(
     refused: impl Fn(&Job) -> Option<String>,
     follows: impl Fn(&Job) -> bool,
 ) -> Split {
-    // Sized for the copies at once: a large plan's vectors are not left at twice their size.
-    let copies = entries
-        .iter()
-        .filter(|e| e.needs_copy() || (e.state == State::Current && follows(&e.job)))
-        .count();
     let mut split = Split {
-        jobs: Vec::with_capacity(copies),
-        digests: Vec::with_capacity(copies),
-        spent: Vec::with_capacity(copies),
-        positions: Vec::with_capacity(copies),
-        current: Vec::with_capacity(copies),
-        done: Vec::with_capacity(entries.len()),
+        jobs: Vec::new(),
+        digests: Vec::new(),
+        spent: Vec::new(),
+        positions: Vec::new(),
+        current: Vec::new(),
+        done: Vec::new(),
     };
-    for (position, entry) in entries.into_iter().enumerate() {
+    // The plan's room is given back as its entries are split.
+    for (position, entry) in scheduler::Queue::from(entries).enumerate() {
         let refusal = entry.needs_copy().then(|| refused(&entry.job)).flatten();
         let current = entry.state == State::Current && follows(&entry.job);
         if (entry.needs_copy() && refusal.is_none()) || current {
@@ -525,7 +541,6 @@ fn split_plan(
             split.spent.push(entry.looked_up_in);
             split.positions.push(position);
             split.current.push(current);
-            split.done.push(None);
             continue;
         }
         let fail = |error| ImageResult::failed(&entry.job, error, 0, Duration::ZERO);
@@ -561,9 +576,18 @@ fn split_plan(
             };
             fail(ImageError::new(FailureKind::NotFound, message))
         };
-        split.done.push(Some(result));
+        put(&mut split.done, position, result);
     }
     split
+}
+
+/// Puts `result` in its place of `results`, made room for as results come: the jobs end about
+/// in order, so the room grows with the run, not all taken at its start.
+fn put(results: &mut Vec<Option<ImageResult>>, position: usize, result: ImageResult) {
+    if results.len() <= position {
+        results.resize_with(position + 1, || None);
+    }
+    results[position] = Some(result);
 }
 
 /// Carries the artifacts of `job`'s image (see [`artifacts`]) once the image is at its target
@@ -1018,8 +1042,8 @@ mod tests {
         assert_eq!(jobs.len(), 1);
         assert_eq!(jobs[0].source.to_string(), "quay.io/coreos/etcd:v3");
         assert_eq!(positions, [1]);
-        assert_eq!(done.len(), 2);
-        assert!(done[1].is_none());
+        // Room up to the last result known, the copy's to come.
+        assert_eq!(done.len(), 1);
         let result = done[0].as_ref().unwrap();
         assert_eq!(result.status, Status::Failed);
         assert_eq!(result.error.as_ref(), Some(&error));

@@ -112,9 +112,7 @@ pub async fn run_each<F, Fut>(
     let starting = Arc::new(Mutex::new(()));
     let ahead = Arc::new(Semaphore::new(QUEUED_AHEAD));
     let mut running = JoinSet::new();
-    let mut queue = Queue::from(jobs);
-    let mut index = 0;
-    while let Some(job) = queue.next() {
+    for (index, job) in Queue::from(jobs).enumerate() {
         let layout_lock = match &job.target {
             Target::Oci { layout, .. } => {
                 Some(Arc::clone(layout_locks.entry(layout.clone()).or_default()))
@@ -207,7 +205,6 @@ pub async fn run_each<F, Fut>(
             finished(index, &result);
             (index, result)
         });
-        index += 1;
     }
     while let Some(joined) = running.join_next().await {
         let (index, result) = joined.expect("a job task panicked");
@@ -222,25 +219,28 @@ pub async fn run_each<F, Fut>(
 /// length costs no task each.
 const QUEUED_AHEAD: usize = 64;
 
-/// The jobs not yet made tasks, in order: the room of those taken is given back as the list
-/// shrinks, so a long list's inline jobs are not all held until its last one starts.
-struct Queue(std::collections::VecDeque<Job>);
+/// Items taken in order from a long list, the room of those taken given back as it shrinks:
+/// the jobs not yet made tasks, a plan's entries being split. A long list's items are not all
+/// held until its last one is taken.
+pub struct Queue<T>(std::collections::VecDeque<T>);
 
-impl From<Vec<Job>> for Queue {
-    fn from(jobs: Vec<Job>) -> Queue {
-        Queue(jobs.into())
+impl<T> From<Vec<T>> for Queue<T> {
+    fn from(items: Vec<T>) -> Queue<T> {
+        Queue(items.into())
     }
 }
 
-impl Queue {
-    fn next(&mut self) -> Option<Job> {
-        let job = self.0.pop_front()?;
+impl<T> Iterator for Queue<T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        let item = self.0.pop_front()?;
         // Halving at most once per halving of the length: the moves total under the list's
         // length.
         if self.0.capacity() > 1024 && self.0.len() < self.0.capacity() / 4 {
             self.0.shrink_to(self.0.len() * 2);
         }
-        Some(job)
+        Some(item)
     }
 }
 
