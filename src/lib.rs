@@ -23,6 +23,7 @@ pub(crate) mod layout;
 pub(crate) mod mapping;
 pub(crate) mod model;
 pub(crate) mod plan;
+pub(crate) mod queue;
 pub(crate) mod reference;
 pub(crate) mod registry;
 pub(crate) mod report;

@@ -34,6 +34,7 @@ use crate::model::Origin;
 use crate::model::RetryPolicy;
 use crate::model::Side;
 use crate::model::{Job, State, Target};
+use crate::queue::Queue;
 use crate::reference::ImageRef;
 use crate::registry::RegistryClient;
 
@@ -505,7 +506,8 @@ pub async fn plan(
     // LOOKUPS_QUEUED): a registry that does not answer holds up only its own.
     let mut hosts: HashMap<String, usize> = HashMap::new();
     let mut queues: Vec<HostQueue> = Vec::new();
-    for (index, job) in jobs.into_iter().enumerate() {
+    // The list's room given back as its jobs move into their registries' queues.
+    for (index, job) in Queue::from(jobs).enumerate() {
         let host = client
             .endpoint_host(Side::Source, &job.source.repository())
             .unwrap_or_default();
@@ -630,10 +632,14 @@ pub async fn plan(
             lookups.spawn(one(at, next, Arc::clone(&queue.permits)));
         }
     }
-    // Each entry in its job's place, and the whole handed on in place.
-    let mut entries: Vec<Option<PlanEntry>> = (0..total).map(|_| None).collect();
+    // Each entry in its job's place, room made as they come (lookups end about in job order),
+    // and the whole handed on in place.
+    let mut entries: Vec<Option<PlanEntry>> = Vec::new();
     while let Some(joined) = lookups.join_next().await {
         let (at, index, entry) = joined.expect("a lookup task panicked");
+        if entries.len() <= index {
+            entries.resize_with(index + 1, || None);
+        }
         entries[index] = Some(entry);
         let queue = &mut queues[at];
         queue.tasks -= 1;
@@ -641,6 +647,7 @@ pub async fn plan(
             lookups.spawn(one(at, next, Arc::clone(&queue.permits)));
         }
     }
+    assert_eq!(entries.len(), total, "every job is planned");
     entries
         .into_iter()
         .map(|entry| entry.expect("every job is planned"))
@@ -654,7 +661,7 @@ const LOOKUPS_QUEUED: usize = 4 * LOOKUPS_IN_FLIGHT;
 
 /// One source registry's jobs still to be made lookup tasks, and its turns.
 struct HostQueue {
-    waiting: std::collections::VecDeque<(usize, Job, Scout)>,
+    waiting: Queue<(usize, Job, Scout)>,
     /// Its tasks not yet ended.
     tasks: usize,
     permits: Arc<Semaphore>,
@@ -663,7 +670,7 @@ struct HostQueue {
 impl Default for HostQueue {
     fn default() -> HostQueue {
         HostQueue {
-            waiting: std::collections::VecDeque::new(),
+            waiting: Queue::default(),
             tasks: 0,
             permits: Arc::new(Semaphore::new(LOOKUPS_IN_FLIGHT)),
         }
@@ -676,7 +683,7 @@ impl HostQueue {
         if self.tasks >= LOOKUPS_QUEUED {
             return None;
         }
-        let next = self.waiting.pop_front()?;
+        let next = self.waiting.next()?;
         self.tasks += 1;
         Some(next)
     }

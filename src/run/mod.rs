@@ -527,7 +527,7 @@ fn split_plan(
         done: Vec::new(),
     };
     // The plan's room is given back as its entries are split.
-    for (position, entry) in scheduler::Queue::from(entries).enumerate() {
+    for (position, entry) in crate::queue::Queue::from(entries).enumerate() {
         let refusal = entry.needs_copy().then(|| refused(&entry.job)).flatten();
         let current = entry.state == State::Current && follows(&entry.job);
         if (entry.needs_copy() && refusal.is_none()) || current {

@@ -112,7 +112,7 @@ pub async fn run_each<F, Fut>(
     let starting = Arc::new(Mutex::new(()));
     let ahead = Arc::new(Semaphore::new(QUEUED_AHEAD));
     let mut running = JoinSet::new();
-    for (index, job) in Queue::from(jobs).enumerate() {
+    for (index, job) in crate::queue::Queue::from(jobs).enumerate() {
         let layout_lock = match &job.target {
             Target::Oci { layout, .. } => {
                 Some(Arc::clone(layout_locks.entry(layout.clone()).or_default()))
@@ -218,31 +218,6 @@ pub async fn run_each<F, Fut>(
 /// [`run_all`]): enough that one is always ready when a slot frees, few enough that a list's
 /// length costs no task each.
 const QUEUED_AHEAD: usize = 64;
-
-/// Items taken in order from a long list, the room of those taken given back as it shrinks:
-/// the jobs not yet made tasks, a plan's entries being split. A long list's items are not all
-/// held until its last one is taken.
-pub struct Queue<T>(std::collections::VecDeque<T>);
-
-impl<T> From<Vec<T>> for Queue<T> {
-    fn from(items: Vec<T>) -> Queue<T> {
-        Queue(items.into())
-    }
-}
-
-impl<T> Iterator for Queue<T> {
-    type Item = T;
-
-    fn next(&mut self) -> Option<T> {
-        let item = self.0.pop_front()?;
-        // Halving at most once per halving of the length: the moves total under the list's
-        // length.
-        if self.0.capacity() > 1024 && self.0.len() < self.0.capacity() / 4 {
-            self.0.shrink_to(self.0.len() * 2);
-        }
-        Some(item)
-    }
-}
 
 fn not_started_result(job: &Job) -> ImageResult {
     let error = ImageError::new(
