@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::model::State;
 use crate::model::{FailureKind, Status};
 use crate::run::events::{Event, Wait};
 use crate::settings::output::Mode;
@@ -114,10 +113,11 @@ fn seconds(duration: Duration) -> String {
 struct Tally {
     /// Entries before whole repositories are expanded, while planning.
     entries: usize,
-    /// Each entry's planned state, by index.
-    planned: BTreeMap<usize, State>,
-    /// Each entry's source and target, by index, from its plan to its end.
-    names: BTreeMap<usize, (String, String)>,
+    /// Entries planned.
+    planned: usize,
+    /// Each entry's source and target, by index, from its plan to its end: one text and
+    /// where the target starts in it (a long plan's names are most of what this holds).
+    names: Vec<Option<(Box<str>, usize)>>,
     done: usize,
     skipped: usize,
     failed: usize,
@@ -142,12 +142,16 @@ impl Tally {
             Event::RunStarted { entries } => self.entries = *entries,
             Event::Planned {
                 index,
-                state,
                 source,
                 target,
+                ..
             } => {
-                self.planned.insert(*index, *state);
-                self.names.insert(*index, (source.clone(), target.clone()));
+                self.planned += 1;
+                if self.names.len() <= *index {
+                    self.names.resize_with(*index + 1, || None);
+                }
+                self.names[*index] =
+                    Some(([source.as_str(), target].concat().into(), source.len()));
             }
             Event::LookupThrottled { registry, wait } => {
                 self.throttled = Some((registry.clone(), now + *wait));
@@ -217,7 +221,9 @@ impl Tally {
                     self.copies_finished += 1;
                 }
                 // Nothing is told of an entry after its end (its own event names it).
-                self.names.remove(index);
+                if let Some(names) = self.names.get_mut(*index) {
+                    *names = None;
+                }
                 self.attempt_bytes.remove(index);
                 self.last_failure.remove(index);
                 self.done += 1;
@@ -243,7 +249,6 @@ impl Tally {
     /// turn, a throttled registry's turn, or a retry.
     fn waiting(&self) -> usize {
         self.planned
-            .len()
             .saturating_sub(self.done)
             .saturating_sub(self.copying())
     }
@@ -251,7 +256,7 @@ impl Tally {
     /// The time left at the pace of the images copied so far; none before an image finished
     /// after copying, nor once nothing is left.
     fn eta(&self, now: Instant) -> Option<Duration> {
-        let left = self.planned.len().saturating_sub(self.done);
+        let left = self.planned.saturating_sub(self.done);
         match (self.first_attempt, self.copies_finished, left) {
             (Some(first), finished, left) if finished > 0 && left > 0 => {
                 let per_image = now.saturating_duration_since(first) / finished as u32;
@@ -280,7 +285,7 @@ impl Tally {
 
     /// The heartbeat line: counts only, no control characters.
     fn heartbeat(&self, now: Instant, elapsed: Duration) -> String {
-        if self.planned.is_empty() {
+        if self.planned == 0 {
             return format!(
                 "ferry: planning {}, {} elapsed",
                 count(self.entries, "entry", "entries"),
@@ -290,7 +295,7 @@ impl Tally {
         let mut line = format!(
             "ferry: {}/{} done ({} skipped, {} failed), {} copying, {} waiting, {} elapsed",
             self.done,
-            count(self.planned.len(), "image", "images"),
+            count(self.planned, "image", "images"),
             self.skipped,
             self.failed,
             self.copying(),
@@ -386,10 +391,8 @@ impl View {
 
     /// The source and target of entry `index`, once it is planned.
     pub fn names(&self, index: usize) -> Option<(&str, &str)> {
-        self.tally
-            .names
-            .get(&index)
-            .map(|(source, target)| (source.as_str(), target.as_str()))
+        let (names, split) = self.tally.names.get(index)?.as_ref()?;
+        Some(names.split_at(*split))
     }
 
     /// The event as a JSON log line, with its entry's source and target.
@@ -469,7 +472,7 @@ impl View {
 impl Live {
     /// Sets every bar's text from the tally as of `now`.
     fn update(&mut self, tally: &Tally, now: Instant) {
-        self.overall.set_length(tally.planned.len() as u64);
+        self.overall.set_length(tally.planned as u64);
         self.overall.set_position(tally.done as u64);
         self.overall.set_message(overall_message(tally, now));
         for (index, bar) in &self.images {
@@ -503,7 +506,7 @@ fn overall_message(tally: &Tally, now: Instant) -> String {
 mod tests {
     use super::*;
     use crate::model::Progress;
-    use crate::model::{FailureKind, ImageResult, Job, Origin, Target};
+    use crate::model::{FailureKind, ImageResult, Job, Origin, State, Target};
     use crate::reference::ImageRef;
 
     fn planned(index: usize, state: State) -> Event {
@@ -674,8 +677,7 @@ mod tests {
         for event in &events {
             tally.event(event, now);
         }
-        let to_copy = tally.planned.values().filter(|s| s.needs_copy()).count();
-        assert_eq!(to_copy, 3);
+        assert_eq!(tally.planned, 4);
         assert_eq!(
             tally.heartbeat(now, Duration::from_secs(90)),
             "ferry: 1/4 images done (1 skipped, 0 failed), 1 copying, 2 waiting, 90s elapsed"
