@@ -34,7 +34,7 @@ docker_hub
 input mapping filter layout shard
 model
 reference
-exec queue scratch secret tls words
+exec memory queue scratch secret tls words
 """
 
 # The same with the moves the code shows: `cli` under `settings` (which reads it), `serve`
@@ -57,7 +57,7 @@ access
 input mapping layout shard tls
 model
 filter reference
-docker_hub exec queue scratch secret words
+docker_hub exec memory queue scratch secret words
 """
 
 PATH = re.compile(r"\bcrate::([a-z_][a-z0-9_]*)")

@@ -21,6 +21,7 @@ pub(crate) mod filter;
 pub(crate) mod input;
 pub(crate) mod layout;
 pub(crate) mod mapping;
+pub(crate) mod memory;
 pub(crate) mod model;
 pub(crate) mod plan;
 pub(crate) mod queue;
@@ -88,6 +89,7 @@ where
         Err(e) => return fail(&Error::from(e)),
     };
     init_logging(settings.verbosity, settings.log_format);
+    memory::map_large_blocks_apart();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -161,6 +161,9 @@ pub async fn sync(
     // An image found current still has its artifacts to carry.
     let follows = |job: &Job| options.signatures_for(job).is_some();
     let mut split = split_plan(entries, refused, follows);
+    // The plan's room (its lookups, entries and their names) is free now: given back to the
+    // system before the copies start, not kept by the allocator for the rest of the run.
+    crate::memory::give_back_free();
     let unlisted_count = unlisted.len();
     for (offset, result) in unlisted.into_iter().enumerate() {
         let index = planned + offset;
