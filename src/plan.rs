@@ -53,7 +53,7 @@ pub struct PlanEntry {
     pub state: State,
     pub source_digest: Option<String>,
     pub target_digest: Option<String>,
-    pub error: Option<ImageError>,
+    pub error: Option<Box<ImageError>>,
     /// Whether `error` fails the image without a copy: the source answered as no working
     /// registry does (a digest header that is no digest, a manifest past 4 MiB), or the
     /// lookups ran past `--image-timeout`. A copy by tag would only take its chances with it.
@@ -82,7 +82,7 @@ impl PlanEntry {
         );
         PlanEntry {
             state: State::Unknown,
-            error: Some(error),
+            error: Some(Box::new(error)),
             ..PlanEntry::unlooked(job)
         }
     }
@@ -468,7 +468,7 @@ fn by_source(entries: Vec<PlanEntry>) -> Vec<PlanEntry> {
 fn unlisted(job: Job, state: State, error: Option<ImageError>) -> PlanEntry {
     PlanEntry {
         state,
-        error,
+        error: error.map(Box::new),
         ..PlanEntry::unlooked(job)
     }
 }
@@ -575,7 +575,7 @@ pub async fn plan(
                     );
                     return PlanEntry {
                         state: State::Unknown,
-                        error: Some(error),
+                        error: Some(Box::new(error)),
                         fails: true,
                         looked_up_in,
                         ..PlanEntry::unlooked(job)
@@ -602,7 +602,7 @@ pub async fn plan(
                             state,
                             source_digest: source.ok().flatten(),
                             target_digest: target.ok().flatten(),
-                            error,
+                            error: error.map(Box::new),
                             fails: broken,
                             looked_up_in,
                             platform: None,
@@ -613,7 +613,7 @@ pub async fn plan(
                         state: decided.state,
                         source_digest: decided.source_digest,
                         target_digest: decided.target_digest,
-                        error: decided.error,
+                        error: decided.error.map(Box::new),
                         fails: decided.broken,
                         looked_up_in,
                         platform: decided.platform.map(Box::new),

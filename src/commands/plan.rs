@@ -159,7 +159,7 @@ pub async fn plan(settings: &PlanSettings) -> Result<Outcome, Error> {
             "unknown  {} ({}): {}",
             failed.source,
             failed.origin,
-            error_text(failed.error.as_ref())
+            error_text(failed.error.as_deref())
         ));
     }
     if settings.options.missing_only.is_some() {
@@ -276,7 +276,7 @@ pub async fn verify(settings: &PlanSettings) -> Result<Outcome, Error> {
             Verdict::Error => {
                 let error = match checks {
                     Some(Err(error)) => Some(error),
-                    _ => entry.error.as_ref(),
+                    _ => entry.error.as_deref(),
                 };
                 format!("{word:<9} {target}  {}", error_text(error))
             }
@@ -290,7 +290,7 @@ pub async fn verify(settings: &PlanSettings) -> Result<Outcome, Error> {
         say(format!(
             "{word:<9} {}  {}",
             failed.target,
-            error_text(failed.error.as_ref())
+            error_text(failed.error.as_deref())
         ));
         summary.total += 1;
         summary.problems += 1;
@@ -419,7 +419,7 @@ fn failure_lines(entries: &[PlanEntry]) -> Vec<String> {
     for entry in entries.iter().filter(explained) {
         let state = entry.state.as_str();
         let text = match &entry.error {
-            Some(_) => error_text(entry.error.as_ref()),
+            Some(_) => error_text(entry.error.as_deref()),
             None => escape::one_line(skip_reason(entry)).into_owned(),
         };
         let source = entry.job.source.to_string();
@@ -525,7 +525,10 @@ mod tests {
         };
         PlanEntry {
             state: State::Unknown,
-            error: Some(ImageError::new(FailureKind::Tls, message.to_owned())),
+            error: Some(Box::new(ImageError::new(
+                FailureKind::Tls,
+                message.to_owned(),
+            ))),
             ..PlanEntry::unlooked(job)
         }
     }

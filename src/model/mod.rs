@@ -272,7 +272,7 @@ pub struct ImageResult {
     pub counts: Counts,
     pub attempts: u32,
     pub duration: Duration,
-    pub error: Option<ImageError>,
+    pub error: Option<Box<ImageError>>,
     /// What `--platform` did to it: an index of a subset written, or the image skipped (boxed:
     /// rarely there, and every result is sent as an event).
     pub platform: Option<Box<PlatformFilter>>,
@@ -356,7 +356,7 @@ impl ImageResult {
             counts: Counts::default(),
             attempts,
             duration,
-            error: Some(error),
+            error: Some(Box::new(error)),
             platform: None,
             artifacts: None,
         }

@@ -280,7 +280,7 @@ pub fn failed_result(
         counts: Counts::default(),
         attempts: 0,
         duration: std::time::Duration::ZERO,
-        error: Some(error),
+        error: Some(Box::new(error)),
         platform: None,
         artifacts: None,
     }

@@ -96,7 +96,9 @@ impl RegistryClient {
             StatusCode::NOT_FOUND => return Ok(None),
             _ => return Err(status_error(&what, &response)),
         }
-        if let Some(media_type) = header(response.headers(), CONTENT_TYPE.as_str()) {
+        // What a source's manifest is counts its pulls at a metered registry.
+        let media_type = header(response.headers(), CONTENT_TYPE.as_str());
+        if let (Side::Source, Some(media_type)) = (side, media_type) {
             let (host, repository) = (&endpoint.host, &endpoint.repository);
             self.quota
                 .note_kind(host, repository, reference, &media_type);

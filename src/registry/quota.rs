@@ -90,7 +90,10 @@ type Kinds = HashMap<(String, String, String), bool>;
 #[derive(Default)]
 pub struct Quotas {
     hosts: Mutex<HashMap<String, HostQuota>>,
+    /// Of metered registries only: a long run's lookups elsewhere are not all remembered.
     kinds: Mutex<Kinds>,
+    /// The hosts that answered a manifest lookup.
+    answered: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Quotas {
@@ -128,6 +131,17 @@ impl Quotas {
 
     /// Records what a `HEAD` of manifest `reference` of `repository` at `host` was served as.
     pub fn note_kind(&self, host: &str, repository: &str, reference: &str, media_type: &str) {
+        {
+            let mut answered = self.answered.lock().expect("lock");
+            if !answered.contains(host) {
+                answered.insert(host.to_owned());
+            }
+        }
+        // Only a metered registry's pulls are counted (see `RegistryClient::pulls_for`); its
+        // quota headers came with this answer, before it is noted here.
+        if !self.hosts.lock().expect("lock").contains_key(host) {
+            return;
+        }
         let index = is_index(media_type);
         let key = (host.to_owned(), repository.to_owned(), reference.to_owned());
         self.kinds.lock().expect("lock").insert(key, index);
@@ -136,11 +150,7 @@ impl Quotas {
     /// Whether a manifest lookup at `host` was answered in this run (its quota headers, if it
     /// sends any, are then known).
     fn saw_manifest(&self, host: &str) -> bool {
-        self.kinds
-            .lock()
-            .expect("lock")
-            .keys()
-            .any(|(seen, _, _)| seen == host)
+        self.answered.lock().expect("lock").contains(host)
     }
 
     fn kind(&self, host: &str, repository: &str, reference: &str) -> Option<bool> {
@@ -413,6 +423,19 @@ mod tests {
             .quota
             .note("127.0.0.1:5000", 200, &answer, SystemTime::now());
         client
+    }
+
+    #[test]
+    fn only_a_metered_registrys_manifest_kinds_are_kept() {
+        let client = metered(None, "100;w=21600", "90;w=21600");
+        let image = "application/vnd.oci.image.manifest.v1+json";
+        client.quota.note_kind("127.0.0.1:5000", "a/b", "1", image);
+        client.quota.note_kind("free.example", "a/b", "1", image);
+        assert!(client.saw_manifest("127.0.0.1:5000") && client.saw_manifest("free.example"));
+        assert!(!client.saw_manifest("other.example"));
+        let kinds = client.quota.kinds.lock().unwrap();
+        assert_eq!(kinds.len(), 1, "{kinds:?}");
+        assert!(kinds.keys().all(|(host, _, _)| host == "127.0.0.1:5000"));
     }
 
     #[test]

@@ -348,7 +348,7 @@ impl Serialize for Images<'_> {
             manifests_written: r.counts.manifests_written,
             attempts: r.attempts,
             duration_ms: r.duration.as_millis(),
-            error: r.error.as_ref(),
+            error: r.error.as_deref(),
             platform: r.platform.as_deref(),
             artifacts: r.artifacts.as_deref(),
         }))
@@ -768,7 +768,7 @@ pub fn plan_json(info: &RunInfo, entries: &[PlanEntry], summary: &PlanSummary) -
             state: e.state,
             source_digest: e.source_digest.as_deref(),
             target_digest: e.target_digest.as_deref(),
-            error: e.error.as_ref(),
+            error: e.error.as_deref(),
             platform: e.platform.as_deref(),
         })
         .collect();
@@ -947,7 +947,7 @@ pub fn verify_json(
                 target_digest: e.target_digest.as_deref(),
                 error: match checks {
                     Some(Err(error)) => Some(error),
-                    _ => e.error.as_ref(),
+                    _ => e.error.as_deref(),
                 },
                 platform: e.platform.as_deref(),
                 artifacts: match checks {
@@ -1017,7 +1017,7 @@ mod tests {
             },
             attempts: 1,
             duration: Duration::from_millis(1234),
-            error: error.map(|(kind, message)| ImageError::new(kind, message)),
+            error: error.map(|(kind, message)| Box::new(ImageError::new(kind, message))),
             platform: None,
             artifacts: None,
         }

@@ -467,7 +467,7 @@ pub fn with_artifacts(
                 error.message
             );
             result.status = crate::model::Status::Failed;
-            result.error = Some(error.reworded(message));
+            result.error = Some(Box::new(error.reworded(message)));
             result.artifacts = Some(Vec::new());
             return result;
         }
@@ -492,7 +492,7 @@ pub fn with_artifacts(
             error.message
         );
         result.status = crate::model::Status::Failed;
-        result.error = Some(error.reworded(message));
+        result.error = Some(Box::new(error.reworded(message)));
     }
     result.artifacts = Some(artifacts);
     result

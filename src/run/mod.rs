@@ -563,7 +563,7 @@ fn split_plan(
             ImageResult::skipped_for_platform(&entry.job, reason, 0, Duration::ZERO)
         } else if let Some(error) = entry.error {
             // A repository whose tags could not be listed: failed as the listing did.
-            fail(error)
+            fail(*error)
         } else {
             // The registry's own words for a 404 on the manifest or the tag list.
             let message = if entry.job.source.is_whole_repository() {
@@ -1023,7 +1023,7 @@ mod tests {
         );
         let unlisted = PlanEntry {
             state: State::Unknown,
-            error: Some(error.clone()),
+            error: Some(Box::new(error.clone())),
             ..PlanEntry::unlooked(job_for(
                 "quay.io/coreos/etcd",
                 "h.example/m/quay.io/coreos/etcd",
@@ -1049,7 +1049,7 @@ mod tests {
         assert_eq!(done.len(), 1);
         let result = done[0].as_ref().unwrap();
         assert_eq!(result.status, Status::Failed);
-        assert_eq!(result.error.as_ref(), Some(&error));
+        assert_eq!(result.error.as_deref(), Some(&error));
         assert_eq!(result.attempts, 0);
     }
 
@@ -1067,7 +1067,7 @@ mod tests {
         };
         let unknown = PlanEntry {
             state: State::Unknown,
-            error: Some(error.clone()),
+            error: Some(Box::new(error.clone())),
             ..PlanEntry::unlooked(job())
         };
         let broken = PlanEntry {
@@ -1080,7 +1080,7 @@ mod tests {
         assert!(split.done[0].is_none());
         let result = split.done[1].as_ref().unwrap();
         assert_eq!(result.status, Status::Failed);
-        assert_eq!(result.error.as_ref(), Some(&error));
+        assert_eq!(result.error.as_deref(), Some(&error));
     }
 
     #[test]
