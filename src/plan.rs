@@ -519,7 +519,8 @@ pub async fn plan(
         let scout = scouts.role(&job, platforms.as_deref());
         queues[at].waiting.push_back((index, job, scout));
     }
-    drop(hosts);
+    // The roles are given: each tag holds its own end of its scout's verdict.
+    drop((hosts, scouts));
     let one = |at: usize, (index, job, scout): (usize, Job, Scout), permits: Arc<Semaphore>| {
         let client = Arc::clone(client);
         let sources = sources.clone();
@@ -742,6 +743,7 @@ impl SourceLookups {
                 .or_default() += 1;
         }
         sharers.retain(|_, n| *n > 1);
+        sharers.shrink_to_fit();
         SourceLookups(Arc::new(SharedSources {
             sharers,
             hasher,
