@@ -24,7 +24,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::exec::Stop;
+use crate::exec::{wait_for, Stop};
 use crate::filter::{DropReason, TagFilter};
 use crate::input::InputError;
 use crate::model::platform::{self, Filtered, PlatformFilter, Platforms, Recorded};
@@ -34,7 +34,7 @@ use crate::model::Origin;
 use crate::model::RetryPolicy;
 use crate::model::Side;
 use crate::model::{Job, State, Target};
-use crate::queue::Queue;
+use crate::queue::{place, Queue};
 use crate::reference::ImageRef;
 use crate::registry::RegistryClient;
 
@@ -215,7 +215,7 @@ pub async fn expand(
     retry: &RetryPolicy,
     signatures: bool,
     jobs: Vec<Job>,
-    stop: Option<&watch::Receiver<Stop>>,
+    stop: &watch::Receiver<Stop>,
 ) -> Expansion {
     let mut listings = JoinSet::new();
     // Each repository's listing, by the index of the first job that names it.
@@ -240,11 +240,11 @@ pub async fn expand(
         };
     }
     let mut listed = vec![None; jobs.len()];
-    let mut stopping = stop.cloned();
+    let mut stopping = stop.clone();
     loop {
         let joined = tokio::select! {
             biased;
-            () = stopped(stopping.as_mut()) => {
+            () = wait_for(&mut stopping, Stop::Graceful) => {
                 return Expansion {
                     jobs,
                     stopped: true,
@@ -391,7 +391,7 @@ pub async fn plan_all(
     options: &PlanOptions,
     jobs: Vec<Job>,
     lookups: Lookups,
-    stop: Option<&watch::Receiver<Stop>>,
+    stop: &watch::Receiver<Stop>,
 ) -> Result<(Vec<PlanEntry>, Vec<Dropped>), Vec<InputError>> {
     let expansion = expand(
         client,
@@ -496,7 +496,7 @@ pub async fn plan(
     image_timeout: Option<Duration>,
     missing_only: Option<&MissingOnly>,
     platforms: Option<&Platforms>,
-    stop: Option<&watch::Receiver<Stop>>,
+    stop: &watch::Receiver<Stop>,
 ) -> Vec<PlanEntry> {
     let platforms = platforms.cloned().map(Arc::new);
     let total = jobs.len();
@@ -526,18 +526,12 @@ pub async fn plan(
         let sources = sources.clone();
         let skips_source = missing_only.is_some_and(|m| m.skips_source(&job));
         let platforms = platforms.clone();
-        let mut stop = stop.cloned();
+        let mut stop = stop.clone();
         async move {
             let entry = async {
                 // Before taking a turn: a tag that waits for its repository's scout holds none.
                 let target = scout.settle().await;
                 let _permit = permits.acquire_owned().await.expect("never closed");
-                if stop
-                    .as_ref()
-                    .is_some_and(|stop| *stop.borrow() != Stop::Run)
-                {
-                    return PlanEntry::stopped(job);
-                }
                 let started = Instant::now();
                 // Boxed once its turn came: a task still waiting for one holds a few words, not
                 // the lookup's requests (LOOKUPS_QUEUED tasks per registry wait at once).
@@ -558,7 +552,7 @@ pub async fn plan(
                 };
                 let looked_up = tokio::select! {
                     biased;
-                    () = stopped(stop.as_mut()) => None,
+                    () = wait_for(&mut stop, Stop::Graceful) => None,
                     looked_up = looked_up => Some(looked_up),
                 };
                 let Some(looked_up) = looked_up else {
@@ -638,10 +632,7 @@ pub async fn plan(
     let mut entries: Vec<Option<PlanEntry>> = Vec::new();
     while let Some(joined) = lookups.join_next().await {
         let (at, index, entry) = joined.expect("a lookup task panicked");
-        if entries.len() <= index {
-            entries.resize_with(index + 1, || None);
-        }
-        entries[index] = Some(entry);
+        place(&mut entries, index, entry);
         let queue = &mut queues[at];
         queue.tasks -= 1;
         while let Some(next) = queue.next() {
@@ -690,14 +681,6 @@ impl HostQueue {
     }
 }
 
-/// Ready once a stop is asked for (`Stop::Graceful` or more); never without a receiver.
-async fn stopped(stop: Option<&mut watch::Receiver<Stop>>) {
-    match stop {
-        Some(stop) => crate::exec::wait_for(stop, Stop::Graceful).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// What the lookups of one job found.
 enum LookedUp {
     /// The target does not exist, and the source was not asked (see [`Lookups`]).
@@ -726,7 +709,7 @@ struct SharedSources {
     sharers: HashMap<u64, usize>,
     hasher: std::hash::RandomState,
     /// Each shared source's lookup, and how many of its jobs are still to be planned.
-    cells: std::sync::Mutex<HashMap<String, (SourceLookup, usize)>>,
+    cells: std::sync::Mutex<HashMap<ImageRef, (SourceLookup, usize)>>,
 }
 
 /// One source's digest lookup, and whether its registry answered as no working one does.
@@ -738,9 +721,7 @@ impl SourceLookups {
         let hasher = std::hash::RandomState::new();
         let mut sharers: HashMap<u64, usize> = HashMap::new();
         for job in jobs {
-            *sharers
-                .entry(hasher.hash_one(job.source.to_string()))
-                .or_default() += 1;
+            *sharers.entry(hasher.hash_one(&job.source)).or_default() += 1;
         }
         sharers.retain(|_, n| *n > 1);
         sharers.shrink_to_fit();
@@ -755,7 +736,7 @@ impl SourceLookups {
     /// source only one job copies.
     fn cell<T>(
         &self,
-        source: &str,
+        source: &ImageRef,
         with: impl FnOnce(&mut (SourceLookup, usize)) -> T,
     ) -> Option<T> {
         use std::hash::BuildHasher;
@@ -763,7 +744,7 @@ impl SourceLookups {
         let sharers = *shared.sharers.get(&shared.hasher.hash_one(source))?;
         let mut cells = shared.cells.lock().unwrap_or_else(|e| e.into_inner());
         let entry = cells
-            .entry(source.to_owned())
+            .entry(source.clone())
             .or_insert_with(|| (SourceLookup::default(), sharers));
         let out = with(entry);
         if entry.1 == 0 {
@@ -774,7 +755,7 @@ impl SourceLookups {
 
     /// `source`'s digest (see [`source_digest`]), asked once and shared.
     async fn digest(&self, client: &RegistryClient, source: &ImageRef) -> (Lookup, bool) {
-        let Some(cell) = self.cell(&source.to_string(), |(cell, _)| Arc::clone(cell)) else {
+        let Some(cell) = self.cell(source, |(cell, _)| Arc::clone(cell)) else {
             return source_digest(client, source).await;
         };
         cell.get_or_init(|| source_digest(client, source))
@@ -784,9 +765,7 @@ impl SourceLookups {
 
     /// A job copying `source` is planned, whether it asked the source or not.
     fn done(&self, source: &ImageRef) {
-        self.cell(&source.to_string(), |(_, left)| {
-            *left = left.saturating_sub(1)
-        });
+        self.cell(source, |(_, left)| *left = left.saturating_sub(1));
     }
 }
 

@@ -1,6 +1,7 @@
 //! A list taken from its front that gives its room back as it shrinks: the jobs of a long
 //! list moving on, one step of the run to the next, are not held twice, nor all held until
-//! the last one is taken.
+//! the last one is taken. And the other way, [`place`]: items put back in list order, room
+//! made as they come.
 
 use std::collections::VecDeque;
 
@@ -40,6 +41,15 @@ impl<T> Iterator for Queue<T> {
     }
 }
 
+/// Puts `item` at `index` of `slots`, made room for as items come: a long run's steps end
+/// about in list order, so the room grows with the run instead of all being taken at its start.
+pub fn place<T>(slots: &mut Vec<Option<T>>, index: usize, item: T) {
+    if slots.len() <= index {
+        slots.resize_with(index + 1, || None);
+    }
+    slots[index] = Some(item);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +65,15 @@ mod tests {
             queue.collect::<Vec<_>>(),
             (9_000..=10_000).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn items_placed_out_of_order_take_room_up_to_the_furthest() {
+        let mut slots = Vec::new();
+        place(&mut slots, 2, 'c');
+        place(&mut slots, 0, 'a');
+        assert_eq!(slots, [Some('a'), None, Some('c')]);
+        place(&mut slots, 1, 'b');
+        assert_eq!(slots, [Some('a'), Some('b'), Some('c')]);
     }
 }

@@ -51,10 +51,17 @@ async fn planned(settings: &PlanSettings, command: &'static str) -> Result<Plann
     let namespaces = expand_namespaces(settings, &client, &loaded.namespaces).await;
     let mut jobs = loaded.jobs;
     jobs.extend(namespaces.jobs.iter().cloned());
-    let (entries, dropped) =
-        plan::plan_all(&client, &settings.options, jobs, plan::Lookups::Both, None)
-            .await
-            .map_err(Error::Input)?;
+    // Nothing stops a plan midway: a signal ends the process (its sender is gone at once).
+    let (_, unstopped) = tokio::sync::watch::channel(crate::exec::Stop::Run);
+    let (entries, dropped) = plan::plan_all(
+        &client,
+        &settings.options,
+        jobs,
+        plan::Lookups::Both,
+        &unstopped,
+    )
+    .await
+    .map_err(Error::Input)?;
     let mut summary = PlanSummary::of(&entries, dropped.len(), client.requests_sent(), started);
     summary.throttled = client.throttled_responses();
     // A namespace line that could not be listed is an entry whose state is not known.

@@ -147,11 +147,8 @@ impl Tally {
                 ..
             } => {
                 self.planned += 1;
-                if self.names.len() <= *index {
-                    self.names.resize_with(*index + 1, || None);
-                }
-                self.names[*index] =
-                    Some(([source.as_str(), target].concat().into(), source.len()));
+                let names = ([source.as_str(), target].concat().into(), source.len());
+                crate::queue::place(&mut self.names, *index, names);
             }
             Event::LookupThrottled { registry, wait } => {
                 self.throttled = Some((registry.clone(), now + *wait));

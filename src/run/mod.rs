@@ -33,6 +33,7 @@ use crate::model::{
     Status, Summary, Target,
 };
 use crate::plan::{self, PlanEntry, PlanOptions};
+use crate::queue::place;
 use crate::reference::ImageRef;
 use crate::registry::RegistryClient;
 
@@ -118,10 +119,9 @@ pub async fn sync(
     } else {
         plan::Lookups::Both
     };
-    // A stop while planning ends it: every entry is then handed on unplanned, to be reported
-    // interrupted.
-    let (entries, _dropped) =
-        plan::plan_all(&client, &options.plan, jobs, lookups, Some(&stop)).await?;
+    // A stop while planning ends it: the entries not planned by then are handed on unplanned,
+    // to be reported interrupted.
+    let (entries, _dropped) = plan::plan_all(&client, &options.plan, jobs, lookups, &stop).await?;
     let mut stopping = stop.clone();
     let stopped = tokio::select! {
         () = async {
@@ -173,16 +173,16 @@ pub async fn sync(
             source: result.source.clone(),
             target: result.target.clone(),
         });
-        put(&mut split.done, index, result);
+        place(&mut split.done, index, result);
     }
-    for (index, result) in split.done.iter().enumerate() {
-        if let Some(result) = result {
-            events.send(Event::Finished {
-                index,
-                result: result.clone(),
-            });
-            let_events_out(index).await;
-        }
+    let known = split.done.iter().enumerate();
+    let known = known.filter_map(|(index, result)| Some((index, result.as_ref()?)));
+    for (sent, (index, result)) in known.enumerate() {
+        events.send(Event::Finished {
+            index,
+            result: result.clone(),
+        });
+        let_events_out(sent).await;
     }
     // Images found current are run for their artifacts only: no copy of theirs is to come.
     let copies: Vec<&Job> = (split.jobs.iter().zip(&split.current))
@@ -312,7 +312,7 @@ pub async fn sync(
         stop.clone(),
         finished,
         execute,
-        |index, result| put(&mut results, positions[index], result),
+        |index, result| place(&mut results, positions[index], result),
     )
     .await;
     // In place: every entry has its result now.
@@ -579,18 +579,9 @@ fn split_plan(
             };
             fail(ImageError::new(FailureKind::NotFound, message))
         };
-        put(&mut split.done, position, result);
+        place(&mut split.done, position, result);
     }
     split
-}
-
-/// Puts `result` in its place of `results`, made room for as results come: the jobs end about
-/// in order, so the room grows with the run, not all taken at its start.
-fn put(results: &mut Vec<Option<ImageResult>>, position: usize, result: ImageResult) {
-    if results.len() <= position {
-        results.resize_with(position + 1, || None);
-    }
-    results[position] = Some(result);
 }
 
 /// Carries the artifacts of `job`'s image (see [`artifacts`]) once the image is at its target

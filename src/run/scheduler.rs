@@ -215,7 +215,7 @@ pub async fn run_each<F, Fut>(
 }
 
 /// Jobs that wait for nothing but a global slot, made tasks ahead of their start (see
-/// [`run_all`]): enough that one is always ready when a slot frees, few enough that a list's
+/// [`run_each`]): enough that one is always ready when a slot frees, few enough that a list's
 /// length costs no task each.
 const QUEUED_AHEAD: usize = 64;
 
