@@ -334,7 +334,9 @@ pub async fn sync(
 
 /// Every [`EVENTS_AT_ONCE`]th event a loop sends, lets the rest of the run (the events'
 /// consumers among it) go on: a long plan's events are read as they are sent, not all held in
-/// the channel until the loop ends.
+/// the channel until the loop ends. A consumer takes at most tokio's budget of 128 channel
+/// reads and timer polls each time it runs: more events than it can take per turn would pile
+/// up by the difference every turn (100,000 events sent 256 at a time left ~50,000 queued).
 async fn let_events_out(sent: usize) {
     if sent % EVENTS_AT_ONCE == EVENTS_AT_ONCE - 1 {
         tokio::task::yield_now().await;
@@ -342,7 +344,7 @@ async fn let_events_out(sent: usize) {
 }
 
 /// See [`let_events_out`].
-const EVENTS_AT_ONCE: usize = 256;
+const EVENTS_AT_ONCE: usize = 32;
 
 /// How often a job waiting for a layout another ferry process writes looks again.
 const LAYOUT_POLL: Duration = Duration::from_millis(100);
@@ -1109,5 +1111,37 @@ mod tests {
             digest: None,
         });
         assert_eq!(throttled_at(&to_layout, Some(Side::Destination)), source);
+    }
+    /// A consumer shaped as the console's (a channel read raced against a timer) keeps up
+    /// with a long loop of events: they are not left to pile up in the channel.
+    #[tokio::test]
+    async fn events_sent_in_a_long_loop_are_read_as_they_go() {
+        let (events, mut receiver) = Events::channel();
+        let consumer = tokio::spawn(async move {
+            let (mut most, mut read) = (0, 0);
+            let beat = tokio::time::Instant::now() + Duration::from_secs(3600);
+            loop {
+                let event = tokio::select! {
+                    event = receiver.recv() => event,
+                    () = tokio::time::sleep_until(beat) => continue,
+                };
+                if event.is_none() {
+                    return (most, read);
+                }
+                read += 1;
+                most = most.max(receiver.len() + 1);
+            }
+        });
+        for sent in 0..20_000 {
+            events.send(Event::RunStarted { entries: sent });
+            let_events_out(sent).await;
+        }
+        drop(events);
+        let (most, read) = consumer.await.unwrap();
+        assert_eq!(read, 20_000);
+        assert!(
+            most <= 2 * EVENTS_AT_ONCE,
+            "{most} events were queued at once"
+        );
     }
 }
