@@ -163,12 +163,12 @@ async fn one_run(
 /// The catalog of a run that finished, for `/catalog` and `/catalog.md`.
 fn publish_catalog(
     info: &RunInfo,
-    results: &[crate::model::ImageResult],
+    results: &crate::model::Results,
     summary: crate::model::Summary,
     pages: &http::Pages,
 ) {
-    let report = json_report(info, results, summary);
-    let catalog = serde_json::from_str(&report)
+    let catalog = json_report(info, results, summary)
+        .and_then(|report| serde_json::from_str(&report).map_err(std::io::Error::from))
         .map_err(|e| e.to_string())
         .and_then(|report| catalog::from_reports(&[("the last run's report".to_owned(), report)]));
     match catalog {

@@ -2,7 +2,7 @@
 //! what one artifact is ([`ArtifactKind`]: one of cosign's tags, or an OCI 1.1 referrer), and
 //! what became of it ([`ArtifactResult`], counted in [`ArtifactCounts`]).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ImageError;
 
@@ -10,7 +10,7 @@ use super::ImageError;
 pub const COSIGN_SUFFIXES: [&str; 3] = ["sig", "att", "sbom"];
 
 /// What kind of artifact belongs to an image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ArtifactKind {
     /// cosign's `sha256-<hex>.sig`.
@@ -45,7 +45,7 @@ impl ArtifactKind {
 }
 
 /// What became of one artifact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ArtifactState {
     /// Copied in this run.
@@ -77,7 +77,7 @@ impl ArtifactState {
 }
 
 /// One artifact of an image, and what became of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArtifactResult {
     pub kind: ArtifactKind,
     /// The digest it belongs to: the image's own, or one of its platforms'.
@@ -112,10 +112,15 @@ pub struct ArtifactCounts {
 impl ArtifactCounts {
     pub fn of<'a>(artifacts: impl IntoIterator<Item = &'a ArtifactResult>) -> ArtifactCounts {
         let mut counts = ArtifactCounts::default();
-        for artifact in artifacts {
-            *counts.slot(artifact.state) += 1;
-        }
+        counts.add(artifacts);
         counts
+    }
+
+    /// Counts `artifacts` in.
+    pub fn add<'a>(&mut self, artifacts: impl IntoIterator<Item = &'a ArtifactResult>) {
+        for artifact in artifacts {
+            *self.slot(artifact.state) += 1;
+        }
     }
 
     pub fn get(&self, state: ArtifactState) -> usize {

@@ -2,12 +2,12 @@
 //! it. What the error says (its kind, the side and host it is on, whether another attempt may
 //! fare better) is decided once, by whoever saw the failure; the run only reads the fields.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Side;
 
 /// Why an image failed, decided in one place from the engine's own words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FailureKind {
     /// The source image, tag or repository does not exist.
@@ -67,7 +67,7 @@ impl std::fmt::Display for FailureKind {
 
 /// Why one attempt at an image (or a lookup for it) failed. Reports show the kind and the
 /// message; the other fields are for the run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageError {
     pub kind: FailureKind,
     /// Which end of the copy failed, when it is known: a 429 is waited out at that registry's

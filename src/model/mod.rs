@@ -6,6 +6,7 @@
 mod artifact;
 mod failure;
 pub mod platform;
+mod results;
 mod retry;
 
 pub use self::artifact::{
@@ -13,6 +14,7 @@ pub use self::artifact::{
     Referrers, Selection, COSIGN_SUFFIXES,
 };
 pub use self::failure::{unresolvable_host, FailureKind, ImageError};
+pub use self::results::Results;
 pub use self::retry::{jitter, RetryPolicy};
 
 use std::fmt;
@@ -33,7 +35,7 @@ pub enum Side {
 }
 
 /// A position in an input file, shown as `FILE:LINE`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Origin {
     pub file: std::sync::Arc<str>,
     pub line: usize,
@@ -218,7 +220,7 @@ pub struct Progress {
 }
 
 /// What a copy did, as its engine reported it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub blobs_copied: u32,
     pub blobs_reused: u32,
@@ -229,7 +231,7 @@ pub struct Counts {
     pub bytes_copied: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Synced,
@@ -238,8 +240,8 @@ pub enum Status {
 }
 
 /// How a result's job is written as a list line ([`Job::as_list_line`]), kept in as little
-/// as that takes: a run holds every result until its report is written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// as that takes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ListLine {
     /// `SOURCE TARGET`: the job's target is a registry's.
     SourceAndTarget,
@@ -259,8 +261,8 @@ impl ListLine {
     }
 }
 
-/// The outcome of one job.
-#[derive(Debug, Clone)]
+/// The outcome of one job (kept by a run in [`Results`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImageResult {
     pub origin: Origin,
     pub source: String,
@@ -379,18 +381,30 @@ pub struct Summary {
 }
 
 impl Summary {
+    #[cfg(test)]
     pub fn of(results: &[ImageResult], duration: Duration, interrupted: bool) -> Summary {
-        let count = |status| results.iter().filter(|r| r.status == status).count();
-        Summary {
-            total: results.len(),
-            synced: count(Status::Synced),
-            skipped: count(Status::Skipped),
-            failed: count(Status::Failed),
+        let mut summary = Summary {
             duration_ms: duration.as_millis(),
             interrupted,
-            artifacts: results.iter().any(|r| r.artifacts.is_some()).then(|| {
-                ArtifactCounts::of(results.iter().flat_map(|r| r.artifacts.iter().flatten()))
-            }),
+            ..Summary::default()
+        };
+        for result in results {
+            summary.add(result);
+        }
+        summary
+    }
+
+    /// Counts `result` in.
+    pub fn add(&mut self, result: &ImageResult) {
+        self.total += 1;
+        match result.status {
+            Status::Synced => self.synced += 1,
+            Status::Skipped => self.skipped += 1,
+            Status::Failed => self.failed += 1,
+        }
+        if let Some(artifacts) = &result.artifacts {
+            let counts = self.artifacts.get_or_insert_with(ArtifactCounts::default);
+            counts.add(artifacts);
         }
     }
 }

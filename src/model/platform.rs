@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Job, Target};
@@ -164,7 +164,7 @@ pub fn applies_to(job: &Job) -> bool {
 }
 
 /// What a platform filter did to one image, for the plan, the results and the reports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "kebab-case")]
 pub enum PlatformFilter {
     /// The target holds (or was given) an index of just `platforms`, recording `upstream`,

@@ -25,7 +25,7 @@ use crate::reference::ImageRef;
 use crate::input::InputFormat;
 use crate::model::{
     ArtifactCounts, ArtifactResult, ArtifactState, FailureKind, ImageError, ImageResult, Rerun,
-    Status, Summary,
+    Results, Status, Summary,
 };
 use crate::shard::Shard;
 use crate::words::count;
@@ -241,25 +241,29 @@ pub fn destination_of<'a>(target: &str, destinations: &'a [String]) -> Option<&'
 
 /// With several destinations, a line per destination that counts its entries, e.g.
 /// `to h.example/m: 2 synced, 0 skipped, 1 failed`; none for one destination.
-pub fn destination_lines(results: &[ImageResult], destinations: &[String]) -> Vec<String> {
-    destinations
-        .iter()
-        .map(|label| {
-            let count = |status| {
-                results
-                    .iter()
-                    .filter(|r| {
-                        r.status == status
-                            && destination_of(&r.target, destinations) == Some(label.as_str())
-                    })
-                    .count()
+pub fn destination_lines(results: &Results, destinations: &[String]) -> Vec<String> {
+    if destinations.is_empty() {
+        return Vec::new();
+    }
+    // Synced, skipped and failed, by destination.
+    let mut counts = vec![[0usize; 3]; destinations.len()];
+    for result in results.iter().flatten() {
+        let Some(label) = destination_of(&result.target, destinations) else {
+            continue;
+        };
+        let at = destinations.iter().position(|d| d == label);
+        if let Some(count) = at.and_then(|at| counts.get_mut(at)) {
+            let slot = match result.status {
+                Status::Synced => 0,
+                Status::Skipped => 1,
+                Status::Failed => 2,
             };
-            format!(
-                "to {label}: {} synced, {} skipped, {} failed",
-                count(Status::Synced),
-                count(Status::Skipped),
-                count(Status::Failed)
-            )
+            count[slot] += 1;
+        }
+    }
+    (destinations.iter().zip(counts))
+        .map(|(label, [synced, skipped, failed])| {
+            format!("to {label}: {synced} synced, {skipped} skipped, {failed} failed")
         })
         .collect()
 }
@@ -330,15 +334,28 @@ fn write_json<E: Serialize, S: Serialize>(
 /// A sync's results as the report's `images`, each made as it is written.
 struct Images<'a> {
     info: &'a RunInfo,
-    results: &'a [ImageResult],
+    results: &'a Results,
 }
 
 impl Serialize for Images<'_> {
+    /// Read back one by one: the report is written without holding its images.
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.results.iter().map(|r| JsonImage {
+        use serde::ser::{Error, SerializeSeq};
+        let mut images = serializer.serialize_seq(Some(self.results.len()))?;
+        for result in self.results.iter() {
+            let result = result.map_err(|e| S::Error::custom(format!("a result is lost: {e}")))?;
+            images.serialize_element(&JsonImage::of(&result, self.info))?;
+        }
+        images.end()
+    }
+}
+
+impl<'a> JsonImage<'a> {
+    fn of(r: &'a ImageResult, info: &'a RunInfo) -> JsonImage<'a> {
+        JsonImage {
             source: &r.source,
             target: &r.target,
-            destination: destination_of(&r.target, &self.info.destinations),
+            destination: destination_of(&r.target, &info.destinations),
             origin: r.origin.to_string(),
             list_line: r.list_line(),
             status: r.status,
@@ -351,7 +368,7 @@ impl Serialize for Images<'_> {
             error: r.error.as_deref(),
             platform: r.platform.as_deref(),
             artifacts: r.artifacts.as_deref(),
-        }))
+        }
     }
 }
 
@@ -382,8 +399,10 @@ struct JsonImage<'a> {
 }
 
 /// The JSON report of a sync as a string.
-pub fn json_report(info: &RunInfo, results: &[ImageResult], summary: Summary) -> String {
-    json_text(info, Images { info, results }, summary)
+pub fn json_report(info: &RunInfo, results: &Results, summary: Summary) -> io::Result<String> {
+    let mut text = Vec::new();
+    write_json(&mut text, info, Images { info, results }, summary)?;
+    String::from_utf8(text).map_err(io::Error::other)
 }
 
 /// One entry of a failed list: its list line, where it came from and why it is there.
@@ -477,34 +496,33 @@ pub fn failed_list_text(
 /// The failed images of a sync as a failed list (see [`failed_list_text`]); when some of them
 /// had `--signatures` (or their input's `signatures:` key, which a list line cannot say), the
 /// rerun's command takes it too.
-pub fn failed_list(results: &[ImageResult], rerun: &Rerun, file: Option<&Path>) -> String {
-    let failed = results.iter().filter(|r| r.status == Status::Failed);
-    let mut rerun = rerun.clone();
-    if failed.clone().any(|r| r.artifacts.is_some())
-        && !rerun.flags.iter().any(|f| f.starts_with("--signatures"))
-    {
-        rerun.flags.push("--signatures".to_owned());
-    }
-    let rerun = &rerun;
-    let lines: Vec<FailedLine> = results
-        .iter()
-        .filter(|r| r.status == Status::Failed)
-        .map(|r| FailedLine {
-            list_line: r.list_line().into_owned(),
-            origin: r.origin.to_string(),
-            reason: r
-                .error
-                .as_ref()
+pub fn failed_list(results: &Results, rerun: &Rerun, file: Option<&Path>) -> io::Result<String> {
+    let mut lines = Vec::new();
+    let mut artifacts = false;
+    for result in results.iter() {
+        let result = result?;
+        if result.status != Status::Failed {
+            continue;
+        }
+        artifacts |= result.artifacts.is_some();
+        lines.push(FailedLine {
+            list_line: result.list_line().into_owned(),
+            origin: result.origin.to_string(),
+            reason: (result.error.as_ref())
                 .map_or("failed", |e| e.kind.as_str())
                 .to_owned(),
-        })
-        .collect();
-    failed_list_text(
+        });
+    }
+    let mut rerun = rerun.clone();
+    if artifacts && !rerun.flags.iter().any(|f| f.starts_with("--signatures")) {
+        rerun.flags.push("--signatures".to_owned());
+    }
+    Ok(failed_list_text(
         "images that failed in the last ferry run",
         &lines,
-        rerun,
+        &rerun,
         file,
-    )
+    ))
 }
 
 /// One event as the fields of a JSON log line for `--log-format json` (see [`log::event`]),
@@ -622,7 +640,7 @@ pub struct Outputs {
 
 impl Outputs {
     /// Writes both files; the error names the one that could not be written.
-    pub fn write(&self, results: &[ImageResult], summary: Summary) -> Result<(), String> {
+    pub fn write(&self, results: &Results, summary: Summary) -> Result<(), String> {
         if let Some(path) = &self.report {
             let info = &self.info;
             write_with(path, |out| {
@@ -631,7 +649,8 @@ impl Outputs {
             .map_err(|e| format!("cannot write the report {}: {e}", path.display()))?;
         }
         if let Some(path) = &self.failed_list {
-            write_file(path, &failed_list(results, &self.info.rerun, Some(path)))
+            failed_list(results, &self.info.rerun, Some(path))
+                .and_then(|text| write_file(path, &text))
                 .map_err(|e| format!("cannot write the failed list {}: {e}", path.display()))?;
         }
         Ok(())
@@ -994,6 +1013,11 @@ pub fn artifact_label(found: &Found) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A sync's report of `results`, as the run's end writes it.
+    fn report_of(info: &RunInfo, results: &[ImageResult], summary: Summary) -> String {
+        json_report(info, &Results::of(results.to_vec()), summary).unwrap()
+    }
     use crate::model::Counts;
     use crate::model::Origin;
 
@@ -1082,7 +1106,7 @@ mod tests {
             "skipped (platform) h.example/m/docker.io/library/nginx:1.25  1.2s  the source is \
              an image for linux/amd64 only\\x1b[2J"
         );
-        let json = json_report(
+        let json = report_of(
             &RunInfo {
                 command: "sync",
                 shard: None,
@@ -1152,7 +1176,7 @@ mod tests {
             rerun: Rerun::default(),
         };
         let report: serde_json::Value =
-            serde_json::from_str(&json_report(&info, &results, summary)).unwrap();
+            serde_json::from_str(&report_of(&info, &results, summary)).unwrap();
         let listed = &report["images"][0]["artifacts"];
         assert_eq!(listed[1]["kind"], "referrer");
         assert_eq!(listed[1]["state"], "needs-native");
@@ -1161,7 +1185,7 @@ mod tests {
         assert_eq!(report["summary"]["artifacts"]["needs_native"], 1);
         // Without --signatures, neither says a word of artifacts.
         let plain = [result(Status::Synced, None)];
-        let report: serde_json::Value = serde_json::from_str(&json_report(
+        let report: serde_json::Value = serde_json::from_str(&report_of(
             &info,
             &plain,
             Summary::of(&plain, Duration::ZERO, false),
@@ -1303,7 +1327,7 @@ mod tests {
             },
         };
         let value: serde_json::Value =
-            serde_json::from_str(&json_report(&info, &results, summary)).unwrap();
+            serde_json::from_str(&report_of(&info, &results, summary)).unwrap();
         // The report says what wrote it, of which shard, of which input.
         assert_eq!(value["command"], "sync");
         assert_eq!(
@@ -1383,13 +1407,13 @@ mod tests {
         ];
         let two = [destinations[0].clone(), destinations[2].clone()];
         assert_eq!(
-            destination_lines(&results, &two),
+            destination_lines(&Results::of(results.clone()), &two),
             [
                 "to h.example/m: 1 synced, 1 skipped, 0 failed",
                 "to k.example:5000: 1 synced, 0 skipped, 1 failed"
             ]
         );
-        assert!(destination_lines(&results, &[]).is_empty());
+        assert!(destination_lines(&Results::of(results.clone()), &[]).is_empty());
         let info = RunInfo {
             command: "sync",
             shard: None,
@@ -1400,7 +1424,7 @@ mod tests {
         };
         let summary = Summary::of(&results, Duration::from_millis(10), false);
         let value: serde_json::Value =
-            serde_json::from_str(&json_report(&info, &results, summary)).unwrap();
+            serde_json::from_str(&report_of(&info, &results, summary)).unwrap();
         assert_eq!(value["destination"], "h.example/m, k.example:5000");
         let named: Vec<&str> = value["images"]
             .as_array()
@@ -1503,7 +1527,7 @@ mod tests {
             dest_dir: Some("my mirror".to_owned()),
             ..Rerun::default()
         };
-        let text = failed_list(&results, &rerun, None);
+        let text = failed_list(&Results::of(results.clone()), &rerun, None).unwrap();
         assert!(
             text.starts_with(
                 "# images that failed in the last ferry run; feed back with: \

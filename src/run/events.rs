@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::model::{FailureKind, ImageResult, Progress, State, Summary};
+use crate::model::{FailureKind, ImageResult, Progress, Results, State, Summary};
 
 /// One thing that happened in a run. `index` is the entry's place in the plan (list order,
 /// whole repositories expanded), the same for every event of one entry.
@@ -51,9 +51,9 @@ pub enum Event {
     },
     /// An entry is done: synced, skipped or failed.
     Finished { index: usize, result: ImageResult },
-    /// Every entry is done; `results` in plan order.
+    /// Every entry is done; `results` by plan order.
     RunFinished {
-        results: Vec<ImageResult>,
+        results: std::sync::Arc<Results>,
         summary: Summary,
     },
 }

@@ -29,11 +29,10 @@ use crate::input::InputError;
 use crate::layout::{LayoutLock, Tidy};
 use crate::model::platform::PlatformFilter;
 use crate::model::{
-    Destination, FailureKind, ImageError, ImageResult, Job, RetryPolicy, Selection, Side, State,
-    Status, Summary, Target,
+    Destination, FailureKind, ImageError, ImageResult, Job, Results, RetryPolicy, Selection, Side,
+    State, Status, Summary, Target,
 };
 use crate::plan::{self, PlanEntry, PlanOptions};
-use crate::queue::place;
 use crate::reference::ImageRef;
 use crate::registry::RegistryClient;
 
@@ -144,45 +143,53 @@ pub async fn sync(
             client.throttled_responses()
         );
     }
-    for (index, entry) in entries.iter().enumerate() {
-        events.send(Event::Planned {
-            index,
-            state: entry.state,
-            source: entry.job.source.to_string(),
-            target: entry.job.target.to_string(),
-        });
-        let_events_out(index).await;
-    }
     let targets: Vec<&Target> = entries.iter().map(|e| &e.job.target).collect();
     engine.before_run(&targets);
+    drop(targets);
 
     let planned = entries.len();
     let refused = |job: &Job| refused_credentials(&client, job);
     // An image found current still has its artifacts to carry.
     let follows = |job: &Job| options.signatures_for(job).is_some();
-    let mut split = split_plan(entries, refused, follows);
+    // Each entry is told planned as it is split, and, when its result is known already, done:
+    // neither the entries nor their results are all held at once (the plan's room is given
+    // back as its entries are taken, results go to `Results`).
+    let mut split = Split::default();
+    let mut results = Results::new();
+    let mut sent = 0;
+    let mut tell = |event: Event| {
+        events.send(event);
+        sent += 1;
+        let_events_out(sent)
+    };
+    for (index, entry) in crate::queue::Queue::from(entries).enumerate() {
+        tell(Event::Planned {
+            index,
+            state: entry.state,
+            source: entry.job.source.to_string(),
+            target: entry.job.target.to_string(),
+        })
+        .await;
+        if let Some(result) = split.take(index, entry, refused, follows) {
+            results.put(index, &result);
+            tell(Event::Finished { index, result }).await;
+        }
+    }
     // The plan's room (its lookups, entries and their names) is free now: given back to the
     // system before the copies start, not kept by the allocator for the rest of the run.
     crate::memory::give_back_free();
     let unlisted_count = unlisted.len();
     for (offset, result) in unlisted.into_iter().enumerate() {
         let index = planned + offset;
-        events.send(Event::Planned {
+        tell(Event::Planned {
             index,
             state: State::Unknown,
             source: result.source.clone(),
             target: result.target.clone(),
-        });
-        place(&mut split.done, index, result);
-    }
-    let known = split.done.iter().enumerate();
-    let known = known.filter_map(|(index, result)| Some((index, result.as_ref()?)));
-    for (sent, (index, result)) in known.enumerate() {
-        events.send(Event::Finished {
-            index,
-            result: result.clone(),
-        });
-        let_events_out(sent).await;
+        })
+        .await;
+        results.put(index, &result);
+        tell(Event::Finished { index, result }).await;
     }
     // Images found current are run for their artifacts only: no copy of theirs is to come.
     let copies: Vec<&Job> = (split.jobs.iter().zip(&split.current))
@@ -305,30 +312,27 @@ pub async fn sync(
             });
         })
     };
-    let mut results = split.done;
     scheduler::run_each(
         split.jobs,
         &limits,
         stop.clone(),
         finished,
         execute,
-        |index, result| place(&mut results, positions[index], result),
+        |index, result| results.put(positions[index], &result),
     )
     .await;
-    // In place: every entry has its result now.
     assert_eq!(
         results.len(),
         planned + unlisted_count,
         "every entry has a result"
     );
-    let results: Vec<ImageResult> = results
-        .into_iter()
-        .map(|result| result.expect("every entry has a result"))
-        .collect();
     reread_quotas(&client, &results).await;
     let interrupted = *stop.borrow() != Stop::Run;
-    let summary = Summary::of(&results, started.elapsed(), interrupted);
-    events.send(Event::RunFinished { results, summary });
+    let summary = results.summary(started.elapsed(), interrupted);
+    events.send(Event::RunFinished {
+        results: Arc::new(results),
+        summary,
+    });
     Ok(RunOutcome { summary })
 }
 
@@ -475,13 +479,14 @@ async fn read_quotas(client: &Arc<RegistryClient>, entries: &[PlanEntry]) {
 /// Asks each metered registry that copies pulled from what it has left now: one `HEAD`, which
 /// it does not count (skopeo's and crane's pulls go past ferry's client, which would otherwise
 /// report what was left before them).
-async fn reread_quotas(client: &Arc<RegistryClient>, results: &[ImageResult]) {
+async fn reread_quotas(client: &Arc<RegistryClient>, results: &Results) {
     let metered: Vec<String> = client.quotas().into_iter().map(|(host, _)| host).collect();
     if metered.is_empty() {
         return;
     }
     let mut probes: BTreeMap<String, ImageRef> = BTreeMap::new();
-    for result in results.iter().filter(|r| r.status == Status::Synced) {
+    let results = results.iter().flatten();
+    for result in results.filter(|r| r.status == Status::Synced) {
         let Ok(source) = ImageRef::parse(&result.source) else {
             continue;
         };
@@ -502,7 +507,8 @@ async fn reread_quotas(client: &Arc<RegistryClient>, results: &[ImageResult]) {
 }
 
 /// A plan split into the jobs that need a copy (with their planned source digests and their
-/// positions in the plan) and the results already known (with their positions).
+/// positions in the plan), entry by entry (see [`Split::take`]).
+#[derive(Default)]
 struct Split {
     jobs: Vec<Job>,
     digests: Vec<Option<String>>,
@@ -511,45 +517,37 @@ struct Split {
     positions: Vec<usize>,
     /// Whether each job is an image found current, run only for its artifacts.
     current: Vec<bool>,
-    /// Every entry's result by its position: those already known, and room for the jobs'.
-    done: Vec<Option<ImageResult>>,
 }
 
-/// Splits a plan: current targets are skipped (but run for their artifacts where `follows`
-/// says they have some to carry), missing sources failed, and so are jobs whose credentials
-/// `refused` says a registry already turned down (a copy would only send them again).
-fn split_plan(
-    entries: Vec<PlanEntry>,
-    refused: impl Fn(&Job) -> Option<String>,
-    follows: impl Fn(&Job) -> bool,
-) -> Split {
-    let mut split = Split {
-        jobs: Vec::new(),
-        digests: Vec::new(),
-        spent: Vec::new(),
-        positions: Vec::new(),
-        current: Vec::new(),
-        done: Vec::new(),
-    };
-    // The plan's room is given back as its entries are split.
-    for (position, entry) in crate::queue::Queue::from(entries).enumerate() {
+impl Split {
+    /// Takes the plan's entry at `position`: a job to run, or its result now. Current targets
+    /// are skipped (but run for their artifacts where `follows` says they have some to
+    /// carry), missing sources failed, and so are jobs whose credentials `refused` says a
+    /// registry already turned down (a copy would only send them again).
+    fn take(
+        &mut self,
+        position: usize,
+        entry: PlanEntry,
+        refused: impl Fn(&Job) -> Option<String>,
+        follows: impl Fn(&Job) -> bool,
+    ) -> Option<ImageResult> {
         let refusal = entry.needs_copy().then(|| refused(&entry.job)).flatten();
         let current = entry.state == State::Current && follows(&entry.job);
         if (entry.needs_copy() && refusal.is_none()) || current {
-            split.jobs.push(entry.job);
+            self.jobs.push(entry.job);
             // An image found current under --missing-only was not asked of the source: its
             // artifacts are those of the digest the destination holds.
-            split.digests.push(match current {
+            self.digests.push(match current {
                 true => entry.source_digest.or(entry.target_digest),
                 false => entry.source_digest,
             });
-            split.spent.push(entry.looked_up_in);
-            split.positions.push(position);
-            split.current.push(current);
-            continue;
+            self.spent.push(entry.looked_up_in);
+            self.positions.push(position);
+            self.current.push(current);
+            return None;
         }
         let fail = |error| ImageResult::failed(&entry.job, error, 0, Duration::ZERO);
-        let result = if let Some(message) = refusal {
+        Some(if let Some(message) = refusal {
             fail(ImageError::new(FailureKind::Unauthorized, message))
         } else if entry.state == State::Current {
             // Under --missing-only the source was not asked: the target's digest is the one.
@@ -580,10 +578,8 @@ fn split_plan(
                 )
             };
             fail(ImageError::new(FailureKind::NotFound, message))
-        };
-        place(&mut split.done, position, result);
+        })
     }
-    split
 }
 
 /// Carries the artifacts of `job`'s image (see [`artifacts`]) once the image is at its target
@@ -1008,6 +1004,20 @@ mod tests {
         }
     }
 
+    /// `entries` split as the run splits them: the jobs to run, and each known result by its
+    /// position.
+    fn split_plan(
+        entries: Vec<PlanEntry>,
+        refused: impl Fn(&Job) -> Option<String> + Copy,
+        follows: impl Fn(&Job) -> bool + Copy,
+    ) -> (Split, Vec<Option<ImageResult>>) {
+        let mut split = Split::default();
+        let done = (entries.into_iter().enumerate())
+            .map(|(position, entry)| split.take(position, entry, refused, follows))
+            .collect();
+        (split, done)
+    }
+
     #[test]
     fn a_repository_that_could_not_be_listed_fails_and_is_never_copied() {
         let error = crate::model::ImageError::new(
@@ -1029,17 +1039,16 @@ mod tests {
                 "h.example/m/quay.io/coreos/etcd:v3",
             ))
         };
-        let Split {
-            jobs,
-            positions,
+        let (
+            Split {
+                jobs, positions, ..
+            },
             done,
-            ..
-        } = split_plan(vec![unlisted, tag], |_| None, |_| false);
+        ) = split_plan(vec![unlisted, tag], |_| None, |_| false);
         assert_eq!(jobs.len(), 1);
         assert_eq!(jobs[0].source.to_string(), "quay.io/coreos/etcd:v3");
         assert_eq!(positions, [1]);
-        // Room up to the last result known, the copy's to come.
-        assert_eq!(done.len(), 1);
+        assert!(done[1].is_none(), "the copy's result is to come");
         let result = done[0].as_ref().unwrap();
         assert_eq!(result.status, Status::Failed);
         assert_eq!(result.error.as_deref(), Some(&error));
@@ -1067,11 +1076,11 @@ mod tests {
             fails: true,
             ..unknown.clone()
         };
-        let split = split_plan(vec![unknown, broken], |_| None, |_| false);
+        let (split, done) = split_plan(vec![unknown, broken], |_| None, |_| false);
         // A lookup that failed otherwise leaves it to the copy.
         assert_eq!(split.positions, [0]);
-        assert!(split.done[0].is_none());
-        let result = split.done[1].as_ref().unwrap();
+        assert!(done[0].is_none());
+        let result = done[1].as_ref().unwrap();
         assert_eq!(result.status, Status::Failed);
         assert_eq!(result.error.as_deref(), Some(&error));
     }

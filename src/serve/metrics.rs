@@ -18,7 +18,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::model::{ArtifactCounts, ArtifactState, ImageResult, Status, Summary};
+use crate::model::{ArtifactCounts, ArtifactState, ImageResult, Results, Status, Summary};
 use crate::run::events::Event;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -374,11 +374,12 @@ impl Metrics {
     }
 
     /// The last run's counts, from its `RunFinished` event.
-    fn run_ended(&self, summary: &Summary, results: &[ImageResult]) {
+    fn run_ended(&self, summary: &Summary, results: &Results) {
         self.set_last_run(&[summary.synced, summary.skipped, summary.failed]);
         self.set_last_artifacts(&summary.artifacts.unwrap_or_default());
         self.last_failures.clear();
-        for error in results.iter().filter_map(|r| r.error.as_ref()) {
+        let results = results.iter().flatten();
+        for error in results.filter_map(|r| r.error) {
             self.last_failures
                 .get_or_create(&KindLabel {
                     kind: error.kind.to_string(),
@@ -467,6 +468,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     /// The value of the sample line `series` (name and labels as rendered), if there is one.
     fn sample(text: &str, series: &str) -> Option<f64> {
@@ -519,7 +521,7 @@ mod tests {
             Duration::ZERO,
         );
         metrics.event(&Event::RunFinished {
-            results: vec![failed],
+            results: Arc::new(Results::of([failed])),
             summary,
         });
         let at = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
@@ -633,7 +635,7 @@ mod tests {
         }
         metrics.event(&Event::RunFinished {
             summary: Summary::of(&results, Duration::ZERO, false),
-            results,
+            results: Arc::new(Results::of(results)),
         });
         let text = metrics.render();
         assert_eq!(
