@@ -447,22 +447,33 @@ pub async fn plan_all(
 /// each destination, then the next tag's), so that what they share is read while it is
 /// wanted: entries in the order of the first entry of their line and source, else as they
 /// are. With one destination a line names each source once, and nothing moves.
-fn by_source(entries: Vec<PlanEntry>) -> Vec<PlanEntry> {
-    let keys: Vec<usize> = {
-        let mut first: HashMap<(&Origin, &ImageRef), usize> = HashMap::new();
-        entries
+fn by_source(mut entries: Vec<PlanEntry>) -> Vec<PlanEntry> {
+    // Entries are in list order: a line's entries are side by side, and only they move
+    // among themselves. Nothing the size of the whole plan is made for it.
+    let mut start = 0;
+    while start < entries.len() {
+        let origin = &entries[start].job.origin;
+        let length = entries[start..]
             .iter()
-            .enumerate()
-            .map(|(index, e)| *first.entry((&e.job.origin, &e.job.source)).or_insert(index))
-            .collect()
-    };
-    if keys.iter().enumerate().all(|(index, key)| *key == index) {
-        return entries;
+            .take_while(|e| &e.job.origin == origin)
+            .count();
+        let line = &mut entries[start..start + length];
+        start += length;
+        if line.len() < 3 {
+            continue;
+        }
+        let mut first: HashMap<ImageRef, usize> = HashMap::new();
+        let mut moves = false;
+        for (index, entry) in line.iter().enumerate() {
+            let at = *first.entry(entry.job.source.clone()).or_insert(index);
+            moves |= at != index && line[index - 1].job.source != entry.job.source;
+        }
+        // Stable: a source's copies keep the destinations' order.
+        if moves {
+            line.sort_by_key(|e| first[&e.job.source]);
+        }
     }
-    let mut keyed: Vec<(usize, PlanEntry)> = keys.into_iter().zip(entries).collect();
-    // Stable: a source's copies keep the destinations' order.
-    keyed.sort_by_key(|(key, _)| *key);
-    keyed.into_iter().map(|(_, entry)| entry).collect()
+    entries
 }
 
 fn unlisted(job: Job, state: State, error: Option<ImageError>) -> PlanEntry {
