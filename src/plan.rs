@@ -28,11 +28,11 @@ use crate::exec::{wait_for, Stop};
 use crate::filter::{DropReason, TagFilter};
 use crate::input::InputError;
 use crate::model::platform::{self, Filtered, PlatformFilter, Platforms, Recorded};
-use crate::model::FailureKind;
 use crate::model::ImageError;
 use crate::model::Origin;
 use crate::model::RetryPolicy;
 use crate::model::Side;
+use crate::model::{Digest, FailureKind};
 use crate::model::{Job, State, Target};
 use crate::queue::{place, Queue};
 use crate::reference::ImageRef;
@@ -51,8 +51,8 @@ const SCOUTED_TAGS: usize = 3;
 pub struct PlanEntry {
     pub job: Job,
     pub state: State,
-    pub source_digest: Option<String>,
-    pub target_digest: Option<String>,
+    pub source_digest: Option<Digest>,
+    pub target_digest: Option<Digest>,
     pub error: Option<Box<ImageError>>,
     /// Whether `error` fails the image without a copy: the source answered as no working
     /// registry does (a digest header that is no digest, a manifest past 4 MiB), or the
@@ -594,7 +594,7 @@ pub async fn plan(
                     },
                     LookedUp::Present(digest) => PlanEntry {
                         state: State::Current,
-                        target_digest: Some(digest),
+                        target_digest: Some(Digest::new(&digest)),
                         looked_up_in,
                         ..PlanEntry::unlooked(job)
                     },
@@ -606,8 +606,8 @@ pub async fn plan(
                         let (state, error) = decide(&source, &target);
                         PlanEntry {
                             state,
-                            source_digest: source.ok().flatten(),
-                            target_digest: target.ok().flatten(),
+                            source_digest: source.ok().flatten().map(Digest::from),
+                            target_digest: target.ok().flatten().map(Digest::from),
                             error: error.map(Box::new),
                             fails: broken,
                             looked_up_in,
@@ -617,8 +617,8 @@ pub async fn plan(
                     }
                     LookedUp::Decided(decided) => PlanEntry {
                         state: decided.state,
-                        source_digest: decided.source_digest,
-                        target_digest: decided.target_digest,
+                        source_digest: decided.source_digest.map(Digest::from),
+                        target_digest: decided.target_digest.map(Digest::from),
                         error: decided.error.map(Box::new),
                         fails: decided.broken,
                         looked_up_in,

@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::{expand_namespaces, load, say, say_err, Namespaced};
 use crate::error::{Error, Outcome};
 use crate::model::platform::PlatformFilter;
-use crate::model::ImageError;
+use crate::model::{Digest, ImageError};
 use crate::model::{Selection, State, Target};
 use crate::plan::artifacts::{Held, Lookups};
 use crate::plan::namespace::Discovery;
@@ -368,7 +368,7 @@ async fn check_artifacts(
             let (Some(selection), State::Current, Some(digest), Target::Registry(target)) = (
                 selection,
                 entry.state,
-                entry.target_digest.as_deref(),
+                entry.target_digest.as_ref().map(Digest::to_string),
                 &entry.job.target,
             ) else {
                 return None;
@@ -376,7 +376,7 @@ async fn check_artifacts(
             let source = entry.job.source.repository();
             Some(
                 lookups
-                    .check(client, &source, &target.repository(), digest, &selection)
+                    .check(client, &source, &target.repository(), &digest, &selection)
                     .await,
             )
         }
@@ -387,15 +387,16 @@ async fn check_artifacts(
         .await
 }
 
-fn digest(value: &Option<String>) -> String {
-    value
-        .as_deref()
-        .map_or_else(|| "-".to_owned(), |d| escape::one_line(d).into_owned())
+fn digest(value: &Option<Digest>) -> String {
+    value.as_ref().map_or_else(
+        || "-".to_owned(),
+        |d| escape::one_line(&d.to_string()).into_owned(),
+    )
 }
 
-fn short(value: &Option<String>) -> String {
+fn short(value: &Option<Digest>) -> String {
     match value {
-        Some(d) => d.chars().take(19).collect(),
+        Some(d) => d.to_string().chars().take(19).collect(),
         None => "-".to_owned(),
     }
 }
@@ -466,7 +467,7 @@ fn print_table(entries: &[PlanEntry]) {
     let rows: Vec<[String; 5]> = entries
         .iter()
         .map(|e| {
-            let failed = |on_source: bool, digest: &Option<String>| match &e.error {
+            let failed = |on_source: bool, digest: &Option<Digest>| match &e.error {
                 Some(error) if failed_on_source(e) == on_source => {
                     format!("{} ({})", short(digest), error.kind)
                 }

@@ -4,6 +4,7 @@
 //! filter grammars.
 
 mod artifact;
+mod digest;
 mod failure;
 pub mod platform;
 mod results;
@@ -13,6 +14,7 @@ pub use self::artifact::{
     artifact_tag, is_artifact_tag, ArtifactCounts, ArtifactKind, ArtifactResult, ArtifactState,
     Referrers, Selection, COSIGN_SUFFIXES,
 };
+pub use self::digest::Digest;
 pub use self::failure::{unresolvable_host, FailureKind, ImageError};
 pub use self::results::Results;
 pub use self::retry::{jitter, RetryPolicy};

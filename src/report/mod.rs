@@ -24,8 +24,8 @@ use crate::reference::ImageRef;
 
 use crate::input::InputFormat;
 use crate::model::{
-    ArtifactCounts, ArtifactResult, ArtifactState, FailureKind, ImageError, ImageResult, Rerun,
-    Results, Status, Summary,
+    ArtifactCounts, ArtifactResult, ArtifactState, Digest, FailureKind, ImageError, ImageResult,
+    Rerun, Results, Status, Summary,
 };
 use crate::shard::Shard;
 use crate::words::count;
@@ -766,8 +766,8 @@ struct JsonEntry<'a> {
     origin: String,
     list_line: String,
     state: State,
-    source_digest: Option<&'a str>,
-    target_digest: Option<&'a str>,
+    source_digest: Option<&'a Digest>,
+    target_digest: Option<&'a Digest>,
     error: Option<&'a ImageError>,
     /// With `--platform`: the subset the target's index holds, or why the source has none.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -785,8 +785,8 @@ pub fn plan_json(info: &RunInfo, entries: &[PlanEntry], summary: &PlanSummary) -
             origin: e.job.origin.to_string(),
             list_line: e.job.as_list_line(),
             state: e.state,
-            source_digest: e.source_digest.as_deref(),
-            target_digest: e.target_digest.as_deref(),
+            source_digest: e.source_digest.as_ref(),
+            target_digest: e.target_digest.as_ref(),
             error: e.error.as_deref(),
             platform: e.platform.as_deref(),
         })
@@ -932,8 +932,8 @@ struct JsonVerified<'a> {
     origin: String,
     list_line: String,
     status: Verdict,
-    source_digest: Option<&'a str>,
-    target_digest: Option<&'a str>,
+    source_digest: Option<&'a Digest>,
+    target_digest: Option<&'a Digest>,
     error: Option<&'a ImageError>,
     #[serde(skip_serializing_if = "Option::is_none")]
     platform: Option<&'a PlatformFilter>,
@@ -962,8 +962,8 @@ pub fn verify_json(
                 origin: e.job.origin.to_string(),
                 list_line: e.job.as_list_line(),
                 status: Verdict::with_artifacts(e.state, checks),
-                source_digest: e.source_digest.as_deref(),
-                target_digest: e.target_digest.as_deref(),
+                source_digest: e.source_digest.as_ref(),
+                target_digest: e.target_digest.as_ref(),
                 error: match checks {
                     Some(Err(error)) => Some(error),
                     _ => e.error.as_deref(),

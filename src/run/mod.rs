@@ -29,8 +29,8 @@ use crate::input::InputError;
 use crate::layout::{LayoutLock, Tidy};
 use crate::model::platform::PlatformFilter;
 use crate::model::{
-    Destination, FailureKind, ImageError, ImageResult, Job, Results, RetryPolicy, Selection, Side,
-    State, Status, Summary, Target,
+    Destination, Digest, FailureKind, ImageError, ImageResult, Job, Results, RetryPolicy,
+    Selection, Side, State, Status, Summary, Target,
 };
 use crate::plan::{self, PlanEntry, PlanOptions};
 use crate::reference::ImageRef;
@@ -223,7 +223,7 @@ pub async fn sync(
         move |index: usize, job: Job, stop: watch::Receiver<Stop>, slot: Slot| {
             let context = Arc::clone(&context);
             let position = positions[index];
-            let planned_digest = digests[index].clone();
+            let planned_digest = digests[index].as_ref().map(Digest::to_string);
             // What is logged while this image is worked on names it (`--log-format json`
             // gives each line its source and target). A WARN span, so that it is on whenever
             // warnings are.
@@ -511,7 +511,7 @@ async fn reread_quotas(client: &Arc<RegistryClient>, results: &Results) {
 #[derive(Default)]
 struct Split {
     jobs: Vec<Job>,
-    digests: Vec<Option<String>>,
+    digests: Vec<Option<Digest>>,
     /// How long each job's lookups took.
     spent: Vec<Duration>,
     positions: Vec<usize>,
@@ -553,7 +553,13 @@ impl Split {
             // Under --missing-only the source was not asked: the target's digest is the one.
             ImageResult {
                 platform: entry.platform,
-                ..ImageResult::skipped(&entry.job, entry.source_digest.or(entry.target_digest))
+                ..ImageResult::skipped(
+                    &entry.job,
+                    entry
+                        .source_digest
+                        .or(entry.target_digest)
+                        .map(String::from),
+                )
             }
         } else if entry.state == State::OtherPlatform {
             let reason = match entry.platform.map(|p| *p) {
