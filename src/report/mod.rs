@@ -295,9 +295,18 @@ pub fn now_rfc3339() -> String {
 
 /// A report as pretty JSON, with a final newline.
 fn json_text<E: Serialize, S: Serialize>(info: &RunInfo, entries: E, summary: S) -> String {
+    read_json_text(info, entries, summary).expect("a report of entries held always serializes")
+}
+
+/// [`json_text`] of entries read as they are written, which may fail.
+fn read_json_text<E: Serialize, S: Serialize>(
+    info: &RunInfo,
+    entries: E,
+    summary: S,
+) -> io::Result<String> {
     let mut text = Vec::new();
-    write_json(&mut text, info, entries, summary).expect("a report always serializes");
-    String::from_utf8(text).expect("serde_json writes UTF-8")
+    write_json(&mut text, info, entries, summary)?;
+    String::from_utf8(text).map_err(io::Error::other)
 }
 
 /// Writes a report to `out` as pretty JSON, with a final newline, as it is serialized (a
@@ -400,9 +409,7 @@ struct JsonImage<'a> {
 
 /// The JSON report of a sync as a string.
 pub fn json_report(info: &RunInfo, results: &Results, summary: Summary) -> io::Result<String> {
-    let mut text = Vec::new();
-    write_json(&mut text, info, Images { info, results }, summary)?;
-    String::from_utf8(text).map_err(io::Error::other)
+    read_json_text(info, Images { info, results }, summary)
 }
 
 /// One entry of a failed list: its list line, where it came from and why it is there.
@@ -1013,13 +1020,13 @@ pub fn artifact_label(found: &Found) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Counts;
+    use crate::model::Origin;
 
     /// A sync's report of `results`, as the run's end writes it.
     fn report_of(info: &RunInfo, results: &[ImageResult], summary: Summary) -> String {
         json_report(info, &Results::of(results.to_vec()), summary).unwrap()
     }
-    use crate::model::Counts;
-    use crate::model::Origin;
 
     fn result(status: Status, error: Option<(FailureKind, &str)>) -> ImageResult {
         ImageResult {
